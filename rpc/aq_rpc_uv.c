@@ -1,0 +1,792 @@
+/* The libuv driver: sockets, connections and the timer behind one rpc core (see aq_rpc_uv.h). */
+#include "aq_rpc_uv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* recvmmsg in libuv 1.44 cuts the receive buffer into 64 KiB slots, one datagram each. */
+#define UDP_SLOT        (64 * 1024)
+#define UDP_SLOTS       16
+#define UDP_QUEUE_MAX   (16u << 20) /* bytes of copied datagrams waiting for the socket */
+#define UDP_BUF_DEFAULT (4 << 20)
+#define IOV_STACK       16
+#define BIND_ATTEMPTS   64
+
+typedef struct conn conn;
+struct conn {
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    aq_rpc_uv *u;
+    conn *hnext; /* id hash chain */
+    uint64_t id;
+    bool connected;
+    bool closing; /* uv_close called (by the core or after a failure); no more reports */
+};
+
+typedef struct wreq {
+    uv_write_t req;
+    conn *c;
+    void *token;
+} wreq;
+
+/* A write completion that cannot be reported from inside pipe_write (that would re-enter the
+ * core): reported on the next loop iteration instead. */
+typedef struct deferred {
+    struct deferred *next;
+    uint64_t conn;
+    void *token;
+    int status;
+} deferred;
+
+typedef struct dsend {
+    uv_udp_send_t req;
+    aq_rpc_uv *u;
+    size_t len;
+    uint8_t data[];
+} dsend;
+
+struct aq_rpc_uv {
+    uv_loop_t *loop;
+    aq_rpc *core;
+    aq_rpc_addr self;
+    uv_udp_t udp;
+    uv_tcp_t listener;
+    uv_timer_t timer;
+    uv_idle_t idle;
+    uint8_t *udp_buf;
+    uint64_t next_conn;
+    conn **buckets;
+    size_t nbuckets, nconns;
+    deferred *def_head, *def_tail;
+    uint64_t timer_at_us; /* UINT64_MAX: disarmed */
+    size_t udp_queued;
+    int tcp_rcvbuf, tcp_sndbuf;
+    int handles_open;
+    bool closing;
+    void (*close_cb)(void *ud);
+    void *close_ud;
+    aq_rpc_log_fn log;
+    void *log_ud;
+    aq_rpc_uv_stats st;
+};
+
+static void logf_(aq_rpc_uv *u, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void logf_(aq_rpc_uv *u, int level, const char *fmt, ...) {
+    if (!u->log)
+        return;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    u->log(u->log_ud, level, msg);
+}
+
+/* ---- connection table ---- */
+
+static size_t hslot(const aq_rpc_uv *u, uint64_t id) {
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (u->nbuckets - 1);
+}
+
+static int conn_insert(aq_rpc_uv *u, conn *c) {
+    if (u->nconns + 1 > u->nbuckets) {
+        size_t nb = u->nbuckets ? u->nbuckets * 2 : 64;
+        conn **b = calloc(nb, sizeof *b);
+        if (!b)
+            return AQ_ENOMEM;
+        conn **old = u->buckets;
+        size_t on = u->nbuckets;
+        u->buckets = b;
+        u->nbuckets = nb;
+        for (size_t i = 0; i < on; i++) {
+            for (conn *x = old[i], *nx; x; x = nx) {
+                nx = x->hnext;
+                size_t s = hslot(u, x->id);
+                x->hnext = b[s];
+                b[s] = x;
+            }
+        }
+        free(old);
+    }
+    size_t s = hslot(u, c->id);
+    c->hnext = u->buckets[s];
+    u->buckets[s] = c;
+    u->nconns++;
+    return 0;
+}
+
+static conn *conn_find(aq_rpc_uv *u, uint64_t id) {
+    if (!u->nbuckets)
+        return NULL;
+    for (conn *c = u->buckets[hslot(u, id)]; c; c = c->hnext)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+static void conn_remove(aq_rpc_uv *u, conn *c) {
+    if (!u->nbuckets)
+        return;
+    for (conn **pp = &u->buckets[hslot(u, c->id)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == c) {
+            *pp = c->hnext;
+            c->hnext = NULL;
+            u->nconns--;
+            return;
+        }
+    }
+}
+
+/* ---- lifetime ---- */
+
+static void maybe_finish(aq_rpc_uv *u) {
+    if (!u->closing || u->handles_open > 0)
+        return;
+    for (deferred *d = u->def_head, *nd; d; d = nd) {
+        nd = d->next;
+        free(d);
+    }
+    void (*cb)(void *) = u->close_cb;
+    void *ud = u->close_ud;
+    free(u->buckets);
+    free(u->udp_buf);
+    free(u);
+    if (cb)
+        cb(ud);
+}
+
+static void handle_closed(uv_handle_t *h) {
+    aq_rpc_uv *u = h->data;
+    u->handles_open--;
+    maybe_finish(u);
+}
+
+static void conn_closed(uv_handle_t *h) {
+    conn *c = h->data;
+    aq_rpc_uv *u = c->u;
+    free(c);
+    u->st.conns_open--;
+    u->handles_open--;
+    maybe_finish(u);
+}
+
+/* Stops all reports for c and closes it; libuv cancels its queued writes (their callbacks still
+ * report pipe_written) before conn_closed frees it. */
+static void conn_begin_close(conn *c) {
+    if (c->closing)
+        return;
+    c->closing = true;
+    conn_remove(c->u, c);
+    uv_close((uv_handle_t *)&c->tcp, conn_closed);
+}
+
+/* The connection ended without the core asking: close it and tell the core once. */
+static void conn_fail(conn *c, int err) {
+    if (c->closing)
+        return;
+    aq_rpc_uv *u = c->u;
+    uint64_t id = c->id;
+    conn_begin_close(c);
+    if (u->core)
+        aq_rpc_pipe_closed(u->core, id, err);
+}
+
+static conn *conn_new(aq_rpc_uv *u) {
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->u = u;
+    c->id = u->next_conn++;
+    c->tcp.data = c;
+    c->connect.data = c;
+    return c;
+}
+
+static void tune_tcp(aq_rpc_uv *u, conn *c) {
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return;
+    if (u->tcp_rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &u->tcp_rcvbuf, sizeof u->tcp_rcvbuf);
+    if (u->tcp_sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &u->tcp_sndbuf, sizeof u->tcp_sndbuf);
+}
+
+/* ---- deferred write completions ---- */
+
+static void idle_cb(uv_idle_t *h) {
+    aq_rpc_uv *u = h->data;
+    deferred *d = u->def_head;
+    u->def_head = u->def_tail = NULL;
+    uv_idle_stop(&u->idle);
+    while (d) {
+        deferred *nd = d->next;
+        if (u->core)
+            aq_rpc_pipe_written(u->core, d->conn, d->token, d->status);
+        free(d);
+        d = nd;
+    }
+}
+
+static void defer_written(aq_rpc_uv *u, uint64_t id, void *token, int status) {
+    deferred *d = malloc(sizeof *d);
+    if (!d) {
+        /* Without memory to defer, reporting now is the only way to keep "exactly once". */
+        aq_rpc_pipe_written(u->core, id, token, status);
+        return;
+    }
+    *d = (deferred){.conn = id, .token = token, .status = status};
+    if (u->def_tail)
+        u->def_tail->next = d;
+    else
+        u->def_head = d;
+    u->def_tail = d;
+    uv_idle_start(&u->idle, idle_cb);
+}
+
+/* ---- TCP reading ---- */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    conn *c = h->data;
+    aq_rpc_uv *u = c->u;
+    if (!u->core || c->closing) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    uint8_t *p = NULL;
+    size_t len = 0;
+    aq_rpc_pipe_read_buf(u->core, c->id, &p, &len);
+    if (len > UINT32_MAX)
+        len = UINT32_MAX;
+    *buf = uv_buf_init((char *)p, (unsigned)len);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    conn *c = s->data;
+    aq_rpc_uv *u = c->u;
+    if (!u->core || c->closing)
+        return;
+    if (nread >= 0) {
+        aq_rpc_pipe_input(u->core, c->id, (size_t)nread);
+        return;
+    }
+    if (nread == UV_ENOBUFS && (!buf->base || buf->len == 0))
+        return; /* we lent nothing; only possible while closing */
+    if (buf->base && buf->len)
+        aq_rpc_pipe_input(u->core, c->id, 0); /* give the lent buffer back untouched */
+    /* EOF: the peer ended the connection; libuv's UV_EOF has no errno, so name it as a reset. */
+    conn_fail(c, nread == UV_EOF ? -ECONNRESET : (int)nread);
+}
+
+/* ---- aq_rpc_io ---- */
+
+static uint64_t io_now_us(void *ctx) {
+    return uv_hrtime() / 1000;
+}
+
+static void dsend_cb(uv_udp_send_t *req, int status) {
+    dsend *d = req->data;
+    d->u->udp_queued -= d->len;
+    if (status < 0)
+        d->u->st.dgrams_dropped++;
+    else
+        d->u->st.dgrams_out++;
+    free(d);
+}
+
+static void io_send_dgram(void *ctx, const aq_rpc_addr *to, const struct iovec *iov, int iovcnt) {
+    aq_rpc_uv *u = ctx;
+    if (u->closing || iovcnt <= 0 || iovcnt > IOV_STACK) {
+        u->st.dgrams_dropped++;
+        return;
+    }
+    uv_buf_t bufs[IOV_STACK];
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    int r = uv_udp_try_send(&u->udp, bufs, (unsigned)iovcnt, (const struct sockaddr *)&to->ss);
+    if (r >= 0) {
+        u->st.dgrams_out++;
+        return;
+    }
+    if (r != UV_EAGAIN && r != UV_ENOBUFS) {
+        u->st.dgrams_dropped++; /* best effort: a failed send is a loss the core recovers from */
+        return;
+    }
+    if (u->udp_queued + len > UDP_QUEUE_MAX) {
+        u->st.dgrams_dropped++;
+        return;
+    }
+    dsend *d = malloc(sizeof *d + len);
+    if (!d) {
+        u->st.dgrams_dropped++;
+        return;
+    }
+    d->u = u;
+    d->len = len;
+    d->req.data = d;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(d->data + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    uv_buf_t one = uv_buf_init((char *)d->data, (unsigned)len);
+    r = uv_udp_send(&d->req, &u->udp, &one, 1, (const struct sockaddr *)&to->ss, dsend_cb);
+    if (r < 0) {
+        free(d);
+        u->st.dgrams_dropped++;
+        return;
+    }
+    u->udp_queued += len;
+    u->st.dgrams_queued++;
+}
+
+static void connect_cb(uv_connect_t *req, int status) {
+    conn *c = req->data;
+    aq_rpc_uv *u = c->u;
+    if (c->closing || !u->core)
+        return; /* the core closed it, or the driver is closing: no report */
+    if (status < 0) {
+        u->st.conns_failed++;
+        conn_fail(c, status);
+        return;
+    }
+    c->connected = true;
+    u->st.conns_opened++;
+    int r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (r < 0) {
+        conn_fail(c, r);
+        return;
+    }
+    aq_rpc_pipe_connected(u->core, c->id);
+}
+
+static int io_pipe_open(void *ctx, const aq_rpc_addr *to, uint64_t *out) {
+    aq_rpc_uv *u = ctx;
+    if (u->closing)
+        return AQ_ECLOSED;
+    conn *c = conn_new(u);
+    if (!c)
+        return AQ_ENOMEM;
+    int r = uv_tcp_init_ex(u->loop, &c->tcp, to->ss.ss_family);
+    if (r < 0) {
+        free(c);
+        return r;
+    }
+    u->handles_open++;
+    u->st.conns_open++;
+    /* Buffer sizes must be set before connecting to take effect on the window scale. */
+    tune_tcp(u, c);
+    r = conn_insert(u, c);
+    if (r == 0)
+        r = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&to->ss, connect_cb);
+    if (r < 0) {
+        c->closing = true;
+        conn_remove(u, c);
+        uv_close((uv_handle_t *)&c->tcp, conn_closed);
+        return r;
+    }
+    *out = c->id;
+    return 0;
+}
+
+static void write_cb(uv_write_t *req, int status) {
+    wreq *w = req->data;
+    conn *c = w->c;
+    aq_rpc_uv *u = c->u;
+    void *token = w->token;
+    free(w);
+    if (!u->core)
+        return;
+    aq_rpc_pipe_written(u->core, c->id, token, status);
+    if (status < 0 && status != UV_ECANCELED)
+        conn_fail(c, status);
+}
+
+static void io_pipe_write(void *ctx, uint64_t id, const struct iovec *iov, int iovcnt,
+                          void *token) {
+    aq_rpc_uv *u = ctx;
+    conn *c = conn_find(u, id);
+    if (!c || c->closing || !c->connected) {
+        defer_written(u, id, token, c ? UV_ENOTCONN : UV_EPIPE);
+        return;
+    }
+    if (iovcnt <= 0) {
+        defer_written(u, id, token, 0);
+        return;
+    }
+    uv_buf_t stackbufs[IOV_STACK];
+    uv_buf_t *bufs = stackbufs;
+    if (iovcnt > IOV_STACK) {
+        bufs = malloc(sizeof *bufs * (size_t)iovcnt);
+        if (!bufs) {
+            defer_written(u, id, token, AQ_ENOMEM);
+            return;
+        }
+    }
+    for (int i = 0; i < iovcnt; i++)
+        bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+    wreq *w = malloc(sizeof *w);
+    int r = AQ_ENOMEM;
+    if (w) {
+        w->c = c;
+        w->token = token;
+        w->req.data = w;
+        /* uv_write copies the buffer descriptors, and tries the write right away. */
+        r = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)iovcnt, write_cb);
+        if (r < 0)
+            free(w);
+    }
+    if (bufs != stackbufs)
+        free(bufs);
+    if (r < 0)
+        defer_written(u, id, token, r);
+}
+
+static void io_pipe_close(void *ctx, uint64_t id) {
+    aq_rpc_uv *u = ctx;
+    conn *c = conn_find(u, id);
+    if (c)
+        conn_begin_close(c);
+}
+
+static void timer_cb(uv_timer_t *t);
+
+static void arm_timer(aq_rpc_uv *u, uint64_t at_us) {
+    uint64_t now = uv_hrtime() / 1000;
+    uint64_t delay_ms = at_us > now ? (at_us - now + 999) / 1000 : 0;
+    /* libuv counts from its cached loop time, which may lag the clock the core reads. */
+    uint64_t now_ms = now / 1000, loop_ms = uv_now(u->loop);
+    if (now_ms > loop_ms)
+        delay_ms += now_ms - loop_ms;
+    uv_timer_start(&u->timer, timer_cb, delay_ms, 0);
+}
+
+static void timer_cb(uv_timer_t *t) {
+    aq_rpc_uv *u = t->data;
+    uint64_t at = u->timer_at_us;
+    if (at == UINT64_MAX || !u->core)
+        return;
+    if (uv_hrtime() / 1000 < at) {
+        arm_timer(u, at); /* fired early by the loop's coarse clock */
+        return;
+    }
+    u->timer_at_us = UINT64_MAX;
+    aq_rpc_timer_fired(u->core);
+}
+
+static void io_set_timer(void *ctx, uint64_t at_us) {
+    aq_rpc_uv *u = ctx;
+    if (u->closing)
+        return;
+    if (at_us == UINT64_MAX) {
+        u->timer_at_us = UINT64_MAX;
+        uv_timer_stop(&u->timer);
+        return;
+    }
+    if (at_us == u->timer_at_us)
+        return;
+    u->timer_at_us = at_us;
+    arm_timer(u, at_us);
+}
+
+static const aq_rpc_io uv_io = {
+    .now_us = io_now_us,
+    .send_dgram = io_send_dgram,
+    .pipe_open = io_pipe_open,
+    .pipe_write = io_pipe_write,
+    .pipe_close = io_pipe_close,
+    .set_timer = io_set_timer,
+};
+
+/* ---- UDP receiving ---- */
+
+static void udp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    aq_rpc_uv *u = h->data;
+    *buf = uv_buf_init((char *)u->udp_buf, UDP_SLOT * UDP_SLOTS);
+}
+
+static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags) {
+    aq_rpc_uv *u = h->data;
+    /* The buffer is ours for good, so UV_UDP_MMSG_FREE (end of a recvmmsg batch) needs nothing;
+     * nread == 0 with no address means "nothing more to read". */
+    if (nread < 0 || !addr || !u->core)
+        return;
+    if (flags & UV_UDP_PARTIAL) {
+        u->st.dgrams_truncated++;
+        return;
+    }
+    aq_rpc_addr from;
+    memset(&from, 0, sizeof from);
+    size_t alen =
+        addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    memcpy(&from.ss, addr, alen);
+    u->st.dgrams_in++;
+    aq_rpc_input_dgram(u->core, &from, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* ---- accepting ---- */
+
+static void on_connection(uv_stream_t *server, int status) {
+    aq_rpc_uv *u = server->data;
+    if (status < 0) {
+        u->st.accept_errors++;
+        logf_(u, 1, "rpc: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    if (!u->core)
+        return;
+    conn *c = conn_new(u);
+    if (!c) {
+        u->st.accept_errors++;
+        return;
+    }
+    uv_tcp_init(u->loop, &c->tcp);
+    u->handles_open++;
+    u->st.conns_open++;
+    int r = uv_accept(server, (uv_stream_t *)&c->tcp);
+    aq_rpc_addr remote;
+    memset(&remote, 0, sizeof remote);
+    int alen = sizeof remote.ss;
+    if (r == 0)
+        r = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&remote.ss, &alen);
+    if (r == 0)
+        r = conn_insert(u, c);
+    if (r < 0) {
+        u->st.accept_errors++;
+        logf_(u, 1, "rpc: accept failed: %s", aq_strerror(r));
+        c->closing = true;
+        conn_remove(u, c);
+        uv_close((uv_handle_t *)&c->tcp, conn_closed);
+        return;
+    }
+    tune_tcp(u, c);
+    c->connected = true;
+    u->st.conns_accepted++;
+    r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (r < 0) {
+        c->closing = true;
+        conn_remove(u, c);
+        uv_close((uv_handle_t *)&c->tcp, conn_closed);
+        return;
+    }
+    aq_rpc_pipe_accepted(u->core, c->id, &remote);
+}
+
+/* ---- opening ---- */
+
+static void set_buf(int fd, int force_opt, int opt, int bytes) {
+    /* SO_*BUFFORCE passes net.core.[rw]mem_max when we may; otherwise take what the cap allows. */
+    if (setsockopt(fd, SOL_SOCKET, force_opt, &bytes, sizeof bytes) != 0)
+        setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
+}
+
+static socklen_t addr_len(const aq_rpc_addr *a) {
+    return a->ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* Binds UDP and TCP on one port; with port 0 the kernel picks the UDP port and we retry when the
+ * TCP side of it is taken. */
+static int bind_pair(aq_rpc_addr *addr, int backlog, int *ufd_out, int *tfd_out) {
+    bool pick = aq_rpc_addr_port(addr) == 0;
+    int err = 0;
+    for (int attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+        aq_rpc_addr a = *addr;
+        int ufd = socket(a.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (ufd < 0)
+            return -errno;
+        if (bind(ufd, (struct sockaddr *)&a.ss, addr_len(&a)) != 0) {
+            err = -errno;
+            close(ufd);
+            if (pick && err == -EADDRINUSE)
+                continue;
+            return err;
+        }
+        socklen_t sl = sizeof a.ss;
+        if (getsockname(ufd, (struct sockaddr *)&a.ss, &sl) != 0) {
+            err = -errno;
+            close(ufd);
+            return err;
+        }
+        int tfd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (tfd < 0) {
+            err = -errno;
+            close(ufd);
+            return err;
+        }
+        int one = 1;
+        setsockopt(tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(tfd, (struct sockaddr *)&a.ss, addr_len(&a)) != 0 || listen(tfd, backlog) != 0) {
+            err = -errno;
+            close(tfd);
+            close(ufd);
+            if (pick && err == -EADDRINUSE)
+                continue;
+            return err;
+        }
+        *addr = a;
+        *ufd_out = ufd;
+        *tfd_out = tfd;
+        return 0;
+    }
+    return err;
+}
+
+/* Used by open's failure paths and by aq_rpc_uv_close: closes whatever exists. */
+static void close_all(aq_rpc_uv *u) {
+    u->closing = true;
+    if (u->nbuckets) {
+        for (size_t i = 0; i < u->nbuckets; i++) {
+            while (u->buckets[i])
+                conn_begin_close(u->buckets[i]);
+        }
+    }
+    uv_handle_t *hs[] = {(uv_handle_t *)&u->udp, (uv_handle_t *)&u->listener,
+                         (uv_handle_t *)&u->timer, (uv_handle_t *)&u->idle};
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
+        if (hs[i]->data == u && !uv_is_closing(hs[i]))
+            uv_close(hs[i], handle_closed);
+    }
+    maybe_finish(u);
+}
+
+int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *opts,
+                   aq_rpc_uv **out) {
+    aq_rpc_uv_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (!loop || !cfg || !out || o.backlog < 0)
+        return AQ_EINVAL;
+    aq_rpc_addr addr;
+    int r = aq_rpc_addr_parse(o.bind ? o.bind : "127.0.0.1:0", &addr);
+    if (r < 0)
+        return r;
+    int backlog = o.backlog ? o.backlog : 511;
+
+    aq_rpc_uv *u = calloc(1, sizeof *u);
+    if (!u)
+        return AQ_ENOMEM;
+    u->udp_buf = malloc(UDP_SLOT * UDP_SLOTS);
+    if (!u->udp_buf) {
+        free(u);
+        return AQ_ENOMEM;
+    }
+    u->loop = loop;
+    u->next_conn = 1;
+    u->timer_at_us = UINT64_MAX;
+    u->tcp_rcvbuf = o.tcp_rcvbuf;
+    u->tcp_sndbuf = o.tcp_sndbuf;
+    u->log = cfg->log;
+    u->log_ud = cfg->log_ud;
+
+    int ufd = -1, tfd = -1;
+    r = bind_pair(&addr, backlog, &ufd, &tfd);
+    if (r < 0) {
+        free(u->udp_buf);
+        free(u);
+        return r;
+    }
+    int rb = o.udp_rcvbuf ? o.udp_rcvbuf : UDP_BUF_DEFAULT;
+    int sb = o.udp_sndbuf ? o.udp_sndbuf : UDP_BUF_DEFAULT;
+    if (rb > 0)
+        set_buf(ufd, SO_RCVBUFFORCE, SO_RCVBUF, rb);
+    if (sb > 0)
+        set_buf(ufd, SO_SNDBUFFORCE, SO_SNDBUF, sb);
+
+    /* From here every failure goes through close_all, which frees u once libuv is done. */
+    uv_timer_init(loop, &u->timer);
+    u->timer.data = u;
+    u->handles_open++;
+    uv_idle_init(loop, &u->idle);
+    u->idle.data = u;
+    u->handles_open++;
+    r = uv_udp_init_ex(loop, &u->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
+    if (r < 0) {
+        close(ufd);
+        close(tfd);
+        close_all(u);
+        return r;
+    }
+    u->udp.data = u;
+    u->handles_open++;
+    r = uv_udp_open(&u->udp, ufd);
+    if (r < 0) {
+        close(ufd);
+        close(tfd);
+        close_all(u);
+        return r;
+    }
+    uv_tcp_init(loop, &u->listener);
+    u->listener.data = u;
+    u->handles_open++;
+    r = uv_tcp_open(&u->listener, tfd);
+    if (r < 0) {
+        close(tfd);
+        close_all(u);
+        return r;
+    }
+
+    u->self = addr;
+    cfg->self = addr;
+    r = aq_rpc_new(cfg, &uv_io, u, &u->core);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&u->listener, backlog, on_connection);
+    if (r == 0)
+        r = uv_udp_recv_start(&u->udp, udp_alloc_cb, udp_recv_cb);
+    if (r < 0) {
+        if (u->core) {
+            aq_rpc *core = u->core;
+            u->closing = true;
+            aq_rpc_free(core);
+            u->core = NULL;
+        }
+        close_all(u);
+        return r;
+    }
+    *out = u;
+    return 0;
+}
+
+aq_rpc *aq_rpc_uv_core(aq_rpc_uv *u) {
+    return u->core;
+}
+
+const aq_rpc_addr *aq_rpc_uv_self(const aq_rpc_uv *u) {
+    return &u->self;
+}
+
+uv_loop_t *aq_rpc_uv_loop(const aq_rpc_uv *u) {
+    return u->loop;
+}
+
+void aq_rpc_uv_close(aq_rpc_uv *u, void (*cb)(void *ud), void *ud) {
+    if (!u || u->closing)
+        return;
+    u->close_cb = cb;
+    u->close_ud = ud;
+    /* Keep handles_open above zero while the core frees, so no close callback can finish us
+     * early; closing is set first so the core's last requests (pipe_close) are all that runs. */
+    u->handles_open++;
+    aq_rpc *core = u->core;
+    u->closing = true;
+    if (core) {
+        aq_rpc_free(core);
+        u->core = NULL;
+    }
+    u->handles_open--;
+    close_all(u);
+}
+
+void aq_rpc_uv_stats_get(const aq_rpc_uv *u, aq_rpc_uv_stats *out) {
+    *out = u->st;
+}

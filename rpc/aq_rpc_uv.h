@@ -1,0 +1,66 @@
+/* aq_rpc_uv: the libuv driver of the rpc core (aq_rpc.h).
+ *
+ * One driver owns one endpoint: a UDP socket and a TCP listener bound to the same port of one
+ * address, the TCP connections ("pipes") the core opens or accepts, and the core's single timer.
+ * It turns socket events into the core's inputs and the core's requests (aq_rpc_io) into socket
+ * operations, all on the loop thread it was opened on, and never blocks that thread.
+ *
+ * Invariants:
+ *  - Every pipe_write the core makes is answered by exactly one aq_rpc_pipe_written, also when the
+ *    connection breaks or is closed with the write still queued (status UV_ECANCELED then).
+ *  - Connection ids are 64-bit, nonzero and never reused within one driver.
+ *  - A pipe the core closes itself gets no aq_rpc_pipe_closed; any other end of a connection
+ *    (connect failure, EOF, read or write error) gets exactly one.
+ *  - Nothing the driver does trusts a write or a close: delivery is the core's business, proven
+ * only by the far application's reply.
+ */
+#ifndef AQ_RPC_UV_H
+#define AQ_RPC_UV_H
+
+#include <uv.h>
+
+#include "aq_rpc.h"
+
+typedef struct aq_rpc_uv aq_rpc_uv;
+
+typedef struct aq_rpc_uv_opts {
+    /* "ip:port" to bind UDP and TCP to (numeric; port 0 picks a free ephemeral port usable by
+     * both). NULL means "127.0.0.1:0". */
+    const char *bind;
+    int backlog;    /* TCP listen backlog; 0: 511 */
+    int udp_rcvbuf; /* UDP socket buffers in bytes; 0: 4 MiB, negative: kernel default */
+    int udp_sndbuf;
+    int tcp_rcvbuf; /* TCP socket buffers; 0 or negative: kernel default (keeps autotuning) */
+    int tcp_sndbuf;
+} aq_rpc_uv_opts;
+
+/* Binds the sockets, sets cfg->self to the bound address and creates the core with this driver as
+ * its aq_rpc_io. cfg is read during the call only. Returns 0 and *out, or a negative error (the
+ * address did not parse: AQ_EINVAL; bind failures pass through as negated errno) and leaves
+ * nothing open. */
+int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *opts,
+                   aq_rpc_uv **out);
+
+aq_rpc *aq_rpc_uv_core(aq_rpc_uv *u);
+const aq_rpc_addr *aq_rpc_uv_self(const aq_rpc_uv *u);
+uv_loop_t *aq_rpc_uv_loop(const aq_rpc_uv *u);
+
+/* Frees the core (pending calls fail with AQ_ECLOSED, their callbacks run now), closes every
+ * handle, and once libuv has closed them all frees the driver and runs cb(ud) (cb may be NULL).
+ * Call once, from the loop thread; u is unusable afterwards. */
+void aq_rpc_uv_close(aq_rpc_uv *u, void (*cb)(void *ud), void *ud);
+
+/* Driver counters, for tests and diagnostics. */
+typedef struct aq_rpc_uv_stats {
+    uint64_t dgrams_in, dgrams_out;
+    uint64_t dgrams_queued;  /* sends that went through the copied, queued path */
+    uint64_t dgrams_dropped; /* sends that failed or found the send queue over its bound */
+    uint64_t dgrams_truncated;
+    uint64_t conns_accepted, conns_opened, conns_failed;
+    uint64_t conns_open; /* TCP connections open now */
+    uint64_t accept_errors;
+} aq_rpc_uv_stats;
+
+void aq_rpc_uv_stats_get(const aq_rpc_uv *u, aq_rpc_uv_stats *out);
+
+#endif
