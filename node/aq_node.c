@@ -1,0 +1,246 @@
+/* Node lifecycle: load the store in the threadpool, bind the endpoint, heartbeat, stop gracefully.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aq_node_internal.h"
+#include "aq_node_place.h"
+
+uint64_t aq_node_now_us(const aq_node *n) {
+    (void)n;
+    return uv_hrtime() / 1000;
+}
+
+static void node_rpc_log(void *ud, int level, const char *msg) {
+    aq_node *n = ud;
+    aq_logf(n->log, level, "rpc: %s", msg);
+}
+
+static void node_free(aq_node *n) {
+    if (n->store)
+        aq_chunk_store_close(n->store);
+    free(n->members);
+    free(n->seeds);
+    free(n);
+}
+
+static void node_chunk_log(void *ud, const char *file, const char *reason) {
+    aq_node *n = ud;
+    aq_logf(n->log, AQ_LOG_WARN, "data_dir: %s: %s", file, reason);
+}
+
+/* ---- start ---- */
+
+typedef struct open_job {
+    uv_work_t work;
+    aq_node *n;
+    int err;
+} open_job;
+
+static void open_work(uv_work_t *w) {
+    open_job *j = w->data;
+    aq_node *n = j->n;
+    const aq_node_config_node *me = n->members[n->self].conf;
+    aq_chunk_opts o;
+    memset(&o, 0, sizeof o);
+    o.data_dir = me->data_dir;
+    o.memory_max = me->memory_max;
+    o.report = node_chunk_log;
+    o.report_ud = n;
+    j->err = aq_chunk_store_open(&o, &n->store);
+}
+
+static void hb_cb(uv_timer_t *t) {
+    aq_node *n = t->data;
+    aq_node_members_tick(n);
+    aq_node_repair_tick(n);
+}
+
+static void start_failed(aq_node *n, int err) {
+    aq_node_ready_fn ready = n->ready;
+    void *ud = n->ready_ud;
+    node_free(n);
+    ready(ud, err);
+}
+
+static void hb_closed_then_fail(uv_handle_t *h) {
+    aq_node *n = h->data;
+    start_failed(n, n->closes_pending);
+}
+
+static void open_after(uv_work_t *w, int status) {
+    open_job *j = w->data;
+    aq_node *n = j->n;
+    int err = j->err ? j->err : status;
+    free(j);
+    const aq_node_config_node *me = n->members[n->self].conf;
+    if (err) {
+        aq_logf(n->log, AQ_LOG_ERROR, "cannot open the chunk store%s%s: %s",
+                me->data_dir ? " in " : "", me->data_dir ? me->data_dir : "", aq_strerror(err));
+        /* The heartbeat timer was initialised in aq_node_start: close it before freeing. */
+        n->closes_pending = err;
+        uv_close((uv_handle_t *)&n->hb_timer, hb_closed_then_fail);
+        return;
+    }
+    aq_chunk_stats st;
+    aq_chunk_store_stats(n->store, &st);
+    if (me->data_dir)
+        aq_logf(n->log, AQ_LOG_INFO, "loaded %llu chunks (%llu bytes) from %s, %llu quarantined",
+                (unsigned long long)st.chunks, (unsigned long long)st.bytes, me->data_dir,
+                (unsigned long long)st.quarantined);
+
+    aq_rpc_config rc;
+    aq_rpc_config_init(&rc);
+    rc.cluster_id = aq_rpc_cluster_id(n->cfg->name);
+    rc.log = node_rpc_log;
+    rc.log_ud = n;
+    aq_rpc_uv_opts uo;
+    memset(&uo, 0, sizeof uo);
+    uo.bind = me->address;
+    err = aq_rpc_uv_open(n->loop, &rc, &uo, &n->uv);
+    if (err) {
+        aq_logf(n->log, AQ_LOG_ERROR, "cannot bind %s (UDP and TCP): %s", me->address,
+                aq_strerror(err));
+        n->closes_pending = err;
+        uv_close((uv_handle_t *)&n->hb_timer, hb_closed_then_fail);
+        return;
+    }
+    n->rpc = aq_rpc_uv_core(n->uv);
+    for (size_t i = 0; i < n->nmembers; i++) {
+        aq_member *m = &n->members[i];
+        if (m->is_self)
+            continue;
+        aq_rpc_addr a;
+        if (aq_rpc_addr_parse(m->conf->address, &a) == 0) {
+            m->peer = aq_rpc_peer_get(n->rpc, &a);
+            aq_rpc_peer_set_name(m->peer, m->conf->name);
+        }
+    }
+    for (uint16_t mth = AQ_M_PUT; mth <= AQ_M_OFFER; mth++)
+        aq_rpc_method_name(n->rpc, mth, aq_node_method_name(mth));
+    aq_rpc_on_notify(n->rpc, aq_node_on_heartbeat, n);
+    aq_rpc_on_restart(n->rpc, aq_node_on_restart, n);
+    aq_node_register_handlers(n);
+    n->start_us = aq_node_now_us(n);
+    n->next_repair_us = n->start_us + n->cfg->heartbeat_ms * 4000ull;
+    n->serving = true;
+    uv_timer_start(&n->hb_timer, hb_cb, 0, n->cfg->heartbeat_ms);
+    aq_logf(n->log, AQ_LOG_INFO,
+            "serving on %s (cluster %s, incarnation %016llx, %zu nodes, replicas %u)", me->address,
+            n->cfg->name, (unsigned long long)aq_rpc_incarnation(n->rpc), n->nmembers,
+            n->cfg->replicas);
+    n->ready(n->ready_ud, 0);
+}
+
+int aq_node_start(uv_loop_t *loop, const aq_node_config *cfg, const char *name, const aq_log *log,
+                  aq_node_ready_fn ready, void *ud, aq_node **out) {
+    const aq_node_config_node *me = aq_node_config_find(cfg, name);
+    if (!me)
+        return AQ_ENOTFOUND;
+    aq_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return AQ_ENOMEM;
+    n->loop = loop;
+    n->cfg = cfg;
+    n->log = log;
+    n->ready = ready;
+    n->ready_ud = ud;
+    n->nmembers = cfg->nnodes;
+    n->members = calloc(n->nmembers, sizeof *n->members);
+    n->seeds = calloc(n->nmembers, sizeof *n->seeds);
+    open_job *j = calloc(1, sizeof *j);
+    if (!n->members || !n->seeds || !j) {
+        free(j);
+        node_free(n);
+        return AQ_ENOMEM;
+    }
+    for (size_t i = 0; i < n->nmembers; i++) {
+        aq_member *m = &n->members[i];
+        m->conf = &cfg->nodes[i];
+        m->seed = n->seeds[i] = aq_place_seed(m->conf->name);
+        m->is_self = m->conf == me;
+        m->state = m->is_self ? AQ_MEMBER_SELF : AQ_MEMBER_DOWN;
+        if (m->is_self)
+            n->self = i;
+    }
+    uv_timer_init(loop, &n->hb_timer);
+    n->hb_timer.data = n;
+    j->n = n;
+    j->work.data = j;
+    int err = uv_queue_work(loop, &j->work, open_work, open_after);
+    if (err) {
+        free(j);
+        uv_close((uv_handle_t *)&n->hb_timer, NULL);
+        /* The handle is freed with n only after the close callback; run the loop owner's course. */
+        return err;
+    }
+    *out = n;
+    return 0;
+}
+
+/* ---- stop ---- */
+
+static void stop_finish_handles(uv_handle_t *h) {
+    aq_node *n = h->data;
+    if (--n->closes_pending > 0)
+        return;
+    void (*done)(void *) = n->stop_done;
+    void *ud = n->stop_ud;
+    aq_logf(n->log, AQ_LOG_INFO, "stopped");
+    node_free(n);
+    if (done)
+        done(ud);
+}
+
+static void stop_uv_closed(void *ud) {
+    aq_node *n = ud;
+    n->uv = NULL;
+    n->rpc = NULL;
+    n->closes_pending = 2;
+    uv_close((uv_handle_t *)&n->hb_timer, stop_finish_handles);
+    uv_close((uv_handle_t *)&n->stop_timer, stop_finish_handles);
+}
+
+static void stop_now(aq_node *n) {
+    if (!n->uv) {
+        stop_uv_closed(n);
+        return;
+    }
+    if (n->ops)
+        aq_logf(n->log, AQ_LOG_WARN,
+                "stopping with %llu operations unfinished after the grace period",
+                (unsigned long long)n->ops);
+    n->serving = false;
+    aq_rpc_uv_close(n->uv, stop_uv_closed, n);
+}
+
+static void stop_timer_cb(uv_timer_t *t) {
+    aq_node *n = t->data;
+    if (n->ops == 0 || aq_node_now_us(n) >= n->stop_deadline_us) {
+        uv_timer_stop(t);
+        stop_now(n);
+    }
+}
+
+void aq_node_op_begin(aq_node *n) {
+    n->ops++;
+}
+
+void aq_node_op_end(aq_node *n) {
+    n->ops--;
+}
+
+void aq_node_stop(aq_node *n, uint64_t grace_ms, void (*done)(void *ud), void *ud) {
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    n->stop_done = done;
+    n->stop_ud = ud;
+    n->stop_deadline_us = aq_node_now_us(n) + grace_ms * 1000;
+    uv_timer_stop(&n->hb_timer);
+    aq_logf(n->log, AQ_LOG_INFO, "stopping: finishing %llu operations in flight",
+            (unsigned long long)n->ops);
+    uv_timer_init(n->loop, &n->stop_timer);
+    n->stop_timer.data = n;
+    uv_timer_start(&n->stop_timer, stop_timer_cb, 0, 20);
+}

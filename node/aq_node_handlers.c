@@ -1,0 +1,410 @@
+/* The node's method handlers. Store work that touches the disk or hashes a whole chunk (put, rm)
+ * runs in the threadpool; lookups (get, stat, list) are index reads and run on the loop. A put or
+ * rm that arrives from a client is coordinated here: done locally, forwarded to the other live
+ * replicas, and answered once all of them have answered. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aq_node_internal.h"
+
+static aq_node_digest to_node_digest(aq_chunk_digest d) {
+    aq_node_digest o = {d.hi, d.lo};
+    return o;
+}
+
+static aq_chunk_digest to_chunk_digest(aq_node_digest d) {
+    aq_chunk_digest o = {d.hi, d.lo};
+    return o;
+}
+
+static void respond_err(aq_rpc_incoming *in, int err) {
+    aq_rpc_buf none = {0};
+    aq_rpc_respond(in, err, none);
+}
+
+static void respond_wr(aq_rpc_incoming *in, aq_wr *w) {
+    if (!w->ok) {
+        aq_wr_free(w);
+        respond_err(in, AQ_ENOMEM);
+        return;
+    }
+    aq_rpc_buf b = {w->p, w->len, free, w->p};
+    aq_rpc_respond(in, 0, b);
+}
+
+static bool refuse_if_stopping(aq_node *n, aq_rpc_incoming *in) {
+    if (!n->stopping)
+        return false;
+    respond_err(in, AQ_ECLOSED);
+    return true;
+}
+
+static bool key_ok(const uint8_t *key, size_t klen) {
+    return aq_node_user_key_ok(key, klen) ||
+           (klen > 1 && klen <= AQ_NODE_KEY_MAX && key[0] == AQ_NODE_INTERNAL_PREFIX[0]);
+}
+
+/* ---- PUT and RM: coordinated writes ---- */
+
+typedef struct write_op {
+    aq_node *n;
+    aq_rpc_incoming *in;
+    uint16_t method;
+    uint8_t *msg; /* the request as received; forwarded as is with AQ_PUT_REPLICA set */
+    size_t len;
+    aq_put_req put;     /* for PUT */
+    const uint8_t *key; /* for RM */
+    size_t klen;
+    uv_work_t work;
+    int local_err;
+    int refs; /* forwards in flight + the local part */
+    uint8_t copies, wanted;
+    int forward_err; /* a definite refusal by a live replica */
+} write_op;
+
+static void write_op_unref(write_op *op);
+
+static void write_op_free_msg(void *ctx) {
+    write_op *op = ctx;
+    write_op_unref(op);
+}
+
+static void write_finish(write_op *op) {
+    aq_node *n = op->n;
+    if (op->local_err && op->copies == 0) {
+        respond_err(op->in, op->local_err);
+    } else if (op->forward_err && op->method == AQ_M_PUT) {
+        /* A live replica refused (full, corrupt): the put failed, whatever else stored it. */
+        respond_err(op->in, op->forward_err);
+    } else {
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_put_rep_encode(&w, op->copies, op->wanted);
+        respond_wr(op->in, &w);
+    }
+    aq_node_op_end(n);
+}
+
+static void write_op_unref(write_op *op) {
+    if (--op->refs > 0)
+        return;
+    write_finish(op);
+    free(op->msg);
+    free(op);
+}
+
+static void forward_done(void *ud, const aq_rpc_result *r) {
+    write_op *op = ud;
+    if (r->err == 0 && r->status == 0) {
+        op->copies++;
+    } else if (r->err == 0 && r->status != AQ_ENOTFOUND) {
+        op->forward_err = r->status;
+        char buf[256];
+        aq_logf(op->n->log, AQ_LOG_WARN, "%s",
+                aq_rpc_result_describe(op->n->rpc, r, buf, sizeof buf));
+    } else if (r->err) {
+        char buf[256];
+        aq_logf(op->n->log, AQ_LOG_WARN, "%s",
+                aq_rpc_result_describe(op->n->rpc, r, buf, sizeof buf));
+    }
+    write_op_unref(op);
+}
+
+static void forward_all(write_op *op) {
+    aq_node *n = op->n;
+    uint32_t reps[n->nmembers];
+    const uint8_t *key = op->method == AQ_M_PUT ? op->put.key : op->key;
+    size_t klen = op->method == AQ_M_PUT ? op->put.klen : op->klen;
+    size_t r = aq_node_replicas(n, key, klen, reps);
+    op->wanted = (uint8_t)r;
+    op->msg[0] |= AQ_PUT_REPLICA;
+    for (size_t i = 0; i < r; i++) {
+        size_t m = reps[i];
+        if (m == n->self || !aq_node_member_live(n, m) || !n->members[m].peer)
+            continue;
+        op->refs += 2; /* one for the call's outcome, one for the lent request bytes */
+        aq_rpc_buf b = {op->msg, op->len, write_op_free_msg, op};
+        int err = aq_rpc_call(n->rpc, n->members[m].peer, op->method, b, AQ_NODE_CALL_TIMEOUT_US(n),
+                              forward_done, op);
+        if (err) {
+            op->refs -= 2;
+            aq_logf(n->log, AQ_LOG_WARN, "cannot forward %s to %s: %s",
+                    aq_node_method_name(op->method), n->members[m].conf->name, aq_strerror(err));
+        }
+    }
+}
+
+static void write_work(uv_work_t *w) {
+    write_op *op = w->data;
+    aq_chunk_store *s = op->n->store;
+    if (op->method == AQ_M_PUT) {
+        aq_chunk_digest d = to_chunk_digest(op->put.digest);
+        op->local_err = aq_chunk_put_verified(s, op->put.key, op->put.klen, op->put.value,
+                                              op->put.vlen, op->put.kind, &d);
+    } else {
+        op->local_err = aq_chunk_rm(s, op->key, op->klen);
+    }
+}
+
+static void write_after(uv_work_t *w, int status) {
+    write_op *op = w->data;
+    if (status)
+        op->local_err = status;
+    if (op->local_err == 0)
+        op->copies++;
+    bool coordinate = !(op->msg[0] & AQ_PUT_REPLICA);
+    /* A coordinator that could not store locally still forwards: other replicas may take it. But a
+     * value that failed its digest or is refused for its key or size is refused everywhere: don't
+     * spread it. */
+    bool spreadable = op->local_err == 0 || op->local_err == AQ_EFULL ||
+                      op->local_err == AQ_ENOTFOUND || op->local_err == AQ_EIO;
+    if (coordinate && spreadable)
+        forward_all(op);
+    else
+        op->wanted = 1;
+    write_op_unref(op);
+}
+
+static void handle_write(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    if (refuse_if_stopping(n, in))
+        return;
+    write_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        respond_err(in, AQ_ENOMEM);
+        return;
+    }
+    op->n = n;
+    op->in = in;
+    op->method = aq_rpc_incoming_method(in);
+    op->msg = aq_rpc_incoming_take(in, &op->len);
+    int err = AQ_EPROTO;
+    if (op->method == AQ_M_PUT) {
+        if (op->msg && (err = aq_put_req_decode(op->msg, op->len, &op->put)) == 0) {
+            if (!key_ok(op->put.key, op->put.klen))
+                err = AQ_EKEY;
+            else if (op->put.vlen > AQ_NODE_CHUNK_MAX)
+                err = AQ_ETOOBIG;
+        }
+    } else {
+        uint8_t flags;
+        if (op->msg &&
+            (err = aq_key_req_decode(op->msg, op->len, &flags, &op->key, &op->klen)) == 0 &&
+            !key_ok(op->key, op->klen))
+            err = AQ_EKEY;
+    }
+    if (err) {
+        free(op->msg);
+        free(op);
+        respond_err(in, err);
+        return;
+    }
+    aq_node_op_begin(n);
+    op->refs = 1;
+    op->work.data = op;
+    err = uv_queue_work(n->loop, &op->work, write_work, write_after);
+    if (err) {
+        op->local_err = err;
+        write_after(&op->work, 0);
+    }
+}
+
+/* ---- GET, STAT, LIST: reads on the loop ---- */
+
+static void release_ref(void *ctx) {
+    aq_chunk_ref_release(ctx);
+}
+
+static void handle_get(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    size_t len, klen;
+    uint8_t flags;
+    const uint8_t *key;
+    const uint8_t *p = aq_rpc_incoming_data(in, &len);
+    if (aq_key_req_decode(p, len, &flags, &key, &klen) != 0) {
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    aq_chunk_ref *ref;
+    int err = aq_chunk_get(n->store, key, klen, &ref);
+    if (err) {
+        respond_err(in, err);
+        return;
+    }
+    /* Reply = small head + the stored bytes, sent in place (no copy) while we hold the reference.
+     * The rpc buffer is one piece, so build head+value in one allocation only for small values. */
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)));
+    aq_wr_bytes(&w, aq_chunk_ref_data(ref), aq_chunk_ref_len(ref));
+    aq_chunk_ref_release(ref);
+    respond_wr(in, &w);
+}
+
+static void handle_stat(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    size_t len, klen;
+    uint8_t flags;
+    const uint8_t *key;
+    const uint8_t *p = aq_rpc_incoming_data(in, &len);
+    if (aq_key_req_decode(p, len, &flags, &key, &klen) != 0) {
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    aq_chunk_ref *ref;
+    int err = aq_chunk_get(n->store, key, klen, &ref);
+    if (err) {
+        respond_err(in, err);
+        return;
+    }
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_stat_rep_encode(&w, aq_chunk_ref_kind(ref), aq_chunk_ref_len(ref),
+                       to_node_digest(aq_chunk_ref_digest(ref)));
+    aq_chunk_ref_release(ref);
+    respond_wr(in, &w);
+}
+
+typedef struct list_acc {
+    const aq_list_req *q;
+    aq_list_entry *e;
+    size_t n, cap;
+    bool oom;
+} list_acc;
+
+static int keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al < bl ? -1 : al > bl);
+}
+
+static int list_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_chunk_digest d,
+                   uint8_t kind) {
+    list_acc *a = ud;
+    if (!(a->q->flags & AQ_LIST_INTERNAL) && klen && key[0] == AQ_NODE_INTERNAL_PREFIX[0])
+        return 0;
+    if (a->q->alen && keycmp(key, klen, a->q->after, a->q->alen) <= 0)
+        return 0;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        aq_list_entry *ne = realloc(a->e, cap * sizeof *ne);
+        if (!ne) {
+            a->oom = true;
+            return 1;
+        }
+        a->e = ne;
+        a->cap = cap;
+    }
+    uint8_t *k = malloc(klen);
+    if (!k) {
+        a->oom = true;
+        return 1;
+    }
+    memcpy(k, key, klen);
+    a->e[a->n++] = (aq_list_entry){kind, k, klen, size, to_node_digest(d)};
+    return 0;
+}
+
+static int entry_cmp(const void *x, const void *y) {
+    const aq_list_entry *a = x, *b = y;
+    return keycmp(a->key, a->klen, b->key, b->klen);
+}
+
+static void handle_list(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    size_t len;
+    aq_list_req q;
+    const uint8_t *p = aq_rpc_incoming_data(in, &len);
+    if (aq_list_req_decode(p, len, &q) != 0 || q.max == 0) {
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    list_acc a = {&q, NULL, 0, 0, false};
+    int err = aq_chunk_iterate(n->store, q.prefix, q.plen, list_cb, &a);
+    if (!err && a.oom)
+        err = AQ_ENOMEM;
+    if (!err) {
+        qsort(a.e, a.n, sizeof *a.e, entry_cmp);
+        /* A page fits comfortably in one pipe message: at most max entries and about 1 MiB. */
+        size_t take = a.n < q.max ? a.n : q.max;
+        if (take > 4000)
+            take = 4000;
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_list_rep_head(&w, take < a.n, (uint32_t)take);
+        for (size_t i = 0; i < take; i++)
+            aq_list_rep_entry(&w, &a.e[i]);
+        respond_wr(in, &w);
+    } else {
+        respond_err(in, err);
+    }
+    for (size_t i = 0; i < a.n; i++)
+        free((void *)a.e[i].key);
+    free(a.e);
+}
+
+/* ---- STATUS ---- */
+
+static void handle_status(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    const aq_member *me = &n->members[n->self];
+    aq_status_node s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.name, sizeof s.name, "%s", me->conf->name);
+    snprintf(s.address, sizeof s.address, "%s", me->conf->address);
+    s.incarnation = aq_rpc_incarnation(n->rpc);
+    s.uptime_ms = (aq_node_now_us(n) - n->start_us) / 1000;
+    aq_chunk_stats cs;
+    aq_chunk_store_stats(n->store, &cs);
+    s.chunks = cs.chunks;
+    s.bytes = cs.bytes;
+    s.allocated = cs.allocated;
+    s.memory_max = me->conf->memory_max;
+    aq_rpc_stats rs;
+    aq_rpc_stats_get(n->rpc, &rs);
+    s.dropped_malformed = rs.dropped_malformed;
+    s.dropped_foreign = rs.dropped_foreign;
+    s.dropped_auth = rs.dropped_auth;
+    s.npeers = (uint32_t)(n->nmembers - 1);
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_status_rep_node(&w, &s);
+    uint64_t now = aq_node_now_us(n);
+    for (size_t i = 0; i < n->nmembers; i++) {
+        const aq_member *m = &n->members[i];
+        if (m->is_self)
+            continue;
+        aq_status_peer sp;
+        memset(&sp, 0, sizeof sp);
+        snprintf(sp.name, sizeof sp.name, "%s", m->conf->name);
+        snprintf(sp.address, sizeof sp.address, "%s", m->conf->address);
+        sp.state = (uint8_t)m->state;
+        sp.incarnation = m->incarnation;
+        sp.since_heard_ms = m->last_heard_us ? (now - m->last_heard_us) / 1000 : UINT64_MAX;
+        if (m->peer) {
+            aq_rpc_peer_stats ps;
+            aq_rpc_peer_stats_get(m->peer, &ps);
+            sp.rtt_us = ps.srtt_us;
+            sp.calls = ps.calls;
+            sp.retransmits = ps.retransmits;
+            sp.dup_suppressed = ps.dup_suppressed;
+            sp.busy_seen = ps.busy_seen;
+            sp.timeouts = ps.timeouts;
+            sp.pipe_connects = ps.pipe_connects;
+            sp.pipe_failures = ps.pipe_failures;
+            sp.bytes_out = ps.bytes_out;
+            sp.bytes_in = ps.bytes_in;
+        }
+        aq_status_rep_peer(&w, &sp);
+    }
+    respond_wr(in, &w);
+}
+
+void aq_node_register_handlers(aq_node *n) {
+    aq_rpc_handle(n->rpc, AQ_M_PUT, handle_write, n);
+    aq_rpc_handle(n->rpc, AQ_M_RM, handle_write, n);
+    aq_rpc_handle(n->rpc, AQ_M_GET, handle_get, n);
+    aq_rpc_handle(n->rpc, AQ_M_STAT, handle_stat, n);
+    aq_rpc_handle(n->rpc, AQ_M_LIST, handle_list, n);
+    aq_rpc_handle(n->rpc, AQ_M_STATUS, handle_status, n);
+    aq_node_register_repair(n);
+}

@@ -1,0 +1,83 @@
+/* The node's private state, shared by the node's .c files (lifecycle, membership, handlers,
+ * repair). Nothing outside node/ includes this. */
+#ifndef AQ_NODE_INTERNAL_H
+#define AQ_NODE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "aq_chunk.h"
+#include "aq_node.h"
+#include "aq_node_proto.h"
+#include "aq_rpc.h"
+#include "aq_rpc_uv.h"
+
+typedef struct aq_member {
+    const aq_node_config_node *conf;
+    aq_rpc_peer *peer; /* NULL for this node itself */
+    uint64_t seed;     /* placement seed of the name */
+    int state;         /* enum aq_member_state */
+    uint64_t last_heard_us;
+    uint64_t down_since_us; /* when it went down; 0 while up */
+    uint64_t incarnation;
+    bool is_self;
+    bool needs_sync; /* came back or restarted: offer it what it should hold */
+} aq_member;
+
+struct aq_node {
+    uv_loop_t *loop;
+    const aq_node_config *cfg;
+    const aq_log *log;
+    aq_member *members;
+    uint64_t *seeds; /* members[i].seed, contiguous for aq_place_order */
+    size_t nmembers;
+    size_t self;
+    aq_chunk_store *store;
+    aq_rpc_uv *uv;
+    aq_rpc *rpc;
+    uv_timer_t hb_timer;
+    uv_timer_t stop_timer;
+    uint64_t start_us;
+    uint64_t ops; /* calls being handled, threadpool jobs and forwards in flight */
+    bool serving;
+    bool stopping;
+    aq_node_ready_fn ready;
+    void *ready_ud;
+    void (*stop_done)(void *ud);
+    void *stop_ud;
+    uint64_t stop_deadline_us;
+    int closes_pending;
+    /* repair */
+    uint64_t next_repair_us;
+    bool repair_running;
+    uint64_t repair_pushes;
+};
+
+/* Monotonic microseconds. */
+uint64_t aq_node_now_us(const aq_node *n);
+
+/* Membership (aq_node_members.c). */
+void aq_node_members_tick(aq_node *n);
+void aq_node_on_heartbeat(void *ud, aq_rpc_peer *from, uint16_t method, const uint8_t *data,
+                          size_t len);
+void aq_node_on_restart(void *ud, aq_rpc_peer *peer, uint64_t old_inc, uint64_t new_inc);
+bool aq_node_member_live(const aq_node *n, size_t i);
+/* The replica set of a key: indexes of the first `replicas` configured nodes in rendezvous order.
+ */
+size_t aq_node_replicas(const aq_node *n, const void *key, size_t klen, uint32_t *out);
+
+/* Handlers (aq_node_handlers.c). */
+void aq_node_register_handlers(aq_node *n);
+
+/* Repair and catch-up (aq_node_repair.c). */
+void aq_node_repair_tick(aq_node *n);
+void aq_node_register_repair(aq_node *n);
+
+/* The node is finishing work: when ops reaches 0 during a stop, the stop proceeds. */
+void aq_node_op_begin(aq_node *n);
+void aq_node_op_end(aq_node *n);
+
+#define AQ_NODE_CALL_TIMEOUT_US(n) ((n)->cfg->call_timeout_ms * 1000ull)
+
+#endif

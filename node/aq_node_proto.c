@@ -1,0 +1,321 @@
+#include "aq_node_proto.h"
+
+#include <stdio.h>
+
+#include "aq_error.h"
+
+const char *aq_node_method_name(uint16_t m) {
+    switch (m) {
+    case AQ_M_PUT:
+        return "PUT";
+    case AQ_M_GET:
+        return "GET";
+    case AQ_M_RM:
+        return "RM";
+    case AQ_M_STAT:
+        return "STAT";
+    case AQ_M_LIST:
+        return "LIST";
+    case AQ_M_STATUS:
+        return "STATUS";
+    case AQ_M_HEARTBEAT:
+        return "HEARTBEAT";
+    case AQ_M_OFFER:
+        return "OFFER";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+const char *aq_member_state_name(int s) {
+    switch (s) {
+    case AQ_MEMBER_SELF:
+        return "self";
+    case AQ_MEMBER_UP:
+        return "up";
+    case AQ_MEMBER_SUSPECT:
+        return "suspect";
+    case AQ_MEMBER_DOWN:
+        return "down";
+    default:
+        return "unknown";
+    }
+}
+
+bool aq_node_user_key_ok(const void *key, size_t len) {
+    const uint8_t *k = key;
+    if (len == 0 || len > AQ_NODE_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (k[i] < 0x20 || k[i] == 0x7f)
+            return false;
+    /* UTF-8 validity is the store's check (aq_chunk rejects invalid keys with AQ_EKEY). */
+    return true;
+}
+
+static void wr_digest(aq_wr *w, aq_node_digest d) {
+    aq_wr_u64(w, d.hi);
+    aq_wr_u64(w, d.lo);
+}
+
+static aq_node_digest rd_digest(aq_rd *r) {
+    aq_node_digest d;
+    d.hi = aq_rd_u64(r);
+    d.lo = aq_rd_u64(r);
+    return d;
+}
+
+static const uint8_t *rd_key(aq_rd *r, size_t *klen) {
+    const uint8_t *k = aq_rd_str8(r, klen);
+    if (k && *klen == 0)
+        r->ok = false;
+    return k;
+}
+
+void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                     aq_node_digest d) {
+    aq_wr_u8(w, flags);
+    aq_wr_u8(w, kind);
+    aq_wr_str8(w, key, klen);
+    wr_digest(w, d);
+}
+
+int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
+    aq_rd r = aq_rd_init(p, n);
+    out->flags = aq_rd_u8(&r);
+    out->kind = aq_rd_u8(&r);
+    out->key = rd_key(&r, &out->klen);
+    out->digest = rd_digest(&r);
+    if (!r.ok || out->kind > AQ_KIND_MANIFEST || out->flags & ~AQ_PUT_REPLICA)
+        return AQ_EPROTO;
+    out->value = r.p;
+    out->vlen = r.n;
+    return 0;
+}
+
+void aq_put_rep_encode(aq_wr *w, uint8_t copies, uint8_t wanted) {
+    aq_wr_u8(w, copies);
+    aq_wr_u8(w, wanted);
+}
+
+int aq_put_rep_decode(const uint8_t *p, size_t n, uint8_t *copies, uint8_t *wanted) {
+    aq_rd r = aq_rd_init(p, n);
+    *copies = aq_rd_u8(&r);
+    *wanted = aq_rd_u8(&r);
+    return aq_rd_done(&r) ? 0 : AQ_EPROTO;
+}
+
+void aq_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen) {
+    aq_wr_u8(w, flags);
+    aq_wr_str8(w, key, klen);
+}
+
+int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
+                      size_t *klen) {
+    aq_rd r = aq_rd_init(p, n);
+    *flags = aq_rd_u8(&r);
+    *key = rd_key(&r, klen);
+    return aq_rd_done(&r) && !(*flags & ~AQ_PUT_REPLICA) ? 0 : AQ_EPROTO;
+}
+
+void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d) {
+    aq_wr_u8(w, kind);
+    wr_digest(w, d);
+}
+
+int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                      const uint8_t **v, size_t *vlen) {
+    aq_rd r = aq_rd_init(p, n);
+    *kind = aq_rd_u8(&r);
+    *d = rd_digest(&r);
+    if (!r.ok || *kind > AQ_KIND_MANIFEST)
+        return AQ_EPROTO;
+    *v = r.p;
+    *vlen = r.n;
+    return 0;
+}
+
+void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d) {
+    aq_wr_u8(w, kind);
+    aq_wr_u64(w, size);
+    wr_digest(w, d);
+}
+
+int aq_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                       aq_node_digest *d) {
+    aq_rd r = aq_rd_init(p, n);
+    *kind = aq_rd_u8(&r);
+    *size = aq_rd_u64(&r);
+    *d = rd_digest(&r);
+    return aq_rd_done(&r) && *kind <= AQ_KIND_MANIFEST ? 0 : AQ_EPROTO;
+}
+
+void aq_list_req_encode(aq_wr *w, const aq_list_req *q) {
+    aq_wr_u8(w, q->flags);
+    aq_wr_str8(w, q->prefix, q->plen);
+    aq_wr_str8(w, q->after, q->alen);
+    aq_wr_u32(w, q->max);
+}
+
+int aq_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out) {
+    aq_rd r = aq_rd_init(p, n);
+    out->flags = aq_rd_u8(&r);
+    out->prefix = aq_rd_str8(&r, &out->plen);
+    out->after = aq_rd_str8(&r, &out->alen);
+    out->max = aq_rd_u32(&r);
+    return aq_rd_done(&r) && !(out->flags & ~AQ_LIST_INTERNAL) ? 0 : AQ_EPROTO;
+}
+
+void aq_list_rep_head(aq_wr *w, bool more, uint32_t count) {
+    aq_wr_u8(w, more ? 1 : 0);
+    aq_wr_u32(w, count);
+}
+
+void aq_list_rep_entry(aq_wr *w, const aq_list_entry *e) {
+    aq_wr_u8(w, e->kind);
+    aq_wr_str8(w, e->key, e->klen);
+    aq_wr_u64(w, e->size);
+    wr_digest(w, e->digest);
+}
+
+int aq_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count) {
+    *r = aq_rd_init(p, n);
+    *more = aq_rd_u8(r) != 0;
+    *count = aq_rd_u32(r);
+    return r->ok ? 0 : AQ_EPROTO;
+}
+
+int aq_list_rep_next(aq_rd *r, aq_list_entry *e) {
+    e->kind = aq_rd_u8(r);
+    e->key = rd_key(r, &e->klen);
+    e->size = aq_rd_u64(r);
+    e->digest = rd_digest(r);
+    return r->ok && e->kind <= AQ_KIND_MANIFEST ? 0 : AQ_EPROTO;
+}
+
+void aq_offer_req_head(aq_wr *w, uint32_t count) {
+    aq_wr_u32(w, count);
+}
+
+void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d) {
+    aq_wr_str8(w, key, klen);
+    wr_digest(w, d);
+}
+
+int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
+    *r = aq_rd_init(p, n);
+    *count = aq_rd_u32(r);
+    /* Each entry takes at least 1 + 1 + 16 bytes: refuse a count the bytes cannot hold. */
+    if (!r->ok || *count > r->n / 18)
+        return AQ_EPROTO;
+    return 0;
+}
+
+int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d) {
+    *key = rd_key(r, klen);
+    *d = rd_digest(r);
+    return r->ok ? 0 : AQ_EPROTO;
+}
+
+void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {
+    aq_wr_str8(w, h->name, h->nlen);
+    aq_wr_u64(w, h->uptime_ms);
+    aq_wr_u64(w, h->chunks);
+    aq_wr_u64(w, h->bytes);
+}
+
+int aq_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out) {
+    aq_rd r = aq_rd_init(p, n);
+    out->name = aq_rd_str8(&r, &out->nlen);
+    out->uptime_ms = aq_rd_u64(&r);
+    out->chunks = aq_rd_u64(&r);
+    out->bytes = aq_rd_u64(&r);
+    return aq_rd_done(&r) ? 0 : AQ_EPROTO;
+}
+
+static void wr_cstr(aq_wr *w, const char *s) {
+    aq_wr_str8(w, s, strnlen(s, 63));
+}
+
+static void rd_cstr(aq_rd *r, char *dst, size_t cap) {
+    size_t n;
+    const uint8_t *s = aq_rd_str8(r, &n);
+    if (!s || n >= cap) {
+        r->ok = false;
+        dst[0] = 0;
+        return;
+    }
+    memcpy(dst, s, n);
+    dst[n] = 0;
+}
+
+void aq_status_rep_node(aq_wr *w, const aq_status_node *s) {
+    wr_cstr(w, s->name);
+    wr_cstr(w, s->address);
+    aq_wr_u64(w, s->incarnation);
+    aq_wr_u64(w, s->uptime_ms);
+    aq_wr_u64(w, s->chunks);
+    aq_wr_u64(w, s->bytes);
+    aq_wr_u64(w, s->allocated);
+    aq_wr_u64(w, s->memory_max);
+    aq_wr_u8(w, s->authenticated);
+    aq_wr_u64(w, s->dropped_malformed);
+    aq_wr_u64(w, s->dropped_foreign);
+    aq_wr_u64(w, s->dropped_auth);
+    aq_wr_u32(w, s->npeers);
+}
+
+void aq_status_rep_peer(aq_wr *w, const aq_status_peer *p) {
+    wr_cstr(w, p->name);
+    wr_cstr(w, p->address);
+    aq_wr_u8(w, p->state);
+    aq_wr_u64(w, p->incarnation);
+    aq_wr_u64(w, p->since_heard_ms);
+    aq_wr_u64(w, p->rtt_us);
+    aq_wr_u64(w, p->calls);
+    aq_wr_u64(w, p->retransmits);
+    aq_wr_u64(w, p->dup_suppressed);
+    aq_wr_u64(w, p->busy_seen);
+    aq_wr_u64(w, p->timeouts);
+    aq_wr_u64(w, p->pipe_connects);
+    aq_wr_u64(w, p->pipe_failures);
+    aq_wr_u64(w, p->bytes_out);
+    aq_wr_u64(w, p->bytes_in);
+}
+
+int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s) {
+    *r = aq_rd_init(p, n);
+    rd_cstr(r, s->name, sizeof s->name);
+    rd_cstr(r, s->address, sizeof s->address);
+    s->incarnation = aq_rd_u64(r);
+    s->uptime_ms = aq_rd_u64(r);
+    s->chunks = aq_rd_u64(r);
+    s->bytes = aq_rd_u64(r);
+    s->allocated = aq_rd_u64(r);
+    s->memory_max = aq_rd_u64(r);
+    s->authenticated = aq_rd_u8(r);
+    s->dropped_malformed = aq_rd_u64(r);
+    s->dropped_foreign = aq_rd_u64(r);
+    s->dropped_auth = aq_rd_u64(r);
+    s->npeers = aq_rd_u32(r);
+    return r->ok && s->npeers <= 4096 ? 0 : AQ_EPROTO;
+}
+
+int aq_status_rep_next(aq_rd *r, aq_status_peer *p) {
+    rd_cstr(r, p->name, sizeof p->name);
+    rd_cstr(r, p->address, sizeof p->address);
+    p->state = aq_rd_u8(r);
+    p->incarnation = aq_rd_u64(r);
+    p->since_heard_ms = aq_rd_u64(r);
+    p->rtt_us = aq_rd_u64(r);
+    p->calls = aq_rd_u64(r);
+    p->retransmits = aq_rd_u64(r);
+    p->dup_suppressed = aq_rd_u64(r);
+    p->busy_seen = aq_rd_u64(r);
+    p->timeouts = aq_rd_u64(r);
+    p->pipe_connects = aq_rd_u64(r);
+    p->pipe_failures = aq_rd_u64(r);
+    p->bytes_out = aq_rd_u64(r);
+    p->bytes_in = aq_rd_u64(r);
+    return r->ok && p->state <= AQ_MEMBER_DOWN ? 0 : AQ_EPROTO;
+}

@@ -1,0 +1,158 @@
+/* aq_node_proto: the node's methods and their message layouts, shared by aquiferd and the aquifer
+ * command.
+ *
+ * Each method's request and reply is a flat little-endian record built with common/aq_bytes.h.
+ * Decoders take bytes from the network: they check every length against what is left and reject
+ * trailing bytes, so a malformed request is refused with AQ_EPROTO and never acted on. Keys travel
+ * with their length (1..255); values travel last, taking the rest of the message, so a 4 MiB value
+ * is never copied into a second buffer just to be framed.
+ *
+ * Key spaces: user keys are 1..255 bytes of UTF-8 with no control characters (< 0x20). Keys the
+ * cluster makes for itself (parts of large values) start with AQ_NODE_INTERNAL_PREFIX, a control
+ * character, so they can never collide with a user's key, and `ls` hides them.
+ */
+#ifndef AQ_NODE_PROTO_H
+#define AQ_NODE_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aq_bytes.h"
+
+enum aq_node_method {
+    AQ_M_PUT = 1,    /* store a chunk (and forward to the other replicas unless AQ_PUT_REPLICA) */
+    AQ_M_GET = 2,    /* fetch a chunk and its digest */
+    AQ_M_RM = 3,     /* remove a chunk (and forward unless AQ_PUT_REPLICA) */
+    AQ_M_STAT = 4,   /* size and digest of a chunk held here */
+    AQ_M_LIST = 5,   /* keys held here, by prefix, paginated */
+    AQ_M_STATUS = 6, /* this node's state and its view of the cluster */
+    AQ_M_HEARTBEAT = 7, /* notify: I am alive */
+    AQ_M_OFFER = 8,     /* repair: "should you have these (key, digest)?" -> the ones it wants */
+};
+
+const char *aq_node_method_name(uint16_t m);
+
+#define AQ_NODE_KEY_MAX         255
+#define AQ_NODE_CHUNK_MAX       (4u * 1024 * 1024)
+#define AQ_NODE_INTERNAL_PREFIX "\x1f"
+
+/* Flags of PUT and RM. */
+#define AQ_PUT_REPLICA 0x01 /* store or remove here only: the sender is the coordinator */
+
+/* What a stored chunk is, kept beside it (not part of its digest). A value larger than one chunk is
+ * stored as parts under internal keys plus a manifest (see aq_node_manifest.h) under the user's
+ * key. */
+enum aq_chunk_kind { AQ_KIND_VALUE = 0, AQ_KIND_MANIFEST = 1 };
+
+typedef struct aq_node_digest {
+    uint64_t hi, lo;
+} aq_node_digest;
+
+/* True when key is a valid user key (see above). */
+bool aq_node_user_key_ok(const void *key, size_t len);
+
+/* PUT request: flags, key, digest of the value (the receiver recomputes and refuses a mismatch),
+ * value. */
+typedef struct aq_put_req {
+    uint8_t flags;
+    uint8_t kind;
+    const uint8_t *key;
+    size_t klen;
+    aq_node_digest digest;
+    const uint8_t *value;
+    size_t vlen;
+} aq_put_req;
+/* Writes everything but the value; the caller sends header then value (two buffers or one). */
+void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                     aq_node_digest d);
+int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out);
+/* PUT reply: how many copies now exist, of how many wanted. */
+void aq_put_rep_encode(aq_wr *w, uint8_t copies, uint8_t wanted);
+int aq_put_rep_decode(const uint8_t *p, size_t n, uint8_t *copies, uint8_t *wanted);
+
+/* GET, STAT and RM requests: a key (RM and GET have flags). */
+void aq_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen);
+int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
+                      size_t *klen);
+/* GET reply: kind, digest, then the value. */
+void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d);
+int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                      const uint8_t **v, size_t *vlen);
+/* STAT reply. */
+void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d);
+int aq_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                       aq_node_digest *d);
+/* RM reply: u8 copies removed (same encoding as the PUT reply's first byte). */
+
+/* LIST: keys starting with prefix, strictly after `after` in byte order, at most max entries. */
+#define AQ_LIST_INTERNAL 0x01 /* include the cluster's internal keys */
+typedef struct aq_list_req {
+    uint8_t flags;
+    const uint8_t *prefix;
+    size_t plen;
+    const uint8_t *after;
+    size_t alen;
+    uint32_t max;
+} aq_list_req;
+void aq_list_req_encode(aq_wr *w, const aq_list_req *r);
+int aq_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out);
+typedef struct aq_list_entry {
+    uint8_t kind;
+    const uint8_t *key;
+    size_t klen;
+    uint64_t size;
+    aq_node_digest digest;
+} aq_list_entry;
+/* LIST reply: u8 more, u32 count, then entries. Decode by iterating. */
+void aq_list_rep_head(aq_wr *w, bool more, uint32_t count);
+void aq_list_rep_entry(aq_wr *w, const aq_list_entry *e);
+int aq_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count);
+int aq_list_rep_next(aq_rd *r, aq_list_entry *e);
+
+/* OFFER: entries (key, digest); reply: the indexes of the entries the receiver wants. */
+void aq_offer_req_head(aq_wr *w, uint32_t count);
+void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d);
+int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
+int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d);
+
+/* HEARTBEAT notify: name, uptime, load. */
+typedef struct aq_heartbeat {
+    const uint8_t *name;
+    size_t nlen;
+    uint64_t uptime_ms;
+    uint64_t chunks;
+    uint64_t bytes;
+} aq_heartbeat;
+void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h);
+int aq_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out);
+
+/* STATUS reply: the node, then one record per configured peer. */
+enum aq_member_state { AQ_MEMBER_SELF = 0, AQ_MEMBER_UP, AQ_MEMBER_SUSPECT, AQ_MEMBER_DOWN };
+const char *aq_member_state_name(int s);
+typedef struct aq_status_node {
+    char name[64];
+    char address[64];
+    uint64_t incarnation;
+    uint64_t uptime_ms;
+    uint64_t chunks, bytes, allocated, memory_max;
+    uint8_t authenticated; /* 1 when traffic is authenticated with a cluster secret */
+    uint64_t dropped_malformed, dropped_foreign, dropped_auth;
+    uint32_t npeers;
+} aq_status_node;
+typedef struct aq_status_peer {
+    char name[64];
+    char address[64];
+    uint8_t state;
+    uint64_t incarnation;
+    uint64_t since_heard_ms;
+    uint64_t rtt_us;
+    uint64_t calls, retransmits, dup_suppressed, busy_seen, timeouts, pipe_connects, pipe_failures;
+    uint64_t bytes_out, bytes_in;
+} aq_status_peer;
+void aq_status_rep_node(aq_wr *w, const aq_status_node *s);
+void aq_status_rep_peer(aq_wr *w, const aq_status_peer *p);
+int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *out);
+int aq_status_rep_next(aq_rd *r, aq_status_peer *out);
+
+#endif

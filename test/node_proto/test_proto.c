@@ -1,0 +1,178 @@
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aq_error.h"
+#include "aq_node_proto.h"
+
+Test(proto, put_roundtrip_and_every_truncation_refused) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_digest d = {0x1122334455667788ull, 0x99aabbccddeeff00ull};
+    aq_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_MANIFEST, "photos/a.jpg", 12, d);
+    aq_wr_bytes(&w, "VALUE", 5);
+    cr_assert(w.ok);
+    aq_put_req r;
+    cr_assert_eq(aq_put_req_decode(w.p, w.len, &r), 0);
+    cr_expect_eq(r.flags, AQ_PUT_REPLICA);
+    cr_expect_eq(r.kind, AQ_KIND_MANIFEST);
+    cr_expect_eq(r.klen, 12);
+    cr_expect_eq(memcmp(r.key, "photos/a.jpg", 12), 0);
+    cr_expect_eq(r.digest.hi, d.hi);
+    cr_expect_eq(r.digest.lo, d.lo);
+    cr_expect_eq(r.vlen, 5);
+    cr_expect_eq(memcmp(r.value, "VALUE", 5), 0);
+    /* Everything shorter than the head (2 + 1 + 12 + 16 bytes) is refused. */
+    for (size_t n = 0; n < 31; n++)
+        cr_expect_eq(aq_put_req_decode(w.p, n, &r), AQ_EPROTO, "length %zu accepted", n);
+    aq_wr_free(&w);
+}
+
+Test(proto, put_refuses_unknown_flags_kind_and_empty_key) {
+    uint8_t m[64] = {0};
+    aq_put_req r;
+    m[0] = 0x80; /* unknown flag */
+    m[2] = 1;
+    cr_expect_eq(aq_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
+    m[0] = 0;
+    m[1] = 7; /* unknown kind */
+    cr_expect_eq(aq_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
+    m[1] = 0;
+    m[2] = 0; /* empty key */
+    cr_expect_eq(aq_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
+}
+
+Test(proto, key_request_rejects_trailing_bytes) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_key_req_encode(&w, 0, "k", 1);
+    uint8_t flags;
+    const uint8_t *k;
+    size_t kl;
+    cr_assert_eq(aq_key_req_decode(w.p, w.len, &flags, &k, &kl), 0);
+    cr_expect_eq(kl, 1);
+    aq_wr_u8(&w, 0);
+    cr_expect_eq(aq_key_req_decode(w.p, w.len, &flags, &k, &kl), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
+Test(proto, list_roundtrip) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_list_rep_head(&w, true, 2);
+    aq_list_entry a = {AQ_KIND_VALUE, (const uint8_t *)"a", 1, 7, {1, 2}};
+    aq_list_entry b = {AQ_KIND_MANIFEST, (const uint8_t *)"bb", 2, 1u << 30, {3, 4}};
+    aq_list_rep_entry(&w, &a);
+    aq_list_rep_entry(&w, &b);
+    aq_rd r;
+    bool more;
+    uint32_t count;
+    cr_assert_eq(aq_list_rep_begin(&r, w.p, w.len, &more, &count), 0);
+    cr_expect(more);
+    cr_expect_eq(count, 2);
+    aq_list_entry e;
+    cr_assert_eq(aq_list_rep_next(&r, &e), 0);
+    cr_expect_eq(e.size, 7);
+    cr_assert_eq(aq_list_rep_next(&r, &e), 0);
+    cr_expect_eq(e.kind, AQ_KIND_MANIFEST);
+    cr_expect_eq(e.size, 1u << 30);
+    cr_expect_eq(e.digest.lo, 4);
+    cr_expect(aq_rd_done(&r));
+    cr_expect_eq(aq_list_rep_next(&r, &e), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
+Test(proto, offer_count_cannot_exceed_bytes) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_offer_req_head(&w, 1000000); /* claims a million entries in 4 bytes */
+    aq_rd r;
+    uint32_t count;
+    cr_expect_eq(aq_offer_req_begin(&r, w.p, w.len, &count), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
+Test(proto, status_roundtrip) {
+    aq_status_node s = {0};
+    strcpy(s.name, "n1");
+    strcpy(s.address, "127.0.0.1:5");
+    s.chunks = 3;
+    s.npeers = 1;
+    aq_status_peer p = {0};
+    strcpy(p.name, "n2");
+    p.state = AQ_MEMBER_SUSPECT;
+    p.rtt_us = 250;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_status_rep_node(&w, &s);
+    aq_status_rep_peer(&w, &p);
+    aq_rd r;
+    aq_status_node s2;
+    aq_status_peer p2;
+    cr_assert_eq(aq_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    cr_expect_str_eq(s2.name, "n1");
+    cr_expect_eq(s2.chunks, 3);
+    cr_assert_eq(aq_status_rep_next(&r, &p2), 0);
+    cr_expect_str_eq(p2.name, "n2");
+    cr_expect_eq(p2.state, AQ_MEMBER_SUSPECT);
+    cr_expect_eq(p2.rtt_us, 250);
+    cr_expect(aq_rd_done(&r));
+    aq_wr_free(&w);
+}
+
+Test(proto, user_keys) {
+    cr_expect(aq_node_user_key_ok("a", 1));
+    cr_expect(aq_node_user_key_ok("../with space/ünï", strlen("../with space/ünï")));
+    cr_expect_not(aq_node_user_key_ok("", 0));
+    cr_expect_not(aq_node_user_key_ok("\x1fp", 2), "internal prefix is not a user key");
+    cr_expect_not(aq_node_user_key_ok("a\nb", 3));
+    char k[256];
+    memset(k, 'k', sizeof k);
+    cr_expect(aq_node_user_key_ok(k, 255));
+    cr_expect_not(aq_node_user_key_ok(k, 256));
+}
+
+/* Decoders see bytes from the network: random input must never crash or read out of bounds (ASan).
+ */
+Test(proto, random_bytes_never_crash_decoders) {
+    srand(12345);
+    uint8_t buf[300];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n = (size_t)rand() % sizeof buf;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (uint8_t)rand();
+        uint8_t *p = malloc(n ? n : 1); /* exact-size copy so ASan sees any overread */
+        memcpy(p, buf, n);
+        aq_put_req pr;
+        aq_put_req_decode(p, n, &pr);
+        uint8_t f, kind;
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        aq_key_req_decode(p, n, &f, &k, &kl);
+        aq_node_digest d;
+        aq_get_rep_decode(p, n, &kind, &d, &v, &vl);
+        uint64_t sz;
+        aq_stat_rep_decode(p, n, &kind, &sz, &d);
+        aq_list_req lq;
+        aq_list_req_decode(p, n, &lq);
+        aq_rd r;
+        bool more;
+        uint32_t cnt;
+        if (aq_list_rep_begin(&r, p, n, &more, &cnt) == 0) {
+            aq_list_entry e;
+            for (uint32_t i = 0; i < cnt && aq_list_rep_next(&r, &e) == 0; i++)
+                ;
+        }
+        if (aq_offer_req_begin(&r, p, n, &cnt) == 0)
+            for (uint32_t i = 0; i < cnt && aq_offer_req_next(&r, &k, &kl, &d) == 0; i++)
+                ;
+        aq_heartbeat h;
+        aq_heartbeat_decode(p, n, &h);
+        aq_status_node sn;
+        aq_status_peer sp;
+        if (aq_status_rep_begin(&r, p, n, &sn) == 0)
+            for (uint32_t i = 0; i < sn.npeers && aq_status_rep_next(&r, &sp) == 0; i++)
+                ;
+        free(p);
+    }
+}
