@@ -1,13 +1,13 @@
 /* aq_node_config: the cluster configuration file (INI, read with inih), checked as a whole.
  *
  * A config names the cluster, its settings and every member node ([node NAME] with a numeric
- * ip:port). Loading either yields a complete, consistent aq_node_config or fails with one sentence
- * "FILE:LINE: [section] key: what is wrong" and AQ_ECONFIG, before anything is started; a config
- * that loaded is never partially applied. Invariants of a loaded config: at least one node, node
- * names and addresses unique, 1 <= replicas <= nnodes, every duration within 0..30 days, no
- * wildcard/multicast address, encrypt only with a secret_file, and every string NUL-terminated.
- * Relative paths in a file are resolved against the file's directory (load_file only; strings
- * keep them as written). The config is immutable after loading and owns all its memory.
+ * ip:port). Loading either yields a complete, consistent aq_node_config or fails, before anything
+ * is started, with AQ_ECONFIG and one sentence "FILE:LINE: [section] key: what is wrong"; a failed
+ * load hands out nothing. Invariants of a loaded config: at least one node; node names, addresses
+ * and data_dirs unique; 1 <= replicas <= nnodes; durations within 0..30 days, heartbeat >= 10ms,
+ * call_timeout >= 1ms; no wildcard, broadcast or multicast address; encrypt only with a
+ * secret_file. Relative paths in a file are resolved against the file's directory (load_file only;
+ * strings keep them as written). The config is immutable after loading and owns all its memory.
  * cluster.example.conf in the repository is byte for byte aq_node_config_default_text(). */
 #ifndef AQ_NODE_CONFIG_H
 #define AQ_NODE_CONFIG_H
