@@ -597,7 +597,7 @@ static socklen_t addr_len(const aq_rpc_addr *a) {
 
 /* Binds UDP and TCP on one port; with port 0 the kernel picks the UDP port and we retry when the
  * TCP side of it is taken. */
-static int bind_pair(aq_rpc_addr *addr, int backlog, int *ufd_out, int *tfd_out) {
+static int bind_pair(aq_rpc_addr *addr, int backlog, int defer_s, int *ufd_out, int *tfd_out) {
     bool pick = aq_rpc_addr_port(addr) == 0;
     int err = 0;
     for (int attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
@@ -626,6 +626,8 @@ static int bind_pair(aq_rpc_addr *addr, int backlog, int *ufd_out, int *tfd_out)
         }
         int one = 1;
         setsockopt(tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (defer_s > 0)
+            setsockopt(tfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
         if (bind(tfd, (struct sockaddr *)&a.ss, addr_len(&a)) != 0 || listen(tfd, backlog) != 0) {
             err = -errno;
             close(tfd);
@@ -690,7 +692,7 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     u->log_ud = cfg->log_ud;
 
     int ufd = -1, tfd = -1;
-    r = bind_pair(&addr, backlog, &ufd, &tfd);
+    r = bind_pair(&addr, backlog, o.tcp_defer_accept_s, &ufd, &tfd);
     if (r < 0) {
         free(u->udp_buf);
         free(u);

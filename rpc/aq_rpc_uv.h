@@ -32,6 +32,9 @@ typedef struct aq_rpc_uv_opts {
     int udp_sndbuf;
     int tcp_rcvbuf; /* TCP socket buffers; 0 or negative: kernel default (keeps autotuning) */
     int tcp_sndbuf;
+    /* TCP_DEFER_ACCEPT seconds on the listener (0: off): the kernel completes a connection only
+     * when its first data arrives, as web servers often configure it. */
+    int tcp_defer_accept_s;
 } aq_rpc_uv_opts;
 
 /* Binds the sockets, sets cfg->self to the bound address and creates the core with this driver as
