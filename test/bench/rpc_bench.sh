@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# rpc_bench.sh [--quick] [-r runs] [-c concurrency] [-t seconds]
+# Measures, in one run and on loopback: rpc 64 B calls/s and p50/p99 latency at concurrency C,
+# rpc 4 MiB call GB/s, iperf3's single-stream GB/s and redis-benchmark's PING rate at the same C.
+# Prints a table of medians over the runs and the ratios. Build in Release for real figures.
+set -u
+runs=3 conc=50 secs=5 quick=0
+while (($#)); do
+    case $1 in
+    --quick) quick=1 runs=1 secs=1 ;;
+    -r) runs=$2; shift ;;
+    -c) conc=$2; shift ;;
+    -t) secs=$2; shift ;;
+    *) echo "usage: $0 [--quick] [-r runs] [-c concurrency] [-t seconds]" >&2; exit 2 ;;
+    esac
+    shift
+done
+BIN=${AQ_TEST_BIN:-$(dirname "$0")}
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; pids=(); }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+declare -a R_CPS R_P50 R_P99 R_GBPS I_GBPS D_PING
+nreq=$((conc * 2000 * secs))
+for ((i = 1; i <= runs; i++)); do
+    line=$(timeout -k 5 $((secs * 4 + 30)) "$BIN/rpc_bench" "$BIN/rpc_uv_server" -c "$conc" -t "$secs" | tail -n 1)
+    rc=$?
+    echo "$line"
+    if [[ $rc -ne 0 || $line != rpc_bench:* ]]; then
+        echo "rpc_bench.sh: rpc_bench failed (status $rc)" >&2
+        exit 1
+    fi
+    for kv in $line; do
+        case $kv in
+        calls_per_s=*) R_CPS+=("${kv#*=}") ;;
+        p50_us=*) R_P50+=("${kv#*=}") ;;
+        p99_us=*) R_P99+=("${kv#*=}") ;;
+        gbps=*) R_GBPS+=("${kv#*=}") ;;
+        esac
+    done
+
+    if have iperf3; then
+        p=$(free_port)
+        iperf3 -s -p "$p" -1 >/dev/null 2>&1 &
+        pids+=($!)
+        sleep 0.3
+        g=$(timeout -k 5 $((secs + 20)) iperf3 -c 127.0.0.1 -p "$p" -t "$secs" -J 2>/dev/null |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8e9)' 2>/dev/null)
+        [[ -n $g ]] && I_GBPS+=("$g") && echo "iperf3: gbps=$g"
+        cleanup
+    fi
+    if have redis-server && have redis-benchmark; then
+        p=$(free_port)
+        redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+        pids+=($!)
+        for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+        out=$(timeout -k 5 120 redis-benchmark -p "$p" -t ping -c "$conc" -n "$nreq" -q 2>/dev/null | tr '\r' '\n')
+        r=$(echo "$out" | awk -F'[: ]+' '/PING_MBULK/ {print $2}' | tail -n 1)
+        [[ -n $r ]] && D_PING+=("$r") && echo "redis PING_MBULK: requests_per_s=$r"
+        cleanup
+    fi
+done
+
+m_cps=$(printf '%s\n' "${R_CPS[@]}" | median)
+m_p50=$(printf '%s\n' "${R_P50[@]}" | median)
+m_p99=$(printf '%s\n' "${R_P99[@]}" | median)
+m_gbps=$(printf '%s\n' "${R_GBPS[@]}" | median)
+m_ip=$( ((${#I_GBPS[@]})) && printf '%s\n' "${I_GBPS[@]}" | median || echo nan)
+m_ping=$( ((${#D_PING[@]})) && printf '%s\n' "${D_PING[@]}" | median || echo nan)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "nan" || b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
+echo
+echo "rpc benchmark, loopback, medians of $runs run(s) of ${secs}s, concurrency $conc"
+printf '%-34s %14s %14s %10s\n' "measure" "rpc" "reference" "ratio"
+printf '%-34s %14.0f %14s %10s\n' "64 B calls/s vs redis PING/s" "$m_cps" "$m_ping" "$(ratio "$m_cps" "$m_ping")"
+printf '%-34s %14.1f %14s %10s\n' "64 B call latency p50 (us)" "$m_p50" "" ""
+printf '%-34s %14.1f %14s %10s\n' "64 B call latency p99 (us)" "$m_p99" "" ""
+printf '%-34s %14.3f %14s %10s\n' "4 MiB calls GB/s vs iperf3 GB/s" "$m_gbps" "$m_ip" "$(ratio "$m_gbps" "$m_ip")"
