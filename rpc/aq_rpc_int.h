@@ -1,0 +1,251 @@
+/* aq_rpc_int: the core's private structures, shared by aq_rpc.c (calls, task tables, timers) and
+ * aq_rpc_pipe.c (the TCP pipe: send scheduler, framing, reassembly). Nothing outside rpc/ includes
+ * this.
+ *
+ * Ownership: the endpoint owns peers; a peer owns its calls (by task, plus a FIFO of queued ones),
+ * its work table (by task, for the peer's current incarnation), its outbound pipe and its pipe send
+ * queues. Payload bytes are held by refcounted blobs so a fragment write in the driver's hands
+ * keeps them alive after the call or reply that queued them is gone.
+ */
+#ifndef AQ_RPC_INT_H
+#define AQ_RPC_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <xxhash.h>
+
+#include "aq_rpc.h"
+#include "aq_rpc_heap.h"
+#include "aq_rpc_intervals.h"
+#include "aq_rpc_map.h"
+#include "aq_rpc_window.h"
+#include "aq_rpc_wire.h"
+
+#define AQ_RPC_OLD_INCS        4 /* past incarnations of a peer whose late packets we drop */
+#define AQ_RPC_DONE_RANGES     4096
+#define AQ_RPC_MAX_ACKS        ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN) / 8)
+#define AQ_RPC_PIPE_WRITES_MAX 2 /* fragments written but not completed per connection */
+#define AQ_RPC_BACKOFF_MIN_US  5000
+#define AQ_RPC_BACKOFF_MAX_US  1000000
+/* Conservative bandwidth for the pipe transfer allowance added to a large message's RTO. */
+#define AQ_RPC_ASSUMED_BW_BPS (12500000ull)
+
+#define aq_container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
+
+typedef struct aq_rpc_link {
+    struct aq_rpc_link *prev, *next;
+} aq_rpc_link;
+
+static inline void aq_link_init(aq_rpc_link *l) {
+    l->prev = l->next = l;
+}
+static inline bool aq_link_empty(const aq_rpc_link *l) {
+    return l->next == l;
+}
+static inline void aq_link_add_tail(aq_rpc_link *head, aq_rpc_link *l) {
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+static inline void aq_link_del(aq_rpc_link *l) {
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+
+enum { AQ_T_CALL = 1, AQ_T_WORK, AQ_T_PEER };
+
+typedef struct aq_rpc_blob {
+    uint32_t refs;
+    const uint8_t *data;
+    size_t len;
+    aq_rpc_buf buf; /* released when refs drop to 0, unless owned */
+    void *owned;    /* our own copy, freed when refs drop to 0 */
+} aq_rpc_blob;
+
+/* A CALL or REPLY that travels over the pipe. */
+typedef struct aq_rpc_omsg {
+    aq_rpc_link plink; /* in peer->pipe_msgs while outstanding */
+    aq_rpc_link qlink; /* in a send queue while fragments remain to write */
+    bool registered, queued;
+    uint32_t off;
+    uint8_t kind;
+    uint16_t method;
+    uint64_t task;
+    int32_t status;
+    aq_rpc_blob *blob;
+} aq_rpc_omsg;
+
+enum { AQ_CALL_QUEUED = 1, AQ_CALL_SENT, AQ_CALL_BUSYWAIT };
+
+typedef struct aq_rpc_call_s {
+    aq_rpc_peer *peer;
+    uint64_t task; /* 0 until first sent */
+    uint16_t method;
+    int state;
+    aq_rpc_blob *blob;
+    aq_rpc_done_fn cb;
+    void *ud;
+    uint64_t start_us, deadline_us, sent_us, resend_us;
+    uint32_t attempts, level;
+    uint64_t dst_inc_sent;
+    bool last_busy, pipe;
+    aq_rpc_omsg om;
+    aq_rpc_tnode tn;
+    aq_rpc_link link; /* peer->queue while QUEUED, peer->inflight otherwise */
+} aq_rpc_call_s;
+
+enum { AQ_WORK_RUNNING = 1, AQ_WORK_DONE };
+
+typedef struct aq_rpc_work {
+    aq_rpc_peer *peer;
+    uint64_t task;
+    int state;
+    uint16_t method;
+    aq_rpc_incoming *in; /* while RUNNING */
+    int32_t status;
+    aq_rpc_blob *reply;
+    bool pipe;
+    uint32_t sends;
+    uint64_t expire_us;
+    aq_rpc_omsg om;
+    aq_rpc_tnode tn;
+} aq_rpc_work;
+
+struct aq_rpc_incoming {
+    aq_rpc *rpc;
+    aq_rpc_peer *peer;
+    aq_rpc_work *w; /* NULL once orphaned (the caller restarted) */
+    uint16_t method;
+    uint8_t *data;
+    size_t len;
+    aq_rpc_link link; /* rpc->incomings */
+};
+
+/* Partly received message on one inbound connection. */
+typedef struct aq_rpc_reasm {
+    uint64_t task;
+    uint8_t kind;
+    uint16_t method;
+    uint32_t len, got;
+    uint8_t *buf; /* NULL when skipping (a duplicate, or no room: busy) */
+    bool busy;
+} aq_rpc_reasm;
+
+typedef struct aq_rpc_conn {
+    uint64_t id;
+    aq_rpc_peer *peer; /* the owner for outbound; set by HELLO for inbound */
+    bool outbound, connected, hello_seen;
+    aq_rpc_addr remote;
+    uint32_t writes;
+    /* read side */
+    uint8_t hdr[AQ_RPC_HDR_LEN];
+    uint32_t hgot;
+    bool in_payload;
+    aq_rpc_hdr h;
+    aq_rpc_reasm *ra;
+    uint32_t remain;
+    size_t lent; /* length of the buffer last handed to the driver */
+    uint8_t *lent_at;
+    XXH3_state_t *xs;
+    aq_rpc_map reasm[2]; /* [0] calls, [1] replies, by task */
+    uint8_t hello_buf[2];
+} aq_rpc_conn;
+
+enum { AQ_PIPE_NONE = 0, AQ_PIPE_CONNECTING, AQ_PIPE_UP, AQ_PIPE_BACKOFF };
+
+struct aq_rpc_peer {
+    aq_rpc *rpc;
+    aq_rpc_addr addr;
+    char name[64];
+    char addr_text[64];
+    uint64_t inc;
+    uint64_t old_inc[AQ_RPC_OLD_INCS];
+    uint32_t n_old;
+    uint64_t last_heard_us;
+    aq_rpc_peer_stats st;
+    aq_rpc_cc cc;
+    /* caller side */
+    uint64_t next_task;
+    aq_rpc_map calls;
+    aq_rpc_link queue, inflight;
+    uint32_t nqueued;
+    /* callee side */
+    aq_rpc_map work;
+    uint32_t running;
+    aq_rpc_iset done;
+    /* ACKACKs to send at the end of this event */
+    uint64_t acks[AQ_RPC_MAX_ACKS];
+    uint32_t nacks;
+    aq_rpc_link ack_link;
+    /* outbound pipe */
+    aq_rpc_conn *out;
+    int pstate;
+    uint64_t backoff_us;
+    aq_rpc_tnode tn;
+    aq_rpc_link pipe_msgs, sendq_small, sendq_large;
+    uint64_t pipe_queued_bytes;
+    uint64_t reasm_bytes;
+};
+
+typedef struct aq_rpc_wrec {
+    aq_rpc_link link;
+    uint64_t conn;
+    aq_rpc_blob *blob;
+    uint8_t hdr[AQ_RPC_HDR_LEN];
+    uint8_t extra[2];
+    struct iovec iov[2];
+} aq_rpc_wrec;
+
+typedef struct aq_rpc_method_ent {
+    uint16_t method;
+    aq_rpc_handler_fn fn;
+    void *ud;
+    const char *name;
+} aq_rpc_method_ent;
+
+struct aq_rpc {
+    aq_rpc_config cfg;
+    aq_rpc_io io;
+    void *io_ctx;
+    uint64_t inc;
+    uint64_t prng;
+    bool closing;
+    aq_rpc_stats st;
+    aq_rpc_peer **peers;
+    size_t npeers, cap_peers;
+    aq_rpc_method_ent *methods;
+    size_t nmethods;
+    aq_rpc_notify_fn notify_fn;
+    void *notify_ud;
+    aq_rpc_restart_fn restart_fn;
+    void *restart_ud;
+    aq_rpc_heap heap;
+    uint64_t armed;
+    aq_rpc_map conns;
+    aq_rpc_link wrecs, incomings, ack_peers;
+    uint8_t scratch[16384];
+};
+
+/* aq_rpc.c, used by the pipe */
+uint64_t aq_rpc_now(aq_rpc *rpc);
+void aq_rpc_logf(aq_rpc *rpc, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void aq_rpc_blob_unref(aq_rpc_blob *b);
+void aq_rpc_handle_msg(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h, const uint8_t *data,
+                       uint8_t *owned, bool skipped, bool busy);
+/* Checks the sender's incarnation; false when the message must be dropped. */
+bool aq_rpc_check_inc(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h);
+void aq_rpc_settle(aq_rpc *rpc);
+bool aq_rpc_task_known(aq_rpc_peer *peer, uint64_t task);
+
+/* aq_rpc_pipe.c */
+void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om);
+void aq_rpc_pipe_forget(aq_rpc_peer *p, aq_rpc_omsg *om);
+void aq_rpc_pipe_timer(aq_rpc_peer *p);
+void aq_rpc_pipe_peer_free(aq_rpc_peer *p);
+void aq_rpc_pipe_free_all(aq_rpc *rpc);
+
+#endif

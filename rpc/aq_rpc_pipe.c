@@ -1,0 +1,507 @@
+/* The pipe: one outbound TCP connection per peer for messages too big for a datagram, HELLO first,
+ * fragments of queued messages interleaved (single-fragment messages first, then round-robin over
+ * the large ones), at most AQ_RPC_PIPE_WRITES_MAX fragment writes outstanding per connection so
+ * the interleaving happens at the socket, reconnect with exponential backoff, and on reconnect
+ * every unanswered message is sent again from its start. The read side parses frames from any
+ * connection, reads payloads straight into per-(kind, task) reassembly buffers, and cuts off a
+ * connection that breaks the framing or a bound. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aq_rpc_int.h"
+
+static aq_rpc_conn *conn_new(aq_rpc *rpc, uint64_t id) {
+    aq_rpc_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->id = id;
+    c->xs = XXH3_createState();
+    if (!c->xs || aq_rpc_map_put(&rpc->conns, id, c) != 0) {
+        XXH3_freeState(c->xs);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void reasm_drop(aq_rpc *rpc, aq_rpc_conn *c, aq_rpc_reasm *ra) {
+    aq_rpc_map_del(&c->reasm[ra->kind == AQ_RPC_K_REPLY], ra->task);
+    if (ra->buf) {
+        if (c->peer)
+            c->peer->reasm_bytes -= ra->len;
+        rpc->st.reassembly_bytes -= ra->len;
+        free(ra->buf);
+    }
+    if (c->ra == ra)
+        c->ra = NULL;
+    free(ra);
+}
+
+/* Forget a connection (closed by either side). */
+static void conn_free(aq_rpc *rpc, aq_rpc_conn *c) {
+    for (int k = 0; k < 2; k++) {
+        aq_rpc_reasm *ra;
+        while ((ra = aq_rpc_map_any(&c->reasm[k])))
+            reasm_drop(rpc, c, ra);
+        aq_rpc_map_free(&c->reasm[k]);
+    }
+    aq_rpc_map_del(&rpc->conns, c->id);
+    if (c->outbound && c->peer && c->peer->out == c)
+        c->peer->out = NULL;
+    XXH3_freeState(c->xs);
+    free(c);
+}
+
+/* ---------- send side ---------- */
+
+static void pipe_open(aq_rpc_peer *p);
+
+static void schedule_reconnect(aq_rpc_peer *p) {
+    aq_rpc *rpc = p->rpc;
+    p->pstate = AQ_PIPE_BACKOFF;
+    aq_rpc_heap_set(&rpc->heap, &p->tn, aq_rpc_now(rpc) + p->backoff_us);
+    p->backoff_us *= 2;
+    if (p->backoff_us > AQ_RPC_BACKOFF_MAX_US)
+        p->backoff_us = AQ_RPC_BACKOFF_MAX_US;
+}
+
+/* The outbound connection failed or broke: everything unanswered goes again after reconnecting. */
+static void outbound_failed(aq_rpc_peer *p) {
+    aq_rpc *rpc = p->rpc;
+    if (p->out)
+        conn_free(rpc, p->out);
+    p->out = NULL;
+    p->st.pipe_failures++;
+    if (!rpc->closing)
+        schedule_reconnect(p);
+}
+
+static void pipe_open(aq_rpc_peer *p) {
+    aq_rpc *rpc = p->rpc;
+    uint64_t id = 0;
+    int err = rpc->io.pipe_open(rpc->io_ctx, &p->addr, &id);
+    if (err || id == 0) {
+        aq_rpc_logf(rpc, 2, "pipe to %s: cannot connect: %s", aq_rpc_peer_name(p),
+                    aq_strerror(err));
+        p->st.pipe_failures++;
+        schedule_reconnect(p);
+        return;
+    }
+    aq_rpc_conn *c = conn_new(rpc, id);
+    if (!c) {
+        rpc->io.pipe_close(rpc->io_ctx, id);
+        p->st.pipe_failures++;
+        schedule_reconnect(p);
+        return;
+    }
+    c->outbound = true;
+    c->peer = p;
+    c->hello_seen = false;
+    c->remote = p->addr;
+    p->out = c;
+    p->pstate = AQ_PIPE_CONNECTING;
+}
+
+void aq_rpc_pipe_timer(aq_rpc_peer *p) {
+    if (p->pstate != AQ_PIPE_BACKOFF)
+        return;
+    p->pstate = AQ_PIPE_NONE;
+    if (!aq_link_empty(&p->pipe_msgs))
+        pipe_open(p);
+}
+
+static aq_rpc_wrec *wrec_new(aq_rpc *rpc, aq_rpc_conn *c) {
+    aq_rpc_wrec *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->conn = c->id;
+    aq_link_add_tail(&rpc->wrecs, &w->link);
+    c->writes++;
+    return w;
+}
+
+static void write_hello(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_conn *c) {
+    aq_rpc_wrec *w = wrec_new(rpc, c);
+    if (!w)
+        return;
+    uint16_t port = aq_rpc_addr_port(&rpc->cfg.self);
+    w->extra[0] = (uint8_t)port;
+    w->extra[1] = (uint8_t)(port >> 8);
+    aq_rpc_hdr h = {.version = AQ_RPC_WIRE_VERSION,
+                    .kind = AQ_RPC_K_HELLO,
+                    .cluster_id = rpc->cfg.cluster_id,
+                    .src_inc = rpc->inc,
+                    .dst_inc = p->inc,
+                    .msg_len = 2,
+                    .frag_len = 2};
+    aq_rpc_hdr_encode(&h, w->extra, w->hdr);
+    w->iov[0] = (struct iovec){w->hdr, AQ_RPC_HDR_LEN};
+    w->iov[1] = (struct iovec){w->extra, 2};
+    p->st.bytes_out += AQ_RPC_HDR_LEN + 2;
+    rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, 2, w);
+}
+
+static void pump(aq_rpc_peer *p) {
+    aq_rpc *rpc = p->rpc;
+    aq_rpc_conn *c = p->out;
+    while (c && p->pstate == AQ_PIPE_UP && c->writes < AQ_RPC_PIPE_WRITES_MAX && !rpc->closing) {
+        aq_rpc_link *head = !aq_link_empty(&p->sendq_small)   ? &p->sendq_small
+                            : !aq_link_empty(&p->sendq_large) ? &p->sendq_large
+                                                              : NULL;
+        if (!head)
+            break;
+        aq_rpc_omsg *om = aq_container_of(head->next, aq_rpc_omsg, qlink);
+        aq_rpc_wrec *w = wrec_new(rpc, c);
+        if (!w)
+            break; /* the message stays queued; the retransmit timer tries again */
+        uint32_t len = (uint32_t)om->blob->len;
+        uint32_t flen = len - om->off;
+        if (flen > rpc->cfg.fragment_size)
+            flen = rpc->cfg.fragment_size;
+        aq_rpc_hdr h = {.version = AQ_RPC_WIRE_VERSION,
+                        .kind = om->kind,
+                        .method = om->method,
+                        .cluster_id = rpc->cfg.cluster_id,
+                        .src_inc = rpc->inc,
+                        .dst_inc = p->inc,
+                        .task = om->task,
+                        .msg_len = len,
+                        .frag_off = om->off,
+                        .frag_len = flen,
+                        .status = om->status};
+        const uint8_t *frag = om->blob->data + om->off;
+        aq_rpc_hdr_encode(&h, frag, w->hdr);
+        w->blob = om->blob;
+        om->blob->refs++;
+        w->iov[0] = (struct iovec){w->hdr, AQ_RPC_HDR_LEN};
+        w->iov[1] = (struct iovec){(void *)frag, flen};
+        om->off += flen;
+        p->pipe_queued_bytes -= flen;
+        aq_link_del(&om->qlink);
+        if (om->off < len)
+            aq_link_add_tail(&p->sendq_large, &om->qlink);
+        else
+            om->queued = false;
+        p->st.bytes_out += AQ_RPC_HDR_LEN + flen;
+        rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, flen ? 2 : 1, w);
+        c = p->out; /* a synchronous failure report may have dropped it */
+    }
+}
+
+static void unqueue(aq_rpc_peer *p, aq_rpc_omsg *om) {
+    if (!om->queued)
+        return;
+    aq_link_del(&om->qlink);
+    om->queued = false;
+    p->pipe_queued_bytes -= om->blob->len - om->off;
+}
+
+static void queue_from_start(aq_rpc_peer *p, aq_rpc_omsg *om) {
+    unqueue(p, om);
+    om->off = 0;
+    om->queued = true;
+    p->pipe_queued_bytes += om->blob->len;
+    aq_link_add_tail(om->blob->len <= p->rpc->cfg.fragment_size ? &p->sendq_small : &p->sendq_large,
+                     &om->qlink);
+}
+
+void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om) {
+    if (!om->registered) {
+        om->registered = true;
+        aq_link_add_tail(&p->pipe_msgs, &om->plink);
+    }
+    if (om->queued)
+        return; /* still going out: a resend would only repeat bytes already on their way */
+    queue_from_start(p, om);
+    if (p->pstate == AQ_PIPE_NONE)
+        pipe_open(p);
+    else if (p->pstate == AQ_PIPE_UP)
+        pump(p);
+}
+
+void aq_rpc_pipe_forget(aq_rpc_peer *p, aq_rpc_omsg *om) {
+    unqueue(p, om);
+    if (om->registered) {
+        aq_link_del(&om->plink);
+        om->registered = false;
+    }
+}
+
+void aq_rpc_pipe_connected(aq_rpc *rpc, uint64_t id) {
+    aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
+    if (!c || !c->outbound || c->connected || rpc->closing)
+        return;
+    aq_rpc_peer *p = c->peer;
+    c->connected = true;
+    p->pstate = AQ_PIPE_UP;
+    p->backoff_us = AQ_RPC_BACKOFF_MIN_US;
+    p->st.pipe_connects++;
+    write_hello(rpc, p, c);
+    /* A new connection: the far side starts every message afresh. */
+    for (aq_rpc_link *l = p->pipe_msgs.next; l != &p->pipe_msgs; l = l->next)
+        queue_from_start(p, aq_container_of(l, aq_rpc_omsg, plink));
+    pump(p);
+    aq_rpc_settle(rpc);
+}
+
+void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
+    aq_rpc_wrec *w = token;
+    if (!w)
+        return;
+    aq_link_del(&w->link);
+    aq_rpc_blob_unref(w->blob);
+    free(w);
+    aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
+    if (!c || rpc->closing)
+        return;
+    if (c->writes)
+        c->writes--;
+    if (c->outbound && c->peer && c->peer->out == c && status == 0)
+        pump(c->peer);
+    aq_rpc_settle(rpc);
+}
+
+/* ---------- read side ---------- */
+
+void aq_rpc_pipe_accepted(aq_rpc *rpc, uint64_t id, const aq_rpc_addr *remote) {
+    if (rpc->closing || aq_rpc_map_get(&rpc->conns, id)) {
+        rpc->io.pipe_close(rpc->io_ctx, id);
+        return;
+    }
+    aq_rpc_conn *c = conn_new(rpc, id);
+    if (!c) {
+        rpc->io.pipe_close(rpc->io_ctx, id);
+        return;
+    }
+    c->connected = true;
+    if (remote)
+        c->remote = *remote;
+}
+
+void aq_rpc_pipe_closed(aq_rpc *rpc, uint64_t id, int err) {
+    aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
+    if (!c || rpc->closing)
+        return;
+    if (c->outbound && c->peer && c->peer->out == c) {
+        aq_rpc_logf(rpc, 2, "pipe to %s broke: %s", aq_rpc_peer_name(c->peer), aq_strerror(err));
+        outbound_failed(c->peer);
+    } else {
+        conn_free(rpc, c);
+    }
+    aq_rpc_settle(rpc);
+}
+
+static void cutoff(aq_rpc *rpc, aq_rpc_conn *c, const char *why) {
+    char addr[64];
+    rpc->st.cutoffs++;
+    aq_rpc_logf(rpc, 1, "cutting off pipe from %s: %s",
+                aq_rpc_addr_format(&c->remote, addr, sizeof addr), why);
+    rpc->io.pipe_close(rpc->io_ctx, c->id);
+    if (c->outbound && c->peer && c->peer->out == c)
+        outbound_failed(c->peer);
+    else
+        conn_free(rpc, c);
+}
+
+void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t id, uint8_t **buf, size_t *len) {
+    aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
+    if (!c) {
+        *buf = rpc->scratch;
+        *len = sizeof rpc->scratch;
+        return;
+    }
+    if (!c->in_payload) {
+        c->lent_at = c->hdr + c->hgot;
+        c->lent = AQ_RPC_HDR_LEN - c->hgot;
+    } else if (c->ra && c->ra->buf) {
+        c->lent_at = c->ra->buf + c->h.frag_off + (c->h.frag_len - c->remain);
+        c->lent = c->remain;
+    } else {
+        c->lent_at = rpc->scratch;
+        c->lent = c->remain < sizeof rpc->scratch ? c->remain : sizeof rpc->scratch;
+    }
+    *buf = c->lent_at;
+    *len = c->lent;
+}
+
+static void start_payload(aq_rpc_conn *c) {
+    uint8_t tmp[AQ_RPC_HDR_LEN];
+    memcpy(tmp, c->hdr, sizeof tmp);
+    memset(tmp + 56, 0, 8);
+    XXH3_64bits_reset(c->xs);
+    XXH3_64bits_update(c->xs, tmp, sizeof tmp);
+    c->in_payload = true;
+    c->remain = c->h.frag_len;
+}
+
+/* Header complete: check it and find where its payload goes. false: the conn was cut off. */
+static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
+    aq_rpc_hdr *h = &c->h;
+    if (aq_rpc_hdr_decode(c->hdr, h) != 0) {
+        rpc->st.dropped_malformed++;
+        cutoff(rpc, c, "malformed frame header");
+        return false;
+    }
+    if (h->cluster_id != rpc->cfg.cluster_id) {
+        rpc->st.dropped_foreign++;
+        cutoff(rpc, c, "frame from another cluster");
+        return false;
+    }
+    if (!c->hello_seen) {
+        if (h->kind != AQ_RPC_K_HELLO || h->msg_len != 2 || h->frag_len != 2 || c->outbound) {
+            rpc->st.dropped_malformed++;
+            cutoff(rpc, c, "first frame is not HELLO");
+            return false;
+        }
+        c->ra = NULL;
+        start_payload(c);
+        return true;
+    }
+    if ((h->kind != AQ_RPC_K_CALL && h->kind != AQ_RPC_K_REPLY) || h->task == 0) {
+        rpc->st.dropped_malformed++;
+        cutoff(rpc, c, "unexpected frame kind");
+        return false;
+    }
+    aq_rpc_peer *p = c->peer;
+    aq_rpc_map *m = &c->reasm[h->kind == AQ_RPC_K_REPLY];
+    aq_rpc_reasm *ra = aq_rpc_map_get(m, h->task);
+    if (h->frag_off == 0) {
+        if (ra)
+            reasm_drop(rpc, c, ra);
+        ra = calloc(1, sizeof *ra);
+        if (!ra || aq_rpc_map_put(m, h->task, ra) != 0) {
+            free(ra);
+            cutoff(rpc, c, "out of memory");
+            return false;
+        }
+        ra->task = h->task;
+        ra->kind = h->kind;
+        ra->method = h->method;
+        ra->len = h->msg_len;
+        bool current = h->src_inc == p->inc;
+        bool skip = current && (h->kind == AQ_RPC_K_CALL ? aq_rpc_task_known(p, h->task)
+                                                         : !aq_rpc_map_get(&p->calls, h->task));
+        if (!skip && h->msg_len) {
+            if (p->reasm_bytes + h->msg_len <= rpc->cfg.reassembly_max)
+                ra->buf = malloc(h->msg_len);
+            if (ra->buf) {
+                p->reasm_bytes += h->msg_len;
+                rpc->st.reassembly_bytes += h->msg_len;
+            } else {
+                ra->busy = true;
+            }
+        }
+    } else if (!ra || ra->got != h->frag_off || ra->len != h->msg_len || ra->method != h->method) {
+        rpc->st.dropped_malformed++;
+        cutoff(rpc, c, "fragment out of order");
+        return false;
+    }
+    c->ra = ra;
+    start_payload(c);
+    return true;
+}
+
+/* Fragment bytes all in: verify, then act. */
+static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
+    aq_rpc_hdr h = c->h;
+    aq_rpc_reasm *ra = c->ra;
+    c->in_payload = false;
+    c->hgot = 0;
+    c->ra = NULL;
+    if (XXH3_64bits_digest(c->xs) != h.checksum) {
+        rpc->st.dropped_malformed++;
+        if (ra)
+            reasm_drop(rpc, c, ra);
+        return;
+    }
+    if (h.kind == AQ_RPC_K_HELLO) {
+        uint16_t port = (uint16_t)(c->hello_buf[0] | c->hello_buf[1] << 8);
+        aq_rpc_addr a = c->remote;
+        aq_rpc_addr_set_port(&a, port);
+        aq_rpc_peer *p = aq_rpc_peer_get(rpc, &a);
+        if (!p) {
+            cutoff(rpc, c, "cannot map HELLO to a peer");
+            return;
+        }
+        c->peer = p;
+        c->hello_seen = true;
+        p->st.bytes_in += AQ_RPC_HDR_LEN + 2;
+        aq_rpc_check_inc(rpc, p, &h);
+        return;
+    }
+    aq_rpc_peer *p = c->peer;
+    p->st.bytes_in += AQ_RPC_HDR_LEN + h.frag_len;
+    ra->got += h.frag_len;
+    bool skipping = !ra->buf && ra->len;
+    if (h.frag_off == 0 && skipping) {
+        /* Answer a duplicate or an over-limit call once its first fragment checks out. */
+        aq_rpc_handle_msg(rpc, p, &h, NULL, NULL, true, ra->busy && h.kind == AQ_RPC_K_CALL);
+    }
+    if (ra->got < ra->len)
+        return;
+    uint8_t *buf = ra->buf;
+    uint32_t len = ra->len;
+    ra->buf = NULL;
+    if (buf) {
+        p->reasm_bytes -= len;
+        rpc->st.reassembly_bytes -= len;
+    }
+    reasm_drop(rpc, c, ra);
+    if (skipping)
+        return;
+    h.frag_off = 0;
+    h.frag_len = len;
+    aq_rpc_handle_msg(rpc, p, &h, buf, buf, false, false);
+}
+
+void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
+    aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
+    if (!c || nread == 0 || rpc->closing)
+        return;
+    if (nread > c->lent) {
+        cutoff(rpc, c, "driver reported more bytes than lent");
+        aq_rpc_settle(rpc);
+        return;
+    }
+    uint8_t *at = c->lent_at;
+    c->lent = 0;
+    if (!c->in_payload) {
+        c->hgot += (uint32_t)nread;
+        if (c->hgot == AQ_RPC_HDR_LEN) {
+            if (header_done(rpc, c) && c->remain == 0)
+                fragment_done(rpc, c);
+        }
+    } else {
+        if (!c->hello_seen)
+            memcpy(c->hello_buf + (c->h.frag_len - c->remain), at, nread);
+        XXH3_64bits_update(c->xs, at, nread);
+        c->remain -= (uint32_t)nread;
+        if (c->remain == 0)
+            fragment_done(rpc, c);
+    }
+    aq_rpc_settle(rpc);
+}
+
+/* ---------- teardown ---------- */
+
+void aq_rpc_pipe_peer_free(aq_rpc_peer *p) {
+    while (!aq_link_empty(&p->pipe_msgs)) {
+        aq_rpc_omsg *om = aq_container_of(p->pipe_msgs.next, aq_rpc_omsg, plink);
+        aq_rpc_pipe_forget(p, om);
+    }
+}
+
+void aq_rpc_pipe_free_all(aq_rpc *rpc) {
+    aq_rpc_conn *c;
+    while ((c = aq_rpc_map_any(&rpc->conns))) {
+        rpc->io.pipe_close(rpc->io_ctx, c->id);
+        conn_free(rpc, c);
+    }
+    /* The driver reports no completions after aq_rpc_free: the writes are abandoned here. */
+    while (!aq_link_empty(&rpc->wrecs)) {
+        aq_rpc_wrec *w = aq_container_of(rpc->wrecs.next, aq_rpc_wrec, link);
+        aq_link_del(&w->link);
+        aq_rpc_blob_unref(w->blob);
+        free(w);
+    }
+}

@@ -1,0 +1,66 @@
+/* aq_rpc_wire: the 64-byte header every datagram and pipe frame starts with (internal to rpc/).
+ *
+ * Layout (little-endian): magic u16 0x5141, version u8, kind u8, flags u16, method u16, cluster_id
+ * u64, src_inc u64, dst_inc u64, task u64, msg_len u32, frag_off u32, frag_len u32, status i32,
+ * checksum u64 = XXH3_64bits over the header (checksum field zero) and the fragment bytes. Then
+ * frag_len payload bytes. Decoding checks every field before anything trusts it: magic, version,
+ * kind, flags (only known bits), msg_len <= AQ_RPC_MAX_PAYLOAD, frag_off + frag_len <= msg_len
+ * without overflow; the datagram decoder also checks the total length, that the datagram carries
+ * the whole message and the checksum. Pipe frames check the checksum once their bytes are in.
+ */
+#ifndef AQ_RPC_WIRE_H
+#define AQ_RPC_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AQ_RPC_WIRE_MAGIC   0x5141u
+#define AQ_RPC_WIRE_VERSION 1u
+#define AQ_RPC_HDR_LEN      64u
+/* Flag bit 0 is reserved for "a 16-byte MAC follows the header"; no flag is accepted yet. */
+#define AQ_RPC_FLAG_MAC    0x0001u
+#define AQ_RPC_FLAGS_KNOWN 0x0000u
+
+enum aq_rpc_kind {
+    AQ_RPC_K_CALL = 1,
+    AQ_RPC_K_REPLY = 2,
+    AQ_RPC_K_ACKACK = 3, /* payload: u64 task numbers, little-endian */
+    AQ_RPC_K_PENDING = 4,
+    AQ_RPC_K_BUSY = 5,  /* status: retry-after in ms */
+    AQ_RPC_K_NACK = 6,  /* status: aq error code (AQ_ERESTARTED, AQ_ENOMETHOD, AQ_ETIMEDOUT) */
+    AQ_RPC_K_HELLO = 7, /* pipe only; payload: u16 listen port of the sender */
+    AQ_RPC_K_NOTIFY = 8,
+    AQ_RPC_K_MAX = 8,
+};
+
+typedef struct aq_rpc_hdr {
+    uint8_t version;
+    uint8_t kind;
+    uint16_t flags;
+    uint16_t method;
+    uint64_t cluster_id;
+    uint64_t src_inc;
+    uint64_t dst_inc;
+    uint64_t task;
+    uint32_t msg_len;
+    uint32_t frag_off;
+    uint32_t frag_len;
+    int32_t status;
+    uint64_t checksum;
+} aq_rpc_hdr;
+
+/* Writes the 64 header bytes with the checksum over them and the fragment `frag` (frag_len
+ * bytes); h->checksum is ignored and set. */
+void aq_rpc_hdr_encode(aq_rpc_hdr *h, const void *frag, uint8_t out[AQ_RPC_HDR_LEN]);
+
+/* Parses and checks the header fields (not the checksum). 0 or AQ_EPROTO. */
+int aq_rpc_hdr_decode(const uint8_t in[AQ_RPC_HDR_LEN], aq_rpc_hdr *h);
+
+/* The checksum of a header (its checksum bytes taken as zero) followed by frag. */
+uint64_t aq_rpc_hdr_checksum(const uint8_t hdr[AQ_RPC_HDR_LEN], const void *frag, size_t frag_len);
+
+/* A whole datagram: header checks, length == 64 + frag_len, frag_off == 0, frag_len == msg_len,
+ * checksum. On success *payload points into data. 0 or AQ_EPROTO. */
+int aq_rpc_dgram_decode(const uint8_t *data, size_t len, aq_rpc_hdr *h, const uint8_t **payload);
+
+#endif
