@@ -88,6 +88,11 @@ static void logf_(aq_rpc_uv *u, int level, const char *fmt, ...) {
     u->log(u->log_ud, level, msg);
 }
 
+/* The core takes inputs: it exists and aq_rpc_uv_close has not been called. */
+static bool live(const aq_rpc_uv *u) {
+    return u->core && !u->closing;
+}
+
 /* ---- connection table ---- */
 
 static size_t hslot(const aq_rpc_uv *u, uint64_t id) {
@@ -193,7 +198,7 @@ static void conn_fail(conn *c, int err) {
     aq_rpc_uv *u = c->u;
     uint64_t id = c->id;
     conn_begin_close(c);
-    if (u->core)
+    if (live(u))
         aq_rpc_pipe_closed(u->core, id, err);
 }
 
@@ -221,14 +226,20 @@ static void tune_tcp(aq_rpc_uv *u, conn *c) {
 
 /* ---- deferred write completions ---- */
 
+static void finish_close(aq_rpc_uv *u);
+
 static void idle_cb(uv_idle_t *h) {
     aq_rpc_uv *u = h->data;
+    if (u->closing) {
+        finish_close(u);
+        return;
+    }
     deferred *d = u->def_head;
     u->def_head = u->def_tail = NULL;
     uv_idle_stop(&u->idle);
     while (d) {
         deferred *nd = d->next;
-        if (u->core)
+        if (live(u))
             aq_rpc_pipe_written(u->core, d->conn, d->token, d->status);
         free(d);
         d = nd;
@@ -256,7 +267,7 @@ static void defer_written(aq_rpc_uv *u, uint64_t id, void *token, int status) {
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     conn *c = h->data;
     aq_rpc_uv *u = c->u;
-    if (!u->core || c->closing) {
+    if (!live(u) || c->closing) {
         *buf = uv_buf_init(NULL, 0);
         return;
     }
@@ -271,7 +282,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn *c = s->data;
     aq_rpc_uv *u = c->u;
-    if (!u->core || c->closing)
+    if (!live(u) || c->closing)
         return;
     if (nread >= 0) {
         aq_rpc_pipe_input(u->core, c->id, (size_t)nread);
@@ -353,7 +364,7 @@ static void io_send_dgram(void *ctx, const aq_rpc_addr *to, const struct iovec *
 static void connect_cb(uv_connect_t *req, int status) {
     conn *c = req->data;
     aq_rpc_uv *u = c->u;
-    if (c->closing || !u->core)
+    if (c->closing || !live(u))
         return; /* the core closed it, or the driver is closing: no report */
     if (status < 0) {
         u->st.conns_failed++;
@@ -474,7 +485,7 @@ static void arm_timer(aq_rpc_uv *u, uint64_t at_us) {
 static void timer_cb(uv_timer_t *t) {
     aq_rpc_uv *u = t->data;
     uint64_t at = u->timer_at_us;
-    if (at == UINT64_MAX || !u->core)
+    if (at == UINT64_MAX || !live(u))
         return;
     if (uv_hrtime() / 1000 < at) {
         arm_timer(u, at); /* fired early by the loop's coarse clock */
@@ -520,7 +531,7 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     aq_rpc_uv *u = h->data;
     /* The buffer is ours for good, so UV_UDP_MMSG_FREE (end of a recvmmsg batch) needs nothing;
      * nread == 0 with no address means "nothing more to read". */
-    if (nread < 0 || !addr || !u->core)
+    if (nread < 0 || !addr || !live(u))
         return;
     if (flags & UV_UDP_PARTIAL) {
         u->st.dgrams_truncated++;
@@ -544,7 +555,7 @@ static void on_connection(uv_stream_t *server, int status) {
         logf_(u, 1, "rpc: accept failed: %s", uv_strerror(status));
         return;
     }
-    if (!u->core)
+    if (!live(u))
         return;
     conn *c = conn_new(u);
     if (!c) {
@@ -771,22 +782,30 @@ uv_loop_t *aq_rpc_uv_loop(const aq_rpc_uv *u) {
     return u->loop;
 }
 
-void aq_rpc_uv_close(aq_rpc_uv *u, void (*cb)(void *ud), void *ud) {
-    if (!u || u->closing)
-        return;
-    u->close_cb = cb;
-    u->close_ud = ud;
+/* Runs from the loop (never from inside a core callback): frees the core, then the handles. */
+static void finish_close(aq_rpc_uv *u) {
+    uv_idle_stop(&u->idle);
     /* Keep handles_open above zero while the core frees, so no close callback can finish us
-     * early; closing is set first so the core's last requests (pipe_close) are all that runs. */
+     * early. The core's last requests (pipe_close) are all that runs. */
     u->handles_open++;
     aq_rpc *core = u->core;
-    u->closing = true;
     if (core) {
         aq_rpc_free(core);
         u->core = NULL;
     }
     u->handles_open--;
     close_all(u);
+}
+
+void aq_rpc_uv_close(aq_rpc_uv *u, void (*cb)(void *ud), void *ud) {
+    if (!u || u->closing)
+        return;
+    u->close_cb = cb;
+    u->close_ud = ud;
+    /* Often called from a call's callback, i.e. from inside the core: free it on the next loop
+     * iteration, once the core has returned. From now on no input reaches it. */
+    u->closing = true;
+    uv_idle_start(&u->idle, idle_cb);
 }
 
 void aq_rpc_uv_stats_get(const aq_rpc_uv *u, aq_rpc_uv_stats *out) {

@@ -48,8 +48,9 @@ aq_rpc *aq_rpc_uv_core(aq_rpc_uv *u);
 const aq_rpc_addr *aq_rpc_uv_self(const aq_rpc_uv *u);
 uv_loop_t *aq_rpc_uv_loop(const aq_rpc_uv *u);
 
-/* Frees the core (pending calls fail with AQ_ECLOSED, their callbacks run now), closes every
- * handle, and once libuv has closed them all frees the driver and runs cb(ud) (cb may be NULL).
+/* Stops feeding the core at once; on the next loop iteration frees it (pending calls fail with
+ * AQ_ECLOSED, their callbacks run then) and closes every handle; once libuv has closed them all,
+ * frees the driver and runs cb(ud) (cb may be NULL). Safe to call from inside any rpc callback.
  * Call once, from the loop thread; u is unusable afterwards. */
 void aq_rpc_uv_close(aq_rpc_uv *u, void (*cb)(void *ud), void *ud);
 

@@ -532,7 +532,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-    opts o = {.n = 2000,
+    opts o = {.n = 1000,
               .size = 4096,
               .backlog = 8,
               .delay_us = 2000,
