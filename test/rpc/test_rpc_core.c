@@ -1,0 +1,466 @@
+/* The core through a tiny hand-driven network: outcomes, errors, duplicates, incarnations, and
+ * hostile input that must be dropped and counted without changing anything. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aq_rpc.h"
+#include "aq_rpc_wire.h"
+
+#define CID 77u
+
+typedef struct pkt {
+    int to;
+    aq_rpc_addr from;
+    uint8_t d[AQ_RPC_DGRAM_MAX];
+    size_t len;
+} pkt;
+
+typedef struct net {
+    uint64_t now;
+    pkt q[256];
+    int nq;
+    uint64_t timer[2];
+    aq_rpc *rpc[2];
+    aq_rpc_addr addr[2];
+    int opens, closes;
+    bool drop_to[2];
+} net;
+
+typedef struct ep {
+    net *n;
+    int i;
+} ep;
+
+static net N;
+static ep E[2];
+
+static uint64_t t_now(void *ctx) {
+    return ((ep *)ctx)->n->now;
+}
+static void t_send(void *ctx, const aq_rpc_addr *to, const struct iovec *iov, int cnt) {
+    ep *e = ctx;
+    int dst = aq_rpc_addr_eq(to, &e->n->addr[0]) ? 0 : 1;
+    if (e->n->drop_to[dst] || e->n->nq == 256)
+        return;
+    pkt *p = &e->n->q[e->n->nq++];
+    p->to = dst;
+    p->from = e->n->addr[e->i];
+    p->len = 0;
+    for (int k = 0; k < cnt; k++) {
+        memcpy(p->d + p->len, iov[k].iov_base, iov[k].iov_len);
+        p->len += iov[k].iov_len;
+    }
+}
+static int t_open(void *ctx, const aq_rpc_addr *to, uint64_t *conn) {
+    ((ep *)ctx)->n->opens++;
+    *conn = 1000 + (uint64_t)((ep *)ctx)->n->opens;
+    return 0;
+}
+static void t_write(void *ctx, uint64_t conn, const struct iovec *iov, int cnt, void *tok) {}
+static void t_close(void *ctx, uint64_t conn) {
+    ((ep *)ctx)->n->closes++;
+}
+static void t_timer(void *ctx, uint64_t at) {
+    ep *e = ctx;
+    e->n->timer[e->i] = at;
+}
+static const aq_rpc_io IO = {t_now, t_send, t_open, t_write, t_close, t_timer};
+
+static int handled;
+static int busy_mode;
+static aq_rpc_incoming *held;
+
+static void h_echo(void *ud, aq_rpc_incoming *in) {
+    handled++;
+    if (busy_mode) {
+        aq_rpc_respond_busy(in, 5);
+        return;
+    }
+    if (ud) { /* answer later */
+        held = in;
+        return;
+    }
+    size_t len;
+    const uint8_t *d = aq_rpc_incoming_data(in, &len);
+    aq_rpc_respond(in, 0, (aq_rpc_buf){d, len, NULL, NULL});
+}
+
+static void setup_net(uint64_t inc_b) {
+    memset(&N, 0, sizeof N);
+    handled = 0;
+    busy_mode = 0;
+    held = NULL;
+    for (int i = 0; i < 2; i++) {
+        E[i] = (ep){&N, i};
+        char a[32];
+        snprintf(a, sizeof a, "127.0.0.1:%d", 9000 + i);
+        cr_assert_eq(aq_rpc_addr_parse(a, &N.addr[i]), 0);
+        aq_rpc_config c;
+        aq_rpc_config_init(&c);
+        c.cluster_id = CID;
+        c.incarnation = i ? inc_b : 100;
+        c.self = N.addr[i];
+        c.queue_max = 2;
+        c.window_init = 1;
+        cr_assert_eq(aq_rpc_new(&c, &IO, &E[i], &N.rpc[i]), 0);
+        N.timer[i] = UINT64_MAX;
+    }
+    aq_rpc_handle(N.rpc[1], 1, h_echo, NULL);
+    aq_rpc_handle(N.rpc[1], 2, h_echo, (void *)1);
+    aq_rpc_method_name(N.rpc[0], 1, "ECHO");
+}
+
+static void setup(void) {
+    setup_net(200);
+}
+
+static void teardown(void) {
+    for (int i = 0; i < 2; i++)
+        if (N.rpc[i])
+            aq_rpc_free(N.rpc[i]);
+}
+
+/* Deliver queued datagrams (and ones they cause) until quiet. */
+static void flush(void) {
+    while (N.nq) {
+        pkt p = N.q[0];
+        memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
+        N.nq--;
+        if (N.rpc[p.to])
+            aq_rpc_input_dgram(N.rpc[p.to], &p.from, p.d, p.len);
+    }
+}
+
+/* Advance virtual time to the next timer and fire it. */
+static void tick(void) {
+    int i = N.timer[0] <= N.timer[1] ? 0 : 1;
+    cr_assert_neq(N.timer[i], UINT64_MAX, "no timer armed");
+    if (N.timer[i] > N.now)
+        N.now = N.timer[i];
+    N.timer[i] = UINT64_MAX;
+    aq_rpc_timer_fired(N.rpc[i]);
+}
+
+typedef struct outcome {
+    int n, err, status;
+    size_t len;
+    uint8_t data[64];
+    char text[200];
+} outcome;
+
+static void done(void *ud, const aq_rpc_result *r) {
+    outcome *o = ud;
+    o->n++;
+    o->err = r->err;
+    o->status = r->status;
+    o->len = r->len;
+    if (r->len <= sizeof o->data && r->len)
+        memcpy(o->data, r->data, r->len);
+    aq_rpc_result_describe(N.rpc[0], r, o->text, sizeof o->text);
+}
+
+static aq_rpc_peer *peer_b(void) {
+    return aq_rpc_peer_get(N.rpc[0], &N.addr[1]);
+}
+
+TestSuite(rpc_core, .init = setup, .fini = teardown);
+
+Test(rpc_core, echo_and_counters) {
+    outcome o = {0};
+    cr_assert_eq(
+        aq_rpc_call(N.rpc[0], peer_b(), 1, (aq_rpc_buf){"ping", 4, NULL, NULL}, 1000000, done, &o),
+        0);
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, 0);
+    cr_assert_eq(o.len, 4);
+    cr_assert_eq(memcmp(o.data, "ping", 4), 0);
+    aq_rpc_peer_stats st;
+    aq_rpc_peer_stats_get(peer_b(), &st);
+    cr_assert_eq(st.calls, 1);
+    cr_assert_eq(st.replies, 1);
+    cr_assert_eq(aq_rpc_peer_incarnation(peer_b()), 200);
+    aq_rpc_peer *a = aq_rpc_peer_get(N.rpc[1], &N.addr[0]);
+    aq_rpc_peer_stats_get(a, &st);
+    cr_assert_eq(st.handled, 1);
+}
+
+Test(rpc_core, duplicates_never_rerun) {
+    outcome o = {0};
+    aq_rpc_call(N.rpc[0], peer_b(), 2, (aq_rpc_buf){"x", 1, NULL, NULL}, 5000000, done, &o);
+    flush();
+    cr_assert_eq(handled, 1);
+    /* Resends while running get PENDING; the handler does not run again. */
+    for (int i = 0; i < 3; i++) {
+        tick();
+        flush();
+    }
+    cr_assert_eq(handled, 1);
+    aq_rpc_peer_stats st;
+    aq_rpc_peer_stats_get(peer_b(), &st);
+    cr_assert_geq(st.pending_seen, 1);
+    aq_rpc_respond(held, 0, (aq_rpc_buf){"late", 4, NULL, NULL});
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, 0);
+    cr_assert_eq(o.len, 4);
+    aq_rpc_peer_stats_get(aq_rpc_peer_get(N.rpc[1], &N.addr[0]), &st);
+    cr_assert_geq(st.dup_suppressed, 1);
+}
+
+Test(rpc_core, lost_reply_is_resent_from_cache) {
+    outcome o = {0};
+    N.drop_to[0] = true; /* the first reply is lost */
+    aq_rpc_call(N.rpc[0], peer_b(), 1, (aq_rpc_buf){"abc", 3, NULL, NULL}, 5000000, done, &o);
+    flush();
+    N.drop_to[0] = false;
+    cr_assert_eq(o.n, 0);
+    while (o.n == 0) {
+        tick();
+        flush();
+    }
+    cr_assert_eq(o.err, 0);
+    cr_assert_eq(handled, 1);
+}
+
+Test(rpc_core, unknown_method) {
+    outcome o = {0};
+    aq_rpc_call(N.rpc[0], peer_b(), 99, (aq_rpc_buf){0}, 1000000, done, &o);
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, AQ_ENOMETHOD);
+}
+
+Test(rpc_core, timeout_names_peer_and_method) {
+    outcome o = {0};
+    N.drop_to[1] = true;
+    aq_rpc_peer_set_name(peer_b(), "n2");
+    aq_rpc_call(N.rpc[0], peer_b(), 1, (aq_rpc_buf){"a", 1, NULL, NULL}, 1000000, done, &o);
+    while (o.n == 0) {
+        tick();
+        flush();
+    }
+    cr_assert_eq(o.err, AQ_ETIMEDOUT);
+    cr_assert(strstr(o.text, "ECHO") && strstr(o.text, "n2") && strstr(o.text, "127.0.0.1:9001") &&
+                  strstr(o.text, "timed out"),
+              "%s", o.text);
+    aq_rpc_peer_stats st;
+    aq_rpc_peer_stats_get(peer_b(), &st);
+    cr_assert_eq(st.timeouts, 1);
+    cr_assert_geq(st.retransmits, 2);
+}
+
+Test(rpc_core, busy_until_deadline_is_ebusy) {
+    outcome o = {0};
+    busy_mode = 1;
+    aq_rpc_call(N.rpc[0], peer_b(), 1, (aq_rpc_buf){"a", 1, NULL, NULL}, 300000, done, &o);
+    for (int i = 0; i < 1000 && o.n == 0; i++) {
+        flush();
+        if (o.n == 0)
+            tick();
+    }
+    cr_assert_eq(o.err, AQ_EBUSY);
+    aq_rpc_peer_stats st;
+    aq_rpc_peer_stats_get(peer_b(), &st);
+    cr_assert_geq(st.busy_seen, 2);
+}
+
+static int lent_released;
+static void count_release(void *ctx) {
+    lent_released++;
+}
+
+Test(rpc_core, queue_bound_and_size_limit) {
+    outcome o[4] = {{0}};
+    lent_released = 0;
+    aq_rpc_peer *p = peer_b();
+    cr_assert_eq(
+        aq_rpc_call(N.rpc[0], p, 1, (aq_rpc_buf){"1", 1, NULL, NULL}, 1000000, done, &o[0]), 0);
+    /* window_init 1: these wait in the queue (queue_max 2) */
+    cr_assert_eq(
+        aq_rpc_call(N.rpc[0], p, 1, (aq_rpc_buf){"2", 1, NULL, NULL}, 1000000, done, &o[1]), 0);
+    cr_assert_eq(
+        aq_rpc_call(N.rpc[0], p, 1, (aq_rpc_buf){"3", 1, NULL, NULL}, 1000000, done, &o[2]), 0);
+    cr_assert_eq(aq_rpc_call(N.rpc[0], p, 1, (aq_rpc_buf){"4", 1, count_release, NULL}, 1000000,
+                             done, &o[3]),
+                 AQ_EQUEUEFULL);
+    cr_assert_eq(lent_released, 1);
+    aq_rpc_peer_stats st;
+    aq_rpc_peer_stats_get(p, &st);
+    cr_assert_eq(st.queued, 2);
+    cr_assert_eq(aq_rpc_call(N.rpc[0], p, 1,
+                             (aq_rpc_buf){"", AQ_RPC_MAX_PAYLOAD + 1, count_release, NULL}, 1000000,
+                             done, &o[3]),
+                 AQ_ETOOBIG);
+    cr_assert_eq(lent_released, 2);
+    flush();
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(o[i].err, 0);
+    cr_assert_eq(o[3].n, 0);
+}
+
+Test(rpc_core, free_fails_pending_with_closed) {
+    outcome o = {0};
+    N.drop_to[1] = true;
+    aq_rpc_call(N.rpc[0], peer_b(), 1, (aq_rpc_buf){"a", 1, NULL, NULL}, 1000000, done, &o);
+    aq_rpc_free(N.rpc[0]);
+    N.rpc[0] = NULL;
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, AQ_ECLOSED);
+}
+
+static int restarts;
+static void on_restart(void *ud, aq_rpc_peer *p, uint64_t old_inc, uint64_t new_inc) {
+    restarts++;
+    cr_assert_eq(old_inc, 200);
+    cr_assert_eq(new_inc, 201);
+}
+
+Test(rpc_core, restarted_peer_fails_old_calls) {
+    outcome o1 = {0}, o2 = {0};
+    restarts = 0;
+    aq_rpc_on_restart(N.rpc[0], on_restart, NULL);
+    aq_rpc_call(N.rpc[0], peer_b(), 1, (aq_rpc_buf){"a", 1, NULL, NULL}, 5000000, done, &o1);
+    flush(); /* A now knows B's incarnation 200 */
+    aq_rpc_call(N.rpc[0], peer_b(), 2, (aq_rpc_buf){"b", 1, NULL, NULL}, 5000000, done, &o2);
+    flush(); /* running on B, held */
+    cr_assert_eq(handled, 2);
+    /* B restarts: a new core at the same address with incarnation 201. */
+    aq_rpc_free(N.rpc[1]);
+    aq_rpc_config c;
+    aq_rpc_config_init(&c);
+    c.cluster_id = CID;
+    c.incarnation = 201;
+    c.self = N.addr[1];
+    cr_assert_eq(aq_rpc_new(&c, &IO, &E[1], &N.rpc[1]), 0);
+    aq_rpc_handle(N.rpc[1], 1, h_echo, NULL);
+    aq_rpc_handle(N.rpc[1], 2, h_echo, (void *)1);
+    N.timer[1] = UINT64_MAX;
+    handled = 0;
+    while (o2.n == 0) {
+        tick();
+        flush();
+    }
+    /* The resend named incarnation 200: NACKed, never run by the new incarnation. */
+    cr_assert_eq(o2.err, AQ_ERESTARTED);
+    cr_assert_eq(handled, 0);
+    cr_assert_eq(restarts, 1);
+    aq_rpc_stats st;
+    aq_rpc_stats_get(N.rpc[1], &st);
+    cr_assert_geq(st.dropped_stale, 1);
+}
+
+Test(rpc_core, hostile_datagrams_change_nothing) {
+    aq_rpc *b = N.rpc[1];
+    uint8_t junk[AQ_RPC_DGRAM_MAX];
+    uint64_t s = 1;
+    for (int i = 0; i < 2000; i++) {
+        size_t len = (size_t)(s % sizeof junk);
+        for (size_t k = 0; k < len; k++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            junk[k] = (uint8_t)(s >> 56);
+        }
+        aq_rpc_input_dgram(b, &N.addr[0], junk, len);
+    }
+    /* A valid packet from another cluster. */
+    aq_rpc_hdr h = {
+        .kind = AQ_RPC_K_CALL, .method = 1, .cluster_id = CID + 1, .src_inc = 5, .task = 1};
+    aq_rpc_hdr_encode(&h, NULL, junk);
+    aq_rpc_input_dgram(b, &N.addr[0], junk, AQ_RPC_HDR_LEN);
+    aq_rpc_stats st;
+    aq_rpc_stats_get(b, &st);
+    cr_assert_eq(st.dropped_malformed, 2000);
+    cr_assert_eq(st.dropped_foreign, 1);
+    cr_assert_eq(st.peers, 0);
+    cr_assert_eq(handled, 0);
+    cr_assert_eq(N.nq, 0);
+}
+
+/* Feed raw bytes to B as an accepted pipe. */
+static void pipe_feed(uint64_t conn, const uint8_t *d, size_t len) {
+    while (len) {
+        uint8_t *buf;
+        size_t n;
+        aq_rpc_pipe_read_buf(N.rpc[1], conn, &buf, &n);
+        cr_assert_gt(n, 0);
+        if (n > len)
+            n = len;
+        memcpy(buf, d, n);
+        aq_rpc_pipe_input(N.rpc[1], conn, n);
+        d += n;
+        len -= n;
+    }
+}
+
+Test(rpc_core, pipe_frame_before_hello_is_cut_off) {
+    uint8_t f[AQ_RPC_HDR_LEN + 4];
+    aq_rpc_hdr h = {.kind = AQ_RPC_K_CALL,
+                    .method = 1,
+                    .cluster_id = CID,
+                    .src_inc = 5,
+                    .task = 1,
+                    .msg_len = 4,
+                    .frag_len = 4};
+    aq_rpc_hdr_encode(&h, "abcd", f);
+    memcpy(f + AQ_RPC_HDR_LEN, "abcd", 4);
+    aq_rpc_pipe_accepted(N.rpc[1], 7, &N.addr[0]);
+    pipe_feed(7, f, sizeof f);
+    aq_rpc_stats st;
+    aq_rpc_stats_get(N.rpc[1], &st);
+    cr_assert_eq(st.cutoffs, 1);
+    cr_assert_eq(N.closes, 1);
+    cr_assert_eq(handled, 0);
+}
+
+static size_t frame(uint8_t *out, uint8_t kind, uint64_t task, uint32_t msg_len, uint32_t off,
+                    const void *frag, uint32_t flen) {
+    aq_rpc_hdr h = {.kind = kind,
+                    .method = 1,
+                    .cluster_id = CID,
+                    .src_inc = 5,
+                    .task = task,
+                    .msg_len = msg_len,
+                    .frag_off = off,
+                    .frag_len = flen};
+    aq_rpc_hdr_encode(&h, frag, out);
+    memcpy(out + AQ_RPC_HDR_LEN, frag, flen);
+    return AQ_RPC_HDR_LEN + flen;
+}
+
+Test(rpc_core, pipe_reassembles_fragments_and_bounds_claims) {
+    static uint8_t msg[5000], f[AQ_RPC_HDR_LEN + 5000];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)i;
+    aq_rpc_pipe_accepted(N.rpc[1], 8, &N.addr[0]);
+    uint8_t port[2] = {0x28, 0x23}; /* A's listen port 9000, little-endian */
+    size_t n = frame(f, AQ_RPC_K_HELLO, 0, 2, 0, port, 2);
+    pipe_feed(8, f, n);
+    n = frame(f, AQ_RPC_K_CALL, 1, 5000, 0, msg, 3000);
+    pipe_feed(8, f, n);
+    cr_assert_eq(handled, 0);
+    aq_rpc_stats st;
+    aq_rpc_stats_get(N.rpc[1], &st);
+    cr_assert_eq(st.reassembly_bytes, 5000);
+    n = frame(f, AQ_RPC_K_CALL, 1, 5000, 3000, msg + 3000, 2000);
+    pipe_feed(8, f, n);
+    cr_assert_eq(handled, 1);
+    aq_rpc_stats_get(N.rpc[1], &st);
+    cr_assert_eq(st.reassembly_bytes, 0);
+    cr_assert_eq(st.cutoffs, 0);
+    /* The reply (5000 B) goes back over B's own outbound pipe to A's address. */
+    cr_assert_eq(N.opens, 1);
+    /* A header claiming a 4 GiB message cuts the pipe off. */
+    memset(f, 0, AQ_RPC_HDR_LEN);
+    aq_rpc_hdr h = {.kind = AQ_RPC_K_CALL, .cluster_id = CID, .src_inc = 5, .task = 2};
+    aq_rpc_hdr_encode(&h, NULL, f);
+    for (int i = 0; i < 4; i++) {
+        f[40 + i] = 0xff;
+        f[48 + i] = 0xff;
+    }
+    pipe_feed(8, f, AQ_RPC_HDR_LEN);
+    aq_rpc_stats_get(N.rpc[1], &st);
+    cr_assert_eq(st.cutoffs, 1);
+    cr_assert_eq(handled, 1);
+}
