@@ -1,0 +1,133 @@
+/* aq_chunk: the node-local chunk store. A key names bytes and their xxh3-128 digest.
+ *
+ * Keys are 1 to AQ_CHUNK_KEY_MAX bytes of valid UTF-8 (no overlong forms, no surrogates, nothing
+ * above U+10FFFF) with no NUL byte; any other key is refused with AQ_EKEY. Values are 0 to
+ * AQ_CHUNK_VALUE_MAX bytes; a longer one is refused with AQ_ETOOBIG. The digest (XXH3_128bits of
+ * the value) is computed or verified once, on put, and kept beside the bytes with a one-byte
+ * "kind" that the store keeps and returns but never interprets.
+ *
+ * Memory: chunk bytes and their bookkeeping live in a jemalloc arena created for the store and
+ * destroyed by aq_chunk_store_close. memory_max caps the *counted bytes*: the sum of the value
+ * lengths of the live chunks (keys, bookkeeping and allocator rounding are not counted; bytes of a
+ * chunk already overwritten or removed but still held by a reader are not counted either). A put
+ * is checked against the cap with its growth: len for a new key, new len minus old len for an
+ * overwrite (a shrinking overwrite always fits). Reaching memory_max exactly is allowed; passing
+ * it fails with AQ_EFULL and changes nothing. Concurrent puts reserve their growth before they
+ * store, so the counted bytes never pass the cap. Chunks loaded from data_dir at open are counted
+ * but not refused (they are durable already), so after a restart with a smaller cap the counted
+ * bytes may start above it and only shrinking puts and removals succeed until they drop below.
+ *
+ * Persistence (opts.data_dir non-NULL): each chunk is one file named by the hex of a 128-bit hash
+ * of its key (the key itself never becomes a path). A put writes a temporary file, fsyncs it,
+ * renames it over the final name and fsyncs the directory before it returns 0: success means
+ * durable. rm unlinks and fsyncs the directory before it returns 0. Open takes an exclusive flock
+ * on data_dir/LOCK (kept for the store's life; a second store gets AQ_ELOCKED), removes leftover
+ * temporary files, and loads and verifies every chunk file; a corrupt, truncated or foreign file is
+ * moved to data_dir/quarantine/, reported through opts.report and counted, and never served.
+ * Files the store does not recognise are left alone and reported once per open.
+ *
+ * Threads: every function may be called from any thread concurrently with the others, except
+ * aq_chunk_store_close, which must come after every other call on the store has returned and every
+ * reference has been released. One rwlock guards the index only: copying bytes, hashing and file
+ * I/O happen outside it, so readers (get, stat, iterate, stats) never wait on a disk. Writers of
+ * the same key (put, rm) are serialized among themselves so the file on disk and the chunk in
+ * memory always agree on which write came last.
+ *
+ * References: aq_chunk_get hands out the stored bytes themselves, not a copy. The bytes of a
+ * reference never change; an overwrite or rm while the reference is held replaces the index entry
+ * and the old bytes are freed at the last aq_chunk_ref_release.
+ */
+#ifndef AQ_CHUNK_H
+#define AQ_CHUNK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AQ_CHUNK_KEY_MAX        255
+#define AQ_CHUNK_VALUE_MAX      ((size_t)4 << 20) /* 4 MiB = 4,194,304 bytes, inclusive */
+#define AQ_CHUNK_DIGEST_HEX_LEN 32
+
+/* XXH3_128bits: hi is high64, lo is low64 of XXH128_hash_t. */
+typedef struct aq_chunk_digest {
+    uint64_t hi, lo;
+} aq_chunk_digest;
+
+aq_chunk_digest aq_chunk_digest_of(const void *data, size_t len);
+bool aq_chunk_digest_equal(aq_chunk_digest a, aq_chunk_digest b);
+/* Writes the 32 lowercase hex digits that `xxhsum -H2` prints (the canonical big-endian bytes of
+ * the hash) and a NUL into out. */
+void aq_chunk_digest_hex(aq_chunk_digest d, char out[AQ_CHUNK_DIGEST_HEX_LEN + 1]);
+
+/* 0 if key is a valid store key (rules above), else AQ_EKEY. */
+int aq_chunk_key_check(const void *key, size_t klen);
+
+/* file: a name relative to data_dir (or "LOCK", or the data_dir itself); reason: one sentence. */
+typedef void (*aq_chunk_report_fn)(void *ud, const char *file, const char *reason);
+
+typedef struct aq_chunk_opts {
+    const char *data_dir;      /* NULL: memory only. Created (one level) if missing. */
+    uint64_t memory_max;       /* cap on counted bytes (see above); 0: no cap */
+    aq_chunk_report_fn report; /* quarantined and stray files, I/O errors, the lock; may be NULL */
+    void *report_ud;
+} aq_chunk_opts;
+
+typedef struct aq_chunk_stats {
+    uint64_t chunks;      /* live chunks */
+    uint64_t bytes;       /* counted bytes: value bytes of live chunks (what memory_max caps) */
+    uint64_t allocated;   /* bytes jemalloc has allocated in the store's arena, including chunks
+                             still held by readers and allocator rounding; 0 if this jemalloc was
+                             built without statistics (config.stats false) */
+    uint64_t quarantined; /* files moved to data_dir/quarantine/ by this store's open */
+    uint64_t stray;       /* unrecognised files reported at open */
+} aq_chunk_stats;
+
+typedef struct aq_chunk_store aq_chunk_store;
+typedef struct aq_chunk_ref aq_chunk_ref;
+
+/* On error *out is untouched and nothing is left open. AQ_ELOCKED: another store has data_dir. */
+int aq_chunk_store_open(const aq_chunk_opts *opts, aq_chunk_store **out);
+/* Frees every chunk and the arena. NULL is ignored. */
+void aq_chunk_store_close(aq_chunk_store *s);
+
+/* Stores a copy of data under key (overwriting) with kind 0, and writes its digest to out_digest
+ * if non-NULL. data may be NULL when len is 0. Errors: AQ_EKEY, AQ_ETOOBIG, AQ_EFULL, AQ_ENOMEM,
+ * or a negated errno from the file system; on error nothing changed. */
+int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *data, size_t len,
+                 aq_chunk_digest *out_digest);
+/* Like aq_chunk_put with the given kind, but the digest comes from the caller (e.g. a replica's
+ * sender) and the bytes are checked against it: a mismatch is AQ_ECORRUPT and stores nothing. */
+int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                          size_t len, uint8_t kind, const aq_chunk_digest *expect);
+
+/* AQ_ENOTFOUND if absent. On success the caller owns one reference. */
+int aq_chunk_get(aq_chunk_store *s, const void *key, size_t klen, aq_chunk_ref **out);
+/* Never NULL (also for a 0-byte value). */
+const uint8_t *aq_chunk_ref_data(const aq_chunk_ref *r);
+size_t aq_chunk_ref_len(const aq_chunk_ref *r);
+aq_chunk_digest aq_chunk_ref_digest(const aq_chunk_ref *r);
+uint8_t aq_chunk_ref_kind(const aq_chunk_ref *r);
+const uint8_t *aq_chunk_ref_key(const aq_chunk_ref *r, size_t *klen);
+/* NULL is ignored. */
+void aq_chunk_ref_release(aq_chunk_ref *r);
+
+/* AQ_EKEY, AQ_ENOTFOUND, or a negated errno from unlink/fsync (then the chunk is still there). */
+int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen);
+
+/* Size and digest without taking a reference; either out pointer may be NULL. */
+int aq_chunk_stat(aq_chunk_store *s, const void *key, size_t klen, uint64_t *size,
+                  aq_chunk_digest *digest);
+
+/* Called once per chunk whose key starts with the prefix; a non-zero return stops the walk. */
+typedef int (*aq_chunk_iter_fn)(void *ud, const uint8_t *key, size_t klen, uint64_t size,
+                                aq_chunk_digest digest, uint8_t kind);
+/* Walks a snapshot taken at the call (it holds references, so the callback sees consistent chunks
+ * and may itself call put/get/rm on the store), in ascending byte order of the keys. prefix may be
+ * NULL when plen is 0 (all chunks). Returns 0 also when the callback stopped the walk, AQ_ENOMEM
+ * if the snapshot could not be taken (then the callback was never called). */
+int aq_chunk_iterate(aq_chunk_store *s, const void *prefix, size_t plen, aq_chunk_iter_fn fn,
+                     void *ud);
+
+int aq_chunk_store_stats(aq_chunk_store *s, aq_chunk_stats *out);
+
+#endif

@@ -1,0 +1,422 @@
+/* One file per chunk in data_dir: durable writes, verified loading, quarantine, the LOCK.
+ *
+ * File layout (integers little-endian):
+ *   0  magic "AQCHUNK\0"     8 bytes
+ *   8  format version        u32 (1)
+ *  12  kind                  u8
+ *  13  key length            u8 (1..255)
+ *  14  zero                  u16
+ *  16  value length          u64 (0..4 MiB)
+ *  24  digest hi, lo         u64, u64 (XXH3_128bits of the value)
+ *  40  key                   key length bytes
+ *   .  header checksum       u64: XXH3_64bits of everything above
+ *   .  value                 value length bytes, then end of file
+ * The name is the hex of XXH3_128bits(key) plus ".chunk", so a key never becomes a path.
+ */
+#include "aq_chunk_int.h"
+#include "aq_bytes.h"
+#include "aq_error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define MAGIC          "AQCHUNK"
+#define MAGIC_LEN      8
+#define FORMAT_VERSION 1
+#define FIXED_LEN      40
+#define HEADER_MAX     (FIXED_LEN + AQ_CHUNK_KEY_MAX + 8)
+#define SUFFIX         ".chunk"
+#define TMP_SUFFIX     ".chunk.tmp"
+#define QUARANTINE     "quarantine"
+#define NAME_MAX_LEN   (AQ_CHUNK_DIGEST_HEX_LEN + sizeof TMP_SUFFIX)
+
+void aq_chunk_reportf(const aq_chunk_store *s, const char *file, const char *fmt, ...) {
+    if (!s->report)
+        return;
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    s->report(s->report_ud, file, reason);
+}
+
+static void file_name(const void *key, size_t klen, char out[NAME_MAX_LEN], bool tmp) {
+    char hex[AQ_CHUNK_DIGEST_HEX_LEN + 1];
+    aq_chunk_digest_hex(aq_chunk_digest_of(key, klen), hex);
+    snprintf(out, NAME_MAX_LEN, "%s%s", hex, tmp ? TMP_SUFFIX : SUFFIX);
+}
+
+static void put_le(uint8_t *p, uint64_t v, size_t width) {
+    for (size_t i = 0; i < width; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static size_t encode_header(const aq_chunk_ref *r, uint8_t out[HEADER_MAX]) {
+    memset(out, 0, FIXED_LEN);
+    memcpy(out, MAGIC, MAGIC_LEN);
+    put_le(out + 8, FORMAT_VERSION, 4);
+    out[12] = r->kind;
+    out[13] = r->klen;
+    put_le(out + 16, r->len, 8);
+    put_le(out + 24, r->digest.hi, 8);
+    put_le(out + 32, r->digest.lo, 8);
+    memcpy(out + FIXED_LEN, r->key, r->klen);
+    size_t n = FIXED_LEN + r->klen;
+    put_le(out + n, XXH3_64bits(out, n), 8);
+    return n + 8;
+}
+
+static int write_all(int fd, const void *buf, size_t n) {
+    const uint8_t *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int aq_chunk_persist_open(aq_chunk_store *s, const char *data_dir) {
+    s->data_dir = strdup(data_dir);
+    if (!s->data_dir)
+        return AQ_ENOMEM;
+    if (mkdir(data_dir, 0755) != 0 && errno != EEXIST) {
+        int err = -errno;
+        aq_chunk_reportf(s, data_dir, "cannot create the data_dir: %s", strerror(-err));
+        return err;
+    }
+    s->dirfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0) {
+        int err = -errno;
+        aq_chunk_reportf(s, data_dir, "cannot open the data_dir: %s", strerror(-err));
+        return err;
+    }
+    s->lockfd = openat(s->dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lockfd < 0) {
+        int err = -errno;
+        aq_chunk_reportf(s, "LOCK", "cannot open the lock file: %s", strerror(-err));
+        return err;
+    }
+    if (flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) {
+            aq_chunk_reportf(s, "LOCK",
+                             "the data_dir %s is in use by another chunk store (its LOCK is held)",
+                             data_dir);
+            return AQ_ELOCKED;
+        }
+        int err = -errno;
+        aq_chunk_reportf(s, "LOCK", "cannot lock the data_dir: %s", strerror(-err));
+        return err;
+    }
+    return 0;
+}
+
+void aq_chunk_persist_close(aq_chunk_store *s) {
+    if (s->lockfd >= 0)
+        close(s->lockfd); /* releases the flock */
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    s->lockfd = s->dirfd = -1;
+    free(s->data_dir);
+    s->data_dir = NULL;
+}
+
+int aq_chunk_persist_write(aq_chunk_store *s, const aq_chunk_ref *r) {
+    char name[NAME_MAX_LEN], tmp[NAME_MAX_LEN];
+    file_name(r->key, r->klen, name, false);
+    file_name(r->key, r->klen, tmp, true);
+    uint8_t hdr[HEADER_MAX];
+    size_t hlen = encode_header(r, hdr);
+    const char *step = "create";
+    int err = 0;
+    int fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        err = -errno;
+        goto fail;
+    }
+    step = "write";
+    err = write_all(fd, hdr, hlen);
+    if (!err)
+        err = write_all(fd, r->data, r->len);
+    if (!err && fsync(fd) != 0) {
+        step = "fsync";
+        err = -errno;
+    }
+    if (close(fd) != 0 && !err) {
+        step = "close";
+        err = -errno;
+    }
+    if (err)
+        goto fail;
+    step = "rename";
+    if (renameat(s->dirfd, tmp, s->dirfd, name) != 0) {
+        err = -errno;
+        goto fail;
+    }
+    if (fsync(s->dirfd) != 0) {
+        /* The file is in place but not surely durable: report the put as failed. */
+        err = -errno;
+        aq_chunk_reportf(s, name, "fsync of the data_dir failed: %s", strerror(-err));
+        return err;
+    }
+    return 0;
+fail:
+    aq_chunk_reportf(s, tmp, "%s failed: %s", step, strerror(-err));
+    unlinkat(s->dirfd, tmp, 0);
+    return err;
+}
+
+int aq_chunk_persist_remove(aq_chunk_store *s, const void *key, size_t klen) {
+    char name[NAME_MAX_LEN];
+    file_name(key, klen, name, false);
+    if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT) {
+        int err = -errno;
+        aq_chunk_reportf(s, name, "unlink failed: %s", strerror(-err));
+        return err;
+    }
+    if (fsync(s->dirfd) != 0) {
+        int err = -errno;
+        aq_chunk_reportf(s, name, "fsync of the data_dir after unlink failed: %s", strerror(-err));
+        return err;
+    }
+    return 0;
+}
+
+/* ---- loading ---- */
+
+static bool is_hex32(const char *p) {
+    for (size_t i = 0; i < AQ_CHUNK_DIGEST_HEX_LEN; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool has_form(const char *name, const char *suffix) {
+    size_t n = strlen(name), sl = strlen(suffix);
+    return n == AQ_CHUNK_DIGEST_HEX_LEN + sl && is_hex32(name) &&
+           strcmp(name + AQ_CHUNK_DIGEST_HEX_LEN, suffix) == 0;
+}
+
+static int read_full(int fd, void *buf, size_t n, size_t *got) {
+    uint8_t *p = buf;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = read(fd, p + done, n - done);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+static void quarantine(aq_chunk_store *s, const char *name, const char *reason) {
+    s->quarantined++;
+    if (mkdirat(s->dirfd, QUARANTINE, 0755) != 0 && errno != EEXIST) {
+        aq_chunk_reportf(s, name,
+                         "%s; it is not served, but moving it to " QUARANTINE "/ failed: %s",
+                         reason, strerror(errno));
+        return;
+    }
+    char dst[sizeof QUARANTINE + NAME_MAX_LEN + 16];
+    for (unsigned i = 0; i < 1000; i++) {
+        if (i == 0)
+            snprintf(dst, sizeof dst, QUARANTINE "/%s", name);
+        else
+            snprintf(dst, sizeof dst, QUARANTINE "/%s.%u", name, i);
+        if (renameat2(s->dirfd, name, s->dirfd, dst, RENAME_NOREPLACE) == 0) {
+            aq_chunk_reportf(s, name, "%s; moved to %s", reason, dst);
+            return;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    aq_chunk_reportf(s, name, "%s; it is not served, but moving it to " QUARANTINE "/ failed: %s",
+                     reason, strerror(errno));
+}
+
+/* Loads one chunk file. Returns 0 when loaded, 1 when the file is bad (*why says how), or a
+ * negative error that should abort the open (out of memory). */
+static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whylen) {
+    int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        snprintf(why, whylen, "cannot be opened (%s)", strerror(errno));
+        return 1;
+    }
+    int rc = 1;
+    aq_chunk_ref *r = NULL;
+    struct stat st;
+    uint8_t hdr[HEADER_MAX];
+    size_t got;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "is not a regular file");
+        goto out;
+    }
+    if (read_full(fd, hdr, FIXED_LEN, &got) != 0 || got < MAGIC_LEN) {
+        snprintf(why, whylen, "is truncated before the end of its magic number");
+        goto out;
+    }
+    if (memcmp(hdr, MAGIC, MAGIC_LEN) != 0) {
+        snprintf(why, whylen, "is foreign: it does not start with the chunk magic number");
+        goto out;
+    }
+    if (got < FIXED_LEN) {
+        snprintf(why, whylen, "is truncated inside its header");
+        goto out;
+    }
+    aq_rd rd = aq_rd_init(hdr + MAGIC_LEN, FIXED_LEN - MAGIC_LEN);
+    uint32_t version = aq_rd_u32(&rd);
+    uint8_t kind = aq_rd_u8(&rd);
+    uint8_t klen = aq_rd_u8(&rd);
+    (void)aq_rd_u16(&rd);
+    uint64_t vlen = aq_rd_u64(&rd);
+    aq_chunk_digest d;
+    d.hi = aq_rd_u64(&rd);
+    d.lo = aq_rd_u64(&rd);
+    if (version != FORMAT_VERSION) {
+        snprintf(why, whylen, "has unknown format version %u", version);
+        goto out;
+    }
+    if (klen == 0) {
+        snprintf(why, whylen, "has a header with an empty key");
+        goto out;
+    }
+    if (read_full(fd, hdr + FIXED_LEN, (size_t)klen + 8, &got) != 0 || got < (size_t)klen + 8) {
+        snprintf(why, whylen, "is truncated inside its header");
+        goto out;
+    }
+    aq_rd crd = aq_rd_init(hdr + FIXED_LEN + klen, 8);
+    if (aq_rd_u64(&crd) != XXH3_64bits(hdr, FIXED_LEN + (size_t)klen)) {
+        snprintf(why, whylen, "has a header that fails its checksum");
+        goto out;
+    }
+    const uint8_t *key = hdr + FIXED_LEN;
+    if (aq_chunk_key_check(key, klen) != 0) {
+        snprintf(why, whylen, "holds a key that is not a valid store key");
+        goto out;
+    }
+    char expect[NAME_MAX_LEN];
+    file_name(key, klen, expect, false);
+    if (strcmp(expect, name) != 0) {
+        snprintf(why, whylen, "is named differently from the hash of the key it holds");
+        goto out;
+    }
+    if (vlen > AQ_CHUNK_VALUE_MAX) {
+        snprintf(why, whylen, "declares a value of %llu bytes, more than the 4 MiB limit",
+                 (unsigned long long)vlen);
+        goto out;
+    }
+    uint64_t want = FIXED_LEN + (uint64_t)klen + 8 + vlen;
+    if ((uint64_t)st.st_size < want) {
+        snprintf(why, whylen, "is truncated: %llu of %llu bytes", (unsigned long long)st.st_size,
+                 (unsigned long long)want);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > want) {
+        snprintf(why, whylen, "has %llu bytes after the end of its value",
+                 (unsigned long long)((uint64_t)st.st_size - want));
+        goto out;
+    }
+    r = aq_chunk_obj_new(s->arena, key, klen, (size_t)vlen);
+    if (!r) {
+        rc = AQ_ENOMEM;
+        goto out;
+    }
+    if (read_full(fd, r->data, r->len, &got) != 0 || got != r->len) {
+        snprintf(why, whylen, "could not be read in full");
+        goto out;
+    }
+    if (!aq_chunk_digest_equal(aq_chunk_digest_of(r->data, r->len), d)) {
+        snprintf(why, whylen, "holds a value that does not match its digest");
+        goto out;
+    }
+    r->digest = d;
+    r->kind = kind;
+    r->khash = aq_chunk_key_hash(key, klen);
+    aq_chunk_ref *old = aq_chunk_index_put(&s->index, r);
+    s->bytes += r->len;
+    if (old) {
+        s->bytes -= old->len;
+        aq_chunk_obj_free(old);
+    }
+    r = NULL;
+    rc = 0;
+out:
+    if (r)
+        aq_chunk_obj_free(r);
+    close(fd);
+    return rc;
+}
+
+int aq_chunk_persist_load(aq_chunk_store *s) {
+    int dfd = dup(s->dirfd);
+    if (dfd < 0)
+        return -errno;
+    DIR *dir = fdopendir(dfd);
+    if (!dir) {
+        int err = -errno;
+        close(dfd);
+        return err;
+    }
+    int err = 0;
+    bool changed = false;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strcmp(n, "LOCK") == 0 ||
+            strcmp(n, QUARANTINE) == 0)
+            continue;
+        if (has_form(n, TMP_SUFFIX)) {
+            /* A put that crashed before its rename: it never returned success. */
+            if (unlinkat(s->dirfd, n, 0) == 0) {
+                changed = true;
+                aq_chunk_reportf(s, n, "an unfinished write from an earlier run was removed");
+            } else {
+                aq_chunk_reportf(s, n, "an unfinished write could not be removed: %s",
+                                 strerror(errno));
+            }
+            continue;
+        }
+        if (!has_form(n, SUFFIX)) {
+            s->stray++;
+            aq_chunk_reportf(s, n, "not a chunk file, left alone");
+            continue;
+        }
+        char why[256];
+        int rc = load_one(s, n, why, sizeof why);
+        if (rc < 0) {
+            err = rc;
+            break;
+        }
+        if (rc == 1) {
+            char reason[300];
+            snprintf(reason, sizeof reason, "the file %s", why);
+            quarantine(s, n, reason);
+            changed = true;
+        }
+    }
+    closedir(dir);
+    if (!err && changed && fsync(s->dirfd) != 0)
+        err = -errno;
+    return err;
+}

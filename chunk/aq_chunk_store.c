@@ -1,0 +1,320 @@
+/* The store's operations: open/close, put, get, rm, stat, iterate, stats. */
+#include "aq_chunk_int.h"
+#include "aq_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void ref_put(aq_chunk_ref *r) {
+    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        aq_chunk_obj_free(r);
+}
+
+static void ref_get(aq_chunk_ref *r) {
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+static pthread_mutex_t *stripe(aq_chunk_store *s, uint64_t khash) {
+    /* The index uses the low bits; the stripes use high ones so they spread independently. */
+    return &s->stripes[(khash >> 58) % AQ_CHUNK_STRIPES];
+}
+
+int aq_chunk_store_open(const aq_chunk_opts *opts, aq_chunk_store **out) {
+    if (!opts || !out)
+        return AQ_EINVAL;
+    aq_chunk_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return AQ_ENOMEM;
+    s->memory_max = opts->memory_max;
+    s->report = opts->report;
+    s->report_ud = opts->report_ud;
+    s->dirfd = s->lockfd = -1;
+    int err = aq_chunk_index_init(&s->index);
+    if (err) {
+        free(s);
+        return err;
+    }
+    err = aq_chunk_mem_open(&s->arena);
+    if (err) {
+        aq_chunk_index_fini(&s->index);
+        free(s);
+        return err;
+    }
+    pthread_rwlock_init(&s->lock, NULL);
+    for (size_t i = 0; i < AQ_CHUNK_STRIPES; i++)
+        pthread_mutex_init(&s->stripes[i], NULL);
+    if (opts->data_dir) {
+        err = aq_chunk_persist_open(s, opts->data_dir);
+        if (!err)
+            err = aq_chunk_persist_load(s);
+        if (err) {
+            aq_chunk_store_close(s);
+            return err;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+void aq_chunk_store_close(aq_chunk_store *s) {
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->index.nbuckets; i++) {
+        aq_chunk_ref *r = s->index.buckets[i];
+        while (r) {
+            aq_chunk_ref *next = r->next;
+            ref_put(r);
+            r = next;
+        }
+    }
+    aq_chunk_index_fini(&s->index);
+    aq_chunk_persist_close(s);
+    aq_chunk_mem_close(s->arena);
+    pthread_rwlock_destroy(&s->lock);
+    for (size_t i = 0; i < AQ_CHUNK_STRIPES; i++)
+        pthread_mutex_destroy(&s->stripes[i]);
+    free(s);
+}
+
+/* Stores r (refs = 1, bytes and digest filled in) under its key. */
+static int commit(aq_chunk_store *s, aq_chunk_ref *r) {
+    pthread_mutex_t *m = stripe(s, r->khash);
+    pthread_mutex_lock(m);
+
+    /* Reserve the growth first so a put that cannot fit never touches the disk. Holding the
+     * stripe, no one else changes this key, so the old length read here stays true. */
+    pthread_rwlock_wrlock(&s->lock);
+    aq_chunk_ref *old = aq_chunk_index_find(&s->index, r->key, r->klen, r->khash);
+    uint64_t oldlen = old ? old->len : 0;
+    uint64_t growth = r->len > oldlen ? r->len - oldlen : 0;
+    if (s->memory_max && growth &&
+        (s->bytes + s->reserved > s->memory_max ||
+         growth > s->memory_max - s->bytes - s->reserved)) {
+        pthread_rwlock_unlock(&s->lock);
+        pthread_mutex_unlock(m);
+        return AQ_EFULL;
+    }
+    s->reserved += growth;
+    pthread_rwlock_unlock(&s->lock);
+
+    int err = s->dirfd >= 0 ? aq_chunk_persist_write(s, r) : 0;
+
+    pthread_rwlock_wrlock(&s->lock);
+    s->reserved -= growth;
+    if (!err) {
+        old = aq_chunk_index_put(&s->index, r);
+        s->bytes = s->bytes - (old ? old->len : 0) + r->len;
+    }
+    pthread_rwlock_unlock(&s->lock);
+    pthread_mutex_unlock(m);
+    ref_put(old);
+    return err;
+}
+
+/* Checks the arguments and makes the chunk object holding a copy of the bytes. */
+static int prepare(aq_chunk_store *s, const void *key, size_t klen, const void *data, size_t len,
+                   uint8_t kind, aq_chunk_ref **out) {
+    if (!s || (len && !data))
+        return AQ_EINVAL;
+    int err = aq_chunk_key_check(key, klen);
+    if (err)
+        return err;
+    if (len > AQ_CHUNK_VALUE_MAX)
+        return AQ_ETOOBIG;
+    /* An early, unlocked look at the cap spares copying 4 MiB that commit() would refuse. */
+    if (s->memory_max && len > s->memory_max)
+        return AQ_EFULL;
+    aq_chunk_ref *r = aq_chunk_obj_new(s->arena, key, klen, len);
+    if (!r)
+        return AQ_ENOMEM;
+    r->khash = aq_chunk_key_hash(key, klen);
+    r->kind = kind;
+    if (len)
+        memcpy(r->data, data, len);
+    *out = r;
+    return 0;
+}
+
+int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *data, size_t len,
+                 aq_chunk_digest *out_digest) {
+    aq_chunk_ref *r;
+    int err = prepare(s, key, klen, data, len, 0, &r);
+    if (err)
+        return err;
+    /* Hash the store's own copy: a caller changing its buffer meanwhile cannot make them differ. */
+    r->digest = aq_chunk_digest_of(r->data, len);
+    aq_chunk_digest d = r->digest;
+    err = commit(s, r);
+    if (err) {
+        ref_put(r);
+        return err;
+    }
+    if (out_digest)
+        *out_digest = d;
+    return 0;
+}
+
+int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                          size_t len, uint8_t kind, const aq_chunk_digest *expect) {
+    if (!expect)
+        return AQ_EINVAL;
+    aq_chunk_ref *r;
+    int err = prepare(s, key, klen, data, len, kind, &r);
+    if (err)
+        return err;
+    r->digest = aq_chunk_digest_of(r->data, len);
+    if (!aq_chunk_digest_equal(r->digest, *expect)) {
+        ref_put(r);
+        return AQ_ECORRUPT;
+    }
+    err = commit(s, r);
+    if (err)
+        ref_put(r);
+    return err;
+}
+
+int aq_chunk_get(aq_chunk_store *s, const void *key, size_t klen, aq_chunk_ref **out) {
+    if (!s || !out)
+        return AQ_EINVAL;
+    int err = aq_chunk_key_check(key, klen);
+    if (err)
+        return err;
+    uint64_t h = aq_chunk_key_hash(key, klen);
+    pthread_rwlock_rdlock(&s->lock);
+    aq_chunk_ref *r = aq_chunk_index_find(&s->index, key, klen, h);
+    if (r)
+        ref_get(r);
+    pthread_rwlock_unlock(&s->lock);
+    if (!r)
+        return AQ_ENOTFOUND;
+    *out = r;
+    return 0;
+}
+
+const uint8_t *aq_chunk_ref_data(const aq_chunk_ref *r) {
+    return r->data;
+}
+
+size_t aq_chunk_ref_len(const aq_chunk_ref *r) {
+    return r->len;
+}
+
+aq_chunk_digest aq_chunk_ref_digest(const aq_chunk_ref *r) {
+    return r->digest;
+}
+
+uint8_t aq_chunk_ref_kind(const aq_chunk_ref *r) {
+    return r->kind;
+}
+
+const uint8_t *aq_chunk_ref_key(const aq_chunk_ref *r, size_t *klen) {
+    if (klen)
+        *klen = r->klen;
+    return r->key;
+}
+
+void aq_chunk_ref_release(aq_chunk_ref *r) {
+    ref_put(r);
+}
+
+int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen) {
+    if (!s)
+        return AQ_EINVAL;
+    int err = aq_chunk_key_check(key, klen);
+    if (err)
+        return err;
+    uint64_t h = aq_chunk_key_hash(key, klen);
+    pthread_mutex_t *m = stripe(s, h);
+    pthread_mutex_lock(m);
+    pthread_rwlock_rdlock(&s->lock);
+    bool present = aq_chunk_index_find(&s->index, key, klen, h) != NULL;
+    pthread_rwlock_unlock(&s->lock);
+    if (!present) {
+        pthread_mutex_unlock(m);
+        return AQ_ENOTFOUND;
+    }
+    /* The file goes first: if unlinking fails the chunk stays, in memory and on disk. */
+    err = s->dirfd >= 0 ? aq_chunk_persist_remove(s, key, klen) : 0;
+    aq_chunk_ref *r = NULL;
+    if (!err) {
+        pthread_rwlock_wrlock(&s->lock);
+        r = aq_chunk_index_remove(&s->index, key, klen, h);
+        if (r)
+            s->bytes -= r->len;
+        pthread_rwlock_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(m);
+    ref_put(r);
+    return err;
+}
+
+int aq_chunk_stat(aq_chunk_store *s, const void *key, size_t klen, uint64_t *size,
+                  aq_chunk_digest *digest) {
+    if (!s)
+        return AQ_EINVAL;
+    int err = aq_chunk_key_check(key, klen);
+    if (err)
+        return err;
+    uint64_t h = aq_chunk_key_hash(key, klen);
+    pthread_rwlock_rdlock(&s->lock);
+    aq_chunk_ref *r = aq_chunk_index_find(&s->index, key, klen, h);
+    if (r) {
+        if (size)
+            *size = r->len;
+        if (digest)
+            *digest = r->digest;
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return r ? 0 : AQ_ENOTFOUND;
+}
+
+static int ref_key_cmp(const void *a, const void *b) {
+    const aq_chunk_ref *x = *(aq_chunk_ref *const *)a, *y = *(aq_chunk_ref *const *)b;
+    int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+    return c ? c : (int)x->klen - (int)y->klen;
+}
+
+int aq_chunk_iterate(aq_chunk_store *s, const void *prefix, size_t plen, aq_chunk_iter_fn fn,
+                     void *ud) {
+    if (!s || !fn || (plen && !prefix))
+        return AQ_EINVAL;
+    pthread_rwlock_rdlock(&s->lock);
+    size_t cap = s->index.count, n = 0;
+    aq_chunk_ref **snap = malloc((cap ? cap : 1) * sizeof *snap);
+    if (!snap) {
+        pthread_rwlock_unlock(&s->lock);
+        return AQ_ENOMEM;
+    }
+    for (size_t i = 0; i < s->index.nbuckets; i++)
+        for (aq_chunk_ref *r = s->index.buckets[i]; r; r = r->next)
+            if (r->klen >= plen && memcmp(r->key, prefix ? prefix : "", plen) == 0) {
+                ref_get(r);
+                snap[n++] = r;
+            }
+    pthread_rwlock_unlock(&s->lock);
+    qsort(snap, n, sizeof *snap, ref_key_cmp);
+    size_t i = 0;
+    for (; i < n; i++) {
+        aq_chunk_ref *r = snap[i];
+        if (fn(ud, r->key, r->klen, r->len, r->digest, r->kind) != 0)
+            break;
+    }
+    for (i = 0; i < n; i++)
+        ref_put(snap[i]);
+    free(snap);
+    return 0;
+}
+
+int aq_chunk_store_stats(aq_chunk_store *s, aq_chunk_stats *out) {
+    if (!s || !out)
+        return AQ_EINVAL;
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&s->lock);
+    out->chunks = s->index.count;
+    out->bytes = s->bytes;
+    pthread_rwlock_unlock(&s->lock);
+    out->allocated = aq_chunk_mem_allocated(s->arena);
+    out->quarantined = s->quarantined;
+    out->stray = s->stray;
+    return 0;
+}

@@ -1,0 +1,164 @@
+#include "aq_csv_cut.h"
+
+#include "aq_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    ST_ROW_START,   /* at the first byte of a line: maybe a comment */
+    ST_COMMENT,     /* inside a comment line */
+    ST_FIELD_START, /* at the first byte of a field */
+    ST_UNQUOTED,    /* inside an unquoted field, or after a closing quote */
+    ST_QUOTED,      /* inside a quoted field */
+    ST_QUOTE_SEEN,  /* a quote inside a quoted field: doubled, or the closing one */
+};
+
+void aq_csv_cut_init(aq_csv_cutter *c, const aq_csv_dialect *d) {
+    memset(c, 0, sizeof *c);
+    c->sep = d->sep;
+    c->quote = d->quote;
+    c->comment = d->comment;
+    c->state = ST_ROW_START;
+}
+
+bool aq_csv_cut_in_quote(const aq_csv_cutter *c) {
+    return c->state == ST_QUOTED;
+}
+
+void aq_csv_cut_feed(aq_csv_cutter *c, const char *buf, size_t len) {
+    const char sep = c->sep, q = c->quote, cm = c->comment;
+    uint8_t st = c->state;
+    uint64_t lines = c->lines;
+    for (size_t i = 0; i < len; i++) {
+        char ch = buf[i];
+        switch (st) {
+        case ST_QUOTED:
+            if (ch == q) {
+                st = ST_QUOTE_SEEN;
+            } else if (ch == '\n') {
+                lines++;
+            } else {
+                /* skip ahead to the next quote or newline in one go */
+                const char *a = memchr(buf + i, q, len - i);
+                const char *b = memchr(buf + i, '\n', (size_t)((a ? a : buf + len) - (buf + i)));
+                const char *n = b ? b : a;
+                if (!n) {
+                    i = len;
+                } else {
+                    i = (size_t)(n - buf) - 1;
+                }
+            }
+            continue;
+        case ST_QUOTE_SEEN:
+            if (ch == q) {
+                st = ST_QUOTED;
+                continue;
+            }
+            st = ST_UNQUOTED;
+            break;
+        case ST_COMMENT:
+            if (ch != '\n') {
+                const char *n = memchr(buf + i, '\n', len - i);
+                i = n ? (size_t)(n - buf) - 1 : len;
+                continue;
+            }
+            break;
+        case ST_ROW_START:
+            if (cm && ch == cm) {
+                st = ST_COMMENT;
+                continue;
+            }
+            /* fall through */
+        case ST_FIELD_START:
+            if (q && ch == q) {
+                st = ST_QUOTED;
+                c->quote_line = lines + 1;
+                continue;
+            }
+            st = ST_UNQUOTED;
+            break;
+        default:
+            break;
+        }
+        /* unquoted context */
+        if (ch == '\n') {
+            lines++;
+            c->row_end = c->fed + i + 1;
+            c->row_end_lines = lines;
+            st = ST_ROW_START;
+        } else if (ch == sep) {
+            st = ST_FIELD_START;
+        }
+    }
+    c->state = st;
+    c->lines = lines;
+    c->fed += len;
+}
+
+int aq_csv_split_init(aq_csv_split *s, const aq_csv_dialect *d, size_t max_piece,
+                      aq_csv_piece_fn fn, void *ctx) {
+    memset(s, 0, sizeof *s);
+    if (max_piece == 0 || !fn)
+        return AQ_EINVAL;
+    s->buf = malloc(max_piece);
+    if (!s->buf)
+        return AQ_ENOMEM;
+    aq_csv_cut_init(&s->cut, d);
+    s->max = max_piece;
+    s->fn = fn;
+    s->ctx = ctx;
+    return 0;
+}
+
+void aq_csv_split_free(aq_csv_split *s) {
+    free(s->buf);
+    s->buf = NULL;
+}
+
+/* Emits buf[0 .. cut) and moves the rest to the front. */
+static int emit(aq_csv_split *s, size_t cut, uint64_t cut_lines) {
+    int rc = s->fn(s->ctx, s->buf, cut, s->base_lines + 1, s->index++);
+    memmove(s->buf, s->buf + cut, s->len - cut);
+    s->len -= cut;
+    s->base += cut;
+    s->base_lines = cut_lines;
+    return rc;
+}
+
+int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err *err) {
+    const char *d = data;
+    while (len) {
+        size_t room = s->max - s->len;
+        if (room == 0) {
+            if (s->cut.row_end <= s->base) {
+                aq_csv_err_set(err, s->base_lines + 1,
+                               "line %llu: row longer than the %zu-byte piece limit",
+                               (unsigned long long)(s->base_lines + 1), s->max);
+                return AQ_ETOOBIG;
+            }
+            int rc = emit(s, (size_t)(s->cut.row_end - s->base), s->cut.row_end_lines);
+            if (rc)
+                return rc;
+            continue;
+        }
+        size_t n = len < room ? len : room;
+        memcpy(s->buf + s->len, d, n);
+        aq_csv_cut_feed(&s->cut, d, n);
+        s->len += n;
+        d += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int aq_csv_split_finish(aq_csv_split *s, aq_csv_err *err) {
+    if (aq_csv_cut_in_quote(&s->cut)) {
+        aq_csv_err_set(err, s->cut.quote_line, "line %llu: quoted field is never closed",
+                       (unsigned long long)s->cut.quote_line);
+        return AQ_EPARSE;
+    }
+    if (s->len == 0)
+        return 0;
+    return emit(s, s->len, s->cut.lines);
+}

@@ -1,0 +1,62 @@
+/* aq_csv_cut: finds true row ends in a stream, so a file can be cut into pieces of bounded size
+ * that each hold whole rows, reading every byte once and keeping at most one piece in memory.
+ *
+ * aq_csv_cutter is the quote-aware state machine: fed successive blocks of the file, it knows the
+ * offset just after the last LF that ends a row (an LF inside a quoted field does not) and how many
+ * LFs came before it, so every piece knows the line number it starts on. Quotes open a field only
+ * at its first byte, exactly as aq_csv_tok reads them, so cutter and tokenizer always agree.
+ *
+ * aq_csv_split builds on it: push blocks of any size, and it calls back with pieces of at most
+ * max_piece bytes, each ending at a row end (the last one may lack a final newline). A row longer
+ * than max_piece is an error naming its first line; so is a quoted field still open at the end.
+ */
+#ifndef AQ_CSV_CUT_H
+#define AQ_CSV_CUT_H
+
+#include "aq_csv_tok.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct aq_csv_cutter {
+    char sep, quote, comment;
+    uint8_t state;         /* private */
+    uint64_t fed;          /* bytes fed so far */
+    uint64_t lines;        /* LFs fed so far */
+    uint64_t row_end;      /* offset just after the last row-ending LF (0: none yet) */
+    uint64_t row_end_lines; /* LFs before row_end */
+    uint64_t quote_line;   /* line on which the open quoted field started */
+} aq_csv_cutter;
+
+void aq_csv_cut_init(aq_csv_cutter *c, const aq_csv_dialect *d);
+void aq_csv_cut_feed(aq_csv_cutter *c, const char *buf, size_t len);
+/* True while the bytes fed so far end inside a quoted field. */
+bool aq_csv_cut_in_quote(const aq_csv_cutter *c);
+
+/* Called once per piece, in order; index counts from 0. A nonzero return stops the split and is
+ * returned by push/finish. */
+typedef int (*aq_csv_piece_fn)(void *ctx, const char *piece, size_t len, uint64_t first_line,
+                               uint64_t index);
+
+typedef struct aq_csv_split {
+    aq_csv_cutter cut;
+    char *buf;
+    size_t len, max;
+    uint64_t base;       /* file offset of buf[0] */
+    uint64_t base_lines; /* LFs before buf[0] */
+    uint64_t index;
+    aq_csv_piece_fn fn;
+    void *ctx;
+} aq_csv_split;
+
+/* max_piece: the largest piece (e.g. 4 MiB); the split holds one buffer of that size. */
+int aq_csv_split_init(aq_csv_split *s, const aq_csv_dialect *d, size_t max_piece,
+                      aq_csv_piece_fn fn, void *ctx);
+/* AQ_ETOOBIG when a single row exceeds max_piece; err names its line. */
+int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err *err);
+/* Emits the final piece; AQ_EPARSE when the file ends inside a quoted field. */
+int aq_csv_split_finish(aq_csv_split *s, aq_csv_err *err);
+void aq_csv_split_free(aq_csv_split *s);
+
+#endif

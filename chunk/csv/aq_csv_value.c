@@ -1,0 +1,289 @@
+#include "aq_csv_value.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const aq_csv_na_defaults[] = {"", "NA"};
+
+aq_csv_na aq_csv_na_default(void) {
+    aq_csv_na na = {aq_csv_na_defaults, 2};
+    return na;
+}
+
+static void trim(const char **p, size_t *len) {
+    const char *s = *p;
+    size_t n = *len;
+    while (n && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    *p = s;
+    *len = n;
+}
+
+static bool is_nan_word(const char *p, size_t len) {
+    return len == 3 && (p[0] | 0x20) == 'n' && (p[1] | 0x20) == 'a' && (p[2] | 0x20) == 'n';
+}
+
+bool aq_csv_is_na(const char *p, size_t len, bool quoted, const aq_csv_na *na) {
+    if (!quoted)
+        trim(&p, &len);
+    if (quoted && len != 0)
+        return false;
+    if (!quoted && is_nan_word(p, len))
+        return true;
+    for (size_t i = 0; i < na->n; i++) {
+        size_t l = strlen(na->s[i]);
+        if (l == len && memcmp(na->s[i], p, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+bool aq_csv_parse_int(const char *p, size_t len, int64_t *out) {
+    trim(&p, &len);
+    size_t i = 0;
+    bool neg = false;
+    if (i < len && (p[i] == '+' || p[i] == '-')) {
+        neg = p[i] == '-';
+        i++;
+    }
+    if (i == len)
+        return false;
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (!digit(p[i]))
+            return false;
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+static bool ieq(const char *p, size_t len, const char *w) {
+    size_t n = strlen(w);
+    if (n != len)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] | 0x20) != w[i])
+            return false;
+    return true;
+}
+
+/* Only decimal syntax reaches strtod: hex floats, "nan(...)" and trailing junk are text. */
+static bool float_syntax(const char *p, size_t len) {
+    size_t i = 0, nd = 0;
+    if (i < len && (p[i] == '+' || p[i] == '-'))
+        i++;
+    while (i < len && digit(p[i])) {
+        i++;
+        nd++;
+    }
+    if (i < len && p[i] == '.') {
+        i++;
+        while (i < len && digit(p[i])) {
+            i++;
+            nd++;
+        }
+    }
+    if (nd == 0)
+        return false;
+    if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        if (i < len && (p[i] == '+' || p[i] == '-'))
+            i++;
+        size_t ne = 0;
+        while (i < len && digit(p[i])) {
+            i++;
+            ne++;
+        }
+        if (ne == 0)
+            return false;
+    }
+    return i == len;
+}
+
+bool aq_csv_parse_float(const char *p, size_t len, double *out) {
+    trim(&p, &len);
+    if (len == 0)
+        return false;
+    const char *s = p;
+    size_t n = len;
+    bool neg = false;
+    if (s[0] == '+' || s[0] == '-') {
+        neg = s[0] == '-';
+        s++;
+        n--;
+    }
+    if (ieq(s, n, "inf") || ieq(s, n, "infinity")) {
+        *out = neg ? -INFINITY : INFINITY;
+        return true;
+    }
+    if (!float_syntax(p, len))
+        return false;
+    char stackbuf[128];
+    char *buf = len < sizeof stackbuf ? stackbuf : malloc(len + 1);
+    if (!buf)
+        return false;
+    memcpy(buf, p, len);
+    buf[len] = 0;
+    char *end;
+    double v = strtod(buf, &end);
+    bool ok = end == buf + len;
+    if (buf != stackbuf)
+        free(buf);
+    if (ok)
+        *out = v;
+    return ok;
+}
+
+static int days_in_month(int64_t y, int m) {
+    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
+    return d[m - 1];
+}
+
+/* Howard Hinnant's days_from_civil: exact for the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static bool num(const char *p, size_t len, size_t *i, size_t w, int *out) {
+    if (*i + w > len)
+        return false;
+    int v = 0;
+    for (size_t k = 0; k < w; k++) {
+        char c = p[*i + k];
+        if (!digit(c))
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *i += w;
+    *out = v;
+    return true;
+}
+
+bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
+    trim(&p, &len);
+    size_t i = 0;
+    int y, mo, d, h = 0, mi = 0, s = 0, frac = 0;
+    if (!num(p, len, &i, 4, &y) || i >= len || p[i++] != '-' || !num(p, len, &i, 2, &mo) ||
+        i >= len || p[i++] != '-' || !num(p, len, &i, 2, &d))
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+        return false;
+    if (i < len) {
+        if (p[i] != ' ' && p[i] != 'T')
+            return false;
+        i++;
+        if (!num(p, len, &i, 2, &h) || i >= len || p[i++] != ':' || !num(p, len, &i, 2, &mi))
+            return false;
+        if (i < len && p[i] == ':') {
+            i++;
+            if (!num(p, len, &i, 2, &s))
+                return false;
+            if (i < len && p[i] == '.') {
+                i++;
+                size_t nd = 0;
+                int scale = 100;
+                while (i < len && digit(p[i])) {
+                    if (nd < 3) {
+                        frac += (p[i] - '0') * scale;
+                        scale /= 10;
+                    }
+                    nd++;
+                    i++;
+                }
+                if (nd == 0 || nd > 9)
+                    return false;
+            }
+        }
+        if (i < len && p[i] == 'Z')
+            i++;
+        if (i != len || h > 23 || mi > 59 || s > 59)
+            return false;
+    }
+    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)s * 1000 + frac;
+    return true;
+}
+
+aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
+                             int64_t *iv, double *dv) {
+    if (aq_csv_is_na(p, len, quoted, na))
+        return AQ_CSV_V_NA;
+    if (aq_csv_parse_int(p, len, iv)) {
+        *dv = (double)*iv;
+        return AQ_CSV_V_INT;
+    }
+    if (aq_csv_parse_float(p, len, dv))
+        return AQ_CSV_V_FLOAT;
+    if (aq_csv_parse_time(p, len, iv))
+        return AQ_CSV_V_TIME;
+    return AQ_CSV_V_TEXT;
+}
+
+int aq_csv_format_double(double v, char *buf) {
+    if (isinf(v))
+        return snprintf(buf, 32, "%s", v < 0 ? "-Inf" : "Inf");
+    if (isnan(v))
+        return snprintf(buf, 32, "NaN");
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, 32, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return n;
+}
+
+int aq_csv_format_time(int64_t ms, char *buf) {
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t rem = ms - days * 86400000;
+    int64_t y;
+    int m, d;
+    civil_from_days(days, &y, &m, &d);
+    int h = (int)(rem / 3600000), mi = (int)(rem / 60000 % 60), s = (int)(rem / 1000 % 60),
+        f = (int)(rem % 1000);
+    if (rem == 0)
+        return snprintf(buf, 40, "%04" PRId64 "-%02d-%02d", y, m, d);
+    if (f == 0)
+        return snprintf(buf, 40, "%04" PRId64 "-%02d-%02d %02d:%02d:%02d", y, m, d, h, mi, s);
+    return snprintf(buf, 40, "%04" PRId64 "-%02d-%02d %02d:%02d:%02d.%03d", y, m, d, h, mi, s, f);
+}

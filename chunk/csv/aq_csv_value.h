@@ -1,0 +1,55 @@
+/* aq_csv_value: what one CSV field means: missing, integer, float, timestamp or text.
+ *
+ * Fields arrive as pointer + length (never NUL-terminated). Numbers may carry spaces or tabs
+ * around them; text is kept verbatim. A field is missing (NA) when, trimmed, it equals an entry
+ * of the NA list, or when it spells NaN (any case). A quoted field is only NA when it is empty and
+ * "" is in the list, so a quoted "NA" stays the two-letter string. Integers take a fast path
+ * (plain digits into int64, overflow falls back to double); every other number goes through
+ * strtod, so text -> double is exactly what C gives. Timestamps are ISO dates
+ * (2015-01-02), date-times (2015-01-02 03:04:05, 2015-01-02T03:04:05.123Z) as milliseconds since
+ * 1970-01-01 UTC. Formatting prints the shortest text that strtod reads back to the same double.
+ */
+#ifndef AQ_CSV_VALUE_H
+#define AQ_CSV_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum aq_csv_vkind {
+    AQ_CSV_V_NA = 0,
+    AQ_CSV_V_INT,
+    AQ_CSV_V_FLOAT,
+    AQ_CSV_V_TIME,
+    AQ_CSV_V_TEXT,
+} aq_csv_vkind;
+
+/* The missing-value spellings; entries are compared byte for byte with the trimmed field. */
+typedef struct aq_csv_na {
+    const char *const *s;
+    size_t n;
+} aq_csv_na;
+
+/* The default list: "" and "NA". */
+aq_csv_na aq_csv_na_default(void);
+
+bool aq_csv_is_na(const char *p, size_t len, bool quoted, const aq_csv_na *na);
+
+/* Each returns true and sets *out only when the whole (trimmed) field is that kind. */
+bool aq_csv_parse_int(const char *p, size_t len, int64_t *out);
+bool aq_csv_parse_float(const char *p, size_t len, double *out);
+bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms);
+
+/* Classifies a field; *iv gets INT and TIME values, *dv INT and FLOAT values (as double). */
+aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
+                             int64_t *iv, double *dv);
+
+/* Shortest round-tripping text for a double ("Inf", "-Inf" for infinities). buf >= 32 bytes.
+ * Returns the length written (NUL-terminated). */
+int aq_csv_format_double(double v, char *buf);
+
+/* "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DD HH:MM:SS.mmm", whichever keeps the value.
+ * buf >= 40 bytes. Returns the length written. */
+int aq_csv_format_time(int64_t ms, char *buf);
+
+#endif
