@@ -1,0 +1,251 @@
+/* aquifer: the command line client of an aquifer cluster. Parses the global options (accepted
+ * before or after the command's name), finds the config, and runs one command. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage_text[] =
+    "usage: aquifer [-c FILE] COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  cluster up            start this host's nodes of the config in the background and wait\n"
+    "                        until every node sees every other up; then print the status\n"
+    "  cluster down          stop this host's nodes (SIGTERM; SIGKILL after 15 s)\n"
+    "  status [--json]       each node's state, uptime, chunks, bytes and memory, and each peer\n"
+    "                        link's RTT, retransmits, duplicates suppressed, BUSY and reconnects\n"
+    "  put KEY FILE          store FILE (- for stdin) under KEY; any size\n"
+    "  get KEY [-o FILE]     write KEY's value to FILE (default stdout), every digest verified\n"
+    "  rm KEY                remove KEY\n"
+    "  ls [PREFIX] [--json]  keys (starting with PREFIX), sorted, with their sizes\n"
+    "  stat KEY [--json]     size, digest (xxh3-128, as `xxhsum -H2` prints it), chunks and the\n"
+    "                        nodes holding each\n"
+    "\n"
+    "Options, anywhere on the line:\n"
+    "  -c, --config FILE     the cluster config; default $AQUIFER_CONF, else ./cluster.conf,\n"
+    "                        else the built-in one (three nodes on 127.0.0.1, as\n"
+    "                        cluster.example.conf)\n"
+    "  -h, --help            this help; `aquifer COMMAND --help` explains one command\n"
+    "\n"
+    "Exit status: 0 done, 1 usage error, 2 key not found, 3 cluster unreachable or timed out,\n"
+    "4 any other error. Errors are one line on stderr naming what failed and where.\n";
+
+typedef struct command {
+    const char *name; /* "cluster up" for the two-word ones */
+    int nargs_min, nargs_max;
+    bool json, output;
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"cluster up", 0, 0, false, false,
+     "usage: aquifer [-c FILE] cluster up\n\n"
+     "Starts, in the background, every node of the config whose address is on this host:\n"
+     "aquiferd (found next to aquifer, else on $PATH) in its own session, with its output in\n"
+     "RUN_DIR/NAME.log and its pid in RUN_DIR/NAME.pid. A node already running (its pid file "
+     "names\n"
+     "a live aquiferd) is not started again. With the built-in config, the config is written to\n"
+     "RUN_DIR/cluster.conf for the nodes. Then waits (up to 30 s) until every configured node\n"
+     "answers and sees every other node up, and prints the status table. If a node exits or the\n"
+     "cluster does not form, says which node and prints the end of its log; exits 4 (a node\n"
+     "exited) or 3 (not formed in time).\n"},
+    {"cluster down", 0, 0, false, false,
+     "usage: aquifer [-c FILE] cluster down\n\n"
+     "Stops this host's nodes named by pid files in RUN_DIR: SIGTERM, then waits up to 15 s for\n"
+     "each to finish its calls and exit; one still running then gets SIGKILL (and a warning).\n"
+     "A stale pid file (no live aquiferd for that node) is removed without signalling anyone.\n"},
+    {"status", 0, 0, true, false,
+     "usage: aquifer [-c FILE] status [--json]\n\n"
+     "Asks every configured node for its status in parallel. Per node: name, address, state\n"
+     "(unreachable when it does not answer within 1.5 s), uptime, chunks, bytes, memory used and\n"
+     "memory_max. Per link (as each node sees each peer): state, RTT, calls, retransmits,\n"
+     "duplicate calls suppressed, BUSY answers, pipe reconnects and timeouts. --json prints the\n"
+     "same as one JSON object {cluster, replicas, reachable, nodes: [{name, address, reachable,\n"
+     "state, uptime_ms, chunks, bytes, allocated, memory_max, ..., peers: [...]}]}.\n"
+     "Exits 3 when no node answers.\n"},
+    {"put", 2, 2, false, false,
+     "usage: aquifer [-c FILE] put KEY FILE\n\n"
+     "Stores FILE (- reads stdin) under KEY, replacing any value there. KEY is 1 to 255 bytes of\n"
+     "UTF-8 without control characters. Up to 4 MiB the value is one chunk stored under KEY; a\n"
+     "larger one is cut into 4 MiB parts stored under internal keys, then a manifest (total\n"
+     "size, digests, part list) under KEY, stored last. The input is streamed: memory stays a\n"
+     "few chunks whatever the size. Each chunk goes to the first live node of its replicas\n"
+     "(rendezvous order), which stores it and copies it to the others; an unreachable node is\n"
+     "skipped for the next. If a part fails, the parts written are removed and nothing changes.\n"
+     "Replacing a large value removes its old parts once the new manifest is stored.\n"},
+    {"get", 1, 1, false, true,
+     "usage: aquifer [-c FILE] get KEY [-o FILE]\n\n"
+     "Writes KEY's value to stdout, or to FILE with -o (through a temporary file next to FILE,\n"
+     "renamed at the end: a failed get leaves FILE as it was). Every chunk's xxh3-128 digest and\n"
+     "the whole value's are verified; a node that does not have a chunk, does not answer or sends\n"
+     "bytes that fail their digest is skipped for the next replica. Exits 2 when KEY does not\n"
+     "exist.\n"},
+    {"rm", 1, 1, false, false,
+     "usage: aquifer [-c FILE] rm KEY\n\n"
+     "Removes KEY from every live replica (a large value's manifest first, then its parts).\n"
+     "Exits 2 when KEY does not exist.\n"},
+    {"ls", 0, 1, true, false,
+     "usage: aquifer [-c FILE] ls [PREFIX] [--json]\n\n"
+     "Lists the keys starting with PREFIX (all keys without it) held by every live node, merged,\n"
+     "deduplicated and sorted bytewise, one per line after its size in bytes (a large value's\n"
+     "total size). --json prints an array of {key, size, kind, digest}.\n"},
+    {"stat", 1, 1, true, false,
+     "usage: aquifer [-c FILE] stat KEY [--json]\n\n"
+     "Shows KEY's size, its xxh3-128 digest in the form `xxhsum -H2` prints, and each chunk\n"
+     "(index, size, digest) with the live nodes holding a copy. --json prints {key, size, digest,\n"
+     "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n"},
+};
+
+static int usage_error(const char *fmt, const char *arg) {
+    fputs("aquifer: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\nRun 'aquifer --help' for usage.\n", stderr);
+    return CLI_USAGE;
+}
+
+int main(int argc, char **argv) {
+    /* A reader closing our stdout must give an error we report, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
+    const char *conf_opt = NULL;
+    bool help = false, json = false, seen_c = false;
+    const char *out = NULL;
+    const char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0;
+    if (!pos) {
+        fputs("aquifer: out of memory\n", stderr);
+        return CLI_ERROR;
+    }
+    bool opts_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (opts_done || a[0] != '-' || strcmp(a, "-") == 0) {
+            pos[npos++] = a;
+        } else if (strcmp(a, "--") == 0) {
+            opts_done = true;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                free(pos);
+                return usage_error("%s needs a file name", a);
+            }
+            if (seen_c) {
+                free(pos);
+                return usage_error("%s given twice", a);
+            }
+            conf_opt = argv[++i];
+            seen_c = true;
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            conf_opt = a + 9;
+            seen_c = true;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            if (i + 1 >= argc) {
+                free(pos);
+                return usage_error("%s needs a file name", a);
+            }
+            out = argv[++i];
+        } else if (strncmp(a, "--output=", 9) == 0) {
+            out = a + 9;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            help = true;
+        } else {
+            free(pos);
+            return usage_error("unknown option %s", a);
+        }
+    }
+    if (npos == 0) {
+        free(pos);
+        if (help) {
+            fputs(usage_text, stdout);
+            return CLI_OK;
+        }
+        fputs(usage_text, stderr);
+        return CLI_USAGE;
+    }
+    const command *cmd = NULL;
+    int skip = 1;
+    char name[64];
+    if (strcmp(pos[0], "cluster") == 0) {
+        if (npos < 2) {
+            if (help) {
+                fputs(commands[0].help, stdout);
+                fputc('\n', stdout);
+                fputs(commands[1].help, stdout);
+                free(pos);
+                return CLI_OK;
+            }
+            free(pos);
+            return usage_error("cluster needs a subcommand: %s", "up or down");
+        }
+        snprintf(name, sizeof name, "cluster %.20s", pos[1]);
+        skip = 2;
+    } else {
+        snprintf(name, sizeof name, "%.40s", pos[0]);
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            cmd = &commands[i];
+    if (!cmd) {
+        int rc = usage_error("unknown command '%s'", name);
+        free(pos);
+        return rc;
+    }
+    if (help) {
+        fputs(cmd->help, stdout);
+        free(pos);
+        return CLI_OK;
+    }
+    const char **args = pos + skip;
+    int nargs = npos - skip;
+    int rc = CLI_OK;
+    if (nargs < cmd->nargs_min || nargs > cmd->nargs_max) {
+        fprintf(stderr, "aquifer: %s: wrong number of arguments\n%s", cmd->name, cmd->help);
+        rc = CLI_USAGE;
+    } else if (json && !cmd->json) {
+        rc = usage_error("--json does not apply to %s", cmd->name);
+    } else if (out && !cmd->output) {
+        rc = usage_error("-o does not apply to %s", cmd->name);
+    }
+    if (rc) {
+        free(pos);
+        return rc;
+    }
+
+    cli c;
+    memset(&c, 0, sizeof c);
+    char what[400];
+    if (nargs >= 1 && strcmp(cmd->name, "ls") != 0)
+        snprintf(what, sizeof what, "%s %s", cmd->name, args[0]);
+    else
+        snprintf(what, sizeof what, "%s", cmd->name);
+    c.what = what;
+    c.json = json;
+    c.out_path = out;
+    rc = cli_conf_load(&c, conf_opt);
+    if (rc == 0) {
+        if (strcmp(cmd->name, "cluster up") == 0) {
+            rc = cli_cmd_up(&c);
+        } else if (strcmp(cmd->name, "cluster down") == 0) {
+            rc = cli_cmd_down(&c);
+        } else if ((rc = cli_open(&c)) == 0) {
+            if (strcmp(cmd->name, "status") == 0)
+                rc = cli_cmd_status(&c);
+            else if (strcmp(cmd->name, "put") == 0)
+                rc = cli_cmd_put(&c, args[0], args[1]);
+            else if (strcmp(cmd->name, "get") == 0)
+                rc = cli_cmd_get(&c, args[0]);
+            else if (strcmp(cmd->name, "rm") == 0)
+                rc = cli_cmd_rm(&c, args[0]);
+            else if (strcmp(cmd->name, "ls") == 0)
+                rc = cli_cmd_ls(&c, nargs ? args[0] : "");
+            else
+                rc = cli_cmd_stat(&c, args[0]);
+        }
+    }
+    cli_close(&c);
+    aq_node_config_free(c.conf);
+    free(c.conf_path);
+    free(pos);
+    return rc;
+}

@@ -1,0 +1,172 @@
+/* cli: the pieces of the `aquifer` command, shared between its files (not a library).
+ *
+ * One invocation = one `cli` context: the loaded config, and (for commands that talk to the
+ * cluster) a transient rpc endpoint on an ephemeral port of every interface, driven by a libuv loop
+ * on the main thread. The command is never a member: nodes learn of it only from its calls.
+ * Commands are synchronous from the user's view; inside, several calls run at once and the loop
+ * runs until the ones waited for have ended. Every call ends with exactly one outcome (the rpc
+ * contract), so every wait ends.
+ *
+ * Exit codes: CLI_OK 0, CLI_USAGE 1, CLI_NOTFOUND 2, CLI_UNREACH 3 (cluster unreachable or timed
+ * out), CLI_ERROR 4. Every failure prints one sentence "aquifer: WHAT: why" on stderr.
+ */
+#ifndef AQ_CLI_H
+#define AQ_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "aq_node_config.h"
+#include "aq_node_proto.h"
+#include "aq_rpc.h"
+#include "aq_rpc_uv.h"
+
+enum { CLI_OK = 0, CLI_USAGE = 1, CLI_NOTFOUND = 2, CLI_UNREACH = 3, CLI_ERROR = 4 };
+
+#define CLI_INFLIGHT 4 /* chunk transfers in flight at once: memory stays a few chunks */
+
+typedef struct cli_kop cli_kop;
+
+typedef struct cli {
+    const char *what; /* "get KEY": starts every error sentence */
+    aq_node_config *conf;
+    char *conf_path; /* the file it came from; NULL for the built-in default */
+    bool json;
+    const char *out_path; /* get -o */
+    /* The endpoint (cli_open). */
+    uv_loop_t loop;
+    bool loop_open;
+    aq_rpc_uv *uv;
+    aq_rpc *rpc;
+    aq_rpc_peer **peers;
+    uint64_t *seeds;
+    size_t inflight; /* calls started and not yet ended */
+    cli_kop *retry;  /* key operations waiting to be sent to their next candidate */
+    /* Liveness from the last probe (cli_probe): nodes that answered STATUS. */
+    bool *live;
+    struct cli_probe *probe;
+} cli;
+
+/* ---- cli_out.c ---- */
+int cli_fail(const cli *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cli_exit_code(int err); /* an aq error -> exit code */
+bool cli_utf8_ok(const void *p, size_t n);
+void cli_json_str(FILE *f, const void *p, size_t n); /* a JSON string literal, quotes included */
+void cli_digest_hex(aq_node_digest d, char out[33]); /* as `xxhsum -H2` prints it */
+void cli_human_size(uint64_t n, char *buf, size_t cap);
+void cli_human_ms(uint64_t ms, char *buf, size_t cap);
+typedef struct cli_progress {
+    bool on;
+    uint64_t total; /* 0: unknown */
+    uint64_t done;
+    int last_shown;
+    const char *label;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, uint64_t total);
+void cli_progress_add(cli_progress *p, uint64_t n);
+void cli_progress_end(cli_progress *p);
+
+/* ---- cli_conf.c ---- */
+/* Loads -c FILE, else $AQUIFER_CONF, else ./cluster.conf, else the built-in default. */
+int cli_conf_load(cli *c, const char *opt_path);
+
+/* ---- cli_client.c ---- */
+int cli_open(cli *c);
+void cli_close(cli *c);
+/* Runs the loop once (blocking until some event) and resends operations waiting to retry. */
+void cli_step(cli *c);
+
+/* A key operation: one request sent to candidate nodes in turn until one gives a final answer. */
+struct cli_kop {
+    cli *c;
+    uint16_t method;
+    uint8_t *req; /* the encoded request */
+    size_t reqlen;
+    void *req_mem; /* what to free for req, when req points inside it (else req is freed) */
+    uint32_t cand[AQ_NODE_CONFIG_MAX_NODES];
+    size_t ncand, pos;
+    bool next_on_notfound; /* GET/STAT: ask the next candidate when one does not have it */
+    bool verify;           /* GET: check the reply's value against its digest (and `want`) */
+    bool have_want;
+    aq_node_digest want;
+    uint64_t timeout_ms;
+    /* Outcome. */
+    bool done;
+    int err;      /* 0, or the error of the last candidate tried */
+    size_t node;  /* who answered */
+    uint8_t *rep; /* reply bytes (malloc'd, owned) */
+    size_t replen;
+    char msg[384]; /* the failure, one clause naming the node */
+    bool any_notfound;
+    void (*on_done)(cli_kop *k);
+    void *ud;
+    cli_kop *next_retry;
+};
+
+/* Candidates for key: its replicas (rendezvous order) that the probe found live; with all_nodes,
+ * then the other live nodes in rendezvous order too (copies may have moved there on repair). */
+void cli_candidates(cli *c, const void *key, size_t klen, bool all_nodes, cli_kop *k);
+/* Starts k (k->req, method, cand set); returns 0 or an error (no candidate: AQ_EUNAVAIL). */
+int cli_kop_start(cli_kop *k);
+void cli_kop_wait(cli_kop *k);
+void cli_kop_reset(cli_kop *k); /* frees req and rep */
+/* Sets up k for a method with a key request (flags 0) and its candidates. */
+int cli_kop_key(cli *c, cli_kop *k, uint16_t method, const void *key, size_t klen, bool all_nodes);
+/* The failure of a finished k as the command's one error sentence; returns the exit code. */
+int cli_kop_fail(cli *c, const cli_kop *k);
+
+/* Asks every node for STATUS in parallel and fills c->live. Stops early once every node answered
+ * or every silent node is reported down by a node that did answer. Returns the number live. */
+size_t cli_probe(cli *c, uint64_t timeout_ms);
+/* When no node is live: the sentence part naming them all. */
+int cli_fail_unreachable(cli *c);
+/* The reply of node i to the last probe, or NULL. */
+const uint8_t *cli_probe_reply(cli *c, size_t i, size_t *len, const char **failure);
+
+uint64_t cli_data_timeout_ms(const cli *c);
+
+/* ---- cli_manifest.c ---- */
+typedef struct cli_part {
+    uint32_t size;
+    aq_node_digest digest;
+} cli_part;
+typedef struct cli_manifest {
+    uint64_t total;
+    aq_node_digest digest;
+    uint64_t put_id;
+    uint32_t chunk_size;
+    uint32_t nparts;
+    cli_part *parts;
+} cli_manifest;
+int cli_manifest_encode(const cli_manifest *m, uint8_t **out, size_t *len);
+int cli_manifest_decode(const uint8_t *p, size_t n, cli_manifest *m);
+void cli_manifest_free(cli_manifest *m);
+/* The internal key of part idx of a put of key: < 64 bytes whatever the key. */
+size_t cli_part_key(const void *key, size_t klen, uint64_t put_id, uint32_t idx, char out[64]);
+
+/* ---- cli_kv.c: shared by the key commands ---- */
+int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why */
+int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
+cli_kop *cli_kop_new(cli *c);
+void cli_kop_free(cli_kop *k);
+/* GET key from its replicas, then the other live nodes, verifying digests; on success k->rep holds
+ * the reply and kind, d, v, vlen point into it. Returns 0 or the error (k->msg says more). */
+int cli_fetch(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
+              const uint8_t **v, size_t *vlen);
+
+/* ---- commands ---- */
+int cli_cmd_put(cli *c, const char *key, const char *file);
+int cli_cmd_get(cli *c, const char *key);
+int cli_cmd_rm(cli *c, const char *key);
+int cli_cmd_ls(cli *c, const char *prefix);
+int cli_cmd_stat(cli *c, const char *key);
+int cli_cmd_status(cli *c);
+int cli_cmd_up(cli *c);
+int cli_cmd_down(cli *c);
+/* Prints the status table or JSON from the last probe. Returns the number of nodes reachable. */
+size_t cli_print_status(cli *c, FILE *f);
+
+#endif

@@ -1,0 +1,422 @@
+/* The command's transient rpc endpoint and its call helpers: key operations that move on to the
+ * next candidate node when one cannot answer, and the liveness probe (STATUS to every node). */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "aq_node_place.h"
+#include "cli.h"
+
+typedef struct probe_call {
+    cli *c;
+    size_t i;
+    bool done;
+    int err;
+    uint8_t *rep;
+    size_t len;
+    char msg[384];
+} probe_call;
+
+struct cli_probe {
+    size_t n;
+    probe_call *calls;
+    struct cli_probe *older; /* earlier probes, kept until close: their calls may still end */
+};
+
+static void probe_free_all(struct cli_probe *p) {
+    while (p) {
+        struct cli_probe *o = p->older;
+        for (size_t i = 0; i < p->n; i++)
+            free(p->calls[i].rep);
+        free(p->calls);
+        free(p);
+        p = o;
+    }
+}
+
+uint64_t cli_data_timeout_ms(const cli *c) {
+    /* Longer than a node's own forwarding timeout, so a coordinator waiting on a dying replica
+     * answers before we give up on it. */
+    return c->conf->call_timeout_ms + 5000;
+}
+
+int cli_open(cli *c) {
+    aq_node_config *cf = c->conf;
+    int err = uv_loop_init(&c->loop);
+    if (err)
+        return cli_fail(c, CLI_ERROR, "cannot start the event loop: %s", aq_strerror(err));
+    c->loop_open = true;
+    c->peers = calloc(cf->nnodes, sizeof *c->peers);
+    c->seeds = calloc(cf->nnodes, sizeof *c->seeds);
+    c->live = calloc(cf->nnodes, sizeof *c->live);
+    if (!c->peers || !c->seeds || !c->live)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    aq_rpc_config rc;
+    aq_rpc_config_init(&rc);
+    rc.cluster_id = aq_rpc_cluster_id(cf->name);
+    aq_rpc_uv_opts uo;
+    memset(&uo, 0, sizeof uo);
+    /* Every interface: nodes in other network namespaces or hosts must be able to call back (a
+     * large reply comes over a pipe the node opens to us). */
+    uo.bind = cf->nodes[0].sockaddr.ss_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0";
+    uo.udp_rcvbuf = 8 << 20;
+    err = aq_rpc_uv_open(&c->loop, &rc, &uo, &c->uv);
+    if (err)
+        return cli_fail(c, CLI_ERROR, "cannot open a client endpoint on %s: %s", uo.bind,
+                        aq_strerror(err));
+    c->rpc = aq_rpc_uv_core(c->uv);
+    for (uint16_t m = AQ_M_PUT; m <= AQ_M_OFFER; m++)
+        aq_rpc_method_name(c->rpc, m, aq_node_method_name(m));
+    for (size_t i = 0; i < cf->nnodes; i++) {
+        aq_rpc_addr a;
+        err = aq_rpc_addr_parse(cf->nodes[i].address, &a);
+        if (err)
+            return cli_fail(c, CLI_ERROR, "node %s: bad address %s", cf->nodes[i].name,
+                            cf->nodes[i].address);
+        c->peers[i] = aq_rpc_peer_get(c->rpc, &a);
+        if (!c->peers[i])
+            return cli_fail(c, CLI_ERROR, "out of memory");
+        aq_rpc_peer_set_name(c->peers[i], cf->nodes[i].name);
+        c->seeds[i] = aq_place_seed(cf->nodes[i].name);
+    }
+    return 0;
+}
+
+static void uv_closed(void *ud) {
+    *(bool *)ud = true;
+}
+
+void cli_close(cli *c) {
+    if (c->uv) {
+        bool closed = false;
+        aq_rpc_uv_close(c->uv, uv_closed, &closed);
+        while (!closed && uv_run(&c->loop, UV_RUN_ONCE))
+            ;
+        c->uv = NULL;
+        c->rpc = NULL;
+    }
+    if (c->loop_open) {
+        uv_run(&c->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&c->loop);
+        c->loop_open = false;
+    }
+    probe_free_all(c->probe);
+    c->probe = NULL;
+    free(c->peers);
+    free(c->seeds);
+    free(c->live);
+    c->peers = NULL;
+    c->seeds = NULL;
+    c->live = NULL;
+}
+
+static void kop_send(cli_kop *k);
+
+void cli_step(cli *c) {
+    uv_run(&c->loop, UV_RUN_ONCE);
+    /* Retries are sent here, outside the rpc callback that decided them. */
+    while (c->retry) {
+        cli_kop *k = c->retry;
+        c->retry = k->next_retry;
+        k->next_retry = NULL;
+        kop_send(k);
+    }
+}
+
+void cli_candidates(cli *c, const void *key, size_t klen, bool all_nodes, cli_kop *k) {
+    size_t n = c->conf->nnodes;
+    uint32_t order[n];
+    aq_place_order(c->seeds, n, key, klen, order);
+    size_t r = c->conf->replicas < n ? c->conf->replicas : n;
+    k->ncand = 0;
+    for (size_t i = 0; i < (all_nodes ? n : r); i++)
+        if (c->live[order[i]])
+            k->cand[k->ncand++] = order[i];
+}
+
+static bool digest_eq(aq_node_digest a, aq_node_digest b) {
+    return a.hi == b.hi && a.lo == b.lo;
+}
+
+static void kop_finish(cli_kop *k) {
+    k->done = true;
+    if (k->on_done)
+        k->on_done(k);
+}
+
+static void kop_cb(void *ud, const aq_rpc_result *r) {
+    cli_kop *k = ud;
+    cli *c = k->c;
+    c->inflight--;
+    int e = r->err ? r->err : r->status;
+    size_t node = k->cand[k->pos];
+    const aq_node_config_node *cn = &c->conf->nodes[node];
+    if (e == 0) {
+        free(k->rep);
+        k->rep = aq_rpc_result_take(r, &k->replen);
+        if (!k->rep && r->len) {
+            e = AQ_ENOMEM;
+            snprintf(k->msg, sizeof k->msg, "out of memory for the reply of %s", cn->name);
+        }
+    }
+    if (e == 0 && k->verify) {
+        uint8_t kind;
+        aq_node_digest d;
+        const uint8_t *v;
+        size_t vlen;
+        if (aq_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0) {
+            e = AQ_EPROTO;
+            snprintf(k->msg, sizeof k->msg, "%s (%s) sent a malformed GET reply", cn->name,
+                     cn->address);
+        } else {
+            XXH128_hash_t h = XXH3_128bits(v, vlen);
+            aq_node_digest got = {h.high64, h.low64};
+            if (!digest_eq(got, d) || (k->have_want && !digest_eq(got, k->want))) {
+                e = AQ_ECORRUPT;
+                snprintf(k->msg, sizeof k->msg, "%s (%s) sent data whose digest does not match",
+                         cn->name, cn->address);
+            }
+        }
+    } else if (e) {
+        aq_rpc_result_describe(c->rpc, r, k->msg, sizeof k->msg);
+    }
+    if (e == 0) {
+        k->err = 0;
+        k->node = node;
+        kop_finish(k);
+        return;
+    }
+    free(k->rep);
+    k->rep = NULL;
+    k->replen = 0;
+    if (e == AQ_ENOTFOUND)
+        k->any_notfound = true;
+    bool retry = r->err != 0 || e == AQ_ECLOSED || e == AQ_EBUSY || e == AQ_ECORRUPT ||
+                 e == AQ_EPROTO || (e == AQ_ENOTFOUND && k->next_on_notfound);
+    if (retry && k->pos + 1 < k->ncand) {
+        k->pos++;
+        k->next_retry = c->retry;
+        c->retry = k;
+        return;
+    }
+    /* Every candidate said not found, except maybe ones that failed differently before. */
+    k->err = e;
+    k->node = node;
+    kop_finish(k);
+}
+
+static void kop_send(cli_kop *k) {
+    cli *c = k->c;
+    for (;;) {
+        size_t node = k->cand[k->pos];
+        aq_rpc_buf b = {k->req, k->reqlen, NULL, NULL};
+        int err =
+            aq_rpc_call(c->rpc, c->peers[node], k->method, b, k->timeout_ms * 1000, kop_cb, k);
+        if (err == 0) {
+            c->inflight++;
+            return;
+        }
+        snprintf(k->msg, sizeof k->msg, "call %s to %s (%s) failed: %s",
+                 aq_node_method_name(k->method), c->conf->nodes[node].name,
+                 c->conf->nodes[node].address, aq_strerror(err));
+        if (k->pos + 1 >= k->ncand) {
+            k->err = err;
+            k->node = node;
+            kop_finish(k);
+            return;
+        }
+        k->pos++;
+    }
+}
+
+int cli_kop_start(cli_kop *k) {
+    k->done = false;
+    k->err = 0;
+    k->pos = 0;
+    k->any_notfound = false;
+    k->msg[0] = 0;
+    if (!k->timeout_ms)
+        k->timeout_ms = cli_data_timeout_ms(k->c);
+    if (k->ncand == 0) {
+        snprintf(k->msg, sizeof k->msg, "no live node holds a replica");
+        k->err = AQ_EUNAVAIL;
+        k->done = true;
+        return AQ_EUNAVAIL;
+    }
+    kop_send(k);
+    return 0;
+}
+
+void cli_kop_wait(cli_kop *k) {
+    while (!k->done)
+        cli_step(k->c);
+}
+
+void cli_kop_reset(cli_kop *k) {
+    free(k->req_mem ? k->req_mem : k->req);
+    k->req_mem = NULL;
+    free(k->rep);
+    k->req = k->rep = NULL;
+    k->reqlen = k->replen = 0;
+}
+
+/* ---- liveness probe ---- */
+
+static void probe_cb(void *ud, const aq_rpc_result *r) {
+    probe_call *pc = ud;
+    pc->c->inflight--;
+    pc->done = true;
+    pc->err = r->err ? r->err : r->status;
+    if (pc->err == 0) {
+        pc->rep = aq_rpc_result_take(r, &pc->len);
+        if (!pc->rep)
+            pc->err = AQ_EPROTO;
+    }
+    if (pc->err)
+        aq_rpc_result_describe(pc->c->rpc, r, pc->msg, sizeof pc->msg);
+}
+
+/* True when some node answered and every silent node is reported not up by all that answered. */
+static bool probe_settled(cli *c) {
+    struct cli_probe *p = c->probe;
+    size_t n = p->n, answered = 0, silent = 0;
+    bool reported_out[n];
+    memset(reported_out, 1, sizeof reported_out);
+    for (size_t i = 0; i < n; i++) {
+        probe_call *pc = &p->calls[i];
+        if (!pc->done) {
+            silent++;
+            continue;
+        }
+        if (pc->err)
+            continue;
+        answered++;
+        aq_rd r;
+        aq_status_node sn;
+        if (aq_status_rep_begin(&r, pc->rep, pc->len, &sn) != 0)
+            continue;
+        bool seen[n];
+        memset(seen, 0, sizeof seen);
+        for (uint32_t j = 0; j < sn.npeers; j++) {
+            aq_status_peer sp;
+            if (aq_status_rep_next(&r, &sp) != 0)
+                break;
+            const aq_node_config_node *cn = aq_node_config_find(c->conf, sp.name);
+            if (!cn)
+                continue;
+            size_t idx = (size_t)(cn - c->conf->nodes);
+            seen[idx] = true;
+            if (sp.state == AQ_MEMBER_UP)
+                reported_out[idx] = false;
+        }
+        for (size_t j = 0; j < n; j++)
+            if (!seen[j] && j != i)
+                reported_out[j] = false;
+    }
+    if (silent == 0)
+        return true;
+    if (answered == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!p->calls[i].done && !reported_out[i])
+            return false;
+    return true;
+}
+
+size_t cli_probe(cli *c, uint64_t timeout_ms) {
+    size_t n = c->conf->nnodes;
+    struct cli_probe *p = calloc(1, sizeof *p);
+    probe_call *calls = calloc(n, sizeof *calls);
+    if (!p || !calls) {
+        free(p);
+        free(calls);
+        return 0;
+    }
+    p->n = n;
+    p->calls = calls;
+    p->older = c->probe;
+    c->probe = p;
+    for (size_t i = 0; i < n; i++) {
+        probe_call *pc = &calls[i];
+        pc->c = c;
+        pc->i = i;
+        aq_rpc_buf none = {0};
+        int err =
+            aq_rpc_call(c->rpc, c->peers[i], AQ_M_STATUS, none, timeout_ms * 1000, probe_cb, pc);
+        if (err) {
+            pc->done = true;
+            pc->err = err;
+            snprintf(pc->msg, sizeof pc->msg, "call STATUS to %s (%s) failed: %s",
+                     c->conf->nodes[i].name, c->conf->nodes[i].address, aq_strerror(err));
+        } else {
+            c->inflight++;
+        }
+    }
+    while (!probe_settled(c))
+        cli_step(c);
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        c->live[i] = calls[i].done && calls[i].err == 0;
+        live += c->live[i];
+    }
+    return live;
+}
+
+const uint8_t *cli_probe_reply(cli *c, size_t i, size_t *len, const char **failure) {
+    *failure = NULL;
+    if (!c->probe || i >= c->probe->n)
+        return NULL;
+    probe_call *pc = &c->probe->calls[i];
+    if (!pc->done) {
+        *failure = "did not answer yet (reported down by the others)";
+        return NULL;
+    }
+    if (pc->err) {
+        *failure = pc->msg;
+        return NULL;
+    }
+    *len = pc->len;
+    return pc->rep;
+}
+
+int cli_fail_unreachable(cli *c) {
+    char list[1024];
+    size_t off = 0;
+    list[0] = 0;
+    for (size_t i = 0; i < c->conf->nnodes && off < sizeof list - 1; i++) {
+        int w = snprintf(list + off, sizeof list - off, "%s%s (%s)", i ? ", " : "",
+                         c->conf->nodes[i].name, c->conf->nodes[i].address);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+    if (c->conf->nnodes == 1 && c->probe && c->probe->calls[0].err)
+        return cli_fail(c, CLI_UNREACH, "cluster %s is unreachable: %s", c->conf->name,
+                        c->probe->calls[0].msg);
+    return cli_fail(c, CLI_UNREACH, "cluster %s is unreachable: no node answered (%s)",
+                    c->conf->name, list);
+}
+
+int cli_kop_key(cli *c, cli_kop *k, uint16_t method, const void *key, size_t klen, bool all_nodes) {
+    cli_kop_reset(k);
+    k->c = c;
+    k->method = method;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_key_req_encode(&w, 0, key, klen);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        return AQ_ENOMEM;
+    }
+    k->req = w.p;
+    k->reqlen = w.len;
+    cli_candidates(c, key, klen, all_nodes, k);
+    return 0;
+}
+
+int cli_kop_fail(cli *c, const cli_kop *k) {
+    if (k->err == AQ_ENOTFOUND)
+        return cli_fail(c, CLI_NOTFOUND, "not found (asked %zu node%s)", k->pos + 1,
+                        k->pos ? "s" : "");
+    return cli_fail(c, cli_exit_code(k->err), "%s", k->msg[0] ? k->msg : aq_strerror(k->err));
+}

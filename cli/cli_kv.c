@@ -1,0 +1,660 @@
+/* put, get and rm: values of any size. Up to one chunk (4 MiB) a value is stored as is under its
+ * key; a larger one as parts under internal keys plus a manifest under its key (cli_manifest.c).
+ * Transfers stream: at most CLI_INFLIGHT chunks are in memory (each perhaps twice, ours and rpc's
+ * copy), never the whole value. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "cli.h"
+
+#define CHUNK    AQ_NODE_CHUNK_MAX
+#define HEAD_MAX (3 + AQ_NODE_KEY_MAX + 16) /* flags, kind, key length, key, digest */
+
+int cli_check_key(cli *c, const char *key) {
+    size_t n = strlen(key);
+    if (!aq_node_user_key_ok(key, n) || !cli_utf8_ok(key, n))
+        return cli_fail(c, CLI_USAGE,
+                        "a key is 1 to 255 bytes of UTF-8 without control characters");
+    return 0;
+}
+
+int cli_need_live(cli *c) {
+    if (cli_probe(c, 1500) == 0)
+        return cli_fail_unreachable(c);
+    return 0;
+}
+
+static aq_node_digest digest_of(const void *p, size_t n) {
+    XXH128_hash_t h = XXH3_128bits(p, n);
+    aq_node_digest d = {h.high64, h.low64};
+    return d;
+}
+
+static aq_node_digest digest_final(XXH3_state_t *st) {
+    XXH128_hash_t h = XXH3_128bits_digest(st);
+    aq_node_digest d = {h.high64, h.low64};
+    return d;
+}
+
+/* Reads until cap bytes or end of input. */
+static ssize_t read_full(int fd, uint8_t *buf, size_t cap) {
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t r = read(fd, buf + got, cap - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+cli_kop *cli_kop_new(cli *c) {
+    cli_kop *k = calloc(1, sizeof *k);
+    if (k)
+        k->c = c;
+    return k;
+}
+
+void cli_kop_free(cli_kop *k) {
+    if (k) {
+        cli_kop_reset(k);
+        free(k);
+    }
+}
+
+/* GET key from its replicas, then the other live nodes, verifying the digest. On success k->rep
+ * holds the reply and *kind, *v, *vlen point into it. */
+int cli_fetch(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
+              const uint8_t **v, size_t *vlen) {
+    int err = cli_kop_key(c, k, AQ_M_GET, key, klen, true);
+    if (err)
+        return err;
+    k->next_on_notfound = true;
+    k->verify = true;
+    if (cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    if (k->err)
+        return k->err;
+    return aq_get_rep_decode(k->rep, k->replen, kind, d, v, vlen);
+}
+
+/* The manifest under key, if the value stored there now is a large one. */
+static int current_manifest(cli *c, const char *key, cli_manifest *m, bool *have) {
+    *have = false;
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return AQ_ENOMEM;
+    size_t klen = strlen(key);
+    int err = cli_kop_key(c, k, AQ_M_STAT, key, klen, true);
+    if (!err) {
+        k->next_on_notfound = true;
+        if (cli_kop_start(k) == 0)
+            cli_kop_wait(k);
+        err = k->err;
+    }
+    uint8_t kind = 0;
+    uint64_t size;
+    aq_node_digest d;
+    if (!err)
+        err = aq_stat_rep_decode(k->rep, k->replen, &kind, &size, &d);
+    if (!err && kind == AQ_KIND_MANIFEST) {
+        const uint8_t *v;
+        size_t vlen;
+        err = cli_fetch(c, k, key, klen, &kind, &d, &v, &vlen);
+        if (!err && kind == AQ_KIND_MANIFEST) {
+            err = cli_manifest_decode(v, vlen, m);
+            *have = err == 0;
+        }
+    }
+    cli_kop_free(k);
+    return err == AQ_ENOTFOUND ? 0 : err;
+}
+
+/* Best effort: parts left behind are unreachable garbage, not wrong answers. */
+static void rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto) {
+    size_t klen = strlen(key);
+    cli_kop *slot[CLI_INFLIGHT * 4] = {0};
+    size_t nslot = sizeof slot / sizeof slot[0];
+    uint32_t next = 0, failed = 0;
+    int busy = 0;
+    for (;;) {
+        for (size_t s = 0; s < nslot; s++) {
+            if (slot[s] && slot[s]->done) {
+                if (slot[s]->err && slot[s]->err != AQ_ENOTFOUND)
+                    failed++;
+                cli_kop_free(slot[s]);
+                slot[s] = NULL;
+                busy--;
+            }
+            if (!slot[s] && next < upto) {
+                char pk[64];
+                size_t pkl = cli_part_key(key, klen, m->put_id, next++, pk);
+                cli_kop *k = cli_kop_new(c);
+                if (!k || cli_kop_key(c, k, AQ_M_RM, pk, pkl, false) != 0 ||
+                    cli_kop_start(k) != 0) {
+                    failed++;
+                    cli_kop_free(k);
+                    continue;
+                }
+                slot[s] = k;
+                busy++;
+            }
+        }
+        if (busy == 0 && next >= upto)
+            break;
+        cli_step(c);
+    }
+    if (failed)
+        fprintf(stderr,
+                "aquifer: %s: warning: %u of %u parts of the old value could not be removed\n",
+                c->what, failed, upto);
+}
+
+/* ---- put ---- */
+
+typedef struct put_slot {
+    cli_kop k;
+    uint8_t *mem; /* HEAD_MAX + CHUNK bytes: head written just before the value */
+    uint32_t idx;
+    bool busy;
+} put_slot;
+
+/* Builds a PUT request in place: the value sits at mem + HEAD_MAX, the head goes right before. */
+static void put_req_in_place(cli_kop *k, uint8_t *mem, uint8_t kind, const void *key, size_t klen,
+                             size_t vlen, aq_node_digest d) {
+    uint8_t head[HEAD_MAX];
+    aq_wr w = {head, 0, sizeof head, true};
+    aq_put_req_head(&w, 0, kind, key, klen, d);
+    memcpy(mem + HEAD_MAX - w.len, head, w.len);
+    k->req = mem + HEAD_MAX - w.len;
+    k->reqlen = w.len + vlen;
+    k->req_mem = mem;
+}
+
+static int put_one(cli *c, const char *key, uint8_t *mem, size_t len, uint8_t kind) {
+    cli_kop *k = cli_kop_new(c);
+    if (!k) {
+        free(mem);
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    }
+    size_t klen = strlen(key);
+    put_req_in_place(k, mem, kind, key, klen, len, digest_of(mem + HEAD_MAX, len));
+    k->method = AQ_M_PUT;
+    cli_candidates(c, key, klen, false, k);
+    if (cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    int rc = k->err ? cli_kop_fail(c, k) : 0;
+    cli_kop_free(k);
+    return rc;
+}
+
+static uint64_t random_u64(void) {
+    uint64_t v = 0;
+    while (getrandom(&v, sizeof v, 0) != sizeof v)
+        ;
+    return v;
+}
+
+typedef struct put_src {
+    int fd;
+    uint8_t *pre[2]; /* buffers read ahead while deciding small or large */
+    size_t prelen[2];
+    int npre, used;
+} put_src;
+
+/* The next chunk of input in a fresh HEAD_MAX + CHUNK buffer; *len 0 at the end. */
+static int src_next(put_src *s, uint8_t **mem, size_t *len) {
+    if (s->used < s->npre) {
+        *mem = s->pre[s->used];
+        *len = s->prelen[s->used];
+        s->pre[s->used] = NULL;
+        s->used++;
+        return 0;
+    }
+    uint8_t *m = malloc(HEAD_MAX + CHUNK);
+    if (!m)
+        return AQ_ENOMEM;
+    ssize_t r = read_full(s->fd, m + HEAD_MAX, CHUNK);
+    if (r < 0) {
+        free(m);
+        return (int)r;
+    }
+    *mem = m;
+    *len = (size_t)r;
+    return 0;
+}
+
+static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) {
+    size_t klen = strlen(key);
+    cli_manifest m = {0};
+    m.put_id = random_u64();
+    m.chunk_size = CHUNK;
+    uint32_t cap = 0;
+    XXH3_state_t *st = XXH3_createState();
+    put_slot slots[CLI_INFLIGHT];
+    memset(slots, 0, sizeof slots);
+    if (!st)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    XXH3_128bits_reset(st);
+    cli_progress pg;
+    cli_progress_start(&pg, "put", size_hint);
+    bool eof = false;
+    int rc = 0;
+    char why[512] = "";
+    for (;;) {
+        for (size_t s = 0; s < CLI_INFLIGHT && !eof && !rc; s++) {
+            if (slots[s].busy)
+                continue;
+            uint8_t *mem;
+            size_t len;
+            int err = src_next(src, &mem, &len);
+            if (err) {
+                rc = CLI_ERROR;
+                snprintf(why, sizeof why, "cannot read the input: %s", aq_strerror(err));
+                break;
+            }
+            if (len == 0) {
+                free(mem);
+                eof = true;
+                break;
+            }
+            if (len < CHUNK)
+                eof = true;
+            if (m.nparts == cap) {
+                cap = cap ? cap * 2 : 16;
+                cli_part *np = realloc(m.parts, cap * sizeof *np);
+                if (!np) {
+                    free(mem);
+                    rc = CLI_ERROR;
+                    snprintf(why, sizeof why, "out of memory");
+                    break;
+                }
+                m.parts = np;
+            }
+            const uint8_t *v = mem + HEAD_MAX;
+            XXH3_128bits_update(st, v, len);
+            aq_node_digest d = digest_of(v, len);
+            m.parts[m.nparts] = (cli_part){(uint32_t)len, d};
+            m.total += len;
+            put_slot *ps = &slots[s];
+            cli_kop_reset(&ps->k);
+            memset(&ps->k, 0, sizeof ps->k);
+            ps->k.c = c;
+            ps->k.method = AQ_M_PUT;
+            ps->idx = m.nparts++;
+            char pk[64];
+            size_t pkl = cli_part_key(key, klen, m.put_id, ps->idx, pk);
+            put_req_in_place(&ps->k, mem, AQ_KIND_VALUE, pk, pkl, len, d);
+            cli_candidates(c, pk, pkl, false, &ps->k);
+            ps->busy = true;
+            cli_kop_start(&ps->k);
+        }
+        bool any = false;
+        for (size_t s = 0; s < CLI_INFLIGHT; s++) {
+            put_slot *ps = &slots[s];
+            if (!ps->busy || !ps->k.done)
+                continue;
+            ps->busy = false;
+            if (ps->k.err && !rc) {
+                rc = cli_exit_code(ps->k.err);
+                snprintf(why, sizeof why, "part %u: %s", ps->idx, ps->k.msg);
+            } else if (!ps->k.err) {
+                cli_progress_add(&pg, m.parts[ps->idx].size);
+            }
+            cli_kop_reset(&ps->k);
+            any = true;
+        }
+        bool busy = false;
+        for (size_t s = 0; s < CLI_INFLIGHT; s++)
+            busy |= slots[s].busy;
+        if (!busy && (eof || rc))
+            break;
+        if (!any)
+            cli_step(c);
+    }
+    cli_progress_end(&pg);
+    m.digest = digest_final(st);
+    XXH3_freeState(st);
+    if (!rc) {
+        cli_manifest old;
+        bool have_old = false;
+        int err = current_manifest(c, key, &old, &have_old);
+        if (err && err != AQ_ENOTFOUND) {
+            /* Not knowing the old value only risks leaving its parts behind: carry on. */
+            have_old = false;
+        }
+        uint8_t *enc;
+        size_t elen;
+        err = cli_manifest_encode(&m, &enc, &elen);
+        if (err) {
+            rc = CLI_ERROR;
+            snprintf(why, sizeof why, "cannot build the manifest: %s", aq_strerror(err));
+        } else {
+            uint8_t *mem = malloc(HEAD_MAX + elen);
+            if (!mem) {
+                free(enc);
+                rc = CLI_ERROR;
+                snprintf(why, sizeof why, "out of memory");
+            } else {
+                memcpy(mem + HEAD_MAX, enc, elen);
+                free(enc);
+                rc = put_one(c, key, mem, elen, AQ_KIND_MANIFEST);
+                if (rc)
+                    why[0] = 0; /* put_one said why */
+            }
+        }
+        if (!rc && have_old && old.put_id != m.put_id)
+            rm_parts(c, key, &old, old.nparts);
+        if (have_old)
+            cli_manifest_free(&old);
+    }
+    if (rc) {
+        if (why[0])
+            cli_fail(c, rc, "%s", why);
+        rm_parts(c, key, &m, m.nparts);
+    }
+    for (size_t s = 0; s < CLI_INFLIGHT; s++)
+        cli_kop_reset(&slots[s].k);
+    cli_manifest_free(&m);
+    return rc;
+}
+
+int cli_cmd_put(cli *c, const char *key, const char *file) {
+    int rc = cli_check_key(c, key);
+    if (rc)
+        return rc;
+    int fd = 0;
+    uint64_t hint = 0;
+    if (strcmp(file, "-") != 0) {
+        fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return cli_fail(c, CLI_ERROR, "cannot open %s: %s", file, strerror(errno));
+        struct stat sb;
+        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+            hint = (uint64_t)sb.st_size;
+    }
+    put_src src = {.fd = fd};
+    if ((rc = cli_need_live(c)) != 0)
+        goto out;
+    for (int i = 0; i < 2; i++) {
+        uint8_t *mem = malloc(HEAD_MAX + CHUNK);
+        if (!mem) {
+            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            goto out;
+        }
+        src.pre[src.npre] = mem;
+        ssize_t r = read_full(fd, mem + HEAD_MAX, CHUNK);
+        if (r < 0) {
+            rc = cli_fail(c, CLI_ERROR, "cannot read %s: %s", strcmp(file, "-") ? file : "stdin",
+                          strerror((int)-r));
+            goto out;
+        }
+        src.prelen[src.npre++] = (size_t)r;
+        if ((size_t)r < CHUNK)
+            break;
+    }
+    if (src.npre == 1 || src.prelen[1] == 0) {
+        /* One chunk: the value itself under its key. */
+        cli_manifest old;
+        bool have_old = false;
+        current_manifest(c, key, &old, &have_old);
+        uint8_t *mem = src.pre[0];
+        src.pre[0] = NULL;
+        rc = put_one(c, key, mem, src.prelen[0], AQ_KIND_VALUE);
+        if (!rc && have_old)
+            rm_parts(c, key, &old, old.nparts);
+        if (have_old)
+            cli_manifest_free(&old);
+    } else {
+        rc = put_large(c, key, &src, hint);
+    }
+out:
+    for (int i = 0; i < 2; i++)
+        free(src.pre[i]);
+    if (fd > 0)
+        close(fd);
+    return rc;
+}
+
+/* ---- get ---- */
+
+typedef struct get_out {
+    int fd;
+    char *tmp; /* temporary file next to the target, renamed at the end */
+} get_out;
+
+static int out_open(cli *c, get_out *o) {
+    o->fd = STDOUT_FILENO;
+    o->tmp = NULL;
+    if (!c->out_path || strcmp(c->out_path, "-") == 0)
+        return 0;
+    char *d = strdup(c->out_path), *b = strdup(c->out_path);
+    if (!d || !b) {
+        free(d);
+        free(b);
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    }
+    if (asprintf(&o->tmp, "%s/.%s.aqtmp.XXXXXX", dirname(d), basename(b)) < 0)
+        o->tmp = NULL;
+    free(d);
+    free(b);
+    if (!o->tmp)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    o->fd = mkostemp(o->tmp, O_CLOEXEC);
+    if (o->fd < 0) {
+        int e = errno;
+        free(o->tmp);
+        o->tmp = NULL;
+        return cli_fail(c, CLI_ERROR, "cannot create a file next to %s: %s", c->out_path,
+                        strerror(e));
+    }
+    return 0;
+}
+
+static int out_finish(cli *c, get_out *o, bool ok) {
+    if (!o->tmp)
+        return 0;
+    int rc = 0;
+    if (ok) {
+        struct stat sb;
+        /* Keep the mode an existing file had; otherwise the umask's usual 0666 & ~umask. */
+        mode_t mode = 0666;
+        if (stat(c->out_path, &sb) == 0)
+            mode = sb.st_mode & 07777;
+        else {
+            mode_t um = umask(0);
+            umask(um);
+            mode &= ~um;
+        }
+        if (fchmod(o->fd, mode) != 0 || close(o->fd) != 0) {
+            rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", c->out_path, strerror(errno));
+        } else if (rename(o->tmp, c->out_path) != 0) {
+            rc = cli_fail(c, CLI_ERROR, "cannot rename %s to %s: %s", o->tmp, c->out_path,
+                          strerror(errno));
+        }
+        o->fd = -1;
+    } else {
+        close(o->fd);
+        o->fd = -1;
+    }
+    if (!ok || rc)
+        unlink(o->tmp);
+    free(o->tmp);
+    o->tmp = NULL;
+    return rc;
+}
+
+static int get_large(cli *c, const char *key, const cli_manifest *m, get_out *o) {
+    size_t klen = strlen(key);
+    cli_kop *slot[CLI_INFLIGHT] = {0};
+    uint32_t started = 0, written = 0;
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    XXH3_128bits_reset(st);
+    cli_progress pg;
+    cli_progress_start(&pg, "get", m->total);
+    int rc = 0;
+    while (written < m->nparts && !rc) {
+        while (started < m->nparts && started - written < CLI_INFLIGHT) {
+            char pk[64];
+            size_t pkl = cli_part_key(key, klen, m->put_id, started, pk);
+            cli_kop *k = cli_kop_new(c);
+            if (!k || cli_kop_key(c, k, AQ_M_GET, pk, pkl, true) != 0) {
+                cli_kop_free(k);
+                rc = cli_fail(c, CLI_ERROR, "out of memory");
+                break;
+            }
+            k->next_on_notfound = true;
+            k->verify = true;
+            k->have_want = true;
+            k->want = m->parts[started].digest;
+            cli_kop_start(k);
+            slot[started % CLI_INFLIGHT] = k;
+            started++;
+        }
+        if (rc)
+            break;
+        cli_kop *k = slot[written % CLI_INFLIGHT];
+        if (!k->done) {
+            cli_step(c);
+            continue;
+        }
+        uint8_t kind;
+        aq_node_digest d;
+        const uint8_t *v;
+        size_t vlen;
+        if (k->err) {
+            rc = k->err == AQ_ENOTFOUND
+                     ? cli_fail(c, CLI_ERROR, "part %u of %u is missing on every live node",
+                                written, m->nparts)
+                     : cli_fail(c, cli_exit_code(k->err), "part %u: %s", written, k->msg);
+        } else if (aq_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0 ||
+                   vlen != m->parts[written].size) {
+            rc = cli_fail(c, CLI_ERROR, "part %u from %s has the wrong size", written,
+                          c->conf->nodes[k->node].name);
+        } else {
+            XXH3_128bits_update(st, v, vlen);
+            int err = write_all(o->fd, v, vlen);
+            if (err)
+                rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->tmp ? c->out_path : "stdout",
+                              strerror(-err));
+            cli_progress_add(&pg, vlen);
+        }
+        cli_kop_free(k);
+        slot[written % CLI_INFLIGHT] = NULL;
+        written++;
+    }
+    /* Wait for calls still in flight after a failure: their callbacks use the slots. */
+    for (size_t s = 0; s < CLI_INFLIGHT; s++) {
+        if (slot[s]) {
+            cli_kop_wait(slot[s]);
+            cli_kop_free(slot[s]);
+        }
+    }
+    cli_progress_end(&pg);
+    aq_node_digest whole = digest_final(st);
+    XXH3_freeState(st);
+    if (!rc && (whole.hi != m->digest.hi || whole.lo != m->digest.lo))
+        rc = cli_fail(c, CLI_ERROR, "the reassembled value does not match its digest");
+    return rc;
+}
+
+int cli_cmd_get(cli *c, const char *key) {
+    int rc = cli_check_key(c, key);
+    if (rc || (rc = cli_need_live(c)) != 0)
+        return rc;
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    uint8_t kind;
+    aq_node_digest d;
+    const uint8_t *v;
+    size_t vlen;
+    int err = cli_fetch(c, k, key, strlen(key), &kind, &d, &v, &vlen);
+    if (err) {
+        rc = k->err ? cli_kop_fail(c, k) : cli_fail(c, CLI_ERROR, "%s", aq_strerror(err));
+        cli_kop_free(k);
+        return rc;
+    }
+    cli_manifest m;
+    if (kind == AQ_KIND_MANIFEST && (err = cli_manifest_decode(v, vlen, &m)) != 0) {
+        cli_kop_free(k);
+        return cli_fail(c, CLI_ERROR, "the manifest stored under the key is damaged: %s",
+                        aq_strerror(err));
+    }
+    get_out o;
+    if ((rc = out_open(c, &o)) != 0) {
+        if (kind == AQ_KIND_MANIFEST)
+            cli_manifest_free(&m);
+        cli_kop_free(k);
+        return rc;
+    }
+    if (kind == AQ_KIND_VALUE) {
+        err = write_all(o.fd, v, vlen);
+        if (err)
+            rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o.tmp ? c->out_path : "stdout",
+                          strerror(-err));
+    } else {
+        rc = get_large(c, key, &m, &o);
+        cli_manifest_free(&m);
+    }
+    cli_kop_free(k);
+    int rc2 = out_finish(c, &o, rc == 0);
+    return rc ? rc : rc2;
+}
+
+/* ---- rm ---- */
+
+int cli_cmd_rm(cli *c, const char *key) {
+    int rc = cli_check_key(c, key);
+    if (rc || (rc = cli_need_live(c)) != 0)
+        return rc;
+    cli_manifest old;
+    bool have_old = false;
+    int err = current_manifest(c, key, &old, &have_old);
+    if (err)
+        return cli_fail(c, cli_exit_code(err), "cannot read the value's manifest: %s",
+                        aq_strerror(err));
+    cli_kop *k = cli_kop_new(c);
+    if (!k || cli_kop_key(c, k, AQ_M_RM, key, strlen(key), false) != 0) {
+        cli_kop_free(k);
+        if (have_old)
+            cli_manifest_free(&old);
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    }
+    if (cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    rc = k->err ? cli_kop_fail(c, k) : 0;
+    cli_kop_free(k);
+    /* The manifest is gone first, so no reader can follow it to parts that are being removed. */
+    if (!rc && have_old)
+        rm_parts(c, key, &old, old.nparts);
+    if (have_old)
+        cli_manifest_free(&old);
+    return rc;
+}

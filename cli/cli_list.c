@@ -1,0 +1,393 @@
+/* ls and stat: what the cluster holds, asked of every live node. A large value shows as its total
+ * size (from its manifest); its parts (internal keys) are never listed. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define LIST_PAGE  1000
+#define STAT_SLOTS 64
+
+typedef struct ent {
+    uint8_t *key;
+    size_t klen;
+    uint8_t kind;
+    uint64_t size;
+    aq_node_digest digest;
+    bool size_known;
+} ent;
+
+typedef struct ents {
+    ent *v;
+    size_t n, cap;
+} ents;
+
+static int ents_add(ents *e, const aq_list_entry *le) {
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 256;
+        ent *nv = realloc(e->v, cap * sizeof *nv);
+        if (!nv)
+            return AQ_ENOMEM;
+        e->v = nv;
+        e->cap = cap;
+    }
+    uint8_t *k = malloc(le->klen);
+    if (!k)
+        return AQ_ENOMEM;
+    memcpy(k, le->key, le->klen);
+    e->v[e->n++] = (ent){k, le->klen, le->kind, le->size, le->digest, true};
+    return 0;
+}
+
+static int keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al < bl ? -1 : al > bl);
+}
+
+static int ent_cmp(const void *x, const void *y) {
+    const ent *a = x, *b = y;
+    return keycmp(a->key, a->klen, b->key, b->klen);
+}
+
+/* All keys with prefix held by node i, page by page. */
+static int list_node(cli *c, size_t i, const char *prefix, ents *out, cli_kop *k, char *why,
+                     size_t whylen) {
+    uint8_t after[AQ_NODE_KEY_MAX];
+    size_t alen = 0;
+    for (;;) {
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_list_req q = {0, (const uint8_t *)prefix, strlen(prefix), after, alen, LIST_PAGE};
+        aq_list_req_encode(&w, &q);
+        if (!w.ok) {
+            aq_wr_free(&w);
+            return AQ_ENOMEM;
+        }
+        cli_kop_reset(k);
+        k->c = c;
+        k->method = AQ_M_LIST;
+        k->req = w.p;
+        k->reqlen = w.len;
+        k->cand[0] = (uint32_t)i;
+        k->ncand = 1;
+        k->timeout_ms = 0;
+        if (cli_kop_start(k) == 0)
+            cli_kop_wait(k);
+        if (k->err) {
+            snprintf(why, whylen, "%s", k->msg);
+            return k->err;
+        }
+        aq_rd r;
+        bool more;
+        uint32_t count;
+        if (aq_list_rep_begin(&r, k->rep, k->replen, &more, &count) != 0)
+            goto bad;
+        aq_list_entry le = {0};
+        for (uint32_t j = 0; j < count; j++) {
+            if (aq_list_rep_next(&r, &le) != 0)
+                goto bad;
+            int err = ents_add(out, &le);
+            if (err)
+                return err;
+        }
+        if (!aq_rd_done(&r))
+            goto bad;
+        if (!more || count == 0)
+            return 0;
+        memcpy(after, le.key, le.klen);
+        alen = le.klen;
+    }
+bad:
+    snprintf(why, whylen, "%s (%s) sent a malformed LIST reply", c->conf->nodes[i].name,
+             c->conf->nodes[i].address);
+    return AQ_EPROTO;
+}
+
+int cli_cmd_ls(cli *c, const char *prefix) {
+    size_t plen = strlen(prefix);
+    if (plen > AQ_NODE_KEY_MAX || !cli_utf8_ok(prefix, plen))
+        return cli_fail(c, CLI_USAGE, "a prefix is at most 255 bytes of UTF-8");
+    int rc = cli_need_live(c);
+    if (rc)
+        return rc;
+    ents e = {0};
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    size_t asked = 0;
+    for (size_t i = 0; i < c->conf->nnodes && !rc; i++) {
+        if (!c->live[i])
+            continue;
+        char why[400];
+        int err = list_node(c, i, prefix, &e, k, why, sizeof why);
+        if (err == AQ_ENOMEM)
+            rc = cli_fail(c, CLI_ERROR, "out of memory");
+        else if (err)
+            /* A node lost mid-listing may hold keys no other node has: the list would lie. */
+            rc = cli_fail(c, cli_exit_code(err), "%s", why);
+        asked++;
+    }
+    if (!rc && e.n) {
+        qsort(e.v, e.n, sizeof *e.v, ent_cmp);
+        size_t o = 0;
+        for (size_t i = 0; i < e.n; i++) {
+            if (o && keycmp(e.v[o - 1].key, e.v[o - 1].klen, e.v[i].key, e.v[i].klen) == 0) {
+                free(e.v[i].key);
+                continue;
+            }
+            e.v[o++] = e.v[i];
+        }
+        e.n = o;
+    }
+    for (size_t i = 0; i < e.n && !rc; i++) {
+        ent *x = &e.v[i];
+        if (x->kind != AQ_KIND_MANIFEST)
+            continue;
+        uint8_t kind;
+        aq_node_digest d;
+        const uint8_t *v;
+        size_t vlen;
+        cli_manifest m;
+        x->size_known = false;
+        if (cli_fetch(c, k, x->key, x->klen, &kind, &d, &v, &vlen) == 0 &&
+            kind == AQ_KIND_MANIFEST && cli_manifest_decode(v, vlen, &m) == 0) {
+            x->size = m.total;
+            x->digest = m.digest;
+            x->size_known = true;
+            cli_manifest_free(&m);
+        }
+    }
+    cli_kop_free(k);
+    if (!rc) {
+        if (c->json)
+            fputc('[', stdout);
+        for (size_t i = 0; i < e.n; i++) {
+            ent *x = &e.v[i];
+            char hex[33];
+            cli_digest_hex(x->digest, hex);
+            if (c->json) {
+                fputs(i ? ",\n {\"key\": " : "\n {\"key\": ", stdout);
+                cli_json_str(stdout, x->key, x->klen);
+                if (x->size_known)
+                    printf(", \"size\": %llu", (unsigned long long)x->size);
+                else
+                    fputs(", \"size\": null", stdout);
+                printf(", \"kind\": \"%s\", \"digest\": \"%s\"}",
+                       x->kind == AQ_KIND_MANIFEST ? "large" : "value", x->size_known ? hex : "");
+            } else {
+                if (x->size_known)
+                    printf("%12llu  ", (unsigned long long)x->size);
+                else
+                    printf("%12s  ", "?");
+                fwrite(x->key, 1, x->klen, stdout);
+                fputc('\n', stdout);
+            }
+        }
+        if (c->json)
+            fputs(e.n ? "\n]\n" : "]\n", stdout);
+        if (fflush(stdout) != 0)
+            rc = cli_fail(c, CLI_ERROR, "cannot write to stdout");
+    }
+    for (size_t i = 0; i < e.n; i++)
+        free(e.v[i].key);
+    free(e.v);
+    return rc;
+}
+
+/* ---- stat ---- */
+
+typedef struct stat_res {
+    bool found;
+    uint8_t kind;
+    uint64_t size;
+    aq_node_digest digest;
+    int err;
+} stat_res;
+
+/* STAT each of nkeys keys at every live node; res[key * nnodes + node]. */
+static void stat_everywhere(cli *c, char (*keys)[AQ_NODE_KEY_MAX + 1], const size_t *klens,
+                            size_t nkeys, stat_res *res) {
+    size_t nn = c->conf->nnodes, total = nkeys * nn, next = 0;
+    cli_kop *slot[STAT_SLOTS] = {0};
+    size_t job[STAT_SLOTS];
+    size_t busy = 0;
+    for (;;) {
+        for (size_t s = 0; s < STAT_SLOTS; s++) {
+            if (slot[s] && slot[s]->done) {
+                cli_kop *k = slot[s];
+                stat_res *r = &res[job[s]];
+                r->err = k->err;
+                if (!k->err &&
+                    aq_stat_rep_decode(k->rep, k->replen, &r->kind, &r->size, &r->digest) == 0)
+                    r->found = true;
+                cli_kop_free(k);
+                slot[s] = NULL;
+                busy--;
+            }
+            while (!slot[s] && next < total) {
+                size_t j = next++;
+                size_t node = j % nn;
+                if (!c->live[node])
+                    continue;
+                cli_kop *k = cli_kop_new(c);
+                if (!k || cli_kop_key(c, k, AQ_M_STAT, keys[j / nn], klens[j / nn], false) != 0) {
+                    cli_kop_free(k);
+                    res[j].err = AQ_ENOMEM;
+                    continue;
+                }
+                k->cand[0] = (uint32_t)node;
+                k->ncand = 1;
+                k->timeout_ms = 3000;
+                cli_kop_start(k);
+                slot[s] = k;
+                job[s] = j;
+                busy++;
+            }
+        }
+        if (busy == 0 && next >= total)
+            break;
+        cli_step(c);
+    }
+}
+
+static void print_nodes_json(cli *c, const stat_res *row, aq_node_digest d) {
+    fputc('[', stdout);
+    bool first = true;
+    for (size_t n = 0; n < c->conf->nnodes; n++) {
+        if (!row[n].found || row[n].digest.hi != d.hi || row[n].digest.lo != d.lo)
+            continue;
+        printf(first ? "\"%s\"" : ", \"%s\"", c->conf->nodes[n].name);
+        first = false;
+    }
+    fputc(']', stdout);
+}
+
+static void print_nodes_text(cli *c, const stat_res *row, aq_node_digest d) {
+    bool first = true;
+    for (size_t n = 0; n < c->conf->nnodes; n++) {
+        if (!row[n].found || row[n].digest.hi != d.hi || row[n].digest.lo != d.lo)
+            continue;
+        printf(first ? "%s" : ",%s", c->conf->nodes[n].name);
+        first = false;
+    }
+    if (first)
+        fputs("(none live)", stdout);
+}
+
+int cli_cmd_stat(cli *c, const char *key) {
+    int rc = cli_check_key(c, key);
+    if (rc || (rc = cli_need_live(c)) != 0)
+        return rc;
+    size_t nn = c->conf->nnodes, klen = strlen(key);
+    char(*keys)[AQ_NODE_KEY_MAX + 1] = calloc(1, sizeof *keys);
+    size_t *klens = calloc(1, sizeof *klens);
+    stat_res *res = calloc(nn, sizeof *res);
+    cli_manifest m = {0};
+    bool large = false;
+    if (!keys || !klens || !res) {
+        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        goto out;
+    }
+    memcpy(keys[0], key, klen);
+    klens[0] = klen;
+    stat_everywhere(c, keys, klens, 1, res);
+    /* The copy that counts is the first found in rendezvous order. */
+    cli_kop probe_k = {0};
+    cli_candidates(c, key, klen, true, &probe_k);
+    const stat_res *first = NULL;
+    for (size_t i = 0; i < probe_k.ncand && !first; i++)
+        if (res[probe_k.cand[i]].found)
+            first = &res[probe_k.cand[i]];
+    if (!first) {
+        int err = AQ_ENOTFOUND;
+        for (size_t i = 0; i < nn; i++)
+            if (c->live[i] && res[i].err && res[i].err != AQ_ENOTFOUND)
+                err = res[i].err;
+        rc = err == AQ_ENOTFOUND ? cli_fail(c, CLI_NOTFOUND, "not found on any live node")
+                                 : cli_fail(c, cli_exit_code(err), "%s", aq_strerror(err));
+        goto out;
+    }
+    uint64_t size = first->size;
+    aq_node_digest digest = first->digest, main_digest = first->digest;
+    if (first->kind == AQ_KIND_MANIFEST) {
+        cli_kop *k = cli_kop_new(c);
+        uint8_t kind;
+        aq_node_digest d;
+        const uint8_t *v;
+        size_t vlen;
+        int err = k ? cli_fetch(c, k, key, klen, &kind, &d, &v, &vlen) : AQ_ENOMEM;
+        if (!err)
+            err = kind == AQ_KIND_MANIFEST ? cli_manifest_decode(v, vlen, &m) : AQ_ECORRUPT;
+        if (err) {
+            rc = err == AQ_ENOTFOUND
+                     ? cli_fail(c, CLI_NOTFOUND, "not found on any live node")
+                     : cli_fail(c, cli_exit_code(err), "cannot read its manifest: %s",
+                                k && k->msg[0] ? k->msg : aq_strerror(err));
+            cli_kop_free(k);
+            goto out;
+        }
+        cli_kop_free(k);
+        large = true;
+        size = m.total;
+        digest = m.digest;
+        free(keys);
+        free(klens);
+        free(res);
+        keys = calloc(m.nparts, sizeof *keys);
+        klens = calloc(m.nparts, sizeof *klens);
+        res = calloc((size_t)m.nparts * nn, sizeof *res);
+        if (!keys || !klens || !res) {
+            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            goto out;
+        }
+        for (uint32_t i = 0; i < m.nparts; i++)
+            klens[i] = cli_part_key(key, klen, m.put_id, i, keys[i]);
+        stat_everywhere(c, keys, klens, m.nparts, res);
+    }
+    uint32_t nchunks = large ? m.nparts : 1;
+    char hex[33];
+    cli_digest_hex(digest, hex);
+    if (c->json) {
+        fputs("{\"key\": ", stdout);
+        cli_json_str(stdout, key, klen);
+        printf(", \"size\": %llu, \"digest\": \"%s\", \"kind\": \"%s\", \"replicas\": %u, "
+               "\"chunks\": [",
+               (unsigned long long)size, hex, large ? "large" : "value", c->conf->replicas);
+        for (uint32_t i = 0; i < nchunks; i++) {
+            aq_node_digest d = large ? m.parts[i].digest : main_digest;
+            char ch[33];
+            cli_digest_hex(d, ch);
+            printf("%s\n  {\"index\": %u, \"size\": %llu, \"digest\": \"%s\", \"nodes\": ",
+                   i ? "," : "", i, (unsigned long long)(large ? m.parts[i].size : size), ch);
+            print_nodes_json(c, &res[(size_t)i * nn], d);
+            fputc('}', stdout);
+        }
+        fputs("\n]}\n", stdout);
+    } else {
+        char hs[32];
+        cli_human_size(size, hs, sizeof hs);
+        fputs("key:     ", stdout);
+        fwrite(key, 1, klen, stdout);
+        printf("\nsize:    %llu (%s)\ndigest:  %s (xxh3-128)\n", (unsigned long long)size, hs, hex);
+        printf("chunks:  %u%s, %u replicas wanted\n", nchunks,
+               large ? " (large value: parts + manifest)" : "", c->conf->replicas);
+        printf("  %5s  %10s  %-32s  %s\n", "INDEX", "SIZE", "DIGEST", "NODES");
+        for (uint32_t i = 0; i < nchunks; i++) {
+            aq_node_digest d = large ? m.parts[i].digest : main_digest;
+            char ch[33];
+            cli_digest_hex(d, ch);
+            printf("  %5u  %10llu  %s  ", i, (unsigned long long)(large ? m.parts[i].size : size),
+                   ch);
+            print_nodes_text(c, &res[(size_t)i * nn], d);
+            fputc('\n', stdout);
+        }
+    }
+    if (fflush(stdout) != 0)
+        rc = cli_fail(c, CLI_ERROR, "cannot write to stdout");
+out:
+    cli_manifest_free(&m);
+    free(keys);
+    free(klens);
+    free(res);
+    return rc;
+}
