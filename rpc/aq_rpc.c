@@ -175,6 +175,18 @@ void aq_rpc_settle(aq_rpc *rpc) {
     }
 }
 
+/* Room in the heap for one more timed object, so arming its timer can never fail. */
+static int timed_add(aq_rpc *rpc) {
+    int err = aq_rpc_heap_reserve(&rpc->heap, rpc->ntimed + 1 - rpc->heap.n);
+    if (err == 0)
+        rpc->ntimed++;
+    return err;
+}
+
+static void timed_del(aq_rpc *rpc) {
+    rpc->ntimed--;
+}
+
 /* ---------- endpoint ---------- */
 
 void aq_rpc_config_init(aq_rpc_config *cfg) {
@@ -288,11 +300,13 @@ aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr) {
         rpc->peers = v;
         rpc->cap_peers = cap;
     }
-    if (aq_rpc_heap_reserve(&rpc->heap, 1))
-        return NULL;
     aq_rpc_peer *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
+    if (timed_add(rpc)) {
+        free(p);
+        return NULL;
+    }
     p->rpc = rpc;
     p->addr = *addr;
     aq_rpc_addr_format(addr, p->addr_text, sizeof p->addr_text);
@@ -483,6 +497,7 @@ static void call_finish(aq_rpc *rpc, aq_rpc_call_s *c, int err, int status, cons
     void *ud = c->ud;
     aq_rpc_blob_unref(c->blob);
     free(c);
+    timed_del(rpc);
     cb(ud, &r);
     free(rp.owned);
     if (!rpc->closing)
@@ -507,8 +522,8 @@ int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payl
         return err;
     }
     aq_rpc_call_s *c = calloc(1, sizeof *c);
-    if (!c || aq_rpc_heap_reserve(&rpc->heap, 1) ||
-        aq_rpc_map_put(&peer->calls, UINT64_MAX, NULL) != 0) {
+    if (!c || aq_rpc_map_put(&peer->calls, UINT64_MAX, NULL) != 0 || timed_add(rpc) != 0) {
+        aq_rpc_map_del(&peer->calls, UINT64_MAX);
         free(c);
         release_buf(payload);
         return AQ_ENOMEM;
@@ -517,6 +532,7 @@ int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payl
     aq_rpc_map_del(&peer->calls, UINT64_MAX);
     c->blob = blob_new(payload);
     if (!c->blob) {
+        timed_del(rpc);
         free(c);
         release_buf(payload);
         return AQ_ENOMEM;
@@ -585,6 +601,7 @@ static void work_free(aq_rpc *rpc, aq_rpc_work *w) {
     aq_rpc_pipe_forget(w->peer, &w->om);
     aq_rpc_blob_unref(w->reply);
     free(w);
+    timed_del(rpc);
 }
 
 /* The task is finished for good: forget its entry, remember its number. */
@@ -754,8 +771,10 @@ static void call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, cons
         if (copy)
             memcpy(copy, data, h->msg_len);
     }
-    if (!w || !in || (h->msg_len && !copy) || aq_rpc_heap_reserve(&rpc->heap, 1) ||
-        aq_rpc_map_put(&p->work, h->task, w) != 0) {
+    bool room = w && in && (!h->msg_len || copy) && timed_add(rpc) == 0;
+    if (!room || aq_rpc_map_put(&p->work, h->task, w) != 0) {
+        if (room)
+            timed_del(rpc);
         free(w);
         free(in);
         free(copy);

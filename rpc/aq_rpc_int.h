@@ -223,6 +223,7 @@ struct aq_rpc {
     aq_rpc_restart_fn restart_fn;
     void *restart_ud;
     aq_rpc_heap heap;
+    size_t ntimed; /* objects with a timer node: the heap keeps room for all of them */
     uint64_t armed;
     aq_rpc_map conns;
     aq_rpc_link wrecs, incomings, ack_peers;
