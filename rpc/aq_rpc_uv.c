@@ -15,6 +15,8 @@
 #define UDP_QUEUE_MAX   (16u << 20) /* bytes of copied datagrams waiting for the socket */
 #define UDP_BUF_DEFAULT (4 << 20)
 #define IOV_STACK       16
+#define BATCH_MAX       64 /* datagrams gathered for one sendmmsg */
+#define BATCH_SLOT      AQ_RPC_DGRAM_MAX
 #define BIND_ATTEMPTS   64
 
 typedef struct conn conn;
@@ -58,7 +60,14 @@ struct aq_rpc_uv {
     uv_tcp_t listener;
     uv_timer_t timer;
     uv_idle_t idle;
+    uv_check_t flush; /* end of each loop iteration: send the gathered datagrams */
     uint8_t *udp_buf;
+    int udp_fd;
+    int nbatch;
+    uint8_t *batch_buf;
+    struct mmsghdr batch_msg[BATCH_MAX];
+    struct iovec batch_iov[BATCH_MAX];
+    struct sockaddr_storage batch_to[BATCH_MAX];
     uint64_t next_conn;
     conn **buckets;
     size_t nbuckets, nconns;
@@ -161,6 +170,7 @@ static void maybe_finish(aq_rpc_uv *u) {
     void *ud = u->close_ud;
     free(u->buckets);
     free(u->udp_buf);
+    free(u->batch_buf);
     free(u);
     if (cb)
         cb(ud);
@@ -228,8 +238,12 @@ static void tune_tcp(aq_rpc_uv *u, conn *c) {
 
 static void finish_close(aq_rpc_uv *u);
 
+static void flush_batch(aq_rpc_uv *u);
+
 static void idle_cb(uv_idle_t *h) {
     aq_rpc_uv *u = h->data;
+    if (u->nbatch)
+        flush_batch(u);
     if (u->closing) {
         finish_close(u);
         return;
@@ -312,27 +326,12 @@ static void dsend_cb(uv_udp_send_t *req, int status) {
     free(d);
 }
 
-static void io_send_dgram(void *ctx, const aq_rpc_addr *to, const struct iovec *iov, int iovcnt) {
-    aq_rpc_uv *u = ctx;
-    if (u->closing || iovcnt <= 0 || iovcnt > IOV_STACK) {
-        u->st.dgrams_dropped++;
-        return;
-    }
-    uv_buf_t bufs[IOV_STACK];
+/* The slow path: libuv copies nothing, so we copy and let it send when the socket has room. */
+static void queue_copy(aq_rpc_uv *u, const struct sockaddr *to, const struct iovec *iov,
+                       int iovcnt) {
     size_t len = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+    for (int i = 0; i < iovcnt; i++)
         len += iov[i].iov_len;
-    }
-    int r = uv_udp_try_send(&u->udp, bufs, (unsigned)iovcnt, (const struct sockaddr *)&to->ss);
-    if (r >= 0) {
-        u->st.dgrams_out++;
-        return;
-    }
-    if (r != UV_EAGAIN && r != UV_ENOBUFS) {
-        u->st.dgrams_dropped++; /* best effort: a failed send is a loss the core recovers from */
-        return;
-    }
     if (u->udp_queued + len > UDP_QUEUE_MAX) {
         u->st.dgrams_dropped++;
         return;
@@ -351,14 +350,94 @@ static void io_send_dgram(void *ctx, const aq_rpc_addr *to, const struct iovec *
         off += iov[i].iov_len;
     }
     uv_buf_t one = uv_buf_init((char *)d->data, (unsigned)len);
-    r = uv_udp_send(&d->req, &u->udp, &one, 1, (const struct sockaddr *)&to->ss, dsend_cb);
-    if (r < 0) {
+    if (uv_udp_send(&d->req, &u->udp, &one, 1, to, dsend_cb) < 0) {
         free(d);
         u->st.dgrams_dropped++;
         return;
     }
     u->udp_queued += len;
     u->st.dgrams_queued++;
+}
+
+static void send_now(aq_rpc_uv *u, const struct sockaddr *to, const struct iovec *iov, int iovcnt) {
+    uv_buf_t bufs[IOV_STACK];
+    for (int i = 0; i < iovcnt; i++)
+        bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+    int r = uv_udp_try_send(&u->udp, bufs, (unsigned)iovcnt, to);
+    if (r >= 0)
+        u->st.dgrams_out++;
+    else if (r == UV_EAGAIN || r == UV_ENOBUFS)
+        queue_copy(u, to, iov, iovcnt);
+    else
+        u->st.dgrams_dropped++; /* best effort: a failed send is a loss the core recovers from */
+}
+
+/* One sendmmsg for everything gathered; what the socket refuses for now goes the slow path. */
+static void flush_batch(aq_rpc_uv *u) {
+    int n = u->nbatch, i = 0;
+    u->nbatch = 0;
+    while (i < n) {
+        if (u->udp.send_queue_count > 0)
+            break; /* stay behind datagrams libuv is still holding */
+        int r = sendmmsg(u->udp_fd, u->batch_msg + i, (unsigned)(n - i), MSG_DONTWAIT);
+        if (r > 0) {
+            u->st.dgrams_out += (uint64_t)r;
+            i += r;
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            break;
+        } else {
+            u->st.dgrams_dropped++; /* this one failed (e.g. no route); the rest still go */
+            i++;
+        }
+    }
+    for (; i < n; i++)
+        queue_copy(u, (const struct sockaddr *)&u->batch_to[i], &u->batch_iov[i], 1);
+}
+
+static void flush_cb(uv_check_t *h) {
+    aq_rpc_uv *u = h->data;
+    if (u->nbatch)
+        flush_batch(u);
+}
+
+/* Datagrams are gathered and sent with one sendmmsg at the end of the loop iteration (or at the
+ * next one's idle phase when sent from outside a callback), so a burst of replies or acks costs
+ * one system call instead of one each. */
+static void io_send_dgram(void *ctx, const aq_rpc_addr *to, const struct iovec *iov, int iovcnt) {
+    aq_rpc_uv *u = ctx;
+    if (u->closing || iovcnt <= 0 || iovcnt > IOV_STACK) {
+        u->st.dgrams_dropped++;
+        return;
+    }
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    const struct sockaddr *sa = (const struct sockaddr *)&to->ss;
+    if (len > BATCH_SLOT || u->udp_fd < 0) {
+        send_now(u, sa, iov, iovcnt);
+        return;
+    }
+    if (u->nbatch == BATCH_MAX)
+        flush_batch(u);
+    int k = u->nbatch++;
+    uint8_t *slot = u->batch_buf + (size_t)k * BATCH_SLOT;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(slot + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    u->batch_iov[k] = (struct iovec){.iov_base = slot, .iov_len = len};
+    socklen_t alen =
+        to->ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    memcpy(&u->batch_to[k], &to->ss, alen);
+    u->batch_msg[k] = (struct mmsghdr){.msg_hdr = {.msg_name = &u->batch_to[k],
+                                                   .msg_namelen = alen,
+                                                   .msg_iov = &u->batch_iov[k],
+                                                   .msg_iovlen = 1}};
+    if (k == 0)
+        uv_idle_start(&u->idle, idle_cb); /* poll must not block with datagrams waiting */
 }
 
 static void connect_cb(uv_connect_t *req, int status) {
@@ -665,7 +744,8 @@ static void close_all(aq_rpc_uv *u) {
         }
     }
     uv_handle_t *hs[] = {(uv_handle_t *)&u->udp, (uv_handle_t *)&u->listener,
-                         (uv_handle_t *)&u->timer, (uv_handle_t *)&u->idle};
+                         (uv_handle_t *)&u->timer, (uv_handle_t *)&u->idle,
+                         (uv_handle_t *)&u->flush};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         if (hs[i]->data == u && !uv_is_closing(hs[i]))
             uv_close(hs[i], handle_closed);
@@ -690,7 +770,11 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     if (!u)
         return AQ_ENOMEM;
     u->udp_buf = malloc(UDP_SLOT * UDP_SLOTS);
-    if (!u->udp_buf) {
+    u->batch_buf = malloc(BATCH_MAX * BATCH_SLOT);
+    u->udp_fd = -1;
+    if (!u->udp_buf || !u->batch_buf) {
+        free(u->udp_buf);
+        free(u->batch_buf);
         free(u);
         return AQ_ENOMEM;
     }
@@ -706,6 +790,7 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     r = bind_pair(&addr, backlog, o.tcp_defer_accept_s, &ufd, &tfd);
     if (r < 0) {
         free(u->udp_buf);
+        free(u->batch_buf);
         free(u);
         return r;
     }
@@ -723,6 +808,11 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     uv_idle_init(loop, &u->idle);
     u->idle.data = u;
     u->handles_open++;
+    uv_check_init(loop, &u->flush);
+    u->flush.data = u;
+    u->handles_open++;
+    uv_check_start(&u->flush, flush_cb);
+    uv_unref((uv_handle_t *)&u->flush); /* it alone must not keep the loop running */
     r = uv_udp_init_ex(loop, &u->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
     if (r < 0) {
         close(ufd);
@@ -739,6 +829,7 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
         close_all(u);
         return r;
     }
+    u->udp_fd = ufd;
     uv_tcp_init(loop, &u->listener);
     u->listener.data = u;
     u->handles_open++;

@@ -1,6 +1,6 @@
 /* rpc_bench: rpc over the libuv driver between two processes on loopback.
  *
- *   rpc_bench SERVER_BINARY [-c concurrency] [-t seconds] [-b big_in_flight]
+ *   rpc_bench SERVER_BINARY [-c concurrency] [-t seconds] [-b big_in_flight] [-o small|big]
  *
  * Starts SERVER_BINARY (rpc_uv_server) as a child, then measures
  *   1. 64 B calls (method SINK: empty reply) with `concurrency` in flight: calls/s, p50 and p99
@@ -138,15 +138,16 @@ static pid_t spawn_server(const char *path, uint16_t *port) {
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: rpc_bench SERVER_BINARY [-c concurrency] [-t seconds] [-b "
-                        "big_in_flight]\n");
+                        "big_in_flight] [-o small|big]\n");
         return 2;
     }
     const char *server = argv[1];
     int conc = 50, big_window = 4;
+    const char *only = "";
     double seconds = 5;
     int c;
     optind = 2;
-    while ((c = getopt(argc, argv, "c:t:b:")) != -1) {
+    while ((c = getopt(argc, argv, "c:t:b:o:")) != -1) {
         switch (c) {
         case 'c':
             conc = atoi(optarg);
@@ -156,6 +157,9 @@ int main(int argc, char **argv) {
             break;
         case 'b':
             big_window = atoi(optarg);
+            break;
+        case 'o':
+            only = optarg;
             break;
         default:
             return 2;
@@ -200,7 +204,7 @@ int main(int argc, char **argv) {
     b.cap = 4u << 20;
     b.lat = malloc(b.cap * sizeof *b.lat);
     b.done = b.nlat = 0;
-    double el = run_phase(&loop, &b, seconds);
+    double el = strcmp(only, "big") ? run_phase(&loop, &b, seconds) : 1;
     double cps = (double)b.done / el;
     qsort(b.lat, b.nlat, sizeof *b.lat, cmp_u64);
     double p50 = b.nlat ? (double)b.lat[b.nlat / 2] / 1e3 : 0;
@@ -209,11 +213,13 @@ int main(int argc, char **argv) {
     b.size = BIG_LEN;
     b.window = big_window;
     b.done = b.nlat = 0;
-    el = run_phase(&loop, &b, seconds);
+    el = strcmp(only, "small") ? run_phase(&loop, &b, seconds) : 1;
     double gbps = (double)b.done * BIG_LEN / el / 1e9;
 
     aq_rpc_peer_stats ps;
     aq_rpc_peer_stats_get(b.peer, &ps);
+    aq_rpc_uv_stats us;
+    aq_rpc_uv_stats_get(b.u, &us);
     aq_rpc_uv_close(b.u, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -222,7 +228,10 @@ int main(int argc, char **argv) {
     free(big);
     free(b.lat);
     printf("rpc_bench: calls_per_s=%.0f p50_us=%.1f p99_us=%.1f gbps=%.3f retransmits=%llu "
-           "concurrency=%d big_in_flight=%d\n",
-           cps, p50, p99, gbps, (unsigned long long)ps.retransmits, conc, big_window);
+           "concurrency=%d big_in_flight=%d client_dgrams_out_per_call=%.2f "
+           "client_dgrams_in_per_call=%.2f\n",
+           cps, p50, p99, gbps, (unsigned long long)ps.retransmits, conc, big_window,
+           ps.calls ? (double)us.dgrams_out / (double)ps.calls : 0,
+           ps.calls ? (double)us.dgrams_in / (double)ps.calls : 0);
     return b.failed ? 1 : 0;
 }

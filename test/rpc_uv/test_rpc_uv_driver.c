@@ -11,7 +11,7 @@
 
 #include "aq_rpc_uv.h"
 
-#define MAX_EV 64
+#define MAX_EV 256
 
 typedef struct ev {
     char kind; /* 'a'ccepted 'c'onnected 'x' closed 'w'ritten 't'imer 'd'gram */
@@ -203,6 +203,27 @@ Test(rpc_uv_driver, datagram_reaches_the_other_endpoint_with_its_address) {
     cr_assert_eq(cb->dgram_len, 9);
     cr_assert_eq(memcmp(cb->dgram, "hello rpc", 9), 0);
     cr_assert_eq(aq_rpc_addr_port(&find(cb, 'd')->addr), aq_rpc_addr_port(aq_rpc_uv_self(a)));
+    close_all(&loop, a, b);
+}
+
+Test(rpc_uv_driver, a_burst_of_datagrams_larger_than_one_batch_all_arrive) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc *ca, *cb;
+    aq_rpc_uv *a = open_one(&loop, &ca), *b = open_one(&loop, &cb);
+    uint8_t d[1000];
+    for (int i = 0; i < 200; i++) {
+        memset(d, i, sizeof d);
+        struct iovec iov = {d, sizeof d};
+        ca->io->send_dgram(ca->ctx, aq_rpc_uv_self(b), &iov, 1);
+    }
+    RUN_UNTIL(&loop, count(cb, 'd') == 200);
+    for (int i = 0; i < cb->nev; i++)
+        cr_assert_eq(cb->evs[i].status, 1000);
+    aq_rpc_uv_stats st;
+    aq_rpc_uv_stats_get(a, &st);
+    cr_assert_eq(st.dgrams_out, 200);
+    cr_assert_eq(st.dgrams_dropped, 0);
     close_all(&loop, a, b);
 }
 
