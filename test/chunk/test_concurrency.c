@@ -232,6 +232,18 @@ static int snap_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_
     return 0;
 }
 
+/* With files, a put spends long between reserving and committing: the window the reservation
+ * must cover. */
+Test(concurrency, the_cap_holds_while_puts_write_files, .timeout = 200) {
+    char *dir = tu_mkdtemp();
+    uint64_t cap = 6 * (64 << 10);
+    aq_chunk_store *s = tu_open(dir, cap, NULL);
+    run(s, cap, 4, 150, 64 << 10);
+    cr_expect_leq(tu_stats(s).bytes, cap);
+    aq_chunk_store_close(s);
+    tu_rmrf(dir);
+}
+
 /* Disk and memory agree on the last write of every key, even with writers racing on one key. */
 Test(concurrency, persistent_store_agrees_with_disk_after_races, .timeout = 200) {
     char *dir = tu_mkdtemp();
