@@ -438,14 +438,20 @@ static void call_transmit(aq_rpc *rpc, aq_rpc_call_s *c) {
     call_arm(rpc, c);
 }
 
+/* Take a window slot and send (the first time, or again after BUSY). */
 static void call_start(aq_rpc *rpc, aq_rpc_call_s *c) {
     aq_rpc_peer *p = c->peer;
-    c->task = p->next_task++;
-    c->om.task = c->task;
-    /* The map has room: reserved when the call was created. */
-    aq_rpc_map_put(&p->calls, c->task, c);
+    if (c->task == 0) {
+        c->task = p->next_task++;
+        c->om.task = c->task;
+        /* The map has room: reserved when the call was created. */
+        aq_rpc_map_put(&p->calls, c->task, c);
+    } else {
+        p->st.retransmits++;
+    }
     aq_link_add_tail(&p->inflight, &c->link);
     aq_rpc_cc_on_send(&p->cc, c->blob->len);
+    c->slot = true;
     call_transmit(rpc, c);
 }
 
@@ -466,12 +472,12 @@ static void call_finish(aq_rpc *rpc, aq_rpc_call_s *c, int err, int status, cons
     aq_rpc_peer *p = c->peer;
     aq_rpc_heap_remove(&rpc->heap, &c->tn);
     aq_link_del(&c->link);
-    if (c->state == AQ_CALL_QUEUED) {
+    if (c->state == AQ_CALL_QUEUED)
         p->nqueued--;
-    } else {
+    if (c->task)
         aq_rpc_map_del(&p->calls, c->task);
+    if (c->slot)
         aq_rpc_cc_on_finish(&p->cc, c->blob->len);
-    }
     aq_rpc_pipe_forget(p, &c->om);
     if (err) {
         p->st.failures++;
@@ -586,10 +592,21 @@ static void call_timer(aq_rpc *rpc, aq_rpc_call_s *c, uint64_t now) {
         return;
     }
     aq_rpc_peer *p = c->peer;
-    if (c->state == AQ_CALL_SENT) {
-        aq_rpc_cc_cut(&p->cc, now);
-        c->level++;
+    if (c->state == AQ_CALL_BUSYWAIT) {
+        /* Back from BUSY: it needs a window slot again; it goes before the queued calls. */
+        aq_link_del(&c->link);
+        if (aq_rpc_cc_can_send(&p->cc, c->blob->len)) {
+            call_start(rpc, c);
+        } else {
+            c->state = AQ_CALL_QUEUED;
+            aq_link_add_head(&p->queue, &c->link);
+            p->nqueued++;
+            call_arm(rpc, c);
+        }
+        return;
     }
+    aq_rpc_cc_cut(&p->cc, now);
+    c->level++;
     p->st.retransmits++;
     call_transmit(rpc, c);
 }
@@ -836,6 +853,16 @@ static void peer_restarted(aq_rpc *rpc, aq_rpc_peer *p, uint64_t new_inc) {
         aq_link_del(l);
         aq_link_add_tail(&doomed, l);
     }
+    for (aq_rpc_link *l = p->queue.next, *next; l != &p->queue; l = next) {
+        next = l->next;
+        aq_rpc_call_s *c = aq_container_of(l, aq_rpc_call_s, link);
+        if (c->attempts) { /* sent before, back in the queue after BUSY */
+            aq_link_del(l);
+            p->nqueued--;
+            c->state = AQ_CALL_BUSYWAIT;
+            aq_link_add_tail(&doomed, l);
+        }
+    }
     while (!aq_link_empty(&doomed)) {
         aq_rpc_call_s *c = aq_container_of(doomed.next, aq_rpc_call_s, link);
         call_finish(rpc, c, AQ_ERESTARTED, 0, NULL, 0, NULL);
@@ -879,7 +906,7 @@ static void reply_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, con
                            uint8_t *owned) {
     aq_rpc_call_s *c = aq_rpc_map_get(&p->calls, h->task);
     queue_ack(rpc, p, h->task);
-    if (!c || c->state == AQ_CALL_QUEUED) {
+    if (!c) {
         free(owned);
         return;
     }
@@ -960,7 +987,7 @@ void aq_rpc_handle_msg(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const u
         break;
     case AQ_RPC_K_BUSY:
         c = aq_rpc_map_get(&p->calls, h->task);
-        if (c && c->state != AQ_CALL_QUEUED) {
+        if (c && c->state == AQ_CALL_SENT) {
             p->st.busy_seen++;
             aq_rpc_cc_cut(&p->cc, now);
             uint64_t ms = h->status > 0 ? (uint64_t)h->status : 1;
@@ -971,12 +998,16 @@ void aq_rpc_handle_msg(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const u
             c->state = AQ_CALL_BUSYWAIT;
             c->last_busy = true;
             c->resend_us = now + wait;
+            /* Waiting out BUSY holds no window slot, so the calls behind it can go. */
+            c->slot = false;
+            aq_rpc_cc_on_finish(&p->cc, c->blob->len);
             call_arm(rpc, c);
+            pump_queue(rpc, p);
         }
         break;
     case AQ_RPC_K_NACK:
         c = aq_rpc_map_get(&p->calls, h->task);
-        if (c && c->state != AQ_CALL_QUEUED) {
+        if (c) {
             int e = h->status;
             if (e != AQ_ERESTARTED && e != AQ_ENOMETHOD && e != AQ_ETIMEDOUT)
                 e = AQ_EPROTO;

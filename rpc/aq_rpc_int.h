@@ -49,6 +49,9 @@ static inline void aq_link_add_tail(aq_rpc_link *head, aq_rpc_link *l) {
     head->prev->next = l;
     head->prev = l;
 }
+static inline void aq_link_add_head(aq_rpc_link *head, aq_rpc_link *l) {
+    aq_link_add_tail(head->next, l);
+}
 static inline void aq_link_del(aq_rpc_link *l) {
     l->prev->next = l->next;
     l->next->prev = l->prev;
@@ -92,9 +95,10 @@ typedef struct aq_rpc_call_s {
     uint32_t attempts, level;
     uint64_t dst_inc_sent;
     bool last_busy, pipe;
+    bool slot; /* holds a place in the window (SENT only: BUSYWAIT gives it back) */
     aq_rpc_omsg om;
     aq_rpc_tnode tn;
-    aq_rpc_link link; /* peer->queue while QUEUED, peer->inflight otherwise */
+    aq_rpc_link link; /* peer->queue while QUEUED (a BUSY call may come back), else inflight */
 } aq_rpc_call_s;
 
 enum { AQ_WORK_RUNNING = 1, AQ_WORK_DONE };

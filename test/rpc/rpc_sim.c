@@ -147,6 +147,7 @@ struct sim {
     int failures;
     char first_failure[256];
     uint64_t stat_dgrams, stat_resets, stat_restarts, stat_bytes_piped, stat_ok, stat_err;
+    uint64_t errs[8]; /* timedout, restarted, closed, busy, queuefull, other */
 };
 
 static void fail(sim *s, const char *fmt, ...) {
@@ -512,6 +513,23 @@ static void handler(void *ud, aq_rpc_incoming *in) {
     respond_real(s, in, id);
 }
 
+static int err_slot(int err) {
+    switch (err) {
+    case AQ_ETIMEDOUT:
+        return 0;
+    case AQ_ERESTARTED:
+        return 1;
+    case AQ_ECLOSED:
+        return 2;
+    case AQ_EBUSY:
+        return 3;
+    case AQ_EQUEUEFULL:
+        return 4;
+    default:
+        return 5;
+    }
+}
+
 static void call_done(void *ud, const aq_rpc_result *res) {
     call_rec *r = ud;
     sim *s = r->s;
@@ -539,6 +557,16 @@ static void call_done(void *ud, const aq_rpc_result *res) {
         free(want);
     } else {
         s->stat_err++;
+        s->errs[err_slot(res->err)]++;
+        if (s->verbose) {
+            aq_rpc_peer_stats ps;
+            aq_rpc_peer_stats_get(res->peer, &ps);
+            trace(s,
+                  "call %" PRIu64 " n%d->n%d (%u B, reply %u B) failed: %s after %u attempts "
+                  "(cwnd %u inflight %u queued %u)",
+                  id, r->from, r->to, r->req_len, r->reply_len, aq_strerror(res->err),
+                  res->attempts, ps.cwnd, ps.inflight, ps.queued);
+        }
         if (!s->faults)
             fail(s, "call %" PRIu64 " n%d->n%d (%u B, reply %u B) failed without faults: %s", id,
                  r->from, r->to, r->req_len, r->reply_len, aq_strerror(res->err));
@@ -602,6 +630,8 @@ static void start_call(sim *s, int idx) {
     if (err) {
         r->outcomes++;
         r->err = err;
+        s->stat_err++;
+        s->errs[err_slot(err)]++;
         if (err != AQ_EQUEUEFULL || !s->faults)
             fail(s, "call %d: aq_rpc_call failed at once: %s", idx, aq_strerror(err));
     }
@@ -862,6 +892,8 @@ static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
     summary[3] += s->stat_restarts;
     summary[4] += s->stat_bytes_piped;
     summary[5] += s->stat_dgrams;
+    for (int k = 0; k < 6; k++)
+        summary[6 + k] += s->errs[k];
     for (size_t k = 0; k < s->nconns; k++) {
         free(s->conns[k].buf);
         free(s->conns[k].wt);
@@ -883,7 +915,7 @@ int main(void) {
         from = strtoull(one, NULL, 10);
         n = 1;
     }
-    uint64_t sum[6] = {0};
+    uint64_t sum[12] = {0};
     int bad = 0;
     for (uint64_t seed = from; seed < from + n; seed++)
         if (run_seed(seed, verbose, sum))
@@ -892,5 +924,8 @@ int main(void) {
            ", failed (under faults) %" PRIu64 ", resets %" PRIu64 ", restarts %" PRIu64
            ", pipe bytes %" PRIu64 ", datagrams %" PRIu64 "\n",
            n, from, bad, sum[0], sum[1], sum[2], sum[3], sum[4], sum[5]);
+    printf("rpc_sim: errors: timed out %" PRIu64 ", restarted %" PRIu64 ", closed %" PRIu64
+           ", busy %" PRIu64 ", queue full %" PRIu64 ", other %" PRIu64 "\n",
+           sum[6], sum[7], sum[8], sum[9], sum[10], sum[11]);
     return bad ? 1 : 0;
 }
