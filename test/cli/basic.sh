@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The aquifer command end to end against three local nodes: cluster up, put/get round trips of
+# sizes around the datagram and chunk boundaries, stat digests against xxhsum, ls, rm, usage
+# errors, an unreachable cluster, cluster down. Every process started is cleaned up on any exit.
+set -euo pipefail
+
+: "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
+AQ=$AQ_BUILD/bin/aquifer
+T=$(mktemp -d /tmp/aq-cli.XXXXXX)
+CONF=$T/cluster.conf
+unset AQUIFER_CONF
+
+step() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  [ -f "$CONF" ] && "$AQ" -c "$CONF" cluster down >/dev/null 2>&1
+  # Every aquiferd of this test has $T in its command line (its config path).
+  pkill -KILL -f "$T/" 2>/dev/null
+  if [ $rc -ne 0 ]; then
+    for f in "$T"/run/*.log; do [ -f "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; }; done
+  fi
+  rm -rf "$T"
+  exit $rc
+}
+trap cleanup EXIT
+
+# N ports free for both UDP and TCP on 127.0.0.1.
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+n = int(sys.argv[1]); out = []; keep = []
+while len(out) < n:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+    p = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", p))
+    except OSError:
+        u.close(); continue
+    keep += [u, t]; out.append(p)
+print(" ".join(map(str, out)))
+PY
+}
+
+read -r -a PORTS <<<"$(free_ports 3)"
+{
+  echo "[cluster]"
+  echo "name = cli-$$"
+  echo "replicas = 2"
+  echo "run_dir = $T/run"
+  echo "heartbeat = 200ms"
+  i=1
+  for p in "${PORTS[@]}"; do
+    printf '\n[node n%d]\naddress = 127.0.0.1:%d\nmemory_max = 512MiB\n' "$i" "$p"
+    i=$((i + 1))
+  done
+} >"$CONF"
+
+step "cluster up (3 nodes on ports ${PORTS[*]})"
+"$AQ" -c "$CONF" cluster up >"$T/up.out" 2>&1 || { cat "$T/up.out"; fail "cluster up failed"; }
+cat "$T/up.out"
+for n in n1 n2 n3; do [ -s "$T/run/$n.pid" ] || fail "no pid file for $n"; done
+
+step "cluster up again starts nothing twice"
+"$AQ" -c "$CONF" cluster up >"$T/up2.out" 2>&1 || { cat "$T/up2.out"; fail "second cluster up failed"; }
+[ "$(grep -c 'already running' "$T/up2.out")" = 3 ] || { cat "$T/up2.out"; fail "a node was started twice"; }
+
+step "status --json is valid JSON and shows 3 reachable nodes, every link up"
+"$AQ" status -c "$CONF" --json >"$T/status.json"
+python3 - "$T/status.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["nodes"]) == 3 and all(n["reachable"] for n in d["nodes"]), d
+assert all(p["state"] == "up" for n in d["nodes"] for p in n["peers"]), d
+PY
+
+mkdir -p "$T/v" "$T/out"
+SIZES="0 1 1400 1401 4194304 4194305 20971520"
+for s in $SIZES; do
+  head -c "$s" /dev/urandom >"$T/v/$s"
+  step "put/get round trip of $s bytes"
+  "$AQ" -c "$CONF" put "size/$s" "$T/v/$s"
+  "$AQ" get "size/$s" -o "$T/out/$s" -c "$CONF"
+  cmp "$T/v/$s" "$T/out/$s" || fail "size/$s differs after a round trip"
+  want=$(xxhsum -H2 "$T/v/$s" 2>/dev/null | cut -d" " -f1)
+  got=$("$AQ" -c "$CONF" stat "size/$s" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["digest"]); assert d["size"] == int(sys.argv[1]), d' "$s")
+  [ "$got" = "$want" ] || fail "stat digest of size/$s is $got, xxhsum -H2 says $want"
+done
+
+step "get to stdout and put from stdin (5 MiB, a large value through a pipe)"
+head -c 5242880 /dev/urandom >"$T/v/pipe"
+"$AQ" -c "$CONF" put pipe/x - <"$T/v/pipe"
+"$AQ" -c "$CONF" get pipe/x | cmp - "$T/v/pipe" || fail "pipe/x differs"
+
+step "stat --json of a large value: 5 chunks of 4 MiB or less, each on 2 nodes"
+"$AQ" -c "$CONF" stat size/20971520 --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["key"] == "size/20971520" and d["size"] == 20971520, d
+assert [c["index"] for c in d["chunks"]] == [0, 1, 2, 3, 4], d
+assert all(c["size"] == 4194304 for c in d["chunks"]), d
+assert all(len(c["nodes"]) == 2 for c in d["chunks"]), d'
+
+step "overwrite a large value with a small one, then the old parts are gone"
+"$AQ" -c "$CONF" put size/4194305 "$T/v/1401"
+"$AQ" -c "$CONF" get size/4194305 -o "$T/out/ow"
+cmp "$T/v/1401" "$T/out/ow" || fail "overwritten value differs"
+
+step "keys with quotes, backslashes and UTF-8 survive ls --json"
+KEY='odd/"quoted"\back slash ünï'
+printf 'x' | "$AQ" -c "$CONF" put "$KEY" -
+"$AQ" -c "$CONF" ls odd/ --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert [e["key"] for e in d] == [sys.argv[1]], d
+assert d[0]["size"] == 1, d' "$KEY"
+
+step "ls lists every key once, sorted, with total sizes of large values"
+"$AQ" -c "$CONF" ls size/ >"$T/ls.out"
+cat "$T/ls.out"
+printf '%s\n' $SIZES | sed 's|^|size/|' | LC_ALL=C sort >"$T/ls.want"
+awk '{print $2}' "$T/ls.out" >"$T/ls.keys"
+cmp "$T/ls.want" "$T/ls.keys" || fail "ls size/ lists the wrong keys"
+grep -q '^ *20971520  size/20971520$' "$T/ls.out" || fail "ls does not show the 20 MiB total"
+[ "$("$AQ" -c "$CONF" ls --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 9 ] ||
+  fail "ls --json does not count 9 keys"
+
+step "rm, then get exits 2 and leaves no -o file"
+"$AQ" -c "$CONF" rm size/20971520
+set +e
+"$AQ" -c "$CONF" get size/20971520 -o "$T/out/gone" 2>"$T/err"
+rc=$?
+set -e
+[ $rc = 2 ] || fail "get after rm exited $rc, not 2"
+[ ! -e "$T/out/gone" ] || fail "a failed get left $T/out/gone"
+cat "$T/err"
+[ -z "$(ls -A "$T/out" | grep aqtmp || true)" ] || fail "a failed get left a temporary file"
+set +e
+"$AQ" -c "$CONF" rm size/20971520 2>/dev/null
+rc=$?
+set -e
+[ $rc = 2 ] || fail "rm of a missing key exited $rc, not 2"
+
+step "usage errors exit 1"
+for args in "" "frobnicate" "put onlykey" "get" "get a b" "ls --bogus" "put k $T/v/1 --json" "cluster" "cluster sideways"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$AQ" -c "$CONF" $args >/dev/null 2>&1
+  rc=$?
+  set -e
+  [ $rc = 1 ] || fail "'aquifer $args' exited $rc, not 1"
+done
+set +e
+"$AQ" -c "$CONF" get "$(printf 'bad\001key')" >/dev/null 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] || fail "a key with a control character exited $rc, not 1"
+"$AQ" --help | grep -q 'cluster up' || fail "--help does not list cluster up"
+"$AQ" get --help | grep -q -- '-o FILE' || fail "get --help does not mention -o"
+
+step "an unreachable cluster exits 3 quickly with a clear message"
+read -r -a DEAD <<<"$(free_ports 2)"
+printf '[cluster]\nname = dead-%s\nrun_dir = %s/deadrun\n\n[node d1]\naddress = 127.0.0.1:%s\n\n[node d2]\naddress = 127.0.0.1:%s\n' \
+  "$$" "$T" "${DEAD[0]}" "${DEAD[1]}" >"$T/dead.conf"
+start=$(date +%s)
+set +e
+"$AQ" -c "$T/dead.conf" get some/key 2>"$T/dead.err"
+rc=$?
+set -e
+took=$(($(date +%s) - start))
+cat "$T/dead.err"
+[ $rc = 3 ] || fail "get from a dead cluster exited $rc, not 3"
+[ $took -le 10 ] || fail "get from a dead cluster took ${took}s"
+grep -q 'unreachable' "$T/dead.err" || fail "the message does not say the cluster is unreachable"
+grep -q 'd1' "$T/dead.err" || fail "the message does not name the nodes"
+
+step "after removing every key, no node holds a chunk (no parts left behind by overwrite or rm)"
+"$AQ" -c "$CONF" ls --json | python3 -c 'import json,sys; print("\n".join(e["key"] for e in json.load(sys.stdin)))' |
+  while IFS= read -r k; do "$AQ" -c "$CONF" rm "$k"; done
+[ "$("$AQ" -c "$CONF" ls | wc -l)" = 0 ] || fail "keys left after removing them all"
+"$AQ" -c "$CONF" status --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+left = {n["name"]: n["chunks"] for n in d["nodes"]}
+assert sum(left.values()) == 0, "chunks left behind: %s" % left'
+
+step "cluster down stops every node"
+"$AQ" -c "$CONF" cluster down
+for n in n1 n2 n3; do [ ! -e "$T/run/$n.pid" ] || fail "$n.pid left behind"; done
+pgrep -f "$T/" >/dev/null && fail "an aquiferd of this test still runs"
+set +e
+"$AQ" -c "$CONF" status >/dev/null 2>&1
+rc=$?
+set -e
+[ $rc = 3 ] || fail "status of a stopped cluster exited $rc, not 3"
+step "all checks passed"
