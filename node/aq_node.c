@@ -1,6 +1,8 @@
 /* Node lifecycle: load the store in the threadpool, bind the endpoint, heartbeat, stop gracefully.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "aq_node_internal.h"
@@ -37,10 +39,30 @@ typedef struct open_job {
     int err;
 } open_job;
 
+/* Creates the parents of path (not path itself: the store creates and locks its own directory). */
+static int mkdir_parents(const char *path) {
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i < len; i++) {
+        if (buf[i] != '/')
+            continue;
+        buf[i] = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        buf[i] = '/';
+    }
+    return 0;
+}
+
 static void open_work(uv_work_t *w) {
     open_job *j = w->data;
     aq_node *n = j->n;
     const aq_node_config_node *me = n->members[n->self].conf;
+    if (me->data_dir && (j->err = mkdir_parents(me->data_dir)) != 0)
+        return;
     aq_chunk_opts o;
     memset(&o, 0, sizeof o);
     o.data_dir = me->data_dir;

@@ -211,10 +211,6 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
 
 /* ---- GET, STAT, LIST: reads on the loop ---- */
 
-static void release_ref(void *ctx) {
-    aq_chunk_ref_release(ctx);
-}
-
 static void handle_get(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
     size_t len, klen;

@@ -22,7 +22,8 @@ typedef struct aq_member {
     uint64_t down_since_us; /* when it went down; 0 while up */
     uint64_t incarnation;
     bool is_self;
-    bool needs_sync; /* came back or restarted: offer it what it should hold */
+    bool needs_sync;      /* came back or restarted: offer it what it should hold */
+    bool repair_due_done; /* the repair pass for being down past repair_after has been started */
 } aq_member;
 
 struct aq_node {

@@ -42,6 +42,7 @@ static void set_state(aq_node *n, aq_member *m, int state, uint64_t now) {
             n->next_repair_us = now;
         }
         m->down_since_us = 0;
+        m->repair_due_done = false;
     } else if (state == AQ_MEMBER_SUSPECT) {
         aq_logf(n->log, AQ_LOG_INFO, "%s (%s) is suspect", m->conf->name, m->conf->address);
     }
@@ -79,6 +80,15 @@ void aq_node_members_tick(aq_node *n) {
             if (m->down_since_us == 0)
                 m->down_since_us = n->start_us;
             continue;
+        }
+        /* Past repair_after its chunks must be copied elsewhere: run a repair pass now, once. */
+        if (m->state == AQ_MEMBER_DOWN && !m->repair_due_done && m->down_since_us &&
+            now - m->down_since_us >= n->cfg->repair_after_ms * 1000ull) {
+            m->repair_due_done = true;
+            n->next_repair_us = now;
+            aq_logf(n->log, AQ_LOG_WARN,
+                    "%s down for longer than repair_after: copying its chunks elsewhere",
+                    m->conf->name);
         }
         uint64_t quiet = now > m->last_heard_us ? now - m->last_heard_us : 0;
         if (quiet >= DOWN_AFTER * hb)

@@ -1,0 +1,105 @@
+# Shared by the integration tests: a private cluster on free ports, and cleanup that always runs.
+# Sourced by each test script; expects AQ_BUILD (the build tree) in the environment.
+set -euo pipefail
+
+: "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
+AQ=${AQ_BUILD}/bin/aquifer
+AQD=${AQ_BUILD}/bin/aquiferd
+T=$(mktemp -d /tmp/aq-it.XXXXXX)
+CONF=$T/cluster.conf
+export AQUIFER_CONF=$CONF
+declare -a IT_CLEANUPS=()
+
+it_log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+it_fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+it_cleanup() {
+  local rc=$?
+  set +e
+  for ((i = ${#IT_CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${IT_CLEANUPS[i]}"; done
+  # Every aquiferd this test started carries its private config path on its command line.
+  pkill -CONT -f "$T/" 2>/dev/null
+  pkill -KILL -f "$T/" 2>/dev/null
+  if [ $rc -ne 0 ]; then
+    for f in "$T"/run/*.log; do [ -f "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; }; done
+  fi
+  rm -rf "$T"
+  exit $rc
+}
+trap it_cleanup EXIT
+
+# it_free_ports N: N distinct ports free for both UDP and TCP on 127.0.0.1.
+it_free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+n = int(sys.argv[1]); out = []; keep = []
+while len(out) < n:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+    p = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", p))
+    except OSError:
+        u.close(); continue
+    keep += [u, t]; out.append(p)
+print(" ".join(map(str, out)))
+PY
+}
+
+# it_conf NODES REPLICAS [extra cluster lines] [--persist]: write $CONF for NODES nodes on 127.0.0.1.
+it_conf() {
+  local nodes=$1 replicas=$2 extra=${3:-} persist=${4:-}
+  local ports i=1
+  read -r -a ports <<<"$(it_free_ports "$nodes")"
+  {
+    echo "[cluster]"
+    echo "name = it-$$"
+    echo "replicas = $replicas"
+    echo "run_dir = $T/run"
+    echo "heartbeat = 200ms"
+    [ -n "$extra" ] && printf '%s\n' "$extra"
+    for p in "${ports[@]}"; do
+      echo
+      echo "[node n$i]"
+      echo "address = 127.0.0.1:$p"
+      [ "$persist" = --persist ] && echo "data_dir = $T/data/n$i"
+      echo "memory_max = 2GiB"
+      i=$((i + 1))
+    done
+  } >"$CONF"
+}
+
+it_up() {
+  "$AQ" cluster up >"$T/up.out" 2>&1 || { cat "$T/up.out"; it_fail "cluster up failed"; }
+  IT_CLEANUPS+=("'$AQ' cluster down >/dev/null 2>&1")
+}
+
+# it_pid NAME: the pid of a node started by cluster up.
+it_pid() { cat "$T/run/$1.pid"; }
+
+# it_start_node NAME: start one node again in the background (after a kill), like cluster up does.
+it_start_node() {
+  setsid "$AQD" -c "$CONF" -n "$1" >>"$T/run/$1.log" 2>&1 </dev/null &
+  echo $! >"$T/run/$1.pid"
+}
+
+# it_wait_state NAME STATE [SECONDS]: wait until every other node sees NAME in STATE (up/down).
+it_wait_state() {
+  local name=$1 state=$2 limit=${3:-30} i
+  for ((i = 0; i < limit * 5; i++)); do
+    if "$AQ" status --json 2>/dev/null | python3 -c '
+import json, sys
+name, state = sys.argv[1], sys.argv[2]
+d = json.load(sys.stdin)
+views = [p["state"] for n in d["nodes"] if n.get("reachable", True) and n["name"] != name
+         for p in n.get("peers", []) if p["name"] == name]
+sys.exit(0 if views and all(v == state for v in views) else 1)' "$name" "$state"; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  it_fail "$name did not become $state within ${limit}s"
+}
+
+# it_rand_file PATH SIZE: SIZE random bytes.
+it_rand_file() { head -c "$2" /dev/urandom >"$1"; }
