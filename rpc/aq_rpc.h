@@ -60,7 +60,8 @@ uint64_t aq_rpc_cluster_id(const char *cluster_name);
 
 /* Bytes lent to rpc. With release == NULL rpc copies the bytes before the function returns;
  * otherwise rpc reads them in place until it calls release(ctx) exactly once (on success, error or
- * endpoint close). */
+ * endpoint close) -- also when aq_rpc_call or aq_rpc_respond fails at once: after handing a buffer
+ * to rpc, never free it yourself. */
 typedef struct aq_rpc_buf {
     const void *data;
     size_t len;
@@ -70,9 +71,12 @@ typedef struct aq_rpc_buf {
 
 /* The single outcome of a call. */
 typedef struct aq_rpc_result {
-    int err;    /* 0: the handler replied (see status); else AQ_ETIMEDOUT, AQ_ERESTARTED, AQ_EBUSY
-                   (gave up    while the peer kept answering BUSY), AQ_ECLOSED, AQ_ENOMETHOD, AQ_ETOOBIG
-                   ... */
+    int err;    /* 0: the handler replied (see status); else AQ_ETIMEDOUT (no reply by the deadline,
+                   or the peer ran the call but its reply expired unacknowledged after
+                   reply_cache_us), AQ_ERESTARTED (the peer restarted; the call may or may not have
+                   run there), AQ_EBUSY (gave up while the peer kept answering BUSY), AQ_ECLOSED
+                   (this endpoint was freed), AQ_ENOMETHOD (no handler there), AQ_EPROTO (the peer
+                   refused it with a code we do not know) */
     int status; /* when err == 0: the handler's own status, 0 or a negative aq code */
     const uint8_t *data; /* reply bytes, valid only during the callback unless taken */
     size_t len;
@@ -103,7 +107,9 @@ const uint8_t *aq_rpc_incoming_data(const aq_rpc_incoming *in, size_t *len);
  */
 void *aq_rpc_incoming_take(aq_rpc_incoming *in, size_t *len);
 /* Finish the call: status 0 or a negative aq code, and reply bytes (may be empty). The reply is
- * sent and resent until the caller acknowledges it. */
+ * sent and resent until the caller acknowledges it (or reply_cache_us passes). A reply over
+ * AQ_RPC_MAX_PAYLOAD is released and the caller gets status AQ_ETOOBIG instead. If the caller
+ * restarted meanwhile, the reply is released and dropped. */
 void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply);
 /* Finish the call with BUSY: the caller backs off for about retry_after_ms and resends. The handler
  * may be run again for the resent call (BUSY means it did nothing). */
@@ -190,7 +196,9 @@ void aq_rpc_config_init(aq_rpc_config *cfg); /* zeroes and sets documented defau
 int aq_rpc_new(const aq_rpc_config *cfg, const aq_rpc_io *io, void *io_ctx, aq_rpc **out);
 /* Fails every pending call with AQ_ECLOSED (their callbacks run), closes pipes, frees the core.
  * Handlers still running must not respond afterwards: call this only once they are done or
- * abandoned. */
+ * abandoned (their aq_rpc_incoming objects are freed here). Pipe writes still outstanding are
+ * abandoned: the driver must not report them (aq_rpc_pipe_written) nor read their memory after
+ * this returns. Not to be called from inside an rpc callback. */
 void aq_rpc_free(aq_rpc *rpc);
 
 uint64_t aq_rpc_incarnation(const aq_rpc *rpc);
@@ -216,7 +224,14 @@ void aq_rpc_peer_stats_get(const aq_rpc_peer *p, aq_rpc_peer_stats *out);
 void aq_rpc_foreach_peer(aq_rpc *rpc, void (*fn)(void *ud, aq_rpc_peer *p), void *ud);
 
 /* Start a call. Returns 0 and later runs cb exactly once; or returns a negative error at once and
- * never runs cb (AQ_ETOOBIG, AQ_EQUEUEFULL, AQ_ECLOSED, AQ_EINVAL). timeout_us is from now. */
+ * never runs cb (AQ_ETOOBIG, AQ_EQUEUEFULL, AQ_ECLOSED, AQ_EINVAL, AQ_ENOMEM); the payload is
+ * released either way. timeout_us is from now. cb never runs inside aq_rpc_call itself.
+ *
+ * Flow control, per peer: at most cwnd calls and cwnd * 128 KiB bytes in flight (window_init,
+ * growing by one per window of replies up to window_max, halved on a timeout-driven resend or a
+ * BUSY, at most once per RTO); an idle peer always admits one call of any size. Calls over the
+ * window wait in FIFO order (at most queue_max). A call waiting out BUSY gives its slot back and
+ * resends ahead of the queue. */
 int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payload,
                 uint64_t timeout_us, aq_rpc_done_fn cb, void *ud);
 /* Send a one-way datagram; AQ_ETOOBIG when it does not fit. */
@@ -231,7 +246,8 @@ void aq_rpc_pipe_connected(aq_rpc *rpc, uint64_t conn);
 void aq_rpc_pipe_closed(aq_rpc *rpc, uint64_t conn, int err);
 /* Where to read the next bytes of conn: the core returns a buffer of at least 1 byte (often
  * straight into a reassembly buffer, so large payloads are not copied again). Then report how many
- * bytes were put there with aq_rpc_pipe_input (0 is allowed and means none). */
+ * bytes were put there with aq_rpc_pipe_input (0 is allowed and means none; more than lent cuts
+ * the pipe off). For an unknown conn the core lends a scratch buffer and ignores the bytes. */
 void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t conn, uint8_t **buf, size_t *len);
 void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t conn, size_t nread);
 void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t conn, void *token, int status);
