@@ -21,12 +21,12 @@
 
 typedef struct aq_csv_cutter {
     char sep, quote, comment;
-    uint8_t state;         /* private */
-    uint64_t fed;          /* bytes fed so far */
-    uint64_t lines;        /* LFs fed so far */
-    uint64_t row_end;      /* offset just after the last row-ending LF (0: none yet) */
+    uint8_t state;          /* private */
+    uint64_t fed;           /* bytes fed so far */
+    uint64_t lines;         /* LFs fed so far */
+    uint64_t row_end;       /* offset just after the last row-ending LF (0: none yet) */
     uint64_t row_end_lines; /* LFs before row_end */
-    uint64_t quote_line;   /* line on which the open quoted field started */
+    uint64_t quote_line;    /* line on which the open quoted field started */
 } aq_csv_cutter;
 
 void aq_csv_cut_init(aq_csv_cutter *c, const aq_csv_dialect *d);

@@ -1,0 +1,307 @@
+/* Wire and storage form of column chunks and type observations. */
+#include "aq_csv_col.h"
+
+#include "aq_bytes.h"
+#include "aq_error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define COL_MAGIC     0x43435141u /* "AQCC" */
+#define OBS_MAGIC     0x4F435141u /* "AQCO" */
+#define CODEC_VERSION 1
+
+static uint64_t dbits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+static double bitsd(uint64_t u) {
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static int finish(aq_wr *w, uint8_t **out, size_t *len) {
+    if (w->ok)
+        aq_wr_u64(w, XXH3_64bits(w->p, w->len));
+    if (!w->ok) {
+        aq_wr_free(w);
+        return AQ_ENOMEM;
+    }
+    *out = w->p;
+    *len = w->len;
+    return 0;
+}
+
+/* Checks the trailing checksum; on success the reader covers everything before it. */
+static bool open_checked(const uint8_t *p, size_t len, aq_rd *r) {
+    if (!p || len < 8)
+        return false;
+    aq_rd t = aq_rd_init(p + len - 8, 8);
+    if (aq_rd_u64(&t) != XXH3_64bits(p, len - 8))
+        return false;
+    *r = aq_rd_init(p, len - 8);
+    return true;
+}
+
+static uint8_t code_width(uint32_t nlev) {
+    return nlev <= 0x100 ? 1 : nlev <= 0x10000 ? 2 : 4;
+}
+
+static void put_strs_offsets(aq_wr *w, const aq_csv_strs *s, uint32_t n) {
+    for (uint32_t i = 0; i <= n; i++)
+        aq_wr_u32(w, s->off[i]);
+}
+
+int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
+    if ((unsigned)c->type > AQ_CSV_T_STR)
+        return AQ_EINVAL;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_wr_u32(&w, COL_MAGIC);
+    aq_wr_u8(&w, CODEC_VERSION);
+    aq_wr_u8(&w, (uint8_t)c->type);
+    aq_wr_u8(&w, c->type == AQ_CSV_T_INT ? c->width : 0);
+    aq_wr_u8(&w, 0);
+    aq_wr_u32(&w, c->rows);
+    aq_wr_bytes(&w, c->na, ((size_t)c->rows + 7) / 8);
+    switch (c->type) {
+    case AQ_CSV_T_NONE:
+        break;
+    case AQ_CSV_T_INT:
+        for (uint32_t r = 0; r < c->rows; r++)
+            aq_wr_uint(&w, (uint64_t)aq_csv_col_int(c, r), c->width);
+        break;
+    case AQ_CSV_T_FLOAT:
+        for (uint32_t r = 0; r < c->rows; r++)
+            aq_wr_u64(&w, aq_csv_col_is_na(c, r) ? 0 : dbits(((const double *)c->vals)[r]));
+        break;
+    case AQ_CSV_T_TIME:
+        for (uint32_t r = 0; r < c->rows; r++)
+            aq_wr_u64(&w, (uint64_t)aq_csv_col_int(c, r));
+        break;
+    case AQ_CSV_T_CAT: {
+        uint8_t cw = code_width(c->text.n);
+        aq_wr_u32(&w, c->text.n);
+        aq_wr_u32(&w, c->text.off[c->text.n]);
+        put_strs_offsets(&w, &c->text, c->text.n);
+        aq_wr_bytes(&w, c->text.bytes, c->text.off[c->text.n]);
+        aq_wr_u8(&w, cw);
+        for (uint32_t r = 0; r < c->rows; r++)
+            aq_wr_uint(&w, aq_csv_col_is_na(c, r) ? 0 : ((const uint32_t *)c->vals)[r], cw);
+        break;
+    }
+    case AQ_CSV_T_STR:
+        aq_wr_u32(&w, c->text.off[c->rows]);
+        put_strs_offsets(&w, &c->text, c->rows);
+        aq_wr_bytes(&w, c->text.bytes, c->text.off[c->rows]);
+        break;
+    }
+    return finish(&w, out, len);
+}
+
+/* 0, AQ_EPROTO or AQ_ENOMEM. Lengths are checked against the input before anything is allocated. */
+static int read_strs(aq_rd *r, aq_csv_strs *s, uint32_t n, uint32_t nbytes, bool sorted) {
+    if (!r->ok || (n + 1ull) * 4 + nbytes > r->n)
+        return AQ_EPROTO;
+    s->off = malloc(((size_t)n + 1) * sizeof *s->off);
+    s->bytes = malloc((size_t)nbytes + 1);
+    if (!s->off || !s->bytes)
+        return AQ_ENOMEM;
+    s->n = n;
+    for (uint32_t i = 0; i <= n; i++) {
+        s->off[i] = aq_rd_u32(r);
+        if (i == 0 ? s->off[0] != 0 : s->off[i] < s->off[i - 1])
+            return AQ_EPROTO;
+    }
+    if (s->off[n] != nbytes)
+        return AQ_EPROTO;
+    const uint8_t *b = aq_rd_bytes(r, nbytes);
+    if (!b)
+        return AQ_EPROTO;
+    memcpy(s->bytes, b, nbytes);
+    if (sorted)
+        for (uint32_t i = 1; i < n; i++) {
+            uint32_t la = s->off[i] - s->off[i - 1], lb = s->off[i + 1] - s->off[i];
+            int cmp = memcmp(s->bytes + s->off[i - 1], s->bytes + s->off[i], la < lb ? la : lb);
+            if (cmp > 0 || (cmp == 0 && la >= lb))
+                return AQ_EPROTO; /* the domain must be strictly increasing */
+        }
+    return r->ok ? 0 : AQ_EPROTO;
+}
+
+int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
+    aq_rd r;
+    if (!open_checked(p, len, &r))
+        return AQ_EPROTO;
+    aq_csv_col c;
+    memset(&c, 0, sizeof c);
+    int rc = AQ_EPROTO;
+    uint32_t magic = aq_rd_u32(&r);
+    uint8_t ver = aq_rd_u8(&r), type = aq_rd_u8(&r), width = aq_rd_u8(&r), resv = aq_rd_u8(&r);
+    c.rows = aq_rd_u32(&r);
+    if (!r.ok || magic != COL_MAGIC || ver != CODEC_VERSION || type > AQ_CSV_T_STR || resv)
+        goto fail;
+    c.type = (aq_csv_type)type;
+    size_t nab = ((size_t)c.rows + 7) / 8;
+    const uint8_t *na = aq_rd_bytes(&r, nab);
+    if (!na || ((c.rows & 7) && (na[nab - 1] >> (c.rows & 7))))
+        goto fail;
+    rc = AQ_ENOMEM;
+    if (!(c.na = malloc(nab + 1)))
+        goto fail;
+    memcpy(c.na, na, nab);
+    rc = AQ_EPROTO;
+    uint64_t nacount = 0;
+    for (size_t i = 0; i < nab; i++)
+        nacount += (uint64_t)__builtin_popcount(c.na[i]);
+    switch (c.type) {
+    case AQ_CSV_T_NONE:
+        if (width || nacount != c.rows)
+            goto fail;
+        break;
+    case AQ_CSV_T_INT:
+    case AQ_CSV_T_FLOAT:
+    case AQ_CSV_T_TIME: {
+        if (c.type == AQ_CSV_T_INT ? (width != 1 && width != 2 && width != 4 && width != 8)
+                                   : width != 0)
+            goto fail;
+        c.width = c.type == AQ_CSV_T_INT ? width : 8;
+        if ((uint64_t)c.rows * c.width > r.n)
+            goto fail;
+        rc = AQ_ENOMEM;
+        if (!(c.vals = calloc((size_t)c.rows + 1, c.width)))
+            goto fail;
+        rc = AQ_EPROTO;
+        for (uint32_t i = 0; i < c.rows; i++) {
+            uint64_t v = aq_rd_uint(&r, c.width);
+            if (aq_csv_col_is_na(&c, i) && v != 0)
+                goto fail;
+            if (c.type == AQ_CSV_T_INT && c.width < 8) {
+                /* sign-extend */
+                unsigned sh = 64 - 8u * c.width;
+                v = (uint64_t)((int64_t)(v << sh) >> sh);
+            }
+            if (c.type == AQ_CSV_T_FLOAT && isnan(bitsd(v)))
+                goto fail; /* missing values live in the bitmap only */
+            switch (c.width) {
+            case 1:
+                ((int8_t *)c.vals)[i] = (int8_t)v;
+                break;
+            case 2:
+                ((int16_t *)c.vals)[i] = (int16_t)v;
+                break;
+            case 4:
+                ((int32_t *)c.vals)[i] = (int32_t)v;
+                break;
+            default:
+                ((uint64_t *)c.vals)[i] = v;
+            }
+        }
+        break;
+    }
+    case AQ_CSV_T_CAT: {
+        uint32_t nlev = aq_rd_u32(&r), nbytes = aq_rd_u32(&r);
+        if (width || !r.ok || nlev == UINT32_MAX)
+            goto fail;
+        if ((rc = read_strs(&r, &c.text, nlev, nbytes, true)) != 0)
+            goto fail;
+        rc = AQ_EPROTO;
+        uint8_t cw = aq_rd_u8(&r);
+        if (!r.ok || cw != code_width(nlev) || (uint64_t)c.rows * cw > r.n)
+            goto fail;
+        rc = AQ_ENOMEM;
+        if (!(c.vals = calloc((size_t)c.rows + 1, sizeof(uint32_t))))
+            goto fail;
+        rc = AQ_EPROTO;
+        for (uint32_t i = 0; i < c.rows; i++) {
+            uint64_t v = aq_rd_uint(&r, cw);
+            if (aq_csv_col_is_na(&c, i) ? v != 0 : v >= nlev)
+                goto fail;
+            ((uint32_t *)c.vals)[i] = (uint32_t)v;
+        }
+        break;
+    }
+    case AQ_CSV_T_STR: {
+        uint32_t nbytes = aq_rd_u32(&r);
+        if (width || !r.ok || c.rows == UINT32_MAX)
+            goto fail;
+        if ((rc = read_strs(&r, &c.text, c.rows, nbytes, false)) != 0)
+            goto fail;
+        rc = AQ_EPROTO;
+        for (uint32_t i = 0; i < c.rows; i++)
+            if (aq_csv_col_is_na(&c, i) && c.text.off[i + 1] != c.text.off[i])
+                goto fail;
+        break;
+    }
+    }
+    if (!aq_rd_done(&r))
+        goto fail;
+    c.obs.kind = c.type;
+    c.obs.rows = c.rows;
+    c.obs.na = nacount;
+    *out = c;
+    return 0;
+fail:
+    aq_csv_col_free(&c);
+    return rc;
+}
+
+int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_wr_u32(&w, OBS_MAGIC);
+    aq_wr_u8(&w, CODEC_VERSION);
+    aq_wr_u8(&w, (uint8_t)o->kind);
+    aq_wr_u8(&w, (uint8_t)(o->fractional | o->numeric << 1 | o->time << 2 | o->text << 3));
+    aq_wr_u64(&w, o->rows);
+    aq_wr_u64(&w, o->na);
+    aq_wr_u64(&w, o->invalid);
+    aq_wr_u64(&w, dbits(o->min));
+    aq_wr_u64(&w, dbits(o->max));
+    aq_wr_u32(&w, o->nsketch);
+    for (uint32_t i = 0; i < o->nsketch && i < AQ_CSV_SKETCH; i++)
+        aq_wr_u64(&w, o->sketch[i]);
+    return finish(&w, out, len);
+}
+
+int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
+    aq_rd r;
+    if (!open_checked(p, len, &r))
+        return AQ_EPROTO;
+    aq_csv_obs *o = calloc(1, sizeof *o);
+    if (!o)
+        return AQ_ENOMEM;
+    int rc = AQ_EPROTO;
+    uint32_t magic = aq_rd_u32(&r);
+    uint8_t ver = aq_rd_u8(&r), kind = aq_rd_u8(&r), flags = aq_rd_u8(&r);
+    o->rows = aq_rd_u64(&r);
+    o->na = aq_rd_u64(&r);
+    o->invalid = aq_rd_u64(&r);
+    o->min = bitsd(aq_rd_u64(&r));
+    o->max = bitsd(aq_rd_u64(&r));
+    o->nsketch = aq_rd_u32(&r);
+    if (!r.ok || magic != OBS_MAGIC || ver != CODEC_VERSION || kind > AQ_CSV_T_STR || flags > 15 ||
+        o->na > o->rows || o->nsketch > AQ_CSV_SKETCH)
+        goto out;
+    o->kind = (aq_csv_type)kind;
+    o->fractional = flags & 1;
+    o->numeric = flags & 2;
+    o->time = flags & 4;
+    o->text = flags & 8;
+    for (uint32_t i = 0; i < o->nsketch; i++) {
+        o->sketch[i] = aq_rd_u64(&r);
+        if (i && r.ok && o->sketch[i] <= o->sketch[i - 1])
+            goto out;
+    }
+    if (!aq_rd_done(&r))
+        goto out;
+    *out = *o;
+    rc = 0;
+out:
+    free(o);
+    return rc;
+}

@@ -1,0 +1,684 @@
+#include "aq_csv_col.h"
+
+#include "aq_error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* The field index of a piece: 8 bytes per field. off's top bit says the bytes are in the arena
+ * (an unescaped quoted field), len's top bit that the field was quoted; a padded field (fill
+ * mode) has off == PAD. */
+#define F_ARENA  0x80000000u
+#define F_QUOTED 0x80000000u
+#define F_PAD    0xFFFFFFFFu
+
+typedef struct fidx {
+    uint32_t off, len;
+} fidx;
+
+typedef struct pctx {
+    const char *piece;
+    char *arena;
+    size_t arena_len, arena_cap;
+    fidx *f; /* rows x ncols */
+    size_t rows, cap_rows;
+    uint32_t ncols;
+    aq_csv_na na;
+} pctx;
+
+static inline bool f_pad(fidx f) {
+    return f.off == F_PAD;
+}
+static inline const char *f_ptr(const pctx *x, fidx f) {
+    return (f.off & F_ARENA) ? x->arena + (f.off & ~F_ARENA) : x->piece + f.off;
+}
+static inline size_t f_len(fidx f) {
+    return f.len & ~F_QUOTED;
+}
+static inline bool f_quoted(fidx f) {
+    return (f.len & F_QUOTED) != 0;
+}
+
+static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, aq_csv_err *err) {
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, pc->p, pc->len, &s->d, pc->first_line, pc->file_start);
+    bool skip_header = pc->file_start && s->header;
+    int rc;
+    while ((rc = aq_csv_tok_next(&t, err)) == 1) {
+        if (skip_header) {
+            skip_header = false;
+            continue;
+        }
+        if (t.nfields != s->ncols && !(s->fill && t.nfields < s->ncols)) {
+            aq_csv_err_set(err, t.row_line, "line %llu: %zu fields, expected %u",
+                           (unsigned long long)t.row_line, t.nfields, s->ncols);
+            rc = AQ_EPARSE;
+            break;
+        }
+        if (x->rows == UINT32_MAX) {
+            aq_csv_err_set(err, t.row_line, "line %llu: more than %u rows in one piece",
+                           (unsigned long long)t.row_line, UINT32_MAX);
+            rc = AQ_ETOOBIG;
+            break;
+        }
+        if (x->rows == x->cap_rows) {
+            size_t cap = x->cap_rows ? x->cap_rows * 2 : 1024;
+            fidx *nf = realloc(x->f, cap * x->ncols * sizeof *nf);
+            if (!nf) {
+                rc = AQ_ENOMEM;
+                break;
+            }
+            x->f = nf;
+            x->cap_rows = cap;
+        }
+        fidx *row = x->f + x->rows * x->ncols;
+        for (uint32_t j = 0; j < x->ncols; j++) {
+            if (j >= t.nfields) {
+                row[j] = (fidx){F_PAD, 0};
+                continue;
+            }
+            const aq_csv_field *f = &t.fields[j];
+            uint32_t qb = f->quoted ? F_QUOTED : 0;
+            if (f->p >= pc->p && f->p + f->len <= pc->p + pc->len) {
+                row[j] = (fidx){(uint32_t)(f->p - pc->p), (uint32_t)f->len | qb};
+                continue;
+            }
+            if (x->arena_len + f->len > x->arena_cap) {
+                size_t cap = x->arena_cap ? x->arena_cap : 4096;
+                while (cap < x->arena_len + f->len)
+                    cap *= 2;
+                char *na = realloc(x->arena, cap);
+                if (!na) {
+                    rc = AQ_ENOMEM;
+                    goto out;
+                }
+                x->arena = na;
+                x->arena_cap = cap;
+            }
+            if (x->arena_len + f->len >= F_ARENA) {
+                rc = AQ_ETOOBIG;
+                goto out;
+            }
+            memcpy(x->arena + x->arena_len, f->p, f->len);
+            row[j] = (fidx){(uint32_t)x->arena_len | F_ARENA, (uint32_t)f->len | qb};
+            x->arena_len += f->len;
+        }
+        x->rows++;
+    }
+out:
+    aq_csv_tok_free(&t);
+    return rc < 0 ? rc : 0;
+}
+
+/* --- the distinct-value sketch --- */
+
+static void sketch_add(aq_csv_obs *o, uint64_t h) {
+    uint32_t n = o->nsketch;
+    if (n == AQ_CSV_SKETCH && h >= o->sketch[n - 1])
+        return;
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (o->sketch[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < n && o->sketch[lo] == h)
+        return;
+    if (n == AQ_CSV_SKETCH)
+        n--;
+    memmove(o->sketch + lo + 1, o->sketch + lo, (n - lo) * sizeof o->sketch[0]);
+    o->sketch[lo] = h;
+    o->nsketch = n + 1;
+}
+
+double aq_csv_obs_distinct(const aq_csv_obs *o) {
+    if (o->nsketch < AQ_CSV_SKETCH)
+        return o->nsketch;
+    /* KMV: the k-th smallest of n uniform hashes sits near k / n of the range */
+    double kth = (double)o->sketch[AQ_CSV_SKETCH - 1] / 18446744073709551616.0;
+    return kth > 0 ? (AQ_CSV_SKETCH - 1) / kth : (double)AQ_CSV_SKETCH;
+}
+
+void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b) {
+    bool a_vals = a->numeric || a->time, b_vals = b->numeric || b->time;
+    if (b_vals) {
+        a->min = a_vals && a->min <= b->min ? a->min : b->min;
+        a->max = a_vals && a->max >= b->max ? a->max : b->max;
+    }
+    if (b->kind == AQ_CSV_T_STR || a->kind == AQ_CSV_T_STR)
+        a->kind = AQ_CSV_T_STR;
+    else if (b->kind > a->kind)
+        a->kind = b->kind;
+    a->rows += b->rows;
+    a->na += b->na;
+    a->invalid += b->invalid;
+    a->fractional |= b->fractional;
+    a->numeric |= b->numeric;
+    a->time |= b->time;
+    a->text |= b->text;
+    for (uint32_t i = 0; i < b->nsketch; i++)
+        sketch_add(a, b->sketch[i]);
+}
+
+aq_csv_type aq_csv_obs_final(const aq_csv_obs *o) {
+    if (o->kind == AQ_CSV_T_STR)
+        return AQ_CSV_T_STR;
+    if (o->text || (o->time && o->numeric) || o->kind == AQ_CSV_T_CAT)
+        return aq_csv_obs_distinct(o) <= AQ_CSV_CAT_MAX ? AQ_CSV_T_CAT : AQ_CSV_T_STR;
+    if (o->time)
+        return AQ_CSV_T_TIME;
+    if (o->numeric)
+        return o->fractional || o->kind == AQ_CSV_T_FLOAT ? AQ_CSV_T_FLOAT : AQ_CSV_T_INT;
+    return AQ_CSV_T_NONE;
+}
+
+/* --- building chunks --- */
+
+static void set_na(aq_csv_col *c, uint32_t r) {
+    c->na[r >> 3] |= (uint8_t)(1u << (r & 7));
+}
+
+static uint8_t int_width(int64_t lo, int64_t hi) {
+    if (lo >= INT8_MIN && hi <= INT8_MAX)
+        return 1;
+    if (lo >= INT16_MIN && hi <= INT16_MAX)
+        return 2;
+    if (lo >= INT32_MIN && hi <= INT32_MAX)
+        return 4;
+    return 8;
+}
+
+static void put_int(void *vals, uint8_t w, uint32_t r, int64_t v) {
+    switch (w) {
+    case 1:
+        ((int8_t *)vals)[r] = (int8_t)v;
+        break;
+    case 2:
+        ((int16_t *)vals)[r] = (int16_t)v;
+        break;
+    case 4:
+        ((int32_t *)vals)[r] = (int32_t)v;
+        break;
+    default:
+        ((int64_t *)vals)[r] = v;
+    }
+}
+
+int64_t aq_csv_col_int(const aq_csv_col *c, uint32_t r) {
+    if (r >= c->rows || aq_csv_col_is_na(c, r))
+        return 0;
+    if (c->type == AQ_CSV_T_TIME)
+        return ((const int64_t *)c->vals)[r];
+    if (c->type != AQ_CSV_T_INT)
+        return 0;
+    switch (c->width) {
+    case 1:
+        return ((const int8_t *)c->vals)[r];
+    case 2:
+        return ((const int16_t *)c->vals)[r];
+    case 4:
+        return ((const int32_t *)c->vals)[r];
+    default:
+        return ((const int64_t *)c->vals)[r];
+    }
+}
+
+double aq_csv_col_num(const aq_csv_col *c, uint32_t r) {
+    if (r >= c->rows || aq_csv_col_is_na(c, r))
+        return NAN;
+    switch (c->type) {
+    case AQ_CSV_T_INT:
+    case AQ_CSV_T_TIME:
+        return (double)aq_csv_col_int(c, r);
+    case AQ_CSV_T_FLOAT:
+        return ((const double *)c->vals)[r];
+    default:
+        return NAN;
+    }
+}
+
+const char *aq_csv_col_str(const aq_csv_col *c, uint32_t r, size_t *len) {
+    if (r >= c->rows || aq_csv_col_is_na(c, r))
+        return NULL;
+    uint32_t i;
+    if (c->type == AQ_CSV_T_STR)
+        i = r;
+    else if (c->type == AQ_CSV_T_CAT)
+        i = ((const uint32_t *)c->vals)[r];
+    else
+        return NULL;
+    *len = c->text.off[i + 1] - c->text.off[i];
+    return c->text.bytes + c->text.off[i];
+}
+
+void aq_csv_col_free(aq_csv_col *c) {
+    if (!c)
+        return;
+    free(c->na);
+    free(c->vals);
+    free(c->text.off);
+    free(c->text.bytes);
+    c->na = NULL;
+    c->vals = NULL;
+    c->text.off = NULL;
+    c->text.bytes = NULL;
+}
+
+void aq_csv_cols_free(aq_csv_col *cols, uint32_t n) {
+    if (!cols)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        aq_csv_col_free(&cols[i]);
+    free(cols);
+}
+
+/* A text value as kept: NA rows are empty. */
+typedef struct sref {
+    const char *p;
+    uint32_t len;
+} sref;
+
+static int cmp_sref(const void *a, const void *b) {
+    const sref *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    if (c)
+        return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+/* Builds a text chunk from refs[rows] (p == NULL: NA): CAT when want_cat and the distinct count
+ * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. */
+static int build_text(aq_csv_col *c, const sref *refs, uint32_t rows, bool want_cat,
+                      bool force_cat) {
+    size_t total = 0;
+    for (uint32_t r = 0; r < rows; r++)
+        total += refs[r].p ? refs[r].len : 0;
+    if (total > UINT32_MAX)
+        return AQ_ETOOBIG;
+    if (want_cat) {
+        /* distinct values through an open-addressing table of first occurrences */
+        size_t cap = 64;
+        while (cap < (size_t)rows * 2)
+            cap *= 2;
+        uint32_t *tab = malloc(cap * sizeof *tab);
+        uint32_t *id = malloc(((size_t)rows + 1) * sizeof *id);
+        sref *uniq = malloc(((size_t)rows + 1) * sizeof *uniq);
+        if (!tab || !id || !uniq) {
+            free(tab);
+            free(id);
+            free(uniq);
+            return AQ_ENOMEM;
+        }
+        memset(tab, 0xFF, cap * sizeof *tab);
+        uint32_t nu = 0;
+        for (uint32_t r = 0; r < rows; r++) {
+            if (!refs[r].p) {
+                id[r] = UINT32_MAX;
+                continue;
+            }
+            size_t h = (size_t)XXH3_64bits(refs[r].p, refs[r].len) & (cap - 1);
+            while (tab[h] != UINT32_MAX) {
+                const sref *u = &uniq[tab[h]];
+                if (u->len == refs[r].len && memcmp(u->p, refs[r].p, u->len) == 0)
+                    break;
+                h = (h + 1) & (cap - 1);
+            }
+            if (tab[h] == UINT32_MAX) {
+                tab[h] = nu;
+                uniq[nu++] = refs[r];
+            }
+            id[r] = tab[h];
+        }
+        free(tab);
+        if (nu > AQ_CSV_CAT_MAX && !force_cat) {
+            free(id);
+            free(uniq);
+            return build_text(c, refs, rows, false, false);
+        }
+        /* sort the domain and map first-occurrence ids to sorted codes */
+        uint32_t *order = malloc(((size_t)nu + 1) * sizeof *order);
+        sref *sorted = malloc(((size_t)nu + 1) * sizeof *sorted);
+        c->vals = calloc((size_t)rows + 1, sizeof(uint32_t));
+        c->text.off = malloc(((size_t)nu + 1) * sizeof(uint32_t));
+        c->text.bytes = malloc(total + 1);
+        if (!order || !sorted || !c->vals || !c->text.off || !c->text.bytes) {
+            free(order);
+            free(sorted);
+            free(id);
+            free(uniq);
+            return AQ_ENOMEM;
+        }
+        for (uint32_t i = 0; i < nu; i++)
+            sorted[i] = uniq[i];
+        qsort(sorted, nu, sizeof *sorted, cmp_sref);
+        /* uniq[i] points at the same bytes as exactly one sorted entry; find it by search */
+        for (uint32_t i = 0; i < nu; i++) {
+            const sref *hit = bsearch(&uniq[i], sorted, nu, sizeof *sorted, cmp_sref);
+            order[i] = (uint32_t)(hit - sorted);
+        }
+        uint32_t o = 0;
+        for (uint32_t i = 0; i < nu; i++) {
+            c->text.off[i] = o;
+            memcpy(c->text.bytes + o, sorted[i].p, sorted[i].len);
+            o += sorted[i].len;
+        }
+        c->text.off[nu] = o;
+        c->text.n = nu;
+        uint32_t *codes = c->vals;
+        for (uint32_t r = 0; r < rows; r++)
+            codes[r] = id[r] == UINT32_MAX ? 0 : order[id[r]];
+        free(order);
+        free(sorted);
+        free(id);
+        free(uniq);
+        c->type = AQ_CSV_T_CAT;
+        return 0;
+    }
+    c->text.off = malloc(((size_t)rows + 1) * sizeof(uint32_t));
+    c->text.bytes = malloc(total + 1);
+    if (!c->text.off || !c->text.bytes)
+        return AQ_ENOMEM;
+    uint32_t o = 0;
+    for (uint32_t r = 0; r < rows; r++) {
+        c->text.off[r] = o;
+        if (refs[r].p) {
+            memcpy(c->text.bytes + o, refs[r].p, refs[r].len);
+            o += refs[r].len;
+        }
+    }
+    c->text.off[rows] = o;
+    c->text.n = rows;
+    c->type = AQ_CSV_T_STR;
+    return 0;
+}
+
+/* Parses column j of the index into c, as `type` (never NONE unless every row is NA). */
+static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, aq_csv_col *c) {
+    uint32_t rows = (uint32_t)x->rows;
+    aq_csv_obs *o = &c->obs;
+    c->rows = rows;
+    c->na = calloc(((size_t)rows + 7) / 8 + 1, 1);
+    if (!c->na)
+        return AQ_ENOMEM;
+    if (o->na == rows)
+        type = AQ_CSV_T_NONE;
+    c->type = type;
+    o->kind = type;
+    switch (type) {
+    case AQ_CSV_T_NONE:
+        memset(c->na, 0xFF, ((size_t)rows + 7) / 8);
+        if (rows & 7)
+            c->na[rows / 8] = (uint8_t)((1u << (rows & 7)) - 1);
+        return 0;
+    case AQ_CSV_T_INT:
+    case AQ_CSV_T_FLOAT:
+    case AQ_CSV_T_TIME: {
+        int64_t *iv = type != AQ_CSV_T_FLOAT ? calloc((size_t)rows + 1, sizeof *iv) : NULL;
+        double *dv = type == AQ_CSV_T_FLOAT ? calloc((size_t)rows + 1, sizeof *dv) : NULL;
+        if (!iv && !dv)
+            return AQ_ENOMEM;
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        o->na = 0;
+        for (uint32_t r = 0; r < rows; r++) {
+            fidx f = x->f[(size_t)r * x->ncols + j];
+            int64_t i = 0;
+            double d = 0;
+            bool ok = false;
+            if (!f_pad(f) && !aq_csv_is_na(f_ptr(x, f), f_len(f), f_quoted(f), &x->na)) {
+                if (type == AQ_CSV_T_INT) {
+                    ok = aq_csv_parse_int(f_ptr(x, f), f_len(f), &i);
+                } else if (type == AQ_CSV_T_TIME) {
+                    ok = aq_csv_parse_time(f_ptr(x, f), f_len(f), &i);
+                } else {
+                    ok = aq_csv_parse_int(f_ptr(x, f), f_len(f), &i);
+                    if (ok)
+                        d = (double)i;
+                    else
+                        ok = aq_csv_parse_float(f_ptr(x, f), f_len(f), &d);
+                    ok = ok && !isnan(d);
+                }
+                if (!ok)
+                    o->invalid++;
+            }
+            if (!ok) {
+                set_na(c, r);
+                o->na++;
+                continue;
+            }
+            if (dv) {
+                dv[r] = d;
+            } else {
+                iv[r] = i;
+                lo = i < lo ? i : lo;
+                hi = i > hi ? i : hi;
+            }
+        }
+        if (type == AQ_CSV_T_INT) {
+            c->width = o->na == rows ? 1 : int_width(lo, hi);
+            c->vals = calloc((size_t)rows + 1, c->width);
+            if (!c->vals) {
+                free(iv);
+                return AQ_ENOMEM;
+            }
+            for (uint32_t r = 0; r < rows; r++)
+                put_int(c->vals, c->width, r, iv[r]);
+            free(iv);
+        } else {
+            c->width = 8;
+            c->vals = dv ? (void *)dv : (void *)iv;
+        }
+        return 0;
+    }
+    case AQ_CSV_T_CAT:
+    case AQ_CSV_T_STR: {
+        sref *refs = malloc(((size_t)rows + 1) * sizeof *refs);
+        if (!refs)
+            return AQ_ENOMEM;
+        o->na = 0;
+        for (uint32_t r = 0; r < rows; r++) {
+            fidx f = x->f[(size_t)r * x->ncols + j];
+            if (f_pad(f) || aq_csv_is_na(f_ptr(x, f), f_len(f), f_quoted(f), &x->na)) {
+                refs[r] = (sref){NULL, 0};
+                set_na(c, r);
+                o->na++;
+            } else {
+                refs[r] = (sref){f_ptr(x, f), (uint32_t)f_len(f)};
+            }
+        }
+        int rc = build_text(c, refs, rows, type == AQ_CSV_T_CAT, forced);
+        free(refs);
+        o->kind = c->type;
+        return rc;
+    }
+    }
+    return AQ_EINVAL;
+}
+
+/* Looks at every value of column j: fills obs (counts, kinds, min/max, sketch) and answers the
+ * chunk's own type. */
+static aq_csv_type observe_col(const pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndistinct) {
+    memset(o, 0, sizeof *o);
+    o->rows = x->rows;
+    bool ints = false, floats = false, times = false, texts = false;
+    for (size_t r = 0; r < x->rows; r++) {
+        fidx f = x->f[r * x->ncols + j];
+        if (f_pad(f)) {
+            o->na++;
+            continue;
+        }
+        const char *p = f_ptr(x, f);
+        size_t len = f_len(f);
+        int64_t iv;
+        double dv;
+        aq_csv_vkind k = aq_csv_classify(p, len, f_quoted(f), &x->na, &iv, &dv);
+        if (k == AQ_CSV_V_NA) {
+            o->na++;
+            continue;
+        }
+        sketch_add(o, XXH3_64bits(p, len));
+        double v = k == AQ_CSV_V_TIME ? (double)iv : dv;
+        if (k == AQ_CSV_V_INT || k == AQ_CSV_V_FLOAT || k == AQ_CSV_V_TIME) {
+            bool first = !(o->numeric || o->time);
+            if (first || v < o->min)
+                o->min = v;
+            if (first || v > o->max)
+                o->max = v;
+        }
+        switch (k) {
+        case AQ_CSV_V_INT:
+            ints = o->numeric = true;
+            break;
+        case AQ_CSV_V_FLOAT:
+            floats = o->numeric = o->fractional = true;
+            break;
+        case AQ_CSV_V_TIME:
+            times = o->time = true;
+            break;
+        default:
+            texts = o->text = true;
+        }
+    }
+    *ndistinct = o->nsketch;
+    if (texts || (times && (ints || floats)))
+        return AQ_CSV_T_CAT;
+    if (times)
+        return AQ_CSV_T_TIME;
+    if (floats)
+        return AQ_CSV_T_FLOAT;
+    if (ints)
+        return AQ_CSV_T_INT;
+    return AQ_CSV_T_NONE;
+}
+
+int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_type *force,
+                 aq_csv_col **out, aq_csv_err *err) {
+    if (!pc || !s || !out || s->ncols == 0)
+        return AQ_EINVAL;
+    if (pc->len >= F_ARENA) {
+        aq_csv_err_set(err, pc->first_line, "piece of %zu bytes is larger than 2 GiB", pc->len);
+        return AQ_ETOOBIG;
+    }
+    pctx x;
+    memset(&x, 0, sizeof x);
+    x.piece = pc->p;
+    x.ncols = s->ncols;
+    x.na = aq_csv_setup_na(s);
+    aq_csv_col *cols = calloc(s->ncols, sizeof *cols);
+    if (!cols)
+        return AQ_ENOMEM;
+    int rc = index_piece(&x, pc, s, err);
+    for (uint32_t j = 0; j < s->ncols && rc == 0; j++) {
+        uint32_t nd;
+        aq_csv_type own = observe_col(&x, j, &cols[j].obs, &nd);
+        aq_csv_type t = force ? force[j] : s->forced[j] ? s->types[j] : own;
+        if ((unsigned)t > AQ_CSV_T_STR) {
+            rc = AQ_EINVAL;
+            break;
+        }
+        if (t == AQ_CSV_T_NONE && cols[j].obs.na != x.rows)
+            t = own; /* forcing NONE cannot drop values */
+        if (t == AQ_CSV_T_CAT && !force && !s->forced[j] && nd >= AQ_CSV_SKETCH &&
+            aq_csv_obs_distinct(&cols[j].obs) > 4.0 * AQ_CSV_CAT_MAX)
+            t = AQ_CSV_T_STR; /* surely too many levels: skip building the table */
+        rc = build_col(&x, j, t, force || s->forced[j], &cols[j]);
+    }
+    free(x.f);
+    free(x.arena);
+    if (rc) {
+        aq_csv_cols_free(cols, s->ncols);
+        return rc;
+    }
+    *out = cols;
+    return 0;
+}
+
+int aq_csv_col_widen(aq_csv_col *c, aq_csv_type to) {
+    if (c->type == to)
+        return 0;
+    uint32_t rows = c->rows;
+    if (c->type == AQ_CSV_T_NONE) {
+        switch (to) {
+        case AQ_CSV_T_INT:
+            c->width = 1;
+            c->vals = calloc((size_t)rows + 1, 1);
+            break;
+        case AQ_CSV_T_FLOAT:
+        case AQ_CSV_T_TIME:
+            c->width = 8;
+            c->vals = calloc((size_t)rows + 1, 8);
+            break;
+        case AQ_CSV_T_CAT:
+            c->vals = calloc((size_t)rows + 1, sizeof(uint32_t));
+            c->text.off = calloc(1, sizeof(uint32_t));
+            c->text.bytes = malloc(1);
+            c->text.n = 0;
+            break;
+        case AQ_CSV_T_STR:
+            c->text.off = calloc((size_t)rows + 1, sizeof(uint32_t));
+            c->text.bytes = malloc(1);
+            c->text.n = rows;
+            break;
+        default:
+            return AQ_EINVAL;
+        }
+        if ((to != AQ_CSV_T_STR && !c->vals) ||
+            ((to == AQ_CSV_T_CAT || to == AQ_CSV_T_STR) && (!c->text.off || !c->text.bytes))) {
+            free(c->vals);
+            free(c->text.off);
+            free(c->text.bytes);
+            c->vals = NULL;
+            c->text.off = NULL;
+            c->text.bytes = NULL;
+            return AQ_ENOMEM;
+        }
+        c->type = to;
+        c->obs.kind = to;
+        return 0;
+    }
+    if (c->type == AQ_CSV_T_INT && to == AQ_CSV_T_FLOAT) {
+        double *d = calloc((size_t)rows + 1, sizeof *d);
+        if (!d)
+            return AQ_ENOMEM;
+        for (uint32_t r = 0; r < rows; r++)
+            d[r] = aq_csv_col_is_na(c, r) ? 0 : (double)aq_csv_col_int(c, r);
+        free(c->vals);
+        c->vals = d;
+        c->width = 8;
+        c->type = to;
+        c->obs.kind = to;
+        return 0;
+    }
+    if (c->type == AQ_CSV_T_CAT && to == AQ_CSV_T_STR) {
+        sref *refs = malloc(((size_t)rows + 1) * sizeof *refs);
+        if (!refs)
+            return AQ_ENOMEM;
+        for (uint32_t r = 0; r < rows; r++) {
+            size_t len = 0;
+            const char *p = aq_csv_col_str(c, r, &len);
+            refs[r] = (sref){p, (uint32_t)len};
+        }
+        aq_csv_col n;
+        memset(&n, 0, sizeof n);
+        int rc = build_text(&n, refs, rows, false, false);
+        free(refs);
+        if (rc) {
+            aq_csv_col_free(&n);
+            return rc;
+        }
+        free(c->vals);
+        free(c->text.off);
+        free(c->text.bytes);
+        c->vals = NULL;
+        c->text = n.text;
+        c->width = 0;
+        c->type = to;
+        c->obs.kind = to;
+        return 0;
+    }
+    return AQ_EINVAL;
+}

@@ -1,0 +1,30 @@
+/* aq_csv_export: writes rows of column chunks back as CSV text that aq_csv reads back to the
+ * same values.
+ *
+ * Numbers print as the shortest text that strtod turns back into the same double (integers as
+ * integers); times as "YYYY-MM-DD[ HH:MM:SS[.mmm]]"; NA as an empty field. Text is quoted (with
+ * doubled quotes) when it holds the separator, a quote, CR or LF, starts or ends with a space or
+ * tab, starts with '#', is empty, would read back as NA or NaN, or would read back as a number
+ * or time in a column that is not one. A row of one NA column would be a blank line, which
+ * readers skip, so it is written as "" instead (empty, hence NA on reading). Rows end with LF.
+ */
+#ifndef AQ_CSV_EXPORT_H
+#define AQ_CSV_EXPORT_H
+
+#include "aq_bytes.h"
+#include "aq_csv_col.h"
+
+#include <stdint.h>
+
+typedef struct aq_csv_export_opts {
+    char sep;    /* 0: ',' */
+    bool header; /* write names first */
+} aq_csv_export_opts;
+
+/* Appends rows [begin, end) of cols[0..ncols) (chunks of the same rows) to out. names: ncols
+ * strings, used when opts->header. AQ_EINVAL when the chunks disagree on rows or the range is
+ * bad; AQ_ENOMEM when out failed to grow. */
+int aq_csv_export(const aq_csv_col *cols, uint32_t ncols, const char *const *names, uint32_t begin,
+                  uint32_t end, const aq_csv_export_opts *opts, aq_wr *out);
+
+#endif

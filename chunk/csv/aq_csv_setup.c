@@ -1,0 +1,403 @@
+#include "aq_csv_setup.h"
+
+#include "aq_error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rows per sample block the guesser looks at: enough for a stable answer, bounded in time. */
+#define GUESS_ROWS 2000
+
+static const char *const type_names[] = {"none", "int", "float", "time", "categorical", "string"};
+
+const char *aq_csv_type_name(aq_csv_type t) {
+    return (unsigned)t < 6 ? type_names[t] : "unknown";
+}
+
+int aq_csv_type_parse(const char *s, aq_csv_type *t) {
+    static const struct {
+        const char *n;
+        aq_csv_type t;
+    } m[] = {{"none", AQ_CSV_T_NONE},       {"int", AQ_CSV_T_INT},    {"integer", AQ_CSV_T_INT},
+             {"float", AQ_CSV_T_FLOAT},     {"real", AQ_CSV_T_FLOAT}, {"numeric", AQ_CSV_T_FLOAT},
+             {"double", AQ_CSV_T_FLOAT},    {"time", AQ_CSV_T_TIME},  {"date", AQ_CSV_T_TIME},
+             {"categorical", AQ_CSV_T_CAT}, {"enum", AQ_CSV_T_CAT},   {"cat", AQ_CSV_T_CAT},
+             {"factor", AQ_CSV_T_CAT},      {"string", AQ_CSV_T_STR}, {"str", AQ_CSV_T_STR}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (strcasecmp(s, m[i].n) == 0) {
+            *t = m[i].t;
+            return 0;
+        }
+    return AQ_EINVAL;
+}
+
+aq_csv_opts aq_csv_opts_default(void) {
+    aq_csv_opts o;
+    memset(&o, 0, sizeof o);
+    o.header = AQ_CSV_HEADER_AUTO;
+    o.quote = AQ_CSV_QUOTE_AUTO;
+    return o;
+}
+
+aq_csv_na aq_csv_setup_na(const aq_csv_setup *s) {
+    aq_csv_na na = {(const char *const *)s->na, s->nna};
+    return na;
+}
+
+size_t aq_csv_sample_trim(const char *p, size_t len, size_t *off) {
+    const char *a = memchr(p, '\n', len);
+    if (!a) {
+        *off = 0;
+        return 0;
+    }
+    const char *b = memrchr(p, '\n', len);
+    *off = (size_t)(a + 1 - p);
+    return (size_t)(b - a);
+}
+
+void aq_csv_setup_free(aq_csv_setup *s) {
+    if (s->names)
+        for (uint32_t i = 0; i < s->ncols; i++)
+            free(s->names[i]);
+    free(s->names);
+    free(s->types);
+    free(s->forced);
+    if (s->na)
+        for (size_t i = 0; i < s->nna; i++)
+            free(s->na[i]);
+    free(s->na);
+    memset(s, 0, sizeof *s);
+}
+
+/* Field counts of the sampled rows under one dialect: the most common count and its share. */
+static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, size_t *mode,
+                     double *share) {
+    size_t cap = 64, used = 0;
+    size_t *counts = calloc(cap, sizeof *counts); /* counts[k]: rows with k fields, k < cap */
+    size_t big = 0, rows = 0;
+    if (!counts)
+        return AQ_ENOMEM;
+    for (size_t s = 0; s < n; s++) {
+        aq_csv_tok t;
+        aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
+        size_t r = 0;
+        while (r < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
+            r++;
+            rows++;
+            if (t.nfields < cap)
+                counts[t.nfields]++;
+            else
+                big++;
+            used = t.nfields > used ? t.nfields : used;
+        }
+        aq_csv_tok_free(&t);
+    }
+    size_t best = 0;
+    for (size_t k = 1; k < cap; k++)
+        if (counts[k] > counts[best])
+            best = k;
+    /* with very wide rows, the count itself is beyond the table: find its mode directly */
+    if (big > counts[best]) {
+        *mode = used;
+        *share = rows ? (double)big / (double)rows : 0;
+    } else {
+        *mode = best;
+        *share = rows ? (double)counts[best] / (double)rows : 0;
+    }
+    free(counts);
+    return rows ? 0 : AQ_EPARSE;
+}
+
+static int guess_sep(const aq_csv_sample *sm, size_t n, aq_csv_dialect *d) {
+    static const char cands[] = {',', ';', '\t', '|', ' ', '\x01'};
+    char best = ',';
+    size_t best_mode = 0;
+    double best_share = -1;
+    for (size_t i = 0; i < sizeof cands; i++) {
+        aq_csv_dialect t = *d;
+        t.sep = cands[i];
+        size_t mode;
+        double share;
+        int rc = sep_score(sm, n, &t, &mode, &share);
+        if (rc)
+            return rc;
+        if (mode < 2)
+            continue;
+        /* a clearly more consistent candidate wins; among near-equals, more columns win */
+        if (share > best_share + 0.05 || (share > best_share - 0.05 && mode > best_mode)) {
+            best = cands[i];
+            best_mode = mode;
+            best_share = share;
+        }
+    }
+    d->sep = best;
+    return 0;
+}
+
+static char *dup_n(const char *p, size_t n) {
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+/* What the sampled data rows of one column hold. */
+typedef struct colstat {
+    size_t ints, floats, times, texts;
+} colstat;
+
+typedef struct first_row {
+    char **v;
+    bool *text;
+    size_t n;
+} first_row;
+
+static aq_csv_type stat_type(const colstat *c) {
+    if (c->texts || (c->times && (c->ints || c->floats)))
+        return AQ_CSV_T_CAT;
+    if (c->times)
+        return AQ_CSV_T_TIME;
+    if (c->floats)
+        return AQ_CSV_T_FLOAT;
+    if (c->ints)
+        return AQ_CSV_T_INT;
+    return AQ_CSV_T_NONE;
+}
+
+static bool valid_sep(char c) {
+    return c && c != '\n' && c != '\r';
+}
+
+int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts,
+                       aq_csv_setup *out, aq_csv_err *err) {
+    aq_csv_opts dflt = aq_csv_opts_default();
+    const aq_csv_opts *o = opts ? opts : &dflt;
+    aq_csv_setup s;
+    memset(&s, 0, sizeof s);
+    int rc = AQ_ENOMEM;
+    colstat *st = NULL;
+    first_row fr = {0};
+    /* one small set of distinct first-row values per column, to tell text headers apart */
+    bool *recurs = NULL;
+    size_t frn = 0;
+
+    if (o->sep && (!valid_sep(o->sep) || o->sep == o->quote)) {
+        aq_csv_err_set(err, 0, "separator must be one byte other than the quote and newline");
+        return AQ_EINVAL;
+    }
+    s.d.quote = o->quote == AQ_CSV_QUOTE_AUTO ? '"' : (char)o->quote;
+    for (size_t i = 0; i < n; i++) {
+        if (!sm[i].file_start)
+            continue;
+        const char *p = sm[i].p, *end = p + sm[i].len;
+        if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+            p += 3;
+        while (p < end && (*p == '\n' || *p == '\r'))
+            p++;
+        if (p < end && *p == '#')
+            s.d.comment = '#';
+    }
+    s.fill = o->fill;
+    const char *const *nal = o->na;
+    size_t nna = o->nna;
+    aq_csv_na dna = aq_csv_na_default();
+    if (!nal) {
+        nal = dna.s;
+        nna = dna.n;
+    }
+    s.na = calloc(nna ? nna : 1, sizeof *s.na);
+    if (!s.na)
+        goto fail;
+    for (size_t i = 0; i < nna; i++) {
+        if (!(s.na[i] = strdup(nal[i])))
+            goto fail;
+        s.nna = i + 1;
+    }
+    if (o->sep) {
+        s.d.sep = o->sep;
+    } else if ((rc = guess_sep(sm, n, &s.d)) != 0) {
+        if (rc == AQ_EPARSE)
+            aq_csv_err_set(err, 0, "no rows in the sample");
+        goto fail;
+    }
+    size_t mode;
+    double share;
+    if ((rc = sep_score(sm, n, &s.d, &mode, &share)) != 0) {
+        if (rc == AQ_EPARSE)
+            aq_csv_err_set(err, 0, "no rows in the sample");
+        goto fail;
+    }
+    rc = AQ_ENOMEM;
+    if (mode == 0 || mode > UINT32_MAX)
+        mode = 1;
+    s.ncols = (uint32_t)mode;
+    aq_csv_na na = aq_csv_setup_na(&s);
+
+    st = calloc(s.ncols, sizeof *st);
+    fr.v = calloc(s.ncols, sizeof *fr.v);
+    fr.text = calloc(s.ncols, sizeof *fr.text);
+    recurs = calloc(s.ncols, sizeof *recurs);
+    if (!st || !fr.v || !fr.text || !recurs)
+        goto fail;
+    frn = s.ncols;
+    bool have_first = false;
+    size_t data_rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        aq_csv_tok t;
+        aq_csv_tok_init(&t, sm[i].p, sm[i].len, &s.d, 1, sm[i].file_start);
+        bool first = sm[i].file_start && !have_first;
+        size_t r = 0;
+        while (r < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
+            r++;
+            size_t nf = t.nfields < s.ncols ? t.nfields : s.ncols;
+            if (first) {
+                first = false;
+                have_first = true;
+                fr.n = nf;
+                for (size_t j = 0; j < nf; j++) {
+                    const aq_csv_field *f = &t.fields[j];
+                    int64_t iv;
+                    double dv;
+                    aq_csv_vkind k = aq_csv_classify(f->p, f->len, f->quoted, &na, &iv, &dv);
+                    fr.text[j] = k == AQ_CSV_V_TEXT;
+                    if (!(fr.v[j] = dup_n(f->p, f->len))) {
+                        aq_csv_tok_free(&t);
+                        goto fail;
+                    }
+                }
+                continue;
+            }
+            data_rows++;
+            for (size_t j = 0; j < nf; j++) {
+                const aq_csv_field *f = &t.fields[j];
+                int64_t iv;
+                double dv;
+                switch (aq_csv_classify(f->p, f->len, f->quoted, &na, &iv, &dv)) {
+                case AQ_CSV_V_INT:
+                    st[j].ints++;
+                    break;
+                case AQ_CSV_V_FLOAT:
+                    st[j].floats++;
+                    break;
+                case AQ_CSV_V_TIME:
+                    st[j].times++;
+                    break;
+                case AQ_CSV_V_TEXT:
+                    st[j].texts++;
+                    break;
+                default:
+                    break;
+                }
+                if (j < fr.n && fr.v[j] && strlen(fr.v[j]) == f->len &&
+                    memcmp(fr.v[j], f->p, f->len) == 0)
+                    recurs[j] = true;
+            }
+        }
+        aq_csv_tok_free(&t);
+    }
+
+    /* header */
+    if (o->header != AQ_CSV_HEADER_AUTO) {
+        s.header = o->header == AQ_CSV_HEADER_YES && have_first;
+    } else if (have_first) {
+        bool any_text_over_numbers = false, all_text = fr.n > 0, distinct = true, recur = false;
+        for (size_t j = 0; j < fr.n; j++) {
+            aq_csv_type ty = stat_type(&st[j]);
+            if (fr.text[j] && ty != AQ_CSV_T_NONE && ty != AQ_CSV_T_CAT)
+                any_text_over_numbers = true;
+            all_text &= fr.text[j];
+            recur |= recurs[j];
+            for (size_t k = 0; k < j; k++)
+                if (strcmp(fr.v[j], fr.v[k]) == 0)
+                    distinct = false;
+        }
+        s.header = any_text_over_numbers || (all_text && distinct && !recur);
+    }
+    /* a first row that is data feeds the type guess too */
+    if (have_first && !s.header) {
+        for (size_t j = 0; j < fr.n; j++) {
+            int64_t iv;
+            double dv;
+            aq_csv_vkind k = aq_csv_classify(fr.v[j], strlen(fr.v[j]), false, &na, &iv, &dv);
+            st[j].ints += k == AQ_CSV_V_INT;
+            st[j].floats += k == AQ_CSV_V_FLOAT;
+            st[j].times += k == AQ_CSV_V_TIME;
+            st[j].texts += k == AQ_CSV_V_TEXT;
+        }
+    }
+
+    s.names = calloc(s.ncols, sizeof *s.names);
+    s.types = calloc(s.ncols, sizeof *s.types);
+    s.forced = calloc(s.ncols, sizeof *s.forced);
+    if (!s.names || !s.types || !s.forced)
+        goto fail;
+    for (uint32_t j = 0; j < s.ncols; j++) {
+        const char *nm = s.header && j < fr.n ? fr.v[j] : "";
+        size_t len = strlen(nm);
+        while (len && (*nm == ' ' || *nm == '\t')) {
+            nm++;
+            len--;
+        }
+        while (len && (nm[len - 1] == ' ' || nm[len - 1] == '\t'))
+            len--;
+        char gen[32];
+        if (len == 0) {
+            len = (size_t)snprintf(gen, sizeof gen, "C%u", j + 1);
+            nm = gen;
+        }
+        if (!(s.names[j] = dup_n(nm, len)))
+            goto fail;
+        /* dedupe: the later copy gets the first free _k suffix */
+        for (unsigned k = 2;; k++) {
+            bool clash = false;
+            for (uint32_t i = 0; i < j && !clash; i++)
+                clash = strcmp(s.names[i], s.names[j]) == 0;
+            if (!clash)
+                break;
+            char *nn = malloc(len + 16);
+            if (!nn)
+                goto fail;
+            snprintf(nn, len + 16, "%.*s_%u", (int)len, nm, k);
+            free(s.names[j]);
+            s.names[j] = nn;
+        }
+        s.types[j] = stat_type(&st[j]);
+    }
+    for (size_t i = 0; i < o->ntypes; i++) {
+        const char *c = o->types[i].col;
+        uint32_t idx = UINT32_MAX;
+        for (uint32_t j = 0; j < s.ncols && idx == UINT32_MAX; j++)
+            if (strcmp(s.names[j], c) == 0)
+                idx = j;
+        if (idx == UINT32_MAX) {
+            char *e;
+            unsigned long v = strtoul(c, &e, 10);
+            if (*c >= '0' && *c <= '9' && *e == 0 && v >= 1 && v <= s.ncols)
+                idx = (uint32_t)(v - 1);
+        }
+        if (idx == UINT32_MAX || (unsigned)o->types[i].type > AQ_CSV_T_STR) {
+            aq_csv_err_set(err, 0, "--types: no column '%s' (the file has %u columns)", c, s.ncols);
+            rc = AQ_EINVAL;
+            goto fail;
+        }
+        s.types[idx] = o->types[i].type;
+        s.forced[idx] = true;
+    }
+    rc = 0;
+    *out = s;
+    memset(&s, 0, sizeof s);
+fail:
+    if (fr.v)
+        for (size_t j = 0; j < frn; j++)
+            free(fr.v[j]);
+    free(fr.v);
+    free(fr.text);
+    free(recurs);
+    free(st);
+    if (rc)
+        aq_csv_setup_free(&s);
+    return rc;
+}

@@ -1,0 +1,99 @@
+/* aq_csv_setup: decides how to read a CSV file from samples of it (like H2O's ParseSetup, but
+ * from several places in the file, not only its start) and holds that decision.
+ *
+ * The separator is the candidate (, ; tab | space \x01) whose field counts agree best across the
+ * sampled rows; ties go to the earlier candidate, and with no candidate giving 2+ fields the file
+ * has one column. Quoting is on with '"'. Lines starting with '#' are comments when the file's
+ * first line is one. The first row is a header when some column holds numbers or timestamps below a
+ * text name, or when every column is text and the first row's values are distinct and never recur
+ * below (a file of one text row is a header only). Names come from the header, trimmed; empty or
+ * missing ones become C<n>; duplicates get _2, _3 ... Each column's type is the narrowest that
+ * holds every sampled value. Every option the caller sets (separator, quote, header, NA list, types
+ * by name or 1-based index) wins over the guess, and forced types are kept by the parser for every
+ * piece.
+ *
+ * Categoricals: a text column is categorical while it has at most AQ_CSV_CAT_MAX distinct values,
+ * string beyond that.
+ */
+#ifndef AQ_CSV_SETUP_H
+#define AQ_CSV_SETUP_H
+
+#include "aq_csv_tok.h"
+#include "aq_csv_value.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AQ_CSV_CAT_MAX 65536u
+
+/* Ordered so that numeric widening is a max: NONE (no value seen) < INT < FLOAT. */
+typedef enum aq_csv_type {
+    AQ_CSV_T_NONE = 0,
+    AQ_CSV_T_INT = 1,
+    AQ_CSV_T_FLOAT = 2,
+    AQ_CSV_T_TIME = 3,
+    AQ_CSV_T_CAT = 4,
+    AQ_CSV_T_STR = 5,
+} aq_csv_type;
+
+/* "none", "int", "float", "time", "categorical", "string". */
+const char *aq_csv_type_name(aq_csv_type t);
+/* Also accepts "real", "numeric", "double", "enum", "cat", "factor", "str", "date". */
+int aq_csv_type_parse(const char *s, aq_csv_type *t);
+
+typedef struct aq_csv_type_opt {
+    const char *col; /* a column name, or its 1-based index as digits */
+    aq_csv_type type;
+} aq_csv_type_opt;
+
+enum { AQ_CSV_HEADER_AUTO = -1, AQ_CSV_HEADER_NO = 0, AQ_CSV_HEADER_YES = 1 };
+enum { AQ_CSV_QUOTE_AUTO = -1 };
+
+typedef struct aq_csv_opts {
+    char sep;   /* 0: guess */
+    int header; /* AQ_CSV_HEADER_* */
+    int quote;  /* AQ_CSV_QUOTE_AUTO, 0 (off) or the quote character */
+    const char *const *na;
+    size_t nna; /* na == NULL: the default list ("" and "NA") */
+    const aq_csv_type_opt *types;
+    size_t ntypes;
+    bool fill; /* pad short rows with NA instead of failing */
+} aq_csv_opts;
+
+/* Options with everything guessed. */
+aq_csv_opts aq_csv_opts_default(void);
+
+typedef struct aq_csv_setup {
+    aq_csv_dialect d;
+    bool header;
+    bool fill;
+    uint32_t ncols;
+    char **names;
+    aq_csv_type *types; /* guessed or forced */
+    bool *forced;       /* true: the user chose this type; parse keeps it in every piece */
+    char **na;
+    size_t nna;
+} aq_csv_setup;
+
+/* A block of the file. The block at offset 0 has file_start set (BOM and header live there);
+ * others should hold whole rows (aq_csv_sample_trim). */
+typedef struct aq_csv_sample {
+    const char *p;
+    size_t len;
+    bool file_start;
+} aq_csv_sample;
+
+/* The whole rows inside a block cut from the middle of a file: drops the bytes up to and
+ * including the first LF and those after the last LF. Returns the length, *off the start. */
+size_t aq_csv_sample_trim(const char *p, size_t len, size_t *off);
+
+/* AQ_EINVAL for a bad option (err says which: unknown column, bad separator); AQ_EPARSE when the
+ * samples hold no row. out is only filled on success; free it with aq_csv_setup_free. */
+int aq_csv_setup_guess(const aq_csv_sample *samples, size_t n, const aq_csv_opts *opts,
+                       aq_csv_setup *out, aq_csv_err *err);
+void aq_csv_setup_free(aq_csv_setup *s);
+
+aq_csv_na aq_csv_setup_na(const aq_csv_setup *s);
+
+#endif

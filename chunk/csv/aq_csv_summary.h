@@ -1,0 +1,36 @@
+/* aq_csv_summary: per-chunk column summaries that merge exactly across chunks.
+ *
+ * Numeric and time columns keep count, NA count, min, max, mean and M2 (the sum of squared
+ * deviations from the mean). Within a chunk mean and M2 come from two passes; chunks merge with
+ * Chan et al.'s pairwise formula, which keeps the cluster-wide mean and standard deviation as
+ * accurate as one pass over all values (no catastrophic cancellation as with sum of squares).
+ * Categorical and string chunks count each distinct string (levels, sorted); merging adds counts
+ * by level string, so chunk-local domains need no prior agreement.
+ */
+#ifndef AQ_CSV_SUMMARY_H
+#define AQ_CSV_SUMMARY_H
+
+#include "aq_csv_col.h"
+
+#include <stdint.h>
+
+typedef struct aq_csv_sum {
+    aq_csv_type type;
+    uint64_t rows, na;
+    uint64_t n; /* non-NA values */
+    double min, max, mean, m2;
+    /* CAT and STR: the distinct values, sorted, and how often each occurs */
+    uint32_t nlev;
+    char **lev;
+    uint32_t *lev_len;
+    uint64_t *count;
+} aq_csv_sum;
+
+int aq_csv_sum_col(const aq_csv_col *c, aq_csv_sum *s);
+/* a += b; the types must agree (NONE merges with anything). */
+int aq_csv_sum_merge(aq_csv_sum *a, const aq_csv_sum *b);
+/* Sample standard deviation (n - 1 in the denominator, as pandas); NaN below two values. */
+double aq_csv_sum_sd(const aq_csv_sum *s);
+void aq_csv_sum_free(aq_csv_sum *s);
+
+#endif
