@@ -48,6 +48,7 @@ typedef struct cli {
     /* Liveness from the last probe (cli_probe): nodes that answered STATUS. */
     bool *live;
     struct cli_probe *probe;
+    uint64_t probe_ms; /* the last probe's timeout, for messages */
 } cli;
 
 /* ---- cli_out.c ---- */

@@ -132,6 +132,16 @@ void cli_candidates(cli *c, const void *key, size_t klen, bool all_nodes, cli_ko
     for (size_t i = 0; i < (all_nodes ? n : r); i++)
         if (c->live[order[i]])
             k->cand[k->ncand++] = order[i];
+    if (k->ncand)
+        return;
+    /* Say which nodes would have been asked: the user needs one of them back. */
+    size_t off = (size_t)snprintf(k->msg, sizeof k->msg, "no live node to ask: ");
+    for (size_t i = 0; i < (all_nodes ? n : r) && off < sizeof k->msg; i++)
+        off += (size_t)snprintf(k->msg + off, sizeof k->msg - off, "%s%s (%s)", i ? ", " : "",
+                                c->conf->nodes[order[i]].name, c->conf->nodes[order[i]].address);
+    if (off < sizeof k->msg)
+        snprintf(k->msg + off, sizeof k->msg - off, " %s unreachable",
+                 (all_nodes ? n : r) > 1 ? "are all" : "is");
 }
 
 static bool digest_eq(aq_node_digest a, aq_node_digest b) {
@@ -234,11 +244,13 @@ int cli_kop_start(cli_kop *k) {
     k->err = 0;
     k->pos = 0;
     k->any_notfound = false;
-    k->msg[0] = 0;
+    if (k->ncand)
+        k->msg[0] = 0;
     if (!k->timeout_ms)
         k->timeout_ms = cli_data_timeout_ms(k->c);
     if (k->ncand == 0) {
-        snprintf(k->msg, sizeof k->msg, "no live node holds a replica");
+        if (!k->msg[0])
+            snprintf(k->msg, sizeof k->msg, "no live node to ask");
         k->err = AQ_EUNAVAIL;
         k->done = true;
         return AQ_EUNAVAIL;
@@ -325,6 +337,7 @@ static bool probe_settled(cli *c) {
 
 size_t cli_probe(cli *c, uint64_t timeout_ms) {
     size_t n = c->conf->nnodes;
+    c->probe_ms = timeout_ms;
     struct cli_probe *p = calloc(1, sizeof *p);
     probe_call *calls = calloc(n, sizeof *calls);
     if (!p || !calls) {
@@ -393,8 +406,9 @@ int cli_fail_unreachable(cli *c) {
     if (c->conf->nnodes == 1 && c->probe && c->probe->calls[0].err)
         return cli_fail(c, CLI_UNREACH, "cluster %s is unreachable: %s", c->conf->name,
                         c->probe->calls[0].msg);
-    return cli_fail(c, CLI_UNREACH, "cluster %s is unreachable: no node answered (%s)",
-                    c->conf->name, list);
+    return cli_fail(c, CLI_UNREACH,
+                    "cluster %s is unreachable: no node answered within %.1f s (%s)", c->conf->name,
+                    (double)c->probe_ms / 1000.0, list);
 }
 
 int cli_kop_key(cli *c, cli_kop *k, uint16_t method, const void *key, size_t klen, bool all_nodes) {

@@ -19,6 +19,7 @@
 #define UP_TIMEOUT_MS   30000
 #define DOWN_TIMEOUT_MS 15000
 #define PROBE_MS        1500
+#define KILL_WAIT_MS    5000
 
 static uint64_t now_ms(void) {
     struct timespec ts;
@@ -588,6 +589,7 @@ int cli_cmd_down(cli *c) {
         waiting++;
     }
     uint64_t deadline = now_ms() + DOWN_TIMEOUT_MS;
+    bool killed = false;
     while (waiting) {
         for (size_t i = 0; i < nn; i++) {
             if (!pids[i] || is_our_node(pids[i], c->conf->nodes[i].name))
@@ -601,7 +603,7 @@ int cli_cmd_down(cli *c) {
         }
         if (!waiting)
             break;
-        if (now_ms() >= deadline) {
+        if (now_ms() >= deadline && !killed) {
             for (size_t i = 0; i < nn; i++) {
                 if (!pids[i])
                     continue;
@@ -611,7 +613,15 @@ int cli_cmd_down(cli *c) {
                         c->conf->nodes[i].name, (int)pids[i], DOWN_TIMEOUT_MS / 1000);
                 kill(pids[i], SIGKILL);
             }
-            deadline = UINT64_MAX;
+            killed = true;
+            deadline = now_ms() + KILL_WAIT_MS;
+        } else if (now_ms() >= deadline) {
+            /* SIGKILL cannot be refused; a process still there is stuck in the kernel. */
+            for (size_t i = 0; i < nn; i++)
+                if (pids[i])
+                    rc = cli_fail(c, CLI_ERROR, "%s (pid %d) is still there %d s after SIGKILL",
+                                  c->conf->nodes[i].name, (int)pids[i], KILL_WAIT_MS / 1000);
+            break;
         }
         sleep_ms(50);
     }

@@ -269,8 +269,8 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
         for (size_t s = 0; s < CLI_INFLIGHT && !eof && !rc; s++) {
             if (slots[s].busy)
                 continue;
-            uint8_t *mem;
-            size_t len;
+            uint8_t *mem = NULL;
+            size_t len = 0;
             int err = src_next(src, &mem, &len);
             if (err) {
                 rc = CLI_ERROR;
