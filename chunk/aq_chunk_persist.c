@@ -267,7 +267,7 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
     aq_chunk_ref *r = NULL;
     struct stat st;
     uint8_t hdr[HEADER_MAX];
-    size_t got;
+    size_t got = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(why, whylen, "is not a regular file");
         goto out;
