@@ -78,7 +78,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "nan" || b == 0) print "n/a"
 echo
 echo "rpc benchmark, loopback, medians of $runs run(s) of ${secs}s, concurrency $conc"
 printf '%-34s %14s %14s %10s\n' "measure" "rpc" "reference" "ratio"
-printf '%-34s %14.0f %14s %10s\n' "64 B calls/s vs redis PING/s" "$m_cps" "$m_ping" "$(ratio "$m_cps" "$m_ping")"
-printf '%-34s %14.1f %14s %10s\n' "64 B call latency p50 (us)" "$m_p50" "" ""
-printf '%-34s %14.1f %14s %10s\n' "64 B call latency p99 (us)" "$m_p99" "" ""
-printf '%-34s %14.3f %14s %10s\n' "4 MiB calls GB/s vs iperf3 GB/s" "$m_gbps" "$m_ip" "$(ratio "$m_gbps" "$m_ip")"
+num() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "nan") print "n/a"; else printf f, v }'; }
+printf '%-34s %14s %14s %10s\n' "64 B calls/s vs redis PING/s" "$(num "$m_cps" %.0f)" "$(num "$m_ping" %.0f)" "$(ratio "$m_cps" "$m_ping")"
+printf '%-34s %14s %14s %10s\n' "64 B call latency p50 (us)" "$(num "$m_p50" %.1f)" "" ""
+printf '%-34s %14s %14s %10s\n' "64 B call latency p99 (us)" "$(num "$m_p99" %.1f)" "" ""
+printf '%-34s %14s %14s %10s\n' "4 MiB calls GB/s vs iperf3 GB/s" "$(num "$m_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$m_gbps" "$m_ip")"
