@@ -133,7 +133,7 @@ typedef struct node {
 
 struct sim {
     uint64_t seed, rng, now, seq;
-    bool faults, verbose;
+    bool faults, verbose, small_reasm;
     double p_drop, p_dup, p_corrupt;
     uint64_t max_delay;
     event **heap;
@@ -147,6 +147,8 @@ struct sim {
     int failures;
     char first_failure[256];
     uint64_t stat_dgrams, stat_resets, stat_restarts, stat_bytes_piped, stat_ok, stat_err;
+    uint64_t core[8]; /* retransmits, dup_suppressed, busy_sent, pending_seen, malformed, stale,
+                         cutoffs, pipe_connects */
     uint64_t errs[8]; /* timedout, restarted, closed, busy, queuefull, other */
 };
 
@@ -587,6 +589,8 @@ static void node_up(sim *s, int i) {
     cfg.window_init = 8 + (uint32_t)rng_below(&s->rng, 32);
     cfg.running_max = 16 + (uint32_t)rng_below(&s->rng, 64);
     cfg.queue_max = 256;
+    if (s->small_reasm)
+        cfg.reassembly_max = 6u << 20; /* concurrent large messages meet the bound: BUSY */
     n->gen++;
     if (aq_rpc_new(&cfg, &sim_io, n, &n->rpc) != 0)
         abort();
@@ -595,10 +599,27 @@ static void node_up(sim *s, int i) {
     trace(s, "n%d up, incarnation %" PRIx64, i, aq_rpc_incarnation(n->rpc));
 }
 
+static void add_peer_stats(void *ud, aq_rpc_peer *p) {
+    sim *s = ud;
+    aq_rpc_peer_stats ps;
+    aq_rpc_peer_stats_get(p, &ps);
+    s->core[0] += ps.retransmits;
+    s->core[1] += ps.dup_suppressed;
+    s->core[2] += ps.busy_sent;
+    s->core[3] += ps.pending_seen;
+    s->core[7] += ps.pipe_connects;
+}
+
 static void node_down(sim *s, int i) {
     node *n = &s->nodes[i];
     if (!n->rpc)
         return;
+    aq_rpc_stats st;
+    aq_rpc_stats_get(n->rpc, &st);
+    s->core[4] += st.dropped_malformed;
+    s->core[5] += st.dropped_stale;
+    s->core[6] += st.cutoffs;
+    aq_rpc_foreach_peer(n->rpc, add_peer_stats, s);
     trace(s, "n%d down", i);
     aq_rpc *r = n->rpc;
     aq_rpc_free(r); /* pending calls end with AQ_ECLOSED now */
@@ -814,6 +835,7 @@ static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
         s->p_dup = (double)rng_below(&s->rng, 8) / 100.0;
         s->p_corrupt = (double)rng_below(&s->rng, 3) / 100.0;
         s->max_delay = 100 + rng_below(&s->rng, 5000);
+        s->small_reasm = rng_chance(&s->rng, 0.3);
     }
     for (int i = 0; i < NNODES; i++) {
         node *n = &s->nodes[i];
@@ -894,6 +916,8 @@ static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
     summary[5] += s->stat_dgrams;
     for (int k = 0; k < 6; k++)
         summary[6 + k] += s->errs[k];
+    for (int k = 0; k < 8; k++)
+        summary[12 + k] += s->core[k];
     for (size_t k = 0; k < s->nconns; k++) {
         free(s->conns[k].buf);
         free(s->conns[k].wt);
@@ -915,7 +939,7 @@ int main(void) {
         from = strtoull(one, NULL, 10);
         n = 1;
     }
-    uint64_t sum[12] = {0};
+    uint64_t sum[20] = {0};
     int bad = 0;
     for (uint64_t seed = from; seed < from + n; seed++)
         if (run_seed(seed, verbose, sum))
@@ -927,5 +951,9 @@ int main(void) {
     printf("rpc_sim: errors: timed out %" PRIu64 ", restarted %" PRIu64 ", closed %" PRIu64
            ", busy %" PRIu64 ", queue full %" PRIu64 ", other %" PRIu64 "\n",
            sum[6], sum[7], sum[8], sum[9], sum[10], sum[11]);
+    printf("rpc_sim: core: retransmits %" PRIu64 ", duplicates suppressed %" PRIu64
+           ", BUSY sent %" PRIu64 ", PENDING seen %" PRIu64 ", malformed dropped %" PRIu64
+           ", stale dropped %" PRIu64 ", cutoffs %" PRIu64 ", pipe connects %" PRIu64 "\n",
+           sum[12], sum[13], sum[14], sum[15], sum[16], sum[17], sum[18], sum[19]);
     return bad ? 1 : 0;
 }
