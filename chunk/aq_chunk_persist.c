@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,11 +92,37 @@ static int write_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
+static int fsync_path(int at, const char *path) {
+    int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int err = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return err;
+}
+
+static int fsync_parent(const char *path) {
+    char *copy = strdup(path);
+    if (!copy)
+        return AQ_ENOMEM;
+    int err = fsync_path(AT_FDCWD, dirname(copy));
+    free(copy);
+    return err;
+}
+
 int aq_chunk_persist_open(aq_chunk_store *s, const char *data_dir) {
     s->data_dir = strdup(data_dir);
     if (!s->data_dir)
         return AQ_ENOMEM;
-    if (mkdir(data_dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(data_dir, 0755) == 0) {
+        /* The new directory's entry must be durable before any chunk in it can be. */
+        int err = fsync_parent(data_dir);
+        if (err) {
+            aq_chunk_reportf(s, data_dir, "cannot fsync the parent of the new data_dir: %s",
+                             strerror(-err));
+            return err;
+        }
+    } else if (errno != EEXIST) {
         int err = -errno;
         aq_chunk_reportf(s, data_dir, "cannot create the data_dir: %s", strerror(-err));
         return err;
@@ -418,5 +445,8 @@ int aq_chunk_persist_load(aq_chunk_store *s) {
     closedir(dir);
     if (!err && changed && fsync(s->dirfd) != 0)
         err = -errno;
+    /* Moves into quarantine/ add entries there as well. */
+    if (!err && s->quarantined && faccessat(s->dirfd, QUARANTINE, F_OK, 0) == 0)
+        err = fsync_path(s->dirfd, QUARANTINE);
     return err;
 }

@@ -1,6 +1,8 @@
 /* Memory-only store behaviour: sizes, overwrite, references, the memory cap, stat and iterate. */
 #include "chunk_test_util.h"
 
+#include <jemalloc/jemalloc.h>
+
 #define K(s) (s), sizeof(s) - 1
 
 Test(store, sizes_0_1_4MiB_and_one_more) {
@@ -228,4 +230,22 @@ Test(store, iterate_snapshot_survives_removal_from_the_callback) {
     cr_expect_eq(tu_stats(s).chunks, 0u);
     cr_expect_eq(tu_stats(s).bytes, 0u);
     aq_chunk_store_close(s);
+}
+
+/* Each store destroys its arena at close, so opening and closing stores does not pile up arenas. */
+Test(store, close_returns_the_arena) {
+    unsigned before = 0, after = 0;
+    aq_chunk_store *s = tu_open(NULL, 0, NULL);
+    aq_chunk_store_close(s);
+    size_t sz = sizeof before;
+    cr_assert_eq(mallctl("arenas.narenas", &before, &sz, NULL, 0), 0);
+    uint8_t *p = tu_bytes(1 << 20, 1);
+    for (int i = 0; i < 100; i++) {
+        s = tu_open(NULL, 0, NULL);
+        cr_assert_eq(aq_chunk_put(s, K("k"), p, 1 << 20, NULL), 0);
+        aq_chunk_store_close(s);
+    }
+    free(p);
+    cr_assert_eq(mallctl("arenas.narenas", &after, &sz, NULL, 0), 0);
+    cr_expect_leq(after, before + 1, "arenas grew from %u to %u", before, after);
 }
