@@ -135,7 +135,8 @@ static int current_manifest(cli *c, const char *key, cli_manifest *m, bool *have
 }
 
 /* Best effort: parts left behind are unreachable garbage, not wrong answers. */
-static void rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto) {
+static void rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto,
+                     const char *whose) {
     size_t klen = strlen(key);
     cli_kop *slot[CLI_INFLIGHT * 4] = {0};
     size_t nslot = sizeof slot / sizeof slot[0];
@@ -170,8 +171,9 @@ static void rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t up
     }
     if (failed)
         fprintf(stderr,
-                "aquifer: %s: warning: %u of %u parts of the old value could not be removed\n",
-                c->what, failed, upto);
+                "aquifer: %s: warning: %u of %u parts of %s could not be removed (unreachable "
+                "garbage now, never read)\n",
+                c->what, failed, upto, whose);
 }
 
 /* ---- put ---- */
@@ -368,14 +370,14 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
             }
         }
         if (!rc && have_old && old.put_id != m.put_id)
-            rm_parts(c, key, &old, old.nparts);
+            rm_parts(c, key, &old, old.nparts, "the old value");
         if (have_old)
             cli_manifest_free(&old);
     }
     if (rc) {
         if (why[0])
             cli_fail(c, rc, "%s", why);
-        rm_parts(c, key, &m, m.nparts);
+        rm_parts(c, key, &m, m.nparts, "this failed put");
     }
     for (size_t s = 0; s < CLI_INFLIGHT; s++)
         cli_kop_reset(&slots[s].k);
@@ -426,7 +428,7 @@ int cli_cmd_put(cli *c, const char *key, const char *file) {
         src.pre[0] = NULL;
         rc = put_one(c, key, mem, src.prelen[0], AQ_KIND_VALUE);
         if (!rc && have_old)
-            rm_parts(c, key, &old, old.nparts);
+            rm_parts(c, key, &old, old.nparts, "the old value");
         if (have_old)
             cli_manifest_free(&old);
     } else {
@@ -653,7 +655,7 @@ int cli_cmd_rm(cli *c, const char *key) {
     cli_kop_free(k);
     /* The manifest is gone first, so no reader can follow it to parts that are being removed. */
     if (!rc && have_old)
-        rm_parts(c, key, &old, old.nparts);
+        rm_parts(c, key, &old, old.nparts, "the removed value");
     if (have_old)
         cli_manifest_free(&old);
     return rc;
