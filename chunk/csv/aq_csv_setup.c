@@ -122,7 +122,8 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, aq_csv_dialect *d) {
         int rc = sep_score(sm, n, &t, &mode, &share);
         if (rc)
             return rc;
-        if (mode < 2)
+        /* spaces are common inside text, so a space separator must be near-perfectly regular */
+        if (mode < 2 || (cands[i] == ' ' && share < 0.9))
             continue;
         /* a clearly more consistent candidate wins; among near-equals, more columns win */
         if (share > best_share + 0.05 || (share > best_share - 0.05 && mode > best_mode)) {

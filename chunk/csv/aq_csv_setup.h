@@ -2,8 +2,9 @@
  * from several places in the file, not only its start) and holds that decision.
  *
  * The separator is the candidate (, ; tab | space \x01) whose field counts agree best across the
- * sampled rows; ties go to the earlier candidate, and with no candidate giving 2+ fields the file
- * has one column. Quoting is on with '"'. Lines starting with '#' are comments when the file's
+ * sampled rows (space only when 90% of rows agree: text often holds spaces); near-ties go to
+ * more columns, then the earlier candidate; with no candidate giving 2+ fields the file has one
+ * column. Quoting is on with '"'. Lines starting with '#' are comments when the file's
  * first line is one. The first row is a header when some column holds numbers or timestamps below a
  * text name, or when every column is text and the first row's values are distinct and never recur
  * below (a file of one text row is a header only). Names come from the header, trimmed; empty or
@@ -13,7 +14,9 @@
  * piece.
  *
  * Categoricals: a text column is categorical while it has at most AQ_CSV_CAT_MAX distinct values,
- * string beyond that.
+ * string beyond that (65,536: codes of a merged domain still fit 16 bits; a column with more
+ * distinct values is usually an identifier or free text, where a domain only costs memory).
+ * The guess says categorical for any text column; each chunk and the merge apply the cap.
  */
 #ifndef AQ_CSV_SETUP_H
 #define AQ_CSV_SETUP_H

@@ -1,0 +1,462 @@
+/* Edge cases of the whole pipeline (setup, cut, parse, type agreement) on files written here. */
+#include "aq_csv_export.h"
+#include "aq_csv_value.h"
+#include "csv_frame.h"
+
+#include "aq_error.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int load_str(const char *s, const aq_csv_opts *o, size_t max_piece, csv_frame *f,
+                    aq_csv_err *err) {
+    return csv_frame_load(s, strlen(s), o, max_piece, f, err);
+}
+
+static void load_ok(const char *s, const aq_csv_opts *o, size_t max_piece, csv_frame *f) {
+    aq_csv_err err = {0};
+    int rc = load_str(s, o, max_piece, f, &err);
+    cr_assert_eq(rc, 0, "%s: %s", aq_strerror(rc), err.msg);
+}
+
+static const aq_csv_col *cell(const csv_frame *f, uint64_t row, uint32_t col, uint32_t *r) {
+    size_t p;
+    cr_assert_eq(csv_frame_locate(f, row, &p, r), 0, "row %llu", (unsigned long long)row);
+    return &f->chunks[p][col];
+}
+
+static int64_t cell_int(const csv_frame *f, uint64_t row, uint32_t col) {
+    uint32_t r;
+    const aq_csv_col *c = cell(f, row, col, &r);
+    return aq_csv_col_int(c, r);
+}
+
+static double cell_num(const csv_frame *f, uint64_t row, uint32_t col) {
+    uint32_t r;
+    const aq_csv_col *c = cell(f, row, col, &r);
+    return aq_csv_col_num(c, r);
+}
+
+static bool cell_na(const csv_frame *f, uint64_t row, uint32_t col) {
+    uint32_t r;
+    const aq_csv_col *c = cell(f, row, col, &r);
+    return aq_csv_col_is_na(c, r);
+}
+
+static bool str_is(const csv_frame *f, uint64_t row, uint32_t col, const char *want) {
+    uint32_t r;
+    const aq_csv_col *c = cell(f, row, col, &r);
+    size_t len;
+    const char *p = aq_csv_col_str(c, r, &len);
+    return p && len == strlen(want) && memcmp(p, want, len) == 0;
+}
+
+Test(csv_col, values_classify_as_expected) {
+    aq_csv_na na = aq_csv_na_default();
+    int64_t iv;
+    double dv;
+    cr_assert_eq(aq_csv_classify("42", 2, false, &na, &iv, &dv), AQ_CSV_V_INT);
+    cr_assert_eq(iv, 42);
+    cr_assert_eq(aq_csv_classify(" -7 ", 4, false, &na, &iv, &dv), AQ_CSV_V_INT);
+    cr_assert_eq(iv, -7);
+    cr_assert_eq(aq_csv_classify("9223372036854775807", 19, false, &na, &iv, &dv), AQ_CSV_V_INT);
+    cr_assert_eq(aq_csv_classify("9223372036854775808", 19, false, &na, &iv, &dv), AQ_CSV_V_FLOAT,
+                 "beyond int64 is a double");
+    cr_assert_eq(aq_csv_classify("-.6e-01", 7, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
+    cr_assert_eq(dv, -0.06);
+    cr_assert_eq(aq_csv_classify("1e", 2, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("0x10", 4, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("-Inf", 4, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
+    cr_assert(isinf(dv) && dv < 0);
+    cr_assert_eq(aq_csv_classify("NA", 2, false, &na, &iv, &dv), AQ_CSV_V_NA);
+    cr_assert_eq(aq_csv_classify("nan", 3, false, &na, &iv, &dv), AQ_CSV_V_NA);
+    cr_assert_eq(aq_csv_classify("", 0, false, &na, &iv, &dv), AQ_CSV_V_NA);
+    cr_assert_eq(aq_csv_classify("", 0, true, &na, &iv, &dv), AQ_CSV_V_NA);
+    cr_assert_eq(aq_csv_classify("NA", 2, true, &na, &iv, &dv), AQ_CSV_V_TEXT,
+                 "a quoted NA is the string");
+    cr_assert_eq(aq_csv_classify("2015-01-02", 10, false, &na, &iv, &dv), AQ_CSV_V_TIME);
+    cr_assert_eq(iv, 1420156800000LL);
+    cr_assert_eq(aq_csv_classify("2015-01-02 03:04:05", 19, false, &na, &iv, &dv), AQ_CSV_V_TIME);
+    cr_assert_eq(iv, 1420167845000LL);
+    cr_assert_eq(aq_csv_classify("2015-01-02T03:04:05.123Z", 24, false, &na, &iv, &dv),
+                 AQ_CSV_V_TIME);
+    cr_assert_eq(iv, 1420167845123LL);
+    cr_assert_eq(aq_csv_classify("2015-02-29", 10, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("1969-12-31 23:59:59.999", 23, false, &na, &iv, &dv),
+                 AQ_CSV_V_TIME);
+    cr_assert_eq(iv, -1);
+    char buf[48];
+    aq_csv_format_time(-1, buf);
+    cr_assert_str_eq(buf, "1969-12-31 23:59:59.999");
+    aq_csv_format_time(1420156800000LL, buf);
+    cr_assert_str_eq(buf, "2015-01-02");
+}
+
+Test(csv_col, doubles_print_shortest_and_read_back_identical) {
+    srand(7);
+    char buf[48];
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = ((uint64_t)rand() << 40) ^ ((uint64_t)rand() << 20) ^ (uint64_t)rand();
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        if (!isfinite(d))
+            continue;
+        int n = aq_csv_format_double(d, buf);
+        double back;
+        cr_assert(aq_csv_parse_float(buf, (size_t)n, &back), "%s", buf);
+        cr_assert(memcmp(&back, &d, sizeof d) == 0, "%s", buf);
+    }
+    aq_csv_format_double(0.1, buf);
+    cr_assert_str_eq(buf, "0.1");
+}
+
+Test(csv_col, int_widths_follow_the_range) {
+    csv_frame f;
+    load_ok("a,b,c,d\n1,300,70000,5000000000\n-128,-32768,-2147483648,-1\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.chunks[0][0].width, 1);
+    cr_assert_eq(f.chunks[0][1].width, 2);
+    cr_assert_eq(f.chunks[0][2].width, 4);
+    cr_assert_eq(f.chunks[0][3].width, 8);
+    cr_assert_eq(aq_csv_col_int(&f.chunks[0][3], 0), 5000000000LL);
+    cr_assert_eq(aq_csv_col_int(&f.chunks[0][2], 1), INT32_MIN);
+    csv_frame_free(&f);
+}
+
+/* Builds "x,y\n" then rows of i, i*3 with a twist in the last row. */
+static char *numbers(int rows, const char *last) {
+    char *s = malloc((size_t)rows * 24 + 64);
+    size_t o = (size_t)sprintf(s, "x,y\n");
+    for (int i = 0; i < rows - 1; i++)
+        o += (size_t)sprintf(s + o, "%d,%d\n", i, i * 3);
+    sprintf(s + o, "%s\n", last);
+    return s;
+}
+
+Test(csv_col, int_column_turns_float_at_its_last_row) {
+    char *s = numbers(5000, "4999,2.5");
+    csv_frame f;
+    load_ok(s, NULL, 4096, &f);
+    cr_assert_gt(f.npieces, 5);
+    cr_assert_eq(f.final[0], AQ_CSV_T_INT);
+    cr_assert_eq(f.final[1], AQ_CSV_T_FLOAT);
+    cr_assert_eq(f.reparsed, 0, "int -> float widens in memory");
+    for (size_t i = 0; i < f.npieces; i++)
+        cr_assert_eq(f.chunks[i][1].type, AQ_CSV_T_FLOAT);
+    cr_assert_eq(cell_num(&f, 4999, 1), 2.5);
+    cr_assert_eq(cell_num(&f, 100, 1), 300.0);
+    csv_frame_free(&f);
+    free(s);
+}
+
+Test(csv_col, numeric_column_with_one_word_at_the_end_becomes_categorical_keeping_text) {
+    char *s = numbers(3000, "2999,oops");
+    /* leading zeros and a float in the earlier rows must survive as text */
+    s[4] = '0';
+    csv_frame f;
+    load_ok(s, NULL, 4096, &f);
+    cr_assert_eq(f.final[1], AQ_CSV_T_CAT);
+    cr_assert_gt(f.reparsed, 0, "numbers -> text re-parses the pieces");
+    cr_assert(str_is(&f, 2999, 1, "oops"));
+    cr_assert(str_is(&f, 10, 1, "30"));
+    for (size_t i = 0; i < f.npieces; i++)
+        cr_assert_eq(f.chunks[i][1].type, AQ_CSV_T_CAT);
+    csv_frame_free(&f);
+    free(s);
+}
+
+Test(csv_col, categorical_cap_100000_levels_is_string_1000_is_categorical) {
+    size_t cap = 100000 * 16 + 64;
+    char *s = malloc(cap);
+    size_t o = (size_t)sprintf(s, "id,name\n");
+    for (int i = 0; i < 100000; i++)
+        o += (size_t)sprintf(s + o, "%d,lvl%d\n", i, i);
+    csv_frame f;
+    load_ok(s, NULL, 256 << 10, &f);
+    cr_assert_gt(f.npieces, 3);
+    cr_assert_eq(f.final[1], AQ_CSV_T_STR, "estimated %.0f levels", aq_csv_obs_distinct(&f.obs[1]));
+    double est = aq_csv_obs_distinct(&f.obs[1]);
+    cr_assert(est > 90000 && est < 110000, "estimate %.0f", est);
+    for (size_t i = 0; i < f.npieces; i++)
+        cr_assert_eq(f.chunks[i][1].type, AQ_CSV_T_STR);
+    cr_assert(str_is(&f, 99999, 1, "lvl99999"));
+    csv_frame_free(&f);
+
+    o = (size_t)sprintf(s, "id,name\n");
+    for (int i = 0; i < 100000; i++)
+        o += (size_t)sprintf(s + o, "%d,lvl%d\n", i, i % 1000);
+    load_ok(s, NULL, 256 << 10, &f);
+    cr_assert_eq(f.final[1], AQ_CSV_T_CAT);
+    cr_assert_eq(aq_csv_obs_distinct(&f.obs[1]), 1000.0, "exact below the sketch size");
+    cr_assert_eq(f.chunks[0][1].text.n, 1000);
+    csv_frame_free(&f);
+    free(s);
+}
+
+Test(csv_col, ragged_row_names_its_line_unless_fill) {
+    const char *s = "a,b,c\n1,2,3\n\n4,5\n6,7,8\n";
+    csv_frame f;
+    aq_csv_err err = {0};
+    cr_assert_eq(load_str(s, NULL, 1 << 20, &f, &err), AQ_EPARSE);
+    cr_assert_eq(err.line, 4);
+    cr_assert_str_eq(err.msg, "line 4: 2 fields, expected 3");
+    aq_csv_opts o = aq_csv_opts_default();
+    o.fill = true;
+    load_ok(s, &o, 1 << 20, &f);
+    cr_assert_eq(f.rows, 3);
+    cr_assert(cell_na(&f, 1, 2));
+    cr_assert_eq(cell_int(&f, 1, 1), 5);
+    csv_frame_free(&f);
+    /* too many fields is an error even in fill mode */
+    cr_assert_eq(load_str("a,b\n1,2\n3,4,5\n", &o, 1 << 20, &f, &err), AQ_EPARSE);
+    cr_assert_eq(err.line, 3);
+}
+
+Test(csv_col, line_numbers_in_later_pieces_count_quoted_newlines) {
+    char s[20000];
+    size_t o = (size_t)sprintf(s, "a,b\n");
+    for (int i = 0; i < 300; i++)
+        o += (size_t)sprintf(s + o, "\"multi\nline %d\",%d\n", i, i);
+    sprintf(s + o, "x\n");
+    csv_frame f;
+    aq_csv_err err = {0};
+    cr_assert_eq(load_str(s, NULL, 1024, &f, &err), AQ_EPARSE);
+    cr_assert_eq(err.line, 602, "%s", err.msg);
+}
+
+Test(csv_col, bom_crlf_no_final_newline_blank_lines_at_end) {
+    csv_frame f;
+    load_ok("\xEF\xBB\xBFname,val\r\nx,1\r\n\"y\r\nz\",2\r\nw,3\r\n\r\n\r\n\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[0], "name");
+    cr_assert_eq(f.rows, 3);
+    cr_assert(str_is(&f, 1, 0, "y\r\nz"));
+    csv_frame_free(&f);
+    load_ok("name,val\nx,1\ny,2", NULL, 1 << 20, &f);
+    cr_assert_eq(f.rows, 2);
+    cr_assert_eq(cell_int(&f, 1, 1), 2);
+    csv_frame_free(&f);
+}
+
+Test(csv_col, header_only_file) {
+    csv_frame f;
+    load_ok("alpha,beta,gamma\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.ncols, 3);
+    cr_assert_eq(f.rows, 0);
+    cr_assert_str_eq(f.setup.names[2], "gamma");
+    cr_assert_eq(f.final[0], AQ_CSV_T_NONE);
+    csv_frame_free(&f);
+}
+
+Test(csv_col, one_column) {
+    csv_frame f;
+    load_ok("v\n1\n2\nNA\n4\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.ncols, 1);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.rows, 4);
+    cr_assert_eq(f.final[0], AQ_CSV_T_INT);
+    cr_assert(cell_na(&f, 2, 0));
+    /* export writes the NA row as "" so it is not a skipped blank line */
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_csv_export_opts eo = {',', true};
+    cr_assert_eq(aq_csv_export(f.chunks[0], 1, (const char *const *)f.setup.names, 0, 4, &eo, &w),
+                 0);
+    cr_assert(w.len == 11 && memcmp(w.p, "v\n1\n2\n\"\"\n4\n", 11) == 0, "%.*s", (int)w.len, w.p);
+    aq_wr_free(&w);
+    csv_frame_free(&f);
+}
+
+Test(csv_col, one_thousand_columns) {
+    size_t cap = 1000 * 12 * 52;
+    char *s = malloc(cap);
+    size_t o = 0;
+    for (int j = 0; j < 1000; j++)
+        o += (size_t)sprintf(s + o, "%sc%d", j ? "," : "", j);
+    s[o++] = '\n';
+    for (int r = 0; r < 50; r++) {
+        for (int j = 0; j < 1000; j++)
+            o += (size_t)sprintf(s + o,
+                                 j % 3 == 2   ? "%s%d.5"
+                                 : j % 3 == 1 ? "%sk%d"
+                                              : "%s%d",
+                                 j ? "," : "", r * j % 97);
+        s[o++] = '\n';
+    }
+    s[o] = 0;
+    csv_frame f;
+    load_ok(s, NULL, 64 << 10, &f);
+    cr_assert_eq(f.setup.ncols, 1000);
+    cr_assert_eq(f.rows, 50);
+    cr_assert_str_eq(f.setup.names[999], "c999");
+    for (int j = 0; j < 1000; j++)
+        cr_assert_eq(f.final[j],
+                     j % 3 == 2   ? AQ_CSV_T_FLOAT
+                     : j % 3 == 1 ? AQ_CSV_T_CAT
+                                  : AQ_CSV_T_INT,
+                     "c%d", j);
+    cr_assert_eq(cell_num(&f, 49, 998), 49 * 998 % 97 + 0.5);
+    csv_frame_free(&f);
+    free(s);
+}
+
+Test(csv_col, names_trimmed_generated_and_deduplicated) {
+    csv_frame f;
+    load_ok(" a ,a,,a_2,a\n1,2,3,4,5\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[0], "a");
+    cr_assert_str_eq(f.setup.names[1], "a_2");
+    cr_assert_str_eq(f.setup.names[2], "C3");
+    cr_assert_str_eq(f.setup.names[3], "a_2_2");
+    cr_assert_str_eq(f.setup.names[4], "a_3");
+    csv_frame_free(&f);
+}
+
+Test(csv_col, header_guess_and_overrides) {
+    csv_frame f;
+    /* all text, first row distinct and never repeated: a header */
+    load_ok("color,size\nred,big\nblue,small\nred,small\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    csv_frame_free(&f);
+    /* first row repeats below: data */
+    load_ok("red,big\nblue,small\nred,big\n", NULL, 1 << 20, &f);
+    cr_assert_not(f.setup.header);
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    /* all numbers: data */
+    load_ok("1,2\n3,4\n", NULL, 1 << 20, &f);
+    cr_assert_not(f.setup.header);
+    csv_frame_free(&f);
+    aq_csv_opts o = aq_csv_opts_default();
+    o.header = AQ_CSV_HEADER_YES;
+    load_ok("1,2\n3,4\n", &o, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[0], "1");
+    cr_assert_eq(f.rows, 1);
+    csv_frame_free(&f);
+    o.header = AQ_CSV_HEADER_NO;
+    load_ok("a,b\n3,4\n", &o, 1 << 20, &f);
+    cr_assert_eq(f.rows, 2);
+    cr_assert_eq(f.final[0], AQ_CSV_T_CAT);
+    csv_frame_free(&f);
+}
+
+Test(csv_col, separator_guess_and_override) {
+    const struct {
+        const char *in;
+        char sep;
+        uint32_t ncols;
+    } cases[] = {
+        {"a;b;c\n1,5;2;3\n4;5;6\n", ';', 3},
+        {"a\tb\n1 2\t3\n", '\t', 2},
+        {"a|b|c|d\n1|2|3|4\n", '|', 4},
+        {"x y\n1 2\n3 4\n", ' ', 2},
+        {"name,note\nx,\"a;b;c|d\"\ny,\"e;f\"\n", ',', 2},
+        {"single\nrow one\nrow two\n", ',', 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        csv_frame f;
+        load_ok(cases[i].in, NULL, 1 << 20, &f);
+        cr_assert_eq(f.setup.d.sep, cases[i].sep, "case %zu: sep %d", i, f.setup.d.sep);
+        cr_assert_eq(f.setup.ncols, cases[i].ncols, "case %zu", i);
+        csv_frame_free(&f);
+    }
+    aq_csv_opts o = aq_csv_opts_default();
+    o.sep = ';';
+    csv_frame f;
+    load_ok("a,b;c\n1,2;3\n", &o, 1 << 20, &f);
+    cr_assert_eq(f.setup.ncols, 2);
+    csv_frame_free(&f);
+}
+
+Test(csv_col, types_forced_by_name_and_index_bad_values_become_na) {
+    aq_csv_type_opt t[] = {{"b", AQ_CSV_T_STR}, {"1", AQ_CSV_T_FLOAT}, {"c", AQ_CSV_T_INT}};
+    aq_csv_opts o = aq_csv_opts_default();
+    o.types = t;
+    o.ntypes = 3;
+    csv_frame f;
+    load_ok("a,b,c\n1,2,3\n4,5,x\n", &o, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_FLOAT);
+    cr_assert_eq(f.final[1], AQ_CSV_T_STR);
+    cr_assert_eq(f.final[2], AQ_CSV_T_INT);
+    cr_assert(str_is(&f, 1, 1, "5"));
+    cr_assert(cell_na(&f, 1, 2));
+    cr_assert_eq(f.obs[2].invalid, 1);
+    csv_frame_free(&f);
+    aq_csv_type_opt bad[] = {{"nosuch", AQ_CSV_T_INT}};
+    o.types = bad;
+    o.ntypes = 1;
+    aq_csv_err err = {0};
+    cr_assert_eq(load_str("a,b\n1,2\n", &o, 1 << 20, &f, &err), AQ_EINVAL);
+    cr_assert(strstr(err.msg, "nosuch") != NULL);
+    aq_csv_type ty;
+    cr_assert_eq(aq_csv_type_parse("enum", &ty), 0);
+    cr_assert_eq(ty, AQ_CSV_T_CAT);
+    cr_assert_eq(aq_csv_type_parse("bogus", &ty), AQ_EINVAL);
+}
+
+Test(csv_col, na_list_and_quoted_na) {
+    const char *na[] = {"-", "missing"};
+    aq_csv_opts o = aq_csv_opts_default();
+    o.na = na;
+    o.nna = 2;
+    csv_frame f;
+    load_ok("a,b\n1,x\n-,\"NA\"\nmissing,y\n4,\n", &o, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_INT);
+    cr_assert_eq(f.obs[0].na, 2);
+    /* with "" not in the list, an empty field is an empty string */
+    cr_assert(str_is(&f, 3, 1, ""));
+    cr_assert(str_is(&f, 1, 1, "NA"));
+    csv_frame_free(&f);
+    load_ok("a,b\n1,x\nNA,\"NA\"\n,y\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.obs[0].na, 2);
+    cr_assert(str_is(&f, 1, 1, "NA"), "a quoted NA stays a string");
+    csv_frame_free(&f);
+}
+
+Test(csv_col, all_na_chunk_takes_the_final_type) {
+    char s[20000];
+    size_t o = (size_t)sprintf(s, "a,b\n");
+    for (int i = 0; i < 1000; i++)
+        o += (size_t)sprintf(s + o, "%d,%s\n", i, i < 900 ? "NA" : "2.5");
+    csv_frame f;
+    load_ok(s, NULL, 2048, &f);
+    cr_assert_eq(f.final[1], AQ_CSV_T_FLOAT);
+    for (size_t i = 0; i < f.npieces; i++)
+        cr_assert_eq(f.chunks[i][1].type, AQ_CSV_T_FLOAT);
+    cr_assert_eq(f.obs[1].na, 900);
+    csv_frame_free(&f);
+}
+
+Test(csv_col, round_trip_of_awkward_text) {
+    const char *s = "t,n\n"
+                    "\"a,b\",1\n"
+                    "\"say \"\"hi\"\"\",2\n"
+                    "\" lead\",3\n"
+                    "\"#hash\",4\n"
+                    "\"two\nlines\",5\n"
+                    "\"NA\",6\n"
+                    "\"12\",7\n"
+                    "plain,8\n";
+    csv_frame a, b;
+    load_ok(s, NULL, 1 << 20, &a);
+    cr_assert_eq(a.final[0], AQ_CSV_T_CAT);
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_csv_export_opts eo = {',', true};
+    cr_assert_eq(aq_csv_export(a.chunks[0], 2, (const char *const *)a.setup.names, 0,
+                               a.chunks[0][0].rows, &eo, &w),
+                 0);
+    aq_wr_u8(&w, 0);
+    load_ok((const char *)w.p, NULL, 1 << 20, &b);
+    cr_assert_eq(b.rows, 8);
+    const char *want[] = {"a,b", "say \"hi\"", " lead", "#hash", "two\nlines", "NA", "12", "plain"};
+    for (int i = 0; i < 8; i++)
+        cr_assert(str_is(&b, (uint64_t)i, 0, want[i]), "row %d in %s", i, (const char *)w.p);
+    aq_wr_free(&w);
+    csv_frame_free(&a);
+    csv_frame_free(&b);
+}
