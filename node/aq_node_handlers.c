@@ -319,7 +319,8 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
     if (!err && a.oom)
         err = AQ_ENOMEM;
     if (!err) {
-        qsort(a.e, a.n, sizeof *a.e, entry_cmp);
+        if (a.n)
+            qsort(a.e, a.n, sizeof *a.e, entry_cmp);
         /* A page fits comfortably in one pipe message: at most max entries and about 1 MiB. */
         size_t take = a.n < q.max ? a.n : q.max;
         if (take > 4000)
