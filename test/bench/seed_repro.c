@@ -355,6 +355,8 @@ static pid_t spawn_rpc_receiver(const opts *o, aq_rpc_addr *addr, int *out_rd) {
         die_with_parent();
         close(port_pipe[0]);
         close(out[0]);
+        /* One accept per (slow) loop iteration, like the naive receiver. */
+        setenv("UV_TCP_SINGLE_ACCEPT", "1", 1);
         uv_loop_t loop;
         uv_loop_init(&loop);
         rpc_recv rr = {.o = o, .out_fd = out[1]};
@@ -403,11 +405,17 @@ static pid_t spawn_rpc_receiver(const opts *o, aq_rpc_addr *addr, int *out_rd) {
 
 /* ---- the rpc sender (the main process) ---- */
 
+#define MAX_ENDPOINTS 64
+
+/* Like the naive side's threads, several sending endpoints, each with its own pipe: their
+ * connects hit the receiver's tiny accept queue together. */
 typedef struct rpc_send {
     const opts *o;
-    aq_rpc_uv *u;
-    aq_rpc_peer *peer;
-    uint8_t *msgs; /* all N messages, built once */
+    int nep;
+    aq_rpc_uv *u[MAX_ENDPOINTS];
+    aq_rpc_peer *peer[MAX_ENDPOINTS];
+    aq_rpc_peer_stats total; /* summed over endpoints at the end */
+    uint8_t *msgs;           /* all N messages, built once */
     int next, inflight, sent, failed, errors;
     int *attempts;
     uv_timer_t deadline;
@@ -421,7 +429,14 @@ static void rpc_finish(rpc_send *rs) {
         return;
     rs->stopping = true;
     uv_close((uv_handle_t *)&rs->deadline, NULL);
-    aq_rpc_uv_close(rs->u, NULL, NULL);
+    for (int k = 0; k < rs->nep; k++) {
+        aq_rpc_peer_stats ps;
+        aq_rpc_peer_stats_get(rs->peer[k], &ps);
+        rs->total.pipe_connects += ps.pipe_connects;
+        rs->total.pipe_failures += ps.pipe_failures;
+        rs->total.retransmits += ps.retransmits;
+        aq_rpc_uv_close(rs->u[k], NULL, NULL);
+    }
 }
 
 static void rpc_pump(rpc_send *rs) {
@@ -442,8 +457,9 @@ static void rpc_done(void *ud, const aq_rpc_result *r) {
         /* An explicit failure: the sender knows, reports it and sends again. */
         char why[256];
         if (rs->errors++ < 10)
-            fprintf(stderr, "rpc: message %d: %s (sending again)\n", id,
-                    aq_rpc_result_describe(aq_rpc_uv_core(rs->u), r, why, sizeof why));
+            fprintf(
+                stderr, "rpc: message %d: %s (sending again)\n", id,
+                aq_rpc_result_describe(aq_rpc_uv_core(rs->u[id % rs->nep]), r, why, sizeof why));
         if (++rs->attempts[id] < MAX_RETRIES) {
             rpc_issue(rs, id);
         } else {
@@ -459,7 +475,8 @@ static void rpc_issue(rpc_send *rs, int id) {
     ud[1] = (void *)(intptr_t)id;
     aq_rpc_buf b = {.data = rs->msgs + (size_t)id * (size_t)rs->o->size,
                     .len = (size_t)rs->o->size};
-    int r = aq_rpc_call(aq_rpc_uv_core(rs->u), rs->peer, METHOD_DELIVER, b,
+    int ep = id % rs->nep;
+    int r = aq_rpc_call(aq_rpc_uv_core(rs->u[ep]), rs->peer[ep], METHOD_DELIVER, b,
                         (uint64_t)rs->o->timeout_s * 1000000u, rpc_done, ud);
     if (r < 0) {
         free(ud);
@@ -479,7 +496,8 @@ static void rpc_deadline(uv_timer_t *t) {
     rpc_finish(rs);
 }
 
-static int run_rpc_sender(const opts *o, const aq_rpc_addr *to, int *errors, int *failed) {
+static int run_rpc_sender(const opts *o, const aq_rpc_addr *to, int *errors, int *failed,
+                          aq_rpc_peer_stats *total) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     rpc_send rs = {.o = o};
@@ -487,17 +505,20 @@ static int run_rpc_sender(const opts *o, const aq_rpc_addr *to, int *errors, int
     rs.attempts = calloc((size_t)o->n, sizeof(int));
     for (int i = 0; i < o->n; i++)
         make_msg(rs.msgs + (size_t)i * (size_t)o->size, (uint32_t)i, (uint32_t)o->size);
-    aq_rpc_config cfg;
-    aq_rpc_config_init(&cfg);
-    cfg.cluster_id = aq_rpc_cluster_id("seed_repro");
-    aq_rpc_uv_opts uo = {.bind = "127.0.0.1:0"};
-    int r = aq_rpc_uv_open(&loop, &cfg, &uo, &rs.u);
-    if (r < 0) {
-        fprintf(stderr, "seed_repro: rpc sender: %s\n", aq_strerror(r));
-        exit(2);
+    rs.nep = o->senders < MAX_ENDPOINTS ? o->senders : MAX_ENDPOINTS;
+    for (int k = 0; k < rs.nep; k++) {
+        aq_rpc_config cfg;
+        aq_rpc_config_init(&cfg);
+        cfg.cluster_id = aq_rpc_cluster_id("seed_repro");
+        aq_rpc_uv_opts uo = {.bind = "127.0.0.1:0"};
+        int r = aq_rpc_uv_open(&loop, &cfg, &uo, &rs.u[k]);
+        if (r < 0) {
+            fprintf(stderr, "seed_repro: rpc sender: %s\n", aq_strerror(r));
+            exit(2);
+        }
+        rs.peer[k] = aq_rpc_peer_get(aq_rpc_uv_core(rs.u[k]), to);
+        aq_rpc_peer_set_name(rs.peer[k], "receiver");
     }
-    rs.peer = aq_rpc_peer_get(aq_rpc_uv_core(rs.u), to);
-    aq_rpc_peer_set_name(rs.peer, "receiver");
     uv_timer_init(&loop, &rs.deadline);
     rs.deadline.data = &rs;
     uv_timer_start(&rs.deadline, rpc_deadline, (uint64_t)o->deadline_s * 1000, 0);
@@ -507,6 +528,7 @@ static int run_rpc_sender(const opts *o, const aq_rpc_addr *to, int *errors, int
     free(rs.msgs);
     free(rs.attempts);
     *errors = rs.errors;
+    *total = rs.total;
     *failed = rs.failed + (rs.timed_out ? o->n - rs.sent - rs.failed : 0);
     return rs.sent;
 }
@@ -610,15 +632,20 @@ int main(int argc, char **argv) {
     rpid = spawn_rpc_receiver(&o, &raddr, &out_rd);
     t0 = now_s();
     int rpc_errors = 0, rpc_failed = 0;
-    int rpc_sent = run_rpc_sender(&o, &raddr, &rpc_errors, &rpc_failed);
+    aq_rpc_peer_stats tot;
+    int rpc_sent = run_rpc_sender(&o, &raddr, &rpc_errors, &rpc_failed, &tot);
     int rpc_got = 0, rpc_bad = 0;
     if (stop_receiver(rpid, out_rd, &rpc_got, &rpc_bad) < 0) {
         fprintf(stderr, "seed_repro: rpc receiver did not report\n");
         return 2;
     }
-    printf("rpc: %d messages of %d B, window %d, same receiver overload: sent=%d (errors "
-           "reported and resent: %d, given up: %d) received=%d malformed=%d in %.1f s\n",
-           o.n, o.size, o.window, rpc_sent, rpc_errors, rpc_failed, rpc_got, rpc_bad, now_s() - t0);
+    printf("rpc: %d messages of %d B from %d endpoints, window %d, same receiver overload: "
+           "sent=%d (errors reported and resent: %d, given up: %d) received=%d malformed=%d in "
+           "%.1f s; pipes connected %llu, pipes reset or failed %llu, resends %llu\n",
+           o.n, o.size, o.senders < MAX_ENDPOINTS ? o.senders : MAX_ENDPOINTS, o.window, rpc_sent,
+           rpc_errors, rpc_failed, rpc_got, rpc_bad, now_s() - t0,
+           (unsigned long long)tot.pipe_connects, (unsigned long long)tot.pipe_failures,
+           (unsigned long long)tot.retransmits);
 
     int naive_lost = naive_sent - naive_recv;
     int rpc_lost = rpc_sent - rpc_got;
