@@ -863,7 +863,9 @@ static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
             }
         }
         if (r->req_len < 8)
-            r->req_len = 8;
+            r->req_len = 8; /* the call id; empty payloads are covered by the replies */
+        if (rng_chance(&s->rng, 0.05))
+            r->reply_len = 0;
         r->busy_only = s->faults && rng_chance(&s->rng, 0.01);
         event *e = schedule(s, rng_below(&s->rng, 1000000), EV_START_CALL, -1);
         e->id = (uint64_t)k;
