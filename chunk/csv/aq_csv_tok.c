@@ -55,8 +55,9 @@ static int push_field(aq_csv_tok *t, const char *p, size_t len, bool quoted, siz
     return 0;
 }
 
+/* Always leaves scratch allocated, so an empty unescaped field still points somewhere. */
 static int scratch_put(aq_csv_tok *t, const char *p, size_t n) {
-    if (t->scratch_len + n > t->scratch_cap) {
+    if (!t->scratch || t->scratch_len + n > t->scratch_cap) {
         size_t cap = t->scratch_cap ? t->scratch_cap : 256;
         while (cap < t->scratch_len + n)
             cap *= 2;
@@ -66,7 +67,8 @@ static int scratch_put(aq_csv_tok *t, const char *p, size_t n) {
         t->scratch = s;
         t->scratch_cap = cap;
     }
-    memcpy(t->scratch + t->scratch_len, p, n);
+    if (n)
+        memcpy(t->scratch + t->scratch_len, p, n);
     t->scratch_len += n;
     return 0;
 }

@@ -1,0 +1,275 @@
+/* Serialized chunks and observations: exact round trips; bad bytes refused, never a crash. */
+#include "aq_csv_col.h"
+#include "aq_csv_summary.h"
+#include "csv_frame.h"
+
+#include "aq_error.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* One chunk of every type, with NAs, from a small file. */
+static void sample_frame(csv_frame *f) {
+    const char *s = "i8,i64,f,t,cat,str,none\n"
+                    "1,5000000000,1.5,2015-01-02,red,\"a \"\"q\"\"\",\n"
+                    "NA,-1,NA,2015-01-02 03:04:05.123,NA,NA,NA\n"
+                    "-3,7,-0.25,NA,blue,\"x,y\",\n"
+                    "4,8,1e300,1970-01-01,red,zz,\n";
+    aq_csv_type_opt t[] = {{"str", AQ_CSV_T_STR}};
+    aq_csv_opts o = aq_csv_opts_default();
+    o.types = t;
+    o.ntypes = 1;
+    aq_csv_err err = {0};
+    cr_assert_eq(csv_frame_load(s, strlen(s), &o, 1 << 20, f, &err), 0, "%s", err.msg);
+    const aq_csv_type want[] = {AQ_CSV_T_INT, AQ_CSV_T_INT, AQ_CSV_T_FLOAT, AQ_CSV_T_TIME,
+                                AQ_CSV_T_CAT, AQ_CSV_T_STR, AQ_CSV_T_NONE};
+    for (int j = 0; j < 7; j++)
+        cr_assert_eq(f->chunks[0][j].type, want[j], "col %d is %s", j,
+                     aq_csv_type_name(f->chunks[0][j].type));
+}
+
+static bool same_col(const aq_csv_col *a, const aq_csv_col *b) {
+    if (a->type != b->type || a->rows != b->rows)
+        return false;
+    for (uint32_t r = 0; r < a->rows; r++) {
+        if (aq_csv_col_is_na(a, r) != aq_csv_col_is_na(b, r))
+            return false;
+        if (aq_csv_col_is_na(a, r))
+            continue;
+        size_t la = 0, lb = 0;
+        const char *pa = aq_csv_col_str(a, r, &la), *pb = aq_csv_col_str(b, r, &lb);
+        double x = aq_csv_col_num(a, r), y = aq_csv_col_num(b, r);
+        if (aq_csv_col_int(a, r) != aq_csv_col_int(b, r) || la != lb ||
+            (pa && memcmp(pa, pb, la) != 0) || (!isnan(x) && x != y))
+            return false;
+    }
+    return true;
+}
+
+Test(csv_codec, every_type_round_trips) {
+    csv_frame f;
+    sample_frame(&f);
+    for (int j = 0; j < 7; j++) {
+        uint8_t *buf;
+        size_t len;
+        cr_assert_eq(aq_csv_col_encode(&f.chunks[0][j], &buf, &len), 0);
+        aq_csv_col c;
+        cr_assert_eq(aq_csv_col_decode(buf, len, &c), 0, "col %d", j);
+        cr_assert(same_col(&f.chunks[0][j], &c), "col %d", j);
+        cr_assert_eq(c.width, f.chunks[0][j].width);
+        /* encoding is deterministic */
+        uint8_t *buf2;
+        size_t len2;
+        cr_assert_eq(aq_csv_col_encode(&c, &buf2, &len2), 0);
+        cr_assert(len2 == len && memcmp(buf, buf2, len) == 0);
+        aq_csv_col_free(&c);
+        free(buf);
+        free(buf2);
+    }
+    csv_frame_free(&f);
+}
+
+Test(csv_codec, observations_round_trip_and_merge_the_same) {
+    csv_frame f;
+    sample_frame(&f);
+    for (int j = 0; j < 7; j++) {
+        uint8_t *buf;
+        size_t len;
+        cr_assert_eq(aq_csv_obs_encode(&f.chunks[0][j].obs, &buf, &len), 0);
+        aq_csv_obs *o = malloc(sizeof *o);
+        cr_assert_eq(aq_csv_obs_decode(buf, len, o), 0);
+        cr_assert_eq(aq_csv_obs_final(o), aq_csv_obs_final(&f.chunks[0][j].obs));
+        cr_assert_eq(o->na, f.chunks[0][j].obs.na);
+        cr_assert_eq(o->nsketch, f.chunks[0][j].obs.nsketch);
+        for (size_t cut = 0; cut < len; cut++)
+            cr_assert_eq(aq_csv_obs_decode(buf, cut, o), AQ_EPROTO);
+        free(o);
+        free(buf);
+    }
+    csv_frame_free(&f);
+}
+
+Test(csv_codec, truncated_and_bit_flipped_chunks_are_refused) {
+    csv_frame f;
+    sample_frame(&f);
+    for (int j = 0; j < 7; j++) {
+        uint8_t *buf;
+        size_t len;
+        cr_assert_eq(aq_csv_col_encode(&f.chunks[0][j], &buf, &len), 0);
+        aq_csv_col c;
+        for (size_t cut = 0; cut < len; cut++)
+            cr_assert_eq(aq_csv_col_decode(buf, cut, &c), AQ_EPROTO, "col %d cut %zu", j, cut);
+        for (size_t i = 0; i < len; i++)
+            for (int bit = 0; bit < 8; bit += 3) {
+                buf[i] ^= (uint8_t)(1u << bit);
+                cr_assert_eq(aq_csv_col_decode(buf, len, &c), AQ_EPROTO, "col %d byte %zu", j, i);
+                buf[i] ^= (uint8_t)(1u << bit);
+            }
+        free(buf);
+    }
+    cr_assert_eq(aq_csv_col_decode(NULL, 0, NULL), AQ_EPROTO);
+    csv_frame_free(&f);
+}
+
+/* Changes bytes and then fixes the checksum, so the structural checks themselves are exercised:
+ * every decode either refuses or yields a chunk that is internally consistent. */
+Test(csv_codec, structurally_bad_chunks_with_valid_checksums_never_crash) {
+    csv_frame f;
+    sample_frame(&f);
+    srand(99);
+    int refused = 0, accepted = 0;
+    for (int j = 0; j < 7; j++) {
+        uint8_t *buf;
+        size_t len;
+        cr_assert_eq(aq_csv_col_encode(&f.chunks[0][j], &buf, &len), 0);
+        uint8_t *m = malloc(len);
+        for (int iter = 0; iter < 3000; iter++) {
+            memcpy(m, buf, len);
+            int flips = 1 + rand() % 3;
+            for (int k = 0; k < flips; k++)
+                m[(size_t)rand() % (len - 8)] = (uint8_t)rand();
+            uint64_t h = XXH3_64bits(m, len - 8);
+            for (int b = 0; b < 8; b++)
+                m[len - 8 + (size_t)b] = (uint8_t)(h >> (8 * b));
+            aq_csv_col c;
+            int rc = aq_csv_col_decode(m, len, &c);
+            if (rc) {
+                cr_assert_eq(rc, AQ_EPROTO);
+                refused++;
+                continue;
+            }
+            accepted++;
+            /* whatever was accepted can be read completely and re-encoded */
+            for (uint32_t r = 0; r < c.rows; r++) {
+                size_t l;
+                const char *p = aq_csv_col_str(&c, r, &l);
+                if (p)
+                    cr_assert(l < len);
+                (void)aq_csv_col_num(&c, r);
+            }
+            uint8_t *again;
+            size_t alen;
+            cr_assert_eq(aq_csv_col_encode(&c, &again, &alen), 0);
+            free(again);
+            aq_csv_col_free(&c);
+        }
+        free(m);
+        free(buf);
+    }
+    cr_assert_gt(refused, 1000);
+    cr_log_info("structural fuzz: %d refused, %d accepted", refused, accepted);
+    csv_frame_free(&f);
+}
+
+Test(csv_codec, random_bytes_are_refused) {
+    srand(5);
+    uint8_t buf[512];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = (size_t)rand() % sizeof buf;
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (uint8_t)rand();
+        if (len >= 4 && iter % 2) {
+            memcpy(buf, "AQCC", 4); /* a right magic gets past the first check */
+            uint64_t h = XXH3_64bits(buf, len >= 8 ? len - 8 : 0);
+            if (len >= 8)
+                for (int b = 0; b < 8; b++)
+                    buf[len - 8 + (size_t)b] = (uint8_t)(h >> (8 * b));
+        }
+        aq_csv_col c;
+        int rc = aq_csv_col_decode(buf, len, &c);
+        if (rc == 0)
+            aq_csv_col_free(&c);
+        else
+            cr_assert_eq(rc, AQ_EPROTO);
+        aq_csv_obs *o = malloc(sizeof *o);
+        rc = aq_csv_obs_decode(buf, len, o);
+        cr_assert(rc == AQ_EPROTO || rc == 0);
+        free(o);
+    }
+}
+
+/* --- summaries --- */
+
+Test(csv_summary, merge_is_exact_for_offset_data_in_many_chunks) {
+    /* values 1e9 + small noise: sum-of-squares would lose every digit of the variance */
+    size_t cap = 20000 * 24 + 16;
+    char *s = malloc(cap);
+    size_t o = (size_t)sprintf(s, "v\n");
+    srand(3);
+    long double vals[20000];
+    for (int i = 0; i < 20000; i++) {
+        double v = 1e9 + (rand() % 100000) / 1000.0;
+        vals[i] = v;
+        o += (size_t)sprintf(s + o, "%.17g\n", v);
+    }
+    csv_frame f;
+    aq_csv_err err = {0};
+    cr_assert_eq(csv_frame_load(s, o, NULL, 8192, &f, &err), 0, "%s", err.msg);
+    cr_assert_gt(f.npieces, 20);
+    long double sum = 0, m2 = 0;
+    for (int i = 0; i < 20000; i++)
+        sum += vals[i];
+    long double mean = sum / 20000;
+    for (int i = 0; i < 20000; i++)
+        m2 += (vals[i] - mean) * (vals[i] - mean);
+    double sd = (double)sqrtl(m2 / 19999);
+    aq_csv_sum total;
+    for (size_t i = 0; i < f.npieces; i++) {
+        aq_csv_sum p;
+        cr_assert_eq(aq_csv_sum_col(&f.chunks[i][0], &p), 0);
+        if (i == 0) {
+            total = p;
+        } else {
+            cr_assert_eq(aq_csv_sum_merge(&total, &p), 0);
+            aq_csv_sum_free(&p);
+        }
+    }
+    cr_assert_eq(total.n, 20000);
+    cr_assert_lt(fabs(total.mean - (double)mean) / (double)mean, 1e-15);
+    cr_assert_lt(fabs(aq_csv_sum_sd(&total) - sd) / sd, 1e-9, "sd %.17g vs %.17g",
+                 aq_csv_sum_sd(&total), sd);
+    long double lo = vals[0], hi = vals[0];
+    for (int i = 1; i < 20000; i++) {
+        lo = vals[i] < lo ? vals[i] : lo;
+        hi = vals[i] > hi ? vals[i] : hi;
+    }
+    cr_assert_eq(total.min, (double)lo);
+    cr_assert_eq(total.max, (double)hi);
+    aq_csv_sum_free(&total);
+    csv_frame_free(&f);
+    free(s);
+}
+
+Test(csv_summary, level_counts_merge_by_string_across_local_domains) {
+    const char *s = "k\nb\na\nb\nNA\nc\nb\na\nd\nb\n";
+    csv_frame f;
+    aq_csv_err err = {0};
+    cr_assert_eq(csv_frame_load(s, strlen(s), NULL, 6, &f, &err), 0, "%s", err.msg);
+    cr_assert_gt(f.npieces, 3);
+    aq_csv_sum total;
+    for (size_t i = 0; i < f.npieces; i++) {
+        aq_csv_sum p;
+        cr_assert_eq(aq_csv_sum_col(&f.chunks[i][0], &p), 0);
+        if (i == 0) {
+            total = p;
+        } else {
+            cr_assert_eq(aq_csv_sum_merge(&total, &p), 0);
+            aq_csv_sum_free(&p);
+        }
+    }
+    cr_assert_eq(total.nlev, 4);
+    const char *lev[] = {"a", "b", "c", "d"};
+    const uint64_t cnt[] = {2, 4, 1, 1};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_str_eq(total.lev[i], lev[i]);
+        cr_assert_eq(total.count[i], cnt[i], "%s", lev[i]);
+    }
+    cr_assert_eq(total.na, 1);
+    cr_assert_eq(total.rows, 9);
+    aq_csv_sum_free(&total);
+    csv_frame_free(&f);
+}
