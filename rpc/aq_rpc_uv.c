@@ -2,6 +2,7 @@
 #include "aq_rpc_uv.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -734,6 +735,17 @@ static int bind_pair(aq_rpc_addr *addr, int backlog, int defer_s, int *ufd_out, 
     return err;
 }
 
+/* libuv writes to sockets with write(2), so a peer that resets a pipe raises SIGPIPE, whose
+ * default action kills the process. A peer must never be able to do that; the write error is
+ * reported instead. A handler the application installed itself is left alone. */
+static void ignore_sigpipe(void) {
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 /* Used by open's failure paths and by aq_rpc_uv_close: closes whatever exists. */
 static void close_all(aq_rpc_uv *u) {
     u->closing = true;
@@ -764,6 +776,7 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     int r = aq_rpc_addr_parse(o.bind ? o.bind : "127.0.0.1:0", &addr);
     if (r < 0)
         return r;
+    ignore_sigpipe();
     int backlog = o.backlog ? o.backlog : 511;
 
     aq_rpc_uv *u = calloc(1, sizeof *u);

@@ -38,9 +38,10 @@ typedef struct aq_rpc_uv_opts {
 } aq_rpc_uv_opts;
 
 /* Binds the sockets, sets cfg->self to the bound address and creates the core with this driver as
- * its aq_rpc_io. cfg is read during the call only. Returns 0 and *out, or a negative error (the
- * address did not parse: AQ_EINVAL; bind failures pass through as negated errno) and leaves
- * nothing open. */
+ * its aq_rpc_io. If SIGPIPE still has its default action (kill the process), sets it to ignored:
+ * otherwise any peer resetting a connection would kill this process mid-write. cfg is read during
+ * the call only. Returns 0 and *out, or a negative error (the address did not parse: AQ_EINVAL;
+ * bind failures pass through as negated errno) and leaves nothing open. */
 int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *opts,
                    aq_rpc_uv **out);
 

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -364,4 +365,32 @@ Test(rpc_uv_driver, explicit_port_in_use_fails_and_leaves_nothing_open) {
     o.bind = "not-an-address";
     cr_assert_eq(aq_rpc_uv_open(&loop, &cfg, &o, &b), AQ_EINVAL);
     close_all(&loop, a, NULL);
+}
+
+Test(rpc_uv_driver, a_peer_reset_cannot_kill_the_process_with_sigpipe) {
+    signal(SIGPIPE, SIG_DFL);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc *ca, *cb;
+    aq_rpc_uv *a = open_one(&loop, &ca), *b = open_one(&loop, &cb);
+    struct sigaction sa;
+    cr_assert_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+    cr_assert_eq(sa.sa_handler, SIG_IGN);
+    /* Write into a pipe the other side has closed: an error report, not a dead process. */
+    uint64_t conn = io_open(ca, aq_rpc_uv_self(b));
+    RUN_UNTIL(&loop, count(ca, 'c') == 1 && count(cb, 'a') == 1);
+    io_close(cb, find(cb, 'a')->conn);
+    static uint8_t data[1 << 20];
+    struct iovec iov = {data, sizeof data};
+    int toks[8];
+    for (int i = 0; i < 8; i++) {
+        io_write(ca, conn, &iov, 1, &toks[i]);
+        for (int k = 0; k < 20; k++) {
+            uv_run(&loop, UV_RUN_NOWAIT);
+            usleep(500);
+        }
+    }
+    RUN_UNTIL(&loop, count(ca, 'w') == 8);
+    cr_assert_eq(count(ca, 'x'), 1, "the broken pipe is reported once");
+    close_all(&loop, a, b);
 }
