@@ -146,6 +146,10 @@ static void queue_ack(aq_rpc *rpc, aq_rpc_peer *p, uint64_t task) {
     p->acks[p->nacks++] = task;
     if (aq_link_empty(&p->ack_link))
         aq_link_add_tail(&rpc->ack_peers, &p->ack_link);
+    /* Not sent at once: the driver runs a timer due now only after the input it has in hand,
+     * so the replies of one receive batch share ACKACK datagrams. */
+    if (rpc->ack_tn.idx == AQ_RPC_HEAP_NONE)
+        aq_rpc_heap_set(&rpc->heap, &rpc->ack_tn, aq_rpc_now(rpc));
 }
 
 static void flush_acks(aq_rpc *rpc) {
@@ -163,10 +167,8 @@ static void flush_acks(aq_rpc *rpc) {
     }
 }
 
-/* Ends every public entry point: acknowledgements go out and the driver's timer follows the
- * earliest deadline. */
+/* Ends every public entry point: the driver's timer follows the earliest deadline. */
 void aq_rpc_settle(aq_rpc *rpc) {
-    flush_acks(rpc);
     aq_rpc_tnode *t = aq_rpc_heap_top(&rpc->heap);
     uint64_t at = t ? t->at : UINT64_MAX;
     if (at != rpc->armed) {
@@ -245,6 +247,12 @@ int aq_rpc_new(const aq_rpc_config *cfg, const aq_rpc_io *io, void *io_ctx, aq_r
     aq_link_init(&rpc->wrecs);
     aq_link_init(&rpc->incomings);
     aq_link_init(&rpc->ack_peers);
+    rpc->ack_tn.idx = AQ_RPC_HEAP_NONE;
+    rpc->ack_tn.kind = AQ_T_ACK;
+    if (timed_add(rpc) != 0) {
+        free(rpc);
+        return AQ_ENOMEM;
+    }
     *out = rpc;
     return 0;
 }
@@ -1070,6 +1078,10 @@ void aq_rpc_timer_fired(aq_rpc *rpc) {
             break;
         case AQ_T_WORK:
             work_timer(rpc, aq_container_of(t, aq_rpc_work, tn), now);
+            break;
+        case AQ_T_ACK:
+            aq_rpc_heap_remove(&rpc->heap, t);
+            flush_acks(rpc);
             break;
         default:
             aq_rpc_heap_remove(&rpc->heap, t);

@@ -58,7 +58,7 @@ static inline void aq_link_del(aq_rpc_link *l) {
     l->prev = l->next = l;
 }
 
-enum { AQ_T_CALL = 1, AQ_T_WORK, AQ_T_PEER };
+enum { AQ_T_CALL = 1, AQ_T_WORK, AQ_T_PEER, AQ_T_ACK };
 
 typedef struct aq_rpc_blob {
     uint32_t refs;
@@ -231,6 +231,7 @@ struct aq_rpc {
     uint64_t armed;
     aq_rpc_map conns;
     aq_rpc_link wrecs, incomings, ack_peers;
+    aq_rpc_tnode ack_tn; /* fires "now": ACKACKs of one batch of input leave together */
     uint8_t scratch[16384];
 };
 
