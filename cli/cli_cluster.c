@@ -485,6 +485,14 @@ int cli_cmd_up(cli *c) {
             printf("%s is already running (pid %d)\n", name, (int)old);
             continue;
         }
+        /* Like RUN_DIR, a data_dir in a directory that does not exist yet is created here: the
+         * store itself creates only its last component. */
+        const char *dd = c->conf->nodes[i].data_dir;
+        if (dd && (err = mkdir_p(dd)) != 0) {
+            rc = cli_fail(c, CLI_ERROR, "cannot create %s's data_dir %s: %s", name, dd,
+                          strerror(-err));
+            goto out;
+        }
         pid_t pid = spawn_node(c, i, exe, conf_path);
         if (pid < 0) {
             rc = cli_fail(c, CLI_ERROR, "cannot start %s (%s): %s", name, exe, strerror(-pid));
