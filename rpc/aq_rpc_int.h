@@ -25,7 +25,7 @@
 #define AQ_RPC_OLD_INCS        4 /* past incarnations of a peer whose late packets we drop */
 #define AQ_RPC_DONE_RANGES     4096
 #define AQ_RPC_MAX_ACKS        ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN) / 8)
-#define AQ_RPC_PIPE_WRITES_MAX 2 /* fragments written but not completed per connection */
+#define AQ_RPC_PIPE_WRITES_MAX 4 /* fragments written but not completed per connection */
 #define AQ_RPC_BACKOFF_MIN_US  5000
 #define AQ_RPC_BACKOFF_MAX_US  1000000
 /* Conservative bandwidth for the pipe transfer allowance added to a large message's RTO. */
