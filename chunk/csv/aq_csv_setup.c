@@ -72,7 +72,7 @@ void aq_csv_setup_free(aq_csv_setup *s) {
 
 /* Field counts of the sampled rows under one dialect: the most common count and its share. */
 static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, size_t *mode,
-                     double *share) {
+                     double *share, size_t *widest) {
     size_t cap = 64, used = 0;
     size_t *counts = calloc(cap, sizeof *counts); /* counts[k]: rows with k fields, k < cap */
     size_t big = 0, rows = 0;
@@ -105,6 +105,7 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
         *mode = best;
         *share = rows ? (double)counts[best] / (double)rows : 0;
     }
+    *widest = used;
     free(counts);
     return rows ? 0 : AQ_EPARSE;
 }
@@ -117,9 +118,9 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, aq_csv_dialect *d) {
     for (size_t i = 0; i < sizeof cands; i++) {
         aq_csv_dialect t = *d;
         t.sep = cands[i];
-        size_t mode;
+        size_t mode, widest;
         double share;
-        int rc = sep_score(sm, n, &t, &mode, &share);
+        int rc = sep_score(sm, n, &t, &mode, &share, &widest);
         if (rc)
             return rc;
         /* spaces are common inside text, so a space separator must be near-perfectly regular */
@@ -224,14 +225,16 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
             aq_csv_err_set(err, 0, "no rows in the sample");
         goto fail;
     }
-    size_t mode;
+    size_t mode, widest;
     double share;
-    if ((rc = sep_score(sm, n, &s.d, &mode, &share)) != 0) {
+    if ((rc = sep_score(sm, n, &s.d, &mode, &share, &widest)) != 0) {
         if (rc == AQ_EPARSE)
             aq_csv_err_set(err, 0, "no rows in the sample");
         goto fail;
     }
     rc = AQ_ENOMEM;
+    if (s.fill)
+        mode = widest; /* fill pads short rows, so the widest sampled row sets the width */
     if (mode == 0 || mode > UINT32_MAX)
         mode = 1;
     s.ncols = (uint32_t)mode;

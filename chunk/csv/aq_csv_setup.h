@@ -61,7 +61,7 @@ typedef struct aq_csv_opts {
     size_t nna; /* na == NULL: the default list ("" and "NA") */
     const aq_csv_type_opt *types;
     size_t ntypes;
-    bool fill; /* pad short rows with NA instead of failing */
+    bool fill; /* pad short rows with NA instead of failing; the widest sampled row sets ncols */
 } aq_csv_opts;
 
 /* Options with everything guessed. */
@@ -98,5 +98,10 @@ int aq_csv_setup_guess(const aq_csv_sample *samples, size_t n, const aq_csv_opts
 void aq_csv_setup_free(aq_csv_setup *s);
 
 aq_csv_na aq_csv_setup_na(const aq_csv_setup *s);
+
+/* The setup travels to every node that parses pieces: versioned, checksummed; decoding refuses
+ * anything malformed with AQ_EPROTO and leaves *s untouched. */
+int aq_csv_setup_encode(const aq_csv_setup *s, uint8_t **out, size_t *len);
+int aq_csv_setup_decode(const uint8_t *p, size_t len, aq_csv_setup *s);
 
 #endif

@@ -1,5 +1,6 @@
 /* Serialized chunks and observations: exact round trips; bad bytes refused, never a crash. */
 #include "aq_csv_col.h"
+#include "aq_csv_domain.h"
 #include "aq_csv_summary.h"
 #include "csv_frame.h"
 
@@ -271,5 +272,135 @@ Test(csv_summary, level_counts_merge_by_string_across_local_domains) {
     cr_assert_eq(total.na, 1);
     cr_assert_eq(total.rows, 9);
     aq_csv_sum_free(&total);
+    csv_frame_free(&f);
+}
+
+/* --- setups and domains on the wire --- */
+
+Test(csv_codec, setup_round_trips_and_bad_bytes_are_refused) {
+    csv_frame f;
+    sample_frame(&f);
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(aq_csv_setup_encode(&f.setup, &buf, &len), 0);
+    aq_csv_setup s;
+    cr_assert_eq(aq_csv_setup_decode(buf, len, &s), 0);
+    cr_assert_eq(s.ncols, f.setup.ncols);
+    cr_assert_eq(s.d.sep, f.setup.d.sep);
+    cr_assert_eq(s.header, f.setup.header);
+    cr_assert_eq(s.nna, f.setup.nna);
+    for (uint32_t j = 0; j < s.ncols; j++) {
+        cr_assert_str_eq(s.names[j], f.setup.names[j]);
+        cr_assert_eq(s.types[j], f.setup.types[j]);
+        cr_assert_eq(s.forced[j], f.setup.forced[j]);
+    }
+    /* a piece parsed with the decoded setup gives the same chunks */
+    aq_csv_piece pc = {f.piece[0], f.piece_len[0], 1, true};
+    aq_csv_col *cols;
+    cr_assert_eq(aq_csv_parse(&pc, &s, NULL, &cols, NULL), 0);
+    for (uint32_t j = 0; j < s.ncols; j++)
+        cr_assert(same_col(&cols[j], &f.chunks[0][j]), "col %u", j);
+    aq_csv_cols_free(cols, s.ncols);
+    aq_csv_setup_free(&s);
+    for (size_t cut = 0; cut < len; cut++)
+        cr_assert_eq(aq_csv_setup_decode(buf, cut, &s), AQ_EPROTO);
+    for (size_t i = 0; i < len; i++) {
+        buf[i] ^= 0x40;
+        cr_assert_eq(aq_csv_setup_decode(buf, len, &s), AQ_EPROTO);
+        buf[i] ^= 0x40;
+    }
+    /* mutations behind a fixed-up checksum exercise the structural checks */
+    srand(11);
+    uint8_t *m = malloc(len);
+    for (int iter = 0; iter < 5000; iter++) {
+        memcpy(m, buf, len);
+        m[(size_t)rand() % (len - 8)] = (uint8_t)rand();
+        uint64_t h = XXH3_64bits(m, len - 8);
+        for (int b = 0; b < 8; b++)
+            m[len - 8 + (size_t)b] = (uint8_t)(h >> (8 * b));
+        int rc = aq_csv_setup_decode(m, len, &s);
+        cr_assert(rc == 0 || rc == AQ_EPROTO);
+        if (rc == 0)
+            aq_csv_setup_free(&s);
+    }
+    free(m);
+    free(buf);
+    csv_frame_free(&f);
+}
+
+static aq_csv_strs strs(const char *const *v, uint32_t n) {
+    aq_csv_strs s;
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++)
+        total += strlen(v[i]);
+    s.n = n;
+    s.off = malloc((n + 1) * sizeof *s.off);
+    s.bytes = malloc(total + 1);
+    s.off[0] = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(s.bytes + s.off[i], v[i], strlen(v[i]));
+        s.off[i + 1] = s.off[i] + (uint32_t)strlen(v[i]);
+    }
+    return s;
+}
+
+Test(csv_codec, domains_merge_sorted_and_chunks_recode) {
+    const char *s = "k\nb\nd\nb\nNA\na\nc\na\nd\n";
+    csv_frame f;
+    aq_csv_err err = {0};
+    cr_assert_eq(csv_frame_load(s, strlen(s), NULL, 8, &f, &err), 0, "%s", err.msg);
+    cr_assert_gt(f.npieces, 2);
+    aq_csv_strs dom = {0};
+    for (size_t i = 0; i < f.npieces; i++) {
+        aq_csv_strs local, u;
+        cr_assert_eq(aq_csv_domain_of(&f.chunks[i][0], &local), 0);
+        cr_assert_eq(aq_csv_domain_union(&dom, &local, &u), 0);
+        aq_csv_strs_free(&dom);
+        aq_csv_strs_free(&local);
+        dom = u;
+    }
+    const char *want[] = {"a", "b", "c", "d"};
+    cr_assert_eq(dom.n, 4);
+    for (uint32_t i = 0; i < 4; i++)
+        cr_assert(dom.off[i + 1] - dom.off[i] == 1 && dom.bytes[dom.off[i]] == want[i][0]);
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(aq_csv_domain_encode(&dom, &buf, &len), 0);
+    aq_csv_strs back;
+    cr_assert_eq(aq_csv_domain_decode(buf, len, &back), 0);
+    cr_assert_eq(back.n, 4);
+    aq_csv_strs tmp;
+    for (size_t cut = 0; cut < len; cut++)
+        cr_assert_eq(aq_csv_domain_decode(buf, cut, &tmp), AQ_EPROTO);
+    free(buf);
+    /* every chunk re-coded: the same string has the same code everywhere */
+    const int code_of_row[] = {1, 3, 1, -1, 0, 2, 0, 3};
+    uint64_t row = 0;
+    for (size_t i = 0; i < f.npieces; i++) {
+        aq_csv_col *c = &f.chunks[i][0];
+        cr_assert_eq(aq_csv_col_recode(c, &back), 0);
+        for (uint32_t r = 0; r < c->rows; r++, row++) {
+            if (code_of_row[row] < 0)
+                cr_assert(aq_csv_col_is_na(c, r));
+            else
+                cr_assert_eq(((uint32_t *)c->vals)[r], (uint32_t)code_of_row[row], "row %llu",
+                             (unsigned long long)row);
+        }
+    }
+    /* a domain missing a level is refused and the chunk is unchanged */
+    const char *partial[] = {"a", "c"};
+    aq_csv_strs p = strs(partial, 2);
+    cr_assert_eq(aq_csv_col_recode(&f.chunks[0][0], &p), AQ_EINVAL);
+    cr_assert_eq(f.chunks[0][0].text.n, 4);
+    /* an unsorted domain on the wire is refused */
+    const char *unsorted[] = {"b", "a"};
+    aq_csv_strs u = strs(unsorted, 2);
+    cr_assert_eq(aq_csv_domain_encode(&u, &buf, &len), 0);
+    cr_assert_eq(aq_csv_domain_decode(buf, len, &tmp), AQ_EPROTO);
+    free(buf);
+    aq_csv_strs_free(&p);
+    aq_csv_strs_free(&u);
+    aq_csv_strs_free(&back);
+    aq_csv_strs_free(&dom);
     csv_frame_free(&f);
 }

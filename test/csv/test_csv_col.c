@@ -209,9 +209,14 @@ Test(csv_col, ragged_row_names_its_line_unless_fill) {
     cr_assert(cell_na(&f, 1, 2));
     cr_assert_eq(cell_int(&f, 1, 1), 5);
     csv_frame_free(&f);
-    /* too many fields is an error even in fill mode */
-    cr_assert_eq(load_str("a,b\n1,2\n3,4,5\n", &o, 1 << 20, &f, &err), AQ_EPARSE);
-    cr_assert_eq(err.line, 3);
+    /* a row wider than the setup (beyond the sampled rows) is an error even in fill mode */
+    load_ok("a,b\n1,2\n", &o, 1 << 20, &f);
+    const char *later = "3,4\n5,6,7\n";
+    aq_csv_piece pc = {later, strlen(later), 41, false};
+    aq_csv_col *cols;
+    cr_assert_eq(aq_csv_parse(&pc, &f.setup, NULL, &cols, &err), AQ_EPARSE);
+    cr_assert_str_eq(err.msg, "line 42: 3 fields, expected 2");
+    csv_frame_free(&f);
 }
 
 Test(csv_col, line_numbers_in_later_pieces_count_quoted_newlines) {
@@ -459,4 +464,67 @@ Test(csv_col, round_trip_of_awkward_text) {
     aq_wr_free(&w);
     csv_frame_free(&a);
     csv_frame_free(&b);
+}
+
+Test(csv_col, fill_mode_takes_the_widest_row) {
+    aq_csv_opts o = aq_csv_opts_default();
+    o.fill = true;
+    csv_frame f;
+    load_ok("1,2\n3\n4,5,6\n7,8\n", &o, 1 << 20, &f);
+    cr_assert_eq(f.setup.ncols, 3);
+    cr_assert_eq(f.rows, 4);
+    cr_assert(cell_na(&f, 1, 1));
+    cr_assert_eq(cell_int(&f, 2, 2), 6);
+    csv_frame_free(&f);
+}
+
+/* Random bytes and mutated real pieces through tokenizer and parser: errors are fine, crashes
+ * and sanitizer reports are not. */
+Test(csv_col, random_and_mutated_input_never_crashes, .timeout = 60) {
+    csv_frame f;
+    load_ok("a,b,c\n1,x,2.5\n2,\"y\"\"z\",3\n", NULL, 1 << 20, &f);
+    srand(2024);
+    const char alphabet[] = ",\"\n\r;#\t 0123456789.eE-+NAabc\xEF\xBB\xBF";
+    char buf[600];
+    for (int iter = 0; iter < 4000; iter++) {
+        size_t len = (size_t)rand() % sizeof buf;
+        for (size_t i = 0; i < len; i++)
+            buf[i] = iter % 3 ? alphabet[rand() % (int)(sizeof alphabet - 1)] : (char)rand();
+        aq_csv_piece pc = {buf, len, 1 + (uint64_t)(rand() % 100), iter % 2 == 0};
+        aq_csv_col *cols;
+        aq_csv_err err = {0};
+        f.setup.fill = iter % 4 == 0;
+        f.setup.d.comment = iter % 5 == 0 ? '#' : 0;
+        aq_csv_type force[3] = {(aq_csv_type)(rand() % 6), (aq_csv_type)(rand() % 6),
+                                (aq_csv_type)(rand() % 6)};
+        int rc = aq_csv_parse(&pc, &f.setup, iter % 2 ? force : NULL, &cols, &err);
+        if (rc == 0) {
+            for (uint32_t j = 0; j < 3; j++) {
+                aq_wr w;
+                aq_wr_init(&w);
+                cr_assert_eq(aq_csv_export(cols, 3, NULL, 0, cols[0].rows, NULL, &w), 0);
+                aq_wr_free(&w);
+                uint8_t *enc;
+                size_t elen;
+                cr_assert_eq(aq_csv_col_encode(&cols[j], &enc, &elen), 0);
+                aq_csv_col back;
+                cr_assert_eq(aq_csv_col_decode(enc, elen, &back), 0);
+                aq_csv_col_free(&back);
+                free(enc);
+            }
+            aq_csv_cols_free(cols, 3);
+        } else {
+            cr_assert(rc == AQ_EPARSE, "rc %d", rc);
+            cr_assert(err.msg[0] != 0);
+        }
+        /* the setup guesser on the same bytes */
+        aq_csv_sample sm = {buf, len, true};
+        aq_csv_setup s;
+        rc = aq_csv_setup_guess(&sm, 1, NULL, &s, &err);
+        if (rc == 0)
+            aq_csv_setup_free(&s);
+        else
+            cr_assert_eq(rc, AQ_EPARSE);
+    }
+    csv_frame_free(&f);
 }

@@ -1,0 +1,132 @@
+/* Wire form of a parse setup. */
+#include "aq_csv_setup.h"
+
+#include "aq_bytes.h"
+#include "aq_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define SETUP_MAGIC   0x53435141u /* "AQCS" */
+#define SETUP_VERSION 1
+/* Bounds on what a decoder accepts, far above real files, so a hostile length allocates little. */
+#define SETUP_MAX_COLS (1u << 24)
+#define SETUP_MAX_NA   4096u
+#define SETUP_MAX_STR  (1u << 20)
+
+static void put_str(aq_wr *w, const char *s) {
+    size_t n = strlen(s);
+    aq_wr_u32(w, (uint32_t)n);
+    aq_wr_bytes(w, s, n);
+}
+
+int aq_csv_setup_encode(const aq_csv_setup *s, uint8_t **out, size_t *len) {
+    if (s->ncols > SETUP_MAX_COLS || s->nna > SETUP_MAX_NA)
+        return AQ_EINVAL;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_wr_u32(&w, SETUP_MAGIC);
+    aq_wr_u8(&w, SETUP_VERSION);
+    aq_wr_u8(&w, (uint8_t)s->d.sep);
+    aq_wr_u8(&w, (uint8_t)s->d.quote);
+    aq_wr_u8(&w, (uint8_t)s->d.comment);
+    aq_wr_u8(&w, (uint8_t)(s->header | s->fill << 1));
+    aq_wr_u32(&w, s->ncols);
+    for (uint32_t j = 0; j < s->ncols; j++) {
+        aq_wr_u8(&w, (uint8_t)(s->types[j] | (s->forced[j] ? 0x80 : 0)));
+        put_str(&w, s->names[j]);
+    }
+    aq_wr_u32(&w, (uint32_t)s->nna);
+    for (size_t i = 0; i < s->nna; i++)
+        put_str(&w, s->na[i]);
+    if (w.ok)
+        aq_wr_u64(&w, XXH3_64bits(w.p, w.len));
+    if (!w.ok) {
+        aq_wr_free(&w);
+        return AQ_ENOMEM;
+    }
+    *out = w.p;
+    *len = w.len;
+    return 0;
+}
+
+/* NULL on a short read, a NUL inside, or an over-long string; *nomem on allocation failure. */
+static char *get_str(aq_rd *r, bool *nomem) {
+    uint32_t n = aq_rd_u32(r);
+    if (!r->ok || n > SETUP_MAX_STR || n > r->n)
+        return NULL;
+    const uint8_t *p = aq_rd_bytes(r, n);
+    if (!p || memchr(p, 0, n))
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s) {
+        *nomem = true;
+        return NULL;
+    }
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+int aq_csv_setup_decode(const uint8_t *p, size_t len, aq_csv_setup *out) {
+    if (!p || len < 8)
+        return AQ_EPROTO;
+    aq_rd t = aq_rd_init(p + len - 8, 8);
+    if (aq_rd_u64(&t) != XXH3_64bits(p, len - 8))
+        return AQ_EPROTO;
+    aq_rd r = aq_rd_init(p, len - 8);
+    aq_csv_setup s;
+    memset(&s, 0, sizeof s);
+    bool nomem = false;
+    uint32_t magic = aq_rd_u32(&r);
+    uint8_t ver = aq_rd_u8(&r);
+    s.d.sep = (char)aq_rd_u8(&r);
+    s.d.quote = (char)aq_rd_u8(&r);
+    s.d.comment = (char)aq_rd_u8(&r);
+    uint8_t flags = aq_rd_u8(&r);
+    uint32_t ncols = aq_rd_u32(&r);
+    if (!r.ok || magic != SETUP_MAGIC || ver != SETUP_VERSION || flags > 3 || ncols == 0 ||
+        ncols > SETUP_MAX_COLS || ncols > r.n / 5 || !s.d.sep || s.d.sep == '\n' ||
+        s.d.sep == '\r' || s.d.sep == s.d.quote)
+        return AQ_EPROTO;
+    s.header = flags & 1;
+    s.fill = flags & 2;
+    s.names = calloc(ncols, sizeof *s.names);
+    s.types = calloc(ncols, sizeof *s.types);
+    s.forced = calloc(ncols, sizeof *s.forced);
+    s.ncols = ncols;
+    if (!s.names || !s.types || !s.forced) {
+        nomem = true;
+        goto bad;
+    }
+    for (uint32_t j = 0; j < ncols; j++) {
+        uint8_t ty = aq_rd_u8(&r);
+        if (!r.ok || (ty & 0x7F) > AQ_CSV_T_STR)
+            goto bad;
+        s.types[j] = (aq_csv_type)(ty & 0x7F);
+        s.forced[j] = ty & 0x80;
+        if (!(s.names[j] = get_str(&r, &nomem)))
+            goto bad;
+    }
+    uint32_t nna = aq_rd_u32(&r);
+    if (!r.ok || nna > SETUP_MAX_NA || nna > r.n / 4)
+        goto bad;
+    s.na = calloc(nna ? nna : 1, sizeof *s.na);
+    if (!s.na) {
+        nomem = true;
+        goto bad;
+    }
+    for (uint32_t i = 0; i < nna; i++) {
+        if (!(s.na[i] = get_str(&r, &nomem)))
+            goto bad;
+        s.nna = i + 1;
+    }
+    if (!aq_rd_done(&r))
+        goto bad;
+    *out = s;
+    return 0;
+bad:
+    aq_csv_setup_free(&s);
+    return nomem ? AQ_ENOMEM : AQ_EPROTO;
+}
