@@ -27,6 +27,8 @@ static const char usage_text[] =
     "                        else the built-in one (three nodes on 127.0.0.1, as\n"
     "                        cluster.example.conf)\n"
     "  -h, --help            this help; `aquifer COMMAND --help` explains one command\n"
+    "  --                    ends the options: later arguments are keys or files even when\n"
+    "                        they start with -\n"
     "\n"
     "Exit status: 0 done, 1 usage error, 2 key not found, 3 cluster unreachable or timed out,\n"
     "4 any other error. Errors are one line on stderr naming what failed and where.\n";
@@ -220,6 +222,10 @@ int main(int argc, char **argv) {
         snprintf(what, sizeof what, "%s %s", cmd->name, args[0]);
     else
         snprintf(what, sizeof what, "%s", cmd->name);
+    /* The key goes into every message: keep control bytes off the user's terminal. */
+    for (char *p = what; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     c.what = what;
     c.json = json;
     c.out_path = out;
