@@ -73,6 +73,8 @@ typedef struct aq_rpc_omsg {
     aq_rpc_link plink; /* in peer->pipe_msgs while outstanding */
     aq_rpc_link qlink; /* in a send queue while fragments remain to write */
     bool registered, queued;
+    bool orphan; /* the rest of a message whose owner is gone, finished so the far side's
+                    reassembly does not hold a partial message for the life of the connection */
     uint32_t off;
     uint8_t kind;
     uint16_t method;

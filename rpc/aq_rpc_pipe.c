@@ -65,9 +65,27 @@ static void schedule_reconnect(aq_rpc_peer *p) {
         p->backoff_us = AQ_RPC_BACKOFF_MAX_US;
 }
 
+static void unqueue(aq_rpc_peer *p, aq_rpc_omsg *om);
+
+/* Orphans belong to one connection: with it gone, the far side dropped their beginnings too. */
+static void drop_orphans(aq_rpc_peer *p) {
+    aq_rpc_link *qs[2] = {&p->sendq_small, &p->sendq_large};
+    for (int k = 0; k < 2; k++)
+        for (aq_rpc_link *l = qs[k]->next, *next; l != qs[k]; l = next) {
+            next = l->next;
+            aq_rpc_omsg *om = aq_container_of(l, aq_rpc_omsg, qlink);
+            if (om->orphan) {
+                unqueue(p, om);
+                aq_rpc_blob_unref(om->blob);
+                free(om);
+            }
+        }
+}
+
 /* The outbound connection failed or broke: everything unanswered goes again after reconnecting. */
 static void outbound_failed(aq_rpc_peer *p) {
     aq_rpc *rpc = p->rpc;
+    drop_orphans(p);
     if (p->out)
         conn_free(rpc, p->out);
     p->out = NULL;
@@ -178,10 +196,15 @@ static void pump(aq_rpc_peer *p) {
         om->off += flen;
         p->pipe_queued_bytes -= flen;
         aq_link_del(&om->qlink);
-        if (om->off < len)
+        if (om->off < len) {
             aq_link_add_tail(&p->sendq_large, &om->qlink);
-        else
+        } else {
             om->queued = false;
+            if (om->orphan) {
+                aq_rpc_blob_unref(om->blob);
+                free(om);
+            }
+        }
         p->st.bytes_out += AQ_RPC_HDR_LEN + flen;
         rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, flen ? 2 : 1, w);
         c = p->out; /* a synchronous failure report may have dropped it */
@@ -220,6 +243,21 @@ void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om) {
 }
 
 void aq_rpc_pipe_forget(aq_rpc_peer *p, aq_rpc_omsg *om) {
+    if (om->queued && om->off > 0 && p->out && p->pstate == AQ_PIPE_UP) {
+        /* Half sent: finish it under a detached copy rather than leave the far side holding the
+         * first half until the connection ends. */
+        aq_rpc_omsg *o = malloc(sizeof *o);
+        if (o) {
+            *o = *om;
+            o->orphan = true;
+            o->registered = false;
+            aq_link_init(&o->plink);
+            aq_link_add_tail(&om->qlink, &o->qlink); /* just before om: same place in line */
+            aq_link_del(&om->qlink);
+            om->queued = false;
+            o->blob->refs++;
+        }
+    }
     unqueue(p, om);
     if (om->registered) {
         aq_link_del(&om->plink);
@@ -485,6 +523,7 @@ void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
 /* ---------- teardown ---------- */
 
 void aq_rpc_pipe_peer_free(aq_rpc_peer *p) {
+    drop_orphans(p);
     while (!aq_link_empty(&p->pipe_msgs)) {
         aq_rpc_omsg *om = aq_container_of(p->pipe_msgs.next, aq_rpc_omsg, plink);
         aq_rpc_pipe_forget(p, om);

@@ -610,6 +610,14 @@ static void add_peer_stats(void *ud, aq_rpc_peer *p) {
     s->core[7] += ps.pipe_connects;
 }
 
+static void check_idle_peer(void *ud, aq_rpc_peer *p) {
+    aq_rpc_peer_stats ps;
+    aq_rpc_peer_stats_get(p, &ps);
+    if (ps.inflight || ps.queued)
+        fail((sim *)ud, "peer %s still has %u calls in flight and %u queued at the end",
+             aq_rpc_peer_name(p), ps.inflight, ps.queued);
+}
+
 static void node_down(sim *s, int i) {
     node *n = &s->nodes[i];
     if (!n->rpc)
@@ -889,6 +897,19 @@ static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
         run_event(s, e);
         free(e->data);
         free(e);
+    }
+    /* Long after the last deadline everything must be quiet: no partial messages held, no
+     * handler running, no call in flight or queued. */
+    for (int i = 0; i < NNODES; i++) {
+        if (!s->nodes[i].rpc)
+            continue;
+        aq_rpc_stats st;
+        aq_rpc_stats_get(s->nodes[i].rpc, &st);
+        if (st.reassembly_bytes || st.handlers_running)
+            fail(s,
+                 "n%d still holds %" PRIu64 " reassembly bytes and %" PRIu64 " handlers at the end",
+                 i, st.reassembly_bytes, st.handlers_running);
+        aq_rpc_foreach_peer(s->nodes[i].rpc, check_idle_peer, s);
     }
     for (int i = 0; i < NNODES; i++)
         node_down(s, i);
