@@ -16,8 +16,8 @@ static bool needs_quotes(const char *p, size_t len, char sep, bool text_col) {
     if (len <= 3 && (strncasecmp(p, "NA", len) == 0 || strncasecmp(p, "NaN", len) == 0))
         return true;
     if (text_col) {
-        /* quoted numbers still read as numbers, but keeping them quoted costs nothing and marks
-         * them as text for other readers */
+        /* aquifer reads quoted numbers as numbers too (a column stays text through its other
+         * values or a forced type), but other readers take the quotes as a hint */
         int64_t iv;
         double dv;
         if (aq_csv_parse_int(p, len, &iv) || aq_csv_parse_float(p, len, &dv) ||
@@ -55,7 +55,7 @@ int aq_csv_export(const aq_csv_col *cols, uint32_t ncols, const char *const *nam
             return AQ_EINVAL;
     if (end > cols[0].rows)
         return AQ_EINVAL;
-    if (opts && opts->header) {
+    if (opts && opts->header && names) {
         for (uint32_t j = 0; j < ncols; j++) {
             if (j)
                 aq_wr_u8(out, (uint8_t)sep);

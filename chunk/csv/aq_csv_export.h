@@ -22,8 +22,8 @@ typedef struct aq_csv_export_opts {
 } aq_csv_export_opts;
 
 /* Appends rows [begin, end) of cols[0..ncols) (chunks of the same rows) to out. names: ncols
- * strings, used when opts->header. AQ_EINVAL when the chunks disagree on rows or the range is
- * bad; AQ_ENOMEM when out failed to grow. */
+ * strings, used when opts->header (no header when NULL). AQ_EINVAL when the chunks disagree on rows
+ * or the range is bad; AQ_ENOMEM when out failed to grow. */
 int aq_csv_export(const aq_csv_col *cols, uint32_t ncols, const char *const *names, uint32_t begin,
                   uint32_t end, const aq_csv_export_opts *opts, aq_wr *out);
 

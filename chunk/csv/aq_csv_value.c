@@ -203,7 +203,7 @@ static bool num(const char *p, size_t len, size_t *i, size_t w, int *out) {
 bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
     trim(&p, &len);
     size_t i = 0;
-    int y, mo, d, h = 0, mi = 0, s = 0, frac = 0;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, frac = 0;
     if (!num(p, len, &i, 4, &y) || i >= len || p[i++] != '-' || !num(p, len, &i, 2, &mo) ||
         i >= len || p[i++] != '-' || !num(p, len, &i, 2, &d))
         return false;
@@ -269,6 +269,12 @@ int aq_csv_format_double(double v, char *buf) {
         n = snprintf(buf, 32, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
             break;
+    }
+    /* "3" would read back as an integer (and "-0" as +0): keep floats visibly floats */
+    if (!strpbrk(buf, ".e")) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+        buf[n] = 0;
     }
     return n;
 }

@@ -44,8 +44,9 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms);
 aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
                              int64_t *iv, double *dv);
 
-/* Shortest round-tripping text for a double ("Inf", "-Inf" for infinities). buf >= 32 bytes.
- * Returns the length written (NUL-terminated). */
+/* Shortest round-tripping text for a double ("Inf", "-Inf" for infinities), with ".0" added
+ * when it would otherwise read as an integer, so a float column stays float and -0.0 stays -0.0.
+ * buf >= 32 bytes. Returns the length written (NUL-terminated). */
 int aq_csv_format_double(double v, char *buf);
 
 /* "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DD HH:MM:SS.mmm", whichever keeps the value.

@@ -111,6 +111,12 @@ Test(csv_col, doubles_print_shortest_and_read_back_identical) {
     }
     aq_csv_format_double(0.1, buf);
     cr_assert_str_eq(buf, "0.1");
+    aq_csv_format_double(3.0, buf);
+    cr_assert_str_eq(buf, "3.0");
+    aq_csv_format_double(-0.0, buf);
+    cr_assert_str_eq(buf, "-0.0");
+    aq_csv_format_double(1e300, buf);
+    cr_assert_str_eq(buf, "1e+300");
 }
 
 Test(csv_col, int_widths_follow_the_range) {
@@ -527,4 +533,27 @@ Test(csv_col, random_and_mutated_input_never_crashes, .timeout = 60) {
             cr_assert_eq(rc, AQ_EPARSE);
     }
     csv_frame_free(&f);
+}
+
+Test(csv_col, float_column_of_whole_numbers_stays_float_through_export) {
+    aq_csv_type_opt t[] = {{"v", AQ_CSV_T_FLOAT}};
+    aq_csv_opts o = aq_csv_opts_default();
+    o.types = t;
+    o.ntypes = 1;
+    csv_frame a, b;
+    load_ok("v,w\n1,x\n-0.0,y\n2,z\n", &o, 1 << 20, &a);
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_csv_export_opts eo = {',', true};
+    cr_assert_eq(aq_csv_export(a.chunks[0], 2, (const char *const *)a.setup.names, 0, 3, &eo, &w),
+                 0);
+    aq_wr_u8(&w, 0);
+    cr_assert_str_eq((const char *)w.p, "v,w\n1.0,x\n-0.0,y\n2.0,z\n");
+    load_ok((const char *)w.p, NULL, 1 << 20, &b);
+    cr_assert_eq(b.final[0], AQ_CSV_T_FLOAT);
+    double z = cell_num(&b, 1, 0);
+    cr_assert(z == 0 && signbit(z), "-0.0 keeps its sign");
+    aq_wr_free(&w);
+    csv_frame_free(&a);
+    csv_frame_free(&b);
 }
