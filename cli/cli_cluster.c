@@ -399,8 +399,9 @@ static void print_log_tail(const char *path, int lines) {
     }
 }
 
-/* Every node answered STATUS and reports every peer up. */
-static bool formed(cli *c, char *why, size_t cap) {
+/* Every node answered STATUS and reports every peer up. Otherwise why names the first node that
+ * did not answer (the likelier culprit) or else the first link not up. */
+static bool formed(cli *c, const bool *local, char *why, size_t cap) {
     size_t nn = c->conf->nnodes;
     for (size_t i = 0; i < nn; i++) {
         size_t len = 0;
@@ -409,10 +410,20 @@ static bool formed(cli *c, char *why, size_t cap) {
         aq_status_node sn;
         aq_rd r;
         if (!rep || aq_status_rep_begin(&r, rep, len, &sn) != 0) {
-            snprintf(why, cap, "%s (%s) is not answering: %s", c->conf->nodes[i].name,
-                     c->conf->nodes[i].address, failure ? failure : "malformed STATUS reply");
+            snprintf(why, cap, "%s (%s) is not answering: %s%s", c->conf->nodes[i].name,
+                     c->conf->nodes[i].address, failure ? failure : "malformed STATUS reply",
+                     local[i] ? "" : " (it is not on this host: start it where it is)");
             return false;
         }
+    }
+    for (size_t i = 0; i < nn; i++) {
+        size_t len = 0;
+        const char *failure;
+        const uint8_t *rep = cli_probe_reply(c, i, &len, &failure);
+        aq_status_node sn;
+        aq_rd r;
+        if (!rep || aq_status_rep_begin(&r, rep, len, &sn) != 0)
+            return false;
         for (uint32_t j = 0; j < sn.npeers; j++) {
             aq_status_peer sp;
             if (aq_status_rep_next(&r, &sp) != 0) {
@@ -531,7 +542,7 @@ int cli_cmd_up(cli *c) {
             goto out;
         }
         cli_probe(c, 1000);
-        if (formed(c, why, sizeof why))
+        if (formed(c, local, why, sizeof why))
             break;
         if (now_ms() >= deadline) {
             cli_print_status(c, stdout);
