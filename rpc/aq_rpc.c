@@ -728,9 +728,12 @@ void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply) {
     aq_rpc_settle(rpc);
 }
 
+/* Retry-after for BUSY: about one round trip (half the RTO floor before any sample), so the
+ * caller comes back once some running handlers had time to finish. */
 static uint32_t busy_hint_ms(aq_rpc_peer *p) {
-    uint64_t ms = p->cc.rto / 2000;
-    return ms ? (uint32_t)ms : 1;
+    uint64_t us = p->cc.have_rtt ? p->cc.srtt : p->cc.rto_min / 2;
+    uint64_t ms = us / 1000;
+    return ms ? (uint32_t)(ms > 1000 ? 1000 : ms) : 1;
 }
 
 void aq_rpc_respond_busy(aq_rpc_incoming *in, uint32_t retry_after_ms) {

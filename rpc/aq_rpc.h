@@ -227,7 +227,7 @@ void aq_rpc_foreach_peer(aq_rpc *rpc, void (*fn)(void *ud, aq_rpc_peer *p), void
  * never runs cb (AQ_ETOOBIG, AQ_EQUEUEFULL, AQ_ECLOSED, AQ_EINVAL, AQ_ENOMEM); the payload is
  * released either way. timeout_us is from now. cb never runs inside aq_rpc_call itself.
  *
- * Flow control, per peer: at most cwnd calls and cwnd * 128 KiB bytes in flight (window_init,
+ * Flow control, per peer: at most cwnd calls and cwnd * 512 KiB bytes in flight (window_init,
  * growing by one per window of replies up to window_max, halved on a timeout-driven resend or a
  * BUSY, at most once per RTO); an idle peer always admits one call of any size. Calls over the
  * window wait in FIFO order (at most queue_max). A call waiting out BUSY gives its slot back and

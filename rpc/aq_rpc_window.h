@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define AQ_RPC_WINDOW_BYTES_PER_CALL (128u * 1024)
+#define AQ_RPC_WINDOW_BYTES_PER_CALL (512u * 1024)
 
 typedef struct aq_rpc_cc {
     uint32_t cwnd, cwnd_max, acc;

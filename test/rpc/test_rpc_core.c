@@ -544,3 +544,36 @@ Test(rpc_core, half_sent_message_is_finished_after_its_call_ends) {
     size_t frags = (sizeof big + 256 * 1024 - 1) / (256 * 1024);
     cr_assert_eq(wbytes, (AQ_RPC_HDR_LEN + 2) + frags * AQ_RPC_HDR_LEN + sizeof big);
 }
+
+/* A call that would take the peer over its reassembly memory is answered BUSY, not dropped, and
+ * its bytes are drained without being kept. */
+Test(rpc_core, over_reassembly_memory_answers_busy) {
+    static uint8_t msg[5000], f[AQ_RPC_HDR_LEN + 5000];
+    aq_rpc_free(N.rpc[1]);
+    aq_rpc_config c;
+    aq_rpc_config_init(&c);
+    c.cluster_id = CID;
+    c.incarnation = 200;
+    c.self = N.addr[1];
+    c.reassembly_max = 4096;
+    cr_assert_eq(aq_rpc_new(&c, &IO, &E[1], &N.rpc[1]), 0);
+    aq_rpc_handle(N.rpc[1], 1, h_echo, NULL);
+    aq_rpc_pipe_accepted(N.rpc[1], 9, &N.addr[0]);
+    uint8_t port[2] = {0x28, 0x23};
+    size_t n = frame(f, AQ_RPC_K_HELLO, 0, 2, 0, port, 2);
+    pipe_feed(9, f, n);
+    n = frame(f, AQ_RPC_K_CALL, 1, 5000, 0, msg, 5000);
+    pipe_feed(9, f, n);
+    cr_assert_eq(handled, 0);
+    cr_assert_eq(N.nq, 1);
+    aq_rpc_hdr h;
+    const uint8_t *p;
+    cr_assert_eq(aq_rpc_dgram_decode(N.q[0].d, N.q[0].len, &h, &p), 0);
+    cr_assert_eq(h.kind, AQ_RPC_K_BUSY);
+    cr_assert_eq(h.task, 1);
+    cr_assert_gt(h.status, 0);
+    aq_rpc_stats st;
+    aq_rpc_stats_get(N.rpc[1], &st);
+    cr_assert_eq(st.reassembly_bytes, 0);
+    cr_assert_eq(st.cutoffs, 0);
+}
