@@ -26,6 +26,13 @@ typedef struct pctx {
     size_t rows, cap_rows;
     uint32_t ncols;
     aq_csv_na na;
+    /* what observe_col found for each row of the current column, so build_col parses nothing
+     * twice: the kind and the value (int64 for INT and TIME, double for FLOAT) */
+    uint8_t *kind;
+    union cval {
+        int64_t i;
+        double d;
+    } * val;
 } pctx;
 
 static inline bool f_pad(fidx f) {
@@ -425,22 +432,20 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
         int64_t lo = INT64_MAX, hi = INT64_MIN;
         o->na = 0;
         for (uint32_t r = 0; r < rows; r++) {
-            fidx f = x->f[(size_t)r * x->ncols + j];
+            uint8_t k = x->kind[r];
             int64_t i = 0;
             double d = 0;
             bool ok = false;
-            if (!f_pad(f) && !aq_csv_is_na(f_ptr(x, f), f_len(f), f_quoted(f), &x->na)) {
+            if (k != AQ_CSV_V_NA) {
                 if (type == AQ_CSV_T_INT) {
-                    ok = aq_csv_parse_int(f_ptr(x, f), f_len(f), &i);
+                    ok = k == AQ_CSV_V_INT;
+                    i = x->val[r].i;
                 } else if (type == AQ_CSV_T_TIME) {
-                    ok = aq_csv_parse_time(f_ptr(x, f), f_len(f), &i);
+                    ok = k == AQ_CSV_V_TIME;
+                    i = x->val[r].i;
                 } else {
-                    ok = aq_csv_parse_int(f_ptr(x, f), f_len(f), &i);
-                    if (ok)
-                        d = (double)i;
-                    else
-                        ok = aq_csv_parse_float(f_ptr(x, f), f_len(f), &d);
-                    ok = ok && !isnan(d);
+                    ok = k == AQ_CSV_V_INT || k == AQ_CSV_V_FLOAT;
+                    d = k == AQ_CSV_V_INT ? (double)x->val[r].i : x->val[r].d;
                 }
                 if (!ok)
                     o->invalid++;
@@ -501,21 +506,27 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
 
 /* Looks at every value of column j: fills obs (counts, kinds, min/max, sketch) and answers the
  * chunk's own type. */
-static aq_csv_type observe_col(const pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndistinct) {
+static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndistinct) {
     memset(o, 0, sizeof *o);
     o->rows = x->rows;
     bool ints = false, floats = false, times = false, texts = false;
     for (size_t r = 0; r < x->rows; r++) {
         fidx f = x->f[r * x->ncols + j];
+        x->kind[r] = AQ_CSV_V_NA;
         if (f_pad(f)) {
             o->na++;
             continue;
         }
         const char *p = f_ptr(x, f);
         size_t len = f_len(f);
-        int64_t iv;
-        double dv;
+        int64_t iv = 0;
+        double dv = 0;
         aq_csv_vkind k = aq_csv_classify(p, len, f_quoted(f), &x->na, &iv, &dv);
+        x->kind[r] = (uint8_t)k;
+        if (k == AQ_CSV_V_FLOAT)
+            x->val[r].d = dv;
+        else
+            x->val[r].i = iv;
         if (k == AQ_CSV_V_NA) {
             o->na++;
             continue;
@@ -572,6 +583,12 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
     if (!cols)
         return AQ_ENOMEM;
     int rc = index_piece(&x, pc, s, err);
+    if (rc == 0) {
+        x.kind = malloc(x.rows + 1);
+        x.val = malloc((x.rows + 1) * sizeof *x.val);
+        if (!x.kind || !x.val)
+            rc = AQ_ENOMEM;
+    }
     for (uint32_t j = 0; j < s->ncols && rc == 0; j++) {
         uint32_t nd;
         aq_csv_type own = observe_col(&x, j, &cols[j].obs, &nd);
@@ -589,6 +606,8 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
     }
     free(x.f);
     free(x.arena);
+    free(x.kind);
+    free(x.val);
     if (rc) {
         aq_csv_cols_free(cols, s->ncols);
         return rc;
