@@ -536,14 +536,12 @@ int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payl
         return err;
     }
     aq_rpc_call_s *c = calloc(1, sizeof *c);
-    if (!c || aq_rpc_map_put(&peer->calls, UINT64_MAX, NULL) != 0 || timed_add(rpc) != 0) {
-        aq_rpc_map_del(&peer->calls, UINT64_MAX);
+    /* Room for its task in the map now, so call_start cannot fail later. */
+    if (!c || aq_rpc_map_reserve(&peer->calls, 1 + peer->nqueued) != 0 || timed_add(rpc) != 0) {
         free(c);
         release_buf(payload);
         return AQ_ENOMEM;
     }
-    /* The placeholder above grew the map if needed so call_start cannot fail later. */
-    aq_rpc_map_del(&peer->calls, UINT64_MAX);
     c->blob = blob_new(payload);
     if (!c->blob) {
         timed_del(rpc);

@@ -36,21 +36,29 @@ static void raw_put(aq_rpc_map_slot *s, size_t cap, uint64_t key, void *val) {
     s[i].val = val;
 }
 
+int aq_rpc_map_reserve(aq_rpc_map *m, size_t more) {
+    if ((m->n + more) * 4 <= m->cap * 3)
+        return 0;
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    while ((m->n + more) * 4 > cap * 3)
+        cap *= 2;
+    aq_rpc_map_slot *s = calloc(cap, sizeof *s);
+    if (!s)
+        return AQ_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->s[i].key)
+            raw_put(s, cap, m->s[i].key, m->s[i].val);
+    free(m->s);
+    m->s = s;
+    m->cap = cap;
+    return 0;
+}
+
 int aq_rpc_map_put(aq_rpc_map *m, uint64_t key, void *val) {
     if (!key)
         return AQ_EINVAL;
-    if ((m->n + 1) * 4 > m->cap * 3) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        aq_rpc_map_slot *s = calloc(cap, sizeof *s);
-        if (!s)
-            return AQ_ENOMEM;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->s[i].key)
-                raw_put(s, cap, m->s[i].key, m->s[i].val);
-        free(m->s);
-        m->s = s;
-        m->cap = cap;
-    }
+    if (aq_rpc_map_reserve(m, 1) != 0)
+        return AQ_ENOMEM;
     if (!aq_rpc_map_get(m, key))
         m->n++;
     raw_put(m->s, m->cap, key, val);

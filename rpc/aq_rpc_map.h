@@ -22,6 +22,8 @@ void *aq_rpc_map_get(const aq_rpc_map *m, uint64_t key);
 /* Insert or replace. 0, AQ_EINVAL (key 0) or AQ_ENOMEM. */
 int aq_rpc_map_put(aq_rpc_map *m, uint64_t key, void *val);
 void *aq_rpc_map_del(aq_rpc_map *m, uint64_t key);
+/* Grow so that `more` further puts cannot fail. 0 or AQ_ENOMEM. */
+int aq_rpc_map_reserve(aq_rpc_map *m, size_t more);
 /* Any one value (for draining a map), or NULL when empty. */
 void *aq_rpc_map_any(const aq_rpc_map *m);
 
