@@ -88,6 +88,8 @@ size_t cli_print_status(cli *c, FILE *f) {
             json_u64(f, "dropped_malformed", sn.dropped_malformed, true);
             json_u64(f, "dropped_foreign", sn.dropped_foreign, true);
             json_u64(f, "dropped_auth", sn.dropped_auth, true);
+            json_u64(f, "handled_total", sn.handled_total, true);
+            json_u64(f, "handled_client", sn.handled_client, true);
             fputs(", \"peers\": [", f);
             for (uint32_t j = 0; j < sn.npeers; j++) {
                 aq_status_peer sp;

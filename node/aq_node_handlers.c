@@ -39,6 +39,13 @@ static bool refuse_if_stopping(aq_node *n, aq_rpc_incoming *in) {
     return true;
 }
 
+/* Counts a handler run; `client` when the request came from outside the cluster. */
+static void count_run(aq_node *n, bool client) {
+    n->handled_total++;
+    if (client)
+        n->handled_client++;
+}
+
 static bool key_ok(const uint8_t *key, size_t klen) {
     return aq_node_user_key_ok(key, klen) ||
            (klen > 1 && klen <= AQ_NODE_KEY_MAX && key[0] == AQ_NODE_INTERNAL_PREFIX[0]);
@@ -167,6 +174,9 @@ static void write_after(uv_work_t *w, int status) {
 
 static void handle_write(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
+    size_t first_len;
+    const uint8_t *first = aq_rpc_incoming_data(in, &first_len);
+    count_run(n, !(first_len && (first[0] & AQ_PUT_REPLICA)));
     if (refuse_if_stopping(n, in))
         return;
     write_op *op = calloc(1, sizeof *op);
@@ -213,6 +223,7 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
 
 static void handle_get(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
+    count_run(n, true);
     size_t len, klen;
     uint8_t flags;
     const uint8_t *key;
@@ -239,6 +250,7 @@ static void handle_get(void *ud, aq_rpc_incoming *in) {
 
 static void handle_stat(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
+    count_run(n, true);
     size_t len, klen;
     uint8_t flags;
     const uint8_t *key;
@@ -307,6 +319,7 @@ static int entry_cmp(const void *x, const void *y) {
 
 static void handle_list(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
+    count_run(n, false);
     size_t len;
     aq_list_req q;
     const uint8_t *p = aq_rpc_incoming_data(in, &len);
@@ -343,6 +356,7 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
 
 static void handle_status(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
+    count_run(n, false);
     const aq_member *me = &n->members[n->self];
     aq_status_node s;
     memset(&s, 0, sizeof s);
@@ -361,6 +375,8 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     s.dropped_malformed = rs.dropped_malformed;
     s.dropped_foreign = rs.dropped_foreign;
     s.dropped_auth = rs.dropped_auth;
+    s.handled_total = n->handled_total;
+    s.handled_client = n->handled_client;
     s.npeers = (uint32_t)(n->nmembers - 1);
     aq_wr w;
     aq_wr_init(&w);

@@ -41,6 +41,7 @@ struct aq_node {
     uv_timer_t stop_timer;
     uint64_t start_us;
     uint64_t ops; /* calls being handled, threadpool jobs and forwards in flight */
+    uint64_t handled_total, handled_client; /* handler runs (see aq_status_node) */
     bool serving;
     bool stopping;
     aq_node_ready_fn ready;

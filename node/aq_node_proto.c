@@ -262,6 +262,8 @@ void aq_status_rep_node(aq_wr *w, const aq_status_node *s) {
     aq_wr_u64(w, s->dropped_malformed);
     aq_wr_u64(w, s->dropped_foreign);
     aq_wr_u64(w, s->dropped_auth);
+    aq_wr_u64(w, s->handled_total);
+    aq_wr_u64(w, s->handled_client);
     aq_wr_u32(w, s->npeers);
 }
 
@@ -297,6 +299,8 @@ int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s)
     s->dropped_malformed = aq_rd_u64(r);
     s->dropped_foreign = aq_rd_u64(r);
     s->dropped_auth = aq_rd_u64(r);
+    s->handled_total = aq_rd_u64(r);
+    s->handled_client = aq_rd_u64(r);
     s->npeers = aq_rd_u32(r);
     return r->ok && s->npeers <= 4096 ? 0 : AQ_EPROTO;
 }

@@ -138,6 +138,10 @@ typedef struct aq_status_node {
     uint64_t chunks, bytes, allocated, memory_max;
     uint8_t authenticated; /* 1 when traffic is authenticated with a cluster secret */
     uint64_t dropped_malformed, dropped_foreign, dropped_auth;
+    /* Handler runs: all of them, and those for requests from outside the cluster (a client's PUT,
+     * RM, GET or STAT, not a replica's forward or a repair). A test that counts the calls it made
+     * can tell from the latter whether any handler ran twice for one call. */
+    uint64_t handled_total, handled_client;
     uint32_t npeers;
 } aq_status_node;
 typedef struct aq_status_peer {

@@ -268,6 +268,7 @@ void aq_node_repair_tick(aq_node *n) {
 /* OFFER handler: answer the indexes of the offered chunks this node does not hold. */
 static void handle_offer(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
+    n->handled_total++;
     size_t len;
     const uint8_t *p = aq_rpc_incoming_data(in, &len);
     aq_rd rd;
