@@ -6,11 +6,16 @@
  * operations, all on the loop thread it was opened on, and never blocks that thread.
  *
  * Invariants:
- *  - Every pipe_write the core makes is answered by exactly one aq_rpc_pipe_written, also when the
- *    connection breaks or is closed with the write still queued (status UV_ECANCELED then).
+ *  - Every pipe_write the core makes is answered by exactly one aq_rpc_pipe_written while the core
+ *    lives, also when the connection breaks or is closed with the write still queued (status
+ *    UV_ECANCELED then).
+ *  - The driver never reports to the core from inside a call the core made to it (a write that
+ *    fails at once is reported on the next loop turn).
  *  - Connection ids are 64-bit, nonzero and never reused within one driver.
  *  - A pipe the core closes itself gets no aq_rpc_pipe_closed; any other end of a connection
- *    (connect failure, EOF, read or write error) gets exactly one.
+ *    (connect failure, EOF as -ECONNRESET, read or write error) gets exactly one.
+ *  - Datagrams the core sends during one loop iteration leave together, in one sendmmsg, at the
+ *    end of that iteration.
  *  - Nothing the driver does trusts a write or a close: delivery is the core's business, proven
  * only by the far application's reply.
  */
