@@ -88,7 +88,7 @@ static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, a
             }
             const aq_csv_field *f = &t.fields[j];
             uint32_t qb = f->quoted ? F_QUOTED : 0;
-            if (f->p >= pc->p && f->p + f->len <= pc->p + pc->len) {
+            if (t.soff[j] == SIZE_MAX) { /* points into the piece */
                 row[j] = (fidx){(uint32_t)(f->p - pc->p), (uint32_t)f->len | qb};
                 continue;
             }

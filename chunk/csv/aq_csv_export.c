@@ -6,14 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool needs_quotes(const char *p, size_t len, char sep, bool text_col) {
+static bool needs_quotes(const char *p, size_t len, char sep, bool text_col, const aq_csv_na *na) {
     if (len == 0 || p[0] == ' ' || p[0] == '\t' || p[len - 1] == ' ' || p[len - 1] == '\t' ||
-        p[0] == '#')
+        p[0] == '#' || (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0))
         return true;
     for (size_t i = 0; i < len; i++)
         if (p[i] == sep || p[i] == '"' || p[i] == '\n' || p[i] == '\r')
             return true;
-    if (len <= 3 && (strncasecmp(p, "NA", len) == 0 || strncasecmp(p, "NaN", len) == 0))
+    if (aq_csv_is_na(p, len, false, na))
         return true;
     if (text_col) {
         /* aquifer reads quoted numbers as numbers too (a column stays text through its other
@@ -27,8 +27,9 @@ static bool needs_quotes(const char *p, size_t len, char sep, bool text_col) {
     return false;
 }
 
-static void put_text(aq_wr *w, const char *p, size_t len, char sep, bool text_col) {
-    if (!needs_quotes(p, len, sep, text_col)) {
+static void put_text(aq_wr *w, const char *p, size_t len, char sep, bool text_col,
+                     const aq_csv_na *na) {
+    if (!needs_quotes(p, len, sep, text_col, na)) {
         aq_wr_bytes(w, p, len);
         return;
     }
@@ -48,6 +49,8 @@ static void put_text(aq_wr *w, const char *p, size_t len, char sep, bool text_co
 int aq_csv_export(const aq_csv_col *cols, uint32_t ncols, const char *const *names, uint32_t begin,
                   uint32_t end, const aq_csv_export_opts *opts, aq_wr *out) {
     char sep = opts && opts->sep ? opts->sep : ',';
+    aq_csv_na dna = aq_csv_na_default();
+    const aq_csv_na *na = opts && opts->na ? opts->na : &dna;
     if (ncols == 0 || begin > end)
         return AQ_EINVAL;
     for (uint32_t j = 0; j < ncols; j++)
@@ -59,7 +62,7 @@ int aq_csv_export(const aq_csv_col *cols, uint32_t ncols, const char *const *nam
         for (uint32_t j = 0; j < ncols; j++) {
             if (j)
                 aq_wr_u8(out, (uint8_t)sep);
-            put_text(out, names[j], strlen(names[j]), sep, false);
+            put_text(out, names[j], strlen(names[j]), sep, false, na);
         }
         aq_wr_u8(out, '\n');
     }
@@ -89,7 +92,7 @@ int aq_csv_export(const aq_csv_col *cols, uint32_t ncols, const char *const *nam
             case AQ_CSV_T_STR: {
                 size_t len = 0;
                 const char *p = aq_csv_col_str(c, r, &len);
-                put_text(out, p, len, sep, true);
+                put_text(out, p, len, sep, true, na);
                 break;
             }
             default:
