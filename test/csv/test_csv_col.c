@@ -273,7 +273,7 @@ Test(csv_col, one_column) {
     /* export writes the NA row as "" so it is not a skipped blank line */
     aq_wr w;
     aq_wr_init(&w);
-    aq_csv_export_opts eo = {',', true};
+    aq_csv_export_opts eo = {.sep = ',', .header = true};
     cr_assert_eq(aq_csv_export(f.chunks[0], 1, (const char *const *)f.setup.names, 0, 4, &eo, &w),
                  0);
     cr_assert(w.len == 11 && memcmp(w.p, "v\n1\n2\n\"\"\n4\n", 11) == 0, "%.*s", (int)w.len, w.p);
@@ -457,7 +457,7 @@ Test(csv_col, round_trip_of_awkward_text) {
     cr_assert_eq(a.final[0], AQ_CSV_T_CAT);
     aq_wr w;
     aq_wr_init(&w);
-    aq_csv_export_opts eo = {',', true};
+    aq_csv_export_opts eo = {.sep = ',', .header = true};
     cr_assert_eq(aq_csv_export(a.chunks[0], 2, (const char *const *)a.setup.names, 0,
                                a.chunks[0][0].rows, &eo, &w),
                  0);
@@ -544,7 +544,7 @@ Test(csv_col, float_column_of_whole_numbers_stays_float_through_export) {
     load_ok("v,w\n1,x\n-0.0,y\n2,z\n", &o, 1 << 20, &a);
     aq_wr w;
     aq_wr_init(&w);
-    aq_csv_export_opts eo = {',', true};
+    aq_csv_export_opts eo = {.sep = ',', .header = true};
     cr_assert_eq(aq_csv_export(a.chunks[0], 2, (const char *const *)a.setup.names, 0, 3, &eo, &w),
                  0);
     aq_wr_u8(&w, 0);

@@ -193,7 +193,7 @@ Test(csv_data, test_time_quoted_timestamps_to_ms) {
 static char *export_frame(const csv_frame *f, size_t *len) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_csv_export_opts eo = {',', true};
+    aq_csv_export_opts eo = {.sep = ',', .header = true};
     for (size_t i = 0; i < f->npieces; i++) {
         eo.header = i == 0 && f->setup.header;
         int rc = aq_csv_export(f->chunks[i], f->setup.ncols, (const char *const *)f->setup.names, 0,
