@@ -33,4 +33,9 @@ int aq_csv_sum_merge(aq_csv_sum *a, const aq_csv_sum *b);
 double aq_csv_sum_sd(const aq_csv_sum *s);
 void aq_csv_sum_free(aq_csv_sum *s);
 
+/* Partial summaries travel up the reduction tree: versioned, checksummed; decoding refuses
+ * anything malformed (levels not strictly sorted, counts above rows, ...) with AQ_EPROTO. */
+int aq_csv_sum_encode(const aq_csv_sum *s, uint8_t **out, size_t *len);
+int aq_csv_sum_decode(const uint8_t *p, size_t len, aq_csv_sum *s);
+
 #endif

@@ -2,15 +2,16 @@
  *   0-3  the bytes as a file: guess a setup, parse it as one piece; what parses must export and
  *        parse back (same setup, types forced) to the same values; encoded chunks decode back
  *   4    split into pieces (limit from byte 1): concatenated pieces equal the input
- *   5-8  the bytes as an encoded chunk, observation, setup or domain: refused with AQ_EPROTO or
- *        accepted and re-encodable; with the first byte's top bit set the trailing checksum is
- *        fixed up first, so the structural checks behind it get fuzzed too
- * Anything else is a crash (abort), caught by libFuzzer with ASan and UBSan. */
+ *   5-9  the bytes as an encoded chunk, observation, setup, domain or summary: refused with
+ * AQ_EPROTO or accepted and re-encodable; with the first byte's top bit set the trailing checksum
+ * is fixed up first, so the structural checks behind it get fuzzed too Anything else is a crash
+ * (abort), caught by libFuzzer with ASan and UBSan. */
 #include "aq_csv_col.h"
 #include "aq_csv_cut.h"
 #include "aq_csv_domain.h"
 #include "aq_csv_export.h"
 #include "aq_csv_setup.h"
+#include "aq_csv_summary.h"
 
 #include "aq_error.h"
 
@@ -121,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *p = data + 1;
     size_t n = size - 1;
     uint8_t *fixed = NULL;
-    if ((data[0] & 0x80) && data[0] % 9 >= 5 && n >= 8) {
+    if ((data[0] & 0x80) && data[0] % 10 >= 5 && n >= 8) {
         fixed = malloc(n);
         memcpy(fixed, p, n);
         uint64_t h = XXH3_64bits(fixed, n - 8);
@@ -130,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         p = fixed;
     }
     int rc;
-    switch (data[0] % 9) {
+    switch (data[0] % 10) {
     case 4:
         split_target(p, n);
         break;
@@ -173,6 +174,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             aq_csv_strs_free(&d);
         else if (rc != AQ_EPROTO)
             abort();
+        break;
+    }
+    case 9: {
+        aq_csv_sum s;
+        rc = aq_csv_sum_decode(p, n, &s);
+        if (rc == 0) {
+            aq_csv_sum again;
+            memset(&again, 0, sizeof again);
+            again.type = s.type;
+            if (aq_csv_sum_merge(&again, &s) == AQ_ENOMEM)
+                abort();
+            aq_csv_sum_free(&again);
+            aq_csv_sum_free(&s);
+        } else if (rc != AQ_EPROTO) {
+            abort();
+        }
         break;
     }
     default:

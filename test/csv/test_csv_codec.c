@@ -404,3 +404,57 @@ Test(csv_codec, domains_merge_sorted_and_chunks_recode) {
     aq_csv_strs_free(&dom);
     csv_frame_free(&f);
 }
+
+Test(csv_codec, summary_partials_survive_the_wire) {
+    const char *s = "x,k\n1.5,b\n2.5,a\nNA,b\n4,NA\n-1,c\n";
+    csv_frame f;
+    aq_csv_err err = {0};
+    cr_assert_eq(csv_frame_load(s, strlen(s), NULL, 12, &f, &err), 0, "%s", err.msg);
+    cr_assert_gt(f.npieces, 2);
+    for (uint32_t j = 0; j < 2; j++) {
+        aq_csv_sum direct, wired;
+        for (size_t i = 0; i < f.npieces; i++) {
+            aq_csv_sum p, q;
+            cr_assert_eq(aq_csv_sum_col(&f.chunks[i][j], &p), 0);
+            uint8_t *buf;
+            size_t len;
+            cr_assert_eq(aq_csv_sum_encode(&p, &buf, &len), 0);
+            cr_assert_eq(aq_csv_sum_decode(buf, len, &q), 0);
+            aq_csv_sum tmp;
+            for (size_t cut = 0; cut < len; cut++)
+                cr_assert_eq(aq_csv_sum_decode(buf, cut, &tmp), AQ_EPROTO);
+            free(buf);
+            if (i == 0) {
+                direct = p;
+                wired = q;
+            } else {
+                cr_assert_eq(aq_csv_sum_merge(&direct, &p), 0);
+                cr_assert_eq(aq_csv_sum_merge(&wired, &q), 0);
+                aq_csv_sum_free(&p);
+                aq_csv_sum_free(&q);
+            }
+        }
+        cr_assert_eq(wired.n, direct.n);
+        cr_assert_eq(wired.na, direct.na);
+        cr_assert_eq(wired.rows, 5);
+        cr_assert(memcmp(&wired.mean, &direct.mean, sizeof(double)) == 0);
+        cr_assert(memcmp(&wired.m2, &direct.m2, sizeof(double)) == 0);
+        cr_assert_eq(wired.nlev, direct.nlev);
+        for (uint32_t i = 0; i < wired.nlev; i++) {
+            cr_assert_str_eq(wired.lev[i], direct.lev[i]);
+            cr_assert_eq(wired.count[i], direct.count[i]);
+        }
+        if (j == 0) {
+            cr_assert_eq(direct.n, 4);
+            cr_assert_float_eq(direct.mean, 1.75, 1e-15);
+            cr_assert_eq(direct.min, -1);
+            cr_assert_eq(direct.max, 4);
+        } else {
+            cr_assert_eq(direct.nlev, 3);
+            cr_assert_eq(direct.count[1], 2, "b twice");
+        }
+        aq_csv_sum_free(&direct);
+        aq_csv_sum_free(&wired);
+    }
+    csv_frame_free(&f);
+}
