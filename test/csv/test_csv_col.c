@@ -557,3 +557,39 @@ Test(csv_col, float_column_of_whole_numbers_stays_float_through_export) {
     csv_frame_free(&a);
     csv_frame_free(&b);
 }
+
+Test(csv_col, quoted_newlines_across_the_4mib_boundary, .timeout = 60) {
+    const size_t lim = 4u << 20;
+    size_t cap = lim + (1u << 20);
+    char *s = malloc(cap + 1);
+    size_t o = (size_t)sprintf(s, "id,text\n");
+    int id = 0;
+    while (o < lim - 100)
+        o += (size_t)sprintf(s + o, "%d,row %d\n", id, id), id++;
+    /* this row starts before the 4 MiB mark and ends well after it */
+    size_t big_start = o;
+    uint64_t big_line = 2 + (uint64_t)id;
+    o += (size_t)sprintf(s + o, "%d,\"", id++);
+    for (int k = 0; k < 40; k++)
+        o += (size_t)sprintf(s + o, "para %d, with \"\"quotes\"\"\n", k);
+    o += (size_t)sprintf(s + o, "end\"\n");
+    cr_assert_gt(o, lim, "the quoted field crosses the limit");
+    while (o < cap - 100)
+        o += (size_t)sprintf(s + o, "%d,row %d\n", id, id), id++;
+    s[o] = 0;
+    csv_frame f;
+    load_ok(s, NULL, lim, &f);
+    cr_assert_eq(f.npieces, 2);
+    cr_assert_eq(f.piece_len[0], big_start, "the cut goes right before the multi-line row");
+    cr_assert_eq(f.first_line[1], big_line);
+    cr_assert_eq(f.rows, (uint64_t)id);
+    cr_assert_eq(f.final[0], AQ_CSV_T_INT);
+    uint32_t r;
+    const aq_csv_col *c = cell(&f, big_line - 2, 1, &r);
+    size_t len;
+    const char *p = aq_csv_col_str(c, r, &len);
+    cr_assert(p && len > 40 * 20 && memcmp(p, "para 0, with \"quotes\"\npara 1", 28) == 0);
+    cr_assert(memcmp(p + len - 4, "\nend", 4) == 0);
+    csv_frame_free(&f);
+    free(s);
+}
