@@ -617,6 +617,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 0;
     }
     lines[k] = l->lineno;
+    if (value[0] == ';') {
+        /* Written back by aq_node_config_to_text as "key = ;...", it would read as a comment. */
+        fail(l, l->lineno,
+             "%s %s: a value cannot start with ';' (a comment needs a blank before it)",
+             section_label(l, sec), name);
+        return 0;
+    }
     if (l->sec == SEC_CLUSTER)
         cluster_value(l, (enum cluster_key)k, value);
     else
