@@ -27,7 +27,7 @@ free_port() {
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
-declare -a R_CPS R_P50 R_P99 R_GBPS I_GBPS D_PING
+declare -a R_CPS R_P50 R_P99 R_GBPS I_GBPS D_PING Q_PING Q_IPERF
 nreq=$((conc * 2000 * secs))
 for ((i = 1; i <= runs; i++)); do
     line=$(timeout -k 5 $((secs * 4 + 30)) "$BIN/rpc_bench" "$BIN/rpc_uv_server" -c "$conc" -t "$secs" | tail -n 1)
@@ -53,7 +53,11 @@ for ((i = 1; i <= runs; i++)); do
         sleep 0.3
         g=$(timeout -k 5 $((secs + 20)) iperf3 -c 127.0.0.1 -p "$p" -t "$secs" -J 2>/dev/null |
             python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8e9)' 2>/dev/null)
-        [[ -n $g ]] && I_GBPS+=("$g") && echo "iperf3: gbps=$g"
+        if [[ -n $g ]]; then
+            I_GBPS+=("$g")
+            Q_IPERF+=("$(awk -v a="${R_GBPS[-1]}" -v b="$g" 'BEGIN { print a / b }')")
+            echo "iperf3: gbps=$g"
+        fi
         cleanup
     fi
     if have redis-server && have redis-benchmark; then
@@ -63,7 +67,11 @@ for ((i = 1; i <= runs; i++)); do
         for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
         out=$(timeout -k 5 120 redis-benchmark -p "$p" -t ping -c "$conc" -n "$nreq" -q 2>/dev/null | tr '\r' '\n')
         r=$(echo "$out" | awk -F'[: ]+' '/PING_MBULK/ {print $2}' | tail -n 1)
-        [[ -n $r ]] && D_PING+=("$r") && echo "redis PING_MBULK: requests_per_s=$r"
+        if [[ -n $r ]]; then
+            D_PING+=("$r")
+            Q_PING+=("$(awk -v a="${R_CPS[-1]}" -v b="$r" 'BEGIN { print a / b }')")
+            echo "redis PING_MBULK: requests_per_s=$r"
+        fi
         cleanup
     fi
 done
@@ -74,12 +82,16 @@ m_p99=$(printf '%s\n' "${R_P99[@]}" | median)
 m_gbps=$(printf '%s\n' "${R_GBPS[@]}" | median)
 m_ip=$( ((${#I_GBPS[@]})) && printf '%s\n' "${I_GBPS[@]}" | median || echo nan)
 m_ping=$( ((${#D_PING[@]})) && printf '%s\n' "${D_PING[@]}" | median || echo nan)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "nan" || b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
+# Ratios are medians of each run's own ratio: load from other processes drifts between runs but
+# hits the rpc run and its reference alike within one.
+q_ping=$( ((${#Q_PING[@]})) && printf '%s\n' "${Q_PING[@]}" | median || echo nan)
+q_iperf=$( ((${#Q_IPERF[@]})) && printf '%s\n' "${Q_IPERF[@]}" | median || echo nan)
+ratio() { awk -v q="$1" 'BEGIN { if (q == "nan") print "n/a"; else printf "%.2fx", q }'; }
 echo
-echo "rpc benchmark, loopback, medians of $runs run(s) of ${secs}s, concurrency $conc"
+echo "rpc benchmark, loopback, medians of $runs run(s) of ${secs}s, concurrency $conc (ratio: median of per-run ratios)"
 printf '%-34s %14s %14s %10s\n' "measure" "rpc" "reference" "ratio"
 num() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "nan") print "n/a"; else printf f, v }'; }
-printf '%-34s %14s %14s %10s\n' "64 B calls/s vs redis PING/s" "$(num "$m_cps" %.0f)" "$(num "$m_ping" %.0f)" "$(ratio "$m_cps" "$m_ping")"
+printf '%-34s %14s %14s %10s\n' "64 B calls/s vs redis PING/s" "$(num "$m_cps" %.0f)" "$(num "$m_ping" %.0f)" "$(ratio "$q_ping")"
 printf '%-34s %14s %14s %10s\n' "64 B call latency p50 (us)" "$(num "$m_p50" %.1f)" "" ""
 printf '%-34s %14s %14s %10s\n' "64 B call latency p99 (us)" "$(num "$m_p99" %.1f)" "" ""
-printf '%-34s %14s %14s %10s\n' "4 MiB calls GB/s vs iperf3 GB/s" "$(num "$m_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$m_gbps" "$m_ip")"
+printf '%-34s %14s %14s %10s\n' "4 MiB calls GB/s vs iperf3 GB/s" "$(num "$m_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$q_iperf")"
