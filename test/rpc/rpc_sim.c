@@ -10,6 +10,7 @@
  *
  * Usage: rpc_sim            runs AQ_SIM_SEEDS seeds (default 2000) from AQ_SIM_FIRST (default 1)
  *        AQ_SIM_SEED=N rpc_sim   replays seed N alone, with AQ_SIM_VERBOSE=1 for a trace
+ *        AQ_SIM_HARSH=1           more loss (up to 40 %), resets and restarts
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -134,6 +135,7 @@ typedef struct node {
 struct sim {
     uint64_t seed, rng, now, seq;
     bool faults, verbose, small_reasm;
+    bool harsh; /* AQ_SIM_HARSH=1: more loss, resets and restarts */
     double p_drop, p_dup, p_corrupt;
     uint64_t max_delay;
     event **heap;
@@ -804,6 +806,8 @@ static void run_event(sim *s, event *e) {
         }
         break;
     case EV_RESTART:
+        if (!n->rpc)
+            break; /* already down: its pending NODE_UP brings it back */
         s->stat_restarts++;
         node_down(s, e->node);
         for (size_t k = 0; k < s->nconns; k++) {
@@ -832,14 +836,15 @@ static uint32_t pick_len(sim *s) {
     return 8 + (uint32_t)rng_below(&s->rng, 4u << 20);
 }
 
-static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
+static int run_seed(uint64_t seed, bool verbose, bool harsh, uint64_t *summary) {
     sim *s = calloc(1, sizeof *s);
     s->seed = seed;
     s->rng = seed * 0x9e3779b97f4a7c15ull + 12345;
     s->verbose = verbose;
+    s->harsh = harsh;
     s->faults = seed % 8 != 0;
     if (s->faults) {
-        s->p_drop = (double)rng_below(&s->rng, 15) / 100.0;
+        s->p_drop = (double)rng_below(&s->rng, s->harsh ? 40 : 15) / 100.0;
         s->p_dup = (double)rng_below(&s->rng, 8) / 100.0;
         s->p_corrupt = (double)rng_below(&s->rng, 3) / 100.0;
         s->max_delay = 100 + rng_below(&s->rng, 5000);
@@ -865,7 +870,7 @@ static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
         r->reply_len = pick_len(s);
         if (r->req_len > 300000 || r->reply_len > 300000) {
             /* Keep memory and time sane: a few large messages per seed. */
-            if (++bigs > 4) {
+            if (++bigs > 2) {
                 r->req_len %= 300000;
                 r->reply_len %= 300000;
             }
@@ -879,12 +884,14 @@ static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
         e->id = (uint64_t)k;
     }
     if (s->faults) {
-        int resets = (int)rng_below(&s->rng, 6);
+        int resets = (int)rng_below(&s->rng, s->harsh ? 40 : 6);
         for (int k = 0; k < resets; k++)
             schedule(s, rng_below(&s->rng, 2000000), EV_RESET, -1);
-        if (rng_chance(&s->rng, 0.3))
-            schedule(s, 100000 + rng_below(&s->rng, 1500000), EV_RESTART,
-                     (int)rng_below(&s->rng, NNODES));
+        int restarts = s->harsh ? 3 : 1;
+        for (int k = 0; k < restarts; k++)
+            if (rng_chance(&s->rng, 0.3))
+                schedule(s, 100000 + rng_below(&s->rng, 1500000), EV_RESTART,
+                         (int)rng_below(&s->rng, NNODES));
     }
     event *e;
     while ((e = heap_pop(s))) {
@@ -929,8 +936,9 @@ static int run_seed(uint64_t seed, bool verbose, uint64_t *summary) {
     if (failures)
         fprintf(stderr,
                 "rpc_sim: seed %" PRIu64 " FAILED: %s\n  replay: AQ_SIM_SEED=%" PRIu64
-                " AQ_SIM_VERBOSE=1 %s\n",
-                seed, s->first_failure, seed, "build/tests/rpc_sim");
+                "%s AQ_SIM_VERBOSE=1 %s\n",
+                seed, s->first_failure, seed, harsh ? " AQ_SIM_HARSH=1" : "",
+                "build/tests/rpc_sim");
     summary[0] += s->stat_ok;
     summary[1] += s->stat_err;
     summary[2] += s->stat_resets;
@@ -956,6 +964,7 @@ int main(void) {
     const char *nseeds = getenv("AQ_SIM_SEEDS");
     const char *first = getenv("AQ_SIM_FIRST");
     bool verbose = getenv("AQ_SIM_VERBOSE") && atoi(getenv("AQ_SIM_VERBOSE"));
+    bool harsh = getenv("AQ_SIM_HARSH") && atoi(getenv("AQ_SIM_HARSH"));
     uint64_t from = first ? strtoull(first, NULL, 10) : 1;
     uint64_t n = nseeds ? strtoull(nseeds, NULL, 10) : 2000;
     if (one) {
@@ -965,7 +974,7 @@ int main(void) {
     uint64_t sum[20] = {0};
     int bad = 0;
     for (uint64_t seed = from; seed < from + n; seed++)
-        if (run_seed(seed, verbose, sum))
+        if (run_seed(seed, verbose, harsh, sum))
             bad++;
     printf("rpc_sim: %" PRIu64 " seeds from %" PRIu64 ", %d failed; calls ok %" PRIu64
            ", failed (under faults) %" PRIu64 ", resets %" PRIu64 ", restarts %" PRIu64
