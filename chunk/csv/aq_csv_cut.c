@@ -32,6 +32,18 @@ void aq_csv_cut_feed(aq_csv_cutter *c, const char *buf, size_t len) {
     uint64_t lines = c->lines;
     for (size_t i = 0; i < len; i++) {
         char ch = buf[i];
+        /* a UTF-8 BOM at the very start is not data (the tokenizer skips it too), so a comment
+         * or quote right after it is still at the start of its row */
+        if (c->bom < 3 && c->fed + i == c->bom) {
+            static const char bom[3] = {'\xEF', '\xBB', '\xBF'};
+            if (ch == bom[c->bom]) {
+                c->bom++;
+                continue;
+            }
+            if (c->bom > 0)
+                st = ST_UNQUOTED; /* the bytes taken for a BOM began an ordinary field */
+            c->bom = 3;
+        }
         switch (st) {
         case ST_QUOTED:
             if (ch == q) {

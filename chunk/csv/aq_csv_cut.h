@@ -4,7 +4,8 @@
  * aq_csv_cutter is the quote-aware state machine: fed successive blocks of the file, it knows the
  * offset just after the last LF that ends a row (an LF inside a quoted field does not) and how many
  * LFs came before it, so every piece knows the line number it starts on. Quotes open a field only
- * at its first byte, exactly as aq_csv_tok reads them, so cutter and tokenizer always agree.
+ * at its first byte and comment lines are skipped whole, exactly as aq_csv_tok reads them, so
+ * cutter and tokenizer always agree on where rows end.
  *
  * aq_csv_split builds on it: push blocks of any size, and it calls back with pieces of at most
  * max_piece bytes, each ending at a row end (the last one may lack a final newline). A row longer
@@ -22,6 +23,7 @@
 typedef struct aq_csv_cutter {
     char sep, quote, comment;
     uint8_t state;          /* private */
+    uint8_t bom;            /* private: BOM bytes seen at the start (3: decided) */
     uint64_t fed;           /* bytes fed so far */
     uint64_t lines;         /* LFs fed so far */
     uint64_t row_end;       /* offset just after the last row-ending LF (0: none yet) */

@@ -1,7 +1,8 @@
 /* libFuzzer entry for the CSV layer (cmake -DAQ_FUZZ=ON with clang). The first byte picks a target:
  *   0-3  the bytes as a file: guess a setup, parse it as one piece; what parses must export and
  *        parse back (same setup, types forced) to the same values; encoded chunks decode back
- *   4    split into pieces (limit from byte 1): concatenated pieces equal the input
+ *   4    split into pieces (limit from byte 1): concatenated pieces equal the input, and each
+ *        piece tokenizes on its own into rows that add up to the rows of the whole
  *   5-9  the bytes as an encoded chunk, observation, setup, domain or summary: refused with
  * AQ_EPROTO or accepted and re-encodable; with the first byte's top bit set the trailing checksum
  * is fixed up first, so the structural checks behind it get fuzzed too Anything else is a crash
@@ -85,12 +86,32 @@ static void file_target(const char *p, size_t n) {
 typedef struct acc {
     aq_wr w;
     size_t max;
+    aq_csv_dialect d;
+    uint64_t rows; /* rows the tokenizer finds in the pieces, each read on its own */
+    bool tok_failed;
 } acc;
+
+/* Rows in a buffer; -1 when the tokenizer fails. */
+static long count_rows(const char *p, size_t len, const aq_csv_dialect *d, bool file_start) {
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, p, len, d, 1, file_start);
+    long n = 0;
+    int rc;
+    while ((rc = aq_csv_tok_next(&t, NULL)) == 1)
+        n++;
+    aq_csv_tok_free(&t);
+    return rc == 0 ? n : -1;
+}
 
 static int on_piece(void *ctx, const char *p, size_t len, uint64_t first_line, uint64_t i) {
     acc *a = ctx;
     if (len > a->max || len == 0)
         abort();
+    long n = count_rows(p, len, &a->d, i == 0);
+    if (n < 0)
+        a->tok_failed = true;
+    else
+        a->rows += (uint64_t)n;
     aq_wr_bytes(&a->w, p, len);
     return 0;
 }
@@ -99,9 +120,11 @@ static void split_target(const uint8_t *p, size_t n) {
     if (n < 2)
         return;
     acc a;
+    memset(&a, 0, sizeof a);
     aq_wr_init(&a.w);
     a.max = 1 + p[0] % 64;
     aq_csv_dialect d = {',', '"', p[0] & 0x80 ? '#' : 0};
+    a.d = d;
     aq_csv_split s;
     aq_csv_err err;
     aq_csv_split_init(&s, &d, a.max, on_piece, &a);
@@ -109,6 +132,10 @@ static void split_target(const uint8_t *p, size_t n) {
     if (rc == 0)
         rc = aq_csv_split_finish(&s, &err);
     if (rc == 0 && (a.w.len != n - 1 || (n > 1 && memcmp(a.w.p, p + 1, n - 1) != 0)))
+        abort();
+    /* cutter and tokenizer agree: the pieces hold exactly the rows of the whole */
+    if (rc == 0 &&
+        (a.tok_failed || (long)a.rows != count_rows((const char *)p + 1, n - 1, &d, true)))
         abort();
     if (rc != 0 && rc != AQ_ETOOBIG && rc != AQ_EPARSE)
         abort();

@@ -283,3 +283,39 @@ Test(csv_cut, random_files_cut_where_the_tokenizer_ends_rows) {
         }
     }
 }
+
+static const aq_csv_dialect hash_comment = {',', '"', '#'};
+
+static int split_with(const aq_csv_dialect *d, const char *in, size_t len, size_t max, size_t block,
+                      pieces *ps, aq_csv_err *err) {
+    aq_csv_split s;
+    memset(ps, 0, sizeof *ps);
+    cr_assert_eq(aq_csv_split_init(&s, d, max, collect, ps), 0);
+    int rc = 0;
+    for (size_t pos = 0; pos < len && rc == 0; pos += block)
+        rc = aq_csv_split_push(&s, in + pos, len - pos < block ? len - pos : block, err);
+    if (rc == 0)
+        rc = aq_csv_split_finish(&s, err);
+    aq_csv_split_free(&s);
+    return rc;
+}
+
+Test(csv_cut, bom_then_comment_with_a_quote_agrees_with_the_tokenizer) {
+    /* after the BOM, '#' starts a comment whose ," must not open a quoted field */
+    const char *in = "\xEF\xBB\xBF#note,\"open\na,b\nc,d\n";
+    for (size_t block = 1; block <= 4; block++) {
+        pieces ps;
+        aq_csv_err err = {0};
+        cr_assert_eq(split_with(&hash_comment, in, strlen(in), 20, block, &ps, &err), 0,
+                     "block %zu: %s", block, err.msg);
+        cr_assert_eq(ps.n, 2, "block %zu", block);
+        cr_assert_eq(ps.ends[0], 19, "block %zu: cut at %zu", block, ps.ends[0]);
+    }
+    /* no BOM after all: 0xEF starts an ordinary field, so the quote after it is literal */
+    const char *nobom = "\xEF\"x,y\na,b\n";
+    pieces ps;
+    aq_csv_err err = {0};
+    cr_assert_eq(split_with(&hash_comment, nobom, strlen(nobom), 8, 1, &ps, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(ps.ends[0], 6);
+}
