@@ -452,3 +452,68 @@ Test(rpc_uv, open_rejects_bad_addresses_and_busy_ports) {
     cr_assert_null(u);
     close_client(&loop, a);
 }
+
+/* ---- IPv6: two endpoints in this process on [::1], one call over UDP and one over the pipe ----
+ */
+
+static void echo_handler(void *ud, aq_rpc_incoming *in) {
+    size_t len = 0;
+    void *d = aq_rpc_incoming_take(in, &len);
+    aq_rpc_respond(in, 0, (aq_rpc_buf){.data = d, .len = len, .release = release_free, .ctx = d});
+}
+
+typedef struct v6call {
+    bool done;
+    int err;
+    size_t len;
+    bool same;
+    const uint8_t *sent;
+} v6call;
+
+static void v6_done(void *ud, const aq_rpc_result *r) {
+    v6call *c = ud;
+    c->done = true;
+    c->err = r->err ? r->err : r->status;
+    c->len = r->len;
+    c->same = r->data && memcmp(r->data, c->sent, r->len) == 0;
+}
+
+Test(rpc_uv, ipv6_endpoints_exchange_small_and_pipe_calls) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc_config cfg;
+    aq_rpc_config_init(&cfg);
+    cfg.cluster_id = aq_rpc_cluster_id("rpc_uv_test");
+    aq_rpc_uv_opts o = {.bind = "[::1]:0"};
+    aq_rpc_uv *a = NULL, *b = NULL;
+    int r = aq_rpc_uv_open(&loop, &cfg, &o, &a);
+    cr_assert_eq(r, 0, "open [::1]: %s", aq_strerror(r));
+    cr_assert_eq(cfg.self.ss.ss_family, AF_INET6);
+    cr_assert_eq(aq_rpc_uv_open(&loop, &cfg, &o, &b), 0);
+    aq_rpc_handle(aq_rpc_uv_core(b), M_ECHO, echo_handler, NULL);
+    aq_rpc_peer *peer = aq_rpc_peer_get(aq_rpc_uv_core(a), aq_rpc_uv_self(b));
+
+    static uint8_t big[100000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    v6call small_c = {.sent = big}, big_c = {.sent = big};
+    cr_assert_eq(aq_rpc_call(aq_rpc_uv_core(a), peer, M_ECHO, (aq_rpc_buf){.data = big, .len = 100},
+                             5000000, v6_done, &small_c),
+                 0);
+    cr_assert_eq(aq_rpc_call(aq_rpc_uv_core(a), peer, M_ECHO,
+                             (aq_rpc_buf){.data = big, .len = sizeof big}, 5000000, v6_done,
+                             &big_c),
+                 0);
+    while (!(small_c.done && big_c.done) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    bool da = false, db = false;
+    aq_rpc_uv_close(a, closed_cb, &da);
+    aq_rpc_uv_close(b, closed_cb, &db);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert(da && db);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    cr_assert_eq(small_c.err, 0, "small call: %s", aq_strerror(small_c.err));
+    cr_assert_eq(big_c.err, 0, "pipe call: %s", aq_strerror(big_c.err));
+    cr_assert(small_c.len == 100 && small_c.same);
+    cr_assert(big_c.len == sizeof big && big_c.same);
+}
