@@ -14,7 +14,7 @@ static size_t hash(uint64_t k) {
 void aq_rpc_map_free(aq_rpc_map *m) {
     free(m->s);
     m->s = NULL;
-    m->n = m->cap = 0;
+    m->n = m->cap = m->hint = 0;
 }
 
 void *aq_rpc_map_get(const aq_rpc_map *m, uint64_t key) {
@@ -90,9 +90,15 @@ void *aq_rpc_map_del(aq_rpc_map *m, uint64_t key) {
     return val;
 }
 
-void *aq_rpc_map_any(const aq_rpc_map *m) {
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->s[i].key)
+void *aq_rpc_map_any(aq_rpc_map *m) {
+    /* A full circular scan from the hint, so nothing is missed whatever happened since; when
+     * draining, the slots before the hint are empty and the value found is at or next to it. */
+    for (size_t k = 0; k < m->cap; k++) {
+        size_t i = (m->hint + k) & (m->cap - 1);
+        if (m->s[i].key) {
+            m->hint = i;
             return m->s[i].val;
+        }
+    }
     return NULL;
 }

@@ -15,6 +15,7 @@ typedef struct aq_rpc_map_slot {
 typedef struct aq_rpc_map {
     aq_rpc_map_slot *s;
     size_t n, cap; /* cap is 0 or a power of two */
+    size_t hint;   /* where aq_rpc_map_any last found a value: draining stays linear */
 } aq_rpc_map;
 
 void aq_rpc_map_free(aq_rpc_map *m);
@@ -24,7 +25,8 @@ int aq_rpc_map_put(aq_rpc_map *m, uint64_t key, void *val);
 void *aq_rpc_map_del(aq_rpc_map *m, uint64_t key);
 /* Grow so that `more` further puts cannot fail. 0 or AQ_ENOMEM. */
 int aq_rpc_map_reserve(aq_rpc_map *m, size_t more);
-/* Any one value (for draining a map), or NULL when empty. */
-void *aq_rpc_map_any(const aq_rpc_map *m);
+/* Any one value (for draining a map), or NULL when empty. Draining a map by any+del costs O(cap)
+ * in all, not O(n * cap): the scan resumes where the last one found a value. */
+void *aq_rpc_map_any(aq_rpc_map *m);
 
 #endif
