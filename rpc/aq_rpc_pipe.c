@@ -406,6 +406,12 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
     if (h->frag_off == 0) {
         if (ra)
             reasm_drop(rpc, c, ra);
+        else if (m->n >= 2 * (size_t)rpc->cfg.window_max) {
+            /* An honest sender has at most a window of calls (or replies to ours) half-sent; the
+             * byte budget does not bound messages that got no buffer, so count them too. */
+            cutoff(rpc, c, "too many partial messages");
+            return false;
+        }
         ra = calloc(1, sizeof *ra);
         if (!ra || aq_rpc_map_put(m, h->task, ra) != 0) {
             free(ra);
