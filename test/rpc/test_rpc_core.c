@@ -577,3 +577,52 @@ Test(rpc_core, over_reassembly_memory_answers_busy) {
     cr_assert_eq(st.reassembly_bytes, 0);
     cr_assert_eq(st.cutoffs, 0);
 }
+
+static void any_done(void *ud, const aq_rpc_result *r) {
+    (*(int *)ud)++;
+}
+
+/* Well-formed but arbitrary packets (every kind, random tasks, incarnations flipping, odd
+ * statuses) against an endpoint with calls in flight: state may change, but nothing crashes,
+ * every call still ends exactly once, and everything is freed. */
+Test(rpc_core, valid_but_arbitrary_packets) {
+    aq_rpc *a = N.rpc[0];
+    int outcomes = 0;
+    aq_rpc_peer *p = peer_b();
+    N.drop_to[1] = true;
+    for (int i = 0; i < 3; i++) /* window 1 + queue 2 */
+        cr_assert_eq(
+            aq_rpc_call(a, p, 1, (aq_rpc_buf){"q", 1, NULL, NULL}, 1000000, any_done, &outcomes),
+            0);
+    uint64_t s = 99;
+    uint8_t d[AQ_RPC_DGRAM_MAX];
+    for (int i = 0; i < 20000; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t len = (uint32_t)((s >> 20) % 200);
+        if ((s >> 60) % 4 == 0)
+            len = 8 * (uint32_t)((s >> 30) % 10); /* plausible ACKACK lists */
+        uint8_t payload[200];
+        for (uint32_t k = 0; k < len; k++)
+            payload[k] = (uint8_t)((s >> (k % 56)) & 0x7);
+        aq_rpc_hdr h = {.kind = (uint8_t)(1 + (s >> 8) % AQ_RPC_K_MAX),
+                        .method = (uint16_t)((s >> 16) % 3),
+                        .cluster_id = CID,
+                        .src_inc = 200 + (s >> 24) % 3,
+                        .dst_inc = (s >> 28) % 2 ? 100 : 0,
+                        .task = (s >> 32) % 30,
+                        .msg_len = len,
+                        .frag_len = len,
+                        .status = (int32_t)(s >> 33)};
+        aq_rpc_hdr_encode(&h, payload, d);
+        memcpy(d + AQ_RPC_HDR_LEN, payload, len);
+        aq_rpc_input_dgram(a, &N.addr[1], d, AQ_RPC_HDR_LEN + len);
+        if (i % 1000 == 0) {
+            N.now += 50000;
+            aq_rpc_timer_fired(a);
+        }
+        N.nq = 0;
+    }
+    aq_rpc_free(a);
+    N.rpc[0] = NULL;
+    cr_assert_eq(outcomes, 3);
+}
