@@ -1,0 +1,380 @@
+/* hostile: sends a node what no well-behaved peer would, for test/hostile/hostile.sh.
+ *
+ * Usage: hostile ADDR CLUSTER MODE [N] [SECONDS]
+ *   random N        N datagrams of random bytes and lengths (0..1500)
+ *   absurd          datagrams and pipe frames with valid checksums whose lengths lie: a 4 GiB
+ *                   fragment, msg_len over the maximum, frag_off + frag_len overflowing; each pipe
+ *                   lie on its own connection after a valid HELLO. Prints how many connections the
+ *                   node cut off.
+ *   foreign N       N valid GET calls of another cluster over UDP, and one pipe whose HELLO is
+ *                   foreign
+ *   dupflood N      one valid GET call (a fresh incarnation, task 1) sent N times over UDP; prints
+ *                   the REPLY and PENDING datagrams that came back
+ *   partials N      one pipe opening N partial 1 MiB calls (headers only, distinct tasks)
+ *   idle N SECONDS  N connections that send nothing, held SECONDS
+ *   loris SECONDS   a connection sending a HELLO and a frame header one byte a second
+ *   churn N         N connections opened and dropped at once (every other one with a reset)
+ * Exit status 0 when everything could be sent (what the node did is for the caller to check), 1
+ * on a local error, 2 on bad usage. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aq_rpc.h"
+#include "aq_rpc_wire.h"
+
+#define M_GET 2 /* AQ_M_GET of node/aq_node_proto.h */
+
+typedef struct ctx {
+    aq_rpc_addr to;
+    socklen_t tolen;
+    uint64_t cluster;
+    uint64_t inc;
+} ctx;
+
+static void die(const char *what) {
+    fprintf(stderr, "hostile: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static uint64_t rnd64(void) {
+    uint64_t v;
+    if (getrandom(&v, sizeof v, 0) != sizeof v)
+        die("getrandom");
+    return v;
+}
+
+static socklen_t addr_len(const aq_rpc_addr *a) {
+    return a->ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* A frame with a valid checksum; payload is frag_len bytes, or none when payload == NULL (the
+ * header then lies about what follows). */
+static size_t frame(const ctx *c, uint8_t *out, uint64_t cluster, uint8_t kind, uint16_t method,
+                    uint64_t task, uint32_t msg_len, uint32_t frag_off, uint32_t frag_len,
+                    const void *payload) {
+    aq_rpc_hdr h = {0};
+    h.version = AQ_RPC_WIRE_VERSION;
+    h.kind = kind;
+    h.method = method;
+    h.cluster_id = cluster;
+    h.src_inc = c->inc;
+    h.task = task;
+    h.msg_len = msg_len;
+    h.frag_off = frag_off;
+    h.frag_len = frag_len;
+    if (payload) {
+        memcpy(out + AQ_RPC_HDR_LEN, payload, frag_len);
+        aq_rpc_hdr_encode(&h, out + AQ_RPC_HDR_LEN, out);
+        return AQ_RPC_HDR_LEN + frag_len;
+    }
+    /* No payload: checksum over the header alone, as a sender that then stalls would. */
+    h.frag_len = 0;
+    aq_rpc_hdr_encode(&h, NULL, out);
+    h.frag_len = frag_len;
+    uint8_t tmp[AQ_RPC_HDR_LEN];
+    memcpy(tmp, out, sizeof tmp);
+    for (int i = 0; i < 4; i++)
+        tmp[48 + i] = (uint8_t)(frag_len >> (8 * i));
+    memset(tmp + 56, 0, 8);
+    uint64_t ck = aq_rpc_hdr_checksum(tmp, NULL, 0);
+    for (int i = 0; i < 8; i++)
+        tmp[56 + i] = (uint8_t)(ck >> (8 * i));
+    memcpy(out, tmp, sizeof tmp);
+    return AQ_RPC_HDR_LEN;
+}
+
+static size_t get_call(const ctx *c, uint8_t *out, uint64_t cluster, uint64_t task) {
+    static const char key[] = "hostile/probe";
+    uint8_t req[2 + sizeof key - 1];
+    req[0] = 0;
+    req[1] = sizeof key - 1;
+    memcpy(req + 2, key, sizeof key - 1);
+    return frame(c, out, cluster, AQ_RPC_K_CALL, M_GET, task, sizeof req, 0, sizeof req, req);
+}
+
+static int udp_sock(const ctx *c) {
+    int s = socket(c->to.ss.ss_family, SOCK_DGRAM, 0);
+    if (s < 0)
+        die("socket");
+    return s;
+}
+
+static void udp_send(const ctx *c, int s, const void *p, size_t n) {
+    /* Loopback drops when the node's buffer is full; a pause keeps most of the flood arriving. */
+    while (sendto(s, p, n, 0, (const struct sockaddr *)&c->to.ss, c->tolen) < 0) {
+        if (errno != ENOBUFS && errno != EAGAIN)
+            die("sendto");
+        usleep(1000);
+    }
+}
+
+static int tcp_conn(const ctx *c) {
+    int s = socket(c->to.ss.ss_family, SOCK_STREAM, 0);
+    if (s < 0)
+        die("socket");
+    if (connect(s, (const struct sockaddr *)&c->to.ss, c->tolen) < 0)
+        die("connect");
+    return s;
+}
+
+static void tcp_send(int s, const void *p, size_t n) {
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t k = send(s, b, n, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return; /* the node may have cut us off already: that is its right */
+        }
+        b += k;
+        n -= (size_t)k;
+    }
+}
+
+static size_t hello(const ctx *c, uint8_t *out, uint64_t cluster, int s) {
+    struct sockaddr_storage me;
+    socklen_t ml = sizeof me;
+    uint16_t port = 0;
+    if (getsockname(s, (struct sockaddr *)&me, &ml) == 0)
+        port = ntohs(me.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&me)->sin6_port
+                                              : ((struct sockaddr_in *)&me)->sin_port);
+    uint8_t pl[2] = {(uint8_t)port, (uint8_t)(port >> 8)};
+    return frame(c, out, cluster, AQ_RPC_K_HELLO, 0, 0, 2, 0, 2, pl);
+}
+
+/* True when the node closed the connection within ms milliseconds (anything it sends first is
+ * read and ignored). */
+static int closed_by_peer(int s, int ms) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        int left = ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {s, POLLIN, 0};
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        uint8_t b[4096];
+        ssize_t k = recv(s, b, sizeof b, 0);
+        if (k == 0 || (k < 0 && errno == ECONNRESET))
+            return 1;
+    }
+}
+
+static int do_random(const ctx *c, long n) {
+    int s = udp_sock(c);
+    uint8_t b[1500];
+    for (long i = 0; i < n; i++) {
+        size_t len = rnd64() % sizeof b;
+        for (size_t k = 0; k < len; k += 8) {
+            uint64_t v = rnd64();
+            memcpy(b + k, &v, len - k < 8 ? len - k : 8);
+        }
+        /* A third of them start with a valid magic and version, to get past the first check. */
+        if (len >= 4 && i % 3 == 0) {
+            b[0] = 0x41, b[1] = 0x51, b[2] = AQ_RPC_WIRE_VERSION, b[3] = (uint8_t)(1 + i % 8);
+        }
+        udp_send(c, s, b, len);
+    }
+    close(s);
+    printf("random: sent %ld datagrams\n", n);
+    return 0;
+}
+
+static int do_absurd(const ctx *c) {
+    static const struct {
+        const char *what;
+        uint32_t msg_len, frag_off, frag_len;
+    } lies[] = {
+        {"4 GiB fragment claim", 0xffffffffu, 0, 0xffffffffu},
+        {"msg_len over the maximum", AQ_RPC_MAX_PAYLOAD + 1, 0, 1000},
+        {"frag_off + frag_len overflow", AQ_RPC_MAX_PAYLOAD, 0xffffff00u, 0x200},
+        {"fragment past the message end", 1000, 900, 200},
+    };
+    uint8_t b[AQ_RPC_HDR_LEN + 64];
+    int s = udp_sock(c);
+    int n = (int)(sizeof lies / sizeof lies[0]);
+    for (int i = 0; i < n; i++)
+        for (int rep = 0; rep < 10; rep++) {
+            frame(c, b, c->cluster, AQ_RPC_K_CALL, M_GET, 100 + (uint64_t)i, lies[i].msg_len,
+                  lies[i].frag_off, lies[i].frag_len, NULL);
+            udp_send(c, s, b, AQ_RPC_HDR_LEN);
+        }
+    close(s);
+    int cut = 0;
+    for (int i = 0; i < n; i++) {
+        int t = tcp_conn(c);
+        tcp_send(t, b, hello(c, b, c->cluster, t));
+        frame(c, b, c->cluster, AQ_RPC_K_CALL, M_GET, 200 + (uint64_t)i, lies[i].msg_len,
+              lies[i].frag_off, lies[i].frag_len, NULL);
+        tcp_send(t, b, AQ_RPC_HDR_LEN);
+        int gone = closed_by_peer(t, 5000);
+        printf("absurd: pipe with %s: %s\n", lies[i].what, gone ? "cut off" : "still open");
+        cut += gone;
+        close(t);
+    }
+    printf("absurd: sent %d lying datagrams; %d of %d lying pipes cut off\n", n * 10, cut, n);
+    return 0;
+}
+
+static int do_foreign(const ctx *c, long n) {
+    uint8_t b[256];
+    uint64_t other = c->cluster ^ 0x1;
+    int s = udp_sock(c);
+    for (long i = 0; i < n; i++)
+        udp_send(c, s, b, get_call(c, b, other, 1 + (uint64_t)i));
+    close(s);
+    int t = tcp_conn(c);
+    tcp_send(t, b, hello(c, b, other, t));
+    int gone = closed_by_peer(t, 5000);
+    close(t);
+    printf("foreign: sent %ld datagrams; foreign pipe %s\n", n, gone ? "cut off" : "still open");
+    return 0;
+}
+
+static int do_dupflood(const ctx *c, long n) {
+    uint8_t b[256];
+    size_t len = get_call(c, b, c->cluster, 1);
+    int s = udp_sock(c);
+    long replies = 0, pendings = 0, other = 0;
+    for (long i = 0; i < n; i++) {
+        udp_send(c, s, b, len);
+        uint8_t r[AQ_RPC_DGRAM_MAX];
+        ssize_t k;
+        while ((k = recv(s, r, sizeof r, MSG_DONTWAIT)) >= AQ_RPC_HDR_LEN)
+            r[3] == AQ_RPC_K_REPLY ? replies++ : r[3] == AQ_RPC_K_PENDING ? pendings++ : other++;
+    }
+    /* Collect the answers still in flight, then acknowledge the reply so the node can forget it. */
+    struct pollfd p = {s, POLLIN, 0};
+    while (poll(&p, 1, 1000) > 0) {
+        uint8_t r[AQ_RPC_DGRAM_MAX];
+        ssize_t k = recv(s, r, sizeof r, 0);
+        if (k >= AQ_RPC_HDR_LEN)
+            r[3] == AQ_RPC_K_REPLY ? replies++ : r[3] == AQ_RPC_K_PENDING ? pendings++ : other++;
+    }
+    uint8_t ack[8] = {1};
+    udp_send(c, s, b, frame(c, b, c->cluster, AQ_RPC_K_ACKACK, 0, 0, 8, 0, 8, ack));
+    close(s);
+    printf("dupflood: sent %ld copies; got %ld replies, %ld pending, %ld other\n", n, replies,
+           pendings, other);
+    return 0;
+}
+
+static int do_partials(const ctx *c, long n) {
+    uint8_t b[AQ_RPC_HDR_LEN + 64];
+    int t = tcp_conn(c);
+    tcp_send(t, b, hello(c, b, c->cluster, t));
+    static uint8_t batch[AQ_RPC_HDR_LEN * 1024];
+    long sent = 0;
+    while (sent < n) {
+        size_t k = 0;
+        for (; k < 1024 && sent < n; k++, sent++)
+            frame(c, batch + k * AQ_RPC_HDR_LEN, c->cluster, AQ_RPC_K_CALL, M_GET,
+                  1000 + (uint64_t)sent, 1u << 20, 0, 0, NULL);
+        tcp_send(t, batch, k * AQ_RPC_HDR_LEN);
+    }
+    int gone = closed_by_peer(t, 3000);
+    close(t);
+    printf("partials: opened %ld partial 1 MiB calls; pipe %s\n", n,
+           gone ? "cut off" : "still open");
+    return 0;
+}
+
+static int do_idle(const ctx *c, long n, long secs) {
+    int *fds = calloc((size_t)n, sizeof *fds);
+    if (!fds)
+        die("calloc");
+    for (long i = 0; i < n; i++)
+        fds[i] = tcp_conn(c);
+    sleep((unsigned)secs);
+    long gone = 0;
+    for (long i = 0; i < n; i++) {
+        gone += closed_by_peer(fds[i], 1);
+        close(fds[i]);
+    }
+    free(fds);
+    printf("idle: held %ld silent connections %ld s; %ld closed by the node\n", n, secs, gone);
+    return 0;
+}
+
+static int do_loris(const ctx *c, long secs) {
+    uint8_t b[AQ_RPC_HDR_LEN * 2 + 2];
+    int t = tcp_conn(c);
+    size_t len = hello(c, b, c->cluster, t);
+    len += get_call(c, b + len, c->cluster, 1) - 15; /* a header and part of its payload */
+    long i = 0;
+    for (; i < secs && (size_t)i < len; i++) {
+        tcp_send(t, b + i, 1);
+        if (closed_by_peer(t, 1000))
+            break;
+    }
+    close(t);
+    printf("loris: sent %ld bytes, one a second\n", i);
+    return 0;
+}
+
+static int do_churn(const ctx *c, long n) {
+    for (long i = 0; i < n; i++) {
+        int t = tcp_conn(c);
+        if (i % 2) {
+            struct linger l = {1, 0};
+            setsockopt(t, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        }
+        close(t);
+    }
+    printf("churn: opened and dropped %ld connections\n", n);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: hostile ADDR CLUSTER MODE [N] [SECONDS]\n");
+        return 2;
+    }
+    ctx c;
+    if (aq_rpc_addr_parse(argv[1], &c.to) != 0) {
+        fprintf(stderr, "hostile: bad address %s\n", argv[1]);
+        return 2;
+    }
+    c.tolen = addr_len(&c.to);
+    c.cluster = aq_rpc_cluster_id(argv[2]);
+    c.inc = rnd64() | 1;
+    const char *m = argv[3];
+    long n = argc > 4 ? strtol(argv[4], NULL, 10) : 1000;
+    long secs = argc > 5 ? strtol(argv[5], NULL, 10) : 5;
+    if (n < 0 || n > 10000000 || secs < 0 || secs > 600) {
+        fprintf(stderr, "hostile: N or SECONDS out of range\n");
+        return 2;
+    }
+    if (!strcmp(m, "random"))
+        return do_random(&c, n);
+    if (!strcmp(m, "absurd"))
+        return do_absurd(&c);
+    if (!strcmp(m, "foreign"))
+        return do_foreign(&c, n);
+    if (!strcmp(m, "dupflood"))
+        return do_dupflood(&c, n);
+    if (!strcmp(m, "partials"))
+        return do_partials(&c, n);
+    if (!strcmp(m, "idle"))
+        return do_idle(&c, n, secs);
+    if (!strcmp(m, "loris"))
+        return do_loris(&c, argc > 4 ? n : 10);
+    if (!strcmp(m, "churn"))
+        return do_churn(&c, n);
+    fprintf(stderr, "hostile: unknown mode %s\n", m);
+    return 2;
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# A live 3-node cluster (replicas 2) under hostile traffic aimed at n1: random datagrams, headers
+# with valid checksums whose lengths lie (UDP and pipe), another cluster's packets, a flood of one
+# duplicated call, partial messages without end, silent and one-byte-a-second connections, and
+# thousands of connections opened and dropped. Meanwhile genuine clients put and get. Checked: the
+# handler of the duplicated call ran once, the drop counters rose, lying pipes were cut off and
+# logged, every stored value reads back identical, n1's RSS and fd count stay bounded, and all
+# three nodes are alive and serving at the end.
+. "$AQ_SRC/test/integration/lib.sh"
+H=${AQ_TEST_BIN}/hostile
+[ -x "$H" ] || it_fail "no hostile tool at $H"
+
+it_conf 3 2
+it_up
+NAME=$(sed -n 's/^name = //p' "$CONF")
+N1=$(awk '/^\[node n1\]/{f=1} f && /^address = /{print $3; exit}' "$CONF")
+PID1=$(it_pid n1)
+LOG1=$T/run/n1.log
+
+# node_field NAME FIELD: a number from `aquifer status --json` for one node.
+node_field() {
+  "$AQ" status --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+n = [n for n in d["nodes"] if n["name"] == sys.argv[1]][0]
+print(n[sys.argv[2]])' "$1" "$2"
+}
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+fds() { ls "/proc/$1/fd" | wc -l; }
+alive() { for n in n1 n2 n3; do kill -0 "$(it_pid $n)" 2>/dev/null || it_fail "$n ($1) died"; done; }
+
+# Values: 40 small ones and one large (parts and a manifest), digests kept to compare at the end.
+mkdir -p "$T/v" "$T/out"
+for i in $(seq -w 1 40); do it_rand_file "$T/v/$i" $((RANDOM * 7 % 200000)); done
+it_rand_file "$T/v/big" $((9 << 20))
+for f in "$T"/v/*; do "$AQ" put "keep/$(basename "$f")" "$f" >/dev/null || it_fail "put $f"; done
+it_log "stored $(ls "$T/v" | wc -l) values"
+
+# Genuine traffic during the attack: put/get round trips, each checked; stops when told.
+genuine() {
+  local i=0 ok=0
+  while [ ! -f "$T/stop" ]; do
+    i=$((i + 1))
+    head -c $((RANDOM % 50000)) /dev/urandom >"$T/g.in"
+    "$AQ" put "live/$i" "$T/g.in" >/dev/null 2>>"$T/genuine.err" &&
+      "$AQ" get "live/$i" -o "$T/g.out" >/dev/null 2>>"$T/genuine.err" &&
+      cmp -s "$T/g.in" "$T/g.out" && ok=$((ok + 1))
+    echo "$i $ok" >"$T/genuine.count"
+  done
+}
+rm -f "$T/stop"
+genuine &
+GPID=$!
+IT_CLEANUPS+=("touch '$T/stop'; kill $GPID 2>/dev/null")
+
+sleep 1
+RSS0=$(rss_kb "$PID1")
+FD0=$(fds "$PID1")
+MAL0=$(node_field n1 dropped_malformed)
+FOR0=$(node_field n1 dropped_foreign)
+CUT0=$(grep -c 'cutting off pipe' "$LOG1" || true)
+it_log "n1 before: RSS ${RSS0} kB, ${FD0} fds, dropped_malformed $MAL0, dropped_foreign $FOR0"
+
+"$H" "$N1" "$NAME" random 20000 | tee -a "$T/hostile.out"
+"$H" "$N1" "$NAME" absurd | tee -a "$T/hostile.out"
+"$H" "$N1" "$NAME" foreign 2000 | tee -a "$T/hostile.out"
+alive "after random, absurd and foreign traffic"
+"$H" "$N1" "$NAME" loris 6 >>"$T/hostile.out" &
+LPID=$!
+"$H" "$N1" "$NAME" idle 1000 5 | tee -a "$T/hostile.out" &
+IPID=$!
+sleep 3
+it_log "n1 holds $(fds "$PID1") fds while 1000 silent connections are open"
+wait $IPID
+"$H" "$N1" "$NAME" churn 3000 | tee -a "$T/hostile.out"
+"$H" "$N1" "$NAME" partials 200000 | tee -a "$T/hostile.out"
+wait $LPID
+grep loris "$T/hostile.out"
+alive "after connection abuse"
+
+MAL1=$(node_field n1 dropped_malformed)
+FOR1=$(node_field n1 dropped_foreign)
+it_log "n1 dropped_malformed $MAL0 -> $MAL1, dropped_foreign $FOR0 -> $FOR1"
+[ "$MAL1" -gt $((MAL0 + 1000)) ] || it_fail "dropped_malformed rose by only $((MAL1 - MAL0))"
+[ "$FOR1" -ge $((FOR0 + 2000)) ] || it_fail "dropped_foreign rose by only $((FOR1 - FOR0)), want 2000+"
+cut=$(sed -nE 's/^absurd: .* ([0-9]+) of ([0-9]+) lying pipes cut off/\1 \2/p' "$T/hostile.out")
+[ "${cut% *}" = "${cut#* }" ] || it_fail "not every lying pipe was cut off: $cut"
+grep -q 'foreign pipe cut off' "$T/hostile.out" || it_fail "the foreign pipe was not cut off"
+grep -q 'partials: .* pipe cut off' "$T/hostile.out" || it_fail "the pipe of endless partial messages was not cut off"
+grep -q 'cutting off pipe from .*: too many partial messages' "$LOG1" || it_fail "n1 did not log the partials cutoff"
+CUT1=$(grep -c 'cutting off pipe' "$LOG1" || true)
+[ "$CUT1" -ge $((CUT0 + 6)) ] || it_fail "n1 logged $((CUT1 - CUT0)) cutoffs, want 6+ (4 lies, foreign, partials)"
+grep 'cutting off pipe' "$LOG1" | tail -n 3
+
+# Stop the genuine clients so that the duplicate flood is the only client call n1 sees.
+touch "$T/stop"
+wait $GPID || true
+read -r gi gok <"$T/genuine.count"
+it_log "genuine clients during the attack: $gok of $gi put/get round trips identical"
+[ "$gi" -ge 3 ] && [ "$gok" -ge $((gi - 1)) ] || it_fail "genuine traffic suffered: $gok of $gi ok ($(tail -n 3 "$T/genuine.err"))"
+
+HC0=$(node_field n1 handled_client)
+"$H" "$N1" "$NAME" dupflood 5000 | tee -a "$T/hostile.out"
+HC1=$(node_field n1 handled_client)
+it_log "n1 handled_client $HC0 -> $HC1 for 5000 copies of one call"
+[ "$HC1" -eq $((HC0 + 1)) ] || it_fail "the duplicated call's handler ran $((HC1 - HC0)) times, want 1"
+grep -qE 'dupflood: .* got [1-9][0-9]* replies' "$T/hostile.out" || it_fail "the flooded call got no reply"
+
+sleep 1
+RSS1=$(rss_kb "$PID1")
+FD1=$(fds "$PID1")
+it_log "n1 after: RSS ${RSS1} kB (was ${RSS0}), ${FD1} fds (was ${FD0})"
+[ "$FD1" -le $((FD0 + 16)) ] || it_fail "n1 holds $FD1 fds, was $FD0"
+[ "$RSS1" -le $((RSS0 + 262144)) ] || it_fail "n1 RSS grew from $RSS0 to $RSS1 kB"
+
+# Nothing stored changed, and every node still serves.
+bad=0
+for f in "$T"/v/*; do
+  b=$(basename "$f")
+  "$AQ" get "keep/$b" -o "$T/out/$b" >/dev/null && cmp -s "$f" "$T/out/$b" || { echo "keep/$b differs"; bad=$((bad + 1)); }
+done
+[ $bad -eq 0 ] || it_fail "$bad stored values changed or are unreadable"
+alive "at the end"
+n=$("$AQ" status --json | python3 -c 'import json,sys; print(sum(n["reachable"] for n in json.load(sys.stdin)["nodes"]))')
+[ "$n" = 3 ] || it_fail "$n of 3 nodes answer STATUS"
+echo "hostile: $(ls "$T/v" | wc -l) values intact, $gok/$gi genuine round trips during the attack, dup handler ran once, n1 RSS $RSS0 -> $RSS1 kB, fds $FD0 -> $FD1"
