@@ -292,13 +292,37 @@ void aq_rpc_method_name(aq_rpc *rpc, uint16_t method, const char *name) {
 
 /* ---------- peers ---------- */
 
+/* A 64-bit key for an address; peers are found by it, and by a scan only on a collision. */
+static uint64_t addr_key(const aq_rpc_addr *a) {
+    uint8_t b[2 + 16];
+    size_t n = 0;
+    uint16_t port = aq_rpc_addr_port(a);
+    b[n++] = (uint8_t)port;
+    b[n++] = (uint8_t)(port >> 8);
+    if (a->ss.ss_family == AF_INET) {
+        memcpy(b + n, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
+        n += 4;
+    } else {
+        memcpy(b + n, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
+        n += 16;
+    }
+    return XXH3_64bits(b, n) | 1;
+}
+
 aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr) {
     if (!rpc || !addr)
         return NULL;
-    for (size_t i = 0; i < rpc->npeers; i++)
-        if (aq_rpc_addr_eq(&rpc->peers[i]->addr, addr))
-            return rpc->peers[i];
     if (addr->ss.ss_family != AF_INET && addr->ss.ss_family != AF_INET6)
+        return NULL;
+    uint64_t key = addr_key(addr);
+    aq_rpc_peer *hit = aq_rpc_map_get(&rpc->peer_index, key);
+    if (hit && aq_rpc_addr_eq(&hit->addr, addr))
+        return hit;
+    if (hit) /* another address with the same key: rare, scan */
+        for (size_t i = 0; i < rpc->npeers; i++)
+            if (aq_rpc_addr_eq(&rpc->peers[i]->addr, addr))
+                return rpc->peers[i];
+    if (!hit && aq_rpc_map_reserve(&rpc->peer_index, 1) != 0)
         return NULL;
     if (rpc->npeers == rpc->cap_peers) {
         size_t cap = rpc->cap_peers ? rpc->cap_peers * 2 : 8;
@@ -332,6 +356,8 @@ aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr) {
     p->tn.kind = AQ_T_PEER;
     p->backoff_us = AQ_RPC_BACKOFF_MIN_US;
     rpc->peers[rpc->npeers++] = p;
+    if (!hit)
+        aq_rpc_map_put(&rpc->peer_index, key, p); /* room reserved above */
     return p;
 }
 
@@ -1131,5 +1157,6 @@ void aq_rpc_free(aq_rpc *rpc) {
     free(rpc->methods);
     aq_rpc_heap_free(&rpc->heap);
     aq_rpc_map_free(&rpc->conns);
+    aq_rpc_map_free(&rpc->peer_index);
     free(rpc);
 }

@@ -222,6 +222,7 @@ struct aq_rpc {
     aq_rpc_stats st;
     aq_rpc_peer **peers;
     size_t npeers, cap_peers;
+    aq_rpc_map peer_index; /* addr_key -> peer (the first peer with that key) */
     aq_rpc_method_ent *methods;
     size_t nmethods;
     aq_rpc_notify_fn notify_fn;

@@ -626,3 +626,28 @@ Test(rpc_core, valid_but_arbitrary_packets) {
     N.rpc[0] = NULL;
     cr_assert_eq(outcomes, 3);
 }
+
+Test(rpc_core, peers_by_address) {
+    aq_rpc *a = N.rpc[0];
+    static aq_rpc_peer *seen[4000];
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 4000; i++) {
+            char t[64];
+            if (i % 2)
+                snprintf(t, sizeof t, "10.0.%d.%d:%d", i / 256, i % 256, 7000 + i % 7);
+            else
+                snprintf(t, sizeof t, "[fd00::%x]:%d", i, 7000 + i % 5);
+            aq_rpc_addr ad;
+            cr_assert_eq(aq_rpc_addr_parse(t, &ad), 0, "%s", t);
+            aq_rpc_peer *p = aq_rpc_peer_get(a, &ad);
+            cr_assert_not_null(p);
+            if (round == 0)
+                seen[i] = p;
+            else
+                cr_assert_eq(p, seen[i], "%s", t);
+            cr_assert(aq_rpc_addr_eq(aq_rpc_peer_addr(p), &ad));
+        }
+    aq_rpc_stats st;
+    aq_rpc_stats_get(a, &st);
+    cr_assert_eq(st.peers, 4000);
+}
