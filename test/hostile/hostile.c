@@ -311,7 +311,7 @@ static int do_idle(const ctx *c, long n, long secs) {
 }
 
 static int do_loris(const ctx *c, long secs) {
-    uint8_t b[AQ_RPC_HDR_LEN * 2 + 2];
+    uint8_t b[256];
     int t = tcp_conn(c);
     size_t len = hello(c, b, c->cluster, t);
     len += get_call(c, b + len, c->cluster, 1) - 15; /* a header and part of its payload */

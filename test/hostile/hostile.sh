@@ -123,4 +123,9 @@ done
 alive "at the end"
 n=$("$AQ" status --json | python3 -c 'import json,sys; print(sum(n["reachable"] for n in json.load(sys.stdin)["nodes"]))')
 [ "$n" = 3 ] || it_fail "$n of 3 nodes answer STATUS"
+# A clean stop: in a sanitizer build, a leak or bad access found at exit lands in the node logs.
+"$AQ" cluster down >/dev/null 2>&1 || it_fail "cluster down failed"
+if grep -lE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T"/run/*.log; then
+  it_fail "a sanitizer report in the node logs above"
+fi
 echo "hostile: $(ls "$T/v" | wc -l) values intact, $gok/$gi genuine round trips during the attack, dup handler ran once, n1 RSS $RSS0 -> $RSS1 kB, fds $FD0 -> $FD1"
