@@ -134,7 +134,7 @@ static void forward_all(write_op *op) {
         int err = aq_rpc_call(n->rpc, n->members[m].peer, op->method, b, AQ_NODE_CALL_TIMEOUT_US(n),
                               forward_done, op);
         if (err) {
-            op->refs -= 2;
+            op->refs -= 1; /* the lent request was released already (rpc contract) */
             aq_logf(n->log, AQ_LOG_WARN, "cannot forward %s to %s: %s",
                     aq_node_method_name(op->method), n->members[m].conf->name, aq_strerror(err));
         }
