@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aq_alloc.h"
 #include "cli.h"
 
 static const char usage_text[] =
@@ -108,6 +109,7 @@ static int usage_error(const char *fmt, const char *arg) {
 }
 
 int main(int argc, char **argv) {
+    aq_alloc_tune_for_chunks();
     /* A reader closing our stdout must give an error we report, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
     const char *conf_opt = NULL;

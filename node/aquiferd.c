@@ -6,6 +6,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "aq_alloc.h"
 #include "aq_error.h"
 #include "aq_node.h"
 #include "aq_node_config.h"
@@ -71,6 +72,7 @@ static void ready(void *ud, int err) {
 }
 
 int main(int argc, char **argv) {
+    aq_alloc_tune_for_chunks();
     const char *conf = NULL, *name = NULL;
     int level = AQ_LOG_INFO;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "aq_alloc.h"
 #include "aq_rpc_uv.h"
 #include "rpc_uv_proto.h"
 
@@ -136,6 +137,7 @@ static pid_t spawn_server(const char *path, uint16_t *port) {
 }
 
 int main(int argc, char **argv) {
+    aq_alloc_tune_for_chunks();
     if (argc < 2) {
         fprintf(stderr, "usage: rpc_bench SERVER_BINARY [-c concurrency] [-t seconds] [-b "
                         "big_in_flight] [-o small|big]\n");

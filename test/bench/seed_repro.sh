@@ -29,9 +29,12 @@ if ! [[ $last =~ ^seed_repro:\ naive\ sent=([0-9]+)\ received=([0-9]+)\ lost=([0
     echo "seed_repro: FAIL: no result line (exit status $rc)" >&2
     exit 1
 fi
+# The verdict goes first so that the result line stays the last line printed, as the binary prints it.
 if (( BASH_REMATCH[3] > 0 && BASH_REMATCH[6] == 0 && rc == 0 )); then
     echo "seed_repro: PASS: naive lost ${BASH_REMATCH[3]} messages silently, rpc lost none"
+    echo "$last"
     exit 0
 fi
 echo "seed_repro: FAIL (exit status $rc)" >&2
+echo "$last"
 exit 1

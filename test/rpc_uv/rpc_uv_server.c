@@ -9,6 +9,7 @@
 #include <uv.h>
 #include <xxhash.h>
 
+#include "aq_alloc.h"
 #include "aq_rpc_uv.h"
 #include "rpc_uv_proto.h"
 
@@ -69,6 +70,7 @@ static void on_echo(void *ud, aq_rpc_incoming *in) {
 }
 
 int main(int argc, char **argv) {
+    aq_alloc_tune_for_chunks(); /* as aquiferd does: the benchmark measures that policy */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1)
         return 1;

@@ -1,0 +1,15 @@
+/* aq_alloc: the process-wide allocator policy for programs that move 4 MiB messages.
+ *
+ * glibc's malloc serves each 4 MiB block with its own mmap and gives it back with munmap (or trims
+ * the heap) on free, so every received chunk is zeroed and faulted in again by the kernel: with a
+ * few 4 MiB messages in flight, page clearing took most of a node's cycles. Raising the mmap and
+ * trim thresholds keeps such blocks in the heap for reuse. Call once, first thing in main(), before
+ * any thread starts; it is process policy, which is why only main() may set it.
+ */
+#ifndef AQ_ALLOC_H
+#define AQ_ALLOC_H
+
+/* Serve blocks below 64 MiB from the heap and keep up to 256 MiB of free heap before trimming. */
+void aq_alloc_tune_for_chunks(void);
+
+#endif
