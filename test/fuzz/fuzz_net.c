@@ -60,14 +60,54 @@ static void io_timer(void *ctx, uint64_t at) {
 
 static const aq_rpc_io IO = {io_now, io_send, io_open, io_write, io_close, io_timer};
 
+/* Incarnation history of one peer (created on first use; NULL when the table is full). */
+static typeof(((fz_net *)0)->hist[0]) *history(fz_net *n, const aq_rpc_peer *p) {
+    for (int i = 0; i < FZ_PEERS; i++) {
+        if (n->hist[i].peer == p)
+            return &n->hist[i];
+        if (!n->hist[i].peer) {
+            n->hist[i].peer = p;
+            return &n->hist[i];
+        }
+    }
+    return NULL;
+}
+
+static void took_inc(fz_net *n, const aq_rpc_peer *p, uint64_t inc) {
+    typeof(n->hist[0]) *h = history(n, p);
+    if (!h || (h->n && h->inc[(h->n - 1) % FZ_HIST] == inc))
+        return;
+    /* The core remembers the last AQ_RPC_OLD_INCS incarnations it retired and drops their packets.
+     */
+    for (uint32_t k = 2; k <= AQ_RPC_OLD_INCS + 1 && k <= h->n; k++)
+        if (h->inc[(h->n - k) % FZ_HIST] == inc)
+            abort(); /* a recently retired incarnation was taken back */
+    h->inc[h->n++ % FZ_HIST] = inc;
+    /* Forgotten long ago and back: a new life, its task numbers start over. */
+    for (int i = 0; i < n->nkeys; i++)
+        if (n->keys[i].peer == p && n->keys[i].inc == inc)
+            n->keys[i--] = n->keys[--n->nkeys];
+}
+
+static void on_restart(void *ud, aq_rpc_peer *p, uint64_t old_inc, uint64_t new_inc) {
+    fz_net *n = ud;
+    typeof(n->hist[0]) *h = history(n, p);
+    if (h && h->n == 0 && old_inc) /* learned from a packet that ran no handler */
+        took_inc(n, p, old_inc);
+    took_inc(n, p, new_inc);
+}
+
 static void on_call(void *ud, aq_rpc_incoming *in) {
     fz_net *n = ud;
-    uint64_t inc = aq_rpc_peer_incarnation(aq_rpc_incoming_peer(in));
+    const aq_rpc_peer *peer = aq_rpc_incoming_peer(in);
+    uint64_t inc = aq_rpc_peer_incarnation(peer);
     uint64_t task = in->w ? in->w->task : 0;
+    took_inc(n, peer, inc); /* the first incarnation of a peer comes without a restart */
     for (int i = 0; i < n->nkeys; i++)
-        if (n->keys[i].inc == inc && n->keys[i].task == task)
+        if (n->keys[i].peer == peer && n->keys[i].inc == inc && n->keys[i].task == task)
             abort(); /* the handler ran twice for one task */
     if (n->nkeys < FZ_KEYS) {
+        n->keys[n->nkeys].peer = peer;
         n->keys[n->nkeys].inc = inc;
         n->keys[n->nkeys].task = task;
         n->nkeys++;
@@ -123,6 +163,7 @@ void fz_init(fz_net *n, bool hold) {
     for (uint16_t m = 0; m < 8; m++)
         aq_rpc_handle(n->rpc, m, on_call, n);
     aq_rpc_on_notify(n->rpc, on_notify, n);
+    aq_rpc_on_restart(n->rpc, on_restart, n);
 }
 
 void fz_fini(fz_net *n) {

@@ -5,7 +5,10 @@
  * hostile side is 127.0.0.1:7001 (datagrams, and the pipe it opens to us). Every method has a
  * handler that either answers at once or is held until the input says so. The net checks the
  * invariants the core promises and abort()s when one breaks, so libFuzzer reports it:
- *  - a handler runs at most once per (caller incarnation, task);
+ *  - a handler runs at most once per (caller incarnation, task): incarnations are random and never
+ *    reused by an honest peer, so one that comes back after the core forgot it (more than
+ *    AQ_RPC_OLD_INCS restarts later) starts a new life; one that comes back sooner must have been
+ *    dropped as stale, never taken for a restart;
  *  - every accepted call ends in exactly one callback, by aq_rpc_free at the latest.
  * Leaks and bad reads are left to ASan. */
 #ifndef FUZZ_NET_H
@@ -22,6 +25,8 @@
 #define FZ_HELD    64
 #define FZ_KEYS    4096
 #define FZ_WRITES  64
+#define FZ_PEERS   4
+#define FZ_HIST    8
 
 typedef struct fz_net {
     aq_rpc *rpc;
@@ -45,8 +50,14 @@ typedef struct fz_net {
     aq_rpc_incoming *held[FZ_HELD];
     int nheld;
     struct {
+        const aq_rpc_peer *peer;
         uint64_t inc, task;
     } keys[FZ_KEYS];
+    struct {
+        const aq_rpc_peer *peer;
+        uint64_t inc[FZ_HIST]; /* the incarnations the core took, the last FZ_HIST of them */
+        uint32_t n;
+    } hist[FZ_PEERS];
     int nkeys;
     uint64_t calls, callbacks;
 } fz_net;
