@@ -10,6 +10,7 @@
  *                   foreign
  *   dupflood N      one valid GET call (a fresh incarnation, task 1) sent N times over UDP; prints
  *                   the REPLY and PENDING datagrams that came back
+ *   calls N         N distinct valid GET calls over UDP whose replies are never acknowledged
  *   partials N      one pipe opening N partial 1 MiB calls (headers only, distinct tasks)
  *   idle N SECONDS  N connections that send nothing, held SECONDS
  *   loris SECONDS   a connection sending a HELLO and a frame header one byte a second
@@ -273,6 +274,17 @@ static int do_dupflood(const ctx *c, long n) {
     return 0;
 }
 
+static int do_calls(const ctx *c, long n) {
+    uint8_t b[256];
+    int s = udp_sock(c);
+    for (long i = 0; i < n; i++)
+        udp_send(c, s, b, get_call(c, b, c->cluster, 1 + (uint64_t)i));
+    /* Never acknowledged: the node keeps each reply and resends it until its cache time ends. */
+    close(s);
+    printf("calls: sent %ld distinct calls, never acknowledged\n", n);
+    return 0;
+}
+
 static int do_partials(const ctx *c, long n) {
     uint8_t b[AQ_RPC_HDR_LEN + 64];
     int t = tcp_conn(c);
@@ -367,6 +379,8 @@ int main(int argc, char **argv) {
         return do_foreign(&c, n);
     if (!strcmp(m, "dupflood"))
         return do_dupflood(&c, n);
+    if (!strcmp(m, "calls"))
+        return do_calls(&c, n);
     if (!strcmp(m, "partials"))
         return do_partials(&c, n);
     if (!strcmp(m, "idle"))

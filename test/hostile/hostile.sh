@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A live 3-node cluster (replicas 2) under hostile traffic aimed at n1: random datagrams, headers
-# with valid checksums whose lengths lie (UDP and pipe), another cluster's packets, a flood of one
-# duplicated call, partial messages without end, silent and one-byte-a-second connections, and
-# thousands of connections opened and dropped. Meanwhile genuine clients put and get. Checked: the
-# handler of the duplicated call ran once, the drop counters rose, lying pipes were cut off and
-# logged, every stored value reads back identical, n1's RSS and fd count stay bounded, and all
-# three nodes are alive and serving at the end.
+# with valid checksums whose lengths lie (UDP and pipe), another cluster's packets, calls whose
+# replies are never acknowledged, a flood of one duplicated call, partial messages without end,
+# silent and one-byte-a-second connections, and thousands of connections opened and dropped.
+# Meanwhile genuine clients put and get. Checked: the handler of the duplicated call ran once, the
+# drop counters rose, bad pipes were cut off and logged, every stored value reads back identical,
+# n1's RSS and fd count stay bounded, all three nodes are alive and serving at the end, and (in a
+# sanitizer build) no node reports a leak or bad access when stopped.
 . "$AQ_SRC/test/integration/lib.sh"
 H=${AQ_TEST_BIN}/hostile
 [ -x "$H" ] || it_fail "no hostile tool at $H"
@@ -64,7 +65,8 @@ it_log "n1 before: RSS ${RSS0} kB, ${FD0} fds, dropped_malformed $MAL0, dropped_
 "$H" "$N1" "$NAME" random 20000 | tee -a "$T/hostile.out"
 "$H" "$N1" "$NAME" absurd | tee -a "$T/hostile.out"
 "$H" "$N1" "$NAME" foreign 2000 | tee -a "$T/hostile.out"
-alive "after random, absurd and foreign traffic"
+"$H" "$N1" "$NAME" calls 20000 | tee -a "$T/hostile.out"
+alive "after random, absurd, foreign and unacknowledged traffic"
 "$H" "$N1" "$NAME" loris 6 >>"$T/hostile.out" &
 LPID=$!
 "$H" "$N1" "$NAME" idle 1000 5 | tee -a "$T/hostile.out" &
