@@ -109,6 +109,7 @@ struct load {
     uint64_t calls, started, done, ok, failed;
     uint64_t att_replied, att_unclear;
     uint64_t wrong_reads, bytes_put, bytes_got;
+    uint64_t partial_writes; /* PUT or RM answered with fewer copies than wanted */
     uint32_t nkeys, inflight_max, inflight;
     keyinfo *keys;
     op *ops;
@@ -208,7 +209,9 @@ static void attempt_cb(void *ud, const aq_rpc_result *r) {
         L->att_unclear++;
     if (r->err && r->err != AQ_ENOMETHOD)
         o->unclear = true;
-    bool notfound_next = e == AQ_ENOTFOUND && o->method == AQ_M_GET && o->verify != 1;
+    /* A replica that restarted empty or missed a write answers not found: ask the next. */
+    bool notfound_next =
+        e == AQ_ENOTFOUND && (o->method == AQ_M_GET || o->method == AQ_M_STAT) && o->verify != 1;
     if (e == 0 || (e == AQ_ENOTFOUND && !notfound_next) || o->verify == 1) {
         char msg[400] = "";
         if (e && e != AQ_ENOTFOUND)
@@ -337,7 +340,17 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         note_err(L, msg && msg[0] ? msg : aq_strerror(err));
     }
     if (o->method == AQ_M_PUT || o->method == AQ_M_RM) {
-        if (answered && !o->unclear) {
+        uint8_t copies = 0, wanted = 0;
+        bool partial =
+            err == 0 && (aq_put_rep_decode(rep, replen, &copies, &wanted) != 0 || copies < wanted);
+        L->partial_writes += partial;
+        if (answered && o->method == AQ_M_RM && partial) {
+            /* The caller was told a copy survived: it may come back (no tombstones). */
+            ki->st[1] = ki->st[0];
+            ki->st[0] = o->attempt;
+            ki->nst = 2;
+            ki->retired = true;
+        } else if (answered && !o->unclear) {
             ki->nst = 1;
             ki->st[0] = o->attempt;
         } else if (answered) {
@@ -823,12 +836,12 @@ int main(int argc, char **argv) {
            L->scenario, L->started, L->ok, L->failed, L->lost, duplicated, unhealed ? "no" : "yes");
     printf("faults-detail: %s load_s=%.1f heal_wait_s=%.1f keys_stored=%" PRIu32
            " keys_retired=%" PRIu32 " unhealed=%" PRIu32 " diverged=%" PRIu64
-           " resurrected=%" PRIu64 " wrong_reads_during_faults=%" PRIu64
+           " resurrected=%" PRIu64 " partial_writes=%" PRIu64 " wrong_reads_during_faults=%" PRIu64
            " attempts_replied=%" PRIu64 " attempts_unclear=%" PRIu64 " handled_client=%" PRIu64
            " put_MiB=%.1f got_MiB=%.1f\n",
            L->scenario, load_s, heal_wait, stored, retired, unhealed, L->diverged, L->resurrected,
-           L->wrong_reads, att_replied, att_unclear, handled, (double)L->bytes_put / 1048576.0,
-           (double)L->bytes_got / 1048576.0);
+           L->partial_writes, L->wrong_reads, att_replied, att_unclear, handled,
+           (double)L->bytes_put / 1048576.0, (double)L->bytes_got / 1048576.0);
     for (uint32_t i = 0; i < L->nerrs; i++)
         printf("faults-error: %s %s\n", L->scenario, L->errs[i]);
     if (unhealed) {

@@ -5,7 +5,8 @@
 # aq_load.c). Needs root (ip netns, iptables inside the namespaces only; the host is never touched).
 #
 # Environment: AQ_BUILD (build tree), AQ_TEST_BIN (where aq_load is); FAULTS_SCENARIOS to pick some
-# (names below, space separated), FAULTS_CALLS to change the calls per scenario.
+# (names below, space separated), FAULTS_CALLS to change the calls per scenario, FAULTS_KEEP=1 to keep
+# the logs in /tmp.
 set -euo pipefail
 
 : "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
@@ -58,7 +59,7 @@ on_exit() {
   if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
     for f in "$RUN"/*.log; do [ -f "$f" ] && { echo "--- $f (last 20 lines)"; tail -n 20 "$f"; }; done
   fi
-  rm -rf "$T"
+  if [ -n "${FAULTS_KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
   [ $rc -ne 0 ] && exit $rc
   exit $FAILED
 }
@@ -198,15 +199,15 @@ run_scenario() {
   # Faults that act from the start are in place before the first call; timed ones start with it.
   local args=(--min-s 20)
   case $name in
-    drop) fault_drop; args=() ;;
+    drop) fault_drop; args=(-j 64) ;;
     reset) fault_reset ;;
     sigstop) stop_node_later 5 5 n2 ;;
     overload) overload_later 2 15 n1; args=(--min-s 20 --endpoints 64 -j 64) ;;
     kill) kill_node_later 5 2 n2 ;;
-    all) fault_drop; fault_reset; stop_node_later 5 5 n2; args=() ;;
+    all) fault_drop; fault_reset; stop_node_later 5 5 n2; args=(-j 64) ;;
   esac
   ip netns exec "$(ns cl)" "$LOAD" -c "$T/cluster.conf" -s "$name" -n "$CALLS" --seed "$RANDOM" \
-    --ready "$T/ready" --resume "$T/resume" "${args[@]}" >"$T/$name.out" 2>&1 &
+    --ready "$T/ready" --resume "$T/resume" --heal-s 60 "${args[@]}" >"$T/$name.out" 2>&1 &
   local lp=$!
   bg+=($lp)
   # Faults act until the load is done (or the driver ended early with a failure).
