@@ -22,6 +22,16 @@ static const char usage_text[] =
     "  ls [PREFIX] [--json]  keys (starting with PREFIX), sorted, with their sizes\n"
     "  stat KEY [--json]     size, digest (xxh3-128, as `xxhsum -H2` prints it), chunks and the\n"
     "                        nodes holding each\n"
+    "  parse FILE [--name NAME] [--sep C] [--header yes|no|auto] [--na LIST]\n"
+    "        [--types COL:TYPE,...] [--fill] [--json]\n"
+    "                        read a CSV file into a frame of typed columns spread over the "
+    "cluster\n"
+    "  frames [--json]       the frames, with rows and columns\n"
+    "  summary NAME [--json] per column: type, NA, min, max, mean, sd or levels (computed where\n"
+    "                        the chunks live)\n"
+    "  head NAME [-n N]      the first N rows (default 10) as CSV\n"
+    "  export NAME [-o FILE] the whole frame as CSV, rows in file order\n"
+    "  frame rm NAME         remove a frame and all its chunks\n"
     "\n"
     "Options, anywhere on the line:\n"
     "  -c, --config FILE     the cluster config; default $AQUIFER_CONF, else ./cluster.conf,\n"
@@ -99,6 +109,44 @@ static const command commands[] = {
      "Shows KEY's size, its xxh3-128 digest in the form `xxhsum -H2` prints, and each chunk\n"
      "(index, size, digest) with the live nodes holding a copy. --json prints {key, size, digest,\n"
      "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n"},
+    {"parse", 1, 1, true, false,
+     "usage: aquifer [-c FILE] parse FILE [--name NAME] [--sep C] [--header yes|no|auto]\n"
+     "                     [--na LIST] [--types COL:TYPE,...] [--fill] [--json]\n\n"
+     "Reads the CSV file FILE into a frame named NAME (default: FILE's base name without its\n"
+     "extension). The separator, header and column types are guessed from samples across the\n"
+     "file; --sep (a character, tab or space), --header, --na (comma-separated spellings of a\n"
+     "missing value; default \"\" and NA) and --types (by column name or 1-based index; int,\n"
+     "float, time, categorical, string) override the guess. --fill pads short rows with NA\n"
+     "instead of failing. The file is cut into pieces of at most 4 MiB at row ends and spread\n"
+     "over the cluster; every node parses the pieces it holds, the cluster agrees on each\n"
+     "column's type and categorical levels, and each node stores its typed column chunks on\n"
+     "their replicas. Prints rows, columns, types, seconds and MB/s. A row with the wrong\n"
+     "number of fields fails naming its line; a failed parse leaves nothing behind. An existing\n"
+     "frame of that name is not replaced.\n"},
+    {"frames", 0, 0, true, false,
+     "usage: aquifer [-c FILE] frames [--json]\n\n"
+     "Lists the frames held by every live node: name, rows, columns and source file. --json\n"
+     "prints an array of {name, rows, columns, chunks, source, source_size}.\n"},
+    {"summary", 1, 1, true, false,
+     "usage: aquifer [-c FILE] summary NAME [--json]\n\n"
+     "Summarizes each column of frame NAME where its chunks live; only partial summaries\n"
+     "travel. Numeric and time columns: NA count, min, max, mean and sample standard\n"
+     "deviation; categorical and string columns: cardinality and the most frequent levels.\n"
+     "--json prints {name, rows, columns: [{name, type, na, min, max, mean, sd} or\n"
+     "{name, type, na, cardinality, top: [{level, count}]}]}. Exits 2 when there is no such "
+     "frame.\n"},
+    {"head", 1, 1, false, false,
+     "usage: aquifer [-c FILE] head NAME [-n N]\n\n"
+     "Prints the header and the first N rows (default 10) of frame NAME as CSV.\n"},
+    {"export", 1, 1, false, true,
+     "usage: aquifer [-c FILE] export NAME [-o FILE]\n\n"
+     "Writes frame NAME as CSV (header, rows in the file's order, numbers that read back to the\n"
+     "same values, missing values as empty fields) to stdout or FILE (through a temporary file\n"
+     "renamed at the end).\n"},
+    {"frame rm", 1, 1, false, false,
+     "usage: aquifer [-c FILE] frame rm NAME\n\n"
+     "Removes frame NAME: every piece and column chunk of it on every live node, then its\n"
+     "metadata. Exits 2 when there is no such frame.\n"},
 };
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -114,6 +162,13 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     const char *conf_opt = NULL;
     bool help = false, json = false, seen_c = false;
+    cli_frame_opts fo;
+    memset(&fo, 0, sizeof fo);
+    struct {
+        const char *opt;
+        const char **dst;
+    } fopts[] = {{"--name", &fo.name}, {"--sep", &fo.sep},     {"--header", &fo.header},
+                 {"--na", &fo.na},     {"--types", &fo.types}, {"-n", &fo.rows}};
     const char *out = NULL;
     const char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos = 0;
@@ -152,6 +207,33 @@ int main(int argc, char **argv) {
             out = a + 9;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--fill") == 0) {
+            fo.fill = true;
+        } else if (a[1] == 'n' || strncmp(a, "--name", 6) == 0 || strncmp(a, "--sep", 5) == 0 ||
+                   strncmp(a, "--header", 8) == 0 || strncmp(a, "--na", 4) == 0 ||
+                   strncmp(a, "--types", 7) == 0) {
+            size_t f = 0, nf = sizeof fopts / sizeof fopts[0];
+            const char *val = NULL;
+            for (; f < nf; f++) {
+                size_t ol = strlen(fopts[f].opt);
+                if (strcmp(a, fopts[f].opt) == 0) {
+                    if (i + 1 >= argc) {
+                        free(pos);
+                        return usage_error("%s needs a value", a);
+                    }
+                    val = argv[++i];
+                    break;
+                }
+                if (strncmp(a, fopts[f].opt, ol) == 0 && a[ol] == '=') {
+                    val = a + ol + 1;
+                    break;
+                }
+            }
+            if (f == nf) {
+                free(pos);
+                return usage_error("unknown option %s", a);
+            }
+            *fopts[f].dst = val;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             help = true;
         } else {
@@ -171,7 +253,14 @@ int main(int argc, char **argv) {
     const command *cmd = NULL;
     int skip = 1;
     char name[64];
-    if (strcmp(pos[0], "cluster") == 0) {
+    if (strcmp(pos[0], "frame") == 0) {
+        if (npos < 2) {
+            free(pos);
+            return usage_error("frame needs a subcommand: %s", "rm");
+        }
+        snprintf(name, sizeof name, "frame %.20s", pos[1]);
+        skip = 2;
+    } else if (strcmp(pos[0], "cluster") == 0) {
         if (npos < 2) {
             if (help) {
                 fputs(commands[0].help, stdout);
@@ -212,6 +301,12 @@ int main(int argc, char **argv) {
     } else if (out && !cmd->output) {
         rc = usage_error("-o does not apply to %s", cmd->name);
     }
+    bool frame_cmd = strcmp(cmd->name, "parse") == 0 || strcmp(cmd->name, "head") == 0;
+    if (!rc && !frame_cmd &&
+        (fo.name || fo.sep || fo.header || fo.na || fo.types || fo.fill || fo.rows))
+        rc = usage_error("%s takes none of the parse options (--name, --sep, --header, --na, "
+                         "--types, --fill, -n)",
+                         cmd->name);
     if (rc) {
         free(pos);
         return rc;
@@ -231,6 +326,7 @@ int main(int argc, char **argv) {
     c.what = what;
     c.json = json;
     c.out_path = out;
+    c.fo = fo;
     rc = cli_conf_load(&c, conf_opt);
     if (rc == 0) {
         if (strcmp(cmd->name, "cluster up") == 0) {
@@ -238,6 +334,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(cmd->name, "cluster down") == 0) {
             rc = cli_cmd_down(&c);
         } else if ((rc = cli_open(&c)) == 0) {
+            for (uint16_t m = AQ_M_FRAME_PARSE; m <= AQ_M_FRAME_SUMMARY; m++)
+                aq_rpc_method_name(c.rpc, m, aq_node_method_name(m));
             if (strcmp(cmd->name, "status") == 0)
                 rc = cli_cmd_status(&c);
             else if (strcmp(cmd->name, "put") == 0)
@@ -248,6 +346,18 @@ int main(int argc, char **argv) {
                 rc = cli_cmd_rm(&c, args[0]);
             else if (strcmp(cmd->name, "ls") == 0)
                 rc = cli_cmd_ls(&c, nargs ? args[0] : "");
+            else if (strcmp(cmd->name, "parse") == 0)
+                rc = cli_cmd_parse(&c, args[0]);
+            else if (strcmp(cmd->name, "frames") == 0)
+                rc = cli_cmd_frames(&c);
+            else if (strcmp(cmd->name, "summary") == 0)
+                rc = cli_cmd_summary(&c, args[0]);
+            else if (strcmp(cmd->name, "head") == 0)
+                rc = cli_cmd_head(&c, args[0]);
+            else if (strcmp(cmd->name, "export") == 0)
+                rc = cli_cmd_export(&c, args[0]);
+            else if (strcmp(cmd->name, "frame rm") == 0)
+                rc = cli_cmd_frame_rm(&c, args[0]);
             else
                 rc = cli_cmd_stat(&c, args[0]);
         }

@@ -30,12 +30,19 @@ enum { CLI_OK = 0, CLI_USAGE = 1, CLI_NOTFOUND = 2, CLI_UNREACH = 3, CLI_ERROR =
 
 typedef struct cli_kop cli_kop;
 
+/* Options of the frame commands (parse, head). NULL / false: not given. */
+typedef struct cli_frame_opts {
+    const char *name, *sep, *header, *na, *types, *rows;
+    bool fill;
+} cli_frame_opts;
+
 typedef struct cli {
     const char *what; /* "get KEY": starts every error sentence */
     aq_node_config *conf;
     char *conf_path; /* the file it came from; NULL for the built-in default */
     bool json;
     const char *out_path; /* get -o */
+    cli_frame_opts fo;
     /* The endpoint (cli_open). */
     uv_loop_t loop;
     bool loop_open;
@@ -167,6 +174,41 @@ int cli_cmd_stat(cli *c, const char *key);
 int cli_cmd_status(cli *c);
 int cli_cmd_up(cli *c);
 int cli_cmd_down(cli *c);
+/* ---- cli_frame.c: CSV files as frames spread over the cluster ---- */
+/* A frame's metadata, stored under its meta key (aq_frame_meta_key) once every column chunk is. */
+typedef struct cli_frame_meta {
+    char *name;
+    char *source; /* the file's base name */
+    uint64_t source_size;
+    uint32_t ncols;
+    char **cols;
+    uint8_t *types; /* aq_csv_type */
+    uint32_t nchunks;
+    uint32_t *rows; /* per chunk */
+    uint64_t total_rows;
+    uint8_t *setup; /* the encoded aq_csv setup the file was read with */
+    size_t slen;
+} cli_frame_meta;
+int cli_frame_meta_encode(const cli_frame_meta *m, uint8_t **out, size_t *len);
+int cli_frame_meta_decode(const uint8_t *p, size_t n, cli_frame_meta *m);
+void cli_frame_meta_free(cli_frame_meta *m);
+/* 0, or CLI_USAGE after saying why the name is not a frame name. */
+int cli_frame_check_name(cli *c, const char *name);
+/* Runs the n prepared key operations at once and waits for them all. */
+void cli_kops_run(cli *c, cli_kop **k, size_t n);
+/* Removes every key of frame name from every live node (pieces, column chunks) and, with meta,
+ * its metadata last. Returns how many keys could not be removed. */
+size_t cli_frame_rm_keys(cli *c, const char *name, bool meta);
+/* Stores a small value under an internal key through its first live replica. */
+int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen,
+                     char *why, size_t cap);
+
+int cli_cmd_parse(cli *c, const char *file);
+int cli_cmd_frames(cli *c);
+int cli_cmd_summary(cli *c, const char *name);
+int cli_cmd_head(cli *c, const char *name);
+int cli_cmd_export(cli *c, const char *name);
+int cli_cmd_frame_rm(cli *c, const char *name);
 /* Prints the status table or JSON from the last probe. Returns the number of nodes reachable. */
 size_t cli_print_status(cli *c, FILE *f);
 

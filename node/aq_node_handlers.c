@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aq_node_frame.h"
 #include "aq_node_internal.h"
 
 static aq_node_digest to_node_digest(aq_chunk_digest d) {
@@ -415,4 +416,5 @@ void aq_node_register_handlers(aq_node *n) {
     aq_rpc_handle(n->rpc, AQ_M_LIST, handle_list, n);
     aq_rpc_handle(n->rpc, AQ_M_STATUS, handle_status, n);
     aq_node_register_repair(n);
+    aq_node_register_frame(n);
 }

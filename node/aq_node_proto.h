@@ -27,8 +27,12 @@ enum aq_node_method {
     AQ_M_STAT = 4,   /* size and digest of a chunk held here */
     AQ_M_LIST = 5,   /* keys held here, by prefix, paginated */
     AQ_M_STATUS = 6, /* this node's state and its view of the cluster */
-    AQ_M_HEARTBEAT = 7, /* notify: I am alive */
-    AQ_M_OFFER = 8,     /* repair: "should you have these (key, digest)?" -> the ones it wants */
+    AQ_M_HEARTBEAT = 7,   /* notify: I am alive */
+    AQ_M_OFFER = 8,       /* repair: "should you have these (key, digest)?" -> the ones it wants */
+    AQ_M_FRAME_PARSE = 9, /* parse the raw CSV pieces held here -> observations, domains, rows */
+    AQ_M_FRAME_FINISH =
+        10, /* re-parse them at the final types, store (and replicate) column chunks */
+    AQ_M_FRAME_SUMMARY = 11, /* summarize the column chunks held here -> partial summaries */
 };
 
 const char *aq_node_method_name(uint16_t m);
@@ -158,5 +162,57 @@ void aq_status_rep_node(aq_wr *w, const aq_status_node *s);
 void aq_status_rep_peer(aq_wr *w, const aq_status_peer *p);
 int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *out);
 int aq_status_rep_next(aq_rd *r, aq_status_peer *out);
+
+/* A frame's keys (all internal): raw piece i "\x1fF" NAME "/" i "\x1e" "p", column chunk j of piece
+ * i the same with "c" j, metadata "\x1fM" NAME. Names are user keys of at most AQ_FRAME_NAME_MAX
+ * bytes without '/', so derived keys fit AQ_NODE_KEY_MAX and one frame's keys never prefix
+ * another's. */
+#define AQ_FRAME_NAME_MAX 180
+#define AQ_FRAME_PIECE    (-1)
+bool aq_frame_name_ok(const void *name, size_t nlen);
+/* col: a column index, or AQ_FRAME_PIECE for the raw piece. Returns the key length. */
+size_t aq_frame_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t nlen, uint32_t index,
+                    int64_t col);
+size_t aq_frame_meta_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t nlen);
+
+/* Frame calls (PARSE, FINISH, SUMMARY) share one request layout: str8 frame name, u32 + encoded
+ * aq_csv setup (may be empty), u32 ncols, ncols type bytes (FINISH only, else none), u32 + bytes of
+ * per-column blobs (FINISH: ncols x (u32 length, encoded domain)), u32 npieces, then npieces x
+ * (u32 index, u64 first line). The decoder checks the framing only; the handler checks contents. */
+#define AQ_FRAME_PIECE_REC 12
+typedef struct aq_frame_req {
+    const uint8_t *name;
+    size_t nlen;
+    const uint8_t *setup;
+    size_t slen;
+    uint32_t ncols;
+    const uint8_t *types; /* ncols bytes, or NULL */
+    const uint8_t *blobs;
+    size_t blen;
+    uint32_t npieces;
+    const uint8_t *pieces; /* npieces x AQ_FRAME_PIECE_REC bytes */
+} aq_frame_req;
+void aq_frame_req_encode(aq_wr *w, const aq_frame_req *r);
+int aq_frame_req_decode(const uint8_t *p, size_t n, aq_frame_req *out);
+void aq_frame_req_piece(const aq_frame_req *r, uint32_t i, uint32_t *index, uint64_t *first_line);
+
+/* Frame reply: i32 status (0 or an aq error, e.g. AQ_EPARSE), str16 message (why, naming the line),
+ * u32 npieces x (u32 index, u32 rows), u32 nblobs x (u32 length, bytes). PARSE: 2 blobs per column
+ * (encoded aq_csv_obs, encoded domain); SUMMARY: 1 per column (encoded aq_csv_sum). */
+typedef struct aq_frame_rep {
+    int32_t status;
+    const uint8_t *msg;
+    size_t mlen;
+    uint32_t npieces;
+    const uint8_t *pieces; /* npieces x 8 bytes */
+    uint32_t nblobs;
+    const uint8_t *blobs; /* walk with aq_frame_blob_next */
+    size_t blen;
+} aq_frame_rep;
+int aq_frame_rep_decode(const uint8_t *p, size_t n, aq_frame_rep *out);
+void aq_frame_rep_piece(const aq_frame_rep *r, uint32_t i, uint32_t *index, uint32_t *rows);
+/* Blob framing shared by requests and replies: u32 length then bytes. */
+void aq_frame_blob_put(aq_wr *w, const void *p, size_t n);
+int aq_frame_blob_next(aq_rd *r, const uint8_t **p, size_t *n);
 
 #endif

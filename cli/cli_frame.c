@@ -1,0 +1,805 @@
+/* Frames: what `aquifer parse` made of a CSV file. The metadata codec and the commands that read
+ * or remove a frame: frames, summary (reduced where the chunks live), head, export, frame rm. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "aq_csv_export.h"
+#include "aq_csv_summary.h"
+#include "cli.h"
+
+#define META_MAGIC 0x4d465141u /* "AQFM" */
+#define RM_SLOTS   32
+#define TOP_LEVELS 10
+
+/* ---- metadata codec ---- */
+
+int cli_frame_meta_encode(const cli_frame_meta *m, uint8_t **out, size_t *len) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_wr_u32(&w, META_MAGIC);
+    aq_wr_u8(&w, 1);
+    aq_wr_str8(&w, m->name, strlen(m->name));
+    aq_wr_str16(&w, m->source, strlen(m->source));
+    aq_wr_u64(&w, m->source_size);
+    aq_wr_u32(&w, m->ncols);
+    for (uint32_t i = 0; i < m->ncols; i++) {
+        aq_wr_str16(&w, m->cols[i], strlen(m->cols[i]));
+        aq_wr_u8(&w, m->types[i]);
+    }
+    aq_wr_u32(&w, m->nchunks);
+    for (uint32_t i = 0; i < m->nchunks; i++)
+        aq_wr_u32(&w, m->rows[i]);
+    aq_frame_blob_put(&w, m->setup, m->slen);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        return AQ_ENOMEM;
+    }
+    *out = w.p;
+    *len = w.len;
+    return 0;
+}
+
+static char *dup_n(const uint8_t *p, size_t n) {
+    char *s = malloc(n + 1);
+    if (s) {
+        if (n)
+            memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+void cli_frame_meta_free(cli_frame_meta *m) {
+    for (uint32_t i = 0; m->cols && i < m->ncols; i++)
+        free(m->cols[i]);
+    free(m->cols);
+    free(m->types);
+    free(m->rows);
+    free(m->name);
+    free(m->source);
+    free(m->setup);
+    memset(m, 0, sizeof *m);
+}
+
+int cli_frame_meta_decode(const uint8_t *p, size_t n, cli_frame_meta *out) {
+    aq_rd r = aq_rd_init(p, n);
+    cli_frame_meta m;
+    memset(&m, 0, sizeof m);
+    if (aq_rd_u32(&r) != META_MAGIC || aq_rd_u8(&r) != 1)
+        return AQ_EPROTO;
+    size_t l;
+    const uint8_t *s = aq_rd_str8(&r, &l);
+    if (!r.ok || !(m.name = dup_n(s, l)))
+        goto bad;
+    s = aq_rd_str16(&r, &l);
+    if (!r.ok || !(m.source = dup_n(s, l)))
+        goto bad;
+    m.source_size = aq_rd_u64(&r);
+    m.ncols = aq_rd_u32(&r);
+    if (!r.ok || m.ncols == 0 || m.ncols > r.n / 3)
+        goto bad;
+    m.cols = calloc(m.ncols, sizeof *m.cols);
+    m.types = calloc(m.ncols, 1);
+    if (!m.cols || !m.types)
+        goto bad;
+    for (uint32_t i = 0; i < m.ncols; i++) {
+        s = aq_rd_str16(&r, &l);
+        m.types[i] = aq_rd_u8(&r);
+        if (!r.ok || m.types[i] > AQ_CSV_T_STR || !(m.cols[i] = dup_n(s, l)))
+            goto bad;
+    }
+    m.nchunks = aq_rd_u32(&r);
+    if (!r.ok || m.nchunks > r.n / 4)
+        goto bad;
+    m.rows = calloc(m.nchunks + 1, sizeof *m.rows);
+    if (!m.rows)
+        goto bad;
+    for (uint32_t i = 0; i < m.nchunks; i++) {
+        m.rows[i] = aq_rd_u32(&r);
+        m.total_rows += m.rows[i];
+    }
+    const uint8_t *su;
+    if (aq_frame_blob_next(&r, &su, &m.slen) != 0 || !aq_rd_done(&r))
+        goto bad;
+    m.setup = malloc(m.slen + 1);
+    if (!m.setup)
+        goto bad;
+    memcpy(m.setup, su, m.slen);
+    *out = m;
+    return 0;
+bad:
+    cli_frame_meta_free(&m);
+    return AQ_EPROTO;
+}
+
+int cli_frame_check_name(cli *c, const char *name) {
+    size_t n = strlen(name);
+    if (!aq_frame_name_ok(name, n) || !cli_utf8_ok(name, n))
+        return cli_fail(c, CLI_USAGE,
+                        "a frame name is 1 to %d bytes of UTF-8 without control characters or '/'",
+                        AQ_FRAME_NAME_MAX);
+    return 0;
+}
+
+/* ---- calls ---- */
+
+void cli_kops_run(cli *c, cli_kop **k, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (k[i])
+            cli_kop_start(k[i]);
+    for (;;) {
+        bool all = true;
+        for (size_t i = 0; i < n; i++)
+            all = all && (!k[i] || k[i]->done);
+        if (all)
+            return;
+        cli_step(c);
+    }
+}
+
+int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen,
+                     char *why, size_t cap) {
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return AQ_ENOMEM;
+    XXH128_hash_t h = XXH3_128bits(v, vlen);
+    aq_node_digest d = {h.high64, h.low64};
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_put_req_head(&w, 0, AQ_KIND_VALUE, key, klen, d);
+    aq_wr_bytes(&w, v, vlen);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        cli_kop_free(k);
+        return AQ_ENOMEM;
+    }
+    k->method = AQ_M_PUT;
+    k->req = w.p;
+    k->reqlen = w.len;
+    cli_candidates(c, key, klen, false, k);
+    if (cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    int err = k->err;
+    if (err)
+        snprintf(why, cap, "%s", k->msg[0] ? k->msg : aq_strerror(err));
+    cli_kop_free(k);
+    return err;
+}
+
+/* Every key starting with prefix on every live node, merged (duplicates kept: harmless for rm). */
+typedef struct keylist {
+    uint8_t (*k)[AQ_NODE_KEY_MAX];
+    size_t *len;
+    size_t n, cap;
+} keylist;
+
+static int keylist_add(keylist *l, const uint8_t *k, size_t klen) {
+    for (size_t i = 0; i < l->n; i++)
+        if (l->len[i] == klen && memcmp(l->k[i], k, klen) == 0)
+            return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        void *nk = realloc(l->k, cap * sizeof *l->k);
+        if (!nk)
+            return AQ_ENOMEM;
+        l->k = nk;
+        void *nl = realloc(l->len, cap * sizeof *l->len);
+        if (!nl)
+            return AQ_ENOMEM;
+        l->len = nl;
+        l->cap = cap;
+    }
+    memcpy(l->k[l->n], k, klen);
+    l->len[l->n++] = klen;
+    return 0;
+}
+
+static void keylist_free(keylist *l) {
+    free(l->k);
+    free(l->len);
+    memset(l, 0, sizeof *l);
+}
+
+static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out, char *why,
+                       size_t cap) {
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return AQ_ENOMEM;
+    int err = 0;
+    for (size_t i = 0; i < c->conf->nnodes && !err; i++) {
+        if (!c->live[i])
+            continue;
+        uint8_t after[AQ_NODE_KEY_MAX];
+        size_t alen = 0;
+        for (;;) {
+            aq_wr w;
+            aq_wr_init(&w);
+            aq_list_req q = {AQ_LIST_INTERNAL, prefix, plen, after, alen, 1000};
+            aq_list_req_encode(&w, &q);
+            if (!w.ok) {
+                aq_wr_free(&w);
+                err = AQ_ENOMEM;
+                break;
+            }
+            cli_kop_reset(k);
+            k->method = AQ_M_LIST;
+            k->req = w.p;
+            k->reqlen = w.len;
+            k->cand[0] = (uint32_t)i;
+            k->ncand = 1;
+            if (cli_kop_start(k) == 0)
+                cli_kop_wait(k);
+            if ((err = k->err) != 0) {
+                snprintf(why, cap, "%s", k->msg);
+                break;
+            }
+            aq_rd r;
+            bool more;
+            uint32_t count;
+            aq_list_entry le = {0};
+            if ((err = aq_list_rep_begin(&r, k->rep, k->replen, &more, &count)) != 0)
+                break;
+            for (uint32_t j = 0; j < count && !err; j++)
+                if ((err = aq_list_rep_next(&r, &le)) == 0)
+                    err = keylist_add(out, le.key, le.klen);
+            if (err || !more || count == 0)
+                break;
+            memcpy(after, le.key, le.klen);
+            alen = le.klen;
+        }
+        if (err == AQ_EPROTO)
+            snprintf(why, cap, "%s sent a malformed LIST reply", c->conf->nodes[i].name);
+    }
+    cli_kop_free(k);
+    return err;
+}
+
+static size_t rm_list(cli *c, const keylist *l) {
+    cli_kop *slot[RM_SLOTS] = {0};
+    size_t next = 0, failed = 0;
+    for (;;) {
+        size_t busy = 0;
+        for (size_t s = 0; s < RM_SLOTS; s++) {
+            if (slot[s] && slot[s]->done) {
+                if (slot[s]->err && slot[s]->err != AQ_ENOTFOUND)
+                    failed++;
+                cli_kop_free(slot[s]);
+                slot[s] = NULL;
+            }
+            if (!slot[s] && next < l->n) {
+                cli_kop *k = cli_kop_new(c);
+                size_t i = next++;
+                if (!k || cli_kop_key(c, k, AQ_M_RM, l->k[i], l->len[i], false) != 0 ||
+                    cli_kop_start(k) != 0) {
+                    if (!k || k->err != AQ_EUNAVAIL)
+                        failed++;
+                    cli_kop_free(k);
+                    continue;
+                }
+                slot[s] = k;
+            }
+            busy += slot[s] != NULL;
+        }
+        if (busy == 0 && next >= l->n)
+            return failed;
+        cli_step(c);
+    }
+}
+
+size_t cli_frame_rm_keys(cli *c, const char *name, bool meta) {
+    size_t nlen = strlen(name);
+    uint8_t prefix[AQ_NODE_KEY_MAX];
+    prefix[0] = 0x1f;
+    prefix[1] = 'F';
+    memcpy(prefix + 2, name, nlen);
+    prefix[2 + nlen] = '/';
+    keylist l = {0};
+    char why[400];
+    size_t failed = 0;
+    if (list_prefix(c, prefix, nlen + 3, &l, why, sizeof why) != 0)
+        failed++;
+    failed += rm_list(c, &l);
+    keylist_free(&l);
+    if (meta) {
+        keylist m = {0};
+        uint8_t mk[AQ_NODE_KEY_MAX];
+        size_t mlen = aq_frame_meta_key(mk, name, nlen);
+        if (keylist_add(&m, mk, mlen) == 0)
+            failed += rm_list(c, &m);
+        keylist_free(&m);
+    }
+    return failed;
+}
+
+/* Fetches and decodes frame name's metadata; on failure says why and returns the exit code. */
+static int meta_get(cli *c, const char *name, cli_frame_meta *m) {
+    int rc = cli_frame_check_name(c, name);
+    if (rc)
+        return rc;
+    if ((rc = cli_need_live(c)) != 0)
+        return rc;
+    uint8_t key[AQ_NODE_KEY_MAX];
+    size_t klen = aq_frame_meta_key(key, name, strlen(name));
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    uint8_t kind;
+    aq_node_digest d;
+    const uint8_t *v;
+    size_t vlen;
+    int err = cli_fetch(c, k, key, klen, &kind, &d, &v, &vlen);
+    if (err == AQ_ENOTFOUND)
+        rc = cli_fail(c, CLI_NOTFOUND, "no frame named %s (see `aquifer frames`)", name);
+    else if (err)
+        rc = cli_kop_fail(c, k);
+    else if (cli_frame_meta_decode(v, vlen, m) != 0)
+        rc = cli_fail(c, CLI_ERROR, "the metadata of frame %s is malformed", name);
+    cli_kop_free(k);
+    return rc;
+}
+
+/* ---- frames ---- */
+
+int cli_cmd_frames(cli *c) {
+    int rc = cli_need_live(c);
+    if (rc)
+        return rc;
+    keylist l = {0};
+    char why[400] = "";
+    const uint8_t prefix[2] = {0x1f, 'M'};
+    int err = list_prefix(c, prefix, 2, &l, why, sizeof why);
+    if (err) {
+        keylist_free(&l);
+        return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
+    }
+    /* Sorted by name, as ls sorts keys. */
+    for (size_t i = 1; i < l.n; i++)
+        for (size_t j = i; j > 0; j--) {
+            size_t a = l.len[j - 1], b = l.len[j];
+            int cmp = memcmp(l.k[j - 1], l.k[j], a < b ? a : b);
+            if (cmp < 0 || (cmp == 0 && a <= b))
+                break;
+            uint8_t t[AQ_NODE_KEY_MAX];
+            memcpy(t, l.k[j], b);
+            memcpy(l.k[j], l.k[j - 1], a);
+            memcpy(l.k[j - 1], t, b);
+            l.len[j - 1] = b;
+            l.len[j] = a;
+        }
+    if (c->json)
+        fputc('[', stdout);
+    size_t shown = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        char name[AQ_NODE_KEY_MAX + 1];
+        memcpy(name, l.k[i] + 2, l.len[i] - 2);
+        name[l.len[i] - 2] = 0;
+        if (!aq_frame_name_ok(name, l.len[i] - 2))
+            continue;
+        cli_frame_meta m;
+        memset(&m, 0, sizeof m);
+        cli_kop *k = cli_kop_new(c);
+        uint8_t kind;
+        aq_node_digest d;
+        const uint8_t *v;
+        size_t vlen;
+        bool ok = k && cli_fetch(c, k, l.k[i], l.len[i], &kind, &d, &v, &vlen) == 0 &&
+                  cli_frame_meta_decode(v, vlen, &m) == 0;
+        cli_kop_free(k);
+        if (!ok)
+            continue; /* removed meanwhile */
+        if (c->json) {
+            fputs(shown ? ",\n {\"name\": " : "\n {\"name\": ", stdout);
+            cli_json_str(stdout, name, strlen(name));
+            printf(", \"rows\": %llu, \"columns\": %u, \"chunks\": %u, \"source\": ",
+                   (unsigned long long)m.total_rows, m.ncols, m.nchunks);
+            cli_json_str(stdout, m.source, strlen(m.source));
+            printf(", \"source_size\": %llu}", (unsigned long long)m.source_size);
+        } else {
+            printf("%s\t%llu rows\t%u columns\t%s\n", name, (unsigned long long)m.total_rows,
+                   m.ncols, m.source);
+        }
+        shown++;
+        cli_frame_meta_free(&m);
+    }
+    if (c->json)
+        fputs(shown ? "\n]\n" : "]\n", stdout);
+    keylist_free(&l);
+    return fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
+}
+
+/* ---- frame rm ---- */
+
+int cli_cmd_frame_rm(cli *c, const char *name) {
+    cli_frame_meta m;
+    memset(&m, 0, sizeof m);
+    int rc = meta_get(c, name, &m);
+    cli_frame_meta_free(&m);
+    if (rc)
+        return rc;
+    size_t failed = cli_frame_rm_keys(c, name, true);
+    if (failed)
+        return cli_fail(c, CLI_ERROR, "%zu keys of the frame could not be removed", failed);
+    return CLI_OK;
+}
+
+/* ---- summary ---- */
+
+static void json_num(double v) {
+    if (isfinite(v))
+        printf("%.17g", v);
+    else
+        fputs("null", stdout);
+}
+
+static void print_value(aq_csv_type t, double v) {
+    char buf[48];
+    if (!isfinite(v))
+        snprintf(buf, sizeof buf, "-");
+    else if (t == AQ_CSV_T_TIME)
+        aq_csv_format_time((int64_t)v, buf);
+    else
+        snprintf(buf, sizeof buf, "%.6g", v);
+    printf("  %14s", buf);
+}
+
+/* The max most frequent levels (ties: the earlier level), most frequent first. */
+static uint32_t top_levels(const aq_csv_sum *x, uint32_t *pick, uint32_t max) {
+    uint32_t np = 0;
+    for (; np < max && np < x->nlev; np++) {
+        uint32_t best = UINT32_MAX;
+        for (uint32_t l = 0; l < x->nlev; l++) {
+            bool taken = false;
+            for (uint32_t q = 0; q < np && !taken; q++)
+                taken = pick[q] == l;
+            if (!taken && (best == UINT32_MAX || x->count[l] > x->count[best]))
+                best = l;
+        }
+        pick[np] = best;
+    }
+    return np;
+}
+
+static void print_summary(cli *c, const cli_frame_meta *m, const aq_csv_sum *s) {
+    if (c->json) {
+        fputs("{\"name\": ", stdout);
+        cli_json_str(stdout, m->name, strlen(m->name));
+        printf(", \"rows\": %llu, \"columns\": [", (unsigned long long)m->total_rows);
+        for (uint32_t j = 0; j < m->ncols; j++) {
+            const aq_csv_sum *x = &s[j];
+            aq_csv_type t = (aq_csv_type)m->types[j];
+            fputs(j ? ",\n  {\"name\": " : "\n  {\"name\": ", stdout);
+            cli_json_str(stdout, m->cols[j], strlen(m->cols[j]));
+            printf(", \"type\": \"%s\", \"na\": %llu", aq_csv_type_name(t),
+                   (unsigned long long)x->na);
+            if (t == AQ_CSV_T_INT || t == AQ_CSV_T_FLOAT || t == AQ_CSV_T_TIME) {
+                fputs(", \"min\": ", stdout);
+                json_num(x->n ? x->min : NAN);
+                fputs(", \"max\": ", stdout);
+                json_num(x->n ? x->max : NAN);
+                fputs(", \"mean\": ", stdout);
+                json_num(x->n ? x->mean : NAN);
+                fputs(", \"sd\": ", stdout);
+                json_num(aq_csv_sum_sd(x));
+            } else if (t == AQ_CSV_T_CAT || t == AQ_CSV_T_STR) {
+                printf(", \"cardinality\": %u, \"top\": [", x->nlev);
+                uint32_t pick[TOP_LEVELS];
+                uint32_t np = top_levels(x, pick, TOP_LEVELS);
+                for (uint32_t q = 0; q < np; q++) {
+                    fputs(q ? ", {\"level\": " : "{\"level\": ", stdout);
+                    cli_json_str(stdout, x->lev[pick[q]], x->lev_len[pick[q]]);
+                    printf(", \"count\": %llu}", (unsigned long long)x->count[pick[q]]);
+                }
+                fputc(']', stdout);
+            }
+            fputc('}', stdout);
+        }
+        fputs("\n]}\n", stdout);
+        return;
+    }
+    printf("%s: %llu rows, %u columns\n", m->name, (unsigned long long)m->total_rows, m->ncols);
+    printf("%-20s %-12s %10s  %14s  %14s  %14s  %14s\n", "column", "type", "NA", "min", "max",
+           "mean", "sd");
+    for (uint32_t j = 0; j < m->ncols; j++) {
+        const aq_csv_sum *x = &s[j];
+        aq_csv_type t = (aq_csv_type)m->types[j];
+        printf("%-20.40s %-12s %10llu", m->cols[j], aq_csv_type_name(t), (unsigned long long)x->na);
+        if (t == AQ_CSV_T_INT || t == AQ_CSV_T_FLOAT || t == AQ_CSV_T_TIME) {
+            print_value(t, x->n ? x->min : NAN);
+            print_value(t, x->n ? x->max : NAN);
+            print_value(t == AQ_CSV_T_TIME ? AQ_CSV_T_FLOAT : t, x->n ? x->mean : NAN);
+            print_value(AQ_CSV_T_FLOAT, aq_csv_sum_sd(x));
+        } else if (t == AQ_CSV_T_CAT || t == AQ_CSV_T_STR) {
+            printf("  %u levels:", x->nlev);
+            uint32_t pick[3];
+            uint32_t np = top_levels(x, pick, 3);
+            for (uint32_t q = 0; q < np; q++)
+                printf(" %.*s (%llu)", (int)(x->lev_len[pick[q]] > 30 ? 30 : x->lev_len[pick[q]]),
+                       x->lev[pick[q]], (unsigned long long)x->count[pick[q]]);
+        }
+        fputc('\n', stdout);
+    }
+}
+
+/* The live node to ask about chunk i: the first live replica of its column chunks. */
+static int chunk_home(cli *c, const cli_frame_meta *m, uint32_t i, uint32_t *node) {
+    uint8_t key[AQ_NODE_KEY_MAX];
+    size_t klen = aq_frame_key(key, m->name, strlen(m->name), i, 0);
+    cli_kop k;
+    memset(&k, 0, sizeof k);
+    cli_candidates(c, key, klen, false, &k);
+    if (k.ncand == 0)
+        return AQ_EUNAVAIL;
+    *node = k.cand[0];
+    return 0;
+}
+
+int cli_cmd_summary(cli *c, const char *name) {
+    cli_frame_meta m;
+    memset(&m, 0, sizeof m);
+    int rc = meta_get(c, name, &m);
+    if (rc)
+        return rc;
+    size_t nn = c->conf->nnodes;
+    uint8_t **pieces = calloc(nn, sizeof *pieces);
+    uint32_t *np = calloc(nn, sizeof *np);
+    cli_kop **ks = calloc(nn, sizeof *ks);
+    aq_csv_sum *acc = calloc(m.ncols, sizeof *acc);
+    char why[600] = "";
+    int err = pieces && np && ks && acc ? 0 : AQ_ENOMEM;
+    for (uint32_t i = 0; !err && i < m.nchunks; i++) {
+        uint32_t node;
+        if ((err = chunk_home(c, &m, i, &node)) != 0) {
+            snprintf(why, sizeof why, "no live replica holds chunk %u", i);
+            break;
+        }
+        if (!pieces[node] && !(pieces[node] = malloc((size_t)m.nchunks * AQ_FRAME_PIECE_REC))) {
+            err = AQ_ENOMEM;
+            break;
+        }
+        aq_wr w = {pieces[node] + (size_t)np[node] * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC,
+                   true};
+        aq_wr_u32(&w, i);
+        aq_wr_u64(&w, 0);
+        np[node]++;
+    }
+    for (size_t i = 0; !err && i < nn; i++) {
+        if (!np[i])
+            continue;
+        aq_frame_req q = {(const uint8_t *)m.name,
+                          strlen(m.name),
+                          NULL,
+                          0,
+                          m.ncols,
+                          NULL,
+                          NULL,
+                          0,
+                          np[i],
+                          pieces[i]};
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_frame_req_encode(&w, &q);
+        if (!w.ok || !(ks[i] = cli_kop_new(c))) {
+            aq_wr_free(&w);
+            err = AQ_ENOMEM;
+            break;
+        }
+        ks[i]->method = AQ_M_FRAME_SUMMARY;
+        ks[i]->req = w.p;
+        ks[i]->reqlen = w.len;
+        ks[i]->cand[0] = (uint32_t)i;
+        ks[i]->ncand = 1;
+        ks[i]->timeout_ms = 600000;
+    }
+    if (!err)
+        cli_kops_run(c, ks, nn);
+    for (size_t i = 0; !err && i < nn; i++) {
+        if (!ks[i])
+            continue;
+        aq_frame_rep r;
+        if (ks[i]->err) {
+            err = ks[i]->err;
+            snprintf(why, sizeof why, "%s", ks[i]->msg);
+        } else if (aq_frame_rep_decode(ks[i]->rep, ks[i]->replen, &r) != 0 ||
+                   (r.status == 0 && r.nblobs != m.ncols)) {
+            err = AQ_EPROTO;
+            snprintf(why, sizeof why, "%s sent a malformed summary", c->conf->nodes[i].name);
+        } else if (r.status) {
+            err = r.status;
+            snprintf(why, sizeof why, "%s: %.*s", c->conf->nodes[i].name, (int)r.mlen, r.msg);
+        } else {
+            aq_rd rd = aq_rd_init(r.blobs, r.blen);
+            for (uint32_t j = 0; !err && j < m.ncols; j++) {
+                const uint8_t *b;
+                size_t bl;
+                aq_csv_sum s;
+                memset(&s, 0, sizeof s);
+                if (aq_frame_blob_next(&rd, &b, &bl) != 0 || aq_csv_sum_decode(b, bl, &s) != 0) {
+                    err = AQ_EPROTO;
+                    snprintf(why, sizeof why, "%s sent a malformed summary",
+                             c->conf->nodes[i].name);
+                    break;
+                }
+                err = aq_csv_sum_merge(&acc[j], &s);
+                aq_csv_sum_free(&s);
+                if (err)
+                    snprintf(why, sizeof why, "column %s: partial summaries disagree", m.cols[j]);
+            }
+        }
+    }
+    if (!err)
+        print_summary(c, &m, acc);
+    for (size_t i = 0; i < nn; i++) {
+        if (pieces)
+            free(pieces[i]);
+        if (ks)
+            cli_kop_free(ks[i]);
+    }
+    for (uint32_t j = 0; acc && j < m.ncols; j++)
+        aq_csv_sum_free(&acc[j]);
+    free(acc);
+    free(ks);
+    free(np);
+    free(pieces);
+    cli_frame_meta_free(&m);
+    if (err)
+        return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
+    return fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
+}
+
+/* ---- head and export ---- */
+
+/* The column chunks of chunk i, fetched from their replicas (digests verified) and decoded. */
+static int fetch_chunk(cli *c, const cli_frame_meta *m, uint32_t i, aq_csv_col *cols, char *why,
+                       size_t cap) {
+    size_t nlen = strlen(m->name);
+    cli_kop **ks = calloc(m->ncols, sizeof *ks);
+    if (!ks)
+        return AQ_ENOMEM;
+    int err = 0;
+    for (uint32_t j = 0; j < m->ncols && !err; j++) {
+        uint8_t key[AQ_NODE_KEY_MAX];
+        size_t klen = aq_frame_key(key, m->name, nlen, i, j);
+        if (!(ks[j] = cli_kop_new(c)) || cli_kop_key(c, ks[j], AQ_M_GET, key, klen, true) != 0) {
+            err = AQ_ENOMEM;
+            break;
+        }
+        ks[j]->next_on_notfound = true;
+        ks[j]->verify = true;
+    }
+    if (!err) {
+        /* A few columns at a time keeps memory at a few chunks. */
+        for (uint32_t j = 0; j < m->ncols; j += 8)
+            cli_kops_run(c, ks + j, m->ncols - j < 8 ? m->ncols - j : 8);
+    }
+    for (uint32_t j = 0; j < m->ncols && !err; j++) {
+        uint8_t kind;
+        aq_node_digest d;
+        const uint8_t *v;
+        size_t vlen;
+        if (ks[j]->err) {
+            err = ks[j]->err;
+            snprintf(why, cap, "column %s of chunk %u: %s", m->cols[j], i,
+                     err == AQ_ENOTFOUND ? "not found on any live node" : ks[j]->msg);
+        } else if (aq_get_rep_decode(ks[j]->rep, ks[j]->replen, &kind, &d, &v, &vlen) != 0 ||
+                   aq_csv_col_decode(v, vlen, &cols[j]) != 0 || cols[j].rows != m->rows[i]) {
+            err = AQ_EPROTO;
+            snprintf(why, cap, "column %s of chunk %u is malformed", m->cols[j], i);
+        }
+    }
+    for (uint32_t j = 0; j < m->ncols; j++)
+        cli_kop_free(ks[j]);
+    free(ks);
+    return err;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes the first `limit` rows (all with UINT64_MAX) as CSV with a header to fd. */
+static int write_rows(cli *c, const cli_frame_meta *m, uint64_t limit, int fd, char *why,
+                      size_t cap) {
+    aq_csv_col *cols = calloc(m->ncols, sizeof *cols);
+    if (!cols)
+        return AQ_ENOMEM;
+    aq_csv_export_opts eo = {',', true, NULL};
+    uint64_t left = limit;
+    int err = 0;
+    for (uint32_t i = 0; i < m->nchunks && !err && (left || i == 0); i++) {
+        uint32_t take = m->rows[i] < left ? m->rows[i] : (uint32_t)left;
+        if (take == 0 && i > 0)
+            continue;
+        memset(cols, 0, m->ncols * sizeof *cols);
+        if ((err = fetch_chunk(c, m, i, cols, why, cap)) == 0) {
+            aq_wr w;
+            aq_wr_init(&w);
+            err = aq_csv_export(cols, m->ncols, (const char *const *)m->cols, 0, take, &eo, &w);
+            if (!err && w.len && (err = write_all(fd, w.p, w.len)) != 0)
+                snprintf(why, cap, "writing the output: %s", aq_strerror(err));
+            aq_wr_free(&w);
+            eo.header = false;
+            left -= take;
+        }
+        for (uint32_t j = 0; j < m->ncols; j++)
+            aq_csv_col_free(&cols[j]);
+    }
+    free(cols);
+    return err;
+}
+
+int cli_cmd_head(cli *c, const char *name) {
+    uint64_t n = 10;
+    if (c->fo.rows) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(c->fo.rows, &end, 10);
+        if (errno || *end || end == c->fo.rows || c->fo.rows[0] == '-')
+            return cli_fail(c, CLI_USAGE, "-n needs a number of rows, not '%s'", c->fo.rows);
+        n = v;
+    }
+    cli_frame_meta m;
+    memset(&m, 0, sizeof m);
+    int rc = meta_get(c, name, &m);
+    if (rc)
+        return rc;
+    char why[600] = "";
+    int err = write_rows(c, &m, n, STDOUT_FILENO, why, sizeof why);
+    cli_frame_meta_free(&m);
+    if (err)
+        return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
+    return CLI_OK;
+}
+
+int cli_cmd_export(cli *c, const char *name) {
+    cli_frame_meta m;
+    memset(&m, 0, sizeof m);
+    int rc = meta_get(c, name, &m);
+    if (rc)
+        return rc;
+    int fd = STDOUT_FILENO;
+    char tmp[4200];
+    if (c->out_path) {
+        /* Through a temporary file renamed at the end: a failed export leaves FILE as it was. */
+        snprintf(tmp, sizeof tmp, "%s.aquifer-XXXXXX", c->out_path);
+        fd = mkstemp(tmp);
+        if (fd < 0) {
+            cli_frame_meta_free(&m);
+            return cli_fail(c, CLI_ERROR, "cannot create %s: %s", tmp, strerror(errno));
+        }
+    }
+    char why[600] = "";
+    int err = write_rows(c, &m, UINT64_MAX, fd, why, sizeof why);
+    cli_frame_meta_free(&m);
+    if (c->out_path) {
+        if (!err && (fsync(fd) != 0 || close(fd) != 0)) {
+            err = -errno;
+            snprintf(why, sizeof why, "writing %.200s: %s", tmp, strerror(errno));
+        } else if (err) {
+            close(fd);
+        }
+        if (!err && rename(tmp, c->out_path) != 0) {
+            err = -errno;
+            snprintf(why, sizeof why, "renaming %.200s to %.200s: %s", tmp, c->out_path,
+                     strerror(errno));
+        }
+        if (err)
+            unlink(tmp);
+    }
+    if (err)
+        return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
+    return CLI_OK;
+}

@@ -1,0 +1,702 @@
+/* aquifer parse: a CSV file becomes a frame of typed column chunks spread over the cluster.
+ *
+ * 1. Setup from samples across the file (start, quarters, end) plus the user's options.
+ * 2. The file streams through aq_csv_split into pieces of at most 4 MiB ending at row ends; each
+ *    is put (at most CLI_INFLIGHT in flight) through the first live replica of its key, which
+ *    stores and replicates it. The node that stored it is the one asked to parse it.
+ * 3. PARSE to every node holding pieces -> observations, domains and rows per piece; merged here
+ *    into final types and cluster-wide domains.
+ * 4. FINISH to the same nodes: each re-parses its pieces at the final types and stores the column
+ *    chunks on their replicas. Then the metadata key is stored and the raw pieces removed (the
+ *    column chunks hold every value; keeping both would double the memory used).
+ * A failure at any step removes every key written: no frame and no stray pieces remain.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aq_csv_col.h"
+#include "aq_csv_cut.h"
+#include "aq_csv_domain.h"
+#include "aq_csv_setup.h"
+#include "cli.h"
+
+#include <xxhash.h>
+
+#define SAMPLE_HEAD (1u << 20)
+#define SAMPLE_MID  (256u << 10)
+#define READ_BLOCK  (1u << 20)
+#define HEAD_MAX    (3 + AQ_NODE_KEY_MAX + 16)
+#define CALL_MS     600000 /* a node's parse of its pieces; it answers PENDING meanwhile */
+
+typedef struct piece_info {
+    uint64_t first_line;
+    uint32_t home; /* the node that stored it and parses it */
+    uint32_t rows;
+} piece_info;
+
+typedef struct put_slot {
+    cli_kop *k;
+    uint32_t idx;
+} put_slot;
+
+typedef struct parse_run {
+    cli *c;
+    const char *name;
+    size_t nlen;
+    piece_info *p;
+    uint32_t np, cap;
+    put_slot slot[CLI_INFLIGHT];
+    int err;
+    char why[600];
+    cli_progress prog;
+} parse_run;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Collects finished puts; with wait_all, waits for every one. */
+static void reap(parse_run *r, bool wait_all) {
+    for (;;) {
+        size_t busy = 0;
+        for (size_t s = 0; s < CLI_INFLIGHT; s++) {
+            put_slot *ps = &r->slot[s];
+            if (ps->k && ps->k->done) {
+                if (ps->k->err && !r->err) {
+                    r->err = ps->k->err;
+                    snprintf(r->why, sizeof r->why, "storing piece %u: %s", ps->idx,
+                             ps->k->msg[0] ? ps->k->msg : aq_strerror(ps->k->err));
+                } else if (!ps->k->err) {
+                    r->p[ps->idx].home = (uint32_t)ps->k->node;
+                }
+                cli_kop_free(ps->k);
+                ps->k = NULL;
+            }
+            busy += ps->k != NULL;
+        }
+        if (busy == 0 || (!wait_all && busy < CLI_INFLIGHT))
+            return;
+        cli_step(r->c);
+    }
+}
+
+static int on_piece(void *ctx, const char *piece, size_t len, uint64_t first_line, uint64_t index) {
+    parse_run *r = ctx;
+    reap(r, false);
+    if (r->err)
+        return r->err;
+    if (index >= UINT32_MAX)
+        return AQ_ELIMIT;
+    if (r->np == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 16;
+        piece_info *np = realloc(r->p, cap * sizeof *np);
+        if (!np)
+            return AQ_ENOMEM;
+        r->p = np;
+        r->cap = cap;
+    }
+    uint32_t idx = r->np++;
+    r->p[idx] = (piece_info){first_line, UINT32_MAX, 0};
+    uint8_t key[AQ_NODE_KEY_MAX];
+    size_t klen = aq_frame_key(key, r->name, r->nlen, idx, AQ_FRAME_PIECE);
+    cli_kop *k = cli_kop_new(r->c);
+    uint8_t *mem = malloc(HEAD_MAX + len);
+    if (!k || !mem) {
+        free(mem);
+        cli_kop_free(k);
+        return AQ_ENOMEM;
+    }
+    XXH128_hash_t h = XXH3_128bits(piece, len);
+    aq_node_digest d = {h.high64, h.low64};
+    uint8_t head[HEAD_MAX];
+    aq_wr w = {head, 0, sizeof head, true};
+    aq_put_req_head(&w, 0, AQ_KIND_VALUE, key, klen, d);
+    memcpy(mem + HEAD_MAX - w.len, head, w.len);
+    memcpy(mem + HEAD_MAX, piece, len);
+    k->req = mem + HEAD_MAX - w.len;
+    k->reqlen = w.len + len;
+    k->req_mem = mem;
+    k->method = AQ_M_PUT;
+    cli_candidates(r->c, key, klen, false, k);
+    for (size_t s = 0; s < CLI_INFLIGHT; s++) {
+        if (!r->slot[s].k) {
+            r->slot[s] = (put_slot){k, idx};
+            break;
+        }
+    }
+    cli_kop_start(k);
+    cli_progress_add(&r->prog, len);
+    return 0;
+}
+
+/* ---- options ---- */
+
+static int split_list(char *s, char ***out, size_t *n) {
+    size_t cnt = 1;
+    for (char *p = s; *p; p++)
+        cnt += *p == ',';
+    char **v = calloc(cnt, sizeof *v);
+    if (!v)
+        return AQ_ENOMEM;
+    size_t i = 0;
+    char *save = s;
+    for (;;) {
+        char *comma = strchr(save, ',');
+        v[i++] = save;
+        if (!comma)
+            break;
+        *comma = 0;
+        save = comma + 1;
+    }
+    *out = v;
+    *n = i;
+    return 0;
+}
+
+typedef struct opt_mem {
+    char *na_s, *types_s;
+    char **na;
+    char **types;
+    aq_csv_type_opt *topts;
+} opt_mem;
+
+static void opt_mem_free(opt_mem *o) {
+    free(o->na_s);
+    free(o->types_s);
+    free(o->na);
+    free(o->types);
+    free(o->topts);
+}
+
+static int build_opts(cli *c, aq_csv_opts *o, opt_mem *mem) {
+    *o = aq_csv_opts_default();
+    const cli_frame_opts *f = &c->fo;
+    if (f->sep) {
+        if (strcmp(f->sep, "tab") == 0 || strcmp(f->sep, "\\t") == 0)
+            o->sep = '\t';
+        else if (strcmp(f->sep, "space") == 0)
+            o->sep = ' ';
+        else if (strlen(f->sep) == 1 && (unsigned char)f->sep[0] >= 0x20 && f->sep[0] != '"')
+            o->sep = f->sep[0];
+        else
+            return cli_fail(c, CLI_USAGE, "--sep takes one character, 'tab' or 'space'");
+    }
+    if (f->header) {
+        if (strcmp(f->header, "yes") == 0)
+            o->header = AQ_CSV_HEADER_YES;
+        else if (strcmp(f->header, "no") == 0)
+            o->header = AQ_CSV_HEADER_NO;
+        else if (strcmp(f->header, "auto") != 0)
+            return cli_fail(c, CLI_USAGE, "--header takes yes, no or auto");
+    }
+    if (f->na) {
+        size_t n;
+        if (!(mem->na_s = strdup(f->na)) || split_list(mem->na_s, &mem->na, &n) != 0)
+            return cli_fail(c, CLI_ERROR, "out of memory");
+        o->na = (const char *const *)mem->na;
+        o->nna = n;
+    }
+    if (f->types) {
+        size_t n;
+        if (!(mem->types_s = strdup(f->types)) || split_list(mem->types_s, &mem->types, &n) != 0 ||
+            !(mem->topts = calloc(n, sizeof *mem->topts)))
+            return cli_fail(c, CLI_ERROR, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            char *colon = strrchr(mem->types[i], ':');
+            if (!colon || colon == mem->types[i])
+                return cli_fail(c, CLI_USAGE, "--types wants COLUMN:TYPE,..., not '%s'",
+                                mem->types[i]);
+            *colon = 0;
+            mem->topts[i].col = mem->types[i];
+            if (aq_csv_type_parse(colon + 1, &mem->topts[i].type) != 0)
+                return cli_fail(c, CLI_USAGE,
+                                "unknown type '%s' (int, float, time, categorical, string)",
+                                colon + 1);
+        }
+        o->types = mem->topts;
+        o->ntypes = n;
+    }
+    o->fill = f->fill;
+    return 0;
+}
+
+/* ---- setup from samples ---- */
+
+static int read_at(int fd, uint8_t *buf, size_t n, uint64_t off, size_t *got) {
+    size_t have = 0;
+    while (have < n) {
+        ssize_t r = pread(fd, buf + have, n - have, (off_t)(off + have));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        have += (size_t)r;
+    }
+    *got = have;
+    return 0;
+}
+
+static int make_setup(cli *c, int fd, uint64_t size, const char *file, const aq_csv_opts *o,
+                      aq_csv_setup *su) {
+    uint8_t *buf[5] = {0};
+    aq_csv_sample smp[5];
+    size_t ns = 0;
+    int rc = 0;
+    size_t head_len = size < SAMPLE_HEAD ? (size_t)size : SAMPLE_HEAD;
+    buf[0] = malloc(head_len + 1);
+    size_t got;
+    if (!buf[0])
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    int err = read_at(fd, buf[0], head_len, 0, &got);
+    if (err) {
+        free(buf[0]);
+        return cli_fail(c, CLI_ERROR, "cannot read %s: %s", file, aq_strerror(err));
+    }
+    if (memchr(buf[0], 0, got)) {
+        free(buf[0]);
+        return cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
+    }
+    smp[ns++] = (aq_csv_sample){(const char *)buf[0], got, true};
+    if (size > 2 * SAMPLE_HEAD) {
+        /* Blocks at the quarters and the end: a type that changes late in the file is seen. */
+        uint64_t at[4] = {size / 4, size / 2, size / 4 * 3, size - SAMPLE_MID};
+        for (int i = 0; i < 4; i++) {
+            uint8_t *b = malloc(SAMPLE_MID);
+            if (!b || read_at(fd, b, SAMPLE_MID, at[i], &got) != 0) {
+                free(b);
+                continue;
+            }
+            buf[ns] = b;
+            size_t off;
+            size_t len = aq_csv_sample_trim((const char *)b, got, &off);
+            if (memchr(b, 0, got)) {
+                rc = cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
+                ns++;
+                goto out;
+            }
+            smp[ns++] = (aq_csv_sample){(const char *)b + off, len, false};
+        }
+    }
+    aq_csv_err e = {0, ""};
+    err = aq_csv_setup_guess(smp, ns, o, su, &e);
+    if (err)
+        rc = cli_fail(c, err == AQ_EINVAL ? CLI_USAGE : CLI_ERROR, "%s: %s", file,
+                      e.msg[0] ? e.msg : aq_strerror(err));
+out:
+    for (size_t i = 0; i < 5; i++)
+        free(buf[i]);
+    return rc;
+}
+
+/* ---- the calls to the nodes ---- */
+
+/* One call per node holding pieces; returns the kops (NULL where none), all finished. */
+static int node_calls(parse_run *r, uint16_t method, const uint8_t *setup, size_t slen,
+                      uint32_t ncols, const uint8_t *types, const uint8_t *blobs, size_t blen,
+                      cli_kop **ks) {
+    cli *c = r->c;
+    size_t nn = c->conf->nnodes;
+    uint8_t *recs = malloc((size_t)r->np * AQ_FRAME_PIECE_REC + 1);
+    if (!recs)
+        return AQ_ENOMEM;
+    int err = 0;
+    for (size_t i = 0; i < nn && !err; i++) {
+        uint32_t n = 0;
+        for (uint32_t p = 0; p < r->np; p++) {
+            if (r->p[p].home != i)
+                continue;
+            aq_wr w = {recs + (size_t)n * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC, true};
+            aq_wr_u32(&w, p);
+            aq_wr_u64(&w, r->p[p].first_line);
+            n++;
+        }
+        if (n == 0)
+            continue;
+        aq_frame_req q = {
+            (const uint8_t *)r->name, r->nlen, setup, slen, ncols, types, blobs, blen, n, recs};
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_frame_req_encode(&w, &q);
+        if (!w.ok || !(ks[i] = cli_kop_new(c))) {
+            aq_wr_free(&w);
+            err = AQ_ENOMEM;
+            break;
+        }
+        ks[i]->method = method;
+        ks[i]->req = w.p;
+        ks[i]->reqlen = w.len;
+        ks[i]->cand[0] = (uint32_t)i;
+        ks[i]->ncand = 1;
+        ks[i]->timeout_ms = CALL_MS;
+    }
+    free(recs);
+    if (!err)
+        cli_kops_run(c, ks, nn);
+    /* First failure wins, as one sentence naming the node. */
+    for (size_t i = 0; i < nn && !err; i++) {
+        if (!ks[i])
+            continue;
+        aq_frame_rep rep;
+        if (ks[i]->err) {
+            err = ks[i]->err;
+            snprintf(r->why, sizeof r->why, "%s", ks[i]->msg);
+        } else if (aq_frame_rep_decode(ks[i]->rep, ks[i]->replen, &rep) != 0) {
+            err = AQ_EPROTO;
+            snprintf(r->why, sizeof r->why, "%s sent a malformed %s reply", c->conf->nodes[i].name,
+                     aq_node_method_name(method));
+        } else if (rep.status) {
+            err = rep.status;
+            if (err == AQ_EPARSE)
+                snprintf(r->why, sizeof r->why, "%.*s", (int)rep.mlen, rep.msg);
+            else
+                snprintf(r->why, sizeof r->why, "%s: %.*s", c->conf->nodes[i].name, (int)rep.mlen,
+                         rep.msg);
+        }
+    }
+    return err;
+}
+
+static void free_kops(cli_kop **ks, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        cli_kop_free(ks[i]);
+        ks[i] = NULL;
+    }
+}
+
+/* Folds the PARSE replies: rows per piece, observations and domains per column. */
+static int fold_parse(parse_run *r, cli_kop **ks, uint32_t nc, aq_csv_obs *obs, aq_csv_strs *dom) {
+    bool *have = calloc(nc, sizeof *have);
+    aq_csv_obs *o = malloc(sizeof *o);
+    int err = have && o ? 0 : AQ_ENOMEM;
+    for (size_t i = 0; i < r->c->conf->nnodes && !err; i++) {
+        if (!ks[i])
+            continue;
+        aq_frame_rep rep;
+        aq_frame_rep_decode(ks[i]->rep, ks[i]->replen, &rep);
+        if (rep.nblobs != 2 * nc) {
+            err = AQ_EPROTO;
+            break;
+        }
+        for (uint32_t p = 0; p < rep.npieces; p++) {
+            uint32_t idx, rows;
+            aq_frame_rep_piece(&rep, p, &idx, &rows);
+            if (idx >= r->np || r->p[idx].home != i) {
+                err = AQ_EPROTO;
+                break;
+            }
+            r->p[idx].rows = rows;
+        }
+        aq_rd rd = aq_rd_init(rep.blobs, rep.blen);
+        for (uint32_t j = 0; j < nc && !err; j++) {
+            const uint8_t *b1, *b2;
+            size_t l1, l2;
+            aq_csv_strs d = {0}, u = {0};
+            if (aq_frame_blob_next(&rd, &b1, &l1) != 0 || aq_frame_blob_next(&rd, &b2, &l2) != 0 ||
+                aq_csv_obs_decode(b1, l1, o) != 0 || aq_csv_domain_decode(b2, l2, &d) != 0) {
+                err = AQ_EPROTO;
+                break;
+            }
+            if (have[j])
+                aq_csv_obs_merge(&obs[j], o);
+            else
+                obs[j] = *o;
+            have[j] = true;
+            if ((err = aq_csv_domain_union(&dom[j], &d, &u)) == 0) {
+                aq_csv_strs_free(&dom[j]);
+                dom[j] = u;
+            }
+            aq_csv_strs_free(&d);
+        }
+        if (err == AQ_EPROTO)
+            snprintf(r->why, sizeof r->why, "%s sent malformed observations",
+                     r->c->conf->nodes[i].name);
+    }
+    free(have);
+    free(o);
+    return err;
+}
+
+static void default_name(const char *file, char *out, size_t cap) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", file);
+    const char *b = basename(tmp);
+    snprintf(out, cap, "%s", b);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out)
+        *dot = 0;
+}
+
+int cli_cmd_parse(cli *c, const char *file) {
+    char name[AQ_NODE_KEY_MAX + 1];
+    if (c->fo.name)
+        snprintf(name, sizeof name, "%s", c->fo.name);
+    else
+        default_name(file, name, sizeof name);
+    if (strlen(c->fo.name ? c->fo.name : name) > AQ_FRAME_NAME_MAX)
+        return cli_fail(c, CLI_USAGE, "a frame name is at most %d bytes; choose one with --name",
+                        AQ_FRAME_NAME_MAX);
+    int rc = cli_frame_check_name(c, name);
+    if (rc)
+        return rc;
+    aq_csv_opts o;
+    opt_mem om = {0};
+    if ((rc = build_opts(c, &o, &om)) != 0) {
+        opt_mem_free(&om);
+        return rc;
+    }
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        opt_mem_free(&om);
+        return cli_fail(c, e == ENOENT ? CLI_NOTFOUND : CLI_ERROR, "cannot open %s: %s", file,
+                        strerror(e));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+        close(fd);
+        opt_mem_free(&om);
+        return cli_fail(c, CLI_ERROR, "%s is %s", file,
+                        S_ISREG(st.st_mode) ? "empty" : "not a regular file");
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    aq_csv_setup su;
+    memset(&su, 0, sizeof su);
+    rc = make_setup(c, fd, size, file, &o, &su);
+    opt_mem_free(&om);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    uint8_t *senc = NULL;
+    size_t slen = 0;
+    parse_run r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.name = name;
+    r.nlen = strlen(name);
+    uint32_t nc = su.ncols;
+    size_t nn = c->conf->nnodes;
+    cli_kop **ks = calloc(nn, sizeof *ks);
+    aq_csv_obs *obs = calloc(nc, sizeof *obs);
+    aq_csv_strs *dom = calloc(nc, sizeof *dom);
+    uint8_t *types = calloc(nc, 1);
+    uint8_t *buf = malloc(READ_BLOCK);
+    aq_wr doms;
+    aq_wr_init(&doms);
+    bool wrote = false;
+    double t0 = now_s();
+    int err = aq_csv_setup_encode(&su, &senc, &slen);
+    if (!ks || !obs || !dom || !types || !buf || err) {
+        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        goto out;
+    }
+    if ((rc = cli_need_live(c)) != 0)
+        goto out;
+    {
+        /* An existing frame is not replaced silently. */
+        uint8_t mk[AQ_NODE_KEY_MAX];
+        size_t mlen = aq_frame_meta_key(mk, name, r.nlen);
+        cli_kop *k = cli_kop_new(c);
+        if (!k || cli_kop_key(c, k, AQ_M_STAT, mk, mlen, true) != 0) {
+            cli_kop_free(k);
+            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            goto out;
+        }
+        k->next_on_notfound = true;
+        if (cli_kop_start(k) == 0)
+            cli_kop_wait(k);
+        int e = k->err;
+        cli_kop_free(k);
+        if (e == 0) {
+            rc = cli_fail(c, CLI_ERROR,
+                          "a frame named %s exists; remove it with `aquifer frame rm %s` or "
+                          "choose another --name",
+                          name, name);
+            goto out;
+        }
+    }
+    /* 2. pieces */
+    wrote = true;
+    cli_progress_start(&r.prog, "parse", size);
+    aq_csv_split sp;
+    aq_csv_err pe = {0, ""};
+    if ((err = aq_csv_split_init(&sp, &su.d, AQ_NODE_CHUNK_MAX, on_piece, &r)) != 0) {
+        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        goto out;
+    }
+    for (;;) {
+        ssize_t got = read(fd, buf, READ_BLOCK);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            err = -errno;
+            snprintf(r.why, sizeof r.why, "reading %s: %s", file, strerror(errno));
+            break;
+        }
+        if (got == 0) {
+            err = aq_csv_split_finish(&sp, &pe);
+            break;
+        }
+        if ((err = aq_csv_split_push(&sp, buf, (size_t)got, &pe)) != 0)
+            break;
+    }
+    aq_csv_split_free(&sp);
+    reap(&r, true);
+    cli_progress_end(&r.prog);
+    if (err && !r.why[0])
+        snprintf(r.why, sizeof r.why, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));
+    if (!err)
+        err = r.err;
+    if (err) {
+        rc = cli_fail(c, cli_exit_code(err), "%s", r.why);
+        goto out;
+    }
+    /* 3. parse where the pieces are */
+    if ((err = node_calls(&r, AQ_M_FRAME_PARSE, senc, slen, 0, NULL, NULL, 0, ks)) != 0 ||
+        (err = fold_parse(&r, ks, nc, obs, dom)) != 0) {
+        rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
+        goto out;
+    }
+    free_kops(ks, nn);
+    for (uint32_t j = 0; j < nc; j++) {
+        aq_csv_type t = su.forced[j] ? su.types[j] : aq_csv_obs_final(&obs[j]);
+        types[j] = (uint8_t)t;
+        uint8_t *d = NULL;
+        size_t dl = 0;
+        aq_csv_strs none = {0};
+        if ((err = aq_csv_domain_encode(t == AQ_CSV_T_CAT ? &dom[j] : &none, &d, &dl)) != 0) {
+            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            goto out;
+        }
+        aq_frame_blob_put(&doms, d, dl);
+        free(d);
+    }
+    if (!doms.ok) {
+        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        goto out;
+    }
+    /* 4. column chunks at the final types */
+    if ((err = node_calls(&r, AQ_M_FRAME_FINISH, senc, slen, nc, types, doms.p, doms.len, ks)) !=
+        0) {
+        rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
+        goto out;
+    }
+    free_kops(ks, nn);
+    {
+        char src[4096];
+        snprintf(src, sizeof src, "%s", file);
+        cli_frame_meta m = {name, basename(src), size, nc,   su.names, types,
+                            r.np, NULL,          0,    senc, slen};
+        m.rows = malloc((r.np + 1) * sizeof *m.rows);
+        uint8_t *menc = NULL;
+        size_t mlen = 0;
+        for (uint32_t i = 0; m.rows && i < r.np; i++) {
+            m.rows[i] = r.p[i].rows;
+            m.total_rows += r.p[i].rows;
+        }
+        if (!m.rows || cli_frame_meta_encode(&m, &menc, &mlen) != 0) {
+            free(m.rows);
+            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            goto out;
+        }
+        uint8_t mk[AQ_NODE_KEY_MAX];
+        size_t mkl = aq_frame_meta_key(mk, name, r.nlen);
+        err = cli_put_internal(c, mk, mkl, menc, mlen, r.why, sizeof r.why);
+        free(menc);
+        if (err) {
+            free(m.rows);
+            rc = cli_fail(c, cli_exit_code(err), "storing the frame's metadata: %s", r.why);
+            goto out;
+        }
+        /* The raw pieces are no longer needed. */
+        {
+            cli_kop *slot[CLI_INFLIGHT * 4] = {0};
+            size_t nslot = sizeof slot / sizeof slot[0];
+            uint32_t next = 0;
+            for (;;) {
+                size_t busy = 0;
+                for (size_t s = 0; s < nslot; s++) {
+                    if (slot[s] && slot[s]->done) {
+                        cli_kop_free(slot[s]);
+                        slot[s] = NULL;
+                    }
+                    if (!slot[s] && next < r.np) {
+                        uint8_t pk[AQ_NODE_KEY_MAX];
+                        size_t pkl = aq_frame_key(pk, name, r.nlen, next++, AQ_FRAME_PIECE);
+                        cli_kop *k = cli_kop_new(c);
+                        if (!k || cli_kop_key(c, k, AQ_M_RM, pk, pkl, false) != 0 ||
+                            cli_kop_start(k) != 0) {
+                            cli_kop_free(k);
+                            continue;
+                        }
+                        slot[s] = k;
+                    }
+                    busy += slot[s] != NULL;
+                }
+                if (busy == 0 && next >= r.np)
+                    break;
+                cli_step(c);
+            }
+        }
+        double secs = now_s() - t0;
+        double mbs = secs > 0 ? (double)size / 1e6 / secs : 0;
+        if (c->json) {
+            fputs("{\"name\": ", stdout);
+            cli_json_str(stdout, name, r.nlen);
+            printf(", \"rows\": %llu, \"ncols\": %u, \"chunks\": %u, \"bytes\": %llu, "
+                   "\"seconds\": %.3f, \"mb_per_s\": %.2f, \"columns\": [",
+                   (unsigned long long)m.total_rows, nc, r.np, (unsigned long long)size, secs, mbs);
+            for (uint32_t j = 0; j < nc; j++) {
+                fputs(j ? ", {\"name\": " : "{\"name\": ", stdout);
+                cli_json_str(stdout, su.names[j], strlen(su.names[j]));
+                printf(", \"type\": \"%s\"}", aq_csv_type_name((aq_csv_type)types[j]));
+            }
+            fputs("]}\n", stdout);
+        } else {
+            printf("%s: %llu rows, %u columns, %u chunks; %.1f MB in %.2f s (%.1f MB/s)\n", name,
+                   (unsigned long long)m.total_rows, nc, r.np, (double)size / 1e6, secs, mbs);
+            for (uint32_t j = 0; j < nc; j++)
+                printf("  %-24s %s\n", su.names[j], aq_csv_type_name((aq_csv_type)types[j]));
+        }
+        free(m.rows);
+        wrote = false;
+        rc = fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
+    }
+out:
+    if (wrote) {
+        size_t left = cli_frame_rm_keys(c, name, false);
+        if (left)
+            fprintf(stderr,
+                    "aquifer: %s: warning: %zu keys of the failed parse could not be removed\n",
+                    c->what, left);
+    }
+    if (ks)
+        free_kops(ks, nn);
+    free(ks);
+    for (uint32_t j = 0; dom && j < nc; j++)
+        aq_csv_strs_free(&dom[j]);
+    free(dom);
+    free(obs);
+    free(types);
+    free(buf);
+    free(senc);
+    free(r.p);
+    for (size_t s = 0; s < CLI_INFLIGHT; s++)
+        cli_kop_free(r.slot[s].k);
+    aq_wr_free(&doms);
+    aq_csv_setup_free(&su);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,470 @@
+/* The node's part of distributed CSV parsing and summaries (FRAME_PARSE, FRAME_FINISH,
+ * FRAME_SUMMARY). The command names, per node, the pieces that node is the first live replica of;
+ * the node works only on what it holds (pieces and column chunks of one index share their homes),
+ * in the threadpool, and answers with small results: per-column observations and domains, then
+ * partial summaries. Nothing is kept in memory between calls: FINISH parses the pieces again with
+ * the agreed types forced (text keeps the file's bytes, and a node that restarted in between loses
+ * nothing). Column chunks are stored here and copied to the key's other live replicas as replica
+ * PUTs, so every copy has the same bytes; FINISH answers once every copy is stored. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aq_csv_col.h"
+#include "aq_csv_domain.h"
+#include "aq_csv_summary.h"
+#include "aq_node_frame.h"
+#include "aq_node_internal.h"
+
+typedef struct out_chunk {
+    uint8_t key[AQ_NODE_KEY_MAX];
+    size_t klen;
+    uint8_t *msg; /* a replica PUT request: head then the encoded chunk */
+    size_t len;
+    aq_node_digest digest;
+} out_chunk;
+
+typedef struct frame_job {
+    aq_node *n;
+    aq_rpc_incoming *in;
+    uint16_t method;
+    uint8_t *msg;
+    size_t len;
+    aq_frame_req q;
+    uv_work_t work;
+    aq_wr rep; /* built in the threadpool */
+    /* FINISH: chunks to copy to the other replicas */
+    out_chunk *out;
+    size_t nout;
+    int refs; /* forwards in flight + the job itself */
+    int forward_err;
+} frame_job;
+
+static void job_reply_err(aq_wr *w, int err, const char *msg) {
+    aq_wr_u32(w, (uint32_t)(int32_t)err);
+    aq_wr_str16(w, msg, strlen(msg));
+    aq_wr_u32(w, 0);
+    aq_wr_u32(w, 0);
+}
+
+static int get_piece(frame_job *j, uint32_t idx, aq_chunk_ref **ref, char *why, size_t cap) {
+    uint8_t key[AQ_NODE_KEY_MAX];
+    size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, AQ_FRAME_PIECE);
+    int err = aq_chunk_get(j->n->store, key, klen, ref);
+    if (err)
+        snprintf(why, cap, "%s: piece %u: %s", j->n->members[j->n->self].conf->name, idx,
+                 aq_strerror(err));
+    return err;
+}
+
+/* ---- PARSE: observations, domains and rows of each piece held here ---- */
+
+static void parse_work(frame_job *j, const aq_csv_setup *su) {
+    uint32_t nc = su->ncols;
+    aq_csv_obs *obs = calloc(nc ? nc : 1, sizeof *obs);
+    aq_csv_strs *dom = calloc(nc ? nc : 1, sizeof *dom);
+    uint32_t *rows = calloc(j->q.npieces + 1, sizeof *rows);
+    bool *have = calloc(nc ? nc : 1, sizeof *have);
+    char why[300] = "";
+    int err = obs && dom && rows && have ? 0 : AQ_ENOMEM;
+    for (uint32_t i = 0; !err && i < j->q.npieces; i++) {
+        uint32_t idx;
+        uint64_t line;
+        aq_frame_req_piece(&j->q, i, &idx, &line);
+        aq_chunk_ref *ref;
+        if ((err = get_piece(j, idx, &ref, why, sizeof why)) != 0)
+            break;
+        aq_csv_piece pc = {(const char *)aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), line,
+                           idx == 0};
+        aq_csv_col *cols = NULL;
+        aq_csv_err pe = {0, ""};
+        err = aq_csv_parse(&pc, su, NULL, &cols, &pe);
+        aq_chunk_ref_release(ref);
+        if (err) {
+            snprintf(why, sizeof why, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));
+            break;
+        }
+        rows[i] = nc ? cols[0].rows : 0;
+        for (uint32_t c = 0; !err && c < nc; c++) {
+            if (have[c])
+                aq_csv_obs_merge(&obs[c], &cols[c].obs);
+            else
+                obs[c] = cols[c].obs;
+            have[c] = true;
+            aq_csv_strs d = {0}, u = {0};
+            if ((err = aq_csv_domain_of(&cols[c], &d)) == 0 &&
+                (err = aq_csv_domain_union(&dom[c], &d, &u)) == 0) {
+                aq_csv_strs_free(&dom[c]);
+                dom[c] = u;
+            }
+            aq_csv_strs_free(&d);
+        }
+        aq_csv_cols_free(cols, nc);
+    }
+    aq_wr *w = &j->rep;
+    if (err) {
+        job_reply_err(w, err, why[0] ? why : aq_strerror(err));
+    } else {
+        aq_wr_u32(w, 0);
+        aq_wr_str16(w, "", 0);
+        aq_wr_u32(w, j->q.npieces);
+        for (uint32_t i = 0; i < j->q.npieces; i++) {
+            uint32_t idx;
+            uint64_t line;
+            aq_frame_req_piece(&j->q, i, &idx, &line);
+            aq_wr_u32(w, idx);
+            aq_wr_u32(w, rows[i]);
+        }
+        aq_wr_u32(w, 2 * nc);
+        for (uint32_t c = 0; c < nc && w->ok; c++) {
+            uint8_t *b1 = NULL, *b2 = NULL;
+            size_t l1 = 0, l2 = 0;
+            if (aq_csv_obs_encode(&obs[c], &b1, &l1) != 0 ||
+                aq_csv_domain_encode(&dom[c], &b2, &l2) != 0)
+                w->ok = false;
+            aq_frame_blob_put(w, b1, l1);
+            aq_frame_blob_put(w, b2, l2);
+            free(b1);
+            free(b2);
+        }
+    }
+    for (uint32_t c = 0; dom && c < nc; c++)
+        aq_csv_strs_free(&dom[c]);
+    free(obs);
+    free(dom);
+    free(rows);
+    free(have);
+}
+
+/* ---- FINISH: column chunks at the final types, stored here ---- */
+
+static int finish_piece(frame_job *j, const aq_csv_setup *su, const aq_csv_type *types,
+                        const aq_csv_strs *doms, uint32_t idx, uint64_t line, char *why,
+                        size_t cap) {
+    uint32_t nc = su->ncols;
+    aq_chunk_ref *ref;
+    int err = get_piece(j, idx, &ref, why, cap);
+    if (err)
+        return err;
+    aq_csv_piece pc = {(const char *)aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), line, idx == 0};
+    aq_csv_col *cols = NULL;
+    aq_csv_err pe = {0, ""};
+    err = aq_csv_parse(&pc, su, types, &cols, &pe);
+    aq_chunk_ref_release(ref);
+    if (err) {
+        snprintf(why, cap, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));
+        return err;
+    }
+    for (uint32_t c = 0; !err && c < nc; c++) {
+        if (cols[c].type == AQ_CSV_T_CAT && (err = aq_csv_col_recode(&cols[c], &doms[c])) != 0) {
+            snprintf(why, cap, "column %u of piece %u: a level is missing from the merged domain",
+                     c + 1, idx);
+            break;
+        }
+        uint8_t *enc = NULL;
+        size_t elen = 0;
+        if ((err = aq_csv_col_encode(&cols[c], &enc, &elen)) != 0)
+            break;
+        if (elen > AQ_NODE_CHUNK_MAX) {
+            free(enc);
+            err = AQ_ETOOBIG;
+            snprintf(why, cap, "column %u of piece %u encodes to more than one chunk", c + 1, idx);
+            break;
+        }
+        out_chunk *o = &j->out[j->nout];
+        o->klen = aq_frame_key(o->key, j->q.name, j->q.nlen, idx, c);
+        aq_chunk_digest d;
+        err = aq_chunk_put(j->n->store, o->key, o->klen, enc, elen, &d);
+        if (err) {
+            free(enc);
+            snprintf(why, cap, "%s: storing column %u of piece %u: %s",
+                     j->n->members[j->n->self].conf->name, c + 1, idx, aq_strerror(err));
+            break;
+        }
+        o->digest = (aq_node_digest){d.hi, d.lo};
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, o->key, o->klen, o->digest);
+        aq_wr_bytes(&w, enc, elen);
+        free(enc);
+        if (!w.ok) {
+            aq_wr_free(&w);
+            err = AQ_ENOMEM;
+            break;
+        }
+        o->msg = w.p;
+        o->len = w.len;
+        j->nout++;
+    }
+    aq_csv_cols_free(cols, nc);
+    return err;
+}
+
+static void finish_work(frame_job *j, const aq_csv_setup *su) {
+    uint32_t nc = su->ncols;
+    char why[300] = "";
+    int err = 0;
+    aq_csv_type *types = calloc(nc ? nc : 1, sizeof *types);
+    aq_csv_strs *doms = calloc(nc ? nc : 1, sizeof *doms);
+    if (!types || !doms || j->q.ncols != nc || !j->q.types) {
+        err = types && doms ? AQ_EPROTO : AQ_ENOMEM;
+        goto done;
+    }
+    aq_rd r = aq_rd_init(j->q.blobs, j->q.blen);
+    for (uint32_t c = 0; c < nc; c++) {
+        if (j->q.types[c] > AQ_CSV_T_STR) {
+            err = AQ_EPROTO;
+            goto done;
+        }
+        types[c] = (aq_csv_type)j->q.types[c];
+        const uint8_t *b;
+        size_t bl;
+        if ((err = aq_frame_blob_next(&r, &b, &bl)) != 0 ||
+            (err = aq_csv_domain_decode(b, bl, &doms[c])) != 0)
+            goto done;
+    }
+    if (!aq_rd_done(&r)) {
+        err = AQ_EPROTO;
+        goto done;
+    }
+    j->out = calloc((size_t)j->q.npieces * nc + 1, sizeof *j->out);
+    if (!j->out) {
+        err = AQ_ENOMEM;
+        goto done;
+    }
+    for (uint32_t i = 0; !err && i < j->q.npieces; i++) {
+        uint32_t idx;
+        uint64_t line;
+        aq_frame_req_piece(&j->q, i, &idx, &line);
+        err = finish_piece(j, su, types, doms, idx, line, why, sizeof why);
+    }
+done:
+    if (err) {
+        /* Stored chunks stay until the command removes the frame's keys. */
+        job_reply_err(&j->rep, err, why[0] ? why : aq_strerror(err));
+    } else {
+        aq_wr_u32(&j->rep, 0);
+        aq_wr_str16(&j->rep, "", 0);
+        aq_wr_u32(&j->rep, 0);
+        aq_wr_u32(&j->rep, 0);
+    }
+    for (uint32_t c = 0; doms && c < nc; c++)
+        aq_csv_strs_free(&doms[c]);
+    free(doms);
+    free(types);
+}
+
+/* ---- SUMMARY: partial summaries of the column chunks held here ---- */
+
+static void summary_work(frame_job *j) {
+    uint32_t nc = j->q.ncols;
+    char why[300] = "";
+    int err = 0;
+    aq_csv_sum *acc = calloc(nc ? nc : 1, sizeof *acc);
+    bool *have = calloc(nc ? nc : 1, sizeof *have);
+    if (!acc || !have)
+        err = AQ_ENOMEM;
+    for (uint32_t i = 0; !err && i < j->q.npieces; i++) {
+        uint32_t idx;
+        uint64_t line;
+        aq_frame_req_piece(&j->q, i, &idx, &line);
+        for (uint32_t c = 0; !err && c < nc; c++) {
+            uint8_t key[AQ_NODE_KEY_MAX];
+            size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, c);
+            aq_chunk_ref *ref;
+            if ((err = aq_chunk_get(j->n->store, key, klen, &ref)) != 0) {
+                snprintf(why, sizeof why, "%s: column %u of chunk %u: %s",
+                         j->n->members[j->n->self].conf->name, c + 1, idx, aq_strerror(err));
+                break;
+            }
+            aq_csv_col col;
+            memset(&col, 0, sizeof col);
+            err = aq_csv_col_decode(aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), &col);
+            aq_chunk_ref_release(ref);
+            if (err) {
+                snprintf(why, sizeof why, "column %u of chunk %u does not decode: %s", c + 1, idx,
+                         aq_strerror(err));
+                break;
+            }
+            aq_csv_sum s;
+            memset(&s, 0, sizeof s);
+            err = aq_csv_sum_col(&col, &s);
+            aq_csv_col_free(&col);
+            if (err)
+                break;
+            if (have[c]) {
+                err = aq_csv_sum_merge(&acc[c], &s);
+                aq_csv_sum_free(&s);
+            } else {
+                acc[c] = s;
+                have[c] = true;
+            }
+        }
+    }
+    aq_wr *w = &j->rep;
+    if (err) {
+        job_reply_err(w, err, why[0] ? why : aq_strerror(err));
+    } else {
+        aq_wr_u32(w, 0);
+        aq_wr_str16(w, "", 0);
+        aq_wr_u32(w, 0);
+        aq_wr_u32(w, nc);
+        for (uint32_t c = 0; c < nc && w->ok; c++) {
+            uint8_t *b = NULL;
+            size_t bl = 0;
+            if (!have[c]) /* no chunk named: an empty partial of this column */
+                acc[c].type = AQ_CSV_T_NONE;
+            if (aq_csv_sum_encode(&acc[c], &b, &bl) != 0)
+                w->ok = false;
+            aq_frame_blob_put(w, b, bl);
+            free(b);
+        }
+    }
+    for (uint32_t c = 0; acc && c < nc; c++)
+        if (have[c])
+            aq_csv_sum_free(&acc[c]);
+    free(acc);
+    free(have);
+}
+
+static void frame_work(uv_work_t *w) {
+    frame_job *j = w->data;
+    aq_wr_init(&j->rep);
+    if (j->method == AQ_M_FRAME_SUMMARY) {
+        summary_work(j);
+        return;
+    }
+    aq_csv_setup su;
+    memset(&su, 0, sizeof su);
+    int err = aq_csv_setup_decode(j->q.setup, j->q.slen, &su);
+    if (err) {
+        job_reply_err(&j->rep, err, "the parse setup does not decode");
+        return;
+    }
+    if (j->method == AQ_M_FRAME_PARSE)
+        parse_work(j, &su);
+    else
+        finish_work(j, &su);
+    aq_csv_setup_free(&su);
+}
+
+static void job_free(frame_job *j) {
+    for (size_t i = 0; i < j->nout; i++)
+        free(j->out[i].msg);
+    free(j->out);
+    free(j->msg);
+    free(j);
+}
+
+static void job_respond(frame_job *j) {
+    aq_wr *w = &j->rep;
+    if (j->forward_err) {
+        aq_wr_free(w);
+        aq_wr_init(w);
+        job_reply_err(w, j->forward_err, "a replica refused a column chunk");
+    }
+    if (!w->ok) {
+        aq_wr_free(w);
+        aq_rpc_buf none = {0};
+        aq_rpc_respond(j->in, AQ_ENOMEM, none);
+    } else {
+        aq_rpc_buf b = {w->p, w->len, free, w->p};
+        aq_rpc_respond(j->in, 0, b);
+    }
+    aq_node_op_end(j->n);
+    job_free(j);
+}
+
+static void job_unref(frame_job *j) {
+    if (--j->refs == 0)
+        job_respond(j);
+}
+
+static void release_lent(void *ctx) {
+    job_unref(ctx);
+}
+
+static void copy_done(void *ud, const aq_rpc_result *r) {
+    frame_job *j = ud;
+    if (r->err == 0 && r->status != 0) {
+        j->forward_err = r->status;
+    }
+    if (r->err || r->status) {
+        char buf[256];
+        aq_logf(j->n->log, AQ_LOG_WARN, "%s",
+                aq_rpc_result_describe(j->n->rpc, r, buf, sizeof buf));
+    }
+    job_unref(j);
+}
+
+static void frame_after(uv_work_t *w, int status) {
+    frame_job *j = w->data;
+    aq_node *n = j->n;
+    if (status) {
+        aq_wr_free(&j->rep);
+        aq_wr_init(&j->rep);
+        job_reply_err(&j->rep, status, "the node could not run the work");
+    }
+    j->refs = 1;
+    for (size_t i = 0; i < j->nout && !status; i++) {
+        out_chunk *o = &j->out[i];
+        uint32_t reps[n->nmembers];
+        size_t r = aq_node_replicas(n, o->key, o->klen, reps);
+        for (size_t k = 0; k < r; k++) {
+            size_t m = reps[k];
+            if (m == n->self || !aq_node_member_live(n, m) || !n->members[m].peer)
+                continue;
+            j->refs += 2; /* the call's outcome and the lent request bytes */
+            aq_rpc_buf b = {o->msg, o->len, release_lent, j};
+            int err = aq_rpc_call(n->rpc, n->members[m].peer, AQ_M_PUT, b,
+                                  AQ_NODE_CALL_TIMEOUT_US(n), copy_done, j);
+            if (err) {
+                j->refs -= 1;
+                aq_logf(n->log, AQ_LOG_WARN, "cannot copy a column chunk to %s: %s",
+                        n->members[m].conf->name, aq_strerror(err));
+            }
+        }
+    }
+    job_unref(j);
+}
+
+static void handle_frame(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    n->handled_total++;
+    if (n->stopping) {
+        aq_rpc_buf none = {0};
+        aq_rpc_respond(in, AQ_ECLOSED, none);
+        return;
+    }
+    frame_job *j = calloc(1, sizeof *j);
+    int err = j ? 0 : AQ_ENOMEM;
+    if (j) {
+        j->n = n;
+        j->in = in;
+        j->method = aq_rpc_incoming_method(in);
+        j->msg = aq_rpc_incoming_take(in, &j->len);
+        err = j->msg ? aq_frame_req_decode(j->msg, j->len, &j->q) : AQ_EPROTO;
+        if (!err && !aq_frame_name_ok(j->q.name, j->q.nlen))
+            err = AQ_EKEY;
+    }
+    if (err) {
+        if (j)
+            free(j->msg);
+        free(j);
+        aq_rpc_buf none = {0};
+        aq_rpc_respond(in, err, none);
+        return;
+    }
+    aq_node_op_begin(n);
+    j->work.data = j;
+    err = uv_queue_work(n->loop, &j->work, frame_work, frame_after);
+    if (err) {
+        aq_wr_init(&j->rep);
+        frame_after(&j->work, err);
+    }
+}
+
+void aq_node_register_frame(aq_node *n) {
+    aq_rpc_handle(n->rpc, AQ_M_FRAME_PARSE, handle_frame, n);
+    aq_rpc_handle(n->rpc, AQ_M_FRAME_FINISH, handle_frame, n);
+    aq_rpc_handle(n->rpc, AQ_M_FRAME_SUMMARY, handle_frame, n);
+}
