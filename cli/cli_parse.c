@@ -254,7 +254,7 @@ static int make_setup(cli *c, int fd, uint64_t size, const char *file, const aq_
     int rc = 0;
     size_t head_len = size < SAMPLE_HEAD ? (size_t)size : SAMPLE_HEAD;
     buf[0] = malloc(head_len + 1);
-    size_t got;
+    size_t got = 0;
     if (!buf[0])
         return cli_fail(c, CLI_ERROR, "out of memory");
     int err = read_at(fd, buf[0], head_len, 0, &got);

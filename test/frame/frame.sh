@@ -196,4 +196,7 @@ rc=0; aq frame rm iris 2>/dev/null || rc=$?
 
 step "cluster down"
 aq cluster down >/dev/null || fail "cluster down"
+if grep -l "AddressSanitizer\|LeakSanitizer\|runtime error:" "$T"/run/*.log; then
+  fail "sanitizer report in a node log"
+fi
 step "ok"
