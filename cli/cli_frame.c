@@ -525,61 +525,37 @@ static void print_summary(cli *c, const cli_frame_meta *m, const aq_csv_sum *s) 
     }
 }
 
-/* The live node to ask about chunk i: the first live replica of its column chunks. */
-static int chunk_home(cli *c, const cli_frame_meta *m, uint32_t i, uint32_t *node) {
-    uint8_t key[AQ_NODE_KEY_MAX];
-    size_t klen = aq_frame_key(key, m->name, strlen(m->name), i, 0);
-    cli_kop k;
-    memset(&k, 0, sizeof k);
-    cli_candidates(c, key, klen, false, &k);
-    if (k.ncand == 0)
-        return AQ_EUNAVAIL;
-    *node = k.cand[0];
-    return 0;
-}
+/* Where a chunk's summary is asked: its live replicas in rendezvous order, then the other live
+ * nodes (repair may have moved a copy there); the next one when a node is unreachable or lacks it.
+ */
+typedef struct sum_chunk {
+    uint32_t cand[AQ_NODE_CONFIG_MAX_NODES];
+    size_t ncand, pos;
+    bool done;
+} sum_chunk;
 
-int cli_cmd_summary(cli *c, const char *name) {
-    cli_frame_meta m;
-    memset(&m, 0, sizeof m);
-    int rc = meta_get(c, name, &m);
-    if (rc)
-        return rc;
+/* One round: each pending chunk goes to its current candidate; one call per node. */
+static int summary_round(cli *c, const cli_frame_meta *m, sum_chunk *ch, aq_csv_sum *acc,
+                         bool *pending, char *why, size_t cap) {
     size_t nn = c->conf->nnodes;
-    uint8_t **pieces = calloc(nn, sizeof *pieces);
-    uint32_t *np = calloc(nn, sizeof *np);
+    uint8_t *recs = malloc((size_t)m->nchunks * AQ_FRAME_PIECE_REC + 1);
     cli_kop **ks = calloc(nn, sizeof *ks);
-    aq_csv_sum *acc = calloc(m.ncols, sizeof *acc);
-    char why[600] = "";
-    int err = pieces && np && ks && acc ? 0 : AQ_ENOMEM;
-    for (uint32_t i = 0; !err && i < m.nchunks; i++) {
-        uint32_t node;
-        if ((err = chunk_home(c, &m, i, &node)) != 0) {
-            snprintf(why, sizeof why, "no live replica holds chunk %u", i);
-            break;
+    int err = recs && ks ? 0 : AQ_ENOMEM;
+    *pending = false;
+    for (size_t i = 0; i < nn && !err; i++) {
+        uint32_t n = 0;
+        for (uint32_t p = 0; p < m->nchunks; p++) {
+            if (ch[p].done || ch[p].cand[ch[p].pos] != i)
+                continue;
+            aq_wr w = {recs + (size_t)n * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC, true};
+            aq_wr_u32(&w, p);
+            aq_wr_u64(&w, 0);
+            n++;
         }
-        if (!pieces[node] && !(pieces[node] = malloc((size_t)m.nchunks * AQ_FRAME_PIECE_REC))) {
-            err = AQ_ENOMEM;
-            break;
-        }
-        aq_wr w = {pieces[node] + (size_t)np[node] * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC,
-                   true};
-        aq_wr_u32(&w, i);
-        aq_wr_u64(&w, 0);
-        np[node]++;
-    }
-    for (size_t i = 0; !err && i < nn; i++) {
-        if (!np[i])
+        if (n == 0)
             continue;
-        aq_frame_req q = {(const uint8_t *)m.name,
-                          strlen(m.name),
-                          NULL,
-                          0,
-                          m.ncols,
-                          NULL,
-                          NULL,
-                          0,
-                          np[i],
-                          pieces[i]};
+        aq_frame_req q = {
+            (const uint8_t *)m->name, strlen(m->name), NULL, 0, m->ncols, NULL, NULL, 0, n, recs};
         aq_wr w;
         aq_wr_init(&w);
         aq_frame_req_encode(&w, &q);
@@ -595,56 +571,99 @@ int cli_cmd_summary(cli *c, const char *name) {
         ks[i]->ncand = 1;
         ks[i]->timeout_ms = 600000;
     }
+    free(recs);
     if (!err)
         cli_kops_run(c, ks, nn);
     for (size_t i = 0; !err && i < nn; i++) {
         if (!ks[i])
             continue;
         aq_frame_rep r;
+        bool retry = false;
         if (ks[i]->err) {
-            err = ks[i]->err;
-            snprintf(why, sizeof why, "%s", ks[i]->msg);
+            retry = true;
+            snprintf(why, cap, "%s", ks[i]->msg);
         } else if (aq_frame_rep_decode(ks[i]->rep, ks[i]->replen, &r) != 0 ||
-                   (r.status == 0 && r.nblobs != m.ncols)) {
+                   (r.status == 0 && r.nblobs != m->ncols)) {
             err = AQ_EPROTO;
-            snprintf(why, sizeof why, "%s sent a malformed summary", c->conf->nodes[i].name);
+            snprintf(why, cap, "%s sent a malformed summary", c->conf->nodes[i].name);
         } else if (r.status) {
-            err = r.status;
-            snprintf(why, sizeof why, "%s: %.*s", c->conf->nodes[i].name, (int)r.mlen, r.msg);
+            snprintf(why, cap, "%s: %.*s", c->conf->nodes[i].name, (int)r.mlen, r.msg);
+            if (r.status == AQ_ENOTFOUND || r.status == AQ_ECLOSED)
+                retry = true;
+            else
+                err = r.status;
         } else {
             aq_rd rd = aq_rd_init(r.blobs, r.blen);
-            for (uint32_t j = 0; !err && j < m.ncols; j++) {
+            for (uint32_t j = 0; !err && j < m->ncols; j++) {
                 const uint8_t *b;
                 size_t bl;
                 aq_csv_sum s;
                 memset(&s, 0, sizeof s);
                 if (aq_frame_blob_next(&rd, &b, &bl) != 0 || aq_csv_sum_decode(b, bl, &s) != 0) {
                     err = AQ_EPROTO;
-                    snprintf(why, sizeof why, "%s sent a malformed summary",
-                             c->conf->nodes[i].name);
+                    snprintf(why, cap, "%s sent a malformed summary", c->conf->nodes[i].name);
                     break;
                 }
                 err = aq_csv_sum_merge(&acc[j], &s);
                 aq_csv_sum_free(&s);
                 if (err)
-                    snprintf(why, sizeof why, "column %s: partial summaries disagree", m.cols[j]);
+                    snprintf(why, cap, "column %s: partial summaries disagree", m->cols[j]);
+            }
+            for (uint32_t p = 0; p < m->nchunks; p++)
+                if (!ch[p].done && ch[p].cand[ch[p].pos] == i)
+                    ch[p].done = true;
+        }
+        for (uint32_t p = 0; retry && !err && p < m->nchunks; p++) {
+            if (ch[p].done || ch[p].cand[ch[p].pos] != i)
+                continue;
+            if (++ch[p].pos >= ch[p].ncand) {
+                err = ks[i]->err ? ks[i]->err : AQ_ENOTFOUND;
+                size_t l = strlen(why);
+                snprintf(why + l, cap - l, " (chunk %u: no other live node has it)", p);
+            } else {
+                *pending = true;
             }
         }
     }
+    for (size_t i = 0; ks && i < nn; i++)
+        cli_kop_free(ks[i]);
+    free(ks);
+    return err;
+}
+
+int cli_cmd_summary(cli *c, const char *name) {
+    cli_frame_meta m;
+    memset(&m, 0, sizeof m);
+    int rc = meta_get(c, name, &m);
+    if (rc)
+        return rc;
+    sum_chunk *ch = calloc(m.nchunks + 1, sizeof *ch);
+    aq_csv_sum *acc = calloc(m.ncols, sizeof *acc);
+    char why[600] = "";
+    int err = ch && acc ? 0 : AQ_ENOMEM;
+    for (uint32_t i = 0; !err && i < m.nchunks; i++) {
+        uint8_t key[AQ_NODE_KEY_MAX];
+        size_t klen = aq_frame_key(key, m.name, strlen(m.name), i, 0);
+        cli_kop k;
+        memset(&k, 0, sizeof k);
+        cli_candidates(c, key, klen, true, &k);
+        if (k.ncand == 0) {
+            err = AQ_EUNAVAIL;
+            snprintf(why, sizeof why, "chunk %u: %s", i, k.msg);
+            break;
+        }
+        memcpy(ch[i].cand, k.cand, k.ncand * sizeof k.cand[0]);
+        ch[i].ncand = k.ncand;
+    }
+    bool pending = !err;
+    while (!err && pending)
+        err = summary_round(c, &m, ch, acc, &pending, why, sizeof why);
     if (!err)
         print_summary(c, &m, acc);
-    for (size_t i = 0; i < nn; i++) {
-        if (pieces)
-            free(pieces[i]);
-        if (ks)
-            cli_kop_free(ks[i]);
-    }
     for (uint32_t j = 0; acc && j < m.ncols; j++)
         aq_csv_sum_free(&acc[j]);
     free(acc);
-    free(ks);
-    free(np);
-    free(pieces);
+    free(ch);
     cli_frame_meta_free(&m);
     if (err)
         return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
