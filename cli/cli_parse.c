@@ -290,7 +290,7 @@ static int make_setup(cli *c, int fd, uint64_t size, const char *file, const aq_
     aq_csv_err e = {0, ""};
     err = aq_csv_setup_guess(smp, ns, o, su, &e);
     if (err)
-        rc = cli_fail(c, err == AQ_EINVAL ? CLI_USAGE : CLI_ERROR, "%s: %s", file,
+        rc = cli_fail(c, err == AQ_EINVAL ? CLI_USAGE : CLI_ERROR, "%s",
                       e.msg[0] ? e.msg : aq_strerror(err));
 out:
     for (size_t i = 0; i < 5; i++)
@@ -665,8 +665,9 @@ int cli_cmd_parse(cli *c, const char *file) {
             }
             fputs("]}\n", stdout);
         } else {
-            printf("%s: %llu rows, %u columns, %u chunks; %.1f MB in %.2f s (%.1f MB/s)\n", name,
-                   (unsigned long long)m.total_rows, nc, r.np, (double)size / 1e6, secs, mbs);
+            printf("%s: %llu rows, %u column%s, %u chunk%s; %.1f MB in %.2f s (%.1f MB/s)\n", name,
+                   (unsigned long long)m.total_rows, nc, nc == 1 ? "" : "s", r.np,
+                   r.np == 1 ? "" : "s", (double)size / 1e6, secs, mbs);
             for (uint32_t j = 0; j < nc; j++)
                 printf("  %-24s %s\n", su.names[j], aq_csv_type_name((aq_csv_type)types[j]));
         }

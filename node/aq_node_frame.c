@@ -445,6 +445,9 @@ static void handle_frame(void *ud, aq_rpc_incoming *in) {
         err = j->msg ? aq_frame_req_decode(j->msg, j->len, &j->q) : AQ_EPROTO;
         if (!err && !aq_frame_name_ok(j->q.name, j->q.nlen))
             err = AQ_EKEY;
+        /* A frame's columns are bounded like a setup's: a request may not make us allocate more. */
+        if (!err && j->q.ncols > AQ_FRAME_COLS_MAX)
+            err = AQ_EPROTO;
     }
     if (err) {
         if (j)
