@@ -249,7 +249,10 @@ int aq_rpc_new(const aq_rpc_config *cfg, const aq_rpc_io *io, void *io_ctx, aq_r
     aq_link_init(&rpc->ack_peers);
     rpc->ack_tn.idx = AQ_RPC_HEAP_NONE;
     rpc->ack_tn.kind = AQ_T_ACK;
-    if (timed_add(rpc) != 0) {
+    rpc->sweep_tn.idx = AQ_RPC_HEAP_NONE;
+    rpc->sweep_tn.kind = AQ_T_SWEEP;
+    if (timed_add(rpc) != 0 || timed_add(rpc) != 0) {
+        aq_rpc_heap_free(&rpc->heap);
         free(rpc);
         return AQ_ENOMEM;
     }
@@ -264,6 +267,7 @@ uint64_t aq_rpc_incarnation(const aq_rpc *rpc) {
 void aq_rpc_stats_get(const aq_rpc *rpc, aq_rpc_stats *out) {
     *out = rpc->st;
     out->peers = rpc->npeers;
+    out->peers_retired = rpc->ret_n;
 }
 
 void aq_rpc_handle(aq_rpc *rpc, uint16_t method, aq_rpc_handler_fn fn, void *ud) {
@@ -309,19 +313,35 @@ static uint64_t addr_key(const aq_rpc_addr *a) {
     return XXH3_64bits(b, n) | 1;
 }
 
-aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr) {
+static void sweep_arm(aq_rpc *rpc) {
+    if (rpc->sweep_tn.idx != AQ_RPC_HEAP_NONE || rpc->closing)
+        return;
+    if (rpc->npeers == rpc->npinned && rpc->ret_n == 0)
+        return;
+    uint64_t every = rpc->cfg.reply_cache_us / 4;
+    aq_rpc_heap_set(&rpc->heap, &rpc->sweep_tn, aq_rpc_now(rpc) + (every ? every : 1));
+}
+
+static aq_rpc_peer *peer_find(aq_rpc *rpc, const aq_rpc_addr *addr, bool pin) {
     if (!rpc || !addr)
         return NULL;
     if (addr->ss.ss_family != AF_INET && addr->ss.ss_family != AF_INET6)
         return NULL;
     uint64_t key = addr_key(addr);
-    aq_rpc_peer *hit = aq_rpc_map_get(&rpc->peer_index, key);
+    aq_rpc_peer *hit = aq_rpc_map_get(&rpc->peer_index, key), *p = NULL;
     if (hit && aq_rpc_addr_eq(&hit->addr, addr))
-        return hit;
-    if (hit) /* another address with the same key: rare, scan */
-        for (size_t i = 0; i < rpc->npeers; i++)
+        p = hit;
+    else if (hit) /* another address with the same key: rare, scan */
+        for (size_t i = 0; i < rpc->npeers && !p; i++)
             if (aq_rpc_addr_eq(&rpc->peers[i]->addr, addr))
-                return rpc->peers[i];
+                p = rpc->peers[i];
+    if (p) {
+        if (pin && !p->pinned) {
+            p->pinned = true;
+            rpc->npinned++;
+        }
+        return p;
+    }
     if (!hit && aq_rpc_map_reserve(&rpc->peer_index, 1) != 0)
         return NULL;
     if (rpc->npeers == rpc->cap_peers) {
@@ -332,7 +352,7 @@ aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr) {
         rpc->peers = v;
         rpc->cap_peers = cap;
     }
-    aq_rpc_peer *p = calloc(1, sizeof *p);
+    p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     if (timed_add(rpc)) {
@@ -341,10 +361,12 @@ aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr) {
     }
     p->rpc = rpc;
     p->addr = *addr;
+    p->key = key;
     aq_rpc_addr_format(addr, p->addr_text, sizeof p->addr_text);
     aq_rpc_cc_init(&p->cc, rpc->cfg.window_init, rpc->cfg.window_max, rpc->cfg.rto_min_us,
                    rpc->cfg.rto_max_us);
-    p->next_task = 1;
+    /* Above every task used with a freed peer: the far side may still remember those. */
+    p->next_task = rpc->task_floor ? rpc->task_floor : 1;
     aq_link_init(&p->queue);
     aq_link_init(&p->inflight);
     aq_link_init(&p->ack_link);
@@ -355,10 +377,150 @@ aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr) {
     p->tn.idx = AQ_RPC_HEAP_NONE;
     p->tn.kind = AQ_T_PEER;
     p->backoff_us = AQ_RPC_BACKOFF_MIN_US;
+    p->touched_us = aq_rpc_now(rpc);
+    p->pinned = pin;
+    if (pin)
+        rpc->npinned++;
+    p->idx = rpc->npeers;
     rpc->peers[rpc->npeers++] = p;
     if (!hit)
         aq_rpc_map_put(&rpc->peer_index, key, p); /* room reserved above */
+    sweep_arm(rpc);
     return p;
+}
+
+aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr) {
+    aq_rpc_peer *p = peer_find(rpc, addr, true);
+    if (p)
+        aq_rpc_settle(rpc);
+    return p;
+}
+
+aq_rpc_peer *aq_rpc_peer_from(aq_rpc *rpc, const aq_rpc_addr *addr) {
+    return peer_find(rpc, addr, false);
+}
+
+void aq_rpc_peer_release(aq_rpc_peer *p) {
+    if (!p || !p->pinned)
+        return;
+    p->pinned = false;
+    p->rpc->npinned--;
+    p->touched_us = aq_rpc_now(p->rpc);
+    sweep_arm(p->rpc);
+    aq_rpc_settle(p->rpc);
+}
+
+/* ---------- expiry ---------- */
+
+static bool peer_idle(const aq_rpc_peer *p, uint64_t now) {
+    return !p->pinned && p->calls.n == 0 && aq_link_empty(&p->queue) &&
+           aq_link_empty(&p->inflight) && p->work.n == 0 && p->running == 0 && p->nincoming == 0 &&
+           p->nacks == 0 && aq_link_empty(&p->ack_link) && !p->out && p->nconns == 0 &&
+           p->tn.idx == AQ_RPC_HEAP_NONE && aq_link_empty(&p->pipe_msgs) &&
+           aq_link_empty(&p->sendq_small) && aq_link_empty(&p->sendq_large) &&
+           p->reasm_bytes == 0 && now - p->touched_us > p->rpc->cfg.reply_cache_us;
+}
+
+static void retired_drop_oldest(aq_rpc *rpc) {
+    struct aq_rpc_retired *r = &rpc->retired[rpc->ret_head];
+    if (r->inc && (uintptr_t)aq_rpc_map_get(&rpc->retired_index, r->inc) == rpc->ret_head + 1)
+        aq_rpc_map_del(&rpc->retired_index, r->inc);
+    rpc->ret_head = (rpc->ret_head + 1) % rpc->ret_cap;
+    rpc->ret_n--;
+}
+
+/* Remember an expired peer's incarnation and its highest task (all of them done). Best effort:
+ * without memory the incarnation is simply forgotten. */
+static void retired_add(aq_rpc *rpc, uint64_t inc, uint64_t high, uint64_t now) {
+    if (rpc->ret_n == rpc->ret_cap && rpc->ret_cap < AQ_RPC_RETIRED_MAX) {
+        size_t cap = rpc->ret_cap ? rpc->ret_cap * 2 : 64;
+        struct aq_rpc_retired *v = malloc(cap * sizeof *v);
+        if (v) {
+            for (size_t i = 0; i < rpc->ret_n; i++)
+                v[i] = rpc->retired[(rpc->ret_head + i) % rpc->ret_cap];
+            for (size_t i = 0; i < rpc->ret_n; i++)
+                if (v[i].inc && aq_rpc_map_get(&rpc->retired_index, v[i].inc))
+                    aq_rpc_map_put(&rpc->retired_index, v[i].inc, (void *)(uintptr_t)(i + 1));
+            free(rpc->retired);
+            rpc->retired = v;
+            rpc->ret_head = 0;
+            rpc->ret_cap = cap;
+        }
+    }
+    if (rpc->ret_cap == 0)
+        return;
+    if (rpc->ret_n == rpc->ret_cap)
+        retired_drop_oldest(rpc);
+    if (aq_rpc_map_reserve(&rpc->retired_index, 1) != 0)
+        return;
+    size_t slot = (rpc->ret_head + rpc->ret_n) % rpc->ret_cap;
+    rpc->retired[slot] = (struct aq_rpc_retired){inc, high, now};
+    rpc->ret_n++;
+    aq_rpc_map_put(&rpc->retired_index, inc, (void *)(uintptr_t)(slot + 1));
+}
+
+/* A retired incarnation is heard again: its highest task and everything below count as done. */
+static bool retired_take(aq_rpc *rpc, uint64_t inc, uint64_t *high) {
+    uintptr_t v = (uintptr_t)aq_rpc_map_get(&rpc->retired_index, inc);
+    if (!v)
+        return false;
+    aq_rpc_map_del(&rpc->retired_index, inc);
+    *high = rpc->retired[v - 1].high;
+    rpc->retired[v - 1].inc = 0;
+    return true;
+}
+
+static uint64_t done_high(const aq_rpc_iset *s) {
+    return s->n ? s->r[s->n - 1].hi : s->low;
+}
+
+static void peer_free(aq_rpc *rpc, aq_rpc_peer *p) {
+    aq_rpc_pipe_peer_free(p);
+    aq_rpc_map_free(&p->calls);
+    aq_rpc_map_free(&p->work);
+    aq_rpc_iset_free(&p->done);
+    aq_rpc_heap_remove(&rpc->heap, &p->tn);
+    timed_del(rpc);
+    free(p);
+}
+
+static void peer_expire(aq_rpc *rpc, aq_rpc_peer *p, uint64_t now) {
+    if (p->inc)
+        retired_add(rpc, p->inc, done_high(&p->done), now);
+    if (p->next_task > rpc->task_floor)
+        rpc->task_floor = p->next_task;
+    size_t last = rpc->npeers - 1;
+    rpc->peers[p->idx] = rpc->peers[last];
+    rpc->peers[p->idx]->idx = p->idx;
+    rpc->npeers--;
+    if (aq_rpc_map_get(&rpc->peer_index, p->key) == p) {
+        aq_rpc_map_del(&rpc->peer_index, p->key);
+        /* Another address with the same key takes its place (room: the slot just freed). */
+        for (size_t i = 0; i < rpc->npeers; i++)
+            if (rpc->peers[i]->key == p->key) {
+                aq_rpc_map_put(&rpc->peer_index, p->key, rpc->peers[i]);
+                break;
+            }
+    }
+    rpc->st.peers_expired++;
+    aq_rpc_logf(rpc, 3, "peer %s expired after being idle", aq_rpc_peer_name(p));
+    peer_free(rpc, p);
+}
+
+static void sweep(aq_rpc *rpc, uint64_t now) {
+    for (size_t i = rpc->npeers; i-- > 0;)
+        if (peer_idle(rpc->peers[i], now))
+            peer_expire(rpc, rpc->peers[i], now);
+    while (rpc->ret_n && now - rpc->retired[rpc->ret_head].at_us > rpc->cfg.reply_cache_us)
+        retired_drop_oldest(rpc);
+    if (rpc->ret_n == 0 && rpc->ret_cap) {
+        free(rpc->retired);
+        rpc->retired = NULL;
+        rpc->ret_cap = rpc->ret_head = 0;
+        aq_rpc_map_free(&rpc->retired_index);
+        memset(&rpc->retired_index, 0, sizeof rpc->retired_index);
+    }
+    sweep_arm(rpc);
 }
 
 void aq_rpc_peer_set_name(aq_rpc_peer *p, const char *name) {
@@ -665,6 +827,8 @@ static void work_retire(aq_rpc *rpc, aq_rpc_work *w) {
 
 static void incoming_free(aq_rpc *rpc, aq_rpc_incoming *in) {
     aq_link_del(&in->link);
+    in->peer->nincoming--;
+    in->peer->touched_us = aq_rpc_now(rpc);
     free(in->data);
     free(in);
     if (rpc->st.handlers_running)
@@ -845,6 +1009,7 @@ static void call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, cons
     aq_link_init(&w->om.qlink);
     in->rpc = rpc;
     in->peer = p;
+    p->nincoming++;
     in->w = w;
     in->method = h->method;
     in->data = copy;
@@ -930,7 +1095,10 @@ bool aq_rpc_check_inc(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h) {
             return false;
         }
     if (p->inc == 0) {
+        uint64_t high;
         p->inc = h->src_inc;
+        if (retired_take(rpc, h->src_inc, &high) && high > p->done.low)
+            p->done.low = high;
         return true;
     }
     peer_restarted(rpc, p, h->src_inc);
@@ -982,6 +1150,7 @@ void aq_rpc_handle_msg(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const u
     }
     uint64_t now = aq_rpc_now(rpc);
     p->last_heard_us = now;
+    p->touched_us = now;
     aq_rpc_call_s *c;
     switch (h->kind) {
     case AQ_RPC_K_CALL:
@@ -1073,7 +1242,7 @@ void aq_rpc_input_dgram(aq_rpc *rpc, const aq_rpc_addr *from, const uint8_t *dat
         rpc->st.dropped_foreign++;
         return;
     }
-    aq_rpc_peer *p = aq_rpc_peer_get(rpc, from);
+    aq_rpc_peer *p = aq_rpc_peer_from(rpc, from);
     if (!p)
         return;
     p->st.bytes_in += len;
@@ -1109,6 +1278,10 @@ void aq_rpc_timer_fired(aq_rpc *rpc) {
         case AQ_T_ACK:
             aq_rpc_heap_remove(&rpc->heap, t);
             flush_acks(rpc);
+            break;
+        case AQ_T_SWEEP:
+            aq_rpc_heap_remove(&rpc->heap, t);
+            sweep(rpc, now);
             break;
         default:
             aq_rpc_heap_remove(&rpc->heap, t);
@@ -1154,6 +1327,8 @@ void aq_rpc_free(aq_rpc *rpc) {
         free(p);
     }
     free(rpc->peers);
+    free(rpc->retired);
+    aq_rpc_map_free(&rpc->retired_index);
     free(rpc->methods);
     aq_rpc_heap_free(&rpc->heap);
     aq_rpc_map_free(&rpc->conns);

@@ -149,6 +149,8 @@ typedef struct aq_rpc_stats {
     uint64_t peers;
     uint64_t reassembly_bytes; /* memory held for partly received messages now */
     uint64_t handlers_running;
+    uint64_t peers_expired; /* idle unpinned peers freed so far */
+    uint64_t peers_retired; /* incarnations of expired peers remembered now */
 } aq_rpc_stats;
 
 /* What the core asks of its driver. All calls are made from within an aq_rpc_* function. */
@@ -213,8 +215,21 @@ void aq_rpc_on_restart(aq_rpc *rpc, aq_rpc_restart_fn fn, void *ud);
 /* Names for methods in error messages and logs. The string must outlive rpc. */
 void aq_rpc_method_name(aq_rpc *rpc, uint16_t method, const char *name);
 
-/* Find or create the peer object for a process address. Peers live as long as the endpoint. */
+/* Find or create the peer object for a process address, and pin it: a pinned peer lives as long
+ * as the endpoint (or until aq_rpc_peer_release).
+ *
+ * Peers that only exist because packets arrived from them (each command-line client is a new
+ * address and incarnation) are not pinned, and are freed once idle: no calls pending or queued, no
+ * handler running, no cached reply, no partial message, no pipe, and nothing heard for longer than
+ * reply_cache_us. By then the caller's deadline is long past, so no duplicate matters; still, the
+ * freed peer's incarnation and highest task are remembered for another reply_cache_us (at most
+ * AQ_RPC_RETIRED_MAX of them), so a late duplicate is answered as done and never re-runs a handler,
+ * and the same incarnation coming back continues where it was. An unpinned peer pointer (from a
+ * handler, a notify or a restart callback) is valid during that callback; keep it longer only by
+ * pinning it with aq_rpc_peer_get on its address. */
 aq_rpc_peer *aq_rpc_peer_get(aq_rpc *rpc, const aq_rpc_addr *addr);
+/* Unpin: the peer may now expire like an unsolicited one; do not use the pointer afterwards. */
+void aq_rpc_peer_release(aq_rpc_peer *p);
 void aq_rpc_peer_set_name(aq_rpc_peer *p, const char *name); /* copied; used in messages */
 const char *aq_rpc_peer_name(const aq_rpc_peer *p);          /* name, or "ip:port" */
 const aq_rpc_addr *aq_rpc_peer_addr(const aq_rpc_peer *p);

@@ -30,6 +30,9 @@
 #define AQ_RPC_BACKOFF_MAX_US  1000000
 /* Conservative bandwidth for the pipe transfer allowance added to a large message's RTO. */
 #define AQ_RPC_ASSUMED_BW_BPS (12500000ull)
+/* Incarnations of expired peers remembered (with their highest task) so a late duplicate cannot
+ * run again; the oldest is forgotten beyond this many. */
+#define AQ_RPC_RETIRED_MAX 65536
 
 #define aq_container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
@@ -58,7 +61,7 @@ static inline void aq_link_del(aq_rpc_link *l) {
     l->prev = l->next = l;
 }
 
-enum { AQ_T_CALL = 1, AQ_T_WORK, AQ_T_PEER, AQ_T_ACK };
+enum { AQ_T_CALL = 1, AQ_T_WORK, AQ_T_PEER, AQ_T_ACK, AQ_T_SWEEP };
 
 typedef struct aq_rpc_blob {
     uint32_t refs;
@@ -165,6 +168,12 @@ enum { AQ_PIPE_NONE = 0, AQ_PIPE_CONNECTING, AQ_PIPE_UP, AQ_PIPE_BACKOFF };
 struct aq_rpc_peer {
     aq_rpc *rpc;
     aq_rpc_addr addr;
+    uint64_t key;        /* addr_key(addr) */
+    size_t idx;          /* in rpc->peers */
+    bool pinned;         /* handed out by aq_rpc_peer_get: never expires */
+    uint32_t nconns;     /* inbound connections that name this peer */
+    uint32_t nincoming;  /* aq_rpc_incoming objects that name this peer */
+    uint64_t touched_us; /* created or last heard: the idle clock */
     char name[64];
     char addr_text[64];
     uint64_t inc;
@@ -235,6 +244,15 @@ struct aq_rpc {
     aq_rpc_map conns;
     aq_rpc_link wrecs, incomings, ack_peers;
     aq_rpc_tnode ack_tn; /* fires "now": ACKACKs of one batch of input leave together */
+    /* Expiry of idle unpinned peers. */
+    size_t npinned;
+    aq_rpc_tnode sweep_tn;
+    uint64_t task_floor; /* first task number for a new peer: above any used with a freed one */
+    struct aq_rpc_retired {
+        uint64_t inc, high, at_us;
+    } * retired; /* FIFO ring */
+    size_t ret_head, ret_n, ret_cap;
+    aq_rpc_map retired_index; /* inc -> ring slot + 1 */
     uint8_t scratch[16384];
 };
 
@@ -249,6 +267,8 @@ void aq_rpc_handle_msg(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h, cons
 bool aq_rpc_check_inc(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h);
 void aq_rpc_settle(aq_rpc *rpc);
 bool aq_rpc_task_known(aq_rpc_peer *peer, uint64_t task);
+/* Find or create a peer for input from addr, without pinning it (it may expire when idle). */
+aq_rpc_peer *aq_rpc_peer_from(aq_rpc *rpc, const aq_rpc_addr *addr);
 
 /* aq_rpc_pipe.c */
 void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om);

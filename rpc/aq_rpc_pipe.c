@@ -48,6 +48,10 @@ static void conn_free(aq_rpc *rpc, aq_rpc_conn *c) {
     aq_rpc_map_del(&rpc->conns, c->id);
     if (c->outbound && c->peer && c->peer->out == c)
         c->peer->out = NULL;
+    if (!c->outbound && c->peer) {
+        c->peer->nconns--;
+        c->peer->touched_us = aq_rpc_now(rpc);
+    }
     XXH3_freeState(c->xs);
     free(c);
 }
@@ -462,12 +466,14 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
         uint16_t port = (uint16_t)(c->hello_buf[0] | c->hello_buf[1] << 8);
         aq_rpc_addr a = c->remote;
         aq_rpc_addr_set_port(&a, port);
-        aq_rpc_peer *p = aq_rpc_peer_get(rpc, &a);
+        aq_rpc_peer *p = aq_rpc_peer_from(rpc, &a);
         if (!p) {
             cutoff(rpc, c, "cannot map HELLO to a peer");
             return;
         }
         c->peer = p;
+        p->nconns++;
+        p->touched_us = aq_rpc_now(rpc);
         c->hello_seen = true;
         p->st.bytes_in += AQ_RPC_HDR_LEN + 2;
         aq_rpc_check_inc(rpc, p, &h);

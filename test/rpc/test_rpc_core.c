@@ -651,3 +651,147 @@ Test(rpc_core, peers_by_address) {
     aq_rpc_stats_get(a, &st);
     cr_assert_eq(st.peers, 4000);
 }
+
+/* ---------- expiry of idle peers ---------- */
+
+static aq_rpc_addr caller_addr(int i) {
+    char t[64];
+    snprintf(t, sizeof t, "10.9.%d.%d:%d", i / 250, i % 250 + 1, 40000 + i % 1000);
+    aq_rpc_addr a;
+    cr_assert_eq(aq_rpc_addr_parse(t, &a), 0);
+    return a;
+}
+
+/* One datagram of kind from a made-up caller (incarnation inc) to B. */
+static void to_b(int i, uint64_t inc, uint8_t kind, uint64_t task, const void *data, size_t len) {
+    uint8_t d[AQ_RPC_DGRAM_MAX];
+    aq_rpc_hdr h = {.version = AQ_RPC_WIRE_VERSION,
+                    .kind = kind,
+                    .method = 1,
+                    .cluster_id = CID,
+                    .src_inc = inc,
+                    .task = task,
+                    .msg_len = (uint32_t)len,
+                    .frag_len = (uint32_t)len};
+    aq_rpc_hdr_encode(&h, data, d);
+    memcpy(d + AQ_RPC_HDR_LEN, data, len);
+    aq_rpc_addr a = caller_addr(i);
+    aq_rpc_input_dgram(N.rpc[1], &a, d, AQ_RPC_HDR_LEN + len);
+}
+
+/* What B last sent (the test net queues B's answers to strangers as if for endpoint 1). */
+static aq_rpc_hdr last_from_b(void) {
+    aq_rpc_hdr h = {0};
+    const uint8_t *pl;
+    cr_assert_gt(N.nq, 0, "B sent nothing");
+    cr_assert_eq(aq_rpc_dgram_decode(N.q[N.nq - 1].d, N.q[N.nq - 1].len, &h, &pl), 0);
+    return h;
+}
+
+/* Run B's timers (resends go nowhere) until virtual time `until`. */
+static void run_b_until(uint64_t until) {
+    while (N.timer[1] != UINT64_MAX && N.timer[1] <= until) {
+        N.nq = 0;
+        if (N.timer[1] > N.now)
+            N.now = N.timer[1];
+        N.timer[1] = UINT64_MAX;
+        aq_rpc_timer_fired(N.rpc[1]);
+    }
+    N.now = until;
+    N.nq = 0;
+}
+
+Test(rpc_core, transient_callers_expire) {
+    aq_rpc *b = N.rpc[1];
+    const uint64_t cache = 60000000; /* the default reply_cache_us */
+    /* B's own peer for A is pinned: it must outlive every sweep. */
+    aq_rpc_peer *pa = aq_rpc_peer_get(b, &N.addr[0]);
+    cr_assert_not_null(pa);
+    for (int i = 0; i < 1000; i++) {
+        uint8_t v = (uint8_t)i;
+        to_b(i, 5000 + (uint64_t)i, AQ_RPC_K_CALL, 1, &v, 1);
+        aq_rpc_hdr r = last_from_b();
+        cr_assert_eq(r.kind, AQ_RPC_K_REPLY);
+        if (i % 2 == 0) { /* half acknowledge the reply, half vanish without a word */
+            uint8_t ack[8] = {1};
+            to_b(i, 5000 + (uint64_t)i, AQ_RPC_K_ACKACK, 0, ack, 8);
+        }
+        N.nq = 0;
+        N.now += 1000;
+    }
+    cr_assert_eq(handled, 1000);
+    aq_rpc_stats st;
+    aq_rpc_stats_get(b, &st);
+    cr_assert_eq(st.peers, 1001);
+    /* Unacknowledged replies are kept (and resent) for reply_cache_us; then the peers idle out. */
+    uint64_t t0 = N.now;
+    run_b_until(t0 + cache / 2);
+    aq_rpc_stats_get(b, &st);
+    cr_assert_eq(st.peers, 1001, "a peer expired before reply_cache_us of silence");
+    run_b_until(t0 + cache * 7 / 4);
+    aq_rpc_stats_get(b, &st);
+    cr_assert_eq(st.peers, 1, "only the pinned peer stays");
+    cr_assert_eq(st.peers_expired, 1000);
+    cr_assert_eq(st.peers_retired, 1000);
+    cr_assert_eq(aq_rpc_peer_get(b, &N.addr[0]), pa);
+
+    /* A late duplicate from an expired caller's incarnation: answered as done, not run again. */
+    uint8_t v = 7;
+    to_b(7, 5007, AQ_RPC_K_CALL, 1, &v, 1);
+    aq_rpc_hdr r = last_from_b();
+    cr_assert_eq(r.kind, AQ_RPC_K_NACK);
+    cr_assert_eq(r.status, AQ_ETIMEDOUT);
+    cr_assert_eq(handled, 1000);
+    /* The same incarnation with a new task goes on normally. */
+    to_b(7, 5007, AQ_RPC_K_CALL, 2, &v, 1);
+    cr_assert_eq(last_from_b().kind, AQ_RPC_K_REPLY);
+    cr_assert_eq(handled, 1001);
+    uint8_t ack[8] = {2};
+    to_b(7, 5007, AQ_RPC_K_ACKACK, 0, ack, 8);
+    N.nq = 0;
+
+    /* Everything, the memory of retired incarnations too, is gone after another quiet while. */
+    run_b_until(N.now + 3 * cache);
+    aq_rpc_stats_get(b, &st);
+    cr_assert_eq(st.peers, 1);
+    cr_assert_eq(st.peers_retired, 0);
+    cr_assert_eq(N.timer[1], UINT64_MAX, "a sweep timer armed with nothing to sweep");
+    /* Released, the last peer may go too. */
+    aq_rpc_peer_release(pa);
+    run_b_until(N.now + 3 * cache);
+    aq_rpc_stats_get(b, &st);
+    cr_assert_eq(st.peers, 0);
+}
+
+Test(rpc_core, busy_peer_does_not_expire) {
+    aq_rpc *b = N.rpc[1];
+    /* A handler that has not answered keeps its caller's peer, however long it takes. */
+    uint8_t v = 1;
+    aq_rpc_hdr h = {.version = AQ_RPC_WIRE_VERSION,
+                    .kind = AQ_RPC_K_CALL,
+                    .method = 2, /* answered later */
+                    .cluster_id = CID,
+                    .src_inc = 42,
+                    .task = 1,
+                    .msg_len = 1,
+                    .frag_len = 1};
+    uint8_t d[AQ_RPC_HDR_LEN + 1];
+    aq_rpc_hdr_encode(&h, &v, d);
+    d[AQ_RPC_HDR_LEN] = v;
+    aq_rpc_addr a = caller_addr(3);
+    aq_rpc_input_dgram(b, &a, d, sizeof d);
+    cr_assert_not_null(held);
+    N.nq = 0;
+    run_b_until(N.now + 10 * 60000000ull);
+    aq_rpc_stats st;
+    aq_rpc_stats_get(b, &st);
+    cr_assert_eq(st.peers, 1);
+    cr_assert_eq(aq_rpc_incoming_peer(held), aq_rpc_peer_get(b, &a));
+    aq_rpc_peer_release(aq_rpc_incoming_peer(held));
+    aq_rpc_respond(held, 0, (aq_rpc_buf){0});
+    held = NULL;
+    N.nq = 0;
+    run_b_until(N.now + 3 * 60000000ull);
+    aq_rpc_stats_get(b, &st);
+    cr_assert_eq(st.peers, 0);
+}
