@@ -197,8 +197,9 @@ int cli_frame_check_name(cli *c, const char *name);
 /* Runs the n prepared key operations at once and waits for them all. */
 void cli_kops_run(cli *c, cli_kop **k, size_t n);
 /* Removes every key of frame name from every live node (pieces, column chunks) and, with meta,
- * its metadata last. Returns how many keys could not be removed. */
-size_t cli_frame_rm_keys(cli *c, const char *name, bool meta);
+ * its metadata last. Returns how many keys could not be removed; *found (if not NULL) how many
+ * piece and chunk keys were listed. */
+size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found);
 /* Stores a small value under an internal key through its first live replica. */
 int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen,
                      char *why, size_t cap);

@@ -291,7 +291,7 @@ static size_t rm_list(cli *c, const keylist *l) {
     }
 }
 
-size_t cli_frame_rm_keys(cli *c, const char *name, bool meta) {
+size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found) {
     size_t nlen = strlen(name);
     uint8_t prefix[AQ_NODE_KEY_MAX];
     prefix[0] = 0x1f;
@@ -303,6 +303,8 @@ size_t cli_frame_rm_keys(cli *c, const char *name, bool meta) {
     size_t failed = 0;
     if (list_prefix(c, prefix, nlen + 3, &l, why, sizeof why) != 0)
         failed++;
+    if (found)
+        *found = l.n;
     failed += rm_list(c, &l);
     keylist_free(&l);
     if (meta) {
@@ -415,15 +417,36 @@ int cli_cmd_frames(cli *c) {
 /* ---- frame rm ---- */
 
 int cli_cmd_frame_rm(cli *c, const char *name) {
-    cli_frame_meta m;
-    memset(&m, 0, sizeof m);
-    int rc = meta_get(c, name, &m);
-    cli_frame_meta_free(&m);
-    if (rc)
+    int rc = cli_frame_check_name(c, name);
+    if (rc || (rc = cli_need_live(c)) != 0)
         return rc;
-    size_t failed = cli_frame_rm_keys(c, name, true);
+    uint8_t mk[AQ_NODE_KEY_MAX];
+    size_t mlen = aq_frame_meta_key(mk, name, strlen(name));
+    cli_kop *k = cli_kop_new(c);
+    if (!k || cli_kop_key(c, k, AQ_M_STAT, mk, mlen, true) != 0) {
+        cli_kop_free(k);
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    }
+    k->next_on_notfound = true;
+    if (cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    int err = k->err;
+    if (err && err != AQ_ENOTFOUND) {
+        rc = cli_kop_fail(c, k);
+        cli_kop_free(k);
+        return rc;
+    }
+    cli_kop_free(k);
+    /* Without metadata there may still be keys of a parse that never finished (its command was
+     * killed): they go too. */
+    size_t found = 0;
+    size_t failed = cli_frame_rm_keys(c, name, err == 0, &found);
     if (failed)
         return cli_fail(c, CLI_ERROR, "%zu keys of the frame could not be removed", failed);
+    if (err == AQ_ENOTFOUND && found == 0)
+        return cli_fail(c, CLI_NOTFOUND, "no frame named %s (see `aquifer frames`)", name);
+    if (err == AQ_ENOTFOUND)
+        fprintf(stderr, "aquifer: %s: removed %zu keys of an unfinished parse\n", c->what, found);
     return CLI_OK;
 }
 

@@ -527,8 +527,13 @@ int cli_cmd_parse(cli *c, const char *file) {
             goto out;
         }
     }
-    /* 2. pieces */
+    /* Keys of an earlier parse of this name that never finished would mix with ours. */
     wrote = true;
+    if (cli_frame_rm_keys(c, name, false, NULL) != 0) {
+        rc = cli_fail(c, CLI_ERROR, "cannot remove the keys an unfinished parse of %s left", name);
+        goto out;
+    }
+    /* 2. pieces */
     cli_progress_start(&r.prog, "parse", size);
     aq_csv_split sp;
     aq_csv_err pe = {0, ""};
@@ -677,7 +682,7 @@ int cli_cmd_parse(cli *c, const char *file) {
     }
 out:
     if (wrote) {
-        size_t left = cli_frame_rm_keys(c, name, false);
+        size_t left = cli_frame_rm_keys(c, name, false, NULL);
         if (left)
             fprintf(stderr,
                     "aquifer: %s: warning: %zu keys of the failed parse could not be removed\n",

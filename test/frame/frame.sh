@@ -201,6 +201,28 @@ done
 rc=0; aq frame rm iris 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "rm of a removed frame exited $rc"
 
+step "a parse killed midway leaves keys that frame rm removes; frames never shows it"
+base=$(chunks)
+{ head -1 "$AQ_DATA_DIR/allyears2k_headers.csv"
+  for _ in $(seq 1 12); do tail -n +2 "$AQ_DATA_DIR/allyears2k_headers.csv"; done; } >"$T/big.csv"
+aq parse "$T/big.csv" --name killed >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do [ "$(chunks)" -gt "$base" ] && break; sleep 0.05; done
+kill -KILL $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
+# Calls the dead command had started still finish on the nodes: wait until the count settles.
+prev=-1
+for _ in $(seq 1 30); do now=$(chunks); [ "$now" -eq "$prev" ] && break; prev=$now; sleep 1; done
+aq frames | grep -q "^killed" && fail "an unfinished parse is listed"
+[ "$(chunks)" -gt "$base" ] || fail "the killed parse wrote nothing (test did not test)"
+aq frame rm killed 2>"$T/err.txt" || fail "frame rm of an unfinished parse: $(cat "$T/err.txt")"
+[ "$(chunks)" -eq "$base" ] || fail "frame rm left keys of the unfinished parse: $base -> $(chunks)"
+aq parse "$T/big.csv" --name killed >/dev/null || fail "parse of the big file"
+[ "$(aq frames --json | python3 -c 'import json,sys; print([f["rows"] for f in json.load(sys.stdin) if f["name"] == "killed"][0])')" -eq $((43978 * 12)) ] ||
+  fail "big frame rows"
+aq frame rm killed || fail "frame rm killed"
+[ "$(chunks)" -eq "$base" ] || fail "frame rm of the big frame left keys"
+
 step "with a node down: parse, summary, export, frame rm"
 kill -TERM "$(cat "$T/run/n3.pid")"
 for _ in $(seq 1 100); do
