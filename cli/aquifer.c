@@ -146,7 +146,8 @@ static const command commands[] = {
     {"frame rm", 1, 1, false, false,
      "usage: aquifer [-c FILE] frame rm NAME\n\n"
      "Removes frame NAME: every piece and column chunk of it on every live node, then its\n"
-     "metadata. Exits 2 when there is no such frame.\n"},
+     "metadata. Also removes what a parse killed midway left under NAME. Exits 2 when there is\n"
+     "no such frame.\n"},
 };
 
 static int usage_error(const char *fmt, const char *arg) {
