@@ -64,7 +64,8 @@ typedef struct keyinfo {
     uint8_t nst; /* acceptable states: st[0], and st[1] when retired after an unclear write */
     vstate st[2];
     bool busy, retired;
-    bool healed; /* verify: both replicas hold one same acceptable state */
+    bool healed;       /* verify: both replicas hold one same acceptable state */
+    bool last_partial; /* the last answered write reached fewer copies than wanted */
     uint8_t holders;
 } keyinfo;
 
@@ -344,6 +345,8 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         bool partial =
             err == 0 && (aq_put_rep_decode(rep, replen, &copies, &wanted) != 0 || copies < wanted);
         L->partial_writes += partial;
+        if (answered)
+            ki->last_partial = partial;
         if (answered && o->method == AQ_M_RM && partial) {
             /* The caller was told a copy survived: it may come back (no tombstones). */
             ki->st[1] = ki->st[0];
@@ -851,8 +854,26 @@ int main(int argc, char **argv) {
             if (ki->nst && !ki->healed) {
                 char kb[32];
                 key_name(k, kb, sizeof kb);
-                printf("faults-unhealed: %s %s holders=%u states=%u must_be_present=%d\n",
-                       L->scenario, kb, ki->holders, ki->nst, must_be_present(ki));
+                char who[256] = "";
+                size_t off = 0;
+                vres *v = &L->vres[k];
+                for (uint32_t j = 0; j < L->cf->replicas && off < sizeof who; j++) {
+                    char ob[32];
+                    key_name(k, ob, sizeof ob);
+                    uint32_t order[MAX_NODES];
+                    aq_place_order(L->seeds, L->cf->nnodes, ob, strlen(ob), order);
+                    const char *what = !v->stat_done[j]                        ? "no-answer"
+                                       : !v->stat_has[j] && may_be_present(ki) ? "missing"
+                                       : !v->stat_has[j]                       ? "absent"
+                                       : state_accepts(ki, true, v->stat_d[j]) ? "expected"
+                                                                               : "other-value";
+                    off += (size_t)snprintf(who + off, sizeof who - off, " %s=%s",
+                                            L->cf->nodes[order[j]].name, what);
+                }
+                printf("faults-unhealed: %s %s holders=%u states=%u must_be_present=%d "
+                       "last_write_partial=%d%s\n",
+                       L->scenario, kb, ki->holders, ki->nst, must_be_present(ki), ki->last_partial,
+                       who);
                 shown++;
             }
         }

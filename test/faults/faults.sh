@@ -32,6 +32,8 @@ declare -a bg=() # background helpers (fault injectors) of the scenario in progr
 RUN=$T/run       # the scenario in progress: node logs
 FAILED=0
 
+# Background helpers sleep through nap and trap TERM, so killing one leaves no sleep behind.
+nap() { sleep "$1" & wait $!; }
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 ns() { echo "aqf$1$id"; }
 
@@ -55,6 +57,7 @@ teardown() {
 
 on_exit() {
   local rc=$?
+  [ -n "${watchdog:-}" ] && kill "$watchdog" 2>/dev/null
   teardown
   if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
     for f in "$RUN"/*.log; do [ -f "$f" ] && { echo "--- $f (last 20 lines)"; tail -n 20 "$f"; }; done
@@ -65,6 +68,20 @@ on_exit() {
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
+
+# ctest's TIMEOUT kills without a word; stop ourselves first so the trap deletes the namespaces.
+LIMIT=${FAULTS_LIMIT_S:-840}
+(trap 'kill $! 2>/dev/null; exit 0' TERM; nap "$LIMIT"; echo "FAIL: the fault suite ran over ${LIMIT}s" >&2
+ kill -TERM $$) &
+watchdog=$!
+
+# Namespaces left by an earlier run that was killed outright (its script pid, in the name, is gone).
+for old in $(ip netns list | grep -Eo '^aqf(n1|n2|n3|cl|sw)[0-9]+'); do
+  opid=${old#aqf??}
+  [ -d "/proc/$opid" ] && continue
+  for p in $(ip netns pids "$old" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+  ip netns del "$old" 2>/dev/null || true
+done
 
 setup_net() {
   local sw=aqfsw$id h n
@@ -157,7 +174,8 @@ fault_reset() {
 # stop_node_later DELAY SECONDS NODE: SIGSTOP NODE after DELAY for SECONDS, then SIGCONT.
 stop_node_later() {
   local p=${pid[$3]}
-  (sleep "$1"; kill -STOP "$p"; log "stopped $3"; sleep "$2"; kill -CONT "$p"; log "continued $3") &
+  (trap 'kill $! 2>/dev/null; exit 0' TERM
+   nap "$1"; kill -STOP "$p"; log "stopped $3"; nap "$2"; kill -CONT "$p"; log "continued $3") &
   bg+=($!)
 }
 
@@ -165,7 +183,8 @@ stop_node_later() {
 # config; in memory, so it comes back empty and repair must refill it).
 kill_node_later() {
   local p=${pid[$3]}
-  (sleep "$1"; kill -KILL "$p"; log "killed $3"; sleep "$2"; start_node "$3"; log "restarted $3") &
+  (trap 'kill $! 2>/dev/null; exit 0' TERM
+   nap "$1"; kill -KILL "$p"; log "killed $3"; nap "$2"; start_node "$3"; log "restarted $3") &
   bg+=($!)
 }
 
@@ -179,8 +198,9 @@ overload_sysctls() {
 }
 overload_later() {
   local p=${pid[$3]}
-  (sleep "$1"; log "overload $3 (stop bursts)"; end=$((SECONDS + $2))
-   while [ $SECONDS -lt $end ]; do kill -STOP "$p"; sleep 0.4; kill -CONT "$p"; sleep 0.1; done
+  (trap 'kill $! 2>/dev/null; kill -CONT "$p" 2>/dev/null; exit 0' TERM
+   nap "$1"; log "overload $3 (stop bursts)"; end=$((SECONDS + $2))
+   while [ $SECONDS -lt $end ]; do kill -STOP "$p"; nap 0.4; kill -CONT "$p"; nap 0.1; done
    log "overload $3 over") &
   bg+=($!)
 }
@@ -204,7 +224,7 @@ run_scenario() {
     sigstop) stop_node_later 5 5 n2 ;;
     overload) overload_later 2 15 n1; args=(--min-s 20 --endpoints 64 -j 64) ;;
     kill) kill_node_later 5 2 n2 ;;
-    all) fault_drop; fault_reset; stop_node_later 5 5 n2; args=(-j 64) ;;
+    all) fault_drop; fault_reset; stop_node_later 5 5 n2; args=(-j 128) ;;
   esac
   ip netns exec "$(ns cl)" "$LOAD" -c "$T/cluster.conf" -s "$name" -n "$CALLS" --seed "$RANDOM" \
     --ready "$T/ready" --resume "$T/resume" --heal-s 60 "${args[@]}" >"$T/$name.out" 2>&1 &
