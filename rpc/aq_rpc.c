@@ -109,19 +109,69 @@ static void fill_hdr(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_hdr *h, uint8_t kind, u
     h->status = status;
 }
 
+int aq_rpc_frame(aq_rpc *rpc, aq_rpc_hdr *h, const void *frag, uint8_t hb[AQ_RPC_HDR_LEN],
+                 uint8_t tag[AQ_RPC_MAC_LEN], struct iovec iov[3]) {
+    int n = 0;
+    if (rpc->auth.on)
+        h->flags |= AQ_RPC_FLAG_MAC;
+    aq_rpc_hdr_encode(h, frag, hb);
+    iov[n++] = (struct iovec){hb, AQ_RPC_HDR_LEN};
+    if (rpc->auth.on) {
+        aq_rpc_auth_tag(&rpc->auth, hb, frag, h->frag_len, tag);
+        iov[n++] = (struct iovec){tag, AQ_RPC_MAC_LEN};
+    }
+    if (h->frag_len)
+        iov[n++] = (struct iovec){(void *)frag, h->frag_len};
+    return n;
+}
+
 static void send_dgram(aq_rpc *rpc, aq_rpc_peer *p, uint8_t kind, uint64_t task, uint16_t method,
                        int32_t status, const void *data, size_t len) {
     aq_rpc_hdr h;
-    uint8_t hb[AQ_RPC_HDR_LEN];
+    uint8_t hb[AQ_RPC_HDR_LEN], tag[AQ_RPC_MAC_LEN];
+    struct iovec iov[3];
     fill_hdr(rpc, p, &h, kind, task, method, status, (uint32_t)len);
-    aq_rpc_hdr_encode(&h, data, hb);
-    struct iovec iov[2] = {{hb, sizeof hb}, {(void *)data, len}};
-    p->st.bytes_out += AQ_RPC_HDR_LEN + len;
-    rpc->io.send_dgram(rpc->io_ctx, &p->addr, iov, len ? 2 : 1);
+    int n = aq_rpc_frame(rpc, &h, data, hb, tag, iov);
+    p->st.bytes_out += AQ_RPC_HDR_LEN + (rpc->auth.on ? AQ_RPC_MAC_LEN : 0) + len;
+    rpc->io.send_dgram(rpc->io_ctx, &p->addr, iov, n);
 }
 
+/* The same limit with or without a MAC, so a message takes the same path either way. */
 static bool fits_dgram(size_t len) {
-    return AQ_RPC_HDR_LEN + len <= AQ_RPC_DGRAM_MAX;
+    return AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + len <= AQ_RPC_DGRAM_MAX;
+}
+
+/* Notices never carry a MAC (the point is to reach a sender that cannot check one) and carry
+ * nothing secret: the header echoes the refused packet's task and incarnation, the payload is our
+ * key's public fingerprint. At most 20 a second, in bursts of 20. */
+void aq_rpc_auth_failed(aq_rpc *rpc, const aq_rpc_addr *to, const aq_rpc_hdr *h) {
+    rpc->st.dropped_auth++;
+    if (!to || h->kind == AQ_RPC_K_AUTH || h->src_inc == 0)
+        return;
+    uint64_t now = aq_rpc_now(rpc);
+    rpc->notice_tokens += (double)(now - rpc->notice_at) * 20.0 / 1e6;
+    if (rpc->notice_tokens > 20.0)
+        rpc->notice_tokens = 20.0;
+    rpc->notice_at = now;
+    if (rpc->notice_tokens < 1.0)
+        return;
+    rpc->notice_tokens -= 1.0;
+    uint8_t fp[AQ_RPC_FINGERPRINT_LEN] = {0};
+    if (rpc->auth.on)
+        memcpy(fp, rpc->auth.fingerprint, sizeof fp);
+    aq_rpc_hdr n = {.version = AQ_RPC_WIRE_VERSION,
+                    .kind = AQ_RPC_K_AUTH,
+                    .method = h->method,
+                    .cluster_id = rpc->cfg.cluster_id,
+                    .src_inc = rpc->inc,
+                    .dst_inc = h->src_inc,
+                    .task = h->task,
+                    .msg_len = sizeof fp,
+                    .frag_len = sizeof fp};
+    uint8_t hb[AQ_RPC_HDR_LEN];
+    aq_rpc_hdr_encode(&n, fp, hb);
+    struct iovec iov[2] = {{hb, sizeof hb}, {fp, sizeof fp}};
+    rpc->io.send_dgram(rpc->io_ctx, to, iov, 2);
 }
 
 /* A message that owns an omsg goes by datagram when it fits, else over the pipe. */
@@ -231,6 +281,14 @@ int aq_rpc_new(const aq_rpc_config *cfg, const aq_rpc_io *io, void *io_ctx, aq_r
         free(rpc);
         return AQ_EINVAL;
     }
+    rpc->cfg.secret = NULL;
+    rpc->cfg.secret_len = 0;
+    int aerr = aq_rpc_auth_init(&rpc->auth, cfg->secret, cfg->secret_len, cfg->cluster_id);
+    if (aerr) {
+        free(rpc);
+        return aerr;
+    }
+    rpc->notice_tokens = 20.0;
     rpc->io = *io;
     rpc->io_ctx = io_ctx;
     rpc->inc = cfg->incarnation;
@@ -262,6 +320,10 @@ int aq_rpc_new(const aq_rpc_config *cfg, const aq_rpc_io *io, void *io_ctx, aq_r
 
 uint64_t aq_rpc_incarnation(const aq_rpc *rpc) {
     return rpc->inc;
+}
+
+bool aq_rpc_authenticated(const aq_rpc *rpc) {
+    return rpc->auth.on;
 }
 
 void aq_rpc_stats_get(const aq_rpc *rpc, aq_rpc_stats *out) {
@@ -778,7 +840,11 @@ int aq_rpc_notify(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, const void *d
 
 static void call_timer(aq_rpc *rpc, aq_rpc_call_s *c, uint64_t now) {
     if (now >= c->deadline_us) {
-        call_finish(rpc, c, c->last_busy ? AQ_EBUSY : AQ_ETIMEDOUT, 0, NULL, 0, NULL);
+        call_finish(rpc, c,
+                    c->auth_refused ? AQ_EAUTH
+                    : c->last_busy  ? AQ_EBUSY
+                                    : AQ_ETIMEDOUT,
+                    0, NULL, 0, NULL);
         return;
     }
     if (c->state == AQ_CALL_QUEUED) {
@@ -1229,6 +1295,39 @@ void aq_rpc_handle_msg(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const u
     free(owned);
 }
 
+/* Looks a peer up without creating one. */
+static aq_rpc_peer *peer_lookup(aq_rpc *rpc, const aq_rpc_addr *addr) {
+    aq_rpc_peer *hit = aq_rpc_map_get(&rpc->peer_index, addr_key(addr));
+    if (!hit || aq_rpc_addr_eq(&hit->addr, addr))
+        return hit;
+    for (size_t i = 0; i < rpc->npeers; i++)
+        if (aq_rpc_addr_eq(&rpc->peers[i]->addr, addr))
+            return rpc->peers[i];
+    return NULL;
+}
+
+/* A peer says our packet failed its check. Only a call of ours, to that address, in this
+ * incarnation of ours, is affected; and with a secret of our own, only as the reason given when
+ * the call times out, so that a forged notice cannot end a call. */
+static void auth_notice(aq_rpc *rpc, const aq_rpc_addr *from, const aq_rpc_hdr *h,
+                        const uint8_t *payload) {
+    if (h->flags || h->dst_inc != rpc->inc || h->msg_len != AQ_RPC_FINGERPRINT_LEN || !h->task) {
+        rpc->st.dropped_malformed++;
+        return;
+    }
+    aq_rpc_peer *p = peer_lookup(rpc, from);
+    aq_rpc_call_s *c = p ? aq_rpc_map_get(&p->calls, h->task) : NULL;
+    if (!c || c->state != AQ_CALL_SENT)
+        return;
+    if (!rpc->auth.on) {
+        aq_rpc_logf(rpc, 1, "%s (%s) requires authentication", aq_rpc_peer_name(p), p->addr_text);
+        call_finish(rpc, c, AQ_EAUTH, 0, NULL, 0, NULL);
+        return;
+    }
+    if (sodium_memcmp(payload, rpc->auth.fingerprint, AQ_RPC_FINGERPRINT_LEN) != 0)
+        c->auth_refused = true;
+}
+
 void aq_rpc_input_dgram(aq_rpc *rpc, const aq_rpc_addr *from, const uint8_t *data, size_t len) {
     aq_rpc_hdr h;
     const uint8_t *payload;
@@ -1240,6 +1339,18 @@ void aq_rpc_input_dgram(aq_rpc *rpc, const aq_rpc_addr *from, const uint8_t *dat
     }
     if (h.cluster_id != rpc->cfg.cluster_id) {
         rpc->st.dropped_foreign++;
+        return;
+    }
+    if (h.kind == AQ_RPC_K_AUTH) {
+        auth_notice(rpc, from, &h, payload);
+        aq_rpc_settle(rpc);
+        return;
+    }
+    bool mac = h.flags & AQ_RPC_FLAG_MAC;
+    if (mac != rpc->auth.on || (mac && !aq_rpc_auth_verify(&rpc->auth, data, payload, h.frag_len,
+                                                           data + AQ_RPC_HDR_LEN))) {
+        aq_rpc_auth_failed(rpc, from, &h);
+        aq_rpc_settle(rpc);
         return;
     }
     aq_rpc_peer *p = aq_rpc_peer_from(rpc, from);
@@ -1329,6 +1440,7 @@ void aq_rpc_free(aq_rpc *rpc) {
     free(rpc->peers);
     free(rpc->retired);
     aq_rpc_map_free(&rpc->retired_index);
+    aq_rpc_auth_wipe(&rpc->auth);
     free(rpc->methods);
     aq_rpc_heap_free(&rpc->heap);
     aq_rpc_map_free(&rpc->conns);

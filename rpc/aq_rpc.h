@@ -76,7 +76,8 @@ typedef struct aq_rpc_result {
                    reply_cache_us), AQ_ERESTARTED (the peer restarted; the call may or may not have
                    run there), AQ_EBUSY (gave up while the peer kept answering BUSY), AQ_ECLOSED
                    (this endpoint was freed), AQ_ENOMETHOD (no handler there), AQ_EPROTO (the peer
-                   refused it with a code we do not know) */
+                   refused it with a code we do not know), AQ_EAUTH (the peer refused our
+                   packets: we have no secret or another one) */
     int status; /* when err == 0: the handler's own status, 0 or a negative aq code */
     const uint8_t *data; /* reply bytes, valid only during the callback unless taken */
     size_t len;
@@ -115,8 +116,8 @@ void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply);
  * may be run again for the resent call (BUSY means it did nothing). */
 void aq_rpc_respond_busy(aq_rpc_incoming *in, uint32_t retry_after_ms);
 
-/* One-way, untracked datagrams (heartbeats): at most AQ_RPC_DGRAM_MAX minus the header; may be
- * lost. */
+/* One-way, untracked datagrams (heartbeats): at most AQ_RPC_DGRAM_MAX minus the header and MAC
+ * (80 bytes); may be lost. */
 typedef void (*aq_rpc_notify_fn)(void *ud, aq_rpc_peer *from, uint16_t method, const uint8_t *data,
                                  size_t len);
 
@@ -189,6 +190,13 @@ typedef struct aq_rpc_config {
     uint64_t reassembly_max; /* bytes of partly received messages per peer: 64 MiB */
     uint32_t running_max;    /* handlers running for one peer before we answer BUSY: 1024 */
     uint64_t reply_cache_us; /* keep an unacknowledged reply at most: 60 s */
+    /* The cluster secret (at least 32 bytes; read during aq_rpc_new only) or NULL. With it, every
+     * datagram and frame carries a MAC and anything that fails the check is dropped, counted
+     * (dropped_auth) and answered with a small rate-limited AUTH notice; a call whose peer only
+     * answers with notices from another key ends in AQ_EAUTH at its deadline, and without a
+     * secret at the first notice. */
+    const void *secret;
+    size_t secret_len;
     aq_rpc_log_fn log;
     void *log_ud;
 } aq_rpc_config;
@@ -204,6 +212,8 @@ int aq_rpc_new(const aq_rpc_config *cfg, const aq_rpc_io *io, void *io_ctx, aq_r
 void aq_rpc_free(aq_rpc *rpc);
 
 uint64_t aq_rpc_incarnation(const aq_rpc *rpc);
+/* true when this endpoint authenticates its traffic (it was given a secret). */
+bool aq_rpc_authenticated(const aq_rpc *rpc);
 void aq_rpc_stats_get(const aq_rpc *rpc, aq_rpc_stats *out);
 
 /* Handlers for calls of a method, and one function for all notifies. An unhandled method answers

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "aq_rpc.h"
+#include "aq_rpc_auth.h"
 #include "aq_rpc_heap.h"
 #include "aq_rpc_intervals.h"
 #include "aq_rpc_map.h"
@@ -24,7 +25,7 @@
 
 #define AQ_RPC_OLD_INCS        4 /* past incarnations of a peer whose late packets we drop */
 #define AQ_RPC_DONE_RANGES     4096
-#define AQ_RPC_MAX_ACKS        ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN) / 8)
+#define AQ_RPC_MAX_ACKS        ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN) / 8)
 #define AQ_RPC_PIPE_WRITES_MAX 4 /* fragments written but not completed per connection */
 #define AQ_RPC_BACKOFF_MIN_US  5000
 #define AQ_RPC_BACKOFF_MAX_US  1000000
@@ -100,7 +101,9 @@ typedef struct aq_rpc_call_s {
     uint32_t attempts, level;
     uint64_t dst_inc_sent;
     bool last_busy, pipe;
-    bool slot; /* holds a place in the window (SENT only: BUSYWAIT gives it back) */
+    bool auth_refused; /* an AUTH notice with another key's fingerprint came: at the deadline, say
+                          so (a notice alone never ends a call: it could be forged) */
+    bool slot;         /* holds a place in the window (SENT only: BUSYWAIT gives it back) */
     aq_rpc_omsg om;
     aq_rpc_tnode tn;
     aq_rpc_link link; /* peer->queue while QUEUED (a BUSY call may come back), else inflight */
@@ -150,9 +153,10 @@ typedef struct aq_rpc_conn {
     aq_rpc_addr remote;
     uint32_t writes;
     /* read side */
-    uint8_t hdr[AQ_RPC_HDR_LEN];
-    uint32_t hgot;
+    uint8_t hdr[AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN];
+    uint32_t hgot, hneed; /* hneed: 64, or 80 once the header says a MAC follows */
     bool in_payload;
+    aq_rpc_auth_stream as;
     aq_rpc_hdr h;
     aq_rpc_reasm *ra;
     uint32_t remain;
@@ -210,8 +214,9 @@ typedef struct aq_rpc_wrec {
     uint64_t conn;
     aq_rpc_blob *blob;
     uint8_t hdr[AQ_RPC_HDR_LEN];
+    uint8_t tag[AQ_RPC_MAC_LEN];
     uint8_t extra[2];
-    struct iovec iov[2];
+    struct iovec iov[3];
 } aq_rpc_wrec;
 
 typedef struct aq_rpc_method_ent {
@@ -222,7 +227,10 @@ typedef struct aq_rpc_method_ent {
 } aq_rpc_method_ent;
 
 struct aq_rpc {
-    aq_rpc_config cfg;
+    aq_rpc_config cfg; /* secret cleared: only the derived key is kept, in auth */
+    aq_rpc_auth auth;
+    double notice_tokens; /* AUTH notices we may send now (refilled over time) */
+    uint64_t notice_at;
     aq_rpc_io io;
     void *io_ctx;
     uint64_t inc;
@@ -269,6 +277,13 @@ void aq_rpc_settle(aq_rpc *rpc);
 bool aq_rpc_task_known(aq_rpc_peer *peer, uint64_t task);
 /* Find or create a peer for input from addr, without pinning it (it may expire when idle). */
 aq_rpc_peer *aq_rpc_peer_from(aq_rpc *rpc, const aq_rpc_addr *addr);
+
+/* Header (with the MAC flag when authenticating), MAC and fragment as iovecs: iov gets 2 or 3
+ * entries, returned. tag is the caller's 16-byte buffer. */
+int aq_rpc_frame(aq_rpc *rpc, aq_rpc_hdr *h, const void *frag, uint8_t hb[AQ_RPC_HDR_LEN],
+                 uint8_t tag[AQ_RPC_MAC_LEN], struct iovec iov[3]);
+/* A packet or frame failed authentication: count it and maybe tell the sender (rate-limited). */
+void aq_rpc_auth_failed(aq_rpc *rpc, const aq_rpc_addr *to, const aq_rpc_hdr *h);
 
 /* aq_rpc_pipe.c */
 void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om);

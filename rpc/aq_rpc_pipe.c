@@ -15,6 +15,7 @@ static aq_rpc_conn *conn_new(aq_rpc *rpc, uint64_t id) {
     if (!c)
         return NULL;
     c->id = id;
+    c->hneed = AQ_RPC_HDR_LEN;
     c->xs = XXH3_createState();
     if (!c->xs || aq_rpc_map_put(&rpc->conns, id, c) != 0) {
         XXH3_freeState(c->xs);
@@ -156,11 +157,9 @@ static void write_hello(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_conn *c) {
                     .dst_inc = p->inc,
                     .msg_len = 2,
                     .frag_len = 2};
-    aq_rpc_hdr_encode(&h, w->extra, w->hdr);
-    w->iov[0] = (struct iovec){w->hdr, AQ_RPC_HDR_LEN};
-    w->iov[1] = (struct iovec){w->extra, 2};
+    int n = aq_rpc_frame(rpc, &h, w->extra, w->hdr, w->tag, w->iov);
     p->st.bytes_out += AQ_RPC_HDR_LEN + 2;
-    rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, 2, w);
+    rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, n, w);
 }
 
 static void pump(aq_rpc_peer *p) {
@@ -192,11 +191,9 @@ static void pump(aq_rpc_peer *p) {
                         .frag_len = flen,
                         .status = om->status};
         const uint8_t *frag = om->blob->data + om->off;
-        aq_rpc_hdr_encode(&h, frag, w->hdr);
+        int n = aq_rpc_frame(rpc, &h, frag, w->hdr, w->tag, w->iov);
         w->blob = om->blob;
         om->blob->refs++;
-        w->iov[0] = (struct iovec){w->hdr, AQ_RPC_HDR_LEN};
-        w->iov[1] = (struct iovec){(void *)frag, flen};
         om->off += flen;
         p->pipe_queued_bytes -= flen;
         aq_link_del(&om->qlink);
@@ -210,7 +207,7 @@ static void pump(aq_rpc_peer *p) {
             }
         }
         p->st.bytes_out += AQ_RPC_HDR_LEN + flen;
-        rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, flen ? 2 : 1, w);
+        rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, n, w);
         c = p->out; /* a synchronous failure report may have dropped it */
     }
 }
@@ -354,7 +351,7 @@ void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t id, uint8_t **buf, size_t *len) 
     }
     if (!c->in_payload) {
         c->lent_at = c->hdr + c->hgot;
-        c->lent = AQ_RPC_HDR_LEN - c->hgot;
+        c->lent = c->hneed - c->hgot;
     } else if (c->ra && c->ra->buf) {
         c->lent_at = c->ra->buf + c->h.frag_off + (c->h.frag_len - c->remain);
         c->lent = c->remain;
@@ -366,7 +363,9 @@ void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t id, uint8_t **buf, size_t *len) 
     *len = c->lent;
 }
 
-static void start_payload(aq_rpc_conn *c) {
+static void start_payload(aq_rpc *rpc, aq_rpc_conn *c) {
+    if (c->h.flags & AQ_RPC_FLAG_MAC)
+        aq_rpc_auth_begin(&rpc->auth, &c->as, c->hdr);
     uint8_t tmp[AQ_RPC_HDR_LEN];
     memcpy(tmp, c->hdr, sizeof tmp);
     memset(tmp + 56, 0, 8);
@@ -389,6 +388,11 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
         cutoff(rpc, c, "frame from another cluster");
         return false;
     }
+    if (!(h->flags & AQ_RPC_FLAG_MAC) != !rpc->auth.on) {
+        aq_rpc_auth_failed(rpc, c->hello_seen && c->peer ? &c->peer->addr : NULL, h);
+        cutoff(rpc, c, rpc->auth.on ? "frame without MAC" : "frame with a MAC (we have no secret)");
+        return false;
+    }
     if (!c->hello_seen) {
         if (h->kind != AQ_RPC_K_HELLO || h->msg_len != 2 || h->frag_len != 2 || c->outbound) {
             rpc->st.dropped_malformed++;
@@ -396,7 +400,7 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
             return false;
         }
         c->ra = NULL;
-        start_payload(c);
+        start_payload(rpc, c);
         return true;
     }
     if ((h->kind != AQ_RPC_K_CALL && h->kind != AQ_RPC_K_REPLY) || h->task == 0) {
@@ -445,7 +449,7 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
         return false;
     }
     c->ra = ra;
-    start_payload(c);
+    start_payload(rpc, c);
     return true;
 }
 
@@ -455,11 +459,20 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
     aq_rpc_reasm *ra = c->ra;
     c->in_payload = false;
     c->hgot = 0;
+    c->hneed = AQ_RPC_HDR_LEN;
     c->ra = NULL;
     if (XXH3_64bits_digest(c->xs) != h.checksum) {
         rpc->st.dropped_malformed++;
         if (ra)
             reasm_drop(rpc, c, ra);
+        return;
+    }
+    if ((h.flags & AQ_RPC_FLAG_MAC) && !aq_rpc_auth_check(&c->as, c->hdr + AQ_RPC_HDR_LEN)) {
+        /* Nothing from this connection can be trusted any more. */
+        if (ra)
+            reasm_drop(rpc, c, ra);
+        aq_rpc_auth_failed(rpc, c->hello_seen && c->peer ? &c->peer->addr : NULL, &h);
+        cutoff(rpc, c, "frame failed authentication");
         return;
     }
     if (h.kind == AQ_RPC_K_HELLO) {
@@ -517,7 +530,11 @@ void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
     c->lent = 0;
     if (!c->in_payload) {
         c->hgot += (uint32_t)nread;
-        if (c->hgot == AQ_RPC_HDR_LEN) {
+        /* The flags say whether a MAC follows the header; the header is checked in full below. */
+        if (c->hgot == AQ_RPC_HDR_LEN && c->hneed == AQ_RPC_HDR_LEN &&
+            ((c->hdr[4] | c->hdr[5] << 8) & AQ_RPC_FLAG_MAC))
+            c->hneed = AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN;
+        if (c->hgot == c->hneed) {
             if (header_done(rpc, c) && c->remain == 0)
                 fragment_done(rpc, c);
         }
@@ -525,6 +542,8 @@ void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
         if (!c->hello_seen)
             memcpy(c->hello_buf + (c->h.frag_len - c->remain), at, nread);
         XXH3_64bits_update(c->xs, at, nread);
+        if (c->h.flags & AQ_RPC_FLAG_MAC)
+            aq_rpc_auth_update(&c->as, at, nread);
         c->remain -= (uint32_t)nread;
         if (c->remain == 0)
             fragment_done(rpc, c);

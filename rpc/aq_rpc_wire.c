@@ -96,10 +96,11 @@ int aq_rpc_dgram_decode(const uint8_t *data, size_t len, aq_rpc_hdr *h, const ui
         return AQ_EPROTO;
     if (aq_rpc_hdr_decode(data, h) != 0)
         return AQ_EPROTO;
-    if (h->frag_off != 0 || h->frag_len != h->msg_len || len != AQ_RPC_HDR_LEN + h->frag_len)
+    size_t mac = (h->flags & AQ_RPC_FLAG_MAC) ? AQ_RPC_MAC_LEN : 0;
+    if (h->frag_off != 0 || h->frag_len != h->msg_len || len != AQ_RPC_HDR_LEN + mac + h->frag_len)
         return AQ_EPROTO;
-    if (aq_rpc_hdr_checksum(data, data + AQ_RPC_HDR_LEN, h->frag_len) != h->checksum)
+    if (aq_rpc_hdr_checksum(data, data + AQ_RPC_HDR_LEN + mac, h->frag_len) != h->checksum)
         return AQ_EPROTO;
-    *payload = data + AQ_RPC_HDR_LEN;
+    *payload = data + AQ_RPC_HDR_LEN + mac;
     return 0;
 }

@@ -17,9 +17,10 @@
 #define AQ_RPC_WIRE_MAGIC   0x5141u
 #define AQ_RPC_WIRE_VERSION 1u
 #define AQ_RPC_HDR_LEN      64u
-/* Flag bit 0 is reserved for "a 16-byte MAC follows the header"; no flag is accepted yet. */
+/* Flag bit 0: a 16-byte MAC follows the header (see aq_rpc_auth.h), then the fragment. */
 #define AQ_RPC_FLAG_MAC    0x0001u
-#define AQ_RPC_FLAGS_KNOWN 0x0000u
+#define AQ_RPC_FLAGS_KNOWN 0x0001u
+#define AQ_RPC_MAC_LEN     16u
 
 enum aq_rpc_kind {
     AQ_RPC_K_CALL = 1,
@@ -30,7 +31,9 @@ enum aq_rpc_kind {
     AQ_RPC_K_NACK = 6,  /* status: aq error code (AQ_ERESTARTED, AQ_ENOMETHOD, AQ_ETIMEDOUT) */
     AQ_RPC_K_HELLO = 7, /* pipe only; payload: u16 listen port of the sender */
     AQ_RPC_K_NOTIFY = 8,
-    AQ_RPC_K_MAX = 8,
+    AQ_RPC_K_AUTH = 9, /* never MACed: "your packet failed authentication here"; payload: the
+                          8-byte fingerprint of the sender's key (zeros: it has none) */
+    AQ_RPC_K_MAX = 9,
 };
 
 typedef struct aq_rpc_hdr {
@@ -59,8 +62,9 @@ int aq_rpc_hdr_decode(const uint8_t in[AQ_RPC_HDR_LEN], aq_rpc_hdr *h);
 /* The checksum of a header (its checksum bytes taken as zero) followed by frag. */
 uint64_t aq_rpc_hdr_checksum(const uint8_t hdr[AQ_RPC_HDR_LEN], const void *frag, size_t frag_len);
 
-/* A whole datagram: header checks, length == 64 + frag_len, frag_off == 0, frag_len == msg_len,
- * checksum. On success *payload points into data. 0 or AQ_EPROTO. */
+/* A whole datagram: header checks, length == 64 (+ 16 with the MAC flag) + frag_len, frag_off == 0,
+ * frag_len == msg_len, checksum. On success *payload points into data (after the MAC, which the
+ * caller must verify: it is at data + 64). 0 or AQ_EPROTO. */
 int aq_rpc_dgram_decode(const uint8_t *data, size_t len, aq_rpc_hdr *h, const uint8_t **payload);
 
 #endif

@@ -593,6 +593,11 @@ static void node_up(sim *s, int i) {
     cfg.queue_max = 256;
     if (s->small_reasm)
         cfg.reassembly_max = 6u << 20; /* concurrent large messages meet the bound: BUSY */
+    static const char secret[] = "rpc_sim cluster secret, 32 bytes or more";
+    if (getenv("AQ_SIM_AUTH") && atoi(getenv("AQ_SIM_AUTH"))) { /* every packet and frame MACed */
+        cfg.secret = secret;
+        cfg.secret_len = sizeof secret - 1;
+    }
     n->gen++;
     if (aq_rpc_new(&cfg, &sim_io, n, &n->rpc) != 0)
         abort();

@@ -86,7 +86,7 @@ Test(rpc_wire, fields_checked) {
     cr_assert_eq(decode_edited(2, 2, 1), AQ_EPROTO);                       /* version */
     cr_assert_eq(decode_edited(3, 0, 1), AQ_EPROTO);                       /* kind 0 */
     cr_assert_eq(decode_edited(3, AQ_RPC_K_MAX + 1, 1), AQ_EPROTO);        /* kind too big */
-    cr_assert_eq(decode_edited(4, AQ_RPC_FLAG_MAC, 2), AQ_EPROTO);         /* MAC flag: not yet */
+    cr_assert_eq(decode_edited(4, AQ_RPC_FLAG_MAC, 2), AQ_EPROTO);         /* MAC flag, no MAC */
     cr_assert_eq(decode_edited(4, 0x8000, 2), AQ_EPROTO);                  /* unknown flag */
     cr_assert_eq(decode_edited(40, AQ_RPC_MAX_PAYLOAD + 1, 4), AQ_EPROTO); /* msg_len */
     cr_assert_eq(decode_edited(44, 1, 4), AQ_EPROTO);                      /* frag_off in dgram */
