@@ -171,37 +171,43 @@ int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, 
     return err;
 }
 
-/* Every key starting with prefix on every live node, merged (duplicates kept: harmless for rm). */
+/* Keys found on the live nodes, each with the node it was found on (a key held by two nodes is
+ * listed twice). */
+typedef struct keyent {
+    uint32_t node;
+    uint8_t len;
+    uint8_t k[AQ_NODE_KEY_MAX];
+} keyent;
+
 typedef struct keylist {
-    uint8_t (*k)[AQ_NODE_KEY_MAX];
-    size_t *len;
+    keyent *e;
     size_t n, cap;
 } keylist;
 
-static int keylist_add(keylist *l, const uint8_t *k, size_t klen) {
-    for (size_t i = 0; i < l->n; i++)
-        if (l->len[i] == klen && memcmp(l->k[i], k, klen) == 0)
-            return 0;
+static int keylist_add(keylist *l, uint32_t node, const uint8_t *k, size_t klen) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
-        void *nk = realloc(l->k, cap * sizeof *l->k);
-        if (!nk)
+        keyent *ne = realloc(l->e, cap * sizeof *ne);
+        if (!ne)
             return AQ_ENOMEM;
-        l->k = nk;
-        void *nl = realloc(l->len, cap * sizeof *l->len);
-        if (!nl)
-            return AQ_ENOMEM;
-        l->len = nl;
+        l->e = ne;
         l->cap = cap;
     }
-    memcpy(l->k[l->n], k, klen);
-    l->len[l->n++] = klen;
+    keyent *e = &l->e[l->n++];
+    e->node = node;
+    e->len = (uint8_t)klen;
+    memcpy(e->k, k, klen);
     return 0;
 }
 
+static int keyent_cmp(const void *x, const void *y) {
+    const keyent *a = x, *b = y;
+    int c = memcmp(a->k, b->k, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
 static void keylist_free(keylist *l) {
-    free(l->k);
-    free(l->len);
+    free(l->e);
     memset(l, 0, sizeof *l);
 }
 
@@ -210,10 +216,13 @@ static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out,
     cli_kop *k = cli_kop_new(c);
     if (!k)
         return AQ_ENOMEM;
-    int err = 0;
-    for (size_t i = 0; i < c->conf->nnodes && !err; i++) {
+    /* A node that fails is reported, but the others are still listed: a cleanup must reach every
+     * key it can. */
+    int first = 0;
+    for (size_t i = 0; i < c->conf->nnodes && first != AQ_ENOMEM; i++) {
         if (!c->live[i])
             continue;
+        int err = 0;
         uint8_t after[AQ_NODE_KEY_MAX];
         size_t alen = 0;
         for (;;) {
@@ -235,7 +244,8 @@ static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out,
             if (cli_kop_start(k) == 0)
                 cli_kop_wait(k);
             if ((err = k->err) != 0) {
-                snprintf(why, cap, "%s", k->msg);
+                if (!first)
+                    snprintf(why, cap, "%s", k->msg);
                 break;
             }
             aq_rd r;
@@ -246,19 +256,25 @@ static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out,
                 break;
             for (uint32_t j = 0; j < count && !err; j++)
                 if ((err = aq_list_rep_next(&r, &le)) == 0)
-                    err = keylist_add(out, le.key, le.klen);
+                    err = le.klen <= AQ_NODE_KEY_MAX
+                              ? keylist_add(out, (uint32_t)i, le.key, le.klen)
+                              : AQ_EPROTO;
             if (err || !more || count == 0)
                 break;
             memcpy(after, le.key, le.klen);
             alen = le.klen;
         }
-        if (err == AQ_EPROTO)
+        if (err == AQ_EPROTO && !first)
             snprintf(why, cap, "%s sent a malformed LIST reply", c->conf->nodes[i].name);
+        if (err && !first)
+            first = err;
     }
     cli_kop_free(k);
-    return err;
+    return first;
 }
 
+/* Removes each listed copy on the node it was found on (replica-only RM): a copy that repair put
+ * on a node outside the key's replicas goes too, which an RM through the coordinator would miss. */
 static size_t rm_list(cli *c, const keylist *l) {
     cli_kop *slot[RM_SLOTS] = {0};
     size_t next = 0, failed = 0;
@@ -272,12 +288,24 @@ static size_t rm_list(cli *c, const keylist *l) {
                 slot[s] = NULL;
             }
             if (!slot[s] && next < l->n) {
+                const keyent *e = &l->e[next++];
                 cli_kop *k = cli_kop_new(c);
-                size_t i = next++;
-                if (!k || cli_kop_key(c, k, AQ_M_RM, l->k[i], l->len[i], false) != 0 ||
-                    cli_kop_start(k) != 0) {
-                    if (!k || k->err != AQ_EUNAVAIL)
-                        failed++;
+                aq_wr w;
+                aq_wr_init(&w);
+                aq_key_req_encode(&w, AQ_PUT_REPLICA, e->k, e->len);
+                if (!k || !w.ok) {
+                    aq_wr_free(&w);
+                    cli_kop_free(k);
+                    failed++;
+                    continue;
+                }
+                k->method = AQ_M_RM;
+                k->req = w.p;
+                k->reqlen = w.len;
+                k->cand[0] = e->node;
+                k->ncand = 1;
+                if (cli_kop_start(k) != 0) {
+                    failed++;
                     cli_kop_free(k);
                     continue;
                 }
@@ -301,6 +329,8 @@ size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found) {
     keylist l = {0};
     char why[400];
     size_t failed = 0;
+    /* Liveness again: a node may have died during the work this cleans up after. */
+    cli_probe(c, 1500);
     if (list_prefix(c, prefix, nlen + 3, &l, why, sizeof why) != 0)
         failed++;
     if (found)
@@ -308,11 +338,18 @@ size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found) {
     failed += rm_list(c, &l);
     keylist_free(&l);
     if (meta) {
+        /* The metadata last, wherever a copy is: listed by its key as prefix, kept when exact. */
         keylist m = {0};
         uint8_t mk[AQ_NODE_KEY_MAX];
         size_t mlen = aq_frame_meta_key(mk, name, nlen);
-        if (keylist_add(&m, mk, mlen) == 0)
-            failed += rm_list(c, &m);
+        if (list_prefix(c, mk, mlen, &m, why, sizeof why) != 0)
+            failed++;
+        size_t keep = 0;
+        for (size_t i = 0; i < m.n; i++)
+            if (m.e[i].len == mlen)
+                m.e[keep++] = m.e[i];
+        m.n = keep;
+        failed += rm_list(c, &m);
         keylist_free(&m);
     }
     return failed;
@@ -359,28 +396,20 @@ int cli_cmd_frames(cli *c) {
         keylist_free(&l);
         return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
     }
-    /* Sorted by name, as ls sorts keys. */
-    for (size_t i = 1; i < l.n; i++)
-        for (size_t j = i; j > 0; j--) {
-            size_t a = l.len[j - 1], b = l.len[j];
-            int cmp = memcmp(l.k[j - 1], l.k[j], a < b ? a : b);
-            if (cmp < 0 || (cmp == 0 && a <= b))
-                break;
-            uint8_t t[AQ_NODE_KEY_MAX];
-            memcpy(t, l.k[j], b);
-            memcpy(l.k[j], l.k[j - 1], a);
-            memcpy(l.k[j - 1], t, b);
-            l.len[j - 1] = b;
-            l.len[j] = a;
-        }
+    /* Sorted by name, as ls sorts keys; one line per frame however many copies were listed. */
+    if (l.n)
+        qsort(l.e, l.n, sizeof *l.e, keyent_cmp);
     if (c->json)
         fputc('[', stdout);
     size_t shown = 0;
     for (size_t i = 0; i < l.n; i++) {
+        const keyent *e = &l.e[i];
+        if (i > 0 && keyent_cmp(e, &l.e[i - 1]) == 0)
+            continue;
         char name[AQ_NODE_KEY_MAX + 1];
-        memcpy(name, l.k[i] + 2, l.len[i] - 2);
-        name[l.len[i] - 2] = 0;
-        if (!aq_frame_name_ok(name, l.len[i] - 2))
+        memcpy(name, e->k + 2, e->len - 2u);
+        name[e->len - 2] = 0;
+        if (!aq_frame_name_ok(name, e->len - 2u))
             continue;
         cli_frame_meta m;
         memset(&m, 0, sizeof m);
@@ -389,7 +418,7 @@ int cli_cmd_frames(cli *c) {
         aq_node_digest d;
         const uint8_t *v;
         size_t vlen;
-        bool ok = k && cli_fetch(c, k, l.k[i], l.len[i], &kind, &d, &v, &vlen) == 0 &&
+        bool ok = k && cli_fetch(c, k, e->k, e->len, &kind, &d, &v, &vlen) == 0 &&
                   cli_frame_meta_decode(v, vlen, &m) == 0;
         cli_kop_free(k);
         if (!ok)
@@ -446,7 +475,8 @@ int cli_cmd_frame_rm(cli *c, const char *name) {
     if (err == AQ_ENOTFOUND && found == 0)
         return cli_fail(c, CLI_NOTFOUND, "no frame named %s (see `aquifer frames`)", name);
     if (err == AQ_ENOTFOUND)
-        fprintf(stderr, "aquifer: %s: removed %zu keys of an unfinished parse\n", c->what, found);
+        fprintf(stderr, "aquifer: %s: removed %zu chunk copies of an unfinished parse\n", c->what,
+                found);
     return CLI_OK;
 }
 
@@ -592,7 +622,7 @@ static int summary_round(cli *c, const cli_frame_meta *m, sum_chunk *ch, aq_csv_
         ks[i]->reqlen = w.len;
         ks[i]->cand[0] = (uint32_t)i;
         ks[i]->ncand = 1;
-        ks[i]->timeout_ms = 600000;
+        ks[i]->timeout_ms = 30000 + (uint64_t)n * 1000; /* hard: also bounds a dead node's wait */
     }
     free(recs);
     if (!err)
