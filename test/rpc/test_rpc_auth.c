@@ -1,0 +1,492 @@
+/* Authenticated traffic in the core: with a cluster secret, only packets and frames carrying a
+ * good MAC are acted on. Bit flips (with the checksum fixed up, as an attacker would), wrong and
+ * missing secrets, forged notices, forged notifies, replays and old incarnations. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aq_rpc.h"
+#include "aq_rpc_auth.h"
+#include "aq_rpc_wire.h"
+
+#define CID 91u
+
+static const char SECRET[] = "0123456789abcdef0123456789abcdef-cluster";
+static const char OTHER[] = "fedcba9876543210fedcba9876543210-cluster";
+
+typedef struct pkt {
+    int to;
+    aq_rpc_addr from;
+    uint8_t d[AQ_RPC_DGRAM_MAX];
+    size_t len;
+} pkt;
+
+typedef struct net {
+    uint64_t now;
+    pkt q[512];
+    int nq;
+    uint64_t timer[2];
+    aq_rpc *rpc[2];
+    aq_rpc_addr addr[2];
+    int closes;
+} net;
+
+typedef struct ep {
+    net *n;
+    int i;
+} ep;
+
+static net N;
+static ep E[2];
+static int handled, notified;
+
+static uint64_t t_now(void *ctx) {
+    return ((ep *)ctx)->n->now;
+}
+static void t_send(void *ctx, const aq_rpc_addr *to, const struct iovec *iov, int cnt) {
+    ep *e = ctx;
+    if (e->n->nq == 512)
+        return;
+    pkt *p = &e->n->q[e->n->nq++];
+    p->to = aq_rpc_addr_eq(to, &e->n->addr[0]) ? 0 : 1;
+    p->from = e->n->addr[e->i];
+    p->len = 0;
+    for (int k = 0; k < cnt; k++) {
+        memcpy(p->d + p->len, iov[k].iov_base, iov[k].iov_len);
+        p->len += iov[k].iov_len;
+    }
+}
+static int t_open(void *ctx, const aq_rpc_addr *to, uint64_t *conn) {
+    (void)ctx;
+    (void)to;
+    static uint64_t next = 5000;
+    *conn = ++next;
+    return 0;
+}
+static void t_write(void *ctx, uint64_t conn, const struct iovec *iov, int cnt, void *tok) {
+    (void)ctx;
+    (void)conn;
+    (void)iov;
+    (void)cnt;
+    (void)tok;
+}
+static void t_close(void *ctx, uint64_t conn) {
+    (void)conn;
+    ((ep *)ctx)->n->closes++;
+}
+static void t_timer(void *ctx, uint64_t at) {
+    ep *e = ctx;
+    e->n->timer[e->i] = at;
+}
+static const aq_rpc_io IO = {t_now, t_send, t_open, t_write, t_close, t_timer};
+
+static void h_echo(void *ud, aq_rpc_incoming *in) {
+    (void)ud;
+    handled++;
+    size_t len;
+    const uint8_t *d = aq_rpc_incoming_data(in, &len);
+    aq_rpc_respond(in, 0, (aq_rpc_buf){d, len, NULL, NULL});
+}
+
+static void on_notify(void *ud, aq_rpc_peer *from, uint16_t method, const uint8_t *data,
+                      size_t len) {
+    (void)ud;
+    (void)from;
+    (void)method;
+    (void)data;
+    (void)len;
+    notified++;
+}
+
+static void make(int i, const char *secret, uint64_t inc) {
+    if (N.rpc[i])
+        aq_rpc_free(N.rpc[i]);
+    aq_rpc_config c;
+    aq_rpc_config_init(&c);
+    c.cluster_id = CID;
+    c.incarnation = inc;
+    c.self = N.addr[i];
+    if (secret) {
+        c.secret = secret;
+        c.secret_len = strlen(secret);
+    }
+    cr_assert_eq(aq_rpc_new(&c, &IO, &E[i], &N.rpc[i]), 0);
+    N.timer[i] = UINT64_MAX;
+    aq_rpc_handle(N.rpc[i], 1, h_echo, NULL);
+    aq_rpc_on_notify(N.rpc[i], on_notify, NULL);
+    aq_rpc_method_name(N.rpc[i], 1, "ECHO");
+}
+
+/* A (0) and B (1) with the given secrets (NULL: none). */
+static void pair(const char *sa, const char *sb) {
+    for (int i = 0; i < 2; i++) {
+        E[i] = (ep){&N, i};
+        char a[32];
+        snprintf(a, sizeof a, "127.0.0.1:%d", 9100 + i);
+        cr_assert_eq(aq_rpc_addr_parse(a, &N.addr[i]), 0);
+    }
+    make(0, sa, 100);
+    make(1, sb, 200);
+}
+
+static void teardown(void) {
+    for (int i = 0; i < 2; i++)
+        if (N.rpc[i])
+            aq_rpc_free(N.rpc[i]);
+    memset(&N, 0, sizeof N);
+    handled = notified = 0;
+}
+
+TestSuite(rpc_auth, .fini = teardown);
+
+static void deliver(const pkt *p) {
+    if (N.rpc[p->to])
+        aq_rpc_input_dgram(N.rpc[p->to], &p->from, p->d, p->len);
+}
+
+static void flush(void) {
+    while (N.nq) {
+        pkt p = N.q[0];
+        memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
+        N.nq--;
+        deliver(&p);
+    }
+}
+
+/* Advance virtual time to the next timer, fire it and deliver what it sent. */
+static void tick(void) {
+    int i = N.timer[0] <= N.timer[1] ? 0 : 1;
+    cr_assert_neq(N.timer[i], UINT64_MAX, "no timer armed");
+    if (N.timer[i] > N.now)
+        N.now = N.timer[i];
+    N.timer[i] = UINT64_MAX;
+    aq_rpc_timer_fired(N.rpc[i]);
+    flush();
+}
+
+typedef struct outcome {
+    int n, err;
+    char text[256];
+} outcome;
+
+static void done(void *ud, const aq_rpc_result *r) {
+    outcome *o = ud;
+    o->n++;
+    o->err = r->err ? r->err : r->status;
+    aq_rpc_result_describe(N.rpc[0], r, o->text, sizeof o->text);
+}
+
+static void call_b(outcome *o, const char *what, uint64_t timeout_us) {
+    aq_rpc_peer *p = aq_rpc_peer_get(N.rpc[0], &N.addr[1]);
+    cr_assert_eq(aq_rpc_call(N.rpc[0], p, 1, (aq_rpc_buf){what, strlen(what), NULL, NULL},
+                             timeout_us, done, o),
+                 0);
+}
+
+static void run_until_done(outcome *o) {
+    for (int k = 0; k < 100000 && !o->n; k++)
+        tick();
+    cr_assert_eq(o->n, 1);
+}
+
+static aq_rpc_stats stats(int i) {
+    aq_rpc_stats st;
+    aq_rpc_stats_get(N.rpc[i], &st);
+    return st;
+}
+
+Test(rpc_auth, same_secret_works) {
+    pair(SECRET, SECRET);
+    cr_assert(aq_rpc_authenticated(N.rpc[0]));
+    outcome o = {0};
+    call_b(&o, "hello", 1000000);
+    cr_assert_eq(N.nq, 1);
+    cr_assert_eq(N.q[0].len, AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + 5, "a MAC after the header");
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, 0, "%s", o.text);
+    cr_assert_eq(handled, 1);
+    cr_assert_eq(stats(1).dropped_auth, 0);
+    cr_assert_eq(stats(0).dropped_auth, 0);
+}
+
+Test(rpc_auth, short_secret_refused) {
+    pair(NULL, NULL);
+    aq_rpc_config c;
+    aq_rpc_config_init(&c);
+    c.cluster_id = CID;
+    c.secret = "too short";
+    c.secret_len = 9;
+    aq_rpc *r = NULL;
+    cr_assert_eq(aq_rpc_new(&c, &IO, &E[0], &r), AQ_EINVAL);
+    cr_assert_null(r);
+}
+
+/* Every single-bit flip of a genuine CALL datagram, checksum recomputed: none is acted on. */
+Test(rpc_auth, every_bit_flip_of_a_datagram_is_dropped) {
+    pair(SECRET, SECRET);
+    outcome o = {0};
+    call_b(&o, "flip me", 1000000);
+    cr_assert_eq(N.nq, 1);
+    pkt genuine = N.q[0];
+    N.nq = 0;
+    size_t bits = genuine.len * 8;
+    for (size_t b = 0; b < bits; b++) {
+        pkt p = genuine;
+        p.d[b / 8] ^= (uint8_t)(1u << (b % 8));
+        if (b / 8 < 56 || b / 8 >= 64) { /* fix the checksum unless the flip is in it */
+            uint64_t sum = aq_rpc_hdr_checksum(p.d, p.d + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN,
+                                               p.len - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN);
+            for (int k = 0; k < 8; k++)
+                p.d[56 + k] = (uint8_t)(sum >> (8 * k));
+        }
+        deliver(&p);
+        /* B may only answer with an AUTH notice, which carries no MAC. */
+        for (int k = 0; k < N.nq; k++)
+            cr_assert_eq(N.q[k].d[3], AQ_RPC_K_AUTH, "bit %zu: B acted on a forged packet", b);
+        N.nq = 0;
+    }
+    aq_rpc_stats st = stats(1);
+    cr_assert_eq(handled, 0);
+    cr_assert_eq(st.dropped_auth + st.dropped_malformed + st.dropped_foreign, bits);
+    cr_assert_gt(st.dropped_auth, bits / 2, "most flips pass the checksum and fail the MAC");
+    /* The genuine packet still works, and replaying it runs nothing again. */
+    deliver(&genuine);
+    flush();
+    cr_assert_eq(handled, 1);
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, 0);
+    for (int k = 0; k < 5; k++) {
+        deliver(&genuine);
+        flush();
+    }
+    cr_assert_eq(handled, 1);
+}
+
+Test(rpc_auth, wrong_secret_fails_with_eauth_at_deadline) {
+    pair(OTHER, SECRET);
+    outcome o = {0};
+    call_b(&o, "x", 500000);
+    flush();
+    cr_assert_eq(o.n, 0, "a notice alone must not end a call made with a secret");
+    cr_assert_eq(stats(1).dropped_auth, 1);
+    run_until_done(&o);
+    cr_assert_eq(o.err, AQ_EAUTH, "%s", o.text);
+    cr_assert(strstr(o.text, "authentication failed"), "%s", o.text);
+    cr_assert(strstr(o.text, "127.0.0.1:9101"), "%s", o.text);
+    cr_assert_eq(handled, 0);
+}
+
+Test(rpc_auth, no_secret_fails_at_once) {
+    pair(NULL, SECRET);
+    cr_assert_not(aq_rpc_authenticated(N.rpc[0]));
+    outcome o = {0};
+    call_b(&o, "x", 5000000);
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, AQ_EAUTH, "%s", o.text);
+    cr_assert_eq(handled, 0);
+    cr_assert_eq(stats(1).dropped_auth, 1);
+}
+
+Test(rpc_auth, node_without_secret_refuses_macs) {
+    pair(SECRET, NULL);
+    outcome o = {0};
+    call_b(&o, "x", 500000);
+    run_until_done(&o);
+    cr_assert_eq(o.err, AQ_EAUTH, "%s", o.text);
+    cr_assert_eq(handled, 0);
+    cr_assert_gt(stats(1).dropped_auth, 0);
+}
+
+/* A forged AUTH notice (right address, our incarnation, any fingerprint) does not end a call. */
+Test(rpc_auth, forged_notice_is_ignored_with_a_secret) {
+    pair(SECRET, SECRET);
+    outcome o = {0};
+    call_b(&o, "x", 1000000);
+    uint8_t fp[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    aq_rpc_hdr h = {.kind = AQ_RPC_K_AUTH,
+                    .method = 1,
+                    .cluster_id = CID,
+                    .src_inc = 200,
+                    .dst_inc = 100,
+                    .task = 1,
+                    .msg_len = 8,
+                    .frag_len = 8};
+    uint8_t d[AQ_RPC_HDR_LEN + 8];
+    aq_rpc_hdr_encode(&h, fp, d);
+    memcpy(d + AQ_RPC_HDR_LEN, fp, 8);
+    aq_rpc_input_dgram(N.rpc[0], &N.addr[1], d, sizeof d);
+    cr_assert_eq(o.n, 0);
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, 0, "%s", o.text);
+}
+
+/* Notices are rate-limited: a flood of bad packets gets at most a burst of answers. */
+Test(rpc_auth, notices_are_rate_limited) {
+    pair(NULL, SECRET);
+    aq_rpc_hdr h = {.kind = AQ_RPC_K_CALL,
+                    .method = 1,
+                    .cluster_id = CID,
+                    .src_inc = 7,
+                    .task = 1,
+                    .msg_len = 0};
+    uint8_t d[AQ_RPC_HDR_LEN];
+    aq_rpc_hdr_encode(&h, NULL, d);
+    for (int k = 0; k < 1000; k++)
+        aq_rpc_input_dgram(N.rpc[1], &N.addr[0], d, sizeof d);
+    cr_assert_leq(N.nq, 20);
+    cr_assert_gt(N.nq, 0);
+    cr_assert_eq(stats(1).dropped_auth, 1000);
+    cr_assert_eq(stats(1).peers, 0, "a refused packet creates no peer");
+}
+
+/* Forged heartbeats (notifies without a MAC, or with a MAC under another key) reach no one. */
+Test(rpc_auth, forged_notify_is_dropped) {
+    pair(SECRET, SECRET);
+    aq_rpc_peer *pb = aq_rpc_peer_get(N.rpc[0], &N.addr[1]);
+    cr_assert_eq(aq_rpc_notify(N.rpc[0], pb, 9, "hb", 2), 0);
+    pkt genuine = N.q[0];
+    N.nq = 0;
+    aq_rpc_hdr h = {.kind = AQ_RPC_K_NOTIFY,
+                    .method = 9,
+                    .cluster_id = CID,
+                    .src_inc = 100,
+                    .msg_len = 2,
+                    .frag_len = 2};
+    uint8_t d[AQ_RPC_HDR_LEN + 2];
+    aq_rpc_hdr_encode(&h, "hb", d);
+    memcpy(d + AQ_RPC_HDR_LEN, "hb", 2);
+    aq_rpc_input_dgram(N.rpc[1], &N.addr[0], d, sizeof d);
+    /* Signed with another key. */
+    aq_rpc_auth other;
+    cr_assert_eq(aq_rpc_auth_init(&other, OTHER, strlen(OTHER), CID), 0);
+    uint8_t m[AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + 2];
+    h.flags = AQ_RPC_FLAG_MAC;
+    aq_rpc_hdr_encode(&h, "hb", m);
+    aq_rpc_auth_tag(&other, m, "hb", 2, m + AQ_RPC_HDR_LEN);
+    memcpy(m + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN, "hb", 2);
+    aq_rpc_input_dgram(N.rpc[1], &N.addr[0], m, sizeof m);
+    cr_assert_eq(notified, 0);
+    cr_assert_eq(stats(1).dropped_auth, 2);
+    cr_assert_eq(stats(1).peers, 0);
+    deliver(&genuine);
+    cr_assert_eq(notified, 1);
+}
+
+/* A captured genuine CALL of an incarnation that has since restarted is dropped as stale. */
+Test(rpc_auth, old_incarnation_replay_is_dropped) {
+    pair(SECRET, SECRET);
+    outcome o = {0};
+    call_b(&o, "first life", 1000000);
+    pkt old = N.q[0];
+    flush();
+    cr_assert_eq(handled, 1);
+    make(0, SECRET, 101); /* A restarts */
+    outcome o2 = {0};
+    call_b(&o2, "second life", 1000000);
+    flush();
+    cr_assert_eq(o2.err, 0);
+    cr_assert_eq(handled, 2);
+    uint64_t stale = stats(1).dropped_stale;
+    deliver(&old);
+    flush();
+    cr_assert_eq(handled, 2);
+    cr_assert_eq(stats(1).dropped_stale, stale + 1);
+}
+
+/* ---------- pipe frames ---------- */
+
+static void pipe_feed(uint64_t conn, const uint8_t *d, size_t len) {
+    while (len && N.rpc[1]) {
+        uint8_t *buf;
+        size_t n;
+        aq_rpc_pipe_read_buf(N.rpc[1], conn, &buf, &n);
+        cr_assert_gt(n, 0);
+        if (n > len)
+            n = len;
+        memcpy(buf, d, n);
+        aq_rpc_pipe_input(N.rpc[1], conn, n);
+        d += n;
+        len -= n;
+    }
+}
+
+/* A frame as an endpoint with key `a` sends it: header, MAC, fragment. */
+static size_t mframe(const aq_rpc_auth *a, uint8_t *out, uint8_t kind, uint64_t task,
+                     const void *frag, uint32_t flen) {
+    aq_rpc_hdr h = {.kind = kind,
+                    .flags = AQ_RPC_FLAG_MAC,
+                    .method = 1,
+                    .cluster_id = CID,
+                    .src_inc = 100,
+                    .task = task,
+                    .msg_len = flen,
+                    .frag_len = flen};
+    aq_rpc_hdr_encode(&h, frag, out);
+    aq_rpc_auth_tag(a, out, frag, flen, out + AQ_RPC_HDR_LEN);
+    memcpy(out + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN, frag, flen);
+    return AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + flen;
+}
+
+Test(rpc_auth, every_bit_flip_of_a_pipe_frame_is_dropped) {
+    pair(SECRET, SECRET);
+    aq_rpc_auth key;
+    cr_assert_eq(aq_rpc_auth_init(&key, SECRET, strlen(SECRET), CID), 0);
+    static uint8_t msg[3000], hello[128], f[AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + 3000], g[sizeof f];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 7);
+    uint8_t port[2] = {0x8c, 0x23}; /* A's port 9100 */
+    size_t hn = mframe(&key, hello, AQ_RPC_K_HELLO, 0, port, 2);
+    size_t n = mframe(&key, f, AQ_RPC_K_CALL, 1, msg, sizeof msg);
+    /* Flip every bit of the header and MAC, and a spread of the payload's (every 8th byte's). */
+    uint64_t conn = 100;
+    size_t tried = 0;
+    for (size_t b = 0; b < n * 8; b++) {
+        size_t byte = b / 8;
+        if (byte >= AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN && byte % 8)
+            continue;
+        memcpy(g, f, n);
+        g[byte] ^= (uint8_t)(1u << (b % 8));
+        if (byte < 56 || byte >= 64) {
+            uint64_t sum = aq_rpc_hdr_checksum(g, g + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN, sizeof msg);
+            for (int k = 0; k < 8; k++)
+                g[56 + k] = (uint8_t)(sum >> (8 * k));
+        }
+        aq_rpc_pipe_accepted(N.rpc[1], ++conn, &N.addr[0]);
+        pipe_feed(conn, hello, hn);
+        pipe_feed(conn, g, n);
+        aq_rpc_pipe_closed(N.rpc[1], conn, 0); /* harmless if it was cut off */
+        tried++;
+        cr_assert_eq(handled, 0, "byte %zu bit %zu: B acted on a forged frame", byte, b % 8);
+        N.nq = 0;
+    }
+    aq_rpc_stats st = stats(1);
+    cr_assert_gt(st.dropped_auth, tried / 2);
+    cr_assert_eq(st.reassembly_bytes, 0);
+    /* The genuine frame is accepted, and its replay on another connection is a duplicate. */
+    for (int k = 0; k < 3; k++) {
+        aq_rpc_pipe_accepted(N.rpc[1], ++conn, &N.addr[0]);
+        pipe_feed(conn, hello, hn);
+        pipe_feed(conn, f, n);
+    }
+    cr_assert_eq(handled, 1);
+}
+
+Test(rpc_auth, pipe_without_mac_is_cut_off) {
+    pair(NULL, SECRET);
+    uint8_t f[AQ_RPC_HDR_LEN + 2];
+    uint8_t port[2] = {0x8c, 0x23};
+    aq_rpc_hdr h = {
+        .kind = AQ_RPC_K_HELLO, .cluster_id = CID, .src_inc = 5, .msg_len = 2, .frag_len = 2};
+    aq_rpc_hdr_encode(&h, port, f);
+    memcpy(f + AQ_RPC_HDR_LEN, port, 2);
+    aq_rpc_pipe_accepted(N.rpc[1], 9, &N.addr[0]);
+    pipe_feed(9, f, sizeof f);
+    aq_rpc_stats st = stats(1);
+    cr_assert_eq(st.cutoffs, 1);
+    cr_assert_eq(st.dropped_auth, 1);
+    cr_assert_eq(st.peers, 0);
+}
