@@ -223,6 +223,27 @@ aq parse "$T/big.csv" --name killed >/dev/null || fail "parse of the big file"
 aq frame rm killed || fail "frame rm killed"
 [ "$(chunks)" -eq "$base" ] || fail "frame rm of the big frame left keys"
 
+step "a node killed during a parse: it fails naming the node and leaves no key on the others"
+[ "$(chunks)" -eq 0 ] || fail "keys left before the node-kill step"
+aq parse "$T/big.csv" --name nodekill >"$T/out.txt" 2>"$T/err.txt" &
+pid=$!
+for _ in $(seq 1 200); do [ "$(chunks)" -gt 0 ] && break; sleep 0.05; done
+kill -KILL "$(cat "$T/run/n2.pid")"
+prc=0; wait $pid || prc=$?
+if [ $prc -eq 0 ]; then
+  # The parse outran the kill: then it must be whole.
+  step "(the parse finished before n2 died)"
+  aq summary nodekill --json >"$T/nk.json" || fail "summary after the kill"
+  python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["rows"] == 43978 * 12' "$T/nk.json" ||
+    fail "rows after the kill"
+  aq frame rm nodekill || fail "frame rm nodekill"
+else
+  grep -q "n2" "$T/err.txt" || fail "the failure does not name n2: $(cat "$T/err.txt")"
+  aq frames | grep -q nodekill && fail "a failed parse is listed"
+fi
+[ "$(chunks)" -eq 0 ] || fail "keys left on the live nodes after the failed parse: $(chunks)"
+aq cluster up >/dev/null || fail "n2 back up"
+
 step "with a node down: parse, summary, export, frame rm"
 kill -TERM "$(cat "$T/run/n3.pid")"
 for _ in $(seq 1 100); do
