@@ -224,7 +224,7 @@ run_scenario() {
     sigstop) stop_node_later 5 5 n2 ;;
     overload) overload_later 2 15 n1; args=(--min-s 20 --endpoints 64 -j 64) ;;
     kill) kill_node_later 5 2 n2 ;;
-    all) fault_drop; fault_reset; stop_node_later 5 5 n2; args=(-j 128) ;;
+    all) fault_drop; fault_reset; stop_node_later 5 5 n2; args=(-j 64) ;;
   esac
   ip netns exec "$(ns cl)" "$LOAD" -c "$T/cluster.conf" -s "$name" -n "$CALLS" --seed "$RANDOM" \
     --ready "$T/ready" --resume "$T/resume" --heal-s 60 "${args[@]}" >"$T/$name.out" 2>&1 &
