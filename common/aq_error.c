@@ -32,6 +32,7 @@ static const struct aq_err_entry aq_errs[] = {
     {AQ_EUNAVAIL, "AQ_EUNAVAIL", "no live node can serve the request"},
     {AQ_EPARSE, "AQ_EPARSE", "input could not be parsed"},
     {AQ_ELIMIT, "AQ_ELIMIT", "a configured limit was exceeded"},
+    {AQ_ESTALE, "AQ_ESTALE", "a newer version is already stored"},
 };
 
 static const struct aq_err_entry *aq_err_find(int code) {

@@ -35,7 +35,8 @@ enum {
     AQ_EUNAVAIL = -10020,   /* no live node can serve the request */
     AQ_EPARSE = -10021,     /* input could not be parsed */
     AQ_ELIMIT = -10022,     /* a configured bound was exceeded */
-    AQ_ERR_LAST = -10022,
+    AQ_ESTALE = -10023,     /* a newer version is already stored: the write changed nothing */
+    AQ_ERR_LAST = -10023,
 };
 
 /* A phrase for any code (aquifer's, negated errno or libuv's). Never NULL; unknown codes give
