@@ -100,6 +100,14 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
 int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                           size_t len, uint8_t kind, const aq_chunk_digest *expect);
 
+/* Versioned writes (last writer wins, by a version the caller assigns): like aq_chunk_put_verified,
+ * but stores only when no chunk is stored under key or the stored one has a lower version;
+ * otherwise returns AQ_ESTALE and changes nothing. The check and the store are atomic with respect
+ * to every other writer of the key. Unversioned puts store version 0. The version is persisted. */
+int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                           size_t len, uint8_t kind, const aq_chunk_digest *expect,
+                           uint64_t version);
+
 /* AQ_ENOTFOUND if absent. On success the caller owns one reference. */
 int aq_chunk_get(aq_chunk_store *s, const void *key, size_t klen, aq_chunk_ref **out);
 /* Never NULL (also for a 0-byte value). */
@@ -107,12 +115,16 @@ const uint8_t *aq_chunk_ref_data(const aq_chunk_ref *r);
 size_t aq_chunk_ref_len(const aq_chunk_ref *r);
 aq_chunk_digest aq_chunk_ref_digest(const aq_chunk_ref *r);
 uint8_t aq_chunk_ref_kind(const aq_chunk_ref *r);
+uint64_t aq_chunk_ref_version(const aq_chunk_ref *r);
 const uint8_t *aq_chunk_ref_key(const aq_chunk_ref *r, size_t *klen);
 /* NULL is ignored. */
 void aq_chunk_ref_release(aq_chunk_ref *r);
 
 /* AQ_EKEY, AQ_ENOTFOUND, or a negated errno from unlink/fsync (then the chunk is still there). */
 int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen);
+/* Removes the chunk only if its version is lower than version; AQ_ESTALE (nothing changed) when the
+ * stored one is the same or newer. Atomic with respect to other writers of the key. */
+int aq_chunk_rm_older(aq_chunk_store *s, const void *key, size_t klen, uint64_t version);
 
 /* Size and digest without taking a reference; either out pointer may be NULL. */
 int aq_chunk_stat(aq_chunk_store *s, const void *key, size_t klen, uint64_t *size,

@@ -18,6 +18,7 @@ struct aq_chunk_ref {
     struct aq_chunk_ref *next; /* hash chain, while in the index */
     uint64_t khash;
     size_t len;
+    uint64_t version; /* the writer's version; 0 for unversioned puts */
     aq_chunk_digest digest;
     uint8_t *data; /* separate allocation so a 4 MiB value keeps its 4 MiB size class */
     uint8_t key[];

@@ -8,7 +8,8 @@
  *  14  zero                  u16
  *  16  value length          u64 (0..4 MiB)
  *  24  digest hi, lo         u64, u64 (XXH3_128bits of the value)
- *  40  key                   key length bytes
+ *  40  version               u64 (format 2 only: the writer's version, see aq_chunk_put_versioned)
+ *  48  key                   key length bytes (at 40 in format 1, which has no version: read as 0)
  *   .  header checksum       u64: XXH3_64bits of everything above
  *   .  value                 value length bytes, then end of file
  * The name is the hex of XXH3_128bits(key) plus ".chunk", so a key never becomes a path.
@@ -32,8 +33,9 @@
 
 #define MAGIC          "AQCHUNK"
 #define MAGIC_LEN      8
-#define FORMAT_VERSION 1
-#define FIXED_LEN      40
+#define FORMAT_VERSION 2
+#define FIXED_LEN_V1   40
+#define FIXED_LEN      48
 #define HEADER_MAX     (FIXED_LEN + AQ_CHUNK_KEY_MAX + 8)
 #define SUFFIX         ".chunk"
 #define TMP_SUFFIX     ".chunk.tmp"
@@ -71,6 +73,7 @@ static size_t encode_header(const aq_chunk_ref *r, uint8_t out[HEADER_MAX]) {
     put_le(out + 16, r->len, 8);
     put_le(out + 24, r->digest.hi, 8);
     put_le(out + 32, r->digest.lo, 8);
+    put_le(out + 40, r->version, 8);
     memcpy(out + FIXED_LEN, r->key, r->klen);
     size_t n = FIXED_LEN + r->klen;
     put_le(out + n, XXH3_64bits(out, n), 8);
@@ -299,7 +302,7 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
         snprintf(why, whylen, "is not a regular file");
         goto out;
     }
-    if (read_full(fd, hdr, FIXED_LEN, &got) != 0 || got < MAGIC_LEN) {
+    if (read_full(fd, hdr, FIXED_LEN_V1, &got) != 0 || got < MAGIC_LEN) {
         snprintf(why, whylen, "is truncated before the end of its magic number");
         goto out;
     }
@@ -307,11 +310,11 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
         snprintf(why, whylen, "is foreign: it does not start with the chunk magic number");
         goto out;
     }
-    if (got < FIXED_LEN) {
+    if (got < FIXED_LEN_V1) {
         snprintf(why, whylen, "is truncated inside its header");
         goto out;
     }
-    aq_rd rd = aq_rd_init(hdr + MAGIC_LEN, FIXED_LEN - MAGIC_LEN);
+    aq_rd rd = aq_rd_init(hdr + MAGIC_LEN, FIXED_LEN_V1 - MAGIC_LEN);
     uint32_t version = aq_rd_u32(&rd);
     uint8_t kind = aq_rd_u8(&rd);
     uint8_t klen = aq_rd_u8(&rd);
@@ -320,24 +323,36 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
     aq_chunk_digest d;
     d.hi = aq_rd_u64(&rd);
     d.lo = aq_rd_u64(&rd);
-    if (version != FORMAT_VERSION) {
+    if (version != 1 && version != FORMAT_VERSION) {
         snprintf(why, whylen, "has unknown format version %u", version);
         goto out;
+    }
+    /* Format 2 adds the writer's version after the digest; format 1 files read as version 0. */
+    size_t fixed = version == 1 ? FIXED_LEN_V1 : FIXED_LEN;
+    uint64_t wversion = 0;
+    if (fixed > FIXED_LEN_V1) {
+        if (read_full(fd, hdr + FIXED_LEN_V1, fixed - FIXED_LEN_V1, &got) != 0 ||
+            got < fixed - FIXED_LEN_V1) {
+            snprintf(why, whylen, "is truncated inside its header");
+            goto out;
+        }
+        aq_rd vrd = aq_rd_init(hdr + FIXED_LEN_V1, 8);
+        wversion = aq_rd_u64(&vrd);
     }
     if (klen == 0) {
         snprintf(why, whylen, "has a header with an empty key");
         goto out;
     }
-    if (read_full(fd, hdr + FIXED_LEN, (size_t)klen + 8, &got) != 0 || got < (size_t)klen + 8) {
+    if (read_full(fd, hdr + fixed, (size_t)klen + 8, &got) != 0 || got < (size_t)klen + 8) {
         snprintf(why, whylen, "is truncated inside its header");
         goto out;
     }
-    aq_rd crd = aq_rd_init(hdr + FIXED_LEN + klen, 8);
-    if (aq_rd_u64(&crd) != XXH3_64bits(hdr, FIXED_LEN + (size_t)klen)) {
+    aq_rd crd = aq_rd_init(hdr + fixed + klen, 8);
+    if (aq_rd_u64(&crd) != XXH3_64bits(hdr, fixed + (size_t)klen)) {
         snprintf(why, whylen, "has a header that fails its checksum");
         goto out;
     }
-    const uint8_t *key = hdr + FIXED_LEN;
+    const uint8_t *key = hdr + fixed;
     if (aq_chunk_key_check(key, klen) != 0) {
         snprintf(why, whylen, "holds a key that is not a valid store key");
         goto out;
@@ -353,7 +368,7 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
                  (unsigned long long)vlen);
         goto out;
     }
-    uint64_t want = FIXED_LEN + (uint64_t)klen + 8 + vlen;
+    uint64_t want = fixed + (uint64_t)klen + 8 + vlen;
     if ((uint64_t)st.st_size < want) {
         snprintf(why, whylen, "is truncated: %llu of %llu bytes", (unsigned long long)st.st_size,
                  (unsigned long long)want);
@@ -379,6 +394,7 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
     }
     r->digest = d;
     r->kind = kind;
+    r->version = wversion;
     r->khash = aq_chunk_key_hash(key, klen);
     aq_chunk_ref *old = aq_chunk_index_put(&s->index, r);
     s->bytes += r->len;

@@ -83,8 +83,9 @@ void aq_chunk_store_close(aq_chunk_store *s) {
     free(s);
 }
 
-/* Stores r (refs = 1, bytes and digest filled in) under its key. */
-static int commit(aq_chunk_store *s, aq_chunk_ref *r) {
+/* Stores r (refs = 1, bytes and digest filled in) under its key; with if_newer only when no chunk
+ * is stored under the key or the stored one has a lower version (else AQ_ESTALE). */
+static int commit(aq_chunk_store *s, aq_chunk_ref *r, bool if_newer) {
     pthread_mutex_t *m = stripe(s, r->khash);
     pthread_mutex_lock(m);
 
@@ -92,6 +93,11 @@ static int commit(aq_chunk_store *s, aq_chunk_ref *r) {
      * stripe, no one else changes this key, so the old length read here stays true. */
     pthread_rwlock_wrlock(&s->lock);
     aq_chunk_ref *old = aq_chunk_index_find(&s->index, r->key, r->klen, r->khash);
+    if (if_newer && old && old->version >= r->version) {
+        pthread_rwlock_unlock(&s->lock);
+        pthread_mutex_unlock(m);
+        return AQ_ESTALE;
+    }
     uint64_t oldlen = old ? old->len : 0;
     uint64_t growth = r->len > oldlen ? r->len - oldlen : 0;
     if (s->memory_max && growth &&
@@ -157,7 +163,7 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
     if (err)
         return err;
     aq_chunk_digest d = r->digest;
-    err = commit(s, r);
+    err = commit(s, r, false);
     if (err) {
         ref_put(r);
         return err;
@@ -167,8 +173,9 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
     return 0;
 }
 
-int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
-                          size_t len, uint8_t kind, const aq_chunk_digest *expect) {
+static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                       size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t version,
+                       bool if_newer) {
     if (!expect)
         return AQ_EINVAL;
     aq_chunk_ref *r;
@@ -179,10 +186,26 @@ int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const
         ref_put(r);
         return AQ_ECORRUPT;
     }
-    err = commit(s, r);
+    r->version = version;
+    err = commit(s, r, if_newer);
     if (err)
         ref_put(r);
     return err;
+}
+
+int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                          size_t len, uint8_t kind, const aq_chunk_digest *expect) {
+    return put_checked(s, key, klen, data, len, kind, expect, 0, false);
+}
+
+int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                           size_t len, uint8_t kind, const aq_chunk_digest *expect,
+                           uint64_t version) {
+    return put_checked(s, key, klen, data, len, kind, expect, version, true);
+}
+
+uint64_t aq_chunk_ref_version(const aq_chunk_ref *r) {
+    return r->version;
 }
 
 int aq_chunk_get(aq_chunk_store *s, const void *key, size_t klen, aq_chunk_ref **out) {
@@ -229,7 +252,19 @@ void aq_chunk_ref_release(aq_chunk_ref *r) {
     ref_put(r);
 }
 
+static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, bool if_older,
+                      uint64_t version);
+
 int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen) {
+    return rm_checked(s, key, klen, false, 0);
+}
+
+int aq_chunk_rm_older(aq_chunk_store *s, const void *key, size_t klen, uint64_t version) {
+    return rm_checked(s, key, klen, true, version);
+}
+
+static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, bool if_older,
+                      uint64_t version) {
     if (!s)
         return AQ_EINVAL;
     int err = aq_chunk_key_check(key, klen);
@@ -239,11 +274,13 @@ int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen) {
     pthread_mutex_t *m = stripe(s, h);
     pthread_mutex_lock(m);
     pthread_rwlock_rdlock(&s->lock);
-    bool present = aq_chunk_index_find(&s->index, key, klen, h) != NULL;
+    const aq_chunk_ref *cur = aq_chunk_index_find(&s->index, key, klen, h);
+    bool present = cur != NULL;
+    bool newer = present && if_older && cur->version >= version;
     pthread_rwlock_unlock(&s->lock);
-    if (!present) {
+    if (!present || newer) {
         pthread_mutex_unlock(m);
-        return AQ_ENOTFOUND;
+        return present ? AQ_ESTALE : AQ_ENOTFOUND;
     }
     /* The file goes first: if unlinking fails the chunk stays, in memory and on disk. */
     err = s->dirfd >= 0 ? aq_chunk_persist_remove(s, key, klen) : 0;

@@ -140,12 +140,12 @@ static void bad_magic(const char *dir, const char *name) {
 static void empty_file(const char *dir, const char *name) {
     write_file(dir, name, "", 0);
 }
-/* Version 2 with a correct header checksum: only the version is wrong. */
+/* Version 3 with a correct header checksum: only the version is wrong. */
 static void future_version(const char *dir, const char *name) {
     size_t n;
     uint8_t *b = read_file(dir, name, &n);
-    b[8] = 2;
-    size_t hl = 40 + b[13];
+    b[8] = 3;
+    size_t hl = 48 + b[13];
     uint64_t c = XXH3_64bits(b, hl);
     for (int i = 0; i < 8; i++)
         b[hl + i] = (uint8_t)(c >> (8 * i));
@@ -185,7 +185,7 @@ Test(persist, bad_magic_is_quarantined) {
     expect_quarantined(bad_magic, "magic");
 }
 Test(persist, unknown_version_is_quarantined) {
-    expect_quarantined(future_version, "version 2");
+    expect_quarantined(future_version, "version 3");
 }
 
 Test(persist, file_under_a_wrong_name_is_quarantined) {
@@ -439,5 +439,46 @@ Test(persist, memory_cap_does_not_refuse_loading) {
     cr_expect_eq(aq_chunk_put(s, K("b"), v, 500, NULL), 0);
     aq_chunk_store_close(s);
     free(v);
+    tu_rmrf(dir);
+}
+
+/* The writer's version survives a restart; a format-1 file (no version field) still loads, as 0. */
+Test(persist, versions_persist_and_format_1_still_loads) {
+    char *dir = tu_mkdtemp();
+    aq_chunk_store *s = tu_open(dir, 0, NULL);
+    aq_chunk_digest d = aq_chunk_digest_of("value", 5);
+    cr_assert_eq(aq_chunk_put_versioned(s, K("k"), "value", 5, 1, &d, 123456789), 0);
+    aq_chunk_store_close(s);
+    s = tu_open(dir, 0, NULL);
+    aq_chunk_ref *r;
+    cr_assert_eq(aq_chunk_get(s, K("k"), &r), 0);
+    cr_expect_eq(aq_chunk_ref_version(r), 123456789);
+    cr_expect_eq(aq_chunk_ref_kind(r), 1);
+    aq_chunk_ref_release(r);
+    aq_chunk_store_close(s);
+    /* Rewrite the file as format 1: drop the version field, fix the header checksum. */
+    char name[300];
+    only_chunk_file(dir, name);
+    size_t n;
+    uint8_t *b = read_file(dir, name, &n);
+    size_t klen = b[13];
+    uint8_t *o = malloc(n - 8);
+    memcpy(o, b, 40);
+    o[8] = 1;
+    memcpy(o + 40, b + 48, klen);
+    uint64_t c = XXH3_64bits(o, 40 + klen);
+    for (int i = 0; i < 8; i++)
+        o[40 + klen + i] = (uint8_t)(c >> (8 * i));
+    memcpy(o + 48 + klen, b + 56 + klen, n - 56 - klen);
+    write_file(dir, name, o, n - 8);
+    free(b);
+    free(o);
+    s = tu_open(dir, 0, NULL);
+    cr_assert_eq(aq_chunk_get(s, K("k"), &r), 0, "a format-1 file did not load");
+    cr_expect_eq(aq_chunk_ref_version(r), 0);
+    cr_expect_eq(aq_chunk_ref_len(r), 5);
+    cr_expect_eq(memcmp(aq_chunk_ref_data(r), "value", 5), 0);
+    aq_chunk_ref_release(r);
+    aq_chunk_store_close(s);
     tu_rmrf(dir);
 }

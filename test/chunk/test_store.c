@@ -249,3 +249,25 @@ Test(store, close_returns_the_arena) {
     cr_assert_eq(mallctl("arenas.narenas", &after, &sz, NULL, 0), 0);
     cr_expect_leq(after, before + 1, "arenas grew from %u to %u", before, after);
 }
+
+/* Last writer wins by version: an older or equal version changes nothing, a newer one replaces. */
+Test(store, versioned_writes_keep_the_newest) {
+    aq_chunk_store *s = NULL;
+    aq_chunk_opts o = {0};
+    cr_assert_eq(aq_chunk_store_open(&o, &s), 0);
+    aq_chunk_digest d5 = aq_chunk_digest_of("five", 4), d3 = aq_chunk_digest_of("three", 5);
+    cr_assert_eq(aq_chunk_put_versioned(s, "k", 1, "five", 4, 0, &d5, 5), 0);
+    cr_expect_eq(aq_chunk_put_versioned(s, "k", 1, "three", 5, 0, &d3, 3), AQ_ESTALE);
+    cr_expect_eq(aq_chunk_put_versioned(s, "k", 1, "three", 5, 0, &d3, 5), AQ_ESTALE);
+    aq_chunk_ref *r;
+    cr_assert_eq(aq_chunk_get(s, "k", 1, &r), 0);
+    cr_expect_eq(aq_chunk_ref_len(r), 4, "an older version replaced a newer one");
+    cr_expect_eq(aq_chunk_ref_version(r), 5);
+    aq_chunk_ref_release(r);
+    cr_expect_eq(aq_chunk_rm_older(s, "k", 1, 5), AQ_ESTALE, "a removal no newer than the value");
+    cr_expect_eq(aq_chunk_rm_older(s, "k", 1, 6), 0);
+    cr_expect_eq(aq_chunk_rm_older(s, "k", 1, 7), AQ_ENOTFOUND);
+    cr_expect_eq(aq_chunk_put_versioned(s, "k", 1, "three", 5, 0, &d3, 3), 0,
+                 "absent: any version");
+    aq_chunk_store_close(s);
+}
