@@ -73,13 +73,14 @@ typedef struct aq_chunk_opts {
 } aq_chunk_opts;
 
 typedef struct aq_chunk_stats {
-    uint64_t chunks;      /* live chunks */
-    uint64_t bytes;       /* counted bytes: value bytes of live chunks (what memory_max caps) */
-    uint64_t allocated;   /* bytes jemalloc has allocated in the store's arena, including chunks
-                             still held by readers and allocator rounding; 0 if this jemalloc was
-                             built without statistics (config.stats false) */
-    uint64_t quarantined; /* files moved to data_dir/quarantine/ by this store's open */
-    uint64_t stray;       /* unrecognised files reported at open */
+    uint64_t chunks;       /* live chunks */
+    uint64_t bytes;        /* counted bytes: value bytes of live chunks (what memory_max caps) */
+    uint64_t allocated;    /* bytes jemalloc has allocated in the store's arena, including chunks
+                              still held by readers and allocator rounding; 0 if this jemalloc was
+                              built without statistics (config.stats false) */
+    uint64_t quarantined;  /* files moved to data_dir/quarantine/ by this store's open */
+    uint64_t stray;        /* unrecognised files reported at open */
+    uint64_t by_kind[256]; /* live chunks of each kind */
 } aq_chunk_stats;
 
 typedef struct aq_chunk_store aq_chunk_store;

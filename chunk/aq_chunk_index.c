@@ -13,6 +13,7 @@ int aq_chunk_index_init(aq_chunk_index *ix) {
         return AQ_ENOMEM;
     ix->nbuckets = INITIAL_BUCKETS;
     ix->count = 0;
+    memset(ix->by_kind, 0, sizeof ix->by_kind);
     return 0;
 }
 
@@ -62,11 +63,14 @@ aq_chunk_ref *aq_chunk_index_put(aq_chunk_index *ix, aq_chunk_ref *r) {
             r->next = old->next;
             *pp = r;
             old->next = NULL;
+            ix->by_kind[old->kind]--;
+            ix->by_kind[r->kind]++;
             return old;
         }
     }
     r->next = NULL;
     *pp = r;
+    ix->by_kind[r->kind]++;
     if (++ix->count > ix->nbuckets)
         grow(ix);
     return NULL;
@@ -80,6 +84,7 @@ aq_chunk_ref *aq_chunk_index_remove(aq_chunk_index *ix, const void *key, size_t 
             *pp = r->next;
             r->next = NULL;
             ix->count--;
+            ix->by_kind[r->kind]--;
             return r;
         }
     }

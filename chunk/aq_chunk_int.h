@@ -28,6 +28,7 @@ typedef struct aq_chunk_index {
     aq_chunk_ref **buckets;
     size_t nbuckets; /* power of two */
     size_t count;
+    uint64_t by_kind[256]; /* entries per kind */
 } aq_chunk_index;
 
 struct aq_chunk_store {

@@ -360,6 +360,7 @@ int aq_chunk_store_stats(aq_chunk_store *s, aq_chunk_stats *out) {
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&s->lock);
     out->chunks = s->index.count;
+    memcpy(out->by_kind, s->index.by_kind, sizeof out->by_kind);
     out->bytes = s->bytes;
     pthread_rwlock_unlock(&s->lock);
     out->allocated = aq_chunk_mem_allocated(s->arena);

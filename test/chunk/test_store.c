@@ -271,3 +271,25 @@ Test(store, versioned_writes_keep_the_newest) {
                  "absent: any version");
     aq_chunk_store_close(s);
 }
+
+Test(store, stats_count_chunks_per_kind) {
+    aq_chunk_store *s = NULL;
+    aq_chunk_opts o = {0};
+    cr_assert_eq(aq_chunk_store_open(&o, &s), 0);
+    aq_chunk_digest d = aq_chunk_digest_of("", 0);
+    cr_assert_eq(aq_chunk_put_versioned(s, "a", 1, "", 0, 2, &d, 1), 0);
+    cr_assert_eq(aq_chunk_put_versioned(s, "b", 1, "", 0, 2, &d, 1), 0);
+    cr_assert_eq(aq_chunk_put(s, "c", 1, "x", 1, NULL), 0);
+    aq_chunk_stats st;
+    cr_assert_eq(aq_chunk_store_stats(s, &st), 0);
+    cr_expect_eq(st.chunks, 3);
+    cr_expect_eq(st.by_kind[2], 2);
+    cr_expect_eq(st.by_kind[0], 1);
+    aq_chunk_digest dx = aq_chunk_digest_of("x", 1);
+    cr_assert_eq(aq_chunk_put_versioned(s, "a", 1, "x", 1, 0, &dx, 2), 0); /* kind 2 -> 0 */
+    cr_assert_eq(aq_chunk_rm(s, "b", 1), 0);
+    cr_assert_eq(aq_chunk_store_stats(s, &st), 0);
+    cr_expect_eq(st.by_kind[2], 0);
+    cr_expect_eq(st.by_kind[0], 2);
+    aq_chunk_store_close(s);
+}
