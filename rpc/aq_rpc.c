@@ -474,6 +474,8 @@ void aq_rpc_peer_release(aq_rpc_peer *p) {
 
 /* ---------- expiry ---------- */
 
+static void inc_set(aq_rpc *rpc, aq_rpc_peer *p, uint64_t inc);
+
 static bool peer_idle(const aq_rpc_peer *p, uint64_t now) {
     return !p->pinned && p->calls.n == 0 && aq_link_empty(&p->queue) &&
            aq_link_empty(&p->inflight) && p->work.n == 0 && p->running == 0 && p->nincoming == 0 &&
@@ -537,6 +539,7 @@ static uint64_t done_high(const aq_rpc_iset *s) {
 }
 
 static void peer_free(aq_rpc *rpc, aq_rpc_peer *p) {
+    inc_set(rpc, p, 0);
     aq_rpc_pipe_peer_free(p);
     aq_rpc_map_free(&p->calls);
     aq_rpc_map_free(&p->work);
@@ -1087,6 +1090,15 @@ static void call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, cons
     e->fn(e->ud, in);
 }
 
+/* Best effort: without memory for the index, only the cross-address replay check is lost. */
+static void inc_set(aq_rpc *rpc, aq_rpc_peer *p, uint64_t inc) {
+    if (p->inc && aq_rpc_map_get(&rpc->inc_index, p->inc) == p)
+        aq_rpc_map_del(&rpc->inc_index, p->inc);
+    p->inc = inc;
+    if (inc && aq_rpc_map_reserve(&rpc->inc_index, 1) == 0)
+        aq_rpc_map_put(&rpc->inc_index, inc, p);
+}
+
 /* Everything we hold for an old incarnation of p ends here. */
 static void peer_restarted(aq_rpc *rpc, aq_rpc_peer *p, uint64_t new_inc) {
     uint64_t old = p->inc;
@@ -1097,7 +1109,7 @@ static void peer_restarted(aq_rpc *rpc, aq_rpc_peer *p, uint64_t new_inc) {
         p->n_old--;
     }
     p->old_inc[p->n_old++] = old;
-    p->inc = new_inc;
+    inc_set(rpc, p, new_inc);
     /* Callee side: its tasks are meaningless now; running handlers' responses are dropped. */
     aq_rpc_work *w;
     while ((w = aq_rpc_map_any(&p->work))) {
@@ -1155,6 +1167,13 @@ bool aq_rpc_check_inc(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h) {
     }
     if (p->inc == h->src_inc)
         return true;
+    aq_rpc_peer *owner = aq_rpc_map_get(&rpc->inc_index, h->src_inc);
+    if (owner && owner != p) {
+        /* That incarnation talks to us from another address: a copy sent from here is a replay
+         * (or a spoof), and must not meet this peer's empty task memory. */
+        rpc->st.dropped_stale++;
+        return false;
+    }
     for (uint32_t i = 0; i < p->n_old; i++)
         if (p->old_inc[i] == h->src_inc) {
             rpc->st.dropped_stale++;
@@ -1162,7 +1181,7 @@ bool aq_rpc_check_inc(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h) {
         }
     if (p->inc == 0) {
         uint64_t high;
-        p->inc = h->src_inc;
+        inc_set(rpc, p, h->src_inc);
         if (retired_take(rpc, h->src_inc, &high) && high > p->done.low)
             p->done.low = high;
         return true;
@@ -1440,6 +1459,7 @@ void aq_rpc_free(aq_rpc *rpc) {
     free(rpc->peers);
     free(rpc->retired);
     aq_rpc_map_free(&rpc->retired_index);
+    aq_rpc_map_free(&rpc->inc_index);
     aq_rpc_auth_wipe(&rpc->auth);
     free(rpc->methods);
     aq_rpc_heap_free(&rpc->heap);

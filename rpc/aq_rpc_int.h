@@ -261,6 +261,8 @@ struct aq_rpc {
     } * retired; /* FIFO ring */
     size_t ret_head, ret_n, ret_cap;
     aq_rpc_map retired_index; /* inc -> ring slot + 1 */
+    aq_rpc_map inc_index;     /* a peer's current incarnation -> that peer: one incarnation, one
+                                 address (a replay from elsewhere must not find an empty task memory) */
     uint8_t scratch[16384];
 };
 

@@ -490,3 +490,20 @@ Test(rpc_auth, pipe_without_mac_is_cut_off) {
     cr_assert_eq(st.dropped_auth, 1);
     cr_assert_eq(st.peers, 0);
 }
+
+/* A genuine CALL replayed from another address (any port will do for an attacker) must not run
+ * again: the incarnation already talks to us from the first address. */
+Test(rpc_auth, replay_from_another_address_is_dropped) {
+    pair(SECRET, SECRET);
+    outcome o = {0};
+    call_b(&o, "once", 1000000);
+    pkt genuine = N.q[0];
+    flush();
+    cr_assert_eq(handled, 1);
+    pkt moved = genuine;
+    cr_assert_eq(aq_rpc_addr_parse("127.0.0.1:9999", &moved.from), 0);
+    deliver(&moved);
+    cr_assert_eq(handled, 1);
+    cr_assert_eq(stats(1).dropped_stale, 1);
+    cr_assert_eq(N.nq, 0, "nothing answered to the other address");
+}
