@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aq_alloc.h"
+#include "aq_node_secret.h"
 #include "cli.h"
 
 static const char usage_text[] =
@@ -32,6 +33,8 @@ static const char usage_text[] =
     "  head NAME [-n N]      the first N rows (default 10) as CSV\n"
     "  export NAME [-o FILE] the whole frame as CSV, rows in file order\n"
     "  frame rm NAME         remove a frame and all its chunks\n"
+    "  secret new PATH       write a new cluster secret (64 random bytes, mode 0600) to PATH;\n"
+    "                        name it in [cluster] secret_file to authenticate all traffic\n"
     "\n"
     "Options, anywhere on the line:\n"
     "  -c, --config FILE     the cluster config; default $AQUIFER_CONF, else ./cluster.conf,\n"
@@ -143,6 +146,14 @@ static const command commands[] = {
      "Writes frame NAME as CSV (header, rows in the file's order, numbers that read back to the\n"
      "same values, missing values as empty fields) to stdout or FILE (through a temporary file\n"
      "renamed at the end).\n"},
+    {"secret new", 1, 1, false, false,
+     "usage: aquifer secret new PATH\n\n"
+     "Writes 64 random bytes to the new file PATH with mode 0600 (an existing file is never\n"
+     "overwritten). Copy it to every host and name it in the config's [cluster] section as\n"
+     "secret_file = PATH: every packet and frame between nodes and between this command and\n"
+     "the nodes then carries a MAC, and anything without a valid one is dropped and counted\n"
+     "(auth_failures in `aquifer status`). A command without the secret, or with another one,\n"
+     "fails saying authentication failed at which node, exit 3.\n"},
     {"frame rm", 1, 1, false, false,
      "usage: aquifer [-c FILE] frame rm NAME\n\n"
      "Removes frame NAME: every piece and column chunk of it on every live node, then its\n"
@@ -261,6 +272,13 @@ int main(int argc, char **argv) {
         }
         snprintf(name, sizeof name, "frame %.20s", pos[1]);
         skip = 2;
+    } else if (strcmp(pos[0], "secret") == 0) {
+        if (npos < 2) {
+            free(pos);
+            return usage_error("secret needs a subcommand: %s", "new PATH");
+        }
+        snprintf(name, sizeof name, "secret %.20s", pos[1]);
+        skip = 2;
     } else if (strcmp(pos[0], "cluster") == 0) {
         if (npos < 2) {
             if (help) {
@@ -313,6 +331,16 @@ int main(int argc, char **argv) {
         return rc;
     }
 
+    if (strcmp(cmd->name, "secret new") == 0) {
+        char why[512];
+        int err = aq_node_secret_new(args[0], why, sizeof why);
+        free(pos);
+        if (err) {
+            fprintf(stderr, "aquifer: secret new: %s\n", why);
+            return CLI_ERROR;
+        }
+        return CLI_OK;
+    }
     cli c;
     memset(&c, 0, sizeof c);
     char what[400];

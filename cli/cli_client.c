@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include "aq_node_place.h"
+#include "aq_node_secret.h"
 #include "cli.h"
 
 typedef struct probe_call {
@@ -54,6 +55,16 @@ int cli_open(cli *c) {
     aq_rpc_config rc;
     aq_rpc_config_init(&rc);
     rc.cluster_id = aq_rpc_cluster_id(cf->name);
+    uint8_t *secret = NULL;
+    size_t secret_len = 0;
+    if (cf->secret_file) {
+        char why[512];
+        err = aq_node_secret_read(cf->secret_file, &secret, &secret_len, why, sizeof why);
+        if (err)
+            return cli_fail(c, CLI_ERROR, "%s", why);
+        rc.secret = secret;
+        rc.secret_len = secret_len;
+    }
     aq_rpc_uv_opts uo;
     memset(&uo, 0, sizeof uo);
     /* Every interface: nodes in other network namespaces or hosts must be able to call back (a
@@ -61,6 +72,7 @@ int cli_open(cli *c) {
     uo.bind = cf->nodes[0].sockaddr.ss_family == AF_INET6 ? "[::]:0" : "0.0.0.0:0";
     uo.udp_rcvbuf = 8 << 20;
     err = aq_rpc_uv_open(&c->loop, &rc, &uo, &c->uv);
+    aq_node_secret_free(secret, secret_len); /* rpc keeps only the key derived from it */
     if (err)
         return cli_fail(c, CLI_ERROR, "cannot open a client endpoint on %s: %s", uo.bind,
                         aq_strerror(err));
@@ -393,6 +405,16 @@ const uint8_t *cli_probe_reply(cli *c, size_t i, size_t *len, const char **failu
 }
 
 int cli_fail_unreachable(cli *c) {
+    /* A node that refused our packets is reachable, and says why: that is the one sentence. */
+    for (size_t i = 0; c->probe && i < c->probe->n; i++)
+        if (c->probe->calls[i].err == AQ_EAUTH)
+            return cli_fail(c, CLI_UNREACH, "authentication failed at node %s (%s): %s",
+                            c->conf->nodes[i].name, c->conf->nodes[i].address,
+                            c->conf->secret_file
+                                ? "it refused this command's secret (the node has another "
+                                  "secret_file, or none)"
+                                : "the node requires the cluster's secret_file in [cluster] and "
+                                  "this command has none");
     char list[1024];
     size_t off = 0;
     list[0] = 0;

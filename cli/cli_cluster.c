@@ -88,6 +88,7 @@ size_t cli_print_status(cli *c, FILE *f) {
             json_u64(f, "dropped_malformed", sn.dropped_malformed, true);
             json_u64(f, "dropped_foreign", sn.dropped_foreign, true);
             json_u64(f, "dropped_auth", sn.dropped_auth, true);
+            json_u64(f, "auth_failures", sn.dropped_auth, true);
             json_u64(f, "handled_total", sn.handled_total, true);
             json_u64(f, "handled_client", sn.handled_client, true);
             fputs(", \"peers\": [", f);
@@ -139,6 +140,38 @@ size_t cli_print_status(cli *c, FILE *f) {
         fflush(f);
         return reachable;
     }
+    /* Whether the traffic is authenticated, said plainly, with each node's refusals. */
+    size_t nauth = 0, nplain = 0;
+    char fails[1024];
+    size_t off = 0;
+    fails[0] = 0;
+    for (size_t i = 0; i < nn; i++) {
+        size_t len = 0;
+        const char *failure;
+        const uint8_t *rep = cli_probe_reply(c, i, &len, &failure);
+        aq_status_node sn;
+        aq_rd r;
+        if (!rep || aq_status_rep_begin(&r, rep, len, &sn) != 0)
+            continue;
+        if (sn.authenticated)
+            nauth++;
+        else
+            nplain++;
+        if (off < sizeof fails) {
+            int w = snprintf(fails + off, sizeof fails - off, "%s%s %llu", off ? ", " : "",
+                             c->conf->nodes[i].name, (unsigned long long)sn.dropped_auth);
+            if (w > 0)
+                off += (size_t)w;
+        }
+    }
+    if (nauth && !nplain)
+        fprintf(f, "\ntraffic: authenticated (auth_failures: %s)\n", fails);
+    else if (nplain && !nauth)
+        fprintf(f, "\ntraffic: NOT authenticated: no secret_file in [cluster], so anyone who can "
+                   "reach the nodes can use them\n");
+    else if (nplain)
+        fprintf(f, "\ntraffic: MIXED: %zu node(s) authenticate, %zu do not (auth_failures: %s)\n",
+                nauth, nplain, fails);
     if (any_links) {
         fprintf(f, "\nlinks, as each node sees its peers:\n");
         fprintf(f, "%-12s %-12s %-8s %9s %8s %8s %7s %6s %10s %8s\n", "FROM", "TO", "STATE", "RTT",

@@ -30,6 +30,7 @@ int cli_exit_code(int err) {
     case AQ_ECLOSED:
     case AQ_ERESTARTED:
     case AQ_EBUSY:
+    case AQ_EAUTH:
     case -ECONNREFUSED:
     case -EHOSTUNREACH:
     case -ENETUNREACH:

@@ -7,6 +7,7 @@
 
 #include "aq_node_internal.h"
 #include "aq_node_place.h"
+#include "aq_node_secret.h"
 
 uint64_t aq_node_now_us(const aq_node *n) {
     (void)n;
@@ -116,10 +117,25 @@ static void open_after(uv_work_t *w, int status) {
     rc.cluster_id = aq_rpc_cluster_id(n->cfg->name);
     rc.log = node_rpc_log;
     rc.log_ud = n;
+    uint8_t *secret = NULL;
+    size_t secret_len = 0;
+    if (n->cfg->secret_file) {
+        char why[512];
+        err = aq_node_secret_read(n->cfg->secret_file, &secret, &secret_len, why, sizeof why);
+        if (err) {
+            aq_logf(n->log, AQ_LOG_ERROR, "%s", why);
+            n->closes_pending = err;
+            uv_close((uv_handle_t *)&n->hb_timer, hb_closed_then_fail);
+            return;
+        }
+        rc.secret = secret;
+        rc.secret_len = secret_len;
+    }
     aq_rpc_uv_opts uo;
     memset(&uo, 0, sizeof uo);
     uo.bind = me->address;
     err = aq_rpc_uv_open(n->loop, &rc, &uo, &n->uv);
+    aq_node_secret_free(secret, secret_len); /* rpc keeps only the key derived from it */
     if (err) {
         aq_logf(n->log, AQ_LOG_ERROR, "cannot bind %s (UDP and TCP): %s", me->address,
                 aq_strerror(err));
@@ -148,9 +164,10 @@ static void open_after(uv_work_t *w, int status) {
     n->serving = true;
     uv_timer_start(&n->hb_timer, hb_cb, 0, n->cfg->heartbeat_ms);
     aq_logf(n->log, AQ_LOG_INFO,
-            "serving on %s (cluster %s, incarnation %016llx, %zu nodes, replicas %u)", me->address,
-            n->cfg->name, (unsigned long long)aq_rpc_incarnation(n->rpc), n->nmembers,
-            n->cfg->replicas);
+            "serving on %s (cluster %s, incarnation %016llx, %zu nodes, replicas %u, traffic %s)",
+            me->address, n->cfg->name, (unsigned long long)aq_rpc_incarnation(n->rpc), n->nmembers,
+            n->cfg->replicas,
+            aq_rpc_authenticated(n->rpc) ? "authenticated" : "NOT authenticated (no secret_file)");
     n->ready(n->ready_ud, 0);
 }
 

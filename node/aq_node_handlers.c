@@ -371,6 +371,7 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     s.dropped_malformed = rs.dropped_malformed;
     s.dropped_foreign = rs.dropped_foreign;
     s.dropped_auth = rs.dropped_auth;
+    s.authenticated = aq_rpc_authenticated(n->rpc) ? 1 : 0;
     s.handled_total = n->handled_total;
     s.handled_client = n->handled_client;
     s.npeers = (uint32_t)(n->nmembers - 1);
