@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# "Only the cluster gets in", on a real three-node cluster with a secret_file: secret files (made
+# 0600, never overwritten, refused when short or readable by others); status says the traffic is
+# authenticated; a command with no secret and one with the wrong secret fail with one sentence
+# naming the node, exit 3, and the nodes count auth_failures; a captured genuine PUT replayed
+# changes nothing; every single-bit flip of it (checksum fixed up) is dropped; forged heartbeats
+# from a stopped member's spoofed address do not bring it back up. Then a cluster without a secret
+# says plainly that traffic is not authenticated. Every process started is stopped on any exit.
+set -euo pipefail
+
+: "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
+: "${AQ_SRC:?AQ_SRC must point at the source tree}"
+AQ=$AQ_BUILD/bin/aquifer
+TOOL=$AQ_SRC/test/rpc/auth_tool.py
+T=$(mktemp -d /tmp/aq-auth.XXXXXX)
+CONF=$T/cluster.conf
+unset AQUIFER_CONF
+PROXY_PID=
+
+step() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+aq() { "$AQ" -c "$CONF" "$@"; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+  for f in "$T"/run/*.pid; do [ -f "$f" ] && kill -CONT "$(cat "$f")" 2>/dev/null; done
+  [ -f "$CONF" ] && "$AQ" -c "$CONF" cluster down >/dev/null 2>&1
+  for f in "$T"/run/*.pid; do
+    [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
+  done
+  if [ $rc -ne 0 ]; then
+    for f in "$T"/run/*.log; do [ -f "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; }; done
+  fi
+  rm -rf "$T"
+  exit $rc
+}
+trap cleanup EXIT
+
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+n = int(sys.argv[1]); out = []; keep = []
+while len(out) < n:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+    p = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", p))
+    except OSError:
+        u.close(); continue
+    keep += [u, t]; out.append(p)
+print(" ".join(map(str, out)))
+PY
+}
+
+read -r -a PORTS <<<"$(free_ports 4)"
+NAME=auth-$$
+# write_conf FILE SECRET_LINE [n1 address override]
+write_conf() {
+  local file=$1 secret=$2 n1=${3:-127.0.0.1:${PORTS[0]}}
+  {
+    echo "[cluster]"
+    echo "name = $NAME"
+    echo "replicas = 2"
+    echo "run_dir = $T/run"
+    echo "heartbeat = 200ms"
+    [ -n "$secret" ] && echo "secret_file = $secret"
+    printf '\n[node n1]\naddress = %s\nmemory_max = 256MiB\n' "$n1"
+    printf '\n[node n2]\naddress = 127.0.0.1:%d\nmemory_max = 256MiB\n' "${PORTS[1]}"
+    printf '\n[node n3]\naddress = 127.0.0.1:%d\nmemory_max = 256MiB\n' "${PORTS[2]}"
+  } >"$file"
+}
+
+# json_field CONF NODE FIELD: a field of one node in `status --json`
+status_field() {
+  "$AQ" -c "$1" status --json | python3 -c '
+import json, sys
+for n in json.load(sys.stdin)["nodes"]:
+    if n["name"] == sys.argv[1]:
+        print(n.get(sys.argv[2], ""))' "$2" "$3"
+}
+
+step "secret files"
+"$AQ" secret new "$T/secret" || fail "secret new"
+[ "$(stat -c %a "$T/secret")" = 600 ] || fail "secret mode is $(stat -c %a "$T/secret")"
+[ "$(stat -c %s "$T/secret")" -ge 32 ] || fail "secret too short"
+cp "$T/secret" "$T/secret.copy"
+if "$AQ" secret new "$T/secret" 2>"$T/err"; then fail "secret new overwrote a file"; fi
+grep -q "never overwritten" "$T/err" || fail "overwrite refusal: $(cat "$T/err")"
+cmp -s "$T/secret" "$T/secret.copy" || fail "the existing secret changed"
+"$AQ" secret new "$T/wrong"
+head -c 16 /dev/urandom >"$T/short" && chmod 600 "$T/short"
+cp "$T/secret" "$T/open" && chmod 644 "$T/open"
+write_conf "$T/short.conf" "$T/short"
+write_conf "$T/open.conf" "$T/open"
+set +e
+"$AQ" -c "$T/short.conf" status >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "holds 16 bytes" "$T/err" || fail "short secret: rc $rc: $(cat "$T/err")"
+set +e
+"$AQ" -c "$T/open.conf" status >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "group or others" "$T/err" || fail "0644 secret: rc $rc: $(cat "$T/err")"
+
+write_conf "$CONF" "$T/secret"
+write_conf "$T/none.conf" ""
+write_conf "$T/wrong.conf" "$T/wrong"
+write_conf "$T/proxy.conf" "$T/secret" "127.0.0.1:${PORTS[3]}"
+
+step "cluster up with a secret"
+aq cluster up >"$T/up" || fail "cluster up: $(cat "$T/up")"
+aq status >"$T/st"
+grep -q "^traffic: authenticated" "$T/st" || fail "status does not say authenticated: $(cat "$T/st")"
+[ "$(status_field "$CONF" n1 authenticated)" = True ] || fail "n1 not authenticated"
+
+step "put and get with the secret"
+head -c 1000 /dev/urandom >"$T/v1"
+aq put k1 "$T/v1" >/dev/null || fail "put"
+aq get k1 -o "$T/got" && cmp -s "$T/v1" "$T/got" || fail "get"
+
+step "a command without a secret, and one with the wrong secret"
+for which in none wrong; do
+  set +e
+  "$AQ" -c "$T/$which.conf" get k1 >/dev/null 2>"$T/err"; rc=$?
+  set -e
+  [ $rc -eq 3 ] || fail "$which: exit $rc, want 3: $(cat "$T/err")"
+  [ "$(wc -l <"$T/err")" -eq 1 ] || fail "$which: not one sentence: $(cat "$T/err")"
+  grep -Eq "authentication failed at node n[123] \(127\.0\.0\.1:[0-9]+\)" "$T/err" ||
+    fail "$which: $(cat "$T/err")"
+  echo "  $which: $(cat "$T/err")"
+done
+fails=$(status_field "$CONF" n1 auth_failures)
+[ "$fails" -gt 0 ] || fail "n1 counted no auth_failures"
+aq status | grep "^traffic:"
+
+step "a captured genuine put, replayed and bit-flipped, changes nothing"
+python3 "$TOOL" proxy "${PORTS[3]}" "${PORTS[0]}" "$T" &
+PROXY_PID=$!
+for _ in $(seq 100); do [ -f "$T/proxy.ready" ] && break; sleep 0.1; done
+# A key whose first candidate is n1 (through the proxy): try keys until a PUT was captured.
+head -c 700 /dev/urandom >"$T/old"
+key=
+for i in $(seq 30); do
+  "$AQ" -c "$T/proxy.conf" put "r$i" "$T/old" >/dev/null || fail "put via proxy"
+  if [ -f "$T/captured" ] && python3 -c '
+import sys
+sys.exit(0 if any(l[6:8] == "01" and l[12:16] == "0100" for l in open(sys.argv[1])) else 1)' "$T/captured"; then
+    key=r$i
+    break
+  fi
+done
+[ -n "$key" ] || fail "no PUT went through the proxy"
+head -c 700 /dev/urandom >"$T/new"
+aq put "$key" "$T/new" >/dev/null
+before=$(status_field "$CONF" n1 auth_failures)
+kill -USR1 $PROXY_PID
+for _ in $(seq 100); do [ -f "$T/replay.done" ] && break; sleep 0.1; done
+[ -f "$T/replay.done" ] || fail "replay did not finish"
+kill -USR2 $PROXY_PID
+for _ in $(seq 300); do [ -f "$T/flip.done" ] && break; sleep 0.1; done
+[ -f "$T/flip.done" ] || fail "bit flips did not finish"
+sleep 1
+aq get "$key" -o "$T/got"
+cmp -s "$T/new" "$T/got" || fail "replayed or flipped put changed $key"
+after=$(status_field "$CONF" n1 auth_failures)
+echo "  replayed $(cat "$T/replay.done") datagrams, sent $(cat "$T/flip.done") bit flips; n1 auth_failures $before -> $after"
+[ $((after - before)) -ge $(($(cat "$T/flip.done") / 2)) ] || fail "bit flips were not counted as auth failures"
+
+step "forged heartbeats from a stopped member's address"
+cid=$(head -n1 "$T/captured" | python3 -c 'import sys; h=bytes.fromhex(sys.stdin.read().strip()); print(h[8:16][::-1].hex())')
+n2pid=$(cat "$T/run/n2.pid")
+kill -STOP "$n2pid"
+for _ in $(seq 100); do
+  st=$(aq status --json | python3 -c '
+import json, sys
+for n in json.load(sys.stdin)["nodes"]:
+    if n["name"] == "n1":
+        print([p["state"] for p in n["peers"] if p["name"] == "n2"][0])')
+  [ "$st" = down ] && break
+  sleep 0.2
+done
+[ "$st" = down ] || fail "n1 never saw n2 down (state $st)"
+python3 "$TOOL" heartbeat "${PORTS[0]}" "${PORTS[1]}" n2 "$cid" 3 >"$T/hb"
+st=$(aq status --json | python3 -c '
+import json, sys
+for n in json.load(sys.stdin)["nodes"]:
+    if n["name"] == "n1":
+        print([p["state"] for p in n["peers"] if p["name"] == "n2"][0])')
+[ "$st" = down ] || fail "forged heartbeats changed n1's view of n2 to $st"
+echo "  $(cat "$T/hb") forged heartbeats: n1 still sees n2 $st"
+kill -CONT "$n2pid"
+
+step "cluster down; a cluster without a secret says so"
+aq cluster down >/dev/null
+write_conf "$CONF" ""
+aq cluster up >/dev/null || fail "cluster up without a secret"
+aq status >"$T/st"
+grep -q "^traffic: NOT authenticated" "$T/st" || fail "status: $(cat "$T/st")"
+aq put k2 "$T/v1" >/dev/null && aq get k2 -o "$T/got" && cmp -s "$T/v1" "$T/got" || fail "plain put/get"
+aq cluster down >/dev/null
+step "ok"
