@@ -181,6 +181,12 @@ int main(int argc, char **argv) {
     aq_rpc_config cfg;
     aq_rpc_config_init(&cfg);
     cfg.cluster_id = aq_rpc_cluster_id("rpc_uv_test");
+    /* AQ_RPC_SECRET (>= 32 bytes): authenticate every packet (the server inherits it). */
+    const char *secret = getenv("AQ_RPC_SECRET");
+    if (secret && *secret) {
+        cfg.secret = secret;
+        cfg.secret_len = strlen(secret);
+    }
     bench b = {.window = conc, .size = 64};
     int r = aq_rpc_uv_open(&loop, &cfg, NULL, &b.u);
     if (r < 0) {
