@@ -352,6 +352,17 @@ size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found) {
         failed += rm_list(c, &m);
         keylist_free(&m);
     }
+    /* And once through a coordinator, which gives every replica of the metadata key a removal newer
+     * than any copy still on its way (a forward of the killed command's last put): that copy can
+     * then never make the frame appear again. */
+    uint8_t mk[AQ_NODE_KEY_MAX];
+    size_t mlen = aq_frame_meta_key(mk, name, nlen);
+    cli_kop *k = cli_kop_new(c);
+    if (k && cli_kop_key(c, k, AQ_M_RM, mk, mlen, false) == 0 && cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    if (!k || (k->err && k->err != AQ_ENOTFOUND))
+        failed++;
+    cli_kop_free(k);
     return failed;
 }
 
@@ -469,7 +480,7 @@ int cli_cmd_frame_rm(cli *c, const char *name) {
     /* Without metadata there may still be keys of a parse that never finished (its command was
      * killed): they go too. */
     size_t found = 0;
-    size_t failed = cli_frame_rm_keys(c, name, err == 0, &found);
+    size_t failed = cli_frame_rm_keys(c, name, true, &found);
     if (failed)
         return cli_fail(c, CLI_ERROR, "%zu keys of the frame could not be removed", failed);
     if (err == AQ_ENOTFOUND && found == 0)

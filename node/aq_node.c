@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <string.h>
 
 #include "aq_node_internal.h"
@@ -12,6 +13,27 @@
 uint64_t aq_node_now_us(const aq_node *n) {
     (void)n;
     return uv_hrtime() / 1000;
+}
+
+int aq_node_get_live(aq_node *n, const void *key, size_t klen, aq_chunk_ref **out) {
+    aq_chunk_ref *ref;
+    int err = aq_chunk_get(n->store, key, klen, &ref);
+    if (err)
+        return err;
+    if (aq_chunk_ref_kind(ref) == AQ_KIND_TOMBSTONE) {
+        aq_chunk_ref_release(ref);
+        return AQ_ENOTFOUND;
+    }
+    *out = ref;
+    return 0;
+}
+
+uint64_t aq_node_next_version(aq_node *n) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t v = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    n->last_version = v > n->last_version ? v : n->last_version + 1;
+    return n->last_version;
 }
 
 static void node_rpc_log(void *ud, int level, const char *msg) {

@@ -27,6 +27,7 @@ typedef struct frame_job {
     aq_node *n;
     aq_rpc_incoming *in;
     uint16_t method;
+    uint64_t version; /* of the column chunks this job writes (assigned on the loop) */
     uint8_t *msg;
     size_t len;
     aq_frame_req q;
@@ -49,7 +50,7 @@ static void job_reply_err(aq_wr *w, int err, const char *msg) {
 static int get_piece(frame_job *j, uint32_t idx, aq_chunk_ref **ref, char *why, size_t cap) {
     uint8_t key[AQ_NODE_KEY_MAX];
     size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, AQ_FRAME_PIECE);
-    int err = aq_chunk_get(j->n->store, key, klen, ref);
+    int err = aq_node_get_live(j->n, key, klen, ref);
     if (err)
         snprintf(why, cap, "%s: piece %u: %s", j->n->members[j->n->self].conf->name, idx,
                  aq_strerror(err));
@@ -173,7 +174,16 @@ static int finish_piece(frame_job *j, const aq_csv_setup *su, const aq_csv_type 
         out_chunk *o = &j->out[j->nout];
         o->klen = aq_frame_key(o->key, j->q.name, j->q.nlen, idx, c);
         aq_chunk_digest d;
-        err = aq_chunk_put(j->n->store, o->key, o->klen, enc, elen, &d);
+        d = aq_chunk_digest_of(enc, elen);
+        err = aq_chunk_put_versioned(j->n->store, o->key, o->klen, enc, elen, AQ_KIND_VALUE, &d,
+                                     j->version);
+        if (err == AQ_ESTALE) {
+            /* A newer write (a removal of the frame) came first: the frame is gone. */
+            free(enc);
+            snprintf(why, cap, "%s: column %u of piece %u was removed meanwhile",
+                     j->n->members[j->n->self].conf->name, c + 1, idx);
+            break;
+        }
         if (err) {
             free(enc);
             snprintf(why, cap, "%s: storing column %u of piece %u: %s",
@@ -183,7 +193,8 @@ static int finish_piece(frame_job *j, const aq_csv_setup *su, const aq_csv_type 
         o->digest = (aq_node_digest){d.hi, d.lo};
         aq_wr w;
         aq_wr_init(&w);
-        aq_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, o->key, o->klen, o->digest);
+        aq_put_req_head_v(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, o->key, o->klen, o->digest,
+                          j->version);
         aq_wr_bytes(&w, enc, elen);
         free(enc);
         if (!w.ok) {
@@ -271,7 +282,7 @@ static void summary_work(frame_job *j) {
             uint8_t key[AQ_NODE_KEY_MAX];
             size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, c);
             aq_chunk_ref *ref;
-            if ((err = aq_chunk_get(j->n->store, key, klen, &ref)) != 0) {
+            if ((err = aq_node_get_live(j->n, key, klen, &ref)) != 0) {
                 snprintf(why, sizeof why, "%s: column %u of chunk %u: %s",
                          j->n->members[j->n->self].conf->name, c + 1, idx, aq_strerror(err));
                 break;
@@ -459,6 +470,7 @@ static void handle_frame(void *ud, aq_rpc_incoming *in) {
     }
     aq_node_op_begin(n);
     j->work.data = j;
+    j->version = aq_node_next_version(n);
     err = uv_queue_work(n->loop, &j->work, frame_work, frame_after);
     if (err) {
         aq_wr_init(&j->rep);

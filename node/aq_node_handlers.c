@@ -63,6 +63,7 @@ typedef struct write_op {
     aq_put_req put;     /* for PUT */
     const uint8_t *key; /* for RM */
     size_t klen;
+    uint64_t version; /* of this write (assigned here when the request had none) */
     uv_work_t work;
     int local_err;
     int refs; /* forwards in flight + the local part */
@@ -142,15 +143,26 @@ static void forward_all(write_op *op) {
     }
 }
 
+/* Both writes are versioned puts, so the store keeps whichever is newest: a removal stores an empty
+ * TOMBSTONE chunk. A write that a newer one already superseded changed nothing and is no error for
+ * a put; for a removal it removed nothing (AQ_ENOTFOUND), as does removing an absent key. */
 static void write_work(uv_work_t *w) {
     write_op *op = w->data;
     aq_chunk_store *s = op->n->store;
     if (op->method == AQ_M_PUT) {
         aq_chunk_digest d = to_chunk_digest(op->put.digest);
-        op->local_err = aq_chunk_put_verified(s, op->put.key, op->put.klen, op->put.value,
-                                              op->put.vlen, op->put.kind, &d);
+        int err = aq_chunk_put_versioned(s, op->put.key, op->put.klen, op->put.value, op->put.vlen,
+                                         op->put.kind, &d, op->version);
+        op->local_err = err == AQ_ESTALE ? 0 : err;
     } else {
-        op->local_err = aq_chunk_rm(s, op->key, op->klen);
+        aq_chunk_ref *had = NULL;
+        bool live = aq_chunk_get(s, op->key, op->klen, &had) == 0 &&
+                    aq_chunk_ref_kind(had) != AQ_KIND_TOMBSTONE;
+        aq_chunk_ref_release(had);
+        aq_chunk_digest empty = aq_chunk_digest_of(NULL, 0);
+        int err = aq_chunk_put_versioned(s, op->key, op->klen, NULL, 0, AQ_KIND_TOMBSTONE, &empty,
+                                         op->version);
+        op->local_err = err == AQ_ESTALE || (err == 0 && !live) ? AQ_ENOTFOUND : err;
     }
 }
 
@@ -200,7 +212,8 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
     } else {
         uint8_t flags;
         if (op->msg &&
-            (err = aq_key_req_decode(op->msg, op->len, &flags, &op->key, &op->klen)) == 0 &&
+            (err = aq_rm_req_decode(op->msg, op->len, &flags, &op->key, &op->klen, &op->version)) ==
+                0 &&
             !key_ok(op->key, op->klen))
             err = AQ_EKEY;
     }
@@ -209,6 +222,29 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         free(op);
         respond_err(in, err);
         return;
+    }
+    /* A write without a version gets one here; the forwards carry it, so every replica orders this
+     * write the same way against every other write of the key. */
+    if (op->method == AQ_M_PUT) {
+        op->version = op->put.version ? op->put.version : aq_node_next_version(n);
+        aq_put_req_set_version(op->msg, &op->put, op->version);
+    } else {
+        if (!op->version)
+            op->version = aq_node_next_version(n);
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_rm_req_encode(&w, op->msg[0], op->key, op->klen, op->version);
+        if (!w.ok) {
+            aq_wr_free(&w);
+            free(op->msg);
+            free(op);
+            respond_err(in, AQ_ENOMEM);
+            return;
+        }
+        free(op->msg);
+        op->msg = w.p;
+        op->len = w.len;
+        op->key = op->msg + 2; /* flags, key length, key */
     }
     aq_node_op_begin(n);
     op->refs = 1;
@@ -235,7 +271,7 @@ static aq_chunk_ref *lookup(aq_node *n, aq_rpc_incoming *in) {
         return NULL;
     }
     aq_chunk_ref *ref;
-    int err = aq_chunk_get(n->store, key, klen, &ref);
+    int err = aq_node_get_live(n, key, klen, &ref);
     if (err) {
         respond_err(in, err);
         return NULL;
@@ -284,7 +320,8 @@ static int keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
 static int list_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_chunk_digest d,
                    uint8_t kind) {
     list_acc *a = ud;
-    if (!(a->q->flags & AQ_LIST_INTERNAL) && klen && key[0] == AQ_NODE_INTERNAL_PREFIX[0])
+    if (kind == AQ_KIND_TOMBSTONE ||
+        (!(a->q->flags & AQ_LIST_INTERNAL) && klen && key[0] == AQ_NODE_INTERNAL_PREFIX[0]))
         return 0;
     if (a->q->alen && keycmp(key, klen, a->q->after, a->q->alen) <= 0)
         return 0;
@@ -362,7 +399,7 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     s.uptime_ms = (aq_node_now_us(n) - n->start_us) / 1000;
     aq_chunk_stats cs;
     aq_chunk_store_stats(n->store, &cs);
-    s.chunks = cs.chunks;
+    s.chunks = cs.chunks - cs.by_kind[AQ_KIND_TOMBSTONE];
     s.bytes = cs.bytes;
     s.allocated = cs.allocated;
     s.memory_max = me->conf->memory_max;

@@ -42,6 +42,7 @@ struct aq_node {
     uint64_t start_us;
     uint64_t ops; /* calls being handled, threadpool jobs and forwards in flight */
     uint64_t handled_total, handled_client; /* handler runs (see aq_status_node) */
+    uint64_t last_version;                  /* the last version this node assigned */
     bool serving;
     bool stopping;
     aq_node_ready_fn ready;
@@ -58,6 +59,10 @@ struct aq_node {
 
 /* Monotonic microseconds. */
 uint64_t aq_node_now_us(const aq_node *n);
+/* The version of a new write coordinated here: wall-clock microseconds, strictly increasing. */
+uint64_t aq_node_next_version(aq_node *n);
+/* aq_chunk_get that sees a removal marker (TOMBSTONE) as AQ_ENOTFOUND. Any thread. */
+int aq_node_get_live(aq_node *n, const void *key, size_t klen, aq_chunk_ref **out);
 
 /* Membership (aq_node_members.c). */
 void aq_node_members_tick(aq_node *n);

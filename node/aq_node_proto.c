@@ -79,12 +79,23 @@ static const uint8_t *rd_key(aq_rd *r, size_t *klen) {
     return k;
 }
 
-void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
-                     aq_node_digest d) {
+void aq_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                       aq_node_digest d, uint64_t version) {
     aq_wr_u8(w, flags);
     aq_wr_u8(w, kind);
     aq_wr_str8(w, key, klen);
     wr_digest(w, d);
+    aq_wr_u64(w, version);
+}
+
+void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                     aq_node_digest d) {
+    aq_put_req_head_v(w, flags, kind, key, klen, d, 0);
+}
+
+void aq_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version) {
+    for (int i = 0; i < 8; i++)
+        msg[r->version_off + (size_t)i] = (uint8_t)(version >> (8 * i));
 }
 
 int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
@@ -93,7 +104,9 @@ int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
     out->kind = aq_rd_u8(&r);
     out->key = rd_key(&r, &out->klen);
     out->digest = rd_digest(&r);
-    if (!r.ok || out->kind > AQ_KIND_MANIFEST || out->flags & ~AQ_PUT_REPLICA)
+    out->version_off = n - r.n;
+    out->version = aq_rd_u64(&r);
+    if (!r.ok || out->kind > AQ_KIND_TOMBSTONE || out->flags & ~AQ_PUT_REPLICA)
         return AQ_EPROTO;
     out->value = r.p;
     out->vlen = r.n;
@@ -122,6 +135,20 @@ int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t 
     aq_rd r = aq_rd_init(p, n);
     *flags = aq_rd_u8(&r);
     *key = rd_key(&r, klen);
+    return aq_rd_done(&r) && !(*flags & ~AQ_PUT_REPLICA) ? 0 : AQ_EPROTO;
+}
+
+void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version) {
+    aq_key_req_encode(w, flags, key, klen);
+    aq_wr_u64(w, version);
+}
+
+int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key, size_t *klen,
+                     uint64_t *version) {
+    aq_rd r = aq_rd_init(p, n);
+    *flags = aq_rd_u8(&r);
+    *key = rd_key(&r, klen);
+    *version = r.n == 8 ? aq_rd_u64(&r) : 0;
     return aq_rd_done(&r) && !(*flags & ~AQ_PUT_REPLICA) ? 0 : AQ_EPROTO;
 }
 
@@ -204,24 +231,30 @@ void aq_offer_req_head(aq_wr *w, uint32_t count) {
     aq_wr_u32(w, count);
 }
 
-void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d) {
+void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d, uint64_t version,
+                        uint8_t kind) {
     aq_wr_str8(w, key, klen);
     wr_digest(w, d);
+    aq_wr_u64(w, version);
+    aq_wr_u8(w, kind);
 }
 
 int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
     *r = aq_rd_init(p, n);
     *count = aq_rd_u32(r);
-    /* Each entry takes at least 1 + 1 + 16 bytes: refuse a count the bytes cannot hold. */
-    if (!r->ok || *count > r->n / 18)
+    /* Each entry takes at least 1 + 1 + 16 + 8 + 1 bytes: refuse a count the bytes cannot hold. */
+    if (!r->ok || *count > r->n / 27)
         return AQ_EPROTO;
     return 0;
 }
 
-int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d) {
+int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
+                      uint64_t *version, uint8_t *kind) {
     *key = rd_key(r, klen);
     *d = rd_digest(r);
-    return r->ok ? 0 : AQ_EPROTO;
+    *version = aq_rd_u64(r);
+    *kind = aq_rd_u8(r);
+    return r->ok && *kind <= AQ_KIND_TOMBSTONE ? 0 : AQ_EPROTO;
 }
 
 void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {

@@ -47,7 +47,13 @@ const char *aq_node_method_name(uint16_t m);
 /* What a stored chunk is, kept beside it (not part of its digest). A value larger than one chunk is
  * stored as parts under internal keys plus a manifest (see aq_node_manifest.h) under the user's
  * key. */
-enum aq_chunk_kind { AQ_KIND_VALUE = 0, AQ_KIND_MANIFEST = 1 };
+enum aq_chunk_kind { AQ_KIND_VALUE = 0, AQ_KIND_MANIFEST = 1, AQ_KIND_TOMBSTONE = 2 };
+
+/* Versions: every write of a key (a put, or a removal, which stores an empty TOMBSTONE chunk)
+ * carries a 64-bit version, the coordinator's wall clock in microseconds made strictly increasing
+ * per node. A replica stores a write only when it is newer than what it holds (last writer wins),
+ * so a late repair copy or a reordered forward can never bring back a removed value or an older
+ * one. Requests from outside the cluster send version 0: the coordinator assigns one. */
 
 typedef struct aq_node_digest {
     uint64_t hi, lo;
@@ -64,12 +70,19 @@ typedef struct aq_put_req {
     const uint8_t *key;
     size_t klen;
     aq_node_digest digest;
+    uint64_t version;   /* 0: the receiver assigns one */
+    size_t version_off; /* where the version sits in the message, so a coordinator can set it */
     const uint8_t *value;
     size_t vlen;
 } aq_put_req;
-/* Writes everything but the value; the caller sends header then value (two buffers or one). */
+/* Writes everything but the value; the caller sends header then value (two buffers or one).
+ * aq_put_req_head sends version 0. */
 void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
                      aq_node_digest d);
+void aq_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                       aq_node_digest d, uint64_t version);
+/* Sets the version of an encoded PUT request in place. */
+void aq_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version);
 int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out);
 /* PUT reply: how many copies now exist, of how many wanted. */
 void aq_put_rep_encode(aq_wr *w, uint8_t copies, uint8_t wanted);
@@ -79,6 +92,10 @@ int aq_put_rep_decode(const uint8_t *p, size_t n, uint8_t *copies, uint8_t *want
 void aq_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen);
 int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
                       size_t *klen);
+/* RM request: a key request with the removal's version appended (absent or 0: assign one). */
+void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version);
+int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key, size_t *klen,
+                     uint64_t *version);
 /* GET reply: kind, digest, then the value. */
 void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d);
 int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
@@ -114,11 +131,14 @@ void aq_list_rep_entry(aq_wr *w, const aq_list_entry *e);
 int aq_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count);
 int aq_list_rep_next(aq_rd *r, aq_list_entry *e);
 
-/* OFFER: entries (key, digest); reply: the indexes of the entries the receiver wants. */
+/* OFFER: entries (key, digest, version, kind); reply: the indexes of the entries the receiver wants
+ * (those it lacks or holds an older version of). */
 void aq_offer_req_head(aq_wr *w, uint32_t count);
-void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d);
+void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d, uint64_t version,
+                        uint8_t kind);
 int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
-int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d);
+int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
+                      uint64_t *version, uint8_t *kind);
 
 /* HEARTBEAT notify: name, uptime, load. */
 typedef struct aq_heartbeat {

@@ -8,9 +8,15 @@
  * Offers and pushes are ordinary rpc calls, so they are retried, deduplicated and
  * congestion-controlled like everything else. A node that returns thus catches up on what it
  * missed, and a node down past repair_after has its chunks copied to the next node.
+ *
+ * Offers and copies carry each chunk's version, and a node takes a copy only when it is newer than
+ * what it holds, so repair never undoes a later write or removal that overtook it. Removals travel
+ * the same way, as TOMBSTONE chunks; a tombstone older than AQ_TOMBSTONE_TTL_US is dropped by the
+ * pass, after which a replica that was down all that time could bring the removed value back.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aq_node_internal.h"
 #include "aq_node_place.h"
@@ -18,11 +24,14 @@
 #define AQ_REPAIR_INTERVAL_US (10ull * 1000 * 1000)
 #define AQ_OFFER_BATCH        512
 #define AQ_PUSH_INFLIGHT      8
+#define AQ_TOMBSTONE_TTL_US   (3600ull * 1000 * 1000)
 
 typedef struct rkey {
     uint8_t key[AQ_NODE_KEY_MAX];
     uint8_t klen;
+    uint8_t kind;
     aq_node_digest digest;
+    uint64_t version;
 } rkey;
 
 typedef struct push {
@@ -37,6 +46,7 @@ typedef struct repair_pass {
     push *pushes;
     size_t npush, cappush, nextpush;
     int offers_inflight, pushes_inflight;
+    uint64_t wall_us; /* wall clock at the start, to age tombstones */
     uint64_t offered, pushed, push_failed;
 } repair_pass;
 
@@ -62,11 +72,23 @@ static int snapshot_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size,
         p->keys = nk;
         p->capkeys = cap;
     }
+    aq_chunk_ref *ref;
+    if (aq_chunk_get(p->n->store, key, klen, &ref) != 0)
+        return 0; /* removed since the walk began */
+    uint64_t version = aq_chunk_ref_version(ref);
+    aq_chunk_ref_release(ref);
+    if (kind == AQ_KIND_TOMBSTONE && version && p->wall_us > version + AQ_TOMBSTONE_TTL_US) {
+        /* Old enough that every replica has long seen it: drop it unless a newer write came. */
+        (void)aq_chunk_rm_older(p->n->store, key, klen, version + 1);
+        return 0;
+    }
     rkey *k = &p->keys[p->nkeys++];
     memcpy(k->key, key, klen);
     k->klen = (uint8_t)klen;
+    k->kind = kind;
     k->digest.hi = d.hi;
     k->digest.lo = d.lo;
+    k->version = version;
     return 0;
 }
 
@@ -130,8 +152,8 @@ static void start_push(repair_pass *p, const push *ps) {
     aq_wr w;
     aq_wr_init(&w);
     aq_chunk_digest d = aq_chunk_ref_digest(ref);
-    aq_put_req_head(&w, AQ_PUT_REPLICA, aq_chunk_ref_kind(ref), k->key, k->klen,
-                    (aq_node_digest){d.hi, d.lo});
+    aq_put_req_head_v(&w, AQ_PUT_REPLICA, aq_chunk_ref_kind(ref), k->key, k->klen,
+                      (aq_node_digest){d.hi, d.lo}, aq_chunk_ref_version(ref));
     aq_wr_bytes(&w, aq_chunk_ref_data(ref), aq_chunk_ref_len(ref));
     aq_chunk_ref_release(ref);
     if (!w.ok) {
@@ -198,7 +220,7 @@ static void send_offer(repair_pass *p, uint32_t target, const uint32_t *idx, uin
     aq_offer_req_head(&w, count);
     for (uint32_t i = 0; i < count; i++) {
         rkey *k = &p->keys[idx[i]];
-        aq_offer_req_entry(&w, k->key, k->klen, k->digest);
+        aq_offer_req_entry(&w, k->key, k->klen, k->digest, k->version, k->kind);
     }
     aq_rpc_buf b = {w.p, w.len, free_wr, w.p};
     if (!w.ok || aq_rpc_call(n->rpc, n->members[target].peer, AQ_M_OFFER, b,
@@ -218,6 +240,9 @@ static void repair_start(aq_node *n) {
     if (!p)
         return;
     p->n = n;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->wall_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     if (aq_chunk_iterate(n->store, NULL, 0, snapshot_cb, p) != 0) {
         free(p->keys);
         free(p);
@@ -286,14 +311,21 @@ static void handle_offer(void *ud, aq_rpc_incoming *in) {
         const uint8_t *key;
         size_t klen;
         aq_node_digest d;
-        if (aq_offer_req_next(&rd, &key, &klen, &d) != 0) {
+        uint64_t version;
+        uint8_t kind;
+        if (aq_offer_req_next(&rd, &key, &klen, &d, &version, &kind) != 0) {
             aq_wr_free(&w);
             aq_rpc_respond(in, AQ_EPROTO, none);
             return;
         }
-        uint64_t size;
-        aq_chunk_digest have;
-        if (aq_chunk_stat(n->store, key, klen, &size, &have) == AQ_ENOTFOUND) {
+        /* Wanted when absent here or older here; a newer copy here will be offered back. */
+        aq_chunk_ref *ref;
+        bool want = true;
+        if (aq_chunk_get(n->store, key, klen, &ref) == 0) {
+            want = aq_chunk_ref_version(ref) < version;
+            aq_chunk_ref_release(ref);
+        }
+        if (want) {
             aq_wr_u32(&w, i);
             nwant++;
         }

@@ -163,9 +163,13 @@ Test(proto, random_bytes_never_crash_decoders) {
             for (uint32_t i = 0; i < cnt && aq_list_rep_next(&r, &e) == 0; i++)
                 ;
         }
+        uint64_t ver;
+        uint8_t okind;
         if (aq_offer_req_begin(&r, p, n, &cnt) == 0)
-            for (uint32_t i = 0; i < cnt && aq_offer_req_next(&r, &k, &kl, &d) == 0; i++)
+            for (uint32_t i = 0; i < cnt && aq_offer_req_next(&r, &k, &kl, &d, &ver, &okind) == 0;
+                 i++)
                 ;
+        aq_rm_req_decode(p, n, &f, &k, &kl, &ver);
         aq_heartbeat h;
         aq_heartbeat_decode(p, n, &h);
         aq_status_node sn;
@@ -175,4 +179,44 @@ Test(proto, random_bytes_never_crash_decoders) {
                 ;
         free(p);
     }
+}
+
+/* A coordinator sets the version of a received PUT in place before forwarding it. */
+Test(proto, put_version_is_set_in_place) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_digest d = {1, 2};
+    aq_put_req_head(&w, 0, AQ_KIND_VALUE, "key", 3, d);
+    aq_wr_bytes(&w, "value", 5);
+    aq_put_req r;
+    cr_assert_eq(aq_put_req_decode(w.p, w.len, &r), 0);
+    cr_expect_eq(r.version, 0);
+    aq_put_req_set_version(w.p, &r, 0x0102030405060708ull);
+    cr_assert_eq(aq_put_req_decode(w.p, w.len, &r), 0);
+    cr_expect_eq(r.version, 0x0102030405060708ull);
+    cr_expect_eq(r.vlen, 5);
+    cr_expect_eq(memcmp(r.value, "value", 5), 0);
+    aq_wr_free(&w);
+}
+
+/* RM: the version is optional on the wire (clients send none), anything else is refused. */
+Test(proto, rm_version_optional) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_key_req_encode(&w, 0, "k", 1);
+    uint8_t f;
+    const uint8_t *k;
+    size_t kl;
+    uint64_t v = 99;
+    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v), 0);
+    cr_expect_eq(v, 0);
+    aq_wr_free(&w);
+    aq_wr_init(&w);
+    aq_rm_req_encode(&w, AQ_PUT_REPLICA, "k", 1, 77);
+    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v), 0);
+    cr_expect_eq(v, 77);
+    cr_expect_eq(f, AQ_PUT_REPLICA);
+    aq_wr_u8(&w, 0);
+    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v), AQ_EPROTO);
+    aq_wr_free(&w);
 }
