@@ -32,20 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-n = int(sys.argv[1]); out = []; keep = []
-while len(out) < n:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-    p = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", p))
-    except OSError:
-        u.close(); continue
-    keep += [u, t]; out.append(p)
-print(" ".join(map(str, out)))
-PY
+  python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/free_ports.py" "$1"
 }
 
 read -r -a PORTS <<<"$(free_ports 3)"

@@ -30,20 +30,7 @@ trap it_cleanup EXIT
 
 # it_free_ports N: N distinct ports free for both UDP and TCP on 127.0.0.1.
 it_free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-n = int(sys.argv[1]); out = []; keep = []
-while len(out) < n:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-    p = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", p))
-    except OSError:
-        u.close(); continue
-    keep += [u, t]; out.append(p)
-print(" ".join(map(str, out)))
-PY
+  python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/free_ports.py" "$1"
 }
 
 # it_conf NODES REPLICAS [extra cluster lines] [--persist]: write $CONF for NODES nodes on 127.0.0.1.
