@@ -200,6 +200,10 @@ void cli_kops_run(cli *c, cli_kop **k, size_t n);
  * its metadata last. Returns how many keys could not be removed; *found (if not NULL) how many
  * piece and chunk keys were listed. */
 size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found);
+/* A key operation that sends the frame request q (method) to node i alone, with a hard timeout;
+ * NULL when out of memory. */
+cli_kop *cli_frame_kop(cli *c, uint16_t method, const aq_frame_req *q, size_t i,
+                       uint64_t timeout_ms);
 /* Stores a small value under an internal key through its first live replica. */
 int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen,
                      char *why, size_t cap);

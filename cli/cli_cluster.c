@@ -475,6 +475,13 @@ static bool formed(cli *c, const bool *local, char *why, size_t cap) {
     return true;
 }
 
+/* Which configured nodes live on this host; on failure says why and returns the exit code. */
+static int local_nodes(cli *c, bool *local, size_t *nlocal) {
+    int err = aq_node_config_local_nodes(c->conf, local, nlocal);
+    return err ? cli_fail(c, CLI_ERROR, "cannot list this host's addresses: %s", aq_strerror(err))
+               : 0;
+}
+
 int cli_cmd_up(cli *c) {
     size_t nn = c->conf->nnodes, nlocal = 0;
     bool *local = calloc(nn, sizeof *local);
@@ -485,16 +492,14 @@ int cli_cmd_up(cli *c) {
         rc = cli_fail(c, CLI_ERROR, "out of memory");
         goto out;
     }
-    int err = aq_node_config_local_nodes(c->conf, local, &nlocal);
-    if (err) {
-        rc = cli_fail(c, CLI_ERROR, "cannot list this host's addresses: %s", aq_strerror(err));
+    if ((rc = local_nodes(c, local, &nlocal)) != 0)
         goto out;
-    }
     if (nlocal == 0) {
         rc = cli_fail(c, CLI_ERROR, "no node of %s has its address on this host", c->conf->origin);
         goto out;
     }
-    if ((err = mkdir_p(c->conf->run_dir)) != 0) {
+    int err = mkdir_p(c->conf->run_dir);
+    if (err != 0) {
         rc = cli_fail(c, CLI_ERROR, "cannot create run_dir %s: %s", c->conf->run_dir,
                       strerror(-err));
         goto out;
@@ -612,11 +617,8 @@ int cli_cmd_down(cli *c) {
         rc = cli_fail(c, CLI_ERROR, "out of memory");
         goto out;
     }
-    int err = aq_node_config_local_nodes(c->conf, local, &nlocal);
-    if (err) {
-        rc = cli_fail(c, CLI_ERROR, "cannot list this host's addresses: %s", aq_strerror(err));
+    if ((rc = local_nodes(c, local, &nlocal)) != 0)
         goto out;
-    }
     size_t waiting = 0;
     for (size_t i = 0; i < nn; i++) {
         if (!local[i])

@@ -319,6 +319,25 @@ static size_t rm_list(cli *c, const keylist *l) {
     }
 }
 
+cli_kop *cli_frame_kop(cli *c, uint16_t method, const aq_frame_req *q, size_t i,
+                       uint64_t timeout_ms) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_frame_req_encode(&w, q);
+    cli_kop *k = w.ok ? cli_kop_new(c) : NULL;
+    if (!k) {
+        aq_wr_free(&w);
+        return NULL;
+    }
+    k->method = method;
+    k->req = w.p;
+    k->reqlen = w.len;
+    k->cand[0] = (uint32_t)i;
+    k->ncand = 1;
+    k->timeout_ms = timeout_ms;
+    return k;
+}
+
 size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found) {
     size_t nlen = strlen(name);
     uint8_t prefix[AQ_NODE_KEY_MAX];
@@ -620,20 +639,11 @@ static int summary_round(cli *c, const cli_frame_meta *m, sum_chunk *ch, aq_csv_
             continue;
         aq_frame_req q = {
             (const uint8_t *)m->name, strlen(m->name), NULL, 0, m->ncols, NULL, NULL, 0, n, recs};
-        aq_wr w;
-        aq_wr_init(&w);
-        aq_frame_req_encode(&w, &q);
-        if (!w.ok || !(ks[i] = cli_kop_new(c))) {
-            aq_wr_free(&w);
+        /* The timeout is hard: it also bounds the wait for a dead node. */
+        if (!(ks[i] = cli_frame_kop(c, AQ_M_FRAME_SUMMARY, &q, i, 30000 + (uint64_t)n * 1000))) {
             err = AQ_ENOMEM;
             break;
         }
-        ks[i]->method = AQ_M_FRAME_SUMMARY;
-        ks[i]->req = w.p;
-        ks[i]->reqlen = w.len;
-        ks[i]->cand[0] = (uint32_t)i;
-        ks[i]->ncand = 1;
-        ks[i]->timeout_ms = 30000 + (uint64_t)n * 1000; /* hard: also bounds a dead node's wait */
     }
     free(recs);
     if (!err)

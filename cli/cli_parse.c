@@ -328,20 +328,11 @@ static int node_calls(parse_run *r, uint16_t method, const uint8_t *setup, size_
             continue;
         aq_frame_req q = {
             (const uint8_t *)r->name, r->nlen, setup, slen, ncols, types, blobs, blen, n, recs};
-        aq_wr w;
-        aq_wr_init(&w);
-        aq_frame_req_encode(&w, &q);
-        if (!w.ok || !(ks[i] = cli_kop_new(c))) {
-            aq_wr_free(&w);
+        if (!(ks[i] =
+                  cli_frame_kop(c, method, &q, i, CALL_BASE_MS + (uint64_t)n * CALL_PIECE_MS))) {
             err = AQ_ENOMEM;
             break;
         }
-        ks[i]->method = method;
-        ks[i]->req = w.p;
-        ks[i]->reqlen = w.len;
-        ks[i]->cand[0] = (uint32_t)i;
-        ks[i]->ncand = 1;
-        ks[i]->timeout_ms = CALL_BASE_MS + (uint64_t)n * CALL_PIECE_MS;
     }
     free(recs);
     if (!err)
