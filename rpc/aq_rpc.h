@@ -276,6 +276,9 @@ void aq_rpc_pipe_closed(aq_rpc *rpc, uint64_t conn, int err);
 void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t conn, uint8_t **buf, size_t *len);
 void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t conn, size_t nread);
 void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t conn, void *token, int status);
+/* true when conn is known to the core and identified: one we opened, or an accepted one that has
+ * delivered a valid HELLO. Lets a driver bound how long an unidentified connection may live. */
+bool aq_rpc_pipe_identified(const aq_rpc *rpc, uint64_t conn);
 void aq_rpc_timer_fired(aq_rpc *rpc);
 
 #endif

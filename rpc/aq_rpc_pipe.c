@@ -317,6 +317,11 @@ void aq_rpc_pipe_accepted(aq_rpc *rpc, uint64_t id, const aq_rpc_addr *remote) {
         c->remote = *remote;
 }
 
+bool aq_rpc_pipe_identified(const aq_rpc *rpc, uint64_t id) {
+    const aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
+    return c && (c->outbound || c->hello_seen);
+}
+
 void aq_rpc_pipe_closed(aq_rpc *rpc, uint64_t id, int err) {
     aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
     if (!c || rpc->closing)
