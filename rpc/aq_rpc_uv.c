@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* recvmmsg in libuv 1.44 cuts the receive buffer into 64 KiB slots, one datagram each. */
@@ -20,6 +21,14 @@
 #define BATCH_SLOT      AQ_RPC_DGRAM_MAX
 #define BIND_ATTEMPTS   64
 
+#define HELLO_TIMEOUT_DEFAULT_MS 5000
+#define UNIDENTIFIED_DEFAULT     256
+#define INBOUND_DEFAULT          4096
+#define INBOUND_MIN              16
+/* Closures of misbehaving connections are logged as one summary per window: a flood of them must
+ * not become a flood of log lines. */
+#define REPORT_WINDOW_MS 10000
+
 typedef struct conn conn;
 struct conn {
     uv_tcp_t tcp;
@@ -27,8 +36,14 @@ struct conn {
     aq_rpc_uv *u;
     conn *hnext; /* id hash chain */
     uint64_t id;
+    /* Unidentified accepted connections, oldest first: all share one timeout, so the head always
+     * has the earliest deadline and one timer serves them all. */
+    conn *uprev, *unext;
+    uint64_t hello_by_ms; /* loop time by which a valid HELLO must have arrived */
     bool connected;
     bool closing; /* uv_close called (by the core or after a failure); no more reports */
+    bool inbound; /* accepted, counted in conns_inbound */
+    bool unident; /* on the unidentified list */
 };
 
 typedef struct wreq {
@@ -60,6 +75,8 @@ struct aq_rpc_uv {
     uv_udp_t udp;
     uv_tcp_t listener;
     uv_timer_t timer;
+    uv_timer_t hello_timer;  /* the deadline of the oldest unidentified connection */
+    uv_timer_t report_timer; /* the end of the current log window, when something waits for it */
     uv_idle_t idle;
     uv_check_t flush; /* end of each loop iteration: send the gathered datagrams */
     uint8_t *udp_buf;
@@ -83,6 +100,12 @@ struct aq_rpc_uv {
     aq_rpc_log_fn log;
     void *log_ud;
     aq_rpc_uv_stats st;
+    conn *un_head, *un_tail;
+    uint64_t hello_timeout_ms;
+    uint32_t unident_max, inbound_max;
+    bool report_armed, reported_once;
+    uint64_t reported_at;                            /* loop time of the last summary */
+    uint64_t rep_timeouts, rep_evicted, rep_refused; /* counters at the last summary */
 };
 
 static void logf_(aq_rpc_uv *u, int level, const char *fmt, ...)
@@ -192,13 +215,35 @@ static void conn_closed(uv_handle_t *h) {
     maybe_finish(u);
 }
 
+static void unident_unlink(aq_rpc_uv *u, conn *c) {
+    if (!c->unident)
+        return;
+    c->unident = false;
+    if (c->uprev)
+        c->uprev->unext = c->unext;
+    else
+        u->un_head = c->unext;
+    if (c->unext)
+        c->unext->uprev = c->uprev;
+    else
+        u->un_tail = c->uprev;
+    c->uprev = c->unext = NULL;
+    u->st.conns_unidentified--;
+}
+
 /* Stops all reports for c and closes it; libuv cancels its queued writes (their callbacks still
  * report pipe_written) before conn_closed frees it. */
 static void conn_begin_close(conn *c) {
     if (c->closing)
         return;
+    aq_rpc_uv *u = c->u;
     c->closing = true;
-    conn_remove(c->u, c);
+    conn_remove(u, c);
+    unident_unlink(u, c);
+    if (c->inbound) {
+        c->inbound = false;
+        u->st.conns_inbound--; /* uv_close releases the descriptor now, not in conn_closed */
+    }
     uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }
 
@@ -301,6 +346,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     if (nread >= 0) {
         aq_rpc_pipe_input(u->core, c->id, (size_t)nread);
+        if (c->unident && !c->closing && live(u) && aq_rpc_pipe_identified(u->core, c->id))
+            unident_unlink(u, c);
         return;
     }
     if (nread == UV_ENOBUFS && (!buf->base || buf->len == 0))
@@ -626,6 +673,75 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     aq_rpc_input_dgram(u->core, &from, (const uint8_t *)buf->base, (size_t)nread);
 }
 
+/* ---- bounds on inbound connections ---- */
+
+static void report(aq_rpc_uv *u) {
+    uint64_t t = u->st.hello_timeouts - u->rep_timeouts;
+    uint64_t e = u->st.hello_evicted - u->rep_evicted;
+    uint64_t r = u->st.conns_refused - u->rep_refused;
+    u->rep_timeouts = u->st.hello_timeouts;
+    u->rep_evicted = u->st.hello_evicted;
+    u->rep_refused = u->st.conns_refused;
+    u->reported_at = uv_now(u->loop);
+    u->reported_once = true;
+    if (!t && !e && !r)
+        return;
+    logf_(u, 1,
+          "rpc: closed inbound connections: %llu sent no valid HELLO within %llu ms, %llu evicted "
+          "over %u unidentified, %llu refused over %u open (summary every %d s at most)",
+          (unsigned long long)t, (unsigned long long)u->hello_timeout_ms, (unsigned long long)e,
+          u->unident_max, (unsigned long long)r, u->inbound_max, REPORT_WINDOW_MS / 1000);
+}
+
+static void report_cb(uv_timer_t *t) {
+    aq_rpc_uv *u = t->data;
+    u->report_armed = false;
+    if (!u->closing)
+        report(u);
+}
+
+/* A connection was closed for breaking a bound: log now if the window allows, else once at its
+ * end for everything that happened meanwhile. */
+static void note_closure(aq_rpc_uv *u) {
+    if (u->report_armed || u->closing)
+        return;
+    uint64_t now = uv_now(u->loop);
+    if (!u->reported_once || now - u->reported_at >= REPORT_WINDOW_MS) {
+        report(u);
+        return;
+    }
+    uv_timer_start(&u->report_timer, report_cb, u->reported_at + REPORT_WINDOW_MS - now, 0);
+    u->report_armed = true;
+}
+
+static void hello_cb(uv_timer_t *t);
+
+static void hello_arm(aq_rpc_uv *u) {
+    if (!u->un_head || u->closing) {
+        uv_timer_stop(&u->hello_timer);
+        return;
+    }
+    uint64_t now = uv_now(u->loop), at = u->un_head->hello_by_ms;
+    uv_timer_start(&u->hello_timer, hello_cb, at > now ? at - now : 0, 0);
+}
+
+static void hello_cb(uv_timer_t *t) {
+    aq_rpc_uv *u = t->data;
+    if (!live(u))
+        return;
+    uint64_t now = uv_now(u->loop);
+    bool any = false;
+    /* conn_fail unlinks the head; the core may close others meanwhile, so re-read it each time. */
+    while (u->un_head && u->un_head->hello_by_ms <= now) {
+        u->st.hello_timeouts++;
+        any = true;
+        conn_fail(u->un_head, AQ_ETIMEDOUT);
+    }
+    if (any)
+        note_closure(u);
+    hello_arm(u);
+}
+
 /* ---- accepting ---- */
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -646,6 +762,15 @@ static void on_connection(uv_stream_t *server, int status) {
     u->handles_open++;
     u->st.conns_open++;
     int r = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (r == 0 && u->st.conns_inbound >= u->inbound_max) {
+        /* Taken off the backlog and closed: left there, it would hold a kernel slot and make
+         * every later connection wait behind it. */
+        u->st.conns_refused++;
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, conn_closed);
+        note_closure(u);
+        return;
+    }
     aq_rpc_addr remote;
     memset(&remote, 0, sizeof remote);
     int alen = sizeof remote.ss;
@@ -671,6 +796,24 @@ static void on_connection(uv_stream_t *server, int status) {
         uv_close((uv_handle_t *)&c->tcp, conn_closed);
         return;
     }
+    if (u->un_head && u->st.conns_unidentified >= u->unident_max) {
+        u->st.hello_evicted++;
+        conn_fail(u->un_head, AQ_ELIMIT);
+        note_closure(u);
+    }
+    c->inbound = true;
+    u->st.conns_inbound++;
+    c->unident = true;
+    c->hello_by_ms = uv_now(u->loop) + u->hello_timeout_ms;
+    c->uprev = u->un_tail;
+    if (u->un_tail)
+        u->un_tail->unext = c;
+    else
+        u->un_head = c;
+    u->un_tail = c;
+    u->st.conns_unidentified++;
+    if (u->un_head == c)
+        hello_arm(u);
     aq_rpc_pipe_accepted(u->core, c->id, &remote);
 }
 
@@ -746,6 +889,16 @@ static void ignore_sigpipe(void) {
     }
 }
 
+/* Half the descriptors this process may open, so that a full house of inbound connections still
+ * leaves the node room for its files, outbound pipes and clients. */
+static uint32_t default_inbound_max(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur / 2 >= INBOUND_DEFAULT)
+        return INBOUND_DEFAULT;
+    return rl.rlim_cur / 2 > INBOUND_MIN ? (uint32_t)(rl.rlim_cur / 2) : INBOUND_MIN;
+}
+
 /* Used by open's failure paths and by aq_rpc_uv_close: closes whatever exists. */
 static void close_all(aq_rpc_uv *u) {
     u->closing = true;
@@ -755,8 +908,9 @@ static void close_all(aq_rpc_uv *u) {
                 conn_begin_close(u->buckets[i]);
         }
     }
-    uv_handle_t *hs[] = {(uv_handle_t *)&u->udp, (uv_handle_t *)&u->listener,
-                         (uv_handle_t *)&u->timer, (uv_handle_t *)&u->idle,
+    uv_handle_t *hs[] = {(uv_handle_t *)&u->udp,          (uv_handle_t *)&u->listener,
+                         (uv_handle_t *)&u->timer,        (uv_handle_t *)&u->hello_timer,
+                         (uv_handle_t *)&u->report_timer, (uv_handle_t *)&u->idle,
                          (uv_handle_t *)&u->flush};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         if (hs[i]->data == u && !uv_is_closing(hs[i]))
@@ -798,6 +952,11 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     u->tcp_sndbuf = o.tcp_sndbuf;
     u->log = cfg->log;
     u->log_ud = cfg->log_ud;
+    u->hello_timeout_ms = o.hello_timeout_ms ? o.hello_timeout_ms : HELLO_TIMEOUT_DEFAULT_MS;
+    u->inbound_max = o.conns_inbound_max ? o.conns_inbound_max : default_inbound_max();
+    u->unident_max = o.conns_unidentified_max ? o.conns_unidentified_max : UNIDENTIFIED_DEFAULT;
+    if (u->unident_max > u->inbound_max)
+        u->unident_max = u->inbound_max;
 
     int ufd = -1, tfd = -1;
     r = bind_pair(&addr, backlog, o.tcp_defer_accept_s, &ufd, &tfd);
@@ -817,6 +976,12 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     /* From here every failure goes through close_all, which frees u once libuv is done. */
     uv_timer_init(loop, &u->timer);
     u->timer.data = u;
+    u->handles_open++;
+    uv_timer_init(loop, &u->hello_timer);
+    u->hello_timer.data = u;
+    u->handles_open++;
+    uv_timer_init(loop, &u->report_timer);
+    u->report_timer.data = u;
     u->handles_open++;
     uv_idle_init(loop, &u->idle);
     u->idle.data = u;

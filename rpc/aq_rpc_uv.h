@@ -40,6 +40,17 @@ typedef struct aq_rpc_uv_opts {
     /* TCP_DEFER_ACCEPT seconds on the listener (0: off): the kernel completes a connection only
      * when its first data arrives, as web servers often configure it. */
     int tcp_defer_accept_s;
+    /* Bounds on inbound connections, so that silent or slow peers cannot hold this endpoint's
+     * file descriptors and memory. A connection is unidentified from accept until the core reports
+     * a valid HELLO on it (aq_rpc_pipe_identified). 0 picks the default shown. */
+    uint64_t hello_timeout_ms; /* an unidentified connection is closed after this long: 5000 */
+    /* Unidentified connections at most: 256. A new one over the bound closes the oldest one, so
+     * a flood of silent connections cannot keep a real peer from opening its pipe. */
+    uint32_t conns_unidentified_max;
+    /* Inbound connections at most: 4096, or half of RLIMIT_NOFILE when that is lower. A new one
+     * over the bound is accepted and closed at once (so it does not sit in the kernel's backlog).
+     */
+    uint32_t conns_inbound_max;
 } aq_rpc_uv_opts;
 
 /* Binds the sockets, sets cfg->self to the bound address and creates the core with this driver as
@@ -69,6 +80,11 @@ typedef struct aq_rpc_uv_stats {
     uint64_t conns_accepted, conns_opened, conns_failed;
     uint64_t conns_open; /* TCP connections open now */
     uint64_t accept_errors;
+    uint64_t conns_inbound;      /* accepted connections open now */
+    uint64_t conns_unidentified; /* of those, the ones without a valid HELLO yet */
+    uint64_t conns_refused;      /* closed at accept: conns_inbound_max reached */
+    uint64_t hello_timeouts;     /* closed: no valid HELLO within hello_timeout_ms */
+    uint64_t hello_evicted;      /* closed unidentified to make room for a newer one */
 } aq_rpc_uv_stats;
 
 void aq_rpc_uv_stats_get(const aq_rpc_uv *u, aq_rpc_uv_stats *out);

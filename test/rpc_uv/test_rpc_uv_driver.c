@@ -33,7 +33,16 @@ struct aq_rpc {
     uint8_t dgram[2048];
     size_t dgram_len;
     uint64_t timer_at;
+    /* Bytes delivered per connection: this core calls a connection identified (as if it had sent
+     * a valid HELLO) once it has delivered IDENT_BYTES. */
+    struct {
+        uint64_t conn;
+        size_t bytes;
+    } per[64];
+    int nper;
 };
+
+#define IDENT_BYTES 5
 
 /* ---- the recording core ---- */
 
@@ -102,9 +111,25 @@ void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t conn, uint8_t **buf, size_t *len
     *buf = rpc->rx + rpc->rx_len;
     *len = rpc->chunk; /* small on purpose: many reads per message */
 }
+static size_t *conn_bytes(aq_rpc *rpc, uint64_t conn) {
+    for (int i = 0; i < rpc->nper; i++)
+        if (rpc->per[i].conn == conn)
+            return &rpc->per[i].bytes;
+    cr_assert_lt(rpc->nper, 64);
+    rpc->per[rpc->nper].conn = conn;
+    rpc->per[rpc->nper].bytes = 0;
+    return &rpc->per[rpc->nper++].bytes;
+}
 void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t conn, size_t nread) {
     cr_assert_leq(nread, rpc->chunk);
     rpc->rx_len += nread;
+    *conn_bytes(rpc, conn) += nread;
+}
+bool aq_rpc_pipe_identified(const aq_rpc *rpc, uint64_t conn) {
+    for (int i = 0; i < rpc->nper; i++)
+        if (rpc->per[i].conn == conn)
+            return rpc->per[i].bytes >= IDENT_BYTES;
+    return false;
 }
 void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t conn, void *token, int status) {
     record(rpc, (ev){.kind = 'w', .conn = conn, .token = token, .status = status});
@@ -141,16 +166,52 @@ static const ev *find(aq_rpc *r, char kind) {
         cr_assert((cond), "timed out waiting for " #cond);                                         \
     } while (0)
 
-static aq_rpc_uv *open_one(uv_loop_t *loop, aq_rpc **core) {
+static aq_rpc_uv *open_with(uv_loop_t *loop, aq_rpc **core, const aq_rpc_uv_opts *o) {
     aq_rpc_config cfg;
     memset(&cfg, 0, sizeof cfg);
     aq_rpc_uv *u = NULL;
-    int r = aq_rpc_uv_open(loop, &cfg, NULL, &u);
+    int r = aq_rpc_uv_open(loop, &cfg, o, &u);
     cr_assert_eq(r, 0, "open: %s", aq_strerror(r));
     cr_assert_neq(aq_rpc_addr_port(&cfg.self), 0);
     cr_assert_eq(aq_rpc_addr_port(&cfg.self), aq_rpc_addr_port(aq_rpc_uv_self(u)));
     *core = aq_rpc_uv_core(u);
     return u;
+}
+
+static aq_rpc_uv *open_one(uv_loop_t *loop, aq_rpc **core) {
+    return open_with(loop, core, NULL);
+}
+
+/* A plain blocking client socket connected to the driver's port. */
+static int raw_connect(aq_rpc_uv *u) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(s, 0);
+    const aq_rpc_addr *a = aq_rpc_uv_self(u);
+    cr_assert_eq(connect(s, (const struct sockaddr *)&a->ss, sizeof(struct sockaddr_in)), 0,
+                 "connect: %s", strerror(errno));
+    return s;
+}
+
+/* true when the driver has closed s: a read returns EOF or a reset, not "nothing yet". */
+static bool closed_by_driver(int s) {
+    char b[16];
+    ssize_t k = recv(s, b, sizeof b, MSG_DONTWAIT);
+    return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static aq_rpc_uv_stats stats(aq_rpc_uv *u) {
+    aq_rpc_uv_stats st;
+    aq_rpc_uv_stats_get(u, &st);
+    return st;
+}
+
+/* Runs the loop for about ms milliseconds. */
+static void run_for(uv_loop_t *loop, int ms) {
+    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000;
+    while (uv_hrtime() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(500);
+    }
 }
 
 static void io_write(aq_rpc *r, uint64_t conn, const struct iovec *iov, int n, void *token) {
@@ -393,4 +454,100 @@ Test(rpc_uv_driver, a_peer_reset_cannot_kill_the_process_with_sigpipe) {
     RUN_UNTIL(&loop, count(ca, 'w') == 8);
     cr_assert_eq(count(ca, 'x'), 1, "the broken pipe is reported once");
     close_all(&loop, a, b);
+}
+
+Test(rpc_uv_driver, a_connection_without_hello_is_closed_at_the_deadline_and_reported_once) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc *ca;
+    aq_rpc_uv_opts o = {.hello_timeout_ms = 200};
+    aq_rpc_uv *a = open_with(&loop, &ca, &o);
+    int silent = raw_connect(a), loris = raw_connect(a), good = raw_connect(a);
+    RUN_UNTIL(&loop, count(ca, 'a') == 3);
+    cr_assert_eq(send(good, "HELLO", IDENT_BYTES, 0), IDENT_BYTES);
+    cr_assert_eq(send(loris, "H", 1, 0), 1); /* a start, never finished */
+    RUN_UNTIL(&loop, stats(a).conns_unidentified == 2);
+    RUN_UNTIL(&loop, closed_by_driver(silent) && closed_by_driver(loris));
+    cr_assert_eq(count(ca, 'x'), 2, "each closed connection is reported to the core once");
+    for (int i = 0; i < ca->nev; i++)
+        if (ca->evs[i].kind == 'x')
+            cr_assert_eq(ca->evs[i].status, AQ_ETIMEDOUT);
+    /* Identified: it outlives the deadline many times over and still carries bytes. */
+    run_for(&loop, 600);
+    cr_assert(!closed_by_driver(good));
+    size_t before = ca->rx_len;
+    cr_assert_eq(send(good, "more", 4, 0), 4);
+    RUN_UNTIL(&loop, ca->rx_len == before + 4);
+    aq_rpc_uv_stats st = stats(a);
+    cr_assert_eq(st.hello_timeouts, 2);
+    cr_assert_eq(st.conns_inbound, 1);
+    cr_assert_eq(st.conns_unidentified, 0);
+    cr_assert_eq(st.conns_refused + st.hello_evicted, 0);
+    close(silent);
+    close(loris);
+    close(good);
+    close_all(&loop, a, NULL);
+}
+
+Test(rpc_uv_driver, over_the_unidentified_bound_the_oldest_is_closed_and_a_real_peer_gets_in) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc *ca;
+    aq_rpc_uv_opts o = {.hello_timeout_ms = 60000, .conns_unidentified_max = 4};
+    aq_rpc_uv *a = open_with(&loop, &ca, &o);
+    int s[6];
+    for (int i = 0; i < 6; i++) {
+        s[i] = raw_connect(a);
+        RUN_UNTIL(&loop, count(ca, 'a') == i + 1); /* accepted in this order */
+    }
+    RUN_UNTIL(&loop, closed_by_driver(s[0]) && closed_by_driver(s[1]));
+    for (int i = 2; i < 6; i++)
+        cr_assert(!closed_by_driver(s[i]), "connection %d closed, only the oldest two should be",
+                  i);
+    cr_assert_eq(stats(a).hello_evicted, 2);
+    cr_assert_eq(stats(a).conns_unidentified, 4);
+    /* The slots are full of silent connections; a peer that says HELLO at once still gets in
+     * (evicting s[2]) and stays in once identified. */
+    int good = raw_connect(a);
+    cr_assert_eq(send(good, "HELLO", IDENT_BYTES, 0), IDENT_BYTES);
+    RUN_UNTIL(&loop, count(ca, 'a') == 7 && stats(a).conns_unidentified == 3 &&
+                         stats(a).conns_inbound == 4);
+    cr_assert(!closed_by_driver(good));
+    cr_assert(closed_by_driver(s[2]), "the oldest silent one made room");
+    for (int i = 0; i < 6; i++)
+        close(s[i]);
+    close(good);
+    close_all(&loop, a, NULL);
+}
+
+Test(rpc_uv_driver, over_the_inbound_bound_a_new_connection_is_refused_at_once) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc *ca;
+    aq_rpc_uv_opts o = {.conns_inbound_max = 3};
+    aq_rpc_uv *a = open_with(&loop, &ca, &o);
+    int s[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = raw_connect(a);
+        cr_assert_eq(send(s[i], "HELLO", IDENT_BYTES, 0), IDENT_BYTES);
+    }
+    RUN_UNTIL(&loop, count(ca, 'a') == 3 && stats(a).conns_unidentified == 0);
+    int extra = raw_connect(a);
+    RUN_UNTIL(&loop, closed_by_driver(extra));
+    cr_assert_eq(count(ca, 'a'), 3, "the core never heard of the refused connection");
+    cr_assert_eq(stats(a).conns_refused, 1);
+    for (int i = 0; i < 3; i++)
+        cr_assert(!closed_by_driver(s[i]));
+    /* Room again once one leaves. */
+    close(s[0]);
+    RUN_UNTIL(&loop, stats(a).conns_inbound == 2);
+    int again = raw_connect(a);
+    RUN_UNTIL(&loop, count(ca, 'a') == 4);
+    cr_assert(!closed_by_driver(again));
+    cr_assert_eq(stats(a).conns_refused, 1);
+    close(extra);
+    close(again);
+    close(s[1]);
+    close(s[2]);
+    close_all(&loop, a, NULL);
 }
