@@ -91,6 +91,10 @@ size_t cli_print_status(cli *c, FILE *f) {
             json_u64(f, "auth_failures", sn.dropped_auth, true);
             json_u64(f, "handled_total", sn.handled_total, true);
             json_u64(f, "handled_client", sn.handled_client, true);
+            json_u64(f, "conns_inbound", sn.conns_inbound, true);
+            json_u64(f, "conns_refused", sn.conns_refused, true);
+            json_u64(f, "hello_timeouts", sn.hello_timeouts, true);
+            json_u64(f, "hello_evicted", sn.hello_evicted, true);
             fputs(", \"peers\": [", f);
             for (uint32_t j = 0; j < sn.npeers; j++) {
                 aq_status_peer sp;

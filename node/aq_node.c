@@ -165,6 +165,7 @@ static void open_after(uv_work_t *w, int status) {
     aq_rpc_uv_opts uo;
     memset(&uo, 0, sizeof uo);
     uo.bind = me->address;
+    uo.hello_timeout_ms = n->cfg->hello_timeout_ms;
     err = aq_rpc_uv_open(n->loop, &rc, &uo, &n->uv);
     aq_node_secret_free(secret, secret_len); /* rpc keeps only the key derived from it */
     if (err) {

@@ -14,14 +14,17 @@
 #include <string.h>
 #include <strings.h>
 
-#define DEFAULT_MEMORY_MAX   (1ull << 30)
-#define DEFAULT_REPLICAS     1u
-#define DEFAULT_RUN_DIR      "/tmp/aquifer"
-#define DEFAULT_REPAIR_AFTER 60000ull
-#define DEFAULT_HEARTBEAT    500ull
-#define DEFAULT_CALL_TIMEOUT 10000ull
+#define DEFAULT_MEMORY_MAX    (1ull << 30)
+#define DEFAULT_REPLICAS      1u
+#define DEFAULT_RUN_DIR       "/tmp/aquifer"
+#define DEFAULT_REPAIR_AFTER  60000ull
+#define DEFAULT_HEARTBEAT     500ull
+#define DEFAULT_CALL_TIMEOUT  10000ull
+#define DEFAULT_HELLO_TIMEOUT 5000ull
 /* Below this the heartbeats alone would keep a loop thread busy. */
 #define MIN_HEARTBEAT_MS 10ull
+/* Below this a peer across a slow or lossy link could not get its HELLO in. */
+#define MIN_HELLO_TIMEOUT_MS 100ull
 
 /* cluster.example.conf is this text byte for byte; a test keeps the two from drifting. */
 static const char default_text[] =
@@ -62,6 +65,10 @@ static const char default_text[] =
     "heartbeat = 500ms\n"
     "; How long a call between nodes may take before it fails. Default 10s.\n"
     "call_timeout = 10s\n"
+    "; A connection that has not introduced itself (a valid HELLO) within this long\n"
+    "; is closed, so silent or slow connections cannot hold a node's resources.\n"
+    "; Default 5s, at least 100ms.\n"
+    "hello_timeout = 5s\n"
     "; File with the cluster secret: every packet and frame is then authenticated.\n"
     "; Optional; default none (no authentication).\n"
     ";secret_file = /etc/aquifer/secret\n"
@@ -324,16 +331,17 @@ enum cluster_key {
     CK_REPAIR_AFTER,
     CK_HEARTBEAT,
     CK_CALL_TIMEOUT,
+    CK_HELLO_TIMEOUT,
     CK_SECRET_FILE,
     CK_ENCRYPT,
     CK_COUNT
 };
 static const char *const cluster_keys[CK_COUNT] = {
-    "name",      "replicas",     "run_dir",     "repair_after",
-    "heartbeat", "call_timeout", "secret_file", "encrypt",
+    "name",         "replicas",      "run_dir",     "repair_after", "heartbeat",
+    "call_timeout", "hello_timeout", "secret_file", "encrypt",
 };
-static const char cluster_keys_list[] =
-    "name, replicas, run_dir, repair_after, heartbeat, call_timeout, secret_file, encrypt";
+static const char cluster_keys_list[] = "name, replicas, run_dir, repair_after, heartbeat, "
+                                        "call_timeout, hello_timeout, secret_file, encrypt";
 
 enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_COUNT };
 static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max"};
@@ -508,6 +516,9 @@ static void cluster_value(loader *l, enum cluster_key k, const char *value) {
         break;
     case CK_CALL_TIMEOUT:
         set_duration(l, "call_timeout", value, 1, &cfg->call_timeout_ms);
+        break;
+    case CK_HELLO_TIMEOUT:
+        set_duration(l, "hello_timeout", value, MIN_HELLO_TIMEOUT_MS, &cfg->hello_timeout_ms);
         break;
     case CK_ENCRYPT:
         if (aq_node_config_parse_bool(value, &cfg->encrypt))
@@ -854,6 +865,7 @@ static int load(const void *buf, size_t len, const char *origin, const char *bas
     cfg->repair_after_ms = DEFAULT_REPAIR_AFTER;
     cfg->heartbeat_ms = DEFAULT_HEARTBEAT;
     cfg->call_timeout_ms = DEFAULT_CALL_TIMEOUT;
+    cfg->hello_timeout_ms = DEFAULT_HELLO_TIMEOUT;
     cfg->run_dir = strdup(DEFAULT_RUN_DIR);
     cfg->origin = strdup(l.origin);
     if (!cfg->run_dir || !cfg->origin)
@@ -1006,14 +1018,15 @@ char *aq_node_config_to_text(const aq_node_config *cfg) {
     FILE *f = open_memstream(&text, &len);
     if (!f)
         return NULL;
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], h[32];
     format_duration(cfg->repair_after_ms, a, sizeof a);
     format_duration(cfg->heartbeat_ms, b, sizeof b);
     format_duration(cfg->call_timeout_ms, c, sizeof c);
+    format_duration(cfg->hello_timeout_ms, h, sizeof h);
     fprintf(f,
             "[cluster]\nname = %s\nreplicas = %u\nrun_dir = %s\nrepair_after = %s\n"
-            "heartbeat = %s\ncall_timeout = %s\n",
-            cfg->name, cfg->replicas, cfg->run_dir, a, b, c);
+            "heartbeat = %s\ncall_timeout = %s\nhello_timeout = %s\n",
+            cfg->name, cfg->replicas, cfg->run_dir, a, b, c, h);
     if (cfg->secret_file)
         fprintf(f, "secret_file = %s\n", cfg->secret_file);
     fprintf(f, "encrypt = %s\n", cfg->encrypt ? "yes" : "no");

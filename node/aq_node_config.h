@@ -5,10 +5,11 @@
  * is started, with AQ_ECONFIG and one sentence "FILE:LINE: [section] key: what is wrong"; a failed
  * load hands out nothing. Invariants of a loaded config: at least one node; node names, addresses
  * and data_dirs unique; 1 <= replicas <= nnodes; durations within 0..30 days, heartbeat >= 10ms,
- * call_timeout >= 1ms; no wildcard, broadcast or multicast address; encrypt only with a
- * secret_file. Relative paths in a file are resolved against the file's directory (load_file only;
- * strings keep them as written). The config is immutable after loading and owns all its memory.
- * cluster.example.conf in the repository is byte for byte aq_node_config_default_text(). */
+ * call_timeout >= 1ms, hello_timeout >= 100ms; no wildcard, broadcast or multicast address; encrypt
+ * only with a secret_file. Relative paths in a file are resolved against the file's directory
+ * (load_file only; strings keep them as written). The config is immutable after loading and owns
+ * all its memory. cluster.example.conf in the repository is byte for byte
+ * aq_node_config_default_text(). */
 #ifndef AQ_NODE_CONFIG_H
 #define AQ_NODE_CONFIG_H
 
@@ -44,9 +45,10 @@ typedef struct aq_node_config {
     char *secret_file;               /* NULL when not configured */
     bool encrypt;
     uint64_t repair_after_ms;
-    uint64_t heartbeat_ms;    /* > 0 */
-    uint64_t call_timeout_ms; /* > 0 */
-    size_t nnodes;            /* >= 1 */
+    uint64_t heartbeat_ms;     /* > 0 */
+    uint64_t call_timeout_ms;  /* > 0 */
+    uint64_t hello_timeout_ms; /* >= 100: an inbound connection must say HELLO within it */
+    size_t nnodes;             /* >= 1 */
     aq_node_config_node *nodes;
     char *origin; /* the file name (or origin name) it was loaded from */
 } aq_node_config;

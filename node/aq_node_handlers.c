@@ -411,6 +411,12 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     s.authenticated = aq_rpc_authenticated(n->rpc) ? 1 : 0;
     s.handled_total = n->handled_total;
     s.handled_client = n->handled_client;
+    aq_rpc_uv_stats us;
+    aq_rpc_uv_stats_get(n->uv, &us);
+    s.conns_inbound = us.conns_inbound;
+    s.conns_refused = us.conns_refused;
+    s.hello_timeouts = us.hello_timeouts;
+    s.hello_evicted = us.hello_evicted;
     s.npeers = (uint32_t)(n->nmembers - 1);
     aq_wr w;
     aq_wr_init(&w);

@@ -304,6 +304,10 @@ void aq_status_rep_node(aq_wr *w, const aq_status_node *s) {
     aq_wr_u64(w, s->dropped_auth);
     aq_wr_u64(w, s->handled_total);
     aq_wr_u64(w, s->handled_client);
+    aq_wr_u64(w, s->conns_inbound);
+    aq_wr_u64(w, s->conns_refused);
+    aq_wr_u64(w, s->hello_timeouts);
+    aq_wr_u64(w, s->hello_evicted);
     aq_wr_u32(w, s->npeers);
 }
 
@@ -341,6 +345,10 @@ int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s)
     s->dropped_auth = aq_rd_u64(r);
     s->handled_total = aq_rd_u64(r);
     s->handled_client = aq_rd_u64(r);
+    s->conns_inbound = aq_rd_u64(r);
+    s->conns_refused = aq_rd_u64(r);
+    s->hello_timeouts = aq_rd_u64(r);
+    s->hello_evicted = aq_rd_u64(r);
     s->npeers = aq_rd_u32(r);
     return r->ok && s->npeers <= 4096 ? 0 : AQ_EPROTO;
 }

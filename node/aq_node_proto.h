@@ -166,6 +166,8 @@ typedef struct aq_status_node {
      * RM, GET or STAT, not a replica's forward or a repair). A test that counts the calls it made
      * can tell from the latter whether any handler ran twice for one call. */
     uint64_t handled_total, handled_client;
+    /* Inbound connections: open now, and closed for breaking a bound (aq_rpc_uv_stats). */
+    uint64_t conns_inbound, conns_refused, hello_timeouts, hello_evicted;
     uint32_t npeers;
 } aq_status_node;
 typedef struct aq_status_peer {

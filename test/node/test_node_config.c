@@ -83,6 +83,7 @@ Test(config, builtin_default) {
     cr_expect_eq(cfg->repair_after_ms, 60000);
     cr_expect_eq(cfg->heartbeat_ms, 500);
     cr_expect_eq(cfg->call_timeout_ms, 10000);
+    cr_expect_eq(cfg->hello_timeout_ms, 5000);
     cr_expect_null(cfg->secret_file);
     cr_expect_eq(cfg->encrypt, false);
     cr_assert_eq(cfg->nnodes, 3);
@@ -125,6 +126,7 @@ Test(config, defaults) {
     cr_expect_eq(cfg->repair_after_ms, 60000);
     cr_expect_eq(cfg->heartbeat_ms, 500);
     cr_expect_eq(cfg->call_timeout_ms, 10000);
+    cr_expect_eq(cfg->hello_timeout_ms, 5000);
     cr_expect_null(cfg->secret_file);
     cr_expect_eq(cfg->encrypt, false);
     cr_assert_eq(cfg->nnodes, 1);
@@ -147,6 +149,7 @@ static void expect_same(const aq_node_config *a, const aq_node_config *b) {
     cr_expect_eq(a->repair_after_ms, b->repair_after_ms);
     cr_expect_eq(a->heartbeat_ms, b->heartbeat_ms);
     cr_expect_eq(a->call_timeout_ms, b->call_timeout_ms);
+    cr_expect_eq(a->hello_timeout_ms, b->hello_timeout_ms);
     cr_assert_eq(a->nnodes, b->nnodes);
     for (size_t i = 0; i < a->nnodes; i++) {
         const aq_node_config_node *x = &a->nodes[i], *y = &b->nodes[i];
@@ -170,6 +173,7 @@ Test(config, round_trips_through_text) {
                        "repair_after = 1.5m\n"
                        "heartbeat = 250ms\n"
                        "call_timeout = 1.25s\n"
+                       "hello_timeout = 750ms\n"
                        "secret_file = /etc/aq/secret\n"
                        "encrypt = on\n"
                        "[node a]\naddress = 10.0.0.1:7000\nmemory_max = 512MiB\n"
@@ -179,6 +183,7 @@ Test(config, round_trips_through_text) {
     aq_node_config *a = load_ok(text);
     cr_expect_eq(a->repair_after_ms, 90000);
     cr_expect_eq(a->call_timeout_ms, 1250);
+    cr_expect_eq(a->hello_timeout_ms, 750);
     cr_expect_eq(a->encrypt, true);
     cr_expect_str_eq(a->nodes[1].address, "[2001:db8::1]:7000");
     cr_expect_eq(a->nodes[2].memory_max, 3000);
@@ -208,7 +213,7 @@ Test(config, round_trips_through_text) {
 Test(config, unknown_keys) {
     expect_error(HEAD "replica = 2\n" NODE1,
                  "t.conf:3: [cluster] \"replica\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, secret_file, encrypt)");
+                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
     expect_error(HEAD NODE1 "memory = 1GiB\n",
                  "t.conf:5: [node n1] \"memory\": unknown key (known: address, data_dir, "
                  "memory_max)");
@@ -217,7 +222,7 @@ Test(config, unknown_keys) {
                  "NAME])");
     expect_error(HEAD "Name = t\n" NODE1,
                  "t.conf:3: [cluster] \"Name\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, secret_file, encrypt)");
+                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
 }
 
 Test(config, bad_sizes) {
@@ -340,6 +345,11 @@ Test(config, bad_sections_and_lines) {
                  "t.conf:3: [cluster] heartbeat: \"5ms\" is shorter than the minimum 10ms");
     expect_error(HEAD "call_timeout = 0\n" NODE1,
                  "t.conf:3: [cluster] call_timeout: \"0\" is shorter than the minimum 1ms");
+    expect_error(HEAD "hello_timeout = 50ms\n" NODE1,
+                 "t.conf:3: [cluster] hello_timeout: \"50ms\" is shorter than the minimum 100ms");
+    expect_error(HEAD "hello_timeout = soon\n" NODE1,
+                 "t.conf:3: [cluster] hello_timeout: \"soon\" is not a duration (use e.g. 500ms, "
+                 "1.5s, 2m or 1h; whole milliseconds)");
     expect_error(HEAD "repair_after = 1d\n" NODE1,
                  "t.conf:3: [cluster] repair_after: \"1d\" is not a duration (use e.g. 500ms, "
                  "1.5s, 2m or 1h; whole milliseconds)");
@@ -458,7 +468,7 @@ Test(config, crlf_line_endings) {
     /* Line numbers stay right with CRLF. */
     expect_error("[cluster]\r\nname = t\r\n\r\nbogus = 1\r\n",
                  "t.conf:4: [cluster] \"bogus\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, secret_file, encrypt)");
+                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
     free(crlf);
 }
 
