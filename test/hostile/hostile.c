@@ -12,8 +12,12 @@
  *                   the REPLY and PENDING datagrams that came back
  *   calls N         N distinct valid GET calls over UDP whose replies are never acknowledged
  *   partials N      one pipe opening N partial 1 MiB calls (headers only, distinct tasks)
- *   idle N SECONDS  N connections that send nothing, held SECONDS
- *   loris SECONDS   a connection sending a HELLO and a frame header one byte a second
+ *   idle N SECONDS  N connections that send nothing, held SECONDS; prints how many the node
+ *                   closed
+ *   siege N SECONDS N connections that send nothing, each reopened as soon as the node closes it,
+ *                   for SECONDS; prints how many the node closed
+ *   loris SECONDS   a connection sending a HELLO and a frame header one byte a second, for at
+ *                   most SECONDS; prints whether and after how long the node closed it
  *   churn N         N connections opened and dropped at once (every other one with a reset)
  * Exit status 0 when everything could be sent (what the node did is for the caller to check), 1
  * on a local error, 2 on bad usage. */
@@ -322,19 +326,65 @@ static int do_idle(const ctx *c, long n, long secs) {
     return 0;
 }
 
+static long ms_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+static int do_siege(const ctx *c, long n, long secs) {
+    struct pollfd *p = calloc((size_t)n, sizeof *p);
+    if (!p)
+        die("calloc");
+    for (long i = 0; i < n; i++)
+        p[i] = (struct pollfd){tcp_conn(c), POLLIN, 0};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long closed = 0;
+    while (ms_since(&t0) < secs * 1000) {
+        if (poll(p, (nfds_t)n, 100) <= 0)
+            continue;
+        for (long i = 0; i < n; i++) {
+            if (!p[i].revents)
+                continue;
+            uint8_t b[64];
+            ssize_t k = recv(p[i].fd, b, sizeof b, MSG_DONTWAIT);
+            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                closed++;
+                close(p[i].fd);
+                p[i].fd = tcp_conn(c);
+            }
+            p[i].revents = 0;
+        }
+    }
+    for (long i = 0; i < n; i++)
+        close(p[i].fd);
+    free(p);
+    printf("siege: kept %ld silent connections open for %ld s; %ld closed by the node\n", n, secs,
+           closed);
+    return 0;
+}
+
 static int do_loris(const ctx *c, long secs) {
     uint8_t b[256];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int t = tcp_conn(c);
     size_t len = hello(c, b, c->cluster, t);
     len += get_call(c, b + len, c->cluster, 1) - 15; /* a header and part of its payload */
-    long i = 0;
-    for (; i < secs && (size_t)i < len; i++) {
-        tcp_send(t, b + i, 1);
-        if (closed_by_peer(t, 1000))
-            break;
+    long sent = 0;
+    int gone = 0;
+    while (!gone && sent < secs && (size_t)sent < len) {
+        tcp_send(t, b + sent, 1);
+        sent++;
+        gone = closed_by_peer(t, 1000);
     }
+    long ms = ms_since(&t0);
     close(t);
-    printf("loris: sent %ld bytes, one a second\n", i);
+    if (gone)
+        printf("loris: sent %ld bytes, one a second; closed by the node after %ld ms\n", sent, ms);
+    else
+        printf("loris: sent %ld bytes, one a second; still open after %ld ms\n", sent, ms);
     return 0;
 }
 
@@ -385,6 +435,8 @@ int main(int argc, char **argv) {
         return do_partials(&c, n);
     if (!strcmp(m, "idle"))
         return do_idle(&c, n, secs);
+    if (!strcmp(m, "siege"))
+        return do_siege(&c, n, secs);
     if (!strcmp(m, "loris"))
         return do_loris(&c, argc > 4 ? n : 10);
     if (!strcmp(m, "churn"))
