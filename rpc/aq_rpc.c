@@ -109,29 +109,44 @@ static void fill_hdr(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_hdr *h, uint8_t kind, u
     h->status = status;
 }
 
+bool aq_rpc_frame_encrypts(const aq_rpc *rpc, uint8_t kind) {
+    return rpc->cfg.encrypt && (kind == AQ_RPC_K_CALL || kind == AQ_RPC_K_REPLY);
+}
+
 int aq_rpc_frame(aq_rpc *rpc, aq_rpc_hdr *h, const void *frag, uint8_t hb[AQ_RPC_HDR_LEN],
-                 uint8_t tag[AQ_RPC_MAC_LEN], struct iovec iov[3]) {
+                 uint8_t tag[AQ_RPC_MAC_LEN], uint8_t *ct, struct iovec iov[3]) {
     int n = 0;
-    if (rpc->auth.on)
+    const void *body = frag;
+    if (rpc->auth.on) {
+        /* A fresh counter per packet, retransmits included: the header, hence the one-time key
+         * or nonce, never repeats within this incarnation. */
         h->flags |= AQ_RPC_FLAG_MAC;
+        h->checksum = ++rpc->pkt_ctr;
+        if (aq_rpc_frame_encrypts(rpc, h->kind))
+            h->flags |= AQ_RPC_FLAG_ENC;
+    }
     aq_rpc_hdr_encode(h, frag, hb);
     iov[n++] = (struct iovec){hb, AQ_RPC_HDR_LEN};
-    if (rpc->auth.on) {
+    if (h->flags & AQ_RPC_FLAG_ENC) {
+        aq_rpc_auth_seal(&rpc->auth, hb, frag, h->frag_len, ct, tag);
+        body = ct;
+        iov[n++] = (struct iovec){tag, AQ_RPC_MAC_LEN};
+    } else if (rpc->auth.on) {
         aq_rpc_auth_tag(&rpc->auth, hb, frag, h->frag_len, tag);
         iov[n++] = (struct iovec){tag, AQ_RPC_MAC_LEN};
     }
     if (h->frag_len)
-        iov[n++] = (struct iovec){(void *)frag, h->frag_len};
+        iov[n++] = (struct iovec){(void *)body, h->frag_len};
     return n;
 }
 
 static void send_dgram(aq_rpc *rpc, aq_rpc_peer *p, uint8_t kind, uint64_t task, uint16_t method,
                        int32_t status, const void *data, size_t len) {
     aq_rpc_hdr h;
-    uint8_t hb[AQ_RPC_HDR_LEN], tag[AQ_RPC_MAC_LEN];
+    uint8_t hb[AQ_RPC_HDR_LEN], tag[AQ_RPC_MAC_LEN], ct[AQ_RPC_DGRAM_MAX];
     struct iovec iov[3];
     fill_hdr(rpc, p, &h, kind, task, method, status, (uint32_t)len);
-    int n = aq_rpc_frame(rpc, &h, data, hb, tag, iov);
+    int n = aq_rpc_frame(rpc, &h, data, hb, tag, ct, iov);
     p->st.bytes_out += AQ_RPC_HDR_LEN + (rpc->auth.on ? AQ_RPC_MAC_LEN : 0) + len;
     rpc->io.send_dgram(rpc->io_ctx, &p->addr, iov, n);
 }
@@ -281,6 +296,10 @@ int aq_rpc_new(const aq_rpc_config *cfg, const aq_rpc_io *io, void *io_ctx, aq_r
         free(rpc);
         return AQ_EINVAL;
     }
+    if (cfg->encrypt && !cfg->secret) { /* no key to encrypt with: never send plain text instead */
+        free(rpc);
+        return AQ_EINVAL;
+    }
     rpc->cfg.secret = NULL;
     rpc->cfg.secret_len = 0;
     int aerr = aq_rpc_auth_init(&rpc->auth, cfg->secret, cfg->secret_len, cfg->cluster_id);
@@ -324,6 +343,10 @@ uint64_t aq_rpc_incarnation(const aq_rpc *rpc) {
 
 bool aq_rpc_authenticated(const aq_rpc *rpc) {
     return rpc->auth.on;
+}
+
+bool aq_rpc_encrypted(const aq_rpc *rpc) {
+    return rpc->auth.on && rpc->cfg.encrypt;
 }
 
 void aq_rpc_stats_get(const aq_rpc *rpc, aq_rpc_stats *out) {
@@ -1365,9 +1388,16 @@ void aq_rpc_input_dgram(aq_rpc *rpc, const aq_rpc_addr *from, const uint8_t *dat
         aq_rpc_settle(rpc);
         return;
     }
-    bool mac = h.flags & AQ_RPC_FLAG_MAC;
-    if (mac != rpc->auth.on || (mac && !aq_rpc_auth_verify(&rpc->auth, data, payload, h.frag_len,
-                                                           data + AQ_RPC_HDR_LEN))) {
+    bool mac = h.flags & AQ_RPC_FLAG_MAC, good = mac == rpc->auth.on;
+    if (good && (h.flags & AQ_RPC_FLAG_ENC)) {
+        /* Verified before decrypting; the plain text goes to our buffer, never the driver's. */
+        good = aq_rpc_auth_open(&rpc->auth, data, payload, h.frag_len, data + AQ_RPC_HDR_LEN,
+                                rpc->plain);
+        payload = rpc->plain;
+    } else if (good && mac) {
+        good = aq_rpc_auth_verify(&rpc->auth, data, payload, h.frag_len, data + AQ_RPC_HDR_LEN);
+    }
+    if (!good) {
         aq_rpc_auth_failed(rpc, from, &h);
         aq_rpc_settle(rpc);
         return;

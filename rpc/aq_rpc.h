@@ -197,6 +197,11 @@ typedef struct aq_rpc_config {
      * secret at the first notice. */
     const void *secret;
     size_t secret_len;
+    /* With a secret: also encrypt the payload of every CALL and REPLY this endpoint sends
+     * (XChaCha20-Poly1305; headers stay readable). Without a secret aq_rpc_new fails (AQ_EINVAL).
+     * Encrypted input is decrypted either way: each side encrypts what it sends per its own
+     * setting. */
+    bool encrypt;
     aq_rpc_log_fn log;
     void *log_ud;
 } aq_rpc_config;
@@ -214,6 +219,8 @@ void aq_rpc_free(aq_rpc *rpc);
 uint64_t aq_rpc_incarnation(const aq_rpc *rpc);
 /* true when this endpoint authenticates its traffic (it was given a secret). */
 bool aq_rpc_authenticated(const aq_rpc *rpc);
+/* true when this endpoint encrypts the payloads it sends (config encrypt). */
+bool aq_rpc_encrypted(const aq_rpc *rpc);
 void aq_rpc_stats_get(const aq_rpc *rpc, aq_rpc_stats *out);
 
 /* Handlers for calls of a method, and one function for all notifies. An unhandled method answers

@@ -150,6 +150,8 @@ typedef struct aq_rpc_conn {
     uint64_t id;
     aq_rpc_peer *peer; /* the owner for outbound; set by HELLO for inbound */
     bool outbound, connected, hello_seen;
+    bool refused;          /* its HELLO failed authentication: the next header gets a notice */
+    uint16_t refused_port; /* the UDP port that HELLO claimed */
     aq_rpc_addr remote;
     uint32_t writes;
     /* read side */
@@ -213,6 +215,7 @@ typedef struct aq_rpc_wrec {
     aq_rpc_link link;
     uint64_t conn;
     aq_rpc_blob *blob;
+    uint8_t *enc; /* the fragment's ciphertext (ours), or NULL when the blob is written as is */
     uint8_t hdr[AQ_RPC_HDR_LEN];
     uint8_t tag[AQ_RPC_MAC_LEN];
     uint8_t extra[2];
@@ -229,6 +232,7 @@ typedef struct aq_rpc_method_ent {
 struct aq_rpc {
     aq_rpc_config cfg; /* secret cleared: only the derived key is kept, in auth */
     aq_rpc_auth auth;
+    uint64_t pkt_ctr;     /* with auth: the last packet counter sent (aq_rpc_wire.h) */
     double notice_tokens; /* AUTH notices we may send now (refilled over time) */
     uint64_t notice_at;
     aq_rpc_io io;
@@ -264,6 +268,7 @@ struct aq_rpc {
     aq_rpc_map inc_index;     /* a peer's current incarnation -> that peer: one incarnation, one
                                  address (a replay from elsewhere must not find an empty task memory) */
     uint8_t scratch[16384];
+    uint8_t plain[AQ_RPC_DGRAM_MAX]; /* a decrypted datagram payload, while it is handled */
 };
 
 /* aq_rpc.c, used by the pipe */
@@ -280,10 +285,13 @@ bool aq_rpc_task_known(aq_rpc_peer *peer, uint64_t task);
 /* Find or create a peer for input from addr, without pinning it (it may expire when idle). */
 aq_rpc_peer *aq_rpc_peer_from(aq_rpc *rpc, const aq_rpc_addr *addr);
 
-/* Header (with the MAC flag when authenticating), MAC and fragment as iovecs: iov gets 2 or 3
- * entries, returned. tag is the caller's 16-byte buffer. */
+/* true when a message of this kind goes out encrypted (then aq_rpc_frame needs ct). */
+bool aq_rpc_frame_encrypts(const aq_rpc *rpc, uint8_t kind);
+/* Header (with the MAC flag and the next packet counter when authenticating), MAC and fragment as
+ * iovecs: iov gets 2 or 3 entries, returned. tag is the caller's 16-byte buffer; ct, when
+ * aq_rpc_frame_encrypts, the caller's frag_len bytes for the ciphertext (else unused). */
 int aq_rpc_frame(aq_rpc *rpc, aq_rpc_hdr *h, const void *frag, uint8_t hb[AQ_RPC_HDR_LEN],
-                 uint8_t tag[AQ_RPC_MAC_LEN], struct iovec iov[3]);
+                 uint8_t tag[AQ_RPC_MAC_LEN], uint8_t *ct, struct iovec iov[3]);
 /* A packet or frame failed authentication: count it and maybe tell the sender (rate-limited). */
 void aq_rpc_auth_failed(aq_rpc *rpc, const aq_rpc_addr *to, const aq_rpc_hdr *h);
 

@@ -54,6 +54,7 @@ static void conn_free(aq_rpc *rpc, aq_rpc_conn *c) {
         c->peer->touched_us = aq_rpc_now(rpc);
     }
     XXH3_freeState(c->xs);
+    aq_rpc_auth_stream_wipe(&c->as);
     free(c);
 }
 
@@ -157,7 +158,7 @@ static void write_hello(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_conn *c) {
                     .dst_inc = p->inc,
                     .msg_len = 2,
                     .frag_len = 2};
-    int n = aq_rpc_frame(rpc, &h, w->extra, w->hdr, w->tag, w->iov);
+    int n = aq_rpc_frame(rpc, &h, w->extra, w->hdr, w->tag, NULL, w->iov);
     p->st.bytes_out += AQ_RPC_HDR_LEN + 2;
     rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, n, w);
 }
@@ -172,13 +173,20 @@ static void pump(aq_rpc_peer *p) {
         if (!head)
             break;
         aq_rpc_omsg *om = aq_container_of(head->next, aq_rpc_omsg, qlink);
-        aq_rpc_wrec *w = wrec_new(rpc, c);
-        if (!w)
-            break; /* the message stays queued; the retransmit timer tries again */
         uint32_t len = (uint32_t)om->blob->len;
         uint32_t flen = len - om->off;
         if (flen > rpc->cfg.fragment_size)
             flen = rpc->cfg.fragment_size;
+        /* Ciphertext lives in its own buffer until the write completes: at most
+         * AQ_RPC_PIPE_WRITES_MAX fragments per connection. */
+        uint8_t *enc = NULL;
+        if (aq_rpc_frame_encrypts(rpc, om->kind) && flen && !(enc = malloc(flen)))
+            break; /* the message stays queued; the retransmit timer tries again */
+        aq_rpc_wrec *w = wrec_new(rpc, c);
+        if (!w) {
+            free(enc);
+            break;
+        }
         aq_rpc_hdr h = {.version = AQ_RPC_WIRE_VERSION,
                         .kind = om->kind,
                         .method = om->method,
@@ -191,9 +199,12 @@ static void pump(aq_rpc_peer *p) {
                         .frag_len = flen,
                         .status = om->status};
         const uint8_t *frag = om->blob->data + om->off;
-        int n = aq_rpc_frame(rpc, &h, frag, w->hdr, w->tag, w->iov);
-        w->blob = om->blob;
-        om->blob->refs++;
+        int n = aq_rpc_frame(rpc, &h, frag, w->hdr, w->tag, enc, w->iov);
+        w->enc = enc;
+        if (!enc) { /* written in place: the bytes must outlive the message */
+            w->blob = om->blob;
+            om->blob->refs++;
+        }
         om->off += flen;
         p->pipe_queued_bytes -= flen;
         aq_link_del(&om->qlink);
@@ -289,6 +300,7 @@ void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
         return;
     aq_link_del(&w->link);
     aq_rpc_blob_unref(w->blob);
+    free(w->enc);
     free(w);
     aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
     if (!c || rpc->closing)
@@ -369,13 +381,17 @@ void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t id, uint8_t **buf, size_t *len) 
 }
 
 static void start_payload(aq_rpc *rpc, aq_rpc_conn *c) {
-    if (c->h.flags & AQ_RPC_FLAG_MAC)
+    if (c->h.flags & AQ_RPC_FLAG_ENC) {
+        aq_rpc_auth_begin_open(&rpc->auth, &c->as, c->hdr);
+    } else if (c->h.flags & AQ_RPC_FLAG_MAC) {
         aq_rpc_auth_begin(&rpc->auth, &c->as, c->hdr);
-    uint8_t tmp[AQ_RPC_HDR_LEN];
-    memcpy(tmp, c->hdr, sizeof tmp);
-    memset(tmp + 56, 0, 8);
-    XXH3_64bits_reset(c->xs);
-    XXH3_64bits_update(c->xs, tmp, sizeof tmp);
+    } else {
+        uint8_t tmp[AQ_RPC_HDR_LEN];
+        memcpy(tmp, c->hdr, sizeof tmp);
+        memset(tmp + 56, 0, 8);
+        XXH3_64bits_reset(c->xs);
+        XXH3_64bits_update(c->xs, tmp, sizeof tmp);
+    }
     c->in_payload = true;
     c->remain = c->h.frag_len;
 }
@@ -393,7 +409,25 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
         cutoff(rpc, c, "frame from another cluster");
         return false;
     }
+    if (c->refused) {
+        /* The HELLO failed the check; this header names the task the sender waits on, so the
+         * notice can reach its call (over UDP to the port that HELLO claimed). */
+        aq_rpc_addr to = c->remote;
+        aq_rpc_addr_set_port(&to, c->refused_port);
+        aq_rpc_auth_failed(rpc, c->refused_port ? &to : NULL, h);
+        cutoff(rpc, c, "frame failed authentication");
+        return false;
+    }
     if (!(h->flags & AQ_RPC_FLAG_MAC) != !rpc->auth.on) {
+        if (rpc->auth.on && !c->hello_seen && !c->outbound && h->kind == AQ_RPC_K_HELLO &&
+            h->msg_len == 2 && h->frag_len == 2) {
+            /* A sender without our secret: read on to its first call's header to tell it so. */
+            aq_rpc_auth_failed(rpc, NULL, h);
+            c->refused = true;
+            c->ra = NULL;
+            start_payload(rpc, c);
+            return true;
+        }
         aq_rpc_auth_failed(rpc, c->hello_seen && c->peer ? &c->peer->addr : NULL, h);
         cutoff(rpc, c, rpc->auth.on ? "frame without MAC" : "frame with a MAC (we have no secret)");
         return false;
@@ -466,13 +500,31 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
     c->hgot = 0;
     c->hneed = AQ_RPC_HDR_LEN;
     c->ra = NULL;
-    if (XXH3_64bits_digest(c->xs) != h.checksum) {
+    bool good = true;
+    if (h.flags & AQ_RPC_FLAG_ENC) {
+        /* Every byte of the fragment is in (in its buffer or, when skipping, seen): verify, and
+         * only then decrypt in place. */
+        good = aq_rpc_auth_check_open(&c->as, c->hdr + AQ_RPC_HDR_LEN);
+        if (good && ra && ra->buf)
+            aq_rpc_auth_decrypt(&c->as, ra->buf + h.frag_off, h.frag_len);
+        aq_rpc_auth_stream_wipe(&c->as);
+    } else if (h.flags & AQ_RPC_FLAG_MAC) {
+        good = aq_rpc_auth_check(&c->as, c->hdr + AQ_RPC_HDR_LEN);
+    } else if (XXH3_64bits_digest(c->xs) != h.checksum) {
         rpc->st.dropped_malformed++;
         if (ra)
             reasm_drop(rpc, c, ra);
         return;
     }
-    if ((h.flags & AQ_RPC_FLAG_MAC) && !aq_rpc_auth_check(&c->as, c->hdr + AQ_RPC_HDR_LEN)) {
+    if (h.kind == AQ_RPC_K_HELLO && (c->refused || !good)) {
+        /* Refused: no peer for it. Remember only where it says it listens, for the notice. */
+        if (!c->refused)
+            aq_rpc_auth_failed(rpc, NULL, &h);
+        c->refused = true;
+        c->refused_port = (uint16_t)(c->hello_buf[0] | c->hello_buf[1] << 8);
+        return;
+    }
+    if (!good) {
         /* Nothing from this connection can be trusted any more. */
         if (ra)
             reasm_drop(rpc, c, ra);
@@ -546,9 +598,10 @@ void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
     } else {
         if (!c->hello_seen)
             memcpy(c->hello_buf + (c->h.frag_len - c->remain), at, nread);
-        XXH3_64bits_update(c->xs, at, nread);
         if (c->h.flags & AQ_RPC_FLAG_MAC)
             aq_rpc_auth_update(&c->as, at, nread);
+        else
+            XXH3_64bits_update(c->xs, at, nread);
         c->remain -= (uint32_t)nread;
         if (c->remain == 0)
             fragment_done(rpc, c);
@@ -577,6 +630,7 @@ void aq_rpc_pipe_free_all(aq_rpc *rpc) {
         aq_rpc_wrec *w = aq_container_of(rpc->wrecs.next, aq_rpc_wrec, link);
         aq_link_del(&w->link);
         aq_rpc_blob_unref(w->blob);
+        free(w->enc);
         free(w);
     }
 }

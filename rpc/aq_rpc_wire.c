@@ -60,8 +60,10 @@ void aq_rpc_hdr_encode(aq_rpc_hdr *h, const void *frag, uint8_t out[AQ_RPC_HDR_L
     put32(out + 44, h->frag_off);
     put32(out + 48, h->frag_len);
     put32(out + 52, (uint32_t)h->status);
-    put64(out + 56, 0);
-    h->checksum = aq_rpc_hdr_checksum(out, frag, h->frag_len);
+    if (!(h->flags & AQ_RPC_FLAG_MAC)) {
+        put64(out + 56, 0);
+        h->checksum = aq_rpc_hdr_checksum(out, frag, h->frag_len);
+    }
     put64(out + 56, h->checksum);
 }
 
@@ -71,6 +73,9 @@ int aq_rpc_hdr_decode(const uint8_t in[AQ_RPC_HDR_LEN], aq_rpc_hdr *h) {
     uint8_t kind = in[3];
     uint16_t flags = get16(in + 4);
     if (kind < AQ_RPC_K_CALL || kind > AQ_RPC_K_MAX || (flags & ~AQ_RPC_FLAGS_KNOWN))
+        return AQ_EPROTO;
+    if ((flags & AQ_RPC_FLAG_ENC) &&
+        (!(flags & AQ_RPC_FLAG_MAC) || (kind != AQ_RPC_K_CALL && kind != AQ_RPC_K_REPLY)))
         return AQ_EPROTO;
     uint32_t msg_len = get32(in + 40), off = get32(in + 44), flen = get32(in + 48);
     if (msg_len > AQ_RPC_MAX_PAYLOAD || off > msg_len || flen > msg_len - off)
@@ -99,7 +104,8 @@ int aq_rpc_dgram_decode(const uint8_t *data, size_t len, aq_rpc_hdr *h, const ui
     size_t mac = (h->flags & AQ_RPC_FLAG_MAC) ? AQ_RPC_MAC_LEN : 0;
     if (h->frag_off != 0 || h->frag_len != h->msg_len || len != AQ_RPC_HDR_LEN + mac + h->frag_len)
         return AQ_EPROTO;
-    if (aq_rpc_hdr_checksum(data, data + AQ_RPC_HDR_LEN + mac, h->frag_len) != h->checksum)
+    /* With a MAC the field is a counter and the tag (checked by the caller) protects the bytes. */
+    if (!mac && aq_rpc_hdr_checksum(data, data + AQ_RPC_HDR_LEN, h->frag_len) != h->checksum)
         return AQ_EPROTO;
     *payload = data + AQ_RPC_HDR_LEN + mac;
     return 0;

@@ -2,11 +2,20 @@
  *
  * Layout (little-endian): magic u16 0x5141, version u8, kind u8, flags u16, method u16, cluster_id
  * u64, src_inc u64, dst_inc u64, task u64, msg_len u32, frag_off u32, frag_len u32, status i32,
- * checksum u64 = XXH3_64bits over the header (checksum field zero) and the fragment bytes. Then
- * frag_len payload bytes. Decoding checks every field before anything trusts it: magic, version,
- * kind, flags (only known bits), msg_len <= AQ_RPC_MAX_PAYLOAD, frag_off + frag_len <= msg_len
- * without overflow; the datagram decoder also checks the total length, that the datagram carries
- * the whole message and the checksum. Pipe frames check the checksum once their bytes are in.
+ * then a u64 whose meaning depends on AQ_RPC_FLAG_MAC:
+ *  - without it, the checksum: XXH3_64bits over the header (that field zero) and the fragment;
+ *  - with it, the sender's packet counter: 1 for the first datagram or pipe fragment an
+ *    incarnation sends, one more for each after, never reused by that incarnation (a retransmit of
+ *    the same bytes gets a new number). No xxh3 is computed or checked then: the 16-byte tag that
+ *    follows the header covers header and fragment (aq_rpc_auth.h), and the counter makes every
+ *    header, hence its one-time key and nonce, unique.
+ * Then frag_len payload bytes (ciphertext with AQ_RPC_FLAG_ENC). Decoding checks every field
+ * before anything trusts it: magic, version, kind, flags (only known bits; ENC only with MAC and
+ * only on CALL and REPLY), msg_len <= AQ_RPC_MAX_PAYLOAD, frag_off + frag_len <= msg_len without
+ * overflow; the datagram decoder also checks the total length, that the datagram carries the whole
+ * message and, without a MAC, the checksum. With a MAC the caller verifies the tag, in constant
+ * time, before it trusts any field beyond these structural checks. Pipe frames check checksum or
+ * tag once their bytes are in.
  */
 #ifndef AQ_RPC_WIRE_H
 #define AQ_RPC_WIRE_H
@@ -18,8 +27,11 @@
 #define AQ_RPC_WIRE_VERSION 1u
 #define AQ_RPC_HDR_LEN      64u
 /* Flag bit 0: a 16-byte MAC follows the header (see aq_rpc_auth.h), then the fragment. */
-#define AQ_RPC_FLAG_MAC    0x0001u
-#define AQ_RPC_FLAGS_KNOWN 0x0001u
+#define AQ_RPC_FLAG_MAC 0x0001u
+/* Flag bit 1 (only with bit 0, only on CALL and REPLY): the fragment is XChaCha20 ciphertext and
+ * the MAC is the AEAD tag (see aq_rpc_auth.h). */
+#define AQ_RPC_FLAG_ENC    0x0002u
+#define AQ_RPC_FLAGS_KNOWN 0x0003u
 #define AQ_RPC_MAC_LEN     16u
 
 enum aq_rpc_kind {
@@ -52,8 +64,9 @@ typedef struct aq_rpc_hdr {
     uint64_t checksum;
 } aq_rpc_hdr;
 
-/* Writes the 64 header bytes with the checksum over them and the fragment `frag` (frag_len
- * bytes); h->checksum is ignored and set. */
+/* Writes the 64 header bytes. Without AQ_RPC_FLAG_MAC, h->checksum is set to the xxh3 checksum
+ * over them and the fragment `frag` (frag_len bytes); with it, h->checksum (the packet counter) is
+ * written as given and frag is not read. */
 void aq_rpc_hdr_encode(aq_rpc_hdr *h, const void *frag, uint8_t out[AQ_RPC_HDR_LEN]);
 
 /* Parses and checks the header fields (not the checksum). 0 or AQ_EPROTO. */
@@ -63,8 +76,8 @@ int aq_rpc_hdr_decode(const uint8_t in[AQ_RPC_HDR_LEN], aq_rpc_hdr *h);
 uint64_t aq_rpc_hdr_checksum(const uint8_t hdr[AQ_RPC_HDR_LEN], const void *frag, size_t frag_len);
 
 /* A whole datagram: header checks, length == 64 (+ 16 with the MAC flag) + frag_len, frag_off == 0,
- * frag_len == msg_len, checksum. On success *payload points into data (after the MAC, which the
- * caller must verify: it is at data + 64). 0 or AQ_EPROTO. */
+ * frag_len == msg_len, and the checksum when there is no MAC. On success *payload points into data
+ * (after the MAC, which the caller must verify: it is at data + 64). 0 or AQ_EPROTO. */
 int aq_rpc_dgram_decode(const uint8_t *data, size_t len, aq_rpc_hdr *h, const uint8_t **payload);
 
 #endif

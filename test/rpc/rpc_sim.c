@@ -594,9 +594,13 @@ static void node_up(sim *s, int i) {
     if (s->small_reasm)
         cfg.reassembly_max = 6u << 20; /* concurrent large messages meet the bound: BUSY */
     static const char secret[] = "rpc_sim cluster secret, 32 bytes or more";
-    if (getenv("AQ_SIM_AUTH") && atoi(getenv("AQ_SIM_AUTH"))) { /* every packet and frame MACed */
+    bool enc = getenv("AQ_SIM_ENCRYPT") && atoi(getenv("AQ_SIM_ENCRYPT"));
+    if (enc || (getenv("AQ_SIM_AUTH") && atoi(getenv("AQ_SIM_AUTH")))) { /* all MACed */
         cfg.secret = secret;
         cfg.secret_len = sizeof secret - 1;
+        /* Payloads encrypted; every third seed only by even nodes, so senders that encrypt and
+         * senders that do not meet (each side encrypts per its own setting). */
+        cfg.encrypt = enc && (s->seed % 3 != 0 || i % 2 == 0);
     }
     n->gen++;
     if (aq_rpc_new(&cfg, &sim_io, n, &n->rpc) != 0)

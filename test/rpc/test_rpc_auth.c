@@ -1,6 +1,10 @@
-/* Authenticated traffic in the core: with a cluster secret, only packets and frames carrying a
- * good MAC are acted on. Bit flips (with the checksum fixed up, as an attacker would), wrong and
- * missing secrets, forged notices, forged notifies, replays and old incarnations. */
+/* Authenticated and encrypted traffic in the core: with a cluster secret, only packets and frames
+ * carrying a good MAC are acted on; MACed packets carry a packet counter instead of xxh3; with
+ * encrypt, CALL and REPLY payloads are ciphertext on the wire and round trip through datagrams and
+ * the pipe. Bit flips (with the checksum fixed up where there is one, as an attacker would), wrong
+ * and missing secrets (also on the pipe), forged notices, forged notifies, replays and old
+ * incarnations. */
+
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,22 @@ typedef struct pkt {
     size_t len;
 } pkt;
 
+/* A pipe write the driver holds: its bytes (copied), its token, its connection. */
+typedef struct wr {
+    int from;
+    uint64_t conn;
+    void *tok;
+    uint8_t *d;
+    size_t len;
+} wr;
+
+/* A connection endpoint `from` opened: id on its side, in_id on the other's. */
+typedef struct pconn {
+    int from;
+    uint64_t id, in_id;
+    bool up, dead, reported;
+} pconn;
+
 typedef struct net {
     uint64_t now;
     pkt q[512];
@@ -30,6 +50,14 @@ typedef struct net {
     aq_rpc *rpc[2];
     aq_rpc_addr addr[2];
     int closes;
+    bool enc[2]; /* config encrypt of each endpoint (made by make()) */
+    bool pipes;  /* connect pipes and carry their bytes (else writes go nowhere) */
+    wr w[256];
+    int nw;
+    pconn pc[64];
+    int npc;
+    uint8_t *cap[2]; /* every pipe byte each endpoint wrote, in order */
+    size_t ncap[2], capmax;
 } net;
 
 typedef struct ep {
@@ -38,6 +66,8 @@ typedef struct ep {
 } ep;
 
 static net N;
+static void *taken[16];
+static int ntaken;
 static ep E[2];
 static int handled, notified;
 
@@ -58,22 +88,40 @@ static void t_send(void *ctx, const aq_rpc_addr *to, const struct iovec *iov, in
     }
 }
 static int t_open(void *ctx, const aq_rpc_addr *to, uint64_t *conn) {
-    (void)ctx;
+    ep *e = ctx;
     (void)to;
     static uint64_t next = 5000;
     *conn = ++next;
+    if (e->n->npc < 64)
+        e->n->pc[e->n->npc++] = (pconn){.from = e->i, .id = *conn, .in_id = *conn + 100000};
     return 0;
 }
 static void t_write(void *ctx, uint64_t conn, const struct iovec *iov, int cnt, void *tok) {
-    (void)ctx;
-    (void)conn;
-    (void)iov;
-    (void)cnt;
-    (void)tok;
+    ep *e = ctx;
+    net *n = e->n;
+    cr_assert_lt(n->nw, 256);
+    wr *w = &n->w[n->nw++];
+    *w = (wr){.from = e->i, .conn = conn, .tok = tok};
+    for (int k = 0; k < cnt; k++)
+        w->len += iov[k].iov_len;
+    w->d = malloc(w->len ? w->len : 1);
+    cr_assert_not_null(w->d);
+    size_t off = 0;
+    for (int k = 0; k < cnt; k++) {
+        memcpy(w->d + off, iov[k].iov_base, iov[k].iov_len);
+        off += iov[k].iov_len;
+    }
+    if (n->cap[e->i] && n->ncap[e->i] + w->len <= n->capmax) {
+        memcpy(n->cap[e->i] + n->ncap[e->i], w->d, w->len);
+        n->ncap[e->i] += w->len;
+    }
 }
 static void t_close(void *ctx, uint64_t conn) {
-    (void)conn;
-    ((ep *)ctx)->n->closes++;
+    ep *e = ctx;
+    e->n->closes++;
+    for (int k = 0; k < e->n->npc; k++)
+        if (e->n->pc[k].id == conn || e->n->pc[k].in_id == conn)
+            e->n->pc[k].dead = true;
 }
 static void t_timer(void *ctx, uint64_t at) {
     ep *e = ctx;
@@ -110,6 +158,7 @@ static void make(int i, const char *secret, uint64_t inc) {
     if (secret) {
         c.secret = secret;
         c.secret_len = strlen(secret);
+        c.encrypt = N.enc[i];
     }
     cr_assert_eq(aq_rpc_new(&c, &IO, &E[i], &N.rpc[i]), 0);
     N.timer[i] = UINT64_MAX;
@@ -134,6 +183,12 @@ static void teardown(void) {
     for (int i = 0; i < 2; i++)
         if (N.rpc[i])
             aq_rpc_free(N.rpc[i]);
+    for (int k = 0; k < N.nw; k++)
+        free(N.w[k].d);
+    for (int i = 0; i < 2; i++)
+        free(N.cap[i]);
+    while (ntaken)
+        free(taken[--ntaken]);
     memset(&N, 0, sizeof N);
     handled = notified = 0;
 }
@@ -145,12 +200,68 @@ static void deliver(const pkt *p) {
         aq_rpc_input_dgram(N.rpc[p->to], &p->from, p->d, p->len);
 }
 
+static void pipe_feed_to(int to, uint64_t conn, const uint8_t *d, size_t len) {
+    while (len && N.rpc[to]) {
+        uint8_t *buf;
+        size_t n;
+        aq_rpc_pipe_read_buf(N.rpc[to], conn, &buf, &n);
+        cr_assert_gt(n, 0);
+        if (n > len)
+            n = len;
+        memcpy(buf, d, n);
+        aq_rpc_pipe_input(N.rpc[to], conn, n);
+        d += n;
+        len -= n;
+    }
+}
+
+static pconn *pconn_of(uint64_t id) {
+    for (int k = 0; k < N.npc; k++)
+        if (N.pc[k].id == id)
+            return &N.pc[k];
+    return NULL;
+}
+
+/* Connect opened pipes, carry written bytes to the other side, complete the writes; a side that
+ * closed its end makes the other side's connection break. Outside any core callback. */
+static bool pipes_step(void) {
+    bool moved = false;
+    for (int k = 0; k < N.npc; k++) {
+        pconn *c = &N.pc[k];
+        if (!c->up && !c->dead) {
+            c->up = moved = true;
+            aq_rpc_pipe_accepted(N.rpc[1 - c->from], c->in_id, &N.addr[c->from]);
+            aq_rpc_pipe_connected(N.rpc[c->from], c->id);
+        } else if (c->dead && !c->reported) {
+            c->reported = moved = true;
+            aq_rpc_pipe_closed(N.rpc[c->from], c->id, AQ_ECLOSED);
+            aq_rpc_pipe_closed(N.rpc[1 - c->from], c->in_id, AQ_ECLOSED);
+        }
+    }
+    if (N.nw) {
+        wr w = N.w[0];
+        memmove(N.w, N.w + 1, (size_t)(N.nw - 1) * sizeof N.w[0]);
+        N.nw--;
+        pconn *c = pconn_of(w.conn);
+        if (c && !c->dead)
+            pipe_feed_to(1 - w.from, c->in_id, w.d, w.len);
+        aq_rpc_pipe_written(N.rpc[w.from], w.conn, w.tok, c && !c->dead ? 0 : AQ_ECLOSED);
+        free(w.d);
+        moved = true;
+    }
+    return moved;
+}
+
 static void flush(void) {
-    while (N.nq) {
-        pkt p = N.q[0];
-        memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
-        N.nq--;
-        deliver(&p);
+    for (;;) {
+        while (N.nq) {
+            pkt p = N.q[0];
+            memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
+            N.nq--;
+            deliver(&p);
+        }
+        if (!N.pipes || !pipes_step())
+            break;
     }
 }
 
@@ -168,12 +279,17 @@ static void tick(void) {
 typedef struct outcome {
     int n, err;
     char text[256];
+    uint8_t *data; /* the reply, taken */
+    size_t len;
 } outcome;
 
 static void done(void *ud, const aq_rpc_result *r) {
     outcome *o = ud;
     o->n++;
     o->err = r->err ? r->err : r->status;
+    o->data = r->err ? NULL : aq_rpc_result_take(r, &o->len);
+    if (o->data && ntaken < 16)
+        taken[ntaken++] = o->data; /* freed by teardown */
     aq_rpc_result_describe(N.rpc[0], r, o->text, sizeof o->text);
 }
 
@@ -234,13 +350,7 @@ Test(rpc_auth, every_bit_flip_of_a_datagram_is_dropped) {
     size_t bits = genuine.len * 8;
     for (size_t b = 0; b < bits; b++) {
         pkt p = genuine;
-        p.d[b / 8] ^= (uint8_t)(1u << (b % 8));
-        if (b / 8 < 56 || b / 8 >= 64) { /* fix the checksum unless the flip is in it */
-            uint64_t sum = aq_rpc_hdr_checksum(p.d, p.d + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN,
-                                               p.len - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN);
-            for (int k = 0; k < 8; k++)
-                p.d[56 + k] = (uint8_t)(sum >> (8 * k));
-        }
+        p.d[b / 8] ^= (uint8_t)(1u << (b % 8)); /* no checksum to fix: a MACed packet has none */
         deliver(&p);
         /* B may only answer with an AUTH notice, which carries no MAC. */
         for (int k = 0; k < N.nq; k++)
@@ -400,18 +510,7 @@ Test(rpc_auth, old_incarnation_replay_is_dropped) {
 /* ---------- pipe frames ---------- */
 
 static void pipe_feed(uint64_t conn, const uint8_t *d, size_t len) {
-    while (len && N.rpc[1]) {
-        uint8_t *buf;
-        size_t n;
-        aq_rpc_pipe_read_buf(N.rpc[1], conn, &buf, &n);
-        cr_assert_gt(n, 0);
-        if (n > len)
-            n = len;
-        memcpy(buf, d, n);
-        aq_rpc_pipe_input(N.rpc[1], conn, n);
-        d += n;
-        len -= n;
-    }
+    pipe_feed_to(1, conn, d, len);
 }
 
 /* A frame as an endpoint with key `a` sends it: header, MAC, fragment. */
@@ -450,11 +549,6 @@ Test(rpc_auth, every_bit_flip_of_a_pipe_frame_is_dropped) {
             continue;
         memcpy(g, f, n);
         g[byte] ^= (uint8_t)(1u << (b % 8));
-        if (byte < 56 || byte >= 64) {
-            uint64_t sum = aq_rpc_hdr_checksum(g, g + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN, sizeof msg);
-            for (int k = 0; k < 8; k++)
-                g[56 + k] = (uint8_t)(sum >> (8 * k));
-        }
         aq_rpc_pipe_accepted(N.rpc[1], ++conn, &N.addr[0]);
         pipe_feed(conn, hello, hn);
         pipe_feed(conn, g, n);
@@ -475,7 +569,9 @@ Test(rpc_auth, every_bit_flip_of_a_pipe_frame_is_dropped) {
     cr_assert_eq(handled, 1);
 }
 
-Test(rpc_auth, pipe_without_mac_is_cut_off) {
+/* A pipe without MACs: its HELLO is refused (no peer), the next header is answered with an AUTH
+ * notice naming that frame's task, over UDP to the port the HELLO claimed, and the pipe is cut. */
+Test(rpc_auth, pipe_without_mac_is_answered_and_cut_off) {
     pair(NULL, SECRET);
     uint8_t f[AQ_RPC_HDR_LEN + 2];
     uint8_t port[2] = {0x8c, 0x23};
@@ -486,9 +582,32 @@ Test(rpc_auth, pipe_without_mac_is_cut_off) {
     aq_rpc_pipe_accepted(N.rpc[1], 9, &N.addr[0]);
     pipe_feed(9, f, sizeof f);
     aq_rpc_stats st = stats(1);
-    cr_assert_eq(st.cutoffs, 1);
+    cr_assert_eq(st.cutoffs, 0);
     cr_assert_eq(st.dropped_auth, 1);
     cr_assert_eq(st.peers, 0);
+    cr_assert_eq(N.nq, 0);
+    uint8_t call[AQ_RPC_HDR_LEN];
+    aq_rpc_hdr c = {.kind = AQ_RPC_K_CALL,
+                    .method = 1,
+                    .cluster_id = CID,
+                    .src_inc = 5,
+                    .task = 7,
+                    .msg_len = 3000,
+                    .frag_len = 3000};
+    aq_rpc_hdr_encode(&c, NULL, call);
+    pipe_feed(9, call, sizeof call);
+    st = stats(1);
+    cr_assert_eq(st.cutoffs, 1);
+    cr_assert_eq(st.dropped_auth, 2);
+    cr_assert_eq(st.peers, 0);
+    cr_assert_eq(N.nq, 1);
+    aq_rpc_hdr n;
+    const uint8_t *pl;
+    cr_assert_eq(aq_rpc_dgram_decode(N.q[0].d, N.q[0].len, &n, &pl), 0);
+    cr_assert_eq(N.q[0].to, 0, "the notice goes to the HELLO's address and port");
+    cr_assert_eq(n.kind, AQ_RPC_K_AUTH);
+    cr_assert_eq(n.task, 7);
+    cr_assert_eq(n.dst_inc, 5);
 }
 
 /* A genuine CALL replayed from another address (any port will do for an attacker) must not run
@@ -506,4 +625,299 @@ Test(rpc_auth, replay_from_another_address_is_dropped) {
     cr_assert_eq(handled, 1);
     cr_assert_eq(stats(1).dropped_stale, 1);
     cr_assert_eq(N.nq, 0, "nothing answered to the other address");
+}
+
+/* ---------- packet counters and encryption ---------- */
+
+static uint64_t get64le(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Recognisable anywhere in a payload filled with it. */
+static const char MARK[] = "aquifer-plaintext-marker";
+
+static void fill_pattern(uint8_t *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)MARK[i % (sizeof MARK - 1)];
+}
+
+static bool has_mark(const uint8_t *d, size_t n) {
+    return memmem(d, n, MARK, sizeof MARK - 1) != NULL;
+}
+
+static void call_b_buf(outcome *o, const uint8_t *d, size_t len, uint64_t timeout_us) {
+    aq_rpc_peer *p = aq_rpc_peer_get(N.rpc[0], &N.addr[1]);
+    cr_assert_eq(aq_rpc_call(N.rpc[0], p, 1, (aq_rpc_buf){d, len, NULL, NULL}, timeout_us, done, o),
+                 0);
+}
+
+/* With a MAC the checksum field is the sender's packet counter: 1, 2, 3, ... for every packet,
+ * a retransmit of the same call included, and never the xxh3 of the packet. */
+Test(rpc_auth, maced_packets_carry_a_counter_not_xxh3) {
+    pair(SECRET, SECRET);
+    outcome o[2] = {{0}, {0}};
+    call_b(&o[0], "one", 5000000);
+    call_b(&o[1], "two", 5000000);
+    aq_rpc_peer *pb = aq_rpc_peer_get(N.rpc[0], &N.addr[1]);
+    cr_assert_eq(aq_rpc_notify(N.rpc[0], pb, 9, "hb", 2), 0);
+    cr_assert_eq(N.nq, 3);
+    for (int k = 0; k < 10 && N.nq < 5; k++) { /* nothing delivered: the calls go again */
+        N.now = N.timer[0];
+        aq_rpc_timer_fired(N.rpc[0]);
+    }
+    cr_assert_geq(N.nq, 5, "no retransmit");
+    pkt sent[8];
+    int ns = N.nq < 8 ? N.nq : 8;
+    memcpy(sent, N.q, (size_t)ns * sizeof sent[0]);
+    for (int k = 0; k < ns; k++) {
+        const uint8_t *d = sent[k].d;
+        cr_assert(d[4] & AQ_RPC_FLAG_MAC);
+        uint64_t field = get64le(d + 56);
+        cr_assert_eq(field, (uint64_t)k + 1, "packet %d carries counter %llu", k,
+                     (unsigned long long)field);
+        size_t flen = sent[k].len - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN;
+        cr_assert_neq(field, aq_rpc_hdr_checksum(d, d + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN, flen));
+    }
+    /* The resend of call 1 repeats its bytes under a new counter and a different tag. */
+    cr_assert_eq(get64le(sent[3].d + 32), get64le(sent[0].d + 32), "same task");
+    cr_assert_eq(memcmp(sent[3].d + 80, sent[0].d + 80, 3), 0);
+    cr_assert_neq(memcmp(sent[3].d + 64, sent[0].d + 64, 16), 0, "a new tag");
+    flush();
+    cr_assert_eq(o[0].n + o[1].n, 2);
+    cr_assert_eq(o[0].err, 0, "%s", o[0].text);
+    cr_assert_eq(o[1].err, 0, "%s", o[1].text);
+    cr_assert_eq(handled, 2, "the resends ran nothing twice");
+}
+
+Test(rpc_auth, encrypt_needs_a_secret) {
+    pair(NULL, NULL);
+    aq_rpc_config c;
+    aq_rpc_config_init(&c);
+    c.cluster_id = CID;
+    c.encrypt = true;
+    aq_rpc *r = NULL;
+    cr_assert_eq(aq_rpc_new(&c, &IO, &E[0], &r), AQ_EINVAL);
+    cr_assert_null(r);
+    cr_assert_not(aq_rpc_encrypted(N.rpc[0]));
+}
+
+/* Both encrypt: the CALL and the REPLY datagram carry ciphertext (no trace of the recognisable
+ * payload), the handler sees the plain text, and the caller gets it back. */
+Test(rpc_auth, encrypted_datagram_round_trip) {
+    N.enc[0] = N.enc[1] = true;
+    pair(SECRET, SECRET);
+    cr_assert(aq_rpc_encrypted(N.rpc[0]));
+    uint8_t msg[600];
+    fill_pattern(msg, sizeof msg);
+    outcome o = {0};
+    call_b_buf(&o, msg, sizeof msg, 1000000);
+    cr_assert_eq(N.nq, 1);
+    pkt c = N.q[0];
+    N.nq = 0;
+    cr_assert_eq(c.len, AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + sizeof msg);
+    cr_assert_eq(c.d[4], AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC);
+    cr_assert_not(has_mark(c.d, c.len), "plain text on the wire");
+    deliver(&c);
+    cr_assert_eq(handled, 1);
+    cr_assert_eq(N.nq, 1);
+    pkt r = N.q[0];
+    cr_assert_eq(r.d[3], AQ_RPC_K_REPLY);
+    cr_assert_eq(r.d[4], AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC);
+    cr_assert_not(has_mark(r.d, r.len), "plain text in the reply");
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, 0, "%s", o.text);
+    cr_assert_eq(o.len, sizeof msg);
+    cr_assert_eq(memcmp(o.data, msg, sizeof msg), 0);
+}
+
+/* Each side encrypts what it sends per its own setting. */
+Test(rpc_auth, only_the_encrypting_side_sends_ciphertext) {
+    N.enc[0] = true;
+    pair(SECRET, SECRET);
+    uint8_t msg[200];
+    fill_pattern(msg, sizeof msg);
+    outcome o = {0};
+    call_b_buf(&o, msg, sizeof msg, 1000000);
+    pkt c = N.q[0];
+    N.nq = 0;
+    cr_assert_eq(c.d[4], AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC);
+    deliver(&c);
+    pkt r = N.q[0];
+    cr_assert_eq(r.d[4], AQ_RPC_FLAG_MAC, "B does not encrypt");
+    cr_assert(has_mark(r.d, r.len));
+    flush();
+    cr_assert_eq(o.err, 0, "%s", o.text);
+    cr_assert_eq(memcmp(o.data, msg, sizeof msg), 0);
+}
+
+/* Every single-bit flip of a genuine encrypted CALL: none is acted on, every one is counted. */
+Test(rpc_auth, every_bit_flip_of_an_encrypted_datagram_is_dropped) {
+    N.enc[0] = N.enc[1] = true;
+    pair(SECRET, SECRET);
+    uint8_t msg[300];
+    fill_pattern(msg, sizeof msg);
+    outcome o = {0};
+    call_b_buf(&o, msg, sizeof msg, 1000000);
+    pkt genuine = N.q[0];
+    N.nq = 0;
+    size_t bits = genuine.len * 8;
+    for (size_t b = 0; b < bits; b++) {
+        pkt p = genuine;
+        p.d[b / 8] ^= (uint8_t)(1u << (b % 8));
+        deliver(&p);
+        for (int k = 0; k < N.nq; k++)
+            cr_assert_eq(N.q[k].d[3], AQ_RPC_K_AUTH, "bit %zu: B acted on a forged packet", b);
+        N.nq = 0;
+    }
+    aq_rpc_stats st = stats(1);
+    cr_assert_eq(handled, 0);
+    cr_assert_eq(st.dropped_auth + st.dropped_malformed + st.dropped_foreign, bits);
+    cr_assert_gt(st.dropped_auth, bits / 2);
+    deliver(&genuine);
+    flush();
+    cr_assert_eq(handled, 1);
+    cr_assert_eq(o.err, 0, "%s", o.text);
+    cr_assert_eq(memcmp(o.data, msg, sizeof msg), 0);
+}
+
+/* Walk the frames one endpoint wrote on its pipe: every CALL or REPLY fragment is encrypted, the
+ * counters only grow. Returns the number of CALL/REPLY fragments. */
+static size_t check_frames(const uint8_t *d, size_t n) {
+    size_t off = 0, frags = 0;
+    uint64_t last = 0;
+    while (off < n) {
+        aq_rpc_hdr h;
+        cr_assert_geq(n - off, AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN);
+        cr_assert_eq(aq_rpc_hdr_decode(d + off, &h), 0, "frame at %zu", off);
+        cr_assert(h.flags & AQ_RPC_FLAG_MAC);
+        cr_assert_gt(h.checksum, last, "counters grow");
+        last = h.checksum;
+        if (h.kind == AQ_RPC_K_CALL || h.kind == AQ_RPC_K_REPLY) {
+            cr_assert(h.flags & AQ_RPC_FLAG_ENC, "fragment at %zu not encrypted", off);
+            frags++;
+        }
+        off += AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + h.frag_len;
+    }
+    cr_assert_eq(off, n);
+    return frags;
+}
+
+/* A 4 MiB + 1000 B call and its echo over the pipe, both encrypted: no plain text in any byte
+ * either side wrote, every fragment flagged, the bytes come back intact. */
+Test(rpc_auth, encrypted_pipe_round_trip, .timeout = 60) {
+    N.enc[0] = N.enc[1] = true;
+    pair(SECRET, SECRET);
+    N.pipes = true;
+    size_t len = (4u << 20) + 1000;
+    N.capmax = len + (1u << 20);
+    uint8_t *msg = malloc(len);
+    N.cap[0] = malloc(N.capmax);
+    N.cap[1] = malloc(N.capmax);
+    cr_assert(msg && N.cap[0] && N.cap[1]);
+    fill_pattern(msg, len);
+    outcome o = {0};
+    call_b_buf(&o, msg, len, 30000000);
+    flush();
+    for (int k = 0; k < 1000 && !o.n; k++)
+        tick();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, 0, "%s", o.text);
+    cr_assert_eq(handled, 1);
+    cr_assert_eq(o.len, len);
+    cr_assert_eq(memcmp(o.data, msg, len), 0, "the echo differs");
+    cr_assert_gt(N.ncap[0], len);
+    cr_assert_gt(N.ncap[1], len);
+    cr_assert_not(has_mark(N.cap[0], N.ncap[0]), "plain text in the CALL's frames");
+    cr_assert_not(has_mark(N.cap[1], N.ncap[1]), "plain text in the REPLY's frames");
+    cr_assert_geq(check_frames(N.cap[0], N.ncap[0]), len / (256 * 1024));
+    cr_assert_geq(check_frames(N.cap[1], N.ncap[1]), len / (256 * 1024));
+    cr_assert_eq(stats(1).reassembly_bytes, 0);
+    free(msg);
+}
+
+/* Every single-bit flip of a captured encrypted frame (all header and tag bits, every bit of every
+ * 8th payload byte) is dropped and counted, on a fresh connection after a genuine HELLO. */
+Test(rpc_auth, every_bit_flip_of_an_encrypted_pipe_frame_is_dropped, .timeout = 60) {
+    N.enc[0] = true;
+    pair(SECRET, SECRET);
+    static uint8_t msg[3000], g[AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + sizeof msg];
+    fill_pattern(msg, sizeof msg);
+    outcome o = {0};
+    call_b_buf(&o, msg, sizeof msg, 1000000);
+    cr_assert_eq(N.npc, 1, "a 3000 B call goes over the pipe");
+    aq_rpc_pipe_connected(N.rpc[0], N.pc[0].id);
+    cr_assert_eq(N.nw, 2, "HELLO and one fragment");
+    const wr *hello = &N.w[0], *f = &N.w[1];
+    cr_assert_eq(f->len, sizeof g);
+    cr_assert_eq(f->d[4], AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC);
+    cr_assert_not(has_mark(f->d, f->len));
+    uint64_t conn = 100;
+    for (size_t b = 0; b < f->len * 8; b++) {
+        size_t byte = b / 8;
+        if (byte >= AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN && byte % 8)
+            continue;
+        memcpy(g, f->d, f->len);
+        g[byte] ^= (uint8_t)(1u << (b % 8));
+        aq_rpc_stats b0 = stats(1);
+        aq_rpc_pipe_accepted(N.rpc[1], ++conn, &N.addr[0]);
+        pipe_feed(conn, hello->d, hello->len);
+        pipe_feed(conn, g, f->len);
+        aq_rpc_pipe_closed(N.rpc[1], conn, 0); /* harmless if it was cut off */
+        aq_rpc_stats b1 = stats(1);
+        cr_assert_gt(b1.dropped_auth + b1.dropped_malformed + b1.dropped_foreign,
+                     b0.dropped_auth + b0.dropped_malformed + b0.dropped_foreign,
+                     "byte %zu bit %zu: not counted", byte, b % 8);
+        cr_assert_eq(handled, 0, "byte %zu bit %zu: B acted on a forged frame", byte, b % 8);
+        N.nq = 0;
+    }
+    cr_assert_eq(stats(1).reassembly_bytes, 0);
+    aq_rpc_pipe_accepted(N.rpc[1], ++conn, &N.addr[0]);
+    pipe_feed(conn, hello->d, hello->len);
+    pipe_feed(conn, f->d, f->len);
+    cr_assert_eq(handled, 1, "the genuine frame is acted on");
+    aq_rpc_free(N.rpc[0]); /* A's call ends (AQ_ECLOSED) while o is alive */
+    N.rpc[0] = NULL;
+    cr_assert_eq(o.n, 1);
+}
+
+/* A command without the secret whose first call is big (so its first packets are a pipe HELLO and
+ * frame) learns at once that authentication failed, instead of timing out. */
+Test(rpc_auth, big_first_call_without_secret_fails_with_eauth_at_once) {
+    pair(NULL, SECRET);
+    N.pipes = true;
+    static uint8_t msg[3000];
+    fill_pattern(msg, sizeof msg);
+    outcome o = {0};
+    call_b_buf(&o, msg, sizeof msg, 5000000);
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(o.err, AQ_EAUTH, "%s", o.text);
+    cr_assert(strstr(o.text, "authentication failed"), "%s", o.text);
+    cr_assert(strstr(o.text, "127.0.0.1:9101"), "%s", o.text);
+    cr_assert_eq(handled, 0);
+    aq_rpc_stats st = stats(1);
+    cr_assert_eq(st.dropped_auth, 2, "the HELLO and the CALL header");
+    cr_assert_eq(st.cutoffs, 1);
+    cr_assert_eq(st.peers, 0);
+}
+
+/* The same with another secret: the notice carries a fingerprint that is not ours, so the call
+ * ends at its deadline, as AQ_EAUTH rather than a timeout. */
+Test(rpc_auth, big_first_call_with_wrong_secret_fails_with_eauth) {
+    pair(OTHER, SECRET);
+    N.pipes = true;
+    static uint8_t msg[3000];
+    fill_pattern(msg, sizeof msg);
+    outcome o = {0};
+    call_b_buf(&o, msg, sizeof msg, 500000);
+    flush();
+    cr_assert_eq(o.n, 0, "a notice alone must not end a call made with a secret");
+    run_until_done(&o);
+    cr_assert_eq(o.err, AQ_EAUTH, "%s", o.text);
+    cr_assert_eq(handled, 0);
+    cr_assert_geq(stats(1).dropped_auth, 2);
 }
