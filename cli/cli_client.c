@@ -57,11 +57,6 @@ int cli_open(cli *c) {
     rc.cluster_id = aq_rpc_cluster_id(cf->name);
     uint8_t *secret = NULL;
     size_t secret_len = 0;
-    if (cf->encrypt)
-        return cli_fail(c, CLI_ERROR,
-                        "[cluster] encrypt = yes: payload encryption is not available in this "
-                        "version (secret_file authenticates all traffic, but does not hide it); "
-                        "remove the line");
     if (cf->secret_file) {
         char why[512];
         err = aq_node_secret_read(cf->secret_file, &secret, &secret_len, why, sizeof why);
@@ -69,6 +64,7 @@ int cli_open(cli *c) {
             return cli_fail(c, CLI_ERROR, "%s", why);
         rc.secret = secret;
         rc.secret_len = secret_len;
+        rc.encrypt = cf->encrypt; /* the config loader refuses encrypt without a secret */
     }
     aq_rpc_uv_opts uo;
     memset(&uo, 0, sizeof uo);

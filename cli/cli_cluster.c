@@ -85,6 +85,7 @@ size_t cli_print_status(cli *c, FILE *f) {
             json_u64(f, "allocated", sn.allocated, true);
             json_u64(f, "memory_max", sn.memory_max, true);
             fprintf(f, ", \"authenticated\": %s", sn.authenticated ? "true" : "false");
+            fprintf(f, ", \"encrypted\": %s", sn.encrypted ? "true" : "false");
             json_u64(f, "dropped_malformed", sn.dropped_malformed, true);
             json_u64(f, "dropped_foreign", sn.dropped_foreign, true);
             json_u64(f, "dropped_auth", sn.dropped_auth, true);
@@ -145,7 +146,7 @@ size_t cli_print_status(cli *c, FILE *f) {
         return reachable;
     }
     /* Whether the traffic is authenticated, said plainly, with each node's refusals. */
-    size_t nauth = 0, nplain = 0;
+    size_t nauth = 0, nplain = 0, nenc = 0;
     char fails[1024];
     size_t off = 0;
     fails[0] = 0;
@@ -161,6 +162,8 @@ size_t cli_print_status(cli *c, FILE *f) {
             nauth++;
         else
             nplain++;
+        if (sn.authenticated && sn.encrypted)
+            nenc++;
         if (off < sizeof fails) {
             int w = snprintf(fails + off, sizeof fails - off, "%s%s %llu", off ? ", " : "",
                              c->conf->nodes[i].name, (unsigned long long)sn.dropped_auth);
@@ -168,8 +171,18 @@ size_t cli_print_status(cli *c, FILE *f) {
                 off += (size_t)w;
         }
     }
-    if (nauth && !nplain)
-        fprintf(f, "\ntraffic: authenticated (auth_failures: %s)\n", fails);
+    if (nauth && !nplain && nenc == nauth)
+        fprintf(f, "\ntraffic: authenticated, payloads encrypted (auth_failures: %s)\n", fails);
+    else if (nauth && !nplain && nenc)
+        fprintf(f,
+                "\ntraffic: authenticated, payloads encrypted by %zu of %zu node(s) "
+                "(auth_failures: %s)\n",
+                nenc, nauth, fails);
+    else if (nauth && !nplain)
+        fprintf(f,
+                "\ntraffic: authenticated, payloads NOT encrypted (encrypt = no) "
+                "(auth_failures: %s)\n",
+                fails);
     else if (nplain && !nauth)
         fprintf(f, "\ntraffic: NOT authenticated: no secret_file in [cluster], so anyone who can "
                    "reach the nodes can use them\n");

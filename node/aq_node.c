@@ -141,15 +141,6 @@ static void open_after(uv_work_t *w, int status) {
     rc.log_ud = n;
     uint8_t *secret = NULL;
     size_t secret_len = 0;
-    if (n->cfg->encrypt) {
-        /* Refused rather than ignored: whoever asked for encryption must not get plain text. */
-        aq_logf(n->log, AQ_LOG_ERROR,
-                "[cluster] encrypt = yes: payload encryption is not available in this version "
-                "(secret_file authenticates all traffic, but does not hide it); remove the line");
-        n->closes_pending = AQ_ECONFIG;
-        uv_close((uv_handle_t *)&n->hb_timer, hb_closed_then_fail);
-        return;
-    }
     if (n->cfg->secret_file) {
         char why[512];
         err = aq_node_secret_read(n->cfg->secret_file, &secret, &secret_len, why, sizeof why);
@@ -161,6 +152,7 @@ static void open_after(uv_work_t *w, int status) {
         }
         rc.secret = secret;
         rc.secret_len = secret_len;
+        rc.encrypt = n->cfg->encrypt; /* the config loader refuses encrypt without a secret */
     }
     aq_rpc_uv_opts uo;
     memset(&uo, 0, sizeof uo);
@@ -199,7 +191,9 @@ static void open_after(uv_work_t *w, int status) {
             "serving on %s (cluster %s, incarnation %016llx, %zu nodes, replicas %u, traffic %s)",
             me->address, n->cfg->name, (unsigned long long)aq_rpc_incarnation(n->rpc), n->nmembers,
             n->cfg->replicas,
-            aq_rpc_authenticated(n->rpc) ? "authenticated" : "NOT authenticated (no secret_file)");
+            aq_rpc_encrypted(n->rpc)       ? "authenticated, payloads encrypted"
+            : aq_rpc_authenticated(n->rpc) ? "authenticated, payloads NOT encrypted"
+                                           : "NOT authenticated (no secret_file)");
     n->ready(n->ready_ud, 0);
 }
 

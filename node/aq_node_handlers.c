@@ -409,6 +409,7 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     s.dropped_foreign = rs.dropped_foreign;
     s.dropped_auth = rs.dropped_auth;
     s.authenticated = aq_rpc_authenticated(n->rpc) ? 1 : 0;
+    s.encrypted = aq_rpc_encrypted(n->rpc) ? 1 : 0;
     s.handled_total = n->handled_total;
     s.handled_client = n->handled_client;
     aq_rpc_uv_stats us;

@@ -298,7 +298,8 @@ void aq_status_rep_node(aq_wr *w, const aq_status_node *s) {
     aq_wr_u64(w, s->bytes);
     aq_wr_u64(w, s->allocated);
     aq_wr_u64(w, s->memory_max);
-    aq_wr_u8(w, s->authenticated);
+    /* One byte of flags: bit 0 authenticated, bit 1 encrypted (older readers see bit 0 only). */
+    aq_wr_u8(w, (uint8_t)((s->authenticated ? 1 : 0) | (s->encrypted ? 2 : 0)));
     aq_wr_u64(w, s->dropped_malformed);
     aq_wr_u64(w, s->dropped_foreign);
     aq_wr_u64(w, s->dropped_auth);
@@ -339,7 +340,9 @@ int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s)
     s->bytes = aq_rd_u64(r);
     s->allocated = aq_rd_u64(r);
     s->memory_max = aq_rd_u64(r);
-    s->authenticated = aq_rd_u8(r);
+    uint8_t traffic = aq_rd_u8(r);
+    s->authenticated = traffic & 1;
+    s->encrypted = (traffic >> 1) & 1;
     s->dropped_malformed = aq_rd_u64(r);
     s->dropped_foreign = aq_rd_u64(r);
     s->dropped_auth = aq_rd_u64(r);

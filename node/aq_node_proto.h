@@ -161,6 +161,7 @@ typedef struct aq_status_node {
     uint64_t uptime_ms;
     uint64_t chunks, bytes, allocated, memory_max;
     uint8_t authenticated; /* 1 when traffic is authenticated with a cluster secret */
+    uint8_t encrypted;     /* 1 when the node also encrypts the payloads it sends */
     uint64_t dropped_malformed, dropped_foreign, dropped_auth;
     /* Handler runs: all of them, and those for requests from outside the cluster (a client's PUT,
      * RM, GET or STAT, not a replica's forward or a repair). A test that counts the calls it made

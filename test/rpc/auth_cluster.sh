@@ -4,8 +4,12 @@
 # authenticated; a command with no secret and one with the wrong secret fail with one sentence
 # naming the node, exit 3, and the nodes count auth_failures; a captured genuine PUT replayed
 # changes nothing; every single-bit flip of it (checksum fixed up) is dropped; forged heartbeats
-# from a stopped member's spoofed address do not bring it back up. Then a cluster without a secret
-# says plainly that traffic is not authenticated. Every process started is stopped on any exit.
+# from a stopped member's spoofed address do not bring it back up; a command without the secret
+# whose first call is big (a pipe frame, not a datagram) fails the same way. Then the cluster with
+# encrypt = yes: status says so, 16 B and 4 MiB+ values round trip for an encrypting command and
+# for one that only authenticates, a captured PUT carries no plain text. Then a cluster without a
+# secret says plainly that traffic is not authenticated. Every process started is stopped on any
+# exit.
 set -euo pipefail
 
 : "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
@@ -54,6 +58,7 @@ write_conf() {
     echo "run_dir = $T/run"
     echo "heartbeat = 200ms"
     [ -n "$secret" ] && echo "secret_file = $secret"
+    [ -n "${ENCRYPT:-}" ] && echo "encrypt = $ENCRYPT"
     printf '\n[node n1]\naddress = %s\nmemory_max = 256MiB\n' "$n1"
     printf '\n[node n2]\naddress = 127.0.0.1:%d\nmemory_max = 256MiB\n' "${PORTS[1]}"
     printf '\n[node n3]\naddress = 127.0.0.1:%d\nmemory_max = 256MiB\n' "${PORTS[2]}"
@@ -178,6 +183,57 @@ for n in json.load(sys.stdin)["nodes"]:
 [ "$st" = down ] || fail "forged heartbeats changed n1's view of n2 to $st"
 echo "  $(cat "$T/hb") forged heartbeats: n1 still sees n2 $st"
 kill -CONT "$n2pid"
+
+step "a command without the secret whose first call goes over the pipe"
+head -c 200000 /dev/urandom >"$T/big"
+for which in none wrong; do
+  set +e
+  timeout 60 "$AQ" -c "$T/$which.conf" put big "$T/big" >/dev/null 2>"$T/err"; rc=$?
+  set -e
+  [ $rc -eq 3 ] || fail "$which, big put: exit $rc, want 3: $(cat "$T/err")"
+  grep -Eq "authentication failed at node n[123] \(127\.0\.0\.1:[0-9]+\)" "$T/err" ||
+    fail "$which, big put: $(cat "$T/err")"
+  echo "  $which: $(cat "$T/err")"
+done
+
+step "encrypt = yes"
+aq cluster down >/dev/null
+ENCRYPT=yes write_conf "$CONF" "$T/secret"
+ENCRYPT=yes write_conf "$T/proxy.conf" "$T/secret" "127.0.0.1:${PORTS[3]}"
+cp "$CONF" "$T/enc.conf"
+write_conf "$T/auth-only.conf" "$T/secret"
+aq cluster up >/dev/null || fail "cluster up with encrypt = yes"
+aq status >"$T/st"
+grep -q "^traffic: authenticated, payloads encrypted" "$T/st" || fail "status: $(cat "$T/st")"
+[ "$(status_field "$CONF" n1 encrypted)" = True ] || fail "n1 not encrypted"
+grep -q "payloads encrypted" "$T/run/n1.log" || fail "n1's log does not say encrypted"
+head -c 16 /dev/urandom >"$T/v16"
+head -c $((4 * 1024 * 1024 + 4096)) /dev/urandom >"$T/v4m"
+for conf in enc auth-only; do
+  for v in v16 v4m; do
+    "$AQ" -c "$T/$conf.conf" put "e-$conf-$v" "$T/$v" >/dev/null || fail "$conf: put $v"
+    "$AQ" -c "$T/$conf.conf" get "e-$conf-$v" -o "$T/got" && cmp -s "$T/$v" "$T/got" ||
+      fail "$conf: get $v"
+    aq get "e-$conf-$v" -o "$T/got" && cmp -s "$T/$v" "$T/got" || fail "$conf: get $v back"
+  done
+done
+set +e
+"$AQ" -c "$T/none.conf" get e-enc-v16 >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -eq 3 ] || fail "no secret against encrypting nodes: exit $rc: $(cat "$T/err")"
+# A recognisable value put through the proxy: the captured CALL datagrams carry ciphertext.
+python3 -c 'import sys; sys.stdout.write("aquifer-plaintext-marker" * 30)' >"$T/marked"
+rm -f "$T/captured"
+"$AQ" -c "$T/proxy.conf" put marked "$T/marked" >/dev/null || fail "put via proxy"
+[ -s "$T/captured" ] || fail "nothing captured"
+marker_hex=$(printf 'aquifer-plaintext-marker' | od -An -tx1 | tr -d ' \n')
+if grep -q "$marker_hex" "$T/captured"; then fail "plain text on the wire with encrypt = yes"; fi
+python3 -c '
+import sys
+calls = [bytes.fromhex(l.strip()) for l in open(sys.argv[1]) if l[6:8] == "01"]
+assert calls, "no CALL captured"
+assert all(c[4] & 3 == 3 for c in calls), "a CALL without the MAC and ENC flags"
+print("  %d CALL datagrams captured, all encrypted" % len(calls))' "$T/captured"
 
 step "cluster down; a cluster without a secret says so"
 aq cluster down >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Helpers for auth_cluster.sh: a UDP proxy that captures a client's datagrams to a node and, on
 signal, replays them or sends every single-bit flip of a captured PUT (checksum fixed up, as an
-attacker would); and forged heartbeats sent from a member's spoofed address (raw socket, root).
+attacker would, where there is one: a MACed packet carries a packet counter instead); and forged heartbeats sent from a member's spoofed address (raw socket, root).
 
   auth_tool.py proxy LISTEN_PORT NODE_PORT DIR   (SIGUSR1: replay all; SIGUSR2: bit flips)
   auth_tool.py heartbeat NODE_PORT SPOOF_PORT NAME CLUSTER_ID_HEX SECONDS
@@ -37,9 +37,12 @@ H = xxh3()
 
 
 def fix_checksum(p):
-    """Recompute the header checksum over the header (checksum zeroed) and the fragment."""
+    """Recompute the header checksum over the header (checksum zeroed) and the fragment; a packet
+    flagged as MACed has a packet counter there, not a checksum, and is left as it is."""
     flags = struct.unpack_from("<H", p, 4)[0]
-    start = HDR + (MAC if flags & 1 else 0)
+    if flags & 1:
+        return p
+    start = HDR
     b = bytearray(p)
     b[56:64] = b"\0" * 8
     s = H(bytes(b[:HDR]) + bytes(b[start:]))
