@@ -186,6 +186,9 @@ int main(int argc, char **argv) {
     if (secret && *secret) {
         cfg.secret = secret;
         cfg.secret_len = strlen(secret);
+        /* AQ_RPC_ENCRYPT=1 (with a secret): encrypt CALL and REPLY payloads too. */
+        const char *enc = getenv("AQ_RPC_ENCRYPT");
+        cfg.encrypt = enc && atoi(enc);
     }
     bench b = {.window = conc, .size = 64};
     int r = aq_rpc_uv_open(&loop, &cfg, NULL, &b.u);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # rpc_bench.sh [--quick] [-r runs] [-c concurrency] [-t seconds]
 # Measures, in one run and on loopback: rpc 64 B calls/s and p50/p99 latency at concurrency C,
-# rpc 4 MiB call GB/s, iperf3's single-stream GB/s and redis-benchmark's PING rate at the same C.
-# Prints a table of medians over the runs and the ratios. Build in Release for real figures.
+# rpc 4 MiB call GB/s, iperf3's single-stream GB/s and redis-benchmark's PING rate at the same C;
+# then the rpc figures again with a cluster secret ("auth": every packet MACed) and with the secret
+# and payload encryption ("auth+encrypt"). Prints a table of medians over the runs and the ratios.
+# Build in Release for real figures.
 set -u
 runs=3 conc=50 secs=5 quick=0
 while (($#)); do
@@ -28,6 +30,25 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2)
 have() { command -v "$1" >/dev/null 2>&1; }
 
 declare -a R_CPS R_P50 R_P99 R_GBPS I_GBPS D_PING Q_PING Q_IPERF
+declare -a A_CPS A_GBPS E_CPS E_GBPS QA_IPERF QE_IPERF
+SECRET=rpc_bench-cluster-secret-of-at-least-32-bytes
+# variant NAME CPS_ARRAY GBPS_ARRAY [ENV...]: one rpc_bench run with the given environment
+variant() {
+    local name=$1 cps=$2 gb=$3 line kv
+    shift 3
+    line=$(env "$@" timeout -k 5 $((secs * 4 + 30)) "$BIN/rpc_bench" "$BIN/rpc_uv_server" -c "$conc" -t "$secs" | tail -n 1)
+    if [[ $? -ne 0 || $line != rpc_bench:* ]]; then
+        echo "rpc_bench.sh: rpc_bench ($name) failed" >&2
+        exit 1
+    fi
+    echo "$name: $line"
+    for kv in $line; do
+        case $kv in
+        calls_per_s=*) eval "$cps+=(\"${kv#*=}\")" ;;
+        gbps=*) eval "$gb+=(\"${kv#*=}\")" ;;
+        esac
+    done
+}
 nreq=$((conc * 2000 * secs))
 for ((i = 1; i <= runs; i++)); do
     line=$(timeout -k 5 $((secs * 4 + 30)) "$BIN/rpc_bench" "$BIN/rpc_uv_server" -c "$conc" -t "$secs" | tail -n 1)
@@ -45,6 +66,8 @@ for ((i = 1; i <= runs; i++)); do
         gbps=*) R_GBPS+=("${kv#*=}") ;;
         esac
     done
+    variant auth A_CPS A_GBPS AQ_RPC_SECRET=$SECRET
+    variant auth+encrypt E_CPS E_GBPS AQ_RPC_SECRET=$SECRET AQ_RPC_ENCRYPT=1
 
     if have iperf3; then
         p=$(free_port)
@@ -56,6 +79,8 @@ for ((i = 1; i <= runs; i++)); do
         if [[ -n $g ]]; then
             I_GBPS+=("$g")
             Q_IPERF+=("$(awk -v a="${R_GBPS[-1]}" -v b="$g" 'BEGIN { print a / b }')")
+            QA_IPERF+=("$(awk -v a="${A_GBPS[-1]}" -v b="$g" 'BEGIN { print a / b }')")
+            QE_IPERF+=("$(awk -v a="${E_GBPS[-1]}" -v b="$g" 'BEGIN { print a / b }')")
             echo "iperf3: gbps=$g"
         fi
         cleanup
@@ -86,6 +111,12 @@ m_ping=$( ((${#D_PING[@]})) && printf '%s\n' "${D_PING[@]}" | median || echo nan
 # hits the rpc run and its reference alike within one.
 q_ping=$( ((${#Q_PING[@]})) && printf '%s\n' "${Q_PING[@]}" | median || echo nan)
 q_iperf=$( ((${#Q_IPERF[@]})) && printf '%s\n' "${Q_IPERF[@]}" | median || echo nan)
+qa_iperf=$( ((${#QA_IPERF[@]})) && printf '%s\n' "${QA_IPERF[@]}" | median || echo nan)
+qe_iperf=$( ((${#QE_IPERF[@]})) && printf '%s\n' "${QE_IPERF[@]}" | median || echo nan)
+a_cps=$(printf '%s\n' "${A_CPS[@]}" | median)
+a_gbps=$(printf '%s\n' "${A_GBPS[@]}" | median)
+e_cps=$(printf '%s\n' "${E_CPS[@]}" | median)
+e_gbps=$(printf '%s\n' "${E_GBPS[@]}" | median)
 ratio() { awk -v q="$1" 'BEGIN { if (q == "nan") print "n/a"; else printf "%.2fx", q }'; }
 echo
 echo "rpc benchmark, loopback, medians of $runs run(s) of ${secs}s, concurrency $conc (ratio: median of per-run ratios)"
@@ -95,3 +126,7 @@ printf '%-34s %14s %14s %10s\n' "64 B calls/s vs redis PING/s" "$(num "$m_cps" %
 printf '%-34s %14s %14s %10s\n' "64 B call latency p50 (us)" "$(num "$m_p50" %.1f)" "" ""
 printf '%-34s %14s %14s %10s\n' "64 B call latency p99 (us)" "$(num "$m_p99" %.1f)" "" ""
 printf '%-34s %14s %14s %10s\n' "4 MiB calls GB/s vs iperf3 GB/s" "$(num "$m_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$q_iperf")"
+printf '%-34s %14s %14s %10s\n' "auth: 64 B calls/s" "$(num "$a_cps" %.0f)" "" ""
+printf '%-34s %14s %14s %10s\n' "auth: 4 MiB GB/s vs iperf3" "$(num "$a_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$qa_iperf")"
+printf '%-34s %14s %14s %10s\n' "auth+encrypt: 64 B calls/s" "$(num "$e_cps" %.0f)" "" ""
+printf '%-34s %14s %14s %10s\n' "auth+encrypt: 4 MiB GB/s vs iperf3" "$(num "$e_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$qe_iperf")"

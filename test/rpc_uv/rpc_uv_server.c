@@ -89,6 +89,8 @@ int main(int argc, char **argv) {
     if (secret && *secret) {
         cfg.secret = secret;
         cfg.secret_len = strlen(secret);
+        const char *enc = getenv("AQ_RPC_ENCRYPT"); /* 1: encrypt payloads too */
+        cfg.encrypt = enc && atoi(enc);
     }
     aq_rpc_uv_opts o = {.bind = bind};
     aq_rpc_uv *u;
