@@ -97,6 +97,11 @@ Test(proto, status_roundtrip) {
     strcpy(s.name, "n1");
     strcpy(s.address, "127.0.0.1:5");
     s.chunks = 3;
+    s.handled_client = 7;
+    s.conns_inbound = 11;
+    s.conns_refused = 13;
+    s.hello_timeouts = 17;
+    s.hello_evicted = 19;
     s.npeers = 1;
     aq_status_peer p = {0};
     strcpy(p.name, "n2");
@@ -112,6 +117,12 @@ Test(proto, status_roundtrip) {
     cr_assert_eq(aq_status_rep_begin(&r, w.p, w.len, &s2), 0);
     cr_expect_str_eq(s2.name, "n1");
     cr_expect_eq(s2.chunks, 3);
+    cr_expect_eq(s2.handled_client, 7);
+    cr_expect_eq(s2.conns_inbound, 11);
+    cr_expect_eq(s2.conns_refused, 13);
+    cr_expect_eq(s2.hello_timeouts, 17);
+    cr_expect_eq(s2.hello_evicted, 19);
+    cr_expect_eq(s2.npeers, 1);
     cr_assert_eq(aq_status_rep_next(&r, &p2), 0);
     cr_expect_str_eq(p2.name, "n2");
     cr_expect_eq(p2.state, AQ_MEMBER_SUSPECT);
