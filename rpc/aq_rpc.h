@@ -200,7 +200,8 @@ typedef struct aq_rpc_config {
     /* With a secret: also encrypt the payload of every CALL and REPLY this endpoint sends
      * (XChaCha20-Poly1305; headers stay readable). Without a secret aq_rpc_new fails (AQ_EINVAL).
      * Encrypted input is decrypted either way: each side encrypts what it sends per its own
-     * setting. */
+     * setting. The nonce is incarnation || packet counter: a fixed `incarnation` must never be
+     * used twice with one secret. */
     bool encrypt;
     aq_rpc_log_fn log;
     void *log_ud;

@@ -419,9 +419,10 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
         return false;
     }
     if (!(h->flags & AQ_RPC_FLAG_MAC) != !rpc->auth.on) {
-        if (rpc->auth.on && !c->hello_seen && !c->outbound && h->kind == AQ_RPC_K_HELLO &&
-            h->msg_len == 2 && h->frag_len == 2) {
-            /* A sender without our secret: read on to its first call's header to tell it so. */
+        if (!c->hello_seen && !c->outbound && h->kind == AQ_RPC_K_HELLO && h->msg_len == 2 &&
+            h->frag_len == 2) {
+            /* A sender without our secret (or with one we lack): read on to its first call's
+             * header to tell it so. */
             aq_rpc_auth_failed(rpc, NULL, h);
             c->refused = true;
             c->ra = NULL;

@@ -921,3 +921,18 @@ Test(rpc_auth, big_first_call_with_wrong_secret_fails_with_eauth) {
     cr_assert_eq(handled, 0);
     cr_assert_geq(stats(1).dropped_auth, 2);
 }
+
+/* A caller with a secret, a callee without: the refused pipe is answered too (zero fingerprint),
+ * and the call ends in AQ_EAUTH at its deadline. */
+Test(rpc_auth, big_first_call_to_a_node_without_secret_fails_with_eauth) {
+    pair(SECRET, NULL);
+    N.pipes = true;
+    static uint8_t msg[3000];
+    fill_pattern(msg, sizeof msg);
+    outcome o = {0};
+    call_b_buf(&o, msg, sizeof msg, 500000);
+    run_until_done(&o);
+    cr_assert_eq(o.err, AQ_EAUTH, "%s", o.text);
+    cr_assert_eq(handled, 0);
+    cr_assert_geq(stats(1).dropped_auth, 2);
+}
