@@ -406,10 +406,17 @@ static int fold_parse(parse_run *r, cli_kop **ks, uint32_t nc, aq_csv_obs *obs, 
             else
                 obs[j] = *o;
             have[j] = true;
-            if ((err = aq_csv_domain_union(&dom[j], &d, &u)) == 0) {
+            /* The nodes' rule, applied to the union (see aq_node_frame.c): string anywhere is
+             * string everywhere, and so is a column whose levels outgrow the calls. */
+            if (aq_csv_obs_final(&obs[j]) == AQ_CSV_T_CAT &&
+                (err = aq_csv_domain_union(&dom[j], &d, &u)) == 0) {
                 aq_csv_strs_free(&dom[j]);
                 dom[j] = u;
+                if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX)
+                    obs[j].kind = AQ_CSV_T_STR;
             }
+            if (aq_csv_obs_final(&obs[j]) != AQ_CSV_T_CAT)
+                aq_csv_strs_free(&dom[j]);
             aq_csv_strs_free(&d);
         }
         if (err == AQ_EPROTO)

@@ -91,11 +91,23 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
             else
                 obs[c] = cols[c].obs;
             have[c] = true;
+            /* Only a column still categorical here needs its levels: one that is string here is
+             * string in the whole frame (observations only widen as they merge). A domain past
+             * AQ_FRAME_LEVELS_TEXT_MAX makes the column string too, so that the levels of every
+             * column fit the calls that carry them. */
+            if (aq_csv_obs_final(&obs[c]) != AQ_CSV_T_CAT) {
+                aq_csv_strs_free(&dom[c]);
+                continue;
+            }
             aq_csv_strs d = {0}, u = {0};
             if ((err = aq_csv_domain_of(&cols[c], &d)) == 0 &&
                 (err = aq_csv_domain_union(&dom[c], &d, &u)) == 0) {
                 aq_csv_strs_free(&dom[c]);
                 dom[c] = u;
+                if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX) {
+                    obs[c].kind = AQ_CSV_T_STR;
+                    aq_csv_strs_free(&dom[c]);
+                }
             }
             aq_csv_strs_free(&d);
         }
