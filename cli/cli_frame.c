@@ -568,7 +568,7 @@ static void print_summary(cli *c, const cli_frame_meta *m, const aq_csv_sum *s) 
                 json_num(x->n ? x->mean : NAN);
                 fputs(", \"sd\": ", stdout);
                 json_num(aq_csv_sum_sd(x));
-            } else if (t == AQ_CSV_T_CAT || t == AQ_CSV_T_STR) {
+            } else if (t == AQ_CSV_T_CAT) {
                 printf(", \"cardinality\": %u, \"top\": [", x->nlev);
                 uint32_t pick[TOP_LEVELS];
                 uint32_t np = top_levels(x, pick, TOP_LEVELS);
@@ -596,7 +596,7 @@ static void print_summary(cli *c, const cli_frame_meta *m, const aq_csv_sum *s) 
             print_value(t, x->n ? x->max : NAN);
             print_value(t == AQ_CSV_T_TIME ? AQ_CSV_T_FLOAT : t, x->n ? x->mean : NAN);
             print_value(AQ_CSV_T_FLOAT, aq_csv_sum_sd(x));
-        } else if (t == AQ_CSV_T_CAT || t == AQ_CSV_T_STR) {
+        } else if (t == AQ_CSV_T_CAT) {
             printf("  %u levels:", x->nlev);
             uint32_t pick[3];
             uint32_t np = top_levels(x, pick, 3);

@@ -4,11 +4,14 @@
  * 2. The file streams through aq_csv_split into pieces of at most 4 MiB ending at row ends; each
  *    is put (at most CLI_INFLIGHT in flight) through the first live replica of its key, which
  *    stores and replicates it. The node that stored it is the one asked to parse it.
- * 3. PARSE to every node holding pieces -> observations, domains and rows per piece; merged here
- *    into final types and cluster-wide domains.
- * 4. FINISH to the same nodes: each re-parses its pieces at the final types and stores the column
- *    chunks on their replicas. Then the metadata key is stored and the raw pieces removed (the
- *    column chunks hold every value; keeping both would double the memory used).
+ * 3. PARSE, overlapping step 2: as soon as a node has stored PARSE_BATCH pieces it is asked to
+ *    parse them (at most PARSE_INFLIGHT such calls at once), so the nodes parse while the file
+ *    still streams. Each reply (observations, domains and rows per piece) is folded here at once
+ *    into final types and cluster-wide domains, and freed.
+ * 4. FINISH to every node holding pieces: each brings the columns it parsed (kept in its parse
+ *    cache) to the final types, or re-parses the piece, and stores the column chunks on their
+ *    replicas. Then the metadata key is stored and the raw pieces removed (the column chunks hold
+ *    every value; keeping both would double the memory used).
  * A failure at any step removes every key written: no frame and no stray pieces remain.
  */
 #include <errno.h>
@@ -37,6 +40,10 @@
  * that died in the middle. */
 #define CALL_BASE_MS  30000
 #define CALL_PIECE_MS 3000
+/* Pieces per PARSE call, and PARSE calls in flight: small batches start the nodes early and
+ * spread the work over their threadpools; the bound keeps the replies waiting here few. */
+#define PARSE_BATCH    2
+#define PARSE_INFLIGHT 16
 
 typedef struct piece_info {
     uint64_t first_line;
@@ -49,6 +56,11 @@ typedef struct put_slot {
     uint32_t idx;
 } put_slot;
 
+typedef struct parse_call {
+    cli_kop *k;
+    size_t node;
+} parse_call;
+
 typedef struct parse_run {
     cli *c;
     const char *name;
@@ -59,7 +71,21 @@ typedef struct parse_run {
     int err;
     char why[600];
     cli_progress prog;
+    /* PARSE as pieces land: per node the stored pieces not yet asked for (PARSE_BATCH each) */
+    const uint8_t *senc;
+    size_t slen;
+    uint32_t nc;
+    uint32_t *unsent;
+    uint32_t *nunsent;
+    parse_call pcall[PARSE_INFLIGHT];
+    /* the fold of the replies so far */
+    aq_csv_obs *obs;
+    aq_csv_strs *dom;
+    bool *have;
+    aq_csv_obs *tmp;
 } parse_run;
+
+static void parse_flush(parse_run *r, size_t node);
 
 static double now_s(void) {
     struct timespec ts;
@@ -79,7 +105,11 @@ static void reap(parse_run *r, bool wait_all) {
                     snprintf(r->why, sizeof r->why, "storing piece %u: %s", ps->idx,
                              ps->k->msg[0] ? ps->k->msg : aq_strerror(ps->k->err));
                 } else if (!ps->k->err) {
-                    r->p[ps->idx].home = (uint32_t)ps->k->node;
+                    size_t home = ps->k->node;
+                    r->p[ps->idx].home = (uint32_t)home;
+                    r->unsent[home * PARSE_BATCH + r->nunsent[home]++] = ps->idx;
+                    if (r->nunsent[home] == PARSE_BATCH)
+                        parse_flush(r, home);
                 }
                 cli_kop_free(ps->k);
                 ps->k = NULL;
@@ -305,9 +335,29 @@ out:
 /* ---- the calls to the nodes ---- */
 
 /* One call per node holding pieces; returns the kops (NULL where none), all finished. */
-static int node_calls(parse_run *r, uint16_t method, const uint8_t *setup, size_t slen,
-                      uint32_t ncols, const uint8_t *types, const uint8_t *blobs, size_t blen,
-                      cli_kop **ks) {
+/* The failure of one node's reply to a frame call, as the command's sentence; 0 when it is fine. */
+static int frame_reply_err(parse_run *r, uint16_t method, const cli_kop *k, size_t i) {
+    const cli *c = r->c;
+    aq_frame_rep rep;
+    if (k->err) {
+        snprintf(r->why, sizeof r->why, "%s", k->msg);
+        return k->err;
+    }
+    if (aq_frame_rep_decode(k->rep, k->replen, &rep) != 0) {
+        snprintf(r->why, sizeof r->why, "%s sent a malformed %s reply", c->conf->nodes[i].name,
+                 aq_node_method_name(method));
+        return AQ_EPROTO;
+    }
+    if (rep.status == AQ_EPARSE)
+        snprintf(r->why, sizeof r->why, "%.*s", (int)rep.mlen, rep.msg);
+    else if (rep.status)
+        snprintf(r->why, sizeof r->why, "%s: %.*s", c->conf->nodes[i].name, (int)rep.mlen, rep.msg);
+    return rep.status;
+}
+
+/* FINISH to every node that holds pieces, in parallel; the first failure wins. */
+static int finish_calls(parse_run *r, const uint8_t *types, const uint8_t *blobs, size_t blen,
+                        cli_kop **ks) {
     cli *c = r->c;
     size_t nn = c->conf->nnodes;
     uint8_t *recs = malloc((size_t)r->np * AQ_FRAME_PIECE_REC + 1);
@@ -326,10 +376,18 @@ static int node_calls(parse_run *r, uint16_t method, const uint8_t *setup, size_
         }
         if (n == 0)
             continue;
-        aq_frame_req q = {
-            (const uint8_t *)r->name, r->nlen, setup, slen, ncols, types, blobs, blen, n, recs};
-        if (!(ks[i] =
-                  cli_frame_kop(c, method, &q, i, CALL_BASE_MS + (uint64_t)n * CALL_PIECE_MS))) {
+        aq_frame_req q = {(const uint8_t *)r->name,
+                          r->nlen,
+                          r->senc,
+                          r->slen,
+                          r->nc,
+                          types,
+                          blobs,
+                          blen,
+                          n,
+                          recs};
+        if (!(ks[i] = cli_frame_kop(c, AQ_M_FRAME_FINISH, &q, i,
+                                    CALL_BASE_MS + (uint64_t)n * CALL_PIECE_MS))) {
             err = AQ_ENOMEM;
             break;
         }
@@ -337,27 +395,9 @@ static int node_calls(parse_run *r, uint16_t method, const uint8_t *setup, size_
     free(recs);
     if (!err)
         cli_kops_run(c, ks, nn);
-    /* First failure wins, as one sentence naming the node. */
-    for (size_t i = 0; i < nn && !err; i++) {
-        if (!ks[i])
-            continue;
-        aq_frame_rep rep;
-        if (ks[i]->err) {
-            err = ks[i]->err;
-            snprintf(r->why, sizeof r->why, "%s", ks[i]->msg);
-        } else if (aq_frame_rep_decode(ks[i]->rep, ks[i]->replen, &rep) != 0) {
-            err = AQ_EPROTO;
-            snprintf(r->why, sizeof r->why, "%s sent a malformed %s reply", c->conf->nodes[i].name,
-                     aq_node_method_name(method));
-        } else if (rep.status) {
-            err = rep.status;
-            if (err == AQ_EPARSE)
-                snprintf(r->why, sizeof r->why, "%.*s", (int)rep.mlen, rep.msg);
-            else
-                snprintf(r->why, sizeof r->why, "%s: %.*s", c->conf->nodes[i].name, (int)rep.mlen,
-                         rep.msg);
-        }
-    }
+    for (size_t i = 0; i < nn && !err; i++)
+        if (ks[i])
+            err = frame_reply_err(r, AQ_M_FRAME_FINISH, ks[i], i);
     return err;
 }
 
@@ -368,57 +408,113 @@ static void free_kops(cli_kop **ks, size_t n) {
     }
 }
 
-/* Folds the PARSE replies: rows per piece, observations and domains per column. */
-static int fold_parse(parse_run *r, cli_kop **ks, uint32_t nc, aq_csv_obs *obs, aq_csv_strs *dom) {
-    bool *have = calloc(nc, sizeof *have);
-    aq_csv_obs *o = malloc(sizeof *o);
-    int err = have && o ? 0 : AQ_ENOMEM;
-    for (size_t i = 0; i < r->c->conf->nnodes && !err; i++) {
-        if (!ks[i])
-            continue;
-        aq_frame_rep rep;
-        aq_frame_rep_decode(ks[i]->rep, ks[i]->replen, &rep);
-        if (rep.nblobs != 2 * nc) {
+/* Folds one PARSE reply of node i: rows per piece, observations and domains per column. */
+static int fold_one(parse_run *r, const cli_kop *k, size_t i) {
+    uint32_t nc = r->nc;
+    aq_frame_rep rep;
+    aq_frame_rep_decode(k->rep, k->replen, &rep);
+    int err = rep.nblobs == 2 * nc ? 0 : AQ_EPROTO;
+    for (uint32_t p = 0; !err && p < rep.npieces; p++) {
+        uint32_t idx, rows;
+        aq_frame_rep_piece(&rep, p, &idx, &rows);
+        if (idx >= r->np || r->p[idx].home != i)
+            err = AQ_EPROTO;
+        else
+            r->p[idx].rows = rows;
+    }
+    aq_rd rd = aq_rd_init(rep.blobs, rep.blen);
+    for (uint32_t j = 0; j < nc && !err; j++) {
+        const uint8_t *b1, *b2;
+        size_t l1, l2;
+        aq_csv_strs d = {0}, u = {0};
+        if (aq_frame_blob_next(&rd, &b1, &l1) != 0 || aq_frame_blob_next(&rd, &b2, &l2) != 0 ||
+            aq_csv_obs_decode(b1, l1, r->tmp) != 0 || aq_csv_domain_decode(b2, l2, &d) != 0) {
             err = AQ_EPROTO;
             break;
         }
-        for (uint32_t p = 0; p < rep.npieces; p++) {
-            uint32_t idx, rows;
-            aq_frame_rep_piece(&rep, p, &idx, &rows);
-            if (idx >= r->np || r->p[idx].home != i) {
-                err = AQ_EPROTO;
-                break;
-            }
-            r->p[idx].rows = rows;
+        if (r->have[j])
+            aq_csv_obs_merge(&r->obs[j], r->tmp);
+        else
+            r->obs[j] = *r->tmp;
+        r->have[j] = true;
+        /* The nodes' rule, applied to the union (see aq_node_frame.c): string anywhere is
+         * string everywhere, and so is a column whose levels outgrow the calls. */
+        if (aq_csv_obs_final(&r->obs[j]) == AQ_CSV_T_CAT &&
+            (err = aq_csv_domain_union(&r->dom[j], &d, &u)) == 0) {
+            aq_csv_strs_free(&r->dom[j]);
+            r->dom[j] = u;
+            if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX)
+                r->obs[j].kind = AQ_CSV_T_STR;
         }
-        aq_rd rd = aq_rd_init(rep.blobs, rep.blen);
-        for (uint32_t j = 0; j < nc && !err; j++) {
-            const uint8_t *b1, *b2;
-            size_t l1, l2;
-            aq_csv_strs d = {0}, u = {0};
-            if (aq_frame_blob_next(&rd, &b1, &l1) != 0 || aq_frame_blob_next(&rd, &b2, &l2) != 0 ||
-                aq_csv_obs_decode(b1, l1, o) != 0 || aq_csv_domain_decode(b2, l2, &d) != 0) {
-                err = AQ_EPROTO;
-                break;
-            }
-            if (have[j])
-                aq_csv_obs_merge(&obs[j], o);
-            else
-                obs[j] = *o;
-            have[j] = true;
-            if ((err = aq_csv_domain_union(&dom[j], &d, &u)) == 0) {
-                aq_csv_strs_free(&dom[j]);
-                dom[j] = u;
-            }
-            aq_csv_strs_free(&d);
-        }
-        if (err == AQ_EPROTO)
-            snprintf(r->why, sizeof r->why, "%s sent malformed observations",
-                     r->c->conf->nodes[i].name);
+        if (aq_csv_obs_final(&r->obs[j]) != AQ_CSV_T_CAT)
+            aq_csv_strs_free(&r->dom[j]);
+        aq_csv_strs_free(&d);
     }
-    free(have);
-    free(o);
+    if (err == AQ_EPROTO)
+        snprintf(r->why, sizeof r->why, "%s sent malformed observations",
+                 r->c->conf->nodes[i].name);
     return err;
+}
+
+/* Folds finished PARSE calls; with wait_all, waits for every one, else until a slot is free. */
+static void parse_reap(parse_run *r, bool wait_all) {
+    for (;;) {
+        size_t busy = 0;
+        for (size_t s = 0; s < PARSE_INFLIGHT; s++) {
+            parse_call *pc = &r->pcall[s];
+            if (pc->k && pc->k->done) {
+                char why[sizeof r->why];
+                memcpy(why, r->why, sizeof why);
+                int err = frame_reply_err(r, AQ_M_FRAME_PARSE, pc->k, pc->node);
+                if (!err && !r->err)
+                    err = fold_one(r, pc->k, pc->node);
+                if (err && !r->err)
+                    r->err = err;
+                else if (err) /* the first failure's sentence stays */
+                    memcpy(r->why, why, sizeof why);
+                cli_kop_free(pc->k);
+                pc->k = NULL;
+            }
+            busy += pc->k != NULL;
+        }
+        if (busy == 0 || (!wait_all && busy < PARSE_INFLIGHT))
+            return;
+        cli_step(r->c);
+    }
+}
+
+/* Asks node i to parse the pieces it stored that no PARSE named yet. */
+static void parse_flush(parse_run *r, size_t node) {
+    uint32_t n = r->nunsent[node];
+    if (n == 0 || r->err)
+        return;
+    r->nunsent[node] = 0;
+    uint8_t recs[PARSE_BATCH * AQ_FRAME_PIECE_REC];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = r->unsent[node * PARSE_BATCH + i];
+        aq_wr w = {recs + (size_t)i * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC, true};
+        aq_wr_u32(&w, p);
+        aq_wr_u64(&w, r->p[p].first_line);
+    }
+    parse_reap(r, false);
+    aq_frame_req q = {
+        (const uint8_t *)r->name, r->nlen, r->senc, r->slen, 0, NULL, NULL, 0, n, recs};
+    cli_kop *k =
+        cli_frame_kop(r->c, AQ_M_FRAME_PARSE, &q, node, CALL_BASE_MS + (uint64_t)n * CALL_PIECE_MS);
+    if (!k) {
+        if (!r->err) {
+            r->err = AQ_ENOMEM;
+            snprintf(r->why, sizeof r->why, "out of memory");
+        }
+        return;
+    }
+    for (size_t s = 0; s < PARSE_INFLIGHT; s++) {
+        if (!r->pcall[s].k) {
+            r->pcall[s] = (parse_call){k, node};
+            break;
+        }
+    }
+    cli_kop_start(k);
 }
 
 static void default_name(const char *file, char *out, size_t cap) {
@@ -493,7 +589,17 @@ int cli_cmd_parse(cli *c, const char *file) {
     bool wrote = false;
     double t0 = now_s();
     int err = aq_csv_setup_encode(&su, &senc, &slen);
-    if (!ks || !obs || !dom || !types || !buf || err) {
+    r.senc = senc;
+    r.slen = slen;
+    r.nc = nc;
+    r.obs = obs;
+    r.dom = dom;
+    r.have = calloc(nc ? nc : 1, sizeof *r.have);
+    r.tmp = malloc(sizeof *r.tmp);
+    r.unsent = calloc(nn * PARSE_BATCH, sizeof *r.unsent);
+    r.nunsent = calloc(nn, sizeof *r.nunsent);
+    if (!ks || !obs || !dom || !types || !buf || err || !r.have || !r.tmp || !r.unsent ||
+        !r.nunsent) {
         rc = cli_fail(c, CLI_ERROR, "out of memory");
         goto out;
     }
@@ -554,6 +660,10 @@ int cli_cmd_parse(cli *c, const char *file) {
     }
     aq_csv_split_free(&sp);
     reap(&r, true);
+    /* 3. the last pieces' PARSE, then every reply folded */
+    for (size_t i = 0; i < nn; i++)
+        parse_flush(&r, i);
+    parse_reap(&r, true);
     cli_progress_end(&r.prog);
     if (err && !r.why[0])
         snprintf(r.why, sizeof r.why, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));
@@ -563,13 +673,6 @@ int cli_cmd_parse(cli *c, const char *file) {
         rc = cli_fail(c, cli_exit_code(err), "%s", r.why);
         goto out;
     }
-    /* 3. parse where the pieces are */
-    if ((err = node_calls(&r, AQ_M_FRAME_PARSE, senc, slen, 0, NULL, NULL, 0, ks)) != 0 ||
-        (err = fold_parse(&r, ks, nc, obs, dom)) != 0) {
-        rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
-        goto out;
-    }
-    free_kops(ks, nn);
     for (uint32_t j = 0; j < nc; j++) {
         aq_csv_type t = su.forced[j] ? su.types[j] : aq_csv_obs_final(&obs[j]);
         types[j] = (uint8_t)t;
@@ -588,8 +691,7 @@ int cli_cmd_parse(cli *c, const char *file) {
         goto out;
     }
     /* 4. column chunks at the final types */
-    if ((err = node_calls(&r, AQ_M_FRAME_FINISH, senc, slen, nc, types, doms.p, doms.len, ks)) !=
-        0) {
+    if ((err = finish_calls(&r, types, doms.p, doms.len, ks)) != 0) {
         rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
         goto out;
     }
@@ -676,6 +778,9 @@ int cli_cmd_parse(cli *c, const char *file) {
         rc = fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
     }
 out:
+    /* PARSE calls still out (a put failed meanwhile) end before their keys are removed. */
+    if (r.unsent)
+        parse_reap(&r, true);
     if (wrote) {
         size_t left = cli_frame_rm_keys(c, name, false, NULL);
         if (left)
@@ -696,6 +801,10 @@ out:
     free(r.p);
     for (size_t s = 0; s < CLI_INFLIGHT; s++)
         cli_kop_free(r.slot[s].k);
+    free(r.have);
+    free(r.tmp);
+    free(r.unsent);
+    free(r.nunsent);
     aq_wr_free(&doms);
     aq_csv_setup_free(&su);
     close(fd);

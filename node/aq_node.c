@@ -44,6 +44,7 @@ static void node_rpc_log(void *ud, int level, const char *msg) {
 static void node_free(aq_node *n) {
     if (n->store)
         aq_chunk_store_close(n->store);
+    aq_node_pcache_free(n->pcache);
     free(n->members);
     free(n->seeds);
     free(n);
@@ -213,8 +214,12 @@ int aq_node_start(uv_loop_t *loop, const aq_node_config *cfg, const char *name, 
     n->nmembers = cfg->nnodes;
     n->members = calloc(n->nmembers, sizeof *n->members);
     n->seeds = calloc(n->nmembers, sizeof *n->seeds);
+    /* Parsed pieces wait for FINISH here: a quarter of the node's memory, at most 1 GiB, and
+     * no longer than 10 minutes (a parse whose command died). */
+    uint64_t pbudget = me->memory_max / 4 < (1ull << 30) ? me->memory_max / 4 : (1ull << 30);
+    int perr = aq_node_pcache_new((size_t)pbudget, 600ull * 1000000, &n->pcache);
     open_job *j = calloc(1, sizeof *j);
-    if (!n->members || !n->seeds || !j) {
+    if (!n->members || !n->seeds || !j || perr) {
         free(j);
         node_free(n);
         return AQ_ENOMEM;

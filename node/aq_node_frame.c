@@ -2,10 +2,12 @@
  * FRAME_SUMMARY). The command names, per node, the pieces that node is the first live replica of;
  * the node works only on what it holds (pieces and column chunks of one index share their homes),
  * in the threadpool, and answers with small results: per-column observations and domains, then
- * partial summaries. Nothing is kept in memory between calls: FINISH parses the pieces again with
- * the agreed types forced (text keeps the file's bytes, and a node that restarted in between loses
- * nothing). Column chunks are stored here and copied to the key's other live replicas as replica
- * PUTs, so every copy has the same bytes; FINISH answers once every copy is stored. */
+ * partial summaries. PARSE keeps the columns it parsed in the parse cache (aq_node_pcache.h) and
+ * FINISH brings them to the agreed types in memory, so a piece is parsed once; where that cannot
+ * be (the entry is gone, or numbers must become text and keep the file's bytes) FINISH parses the
+ * stored piece again with the types forced, so a node that restarted in between loses nothing.
+ * Column chunks are stored here and copied to the key's other live replicas as replica PUTs, so
+ * every copy has the same bytes; FINISH answers once every copy is stored. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,8 @@
 #include "aq_csv_summary.h"
 #include "aq_node_frame.h"
 #include "aq_node_internal.h"
+
+#include <xxhash.h>
 
 typedef struct out_chunk {
     uint8_t key[AQ_NODE_KEY_MAX];
@@ -59,6 +63,34 @@ static int get_piece(frame_job *j, uint32_t idx, aq_chunk_ref **ref, char *why, 
 
 /* ---- PARSE: observations, domains and rows of each piece held here ---- */
 
+static uint64_t setup_hash(const frame_job *j) {
+    return XXH3_64bits(j->q.setup, j->q.slen);
+}
+
+static int cache_put(frame_job *j, uint32_t idx, aq_chunk_digest digest, aq_csv_col *cols,
+                     uint32_t nc) {
+    uint8_t key[AQ_NODE_KEY_MAX];
+    size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, AQ_FRAME_PIECE);
+    return aq_node_pcache_put(j->n->pcache, key, klen, digest, setup_hash(j), cols, nc,
+                              aq_node_now_us(j->n));
+}
+
+/* The columns PARSE kept for this piece, brought to the final types in memory; NULL when there
+ * are none or one column needs the file's bytes again. */
+static aq_csv_col *cached_cols(frame_job *j, uint32_t idx, aq_chunk_digest digest, uint32_t nc,
+                               const aq_csv_type *types) {
+    uint8_t key[AQ_NODE_KEY_MAX];
+    size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, AQ_FRAME_PIECE);
+    aq_csv_col *cols = aq_node_pcache_take(j->n->pcache, key, klen, digest, setup_hash(j), nc);
+    for (uint32_t c = 0; cols && c < nc; c++) {
+        if (cols[c].type != types[c] && aq_csv_col_widen(&cols[c], types[c]) != 0) {
+            aq_csv_cols_free(cols, nc);
+            cols = NULL;
+        }
+    }
+    return cols;
+}
+
 static void parse_work(frame_job *j, const aq_csv_setup *su) {
     uint32_t nc = su->ncols;
     aq_csv_obs *obs = calloc(nc ? nc : 1, sizeof *obs);
@@ -79,6 +111,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
         aq_csv_col *cols = NULL;
         aq_csv_err pe = {0, ""};
         err = aq_csv_parse(&pc, su, NULL, &cols, &pe);
+        aq_chunk_digest digest = aq_chunk_ref_digest(ref);
         aq_chunk_ref_release(ref);
         if (err) {
             snprintf(why, sizeof why, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));
@@ -91,15 +124,28 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
             else
                 obs[c] = cols[c].obs;
             have[c] = true;
+            /* Only a column still categorical here needs its levels: one that is string here is
+             * string in the whole frame (observations only widen as they merge). A domain past
+             * AQ_FRAME_LEVELS_TEXT_MAX makes the column string too, so that the levels of every
+             * column fit the calls that carry them. */
+            if (aq_csv_obs_final(&obs[c]) != AQ_CSV_T_CAT) {
+                aq_csv_strs_free(&dom[c]);
+                continue;
+            }
             aq_csv_strs d = {0}, u = {0};
             if ((err = aq_csv_domain_of(&cols[c], &d)) == 0 &&
                 (err = aq_csv_domain_union(&dom[c], &d, &u)) == 0) {
                 aq_csv_strs_free(&dom[c]);
                 dom[c] = u;
+                if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX) {
+                    obs[c].kind = AQ_CSV_T_STR;
+                    aq_csv_strs_free(&dom[c]);
+                }
             }
             aq_csv_strs_free(&d);
         }
-        aq_csv_cols_free(cols, nc);
+        if (err || cache_put(j, idx, digest, cols, nc) != 0)
+            aq_csv_cols_free(cols, nc);
     }
     aq_wr *w = &j->rep;
     if (err) {
@@ -147,9 +193,10 @@ static int finish_piece(frame_job *j, const aq_csv_setup *su, const aq_csv_type 
     if (err)
         return err;
     aq_csv_piece pc = {(const char *)aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), line, idx == 0};
-    aq_csv_col *cols = NULL;
+    aq_csv_col *cols = cached_cols(j, idx, aq_chunk_ref_digest(ref), nc, types);
     aq_csv_err pe = {0, ""};
-    err = aq_csv_parse(&pc, su, types, &cols, &pe);
+    if (!cols)
+        err = aq_csv_parse(&pc, su, types, &cols, &pe);
     aq_chunk_ref_release(ref);
     if (err) {
         snprintf(why, cap, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));

@@ -9,6 +9,7 @@
 
 #include "aq_chunk.h"
 #include "aq_node.h"
+#include "aq_node_pcache.h"
 #include "aq_node_proto.h"
 #include "aq_rpc.h"
 #include "aq_rpc_uv.h"
@@ -35,6 +36,7 @@ struct aq_node {
     size_t nmembers;
     size_t self;
     aq_chunk_store *store;
+    aq_node_pcache *pcache; /* pieces parsed by FRAME_PARSE, waiting for FRAME_FINISH */
     aq_rpc_uv *uv;
     aq_rpc *rpc;
     uv_timer_t hb_timer;

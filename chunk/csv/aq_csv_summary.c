@@ -126,21 +126,10 @@ int aq_csv_sum_col(const aq_csv_col *c, aq_csv_sum *s) {
         free(l);
         return rc;
     }
-    case AQ_CSV_T_STR: {
-        lref *l = calloc((size_t)c->rows + 1, sizeof *l);
-        if (!l)
-            return AQ_ENOMEM;
-        uint32_t n = 0;
-        for (uint32_t r = 0; r < c->rows; r++) {
-            size_t len;
-            const char *p = aq_csv_col_str(c, r, &len);
-            if (p)
-                l[n++] = (lref){p, (uint32_t)len, 1};
-        }
-        int rc = set_levels(s, l, n);
-        free(l);
-        return rc;
-    }
+    case AQ_CSV_T_STR:
+        /* No levels: a string column has up to one distinct value per row, so counting them
+         * would carry the column itself up the reduction tree to one place. Rows and NA only. */
+        return 0;
     default:
         return 0;
     }

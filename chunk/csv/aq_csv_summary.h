@@ -4,8 +4,9 @@
  * deviations from the mean). Within a chunk mean and M2 come from two passes; chunks merge with
  * Chan et al.'s pairwise formula, which keeps the cluster-wide mean and standard deviation as
  * accurate as one pass over all values (no catastrophic cancellation as with sum of squares).
- * Categorical and string chunks count each distinct string (levels, sorted); merging adds counts
- * by level string, so chunk-local domains need no prior agreement.
+ * Categorical chunks count each distinct string (levels, sorted); merging adds counts by level
+ * string, so chunk-local domains need no prior agreement. String chunks keep rows and NA only:
+ * their distinct values are as many as the rows, and a summary never moves the data.
  */
 #ifndef AQ_CSV_SUMMARY_H
 #define AQ_CSV_SUMMARY_H
@@ -19,7 +20,7 @@ typedef struct aq_csv_sum {
     uint64_t rows, na;
     uint64_t n; /* non-NA values */
     double min, max, mean, m2;
-    /* CAT and STR: the distinct values, sorted, and how often each occurs */
+    /* CAT: the distinct values, sorted, and how often each occurs (STR: none) */
     uint32_t nlev;
     char **lev;
     uint32_t *lev_len;

@@ -37,9 +37,11 @@ bool aq_csv_is_na(const char *p, size_t len, bool quoted, const aq_csv_na *na) {
         return false;
     if (!quoted && is_nan_word(p, len))
         return true;
+    /* Called for every field: the first byte rules out nearly every value before strlen. */
+    char first = len ? p[0] : '\0';
     for (size_t i = 0; i < na->n; i++) {
-        size_t l = strlen(na->s[i]);
-        if (l == len && memcmp(na->s[i], p, len) == 0)
+        const char *s = na->s[i];
+        if (s[0] == first && strlen(s) == len && memcmp(s, p, len) == 0)
             return true;
     }
     return false;

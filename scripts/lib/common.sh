@@ -7,7 +7,8 @@ AQ_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 AQ_PKGS_BUILD=(build-essential cmake pkg-config libuv1-dev libjemalloc-dev libxxhash-dev xxhash
   libinih-dev libsodium-dev)
 # Tests: Criterion, clang's fuzzer and sanitizer runtimes, and the tools the network tests drive.
-AQ_PKGS_TEST=(libcriterion-dev clang libclang-rt-14-dev iproute2 iptables procps psmisc python3)
+AQ_PKGS_TEST=(libcriterion-dev clang libclang-rt-14-dev iproute2 iptables procps psmisc python3
+  python3-pandas)
 # Benchmarks: the peers aquifer is measured against.
 AQ_PKGS_BENCH=(iperf3 redis-server redis-tools)
 

@@ -1,0 +1,46 @@
+/* aq_node_pcache: pieces parsed by FRAME_PARSE, kept for FRAME_FINISH so each piece is parsed
+ * once.
+ *
+ * An entry is found by what makes its columns what they are: the piece's key, the digest of the
+ * piece's bytes and a hash of the parse setup. A later parse of other bytes or with other options
+ * under the same name therefore never meets an old entry, and a stale entry can only be a correct
+ * one. The cache is an optimisation, never a source of truth: FINISH re-parses the stored piece
+ * whenever its entry is missing (over budget, expired, node restarted). Entries leave when taken,
+ * when older than the age limit (a parse whose command died), or oldest first to make room.
+ * Bytes held never pass the budget. Thread-safe: the threadpool's parse jobs share it.
+ */
+#ifndef AQ_NODE_PCACHE_H
+#define AQ_NODE_PCACHE_H
+
+#include "aq_chunk.h"
+#include "aq_csv_col.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct aq_node_pcache aq_node_pcache;
+
+/* 0 or AQ_ENOMEM. max_bytes 0 keeps nothing. */
+int aq_node_pcache_new(size_t max_bytes, uint64_t max_age_us, aq_node_pcache **out);
+void aq_node_pcache_free(aq_node_pcache *pc);
+
+/* Memory the columns of one piece hold (what the budget counts). */
+size_t aq_node_pcache_cols_bytes(const aq_csv_col *cols, uint32_t ncols);
+
+/* Keeps cols (ncols of them) under the identity; the cache owns them on 0. AQ_ETOOBIG when they
+ * do not fit the budget even after dropping older entries (the caller keeps and frees them).
+ * now_us: a monotonic clock. A duplicate identity replaces the older entry. */
+int aq_node_pcache_put(aq_node_pcache *pc, const uint8_t *key, size_t klen, aq_chunk_digest piece,
+                       uint64_t setup_hash, aq_csv_col *cols, uint32_t ncols, uint64_t now_us);
+/* Removes the entry of that identity and hands its columns over (caller frees with
+ * aq_csv_cols_free); NULL when there is none or its column count differs. */
+aq_csv_col *aq_node_pcache_take(aq_node_pcache *pc, const uint8_t *key, size_t klen,
+                                aq_chunk_digest piece, uint64_t setup_hash, uint32_t ncols);
+
+typedef struct aq_node_pcache_stats {
+    size_t entries, bytes;
+    uint64_t hits, misses, dropped;
+} aq_node_pcache_stats;
+void aq_node_pcache_stats_get(aq_node_pcache *pc, aq_node_pcache_stats *out);
+
+#endif

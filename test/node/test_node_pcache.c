@@ -1,0 +1,111 @@
+/* The parse cache keeps a piece's columns from PARSE to FINISH: found only by the exact identity
+ * (key, piece digest, setup hash), within its byte budget, and not past its age limit. */
+#include "aq_error.h"
+#include "aq_node_pcache.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* n int64 columns of rows rows each, values v. */
+static aq_csv_col *cols_of(uint32_t n, uint32_t rows, int64_t v) {
+    aq_csv_col *c = calloc(n, sizeof *c);
+    cr_assert_not_null(c);
+    for (uint32_t i = 0; i < n; i++) {
+        c[i].type = AQ_CSV_T_INT;
+        c[i].width = 8;
+        c[i].rows = rows;
+        c[i].na = calloc((rows + 7) / 8 + 1, 1);
+        int64_t *x = calloc(rows + 1, sizeof *x);
+        cr_assert(c[i].na && x);
+        for (uint32_t r = 0; r < rows; r++)
+            x[r] = v;
+        c[i].vals = x;
+    }
+    return c;
+}
+
+static const aq_chunk_digest D1 = {1, 2}, D2 = {1, 3};
+#define K(s) (const uint8_t *)(s), strlen(s)
+
+Test(pcache, taken_once_by_exact_identity_only) {
+    aq_node_pcache *pc;
+    cr_assert_eq(aq_node_pcache_new(1 << 20, 1000000, &pc), 0);
+    cr_assert_eq(aq_node_pcache_put(pc, K("f/0"), D1, 7, cols_of(2, 100, 42), 2, 0), 0);
+    /* another piece digest, setup, key or column count: not this entry */
+    cr_assert_null(aq_node_pcache_take(pc, K("f/0"), D2, 7, 2));
+    cr_assert_null(aq_node_pcache_take(pc, K("f/0"), D1, 8, 2));
+    cr_assert_null(aq_node_pcache_take(pc, K("f/1"), D1, 7, 2));
+    aq_csv_col *c = aq_node_pcache_take(pc, K("f/0"), D1, 7, 2);
+    cr_assert_not_null(c);
+    cr_assert_eq(((int64_t *)c[1].vals)[99], 42);
+    aq_csv_cols_free(c, 2);
+    cr_assert_null(aq_node_pcache_take(pc, K("f/0"), D1, 7, 2), "taken twice");
+    aq_node_pcache_stats st;
+    aq_node_pcache_stats_get(pc, &st);
+    cr_assert_eq(st.entries, 0);
+    cr_assert_eq(st.bytes, 0);
+    cr_assert_eq(st.hits, 1);
+    aq_node_pcache_free(pc);
+}
+
+Test(pcache, a_column_count_mismatch_drops_the_entry) {
+    aq_node_pcache *pc;
+    cr_assert_eq(aq_node_pcache_new(1 << 20, 1000000, &pc), 0);
+    cr_assert_eq(aq_node_pcache_put(pc, K("f/0"), D1, 7, cols_of(2, 10, 1), 2, 0), 0);
+    cr_assert_null(aq_node_pcache_take(pc, K("f/0"), D1, 7, 3));
+    aq_node_pcache_stats st;
+    aq_node_pcache_stats_get(pc, &st);
+    cr_assert_eq(st.entries, 0);
+    aq_node_pcache_free(pc);
+}
+
+Test(pcache, budget_drops_the_oldest_and_refuses_what_never_fits) {
+    aq_csv_col *probe = cols_of(1, 1000, 0);
+    size_t one = aq_node_pcache_cols_bytes(probe, 1);
+    aq_csv_cols_free(probe, 1);
+    aq_node_pcache *pc;
+    cr_assert_eq(aq_node_pcache_new(3 * one + one / 2, 1000000, &pc), 0);
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "f/%d", i);
+        cr_assert_eq(aq_node_pcache_put(pc, K(key), D1, 7, cols_of(1, 1000, i), 1, (uint64_t)i), 0);
+        aq_node_pcache_stats st;
+        aq_node_pcache_stats_get(pc, &st);
+        cr_assert_leq(st.bytes, 3 * one + one / 2, "over budget after put %d", i);
+    }
+    /* f/0 and f/1 made room for f/3 and f/4 */
+    cr_assert_null(aq_node_pcache_take(pc, K("f/0"), D1, 7, 1));
+    cr_assert_null(aq_node_pcache_take(pc, K("f/1"), D1, 7, 1));
+    for (int i = 2; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "f/%d", i);
+        aq_csv_col *c = aq_node_pcache_take(pc, K(key), D1, 7, 1);
+        cr_assert_not_null(c, "f/%d", i);
+        cr_assert_eq(((int64_t *)c[0].vals)[0], i);
+        aq_csv_cols_free(c, 1);
+    }
+    /* bigger than the whole budget: refused, the caller keeps its columns */
+    aq_csv_col *big = cols_of(4, 1000, 9);
+    cr_assert_eq(aq_node_pcache_put(pc, K("f/9"), D1, 7, big, 4, 10), AQ_ETOOBIG);
+    aq_csv_cols_free(big, 4);
+    aq_node_pcache_free(pc);
+}
+
+Test(pcache, entries_expire_and_a_repeat_replaces) {
+    aq_node_pcache *pc;
+    cr_assert_eq(aq_node_pcache_new(1 << 20, 1000, &pc), 0);
+    cr_assert_eq(aq_node_pcache_put(pc, K("old"), D1, 7, cols_of(1, 10, 1), 1, 0), 0);
+    cr_assert_eq(aq_node_pcache_put(pc, K("f/0"), D1, 7, cols_of(1, 10, 1), 1, 5000), 0);
+    cr_assert_eq(aq_node_pcache_put(pc, K("f/0"), D1, 7, cols_of(1, 10, 2), 1, 5001), 0);
+    aq_node_pcache_stats st;
+    aq_node_pcache_stats_get(pc, &st);
+    cr_assert_eq(st.entries, 1, "the expired entry and the replaced one are gone");
+    cr_assert_eq(st.dropped, 2);
+    aq_csv_col *c = aq_node_pcache_take(pc, K("f/0"), D1, 7, 1);
+    cr_assert_not_null(c);
+    cr_assert_eq(((int64_t *)c[0].vals)[0], 2, "the newer columns");
+    aq_csv_cols_free(c, 1);
+    aq_node_pcache_free(pc); /* frees nothing twice: ASan would say */
+}
