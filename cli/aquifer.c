@@ -134,10 +134,11 @@ static const command commands[] = {
      "usage: aquifer [-c FILE] summary NAME [--json]\n\n"
      "Summarizes each column of frame NAME where its chunks live; only partial summaries\n"
      "travel. Numeric and time columns: NA count, min, max, mean and sample standard\n"
-     "deviation; categorical and string columns: cardinality and the most frequent levels.\n"
+     "deviation; categorical columns: cardinality and the most frequent levels; string\n"
+     "columns: NA count only (their values are too many to count where they live).\n"
      "--json prints {name, rows, columns: [{name, type, na, min, max, mean, sd} or\n"
-     "{name, type, na, cardinality, top: [{level, count}]}]}. Exits 2 when there is no such "
-     "frame.\n"},
+     "{name, type, na, cardinality, top: [{level, count}]} or {name, type, na}]}. Exits 2\n"
+     "when there is no such frame.\n"},
     {"head", 1, 1, false, false,
      "usage: aquifer [-c FILE] head NAME [-n N]\n\n"
      "Prints the header and the first N rows (default 10) of frame NAME as CSV.\n"},
