@@ -124,6 +124,66 @@ static bool float_syntax(const char *p, size_t len) {
     return i == len;
 }
 
+/* Clinger's fast path: a decimal of at most 19 significant digits whose value m * 10^e has
+ * m <= 2^53 and |e| <= 22 is one correctly rounded IEEE multiplication or division of two exact
+ * doubles, so it equals strtod's answer. Most numbers in real files qualify; the rest (and any
+ * spelling this does not know) go to strtod. */
+static bool fast_decimal(const char *p, size_t len, double *out) {
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    bool neg = false;
+    if (i < len && (p[i] == '+' || p[i] == '-'))
+        neg = p[i++] == '-';
+    uint64_t m = 0;
+    int sig = 0, e10 = 0;
+    bool any = false;
+    for (; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+        any = true;
+        if (m || p[i] != '0') {
+            if (++sig > 19)
+                return false;
+            m = m * 10 + (uint64_t)(p[i] - '0');
+        }
+    }
+    if (i < len && p[i] == '.') {
+        for (i++; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+            any = true;
+            if (m || p[i] != '0') {
+                if (++sig > 19)
+                    return false;
+                m = m * 10 + (uint64_t)(p[i] - '0');
+            }
+            e10--;
+        }
+    }
+    if (!any)
+        return false;
+    if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        bool eneg = false;
+        if (i < len && (p[i] == '+' || p[i] == '-'))
+            eneg = p[i++] == '-';
+        size_t start = i;
+        int x = 0;
+        for (; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (x > 10000)
+                return false;
+            x = x * 10 + (p[i] - '0');
+        }
+        if (i == start)
+            return false;
+        e10 += eneg ? -x : x;
+    }
+    if (i != len || m > (1ull << 53) || e10 < -22 || e10 > 22)
+        return false;
+    double v = (double)m;
+    v = e10 < 0 ? v / p10[-e10] : v * p10[e10];
+    *out = neg ? -v : v;
+    return true;
+}
+
 bool aq_csv_parse_float(const char *p, size_t len, double *out) {
     trim(&p, &len);
     if (len == 0)
@@ -142,6 +202,8 @@ bool aq_csv_parse_float(const char *p, size_t len, double *out) {
     }
     if (!float_syntax(p, len))
         return false;
+    if (fast_decimal(p, len, out))
+        return true;
     char stackbuf[128];
     char *buf = len < sizeof stackbuf ? stackbuf : malloc(len + 1);
     if (!buf)

@@ -119,6 +119,54 @@ Test(csv_col, doubles_print_shortest_and_read_back_identical) {
     cr_assert_str_eq(buf, "1e+300");
 }
 
+/* Short decimals take a fast path (Clinger) instead of strtod: every spelling must still read as
+ * the very double strtod reads, at the edges of that path (2^53, 10^22, 19 digits) too. */
+Test(csv_col, decimals_read_exactly_as_strtod_reads_them) {
+    srand(11);
+    const char *edge[] = {"9007199254740992",
+                          "9007199254740993",
+                          "9007199254740992e22",
+                          "9007199254740993e-22",
+                          "1e22",
+                          "1e23",
+                          "1e-22",
+                          "1e-23",
+                          "1234567890123456789",
+                          "12345678901234567890",
+                          "0.1",
+                          "-0.0",
+                          "+.5",
+                          "5.",
+                          "0000000000000000000000123.25",
+                          "0.000000000000000000000001",
+                          "4.9e-324",
+                          "1.7976931348623157e308",
+                          "123456789012345678e-5"};
+    char buf[64];
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0] + 200000; i++) {
+        const char *t = buf;
+        if (i < sizeof edge / sizeof edge[0]) {
+            t = edge[i];
+        } else {
+            /* up to 20 digits, a point somewhere or none, sometimes an exponent of -30..30 */
+            int nd = 1 + rand() % 20, dot = rand() % (nd + 2), n = 0;
+            if (rand() % 4 == 0)
+                buf[n++] = rand() % 2 ? '-' : '+';
+            for (int d = 0; d < nd; d++) {
+                if (d == dot)
+                    buf[n++] = '.';
+                buf[n++] = (char)('0' + rand() % 10);
+            }
+            if (rand() % 3 == 0)
+                n += snprintf(buf + n, sizeof buf - (size_t)n, "e%d", rand() % 61 - 30);
+            buf[n] = 0;
+        }
+        double got, want = strtod(t, NULL);
+        cr_assert(aq_csv_parse_float(t, strlen(t), &got), "%s", t);
+        cr_assert(memcmp(&got, &want, sizeof got) == 0, "%s: %.17g, strtod %.17g", t, got, want);
+    }
+}
+
 Test(csv_col, int_widths_follow_the_range) {
     csv_frame f;
     load_ok("a,b,c,d\n1,300,70000,5000000000\n-128,-32768,-2147483648,-1\n", NULL, 1 << 20, &f);
