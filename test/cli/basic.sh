@@ -4,48 +4,16 @@
 # errors, an unreachable cluster, cluster down. Every process started is cleaned up on any exit.
 set -euo pipefail
 
-: "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
-AQ=$AQ_BUILD/bin/aquifer
-T=$(mktemp -d /tmp/aq-cli.XXXXXX)
-CONF=$T/cluster.conf
+# A private cluster on free ports and cleanup that always runs (test/integration/lib.sh); this
+# test starts the cluster itself, since `cluster up` is under test. Every call names its config.
+source "$AQ_SRC/test/integration/lib.sh"
 unset AQUIFER_CONF
+IT_CLEANUPS+=("'$AQ' -c '$CONF' cluster down >/dev/null 2>&1")
+step() { it_log "$@"; }
+fail() { it_fail "$@"; }
 
-step() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
-
-cleanup() {
-  local rc=$?
-  set +e
-  [ -f "$CONF" ] && "$AQ" -c "$CONF" cluster down >/dev/null 2>&1
-  # Every aquiferd of this test has $T in its command line (its config path).
-  pkill -KILL -f "$T/" 2>/dev/null
-  if [ $rc -ne 0 ]; then
-    for f in "$T"/run/*.log; do [ -f "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; }; done
-  fi
-  rm -rf "$T"
-  exit $rc
-}
-trap cleanup EXIT
-
-# N ports free for both UDP and TCP on 127.0.0.1.
-free_ports() {
-  python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/free_ports.py" "$1"
-}
-
-read -r -a PORTS <<<"$(free_ports 3)"
-{
-  echo "[cluster]"
-  echo "name = cli-$$"
-  echo "replicas = 2"
-  echo "run_dir = $T/run"
-  echo "heartbeat = 200ms"
-  i=1
-  for p in "${PORTS[@]}"; do
-    printf '\n[node n%d]\naddress = 127.0.0.1:%d\nmemory_max = 512MiB\n' "$i" "$p"
-    i=$((i + 1))
-  done
-} >"$CONF"
-
+it_conf 3 2
+read -r -a PORTS <<<"$(sed -n 's/^address = 127.0.0.1://p' "$CONF" | tr '\n' ' ')"
 step "cluster up (3 nodes on ports ${PORTS[*]})"
 "$AQ" -c "$CONF" cluster up >"$T/up.out" 2>&1 || { cat "$T/up.out"; fail "cluster up failed"; }
 cat "$T/up.out"
@@ -149,7 +117,7 @@ set -e
 "$AQ" get --help | grep -q -- '-o FILE' || fail "get --help does not mention -o"
 
 step "an unreachable cluster exits 3 quickly with a clear message"
-read -r -a DEAD <<<"$(free_ports 2)"
+read -r -a DEAD <<<"$(it_free_ports 2)"
 printf '[cluster]\nname = dead-%s\nrun_dir = %s/deadrun\n\n[node d1]\naddress = 127.0.0.1:%s\n\n[node d2]\naddress = 127.0.0.1:%s\n' \
   "$$" "$T" "${DEAD[0]}" "${DEAD[1]}" >"$T/dead.conf"
 start=$(date +%s)

@@ -5,52 +5,16 @@
 # frames lists and frame rm removes. Every process started is stopped on any exit.
 set -euo pipefail
 
-: "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
 : "${AQ_DATA_DIR:?AQ_DATA_DIR must point at h2o-smalldata}"
-AQ=$AQ_BUILD/bin/aquifer
-T=$(mktemp -d /tmp/aq-frame.XXXXXX)
-CONF=$T/cluster.conf
-unset AQUIFER_CONF
-
-step() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+# A private cluster on free ports and cleanup that always runs (test/integration/lib.sh).
+source "$AQ_SRC/test/integration/lib.sh"
+step() { it_log "$@"; }
+fail() { it_fail "$@"; }
 aq() { "$AQ" -c "$CONF" "$@"; }
 
-cleanup() {
-  local rc=$?
-  set +e
-  [ -f "$CONF" ] && "$AQ" -c "$CONF" cluster down >/dev/null 2>&1
-  for f in "$T"/run/*.pid; do
-    [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
-  done
-  if [ $rc -ne 0 ]; then
-    for f in "$T"/run/*.log; do [ -f "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; }; done
-  fi
-  rm -rf "$T"
-  exit $rc
-}
-trap cleanup EXIT
-
-free_ports() {
-  python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/free_ports.py" "$1"
-}
-
-read -r -a PORTS <<<"$(free_ports 3)"
-{
-  echo "[cluster]"
-  echo "name = frame-$$"
-  echo "replicas = 2"
-  echo "run_dir = $T/run"
-  echo "heartbeat = 200ms"
-  i=1
-  for p in "${PORTS[@]}"; do
-    printf '\n[node n%d]\naddress = 127.0.0.1:%d\nmemory_max = 512MiB\n' "$i" "$p"
-    i=$((i + 1))
-  done
-} >"$CONF"
-
+it_conf 3 2
 step "cluster up"
-aq cluster up >/dev/null || fail "cluster up"
+it_up
 
 # Total chunks held by the cluster (all nodes), from status --json.
 chunks() {

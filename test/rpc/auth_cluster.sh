@@ -12,41 +12,21 @@
 # exit.
 set -euo pipefail
 
-: "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
 : "${AQ_SRC:?AQ_SRC must point at the source tree}"
-AQ=$AQ_BUILD/bin/aquifer
-TOOL=$AQ_SRC/test/rpc/auth_tool.py
-T=$(mktemp -d /tmp/aq-auth.XXXXXX)
-CONF=$T/cluster.conf
+# Free ports and cleanup that always runs (test/integration/lib.sh); this test writes its own
+# configs (secrets, a proxied address) and names them on every call.
+source "$AQ_SRC/test/integration/lib.sh"
 unset AQUIFER_CONF
+TOOL=$AQ_SRC/test/rpc/auth_tool.py
 PROXY_PID=
+IT_CLEANUPS+=('[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null'
+  '[ -f "$CONF" ] && "$AQ" -c "$CONF" cluster down >/dev/null 2>&1')
 
-step() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+step() { it_log "$@"; }
+fail() { it_fail "$@"; }
 aq() { "$AQ" -c "$CONF" "$@"; }
 
-cleanup() {
-  local rc=$?
-  set +e
-  [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
-  for f in "$T"/run/*.pid; do [ -f "$f" ] && kill -CONT "$(cat "$f")" 2>/dev/null; done
-  [ -f "$CONF" ] && "$AQ" -c "$CONF" cluster down >/dev/null 2>&1
-  for f in "$T"/run/*.pid; do
-    [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
-  done
-  if [ $rc -ne 0 ]; then
-    for f in "$T"/run/*.log; do [ -f "$f" ] && { echo "--- $f (last 30 lines)"; tail -n 30 "$f"; }; done
-  fi
-  rm -rf "$T"
-  exit $rc
-}
-trap cleanup EXIT
-
-free_ports() {
-  python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/free_ports.py" "$1"
-}
-
-read -r -a PORTS <<<"$(free_ports 4)"
+read -r -a PORTS <<<"$(it_free_ports 4)"
 NAME=auth-$$
 # write_conf FILE SECRET_LINE [n1 address override]
 write_conf() {
