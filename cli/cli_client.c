@@ -214,6 +214,10 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
     k->replen = 0;
     if (e == AQ_ENOTFOUND)
         k->any_notfound = true;
+    /* A node silent for a whole call is left out of the candidates of every later call of this
+     * command, so a node that died mid-run costs one timeout, not one per key placed on it. */
+    if (r->err == AQ_ETIMEDOUT)
+        c->live[node] = false;
     bool retry = r->err != 0 || e == AQ_ECLOSED || e == AQ_EBUSY || e == AQ_ECORRUPT ||
                  e == AQ_EPROTO || (e == AQ_ENOTFOUND && k->next_on_notfound);
     if (retry && k->pos + 1 < k->ncand) {
