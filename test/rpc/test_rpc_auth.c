@@ -479,6 +479,7 @@ Test(rpc_auth, forged_notify_is_dropped) {
     aq_rpc_auth_tag(&other, m, "hb", 2, m + AQ_RPC_HDR_LEN);
     memcpy(m + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN, "hb", 2);
     aq_rpc_input_dgram(N.rpc[1], &N.addr[0], m, sizeof m);
+    aq_rpc_auth_wipe(&other);
     cr_assert_eq(notified, 0);
     cr_assert_eq(stats(1).dropped_auth, 2);
     cr_assert_eq(stats(1).peers, 0);
@@ -567,6 +568,7 @@ Test(rpc_auth, every_bit_flip_of_a_pipe_frame_is_dropped) {
         pipe_feed(conn, f, n);
     }
     cr_assert_eq(handled, 1);
+    aq_rpc_auth_wipe(&key);
 }
 
 /* A pipe without MACs: its HELLO is refused (no peer), the next header is answered with an AUTH
@@ -935,4 +937,116 @@ Test(rpc_auth, big_first_call_to_a_node_without_secret_fails_with_eauth) {
     cr_assert_eq(o.err, AQ_EAUTH, "%s", o.text);
     cr_assert_eq(handled, 0);
     cr_assert_geq(stats(1).dropped_auth, 2);
+}
+
+/* From AQ_RPC_POLY_BIG bytes on the tag comes from libcrypto's Poly1305: it must be the very tag
+ * libsodium computes (the same function; nodes of either kind agree), at the switch and far past
+ * it, and one flipped byte anywhere must fail the check. */
+Test(rpc_auth, libcrypto_and_libsodium_poly1305_give_the_same_tag) {
+    aq_rpc_auth a;
+    cr_assert_eq(aq_rpc_auth_init(&a, SECRET, strlen(SECRET), CID), 0);
+    cr_assert_not_null(a.poly, "libcrypto has no Poly1305: the fast path is off");
+    static uint8_t frag[300000];
+    randombytes_buf(frag, sizeof frag);
+    size_t lens[] = {
+        0,     1,      100,        AQ_RPC_POLY_BIG - 1, AQ_RPC_POLY_BIG, AQ_RPC_POLY_BIG + 1,
+        65537, 262144, sizeof frag};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        aq_rpc_hdr h = {.version = AQ_RPC_WIRE_VERSION,
+                        .kind = AQ_RPC_K_CALL,
+                        .flags = AQ_RPC_FLAG_MAC,
+                        .cluster_id = CID,
+                        .src_inc = 7,
+                        .task = i + 1,
+                        .msg_len = (uint32_t)lens[i],
+                        .frag_len = (uint32_t)lens[i]};
+        uint8_t hb[AQ_RPC_HDR_LEN], tag[AQ_RPC_TAG_LEN], want[AQ_RPC_TAG_LEN], otk[32];
+        aq_rpc_hdr_encode(&h, frag, hb);
+        aq_rpc_auth_tag(&a, hb, frag, lens[i], tag);
+        crypto_generichash(otk, sizeof otk, hb, sizeof hb, a.key, sizeof a.key);
+        crypto_onetimeauth_state st;
+        crypto_onetimeauth_init(&st, otk);
+        crypto_onetimeauth_update(&st, hb, sizeof hb);
+        crypto_onetimeauth_update(&st, frag, lens[i]);
+        crypto_onetimeauth_final(&st, want);
+        cr_assert(memcmp(tag, want, sizeof tag) == 0, "length %zu: tags differ", lens[i]);
+        cr_assert(aq_rpc_auth_verify(&a, hb, frag, lens[i], tag), "length %zu", lens[i]);
+        if (lens[i]) {
+            frag[lens[i] / 2] ^= 0x10;
+            cr_assert(!aq_rpc_auth_verify(&a, hb, frag, lens[i], tag), "length %zu", lens[i]);
+            frag[lens[i] / 2] ^= 0x10;
+        }
+        /* streaming in uneven pieces gives the same tag */
+        aq_rpc_auth_stream s;
+        memset(&s, 0, sizeof s);
+        aq_rpc_auth_begin(&a, &s, hb);
+        for (size_t off = 0; off < lens[i];) {
+            size_t n = 1 + (off * 7919) % 70001;
+            n = n < lens[i] - off ? n : lens[i] - off;
+            aq_rpc_auth_update(&s, frag + off, n);
+            off += n;
+        }
+        cr_assert(aq_rpc_auth_check(&s, want), "length %zu: streamed tag differs", lens[i]);
+        aq_rpc_auth_stream_wipe(&s);
+    }
+    aq_rpc_auth_wipe(&a);
+}
+
+/* Encryption of long fragments runs on libcrypto's ChaCha20 and Poly1305: the ciphertext and tag
+ * must be exactly libsodium's XChaCha20-Poly1305-IETF, libsodium must open them, and the streaming
+ * open (pieces, then decrypt in place) must give the plain text back. */
+Test(rpc_auth, encryption_of_long_fragments_is_libsodiums_xchacha20poly1305) {
+    aq_rpc_auth a;
+    cr_assert_eq(aq_rpc_auth_init(&a, SECRET, strlen(SECRET), CID), 0);
+    cr_assert_not_null(a.chacha, "libcrypto has no ChaCha20: the fast path is off");
+    static uint8_t m[300000], c[sizeof m], want[sizeof m];
+    randombytes_buf(m, sizeof m);
+    size_t lens[] = {1, 63, 64, AQ_RPC_POLY_BIG - 1, AQ_RPC_POLY_BIG, 100001, sizeof m};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        size_t len = lens[i];
+        aq_rpc_hdr h = {.version = AQ_RPC_WIRE_VERSION,
+                        .kind = AQ_RPC_K_REPLY,
+                        .flags = AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC,
+                        .cluster_id = CID,
+                        .src_inc = 0x1122334455667788ull,
+                        .task = i + 9,
+                        .msg_len = (uint32_t)len,
+                        .frag_len = (uint32_t)len,
+                        .checksum = 1000 + i};
+        uint8_t hb[AQ_RPC_HDR_LEN], tag[AQ_RPC_TAG_LEN], wtag[AQ_RPC_TAG_LEN], n[24];
+        aq_rpc_hdr_encode(&h, m, hb);
+        aq_rpc_auth_seal(&a, hb, m, len, c, tag);
+        memcpy(n, hb + 16, 8);
+        memcpy(n + 8, hb + 56, 8);
+        memcpy(n + 16, "aqrpcenc", 8);
+        unsigned long long tl;
+        crypto_aead_xchacha20poly1305_ietf_encrypt_detached(want, wtag, &tl, m, len, hb, 64, NULL,
+                                                            n, a.enc_key);
+        cr_assert(memcmp(c, want, len) == 0, "length %zu: ciphertext differs", len);
+        cr_assert(memcmp(tag, wtag, sizeof tag) == 0, "length %zu: tag differs", len);
+        cr_assert(memcmp(c, m, len < 64 ? len : 64) != 0, "length %zu: not encrypted", len);
+        /* streaming open in pieces, then decrypt in place */
+        aq_rpc_auth_stream s;
+        memset(&s, 0, sizeof s);
+        aq_rpc_auth_begin_open(&a, &s, hb);
+        for (size_t off = 0; off < len;) {
+            size_t k = 1 + (off * 104729) % 65537;
+            k = k < len - off ? k : len - off;
+            aq_rpc_auth_update(&s, c + off, k);
+            off += k;
+        }
+        cr_assert(aq_rpc_auth_check_open(&s, tag), "length %zu: streamed check failed", len);
+        aq_rpc_auth_decrypt(&s, c, len);
+        aq_rpc_auth_stream_wipe(&s);
+        cr_assert(memcmp(c, m, len) == 0, "length %zu: decrypted text differs", len);
+        /* a flipped ciphertext byte fails the streamed check */
+        aq_rpc_auth_seal(&a, hb, m, len, c, tag);
+        c[len / 2] ^= 1;
+        memset(&s, 0, sizeof s);
+        aq_rpc_auth_begin_open(&a, &s, hb);
+        aq_rpc_auth_update(&s, c, len);
+        cr_assert(!aq_rpc_auth_check_open(&s, tag), "length %zu: forged ciphertext passed", len);
+        aq_rpc_auth_stream_wipe(&s);
+    }
+    aq_rpc_auth_wipe(&a);
 }
