@@ -68,6 +68,11 @@ for ((i = 1; i <= runs; i++)); do
     done
     variant auth A_CPS A_GBPS AQ_RPC_SECRET=$SECRET
     variant auth+encrypt E_CPS E_GBPS AQ_RPC_SECRET=$SECRET AQ_RPC_ENCRYPT=1
+    # What authentication and encryption cost: against the plain run of the same round.
+    QA_RC+=("$(awk -v a="${A_CPS[-1]}" -v b="${R_CPS[-1]}" 'BEGIN { print a / b }')")
+    QA_RG+=("$(awk -v a="${A_GBPS[-1]}" -v b="${R_GBPS[-1]}" 'BEGIN { print a / b }')")
+    QE_RC+=("$(awk -v a="${E_CPS[-1]}" -v b="${R_CPS[-1]}" 'BEGIN { print a / b }')")
+    QE_RG+=("$(awk -v a="${E_GBPS[-1]}" -v b="${R_GBPS[-1]}" 'BEGIN { print a / b }')")
 
     if have iperf3; then
         p=$(free_port)
@@ -113,6 +118,10 @@ q_ping=$( ((${#Q_PING[@]})) && printf '%s\n' "${Q_PING[@]}" | median || echo nan
 q_iperf=$( ((${#Q_IPERF[@]})) && printf '%s\n' "${Q_IPERF[@]}" | median || echo nan)
 qa_iperf=$( ((${#QA_IPERF[@]})) && printf '%s\n' "${QA_IPERF[@]}" | median || echo nan)
 qe_iperf=$( ((${#QE_IPERF[@]})) && printf '%s\n' "${QE_IPERF[@]}" | median || echo nan)
+qa_rc=$(printf '%s\n' "${QA_RC[@]}" | median)
+qa_rg=$(printf '%s\n' "${QA_RG[@]}" | median)
+qe_rc=$(printf '%s\n' "${QE_RC[@]}" | median)
+qe_rg=$(printf '%s\n' "${QE_RG[@]}" | median)
 a_cps=$(printf '%s\n' "${A_CPS[@]}" | median)
 a_gbps=$(printf '%s\n' "${A_GBPS[@]}" | median)
 e_cps=$(printf '%s\n' "${E_CPS[@]}" | median)
@@ -126,7 +135,9 @@ printf '%-34s %14s %14s %10s\n' "64 B calls/s vs redis PING/s" "$(num "$m_cps" %
 printf '%-34s %14s %14s %10s\n' "64 B call latency p50 (us)" "$(num "$m_p50" %.1f)" "" ""
 printf '%-34s %14s %14s %10s\n' "64 B call latency p99 (us)" "$(num "$m_p99" %.1f)" "" ""
 printf '%-34s %14s %14s %10s\n' "4 MiB calls GB/s vs iperf3 GB/s" "$(num "$m_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$q_iperf")"
-printf '%-34s %14s %14s %10s\n' "auth: 64 B calls/s" "$(num "$a_cps" %.0f)" "" ""
+printf '%-34s %14s %14s %10s\n' "auth: 64 B calls/s vs plain rpc" "$(num "$a_cps" %.0f)" "$(num "$m_cps" %.0f)" "$(ratio "$qa_rc")"
+printf '%-34s %14s %14s %10s\n' "auth: 4 MiB GB/s vs plain rpc" "$(num "$a_gbps" %.3f)" "$(num "$m_gbps" %.3f)" "$(ratio "$qa_rg")"
 printf '%-34s %14s %14s %10s\n' "auth: 4 MiB GB/s vs iperf3" "$(num "$a_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$qa_iperf")"
-printf '%-34s %14s %14s %10s\n' "auth+encrypt: 64 B calls/s" "$(num "$e_cps" %.0f)" "" ""
+printf '%-34s %14s %14s %10s\n' "auth+encrypt: 64 B calls/s vs plain" "$(num "$e_cps" %.0f)" "$(num "$m_cps" %.0f)" "$(ratio "$qe_rc")"
+printf '%-34s %14s %14s %10s\n' "auth+encrypt: 4 MiB vs plain rpc" "$(num "$e_gbps" %.3f)" "$(num "$m_gbps" %.3f)" "$(ratio "$qe_rg")"
 printf '%-34s %14s %14s %10s\n' "auth+encrypt: 4 MiB GB/s vs iperf3" "$(num "$e_gbps" %.3f)" "$(num "$m_ip" %.3f)" "$(ratio "$qe_iperf")"
