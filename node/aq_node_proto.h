@@ -207,7 +207,7 @@ size_t aq_frame_meta_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t 
  * the whole frame) the column is string instead, so that the calls stay far below
  * AQ_RPC_MAX_PAYLOAD. H2O likewise turns a column with too many levels into strings. */
 #define AQ_FRAME_LEVELS_TEXT_MAX (1u << 20)
-#define AQ_FRAME_COLS_MAX  (1u << 24)
+#define AQ_FRAME_COLS_MAX        (1u << 24)
 typedef struct aq_frame_req {
     const uint8_t *name;
     size_t nlen;
