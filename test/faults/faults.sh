@@ -247,6 +247,13 @@ run_scenario() {
   if [ $rc -ne 0 ]; then
     echo "FAIL: scenario $name (aq_load exit $rc)" >&2
     FAILED=1
+    # This scenario's own logs (the exit handler shows only the last scenario's): membership,
+    # repair and warnings are what explain a key that did not heal.
+    for f in "$RUN"/*.log; do
+      [ -f "$f" ] || continue
+      echo "--- $f (membership, repair and warnings; last 60)"
+      grep -E 'repair|WARN|ERROR| is (up|down|suspect)|restarted' "$f" | tail -n 60
+    done
   fi
   teardown
 }
