@@ -335,23 +335,24 @@ out:
 /* ---- the calls to the nodes ---- */
 
 /* One call per node holding pieces; returns the kops (NULL where none), all finished. */
-/* The failure of one node's reply to a frame call, as the command's sentence; 0 when it is fine. */
-static int frame_reply_err(parse_run *r, uint16_t method, const cli_kop *k, size_t i) {
-    const cli *c = r->c;
+/* The failure of node i's reply to a frame call, as the command's sentence in why; 0 when it is
+ * fine (why untouched). */
+static int frame_reply_err(const cli *c, uint16_t method, const cli_kop *k, size_t i, char *why,
+                           size_t cap) {
     aq_frame_rep rep;
     if (k->err) {
-        snprintf(r->why, sizeof r->why, "%s", k->msg);
+        snprintf(why, cap, "%s", k->msg);
         return k->err;
     }
     if (aq_frame_rep_decode(k->rep, k->replen, &rep) != 0) {
-        snprintf(r->why, sizeof r->why, "%s sent a malformed %s reply", c->conf->nodes[i].name,
+        snprintf(why, cap, "%s sent a malformed %s reply", c->conf->nodes[i].name,
                  aq_node_method_name(method));
         return AQ_EPROTO;
     }
     if (rep.status == AQ_EPARSE)
-        snprintf(r->why, sizeof r->why, "%.*s", (int)rep.mlen, rep.msg);
+        snprintf(why, cap, "%.*s", (int)rep.mlen, rep.msg);
     else if (rep.status)
-        snprintf(r->why, sizeof r->why, "%s: %.*s", c->conf->nodes[i].name, (int)rep.mlen, rep.msg);
+        snprintf(why, cap, "%s: %.*s", c->conf->nodes[i].name, (int)rep.mlen, rep.msg);
     return rep.status;
 }
 
@@ -397,7 +398,7 @@ static int finish_calls(parse_run *r, const uint8_t *types, const uint8_t *blobs
         cli_kops_run(c, ks, nn);
     for (size_t i = 0; i < nn && !err; i++)
         if (ks[i])
-            err = frame_reply_err(r, AQ_M_FRAME_FINISH, ks[i], i);
+            err = frame_reply_err(c, AQ_M_FRAME_FINISH, ks[i], i, r->why, sizeof r->why);
     return err;
 }
 
@@ -462,16 +463,13 @@ static void parse_reap(parse_run *r, bool wait_all) {
         size_t busy = 0;
         for (size_t s = 0; s < PARSE_INFLIGHT; s++) {
             parse_call *pc = &r->pcall[s];
+            if (pc->k && pc->k->done && !r->err) {
+                /* The first failure's sentence stays: later replies are only freed. */
+                int err =
+                    frame_reply_err(r->c, AQ_M_FRAME_PARSE, pc->k, pc->node, r->why, sizeof r->why);
+                r->err = err ? err : fold_one(r, pc->k, pc->node);
+            }
             if (pc->k && pc->k->done) {
-                char why[sizeof r->why];
-                memcpy(why, r->why, sizeof why);
-                int err = frame_reply_err(r, AQ_M_FRAME_PARSE, pc->k, pc->node);
-                if (!err && !r->err)
-                    err = fold_one(r, pc->k, pc->node);
-                if (err && !r->err)
-                    r->err = err;
-                else if (err) /* the first failure's sentence stays */
-                    memcpy(r->why, why, sizeof why);
                 cli_kop_free(pc->k);
                 pc->k = NULL;
             }
