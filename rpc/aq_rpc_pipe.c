@@ -493,6 +493,31 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
     return true;
 }
 
+/* A peer sends over one pipe at a time and opens a new one only when its old one failed, and then
+ * resends everything unanswered on it. So once a new pipe from a peer says HELLO, its older inbound
+ * pipes here are dead, though our side may never learn it: a reset that reached only the sender
+ * leaves our socket open forever, holding the partial messages it was receiving against the peer's
+ * reassembly budget until every big call from that peer is answered BUSY. Close them. */
+static void close_superseded(aq_rpc *rpc, const aq_rpc_conn *c) {
+    uint64_t old[16];
+    size_t n = 0;
+    for (size_t i = 0; i < rpc->conns.cap && n < sizeof old / sizeof old[0]; i++) {
+        const aq_rpc_conn *o = rpc->conns.s[i].key ? rpc->conns.s[i].val : NULL;
+        if (o && o != c && !o->outbound && o->hello_seen && o->peer == c->peer)
+            old[n++] = o->id;
+    }
+    for (size_t i = 0; i < n; i++) {
+        aq_rpc_conn *o = aq_rpc_map_get(&rpc->conns, old[i]);
+        if (!o)
+            continue;
+        char addr[64];
+        aq_rpc_logf(rpc, 2, "closing an older pipe from %s: a new one said HELLO",
+                    aq_rpc_addr_format(&o->remote, addr, sizeof addr));
+        rpc->io.pipe_close(rpc->io_ctx, o->id);
+        conn_free(rpc, o);
+    }
+}
+
 /* Fragment bytes all in: verify, then act. */
 static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
     aq_rpc_hdr h = c->h;
@@ -546,6 +571,7 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
         p->nconns++;
         p->touched_us = aq_rpc_now(rpc);
         c->hello_seen = true;
+        close_superseded(rpc, c);
         p->st.bytes_in += AQ_RPC_HDR_LEN + 2;
         aq_rpc_check_inc(rpc, p, &h);
         return;

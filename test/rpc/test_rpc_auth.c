@@ -1050,3 +1050,28 @@ Test(rpc_auth, encryption_of_long_fragments_is_libsodiums_xchacha20poly1305) {
     }
     aq_rpc_auth_wipe(&a);
 }
+
+/* A reset that reaches only the sender leaves our end of its pipe open, holding the partial call
+ * it was receiving. When the peer's new pipe says HELLO, the old one goes, and with it the bytes it
+ * held against the peer's reassembly budget (else, after enough resets, every big call from that
+ * peer is answered BUSY for good). The call then completes on the new pipe. */
+Test(rpc_auth, a_new_pipe_from_a_peer_closes_its_older_ones_and_their_partial_calls) {
+    pair(SECRET, SECRET);
+    aq_rpc_auth key;
+    cr_assert_eq(aq_rpc_auth_init(&key, SECRET, strlen(SECRET), CID), 0);
+    static uint8_t msg[200000], hello[128], f[AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + sizeof msg];
+    fill_pattern(msg, sizeof msg);
+    uint8_t port[2] = {0x8c, 0x23}; /* A's port 9100 */
+    size_t hn = mframe(&key, hello, AQ_RPC_K_HELLO, 0, port, 2);
+    size_t n = mframe(&key, f, AQ_RPC_K_CALL, 1, msg, sizeof msg);
+    aq_rpc_pipe_accepted(N.rpc[1], 100, &N.addr[0]);
+    pipe_feed(100, hello, hn);
+    pipe_feed(100, f, n / 2);
+    cr_assert_eq(stats(1).reassembly_bytes, sizeof msg, "the half-received call holds its buffer");
+    aq_rpc_pipe_accepted(N.rpc[1], 101, &N.addr[0]);
+    pipe_feed(101, hello, hn);
+    cr_assert_eq(stats(1).reassembly_bytes, 0, "the superseded pipe still holds its partial call");
+    pipe_feed(101, f, n);
+    cr_assert_eq(handled, 1, "the call resent on the new pipe ran");
+    aq_rpc_auth_wipe(&key);
+}
