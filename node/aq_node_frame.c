@@ -97,8 +97,13 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
     aq_csv_strs *dom = calloc(nc ? nc : 1, sizeof *dom);
     uint32_t *rows = calloc(j->q.npieces + 1, sizeof *rows);
     bool *have = calloc(nc ? nc : 1, sizeof *have);
+    bool *str = calloc(nc ? nc : 1, sizeof *str);
     char why[300] = "";
-    int err = obs && dom && rows && have ? 0 : AQ_ENOMEM;
+    int err = obs && dom && rows && have && str ? 0 : AQ_ENOMEM;
+    /* Columns already string in the frame (the command's hint, then what this call's own pieces
+     * show) are parsed as string at once: no types, no sketch, no domain. */
+    for (uint32_t c = 0; !err && j->q.types && c < nc && c < j->q.ncols; c++)
+        str[c] = j->q.types[c] == AQ_CSV_T_STR;
     for (uint32_t i = 0; !err && i < j->q.npieces; i++) {
         uint32_t idx;
         uint64_t line;
@@ -110,7 +115,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
                            idx == 0};
         aq_csv_col *cols = NULL;
         aq_csv_err pe = {0, ""};
-        err = aq_csv_parse(&pc, su, NULL, &cols, &pe);
+        err = aq_csv_parse(&pc, su, NULL, str, &cols, &pe);
         aq_chunk_digest digest = aq_chunk_ref_digest(ref);
         aq_chunk_ref_release(ref);
         if (err) {
@@ -129,6 +134,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
              * AQ_FRAME_LEVELS_TEXT_MAX makes the column string too, so that the levels of every
              * column fit the calls that carry them. */
             if (aq_csv_obs_final(&obs[c]) != AQ_CSV_T_CAT) {
+                str[c] = str[c] || aq_csv_obs_final(&obs[c]) == AQ_CSV_T_STR;
                 aq_csv_strs_free(&dom[c]);
                 continue;
             }
@@ -139,6 +145,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
                 dom[c] = u;
                 if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX) {
                     obs[c].kind = AQ_CSV_T_STR;
+                    str[c] = true;
                     aq_csv_strs_free(&dom[c]);
                 }
             }
@@ -180,6 +187,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
     free(dom);
     free(rows);
     free(have);
+    free(str);
 }
 
 /* ---- FINISH: column chunks at the final types, stored here ---- */
@@ -196,7 +204,7 @@ static int finish_piece(frame_job *j, const aq_csv_setup *su, const aq_csv_type 
     aq_csv_col *cols = cached_cols(j, idx, aq_chunk_ref_digest(ref), nc, types);
     aq_csv_err pe = {0, ""};
     if (!cols)
-        err = aq_csv_parse(&pc, su, types, &cols, &pe);
+        err = aq_csv_parse(&pc, su, types, NULL, &cols, &pe);
     aq_chunk_ref_release(ref);
     if (err) {
         snprintf(why, cap, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));

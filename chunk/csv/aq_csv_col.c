@@ -1,10 +1,13 @@
 #include "aq_csv_col.h"
 
+#include "aq_csv_kmv.h"
 #include "aq_error.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+/* inlined: a hash per value is on the hot path */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 /* The field index of a piece: 8 bytes per field. off's top bit says the bytes are in the arena
@@ -33,6 +36,9 @@ typedef struct pctx {
         int64_t i;
         double d;
     } * val;
+    uint64_t *hash;  /* per row of the current column: the hash of its text (0 for NA rows) */
+    aq_csv_kmv *kmv; /* the current column's sketch */
+    bool hashed;     /* hash holds the current column's hashes */
 } pctx;
 
 static inline bool f_pad(fidx f) {
@@ -119,28 +125,7 @@ out:
     return rc < 0 ? rc : 0;
 }
 
-/* --- the distinct-value sketch --- */
-
-static void sketch_add(aq_csv_obs *o, uint64_t h) {
-    uint32_t n = o->nsketch;
-    if (n == AQ_CSV_SKETCH && h >= o->sketch[n - 1])
-        return;
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (o->sketch[mid] < h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < n && o->sketch[lo] == h)
-        return;
-    if (n == AQ_CSV_SKETCH)
-        n--;
-    memmove(o->sketch + lo + 1, o->sketch + lo, (n - lo) * sizeof o->sketch[0]);
-    o->sketch[lo] = h;
-    o->nsketch = n + 1;
-}
+/* --- the distinct-value sketch (built by aq_csv_kmv) --- */
 
 double aq_csv_obs_distinct(const aq_csv_obs *o) {
     if (o->nsketch < AQ_CSV_SKETCH)
@@ -167,8 +152,7 @@ void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b) {
     a->numeric |= b->numeric;
     a->time |= b->time;
     a->text |= b->text;
-    for (uint32_t i = 0; i < b->nsketch; i++)
-        sketch_add(a, b->sketch[i]);
+    aq_csv_kmv_merge(a, b);
 }
 
 aq_csv_type aq_csv_obs_final(const aq_csv_obs *o) {
@@ -289,8 +273,41 @@ typedef struct sref {
     uint32_t len;
 } sref;
 
-static int cmp_sref(const void *a, const void *b) {
-    const sref *x = a, *y = b;
+/* Equal bytes, for the short strings most levels are: two overlapping loads instead of a call. */
+static inline bool same_bytes(const char *a, const char *b, uint32_t n) {
+    uint64_t x, y, u, v;
+    if (n >= 8 && n <= 16) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        memcpy(&u, a + n - 8, 8);
+        memcpy(&v, b + n - 8, 8);
+        return ((x ^ y) | (u ^ v)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x4, y4, u4, v4;
+        memcpy(&x4, a, 4);
+        memcpy(&y4, b, 4);
+        memcpy(&u4, a + n - 4, 4);
+        memcpy(&v4, b + n - 4, 4);
+        return ((x4 ^ y4) | (u4 ^ v4)) == 0;
+    }
+    if (n < 4) {
+        for (uint32_t i = 0; i < n; i++)
+            if (a[i] != b[i])
+                return false;
+        return true;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
+/* A level while the domain is sorted: its bytes and its first-occurrence id. */
+typedef struct slev {
+    const char *p;
+    uint32_t len, id;
+} slev;
+
+static int cmp_slev(const void *a, const void *b) {
+    const slev *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->p, y->p, n);
     if (c)
@@ -299,20 +316,26 @@ static int cmp_sref(const void *a, const void *b) {
 }
 
 /* Builds a text chunk from refs[rows] (p == NULL: NA): CAT when want_cat and the distinct count
- * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. */
-static int build_text(aq_csv_col *c, const sref *refs, uint32_t rows, bool want_cat,
-                      bool force_cat) {
+ * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. hashes: NULL, or XXH3_64bits
+ * of each non-NA row's text (computed by the caller already). */
+static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, uint32_t rows,
+                      bool want_cat, bool force_cat) {
     size_t total = 0;
     for (uint32_t r = 0; r < rows; r++)
         total += refs[r].p ? refs[r].len : 0;
     if (total > UINT32_MAX)
         return AQ_ETOOBIG;
     if (want_cat) {
-        /* distinct values through an open-addressing table of first occurrences */
+        /* distinct values through an open-addressing table of first occurrences; the table
+         * keeps each level's hash beside its id, so a probe compares bytes only on a match */
         size_t cap = 64;
         while (cap < (size_t)rows * 2)
             cap *= 2;
-        uint32_t *tab = malloc(cap * sizeof *tab);
+        typedef struct slot {
+            uint64_t h;
+            uint32_t id;
+        } slot;
+        slot *tab = malloc(cap * sizeof *tab);
         uint32_t *id = malloc(((size_t)rows + 1) * sizeof *id);
         sref *uniq = malloc(((size_t)rows + 1) * sizeof *uniq);
         if (!tab || !id || !uniq) {
@@ -321,36 +344,39 @@ static int build_text(aq_csv_col *c, const sref *refs, uint32_t rows, bool want_
             free(uniq);
             return AQ_ENOMEM;
         }
-        memset(tab, 0xFF, cap * sizeof *tab);
+        for (size_t i = 0; i < cap; i++)
+            tab[i].id = UINT32_MAX;
         uint32_t nu = 0;
         for (uint32_t r = 0; r < rows; r++) {
-            if (!refs[r].p) {
+            const sref *v = &refs[r];
+            if (!v->p) {
                 id[r] = UINT32_MAX;
                 continue;
             }
-            size_t h = (size_t)XXH3_64bits(refs[r].p, refs[r].len) & (cap - 1);
-            while (tab[h] != UINT32_MAX) {
-                const sref *u = &uniq[tab[h]];
-                if (u->len == refs[r].len && memcmp(u->p, refs[r].p, u->len) == 0)
+            uint64_t h = hashes ? hashes[r] : XXH3_64bits(v->p, v->len);
+            size_t i = (size_t)h & (cap - 1);
+            while (tab[i].id != UINT32_MAX) {
+                const sref *u = &uniq[tab[i].id];
+                if (tab[i].h == h && u->len == v->len && same_bytes(u->p, v->p, u->len))
                     break;
-                h = (h + 1) & (cap - 1);
+                i = (i + 1) & (cap - 1);
             }
-            if (tab[h] == UINT32_MAX) {
-                tab[h] = nu;
-                uniq[nu++] = refs[r];
+            if (tab[i].id == UINT32_MAX) {
+                tab[i] = (slot){h, nu};
+                uniq[nu++] = *v;
             }
-            id[r] = tab[h];
+            id[r] = tab[i].id;
         }
         free(tab);
         if (nu > AQ_CSV_CAT_MAX && !force_cat) {
             free(id);
             free(uniq);
-            return build_text(c, refs, rows, false, false);
+            return build_text(c, refs, NULL, rows, false, false);
         }
-        /* sort the domain and map first-occurrence ids to sorted codes */
+        /* sort the levels and map first-occurrence ids to sorted codes */
         uint32_t *order = malloc(((size_t)nu + 1) * sizeof *order);
-        sref *sorted = malloc(((size_t)nu + 1) * sizeof *sorted);
-        c->vals = calloc((size_t)rows + 1, sizeof(uint32_t));
+        slev *sorted = malloc(((size_t)nu + 1) * sizeof *sorted);
+        c->vals = malloc(((size_t)rows + 1) * sizeof(uint32_t));
         c->text.off = malloc(((size_t)nu + 1) * sizeof(uint32_t));
         c->text.bytes = malloc(total + 1);
         if (!order || !sorted || !c->vals || !c->text.off || !c->text.bytes) {
@@ -361,15 +387,11 @@ static int build_text(aq_csv_col *c, const sref *refs, uint32_t rows, bool want_
             return AQ_ENOMEM;
         }
         for (uint32_t i = 0; i < nu; i++)
-            sorted[i] = uniq[i];
-        qsort(sorted, nu, sizeof *sorted, cmp_sref);
-        /* uniq[i] points at the same bytes as exactly one sorted entry; find it by search */
-        for (uint32_t i = 0; i < nu; i++) {
-            const sref *hit = bsearch(&uniq[i], sorted, nu, sizeof *sorted, cmp_sref);
-            order[i] = (uint32_t)(hit - sorted);
-        }
+            sorted[i] = (slev){uniq[i].p, uniq[i].len, i};
+        qsort(sorted, nu, sizeof *sorted, cmp_slev);
         uint32_t o = 0;
         for (uint32_t i = 0; i < nu; i++) {
+            order[sorted[i].id] = i;
             c->text.off[i] = o;
             memcpy(c->text.bytes + o, sorted[i].p, sorted[i].len);
             o += sorted[i].len;
@@ -495,7 +517,8 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
                 refs[r] = (sref){f_ptr(x, f), (uint32_t)f_len(f)};
             }
         }
-        int rc = build_text(c, refs, rows, type == AQ_CSV_T_CAT, forced);
+        int rc =
+            build_text(c, refs, x->hashed ? x->hash : NULL, rows, type == AQ_CSV_T_CAT, forced);
         free(refs);
         o->kind = c->type;
         return rc;
@@ -509,6 +532,8 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
 static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndistinct) {
     memset(o, 0, sizeof *o);
     o->rows = x->rows;
+    aq_csv_kmv_reset(x->kmv);
+    x->hashed = true;
     bool ints = false, floats = false, times = false, texts = false;
     for (size_t r = 0; r < x->rows; r++) {
         fidx f = x->f[r * x->ncols + j];
@@ -531,7 +556,9 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
             o->na++;
             continue;
         }
-        sketch_add(o, XXH3_64bits(p, len));
+        uint64_t h = XXH3_64bits(p, len);
+        x->hash[r] = h;
+        aq_csv_kmv_add(x->kmv, h);
         double v = k == AQ_CSV_V_TIME ? (double)iv : dv;
         if (k == AQ_CSV_V_INT || k == AQ_CSV_V_FLOAT || k == AQ_CSV_V_TIME) {
             bool first = !(o->numeric || o->time);
@@ -554,6 +581,7 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
             texts = o->text = true;
         }
     }
+    aq_csv_kmv_finish(x->kmv, o);
     *ndistinct = o->nsketch;
     if (texts || (times && (ints || floats)))
         return AQ_CSV_T_CAT;
@@ -567,7 +595,7 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
 }
 
 int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_type *force,
-                 aq_csv_col **out, aq_csv_err *err) {
+                 const bool *str_hint, aq_csv_col **out, aq_csv_err *err) {
     if (!pc || !s || !out || s->ncols == 0)
         return AQ_EINVAL;
     if (pc->len >= F_ARENA) {
@@ -586,10 +614,22 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
     if (rc == 0) {
         x.kind = malloc(x.rows + 1);
         x.val = malloc((x.rows + 1) * sizeof *x.val);
-        if (!x.kind || !x.val)
+        x.hash = malloc((x.rows + 1) * sizeof *x.hash);
+        x.kmv = malloc(sizeof *x.kmv);
+        if (!x.kind || !x.val || !x.hash || !x.kmv)
             rc = AQ_ENOMEM;
     }
     for (uint32_t j = 0; j < s->ncols && rc == 0; j++) {
+        if (str_hint && str_hint[j] && !force && !s->forced[j]) {
+            /* string in the frame whatever this piece holds: no types, no sketch, no domain */
+            aq_csv_obs *o = &cols[j].obs;
+            memset(o, 0, sizeof *o);
+            o->rows = x.rows;
+            x.hashed = false;
+            rc = build_col(&x, j, AQ_CSV_T_STR, false, &cols[j]);
+            o->text = o->na < o->rows;
+            continue;
+        }
         uint32_t nd;
         aq_csv_type own = observe_col(&x, j, &cols[j].obs, &nd);
         aq_csv_type t = force ? force[j] : s->forced[j] ? s->types[j] : own;
@@ -608,6 +648,8 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
     free(x.arena);
     free(x.kind);
     free(x.val);
+    free(x.hash);
+    free(x.kmv);
     if (rc) {
         aq_csv_cols_free(cols, s->ncols);
         return rc;
@@ -683,7 +725,7 @@ int aq_csv_col_widen(aq_csv_col *c, aq_csv_type to) {
         }
         aq_csv_col n;
         memset(&n, 0, sizeof n);
-        int rc = build_text(&n, refs, rows, false, false);
+        int rc = build_text(&n, refs, NULL, rows, false, false);
         free(refs);
         if (rc) {
             aq_csv_col_free(&n);

@@ -67,11 +67,15 @@ typedef struct aq_csv_piece {
 } aq_csv_piece;
 
 /* Parses a piece into setup->ncols chunks (*cols, an array the caller frees with
- * aq_csv_cols_free). force: NULL, or a type per column that every value is read as. A row with
- * the wrong number of fields fails with AQ_EPARSE and "line N: k fields, expected m" in err, unless
- * setup->fill (short rows are padded with NA; long rows still fail). At most UINT32_MAX rows. */
+ * aq_csv_cols_free). force: NULL, or a type per column that every value is read as. str_hint:
+ * NULL, or per column true when the column is already known to be string in the whole frame (a
+ * string chunk elsewhere, see aq_csv_obs_final): an unforced hinted column is built as STR at
+ * once, without classifying its values or building a domain (its obs say STR, with rows and NA).
+ * A row with the wrong number of fields fails with AQ_EPARSE and "line N: k fields, expected m"
+ * in err, unless setup->fill (short rows are padded with NA; long rows still fail). At most
+ * UINT32_MAX rows. */
 int aq_csv_parse(const aq_csv_piece *piece, const aq_csv_setup *setup, const aq_csv_type *force,
-                 aq_csv_col **cols, aq_csv_err *err);
+                 const bool *str_hint, aq_csv_col **cols, aq_csv_err *err);
 
 void aq_csv_col_free(aq_csv_col *c);
 void aq_csv_cols_free(aq_csv_col *cols, uint32_t n);

@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < f.npieces; i++) {
             aq_csv_piece pc = {f.piece[i], f.piece_len[i], f.first_line[i], i == 0};
             aq_csv_col *cols;
-            if (aq_csv_parse(&pc, &f.setup, NULL, &cols, &err) == 0)
+            if (aq_csv_parse(&pc, &f.setup, NULL, NULL, &cols, &err) == 0)
                 aq_csv_cols_free(cols, f.setup.ncols);
         }
         double t3 = now();

@@ -98,7 +98,7 @@ int csv_frame_load(const char *data, size_t len, const aq_csv_opts *o, size_t ma
     f->final = calloc(nc, sizeof *f->final);
     for (size_t i = 0; i < f->npieces; i++) {
         aq_csv_piece pc = {f->piece[i], f->piece_len[i], f->first_line[i], i == 0};
-        if ((rc = aq_csv_parse(&pc, &f->setup, NULL, &f->chunks[i], err)) != 0)
+        if ((rc = aq_csv_parse(&pc, &f->setup, NULL, NULL, &f->chunks[i], err)) != 0)
             goto fail;
         for (uint32_t j = 0; j < nc; j++) {
             if (i == 0)
@@ -126,7 +126,7 @@ int csv_frame_load(const char *data, size_t len, const aq_csv_opts *o, size_t ma
         if (again) {
             aq_csv_piece pc = {f->piece[i], f->piece_len[i], f->first_line[i], i == 0};
             aq_csv_col *cols;
-            if ((rc = aq_csv_parse(&pc, &f->setup, f->final, &cols, err)) != 0)
+            if ((rc = aq_csv_parse(&pc, &f->setup, f->final, NULL, &cols, err)) != 0)
                 goto fail;
             aq_csv_cols_free(f->chunks[i], nc);
             f->chunks[i] = cols;

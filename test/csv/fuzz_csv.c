@@ -44,7 +44,7 @@ static void file_target(const char *p, size_t n) {
         return;
     aq_csv_piece pc = {p, n, 1, true};
     aq_csv_col *cols;
-    if (aq_csv_parse(&pc, &s, NULL, &cols, &err) == 0) {
+    if (aq_csv_parse(&pc, &s, NULL, NULL, &cols, &err) == 0) {
         aq_wr w;
         aq_wr_init(&w);
         aq_csv_na na = aq_csv_setup_na(&s);
@@ -59,7 +59,7 @@ static void file_target(const char *p, size_t n) {
         s2.d.quote = '"';
         aq_csv_piece pc2 = {(const char *)w.p, w.len, 1, true};
         aq_csv_col *back;
-        if (aq_csv_parse(&pc2, &s2, types, &back, &err) != 0)
+        if (aq_csv_parse(&pc2, &s2, types, NULL, &back, &err) != 0)
             abort();
         for (uint32_t j = 0; j < s.ncols; j++) {
             if (back[j].rows != cols[j].rows)

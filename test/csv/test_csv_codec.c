@@ -297,7 +297,7 @@ Test(csv_codec, setup_round_trips_and_bad_bytes_are_refused) {
     /* a piece parsed with the decoded setup gives the same chunks */
     aq_csv_piece pc = {f.piece[0], f.piece_len[0], 1, true};
     aq_csv_col *cols;
-    cr_assert_eq(aq_csv_parse(&pc, &s, NULL, &cols, NULL), 0);
+    cr_assert_eq(aq_csv_parse(&pc, &s, NULL, NULL, &cols, NULL), 0);
     for (uint32_t j = 0; j < s.ncols; j++)
         cr_assert(same_col(&cols[j], &f.chunks[0][j]), "col %u", j);
     aq_csv_cols_free(cols, s.ncols);

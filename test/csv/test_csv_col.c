@@ -268,7 +268,7 @@ Test(csv_col, ragged_row_names_its_line_unless_fill) {
     const char *later = "3,4\n5,6,7\n";
     aq_csv_piece pc = {later, strlen(later), 41, false};
     aq_csv_col *cols;
-    cr_assert_eq(aq_csv_parse(&pc, &f.setup, NULL, &cols, &err), AQ_EPARSE);
+    cr_assert_eq(aq_csv_parse(&pc, &f.setup, NULL, NULL, &cols, &err), AQ_EPARSE);
     cr_assert_str_eq(err.msg, "line 42: 3 fields, expected 2");
     csv_frame_free(&f);
 }
@@ -551,7 +551,7 @@ Test(csv_col, random_and_mutated_input_never_crashes, .timeout = 60) {
         f.setup.d.comment = iter % 5 == 0 ? '#' : 0;
         aq_csv_type force[3] = {(aq_csv_type)(rand() % 6), (aq_csv_type)(rand() % 6),
                                 (aq_csv_type)(rand() % 6)};
-        int rc = aq_csv_parse(&pc, &f.setup, iter % 2 ? force : NULL, &cols, &err);
+        int rc = aq_csv_parse(&pc, &f.setup, iter % 2 ? force : NULL, NULL, &cols, &err);
         if (rc == 0) {
             for (uint32_t j = 0; j < 3; j++) {
                 aq_wr w;

@@ -1,0 +1,116 @@
+#include "aq_csv_kmv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Sorts a[0..n) ascending: LSD radix over the 8 bytes, skipping bytes that are equal in all. */
+static void sort_u64(uint64_t *a, uint32_t n, uint64_t *tmp) {
+    uint32_t cnt[8][256];
+    memset(cnt, 0, sizeof cnt);
+    for (uint32_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++)
+            cnt[b][(a[i] >> (8 * b)) & 0xFF]++;
+    uint64_t *src = a, *dst = tmp;
+    for (int b = 0; b < 8; b++) {
+        if (n == 0 || cnt[b][(a[0] >> (8 * b)) & 0xFF] == n)
+            continue; /* one value of this byte: the order stands */
+        uint32_t pos[256], sum = 0;
+        for (int v = 0; v < 256; v++) {
+            pos[v] = sum;
+            sum += cnt[b][v];
+        }
+        for (uint32_t i = 0; i < n; i++)
+            dst[pos[(src[i] >> (8 * b)) & 0xFF]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+}
+
+/* Moves the k smallest of a[0..n) (distinct values) to a[0..k), in no order; k < n. */
+static void select_u64(uint64_t *a, uint32_t n, uint32_t k) {
+    uint32_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint64_t x = a[lo], y = a[mid], z = a[hi];
+        uint64_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        uint32_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i <= j) {
+                uint64_t t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return;
+    }
+}
+
+void aq_csv_kmv_reset(aq_csv_kmv *k) {
+    k->thr = UINT64_MAX;
+    k->n = 0;
+    k->zero = false;
+    memset(k->set, 0, sizeof k->set);
+}
+
+/* Every hash at or above the AQ_CSV_SKETCH-th smallest candidate can never make the sketch: keep
+ * the smallest, make that one the threshold and rebuild the set. */
+void aq_csv_kmv_compact(aq_csv_kmv *k) {
+    select_u64(k->buf, k->n, AQ_CSV_SKETCH);
+    k->n = AQ_CSV_SKETCH;
+    uint64_t max = 0;
+    for (uint32_t j = 0; j < k->n; j++)
+        max = k->buf[j] > max ? k->buf[j] : max;
+    k->thr = max;
+    memset(k->set, 0, sizeof k->set);
+    for (uint32_t j = 0; j < k->n; j++) {
+        uint32_t i = (uint32_t)k->buf[j] & (AQ_CSV_KMV_SET - 1);
+        while (k->set[i])
+            i = (i + 1) & (AQ_CSV_KMV_SET - 1);
+        k->set[i] = k->buf[j];
+    }
+}
+
+void aq_csv_kmv_finish(aq_csv_kmv *k, aq_csv_obs *o) {
+    sort_u64(k->buf, k->n, k->set); /* the set is not needed any more: scratch space */
+    uint32_t n = 0;
+    if (k->zero)
+        o->sketch[n++] = 0;
+    for (uint32_t j = 0; j < k->n && n < AQ_CSV_SKETCH; j++)
+        o->sketch[n++] = k->buf[j];
+    o->nsketch = n;
+}
+
+void aq_csv_kmv_merge(aq_csv_obs *a, const aq_csv_obs *b) {
+    uint64_t out[AQ_CSV_SKETCH];
+    uint32_t i = 0, j = 0, n = 0;
+    while (n < AQ_CSV_SKETCH && (i < a->nsketch || j < b->nsketch)) {
+        uint64_t x;
+        if (j == b->nsketch || (i < a->nsketch && a->sketch[i] < b->sketch[j]))
+            x = a->sketch[i++];
+        else if (i == a->nsketch || b->sketch[j] < a->sketch[i])
+            x = b->sketch[j++];
+        else {
+            x = a->sketch[i++];
+            j++;
+        }
+        out[n++] = x;
+    }
+    memcpy(a->sketch, out, n * sizeof out[0]);
+    a->nsketch = n;
+}

@@ -1,0 +1,119 @@
+/* The sketch builder against the obvious one (insert each hash into the sorted array, keep the
+ * AQ_CSV_SKETCH smallest): equal results for streams of every cardinality, with repeats, with
+ * the hash 0, and for merges; and the hint that builds a known-string column at once. */
+#include "aq_csv_col.h"
+#include "aq_csv_kmv.h"
+#include "csv_frame.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void naive_add(aq_csv_obs *o, uint64_t h) {
+    uint32_t n = o->nsketch, lo = 0;
+    while (lo < n && o->sketch[lo] < h)
+        lo++;
+    if (lo < n && o->sketch[lo] == h)
+        return;
+    if (lo == AQ_CSV_SKETCH)
+        return;
+    if (n == AQ_CSV_SKETCH)
+        n--;
+    memmove(o->sketch + lo + 1, o->sketch + lo, (n - lo) * sizeof o->sketch[0]);
+    o->sketch[lo] = h;
+    o->nsketch = n + 1;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* distinct values drawn n times at random from a pool of `card` hashes (some small ones, and 0
+ * when with_zero, so the edges of the threshold and the empty-slot marker are exercised) */
+static void check_stream(uint32_t card, uint32_t n, bool with_zero, uint64_t seed) {
+    uint64_t *pool = malloc((card + 1) * sizeof *pool);
+    for (uint32_t i = 0; i < card; i++)
+        pool[i] = i % 7 == 0 ? (uint64_t)i : rng_next(&seed);
+    if (with_zero && card)
+        pool[card / 2] = 0;
+    static aq_csv_kmv k;
+    static aq_csv_obs want, got;
+    memset(&want, 0, sizeof want);
+    memset(&got, 0, sizeof got);
+    aq_csv_kmv_reset(&k);
+    for (uint32_t i = 0; i < n && card; i++) {
+        uint64_t h = pool[rng_next(&seed) % card];
+        naive_add(&want, h);
+        aq_csv_kmv_add(&k, h);
+    }
+    aq_csv_kmv_finish(&k, &got);
+    cr_assert_eq(got.nsketch, want.nsketch, "card %u n %u: %u entries, want %u", card, n,
+                 got.nsketch, want.nsketch);
+    for (uint32_t i = 0; i < want.nsketch; i++)
+        cr_assert_eq(got.sketch[i], want.sketch[i], "card %u n %u: entry %u differs", card, n, i);
+    free(pool);
+}
+
+Test(kmv, equals_naive_sketch) {
+    uint32_t cards[] = {0, 1, 2, 100, 1023, 1024, 1025, 2047, 2048, 2049, 5000, 30000, 200000};
+    for (size_t i = 0; i < sizeof cards / sizeof cards[0]; i++) {
+        check_stream(cards[i], cards[i] * 3 + 10, false, 1 + i);
+        check_stream(cards[i], cards[i] * 3 + 10, true, 100 + i);
+    }
+}
+
+Test(kmv, merge_equals_naive) {
+    uint64_t seed = 7;
+    for (int round = 0; round < 40; round++) {
+        static aq_csv_obs a, b, want;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        memset(&want, 0, sizeof want);
+        uint32_t na = (uint32_t)(rng_next(&seed) % 3000), nb = (uint32_t)(rng_next(&seed) % 3000);
+        for (uint32_t i = 0; i < na; i++) {
+            uint64_t h = rng_next(&seed) % 5000; /* overlapping values */
+            naive_add(&a, h);
+            naive_add(&want, h);
+        }
+        for (uint32_t i = 0; i < nb; i++) {
+            uint64_t h = rng_next(&seed) % 5000;
+            naive_add(&b, h);
+            naive_add(&want, h);
+        }
+        aq_csv_kmv_merge(&a, &b);
+        cr_assert_eq(a.nsketch, want.nsketch);
+        cr_assert_eq(memcmp(a.sketch, want.sketch, want.nsketch * sizeof want.sketch[0]), 0,
+                     "round %d", round);
+    }
+}
+
+/* A column hinted as string is string with its exact bytes and NA rows; the others are
+ * unchanged by the hint. */
+Test(kmv, str_hint_builds_string_at_once) {
+    const char *text = "a,b,c\n1,x,2.5\n2,NA,3\n3,\"q,r\",\n";
+    csv_frame f;
+    aq_csv_err err = {0};
+    cr_assert_eq(csv_frame_load(text, strlen(text), NULL, 1u << 20, &f, &err), 0, "%s", err.msg);
+    aq_csv_piece pc = {f.piece[0], f.piece_len[0], f.first_line[0], true};
+    bool hint[3] = {false, true, false};
+    aq_csv_col *cols;
+    cr_assert_eq(aq_csv_parse(&pc, &f.setup, NULL, hint, &cols, &err), 0, "%s", err.msg);
+    cr_assert_eq(cols[0].type, AQ_CSV_T_INT);
+    cr_assert_eq(cols[2].type, AQ_CSV_T_FLOAT);
+    cr_assert_eq(cols[1].type, AQ_CSV_T_STR);
+    cr_assert_eq(cols[1].obs.kind, AQ_CSV_T_STR);
+    cr_assert_eq(cols[1].obs.rows, 3);
+    cr_assert_eq(cols[1].obs.na, 1);
+    size_t len;
+    const char *s = aq_csv_col_str(&cols[1], 0, &len);
+    cr_assert(s && len == 1 && s[0] == 'x');
+    cr_assert(aq_csv_col_is_na(&cols[1], 1));
+    s = aq_csv_col_str(&cols[1], 2, &len);
+    cr_assert(s && len == 3 && memcmp(s, "q,r", 3) == 0);
+    cr_assert_eq(aq_csv_obs_final(&cols[1].obs), AQ_CSV_T_STR);
+    aq_csv_cols_free(cols, 3);
+    csv_frame_free(&f);
+}
