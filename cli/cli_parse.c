@@ -83,6 +83,7 @@ typedef struct parse_run {
     aq_csv_strs *dom;
     bool *have;
     aq_csv_obs *tmp;
+    uint8_t *hint; /* per column AQ_CSV_T_STR once the fold says string: sent with each PARSE */
 } parse_run;
 
 static void parse_flush(parse_run *r, size_t node);
@@ -449,6 +450,8 @@ static int fold_one(parse_run *r, const cli_kop *k, size_t i) {
         }
         if (aq_csv_obs_final(&r->obs[j]) != AQ_CSV_T_CAT)
             aq_csv_strs_free(&r->dom[j]);
+        if (aq_csv_obs_final(&r->obs[j]) == AQ_CSV_T_STR)
+            r->hint[j] = AQ_CSV_T_STR;
         aq_csv_strs_free(&d);
     }
     if (err == AQ_EPROTO)
@@ -496,7 +499,7 @@ static void parse_flush(parse_run *r, size_t node) {
     }
     parse_reap(r, false);
     aq_frame_req q = {
-        (const uint8_t *)r->name, r->nlen, r->senc, r->slen, 0, NULL, NULL, 0, n, recs};
+        (const uint8_t *)r->name, r->nlen, r->senc, r->slen, r->nc, r->hint, NULL, 0, n, recs};
     cli_kop *k =
         cli_frame_kop(r->c, AQ_M_FRAME_PARSE, &q, node, CALL_BASE_MS + (uint64_t)n * CALL_PIECE_MS);
     if (!k) {
@@ -594,9 +597,10 @@ int cli_cmd_parse(cli *c, const char *file) {
     r.dom = dom;
     r.have = calloc(nc ? nc : 1, sizeof *r.have);
     r.tmp = malloc(sizeof *r.tmp);
+    r.hint = calloc(nc ? nc : 1, 1);
     r.unsent = calloc(nn * PARSE_BATCH, sizeof *r.unsent);
     r.nunsent = calloc(nn, sizeof *r.nunsent);
-    if (!ks || !obs || !dom || !types || !buf || err || !r.have || !r.tmp || !r.unsent ||
+    if (!ks || !obs || !dom || !types || !buf || err || !r.have || !r.tmp || !r.hint || !r.unsent ||
         !r.nunsent) {
         rc = cli_fail(c, CLI_ERROR, "out of memory");
         goto out;
@@ -801,6 +805,7 @@ out:
         cli_kop_free(r.slot[s].k);
     free(r.have);
     free(r.tmp);
+    free(r.hint);
     free(r.unsent);
     free(r.nunsent);
     aq_wr_free(&doms);

@@ -199,7 +199,9 @@ size_t aq_frame_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t nlen,
 size_t aq_frame_meta_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t nlen);
 
 /* Frame calls (PARSE, FINISH, SUMMARY) share one request layout: str8 frame name, u32 + encoded
- * aq_csv setup (may be empty), u32 ncols, ncols type bytes (FINISH only, else none), u32 + bytes of
+ * aq_csv setup (may be empty), u32 ncols, u8 has_types and then (when 1) ncols type bytes (FINISH:
+ * the final types; PARSE: hints, where AQ_CSV_T_STR marks a column already string in the frame so
+ * the node builds it as string at once, and any other byte means nothing), u32 + bytes of
  * per-column blobs (FINISH: ncols x (u32 length, encoded domain)), u32 npieces, then npieces x
  * (u32 index, u64 first line). The decoder checks the framing only; the handler checks contents. */
 #define AQ_FRAME_PIECE_REC 12
