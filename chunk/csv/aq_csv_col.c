@@ -54,12 +54,87 @@ static inline bool f_quoted(fidx f) {
     return (f.len & F_QUOTED) != 0;
 }
 
+static int grow_rows(pctx *x) {
+    size_t cap = x->cap_rows ? x->cap_rows * 2 : 1024;
+    fidx *nf = realloc(x->f, cap * x->ncols * sizeof *nf);
+    if (!nf)
+        return AQ_ENOMEM;
+    x->f = nf;
+    x->cap_rows = cap;
+    return 0;
+}
+
+/* Indexes the row at t->p straight into x->f when it is a plain one: not blank, no comment, no
+ * field that opens with a quote, exactly ncols fields. 1: done (t advanced past it); 0: leave the
+ * row to the tokenizer, which knows every case and reports errors; AQ_ENOMEM. Whatever this
+ * indexes, aq_csv_tok_next would have split the same way. */
+static int plain_row(pctx *x, aq_csv_tok *t) {
+    const char *p = t->p, *end = t->end;
+    const char sep = t->d.sep, q = t->d.quote;
+    if (p >= end || *p == '\n' || *p == '\r' || (t->d.comment && *p == t->d.comment) ||
+        x->rows == UINT32_MAX)
+        return 0;
+    if (x->rows == x->cap_rows && grow_rows(x) != 0)
+        return AQ_ENOMEM;
+    fidx *row = x->f + x->rows * x->ncols;
+    uint32_t j = 0;
+    for (;;) {
+        const char *s = p;
+        if (j == x->ncols)
+            return 0;
+        if (q && p < end && *p == q) {
+            /* a quoted field without doubled quotes or newlines, closed right before the
+             * separator or the line end; anything else is the tokenizer's */
+            s = ++p;
+            while (p < end && *p != q && *p != '\n')
+                p++;
+            if (p == end || *p != q)
+                return 0;
+            size_t len = (size_t)(p - s);
+            p++;
+            if (p < end && *p == '\r' && (p + 1 == end || p[1] == '\n'))
+                p++;
+            if (p < end && *p != sep && *p != '\n')
+                return 0;
+            row[j++] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len | F_QUOTED};
+        } else {
+            while (p < end && *p != sep && *p != '\n')
+                p++;
+            size_t len = (size_t)(p - s);
+            if (len && s[len - 1] == '\r' && (p == end || *p == '\n'))
+                len--;
+            row[j++] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len};
+        }
+        if (p < end && *p == sep) {
+            p++;
+            continue;
+        }
+        break;
+    }
+    if (j != x->ncols)
+        return 0;
+    if (p < end) {
+        p++;
+        t->line++;
+    }
+    t->p = p;
+    x->rows++;
+    return 1;
+}
+
 static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, aq_csv_err *err) {
     aq_csv_tok t;
     aq_csv_tok_init(&t, pc->p, pc->len, &s->d, pc->first_line, pc->file_start);
     bool skip_header = pc->file_start && s->header;
     int rc;
-    while ((rc = aq_csv_tok_next(&t, err)) == 1) {
+    for (;;) {
+        if (!skip_header && (rc = plain_row(x, &t)) != 0) {
+            if (rc < 0)
+                break;
+            continue;
+        }
+        if ((rc = aq_csv_tok_next(&t, err)) != 1)
+            break;
         if (skip_header) {
             skip_header = false;
             continue;
@@ -76,16 +151,8 @@ static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, a
             rc = AQ_ETOOBIG;
             break;
         }
-        if (x->rows == x->cap_rows) {
-            size_t cap = x->cap_rows ? x->cap_rows * 2 : 1024;
-            fidx *nf = realloc(x->f, cap * x->ncols * sizeof *nf);
-            if (!nf) {
-                rc = AQ_ENOMEM;
-                break;
-            }
-            x->f = nf;
-            x->cap_rows = cap;
-        }
+        if (x->rows == x->cap_rows && (rc = grow_rows(x)) != 0)
+            break;
         fidx *row = x->f + x->rows * x->ncols;
         for (uint32_t j = 0; j < x->ncols; j++) {
             if (j >= t.nfields) {

@@ -1,0 +1,207 @@
+/* The parser's fast paths against the general ones, on random text that nobody tuned:
+ * - a plain row indexed without the tokenizer must give the fields aq_csv_tok_next gives (every
+ *   column forced to string, so a cell is exactly its field's bytes or NA), and a ragged row the
+ *   same error;
+ * - aq_csv_classify must answer what the documented chain gives: NA, then int, then float, then
+ *   time, else text. */
+#include "aq_csv_col.h"
+#include "aq_csv_tok.h"
+#include "aq_csv_value.h"
+
+#include "aq_error.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rnd(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* One field: number-like, NA-like or text, now and then quoted (with a separator, a doubled
+ * quote, a newline or bytes after the closing quote inside), now and then with a CR or spaces. */
+static void put_field(char *buf, size_t *n, uint64_t *seed) {
+    static const char *const atoms[] = {"12",   "-7",  "3.25", "1e5", "NA", "",    "x",  " 4 ",
+                                        "2015", "-01", "-02",  "nan", ".5", "abc", "+0", "\r"};
+    uint64_t r = rnd(seed);
+    bool quoted = r % 5 == 0;
+    if (quoted)
+        buf[(*n)++] = '"';
+    int parts = 1 + (int)(rnd(seed) % 3);
+    for (int i = 0; i < parts; i++) {
+        const char *a = atoms[rnd(seed) % 16];
+        memcpy(buf + *n, a, strlen(a));
+        *n += strlen(a);
+        if (quoted) {
+            uint64_t q = rnd(seed) % 12;
+            const char *in = q == 0 ? "\"\"" : q == 1 ? "," : q == 2 ? "\n" : "";
+            memcpy(buf + *n, in, strlen(in));
+            *n += strlen(in);
+        }
+    }
+    if (quoted) {
+        buf[(*n)++] = '"';
+        if (rnd(seed) % 10 == 0)
+            buf[(*n)++] = 'z';
+    }
+}
+
+static void check_text(const char *text, size_t len, uint32_t ncols, bool fill) {
+    aq_csv_setup s;
+    memset(&s, 0, sizeof s);
+    s.d = (aq_csv_dialect){',', '"', 0};
+    s.ncols = ncols;
+    s.fill = fill;
+    aq_csv_type force[8];
+    bool forced[8] = {0};
+    for (uint32_t j = 0; j < ncols; j++)
+        force[j] = AQ_CSV_T_STR;
+    s.types = force;
+    s.forced = forced;
+    static char na0[] = "", na1[] = "NA";
+    static char *nalist[] = {na0, na1};
+    s.na = nalist;
+    s.nna = 2;
+    aq_csv_na na = aq_csv_setup_na(&s);
+    aq_csv_piece pc = {text, len, 1, false};
+    aq_csv_col *cols = NULL;
+    aq_csv_err perr = {0, ""};
+    int prc = aq_csv_parse(&pc, &s, force, NULL, &cols, &perr);
+
+    /* the reference: the tokenizer's rows */
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, text, len, &s.d, 1, false);
+    aq_csv_err terr = {0, ""};
+    uint32_t row = 0;
+    int trc;
+    while ((trc = aq_csv_tok_next(&t, &terr)) == 1) {
+        if (t.nfields != ncols && !(fill && t.nfields < ncols)) {
+            trc = AQ_EPARSE;
+            snprintf(terr.msg, sizeof terr.msg, "line %llu: %zu fields, expected %u",
+                     (unsigned long long)t.row_line, t.nfields, ncols);
+            break;
+        }
+        if (prc != 0) { /* the parse failed on a later row: compared below */
+            row++;
+            continue;
+        }
+        for (uint32_t j = 0; j < ncols; j++) {
+            cr_assert_lt(row, cols[j].rows, "row %u missing", row);
+            size_t cl = 0;
+            const char *cv = aq_csv_col_str(&cols[j], row, &cl);
+            if (j >= t.nfields ||
+                aq_csv_is_na(t.fields[j].p, t.fields[j].len, t.fields[j].quoted, &na)) {
+                cr_assert_null(cv, "row %u col %u should be NA", row, j);
+                continue;
+            }
+            cr_assert_not_null(cv, "row %u col %u is NA", row, j);
+            cr_assert(cl == t.fields[j].len && memcmp(cv, t.fields[j].p, cl) == 0,
+                      "row %u col %u: '%.*s' vs tokenizer '%.*s' in %.*s", row, j, (int)cl, cv,
+                      (int)t.fields[j].len, t.fields[j].p, (int)len, text);
+        }
+        row++;
+    }
+    if (trc < 0) {
+        cr_assert_eq(prc, trc, "tokenizer says %s (%s), parse says %s", aq_strerror(trc), terr.msg,
+                     aq_strerror(prc));
+        cr_assert_str_eq(perr.msg, terr.msg);
+    } else {
+        cr_assert_eq(prc, 0, "parse failed (%s) where the tokenizer did not: %.*s", perr.msg,
+                     (int)len, text);
+        cr_assert_eq(cols[0].rows, row);
+    }
+    aq_csv_tok_free(&t);
+    if (prc == 0)
+        aq_csv_cols_free(cols, ncols);
+}
+
+Test(fast, plain_rows_split_like_the_tokenizer) {
+    uint64_t seed = 42;
+    char *buf = malloc(1 << 16);
+    for (int iter = 0; iter < 3000; iter++) {
+        uint32_t ncols = 1 + (uint32_t)(rnd(&seed) % 4);
+        size_t n = 0;
+        int rows = 1 + (int)(rnd(&seed) % 12);
+        for (int r = 0; r < rows; r++) {
+            uint32_t nf = ncols;
+            uint64_t shape = rnd(&seed) % 40;
+            if (shape == 0)
+                nf = ncols + 1; /* ragged: too long */
+            else if (shape == 1 && ncols > 1)
+                nf = ncols - 1; /* ragged: too short */
+            if (shape == 2) {
+                buf[n++] = '\n'; /* a blank line */
+                continue;
+            }
+            for (uint32_t j = 0; j < nf; j++) {
+                if (j)
+                    buf[n++] = ',';
+                put_field(buf, &n, &seed);
+            }
+            if (shape == 3)
+                buf[n++] = '\r';
+            if (r + 1 < rows || rnd(&seed) % 2)
+                buf[n++] = '\n';
+        }
+        check_text(buf, n, ncols, iter % 3 == 0);
+    }
+    free(buf);
+}
+
+static aq_csv_vkind chain(const char *p, size_t len, bool quoted, const aq_csv_na *na, int64_t *iv,
+                          double *dv) {
+    if (aq_csv_is_na(p, len, quoted, na))
+        return AQ_CSV_V_NA;
+    if (aq_csv_parse_int(p, len, iv))
+        return AQ_CSV_V_INT;
+    if (aq_csv_parse_float(p, len, dv))
+        return AQ_CSV_V_FLOAT;
+    if (aq_csv_parse_time(p, len, iv))
+        return AQ_CSV_V_TIME;
+    return AQ_CSV_V_TEXT;
+}
+
+Test(fast, classify_answers_like_the_chain) {
+    static const char alphabet[] = "0123456789-+.eE :TZNAna\t,x";
+    static const char *const nas[] = {"", "NA", "-1", "9.5", "+"};
+    aq_csv_na lists[] = {aq_csv_na_default(), {nas, 5}};
+    uint64_t seed = 9;
+    char f[40];
+    for (int iter = 0; iter < 400000; iter++) {
+        size_t len = (size_t)(rnd(&seed) % 24);
+        if (iter % 4 == 0) { /* mostly digits: numbers and times of every shape */
+            static const char *const shapes[] = {"2015-01-02",
+                                                 "2015-01-02 03:04:05",
+                                                 "2015-02-30",
+                                                 "1234567890123456789",
+                                                 "123456789012345678",
+                                                 "-9.5",
+                                                 "2015-1-2"};
+            const char *sh = shapes[rnd(&seed) % 7];
+            len = strlen(sh);
+            memcpy(f, sh, len);
+            if (rnd(&seed) % 2)
+                f[rnd(&seed) % len] = alphabet[rnd(&seed) % (sizeof alphabet - 1)];
+        } else {
+            for (size_t i = 0; i < len; i++)
+                f[i] = alphabet[rnd(&seed) % (iter % 3 ? 14 : sizeof alphabet - 1)];
+        }
+        bool quoted = rnd(&seed) % 8 == 0;
+        const aq_csv_na *na = &lists[iter % 2];
+        int64_t iv1 = 0, iv2 = 0;
+        double dv1 = 0, dv2 = 0;
+        aq_csv_vkind want = chain(f, len, quoted, na, &iv2, &dv2);
+        aq_csv_vkind got = aq_csv_classify(f, len, quoted, na, &iv1, &dv1);
+        cr_assert_eq(got, want, "'%.*s' (quoted %d): kind %d, want %d", (int)len, f, quoted, got,
+                     want);
+        if (want == AQ_CSV_V_INT || want == AQ_CSV_V_TIME)
+            cr_assert_eq(iv1, iv2, "'%.*s'", (int)len, f);
+        if (want == AQ_CSV_V_FLOAT)
+            cr_assert(memcmp(&dv1, &dv2, sizeof dv1) == 0, "'%.*s': %.17g vs %.17g", (int)len, f,
+                      dv1, dv2);
+    }
+}
