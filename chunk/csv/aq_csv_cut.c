@@ -44,6 +44,26 @@ void aq_csv_cut_feed(aq_csv_cutter *c, const char *buf, size_t len) {
                 st = ST_UNQUOTED; /* the bytes taken for a BOM began an ordinary field */
             c->bom = 3;
         }
+        if (!cm && c->bom >= 3 && ch != q &&
+            (st == ST_UNQUOTED || st == ST_FIELD_START || st == ST_ROW_START)) {
+            /* Up to the next quote only LFs matter (each ends a row): count them in one pass,
+             * and take the state the last byte leaves. A quote may open a field, so it goes
+             * through the machine below. */
+            const char *a = q ? memchr(buf + i, q, len - i) : NULL;
+            size_t stop = a ? (size_t)(a - buf) : len, nl = 0;
+            for (size_t k = i; k < stop; k++)
+                nl += buf[k] == '\n';
+            if (nl) {
+                lines += nl;
+                const char *lf = memrchr(buf + i, '\n', stop - i);
+                c->row_end = c->fed + (size_t)(lf - buf) + 1;
+                c->row_end_lines = lines;
+            }
+            char last = buf[stop - 1];
+            st = last == '\n' ? ST_ROW_START : last == sep ? ST_FIELD_START : ST_UNQUOTED;
+            i = stop - 1;
+            continue;
+        }
         switch (st) {
         case ST_QUOTED:
             if (ch == q) {

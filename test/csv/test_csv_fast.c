@@ -1,10 +1,13 @@
 /* The parser's fast paths against the general ones, on random text that nobody tuned:
+ * - the cutter, which skips from quote to quote, must find the row ends, line counts and quote
+ *   state a byte-at-a-time reading finds, for blocks of any size;
  * - a plain row indexed without the tokenizer must give the fields aq_csv_tok_next gives (every
  *   column forced to string, so a cell is exactly its field's bytes or NA), and a ragged row the
  *   same error;
  * - aq_csv_classify must answer what the documented chain gives: NA, then int, then float, then
  *   time, else text. */
 #include "aq_csv_col.h"
+#include "aq_csv_cut.h"
 #include "aq_csv_tok.h"
 #include "aq_csv_value.h"
 
@@ -204,4 +207,107 @@ Test(fast, classify_answers_like_the_chain) {
             cr_assert(memcmp(&dv1, &dv2, sizeof dv1) == 0, "'%.*s': %.17g vs %.17g", (int)len, f,
                       dv1, dv2);
     }
+}
+
+/* The cutter's rules read one byte at a time (RFC 4180 as aq_csv_tok reads it): a quote opens a
+ * field only at its first byte, a doubled quote inside stays inside, a comment line is skipped
+ * whole, an LF outside quotes ends a row, a BOM at the start is no data. */
+typedef struct ref_cut {
+    int st; /* 0 row start, 1 field start, 2 unquoted, 3 quoted, 4 quote seen, 5 comment */
+    uint64_t pos, lines, row_end, row_end_lines, quote_line;
+} ref_cut;
+
+static void ref_feed(ref_cut *r, const char *b, size_t n, const aq_csv_dialect *d, size_t bom) {
+    for (size_t i = 0; i < n; i++, r->pos++) {
+        char ch = b[i];
+        if (r->pos < bom)
+            continue;
+        if (r->st == 5) {
+            if (ch == '\n') {
+                r->lines++;
+                r->row_end = r->pos + 1;
+                r->row_end_lines = r->lines;
+                r->st = 0;
+            }
+            continue;
+        }
+        if (r->st == 3) {
+            if (ch == d->quote)
+                r->st = 4;
+            else if (ch == '\n')
+                r->lines++;
+            continue;
+        }
+        if (r->st == 4) {
+            if (ch == d->quote) {
+                r->st = 3;
+                continue;
+            }
+            r->st = 2;
+        } else if (r->st == 0 && d->comment && ch == d->comment) {
+            r->st = 5;
+            continue;
+        } else if ((r->st == 0 || r->st == 1) && d->quote && ch == d->quote) {
+            r->st = 3;
+            r->quote_line = r->lines + 1;
+            continue;
+        } else if (r->st != 2) {
+            r->st = 2;
+        }
+        if (ch == '\n') {
+            r->lines++;
+            r->row_end = r->pos + 1;
+            r->row_end_lines = r->lines;
+            r->st = 0;
+        } else if (ch == d->sep) {
+            r->st = 1;
+        }
+    }
+}
+
+Test(fast, cutter_matches_a_byte_at_a_time_reading) {
+    uint64_t seed = 77;
+    char *buf = malloc(1 << 16);
+    for (int iter = 0; iter < 4000; iter++) {
+        size_t n = 0;
+        bool bom = iter % 7 == 0;
+        if (bom) {
+            memcpy(buf, "\xEF\xBB\xBF", 3);
+            n = 3;
+        }
+        int rows = 1 + (int)(rnd(&seed) % 10);
+        for (int r = 0; r < rows; r++) {
+            if (rnd(&seed) % 9 == 0)
+                buf[n++] = '#';
+            uint32_t nf = 1 + (uint32_t)(rnd(&seed) % 4);
+            for (uint32_t j = 0; j < nf; j++) {
+                if (j)
+                    buf[n++] = ',';
+                put_field(buf, &n, &seed);
+            }
+            buf[n++] = '\n';
+        }
+        aq_csv_dialect d = {',', iter % 5 == 4 ? 0 : '"', iter % 3 == 0 ? '#' : 0};
+        aq_csv_cutter c;
+        aq_csv_cut_init(&c, &d);
+        ref_cut r = {0};
+        size_t pos = 0;
+        while (pos < n) {
+            size_t step = 1 + (size_t)(rnd(&seed) % (iter % 2 ? 7 : 200));
+            if (step > n - pos)
+                step = n - pos;
+            aq_csv_cut_feed(&c, buf + pos, step);
+            ref_feed(&r, buf + pos, step, &d, bom ? 3 : 0);
+            pos += step;
+            cr_assert_eq(c.row_end, r.row_end, "iter %d at %zu: row end %llu, want %llu: %.*s",
+                         iter, pos, (unsigned long long)c.row_end, (unsigned long long)r.row_end,
+                         (int)n, buf);
+            cr_assert_eq(c.lines, r.lines, "iter %d at %zu", iter, pos);
+            cr_assert_eq(c.row_end_lines, r.row_end_lines, "iter %d at %zu", iter, pos);
+            cr_assert_eq(aq_csv_cut_in_quote(&c), r.st == 3, "iter %d at %zu", iter, pos);
+            if (r.st == 3)
+                cr_assert_eq(c.quote_line, r.quote_line, "iter %d at %zu", iter, pos);
+        }
+    }
+    free(buf);
 }
