@@ -2,8 +2,9 @@
  *
  * 1. Setup from samples across the file (start, quarters, end) plus the user's options.
  * 2. The file streams through aq_csv_split into pieces of at most 4 MiB ending at row ends; each
- *    is put (at most CLI_INFLIGHT in flight) through the first live replica of its key, which
- *    stores and replicates it. The node that stored it is the one asked to parse it.
+ *    is put (at most CLI_INFLIGHT in flight) on the first live replica of its key, as one copy
+ *    (a replica-only PUT): the node that stored it is the only one that reads it, to parse it.
+ *    A piece whose node dies before its columns are stored fails the parse either way.
  * 3. PARSE, overlapping step 2: as soon as a node has stored PARSE_BATCH pieces it is asked to
  *    parse them (at most PARSE_INFLIGHT such calls at once), so the nodes parse while the file
  *    still streams. Each reply (observations, domains and rows per piece) is folded here at once
@@ -153,7 +154,9 @@ static int on_piece(void *ctx, const char *piece, size_t len, uint64_t first_lin
     aq_node_digest d = {h.high64, h.low64};
     uint8_t head[HEAD_MAX];
     aq_wr w = {head, 0, sizeof head, true};
-    aq_put_req_head(&w, 0, AQ_KIND_VALUE, key, klen, d);
+    /* One copy, stored by the node that will parse it: a piece is read only there, and only
+     * until the frame is finished; the column chunks are what gets replicated. */
+    aq_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, key, klen, d);
     memcpy(mem + HEAD_MAX - w.len, head, w.len);
     memcpy(mem + HEAD_MAX, piece, len);
     k->req = mem + HEAD_MAX - w.len;

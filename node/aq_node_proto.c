@@ -485,6 +485,12 @@ size_t aq_frame_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t nlen,
     return 2 + nlen + (size_t)t;
 }
 
+bool aq_frame_key_is_piece(const uint8_t *key, size_t klen) {
+    /* column keys end in a digit, metadata keys start "\x1fM" */
+    return klen >= 5 && key[0] == 0x1f && key[1] == 'F' && key[klen - 2] == 0x1e &&
+           key[klen - 1] == 'p';
+}
+
 size_t aq_frame_meta_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t nlen) {
     out[0] = 0x1f;
     out[1] = 'M';

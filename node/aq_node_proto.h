@@ -197,6 +197,9 @@ bool aq_frame_name_ok(const void *name, size_t nlen);
 size_t aq_frame_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t nlen, uint32_t index,
                     int64_t col);
 size_t aq_frame_meta_key(uint8_t out[AQ_NODE_KEY_MAX], const void *name, size_t nlen);
+/* True for a raw piece's key. Pieces are scratch for one parse: stored once, on the node that
+ * parses them, never replicated or repaired, and removed when the parse ends. */
+bool aq_frame_key_is_piece(const uint8_t *key, size_t klen);
 
 /* Frame calls (PARSE, FINISH, SUMMARY) share one request layout: str8 frame name, u32 + encoded
  * aq_csv setup (may be empty), u32 ncols, u8 has_types and then (when 1) ncols type bytes (FINISH:

@@ -82,6 +82,8 @@ static int snapshot_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size,
         (void)aq_chunk_rm_older(p->n->store, key, klen, version + 1);
         return 0;
     }
+    if (aq_frame_key_is_piece(key, klen))
+        return 0; /* a parse's scratch: one copy by design (aq_frame_key_is_piece) */
     rkey *k = &p->keys[p->nkeys++];
     memcpy(k->key, key, klen);
     k->klen = (uint8_t)klen;

@@ -154,6 +154,17 @@ Test(frame_proto, names_and_keys) {
                         "c3",
                         kl),
                  0);
+    /* Only raw pieces are one-copy scratch (never repaired): not column chunks, metadata or
+     * user keys, whatever their last bytes. */
+    cr_expect(aq_frame_key_is_piece(p, pl));
+    cr_expect_not(aq_frame_key_is_piece(k, kl));
+    uint8_t mk[AQ_NODE_KEY_MAX];
+    size_t mkl = aq_frame_meta_key(mk, "x\x1ep", 3);
+    cr_expect_not(aq_frame_key_is_piece(mk, mkl));
+    cr_expect_not(aq_frame_key_is_piece((const uint8_t *)"user\x1ep", 6));
+    cr_expect_not(aq_frame_key_is_piece((const uint8_t *)"\x1f"
+                                                         "F\x1ep",
+                                        4));
     cr_expect_eq(aq_place_key_len(p, pl), aq_place_key_len(k, kl));
     cr_expect_eq(aq_place_key_len(p, pl), strlen("\x1f"
                                                  "Firis/12"));
