@@ -217,4 +217,7 @@ int cli_cmd_frame_rm(cli *c, const char *name);
 /* Prints the status table or JSON from the last probe. Returns the number of nodes reachable. */
 size_t cli_print_status(cli *c, FILE *f);
 
+/* 64 bits from the kernel's random source (getrandom, retried until it answers). */
+uint64_t cli_random_u64(void);
+
 #endif

@@ -214,7 +214,7 @@ static int put_one(cli *c, const char *key, uint8_t *mem, size_t len, uint8_t ki
     return rc;
 }
 
-static uint64_t random_u64(void) {
+uint64_t cli_random_u64(void) {
     uint64_t v = 0;
     while (getrandom(&v, sizeof v, 0) != sizeof v)
         ;
@@ -253,7 +253,7 @@ static int src_next(put_src *s, uint8_t **mem, size_t *len) {
 static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) {
     size_t klen = strlen(key);
     cli_manifest m = {0};
-    m.put_id = random_u64();
+    m.put_id = cli_random_u64();
     m.chunk_size = CHUNK;
     uint32_t cap = 0;
     XXH3_state_t *st = XXH3_createState();

@@ -85,6 +85,7 @@ typedef struct parse_run {
     bool *have;
     aq_csv_obs *tmp;
     uint8_t *hint; /* per column AQ_CSV_T_STR once the fold says string: sent with each PARSE */
+    uint8_t parse_id[8]; /* random, little-endian: names this parse to the nodes' PARSE jobs */
 } parse_run;
 
 static void parse_flush(parse_run *r, size_t node);
@@ -502,7 +503,8 @@ static void parse_flush(parse_run *r, size_t node) {
     }
     parse_reap(r, false);
     aq_frame_req q = {
-        (const uint8_t *)r->name, r->nlen, r->senc, r->slen, r->nc, r->hint, NULL, 0, n, recs};
+        (const uint8_t *)r->name, r->nlen, r->senc, r->slen, r->nc, r->hint, r->parse_id,
+        sizeof r->parse_id,       n,       recs};
     cli_kop *k =
         cli_frame_kop(r->c, AQ_M_FRAME_PARSE, &q, node, CALL_BASE_MS + (uint64_t)n * CALL_PIECE_MS);
     if (!k) {
@@ -601,6 +603,9 @@ int cli_cmd_parse(cli *c, const char *file) {
     r.have = calloc(nc ? nc : 1, sizeof *r.have);
     r.tmp = malloc(sizeof *r.tmp);
     r.hint = calloc(nc ? nc : 1, 1);
+    uint64_t pid = cli_random_u64() | 1; /* 0 would mean "no id" */
+    for (int i = 0; i < 8; i++)
+        r.parse_id[i] = (uint8_t)(pid >> (8 * i));
     r.unsent = calloc(nn * PARSE_BATCH, sizeof *r.unsent);
     r.nunsent = calloc(nn, sizeof *r.nunsent);
     if (!ks || !obs || !dom || !types || !buf || err || !r.have || !r.tmp || !r.hint || !r.unsent ||

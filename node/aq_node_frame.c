@@ -104,6 +104,12 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
      * show) are parsed as string at once: no types, no sketch, no domain. */
     for (uint32_t c = 0; !err && j->q.types && c < nc && c < j->q.ncols; c++)
         str[c] = j->q.types[c] == AQ_CSV_T_STR;
+    /* and what this node's other PARSE jobs of the same parse found (see the pcache's notes) */
+    uint64_t parse_id = 0, sh = setup_hash(j);
+    if (j->q.blen == 8) {
+        aq_rd rd = aq_rd_init(j->q.blobs, j->q.blen);
+        parse_id = aq_rd_u64(&rd);
+    }
     for (uint32_t i = 0; !err && i < j->q.npieces; i++) {
         uint32_t idx;
         uint64_t line;
@@ -115,6 +121,8 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
                            idx == 0};
         aq_csv_col *cols = NULL;
         aq_csv_err pe = {0, ""};
+        if (parse_id)
+            aq_node_pcache_str_known(j->n->pcache, parse_id, sh, str, nc);
         err = aq_csv_parse(&pc, su, NULL, str, &cols, &pe);
         aq_chunk_digest digest = aq_chunk_ref_digest(ref);
         aq_chunk_ref_release(ref);
@@ -153,6 +161,8 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
         }
         if (err || cache_put(j, idx, digest, cols, nc) != 0)
             aq_csv_cols_free(cols, nc);
+        if (!err && parse_id)
+            aq_node_pcache_str_learn(j->n->pcache, parse_id, sh, str, nc, aq_node_now_us(j->n));
     }
     aq_wr *w = &j->rep;
     if (err) {

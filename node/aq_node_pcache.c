@@ -21,9 +21,18 @@ typedef struct entry {
     uint64_t born_us;
 } entry;
 
+typedef struct note {
+    struct note *next;
+    uint64_t parse_id, setup_hash, born_us;
+    uint32_t ncols;
+    bool str[]; /* ncols */
+} note;
+
 struct aq_node_pcache {
     pthread_mutex_t mu;
     entry *head; /* newest first */
+    note *notes; /* newest first */
+    size_t nnotes;
     size_t max_bytes, bytes, n;
     uint64_t max_age_us;
     uint64_t hits, misses, dropped;
@@ -54,6 +63,10 @@ void aq_node_pcache_free(aq_node_pcache *pc) {
     for (entry *e = pc->head, *next; e; e = next) {
         next = e->next;
         entry_free(e);
+    }
+    for (note *t = pc->notes, *next; t; t = next) {
+        next = t->next;
+        free(t);
     }
     pthread_mutex_destroy(&pc->mu);
     free(pc);
@@ -178,6 +191,61 @@ aq_csv_col *aq_node_pcache_take(aq_node_pcache *pc, const uint8_t *key, size_t k
     aq_csv_col *cols = e->cols;
     free(e);
     return cols;
+}
+
+/* Under the lock: the note of that identity, after dropping notes past the age limit. */
+static note *note_find(aq_node_pcache *pc, uint64_t parse_id, uint64_t setup_hash, uint64_t now_us,
+                       bool expire) {
+    note *hit = NULL;
+    for (note **pp = &pc->notes; *pp;) {
+        note *t = *pp;
+        if (expire && now_us - t->born_us > pc->max_age_us) {
+            *pp = t->next;
+            free(t);
+            pc->nnotes--;
+            continue;
+        }
+        if (t->parse_id == parse_id && t->setup_hash == setup_hash)
+            hit = t;
+        pp = &t->next;
+    }
+    return hit;
+}
+
+void aq_node_pcache_str_known(aq_node_pcache *pc, uint64_t parse_id, uint64_t setup_hash, bool *str,
+                              uint32_t ncols) {
+    pthread_mutex_lock(&pc->mu);
+    note *t = note_find(pc, parse_id, setup_hash, 0, false);
+    if (t && t->ncols == ncols)
+        for (uint32_t c = 0; c < ncols; c++)
+            str[c] = str[c] || t->str[c];
+    pthread_mutex_unlock(&pc->mu);
+}
+
+void aq_node_pcache_str_learn(aq_node_pcache *pc, uint64_t parse_id, uint64_t setup_hash,
+                              const bool *str, uint32_t ncols, uint64_t now_us) {
+    pthread_mutex_lock(&pc->mu);
+    note *t = note_find(pc, parse_id, setup_hash, now_us, true);
+    if (!t) {
+        if (pc->nnotes == AQ_NODE_PCACHE_NOTES) {
+            note **pp = &pc->notes;
+            while ((*pp)->next)
+                pp = &(*pp)->next;
+            free(*pp);
+            *pp = NULL;
+            pc->nnotes--;
+        }
+        t = calloc(1, sizeof *t + ncols * sizeof t->str[0]);
+        if (t) {
+            *t = (note){pc->notes, parse_id, setup_hash, now_us, ncols};
+            pc->notes = t;
+            pc->nnotes++;
+        }
+    }
+    if (t && t->ncols == ncols)
+        for (uint32_t c = 0; c < ncols; c++)
+            t->str[c] = t->str[c] || str[c];
+    pthread_mutex_unlock(&pc->mu);
 }
 
 void aq_node_pcache_stats_get(aq_node_pcache *pc, aq_node_pcache_stats *out) {

@@ -15,6 +15,7 @@
 #include "aq_chunk.h"
 #include "aq_csv_col.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,19 @@ int aq_node_pcache_put(aq_node_pcache *pc, const uint8_t *key, size_t klen, aq_c
  * aq_csv_cols_free); NULL when there is none or its column count differs. */
 aq_csv_col *aq_node_pcache_take(aq_node_pcache *pc, const uint8_t *key, size_t klen,
                                 aq_chunk_digest piece, uint64_t setup_hash, uint32_t ncols);
+
+/* String columns found by one parse on this node, shared by its PARSE jobs: a column that one
+ * piece showed to be string (observations only widen) is built as string at once in the pieces
+ * parsed after it, by any job. A note is found by the command's random 64-bit parse id and the
+ * setup hash, so another parse never meets it; notes leave with age like entries, and at most
+ * AQ_NODE_PCACHE_NOTES are kept (the oldest goes). Losing one only costs speed.
+ * known: ORs the note's string columns into str[0..ncols) (nothing when there is no note or its
+ * column count differs). learn: adds str's string columns to the note (creating it). */
+#define AQ_NODE_PCACHE_NOTES 64
+void aq_node_pcache_str_known(aq_node_pcache *pc, uint64_t parse_id, uint64_t setup_hash, bool *str,
+                              uint32_t ncols);
+void aq_node_pcache_str_learn(aq_node_pcache *pc, uint64_t parse_id, uint64_t setup_hash,
+                              const bool *str, uint32_t ncols, uint64_t now_us);
 
 typedef struct aq_node_pcache_stats {
     size_t entries, bytes;

@@ -109,3 +109,37 @@ Test(pcache, entries_expire_and_a_repeat_replaces) {
     aq_csv_cols_free(c, 1);
     aq_node_pcache_free(pc); /* frees nothing twice: ASan would say */
 }
+
+/* String-column notes: shared by one parse id and setup only, they accumulate, they expire with
+ * age, and the oldest goes when there are too many. */
+Test(pcache, string_notes_are_per_parse_and_expire) {
+    aq_node_pcache *pc;
+    cr_assert_eq(aq_node_pcache_new(1 << 20, 1000, &pc), 0);
+    bool a[3] = {false, true, false}, b[3] = {true, false, false}, got[3] = {0};
+    aq_node_pcache_str_known(pc, 7, 1, got, 3);
+    cr_assert(!got[0] && !got[1] && !got[2], "nothing known before anything was learned");
+    aq_node_pcache_str_learn(pc, 7, 1, a, 3, 100);
+    aq_node_pcache_str_learn(pc, 7, 1, b, 3, 200);
+    aq_node_pcache_str_known(pc, 7, 1, got, 3);
+    cr_assert(got[0] && got[1] && !got[2], "what two jobs learned, together");
+    bool other[3] = {0};
+    aq_node_pcache_str_known(pc, 8, 1, other, 3);
+    aq_node_pcache_str_known(pc, 7, 2, other, 3);
+    aq_node_pcache_str_known(pc, 7, 1, other, 2);
+    cr_assert(!other[0] && !other[1], "another parse, setup or column count sees nothing");
+    /* a learn 2 ms later finds the 1 ms note expired: only its own columns remain */
+    bool c[3] = {false, false, true}, after[3] = {0};
+    aq_node_pcache_str_learn(pc, 9, 1, c, 3, 2200);
+    aq_node_pcache_str_learn(pc, 7, 1, c, 3, 2300);
+    aq_node_pcache_str_known(pc, 7, 1, after, 3);
+    cr_assert(!after[0] && !after[1] && after[2], "an expired note is gone");
+    /* past AQ_NODE_PCACHE_NOTES parses the oldest note goes first */
+    for (uint64_t id = 100; id < 100 + AQ_NODE_PCACHE_NOTES; id++)
+        aq_node_pcache_str_learn(pc, id, 1, a, 3, 2400);
+    bool first[3] = {0}, last[3] = {0};
+    aq_node_pcache_str_known(pc, 9, 1, first, 3);
+    aq_node_pcache_str_known(pc, 100 + AQ_NODE_PCACHE_NOTES - 1, 1, last, 3);
+    cr_assert(!first[2], "the oldest note was dropped for room");
+    cr_assert(last[1], "the newest note is kept");
+    aq_node_pcache_free(pc);
+}
