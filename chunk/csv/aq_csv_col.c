@@ -367,14 +367,25 @@ static inline bool same_bytes(const char *a, const char *b, uint32_t n) {
     return memcmp(a, b, n) == 0;
 }
 
-/* A level while the domain is sorted: its bytes and its first-occurrence id. */
+/* A level while the domain is sorted: its bytes, its first-occurrence id, and its first 8 bytes
+ * as a big-endian number (zero-padded), which orders most pairs without looking at the bytes. */
 typedef struct slev {
+    uint64_t pre;
     const char *p;
     uint32_t len, id;
 } slev;
 
+static uint64_t prefix_be(const char *p, uint32_t len) {
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < 8; i++)
+        v = v << 8 | (i < len ? (uint8_t)p[i] : 0);
+    return v;
+}
+
 static int cmp_slev(const void *a, const void *b) {
     const slev *x = a, *y = b;
+    if (x->pre != y->pre)
+        return x->pre < y->pre ? -1 : 1;
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->p, y->p, n);
     if (c)
@@ -454,7 +465,7 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
             return AQ_ENOMEM;
         }
         for (uint32_t i = 0; i < nu; i++)
-            sorted[i] = (slev){uniq[i].p, uniq[i].len, i};
+            sorted[i] = (slev){prefix_be(uniq[i].p, uniq[i].len), uniq[i].p, uniq[i].len, i};
         qsort(sorted, nu, sizeof *sorted, cmp_slev);
         uint32_t o = 0;
         for (uint32_t i = 0; i < nu; i++) {
