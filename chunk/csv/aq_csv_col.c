@@ -25,7 +25,7 @@ typedef struct pctx {
     const char *piece;
     char *arena;
     size_t arena_len, arena_cap;
-    fidx *f; /* rows x ncols */
+    fidx *f; /* column-major: field (r, j) at f[j * cap_rows + r], so a column reads in order */
     size_t rows, cap_rows;
     uint32_t ncols;
     aq_csv_na na;
@@ -54,11 +54,20 @@ static inline bool f_quoted(fidx f) {
     return (f.len & F_QUOTED) != 0;
 }
 
+static inline fidx *fcell(const pctx *x, size_t r, uint32_t j) {
+    return &x->f[(size_t)j * x->cap_rows + r];
+}
+
+/* Room for more rows: each column moves to its place in a larger array. Only fill mode, where a
+ * row can be a single byte, ever needs this (see index_piece). */
 static int grow_rows(pctx *x) {
     size_t cap = x->cap_rows ? x->cap_rows * 2 : 1024;
-    fidx *nf = realloc(x->f, cap * x->ncols * sizeof *nf);
+    fidx *nf = malloc(cap * x->ncols * sizeof *nf);
     if (!nf)
         return AQ_ENOMEM;
+    for (uint32_t j = 0; j < x->ncols && x->rows; j++)
+        memcpy(nf + (size_t)j * cap, x->f + (size_t)j * x->cap_rows, x->rows * sizeof *nf);
+    free(x->f);
     x->f = nf;
     x->cap_rows = cap;
     return 0;
@@ -76,7 +85,8 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
         return 0;
     if (x->rows == x->cap_rows && grow_rows(x) != 0)
         return AQ_ENOMEM;
-    fidx *row = x->f + x->rows * x->ncols;
+    fidx *row = x->f + x->rows; /* field j at row[j * cap_rows] */
+    const size_t stride = x->cap_rows;
     uint32_t j = 0;
     for (;;) {
         const char *s = p;
@@ -96,14 +106,14 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
                 p++;
             if (p < end && *p != sep && *p != '\n')
                 return 0;
-            row[j++] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len | F_QUOTED};
+            row[j++ * stride] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len | F_QUOTED};
         } else {
             while (p < end && *p != sep && *p != '\n')
                 p++;
             size_t len = (size_t)(p - s);
             if (len && s[len - 1] == '\r' && (p == end || *p == '\n'))
                 len--;
-            row[j++] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len};
+            row[j++ * stride] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len};
         }
         if (p < end && *p == sep) {
             p++;
@@ -123,6 +133,15 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
 }
 
 static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, aq_csv_err *err) {
+    /* Rows end at LFs: the LFs of the first 256 KiB, scaled to the piece, size the index, and it
+     * grows (rarely, and only by re-laying the columns) when the rest has shorter rows. */
+    size_t head = pc->len < (256u << 10) ? pc->len : (256u << 10), nl = 0;
+    for (size_t i = 0; i < head; i++)
+        nl += pc->p[i] == '\n';
+    x->cap_rows = (size_t)((double)nl * ((double)pc->len / (double)(head ? head : 1)) * 1.05) + 64;
+    x->f = malloc(x->cap_rows * x->ncols * sizeof *x->f);
+    if (!x->f)
+        return AQ_ENOMEM;
     aq_csv_tok t;
     aq_csv_tok_init(&t, pc->p, pc->len, &s->d, pc->first_line, pc->file_start);
     bool skip_header = pc->file_start && s->header;
@@ -153,16 +172,16 @@ static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, a
         }
         if (x->rows == x->cap_rows && (rc = grow_rows(x)) != 0)
             break;
-        fidx *row = x->f + x->rows * x->ncols;
         for (uint32_t j = 0; j < x->ncols; j++) {
+            fidx *cell = fcell(x, x->rows, j);
             if (j >= t.nfields) {
-                row[j] = (fidx){F_PAD, 0};
+                *cell = (fidx){F_PAD, 0};
                 continue;
             }
             const aq_csv_field *f = &t.fields[j];
             uint32_t qb = f->quoted ? F_QUOTED : 0;
             if (t.soff[j] == SIZE_MAX) { /* points into the piece */
-                row[j] = (fidx){(uint32_t)(f->p - pc->p), (uint32_t)f->len | qb};
+                *cell = (fidx){(uint32_t)(f->p - pc->p), (uint32_t)f->len | qb};
                 continue;
             }
             if (x->arena_len + f->len > x->arena_cap) {
@@ -182,7 +201,7 @@ static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, a
                 goto out;
             }
             memcpy(x->arena + x->arena_len, f->p, f->len);
-            row[j] = (fidx){(uint32_t)x->arena_len | F_ARENA, (uint32_t)f->len | qb};
+            *cell = (fidx){(uint32_t)x->arena_len | F_ARENA, (uint32_t)f->len | qb};
             x->arena_len += f->len;
         }
         x->rows++;
@@ -586,7 +605,7 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
             return AQ_ENOMEM;
         o->na = 0;
         for (uint32_t r = 0; r < rows; r++) {
-            fidx f = x->f[(size_t)r * x->ncols + j];
+            fidx f = *fcell(x, r, j);
             if (f_pad(f) || aq_csv_is_na(f_ptr(x, f), f_len(f), f_quoted(f), &x->na)) {
                 refs[r] = (sref){NULL, 0};
                 set_na(c, r);
@@ -614,7 +633,7 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     x->hashed = true;
     bool ints = false, floats = false, times = false, texts = false;
     for (size_t r = 0; r < x->rows; r++) {
-        fidx f = x->f[r * x->ncols + j];
+        fidx f = *fcell(x, r, j);
         x->kind[r] = AQ_CSV_V_NA;
         if (f_pad(f)) {
             o->na++;
