@@ -732,36 +732,6 @@ int cli_cmd_parse(cli *c, const char *file) {
             rc = cli_fail(c, cli_exit_code(err), "storing the frame's metadata: %s", r.why);
             goto out;
         }
-        /* The raw pieces are no longer needed. */
-        {
-            cli_kop *slot[CLI_INFLIGHT * 4] = {0};
-            size_t nslot = sizeof slot / sizeof slot[0];
-            uint32_t next = 0;
-            for (;;) {
-                size_t busy = 0;
-                for (size_t s = 0; s < nslot; s++) {
-                    if (slot[s] && slot[s]->done) {
-                        cli_kop_free(slot[s]);
-                        slot[s] = NULL;
-                    }
-                    if (!slot[s] && next < r.np) {
-                        uint8_t pk[AQ_NODE_KEY_MAX];
-                        size_t pkl = aq_frame_key(pk, name, r.nlen, next++, AQ_FRAME_PIECE);
-                        cli_kop *k = cli_kop_new(c);
-                        if (!k || cli_kop_key(c, k, AQ_M_RM, pk, pkl, false) != 0 ||
-                            cli_kop_start(k) != 0) {
-                            cli_kop_free(k);
-                            continue;
-                        }
-                        slot[s] = k;
-                    }
-                    busy += slot[s] != NULL;
-                }
-                if (busy == 0 && next >= r.np)
-                    break;
-                cli_step(c);
-            }
-        }
         double secs = now_s() - t0;
         double mbs = secs > 0 ? (double)size / 1e6 / secs : 0;
         if (c->json) {

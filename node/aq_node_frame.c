@@ -272,6 +272,14 @@ static int finish_piece(frame_job *j, const aq_csv_setup *su, const aq_csv_type 
         j->nout++;
     }
     aq_csv_cols_free(cols, nc);
+    if (!err) {
+        /* The piece's columns hold every value now: drop the piece here, at once, so the memory
+         * it held takes the column chunks still to come instead of fresh pages. A FINISH that
+         * fails later fails the parse, whose cleanup removes every key anyway. */
+        uint8_t key[AQ_NODE_KEY_MAX];
+        size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, AQ_FRAME_PIECE);
+        (void)aq_chunk_rm(j->n->store, key, klen);
+    }
     return err;
 }
 
