@@ -41,6 +41,14 @@ static int set_levels(aq_csv_sum *s, lref *l, uint32_t n) {
         else
             l[m++] = l[i];
     }
+    /* A chunk carries the frame's whole domain, so some levels may not occur in it: a level
+     * counts only where it occurs (partials merge by level string, and decoding refuses a zero
+     * count). */
+    uint32_t used = 0;
+    for (uint32_t i = 0; i < m; i++)
+        if (l[i].count)
+            l[used++] = l[i];
+    m = used;
     char **lev = calloc((size_t)m + 1, sizeof *lev);
     uint32_t *len = calloc((size_t)m + 1, sizeof *len);
     uint64_t *cnt = calloc((size_t)m + 1, sizeof *cnt);

@@ -128,6 +128,26 @@ for n in prostate allyears iris; do
   cmp -s "$T/$n.csv" "$T/$n-again.csv" || fail "export of the re-parsed $n differs"
 done
 
+step "a column that is numbers for a whole piece, then text: categorical, and summary works"
+# The first 4 MiB piece holds only numbers in b, the last piece also text: the piece parsed as int
+# is re-parsed as categorical and every chunk carries levels it does not use.
+python3 -c '
+import sys
+w = sys.stdout.write
+w("a,b\n")
+for i in range(700000): w("%d,%d\n" % (i, i % 5000))
+for i in range(1000): w("%d,x%d\n" % (i, i % 3))' >"$T/mixed.csv"
+aq parse "$T/mixed.csv" --name mixed >/dev/null || fail "parse of the mixed column"
+aq summary mixed --json >"$T/mixed.json" 2>"$T/err.txt" || fail "summary of the mixed column: $(cat "$T/err.txt")"
+python3 - "$T/mixed.json" <<'PY' || fail "summary of the mixed column is wrong"
+import json, sys
+s = json.load(open(sys.argv[1]))
+b = s["columns"][1]
+assert s["rows"] == 701000, s["rows"]
+assert b["type"] == "categorical" and b["cardinality"] == 5003 and b["na"] == 0, b
+PY
+aq frame rm mixed || fail "frame rm mixed"
+
 step "a ragged file fails naming its line and leaves no key"
 mid=$(chunks)
 { echo "a,b,c"; for i in $(seq 1 100); do echo "$i,$i,$i"; done; echo "1,2"; echo "4,5,6"; } >"$T/ragged.csv"
