@@ -52,8 +52,67 @@ static uint8_t code_width(uint32_t nlev) {
 }
 
 static void put_strs_offsets(aq_wr *w, const aq_csv_strs *s, uint32_t n) {
+    if (!aq_wr_reserve(w, ((size_t)n + 1) * 4))
+        return;
+    uint8_t *o = w->p + w->len;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(o, s->off, ((size_t)n + 1) * 4);
+#else
     for (uint32_t i = 0; i <= n; i++)
-        aq_wr_u32(w, s->off[i]);
+        for (int b = 0; b < 4; b++)
+            o[4 * i + b] = (uint8_t)(s->off[i] >> (8 * b));
+#endif
+    w->len += ((size_t)n + 1) * 4;
+}
+
+/* rows values of width bytes each, little-endian, NA rows as 0: one copy of the array (values are
+ * kept in host order), then the NA rows cleared, whatever they held. */
+static void put_values(aq_wr *w, const aq_csv_col *c, const void *vals, uint8_t width) {
+    size_t n = (size_t)c->rows * width;
+    if (!aq_wr_reserve(w, n))
+        return;
+    uint8_t *o = w->p + w->len;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(o, vals, n);
+#else
+    for (uint32_t r = 0; r < c->rows; r++) {
+        uint64_t v = 0;
+        memcpy((uint8_t *)&v + 8 - width, (const uint8_t *)vals + (size_t)r * width, width);
+        for (int b = 0; b < width; b++)
+            o[(size_t)r * width + b] = (uint8_t)(v >> (8 * b));
+    }
+#endif
+    for (uint32_t i = 0; i < (c->rows + 7) / 8; i++)
+        if (c->na[i])
+            for (uint32_t r = i * 8; r < i * 8 + 8 && r < c->rows; r++)
+                if (aq_csv_col_is_na(c, r))
+                    memset(o + (size_t)r * width, 0, width);
+    w->len += n;
+}
+
+/* CAT codes narrowed to cw bytes, little-endian, NA rows as 0. */
+static void put_codes(aq_wr *w, const aq_csv_col *c, uint8_t cw) {
+    size_t n = (size_t)c->rows * cw;
+    if (!aq_wr_reserve(w, n))
+        return;
+    uint8_t *o = w->p + w->len;
+    const uint32_t *codes = c->vals;
+    for (uint32_t r = 0; r < c->rows; r++) {
+        uint32_t v = aq_csv_col_is_na(c, r) ? 0 : codes[r];
+        switch (cw) {
+        case 1:
+            o[r] = (uint8_t)v;
+            break;
+        case 2:
+            o[2 * (size_t)r] = (uint8_t)v;
+            o[2 * (size_t)r + 1] = (uint8_t)(v >> 8);
+            break;
+        default:
+            for (int b = 0; b < 4; b++)
+                o[4 * (size_t)r + b] = (uint8_t)(v >> (8 * b));
+        }
+    }
+    w->len += n;
 }
 
 int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
@@ -61,6 +120,13 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
         return AQ_EINVAL;
     aq_wr w;
     aq_wr_init(&w);
+    /* the whole encoding at once, so the writes below never move it */
+    size_t est = 32 + ((size_t)c->rows + 7) / 8 + (size_t)c->rows * 8 + 8;
+    if (c->type == AQ_CSV_T_CAT || c->type == AQ_CSV_T_STR) {
+        uint32_t n = c->type == AQ_CSV_T_CAT ? c->text.n : c->rows;
+        est += ((size_t)n + 1) * 4 + c->text.off[n];
+    }
+    aq_wr_reserve(&w, est);
     aq_wr_u32(&w, COL_MAGIC);
     aq_wr_u8(&w, CODEC_VERSION);
     aq_wr_u8(&w, (uint8_t)c->type);
@@ -72,16 +138,11 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
     case AQ_CSV_T_NONE:
         break;
     case AQ_CSV_T_INT:
-        for (uint32_t r = 0; r < c->rows; r++)
-            aq_wr_uint(&w, (uint64_t)aq_csv_col_int(c, r), c->width);
+        put_values(&w, c, c->vals, c->width);
         break;
     case AQ_CSV_T_FLOAT:
-        for (uint32_t r = 0; r < c->rows; r++)
-            aq_wr_u64(&w, aq_csv_col_is_na(c, r) ? 0 : dbits(((const double *)c->vals)[r]));
-        break;
     case AQ_CSV_T_TIME:
-        for (uint32_t r = 0; r < c->rows; r++)
-            aq_wr_u64(&w, (uint64_t)aq_csv_col_int(c, r));
+        put_values(&w, c, c->vals, 8);
         break;
     case AQ_CSV_T_CAT: {
         uint8_t cw = code_width(c->text.n);
@@ -90,8 +151,7 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
         put_strs_offsets(&w, &c->text, c->text.n);
         aq_wr_bytes(&w, c->text.bytes, c->text.off[c->text.n]);
         aq_wr_u8(&w, cw);
-        for (uint32_t r = 0; r < c->rows; r++)
-            aq_wr_uint(&w, aq_csv_col_is_na(c, r) ? 0 : ((const uint32_t *)c->vals)[r], cw);
+        put_codes(&w, c, cw);
         break;
     }
     case AQ_CSV_T_STR:
