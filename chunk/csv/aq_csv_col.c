@@ -362,6 +362,8 @@ typedef struct sref {
 /* Equal bytes, for the short strings most levels are: two overlapping loads instead of a call. */
 static inline bool same_bytes(const char *a, const char *b, uint32_t n) {
     uint64_t x, y, u, v;
+    if (n > 16 && n <= 32)
+        return same_bytes(a, b, 16) && same_bytes(a + n - 16, b + n - 16, 16);
     if (n >= 8 && n <= 16) {
         memcpy(&x, a, 8);
         memcpy(&y, b, 8);
@@ -386,17 +388,17 @@ static inline bool same_bytes(const char *a, const char *b, uint32_t n) {
     return memcmp(a, b, n) == 0;
 }
 
-/* A level while the domain is sorted: its bytes, its first-occurrence id, and its first 8 bytes
- * as a big-endian number (zero-padded), which orders most pairs without looking at the bytes. */
+/* A level while the domain is sorted: its bytes, its first-occurrence id, and its first 16 bytes
+ * as two big-endian numbers (zero-padded), which order nearly every pair without a memcmp. */
 typedef struct slev {
-    uint64_t pre;
+    uint64_t pre, pre2;
     const char *p;
     uint32_t len, id;
 } slev;
 
-static uint64_t prefix_be(const char *p, uint32_t len) {
+static uint64_t prefix_be(const char *p, uint32_t len, uint32_t from) {
     uint64_t v = 0;
-    for (uint32_t i = 0; i < 8; i++)
+    for (uint32_t i = from; i < from + 8; i++)
         v = v << 8 | (i < len ? (uint8_t)p[i] : 0);
     return v;
 }
@@ -405,6 +407,8 @@ static int cmp_slev(const void *a, const void *b) {
     const slev *x = a, *y = b;
     if (x->pre != y->pre)
         return x->pre < y->pre ? -1 : 1;
+    if (x->pre2 != y->pre2)
+        return x->pre2 < y->pre2 ? -1 : 1;
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->p, y->p, n);
     if (c)
@@ -484,7 +488,8 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
             return AQ_ENOMEM;
         }
         for (uint32_t i = 0; i < nu; i++)
-            sorted[i] = (slev){prefix_be(uniq[i].p, uniq[i].len), uniq[i].p, uniq[i].len, i};
+            sorted[i] = (slev){prefix_be(uniq[i].p, uniq[i].len, 0),
+                               prefix_be(uniq[i].p, uniq[i].len, 8), uniq[i].p, uniq[i].len, i};
         qsort(sorted, nu, sizeof *sorted, cmp_slev);
         uint32_t o = 0;
         for (uint32_t i = 0; i < nu; i++) {
