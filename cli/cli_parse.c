@@ -10,9 +10,9 @@
  *    still streams. Each reply (observations, domains and rows per piece) is folded here at once
  *    into final types and cluster-wide domains, and freed.
  * 4. FINISH to every node holding pieces: each brings the columns it parsed (kept in its parse
- *    cache) to the final types, or re-parses the piece, and stores the column chunks on their
- *    replicas. Then the metadata key is stored and the raw pieces removed (the column chunks hold
- *    every value; keeping both would double the memory used).
+ *    cache) to the final types, or re-parses the piece, stores the column chunks on their
+ *    replicas and drops the piece (the column chunks hold every value; keeping both would double
+ *    the memory used). Then the metadata key is stored.
  * A failure at any step removes every key written: no frame and no stray pieces remain.
  */
 #include <errno.h>
