@@ -407,6 +407,81 @@ static int finish_calls(parse_run *r, const uint8_t *types, const uint8_t *blobs
     return err;
 }
 
+/* A column that is categorical in the frame but held numbers or times somewhere: a piece that
+ * was all numbers there sent no levels, so its values are missing from the merged domain. Every
+ * node re-parses its pieces with such columns read as categorical (PARSE with AQ_CSV_T_CAT in the
+ * type bytes) and answers their levels, which are united here; a column whose levels then pass
+ * AQ_FRAME_LEVELS_TEXT_MAX becomes string, as in the first round. Only frames with such a mixed
+ * column pay for this. */
+static int levels_round(parse_run *r, const uint8_t *need) {
+    cli *c = r->c;
+    size_t nn = c->conf->nnodes;
+    cli_kop **ks = calloc(nn, sizeof *ks);
+    uint8_t *recs = malloc((size_t)r->np * AQ_FRAME_PIECE_REC + 1);
+    int err = ks && recs ? 0 : AQ_ENOMEM;
+    for (size_t i = 0; i < nn && !err; i++) {
+        uint32_t n = 0;
+        for (uint32_t p = 0; p < r->np; p++) {
+            if (r->p[p].home != i)
+                continue;
+            aq_wr w = {recs + (size_t)n * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC, true};
+            aq_wr_u32(&w, p);
+            aq_wr_u64(&w, r->p[p].first_line);
+            n++;
+        }
+        if (n == 0)
+            continue;
+        aq_frame_req q = {
+            (const uint8_t *)r->name, r->nlen, r->senc, r->slen, r->nc, need, NULL, 0, n, recs};
+        if (!(ks[i] = cli_frame_kop(c, AQ_M_FRAME_PARSE, &q, i,
+                                    CALL_BASE_MS + (uint64_t)n * CALL_PIECE_MS)))
+            err = AQ_ENOMEM;
+    }
+    if (!err)
+        cli_kops_run(c, ks, nn);
+    for (size_t i = 0; i < nn && !err; i++) {
+        if (!ks[i])
+            continue;
+        if ((err = frame_reply_err(c, AQ_M_FRAME_PARSE, ks[i], i, r->why, sizeof r->why)) != 0)
+            break;
+        aq_frame_rep rep;
+        aq_frame_rep_decode(ks[i]->rep, ks[i]->replen, &rep);
+        aq_rd rd = aq_rd_init(rep.blobs, rep.blen);
+        if (rep.nblobs != 2 * r->nc)
+            err = AQ_EPROTO;
+        for (uint32_t j = 0; j < r->nc && !err; j++) {
+            const uint8_t *b1, *b2;
+            size_t l1, l2;
+            aq_csv_strs got = {0}, u = {0};
+            if (aq_frame_blob_next(&rd, &b1, &l1) != 0 || aq_frame_blob_next(&rd, &b2, &l2) != 0 ||
+                aq_csv_obs_decode(b1, l1, r->tmp) != 0 || aq_csv_domain_decode(b2, l2, &got) != 0) {
+                err = AQ_EPROTO;
+                break;
+            }
+            if (need[j] == AQ_CSV_T_CAT && r->obs[j].kind != AQ_CSV_T_STR) {
+                if (aq_csv_obs_final(r->tmp) == AQ_CSV_T_STR) {
+                    r->obs[j].kind = AQ_CSV_T_STR; /* its levels outgrew the calls there */
+                } else if ((err = aq_csv_domain_union(&r->dom[j], &got, &u)) == 0) {
+                    aq_csv_strs_free(&r->dom[j]);
+                    r->dom[j] = u;
+                    if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX)
+                        r->obs[j].kind = AQ_CSV_T_STR;
+                }
+                if (r->obs[j].kind == AQ_CSV_T_STR)
+                    aq_csv_strs_free(&r->dom[j]);
+            }
+            aq_csv_strs_free(&got);
+        }
+        if (err == AQ_EPROTO)
+            snprintf(r->why, sizeof r->why, "%s sent malformed levels", c->conf->nodes[i].name);
+    }
+    for (size_t i = 0; ks && i < nn; i++)
+        cli_kop_free(ks[i]);
+    free(ks);
+    free(recs);
+    return err;
+}
+
 static void free_kops(cli_kop **ks, size_t n) {
     for (size_t i = 0; i < n; i++) {
         cli_kop_free(ks[i]);
@@ -682,6 +757,21 @@ int cli_cmd_parse(cli *c, const char *file) {
     if (err) {
         rc = cli_fail(c, cli_exit_code(err), "%s", r.why);
         goto out;
+    }
+    {
+        /* the hints are done with: they now say which columns need the levels round */
+        bool any = false;
+        for (uint32_t j = 0; j < nc; j++) {
+            r.hint[j] = !su.forced[j] && aq_csv_obs_final(&obs[j]) == AQ_CSV_T_CAT &&
+                                (obs[j].numeric || obs[j].time)
+                            ? AQ_CSV_T_CAT
+                            : 0;
+            any = any || r.hint[j];
+        }
+        if (any && (err = levels_round(&r, r.hint)) != 0) {
+            rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
+            goto out;
+        }
     }
     for (uint32_t j = 0; j < nc; j++) {
         aq_csv_type t = su.forced[j] ? su.types[j] : aq_csv_obs_final(&obs[j]);

@@ -104,6 +104,20 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
      * show) are parsed as string at once: no types, no sketch, no domain. */
     for (uint32_t c = 0; !err && j->q.types && c < nc && c < j->q.ncols; c++)
         str[c] = j->q.types[c] == AQ_CSV_T_STR;
+    /* The levels round: columns marked AQ_CSV_T_CAT are categorical in the frame, and some piece
+     * held only numbers or times there; read them as categorical in every piece named and answer
+     * their levels (the other columns as usual). Nothing is cached: FINISH re-parses what it must.
+     */
+    aq_csv_type *force = NULL;
+    for (uint32_t c = 0; !err && j->q.types && c < nc && c < j->q.ncols; c++) {
+        if (j->q.types[c] != AQ_CSV_T_CAT)
+            continue;
+        if (!force && !(force = calloc(nc, sizeof *force))) {
+            err = AQ_ENOMEM;
+            break;
+        }
+        force[c] = AQ_CSV_T_CAT;
+    }
     /* and what this node's other PARSE jobs of the same parse found (see the pcache's notes) */
     uint64_t parse_id = 0, sh = setup_hash(j);
     if (j->q.blen == 8) {
@@ -123,7 +137,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
         aq_csv_err pe = {0, ""};
         if (parse_id)
             aq_node_pcache_str_known(j->n->pcache, parse_id, sh, str, nc);
-        err = aq_csv_parse(&pc, su, NULL, str, &cols, &pe);
+        err = aq_csv_parse(&pc, su, force, force ? NULL : str, &cols, &pe);
         aq_chunk_digest digest = aq_chunk_ref_digest(ref);
         aq_chunk_ref_release(ref);
         if (err) {
@@ -159,7 +173,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
             }
             aq_csv_strs_free(&d);
         }
-        if (err || cache_put(j, idx, digest, cols, nc) != 0)
+        if (err || force || cache_put(j, idx, digest, cols, nc) != 0)
             aq_csv_cols_free(cols, nc);
         if (!err && parse_id)
             aq_node_pcache_str_learn(j->n->pcache, parse_id, sh, str, nc, aq_node_now_us(j->n));
@@ -198,6 +212,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
     free(rows);
     free(have);
     free(str);
+    free(force);
 }
 
 /* ---- FINISH: column chunks at the final types, stored here ---- */

@@ -147,6 +147,24 @@ assert s["rows"] == 701000, s["rows"]
 assert b["type"] == "categorical" and b["cardinality"] == 5003 and b["na"] == 0, b
 PY
 aq frame rm mixed || fail "frame rm mixed"
+# Levels that only an all-numbers piece holds: the first 4 MiB piece has 1000..1999 and 5, the last
+# only 5 and text. They reach the merged domain through the levels round, or FINISH fails.
+python3 -c '
+import sys
+w = sys.stdout.write
+w("a,b\n")
+for i in range(100000): w("%d,%d\n" % (i, 1000 + i % 1000))
+for i in range(500000): w("%d,5\n" % i)
+for i in range(100000): w("%d,y%d\n" % (i, i % 3))' >"$T/mixed2.csv"
+aq parse "$T/mixed2.csv" --name mixed2 >/dev/null 2>"$T/err.txt" || fail "parse of levels only a numbers piece holds: $(cat "$T/err.txt")"
+aq summary mixed2 --json >"$T/mixed2.json" || fail "summary of mixed2"
+python3 - "$T/mixed2.json" <<'PY' || fail "summary of mixed2 is wrong"
+import json, sys
+b = json.load(open(sys.argv[1]))["columns"][1]
+assert b["type"] == "categorical" and b["cardinality"] == 1004, b
+PY
+[ "$(aq export mixed2 | grep -c '^99999,"1999"$')" -eq 1 ] || fail "export of mixed2 lost a level only the numbers piece held"
+aq frame rm mixed2 || fail "frame rm mixed2"
 
 step "a ragged file fails naming its line and leaves no key"
 mid=$(chunks)
