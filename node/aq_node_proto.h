@@ -204,11 +204,12 @@ bool aq_frame_key_is_piece(const uint8_t *key, size_t klen);
 /* Frame calls (PARSE, FINISH, SUMMARY) share one request layout: str8 frame name, u32 + encoded
  * aq_csv setup (may be empty), u32 ncols, u8 has_types and then (when 1) ncols type bytes (FINISH:
  * the final types; PARSE: hints, where AQ_CSV_T_STR marks a column already string in the frame so
- * the node builds it as string at once, and any other byte means nothing), u32 + bytes of
- * per-column blobs (FINISH: ncols x (u32 length, encoded domain); PARSE: empty, or the parse's
- * random u64 id, which lets the node's PARSE jobs of one parse share what they learn), u32 npieces,
- * then npieces x (u32 index, u64 first line). The decoder checks the framing only; the handler
- * checks contents. */
+ * the node builds it as string at once, AQ_CSV_T_CAT asks for the levels of a column read as
+ * categorical in every piece named (the levels round), and any other byte means nothing), u32 +
+ * bytes of per-column blobs (FINISH: ncols x (u32 length, encoded domain); PARSE: empty, or the
+ * parse's random u64 id, which lets the node's PARSE jobs of one parse share what they learn), u32
+ * npieces, then npieces x (u32 index, u64 first line). The decoder checks the framing only; the
+ * handler checks contents. */
 #define AQ_FRAME_PIECE_REC 12
 /* A categorical column's levels travel in the parse calls: past this much text (the levels of
  * the whole frame) the column is string instead, so that the calls stay far below
