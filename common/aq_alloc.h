@@ -5,6 +5,11 @@
  * few 4 MiB messages in flight, page clearing took most of a node's cycles. Raising the mmap and
  * trim thresholds keeps such blocks in the heap for reuse. Call once, first thing in main(), before
  * any thread starts; it is process policy, which is why only main() may set it.
+ *
+ * It tunes glibc's malloc only. aquiferd links jemalloc (for the chunk store's arena), and Debian's
+ * libjemalloc then serves the whole process's malloc, which keeps freed blocks for reuse on its own
+ * (dirty pages decay over 10 s): there the call changes nothing. The command and the rpc tools use
+ * glibc's malloc, where it matters.
  */
 #ifndef AQ_ALLOC_H
 #define AQ_ALLOC_H
