@@ -361,6 +361,21 @@ static int frame_reply_err(const cli *c, uint16_t method, const cli_kop *k, size
     return rep.status;
 }
 
+/* The piece records (index, first line) of every piece node i holds, into recs (room for all
+ * pieces); returns how many. */
+static uint32_t home_records(const parse_run *r, size_t i, uint8_t *recs) {
+    uint32_t n = 0;
+    for (uint32_t p = 0; p < r->np; p++) {
+        if (r->p[p].home != i)
+            continue;
+        aq_wr w = {recs + (size_t)n * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC, true};
+        aq_wr_u32(&w, p);
+        aq_wr_u64(&w, r->p[p].first_line);
+        n++;
+    }
+    return n;
+}
+
 /* FINISH to every node that holds pieces, in parallel; the first failure wins. */
 static int finish_calls(parse_run *r, const uint8_t *types, const uint8_t *blobs, size_t blen,
                         cli_kop **ks) {
@@ -371,15 +386,7 @@ static int finish_calls(parse_run *r, const uint8_t *types, const uint8_t *blobs
         return AQ_ENOMEM;
     int err = 0;
     for (size_t i = 0; i < nn && !err; i++) {
-        uint32_t n = 0;
-        for (uint32_t p = 0; p < r->np; p++) {
-            if (r->p[p].home != i)
-                continue;
-            aq_wr w = {recs + (size_t)n * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC, true};
-            aq_wr_u32(&w, p);
-            aq_wr_u64(&w, r->p[p].first_line);
-            n++;
-        }
+        uint32_t n = home_records(r, i, recs);
         if (n == 0)
             continue;
         aq_frame_req q = {(const uint8_t *)r->name,
@@ -420,15 +427,7 @@ static int levels_round(parse_run *r, const uint8_t *need) {
     uint8_t *recs = malloc((size_t)r->np * AQ_FRAME_PIECE_REC + 1);
     int err = ks && recs ? 0 : AQ_ENOMEM;
     for (size_t i = 0; i < nn && !err; i++) {
-        uint32_t n = 0;
-        for (uint32_t p = 0; p < r->np; p++) {
-            if (r->p[p].home != i)
-                continue;
-            aq_wr w = {recs + (size_t)n * AQ_FRAME_PIECE_REC, 0, AQ_FRAME_PIECE_REC, true};
-            aq_wr_u32(&w, p);
-            aq_wr_u64(&w, r->p[p].first_line);
-            n++;
-        }
+        uint32_t n = home_records(r, i, recs);
         if (n == 0)
             continue;
         aq_frame_req q = {
