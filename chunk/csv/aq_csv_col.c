@@ -58,8 +58,8 @@ static inline fidx *fcell(const pctx *x, size_t r, uint32_t j) {
     return &x->f[(size_t)j * x->cap_rows + r];
 }
 
-/* Room for more rows: each column moves to its place in a larger array. Only fill mode, where a
- * row can be a single byte, ever needs this (see index_piece). */
+/* Room for more rows: each column moves to its place in a larger array. Needed only when the
+ * piece's later rows are shorter than its first 256 KiB promised (see index_piece). */
 static int grow_rows(pctx *x) {
     size_t cap = x->cap_rows ? x->cap_rows * 2 : 1024;
     fidx *nf = malloc(cap * x->ncols * sizeof *nf);
