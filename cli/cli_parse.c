@@ -414,6 +414,30 @@ static int finish_calls(parse_run *r, const uint8_t *types, const uint8_t *blobs
     return err;
 }
 
+/* The next column of a PARSE reply: its observations into obs, its levels into dom. */
+static int next_column(aq_rd *rd, aq_csv_obs *obs, aq_csv_strs *dom) {
+    const uint8_t *b1, *b2;
+    size_t l1, l2;
+    if (aq_frame_blob_next(rd, &b1, &l1) != 0 || aq_frame_blob_next(rd, &b2, &l2) != 0 ||
+        aq_csv_obs_decode(b1, l1, obs) != 0 || aq_csv_domain_decode(b2, l2, dom) != 0)
+        return AQ_EPROTO;
+    return 0;
+}
+
+/* Column j's merged domain takes d's levels; past AQ_FRAME_LEVELS_TEXT_MAX of text the column is
+ * string (the nodes' rule, see aq_node_frame.c), so the levels of every column fit the calls. */
+static int unite_levels(parse_run *r, uint32_t j, const aq_csv_strs *d) {
+    aq_csv_strs u = {0};
+    int err = aq_csv_domain_union(&r->dom[j], d, &u);
+    if (err)
+        return err;
+    aq_csv_strs_free(&r->dom[j]);
+    r->dom[j] = u;
+    if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX)
+        r->obs[j].kind = AQ_CSV_T_STR;
+    return 0;
+}
+
 /* A column that is categorical in the frame but held numbers or times somewhere: a piece that
  * was all numbers there sent no levels, so its values are missing from the merged domain. Every
  * node re-parses its pieces with such columns read as categorical (PARSE with AQ_CSV_T_CAT in the
@@ -449,23 +473,14 @@ static int levels_round(parse_run *r, const uint8_t *need) {
         if (rep.nblobs != 2 * r->nc)
             err = AQ_EPROTO;
         for (uint32_t j = 0; j < r->nc && !err; j++) {
-            const uint8_t *b1, *b2;
-            size_t l1, l2;
-            aq_csv_strs got = {0}, u = {0};
-            if (aq_frame_blob_next(&rd, &b1, &l1) != 0 || aq_frame_blob_next(&rd, &b2, &l2) != 0 ||
-                aq_csv_obs_decode(b1, l1, r->tmp) != 0 || aq_csv_domain_decode(b2, l2, &got) != 0) {
-                err = AQ_EPROTO;
+            aq_csv_strs got = {0};
+            if ((err = next_column(&rd, r->tmp, &got)) != 0)
                 break;
-            }
             if (need[j] == AQ_CSV_T_CAT && r->obs[j].kind != AQ_CSV_T_STR) {
-                if (aq_csv_obs_final(r->tmp) == AQ_CSV_T_STR) {
+                if (aq_csv_obs_final(r->tmp) == AQ_CSV_T_STR)
                     r->obs[j].kind = AQ_CSV_T_STR; /* its levels outgrew the calls there */
-                } else if ((err = aq_csv_domain_union(&r->dom[j], &got, &u)) == 0) {
-                    aq_csv_strs_free(&r->dom[j]);
-                    r->dom[j] = u;
-                    if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX)
-                        r->obs[j].kind = AQ_CSV_T_STR;
-                }
+                else
+                    err = unite_levels(r, j, &got);
                 if (r->obs[j].kind == AQ_CSV_T_STR)
                     aq_csv_strs_free(&r->dom[j]);
             }
@@ -504,28 +519,17 @@ static int fold_one(parse_run *r, const cli_kop *k, size_t i) {
     }
     aq_rd rd = aq_rd_init(rep.blobs, rep.blen);
     for (uint32_t j = 0; j < nc && !err; j++) {
-        const uint8_t *b1, *b2;
-        size_t l1, l2;
-        aq_csv_strs d = {0}, u = {0};
-        if (aq_frame_blob_next(&rd, &b1, &l1) != 0 || aq_frame_blob_next(&rd, &b2, &l2) != 0 ||
-            aq_csv_obs_decode(b1, l1, r->tmp) != 0 || aq_csv_domain_decode(b2, l2, &d) != 0) {
-            err = AQ_EPROTO;
+        aq_csv_strs d = {0};
+        if ((err = next_column(&rd, r->tmp, &d)) != 0)
             break;
-        }
         if (r->have[j])
             aq_csv_obs_merge(&r->obs[j], r->tmp);
         else
             r->obs[j] = *r->tmp;
         r->have[j] = true;
-        /* The nodes' rule, applied to the union (see aq_node_frame.c): string anywhere is
-         * string everywhere, and so is a column whose levels outgrow the calls. */
-        if (aq_csv_obs_final(&r->obs[j]) == AQ_CSV_T_CAT &&
-            (err = aq_csv_domain_union(&r->dom[j], &d, &u)) == 0) {
-            aq_csv_strs_free(&r->dom[j]);
-            r->dom[j] = u;
-            if (u.n && u.off[u.n] > AQ_FRAME_LEVELS_TEXT_MAX)
-                r->obs[j].kind = AQ_CSV_T_STR;
-        }
+        /* String anywhere is string everywhere: only a column still categorical keeps levels. */
+        if (aq_csv_obs_final(&r->obs[j]) == AQ_CSV_T_CAT)
+            err = unite_levels(r, j, &d);
         if (aq_csv_obs_final(&r->obs[j]) != AQ_CSV_T_CAT)
             aq_csv_strs_free(&r->dom[j]);
         if (aq_csv_obs_final(&r->obs[j]) == AQ_CSV_T_STR)
