@@ -549,8 +549,10 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
     case AQ_CSV_T_INT:
     case AQ_CSV_T_FLOAT:
     case AQ_CSV_T_TIME: {
-        int64_t *iv = type != AQ_CSV_T_FLOAT ? calloc((size_t)rows + 1, sizeof *iv) : NULL;
-        double *dv = type == AQ_CSV_T_FLOAT ? calloc((size_t)rows + 1, sizeof *dv) : NULL;
+        /* malloc, not calloc: jemalloc zeroes a reused large extent for calloc by dropping its
+         * pages (madvise), so every parse would fault them in again; the loop writes each row */
+        int64_t *iv = type != AQ_CSV_T_FLOAT ? malloc(((size_t)rows + 1) * sizeof *iv) : NULL;
+        double *dv = type == AQ_CSV_T_FLOAT ? malloc(((size_t)rows + 1) * sizeof *dv) : NULL;
         if (!iv && !dv)
             return AQ_ENOMEM;
         int64_t lo = INT64_MAX, hi = INT64_MIN;
@@ -577,6 +579,10 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
             if (!ok) {
                 set_na(c, r);
                 o->na++;
+                if (dv)
+                    dv[r] = 0;
+                else
+                    iv[r] = 0;
                 continue;
             }
             if (dv) {
@@ -589,7 +595,7 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
         }
         if (type == AQ_CSV_T_INT) {
             c->width = o->na == rows ? 1 : int_width(lo, hi);
-            c->vals = calloc((size_t)rows + 1, c->width);
+            c->vals = malloc(((size_t)rows + 1) * c->width);
             if (!c->vals) {
                 free(iv);
                 return AQ_ENOMEM;
