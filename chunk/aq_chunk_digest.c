@@ -1,7 +1,7 @@
 /* xxh3-128 digests of chunk values and their canonical text form. */
 #include "aq_chunk.h"
 
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 aq_chunk_digest aq_chunk_digest_of(const void *data, size_t len) {
     XXH128_hash_t h = XXH3_128bits(len ? data : "", len);

@@ -2,7 +2,7 @@
 #include "aq_chunk_int.h"
 #include "aq_error.h"
 
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 /* Returns the length of the valid sequence at p (1..4), or 0 if it is not valid UTF-8 or a NUL. */
 static size_t utf8_seq(const uint8_t *p, size_t n) {

@@ -29,7 +29,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #define MAGIC          "AQCHUNK"
 #define MAGIC_LEN      8

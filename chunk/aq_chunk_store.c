@@ -6,7 +6,7 @@
 #include <string.h>
 
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 /* Copy and hash in cache-sized blocks, hashing the store's own copy while it is still in cache:
  * the source is read once from memory instead of twice. */

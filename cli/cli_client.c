@@ -2,7 +2,7 @@
  * next candidate node when one cannot answer, and the liveness probe (STATUS to every node). */
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #include "aq_node_place.h"
 #include "aq_node_secret.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #include "aq_csv_export.h"
 #include "aq_csv_summary.h"

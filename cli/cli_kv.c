@@ -10,7 +10,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #include "cli.h"
 

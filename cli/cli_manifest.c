@@ -8,7 +8,7 @@
  * only after the new manifest is stored. Decoding checks every length and that the part sizes add
  * up to the total, so a damaged manifest is refused rather than followed. */
 #include <stdio.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #include "cli.h"
 

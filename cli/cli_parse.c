@@ -30,7 +30,7 @@
 #include "aq_csv_setup.h"
 #include "cli.h"
 
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #define SAMPLE_HEAD (1u << 20)
 #define SAMPLE_MID  (256u << 10)

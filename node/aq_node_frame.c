@@ -17,7 +17,7 @@
 #include "aq_node_frame.h"
 #include "aq_node_internal.h"
 
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 typedef struct out_chunk {
     uint8_t key[AQ_NODE_KEY_MAX];

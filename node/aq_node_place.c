@@ -1,7 +1,7 @@
 #include "aq_node_place.h"
 
 #include <string.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 uint64_t aq_place_seed(const char *name) {
     return XXH3_64bits(name, strlen(name));

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #include "aq_rpc.h"
 #include "aq_rpc_auth.h"

@@ -2,7 +2,7 @@
 
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #include "aq_error.h"
 #include "aq_rpc.h"

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #define COL_MAGIC     0x43435141u /* "AQCC" */
 #define OBS_MAGIC     0x4F435141u /* "AQCO" */

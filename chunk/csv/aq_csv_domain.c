@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #define DOM_MAGIC   0x44435141u /* "AQCD" */
 #define DOM_VERSION 1

@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #define SETUP_MAGIC   0x53435141u /* "AQCS" */
 #define SETUP_VERSION 1

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "aq_xxh.h"
 
 #define SUM_MAGIC   0x55435141u /* "AQCU" */
 #define SUM_VERSION 1
