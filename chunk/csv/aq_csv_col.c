@@ -416,6 +416,46 @@ static int cmp_slev(const void *a, const void *b) {
     return (x->len > y->len) - (x->len < y->len);
 }
 
+/* Sorts n levels (tmp: room for n): a stable LSD radix sort on the first 8 bytes, which differ
+ * between nearly every pair of levels, then cmp_slev only inside runs that share them. glibc's
+ * qsort with its indirect comparator took 5% of a cluster parse on 5,000-level columns. */
+static void sort_levels(slev *a, uint32_t n, slev *tmp) {
+    if (n < 64) {
+        qsort(a, n, sizeof *a, cmp_slev);
+        return;
+    }
+    uint32_t cnt[8][256];
+    memset(cnt, 0, sizeof cnt);
+    for (uint32_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++)
+            cnt[b][(a[i].pre >> (8 * b)) & 0xFF]++;
+    slev *src = a, *dst = tmp;
+    for (int b = 0; b < 8; b++) {
+        if (cnt[b][(a[0].pre >> (8 * b)) & 0xFF] == n)
+            continue; /* every level has the same byte here: the order stands */
+        uint32_t pos[256], sum = 0;
+        for (int v = 0; v < 256; v++) {
+            pos[v] = sum;
+            sum += cnt[b][v];
+        }
+        for (uint32_t i = 0; i < n; i++)
+            dst[pos[(src[i].pre >> (8 * b)) & 0xFF]++] = src[i];
+        slev *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, (size_t)n * sizeof *a);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i + 1;
+        while (j < n && a[j].pre == a[i].pre)
+            j++;
+        if (j - i > 1)
+            qsort(a + i, j - i, sizeof *a, cmp_slev);
+        i = j;
+    }
+}
+
 /* Builds a text chunk from refs[rows] (p == NULL: NA): CAT when want_cat and the distinct count
  * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. hashes: NULL, or XXH3_64bits
  * of each non-NA row's text (computed by the caller already). */
@@ -476,7 +516,7 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         }
         /* sort the levels and map first-occurrence ids to sorted codes */
         uint32_t *order = malloc(((size_t)nu + 1) * sizeof *order);
-        slev *sorted = malloc(((size_t)nu + 1) * sizeof *sorted);
+        slev *sorted = malloc(((size_t)nu + 1) * 2 * sizeof *sorted); /* and the sort's scratch */
         c->vals = malloc(((size_t)rows + 1) * sizeof(uint32_t));
         c->text.off = malloc(((size_t)nu + 1) * sizeof(uint32_t));
         c->text.bytes = malloc(total + 1);
@@ -490,7 +530,7 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         for (uint32_t i = 0; i < nu; i++)
             sorted[i] = (slev){prefix_be(uniq[i].p, uniq[i].len, 0),
                                prefix_be(uniq[i].p, uniq[i].len, 8), uniq[i].p, uniq[i].len, i};
-        qsort(sorted, nu, sizeof *sorted, cmp_slev);
+        sort_levels(sorted, nu, sorted + nu + 1);
         uint32_t o = 0;
         for (uint32_t i = 0; i < nu; i++) {
             order[sorted[i].id] = i;

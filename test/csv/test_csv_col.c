@@ -641,3 +641,61 @@ Test(csv_col, quoted_newlines_across_the_4mib_boundary, .timeout = 60) {
     csv_frame_free(&f);
     free(s);
 }
+
+/* Levels sorted bytewise, shorter first on a shared prefix, whatever their first 8 bytes share:
+ * the domain sort radix-sorts on 8-byte prefixes and compares in full only inside ties. */
+Test(csv_col, categorical_domain_sorts_bytewise_across_shared_prefixes) {
+    enum { LEVELS = 3000, ROWS = 12000 };
+    char(*lev)[40] = malloc(LEVELS * sizeof *lev);
+    uint64_t seed = 0x9E3779B97F4A7C15u;
+    for (int i = 0; i < LEVELS; i++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        unsigned v = (unsigned)(seed >> 33);
+        switch (i % 6) {
+        case 0: /* shares 16 bytes and more: decided by memcmp */
+            sprintf(lev[i], "terminal-B-gate-%u", v % 100000);
+            break;
+        case 1: /* shares 8 bytes, differs in the second 8 */
+            sprintf(lev[i], "shared8_%u", v % 100000);
+            break;
+        case 2: /* short, one a prefix of another */
+            sprintf(lev[i], "%u", v % 1000);
+            break;
+        case 3: /* bytes above 0x7F (UTF-8) sort after ASCII */
+            sprintf(lev[i], "\xc3\xa9t\xc3\xa9-%u", v % 100000);
+            break;
+        case 4:
+            sprintf(lev[i], "N%u", v % 100000);
+            break;
+        default:
+            sprintf(lev[i], "terminal-B-gate-%u-annex", v % 1000);
+            break;
+        }
+    }
+    char *s = malloc((size_t)ROWS * 48 + 16);
+    size_t o = (size_t)sprintf(s, "id,name\n");
+    for (int r = 0; r < ROWS; r++)
+        o += (size_t)sprintf(s + o, "%d,%s\n", r, lev[(r * 7919) % LEVELS]);
+    aq_csv_type_opt t[] = {{"name", AQ_CSV_T_CAT}};
+    aq_csv_opts opts = aq_csv_opts_default();
+    opts.types = t;
+    opts.ntypes = 1;
+    csv_frame f;
+    load_ok(s, &opts, 4 << 20, &f);
+    cr_assert_eq(f.npieces, 1);
+    const aq_csv_col *c = &f.chunks[0][1];
+    cr_assert_eq(c->type, AQ_CSV_T_CAT);
+    cr_assert_gt(c->text.n, 2000, "distinct levels: %u", c->text.n);
+    for (uint32_t i = 1; i < c->text.n; i++) {
+        const char *a = c->text.bytes + c->text.off[i - 1], *b = c->text.bytes + c->text.off[i];
+        size_t la = c->text.off[i] - c->text.off[i - 1], lb = c->text.off[i + 1] - c->text.off[i];
+        int cmp = memcmp(a, b, la < lb ? la : lb);
+        cr_assert(cmp < 0 || (cmp == 0 && la < lb), "levels %u and %u out of order: %.*s | %.*s",
+                  i - 1, i, (int)la, a, (int)lb, b);
+    }
+    for (int r = 0; r < ROWS; r++)
+        cr_assert(str_is(&f, (uint64_t)r, 1, lev[(r * 7919) % LEVELS]), "row %d", r);
+    csv_frame_free(&f);
+    free(s);
+    free(lev);
+}
