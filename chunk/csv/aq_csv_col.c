@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 /* inlined: a hash per value is on the hot path */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -20,6 +23,15 @@
 typedef struct fidx {
     uint32_t off, len;
 } fidx;
+
+/* Where the separators and LFs are, 64 bytes at a time. Walking a field to its end byte by byte
+ * chains every field's end on the previous one and exits the loop on a mispredicted branch; the
+ * mask is computed a block ahead of that chain, and a field's end is then one ctz away. */
+typedef struct stops {
+    const char *blk; /* the block the bits describe */
+    uint64_t bits;   /* its stops not yet consumed */
+    const char *at;  /* the state is valid for a row starting here (NULL: recompute) */
+} stops;
 
 typedef struct pctx {
     const char *piece;
@@ -39,6 +51,7 @@ typedef struct pctx {
     uint64_t *hash;  /* per row of the current column: the hash of its text (0 for NA rows) */
     aq_csv_kmv *kmv; /* the current column's sketch */
     bool hashed;     /* hash holds the current column's hashes */
+    stops stops;     /* plain_row's separator mask, kept from one row to the next */
 } pctx;
 
 static inline bool f_pad(fidx f) {
@@ -73,6 +86,68 @@ static int grow_rows(pctx *x) {
     return 0;
 }
 
+/* The first byte at or after p that is a or b, or end (quoted fields: the closing quote). */
+static inline const char *scan_to(const char *p, const char *end, char a, char b) {
+#ifdef __SSE2__
+    const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m =
+            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(v, vb)));
+        if (m)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != a && *p != b)
+        p++;
+    return p;
+}
+
+/* Bit i set: p[i] is the separator or LF (i < 64, p + i < end). */
+static inline uint64_t stop_bits(const char *p, const char *end, char sep) {
+    char tail[64];
+    if (end - p < 64) {
+        memset(tail, 0, sizeof tail); /* NUL is never the separator */
+        memcpy(tail, p, (size_t)(end - p));
+        p = tail;
+    }
+#ifdef __SSE2__
+    const __m128i vs = _mm_set1_epi8(sep), vn = _mm_set1_epi8('\n');
+    uint64_t m = 0;
+    for (int i = 0; i < 4; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+        m |= (uint64_t)(uint16_t)_mm_movemask_epi8(
+                 _mm_or_si128(_mm_cmpeq_epi8(v, vs), _mm_cmpeq_epi8(v, vn)))
+             << (16 * i);
+    }
+    return m;
+#else
+    uint64_t m = 0;
+    for (int i = 0; i < 64; i++)
+        m |= (uint64_t)(p[i] == sep || p[i] == '\n') << i;
+    return m;
+#endif
+}
+
+static inline void stops_at(stops *k, const char *p, const char *end, char sep) {
+    k->blk = p;
+    k->bits = p < end ? stop_bits(p, end, sep) : 0;
+}
+
+/* The next unconsumed stop (consumed now), or end. */
+static inline const char *stops_next(stops *k, const char *end, char sep) {
+    while (!k->bits) {
+        k->blk += 64;
+        if (k->blk >= end)
+            return end;
+        k->bits = stop_bits(k->blk, end, sep);
+    }
+    const char *r = k->blk + __builtin_ctzll(k->bits);
+    k->bits &= k->bits - 1;
+    return r;
+}
+
 /* Indexes the row at t->p straight into x->f when it is a plain one: not blank, no comment, no
  * field that opens with a quote, exactly ncols fields. 1: done (t advanced past it); 0: leave the
  * row to the tokenizer, which knows every case and reports errors; AQ_ENOMEM. Whatever this
@@ -85,6 +160,10 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
         return 0;
     if (x->rows == x->cap_rows && grow_rows(x) != 0)
         return AQ_ENOMEM;
+    stops *k = &x->stops;
+    if (k->at != p) /* the tokenizer took the rows since: start over here */
+        stops_at(k, p, end, sep);
+    k->at = NULL;
     fidx *row = x->f + x->rows; /* field j at row[j * cap_rows] */
     const size_t stride = x->cap_rows;
     uint32_t j = 0;
@@ -96,8 +175,7 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
             /* a quoted field without doubled quotes or newlines, closed right before the
              * separator or the line end; anything else is the tokenizer's */
             s = ++p;
-            while (p < end && *p != q && *p != '\n')
-                p++;
+            p = scan_to(p, end, q, '\n');
             if (p == end || *p != q)
                 return 0;
             size_t len = (size_t)(p - s);
@@ -107,9 +185,11 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
             if (p < end && *p != sep && *p != '\n')
                 return 0;
             row[j++ * stride] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len | F_QUOTED};
+            /* the quotes may have held separators: the mask restarts at the closing one's stop */
+            stops_at(k, p, end, sep);
+            stops_next(k, end, sep);
         } else {
-            while (p < end && *p != sep && *p != '\n')
-                p++;
+            p = stops_next(k, end, sep);
             size_t len = (size_t)(p - s);
             if (len && s[len - 1] == '\r' && (p == end || *p == '\n'))
                 len--;
@@ -128,6 +208,7 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
         t->line++;
     }
     t->p = p;
+    k->at = p;
     x->rows++;
     return 1;
 }

@@ -34,6 +34,11 @@ static void put_field(char *buf, size_t *n, uint64_t *seed) {
     bool quoted = r % 5 == 0;
     if (quoted)
         buf[(*n)++] = '"';
+    if (r % 23 == 0) { /* longer than the 64-byte blocks plain rows are scanned in */
+        size_t len = 40 + rnd(seed) % 120;
+        for (size_t i = 0; i < len; i++)
+            buf[(*n)++] = quoted && i % 50 == 7 ? ',' : (char)('a' + i % 26);
+    }
     int parts = 1 + (int)(rnd(seed) % 3);
     for (int i = 0; i < parts; i++) {
         const char *a = atoms[rnd(seed) % 16];
@@ -59,8 +64,9 @@ static void check_text(const char *text, size_t len, uint32_t ncols, bool fill) 
     s.d = (aq_csv_dialect){',', '"', 0};
     s.ncols = ncols;
     s.fill = fill;
-    aq_csv_type force[8];
-    bool forced[8] = {0};
+    cr_assert_leq(ncols, 32);
+    aq_csv_type force[32];
+    bool forced[32] = {0};
     for (uint32_t j = 0; j < ncols; j++)
         force[j] = AQ_CSV_T_STR;
     s.types = force;
@@ -124,9 +130,10 @@ static void check_text(const char *text, size_t len, uint32_t ncols, bool fill) 
 
 Test(fast, plain_rows_split_like_the_tokenizer) {
     uint64_t seed = 42;
-    char *buf = malloc(1 << 16);
+    char *buf = malloc(1 << 18);
     for (int iter = 0; iter < 3000; iter++) {
-        uint32_t ncols = 1 + (uint32_t)(rnd(&seed) % 4);
+        /* few columns, or as many as make rows span several 64-byte blocks */
+        uint32_t ncols = 1 + (uint32_t)(rnd(&seed) % (iter % 4 ? 4 : 30));
         size_t n = 0;
         int rows = 1 + (int)(rnd(&seed) % 12);
         for (int r = 0; r < rows; r++) {
@@ -267,7 +274,7 @@ static void ref_feed(ref_cut *r, const char *b, size_t n, const aq_csv_dialect *
 
 Test(fast, cutter_matches_a_byte_at_a_time_reading) {
     uint64_t seed = 77;
-    char *buf = malloc(1 << 16);
+    char *buf = malloc(1 << 18);
     for (int iter = 0; iter < 4000; iter++) {
         size_t n = 0;
         bool bom = iter % 7 == 0;
