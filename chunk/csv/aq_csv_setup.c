@@ -41,8 +41,7 @@ aq_csv_opts aq_csv_opts_default(void) {
 }
 
 aq_csv_na aq_csv_setup_na(const aq_csv_setup *s) {
-    aq_csv_na na = {(const char *const *)s->na, s->nna};
-    return na;
+    return aq_csv_na_make((const char *const *)s->na, s->nna);
 }
 
 size_t aq_csv_sample_trim(const char *p, size_t len, size_t *off) {

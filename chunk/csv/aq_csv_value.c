@@ -8,9 +8,17 @@
 
 static const char *const aq_csv_na_defaults[] = {"", "NA"};
 
-aq_csv_na aq_csv_na_default(void) {
-    aq_csv_na na = {aq_csv_na_defaults, 2};
+aq_csv_na aq_csv_na_make(const char *const *s, size_t n) {
+    aq_csv_na na = {s, n, 0};
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(s[i]);
+        na.lens |= 1ull << (l < 63 ? l : 63);
+    }
     return na;
+}
+
+aq_csv_na aq_csv_na_default(void) {
+    return aq_csv_na_make(aq_csv_na_defaults, 2);
 }
 
 static void trim(const char **p, size_t *len) {
@@ -37,11 +45,15 @@ bool aq_csv_is_na(const char *p, size_t len, bool quoted, const aq_csv_na *na) {
         return false;
     if (!quoted && is_nan_word(p, len))
         return true;
-    /* Called for every field: the first byte rules out nearly every value before strlen. */
-    char first = len ? p[0] : '\0';
+    /* Called for every field: its length rules out nearly every value, the first byte most of
+     * the rest, before any strlen or memcmp. */
+    if (!(na->lens >> (len < 63 ? len : 63) & 1))
+        return false;
+    if (len == 0)
+        return true; /* "" is a spelling */
     for (size_t i = 0; i < na->n; i++) {
         const char *s = na->s[i];
-        if (s[0] == first && strlen(s) == len && memcmp(s, p, len) == 0)
+        if (s[0] == p[0] && strlen(s) == len && memcmp(s, p, len) == 0)
             return true;
     }
     return false;

@@ -24,12 +24,17 @@ typedef enum aq_csv_vkind {
     AQ_CSV_V_TEXT,
 } aq_csv_vkind;
 
-/* The missing-value spellings; entries are compared byte for byte with the trimmed field. */
+/* The missing-value spellings; entries are compared byte for byte with the trimmed field. Made
+ * by aq_csv_na_make (or the two below), which notes the lengths: every field is checked, and a
+ * field of a length no spelling has is ruled out without touching the list. */
 typedef struct aq_csv_na {
     const char *const *s;
     size_t n;
+    uint64_t lens; /* bit min(length, 63) of each spelling */
 } aq_csv_na;
 
+/* s[0..n) must outlive the result. */
+aq_csv_na aq_csv_na_make(const char *const *s, size_t n);
 /* The default list: "" and "NA". */
 aq_csv_na aq_csv_na_default(void);
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static uint64_t rnd(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -162,6 +163,60 @@ Test(fast, plain_rows_split_like_the_tokenizer) {
     free(buf);
 }
 
+/* aq_csv_is_na as its contract says, written the slow way: trim unquoted fields, "nan" in any
+ * case, a quoted field only when empty, else a spelling byte for byte. */
+static bool ref_is_na(const char *p, size_t len, bool quoted, const char *const *nas, size_t n) {
+    if (!quoted) {
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == 3 && strncasecmp(p, "nan", 3) == 0)
+            return true;
+    } else if (len) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strlen(nas[i]) == len && memcmp(nas[i], p, len) == 0)
+            return true;
+    return false;
+}
+
+Test(fast, na_check_matches_the_slow_way) {
+    static const char *const list[] = {
+        "NA",
+        "-",
+        "n/a",
+        "",
+        "missing",
+        "9",
+        "a spelling longer than sixty-three bytes, which shares the top length bit....",
+        "a spelling longer than sixty-three bytes, which shares the top length bit, too"};
+    static const char alphabet[] = "NAn/a-9 \tmisg";
+    uint64_t seed = 77;
+    char f[96];
+    for (size_t n = 0; n <= 8; n++) {
+        aq_csv_na na = aq_csv_na_make(list + (n % 2), n - (n % 2));
+        for (int iter = 0; iter < 20000; iter++) {
+            size_t len;
+            if (rnd(&seed) % 8 == 0) { /* a spelling, maybe padded or cut */
+                const char *w = list[rnd(&seed) % 8];
+                len = (size_t)snprintf(f, sizeof f, "%s%s", rnd(&seed) % 3 ? "" : " ", w);
+                if (len && rnd(&seed) % 4 == 0)
+                    len--;
+            } else {
+                len = (size_t)(rnd(&seed) % 10);
+                for (size_t i = 0; i < len; i++)
+                    f[i] = alphabet[rnd(&seed) % (sizeof alphabet - 1)];
+            }
+            bool quoted = rnd(&seed) % 4 == 0;
+            cr_assert_eq(aq_csv_is_na(f, len, quoted, &na),
+                         ref_is_na(f, len, quoted, list + (n % 2), n - (n % 2)),
+                         "'%.*s' quoted %d, list of %zu", (int)len, f, quoted, n - (n % 2));
+        }
+    }
+}
+
 static aq_csv_vkind chain(const char *p, size_t len, bool quoted, const aq_csv_na *na, int64_t *iv,
                           double *dv) {
     if (aq_csv_is_na(p, len, quoted, na))
@@ -178,7 +233,7 @@ static aq_csv_vkind chain(const char *p, size_t len, bool quoted, const aq_csv_n
 Test(fast, classify_answers_like_the_chain) {
     static const char alphabet[] = "0123456789-+.eE :TZNAna\t,x";
     static const char *const nas[] = {"", "NA", "-1", "9.5", "+"};
-    aq_csv_na lists[] = {aq_csv_na_default(), {nas, 5}};
+    aq_csv_na lists[] = {aq_csv_na_default(), aq_csv_na_make(nas, 5)};
     uint64_t seed = 9;
     char f[40];
     for (int iter = 0; iter < 400000; iter++) {
