@@ -755,7 +755,9 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
         o->na = 0;
         for (uint32_t r = 0; r < rows; r++) {
             fidx f = *fcell(x, r, j);
-            if (f_pad(f) || aq_csv_is_na(f_ptr(x, f), f_len(f), f_quoted(f), &x->na)) {
+            /* observe_col classified the column's values already (NA: padded or an NA) */
+            if (x->hashed ? x->kind[r] == AQ_CSV_V_NA
+                          : f_pad(f) || aq_csv_is_na(f_ptr(x, f), f_len(f), f_quoted(f), &x->na)) {
                 refs[r] = (sref){NULL, 0};
                 set_na(c, r);
                 o->na++;

@@ -358,6 +358,14 @@ aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_cs
         if (k != AQ_CSV_V_TEXT)
             return k;
     }
+    /* Only a digit, a sign, a point, a blank or the words inf and nan start a number or a time:
+     * other text (names, codes, free text) needs no parser, only the NA list. */
+    if (len) {
+        char c0 = p[0];
+        if (!digit(c0) && c0 != '+' && c0 != '-' && c0 != '.' && c0 != ' ' && c0 != '\t' &&
+            (c0 | 0x20) != 'i' && (c0 | 0x20) != 'n')
+            return aq_csv_is_na(p, len, quoted, na) ? AQ_CSV_V_NA : AQ_CSV_V_TEXT;
+    }
     if (aq_csv_is_na(p, len, quoted, na))
         return AQ_CSV_V_NA;
     if (aq_csv_parse_int(p, len, iv)) {
