@@ -140,6 +140,59 @@ static bool float_syntax(const char *p, size_t len) {
  * m <= 2^53 and |e| <= 22 is one correctly rounded IEEE multiplication or division of two exact
  * doubles, so it equals strtod's answer. Most numbers in real files qualify; the rest (and any
  * spelling this does not know) go to strtod. */
+#ifdef __SIZEOF_INT128__
+/* x * 2^bexp, x > 0, rounded to nearest even double; sticky: the true value is a little above x
+ * (a division left a remainder). Exact for the ranges exact_decimal gives it. */
+static double round_u128(unsigned __int128 x, int bexp, bool sticky) {
+    uint64_t hi = (uint64_t)(x >> 64);
+    int bits = hi ? 128 - __builtin_clzll(hi) : 64 - __builtin_clzll((uint64_t)x);
+    if (bits <= 53)
+        return ldexp((double)(uint64_t)x, bexp); /* sticky is 0 here: the quotient has 63+ bits */
+    int drop = bits - 53;
+    uint64_t mant = (uint64_t)(x >> drop);
+    unsigned __int128 rem = x & (((unsigned __int128)1 << drop) - 1);
+    unsigned __int128 half = (unsigned __int128)1 << (drop - 1);
+    if (rem > half || (rem == half && (sticky || (mant & 1))))
+        mant++; /* 2^53 at most: still exact */
+    return ldexp((double)mant, bexp + drop);
+}
+
+/* m * 10^e10 correctly rounded, for m < 2^64 and |e10| <= 19, by exact integer arithmetic: the
+ * 17-19 digit decimals (doubles printed in full) that the float fast path cannot take went to
+ * strtod, at ten times the cost. */
+static double exact_decimal(uint64_t m, int e10) {
+    static const uint64_t p10[] = {1ull,
+                                   10ull,
+                                   100ull,
+                                   1000ull,
+                                   10000ull,
+                                   100000ull,
+                                   1000000ull,
+                                   10000000ull,
+                                   100000000ull,
+                                   1000000000ull,
+                                   10000000000ull,
+                                   100000000000ull,
+                                   1000000000000ull,
+                                   10000000000000ull,
+                                   100000000000000ull,
+                                   1000000000000000ull,
+                                   10000000000000000ull,
+                                   100000000000000000ull,
+                                   1000000000000000000ull,
+                                   10000000000000000000ull};
+    if (m == 0)
+        return 0;
+    if (e10 >= 0)
+        return round_u128((unsigned __int128)m * p10[e10], 0, false);
+    /* m * 2^s / 10^-e10 with m * 2^s just below 2^127: a quotient of 63 bits or more */
+    int s = 63 + __builtin_clzll(m);
+    unsigned __int128 num = (unsigned __int128)m << s;
+    uint64_t d = p10[-e10];
+    return round_u128(num / d, -s, num % d != 0);
+}
+#endif
+
 static bool fast_decimal(const char *p, size_t len, double *out) {
     static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -188,8 +241,18 @@ static bool fast_decimal(const char *p, size_t len, double *out) {
             return false;
         e10 += eneg ? -x : x;
     }
-    if (i != len || m > (1ull << 53) || e10 < -22 || e10 > 22)
+    if (i != len)
         return false;
+    if (m > (1ull << 53) || e10 < -22 || e10 > 22) {
+#ifdef __SIZEOF_INT128__
+        if (e10 >= -19 && e10 <= 19) {
+            double v = exact_decimal(m, e10);
+            *out = neg ? -v : v;
+            return true;
+        }
+#endif
+        return false;
+    }
     double v = (double)m;
     v = e10 < 0 ? v / p10[-e10] : v * p10[e10];
     *out = neg ? -v : v;
@@ -344,6 +407,8 @@ static aq_csv_vkind classify_number(const char *p, size_t len, const aq_csv_na *
         *dv = (double)*iv;
         return AQ_CSV_V_INT;
     }
+    if (i == len) /* all digits but too many for the loop above: parse_int decides */
+        return AQ_CSV_V_TEXT;
     if (nd == 4 && i < len && p[i] == '-' && start == 0) /* 2015-01-02...: only a time can be */
         return aq_csv_parse_time(p, len, iv) ? AQ_CSV_V_TIME : AQ_CSV_V_TEXT;
     if (fast_decimal(p, len, dv))

@@ -245,8 +245,12 @@ Test(fast, classify_answers_like_the_chain) {
                                                  "1234567890123456789",
                                                  "123456789012345678",
                                                  "-9.5",
-                                                 "2015-1-2"};
-            const char *sh = shapes[rnd(&seed) % 7];
+                                                 "2015-1-2",
+                                                 "9223372036854775807",
+                                                 "-9223372036854775808",
+                                                 "9223372036854775808",
+                                                 "13.649697581270862"};
+            const char *sh = shapes[rnd(&seed) % 11];
             len = strlen(sh);
             memcpy(f, sh, len);
             if (rnd(&seed) % 2)
