@@ -86,6 +86,7 @@ typedef struct parse_run {
     aq_csv_obs *tmp;
     uint8_t *hint; /* per column AQ_CSV_T_STR once the fold says string: sent with each PARSE */
     uint8_t parse_id[8]; /* random, little-endian: names this parse to the nodes' PARSE jobs */
+    aq_csv_split *split; /* the pieces come from it: on_piece takes their buffers */
 } parse_run;
 
 static void parse_flush(parse_run *r, size_t node);
@@ -145,7 +146,8 @@ static int on_piece(void *ctx, const char *piece, size_t len, uint64_t first_lin
     uint8_t key[AQ_NODE_KEY_MAX];
     size_t klen = aq_frame_key(key, r->name, r->nlen, idx, AQ_FRAME_PIECE);
     cli_kop *k = cli_kop_new(r->c);
-    uint8_t *mem = malloc(HEAD_MAX + len);
+    /* the piece's own buffer, with HEAD_MAX bytes reserved in front: the PUT is sent from it */
+    uint8_t *mem = k ? (uint8_t *)aq_csv_split_take(r->split) : NULL;
     if (!k || !mem) {
         free(mem);
         cli_kop_free(k);
@@ -159,7 +161,6 @@ static int on_piece(void *ctx, const char *piece, size_t len, uint64_t first_lin
      * until the frame is finished; the column chunks are what gets replicated. */
     aq_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, key, klen, d);
     memcpy(mem + HEAD_MAX - w.len, head, w.len);
-    memcpy(mem + HEAD_MAX, piece, len);
     k->req = mem + HEAD_MAX - w.len;
     k->reqlen = w.len + len;
     k->req_mem = mem;
@@ -667,7 +668,6 @@ int cli_cmd_parse(cli *c, const char *file) {
     aq_csv_obs *obs = calloc(nc, sizeof *obs);
     aq_csv_strs *dom = calloc(nc, sizeof *dom);
     uint8_t *types = calloc(nc, 1);
-    uint8_t *buf = malloc(READ_BLOCK);
     aq_wr doms;
     aq_wr_init(&doms);
     bool wrote = false;
@@ -686,7 +686,7 @@ int cli_cmd_parse(cli *c, const char *file) {
         r.parse_id[i] = (uint8_t)(pid >> (8 * i));
     r.unsent = calloc(nn * PARSE_BATCH, sizeof *r.unsent);
     r.nunsent = calloc(nn, sizeof *r.nunsent);
-    if (!ks || !obs || !dom || !types || !buf || err || !r.have || !r.tmp || !r.hint || !r.unsent ||
+    if (!ks || !obs || !dom || !types || err || !r.have || !r.tmp || !r.hint || !r.unsent ||
         !r.nunsent) {
         rc = cli_fail(c, CLI_ERROR, "out of memory");
         goto out;
@@ -726,12 +726,20 @@ int cli_cmd_parse(cli *c, const char *file) {
     cli_progress_start(&r.prog, "parse", size);
     aq_csv_split sp;
     aq_csv_err pe = {0, ""};
-    if ((err = aq_csv_split_init(&sp, &su.d, AQ_NODE_CHUNK_MAX, on_piece, &r)) != 0) {
+    if ((err = aq_csv_split_init(&sp, &su.d, AQ_NODE_CHUNK_MAX, on_piece, &r)) != 0 ||
+        (err = aq_csv_split_reserve(&sp, HEAD_MAX)) != 0) {
+        aq_csv_split_free(&sp);
         rc = cli_fail(c, CLI_ERROR, "out of memory");
         goto out;
     }
+    r.split = &sp;
     for (;;) {
-        ssize_t got = read(fd, buf, READ_BLOCK);
+        /* straight into the piece buffer: the bytes are copied once, by the kernel */
+        char *at;
+        size_t room;
+        if ((err = aq_csv_split_space(&sp, &at, &room, &pe)) != 0)
+            break;
+        ssize_t got = read(fd, at, room < READ_BLOCK ? room : READ_BLOCK);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
@@ -743,10 +751,10 @@ int cli_cmd_parse(cli *c, const char *file) {
             err = aq_csv_split_finish(&sp, &pe);
             break;
         }
-        if ((err = aq_csv_split_push(&sp, buf, (size_t)got, &pe)) != 0)
-            break;
+        aq_csv_split_commit(&sp, (size_t)got);
     }
     aq_csv_split_free(&sp);
+    r.split = NULL;
     reap(&r, true);
     /* 3. the last pieces' PARSE, then every reply folded */
     for (size_t i = 0; i < nn; i++)
@@ -869,7 +877,6 @@ out:
     free(dom);
     free(obs);
     free(types);
-    free(buf);
     free(senc);
     free(r.p);
     for (size_t s = 0; s < CLI_INFLIGHT; s++)

@@ -133,7 +133,7 @@ int aq_csv_split_init(aq_csv_split *s, const aq_csv_dialect *d, size_t max_piece
     memset(s, 0, sizeof *s);
     if (max_piece == 0 || !fn)
         return AQ_EINVAL;
-    s->buf = malloc(max_piece);
+    s->mem = s->buf = malloc(max_piece);
     if (!s->buf)
         return AQ_ENOMEM;
     aq_csv_cut_init(&s->cut, d);
@@ -143,19 +143,79 @@ int aq_csv_split_init(aq_csv_split *s, const aq_csv_dialect *d, size_t max_piece
     return 0;
 }
 
-void aq_csv_split_free(aq_csv_split *s) {
-    free(s->buf);
-    s->buf = NULL;
+int aq_csv_split_reserve(aq_csv_split *s, size_t headroom) {
+    if (s->len || s->base || headroom > SIZE_MAX - s->max)
+        return AQ_EINVAL;
+    char *m = malloc(headroom + s->max);
+    if (!m)
+        return AQ_ENOMEM;
+    free(s->mem);
+    s->mem = m;
+    s->buf = m + headroom;
+    s->headroom = headroom;
+    return 0;
 }
 
-/* Emits buf[0 .. cut) and moves the rest to the front. */
+void aq_csv_split_free(aq_csv_split *s) {
+    free(s->mem);
+    s->mem = s->buf = NULL;
+}
+
+char *aq_csv_split_take(aq_csv_split *s) {
+    if (s->taken || s->cut_at == 0)
+        return NULL;
+    char *m = malloc(s->headroom + s->max);
+    if (!m)
+        return NULL;
+    /* the bytes after the piece start the next one */
+    memcpy(m + s->headroom, s->buf + s->cut_at, s->len - s->cut_at);
+    char *old = s->mem;
+    s->mem = m;
+    s->buf = m + s->headroom;
+    s->taken = true;
+    return old;
+}
+
+/* Emits buf[0 .. cut) and moves the rest to the front (take moved it already). */
 static int emit(aq_csv_split *s, size_t cut, uint64_t cut_lines) {
+    s->cut_at = cut;
+    s->taken = false;
     int rc = s->fn(s->ctx, s->buf, cut, s->base_lines + 1, s->index++);
-    memmove(s->buf, s->buf + cut, s->len - cut);
+    if (!s->taken)
+        memmove(s->buf, s->buf + cut, s->len - cut);
+    s->cut_at = 0;
+    s->taken = false;
     s->len -= cut;
     s->base += cut;
     s->base_lines = cut_lines;
     return rc;
+}
+
+/* A full buffer becomes a piece ending at the last row end; AQ_ETOOBIG when no row ends in it. */
+static int make_room(aq_csv_split *s, aq_csv_err *err) {
+    if (s->cut.row_end <= s->base) {
+        aq_csv_err_set(err, s->base_lines + 1,
+                       "line %llu: row longer than the %zu-byte piece limit",
+                       (unsigned long long)(s->base_lines + 1), s->max);
+        return AQ_ETOOBIG;
+    }
+    return emit(s, (size_t)(s->cut.row_end - s->base), s->cut.row_end_lines);
+}
+
+int aq_csv_split_space(aq_csv_split *s, char **p, size_t *room, aq_csv_err *err) {
+    if (s->len == s->max) {
+        int rc = make_room(s, err);
+        if (rc)
+            return rc;
+    }
+    *p = s->buf + s->len;
+    *room = s->max - s->len;
+    return 0;
+}
+
+void aq_csv_split_commit(aq_csv_split *s, size_t n) {
+    aq_csv_cut_feed(&s->cut, s->buf + s->len, n);
+    s->len += n;
 }
 
 int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err *err) {
@@ -163,13 +223,7 @@ int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err 
     while (len) {
         size_t room = s->max - s->len;
         if (room == 0) {
-            if (s->cut.row_end <= s->base) {
-                aq_csv_err_set(err, s->base_lines + 1,
-                               "line %llu: row longer than the %zu-byte piece limit",
-                               (unsigned long long)(s->base_lines + 1), s->max);
-                return AQ_ETOOBIG;
-            }
-            int rc = emit(s, (size_t)(s->cut.row_end - s->base), s->cut.row_end_lines);
+            int rc = make_room(s, err);
             if (rc)
                 return rc;
             continue;

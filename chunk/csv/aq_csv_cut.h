@@ -10,6 +10,9 @@
  * aq_csv_split builds on it: push blocks of any size, and it calls back with pieces of at most
  * max_piece bytes, each ending at a row end (the last one may lack a final newline). A row longer
  * than max_piece is an error naming its first line; so is a quoted field still open at the end.
+ * A caller that moves pieces on can spare two copies of every byte: read straight into the split's
+ * buffer (aq_csv_split_space and _commit instead of _push), and take each piece's buffer from the
+ * callback (aq_csv_split_take), with room reserved in front of it for a message header.
  */
 #ifndef AQ_CSV_CUT_H
 #define AQ_CSV_CUT_H
@@ -43,7 +46,11 @@ typedef int (*aq_csv_piece_fn)(void *ctx, const char *piece, size_t len, uint64_
 
 typedef struct aq_csv_split {
     aq_csv_cutter cut;
+    char *mem; /* the allocation: headroom bytes, then buf */
     char *buf;
+    size_t headroom; /* bytes reserved in front of every piece (aq_csv_split_take) */
+    size_t cut_at;   /* during a callback: the piece's length (private) */
+    bool taken;      /* during a callback: the piece's buffer was taken (private) */
     size_t len, max;
     uint64_t base;       /* file offset of buf[0] */
     uint64_t base_lines; /* LFs before buf[0] */
@@ -55,8 +62,18 @@ typedef struct aq_csv_split {
 /* max_piece: the largest piece (e.g. 4 MiB); the split holds one buffer of that size. */
 int aq_csv_split_init(aq_csv_split *s, const aq_csv_dialect *d, size_t max_piece,
                       aq_csv_piece_fn fn, void *ctx);
+/* Reserves headroom bytes in front of every piece's buffer; before the first push or commit. */
+int aq_csv_split_reserve(aq_csv_split *s, size_t headroom);
 /* AQ_ETOOBIG when a single row exceeds max_piece; err names its line. */
 int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err *err);
+/* Where the next bytes can go without a copy: *room >= 1 bytes at *p (a full buffer emits a piece
+ * first, so this may call back and fail like push). Then commit the n <= *room bytes written. */
+int aq_csv_split_space(aq_csv_split *s, char **p, size_t *room, aq_csv_err *err);
+void aq_csv_split_commit(aq_csv_split *s, size_t n);
+/* Only inside the piece callback: the caller takes the buffer the piece lies in, to free() when
+ * done; the piece starts headroom bytes into it, and the split goes on in a new buffer. NULL:
+ * out of memory (nothing changed). */
+char *aq_csv_split_take(aq_csv_split *s);
 /* Emits the final piece; AQ_EPARSE when the file ends inside a quoted field. */
 int aq_csv_split_finish(aq_csv_split *s, aq_csv_err *err);
 void aq_csv_split_free(aq_csv_split *s);

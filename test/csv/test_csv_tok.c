@@ -284,6 +284,92 @@ Test(csv_cut, random_files_cut_where_the_tokenizer_ends_rows) {
     }
 }
 
+/* A consumer that reads in place and takes every other piece's buffer: it must see the same
+ * pieces as push gives, each at headroom bytes into the buffer it takes. */
+typedef struct taker {
+    pieces ps;
+    aq_csv_split *s;
+    size_t headroom;
+    size_t taken;
+} taker;
+
+static int take_some(void *ctx, const char *p, size_t len, uint64_t first_line, uint64_t index) {
+    taker *tk = ctx;
+    if (index % 2 == 0) {
+        char *mem = aq_csv_split_take(tk->s);
+        cr_assert_not_null(mem);
+        cr_assert_eq(p, mem + tk->headroom, "the piece lies headroom bytes into its buffer");
+        cr_assert_null(aq_csv_split_take(tk->s), "a piece's buffer is taken once");
+        memset(mem, 'H', tk->headroom); /* the header's room is the taker's to write */
+        int rc = collect(&tk->ps, p, len, first_line, index);
+        free(mem);
+        tk->taken++;
+        return rc;
+    }
+    return collect(&tk->ps, p, len, first_line, index);
+}
+
+Test(csv_cut, reading_in_place_and_taking_buffers_gives_the_pieces_push_gives) {
+    srand(777);
+    static char in[30000];
+    for (int iter = 0; iter < 30; iter++) {
+        size_t o = 0;
+        while (o < sizeof in - 200) {
+            int nf = 1 + rand() % 5;
+            for (int f = 0; f < nf; f++) {
+                if (f)
+                    in[o++] = ',';
+                bool q = rand() % 4 == 0;
+                if (q)
+                    in[o++] = '"';
+                for (int k = rand() % 20; k > 0; k--)
+                    in[o++] = q && rand() % 9 == 0 ? '\n' : (char)('a' + rand() % 26);
+                if (q)
+                    in[o++] = '"';
+            }
+            in[o++] = '\n';
+        }
+        size_t max = 300 + (size_t)(rand() % 700), block = 1 + (size_t)(rand() % 400);
+        pieces want;
+        aq_csv_err err = {0};
+        cr_assert_eq(split_all(in, o, max, block, &want, &err), 0, "%s", err.msg);
+
+        taker tk;
+        memset(&tk, 0, sizeof tk);
+        aq_csv_split s;
+        tk.s = &s;
+        tk.headroom = 1 + (size_t)(rand() % 40);
+        cr_assert_eq(aq_csv_split_init(&s, &comma, max, take_some, &tk), 0);
+        cr_assert_eq(aq_csv_split_reserve(&s, tk.headroom), 0);
+        size_t pos = 0;
+        int rc = 0;
+        while (pos < o && rc == 0) {
+            char *at;
+            size_t room;
+            if ((rc = aq_csv_split_space(&s, &at, &room, &err)) != 0)
+                break;
+            cr_assert_gt(room, 0);
+            size_t n = o - pos < block ? o - pos : block;
+            n = n < room ? n : room;
+            memcpy(at, in + pos, n);
+            aq_csv_split_commit(&s, n);
+            pos += n;
+        }
+        if (rc == 0)
+            rc = aq_csv_split_finish(&s, &err);
+        aq_csv_split_free(&s);
+        cr_assert_eq(rc, 0, "iter %d: %s", iter, err.msg);
+        cr_assert_gt(tk.taken, 0);
+        cr_assert_eq(tk.ps.n, want.n, "iter %d: %zu pieces, push gave %zu", iter, tk.ps.n, want.n);
+        cr_assert_eq(tk.ps.len, o);
+        cr_assert(memcmp(tk.ps.buf, in, o) == 0, "iter %d: the bytes differ", iter);
+        for (size_t i = 0; i < want.n; i++) {
+            cr_assert_eq(tk.ps.ends[i], want.ends[i], "iter %d piece %zu", iter, i);
+            cr_assert_eq(tk.ps.lines[i], want.lines[i], "iter %d piece %zu", iter, i);
+        }
+    }
+}
+
 static const aq_csv_dialect hash_comment = {',', '"', '#'};
 
 static int split_with(const aq_csv_dialect *d, const char *in, size_t len, size_t max, size_t block,
