@@ -190,10 +190,15 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
             stops_next(k, end, sep);
         } else {
             p = stops_next(k, end, sep);
-            size_t len = (size_t)(p - s);
-            if (len && s[len - 1] == '\r' && (p == end || *p == '\n'))
-                len--;
-            row[j++ * stride] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len};
+            row[j++ * stride] = (fidx){(uint32_t)(s - x->piece), (uint32_t)(p - s)};
+            if (p < end && *p == sep) {
+                p++;
+                continue;
+            }
+            /* the row's last field: a CR before its LF (or the end) is no part of it */
+            if (p > s && p[-1] == '\r')
+                row[(j - 1) * stride].len--;
+            break;
         }
         if (p < end && *p == sep) {
             p++;
@@ -782,7 +787,8 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     o->rows = x->rows;
     aq_csv_kmv_reset(x->kmv);
     x->hashed = true;
-    bool ints = false, floats = false, times = false, texts = false;
+    unsigned seen = 0;                    /* bit k: a value of kind k */
+    double mn = INFINITY, mx = -INFINITY; /* of the numbers and times (never NaN: "nan" is NA) */
     for (size_t r = 0; r < x->rows; r++) {
         fidx f = *fcell(x, r, j);
         x->kind[r] = AQ_CSV_V_NA;
@@ -807,27 +813,22 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         uint64_t h = XXH3_64bits(p, len);
         x->hash[r] = h;
         aq_csv_kmv_add(x->kmv, h);
-        double v = k == AQ_CSV_V_TIME ? (double)iv : dv;
-        if (k == AQ_CSV_V_INT || k == AQ_CSV_V_FLOAT || k == AQ_CSV_V_TIME) {
-            bool first = !(o->numeric || o->time);
-            if (first || v < o->min)
-                o->min = v;
-            if (first || v > o->max)
-                o->max = v;
+        seen |= 1u << k;
+        if (k != AQ_CSV_V_TEXT) { /* without branches: which way a value goes is data */
+            double v = k == AQ_CSV_V_TIME ? (double)iv : dv;
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
         }
-        switch (k) {
-        case AQ_CSV_V_INT:
-            ints = o->numeric = true;
-            break;
-        case AQ_CSV_V_FLOAT:
-            floats = o->numeric = o->fractional = true;
-            break;
-        case AQ_CSV_V_TIME:
-            times = o->time = true;
-            break;
-        default:
-            texts = o->text = true;
-        }
+    }
+    bool ints = seen >> AQ_CSV_V_INT & 1, floats = seen >> AQ_CSV_V_FLOAT & 1,
+         times = seen >> AQ_CSV_V_TIME & 1, texts = seen >> AQ_CSV_V_TEXT & 1;
+    o->numeric = ints || floats;
+    o->fractional = floats;
+    o->time = times;
+    o->text = texts;
+    if (o->numeric || o->time) {
+        o->min = mn;
+        o->max = mx;
     }
     aq_csv_kmv_finish(x->kmv, o);
     *ndistinct = o->nsketch;
