@@ -9,10 +9,12 @@
 static const char *const aq_csv_na_defaults[] = {"", "NA"};
 
 aq_csv_na aq_csv_na_make(const char *const *s, size_t n) {
-    aq_csv_na na = {s, n, 0};
+    aq_csv_na na = {s, n, 0, {0, 0, 0, 0}};
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(s[i]);
+        uint8_t c = (uint8_t)s[i][0];
         na.lens |= 1ull << (l < 63 ? l : 63);
+        na.first[c >> 6] |= 1ull << (c & 63);
     }
     return na;
 }
@@ -391,9 +393,8 @@ static aq_csv_vkind classify_number(const char *p, size_t len, const aq_csv_na *
     char c0 = p[0];
     if (!digit(c0) && c0 != '-' && c0 != '+' && c0 != '.')
         return AQ_CSV_V_TEXT;
-    for (size_t i = 0; i < na->n; i++)
-        if (na->s[i][0] == c0)
-            return AQ_CSV_V_TEXT; /* could be NA: let aq_csv_is_na decide */
+    if (na->first[(uint8_t)c0 >> 6] >> ((uint8_t)c0 & 63) & 1)
+        return AQ_CSV_V_TEXT; /* could be NA: let aq_csv_is_na decide */
     /* p[0] is no space, so the field is trimmed at the front; a space at the end stops every
      * loop below short of len, which leaves the field to the full chain */
     size_t i = c0 == '-' || c0 == '+';

@@ -30,7 +30,8 @@ typedef enum aq_csv_vkind {
 typedef struct aq_csv_na {
     const char *const *s;
     size_t n;
-    uint64_t lens; /* bit min(length, 63) of each spelling */
+    uint64_t lens;     /* bit min(length, 63) of each spelling */
+    uint64_t first[4]; /* bit c: a spelling starts with byte c (the empty one: byte 0) */
 } aq_csv_na;
 
 /* s[0..n) must outlive the result. */
