@@ -49,6 +49,18 @@ static inline uint64_t eq_bits(const char *b, char ch) {
 #endif
 }
 
+/* Set bits of x. Baseline x86-64 has no POPCNT, and __builtin_popcountll became a libgcc call. */
+static inline unsigned pop64(uint64_t x) {
+#ifdef __POPCNT__
+    return (unsigned)__builtin_popcountll(x);
+#else
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
 /* Bits [from, 64) of a 64-bit mask (from <= 64). */
 static inline uint64_t from_bit(unsigned from) {
     return from >= 64 ? 0 : ~0ull << from;
@@ -71,7 +83,7 @@ static void feed_blocks(aq_csv_cutter *c, const char *buf, size_t len) {
             if (st == ST_QUOTED) {
                 uint64_t next = qs & from_bit(pos);
                 unsigned end = next ? (unsigned)__builtin_ctzll(next) : 64;
-                lines += (uint64_t)__builtin_popcountll(nl & from_bit(pos) & ~from_bit(end));
+                lines += (uint64_t)pop64(nl & from_bit(pos) & ~from_bit(end));
                 if (end == 64)
                     break;
                 st = ST_QUOTE_SEEN;
@@ -91,7 +103,7 @@ static void feed_blocks(aq_csv_cutter *c, const char *buf, size_t len) {
             unsigned end = next ? (unsigned)__builtin_ctzll(next) : 64;
             uint64_t rows = nl & from_bit(pos) & ~from_bit(end);
             if (rows) {
-                lines += (uint64_t)__builtin_popcountll(rows);
+                lines += (uint64_t)pop64(rows);
                 unsigned last = 63u - (unsigned)__builtin_clzll(rows);
                 c->row_end = c->fed + b + last + 1;
                 c->row_end_lines = lines;
