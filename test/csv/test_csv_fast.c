@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static uint64_t rnd(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -214,6 +215,59 @@ Test(fast, na_check_matches_the_slow_way) {
                          ref_is_na(f, len, quoted, list + (n % 2), n - (n % 2)),
                          "'%.*s' quoted %d, list of %zu", (int)len, f, quoted, n - (n % 2));
         }
+    }
+}
+
+/* aq_csv_parse_time on the two common shapes, against the C library's calendar (timegm): valid
+ * dates and times give the same milliseconds, invalid ones (day 31 of a short month, February 29
+ * of a common year, hour 24, a letter) are refused. */
+Test(fast, times_agree_with_the_c_library) {
+    uint64_t seed = 2026;
+    char f[32];
+    for (int iter = 0; iter < 200000; iter++) {
+        int y = (int)(rnd(&seed) % 10000), mo = (int)(rnd(&seed) % 14), d = (int)(rnd(&seed) % 33),
+            h = (int)(rnd(&seed) % 25), mi = (int)(rnd(&seed) % 61), sec = (int)(rnd(&seed) % 61);
+        bool with_time = rnd(&seed) % 2;
+        int len = with_time ? snprintf(f, sizeof f, "%04d-%02d-%02d%c%02d:%02d:%02d", y, mo, d,
+                                       rnd(&seed) % 2 ? ' ' : 'T', h, mi, sec)
+                            : snprintf(f, sizeof f, "%04d-%02d-%02d", y, mo, d);
+        bool garbled = rnd(&seed) % 10 == 0;
+        if (garbled)
+            f[rnd(&seed) % (uint64_t)len] = "x-: 9"[rnd(&seed) % 5];
+        /* the reference: a strict read, then the calendar of the C library */
+        struct tm tm = {0};
+        int ry, rmo, rd, rh = 0, rmi = 0, rs = 0, used = 0;
+        char sep = ' ';
+        bool ok = with_time ? sscanf(f, "%4d-%2d-%2d%c%2d:%2d:%2d%n", &ry, &rmo, &rd, &sep, &rh,
+                                     &rmi, &rs, &used) == 7
+                            : sscanf(f, "%4d-%2d-%2d%n", &ry, &rmo, &rd, &used) == 3;
+        ok = ok && used == len && (sep == ' ' || sep == 'T');
+        for (int i = 0; ok && i < len; i++) /* digits where digits go, nothing else */
+            ok = (i == 4 || i == 7)     ? f[i] == '-'
+                 : (i == 13 || i == 16) ? f[i] == ':'
+                 : i == 10              ? true
+                                        : f[i] >= '0' && f[i] <= '9';
+        int64_t want = 0;
+        if (ok) {
+            tm.tm_year = ry - 1900;
+            tm.tm_mon = rmo - 1;
+            tm.tm_mday = rd;
+            tm.tm_hour = rh;
+            tm.tm_min = rmi;
+            tm.tm_sec = rs;
+            struct tm back;
+            time_t t = timegm(&tm);
+            gmtime_r(&t, &back);
+            /* timegm normalises: a date that moved was not a real one */
+            ok = rmo >= 1 && rmo <= 12 && back.tm_mday == rd && back.tm_mon == rmo - 1 &&
+                 back.tm_hour == rh && back.tm_min == rmi && back.tm_sec == rs;
+            want = (int64_t)t * 1000;
+        }
+        int64_t got = 0;
+        bool parsed = aq_csv_parse_time(f, (size_t)len, &got);
+        cr_assert_eq(parsed, ok, "'%s': parsed %d, the C library says %d", f, parsed, ok);
+        if (ok)
+            cr_assert_eq(got, want, "'%s': %lld ms, want %lld", f, (long long)got, (long long)want);
     }
 }
 
