@@ -1,5 +1,6 @@
 #include "aq_csv_col.h"
 
+#include "aq_csv_bits.h"
 #include "aq_csv_kmv.h"
 #include "aq_error.h"
 
@@ -112,22 +113,7 @@ static inline uint64_t stop_bits(const char *p, const char *end, char sep) {
         memcpy(tail, p, (size_t)(end - p));
         p = tail;
     }
-#ifdef __SSE2__
-    const __m128i vs = _mm_set1_epi8(sep), vn = _mm_set1_epi8('\n');
-    uint64_t m = 0;
-    for (int i = 0; i < 4; i++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
-        m |= (uint64_t)(uint16_t)_mm_movemask_epi8(
-                 _mm_or_si128(_mm_cmpeq_epi8(v, vs), _mm_cmpeq_epi8(v, vn)))
-             << (16 * i);
-    }
-    return m;
-#else
-    uint64_t m = 0;
-    for (int i = 0; i < 64; i++)
-        m |= (uint64_t)(p[i] == sep || p[i] == '\n') << i;
-    return m;
-#endif
+    return aq_csv_eq64_2(p, sep, '\n');
 }
 
 static inline void stops_at(stops *k, const char *p, const char *end, char sep) {

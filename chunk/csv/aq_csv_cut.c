@@ -1,12 +1,10 @@
 #include "aq_csv_cut.h"
 
+#include "aq_csv_bits.h"
 #include "aq_error.h"
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 enum {
     ST_ROW_START,   /* at the first byte of a line: maybe a comment */
@@ -31,36 +29,6 @@ bool aq_csv_cut_in_quote(const aq_csv_cutter *c) {
 
 static void feed_bytes(aq_csv_cutter *c, const char *buf, size_t len);
 
-/* Bit i set where b[i] == ch, for 64 bytes. */
-static inline uint64_t eq_bits(const char *b, char ch) {
-#ifdef __SSE2__
-    const __m128i v = _mm_set1_epi8(ch);
-    uint64_t m = 0;
-    for (int k = 0; k < 4; k++)
-        m |= (uint64_t)(uint16_t)_mm_movemask_epi8(
-                 _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(b + 16 * k)), v))
-             << (16 * k);
-    return m;
-#else
-    uint64_t m = 0;
-    for (int k = 0; k < 64; k++)
-        m |= (uint64_t)(b[k] == ch) << k;
-    return m;
-#endif
-}
-
-/* Set bits of x. Baseline x86-64 has no POPCNT, and __builtin_popcountll became a libgcc call. */
-static inline unsigned pop64(uint64_t x) {
-#ifdef __POPCNT__
-    return (unsigned)__builtin_popcountll(x);
-#else
-    x = x - ((x >> 1) & 0x5555555555555555ull);
-    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
-    return (unsigned)((x * 0x0101010101010101ull) >> 56);
-#endif
-}
-
 /* Bits [from, 64) of a 64-bit mask (from <= 64). */
 static inline uint64_t from_bit(unsigned from) {
     return from >= 64 ? 0 : ~0ull << from;
@@ -77,13 +45,13 @@ static void feed_blocks(aq_csv_cutter *c, const char *buf, size_t len) {
     uint64_t lines = c->lines;
     for (size_t b = 0; b < len; b += 64) {
         const char *blk = buf + b;
-        const uint64_t nl = eq_bits(blk, '\n'), qs = q ? eq_bits(blk, q) : 0;
+        const uint64_t nl = aq_csv_eq64(blk, '\n'), qs = q ? aq_csv_eq64(blk, q) : 0;
         unsigned pos = 0;
         while (pos < 64) {
             if (st == ST_QUOTED) {
                 uint64_t next = qs & from_bit(pos);
                 unsigned end = next ? (unsigned)__builtin_ctzll(next) : 64;
-                lines += (uint64_t)pop64(nl & from_bit(pos) & ~from_bit(end));
+                lines += (uint64_t)aq_csv_pop64(nl & from_bit(pos) & ~from_bit(end));
                 if (end == 64)
                     break;
                 st = ST_QUOTE_SEEN;
@@ -103,7 +71,7 @@ static void feed_blocks(aq_csv_cutter *c, const char *buf, size_t len) {
             unsigned end = next ? (unsigned)__builtin_ctzll(next) : 64;
             uint64_t rows = nl & from_bit(pos) & ~from_bit(end);
             if (rows) {
-                lines += (uint64_t)pop64(rows);
+                lines += (uint64_t)aq_csv_pop64(rows);
                 unsigned last = 63u - (unsigned)__builtin_clzll(rows);
                 c->row_end = c->fed + b + last + 1;
                 c->row_end_lines = lines;
