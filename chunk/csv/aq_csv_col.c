@@ -49,7 +49,7 @@ typedef struct pctx {
         int64_t i;
         double d;
     } * val;
-    uint64_t *hash;  /* per row of the current column: the hash of its text (0 for NA rows) */
+    uint64_t *hash;  /* per row of the current column: the hash of its text (unset for NA rows) */
     aq_csv_kmv *kmv; /* the current column's sketch */
     bool hashed;     /* hash holds the current column's hashes */
     stops stops;     /* plain_row's separator mask, kept from one row to the next */

@@ -138,10 +138,6 @@ static bool float_syntax(const char *p, size_t len) {
     return i == len;
 }
 
-/* Clinger's fast path: a decimal of at most 19 significant digits whose value m * 10^e has
- * m <= 2^53 and |e| <= 22 is one correctly rounded IEEE multiplication or division of two exact
- * doubles, so it equals strtod's answer. Most numbers in real files qualify; the rest (and any
- * spelling this does not know) go to strtod. */
 #ifdef __SIZEOF_INT128__
 /* x * 2^bexp, x > 0, rounded to nearest even double; sticky: the true value is a little above x
  * (a division left a remainder). Exact for the ranges exact_decimal gives it. */
@@ -195,6 +191,10 @@ static double exact_decimal(uint64_t m, int e10) {
 }
 #endif
 
+/* Clinger's fast path: a decimal of at most 19 significant digits whose value m * 10^e has
+ * m <= 2^53 and |e| <= 22 is one correctly rounded IEEE multiplication or division of two exact
+ * doubles, so it equals strtod's answer. Most numbers in real files qualify; longer mantissas with
+ * |e| <= 19 take exact_decimal; the rest (and any spelling this does not know) go to strtod. */
 static bool fast_decimal(const char *p, size_t len, double *out) {
     static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
