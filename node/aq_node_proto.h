@@ -45,8 +45,8 @@ const char *aq_node_method_name(uint16_t m);
 #define AQ_PUT_REPLICA 0x01 /* store or remove here only: the sender is the coordinator */
 
 /* What a stored chunk is, kept beside it (not part of its digest). A value larger than one chunk is
- * stored as parts under internal keys plus a manifest (see aq_node_manifest.h) under the user's
- * key. */
+ * stored as parts under internal keys plus a manifest (cli/cli_manifest.c; layout in DESIGN.md,
+ * "Large values") under the user's key. */
 enum aq_chunk_kind { AQ_KIND_VALUE = 0, AQ_KIND_MANIFEST = 1, AQ_KIND_TOMBSTONE = 2 };
 
 /* Versions: every write of a key (a put, or a removal, which stores an empty TOMBSTONE chunk)

@@ -7,14 +7,15 @@
  *
  * Invariants this module keeps:
  *  - Only the far application's REPLY completes a call; a write, a flush or a close proves nothing.
- *  - On the callee a handler runs at most once per (caller incarnation, task number), however often
- * the call is resent; duplicates get PENDING while it runs and the cached reply once it is done.
+ *  - On the callee a handler runs at most once per (caller incarnation, task number), however
+ *    often the call is resent; duplicates get PENDING while it runs and the cached reply once it
+ *    is done.
  *  - Messages that fit one datagram travel over UDP; larger ones over the one persistent TCP
- * connection
- *    ("pipe") this endpoint keeps to that peer, cut into fragments so that small messages never
- * wait behind a 4 MiB one. The call logic does not care which path a message took.
- *  - Every datagram and frame is bounds-checked before any field is trusted; a bad one is dropped
- * and counted and changes nothing.
+ *    connection ("pipe") this endpoint keeps to that peer, cut into fragments so that small
+ *    messages never wait behind a 4 MiB one. The call logic does not care which path a message
+ *    took.
+ *  - Every datagram and frame is bounds-checked before any field is trusted; a bad one is
+ *    dropped and counted and changes nothing.
  *
  * The core does no I/O and never blocks: the driver (libuv in aq_rpc_uv.h, a fault-injecting
  * simulator in the tests) feeds it datagrams, pipe bytes, write completions and timer expiries, and
@@ -46,8 +47,8 @@ typedef struct aq_rpc_addr {
     struct sockaddr_storage ss;
 } aq_rpc_addr;
 
-/* "1.2.3.4:5", "[::1]:5" or "localhost:5" is NOT accepted (no name resolution here): numeric only.
- */
+/* Numeric addresses only: "1.2.3.4:5" or "[::1]:5". A host name ("localhost:5") is refused with
+ * AQ_EINVAL: there is no name resolution here. */
 int aq_rpc_addr_parse(const char *text, aq_rpc_addr *out);
 /* Writes "ip:port" (or "[ip]:port") into buf; returns buf. 64 bytes are always enough. */
 char *aq_rpc_addr_format(const aq_rpc_addr *a, char *buf, size_t n);
