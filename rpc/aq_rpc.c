@@ -209,8 +209,8 @@ static void queue_ack(aq_rpc *rpc, aq_rpc_peer *p, uint64_t task) {
         p->nacks = 0;
     }
     p->acks[p->nacks++] = task;
-    if (aq_link_empty(&p->ack_link))
-        aq_link_add_tail(&rpc->ack_peers, &p->ack_link);
+    if (aq_list_empty(&p->ack_link))
+        aq_list_add_tail(&rpc->ack_peers, &p->ack_link);
     /* Not sent at once: the driver runs a timer due now only after the input it has in hand,
      * so the replies of one receive batch share ACKACK datagrams. */
     if (rpc->ack_tn.idx == AQ_RPC_HEAP_NONE)
@@ -218,9 +218,9 @@ static void queue_ack(aq_rpc *rpc, aq_rpc_peer *p, uint64_t task) {
 }
 
 static void flush_acks(aq_rpc *rpc) {
-    while (!aq_link_empty(&rpc->ack_peers)) {
+    while (!aq_list_empty(&rpc->ack_peers)) {
         aq_rpc_peer *p = aq_container_of(rpc->ack_peers.next, aq_rpc_peer, ack_link);
-        aq_link_del(&p->ack_link);
+        aq_list_del(&p->ack_link);
         if (!p->nacks)
             continue;
         uint8_t buf[AQ_RPC_MAX_ACKS * 8];
@@ -321,9 +321,9 @@ int aq_rpc_new(const aq_rpc_config *cfg, const aq_rpc_io *io, void *io_ctx, aq_r
     if (!rpc->prng)
         rpc->prng = 1;
     rpc->armed = UINT64_MAX;
-    aq_link_init(&rpc->wrecs);
-    aq_link_init(&rpc->incomings);
-    aq_link_init(&rpc->ack_peers);
+    aq_list_init(&rpc->wrecs);
+    aq_list_init(&rpc->incomings);
+    aq_list_init(&rpc->ack_peers);
     rpc->ack_tn.idx = AQ_RPC_HEAP_NONE;
     rpc->ack_tn.kind = AQ_T_ACK;
     rpc->sweep_tn.idx = AQ_RPC_HEAP_NONE;
@@ -452,12 +452,12 @@ static aq_rpc_peer *peer_find(aq_rpc *rpc, const aq_rpc_addr *addr, bool pin) {
                    rpc->cfg.rto_max_us);
     /* Above every task used with a freed peer: the far side may still remember those. */
     p->next_task = rpc->task_floor ? rpc->task_floor : 1;
-    aq_link_init(&p->queue);
-    aq_link_init(&p->inflight);
-    aq_link_init(&p->ack_link);
-    aq_link_init(&p->pipe_msgs);
-    aq_link_init(&p->sendq_small);
-    aq_link_init(&p->sendq_large);
+    aq_list_init(&p->queue);
+    aq_list_init(&p->inflight);
+    aq_list_init(&p->ack_link);
+    aq_list_init(&p->pipe_msgs);
+    aq_list_init(&p->sendq_small);
+    aq_list_init(&p->sendq_large);
     aq_rpc_iset_init(&p->done, AQ_RPC_DONE_RANGES);
     p->tn.idx = AQ_RPC_HEAP_NONE;
     p->tn.kind = AQ_T_PEER;
@@ -500,11 +500,11 @@ void aq_rpc_peer_release(aq_rpc_peer *p) {
 static void inc_set(aq_rpc *rpc, aq_rpc_peer *p, uint64_t inc);
 
 static bool peer_idle(const aq_rpc_peer *p, uint64_t now) {
-    return !p->pinned && p->calls.n == 0 && aq_link_empty(&p->queue) &&
-           aq_link_empty(&p->inflight) && p->work.n == 0 && p->running == 0 && p->nincoming == 0 &&
-           p->nacks == 0 && aq_link_empty(&p->ack_link) && !p->out && p->nconns == 0 &&
-           p->tn.idx == AQ_RPC_HEAP_NONE && aq_link_empty(&p->pipe_msgs) &&
-           aq_link_empty(&p->sendq_small) && aq_link_empty(&p->sendq_large) &&
+    return !p->pinned && p->calls.n == 0 && aq_list_empty(&p->queue) &&
+           aq_list_empty(&p->inflight) && p->work.n == 0 && p->running == 0 && p->nincoming == 0 &&
+           p->nacks == 0 && aq_list_empty(&p->ack_link) && !p->out && p->nconns == 0 &&
+           p->tn.idx == AQ_RPC_HEAP_NONE && aq_list_empty(&p->pipe_msgs) &&
+           aq_list_empty(&p->sendq_small) && aq_list_empty(&p->sendq_large) &&
            p->reasm_bytes == 0 && now - p->touched_us > p->rpc->cfg.reply_cache_us;
 }
 
@@ -733,18 +733,18 @@ static void call_start(aq_rpc *rpc, aq_rpc_call_s *c) {
     } else {
         p->st.retransmits++;
     }
-    aq_link_add_tail(&p->inflight, &c->link);
+    aq_list_add_tail(&p->inflight, &c->link);
     aq_rpc_cc_on_send(&p->cc, c->blob->len);
     c->slot = true;
     call_transmit(rpc, c);
 }
 
 static void pump_queue(aq_rpc *rpc, aq_rpc_peer *p) {
-    while (!aq_link_empty(&p->queue) && !rpc->closing) {
+    while (!aq_list_empty(&p->queue) && !rpc->closing) {
         aq_rpc_call_s *c = aq_container_of(p->queue.next, aq_rpc_call_s, link);
         if (!aq_rpc_cc_can_send(&p->cc, c->blob->len))
             break;
-        aq_link_del(&c->link);
+        aq_list_del(&c->link);
         p->nqueued--;
         call_start(rpc, c);
     }
@@ -755,7 +755,7 @@ static void call_finish(aq_rpc *rpc, aq_rpc_call_s *c, int err, int status, cons
                         size_t len, uint8_t *owned) {
     aq_rpc_peer *p = c->peer;
     aq_rpc_heap_remove(&rpc->heap, &c->tn);
-    aq_link_del(&c->link);
+    aq_list_del(&c->link);
     if (c->state == AQ_CALL_QUEUED)
         p->nqueued--;
     if (c->task)
@@ -803,7 +803,7 @@ int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payl
         err = AQ_ECLOSED;
     else if (payload.len > AQ_RPC_MAX_PAYLOAD)
         err = AQ_ETOOBIG;
-    else if (!aq_link_empty(&peer->queue) || !aq_rpc_cc_can_send(&peer->cc, payload.len)) {
+    else if (!aq_list_empty(&peer->queue) || !aq_rpc_cc_can_send(&peer->cc, payload.len)) {
         if (peer->nqueued >= rpc->cfg.queue_max)
             err = AQ_EQUEUEFULL;
     }
@@ -837,13 +837,13 @@ int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payl
     c->om.kind = AQ_RPC_K_CALL;
     c->om.method = method;
     c->om.blob = c->blob;
-    aq_link_init(&c->om.plink);
-    aq_link_init(&c->om.qlink);
+    aq_list_init(&c->om.plink);
+    aq_list_init(&c->om.qlink);
     c->pipe = !fits_dgram(payload.len);
     peer->st.calls++;
-    if (!aq_link_empty(&peer->queue) || !aq_rpc_cc_can_send(&peer->cc, payload.len)) {
+    if (!aq_list_empty(&peer->queue) || !aq_rpc_cc_can_send(&peer->cc, payload.len)) {
         c->state = AQ_CALL_QUEUED;
-        aq_link_add_tail(&peer->queue, &c->link);
+        aq_list_add_tail(&peer->queue, &c->link);
         peer->nqueued++;
         call_arm(rpc, c);
     } else {
@@ -880,12 +880,12 @@ static void call_timer(aq_rpc *rpc, aq_rpc_call_s *c, uint64_t now) {
     aq_rpc_peer *p = c->peer;
     if (c->state == AQ_CALL_BUSYWAIT) {
         /* Back from BUSY: it needs a window slot again; it goes before the queued calls. */
-        aq_link_del(&c->link);
+        aq_list_del(&c->link);
         if (aq_rpc_cc_can_send(&p->cc, c->blob->len)) {
             call_start(rpc, c);
         } else {
             c->state = AQ_CALL_QUEUED;
-            aq_link_add_head(&p->queue, &c->link);
+            aq_list_add_head(&p->queue, &c->link);
             p->nqueued++;
             call_arm(rpc, c);
         }
@@ -918,7 +918,7 @@ static void work_retire(aq_rpc *rpc, aq_rpc_work *w) {
 }
 
 static void incoming_free(aq_rpc *rpc, aq_rpc_incoming *in) {
-    aq_link_del(&in->link);
+    aq_list_del(&in->link);
     in->peer->nincoming--;
     in->peer->touched_us = aq_rpc_now(rpc);
     free(in->data);
@@ -1097,8 +1097,8 @@ static void call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, cons
     w->in = in;
     w->tn.idx = AQ_RPC_HEAP_NONE;
     w->tn.kind = AQ_T_WORK;
-    aq_link_init(&w->om.plink);
-    aq_link_init(&w->om.qlink);
+    aq_list_init(&w->om.plink);
+    aq_list_init(&w->om.qlink);
     in->rpc = rpc;
     in->peer = p;
     p->nincoming++;
@@ -1106,7 +1106,7 @@ static void call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, cons
     in->method = h->method;
     in->data = copy;
     in->len = h->msg_len;
-    aq_link_add_tail(&rpc->incomings, &in->link);
+    aq_list_add_tail(&rpc->incomings, &in->link);
     p->running++;
     p->st.handled++;
     rpc->st.handlers_running++;
@@ -1147,24 +1147,24 @@ static void peer_restarted(aq_rpc *rpc, aq_rpc_peer *p, uint64_t new_inc) {
     aq_rpc_iset_init(&p->done, AQ_RPC_DONE_RANGES);
     /* Caller side: calls the old incarnation may have received end with a clear error. Move them
      * aside first: callbacks may start new calls on this peer. */
-    aq_rpc_link doomed;
-    aq_link_init(&doomed);
-    while (!aq_link_empty(&p->inflight)) {
-        aq_rpc_link *l = p->inflight.next;
-        aq_link_del(l);
-        aq_link_add_tail(&doomed, l);
+    aq_list doomed;
+    aq_list_init(&doomed);
+    while (!aq_list_empty(&p->inflight)) {
+        aq_list *l = p->inflight.next;
+        aq_list_del(l);
+        aq_list_add_tail(&doomed, l);
     }
-    for (aq_rpc_link *l = p->queue.next, *next; l != &p->queue; l = next) {
+    for (aq_list *l = p->queue.next, *next; l != &p->queue; l = next) {
         next = l->next;
         aq_rpc_call_s *c = aq_container_of(l, aq_rpc_call_s, link);
         if (c->attempts) { /* sent before, back in the queue after BUSY */
-            aq_link_del(l);
+            aq_list_del(l);
             p->nqueued--;
             c->state = AQ_CALL_BUSYWAIT;
-            aq_link_add_tail(&doomed, l);
+            aq_list_add_tail(&doomed, l);
         }
     }
-    while (!aq_link_empty(&doomed)) {
+    while (!aq_list_empty(&doomed)) {
         aq_rpc_call_s *c = aq_container_of(doomed.next, aq_rpc_call_s, link);
         call_finish(rpc, c, AQ_ERESTARTED, 0, NULL, 0, NULL);
     }
@@ -1460,14 +1460,14 @@ void aq_rpc_free(aq_rpc *rpc) {
     rpc->closing = true;
     for (size_t i = 0; i < rpc->npeers; i++) {
         aq_rpc_peer *p = rpc->peers[i];
-        while (!aq_link_empty(&p->inflight))
+        while (!aq_list_empty(&p->inflight))
             call_finish(rpc, aq_container_of(p->inflight.next, aq_rpc_call_s, link), AQ_ECLOSED, 0,
                         NULL, 0, NULL);
-        while (!aq_link_empty(&p->queue))
+        while (!aq_list_empty(&p->queue))
             call_finish(rpc, aq_container_of(p->queue.next, aq_rpc_call_s, link), AQ_ECLOSED, 0,
                         NULL, 0, NULL);
     }
-    while (!aq_link_empty(&rpc->incomings))
+    while (!aq_list_empty(&rpc->incomings))
         incoming_free(rpc, aq_container_of(rpc->incomings.next, aq_rpc_incoming, link));
     for (size_t i = 0; i < rpc->npeers; i++) {
         aq_rpc_peer *p = rpc->peers[i];

@@ -13,14 +13,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "aq_list.h"
 #include "aq_xxh.h"
 
 #include "aq_rpc.h"
 #include "aq_rpc_auth.h"
 #include "aq_rpc_heap.h"
-#include "aq_rpc_intervals.h"
+#include "aq_rpc_iset.h"
 #include "aq_rpc_map.h"
-#include "aq_rpc_window.h"
+#include "aq_rpc_cc.h"
 #include "aq_rpc_wire.h"
 
 #define AQ_RPC_OLD_INCS        4 /* past incarnations of a peer whose late packets we drop */
@@ -35,33 +36,6 @@
  * run again; the oldest is forgotten beyond this many. */
 #define AQ_RPC_RETIRED_MAX 65536
 
-#define aq_container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
-
-typedef struct aq_rpc_link {
-    struct aq_rpc_link *prev, *next;
-} aq_rpc_link;
-
-static inline void aq_link_init(aq_rpc_link *l) {
-    l->prev = l->next = l;
-}
-static inline bool aq_link_empty(const aq_rpc_link *l) {
-    return l->next == l;
-}
-static inline void aq_link_add_tail(aq_rpc_link *head, aq_rpc_link *l) {
-    l->prev = head->prev;
-    l->next = head;
-    head->prev->next = l;
-    head->prev = l;
-}
-static inline void aq_link_add_head(aq_rpc_link *head, aq_rpc_link *l) {
-    aq_link_add_tail(head->next, l);
-}
-static inline void aq_link_del(aq_rpc_link *l) {
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    l->prev = l->next = l;
-}
-
 enum { AQ_T_CALL = 1, AQ_T_WORK, AQ_T_PEER, AQ_T_ACK, AQ_T_SWEEP };
 
 typedef struct aq_rpc_blob {
@@ -74,8 +48,8 @@ typedef struct aq_rpc_blob {
 
 /* A CALL or REPLY that travels over the pipe. */
 typedef struct aq_rpc_omsg {
-    aq_rpc_link plink; /* in peer->pipe_msgs while outstanding */
-    aq_rpc_link qlink; /* in a send queue while fragments remain to write */
+    aq_list plink; /* in peer->pipe_msgs while outstanding */
+    aq_list qlink; /* in a send queue while fragments remain to write */
     bool registered, queued;
     bool orphan; /* the rest of a message whose owner is gone, finished so the far side's
                     reassembly does not hold a partial message for the life of the connection */
@@ -106,7 +80,7 @@ typedef struct aq_rpc_call_s {
     bool slot;         /* holds a place in the window (SENT only: BUSYWAIT gives it back) */
     aq_rpc_omsg om;
     aq_rpc_tnode tn;
-    aq_rpc_link link; /* peer->queue while QUEUED (a BUSY call may come back), else inflight */
+    aq_list link; /* peer->queue while QUEUED (a BUSY call may come back), else inflight */
 } aq_rpc_call_s;
 
 enum { AQ_WORK_RUNNING = 1, AQ_WORK_DONE };
@@ -133,7 +107,7 @@ struct aq_rpc_incoming {
     uint16_t method;
     uint8_t *data;
     size_t len;
-    aq_rpc_link link; /* rpc->incomings */
+    aq_list link; /* rpc->incomings */
 };
 
 /* Partly received message on one inbound connection. */
@@ -191,7 +165,7 @@ struct aq_rpc_peer {
     /* caller side */
     uint64_t next_task;
     aq_rpc_map calls;
-    aq_rpc_link queue, inflight;
+    aq_list queue, inflight;
     uint32_t nqueued;
     /* callee side */
     aq_rpc_map work;
@@ -200,19 +174,19 @@ struct aq_rpc_peer {
     /* ACKACKs to send at the end of this event */
     uint64_t acks[AQ_RPC_MAX_ACKS];
     uint32_t nacks;
-    aq_rpc_link ack_link;
+    aq_list ack_link;
     /* outbound pipe */
     aq_rpc_conn *out;
     int pstate;
     uint64_t backoff_us;
     aq_rpc_tnode tn;
-    aq_rpc_link pipe_msgs, sendq_small, sendq_large;
+    aq_list pipe_msgs, sendq_small, sendq_large;
     uint64_t pipe_queued_bytes;
     uint64_t reasm_bytes;
 };
 
 typedef struct aq_rpc_wrec {
-    aq_rpc_link link;
+    aq_list link;
     uint64_t conn;
     aq_rpc_blob *blob;
     uint8_t *enc; /* the fragment's ciphertext (ours), or NULL when the blob is written as is */
@@ -254,7 +228,7 @@ struct aq_rpc {
     size_t ntimed; /* objects with a timer node: the heap keeps room for all of them */
     uint64_t armed;
     aq_rpc_map conns;
-    aq_rpc_link wrecs, incomings, ack_peers;
+    aq_list wrecs, incomings, ack_peers;
     aq_rpc_tnode ack_tn; /* fires "now": ACKACKs of one batch of input leave together */
     /* Expiry of idle unpinned peers. */
     size_t npinned;

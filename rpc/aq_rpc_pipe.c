@@ -75,9 +75,9 @@ static void unqueue(aq_rpc_peer *p, aq_rpc_omsg *om);
 
 /* Orphans belong to one connection: with it gone, the far side dropped their beginnings too. */
 static void drop_orphans(aq_rpc_peer *p) {
-    aq_rpc_link *qs[2] = {&p->sendq_small, &p->sendq_large};
+    aq_list *qs[2] = {&p->sendq_small, &p->sendq_large};
     for (int k = 0; k < 2; k++)
-        for (aq_rpc_link *l = qs[k]->next, *next; l != qs[k]; l = next) {
+        for (aq_list *l = qs[k]->next, *next; l != qs[k]; l = next) {
             next = l->next;
             aq_rpc_omsg *om = aq_container_of(l, aq_rpc_omsg, qlink);
             if (om->orphan) {
@@ -130,7 +130,7 @@ void aq_rpc_pipe_timer(aq_rpc_peer *p) {
     if (p->pstate != AQ_PIPE_BACKOFF)
         return;
     p->pstate = AQ_PIPE_NONE;
-    if (!aq_link_empty(&p->pipe_msgs))
+    if (!aq_list_empty(&p->pipe_msgs))
         pipe_open(p);
 }
 
@@ -139,7 +139,7 @@ static aq_rpc_wrec *wrec_new(aq_rpc *rpc, aq_rpc_conn *c) {
     if (!w)
         return NULL;
     w->conn = c->id;
-    aq_link_add_tail(&rpc->wrecs, &w->link);
+    aq_list_add_tail(&rpc->wrecs, &w->link);
     c->writes++;
     return w;
 }
@@ -167,9 +167,9 @@ static void pump(aq_rpc_peer *p) {
     aq_rpc *rpc = p->rpc;
     aq_rpc_conn *c = p->out;
     while (c && p->pstate == AQ_PIPE_UP && c->writes < AQ_RPC_PIPE_WRITES_MAX && !rpc->closing) {
-        aq_rpc_link *head = !aq_link_empty(&p->sendq_small)   ? &p->sendq_small
-                            : !aq_link_empty(&p->sendq_large) ? &p->sendq_large
-                                                              : NULL;
+        aq_list *head = !aq_list_empty(&p->sendq_small)   ? &p->sendq_small
+                        : !aq_list_empty(&p->sendq_large) ? &p->sendq_large
+                                                          : NULL;
         if (!head)
             break;
         aq_rpc_omsg *om = aq_container_of(head->next, aq_rpc_omsg, qlink);
@@ -207,9 +207,9 @@ static void pump(aq_rpc_peer *p) {
         }
         om->off += flen;
         p->pipe_queued_bytes -= flen;
-        aq_link_del(&om->qlink);
+        aq_list_del(&om->qlink);
         if (om->off < len) {
-            aq_link_add_tail(&p->sendq_large, &om->qlink);
+            aq_list_add_tail(&p->sendq_large, &om->qlink);
         } else {
             om->queued = false;
             if (om->orphan) {
@@ -226,7 +226,7 @@ static void pump(aq_rpc_peer *p) {
 static void unqueue(aq_rpc_peer *p, aq_rpc_omsg *om) {
     if (!om->queued)
         return;
-    aq_link_del(&om->qlink);
+    aq_list_del(&om->qlink);
     om->queued = false;
     p->pipe_queued_bytes -= om->blob->len - om->off;
 }
@@ -236,14 +236,14 @@ static void queue_from_start(aq_rpc_peer *p, aq_rpc_omsg *om) {
     om->off = 0;
     om->queued = true;
     p->pipe_queued_bytes += om->blob->len;
-    aq_link_add_tail(om->blob->len <= p->rpc->cfg.fragment_size ? &p->sendq_small : &p->sendq_large,
+    aq_list_add_tail(om->blob->len <= p->rpc->cfg.fragment_size ? &p->sendq_small : &p->sendq_large,
                      &om->qlink);
 }
 
 void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om) {
     if (!om->registered) {
         om->registered = true;
-        aq_link_add_tail(&p->pipe_msgs, &om->plink);
+        aq_list_add_tail(&p->pipe_msgs, &om->plink);
     }
     if (om->queued)
         return; /* still going out: a resend would only repeat bytes already on their way */
@@ -263,16 +263,16 @@ void aq_rpc_pipe_forget(aq_rpc_peer *p, aq_rpc_omsg *om) {
             *o = *om;
             o->orphan = true;
             o->registered = false;
-            aq_link_init(&o->plink);
-            aq_link_add_tail(&om->qlink, &o->qlink); /* just before om: same place in line */
-            aq_link_del(&om->qlink);
+            aq_list_init(&o->plink);
+            aq_list_add_tail(&om->qlink, &o->qlink); /* just before om: same place in line */
+            aq_list_del(&om->qlink);
             om->queued = false;
             o->blob->refs++;
         }
     }
     unqueue(p, om);
     if (om->registered) {
-        aq_link_del(&om->plink);
+        aq_list_del(&om->plink);
         om->registered = false;
     }
 }
@@ -288,7 +288,7 @@ void aq_rpc_pipe_connected(aq_rpc *rpc, uint64_t id) {
     p->st.pipe_connects++;
     write_hello(rpc, p, c);
     /* A new connection: the far side starts every message afresh. */
-    for (aq_rpc_link *l = p->pipe_msgs.next; l != &p->pipe_msgs; l = l->next)
+    for (aq_list *l = p->pipe_msgs.next; l != &p->pipe_msgs; l = l->next)
         queue_from_start(p, aq_container_of(l, aq_rpc_omsg, plink));
     pump(p);
     aq_rpc_settle(rpc);
@@ -298,7 +298,7 @@ void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
     aq_rpc_wrec *w = token;
     if (!w)
         return;
-    aq_link_del(&w->link);
+    aq_list_del(&w->link);
     aq_rpc_blob_unref(w->blob);
     free(w->enc);
     free(w);
@@ -640,7 +640,7 @@ void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
 
 void aq_rpc_pipe_peer_free(aq_rpc_peer *p) {
     drop_orphans(p);
-    while (!aq_link_empty(&p->pipe_msgs)) {
+    while (!aq_list_empty(&p->pipe_msgs)) {
         aq_rpc_omsg *om = aq_container_of(p->pipe_msgs.next, aq_rpc_omsg, plink);
         aq_rpc_pipe_forget(p, om);
     }
@@ -653,9 +653,9 @@ void aq_rpc_pipe_free_all(aq_rpc *rpc) {
         conn_free(rpc, c);
     }
     /* The driver reports no completions after aq_rpc_free: the writes are abandoned here. */
-    while (!aq_link_empty(&rpc->wrecs)) {
+    while (!aq_list_empty(&rpc->wrecs)) {
         aq_rpc_wrec *w = aq_container_of(rpc->wrecs.next, aq_rpc_wrec, link);
-        aq_link_del(&w->link);
+        aq_list_del(&w->link);
         aq_rpc_blob_unref(w->blob);
         free(w->enc);
         free(w);

@@ -5,9 +5,9 @@
 
 #include "aq_rpc.h"
 #include "aq_rpc_heap.h"
-#include "aq_rpc_intervals.h"
+#include "aq_rpc_iset.h"
 #include "aq_rpc_map.h"
-#include "aq_rpc_window.h"
+#include "aq_rpc_cc.h"
 
 static uint64_t rnd(uint64_t *s) {
     *s ^= *s << 13;

@@ -1,4 +1,4 @@
-/* aq_rpc_window: per-peer congestion window and retransmit timeout (internal to rpc/).
+/* aq_rpc_cc: per-peer congestion window and retransmit timeout (internal to rpc/).
  *
  * The window counts calls in flight (cwnd, from window_init up to window_max, never below 1) and
  * bytes in flight (cwnd * AQ_RPC_WINDOW_BYTES_PER_CALL, never below one maximal message), and
@@ -7,8 +7,8 @@
  * per RTO. The RTO follows RFC 6298: srtt + 4 * rttvar, floored at rto_min and capped at rto_max;
  * only calls sent once give samples (Karn).
  */
-#ifndef AQ_RPC_WINDOW_H
-#define AQ_RPC_WINDOW_H
+#ifndef AQ_RPC_CC_H
+#define AQ_RPC_CC_H
 
 #include <stdbool.h>
 #include <stdint.h>

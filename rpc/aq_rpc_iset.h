@@ -1,4 +1,4 @@
-/* aq_rpc_intervals: the compact memory of completed task numbers (internal to rpc/).
+/* aq_rpc_iset: the compact memory of completed task numbers (internal to rpc/).
  *
  * Every task <= low is completed; above it, a sorted set of disjoint, non-adjacent closed ranges
  * [lo, hi] with lo > low + 1. Adding the task that closes the gap above low moves low up. The set
@@ -6,8 +6,8 @@
  * completed (low jumps to the end of the first range). That errs on the safe side: a task from the
  * forgotten gap that arrives later is refused as a duplicate, never run twice.
  */
-#ifndef AQ_RPC_INTERVALS_H
-#define AQ_RPC_INTERVALS_H
+#ifndef AQ_RPC_ISET_H
+#define AQ_RPC_ISET_H
 
 #include <stdbool.h>
 #include <stddef.h>

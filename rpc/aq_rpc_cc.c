@@ -1,4 +1,4 @@
-#include "aq_rpc_window.h"
+#include "aq_rpc_cc.h"
 
 #include <string.h>
 

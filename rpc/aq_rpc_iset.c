@@ -1,4 +1,4 @@
-#include "aq_rpc_intervals.h"
+#include "aq_rpc_iset.h"
 
 #include <stdlib.h>
 #include <string.h>
