@@ -1,6 +1,8 @@
-/* aq_rpc_int: the core's private structures, shared by aq_rpc.c (calls, task tables, timers) and
- * aq_rpc_pipe.c (the TCP pipe: send scheduler, framing, reassembly). Nothing outside rpc/ includes
- * this.
+/* aq_rpc_int: the core's private structures and cross-file functions, shared by aq_rpc.c (the
+ * endpoint, sending, the timer), aq_rpc_peer.c (peers, incarnations), aq_rpc_call.c (the caller
+ * side), aq_rpc_work.c (the callee side), aq_rpc_input.c (demultiplexing) and aq_rpc_pipe.c (the
+ * TCP pipe: send scheduler, framing, reassembly). Nothing outside rpc/ includes this, except the
+ * rpc fuzz targets, which check its invariants.
  *
  * Ownership: the endpoint owns peers; a peer owns its calls (by task, plus a FIFO of queued ones),
  * its work table (by task, for the peer's current incarnation), its outbound pipe and its pipe send
@@ -245,35 +247,96 @@ struct aq_rpc {
     uint8_t plain[AQ_RPC_DGRAM_MAX]; /* a decrypted datagram payload, while it is handled */
 };
 
-/* aq_rpc.c, used by the pipe */
-uint64_t aq_rpc_now(aq_rpc *rpc);
-void aq_rpc_logf(aq_rpc *rpc, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void aq_rpc_blob_unref(aq_rpc_blob *b);
-void aq_rpc_handle_msg(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h, const uint8_t *data,
-                       uint8_t *owned, bool skipped, bool busy);
-/* Checks the sender's incarnation; false when the message must be dropped. */
-bool aq_rpc_check_inc(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h);
-void aq_rpc_settle(aq_rpc *rpc);
-bool aq_rpc_task_known(aq_rpc_peer *peer, uint64_t task);
-/* Find or create a peer for input from addr, without pinning it (it may expire when idle). */
-aq_rpc_peer *aq_rpc_peer_from(aq_rpc *rpc, const aq_rpc_addr *addr);
+/* ---- Cross-file internals (the aq_rpc__ prefix, as libuv's uv__): never used outside rpc/. ----
+ */
 
-/* true when a message of this kind goes out encrypted (then aq_rpc_frame needs ct). */
-bool aq_rpc_frame_encrypts(const aq_rpc *rpc, uint8_t kind);
+/* aq_rpc.c: the endpoint, sending, the timer. */
+uint64_t aq_rpc__now(aq_rpc *rpc);
+void aq_rpc__logf(aq_rpc *rpc, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A blob holding buf: lent bytes are referenced, others copied. NULL without memory. */
+aq_rpc_blob *aq_rpc__blob_new(aq_rpc_buf buf);
+void aq_rpc__blob_unref(aq_rpc_blob *b);
+/* Gives lent bytes back to their owner (aq_rpc_buf.release), if any. */
+void aq_rpc__buf_release(aq_rpc_buf buf);
+const char *aq_rpc__method_name(const aq_rpc *rpc, uint16_t m, char *tmp, size_t n);
+aq_rpc_method_ent *aq_rpc__method_ent(aq_rpc *rpc, uint16_t m, bool create);
+/* Ends every public entry point: the driver's timer follows the earliest deadline. */
+void aq_rpc__settle(aq_rpc *rpc);
+/* Room in the heap for one more timed object (call, work entry, peer), so arming its timer can
+ * never fail; aq_rpc__timed_del when the object goes. */
+int aq_rpc__timed_add(aq_rpc *rpc);
+void aq_rpc__timed_del(aq_rpc *rpc);
+void aq_rpc__send_dgram(aq_rpc *rpc, aq_rpc_peer *p, uint8_t kind, uint64_t task, uint16_t method,
+                        int32_t status, const void *data, size_t len);
+/* A message that owns an omsg goes by datagram when it fits, else over the pipe. */
+void aq_rpc__send_msg(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_omsg *om);
+/* Acknowledges a reply; ACKACKs are batched per peer and flushed by the timer. */
+void aq_rpc__queue_ack(aq_rpc *rpc, aq_rpc_peer *p, uint64_t task);
+/* true when a message of this kind goes out encrypted (then aq_rpc__frame needs ct). */
+bool aq_rpc__frame_encrypts(const aq_rpc *rpc, uint8_t kind);
 /* Header (with the MAC flag and the next packet counter when authenticating), MAC and fragment as
  * iovecs: iov gets 2 or 3 entries, returned. tag is the caller's 16-byte buffer; ct, when
- * aq_rpc_frame_encrypts, the caller's frag_len bytes for the ciphertext (else unused). */
-int aq_rpc_frame(aq_rpc *rpc, aq_rpc_hdr *h, const void *frag, uint8_t hb[AQ_RPC_HDR_LEN],
-                 uint8_t tag[AQ_RPC_MAC_LEN], uint8_t *ct, struct iovec iov[3]);
+ * aq_rpc__frame_encrypts, the caller's frag_len bytes for the ciphertext (else unused). */
+int aq_rpc__frame(aq_rpc *rpc, aq_rpc_hdr *h, const void *frag, uint8_t hb[AQ_RPC_HDR_LEN],
+                  uint8_t tag[AQ_RPC_MAC_LEN], uint8_t *ct, struct iovec iov[3]);
 /* A packet or frame failed authentication: count it and maybe tell the sender (rate-limited). */
-void aq_rpc_auth_failed(aq_rpc *rpc, const aq_rpc_addr *to, const aq_rpc_hdr *h);
+void aq_rpc__auth_failed(aq_rpc *rpc, const aq_rpc_addr *to, const aq_rpc_hdr *h);
 
-/* aq_rpc_pipe.c */
-void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om);
-void aq_rpc_pipe_forget(aq_rpc_peer *p, aq_rpc_omsg *om);
-void aq_rpc_pipe_timer(aq_rpc_peer *p);
-void aq_rpc_pipe_peer_free(aq_rpc_peer *p);
-void aq_rpc_pipe_free_all(aq_rpc *rpc);
+/* The same limit with or without a MAC, so a message takes the same path either way. */
+static inline bool aq_rpc__fits_dgram(size_t len) {
+    return AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + len <= AQ_RPC_DGRAM_MAX;
+}
+
+/* aq_rpc_peer.c: peers, incarnations, expiry. */
+/* Find or create a peer for input from addr, without pinning it (it may expire when idle). */
+aq_rpc_peer *aq_rpc__peer_from(aq_rpc *rpc, const aq_rpc_addr *addr);
+/* Looks a peer up without creating one. */
+aq_rpc_peer *aq_rpc__peer_lookup(aq_rpc *rpc, const aq_rpc_addr *addr);
+/* Checks the sender's incarnation; false when the message must be dropped. A new incarnation of
+ * a known peer ends everything held for the old one first. */
+bool aq_rpc__check_inc(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h);
+/* Expires idle unpinned peers and forgets retired incarnations older than the reply cache. */
+void aq_rpc__sweep(aq_rpc *rpc, uint64_t now);
+
+/* aq_rpc_call.c: the caller side. */
+/* The one way a call ends: its callback runs with this outcome, then the call is gone. */
+void aq_rpc__call_finish(aq_rpc *rpc, aq_rpc_call_s *c, int err, int status, const uint8_t *data,
+                         size_t len, uint8_t *owned);
+void aq_rpc__call_timer(aq_rpc *rpc, aq_rpc_call_s *c, uint64_t now);
+/* Extra patience for a message that must first cross the pipe behind what is queued there. */
+uint64_t aq_rpc__transfer_allowance(aq_rpc_peer *p, size_t len);
+/* A REPLY, PENDING, BUSY or NACK for one of our calls (unknown tasks are ignored). */
+void aq_rpc__reply_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data,
+                            uint8_t *owned);
+void aq_rpc__pending_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, uint64_t now);
+void aq_rpc__busy_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, uint64_t now);
+void aq_rpc__nack_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h);
+
+/* aq_rpc_work.c: the callee side. */
+void aq_rpc__work_free(aq_rpc *rpc, aq_rpc_work *w);
+void aq_rpc__work_timer(aq_rpc *rpc, aq_rpc_work *w, uint64_t now);
+void aq_rpc__incoming_free(aq_rpc *rpc, aq_rpc_incoming *in);
+bool aq_rpc__task_known(aq_rpc_peer *peer, uint64_t task);
+/* Retry-after for BUSY, in ms: about one round trip. */
+uint32_t aq_rpc__busy_hint_ms(aq_rpc_peer *p);
+/* A CALL for a task this peer's incarnation has sent before: never run it again. */
+void aq_rpc__call_duplicate(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h);
+/* A CALL for a new task: run its handler, or answer NACK (no method) or BUSY (no room). */
+void aq_rpc__call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data,
+                           uint8_t *owned);
+/* ACKACK: the caller has our replies to these tasks; forget them. */
+void aq_rpc__acks_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data);
+
+/* aq_rpc_input.c: demultiplexing. */
+void aq_rpc__handle_msg(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h, const uint8_t *data,
+                        uint8_t *owned, bool skipped, bool busy);
+
+/* aq_rpc_pipe.c: the TCP pipe. */
+void aq_rpc__pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om);
+void aq_rpc__pipe_forget(aq_rpc_peer *p, aq_rpc_omsg *om);
+void aq_rpc__pipe_timer(aq_rpc_peer *p);
+void aq_rpc__pipe_peer_free(aq_rpc_peer *p);
+void aq_rpc__pipe_free_all(aq_rpc *rpc);
 
 #endif

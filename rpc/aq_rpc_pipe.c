@@ -51,7 +51,7 @@ static void conn_free(aq_rpc *rpc, aq_rpc_conn *c) {
         c->peer->out = NULL;
     if (!c->outbound && c->peer) {
         c->peer->nconns--;
-        c->peer->touched_us = aq_rpc_now(rpc);
+        c->peer->touched_us = aq_rpc__now(rpc);
     }
     XXH3_freeState(c->xs);
     aq_rpc_auth_stream_wipe(&c->as);
@@ -65,7 +65,7 @@ static void pipe_open(aq_rpc_peer *p);
 static void schedule_reconnect(aq_rpc_peer *p) {
     aq_rpc *rpc = p->rpc;
     p->pstate = AQ_PIPE_BACKOFF;
-    aq_rpc_heap_set(&rpc->heap, &p->tn, aq_rpc_now(rpc) + p->backoff_us);
+    aq_rpc_heap_set(&rpc->heap, &p->tn, aq_rpc__now(rpc) + p->backoff_us);
     p->backoff_us *= 2;
     if (p->backoff_us > AQ_RPC_BACKOFF_MAX_US)
         p->backoff_us = AQ_RPC_BACKOFF_MAX_US;
@@ -82,7 +82,7 @@ static void drop_orphans(aq_rpc_peer *p) {
             aq_rpc_omsg *om = aq_container_of(l, aq_rpc_omsg, qlink);
             if (om->orphan) {
                 unqueue(p, om);
-                aq_rpc_blob_unref(om->blob);
+                aq_rpc__blob_unref(om->blob);
                 free(om);
             }
         }
@@ -105,8 +105,8 @@ static void pipe_open(aq_rpc_peer *p) {
     uint64_t id = 0;
     int err = rpc->io.pipe_open(rpc->io_ctx, &p->addr, &id);
     if (err || id == 0) {
-        aq_rpc_logf(rpc, 2, "pipe to %s: cannot connect: %s", aq_rpc_peer_name(p),
-                    aq_strerror(err));
+        aq_rpc__logf(rpc, 2, "pipe to %s: cannot connect: %s", aq_rpc_peer_name(p),
+                     aq_strerror(err));
         p->st.pipe_failures++;
         schedule_reconnect(p);
         return;
@@ -126,7 +126,7 @@ static void pipe_open(aq_rpc_peer *p) {
     p->pstate = AQ_PIPE_CONNECTING;
 }
 
-void aq_rpc_pipe_timer(aq_rpc_peer *p) {
+void aq_rpc__pipe_timer(aq_rpc_peer *p) {
     if (p->pstate != AQ_PIPE_BACKOFF)
         return;
     p->pstate = AQ_PIPE_NONE;
@@ -158,7 +158,7 @@ static void write_hello(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_conn *c) {
                     .dst_inc = p->inc,
                     .msg_len = 2,
                     .frag_len = 2};
-    int n = aq_rpc_frame(rpc, &h, w->extra, w->hdr, w->tag, NULL, w->iov);
+    int n = aq_rpc__frame(rpc, &h, w->extra, w->hdr, w->tag, NULL, w->iov);
     p->st.bytes_out += AQ_RPC_HDR_LEN + 2;
     rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, n, w);
 }
@@ -180,7 +180,7 @@ static void pump(aq_rpc_peer *p) {
         /* Ciphertext lives in its own buffer until the write completes: at most
          * AQ_RPC_PIPE_WRITES_MAX fragments per connection. */
         uint8_t *enc = NULL;
-        if (aq_rpc_frame_encrypts(rpc, om->kind) && flen && !(enc = malloc(flen)))
+        if (aq_rpc__frame_encrypts(rpc, om->kind) && flen && !(enc = malloc(flen)))
             break; /* the message stays queued; the retransmit timer tries again */
         aq_rpc_wrec *w = wrec_new(rpc, c);
         if (!w) {
@@ -199,7 +199,7 @@ static void pump(aq_rpc_peer *p) {
                         .frag_len = flen,
                         .status = om->status};
         const uint8_t *frag = om->blob->data + om->off;
-        int n = aq_rpc_frame(rpc, &h, frag, w->hdr, w->tag, enc, w->iov);
+        int n = aq_rpc__frame(rpc, &h, frag, w->hdr, w->tag, enc, w->iov);
         w->enc = enc;
         if (!enc) { /* written in place: the bytes must outlive the message */
             w->blob = om->blob;
@@ -213,7 +213,7 @@ static void pump(aq_rpc_peer *p) {
         } else {
             om->queued = false;
             if (om->orphan) {
-                aq_rpc_blob_unref(om->blob);
+                aq_rpc__blob_unref(om->blob);
                 free(om);
             }
         }
@@ -240,7 +240,7 @@ static void queue_from_start(aq_rpc_peer *p, aq_rpc_omsg *om) {
                      &om->qlink);
 }
 
-void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om) {
+void aq_rpc__pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om) {
     if (!om->registered) {
         om->registered = true;
         aq_list_add_tail(&p->pipe_msgs, &om->plink);
@@ -254,7 +254,7 @@ void aq_rpc_pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om) {
         pump(p);
 }
 
-void aq_rpc_pipe_forget(aq_rpc_peer *p, aq_rpc_omsg *om) {
+void aq_rpc__pipe_forget(aq_rpc_peer *p, aq_rpc_omsg *om) {
     if (om->queued && om->off > 0 && p->out && p->pstate == AQ_PIPE_UP) {
         /* Half sent: finish it under a detached copy rather than leave the far side holding the
          * first half until the connection ends. */
@@ -291,7 +291,7 @@ void aq_rpc_pipe_connected(aq_rpc *rpc, uint64_t id) {
     for (aq_list *l = p->pipe_msgs.next; l != &p->pipe_msgs; l = l->next)
         queue_from_start(p, aq_container_of(l, aq_rpc_omsg, plink));
     pump(p);
-    aq_rpc_settle(rpc);
+    aq_rpc__settle(rpc);
 }
 
 void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
@@ -299,7 +299,7 @@ void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
     if (!w)
         return;
     aq_list_del(&w->link);
-    aq_rpc_blob_unref(w->blob);
+    aq_rpc__blob_unref(w->blob);
     free(w->enc);
     free(w);
     aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
@@ -309,7 +309,7 @@ void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
         c->writes--;
     if (c->outbound && c->peer && c->peer->out == c && status == 0)
         pump(c->peer);
-    aq_rpc_settle(rpc);
+    aq_rpc__settle(rpc);
 }
 
 /* ---------- read side ---------- */
@@ -339,19 +339,19 @@ void aq_rpc_pipe_closed(aq_rpc *rpc, uint64_t id, int err) {
     if (!c || rpc->closing)
         return;
     if (c->outbound && c->peer && c->peer->out == c) {
-        aq_rpc_logf(rpc, 2, "pipe to %s broke: %s", aq_rpc_peer_name(c->peer), aq_strerror(err));
+        aq_rpc__logf(rpc, 2, "pipe to %s broke: %s", aq_rpc_peer_name(c->peer), aq_strerror(err));
         outbound_failed(c->peer);
     } else {
         conn_free(rpc, c);
     }
-    aq_rpc_settle(rpc);
+    aq_rpc__settle(rpc);
 }
 
 static void cutoff(aq_rpc *rpc, aq_rpc_conn *c, const char *why) {
     char addr[64];
     rpc->st.cutoffs++;
-    aq_rpc_logf(rpc, 1, "cutting off pipe from %s: %s",
-                aq_rpc_addr_format(&c->remote, addr, sizeof addr), why);
+    aq_rpc__logf(rpc, 1, "cutting off pipe from %s: %s",
+                 aq_rpc_addr_format(&c->remote, addr, sizeof addr), why);
     rpc->io.pipe_close(rpc->io_ctx, c->id);
     if (c->outbound && c->peer && c->peer->out == c)
         outbound_failed(c->peer);
@@ -414,7 +414,7 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
          * notice can reach its call (over UDP to the port that HELLO claimed). */
         aq_rpc_addr to = c->remote;
         aq_rpc_addr_set_port(&to, c->refused_port);
-        aq_rpc_auth_failed(rpc, c->refused_port ? &to : NULL, h);
+        aq_rpc__auth_failed(rpc, c->refused_port ? &to : NULL, h);
         cutoff(rpc, c, "frame failed authentication");
         return false;
     }
@@ -423,13 +423,13 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
             h->frag_len == 2) {
             /* A sender without our secret (or with one we lack): read on to its first call's
              * header to tell it so. */
-            aq_rpc_auth_failed(rpc, NULL, h);
+            aq_rpc__auth_failed(rpc, NULL, h);
             c->refused = true;
             c->ra = NULL;
             start_payload(rpc, c);
             return true;
         }
-        aq_rpc_auth_failed(rpc, c->hello_seen && c->peer ? &c->peer->addr : NULL, h);
+        aq_rpc__auth_failed(rpc, c->hello_seen && c->peer ? &c->peer->addr : NULL, h);
         cutoff(rpc, c, rpc->auth.on ? "frame without MAC" : "frame with a MAC (we have no secret)");
         return false;
     }
@@ -471,7 +471,7 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
         ra->method = h->method;
         ra->len = h->msg_len;
         bool current = h->src_inc == p->inc;
-        bool skip = current && (h->kind == AQ_RPC_K_CALL ? aq_rpc_task_known(p, h->task)
+        bool skip = current && (h->kind == AQ_RPC_K_CALL ? aq_rpc__task_known(p, h->task)
                                                          : !aq_rpc_map_get(&p->calls, h->task));
         if (!skip && h->msg_len) {
             if (p->reasm_bytes + h->msg_len <= rpc->cfg.reassembly_max)
@@ -511,8 +511,8 @@ static void close_superseded(aq_rpc *rpc, const aq_rpc_conn *c) {
         if (!o)
             continue;
         char addr[64];
-        aq_rpc_logf(rpc, 2, "closing an older pipe from %s: a new one said HELLO",
-                    aq_rpc_addr_format(&o->remote, addr, sizeof addr));
+        aq_rpc__logf(rpc, 2, "closing an older pipe from %s: a new one said HELLO",
+                     aq_rpc_addr_format(&o->remote, addr, sizeof addr));
         rpc->io.pipe_close(rpc->io_ctx, o->id);
         conn_free(rpc, o);
     }
@@ -545,7 +545,7 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
     if (h.kind == AQ_RPC_K_HELLO && (c->refused || !good)) {
         /* Refused: no peer for it. Remember only where it says it listens, for the notice. */
         if (!c->refused)
-            aq_rpc_auth_failed(rpc, NULL, &h);
+            aq_rpc__auth_failed(rpc, NULL, &h);
         c->refused = true;
         c->refused_port = (uint16_t)(c->hello_buf[0] | c->hello_buf[1] << 8);
         return;
@@ -554,7 +554,7 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
         /* Nothing from this connection can be trusted any more. */
         if (ra)
             reasm_drop(rpc, c, ra);
-        aq_rpc_auth_failed(rpc, c->hello_seen && c->peer ? &c->peer->addr : NULL, &h);
+        aq_rpc__auth_failed(rpc, c->hello_seen && c->peer ? &c->peer->addr : NULL, &h);
         cutoff(rpc, c, "frame failed authentication");
         return;
     }
@@ -562,18 +562,18 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
         uint16_t port = (uint16_t)(c->hello_buf[0] | c->hello_buf[1] << 8);
         aq_rpc_addr a = c->remote;
         aq_rpc_addr_set_port(&a, port);
-        aq_rpc_peer *p = aq_rpc_peer_from(rpc, &a);
+        aq_rpc_peer *p = aq_rpc__peer_from(rpc, &a);
         if (!p) {
             cutoff(rpc, c, "cannot map HELLO to a peer");
             return;
         }
         c->peer = p;
         p->nconns++;
-        p->touched_us = aq_rpc_now(rpc);
+        p->touched_us = aq_rpc__now(rpc);
         c->hello_seen = true;
         close_superseded(rpc, c);
         p->st.bytes_in += AQ_RPC_HDR_LEN + 2;
-        aq_rpc_check_inc(rpc, p, &h);
+        aq_rpc__check_inc(rpc, p, &h);
         return;
     }
     aq_rpc_peer *p = c->peer;
@@ -582,7 +582,7 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
     bool skipping = !ra->buf && ra->len;
     if (h.frag_off == 0 && skipping) {
         /* Answer a duplicate or an over-limit call once its first fragment checks out. */
-        aq_rpc_handle_msg(rpc, p, &h, NULL, NULL, true, ra->busy && h.kind == AQ_RPC_K_CALL);
+        aq_rpc__handle_msg(rpc, p, &h, NULL, NULL, true, ra->busy && h.kind == AQ_RPC_K_CALL);
     }
     if (ra->got < ra->len)
         return;
@@ -598,7 +598,7 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
         return;
     h.frag_off = 0;
     h.frag_len = len;
-    aq_rpc_handle_msg(rpc, p, &h, buf, buf, false, false);
+    aq_rpc__handle_msg(rpc, p, &h, buf, buf, false, false);
 }
 
 void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
@@ -607,7 +607,7 @@ void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
         return;
     if (nread > c->lent) {
         cutoff(rpc, c, "driver reported more bytes than lent");
-        aq_rpc_settle(rpc);
+        aq_rpc__settle(rpc);
         return;
     }
     uint8_t *at = c->lent_at;
@@ -633,20 +633,20 @@ void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
         if (c->remain == 0)
             fragment_done(rpc, c);
     }
-    aq_rpc_settle(rpc);
+    aq_rpc__settle(rpc);
 }
 
 /* ---------- teardown ---------- */
 
-void aq_rpc_pipe_peer_free(aq_rpc_peer *p) {
+void aq_rpc__pipe_peer_free(aq_rpc_peer *p) {
     drop_orphans(p);
     while (!aq_list_empty(&p->pipe_msgs)) {
         aq_rpc_omsg *om = aq_container_of(p->pipe_msgs.next, aq_rpc_omsg, plink);
-        aq_rpc_pipe_forget(p, om);
+        aq_rpc__pipe_forget(p, om);
     }
 }
 
-void aq_rpc_pipe_free_all(aq_rpc *rpc) {
+void aq_rpc__pipe_free_all(aq_rpc *rpc) {
     aq_rpc_conn *c;
     while ((c = aq_rpc_map_any(&rpc->conns))) {
         rpc->io.pipe_close(rpc->io_ctx, c->id);
@@ -656,7 +656,7 @@ void aq_rpc_pipe_free_all(aq_rpc *rpc) {
     while (!aq_list_empty(&rpc->wrecs)) {
         aq_rpc_wrec *w = aq_container_of(rpc->wrecs.next, aq_rpc_wrec, link);
         aq_list_del(&w->link);
-        aq_rpc_blob_unref(w->blob);
+        aq_rpc__blob_unref(w->blob);
         free(w->enc);
         free(w);
     }
