@@ -13,121 +13,19 @@
 #include "aq_rpc.h"
 #include "aq_rpc_auth.h"
 #include "aq_rpc_wire.h"
+#include "rpc_fake_net.h"
 
 #define CID 91u
 
 static const char SECRET[] = "0123456789abcdef0123456789abcdef-cluster";
 static const char OTHER[] = "fedcba9876543210fedcba9876543210-cluster";
 
-typedef struct pkt {
-    int to;
-    aq_rpc_addr from;
-    uint8_t d[AQ_RPC_DGRAM_MAX];
-    size_t len;
-} pkt;
-
-/* A pipe write the driver holds: its bytes (copied), its token, its connection. */
-typedef struct wr {
-    int from;
-    uint64_t conn;
-    void *tok;
-    uint8_t *d;
-    size_t len;
-} wr;
-
-/* A connection endpoint `from` opened: id on its side, in_id on the other's. */
-typedef struct pconn {
-    int from;
-    uint64_t id, in_id;
-    bool up, dead, reported;
-} pconn;
-
-typedef struct net {
-    uint64_t now;
-    pkt q[512];
-    int nq;
-    uint64_t timer[2];
-    aq_rpc *rpc[2];
-    aq_rpc_addr addr[2];
-    int closes;
-    bool enc[2]; /* config encrypt of each endpoint (made by make()) */
-    bool pipes;  /* connect pipes and carry their bytes (else writes go nowhere) */
-    wr w[256];
-    int nw;
-    pconn pc[64];
-    int npc;
-    uint8_t *cap[2]; /* every pipe byte each endpoint wrote, in order */
-    size_t ncap[2], capmax;
-} net;
-
-typedef struct ep {
-    net *n;
-    int i;
-} ep;
-
-static net N;
+/* The network: see rpc_fake_net.h. */
+static rfn_net N;
 static void *taken[16];
 static int ntaken;
-static ep E[2];
 static int handled, notified;
-
-static uint64_t t_now(void *ctx) {
-    return ((ep *)ctx)->n->now;
-}
-static void t_send(void *ctx, const aq_rpc_addr *to, const struct iovec *iov, int cnt) {
-    ep *e = ctx;
-    if (e->n->nq == 512)
-        return;
-    pkt *p = &e->n->q[e->n->nq++];
-    p->to = aq_rpc_addr_eq(to, &e->n->addr[0]) ? 0 : 1;
-    p->from = e->n->addr[e->i];
-    p->len = 0;
-    for (int k = 0; k < cnt; k++) {
-        memcpy(p->d + p->len, iov[k].iov_base, iov[k].iov_len);
-        p->len += iov[k].iov_len;
-    }
-}
-static int t_open(void *ctx, const aq_rpc_addr *to, uint64_t *conn) {
-    ep *e = ctx;
-    (void)to;
-    static uint64_t next = 5000;
-    *conn = ++next;
-    if (e->n->npc < 64)
-        e->n->pc[e->n->npc++] = (pconn){.from = e->i, .id = *conn, .in_id = *conn + 100000};
-    return 0;
-}
-static void t_write(void *ctx, uint64_t conn, const struct iovec *iov, int cnt, void *tok) {
-    ep *e = ctx;
-    net *n = e->n;
-    cr_assert_lt(n->nw, 256);
-    wr *w = &n->w[n->nw++];
-    *w = (wr){.from = e->i, .conn = conn, .tok = tok};
-    for (int k = 0; k < cnt; k++)
-        w->len += iov[k].iov_len;
-    w->d = malloc(w->len ? w->len : 1);
-    cr_assert_not_null(w->d);
-    size_t off = 0;
-    for (int k = 0; k < cnt; k++) {
-        memcpy(w->d + off, iov[k].iov_base, iov[k].iov_len);
-        off += iov[k].iov_len;
-    }
-    if (n->cap[e->i] && n->ncap[e->i] + w->len <= n->capmax) {
-        memcpy(n->cap[e->i] + n->ncap[e->i], w->d, w->len);
-        n->ncap[e->i] += w->len;
-    }
-}
-static void t_close(void *ctx, uint64_t conn) {
-    ep *e = ctx;
-    e->n->closes++;
-    for (int k = 0; k < e->n->npc; k++)
-        if (e->n->pc[k].id == conn || e->n->pc[k].in_id == conn)
-            e->n->pc[k].dead = true;
-}
-static void t_timer(void *ctx, uint64_t at) {
-    ep *e = ctx;
-    e->n->timer[e->i] = at;
-}
-static const aq_rpc_io IO = {t_now, t_send, t_open, t_write, t_close, t_timer};
+static bool enc[2]; /* config encrypt of each endpoint (made by make()) */
 
 static void h_echo(void *ud, aq_rpc_incoming *in) {
     (void)ud;
@@ -158,121 +56,54 @@ static void make(int i, const char *secret, uint64_t inc) {
     if (secret) {
         c.secret = secret;
         c.secret_len = strlen(secret);
-        c.encrypt = N.enc[i];
+        c.encrypt = enc[i];
     }
-    cr_assert_eq(aq_rpc_new(&c, &IO, &E[i], &N.rpc[i]), 0);
+    cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[i], &N.rpc[i]), 0);
     N.timer[i] = UINT64_MAX;
     aq_rpc_handle(N.rpc[i], 1, h_echo, NULL);
     aq_rpc_on_notify(N.rpc[i], on_notify, NULL);
     aq_rpc_method_name(N.rpc[i], 1, "ECHO");
 }
 
-/* A (0) and B (1) with the given secrets (NULL: none). */
+/* A (0) and B (1) with the given secrets (NULL: none). Keeps the flags a test set before. */
 static void pair(const char *sa, const char *sb) {
     for (int i = 0; i < 2; i++) {
-        E[i] = (ep){&N, i};
+        N.ep[i] = (rfn_ep){&N, i};
         char a[32];
         snprintf(a, sizeof a, "127.0.0.1:%d", 9100 + i);
         cr_assert_eq(aq_rpc_addr_parse(a, &N.addr[i]), 0);
     }
+    if (!N.qmax)
+        N.qmax = RFN_QMAX;
     make(0, sa, 100);
     make(1, sb, 200);
 }
 
 static void teardown(void) {
-    for (int i = 0; i < 2; i++)
-        if (N.rpc[i])
-            aq_rpc_free(N.rpc[i]);
-    for (int k = 0; k < N.nw; k++)
-        free(N.w[k].d);
-    for (int i = 0; i < 2; i++)
-        free(N.cap[i]);
+    rfn_free(&N);
     while (ntaken)
         free(taken[--ntaken]);
-    memset(&N, 0, sizeof N);
     handled = notified = 0;
+    enc[0] = enc[1] = false;
 }
 
 TestSuite(rpc_auth, .fini = teardown);
 
-static void deliver(const pkt *p) {
-    if (N.rpc[p->to])
-        aq_rpc_input_dgram(N.rpc[p->to], &p->from, p->d, p->len);
+static void deliver(const rfn_pkt *p) {
+    rfn_deliver(&N, p);
 }
 
 static void pipe_feed_to(int to, uint64_t conn, const uint8_t *d, size_t len) {
-    while (len && N.rpc[to]) {
-        uint8_t *buf;
-        size_t n;
-        aq_rpc_pipe_read_buf(N.rpc[to], conn, &buf, &n);
-        cr_assert_gt(n, 0);
-        if (n > len)
-            n = len;
-        memcpy(buf, d, n);
-        aq_rpc_pipe_input(N.rpc[to], conn, n);
-        d += n;
-        len -= n;
-    }
-}
-
-static pconn *pconn_of(uint64_t id) {
-    for (int k = 0; k < N.npc; k++)
-        if (N.pc[k].id == id)
-            return &N.pc[k];
-    return NULL;
-}
-
-/* Connect opened pipes, carry written bytes to the other side, complete the writes; a side that
- * closed its end makes the other side's connection break. Outside any core callback. */
-static bool pipes_step(void) {
-    bool moved = false;
-    for (int k = 0; k < N.npc; k++) {
-        pconn *c = &N.pc[k];
-        if (!c->up && !c->dead) {
-            c->up = moved = true;
-            aq_rpc_pipe_accepted(N.rpc[1 - c->from], c->in_id, &N.addr[c->from]);
-            aq_rpc_pipe_connected(N.rpc[c->from], c->id);
-        } else if (c->dead && !c->reported) {
-            c->reported = moved = true;
-            aq_rpc_pipe_closed(N.rpc[c->from], c->id, AQ_ECLOSED);
-            aq_rpc_pipe_closed(N.rpc[1 - c->from], c->in_id, AQ_ECLOSED);
-        }
-    }
-    if (N.nw) {
-        wr w = N.w[0];
-        memmove(N.w, N.w + 1, (size_t)(N.nw - 1) * sizeof N.w[0]);
-        N.nw--;
-        pconn *c = pconn_of(w.conn);
-        if (c && !c->dead)
-            pipe_feed_to(1 - w.from, c->in_id, w.d, w.len);
-        aq_rpc_pipe_written(N.rpc[w.from], w.conn, w.tok, c && !c->dead ? 0 : AQ_ECLOSED);
-        free(w.d);
-        moved = true;
-    }
-    return moved;
+    rfn_pipe_feed(&N, to, conn, d, len);
 }
 
 static void flush(void) {
-    for (;;) {
-        while (N.nq) {
-            pkt p = N.q[0];
-            memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
-            N.nq--;
-            deliver(&p);
-        }
-        if (!N.pipes || !pipes_step())
-            break;
-    }
+    rfn_flush(&N);
 }
 
 /* Advance virtual time to the next timer, fire it and deliver what it sent. */
 static void tick(void) {
-    int i = N.timer[0] <= N.timer[1] ? 0 : 1;
-    cr_assert_neq(N.timer[i], UINT64_MAX, "no timer armed");
-    if (N.timer[i] > N.now)
-        N.now = N.timer[i];
-    N.timer[i] = UINT64_MAX;
-    aq_rpc_timer_fired(N.rpc[i]);
+    cr_assert(rfn_tick(&N), "no timer armed");
     flush();
 }
 
@@ -335,7 +166,7 @@ Test(rpc_auth, short_secret_refused) {
     c.secret = "too short";
     c.secret_len = 9;
     aq_rpc *r = NULL;
-    cr_assert_eq(aq_rpc_new(&c, &IO, &E[0], &r), AQ_EINVAL);
+    cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[0], &r), AQ_EINVAL);
     cr_assert_null(r);
 }
 
@@ -345,11 +176,11 @@ Test(rpc_auth, every_bit_flip_of_a_datagram_is_dropped) {
     outcome o = {0};
     call_b(&o, "flip me", 1000000);
     cr_assert_eq(N.nq, 1);
-    pkt genuine = N.q[0];
+    rfn_pkt genuine = N.q[0];
     N.nq = 0;
     size_t bits = genuine.len * 8;
     for (size_t b = 0; b < bits; b++) {
-        pkt p = genuine;
+        rfn_pkt p = genuine;
         p.d[b / 8] ^= (uint8_t)(1u << (b % 8)); /* no checksum to fix: a MACed packet has none */
         deliver(&p);
         /* B may only answer with an AUTH notice, which carries no MAC. */
@@ -458,7 +289,7 @@ Test(rpc_auth, forged_notify_is_dropped) {
     pair(SECRET, SECRET);
     aq_rpc_peer *pb = aq_rpc_peer_get(N.rpc[0], &N.addr[1]);
     cr_assert_eq(aq_rpc_notify(N.rpc[0], pb, 9, "hb", 2), 0);
-    pkt genuine = N.q[0];
+    rfn_pkt genuine = N.q[0];
     N.nq = 0;
     aq_rpc_hdr h = {.kind = AQ_RPC_K_NOTIFY,
                     .method = 9,
@@ -492,7 +323,7 @@ Test(rpc_auth, old_incarnation_replay_is_dropped) {
     pair(SECRET, SECRET);
     outcome o = {0};
     call_b(&o, "first life", 1000000);
-    pkt old = N.q[0];
+    rfn_pkt old = N.q[0];
     flush();
     cr_assert_eq(handled, 1);
     make(0, SECRET, 101); /* A restarts */
@@ -618,10 +449,10 @@ Test(rpc_auth, replay_from_another_address_is_dropped) {
     pair(SECRET, SECRET);
     outcome o = {0};
     call_b(&o, "once", 1000000);
-    pkt genuine = N.q[0];
+    rfn_pkt genuine = N.q[0];
     flush();
     cr_assert_eq(handled, 1);
-    pkt moved = genuine;
+    rfn_pkt moved = genuine;
     cr_assert_eq(aq_rpc_addr_parse("127.0.0.1:9999", &moved.from), 0);
     deliver(&moved);
     cr_assert_eq(handled, 1);
@@ -671,7 +502,7 @@ Test(rpc_auth, maced_packets_carry_a_counter_not_xxh3) {
         aq_rpc_timer_fired(N.rpc[0]);
     }
     cr_assert_geq(N.nq, 5, "no retransmit");
-    pkt sent[8];
+    rfn_pkt sent[8];
     int ns = N.nq < 8 ? N.nq : 8;
     memcpy(sent, N.q, (size_t)ns * sizeof sent[0]);
     for (int k = 0; k < ns; k++) {
@@ -701,7 +532,7 @@ Test(rpc_auth, encrypt_needs_a_secret) {
     c.cluster_id = CID;
     c.encrypt = true;
     aq_rpc *r = NULL;
-    cr_assert_eq(aq_rpc_new(&c, &IO, &E[0], &r), AQ_EINVAL);
+    cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[0], &r), AQ_EINVAL);
     cr_assert_null(r);
     cr_assert_not(aq_rpc_encrypted(N.rpc[0]));
 }
@@ -709,7 +540,7 @@ Test(rpc_auth, encrypt_needs_a_secret) {
 /* Both encrypt: the CALL and the REPLY datagram carry ciphertext (no trace of the recognisable
  * payload), the handler sees the plain text, and the caller gets it back. */
 Test(rpc_auth, encrypted_datagram_round_trip) {
-    N.enc[0] = N.enc[1] = true;
+    enc[0] = enc[1] = true;
     pair(SECRET, SECRET);
     cr_assert(aq_rpc_encrypted(N.rpc[0]));
     uint8_t msg[600];
@@ -717,7 +548,7 @@ Test(rpc_auth, encrypted_datagram_round_trip) {
     outcome o = {0};
     call_b_buf(&o, msg, sizeof msg, 1000000);
     cr_assert_eq(N.nq, 1);
-    pkt c = N.q[0];
+    rfn_pkt c = N.q[0];
     N.nq = 0;
     cr_assert_eq(c.len, AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + sizeof msg);
     cr_assert_eq(c.d[4], AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC);
@@ -725,7 +556,7 @@ Test(rpc_auth, encrypted_datagram_round_trip) {
     deliver(&c);
     cr_assert_eq(handled, 1);
     cr_assert_eq(N.nq, 1);
-    pkt r = N.q[0];
+    rfn_pkt r = N.q[0];
     cr_assert_eq(r.d[3], AQ_RPC_K_REPLY);
     cr_assert_eq(r.d[4], AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC);
     cr_assert_not(has_mark(r.d, r.len), "plain text in the reply");
@@ -738,17 +569,17 @@ Test(rpc_auth, encrypted_datagram_round_trip) {
 
 /* Each side encrypts what it sends per its own setting. */
 Test(rpc_auth, only_the_encrypting_side_sends_ciphertext) {
-    N.enc[0] = true;
+    enc[0] = true;
     pair(SECRET, SECRET);
     uint8_t msg[200];
     fill_pattern(msg, sizeof msg);
     outcome o = {0};
     call_b_buf(&o, msg, sizeof msg, 1000000);
-    pkt c = N.q[0];
+    rfn_pkt c = N.q[0];
     N.nq = 0;
     cr_assert_eq(c.d[4], AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC);
     deliver(&c);
-    pkt r = N.q[0];
+    rfn_pkt r = N.q[0];
     cr_assert_eq(r.d[4], AQ_RPC_FLAG_MAC, "B does not encrypt");
     cr_assert(has_mark(r.d, r.len));
     flush();
@@ -758,17 +589,17 @@ Test(rpc_auth, only_the_encrypting_side_sends_ciphertext) {
 
 /* Every single-bit flip of a genuine encrypted CALL: none is acted on, every one is counted. */
 Test(rpc_auth, every_bit_flip_of_an_encrypted_datagram_is_dropped) {
-    N.enc[0] = N.enc[1] = true;
+    enc[0] = enc[1] = true;
     pair(SECRET, SECRET);
     uint8_t msg[300];
     fill_pattern(msg, sizeof msg);
     outcome o = {0};
     call_b_buf(&o, msg, sizeof msg, 1000000);
-    pkt genuine = N.q[0];
+    rfn_pkt genuine = N.q[0];
     N.nq = 0;
     size_t bits = genuine.len * 8;
     for (size_t b = 0; b < bits; b++) {
-        pkt p = genuine;
+        rfn_pkt p = genuine;
         p.d[b / 8] ^= (uint8_t)(1u << (b % 8));
         deliver(&p);
         for (int k = 0; k < N.nq; k++)
@@ -811,7 +642,7 @@ static size_t check_frames(const uint8_t *d, size_t n) {
 /* A 4 MiB + 1000 B call and its echo over the pipe, both encrypted: no plain text in any byte
  * either side wrote, every fragment flagged, the bytes come back intact. */
 Test(rpc_auth, encrypted_pipe_round_trip, .timeout = 60) {
-    N.enc[0] = N.enc[1] = true;
+    enc[0] = enc[1] = true;
     pair(SECRET, SECRET);
     N.pipes = true;
     size_t len = (4u << 20) + 1000;
@@ -844,7 +675,7 @@ Test(rpc_auth, encrypted_pipe_round_trip, .timeout = 60) {
 /* Every single-bit flip of a captured encrypted frame (all header and tag bits, every bit of every
  * 8th payload byte) is dropped and counted, on a fresh connection after a genuine HELLO. */
 Test(rpc_auth, every_bit_flip_of_an_encrypted_pipe_frame_is_dropped, .timeout = 60) {
-    N.enc[0] = true;
+    enc[0] = true;
     pair(SECRET, SECRET);
     static uint8_t msg[3000], g[AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + sizeof msg];
     fill_pattern(msg, sizeof msg);
@@ -853,7 +684,7 @@ Test(rpc_auth, every_bit_flip_of_an_encrypted_pipe_frame_is_dropped, .timeout = 
     cr_assert_eq(N.npc, 1, "a 3000 B call goes over the pipe");
     aq_rpc_pipe_connected(N.rpc[0], N.pc[0].id);
     cr_assert_eq(N.nw, 2, "HELLO and one fragment");
-    const wr *hello = &N.w[0], *f = &N.w[1];
+    const rfn_write *hello = &N.w[0], *f = &N.w[1];
     cr_assert_eq(f->len, sizeof g);
     cr_assert_eq(f->d[4], AQ_RPC_FLAG_MAC | AQ_RPC_FLAG_ENC);
     cr_assert_not(has_mark(f->d, f->len));

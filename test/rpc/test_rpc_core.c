@@ -7,74 +7,12 @@
 
 #include "aq_rpc.h"
 #include "aq_rpc_wire.h"
+#include "rpc_fake_net.h"
 
 #define CID 77u
 
-typedef struct pkt {
-    int to;
-    aq_rpc_addr from;
-    uint8_t d[AQ_RPC_DGRAM_MAX];
-    size_t len;
-} pkt;
-
-typedef struct net {
-    uint64_t now;
-    pkt q[256];
-    int nq;
-    uint64_t timer[2];
-    aq_rpc *rpc[2];
-    aq_rpc_addr addr[2];
-    int opens, closes;
-    bool drop_to[2];
-} net;
-
-typedef struct ep {
-    net *n;
-    int i;
-} ep;
-
-static net N;
-static ep E[2];
-
-static uint64_t t_now(void *ctx) {
-    return ((ep *)ctx)->n->now;
-}
-static void t_send(void *ctx, const aq_rpc_addr *to, const struct iovec *iov, int cnt) {
-    ep *e = ctx;
-    int dst = aq_rpc_addr_eq(to, &e->n->addr[0]) ? 0 : 1;
-    if (e->n->drop_to[dst] || e->n->nq == 256)
-        return;
-    pkt *p = &e->n->q[e->n->nq++];
-    p->to = dst;
-    p->from = e->n->addr[e->i];
-    p->len = 0;
-    for (int k = 0; k < cnt; k++) {
-        memcpy(p->d + p->len, iov[k].iov_base, iov[k].iov_len);
-        p->len += iov[k].iov_len;
-    }
-}
-static int t_open(void *ctx, const aq_rpc_addr *to, uint64_t *conn) {
-    ((ep *)ctx)->n->opens++;
-    *conn = 1000 + (uint64_t)((ep *)ctx)->n->opens;
-    return 0;
-}
-static void *wtok[64];
-static int nwtok;
-static size_t wbytes;
-static void t_write(void *ctx, uint64_t conn, const struct iovec *iov, int cnt, void *tok) {
-    for (int k = 0; k < cnt; k++)
-        wbytes += iov[k].iov_len;
-    if (nwtok < 64)
-        wtok[nwtok++] = tok;
-}
-static void t_close(void *ctx, uint64_t conn) {
-    ((ep *)ctx)->n->closes++;
-}
-static void t_timer(void *ctx, uint64_t at) {
-    ep *e = ctx;
-    e->n->timer[e->i] = at;
-}
-static const aq_rpc_io IO = {t_now, t_send, t_open, t_write, t_close, t_timer};
+/* The network: see rpc_fake_net.h. Datagrams wait until flush(); pipes are driven by hand. */
+static rfn_net N;
 
 static int handled;
 static int busy_mode;
@@ -96,17 +34,12 @@ static void h_echo(void *ud, aq_rpc_incoming *in) {
 }
 
 static void setup_net(uint64_t inc_b) {
-    memset(&N, 0, sizeof N);
+    rfn_init(&N, 9000);
+    N.qmax = 256;
     handled = 0;
     busy_mode = 0;
     held = NULL;
-    nwtok = 0;
-    wbytes = 0;
     for (int i = 0; i < 2; i++) {
-        E[i] = (ep){&N, i};
-        char a[32];
-        snprintf(a, sizeof a, "127.0.0.1:%d", 9000 + i);
-        cr_assert_eq(aq_rpc_addr_parse(a, &N.addr[i]), 0);
         aq_rpc_config c;
         aq_rpc_config_init(&c);
         c.cluster_id = CID;
@@ -114,8 +47,7 @@ static void setup_net(uint64_t inc_b) {
         c.self = N.addr[i];
         c.queue_max = 2;
         c.window_init = 1;
-        cr_assert_eq(aq_rpc_new(&c, &IO, &E[i], &N.rpc[i]), 0);
-        N.timer[i] = UINT64_MAX;
+        cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[i], &N.rpc[i]), 0);
     }
     aq_rpc_handle(N.rpc[1], 1, h_echo, NULL);
     aq_rpc_handle(N.rpc[1], 2, h_echo, (void *)1);
@@ -127,30 +59,17 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    for (int i = 0; i < 2; i++)
-        if (N.rpc[i])
-            aq_rpc_free(N.rpc[i]);
+    rfn_free(&N);
 }
 
 /* Deliver queued datagrams (and ones they cause) until quiet. */
 static void flush(void) {
-    while (N.nq) {
-        pkt p = N.q[0];
-        memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
-        N.nq--;
-        if (N.rpc[p.to])
-            aq_rpc_input_dgram(N.rpc[p.to], &p.from, p.d, p.len);
-    }
+    rfn_flush(&N);
 }
 
 /* Advance virtual time to the next timer and fire it. */
 static void tick(void) {
-    int i = N.timer[0] <= N.timer[1] ? 0 : 1;
-    cr_assert_neq(N.timer[i], UINT64_MAX, "no timer armed");
-    if (N.timer[i] > N.now)
-        N.now = N.timer[i];
-    N.timer[i] = UINT64_MAX;
-    aq_rpc_timer_fired(N.rpc[i]);
+    cr_assert(rfn_tick(&N), "no timer armed");
 }
 
 typedef struct outcome {
@@ -344,7 +263,7 @@ Test(rpc_core, restarted_peer_fails_old_calls) {
     c.cluster_id = CID;
     c.incarnation = 201;
     c.self = N.addr[1];
-    cr_assert_eq(aq_rpc_new(&c, &IO, &E[1], &N.rpc[1]), 0);
+    cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[1], &N.rpc[1]), 0);
     aq_rpc_handle(N.rpc[1], 1, h_echo, NULL);
     aq_rpc_handle(N.rpc[1], 2, h_echo, (void *)1);
     N.timer[1] = UINT64_MAX;
@@ -533,16 +452,16 @@ Test(rpc_core, half_sent_message_is_finished_after_its_call_ends) {
                  0);
     cr_assert_eq(N.opens, 1);
     aq_rpc_pipe_connected(N.rpc[0], 1001);
-    int first = nwtok; /* HELLO and the first fragments, up to the outstanding-writes bound */
+    int first = N.nw; /* HELLO and the first fragments, up to the outstanding-writes bound */
     cr_assert_geq(first, 2);
     while (o.n == 0)
         tick();
     cr_assert_eq(o.err, AQ_ETIMEDOUT);
     /* Completing the writes lets the rest of the message out although its call is gone. */
-    for (int k = 0; k < nwtok; k++)
-        aq_rpc_pipe_written(N.rpc[0], 1001, wtok[k], 0);
+    for (int k = 0; k < N.nw; k++)
+        aq_rpc_pipe_written(N.rpc[0], 1001, N.w[k].tok, 0);
     size_t frags = (sizeof big + 256 * 1024 - 1) / (256 * 1024);
-    cr_assert_eq(wbytes, (AQ_RPC_HDR_LEN + 2) + frags * AQ_RPC_HDR_LEN + sizeof big);
+    cr_assert_eq(N.wbytes, (AQ_RPC_HDR_LEN + 2) + frags * AQ_RPC_HDR_LEN + sizeof big);
 }
 
 /* A call that would take the peer over its reassembly memory is answered BUSY, not dropped, and
@@ -556,7 +475,7 @@ Test(rpc_core, over_reassembly_memory_answers_busy) {
     c.incarnation = 200;
     c.self = N.addr[1];
     c.reassembly_max = 4096;
-    cr_assert_eq(aq_rpc_new(&c, &IO, &E[1], &N.rpc[1]), 0);
+    cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[1], &N.rpc[1]), 0);
     aq_rpc_handle(N.rpc[1], 1, h_echo, NULL);
     aq_rpc_pipe_accepted(N.rpc[1], 9, &N.addr[0]);
     uint8_t port[2] = {0x28, 0x23};
