@@ -77,7 +77,9 @@ static int snapshot_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size,
         return 0; /* removed since the walk began */
     uint64_t version = aq_chunk_ref_version(ref);
     aq_chunk_ref_release(ref);
-    if (kind == AQ_KIND_TOMBSTONE && version && p->wall_us > version + AQ_TOMBSTONE_TTL_US) {
+    /* A version's high bits are the milliseconds of its writer's clock (aq_node_hlc.h). */
+    if (kind == AQ_KIND_TOMBSTONE && version &&
+        p->wall_us / 1000 > aq_hlc_ms(version) + AQ_TOMBSTONE_TTL_US / 1000) {
         /* Old enough that every replica has long seen it: drop it unless a newer write came. */
         (void)aq_chunk_rm_older(p->n->store, key, klen, version + 1);
         return 0;

@@ -341,9 +341,9 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         note_err(L, msg && msg[0] ? msg : aq_strerror(err));
     }
     if (o->method == AQ_M_PUT || o->method == AQ_M_RM) {
-        uint8_t copies = 0, wanted = 0;
+        aq_put_rep pr;
         bool partial =
-            err == 0 && (aq_put_rep_decode(rep, replen, &copies, &wanted) != 0 || copies < wanted);
+            err == 0 && (aq_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
         L->partial_writes += partial;
         if (answered)
             ki->last_partial = partial;
