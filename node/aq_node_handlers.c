@@ -88,6 +88,7 @@ typedef struct write_op {
     uint64_t stale_max; /* the newest version a replica answered STALE with; 0: none */
     bool found;         /* RM: some node had a live value */
     int forward_err;    /* a definite refusal by a live replica */
+    uint64_t late_us;   /* AQ_EDEADLINE: how late it came */
 } write_op;
 
 typedef struct forward_ctx {
@@ -270,8 +271,10 @@ static void write_work(uv_work_t *w) {
     write_op *op = w->data;
     aq_node *n = op->n;
     aq_chunk_store *s = n->store;
-    if (op->deadline && aq_node_now_us(n) > op->deadline) {
+    uint64_t now = aq_node_now_us(n);
+    if (op->deadline && now > op->deadline) {
         op->local_err = AQ_EDEADLINE;
+        op->late_us = now - op->deadline;
         return;
     }
     /* A version this node issues is durable below the ceiling before anything stores it. */
@@ -317,6 +320,10 @@ static void write_after(uv_work_t *w, int status) {
     aq_node *n = op->n;
     if (status)
         op->local_err = status;
+    if (op->local_err == AQ_EDEADLINE)
+        aq_logf(n->log, AQ_LOG_WARN,
+                "%s refused: its caller's deadline passed %llu ms before this node could apply it",
+                aq_node_method_name(op->method), (unsigned long long)(op->late_us / 1000));
     if (op->coordinate) {
         aq_node_observe(n, op->version, "this node's store");
         uint32_t reps[n->nmembers];
