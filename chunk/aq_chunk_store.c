@@ -83,9 +83,8 @@ void aq_chunk_store_close(aq_chunk_store *s) {
     free(s);
 }
 
-/* The order of versioned writes of one key (aq_chunk.h): version, then digest, then kind. */
-static int write_cmp(uint64_t va, aq_chunk_digest da, uint8_t ka, uint64_t vb, aq_chunk_digest db,
-                     uint8_t kb) {
+int aq_chunk_write_cmp(uint64_t va, aq_chunk_digest da, uint8_t ka, uint64_t vb, aq_chunk_digest db,
+                       uint8_t kb) {
     if (va != vb)
         return va < vb ? -1 : 1;
     if (da.hi != db.hi)
@@ -113,8 +112,9 @@ static int commit(aq_chunk_store *s, aq_chunk_ref *r, enum commit_mode mode, uin
     aq_chunk_ref *old = aq_chunk_index_find(&s->index, r->key, r->klen, r->khash);
     if (mode == COMMIT_ABOVE && old && old->version >= r->version)
         r->version = old->version + 1;
-    int order =
-        old ? write_cmp(r->version, r->digest, r->kind, old->version, old->digest, old->kind) : 1;
+    int order = old ? aq_chunk_write_cmp(r->version, r->digest, r->kind, old->version, old->digest,
+                                         old->kind)
+                    : 1;
     if (mode == COMMIT_IF_NEWER && order <= 0) {
         if (held)
             *held = old->version;

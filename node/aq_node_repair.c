@@ -322,11 +322,15 @@ static void handle_offer(void *ud, aq_rpc_incoming *in) {
             aq_rpc_respond(in, AQ_EPROTO, none);
             return;
         }
-        /* Wanted when absent here or older here; a newer copy here will be offered back. */
+        /* Wanted when absent here or ordered before it here (the store's order: version, then
+         * digest, then kind, so equal versions converge too); a newer copy here will be offered
+         * back. */
         aq_chunk_ref *ref;
         bool want = true;
         if (aq_chunk_get(n->store, key, klen, &ref) == 0) {
-            want = aq_chunk_ref_version(ref) < version;
+            want = aq_chunk_write_cmp(version, (aq_chunk_digest){d.hi, d.lo}, kind,
+                                      aq_chunk_ref_version(ref), aq_chunk_ref_digest(ref),
+                                      aq_chunk_ref_kind(ref)) > 0;
             aq_chunk_ref_release(ref);
         }
         if (want) {
