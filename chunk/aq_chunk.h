@@ -102,12 +102,30 @@ int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const
                           size_t len, uint8_t kind, const aq_chunk_digest *expect);
 
 /* Versioned writes (last writer wins, by a version the caller assigns): like aq_chunk_put_verified,
- * but stores only when no chunk is stored under key or the stored one has a lower version;
- * otherwise returns AQ_ESTALE and changes nothing. The check and the store are atomic with respect
- * to every other writer of the key. Unversioned puts store version 0. The version is persisted. */
+ * but stores only when no chunk is stored under key or the new write orders after the stored one;
+ * otherwise returns AQ_ESTALE and changes nothing. Writes are ordered by version, then (equal
+ * versions from two writers) by digest (hi, then lo, as unsigned integers), then by kind: the
+ * greater wins, tombstones included, so replicas that see the same writes in any order keep the
+ * same one. A write identical in all three to the stored one returns 0 and stores nothing (it is
+ * there). The check and the store are atomic with respect to every other writer of the key.
+ * Unversioned puts store version 0. The version is persisted. */
 int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                            size_t len, uint8_t kind, const aq_chunk_digest *expect,
                            uint64_t version);
+/* The order of two versioned writes of one key, as aq_chunk_put_versioned applies it: negative
+ * when a orders before b, 0 when they are the same write, positive when a wins. */
+int aq_chunk_write_cmp(uint64_t va, aq_chunk_digest da, uint8_t ka, uint64_t vb, aq_chunk_digest db,
+                       uint8_t kb);
+/* aq_chunk_put_versioned that, on AQ_ESTALE, writes the stored version (the one that won) to
+ * *held when held is not NULL. */
+int aq_chunk_put_versioned_held(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                                size_t len, uint8_t kind, const aq_chunk_digest *expect,
+                                uint64_t version, uint64_t *held);
+/* A coordinator's write: stores with version max(*version, stored version + 1), atomically with
+ * respect to every other writer of the key, and writes the version used to *version (which must
+ * be non-zero). Never AQ_ESTALE. */
+int aq_chunk_put_above(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                       size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version);
 
 /* AQ_ENOTFOUND if absent. On success the caller owns one reference. */
 int aq_chunk_get(aq_chunk_store *s, const void *key, size_t klen, aq_chunk_ref **out);

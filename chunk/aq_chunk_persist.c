@@ -426,8 +426,9 @@ int aq_chunk_persist_load(aq_chunk_store *s) {
     struct dirent *e;
     while ((e = readdir(dir)) != NULL) {
         const char *n = e->d_name;
+        /* CLOCK (and its temporary) is the node's version ceiling, kept beside the chunks. */
         if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strcmp(n, "LOCK") == 0 ||
-            strcmp(n, QUARANTINE) == 0)
+            strcmp(n, QUARANTINE) == 0 || strcmp(n, "CLOCK") == 0 || strcmp(n, "CLOCK.tmp") == 0)
             continue;
         if (has_form(n, TMP_SUFFIX)) {
             /* A put that crashed before its rename: it never returned success. */

@@ -83,9 +83,26 @@ void aq_chunk_store_close(aq_chunk_store *s) {
     free(s);
 }
 
-/* Stores r (refs = 1, bytes and digest filled in) under its key; with if_newer only when no chunk
- * is stored under the key or the stored one has a lower version (else AQ_ESTALE). */
-static int commit(aq_chunk_store *s, aq_chunk_ref *r, bool if_newer) {
+int aq_chunk_write_cmp(uint64_t va, aq_chunk_digest da, uint8_t ka, uint64_t vb, aq_chunk_digest db,
+                       uint8_t kb) {
+    if (va != vb)
+        return va < vb ? -1 : 1;
+    if (da.hi != db.hi)
+        return da.hi < db.hi ? -1 : 1;
+    if (da.lo != db.lo)
+        return da.lo < db.lo ? -1 : 1;
+    return ka < kb ? -1 : ka > kb;
+}
+
+enum commit_mode { COMMIT_ALWAYS, COMMIT_IF_NEWER, COMMIT_ABOVE };
+
+/* Stores r (refs = 1, bytes and digest filled in) under its key. COMMIT_IF_NEWER: only when no
+ * chunk is stored under the key or r orders after it (else AQ_ESTALE, and *held is the stored
+ * version; an identical write returns 1 and stores nothing, r stays the caller's). COMMIT_ABOVE:
+ * r's version is raised to one above the stored one when it is not already above it. *assigned
+ * (when not NULL) gets the version r is stored with. */
+static int commit(aq_chunk_store *s, aq_chunk_ref *r, enum commit_mode mode, uint64_t *held,
+                  uint64_t *assigned) {
     pthread_mutex_t *m = stripe(s, r->khash);
     pthread_mutex_lock(m);
 
@@ -93,11 +110,20 @@ static int commit(aq_chunk_store *s, aq_chunk_ref *r, bool if_newer) {
      * stripe, no one else changes this key, so the old length read here stays true. */
     pthread_rwlock_wrlock(&s->lock);
     aq_chunk_ref *old = aq_chunk_index_find(&s->index, r->key, r->klen, r->khash);
-    if (if_newer && old && old->version >= r->version) {
+    if (mode == COMMIT_ABOVE && old && old->version >= r->version)
+        r->version = old->version + 1;
+    int order = old ? aq_chunk_write_cmp(r->version, r->digest, r->kind, old->version, old->digest,
+                                         old->kind)
+                    : 1;
+    if (mode == COMMIT_IF_NEWER && order <= 0) {
+        if (held)
+            *held = old->version;
         pthread_rwlock_unlock(&s->lock);
         pthread_mutex_unlock(m);
-        return AQ_ESTALE;
+        return order == 0 ? 1 : AQ_ESTALE;
     }
+    if (assigned)
+        *assigned = r->version;
     uint64_t oldlen = old ? old->len : 0;
     uint64_t growth = r->len > oldlen ? r->len - oldlen : 0;
     if (s->memory_max && growth &&
@@ -163,7 +189,7 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
     if (err)
         return err;
     aq_chunk_digest d = r->digest;
-    err = commit(s, r, false);
+    err = commit(s, r, COMMIT_ALWAYS, NULL, NULL);
     if (err) {
         ref_put(r);
         return err;
@@ -174,8 +200,8 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
 }
 
 static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const void *data,
-                       size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t version,
-                       bool if_newer) {
+                       size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version,
+                       enum commit_mode mode, uint64_t *held) {
     if (!expect)
         return AQ_EINVAL;
     aq_chunk_ref *r;
@@ -186,8 +212,13 @@ static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const vo
         ref_put(r);
         return AQ_ECORRUPT;
     }
-    r->version = version;
-    err = commit(s, r, if_newer);
+    r->version = version ? *version : 0;
+    err = commit(s, r, mode, held, version);
+    if (err == 1) {
+        /* An identical write is stored already: success, and r was not taken. */
+        ref_put(r);
+        return 0;
+    }
     if (err)
         ref_put(r);
     return err;
@@ -195,13 +226,26 @@ static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const vo
 
 int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                           size_t len, uint8_t kind, const aq_chunk_digest *expect) {
-    return put_checked(s, key, klen, data, len, kind, expect, 0, false);
+    return put_checked(s, key, klen, data, len, kind, expect, NULL, COMMIT_ALWAYS, NULL);
+}
+
+int aq_chunk_put_versioned_held(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                                size_t len, uint8_t kind, const aq_chunk_digest *expect,
+                                uint64_t version, uint64_t *held) {
+    return put_checked(s, key, klen, data, len, kind, expect, &version, COMMIT_IF_NEWER, held);
 }
 
 int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                            size_t len, uint8_t kind, const aq_chunk_digest *expect,
                            uint64_t version) {
-    return put_checked(s, key, klen, data, len, kind, expect, version, true);
+    return aq_chunk_put_versioned_held(s, key, klen, data, len, kind, expect, version, NULL);
+}
+
+int aq_chunk_put_above(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                       size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version) {
+    if (!version || !*version)
+        return AQ_EINVAL;
+    return put_checked(s, key, klen, data, len, kind, expect, version, COMMIT_ABOVE, NULL);
 }
 
 uint64_t aq_chunk_ref_version(const aq_chunk_ref *r) {

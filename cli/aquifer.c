@@ -17,9 +17,12 @@ static const char usage_text[] =
     "  cluster down          stop this host's nodes (SIGTERM; SIGKILL after 15 s)\n"
     "  status [--json]       each node's state, uptime, chunks, bytes and memory, and each peer\n"
     "                        link's RTT, retransmits, duplicates suppressed, BUSY and reconnects\n"
-    "  put KEY FILE          store FILE (- for stdin) under KEY; any size\n"
+    "  put KEY FILE [--min-copies N] [--json]\n"
+    "                        store FILE (- for stdin) under KEY; any size; prints the copies\n"
+    "                        stored of the copies wanted\n"
     "  get KEY [-o FILE]     write KEY's value to FILE (default stdout), every digest verified\n"
-    "  rm KEY                remove KEY\n"
+    "  rm KEY [--min-copies N] [--json]\n"
+    "                        remove KEY; prints the copies removed of the copies wanted\n"
     "  ls [PREFIX] [--json]  keys (starting with PREFIX), sorted, with their sizes\n"
     "  stat KEY [--json]     size, digest (xxh3-128, as `xxhsum -H2` prints it), chunks and the\n"
     "                        nodes holding each\n"
@@ -81,8 +84,8 @@ static const command commands[] = {
      "same as one JSON object {cluster, replicas, reachable, nodes: [{name, address, reachable,\n"
      "state, uptime_ms, chunks, bytes, allocated, memory_max, ..., peers: [...]}]}.\n"
      "Exits 3 when no node answers.\n"},
-    {"put", 2, 2, false, false,
-     "usage: aquifer [-c FILE] put KEY FILE\n\n"
+    {"put", 2, 2, true, false,
+     "usage: aquifer [-c FILE] put KEY FILE [--min-copies N] [--json]\n\n"
      "Stores FILE (- reads stdin) under KEY, replacing any value there. KEY is 1 to 255 bytes of\n"
      "UTF-8 without control characters. Up to 4 MiB the value is one chunk stored under KEY; a\n"
      "larger one is cut into 4 MiB parts stored under internal keys, then a manifest (total\n"
@@ -90,7 +93,13 @@ static const command commands[] = {
      "few chunks whatever the size. Each chunk goes to the first live node of its replicas\n"
      "(rendezvous order), which stores it and copies it to the others; an unreachable node is\n"
      "skipped for the next. If a part fails, the parts written are removed and nothing changes.\n"
-     "Replacing a large value removes its old parts once the new manifest is stored.\n"},
+     "Replacing a large value removes its old parts once the new manifest is stored.\n\n"
+     "Prints \"stored C of W copies\": W is the replicas setting, C the replicas that hold this\n"
+     "put (for a large value, the fewest of any of its chunks). A replica that already holds a\n"
+     "newer write of the key is never counted. Fewer than W prints a warning on stderr naming the\n"
+     "replicas that missed it; fewer than N (--min-copies N, else [cluster] min_copies, default\n"
+     "1) fails with exit 4 (the copies that were stored stay). --json prints {key, stored,\n"
+     "copies, wanted, min_copies, missing: [node names]}.\n"},
     {"get", 1, 1, false, true,
      "usage: aquifer [-c FILE] get KEY [-o FILE]\n\n"
      "Writes KEY's value to stdout, or to FILE with -o (through a temporary file next to FILE,\n"
@@ -98,10 +107,13 @@ static const command commands[] = {
      "the whole value's are verified; a node that does not have a chunk, does not answer or sends\n"
      "bytes that fail their digest is skipped for the next replica. Exits 2 when KEY does not\n"
      "exist.\n"},
-    {"rm", 1, 1, false, false,
-     "usage: aquifer [-c FILE] rm KEY\n\n"
+    {"rm", 1, 1, true, false,
+     "usage: aquifer [-c FILE] rm KEY [--min-copies N] [--json]\n\n"
      "Removes KEY from every live replica (a large value's manifest first, then its parts).\n"
-     "Exits 2 when KEY does not exist.\n"},
+     "Exits 2 when KEY does not exist. Prints \"removed C of W copies\": the replicas that now\n"
+     "hold the removal, of the replicas setting; fewer than W warns naming the others, fewer\n"
+     "than N (--min-copies N, else [cluster] min_copies) fails with exit 4. --json prints {key,\n"
+     "removed, copies, wanted, min_copies, missing}.\n"},
     {"ls", 0, 1, true, false,
      "usage: aquifer [-c FILE] ls [PREFIX] [--json]\n\n"
      "Lists the keys starting with PREFIX (all keys without it) held by every live node, merged,\n"
@@ -175,6 +187,7 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     const char *conf_opt = NULL;
     bool help = false, json = false, seen_c = false;
+    unsigned min_copies = 0;
     cli_frame_opts fo;
     memset(&fo, 0, sizeof fo);
     struct {
@@ -220,6 +233,23 @@ int main(int argc, char **argv) {
             out = a + 9;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--min-copies") == 0 || strncmp(a, "--min-copies=", 13) == 0) {
+            const char *v = a[12] == '=' ? a + 13 : NULL;
+            if (!v && i + 1 >= argc) {
+                free(pos);
+                return usage_error("%s needs a number", a);
+            }
+            if (!v)
+                v = argv[++i];
+            char *end;
+            unsigned long mc = strtoul(v, &end, 10);
+            if (end == v || *end || v[0] == '-' || mc == 0 || mc > 255) {
+                free(pos);
+                return usage_error("--min-copies takes a number of copies from 1 to 255, not "
+                                   "'%s'",
+                                   v);
+            }
+            min_copies = (unsigned)mc;
         } else if (strcmp(a, "--fill") == 0) {
             fo.fill = true;
         } else if (a[1] == 'n' || strncmp(a, "--name", 6) == 0 || strncmp(a, "--sep", 5) == 0 ||
@@ -320,6 +350,8 @@ int main(int argc, char **argv) {
         rc = usage_error("--json does not apply to %s", cmd->name);
     } else if (out && !cmd->output) {
         rc = usage_error("-o does not apply to %s", cmd->name);
+    } else if (min_copies && strcmp(cmd->name, "put") != 0 && strcmp(cmd->name, "rm") != 0) {
+        rc = usage_error("--min-copies does not apply to %s", cmd->name);
     }
     bool frame_cmd = strcmp(cmd->name, "parse") == 0 || strcmp(cmd->name, "head") == 0;
     if (!rc && !frame_cmd &&
@@ -355,6 +387,7 @@ int main(int argc, char **argv) {
             *p = '?';
     c.what = what;
     c.json = json;
+    c.min_copies = min_copies;
     c.out_path = out;
     c.fo = fo;
     rc = cli_conf_load(&c, conf_opt);

@@ -54,6 +54,16 @@ typedef struct cli {
     cli_kop *retry;  /* key operations waiting to be sent to their next candidate */
     /* Liveness from the last probe (cli_probe): nodes that answered STATUS. */
     bool *live;
+    /* Lower bounds of (node i's monotonic clock - ours), µs, from its STATUS replies: a write's
+     * deadline is sent in the node's own clock (aq_node_proto.h). */
+    int64_t *mono_off;
+    bool *mono_have;
+    unsigned min_copies; /* --min-copies; 0: the config's min_copies */
+    /* What the writes of a put or rm reached (cli_wrep_*): fewest copies of any chunk, wanted,
+     * and the replicas that missed some chunk. */
+    bool wrep_any;
+    unsigned wrep_copies, wrep_wanted;
+    bool *wrep_missing;
     struct cli_probe *probe;
     uint64_t probe_ms; /* the last probe's timeout, for messages */
 } cli;
@@ -101,6 +111,7 @@ struct cli_kop {
     bool have_want;
     aq_node_digest want;
     uint64_t timeout_ms;
+    size_t deadline_off; /* PUT, RM: where each attempt's deadline goes in req; 0: none */
     /* Outcome. */
     bool done;
     int err;      /* 0, or the error of the last candidate tried */
@@ -156,6 +167,12 @@ void cli_manifest_free(cli_manifest *m);
 size_t cli_part_key(const void *key, size_t klen, uint64_t put_id, uint32_t idx, char out[64]);
 
 /* ---- cli_kv.c: shared by the key commands ---- */
+/* Counts a write's reply (k done without error) into the put's or rm's report: copies of the
+ * chunk under key, and which of its replicas missed it. 0, or AQ_EPROTO for a malformed reply. */
+int cli_wrep_add(cli *c, const cli_kop *k, const void *key, size_t klen);
+/* Prints the report of the put or rm (verb "stored" or "removed") and applies min_copies:
+ * CLI_OK, or CLI_ERROR after saying why. */
+int cli_wrep_finish(cli *c, const char *verb, const char *key);
 int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why */
 int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
 cli_kop *cli_kop_new(cli *c);

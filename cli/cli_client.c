@@ -50,7 +50,10 @@ int cli_open(cli *c) {
     c->peers = calloc(cf->nnodes, sizeof *c->peers);
     c->seeds = calloc(cf->nnodes, sizeof *c->seeds);
     c->live = calloc(cf->nnodes, sizeof *c->live);
-    if (!c->peers || !c->seeds || !c->live)
+    c->mono_off = calloc(cf->nnodes, sizeof *c->mono_off);
+    c->mono_have = calloc(cf->nnodes, sizeof *c->mono_have);
+    c->wrep_missing = calloc(cf->nnodes, sizeof *c->wrep_missing);
+    if (!c->peers || !c->seeds || !c->live || !c->mono_off || !c->mono_have || !c->wrep_missing)
         return cli_fail(c, CLI_ERROR, "out of memory");
     aq_rpc_config rc;
     aq_rpc_config_init(&rc);
@@ -118,9 +121,15 @@ void cli_close(cli *c) {
     free(c->peers);
     free(c->seeds);
     free(c->live);
+    free(c->mono_off);
+    free(c->mono_have);
+    free(c->wrep_missing);
     c->peers = NULL;
     c->seeds = NULL;
     c->live = NULL;
+    c->mono_off = NULL;
+    c->mono_have = NULL;
+    c->wrep_missing = NULL;
 }
 
 static void kop_send(cli_kop *k);
@@ -236,6 +245,16 @@ static void kop_send(cli_kop *k) {
     cli *c = k->c;
     for (;;) {
         size_t node = k->cand[k->pos];
+        if (k->deadline_off) {
+            /* This attempt's deadline in the node's clock: never later than when we give up. */
+            uint64_t dl = 0;
+            if (c->mono_have[node]) {
+                int64_t d =
+                    (int64_t)(uv_hrtime() / 1000 + k->timeout_ms * 1000) + c->mono_off[node];
+                dl = d > 0 ? (uint64_t)d : 1;
+            }
+            aq_node_u64_at(k->req, k->deadline_off, dl);
+        }
         aq_rpc_buf b = {k->req, k->reqlen, NULL, NULL};
         int err =
             aq_rpc_call(c->rpc, c->peers[node], k->method, b, k->timeout_ms * 1000, kop_cb, k);
@@ -300,6 +319,15 @@ static void probe_cb(void *ud, const aq_rpc_result *r) {
         pc->rep = aq_rpc_result_take(r, &pc->len);
         if (!pc->rep)
             pc->err = AQ_EPROTO;
+    }
+    aq_rd rd;
+    aq_status_node sn;
+    if (pc->err == 0 && aq_status_rep_begin(&rd, pc->rep, pc->len, &sn) == 0 && sn.mono_us) {
+        /* It answered before now: its clock now is at least what it said. */
+        int64_t off = (int64_t)sn.mono_us - (int64_t)(uv_hrtime() / 1000);
+        if (!pc->c->mono_have[pc->i] || off > pc->c->mono_off[pc->i])
+            pc->c->mono_off[pc->i] = off;
+        pc->c->mono_have[pc->i] = true;
     }
     if (pc->err)
         aq_rpc_result_describe(pc->c->rpc, r, pc->msg, sizeof pc->msg);
@@ -444,7 +472,13 @@ int cli_kop_key(cli *c, cli_kop *k, uint16_t method, const void *key, size_t kle
     k->method = method;
     aq_wr w;
     aq_wr_init(&w);
-    aq_key_req_encode(&w, 0, key, klen);
+    k->deadline_off = 0;
+    if (method == AQ_M_RM) {
+        aq_rm_req_encode(&w, 0, key, klen, 0, 0);
+        k->deadline_off = aq_rm_req_deadline_off(klen);
+    } else {
+        aq_key_req_encode(&w, 0, key, klen);
+    }
     if (!w.ok) {
         aq_wr_free(&w);
         return AQ_ENOMEM;

@@ -12,10 +12,11 @@
 #include <unistd.h>
 #include "aq_xxh.h"
 
+#include "aq_node_place.h"
 #include "cli.h"
 
 #define CHUNK    AQ_NODE_CHUNK_MAX
-#define HEAD_MAX (3 + AQ_NODE_KEY_MAX + 16) /* flags, kind, key length, key, digest */
+#define HEAD_MAX AQ_PUT_HEAD_MAX
 
 int cli_check_key(cli *c, const char *key) {
     size_t n = strlen(key);
@@ -195,6 +196,77 @@ static void put_req_in_place(cli_kop *k, uint8_t *mem, uint8_t kind, const void 
     k->req = mem + HEAD_MAX - w.len;
     k->reqlen = w.len + vlen;
     k->req_mem = mem;
+    k->deadline_off = aq_put_req_deadline_off(klen);
+}
+
+/* ---- what a put or rm reached ---- */
+
+int cli_wrep_add(cli *c, const cli_kop *k, const void *key, size_t klen) {
+    aq_put_rep rep;
+    if (aq_put_rep_decode(k->rep, k->replen, &rep) != 0)
+        return AQ_EPROTO;
+    size_t n = c->conf->nnodes;
+    uint32_t order[n];
+    aq_place_order(c->seeds, n, key, klen, order);
+    size_t r = c->conf->replicas < n ? c->conf->replicas : n;
+    for (size_t i = 0; i < r; i++) {
+        bool held = false;
+        for (uint8_t j = 0; j < rep.nholders; j++)
+            held |= rep.holders[j] == order[i];
+        if (!held)
+            c->wrep_missing[order[i]] = true;
+    }
+    if (!c->wrep_any || rep.copies < c->wrep_copies)
+        c->wrep_copies = rep.copies;
+    if (rep.wanted > c->wrep_wanted)
+        c->wrep_wanted = rep.wanted;
+    c->wrep_any = true;
+    return 0;
+}
+
+int cli_wrep_finish(cli *c, const char *verb, const char *key) {
+    size_t n = c->conf->nnodes;
+    char missing[1024] = "";
+    size_t off = 0, nmissing = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!c->wrep_missing[i])
+            continue;
+        nmissing++;
+        if (off < sizeof missing)
+            off +=
+                (size_t)snprintf(missing + off, sizeof missing - off, "%s%s (%s)", off ? ", " : "",
+                                 c->conf->nodes[i].name, c->conf->nodes[i].address);
+    }
+    unsigned need = c->min_copies ? c->min_copies : c->conf->min_copies;
+    if (c->json) {
+        printf("{\"key\": ");
+        cli_json_str(stdout, key, strlen(key));
+        printf(", \"%s\": true, \"copies\": %u, \"wanted\": %u, \"min_copies\": %u, "
+               "\"missing\": [",
+               verb, c->wrep_copies, c->wrep_wanted, need);
+        bool first = true;
+        for (size_t i = 0; i < n; i++) {
+            if (!c->wrep_missing[i])
+                continue;
+            printf("%s", first ? "" : ", ");
+            cli_json_str(stdout, c->conf->nodes[i].name, strlen(c->conf->nodes[i].name));
+            first = false;
+        }
+        printf("]}\n");
+    } else {
+        printf("%s %u of %u copies\n", verb, c->wrep_copies, c->wrep_wanted);
+    }
+    fflush(stdout);
+    if (c->wrep_copies < need)
+        return cli_fail(c, CLI_ERROR,
+                        "only %u of %u copies %s, fewer than min_copies %u (missing: %s); the "
+                        "copies that were %s stay so",
+                        c->wrep_copies, c->wrep_wanted, verb, need, nmissing ? missing : "none",
+                        verb);
+    if (c->wrep_copies < c->wrep_wanted)
+        fprintf(stderr, "aquifer: %s: warning: only %u of %u copies %s; missing: %s\n", c->what,
+                c->wrep_copies, c->wrep_wanted, verb, nmissing ? missing : "none named");
+    return CLI_OK;
 }
 
 static int put_one(cli *c, const char *key, uint8_t *mem, size_t len, uint8_t kind) {
@@ -210,6 +282,8 @@ static int put_one(cli *c, const char *key, uint8_t *mem, size_t len, uint8_t ki
     if (cli_kop_start(k) == 0)
         cli_kop_wait(k);
     int rc = k->err ? cli_kop_fail(c, k) : 0;
+    if (!rc && cli_wrep_add(c, k, key, klen) != 0)
+        rc = cli_fail(c, CLI_ERROR, "%s sent a malformed PUT reply", c->conf->nodes[k->node].name);
     cli_kop_free(k);
     return rc;
 }
@@ -326,6 +400,13 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
                 snprintf(why, sizeof why, "part %u: %s", ps->idx, ps->k.msg);
             } else if (!ps->k.err) {
                 cli_progress_add(&pg, m.parts[ps->idx].size);
+                char pk[64];
+                size_t pkl = cli_part_key(key, klen, m.put_id, ps->idx, pk);
+                if (cli_wrep_add(c, &ps->k, pk, pkl) != 0 && !rc) {
+                    rc = CLI_ERROR;
+                    snprintf(why, sizeof why, "part %u: %s sent a malformed PUT reply", ps->idx,
+                             c->conf->nodes[ps->k.node].name);
+                }
             }
             cli_kop_reset(&ps->k);
             any = true;
@@ -434,6 +515,8 @@ int cli_cmd_put(cli *c, const char *key, const char *file) {
     } else {
         rc = put_large(c, key, &src, hint);
     }
+    if (!rc)
+        rc = cli_wrep_finish(c, "stored", key);
 out:
     for (int i = 0; i < 2; i++)
         free(src.pre[i]);
@@ -652,7 +735,11 @@ int cli_cmd_rm(cli *c, const char *key) {
     if (cli_kop_start(k) == 0)
         cli_kop_wait(k);
     rc = k->err ? cli_kop_fail(c, k) : 0;
+    if (!rc && cli_wrep_add(c, k, key, strlen(key)) != 0)
+        rc = cli_fail(c, CLI_ERROR, "%s sent a malformed RM reply", c->conf->nodes[k->node].name);
     cli_kop_free(k);
+    if (!rc)
+        rc = cli_wrep_finish(c, "removed", key);
     /* The manifest is gone first, so no reader can follow it to parts that are being removed. */
     if (!rc && have_old)
         rm_parts(c, key, &old, old.nparts, "the removed value");

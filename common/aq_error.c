@@ -33,6 +33,7 @@ static const struct aq_err_entry aq_errs[] = {
     {AQ_EPARSE, "AQ_EPARSE", "input could not be parsed"},
     {AQ_ELIMIT, "AQ_ELIMIT", "a configured limit was exceeded"},
     {AQ_ESTALE, "AQ_ESTALE", "a newer version is already stored"},
+    {AQ_EDEADLINE, "AQ_EDEADLINE", "the deadline passed before the node could apply it"},
 };
 
 static const struct aq_err_entry *aq_err_find(int code) {

@@ -36,7 +36,8 @@ enum {
     AQ_EPARSE = -10021,     /* input could not be parsed */
     AQ_ELIMIT = -10022,     /* a configured bound was exceeded */
     AQ_ESTALE = -10023,     /* a newer version is already stored: the write changed nothing */
-    AQ_ERR_LAST = -10023,
+    AQ_EDEADLINE = -10024,  /* the caller's deadline passed before the node could apply it */
+    AQ_ERR_LAST = -10024,
 };
 
 /* A phrase for any code (aquifer's, negated errno or libuv's). Never NULL; unknown codes give

@@ -28,12 +28,37 @@ int aq_node_get_live(aq_node *n, const void *key, size_t klen, aq_chunk_ref **ou
     return 0;
 }
 
-uint64_t aq_node_next_version(aq_node *n) {
+uint64_t aq_node_wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t v = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    n->last_version = v > n->last_version ? v : n->last_version + 1;
-    return n->last_version;
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t aq_node_next_version(aq_node *n) {
+    return aq_hlc_now(&n->hlc, aq_node_wall_ms());
+}
+
+void aq_node_observe(aq_node *n, uint64_t remote, const char *who) {
+    if (aq_hlc_observe(&n->hlc, remote, aq_node_wall_ms()))
+        return;
+    /* Once per power of two: a peer with a wild clock must not flood the log. */
+    uint64_t c = ++n->hlc_refused;
+    if ((c & (c - 1)) == 0)
+        aq_logf(n->log, AQ_LOG_WARN,
+                "%s sent a clock more than a day ahead of ours; not followed (%llu times): check "
+                "the clocks",
+                who, (unsigned long long)n->hlc_refused);
+}
+
+uint64_t aq_node_deadline_for(const aq_node *n, size_t m, uint64_t deadline) {
+    const aq_member *mb = &n->members[m];
+    if (!deadline || (!mb->mono_have[0] && !mb->mono_have[1]))
+        return 0;
+    int64_t off = mb->mono_have[0] ? mb->mono_off[0] : mb->mono_off[1];
+    if (mb->mono_have[0] && mb->mono_have[1] && mb->mono_off[1] > off)
+        off = mb->mono_off[1];
+    int64_t d = (int64_t)deadline + off;
+    return d > 0 ? (uint64_t)d : 1; /* 1: already passed there */
 }
 
 static void node_rpc_log(void *ud, int level, const char *msg) {
@@ -44,6 +69,7 @@ static void node_rpc_log(void *ud, int level, const char *msg) {
 static void node_free(aq_node *n) {
     if (n->store)
         aq_chunk_store_close(n->store);
+    aq_hlc_ceiling_close(&n->ceiling);
     aq_node_pcache_free(n->pcache);
     free(n->members);
     free(n->seeds);
@@ -94,6 +120,10 @@ static void open_work(uv_work_t *w) {
     o.report = node_chunk_log;
     o.report_ud = n;
     j->err = aq_chunk_store_open(&o, &n->store);
+    /* Every version issued before a restart is below the ceiling: start above it. */
+    uint64_t floor = 0;
+    if (!j->err && (j->err = aq_hlc_ceiling_open(&n->ceiling, me->data_dir, &floor)) == 0)
+        aq_hlc_init(&n->hlc, floor);
 }
 
 static void hb_cb(uv_timer_t *t) {
@@ -121,7 +151,7 @@ static void open_after(uv_work_t *w, int status) {
     free(j);
     const aq_node_config_node *me = n->members[n->self].conf;
     if (err) {
-        aq_logf(n->log, AQ_LOG_ERROR, "cannot open the chunk store%s%s: %s",
+        aq_logf(n->log, AQ_LOG_ERROR, "cannot open the chunk store%s%s (or its CLOCK file): %s",
                 me->data_dir ? " in " : "", me->data_dir ? me->data_dir : "", aq_strerror(err));
         /* The heartbeat timer was initialised in aq_node_start: close it before freeing. */
         n->closes_pending = err;

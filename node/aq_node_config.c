@@ -16,6 +16,7 @@
 
 #define DEFAULT_MEMORY_MAX    (1ull << 30)
 #define DEFAULT_REPLICAS      1u
+#define DEFAULT_MIN_COPIES    1u
 #define DEFAULT_RUN_DIR       "/tmp/aquifer"
 #define DEFAULT_REPAIR_AFTER  60000ull
 #define DEFAULT_HEARTBEAT     500ull
@@ -56,6 +57,9 @@ static const char default_text[] =
     "name = demo\n"
     "; Copies of every chunk, 1 to the number of nodes. Default 1.\n"
     "replicas = 2\n"
+    "; A put or rm that reaches fewer copies than this fails (exit 4); fewer than\n"
+    "; replicas only warns. 1 to replicas; `--min-copies N` overrides. Default 1.\n"
+    "min_copies = 1\n"
     "; Logs and pid files of `aquifer cluster up`. Default /tmp/aquifer.\n"
     "run_dir = /tmp/aquifer\n"
     "; A node down for this long has its chunks copied to other nodes. Default 60s.\n"
@@ -327,6 +331,7 @@ static bool valid_name(const char *s) {
 enum cluster_key {
     CK_NAME,
     CK_REPLICAS,
+    CK_MIN_COPIES,
     CK_RUN_DIR,
     CK_REPAIR_AFTER,
     CK_HEARTBEAT,
@@ -337,11 +342,12 @@ enum cluster_key {
     CK_COUNT
 };
 static const char *const cluster_keys[CK_COUNT] = {
-    "name",         "replicas",      "run_dir",     "repair_after", "heartbeat",
-    "call_timeout", "hello_timeout", "secret_file", "encrypt",
+    "name",      "replicas",     "min_copies",    "run_dir",     "repair_after",
+    "heartbeat", "call_timeout", "hello_timeout", "secret_file", "encrypt",
 };
-static const char cluster_keys_list[] = "name, replicas, run_dir, repair_after, heartbeat, "
-                                        "call_timeout, hello_timeout, secret_file, encrypt";
+static const char cluster_keys_list[] = "name, replicas, min_copies, run_dir, repair_after, "
+                                        "heartbeat, call_timeout, hello_timeout, secret_file, "
+                                        "encrypt";
 
 enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_COUNT };
 static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max"};
@@ -495,6 +501,21 @@ static void cluster_value(loader *l, enum cluster_key k, const char *value) {
                  quote(q, value), AQ_NODE_CONFIG_MAX_NODES);
         else
             cfg->replicas = (unsigned)v;
+        break;
+    }
+    case CK_MIN_COPIES: {
+        uint64_t v;
+        bool overflow;
+        const char *end = scan_u64(value, &v, &overflow);
+        if (end == value || *end)
+            fail(l, l->lineno, "[cluster] min_copies: %s is not a whole number", quote(q, value));
+        else if (v == 0)
+            fail(l, l->lineno, "[cluster] min_copies: must be at least 1");
+        else if (overflow || v > AQ_NODE_CONFIG_MAX_NODES)
+            fail(l, l->lineno, "[cluster] min_copies: %s is more than the limit of %d nodes",
+                 quote(q, value), AQ_NODE_CONFIG_MAX_NODES);
+        else
+            cfg->min_copies = (unsigned)v;
         break;
     }
     case CK_RUN_DIR: {
@@ -831,6 +852,12 @@ static void check_complete(loader *l) {
              cfg->nnodes, cfg->nnodes == 1 ? "" : "s");
         return;
     }
+    if (cfg->min_copies > cfg->replicas) {
+        fail(l, l->cluster_key_line[CK_MIN_COPIES],
+             "[cluster] min_copies: %u is more than replicas (%u): no write could succeed",
+             cfg->min_copies, cfg->replicas);
+        return;
+    }
     if (cfg->encrypt && !cfg->secret_file) {
         fail(l, l->cluster_key_line[CK_ENCRYPT],
              "[cluster] encrypt: yes needs a secret_file to derive the key from");
@@ -862,6 +889,7 @@ static int load(const void *buf, size_t len, const char *origin, const char *bas
     }
     aq_node_config *cfg = l.cfg;
     cfg->replicas = DEFAULT_REPLICAS;
+    cfg->min_copies = DEFAULT_MIN_COPIES;
     cfg->repair_after_ms = DEFAULT_REPAIR_AFTER;
     cfg->heartbeat_ms = DEFAULT_HEARTBEAT;
     cfg->call_timeout_ms = DEFAULT_CALL_TIMEOUT;
@@ -1024,9 +1052,9 @@ char *aq_node_config_to_text(const aq_node_config *cfg) {
     format_duration(cfg->call_timeout_ms, c, sizeof c);
     format_duration(cfg->hello_timeout_ms, h, sizeof h);
     fprintf(f,
-            "[cluster]\nname = %s\nreplicas = %u\nrun_dir = %s\nrepair_after = %s\n"
-            "heartbeat = %s\ncall_timeout = %s\nhello_timeout = %s\n",
-            cfg->name, cfg->replicas, cfg->run_dir, a, b, c, h);
+            "[cluster]\nname = %s\nreplicas = %u\nmin_copies = %u\nrun_dir = %s\n"
+            "repair_after = %s\nheartbeat = %s\ncall_timeout = %s\nhello_timeout = %s\n",
+            cfg->name, cfg->replicas, cfg->min_copies, cfg->run_dir, a, b, c, h);
     if (cfg->secret_file)
         fprintf(f, "secret_file = %s\n", cfg->secret_file);
     fprintf(f, "encrypt = %s\n", cfg->encrypt ? "yes" : "no");

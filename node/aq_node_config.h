@@ -4,11 +4,11 @@
  * ip:port). Loading either yields a complete, consistent aq_node_config or fails, before anything
  * is started, with AQ_ECONFIG and one sentence "FILE:LINE: [section] key: what is wrong"; a failed
  * load hands out nothing. Invariants of a loaded config: at least one node; node names, addresses
- * and data_dirs unique; 1 <= replicas <= nnodes; durations within 0..30 days, heartbeat >= 10ms,
- * call_timeout >= 1ms, hello_timeout >= 100ms; no wildcard, broadcast or multicast address; encrypt
- * only with a secret_file. Relative paths in a file are resolved against the file's directory
- * (load_file only; strings keep them as written). The config is immutable after loading and owns
- * all its memory. cluster.example.conf in the repository is byte for byte
+ * and data_dirs unique; 1 <= min_copies <= replicas <= nnodes; durations within 0..30 days,
+ * heartbeat >= 10ms, call_timeout >= 1ms, hello_timeout >= 100ms; no wildcard, broadcast or
+ * multicast address; encrypt only with a secret_file. Relative paths in a file are resolved against
+ * the file's directory (load_file only; strings keep them as written). The config is immutable
+ * after loading and owns all its memory. cluster.example.conf in the repository is byte for byte
  * aq_node_config_default_text(). */
 #ifndef AQ_NODE_CONFIG_H
 #define AQ_NODE_CONFIG_H
@@ -41,6 +41,7 @@ typedef struct aq_node_config_node {
 typedef struct aq_node_config {
     char name[AQ_NODE_NAME_MAX + 1]; /* the cluster name: packets of other clusters are dropped */
     unsigned replicas;               /* copies of every chunk, 1..nnodes */
+    unsigned min_copies;             /* a put or rm reaching fewer copies fails; 1..replicas */
     char *run_dir;                   /* logs and pid files of `aquifer cluster up`; never NULL */
     char *secret_file;               /* NULL when not configured */
     bool encrypt;

@@ -439,6 +439,12 @@ static void frame_work(uv_work_t *w) {
         job_reply_err(&j->rep, err, "the parse setup does not decode");
         return;
     }
+    /* FINISH stores versioned chunks: their version must be below the durable clock ceiling. */
+    if (j->method != AQ_M_FRAME_PARSE && (err = aq_hlc_ceiling_cover(&j->n->ceiling, j->version))) {
+        job_reply_err(&j->rep, err, "the clock ceiling (data_dir/CLOCK) cannot be written");
+        aq_csv_setup_free(&su);
+        return;
+    }
     if (j->method == AQ_M_FRAME_PARSE)
         parse_work(j, &su);
     else

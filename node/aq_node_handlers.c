@@ -52,69 +52,168 @@ static bool key_ok(const uint8_t *key, size_t klen) {
            (klen > 1 && klen <= AQ_NODE_KEY_MAX && key[0] == AQ_NODE_INTERNAL_PREFIX[0]);
 }
 
-/* ---- PUT and RM: coordinated writes ---- */
+/* ---- PUT and RM: coordinated writes ----
+ *
+ * The coordinator (the node a client sent the write to, normally the key's first live replica)
+ * stores the write with version max(clock, stored version + 1), atomically with its own store, and
+ * forwards it with that version. A replica that holds a newer write answers STALE with its
+ * version: the coordinator then runs another round above it (at most MAX_ROUNDS), so a write that
+ * started after another was acknowledged always orders after it, whatever the clocks. A STALE
+ * answer is never counted as a copy. */
+
+#define MAX_ROUNDS 4
 
 typedef struct write_op {
     aq_node *n;
     aq_rpc_incoming *in;
     uint16_t method;
-    uint8_t *msg; /* the request as received; forwarded as is with AQ_PUT_REPLICA set */
+    uint8_t *msg; /* the request; forwarded with AQ_PUT_REPLICA set and this write's version */
     size_t len;
     aq_put_req put;     /* for PUT */
     const uint8_t *key; /* for RM */
     size_t klen;
-    uint64_t version; /* of this write (assigned here when the request had none) */
+    size_t version_off, deadline_off; /* in msg */
+    uint64_t version;                 /* of this write (assigned here when the request had none) */
+    uint64_t deadline;                /* ours, monotonic µs; 0: none */
+    bool coordinate;
     uv_work_t work;
+    int round;
+    /* The current round. */
     int local_err;
-    int refs; /* forwards in flight + the local part */
+    bool local_stale, local_found;
+    uint64_t held; /* local_stale: the newer version stored here */
+    int refs;      /* forwards in flight + the local part */
     uint8_t copies, wanted;
-    int forward_err; /* a definite refusal by a live replica */
+    uint16_t holders[AQ_PUT_REP_HOLDERS_MAX];
+    uint64_t stale_max; /* the newest version a replica answered STALE with; 0: none */
+    bool found;         /* RM: some node had a live value */
+    int forward_err;    /* a definite refusal by a live replica */
+    uint64_t late_us;   /* AQ_EDEADLINE: how late it came */
 } write_op;
 
-static void write_op_unref(write_op *op);
+typedef struct forward_ctx {
+    write_op *op;
+    size_t member;
+    uint8_t *copy; /* this forward's own copy of the request (its deadline differs), or NULL */
+} forward_ctx;
 
-static void write_op_free_msg(void *ctx) {
-    write_op *op = ctx;
+static void write_op_unref(write_op *op);
+static void write_start_round(write_op *op);
+
+static void forward_release(void *ctx) {
+    forward_ctx *f = ctx;
+    write_op *op = f->op;
+    free(f->copy);
+    free(f);
     write_op_unref(op);
+}
+
+static void add_holder(write_op *op, size_t member) {
+    if (op->copies < AQ_PUT_REP_HOLDERS_MAX)
+        op->holders[op->copies++] = (uint16_t)member;
+}
+
+static bool is_replica(aq_node *n, const uint32_t *reps, size_t r, size_t m) {
+    (void)n;
+    for (size_t i = 0; i < r; i++)
+        if (reps[i] == m)
+            return true;
+    return false;
+}
+
+static void respond_rep(write_op *op, uint8_t flags, uint64_t version) {
+    aq_put_rep rep;
+    memset(&rep, 0, sizeof rep);
+    rep.copies = op->copies;
+    rep.wanted = op->wanted;
+    rep.flags = flags;
+    rep.version = version;
+    rep.clock = op->n->hlc.last;
+    rep.nholders = op->copies;
+    memcpy(rep.holders, op->holders, op->copies * sizeof op->holders[0]);
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_put_rep_encode(&w, &rep);
+    respond_wr(op->in, &w);
 }
 
 static void write_finish(write_op *op) {
     aq_node *n = op->n;
-    if (op->local_err && op->copies == 0) {
+    if (!op->coordinate) {
+        if (op->local_err)
+            respond_err(op->in, op->local_err);
+        else
+            respond_rep(op,
+                        (uint8_t)((op->local_stale ? AQ_REP_STALE : 0) |
+                                  (op->local_found ? AQ_REP_FOUND : 0)),
+                        op->local_stale ? op->held : op->version);
+    } else if (op->local_err && op->copies == 0) {
         respond_err(op->in, op->local_err);
     } else if (op->forward_err && op->method == AQ_M_PUT) {
-        /* A live replica refused (full, corrupt): the put failed, whatever else stored it. */
+        /* A live replica refused (full, corrupt, too late): the put failed, whatever else stored
+         * it. */
         respond_err(op->in, op->forward_err);
+    } else if (op->method == AQ_M_RM && !op->found && !op->forward_err) {
+        respond_err(op->in, AQ_ENOTFOUND); /* removing an absent key: say so */
     } else {
-        aq_wr w;
-        aq_wr_init(&w);
-        aq_put_rep_encode(&w, op->copies, op->wanted);
-        respond_wr(op->in, &w);
+        respond_rep(op, op->found ? AQ_REP_FOUND : 0, op->version);
     }
     aq_node_op_end(n);
 }
 
-static void write_op_unref(write_op *op) {
-    if (--op->refs > 0)
+/* The end of a round: another one above a newer version a replica holds, or the answer. */
+static void round_end(write_op *op) {
+    if (op->coordinate && op->stale_max && op->round < MAX_ROUNDS && !op->forward_err &&
+        !op->local_err && (!op->deadline || aq_node_now_us(op->n) < op->deadline)) {
+        uint64_t v = aq_node_next_version(op->n);
+        op->version = v > op->stale_max ? v : op->stale_max + 1;
+        write_start_round(op);
         return;
+    }
+    if (op->coordinate && op->stale_max)
+        aq_logf(op->n->log, AQ_LOG_WARN,
+                "%s: a newer write held by a replica outran %d rounds; %u of %u copies hold this "
+                "one",
+                aq_node_method_name(op->method), op->round, op->copies, op->wanted);
     write_finish(op);
     free(op->msg);
     free(op);
 }
 
+static void write_op_unref(write_op *op) {
+    if (--op->refs > 0)
+        return;
+    round_end(op);
+}
+
 static void forward_done(void *ud, const aq_rpc_result *r) {
-    write_op *op = ud;
-    if (r->err == 0 && r->status == 0) {
-        op->copies++;
-    } else if (r->err == 0 && r->status != AQ_ENOTFOUND) {
+    forward_ctx *f = ud;
+    write_op *op = f->op;
+    aq_node *n = op->n;
+    const char *name = n->members[f->member].conf->name;
+    aq_put_rep rep;
+    if (r->err == 0 && r->status == 0 && aq_put_rep_decode(r->data, r->len, &rep) == 0) {
+        if (rep.clock)
+            aq_node_observe(n, rep.clock, name);
+        if (rep.flags & AQ_REP_STALE) {
+            aq_node_observe(n, rep.version, name);
+            if (rep.version > op->stale_max)
+                op->stale_max = rep.version;
+        } else if (rep.copies) {
+            add_holder(op, f->member);
+        }
+        if (rep.flags & AQ_REP_FOUND)
+            op->found = true;
+    } else if (r->err == 0 && r->status == 0) {
+        aq_logf(n->log, AQ_LOG_WARN, "%s sent a malformed %s reply; not counted as a copy", name,
+                aq_node_method_name(op->method));
+    } else if (r->err == 0) {
         op->forward_err = r->status;
         char buf[256];
-        aq_logf(op->n->log, AQ_LOG_WARN, "%s",
-                aq_rpc_result_describe(op->n->rpc, r, buf, sizeof buf));
-    } else if (r->err) {
+        aq_logf(n->log, AQ_LOG_WARN, "%s", aq_rpc_result_describe(n->rpc, r, buf, sizeof buf));
+    } else {
         char buf[256];
-        aq_logf(op->n->log, AQ_LOG_WARN, "%s",
-                aq_rpc_result_describe(op->n->rpc, r, buf, sizeof buf));
+        aq_logf(n->log, AQ_LOG_WARN, "%s", aq_rpc_result_describe(n->rpc, r, buf, sizeof buf));
     }
     write_op_unref(op);
 }
@@ -127,14 +226,36 @@ static void forward_all(write_op *op) {
     size_t r = aq_node_replicas(n, key, klen, reps);
     op->wanted = (uint8_t)r;
     op->msg[0] |= AQ_PUT_REPLICA;
+    aq_node_u64_at(op->msg, op->version_off, op->version);
+    bool lent = false;
     for (size_t i = 0; i < r; i++) {
         size_t m = reps[i];
         if (m == n->self || !aq_node_member_live(n, m) || !n->members[m].peer)
             continue;
+        forward_ctx *f = calloc(1, sizeof *f);
+        /* The deadline is the replica's own clock's: each forward after the first needs its own
+         * copy of the request. */
+        uint8_t *buf = op->msg;
+        if (f && lent) {
+            f->copy = buf = malloc(op->len);
+            if (buf)
+                memcpy(buf, op->msg, op->len);
+        }
+        if (!f || !buf) {
+            free(f);
+            aq_logf(n->log, AQ_LOG_WARN, "cannot forward %s to %s: %s",
+                    aq_node_method_name(op->method), n->members[m].conf->name,
+                    aq_strerror(AQ_ENOMEM));
+            continue;
+        }
+        lent = true;
+        f->op = op;
+        f->member = m;
+        aq_node_u64_at(buf, op->deadline_off, aq_node_deadline_for(n, m, op->deadline));
         op->refs += 2; /* one for the call's outcome, one for the lent request bytes */
-        aq_rpc_buf b = {op->msg, op->len, write_op_free_msg, op};
-        int err = aq_rpc_call(n->rpc, n->members[m].peer, op->method, b, AQ_NODE_CALL_TIMEOUT_US(n),
-                              forward_done, op);
+        aq_rpc_buf b = {buf, op->len, forward_release, f};
+        uint64_t timeout = AQ_NODE_CALL_TIMEOUT_US(n);
+        int err = aq_rpc_call(n->rpc, n->members[m].peer, op->method, b, timeout, forward_done, f);
         if (err) {
             op->refs -= 1; /* the lent request was released already (rpc contract) */
             aq_logf(n->log, AQ_LOG_WARN, "cannot forward %s to %s: %s",
@@ -143,46 +264,104 @@ static void forward_all(write_op *op) {
     }
 }
 
-/* Both writes are versioned puts, so the store keeps whichever is newest: a removal stores an empty
- * TOMBSTONE chunk. A write that a newer one already superseded changed nothing and is no error for
- * a put; for a removal it removed nothing (AQ_ENOTFOUND), as does removing an absent key. */
+/* Both writes are versioned puts, so the store keeps whichever orders last: a removal stores an
+ * empty TOMBSTONE chunk. The deadline is checked here, when the write is about to be applied after
+ * any wait in the queue. */
 static void write_work(uv_work_t *w) {
     write_op *op = w->data;
-    aq_chunk_store *s = op->n->store;
+    aq_node *n = op->n;
+    aq_chunk_store *s = n->store;
+    uint64_t now = aq_node_now_us(n);
+    if (op->deadline && now > op->deadline) {
+        op->local_err = AQ_EDEADLINE;
+        op->late_us = now - op->deadline;
+        return;
+    }
+    /* A version this node issues is durable below the ceiling before anything stores it. */
+    if (op->coordinate && (op->local_err = aq_hlc_ceiling_cover(&n->ceiling, op->version)) != 0)
+        return;
+    const uint8_t *key = op->method == AQ_M_PUT ? op->put.key : op->key;
+    size_t klen = op->method == AQ_M_PUT ? op->put.klen : op->klen;
+    const void *val = NULL;
+    size_t vlen = 0;
+    uint8_t kind = AQ_KIND_TOMBSTONE;
+    aq_chunk_digest d = aq_chunk_digest_of(NULL, 0);
     if (op->method == AQ_M_PUT) {
-        aq_chunk_digest d = to_chunk_digest(op->put.digest);
-        int err = aq_chunk_put_versioned(s, op->put.key, op->put.klen, op->put.value, op->put.vlen,
-                                         op->put.kind, &d, op->version);
-        op->local_err = err == AQ_ESTALE ? 0 : err;
+        val = op->put.value;
+        vlen = op->put.vlen;
+        kind = op->put.kind;
+        d = to_chunk_digest(op->put.digest);
     } else {
         aq_chunk_ref *had = NULL;
-        bool live = aq_chunk_get(s, op->key, op->klen, &had) == 0 &&
-                    aq_chunk_ref_kind(had) != AQ_KIND_TOMBSTONE;
+        op->local_found =
+            aq_chunk_get(s, key, klen, &had) == 0 && aq_chunk_ref_kind(had) != AQ_KIND_TOMBSTONE;
         aq_chunk_ref_release(had);
-        aq_chunk_digest empty = aq_chunk_digest_of(NULL, 0);
-        int err = aq_chunk_put_versioned(s, op->key, op->klen, NULL, 0, AQ_KIND_TOMBSTONE, &empty,
-                                         op->version);
-        op->local_err = err == AQ_ESTALE || (err == 0 && !live) ? AQ_ENOTFOUND : err;
     }
+    int err;
+    if (op->coordinate) {
+        err = aq_chunk_put_above(s, key, klen, val, vlen, kind, &d, &op->version);
+        /* Above the stored version may be above the ceiling covered so far. */
+        if (!err)
+            err = aq_hlc_ceiling_cover(&n->ceiling, op->version);
+    } else {
+        err =
+            aq_chunk_put_versioned_held(s, key, klen, val, vlen, kind, &d, op->version, &op->held);
+        op->local_stale = err == AQ_ESTALE;
+        if (op->local_stale) {
+            err = 0;
+            op->local_found = false;
+        }
+    }
+    op->local_err = err;
 }
 
 static void write_after(uv_work_t *w, int status) {
     write_op *op = w->data;
+    aq_node *n = op->n;
     if (status)
         op->local_err = status;
-    if (op->local_err == 0)
-        op->copies++;
-    bool coordinate = !(op->msg[0] & AQ_PUT_REPLICA);
-    /* A coordinator that could not store locally still forwards: other replicas may take it. But a
-     * value that failed its digest or is refused for its key or size is refused everywhere: don't
-     * spread it. */
-    bool spreadable = op->local_err == 0 || op->local_err == AQ_EFULL ||
-                      op->local_err == AQ_ENOTFOUND || op->local_err == AQ_EIO;
-    if (coordinate && spreadable)
-        forward_all(op);
-    else
+    if (op->local_err == AQ_EDEADLINE)
+        aq_logf(n->log, AQ_LOG_WARN,
+                "%s refused: its caller's deadline passed %llu ms before this node could apply it",
+                aq_node_method_name(op->method), (unsigned long long)(op->late_us / 1000));
+    if (op->coordinate) {
+        aq_node_observe(n, op->version, "this node's store");
+        uint32_t reps[n->nmembers];
+        size_t r = aq_node_replicas(n, op->method == AQ_M_PUT ? op->put.key : op->key,
+                                    op->method == AQ_M_PUT ? op->put.klen : op->klen, reps);
+        if (op->local_err == 0 && is_replica(n, reps, r, n->self))
+            add_holder(op, n->self);
+        op->found |= op->local_found;
+        /* A coordinator that could not store locally still forwards: other replicas may take it.
+         * But a value that failed its digest, is refused for its key or size, or came too late is
+         * refused everywhere: don't spread it. */
+        bool spreadable =
+            op->local_err == 0 || op->local_err == AQ_EFULL || op->local_err == AQ_EIO;
+        if (spreadable)
+            forward_all(op);
+        else
+            op->wanted = (uint8_t)r;
+    } else {
         op->wanted = 1;
+        if (op->local_err == 0 && !op->local_stale)
+            add_holder(op, n->self);
+    }
     write_op_unref(op);
+}
+
+static void write_start_round(write_op *op) {
+    op->round++;
+    op->refs = 1;
+    op->local_err = 0;
+    op->local_stale = false;
+    op->copies = 0;
+    op->stale_max = 0;
+    op->work.data = op;
+    int err = uv_queue_work(op->n->loop, &op->work, write_work, write_after);
+    if (err) {
+        op->local_err = err;
+        write_after(&op->work, 0);
+    }
 }
 
 static void handle_write(void *ud, aq_rpc_incoming *in) {
@@ -202,18 +381,23 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
     op->method = aq_rpc_incoming_method(in);
     op->msg = aq_rpc_incoming_take(in, &op->len);
     int err = AQ_EPROTO;
+    uint8_t flags = 0;
     if (op->method == AQ_M_PUT) {
         if (op->msg && (err = aq_put_req_decode(op->msg, op->len, &op->put)) == 0) {
             if (!key_ok(op->put.key, op->put.klen))
                 err = AQ_EKEY;
             else if (op->put.vlen > AQ_NODE_CHUNK_MAX)
                 err = AQ_ETOOBIG;
+            flags = op->put.flags;
+            op->version = op->put.version;
+            op->deadline = op->put.deadline;
+            op->version_off = op->put.version_off;
+            op->deadline_off = op->put.version_off + 8;
         }
     } else {
-        uint8_t flags;
         if (op->msg &&
-            (err = aq_rm_req_decode(op->msg, op->len, &flags, &op->key, &op->klen, &op->version)) ==
-                0 &&
+            (err = aq_rm_req_decode(op->msg, op->len, &flags, &op->key, &op->klen, &op->version,
+                                    &op->deadline)) == 0 &&
             !key_ok(op->key, op->klen))
             err = AQ_EKEY;
     }
@@ -223,17 +407,12 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         respond_err(in, err);
         return;
     }
-    /* A write without a version gets one here; the forwards carry it, so every replica orders this
-     * write the same way against every other write of the key. */
-    if (op->method == AQ_M_PUT) {
-        op->version = op->put.version ? op->put.version : aq_node_next_version(n);
-        aq_put_req_set_version(op->msg, &op->put, op->version);
-    } else {
-        if (!op->version)
-            op->version = aq_node_next_version(n);
+    op->coordinate = !(flags & AQ_PUT_REPLICA);
+    if (op->method == AQ_M_RM) {
+        /* The forwards carry the version and a deadline: one layout, whatever the client sent. */
         aq_wr w;
         aq_wr_init(&w);
-        aq_rm_req_encode(&w, op->msg[0], op->key, op->klen, op->version);
+        aq_rm_req_encode(&w, flags, op->key, op->klen, op->version, op->deadline);
         if (!w.ok) {
             aq_wr_free(&w);
             free(op->msg);
@@ -245,15 +424,19 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         op->msg = w.p;
         op->len = w.len;
         op->key = op->msg + 2; /* flags, key length, key */
+        op->deadline_off = aq_rm_req_deadline_off(op->klen);
+        op->version_off = op->deadline_off - 8;
+    }
+    /* A replica stores the version it is given; a coordinator issues one (a client's own version
+     * is a floor), above the one it stores for the key (write_work). */
+    if (!op->coordinate && op->version)
+        aq_node_observe(n, op->version, "a coordinator");
+    if (op->coordinate || !op->version) {
+        uint64_t v = aq_node_next_version(n);
+        op->version = op->version > v ? op->version : v;
     }
     aq_node_op_begin(n);
-    op->refs = 1;
-    op->work.data = op;
-    err = uv_queue_work(n->loop, &op->work, write_work, write_after);
-    if (err) {
-        op->local_err = err;
-        write_after(&op->work, 0);
-    }
+    write_start_round(op);
 }
 
 /* ---- GET, STAT, LIST: reads on the loop ---- */
@@ -419,6 +602,7 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     s.hello_timeouts = us.hello_timeouts;
     s.hello_evicted = us.hello_evicted;
     s.npeers = (uint32_t)(n->nmembers - 1);
+    s.mono_us = aq_node_now_us(n);
     aq_wr w;
     aq_wr_init(&w);
     aq_status_rep_node(&w, &s);

@@ -9,6 +9,7 @@
 
 #include "aq_chunk.h"
 #include "aq_node.h"
+#include "aq_node_hlc.h"
 #include "aq_node_pcache.h"
 #include "aq_node_proto.h"
 #include "aq_rpc.h"
@@ -25,6 +26,11 @@ typedef struct aq_member {
     bool is_self;
     bool needs_sync;      /* came back or restarted: offer it what it should hold */
     bool repair_due_done; /* the repair pass for being down past repair_after has been started */
+    /* Lower bounds of (its monotonic clock - ours), in µs, from its heartbeats: the current and
+     * the previous window, so the bound follows drift; valid once mono_have. */
+    int64_t mono_off[2];
+    bool mono_have[2];
+    uint64_t mono_window_us; /* when the current window started (our monotonic µs) */
 } aq_member;
 
 struct aq_node {
@@ -44,7 +50,9 @@ struct aq_node {
     uint64_t start_us;
     uint64_t ops; /* calls being handled, threadpool jobs and forwards in flight */
     uint64_t handled_total, handled_client; /* handler runs (see aq_status_node) */
-    uint64_t last_version;                  /* the last version this node assigned */
+    aq_hlc hlc;                             /* versions (loop thread only) */
+    aq_hlc_ceiling ceiling;                 /* data_dir/CLOCK (threadpool only) */
+    uint64_t hlc_refused;                   /* remote clocks too far ahead to observe */
     bool serving;
     bool stopping;
     aq_node_ready_fn ready;
@@ -61,8 +69,15 @@ struct aq_node {
 
 /* Monotonic microseconds. */
 uint64_t aq_node_now_us(const aq_node *n);
-/* The version of a new write coordinated here: wall-clock microseconds, strictly increasing. */
+/* The version of a new write coordinated here (the hybrid logical clock). Loop thread. */
 uint64_t aq_node_next_version(aq_node *n);
+/* Raises the clock to a version or clock seen in a message from `who` (for the log). Loop. */
+void aq_node_observe(aq_node *n, uint64_t remote, const char *who);
+/* Wall-clock milliseconds (CLOCK_REALTIME), the physical part of the clock. */
+uint64_t aq_node_wall_ms(void);
+/* A deadline of ours (monotonic µs, 0: none) in member m's monotonic domain, never later than the
+ * true one; 0 when there is none or m's offset is not known yet. */
+uint64_t aq_node_deadline_for(const aq_node *n, size_t m, uint64_t deadline);
 /* aq_chunk_get that sees a removal marker (TOMBSTONE) as AQ_ENOTFOUND. Any thread. */
 int aq_node_get_live(aq_node *n, const void *key, size_t klen, aq_chunk_ref **out);
 

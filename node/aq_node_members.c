@@ -52,8 +52,11 @@ static void send_heartbeats(aq_node *n) {
     aq_chunk_stats st;
     aq_chunk_store_stats(n->store, &st);
     const char *name = n->members[n->self].conf->name;
-    aq_heartbeat h = {(const uint8_t *)name, strlen(name), (aq_node_now_us(n) - n->start_us) / 1000,
-                      st.chunks, st.bytes};
+    uint64_t mono = aq_node_now_us(n);
+    /* The clock is sent as observed, not advanced: a heartbeat is no write. */
+    aq_heartbeat h = {
+        (const uint8_t *)name, strlen(name), (mono - n->start_us) / 1000, st.chunks, st.bytes,
+        n->hlc.last,           mono};
     aq_wr w;
     aq_wr_init(&w);
     aq_heartbeat_encode(&w, &h);
@@ -100,6 +103,25 @@ void aq_node_members_tick(aq_node *n) {
     }
 }
 
+/* Its clock when it sent the heartbeat is at most its clock now, so (sent - our now) is a lower
+ * bound of the offset between the two monotonic clocks; the largest recent one is the tightest.
+ * Windows of MONO_WINDOW_US let the bound follow the clocks' drift. */
+#define MONO_WINDOW_US 10000000ull
+static void note_mono(aq_member *m, uint64_t their_mono, uint64_t now) {
+    if (!their_mono)
+        return;
+    if (!m->mono_window_us || now - m->mono_window_us >= MONO_WINDOW_US) {
+        m->mono_off[1] = m->mono_off[0];
+        m->mono_have[1] = m->mono_have[0];
+        m->mono_have[0] = false;
+        m->mono_window_us = now;
+    }
+    int64_t off = (int64_t)their_mono - (int64_t)now;
+    if (!m->mono_have[0] || off > m->mono_off[0])
+        m->mono_off[0] = off;
+    m->mono_have[0] = true;
+}
+
 static aq_member *member_of_peer(aq_node *n, aq_rpc_peer *p) {
     for (size_t i = 0; i < n->nmembers; i++)
         if (n->members[i].peer == p)
@@ -124,6 +146,9 @@ void aq_node_on_heartbeat(void *ud, aq_rpc_peer *from, uint16_t method, const ui
     uint64_t now = aq_node_now_us(n);
     m->last_heard_us = now;
     m->incarnation = aq_rpc_peer_incarnation(from);
+    if (h.clock)
+        aq_node_observe(n, h.clock, m->conf->name);
+    note_mono(m, h.mono_us, now);
     if (m->state != AQ_MEMBER_UP)
         set_state(n, m, AQ_MEMBER_UP, now);
 }
@@ -138,5 +163,8 @@ void aq_node_on_restart(void *ud, aq_rpc_peer *peer, uint64_t old_inc, uint64_t 
                 (unsigned long long)old_inc, (unsigned long long)new_inc);
     m->incarnation = new_inc;
     m->needs_sync = true;
+    /* Perhaps another machine, or one that rebooted: its monotonic clock is another one. */
+    m->mono_have[0] = m->mono_have[1] = false;
+    m->mono_window_us = 0;
     n->next_repair_us = aq_node_now_us(n);
 }

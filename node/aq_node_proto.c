@@ -79,23 +79,37 @@ static const uint8_t *rd_key(aq_rd *r, size_t *klen) {
     return k;
 }
 
-void aq_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
-                       aq_node_digest d, uint64_t version) {
+void aq_put_req_head_vd(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                        aq_node_digest d, uint64_t version, uint64_t deadline) {
     aq_wr_u8(w, flags);
     aq_wr_u8(w, kind);
     aq_wr_str8(w, key, klen);
     wr_digest(w, d);
     aq_wr_u64(w, version);
+    aq_wr_u64(w, deadline);
+}
+
+void aq_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                       aq_node_digest d, uint64_t version) {
+    aq_put_req_head_vd(w, flags, kind, key, klen, d, version, 0);
 }
 
 void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
                      aq_node_digest d) {
-    aq_put_req_head_v(w, flags, kind, key, klen, d, 0);
+    aq_put_req_head_vd(w, flags, kind, key, klen, d, 0, 0);
+}
+
+void aq_node_u64_at(uint8_t *msg, size_t off, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        msg[off + (size_t)i] = (uint8_t)(v >> (8 * i));
 }
 
 void aq_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version) {
-    for (int i = 0; i < 8; i++)
-        msg[r->version_off + (size_t)i] = (uint8_t)(version >> (8 * i));
+    aq_node_u64_at(msg, r->version_off, version);
+}
+
+size_t aq_put_req_deadline_off(size_t klen) {
+    return 1 + 1 + 1 + klen + 16 + 8; /* flags, kind, key length, key, digest, version */
 }
 
 int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
@@ -106,6 +120,7 @@ int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
     out->digest = rd_digest(&r);
     out->version_off = n - r.n;
     out->version = aq_rd_u64(&r);
+    out->deadline = aq_rd_u64(&r);
     if (!r.ok || out->kind > AQ_KIND_TOMBSTONE || out->flags & ~AQ_PUT_REPLICA)
         return AQ_EPROTO;
     out->value = r.p;
@@ -113,16 +128,30 @@ int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
     return 0;
 }
 
-void aq_put_rep_encode(aq_wr *w, uint8_t copies, uint8_t wanted) {
-    aq_wr_u8(w, copies);
-    aq_wr_u8(w, wanted);
+void aq_put_rep_encode(aq_wr *w, const aq_put_rep *rep) {
+    aq_wr_u8(w, rep->copies);
+    aq_wr_u8(w, rep->wanted);
+    aq_wr_u8(w, rep->flags);
+    aq_wr_u64(w, rep->version);
+    aq_wr_u64(w, rep->clock);
+    aq_wr_u8(w, rep->nholders);
+    for (uint8_t i = 0; i < rep->nholders; i++)
+        aq_wr_u16(w, rep->holders[i]);
 }
 
-int aq_put_rep_decode(const uint8_t *p, size_t n, uint8_t *copies, uint8_t *wanted) {
+int aq_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out) {
     aq_rd r = aq_rd_init(p, n);
-    *copies = aq_rd_u8(&r);
-    *wanted = aq_rd_u8(&r);
-    return aq_rd_done(&r) ? 0 : AQ_EPROTO;
+    memset(out, 0, sizeof *out);
+    out->copies = aq_rd_u8(&r);
+    out->wanted = aq_rd_u8(&r);
+    out->flags = aq_rd_u8(&r);
+    out->version = aq_rd_u64(&r);
+    out->clock = aq_rd_u64(&r);
+    out->nholders = aq_rd_u8(&r); /* a u8: never more than AQ_PUT_REP_HOLDERS_MAX */
+    for (uint8_t i = 0; i < out->nholders; i++)
+        out->holders[i] = aq_rd_u16(&r);
+    return aq_rd_done(&r) && out->nholders == out->copies && out->copies <= out->wanted ? 0
+                                                                                        : AQ_EPROTO;
 }
 
 void aq_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen) {
@@ -138,17 +167,24 @@ int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t 
     return aq_rd_done(&r) && !(*flags & ~AQ_PUT_REPLICA) ? 0 : AQ_EPROTO;
 }
 
-void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version) {
+void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version,
+                      uint64_t deadline) {
     aq_key_req_encode(w, flags, key, klen);
     aq_wr_u64(w, version);
+    aq_wr_u64(w, deadline);
+}
+
+size_t aq_rm_req_deadline_off(size_t klen) {
+    return 1 + 1 + klen + 8; /* flags, key length, key, version */
 }
 
 int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key, size_t *klen,
-                     uint64_t *version) {
+                     uint64_t *version, uint64_t *deadline) {
     aq_rd r = aq_rd_init(p, n);
     *flags = aq_rd_u8(&r);
     *key = rd_key(&r, klen);
-    *version = r.n == 8 ? aq_rd_u64(&r) : 0;
+    *version = r.n >= 8 ? aq_rd_u64(&r) : 0;
+    *deadline = r.n == 8 ? aq_rd_u64(&r) : 0;
     return aq_rd_done(&r) && !(*flags & ~AQ_PUT_REPLICA) ? 0 : AQ_EPROTO;
 }
 
@@ -262,6 +298,8 @@ void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {
     aq_wr_u64(w, h->uptime_ms);
     aq_wr_u64(w, h->chunks);
     aq_wr_u64(w, h->bytes);
+    aq_wr_u64(w, h->clock);
+    aq_wr_u64(w, h->mono_us);
 }
 
 int aq_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out) {
@@ -270,6 +308,8 @@ int aq_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out) {
     out->uptime_ms = aq_rd_u64(&r);
     out->chunks = aq_rd_u64(&r);
     out->bytes = aq_rd_u64(&r);
+    out->clock = aq_rd_u64(&r);
+    out->mono_us = aq_rd_u64(&r);
     return aq_rd_done(&r) ? 0 : AQ_EPROTO;
 }
 
@@ -309,6 +349,7 @@ void aq_status_rep_node(aq_wr *w, const aq_status_node *s) {
     aq_wr_u64(w, s->conns_refused);
     aq_wr_u64(w, s->hello_timeouts);
     aq_wr_u64(w, s->hello_evicted);
+    aq_wr_u64(w, s->mono_us);
     aq_wr_u32(w, s->npeers);
 }
 
@@ -352,6 +393,7 @@ int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s)
     s->conns_refused = aq_rd_u64(r);
     s->hello_timeouts = aq_rd_u64(r);
     s->hello_evicted = aq_rd_u64(r);
+    s->mono_us = aq_rd_u64(r);
     s->npeers = aq_rd_u32(r);
     return r->ok && s->npeers <= 4096 ? 0 : AQ_EPROTO;
 }

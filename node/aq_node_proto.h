@@ -50,11 +50,18 @@ const char *aq_node_method_name(uint16_t m);
 enum aq_chunk_kind { AQ_KIND_VALUE = 0, AQ_KIND_MANIFEST = 1, AQ_KIND_TOMBSTONE = 2 };
 
 /* Versions: every write of a key (a put, or a removal, which stores an empty TOMBSTONE chunk)
- * carries a 64-bit version, the coordinator's wall clock in microseconds made strictly increasing
- * per node. A replica stores a write only when it is newer than what it holds (last writer wins),
- * so a late repair copy or a reordered forward can never bring back a removed value or an older
- * one. Requests from outside the cluster send version 0: the coordinator assigns one. */
-
+ * carries a 64-bit version from the coordinator's hybrid logical clock (aq_node_hlc.h). A replica
+ * stores a write only when it orders after what it holds (version, then digest, then kind: see
+ * aq_chunk_put_versioned), so a late repair copy or a reordered forward can never bring back a
+ * removed value or an older one. Requests from outside the cluster send version 0: the coordinator
+ * assigns one above the version it holds for the key.
+ *
+ * Deadlines: PUT and RM carry the time after which the sender no longer waits for the answer, in
+ * the receiving node's own CLOCK_MONOTONIC microseconds (0: none). The sender translates its own
+ * deadline with a lower bound of the receiver's clock offset (learned from STATUS replies and
+ * heartbeats, which carry the sender's monotonic time), so the translated deadline is never later
+ * than the true one. A node that starts applying a write after its deadline refuses it with
+ * AQ_EDEADLINE: a write whose caller gave up never lands later. */
 typedef struct aq_node_digest {
     uint64_t hi, lo;
 } aq_node_digest;
@@ -72,30 +79,55 @@ typedef struct aq_put_req {
     aq_node_digest digest;
     uint64_t version;   /* 0: the receiver assigns one */
     size_t version_off; /* where the version sits in the message, so a coordinator can set it */
+    uint64_t deadline;  /* the receiver's monotonic microseconds; 0: none */
     const uint8_t *value;
     size_t vlen;
 } aq_put_req;
 /* Writes everything but the value; the caller sends header then value (two buffers or one).
- * aq_put_req_head sends version 0. */
+ * aq_put_req_head sends version 0 and no deadline, aq_put_req_head_v no deadline. */
 void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
                      aq_node_digest d);
 void aq_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
                        aq_node_digest d, uint64_t version);
+void aq_put_req_head_vd(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                        aq_node_digest d, uint64_t version, uint64_t deadline);
+/* The longest PUT head (flags, kind, key length, key, digest, version, deadline). */
+#define AQ_PUT_HEAD_MAX (3 + AQ_NODE_KEY_MAX + 16 + 8 + 8)
 /* Sets the version of an encoded PUT request in place. */
 void aq_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version);
+/* Where the deadline sits in an encoded PUT request (RM request) with a key of klen bytes, to set
+ * it in place with aq_node_u64_at before each attempt. */
+size_t aq_put_req_deadline_off(size_t klen);
+size_t aq_rm_req_deadline_off(size_t klen);
+void aq_node_u64_at(uint8_t *msg, size_t off, uint64_t v);
 int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out);
-/* PUT reply: how many copies now exist, of how many wanted. */
-void aq_put_rep_encode(aq_wr *w, uint8_t copies, uint8_t wanted);
-int aq_put_rep_decode(const uint8_t *p, size_t n, uint8_t *copies, uint8_t *wanted);
+
+/* PUT and RM reply. copies: the nodes that now hold this write (a replica that holds a newer one,
+ * answering STALE, is never counted); wanted: how many should (the key's replicas); holders: the
+ * configured index of each node counted in copies. version: the write's version, or with
+ * AQ_REP_STALE the newer version the replica holds; clock: the answering node's clock. */
+#define AQ_REP_STALE           0x01 /* (replica) a newer write of the key is stored here */
+#define AQ_REP_FOUND           0x02 /* (RM) a live value was there to remove */
+#define AQ_PUT_REP_HOLDERS_MAX 255
+typedef struct aq_put_rep {
+    uint8_t copies, wanted, flags;
+    uint64_t version, clock;
+    uint8_t nholders;
+    uint16_t holders[AQ_PUT_REP_HOLDERS_MAX];
+} aq_put_rep;
+void aq_put_rep_encode(aq_wr *w, const aq_put_rep *rep);
+int aq_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out);
 
 /* GET, STAT and RM requests: a key (RM and GET have flags). */
 void aq_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen);
 int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
                       size_t *klen);
-/* RM request: a key request with the removal's version appended (absent or 0: assign one). */
-void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version);
+/* RM request: a key request with the removal's version (absent or 0: assign one) and deadline
+ * (absent or 0: none) appended. */
+void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version,
+                      uint64_t deadline);
 int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key, size_t *klen,
-                     uint64_t *version);
+                     uint64_t *version, uint64_t *deadline);
 /* GET reply: kind, digest, then the value. */
 void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d);
 int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
@@ -104,7 +136,6 @@ int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest 
 void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d);
 int aq_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
                        aq_node_digest *d);
-/* RM reply: u8 copies removed (same encoding as the PUT reply's first byte). */
 
 /* LIST: keys starting with prefix, strictly after `after` in byte order, at most max entries. */
 #define AQ_LIST_INTERNAL 0x01 /* include the cluster's internal keys */
@@ -140,13 +171,15 @@ int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
 int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
                       uint64_t *version, uint8_t *kind);
 
-/* HEARTBEAT notify: name, uptime, load. */
+/* HEARTBEAT notify: name, uptime, load, clocks. */
 typedef struct aq_heartbeat {
     const uint8_t *name;
     size_t nlen;
     uint64_t uptime_ms;
     uint64_t chunks;
     uint64_t bytes;
+    uint64_t clock;   /* the sender's hybrid logical clock */
+    uint64_t mono_us; /* the sender's CLOCK_MONOTONIC microseconds when it sent this */
 } aq_heartbeat;
 void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h);
 int aq_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out);
@@ -169,6 +202,7 @@ typedef struct aq_status_node {
     uint64_t handled_total, handled_client;
     /* Inbound connections: open now, and closed for breaking a bound (aq_rpc_uv_stats). */
     uint64_t conns_inbound, conns_refused, hello_timeouts, hello_evicted;
+    uint64_t mono_us; /* the node's CLOCK_MONOTONIC microseconds when it answered (deadlines) */
     uint32_t npeers;
 } aq_status_node;
 typedef struct aq_status_peer {

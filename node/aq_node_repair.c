@@ -77,7 +77,9 @@ static int snapshot_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size,
         return 0; /* removed since the walk began */
     uint64_t version = aq_chunk_ref_version(ref);
     aq_chunk_ref_release(ref);
-    if (kind == AQ_KIND_TOMBSTONE && version && p->wall_us > version + AQ_TOMBSTONE_TTL_US) {
+    /* A version's high bits are the milliseconds of its writer's clock (aq_node_hlc.h). */
+    if (kind == AQ_KIND_TOMBSTONE && version &&
+        p->wall_us / 1000 > aq_hlc_ms(version) + AQ_TOMBSTONE_TTL_US / 1000) {
         /* Old enough that every replica has long seen it: drop it unless a newer write came. */
         (void)aq_chunk_rm_older(p->n->store, key, klen, version + 1);
         return 0;
@@ -320,11 +322,15 @@ static void handle_offer(void *ud, aq_rpc_incoming *in) {
             aq_rpc_respond(in, AQ_EPROTO, none);
             return;
         }
-        /* Wanted when absent here or older here; a newer copy here will be offered back. */
+        /* Wanted when absent here or ordered before it here (the store's order: version, then
+         * digest, then kind, so equal versions converge too); a newer copy here will be offered
+         * back. */
         aq_chunk_ref *ref;
         bool want = true;
         if (aq_chunk_get(n->store, key, klen, &ref) == 0) {
-            want = aq_chunk_ref_version(ref) < version;
+            want = aq_chunk_write_cmp(version, (aq_chunk_digest){d.hi, d.lo}, kind,
+                                      aq_chunk_ref_version(ref), aq_chunk_ref_digest(ref),
+                                      aq_chunk_ref_kind(ref)) > 0;
             aq_chunk_ref_release(ref);
         }
         if (want) {

@@ -258,7 +258,7 @@ Test(store, versioned_writes_keep_the_newest) {
     aq_chunk_digest d5 = aq_chunk_digest_of("five", 4), d3 = aq_chunk_digest_of("three", 5);
     cr_assert_eq(aq_chunk_put_versioned(s, "k", 1, "five", 4, 0, &d5, 5), 0);
     cr_expect_eq(aq_chunk_put_versioned(s, "k", 1, "three", 5, 0, &d3, 3), AQ_ESTALE);
-    cr_expect_eq(aq_chunk_put_versioned(s, "k", 1, "three", 5, 0, &d3, 5), AQ_ESTALE);
+    cr_expect_eq(aq_chunk_put_versioned(s, "k", 1, "five", 4, 0, &d5, 5), 0, "the same write");
     aq_chunk_ref *r;
     cr_assert_eq(aq_chunk_get(s, "k", 1, &r), 0);
     cr_expect_eq(aq_chunk_ref_len(r), 4, "an older version replaced a newer one");
@@ -269,6 +269,68 @@ Test(store, versioned_writes_keep_the_newest) {
     cr_expect_eq(aq_chunk_rm_older(s, "k", 1, 7), AQ_ENOTFOUND);
     cr_expect_eq(aq_chunk_put_versioned(s, "k", 1, "three", 5, 0, &d3, 3), 0,
                  "absent: any version");
+    aq_chunk_store_close(s);
+}
+
+static bool digest_gt(aq_chunk_digest a, aq_chunk_digest b) {
+    return a.hi != b.hi ? a.hi > b.hi : a.lo > b.lo;
+}
+
+/* Equal versions from two writers: whichever order the writes arrive in, both stores keep the one
+ * with the greater digest; a tombstone (empty digest) is ordered the same way. */
+Test(store, equal_versions_converge_by_digest) {
+    aq_chunk_store *a = NULL, *b = NULL;
+    aq_chunk_opts o = {0};
+    cr_assert_eq(aq_chunk_store_open(&o, &a), 0);
+    cr_assert_eq(aq_chunk_store_open(&o, &b), 0);
+    aq_chunk_digest dx = aq_chunk_digest_of("x", 1), dy = aq_chunk_digest_of("y", 1);
+    aq_chunk_digest de = aq_chunk_digest_of(NULL, 0);
+    const char *win = digest_gt(dx, dy) ? "x" : "y";
+    aq_chunk_digest dwin = digest_gt(dx, dy) ? dx : dy;
+    cr_assert_eq(aq_chunk_put_versioned(a, "k", 1, "x", 1, 0, &dx, 7), 0);
+    int ea = aq_chunk_put_versioned(a, "k", 1, "y", 1, 0, &dy, 7);
+    cr_assert_eq(aq_chunk_put_versioned(b, "k", 1, "y", 1, 0, &dy, 7), 0);
+    int eb = aq_chunk_put_versioned(b, "k", 1, "x", 1, 0, &dx, 7);
+    cr_expect_eq(ea == 0, digest_gt(dy, dx), "store a: y %s", ea ? "refused" : "taken");
+    cr_expect_eq(eb == 0, digest_gt(dx, dy), "store b: x %s", eb ? "refused" : "taken");
+    uint64_t held = 0;
+    cr_expect_eq(aq_chunk_put_versioned_held(a, "k", 1, NULL, 0, 2, &de, 7, &held),
+                 digest_gt(de, dwin) ? 0 : AQ_ESTALE);
+    cr_expect_eq(held, digest_gt(de, dwin) ? 0u : 7u, "a STALE answer names the stored version");
+    aq_chunk_store *st[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        aq_chunk_ref *r;
+        cr_assert_eq(aq_chunk_get(st[i], "k", 1, &r), 0);
+        if (!digest_gt(de, dwin))
+            cr_expect_eq(aq_chunk_ref_data(r)[0], (uint8_t)win[0], "store %d diverged", i);
+        aq_chunk_ref_release(r);
+    }
+    aq_chunk_store_close(a);
+    aq_chunk_store_close(b);
+}
+
+/* A coordinator's write goes above the stored version, atomically; it is never stale. */
+Test(store, put_above_goes_over_the_stored_version) {
+    aq_chunk_store *s = NULL;
+    aq_chunk_opts o = {0};
+    cr_assert_eq(aq_chunk_store_open(&o, &s), 0);
+    aq_chunk_digest d = aq_chunk_digest_of("v", 1);
+    uint64_t v = 10;
+    cr_assert_eq(aq_chunk_put_above(s, "k", 1, "v", 1, 0, &d, &v), 0);
+    cr_expect_eq(v, 10, "absent: the version asked for");
+    cr_assert_eq(aq_chunk_put_versioned(s, "k", 1, "v", 1, 0, &d, 1000), 0);
+    v = 20;
+    cr_assert_eq(aq_chunk_put_above(s, "k", 1, "v", 1, 0, &d, &v), 0);
+    cr_expect_eq(v, 1001, "one above the stored version");
+    v = 5000;
+    cr_assert_eq(aq_chunk_put_above(s, "k", 1, "v", 1, 0, &d, &v), 0);
+    cr_expect_eq(v, 5000, "already above: kept");
+    aq_chunk_ref *r;
+    cr_assert_eq(aq_chunk_get(s, "k", 1, &r), 0);
+    cr_expect_eq(aq_chunk_ref_version(r), 5000);
+    aq_chunk_ref_release(r);
+    v = 0;
+    cr_expect_eq(aq_chunk_put_above(s, "k", 1, "v", 1, 0, &d, &v), AQ_EINVAL);
     aq_chunk_store_close(s);
 }
 

@@ -100,7 +100,7 @@ set -e
 [ $rc = 2 ] || fail "rm of a missing key exited $rc, not 2"
 
 step "usage errors exit 1"
-for args in "" "frobnicate" "put onlykey" "get" "get a b" "ls --bogus" "put k $T/v/1 --json" "cluster" "cluster sideways"; do
+for args in "" "frobnicate" "put onlykey" "get" "get a b" "ls --bogus" "get k --json" "put k $T/v/1 --min-copies 0" "ls --min-copies 1" "cluster" "cluster sideways"; do
   set +e
   # shellcheck disable=SC2086
   "$AQ" -c "$CONF" $args >/dev/null 2>&1

@@ -3,7 +3,7 @@
  *
  * Usage: aq_load -c CONF -s SCENARIO [-n calls] [-k keys] [-j inflight] [--seed S]
  *                [--large-permille P] [--large-max BYTES] [--ready FILE] [--resume FILE]
- *                [--heal-s S] [--attempt-ms MS] [--endpoints E] [--min-s S]
+ *                [--heal-s S] [--attempt-ms MS] [--endpoints E] [--min-s S] [--writers W]
  *
  * With --endpoints E the operations are spread over E client endpoints (each its own port and TCP
  * connections), so a node sees many clients opening connections at once, as in the seed's report.
@@ -16,6 +16,17 @@
  * Prints `faults: SCENARIO calls=N ok=A failed_clearly=F lost=L duplicated=D healed=yes|no` and a
  * detail line, and exits 0 only when lost=0, duplicated=0 and healed=yes. An operation that
  * outlives its deadline is a hang: the driver says so and exits 3 at once.
+ *
+ * With --writers W (W >= 1) the load is concurrent: up to W operations of one key at once (PUT,
+ * RM, GET, STAT), each sent first to a replica picked at random, so writes of one key race
+ * through different coordinators. Every write is remembered with when it started and ended (on
+ * the driver's monotonic clock) and whether it was acknowledged. A read is correct when it
+ * returns the value of some write that started before the read ended and that no acknowledged
+ * write superseded before the read started (one that started after it ended and ended before the
+ * read started): the latest acknowledged value or a concurrent one. A write that failed or whose
+ * attempts timed out may have landed, but only before its deadline, which is before the driver
+ * saw it end. Any wrong read then fails the run, and the final state of every key must be one of
+ * the values a read at the end may return.
  *
  * What a key may hold: a key's state is the outcome of its last write that was answered. A write
  * whose fate is unclear (it failed, or an attempt timed out before another node answered) may still
@@ -60,9 +71,20 @@ typedef struct vstate {
     aq_node_digest d;
 } vstate;
 
+/* One write of a key (--writers): what it stores and when the driver saw it start and end. */
+typedef struct hwrite {
+    uint64_t start, end; /* end: 0 while in flight */
+    bool acked;
+    vstate v;
+} hwrite;
+
+#define NST_MAX 16
 typedef struct keyinfo {
     uint8_t nst; /* acceptable states: st[0], and st[1] when retired after an unclear write */
-    vstate st[2];
+    vstate st[NST_MAX];
+    uint32_t inflight; /* --writers: operations of this key in flight */
+    hwrite *h;         /* --writers: every write, h[0] the key's absence at the start */
+    uint32_t nh, caph;
     bool busy, retired;
     bool healed;       /* verify: both replicas hold one same acceptable state */
     bool last_partial; /* the last answered write reached fewer copies than wanted */
@@ -92,6 +114,7 @@ typedef struct op {
     vstate attempt;   /* what a PUT or RM would leave */
     int verify;       /* 0: load; 1: verify STAT of cand[pos] only; 2: verify GET */
     uint32_t replica; /* verify STAT: which replica */
+    uint32_t hidx;    /* --writers: this write's record in its key's history */
     endpoint *ep;
 } op;
 
@@ -112,6 +135,7 @@ struct load {
     uint64_t wrong_reads, bytes_put, bytes_got;
     uint64_t partial_writes; /* PUT or RM answered with fewer copies than wanted */
     uint32_t nkeys, inflight_max, inflight;
+    uint32_t writers; /* --writers: concurrent operations per key; 0: one at a time */
     keyinfo *keys;
     op *ops;
     uint64_t rng;
@@ -278,6 +302,60 @@ static bool may_be_present(const keyinfo *ki) {
     return false;
 }
 
+/* --writers: may a read that ran from rs to re return (present, d)? See the comment at the top. */
+static bool hist_accepts(const keyinfo *ki, bool present, aq_node_digest d, uint64_t rs,
+                         uint64_t re) {
+    for (uint32_t i = 0; i < ki->nh; i++) {
+        const hwrite *w = &ki->h[i];
+        if (w->v.present != present || (present && !dg_eq(w->v.d, d)) || w->start >= re)
+            continue;
+        bool superseded = false;
+        for (uint32_t j = 0; w->end && j < ki->nh && !superseded; j++) {
+            const hwrite *w2 = &ki->h[j];
+            superseded = w2->acked && w2->end && w2->start > w->end && w2->end < rs;
+        }
+        if (!superseded)
+            return true;
+    }
+    return false;
+}
+
+static void hist_add(keyinfo *ki, uint64_t start, vstate v, uint32_t *idx) {
+    if (ki->nh == ki->caph) {
+        uint32_t cap = ki->caph ? ki->caph * 2 : 16;
+        hwrite *nh = realloc(ki->h, cap * sizeof *nh);
+        if (!nh)
+            die("out of memory");
+        ki->h = nh;
+        ki->caph = cap;
+    }
+    ki->h[ki->nh] = (hwrite){start, 0, false, v};
+    *idx = ki->nh++;
+}
+
+/* --writers, after the load: the states a read now may return become the key's acceptable ones. */
+static void hist_final_states(load *L, keyinfo *ki) {
+    uint64_t now = now_us();
+    ki->nst = 0;
+    for (uint32_t i = 0; i < ki->nh; i++) {
+        const hwrite *w = &ki->h[i];
+        if (!hist_accepts(ki, w->v.present, w->v.d, now, now))
+            continue;
+        bool seen = false;
+        for (uint8_t j = 0; j < ki->nst && !seen; j++)
+            seen =
+                ki->st[j].present == w->v.present && (!w->v.present || dg_eq(ki->st[j].d, w->v.d));
+        if (seen)
+            continue;
+        if (ki->nst == NST_MAX) {
+            note_err(L, "more concurrent final states than the driver tracks");
+            break;
+        }
+        ki->st[ki->nst++] = w->v;
+    }
+    ki->retired = ki->nst > 1;
+}
+
 /* Verify results, per key, for the pass in progress. */
 typedef struct vres {
     bool stat_done[MAX_NODES];
@@ -334,6 +412,63 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
     }
     ki->busy = false;
     bool answered = err == 0 || err == AQ_ENOTFOUND;
+    if (L->writers) {
+        ki->inflight--;
+        uint64_t now = now_us();
+        if (answered)
+            L->ok++;
+        else {
+            L->failed++;
+            note_err(L, msg && msg[0] ? msg : aq_strerror(err));
+        }
+        if (o->method == AQ_M_PUT || o->method == AQ_M_RM) {
+            aq_put_rep pr;
+            bool partial =
+                err == 0 && (aq_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
+            L->partial_writes += partial;
+            ki->h[o->hidx].end = now;
+            ki->h[o->hidx].acked = answered;
+            if (o->method == AQ_M_PUT && answered)
+                L->bytes_put += o->attempt.size;
+            return;
+        }
+        bool present = false;
+        aq_node_digest d = {0, 0};
+        if (err == 0 && o->method == AQ_M_GET) {
+            uint8_t kind;
+            const uint8_t *val;
+            size_t vlen;
+            if (aq_get_rep_decode(rep, replen, &kind, &d, &val, &vlen) != 0 ||
+                !dg_eq(digest_of(val, vlen), d)) {
+                L->wrong_reads++;
+                note_err(L, "a GET reply failed its digest");
+                return;
+            }
+            present = true;
+            L->bytes_got += vlen;
+        } else if (err == 0) {
+            uint8_t kind;
+            uint64_t size;
+            if (aq_stat_rep_decode(rep, replen, &kind, &size, &d) != 0) {
+                L->wrong_reads++;
+                return;
+            }
+            present = true;
+        } else if (err != AQ_ENOTFOUND) {
+            return;
+        }
+        if (!hist_accepts(ki, present, d, o->start_us, now)) {
+            L->wrong_reads++;
+            char kb[32], m[400];
+            key_name(o->key, kb, sizeof kb);
+            snprintf(m, sizeof m,
+                     "%s %s from %s returned %s that a newer acknowledged write had replaced",
+                     aq_node_method_name(o->method), kb, L->cf->nodes[o->cand[o->pos]].name,
+                     present ? "a value" : "not found");
+            note_err(L, m);
+        }
+        return;
+    }
     if (answered)
         L->ok++;
     else {
@@ -341,9 +476,9 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         note_err(L, msg && msg[0] ? msg : aq_strerror(err));
     }
     if (o->method == AQ_M_PUT || o->method == AQ_M_RM) {
-        uint8_t copies = 0, wanted = 0;
+        aq_put_rep pr;
         bool partial =
-            err == 0 && (aq_put_rep_decode(rep, replen, &copies, &wanted) != 0 || copies < wanted);
+            err == 0 && (aq_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
         L->partial_writes += partial;
         if (answered)
             ki->last_partial = partial;
@@ -408,17 +543,20 @@ static void start_one(load *L) {
     if (!o)
         return;
     uint32_t k = (uint32_t)rnd(L, L->nkeys);
-    for (uint32_t i = 0; i < L->nkeys && L->keys[k].busy; i++)
+    for (uint32_t i = 0;
+         i < L->nkeys && (L->writers ? L->keys[k].inflight >= L->writers : L->keys[k].busy); i++)
         k = (k + 1) % L->nkeys;
     keyinfo *ki = &L->keys[k];
-    if (ki->busy)
+    if (L->writers ? ki->inflight >= L->writers : ki->busy)
         return;
     memset(o, 0, sizeof *o);
     o->L = L;
     o->key = k;
     bool present = ki->nst == 1 && ki->st[0].present;
     uint64_t r = rnd(L, 100);
-    if (ki->retired)
+    if (L->writers)
+        o->method = r < 55 ? AQ_M_PUT : r < 65 ? AQ_M_RM : r < 90 ? AQ_M_GET : AQ_M_STAT;
+    else if (ki->retired)
         o->method = r < 50 ? AQ_M_GET : AQ_M_STAT;
     else if (!present)
         o->method = r < 70 ? AQ_M_PUT : r < 85 ? AQ_M_GET : AQ_M_STAT;
@@ -451,6 +589,16 @@ static void start_one(load *L) {
     o->ep = &L->eps[L->started % L->neps];
     o->active = true;
     o->start_us = now_us();
+    if (L->writers) {
+        /* Through a replica picked at random: writes of one key race through different
+         * coordinators. */
+        uint32_t first = (uint32_t)rnd(L, o->ncand), c0 = o->cand[first];
+        o->cand[first] = o->cand[0];
+        o->cand[0] = c0;
+        ki->inflight++;
+        if (o->method == AQ_M_PUT || o->method == AQ_M_RM)
+            hist_add(ki, o->start_us, o->attempt, &o->hidx);
+    }
     o->deadline_us = o->start_us + o->ncand * L->attempt_us + 15000000u;
     ki->busy = true;
     L->inflight++;
@@ -679,11 +827,17 @@ int main(int argc, char **argv) {
     L->large_permille = 15;
     L->large_max = AQ_NODE_CHUNK_MAX;
     uint64_t heal_s = 90, attempt_ms = 0;
-    static const struct option lo[] = {{"seed", 1, 0, 'S'},       {"large-permille", 1, 0, 'P'},
-                                       {"large-max", 1, 0, 'M'},  {"ready", 1, 0, 'R'},
-                                       {"resume", 1, 0, 'G'},     {"heal-s", 1, 0, 'H'},
-                                       {"attempt-ms", 1, 0, 'A'}, {"endpoints", 1, 0, 'E'},
-                                       {"min-s", 1, 0, 'T'},      {0, 0, 0, 0}};
+    static const struct option lo[] = {{"seed", 1, 0, 'S'},
+                                       {"large-permille", 1, 0, 'P'},
+                                       {"large-max", 1, 0, 'M'},
+                                       {"ready", 1, 0, 'R'},
+                                       {"resume", 1, 0, 'G'},
+                                       {"heal-s", 1, 0, 'H'},
+                                       {"attempt-ms", 1, 0, 'A'},
+                                       {"endpoints", 1, 0, 'E'},
+                                       {"min-s", 1, 0, 'T'},
+                                       {"writers", 1, 0, 'W'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "c:s:n:k:j:", lo, NULL)) != -1) {
         switch (ch) {
@@ -729,6 +883,9 @@ int main(int argc, char **argv) {
         case 'E':
             L->neps = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'W':
+            L->writers = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         default:
             die("usage: see the comment at the top of test/faults/aq_load.c");
         }
@@ -748,8 +905,14 @@ int main(int argc, char **argv) {
     L->vres = calloc(L->nkeys, sizeof *L->vres);
     if (!L->eps || !L->keys || !L->ops || !L->vres)
         die("out of memory");
-    for (uint32_t k = 0; k < L->nkeys; k++)
+    for (uint32_t k = 0; k < L->nkeys; k++) {
         L->keys[k].nst = 1; /* absent: st[0] is zero */
+        if (L->writers) {
+            uint32_t idx;
+            hist_add(&L->keys[k], 0, L->keys[k].st[0], &idx);
+            L->keys[k].h[idx].acked = true;
+        }
+    }
     if (uv_loop_init(&L->loop) != 0)
         die("uv_loop_init failed");
     aq_rpc_config rc;
@@ -818,6 +981,9 @@ int main(int argc, char **argv) {
     uint64_t bound = att_replied + att_unclear;
     uint64_t duplicated = handled > bound ? handled - bound : 0;
 
+    if (L->writers)
+        for (uint32_t k = 0; k < L->nkeys; k++)
+            hist_final_states(L, &L->keys[k]);
     uv_timer_start(&L->tick, tick_cb, 250, 250);
     uint64_t h0 = now_us();
     uint32_t unhealed = verify_pass(L, false);
@@ -879,7 +1045,9 @@ int main(int argc, char **argv) {
         }
     }
     fflush(stdout);
-    bool pass = L->lost == 0 && duplicated == 0 && unhealed == 0;
+    /* A concurrent run must read right throughout, not only at the end. */
+    bool pass =
+        L->lost == 0 && duplicated == 0 && unhealed == 0 && (!L->writers || L->wrong_reads == 0);
     uv_close((uv_handle_t *)&L->tick, NULL);
     uv_close((uv_handle_t *)&L->pace, NULL);
     for (uint32_t x = 0; x < L->neps; x++)
@@ -887,6 +1055,8 @@ int main(int argc, char **argv) {
     uv_run(&L->loop, UV_RUN_DEFAULT);
     uv_loop_close(&L->loop);
     aq_node_config_free(L->cf);
+    for (uint32_t k = 0; k < L->nkeys; k++)
+        free(L->keys[k].h);
     free(L->keys);
     free(L->ops);
     free(L->vres);

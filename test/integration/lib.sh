@@ -90,3 +90,34 @@ sys.exit(0 if views and all(v == state for v in views) else 1)' "$name" "$state"
 
 # it_rand_file PATH SIZE: SIZE random bytes.
 it_rand_file() { head -c "$2" /dev/urandom >"$1"; }
+
+# it_start_skewed NAME SHIFT_S: start one node with its wall clock shifted by SHIFT_S seconds
+# (LD_PRELOAD shim built by the test tree; the monotonic clock is not shifted).
+it_start_skewed() {
+  mkdir -p "$T/run"
+  LD_PRELOAD="${AQ_TEST_BIN:-$AQ_BUILD/tests}/aq_clockshift.so" AQ_CLOCK_SHIFT_S="$2" \
+    setsid "$AQD" -c "$CONF" -n "$1" >>"$T/run/$1.log" 2>&1 </dev/null &
+  echo $! >"$T/run/$1.pid"
+}
+
+# it_stop_node NAME: SIGTERM one node and wait (bounded) until it has exited.
+it_stop_node() {
+  local pid i
+  pid=$(it_pid "$1")
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# it_node_conf NAME: a config naming only node NAME of $CONF (same cluster), so a command run
+# with it asks that node alone. Prints the path.
+it_node_conf() {
+  local out=$T/only-$1.conf
+  awk -v want="[node $1]" '
+    /^\[node / { keep = ($0 == want) }
+    /^\[cluster\]/ { keep = 1 }
+    /^replicas/ { print "replicas = 1"; next }
+    /^min_copies/ { next }
+    keep { print }' "$CONF" >"$out"
+  echo "$out"
+}

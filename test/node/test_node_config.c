@@ -79,6 +79,7 @@ Test(config, builtin_default) {
     cr_assert_eq(aq_node_config_load_default(&cfg, err, sizeof err), 0, "%s", err);
     cr_expect_str_eq(cfg->name, "demo");
     cr_expect_eq(cfg->replicas, 2);
+    cr_expect_eq(cfg->min_copies, 1);
     cr_expect_str_eq(cfg->run_dir, "/tmp/aquifer");
     cr_expect_eq(cfg->repair_after_ms, 60000);
     cr_expect_eq(cfg->heartbeat_ms, 500);
@@ -122,6 +123,7 @@ Test(config, defaults) {
     aq_node_config *cfg = load_ok(HEAD NODE1);
     cr_expect_str_eq(cfg->name, "t");
     cr_expect_eq(cfg->replicas, 1);
+    cr_expect_eq(cfg->min_copies, 1);
     cr_expect_str_eq(cfg->run_dir, "/tmp/aquifer");
     cr_expect_eq(cfg->repair_after_ms, 60000);
     cr_expect_eq(cfg->heartbeat_ms, 500);
@@ -212,8 +214,9 @@ Test(config, round_trips_through_text) {
 
 Test(config, unknown_keys) {
     expect_error(HEAD "replica = 2\n" NODE1,
-                 "t.conf:3: [cluster] \"replica\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
+                 "t.conf:3: [cluster] \"replica\": unknown key (known: name, replicas, min_copies, "
+                 "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
+                 "encrypt)");
     expect_error(HEAD NODE1 "memory = 1GiB\n",
                  "t.conf:5: [node n1] \"memory\": unknown key (known: address, data_dir, "
                  "memory_max)");
@@ -221,8 +224,9 @@ Test(config, unknown_keys) {
                  "t.conf:1: \"name\": key outside any section (start with [cluster] or [node "
                  "NAME])");
     expect_error(HEAD "Name = t\n" NODE1,
-                 "t.conf:3: [cluster] \"Name\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
+                 "t.conf:3: [cluster] \"Name\": unknown key (known: name, replicas, min_copies, "
+                 "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
+                 "encrypt)");
 }
 
 Test(config, bad_sizes) {
@@ -300,6 +304,29 @@ Test(config, replicas) {
                  "t.conf:3: [cluster] replicas: \"99999999999999999999999\" is more than the "
                  "limit of 1024 nodes");
     aq_node_config *cfg = load_ok(HEAD "replicas = 2\n" NODE1 "[node n2]\naddress = 127.0.0.1:2\n");
+    cr_expect_eq(cfg->replicas, 2);
+    aq_node_config_free(cfg);
+}
+
+/* min_copies: 1 to replicas, whole numbers only; it must be possible for a write to succeed. */
+Test(config, min_copies) {
+    expect_error(HEAD "replicas = 2\nmin_copies = 3\n" NODE1 "[node n2]\naddress = 127.0.0.1:2\n",
+                 "t.conf:4: [cluster] min_copies: 3 is more than replicas (2): no write could "
+                 "succeed");
+    expect_error(HEAD "min_copies = 0\n" NODE1,
+                 "t.conf:3: [cluster] min_copies: must be at least 1");
+    expect_error(HEAD "min_copies = all\n" NODE1,
+                 "t.conf:3: [cluster] min_copies: \"all\" is not a whole number");
+    expect_error(HEAD "min_copies = 2x\n" NODE1,
+                 "t.conf:3: [cluster] min_copies: \"2x\" is not a whole number");
+    expect_error(HEAD "min_copies = 99999999999999999999999\n" NODE1,
+                 "t.conf:3: [cluster] min_copies: \"99999999999999999999999\" is more than the "
+                 "limit of 1024 nodes");
+    expect_error(HEAD "min_copies = 1\nmin_copies = 1\n" NODE1,
+                 "t.conf:4: [cluster] min_copies: given twice (first on line 3)");
+    aq_node_config *cfg =
+        load_ok(HEAD "min_copies = 2\nreplicas = 2\n" NODE1 "[node n2]\naddress = 127.0.0.1:2\n");
+    cr_expect_eq(cfg->min_copies, 2);
     cr_expect_eq(cfg->replicas, 2);
     aq_node_config_free(cfg);
 }
@@ -467,8 +494,9 @@ Test(config, crlf_line_endings) {
     aq_node_config_free(b);
     /* Line numbers stay right with CRLF. */
     expect_error("[cluster]\r\nname = t\r\n\r\nbogus = 1\r\n",
-                 "t.conf:4: [cluster] \"bogus\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
+                 "t.conf:4: [cluster] \"bogus\": unknown key (known: name, replicas, min_copies, "
+                 "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
+                 "encrypt)");
     free(crlf);
 }
 

@@ -180,7 +180,10 @@ Test(proto, random_bytes_never_crash_decoders) {
             for (uint32_t i = 0; i < cnt && aq_offer_req_next(&r, &k, &kl, &d, &ver, &okind) == 0;
                  i++)
                 ;
-        aq_rm_req_decode(p, n, &f, &k, &kl, &ver);
+        uint64_t dl;
+        aq_rm_req_decode(p, n, &f, &k, &kl, &ver, &dl);
+        aq_put_rep prep;
+        aq_put_rep_decode(p, n, &prep);
         aq_heartbeat h;
         aq_heartbeat_decode(p, n, &h);
         aq_status_node sn;
@@ -210,7 +213,7 @@ Test(proto, put_version_is_set_in_place) {
     aq_wr_free(&w);
 }
 
-/* RM: the version is optional on the wire (clients send none), anything else is refused. */
+/* RM: the version and deadline are optional on the wire, anything else is refused. */
 Test(proto, rm_version_optional) {
     aq_wr w;
     aq_wr_init(&w);
@@ -218,16 +221,74 @@ Test(proto, rm_version_optional) {
     uint8_t f;
     const uint8_t *k;
     size_t kl;
-    uint64_t v = 99;
-    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v), 0);
+    uint64_t v = 99, dl = 98;
+    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
     cr_expect_eq(v, 0);
+    cr_expect_eq(dl, 0);
     aq_wr_free(&w);
     aq_wr_init(&w);
-    aq_rm_req_encode(&w, AQ_PUT_REPLICA, "k", 1, 77);
-    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v), 0);
+    aq_rm_req_encode(&w, AQ_PUT_REPLICA, "k", 1, 77, 0);
+    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
     cr_expect_eq(v, 77);
     cr_expect_eq(f, AQ_PUT_REPLICA);
+    aq_node_u64_at(w.p, aq_rm_req_deadline_off(1), 12345);
+    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
+    cr_expect_eq(v, 77);
+    cr_expect_eq(dl, 12345);
     aq_wr_u8(&w, 0);
-    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v), AQ_EPROTO);
+    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
+/* The command sets each attempt's deadline in place; the value stays where it was. */
+Test(proto, put_deadline_is_set_in_place) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_digest d = {1, 2};
+    uint8_t key[AQ_NODE_KEY_MAX];
+    memset(key, 'k', sizeof key);
+    aq_put_req_head(&w, 0, AQ_KIND_VALUE, key, sizeof key, d);
+    cr_expect_eq(w.len, AQ_PUT_HEAD_MAX);
+    aq_wr_bytes(&w, "value", 5);
+    aq_node_u64_at(w.p, aq_put_req_deadline_off(sizeof key), 0xfedcba9876543210ull);
+    aq_put_req r;
+    cr_assert_eq(aq_put_req_decode(w.p, w.len, &r), 0);
+    cr_expect_eq(r.version, 0);
+    cr_expect_eq(r.deadline, 0xfedcba9876543210ull);
+    cr_expect_eq(r.vlen, 5);
+    cr_expect_eq(memcmp(r.value, "value", 5), 0);
+    aq_wr_free(&w);
+}
+
+/* The write reply names its holders; a reply whose holders do not match its copies, or that claims
+ * more copies than wanted, is refused. */
+Test(proto, put_rep_roundtrip) {
+    aq_put_rep a;
+    memset(&a, 0, sizeof a);
+    a.copies = a.nholders = 2;
+    a.wanted = 3;
+    a.flags = AQ_REP_FOUND;
+    a.version = 1ull << 60;
+    a.clock = 5;
+    a.holders[0] = 7;
+    a.holders[1] = 1023;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_put_rep_encode(&w, &a);
+    aq_put_rep b;
+    cr_assert_eq(aq_put_rep_decode(w.p, w.len, &b), 0);
+    cr_expect_eq(b.copies, 2);
+    cr_expect_eq(b.wanted, 3);
+    cr_expect_eq(b.flags, AQ_REP_FOUND);
+    cr_expect_eq(b.version, 1ull << 60);
+    cr_expect_eq(b.clock, 5);
+    cr_expect_eq(b.holders[0], 7);
+    cr_expect_eq(b.holders[1], 1023);
+    cr_expect_eq(aq_put_rep_decode(w.p, w.len - 1, &b), AQ_EPROTO);
+    aq_wr_free(&w);
+    a.wanted = 1;
+    aq_wr_init(&w);
+    aq_put_rep_encode(&w, &a);
+    cr_expect_eq(aq_put_rep_decode(w.p, w.len, &b), AQ_EPROTO);
     aq_wr_free(&w);
 }
