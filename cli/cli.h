@@ -234,6 +234,20 @@ int cli_cmd_frame_rm(cli *c, const char *name);
 /* Prints the status table or JSON from the last probe. Returns the number of nodes reachable. */
 size_t cli_print_status(cli *c, FILE *f);
 
+/* An output file written whole or not at all (get -o, export -o). A regular file, or a new one, is
+ * written through a temporary file next to it, renamed over it by cli_outfile_close(ok = true): a
+ * failed command leaves it as it was. Anything else that exists (a device such as /dev/null, a
+ * FIFO, a terminal) is written in place, since renaming over it would replace it; a directory is
+ * refused. path NULL or "-" is stdout (close then does nothing). Both report their failure with
+ * cli_fail and return its exit code. durable: fsync before the rename. */
+typedef struct cli_outfile {
+    int fd;
+    char *tmp;        /* the temporary file, or NULL when writing in place or to stdout */
+    const char *path; /* NULL for stdout */
+} cli_outfile;
+int cli_outfile_open(cli *c, const char *path, cli_outfile *o);
+int cli_outfile_close(cli *c, cli_outfile *o, bool ok, bool durable);
+
 /* 64 bits from the kernel's random source (getrandom, retried until it answers). */
 uint64_t cli_random_u64(void);
 

@@ -863,36 +863,18 @@ int cli_cmd_export(cli *c, const char *name) {
     int rc = meta_get(c, name, &m);
     if (rc)
         return rc;
-    int fd = STDOUT_FILENO;
-    char tmp[4200];
-    if (c->out_path) {
-        /* Through a temporary file renamed at the end: a failed export leaves FILE as it was. */
-        snprintf(tmp, sizeof tmp, "%s.aquifer-XXXXXX", c->out_path);
-        fd = mkstemp(tmp);
-        if (fd < 0) {
-            cli_frame_meta_free(&m);
-            return cli_fail(c, CLI_ERROR, "cannot create %s: %s", tmp, strerror(errno));
-        }
+    /* A failed export leaves FILE as it was (cli_outfile). */
+    cli_outfile o;
+    if ((rc = cli_outfile_open(c, c->out_path, &o)) != 0) {
+        cli_frame_meta_free(&m);
+        return rc;
     }
     char why[600] = "";
-    int err = write_rows(c, &m, UINT64_MAX, fd, why, sizeof why);
+    int err = write_rows(c, &m, UINT64_MAX, o.fd, why, sizeof why);
     cli_frame_meta_free(&m);
-    if (c->out_path) {
-        if (!err && (fsync(fd) != 0 || close(fd) != 0)) {
-            err = -errno;
-            snprintf(why, sizeof why, "writing %.200s: %s", tmp, strerror(errno));
-        } else if (err) {
-            close(fd);
-        }
-        if (!err && rename(tmp, c->out_path) != 0) {
-            err = -errno;
-            snprintf(why, sizeof why, "renaming %.200s to %.200s: %s", tmp, c->out_path,
-                     strerror(errno));
-        }
-        if (err)
-            unlink(tmp);
-    }
-    if (err)
+    if (err) {
+        cli_outfile_close(c, &o, false, true);
         return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
-    return CLI_OK;
+    }
+    return cli_outfile_close(c, &o, true, true);
 }

@@ -527,73 +527,7 @@ out:
 
 /* ---- get ---- */
 
-typedef struct get_out {
-    int fd;
-    char *tmp; /* temporary file next to the target, renamed at the end */
-} get_out;
-
-static int out_open(cli *c, get_out *o) {
-    o->fd = STDOUT_FILENO;
-    o->tmp = NULL;
-    if (!c->out_path || strcmp(c->out_path, "-") == 0)
-        return 0;
-    char *d = strdup(c->out_path), *b = strdup(c->out_path);
-    if (!d || !b) {
-        free(d);
-        free(b);
-        return cli_fail(c, CLI_ERROR, "out of memory");
-    }
-    if (asprintf(&o->tmp, "%s/.%s.aqtmp.XXXXXX", dirname(d), basename(b)) < 0)
-        o->tmp = NULL;
-    free(d);
-    free(b);
-    if (!o->tmp)
-        return cli_fail(c, CLI_ERROR, "out of memory");
-    o->fd = mkostemp(o->tmp, O_CLOEXEC);
-    if (o->fd < 0) {
-        int e = errno;
-        free(o->tmp);
-        o->tmp = NULL;
-        return cli_fail(c, CLI_ERROR, "cannot create a file next to %s: %s", c->out_path,
-                        strerror(e));
-    }
-    return 0;
-}
-
-static int out_finish(cli *c, get_out *o, bool ok) {
-    if (!o->tmp)
-        return 0;
-    int rc = 0;
-    if (ok) {
-        struct stat sb;
-        /* Keep the mode an existing file had; otherwise the umask's usual 0666 & ~umask. */
-        mode_t mode = 0666;
-        if (stat(c->out_path, &sb) == 0)
-            mode = sb.st_mode & 07777;
-        else {
-            mode_t um = umask(0);
-            umask(um);
-            mode &= ~um;
-        }
-        if (fchmod(o->fd, mode) != 0 || close(o->fd) != 0) {
-            rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", c->out_path, strerror(errno));
-        } else if (rename(o->tmp, c->out_path) != 0) {
-            rc = cli_fail(c, CLI_ERROR, "cannot rename %s to %s: %s", o->tmp, c->out_path,
-                          strerror(errno));
-        }
-        o->fd = -1;
-    } else {
-        close(o->fd);
-        o->fd = -1;
-    }
-    if (!ok || rc)
-        unlink(o->tmp);
-    free(o->tmp);
-    o->tmp = NULL;
-    return rc;
-}
-
-static int get_large(cli *c, const char *key, const cli_manifest *m, get_out *o) {
+static int get_large(cli *c, const char *key, const cli_manifest *m, cli_outfile *o) {
     size_t klen = strlen(key);
     cli_kop *slot[CLI_INFLIGHT] = {0};
     uint32_t started = 0, written = 0;
@@ -692,8 +626,8 @@ int cli_cmd_get(cli *c, const char *key) {
         return cli_fail(c, CLI_ERROR, "the manifest stored under the key is damaged: %s",
                         aq_strerror(err));
     }
-    get_out o;
-    if ((rc = out_open(c, &o)) != 0) {
+    cli_outfile o;
+    if ((rc = cli_outfile_open(c, c->out_path, &o)) != 0) {
         if (kind == AQ_KIND_MANIFEST)
             cli_manifest_free(&m);
         cli_kop_free(k);
@@ -709,7 +643,7 @@ int cli_cmd_get(cli *c, const char *key) {
         cli_manifest_free(&m);
     }
     cli_kop_free(k);
-    int rc2 = out_finish(c, &o, rc == 0);
+    int rc2 = cli_outfile_close(c, &o, rc == 0, false);
     return rc ? rc : rc2;
 }
 

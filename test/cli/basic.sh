@@ -64,6 +64,21 @@ step "overwrite a large value with a small one, then the old parts are gone"
 "$AQ" -c "$CONF" get size/4194305 -o "$T/out/ow"
 cmp "$T/v/1401" "$T/out/ow" || fail "overwritten value differs"
 
+step "get -o a device or a FIFO writes into it and leaves it what it was"
+# A private null device and a FIFO: the same code path as /dev/null, without risking the host's.
+mknod "$T/null" c 1 3
+"$AQ" -c "$CONF" get size/4194305 -o "$T/null" || fail "get -o a character device failed"
+[ -c "$T/null" ] || fail "get -o replaced a character device with a regular file"
+mkfifo "$T/fifo"
+cat "$T/fifo" >"$T/out/fifo" &
+"$AQ" -c "$CONF" get size/4194305 -o "$T/fifo" || fail "get -o a FIFO failed"
+wait $!
+[ -p "$T/fifo" ] || fail "get -o replaced a FIFO"
+cmp "$T/v/1401" "$T/out/fifo" || fail "the value read through a FIFO differs"
+mkdir "$T/adir"
+if "$AQ" -c "$CONF" get size/4194305 -o "$T/adir" 2>"$T/err"; then fail "get -o a directory succeeded"; fi
+grep -q "is a directory" "$T/err" || fail "get -o a directory: $(cat "$T/err")"
+
 step "keys with quotes, backslashes and UTF-8 survive ls --json"
 KEY='odd/"quoted"\back slash ünï'
 printf 'x' | "$AQ" -c "$CONF" put "$KEY" -

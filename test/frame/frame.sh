@@ -115,6 +115,11 @@ aq head prostate -n 3 >"$T/head.csv" || fail "head"
 [ "$(head -1 "$T/head.csv")" = "$(head -1 "$AQ_DATA_DIR/prostate.csv" | tr -d '\r' | tr -d '"')" ] ||
   fail "head header: $(head -1 "$T/head.csv")"
 
+step "export -o a character device leaves it one"
+mknod "$T/null" c 1 3
+aq export prostate -o "$T/null" || fail "export -o a character device"
+[ -c "$T/null" ] || fail "export -o replaced a character device with a regular file"
+
 step "export -> parse -> same summary"
 for n in prostate allyears iris; do
   aq export $n -o "$T/$n.csv" || fail "export $n"

@@ -1,0 +1,84 @@
+/* Output files written whole or not at all (get -o, export -o): see cli.h, cli_outfile. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_outfile_open(cli *c, const char *path, cli_outfile *o) {
+    o->fd = STDOUT_FILENO;
+    o->tmp = NULL;
+    o->path = path;
+    if (!path || strcmp(path, "-") == 0) {
+        o->path = NULL;
+        return 0;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* A device (/dev/null), a FIFO or a terminal: renaming over it would replace it with a
+         * regular file, so it is written in place, and a failure cannot be undone there. */
+        if (S_ISDIR(sb.st_mode))
+            return cli_fail(c, CLI_USAGE, "%s is a directory", path);
+        o->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (o->fd < 0)
+            return cli_fail(c, CLI_ERROR, "cannot open %s: %s", path, strerror(errno));
+        return 0;
+    }
+    char *d = strdup(path), *b = strdup(path);
+    if (!d || !b || asprintf(&o->tmp, "%s/.%s.aqtmp.XXXXXX", dirname(d), basename(b)) < 0)
+        o->tmp = NULL;
+    free(d);
+    free(b);
+    if (!o->tmp)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    o->fd = mkostemp(o->tmp, O_CLOEXEC);
+    if (o->fd < 0) {
+        int e = errno;
+        free(o->tmp);
+        o->tmp = NULL;
+        return cli_fail(c, CLI_ERROR, "cannot create a file next to %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int cli_outfile_close(cli *c, cli_outfile *o, bool ok, bool durable) {
+    if (!o->path)
+        return 0;
+    int rc = 0;
+    if (!o->tmp) {
+        if (close(o->fd) != 0 && ok)
+            rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->path, strerror(errno));
+        o->fd = -1;
+        return rc;
+    }
+    if (ok) {
+        struct stat sb;
+        /* Keep the mode an existing file had; otherwise the umask's usual 0666 & ~umask. */
+        mode_t mode = 0666;
+        if (stat(o->path, &sb) == 0) {
+            mode = sb.st_mode & 07777;
+        } else {
+            mode_t um = umask(0);
+            umask(um);
+            mode &= ~um;
+        }
+        if (fchmod(o->fd, mode) != 0 || (durable && fsync(o->fd) != 0) || close(o->fd) != 0)
+            rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->path, strerror(errno));
+        else if (rename(o->tmp, o->path) != 0)
+            rc = cli_fail(c, CLI_ERROR, "cannot rename %s to %s: %s", o->tmp, o->path,
+                          strerror(errno));
+    } else {
+        close(o->fd);
+    }
+    o->fd = -1;
+    if (!ok || rc)
+        unlink(o->tmp);
+    free(o->tmp);
+    o->tmp = NULL;
+    return rc;
+}
