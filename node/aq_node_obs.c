@@ -399,9 +399,18 @@ static void status_done(void *ud, const aq_rpc_result *r) {
     free(sc);
 }
 
+/* Why member i, which this node sees down, is not asked. */
+static void down_reason(aq_node *n, size_t i, char *out, size_t cap) {
+    const aq_member *m = &n->members[i];
+    if (m->last_heard_us)
+        snprintf(out, cap, "down: not heard from for %.1f s",
+                 (double)(aq_node_now_us(n) - m->last_heard_us) / 1e6);
+    else
+        snprintf(out, cap, "down: never heard from");
+}
+
 static void gather(aq_node_obs *o) {
     aq_node *n = o->n;
-    uint64_t now = aq_node_now_us(n);
     for (size_t i = 0; i < n->nmembers; i++) {
         member_view *mv = &o->mv[i];
         const aq_member *m = &n->members[i];
@@ -410,11 +419,7 @@ static void gather(aq_node_obs *o) {
         if (!m->peer || !aq_node_member_live(n, i)) {
             free(mv->reply);
             mv->reply = NULL;
-            if (m->last_heard_us)
-                snprintf(mv->error, sizeof mv->error, "down: not heard from for %.1f s",
-                         (double)(now - m->last_heard_us) / 1e6);
-            else
-                snprintf(mv->error, sizeof mv->error, "down: never heard from");
+            down_reason(n, i, mv->error, sizeof mv->error);
             continue;
         }
         status_call *sc = malloc(sizeof *sc);
@@ -505,7 +510,11 @@ static aq_node_snap *snapshot(aq_node_obs *o) {
         snprintf(v->address, sizeof v->address, "%s", c->address);
         snprintf(v->http_address, sizeof v->http_address, "%s", c->http_address);
         if (i != n->self) {
-            view_from_reply(v, &o->mv[i], n->nmembers);
+            /* Membership learns of a death before the next gather does: it decides. */
+            if (n->serving && !aq_node_member_live(n, i))
+                down_reason(n, i, v->error, sizeof v->error);
+            else
+                view_from_reply(v, &o->mv[i], n->nmembers);
             continue;
         }
         if (!n->serving || !n->rpc) {
