@@ -93,4 +93,9 @@ for n in 1 2 3; do
   [ "$(curl -s --max-time 10 "$u/readyz")" = ready ] || it_fail "n$n not ready at the end"
 done
 "$AQ" status >/dev/null || it_fail "status at the end"
+# A clean stop: in a sanitizer build, a leak or bad access found at exit lands in the node logs.
+"$AQ" cluster down >/dev/null 2>&1 || it_fail "cluster down failed"
+if grep -lE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T"/run/*.log; then
+  it_fail "a sanitizer report in the node logs above"
+fi
 it_log "ok"

@@ -197,6 +197,12 @@ for i in $(seq 1 150); do
 done
 expect_code 200 "$u/readyz"
 "$AQ" cluster down >/dev/null 2>&1 || true
+sancheck() {
+  if grep -lE 'AddressSanitizer|LeakSanitizer|runtime error:' "$@"; then
+    it_fail "a sanitizer report in the node logs above"
+  fi
+}
+sancheck "$T"/run/*.log
 
 it_log "the token rule, in a network namespace"
 ns=aqhttp$$
@@ -251,4 +257,8 @@ done
 [ "$(nscode -H "Authorization: Basic $TOKEN" http://10.77.0.1:8080/metrics)" = 401 ] || it_fail "Basic auth"
 ip netns exec "$ns" curl -s -H "Authorization: Bearer $TOKEN" http://10.77.0.1:8080/metrics |
   promtool check metrics || it_fail "promtool on the token-guarded node"
+# Stopped cleanly (SIGTERM), so that a sanitizer build reports what it found into the logs.
+for p in $(ip netns pids "$ns"); do kill -TERM "$p"; done
+for i in $(seq 1 100); do [ -z "$(ip netns pids "$ns")" ] && break; sleep 0.1; done
+sancheck "$T"/nsrun/*.log
 it_log "ok"
