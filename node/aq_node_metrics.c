@@ -28,6 +28,29 @@ void aq_node_history_push(aq_node_history *h, const aq_node_sample *s) {
         h->n++;
 }
 
+aq_node_reply *aq_node_reply_new(uint8_t *p, size_t len) {
+    aq_node_reply *r = malloc(sizeof *r);
+    if (!r) {
+        free(p);
+        return NULL;
+    }
+    r->refs = 1;
+    r->p = p;
+    r->len = len;
+    return r;
+}
+
+void aq_node_reply_ref(aq_node_reply *r) {
+    __atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
+}
+
+void aq_node_reply_unref(aq_node_reply *r) {
+    if (!r || __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    free(r->p);
+    free(r);
+}
+
 aq_node_snap *aq_node_snap_new(size_t nviews) {
     aq_node_snap *s = calloc(1, sizeof *s);
     if (!s)
@@ -49,8 +72,10 @@ void aq_node_snap_ref(aq_node_snap *s) {
 void aq_node_snap_unref(aq_node_snap *s) {
     if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
-    for (size_t i = 0; i < s->nviews; i++)
+    for (size_t i = 0; i < s->nviews; i++) {
         free(s->views[i].peers);
+        aq_node_reply_unref(s->views[i].reply);
+    }
     free(s->views);
     free(s->frames);
     free(s);
@@ -102,6 +127,43 @@ static void prom_label(FILE *f, const char *s) {
 
 /* ---- JSON: one node as `status --json` shows it ---- */
 
+static void peer_json(FILE *f, const aq_status_peer *p, bool first) {
+    fputs(first ? "{\"name\": " : ", {\"name\": ", f);
+    json_str(f, p->name);
+    fputs(", \"address\": ", f);
+    json_str(f, p->address);
+    fprintf(f, ", \"state\": \"%s\"", aq_member_state_name(p->state));
+    if (p->since_heard_ms != UINT64_MAX)
+        json_u64(f, "since_heard_ms", p->since_heard_ms);
+    else
+        fputs(", \"since_heard_ms\": null", f);
+    json_u64(f, "rtt_us", p->rtt_us);
+    json_u64(f, "calls", p->calls);
+    json_u64(f, "retransmits", p->retransmits);
+    json_u64(f, "dup_suppressed", p->dup_suppressed);
+    json_u64(f, "busy_seen", p->busy_seen);
+    json_u64(f, "timeouts", p->timeouts);
+    json_u64(f, "pipe_connects", p->pipe_connects);
+    json_u64(f, "pipe_reconnects", p->pipe_connects ? p->pipe_connects - 1 : 0);
+    json_u64(f, "pipe_failures", p->pipe_failures);
+    json_u64(f, "bytes_out", p->bytes_out);
+    json_u64(f, "bytes_in", p->bytes_in);
+    fputc('}', f);
+}
+
+/* True when p holds a whole STATUS reply: the node, exactly npeers peers and nothing more. */
+static bool reply_whole(const uint8_t *p, size_t len) {
+    aq_rd rd;
+    aq_status_node n;
+    aq_status_peer peer;
+    if (aq_status_rep_begin(&rd, p, len, &n) != 0)
+        return false;
+    for (uint32_t j = 0; j < n.npeers; j++)
+        if (aq_status_rep_next(&rd, &peer) != 0)
+            return false;
+    return aq_rd_done(&rd);
+}
+
 static void view_json(FILE *f, const aq_node_view *v) {
     fputs("{\"name\": ", f);
     json_str(f, v->name);
@@ -112,14 +174,22 @@ static void view_json(FILE *f, const aq_node_view *v) {
         json_str(f, v->http_address);
     else
         fputs("null", f);
-    fprintf(f, ", \"reachable\": %s", v->reachable ? "true" : "false");
-    if (!v->reachable) {
+    aq_status_node decoded;
+    const aq_status_node *n = &v->node;
+    aq_rd rd;
+    bool ok = v->reachable;
+    if (ok && v->reply) {
+        ok = reply_whole(v->reply->p, v->reply->len) &&
+             aq_status_rep_begin(&rd, v->reply->p, v->reply->len, &decoded) == 0;
+        n = &decoded;
+    }
+    fprintf(f, ", \"reachable\": %s", ok ? "true" : "false");
+    if (!ok) {
         fputs(", \"state\": \"unreachable\", \"error\": ", f);
-        json_str(f, v->error);
+        json_str(f, v->reachable ? "sent a malformed STATUS reply" : v->error);
         fputs(", \"peers\": []}", f);
         return;
     }
-    const aq_status_node *n = &v->node;
     fprintf(f, ", \"state\": \"up\", \"incarnation\": \"%016llx\"",
             (unsigned long long)n->incarnation);
     json_u64(f, "uptime_ms", n->uptime_ms);
@@ -140,29 +210,13 @@ static void view_json(FILE *f, const aq_node_view *v) {
     json_u64(f, "hello_timeouts", n->hello_timeouts);
     json_u64(f, "hello_evicted", n->hello_evicted);
     fputs(", \"peers\": [", f);
-    for (size_t j = 0; j < v->npeers; j++) {
-        const aq_status_peer *p = &v->peers[j];
-        fputs(j ? ", {\"name\": " : "{\"name\": ", f);
-        json_str(f, p->name);
-        fputs(", \"address\": ", f);
-        json_str(f, p->address);
-        fprintf(f, ", \"state\": \"%s\"", aq_member_state_name(p->state));
-        if (p->since_heard_ms != UINT64_MAX)
-            json_u64(f, "since_heard_ms", p->since_heard_ms);
-        else
-            fputs(", \"since_heard_ms\": null", f);
-        json_u64(f, "rtt_us", p->rtt_us);
-        json_u64(f, "calls", p->calls);
-        json_u64(f, "retransmits", p->retransmits);
-        json_u64(f, "dup_suppressed", p->dup_suppressed);
-        json_u64(f, "busy_seen", p->busy_seen);
-        json_u64(f, "timeouts", p->timeouts);
-        json_u64(f, "pipe_connects", p->pipe_connects);
-        json_u64(f, "pipe_reconnects", p->pipe_connects ? p->pipe_connects - 1 : 0);
-        json_u64(f, "pipe_failures", p->pipe_failures);
-        json_u64(f, "bytes_out", p->bytes_out);
-        json_u64(f, "bytes_in", p->bytes_in);
-        fputc('}', f);
+    if (v->reply) {
+        aq_status_peer p;
+        for (uint32_t j = 0; j < n->npeers && aq_status_rep_next(&rd, &p) == 0; j++)
+            peer_json(f, &p, j == 0);
+    } else {
+        for (size_t j = 0; j < v->npeers; j++)
+            peer_json(f, &v->peers[j], j == 0);
     }
     fputs("]}", f);
 }

@@ -59,14 +59,28 @@ typedef struct aq_node_frame_info {
     uint32_t columns, chunks;
 } aq_node_frame_info;
 
-/* A node's status as this node last learned it (its own is always fresh). */
+/* Another node's STATUS reply as received, shared by every snapshot that shows it: a snapshot
+ * takes a reference instead of a copy, so publishing costs O(nodes), not O(nodes^2), per tick. */
+typedef struct aq_node_reply {
+    int refs; /* atomic */
+    uint8_t *p;
+    size_t len;
+} aq_node_reply;
+/* Takes over p (malloc'd); refs 1. NULL when out of memory (p is freed then). */
+aq_node_reply *aq_node_reply_new(uint8_t *p, size_t len);
+void aq_node_reply_ref(aq_node_reply *r);
+void aq_node_reply_unref(aq_node_reply *r);
+
+/* A node's status as this node last learned it (its own is always fresh): decoded for this node,
+ * the reply as received (decoded when rendered, on the HTTP thread) for the others. */
 typedef struct aq_node_view {
     char name[64];
     char address[64];
     char http_address[64];
     bool reachable;
-    char error[256]; /* why not reachable */
-    aq_status_node node;
+    char error[256];      /* why not reachable */
+    aq_node_reply *reply; /* another node's STATUS reply (checked decodable), or NULL */
+    aq_status_node node;  /* this node's status (reply == NULL) */
     aq_status_peer *peers;
     size_t npeers;
 } aq_node_view;

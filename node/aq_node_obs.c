@@ -31,8 +31,7 @@ typedef struct frame_ent {
 } frame_ent;
 
 typedef struct member_view {
-    uint8_t *reply; /* last STATUS reply, or NULL */
-    size_t len;
+    aq_node_reply *reply; /* last STATUS reply (decodable), or NULL */
     char error[160];
     bool inflight;
 } member_view;
@@ -377,17 +376,17 @@ static void status_done(void *ud, const aq_rpc_result *r) {
     if (o) {
         member_view *mv = &o->mv[sc->member];
         mv->inflight = false;
-        free(mv->reply);
+        aq_node_reply_unref(mv->reply);
         mv->reply = NULL;
-        mv->len = 0;
         if (r->err == 0 && r->status == 0) {
             size_t len;
             uint8_t *p = aq_rpc_result_take(r, &len);
             aq_rd rd;
             aq_status_node sn;
             if (p && aq_status_rep_begin(&rd, p, len, &sn) == 0) {
-                mv->reply = p;
-                mv->len = len;
+                mv->reply = aq_node_reply_new(p, len);
+                if (!mv->reply)
+                    snprintf(mv->error, sizeof mv->error, "out of memory");
             } else {
                 free(p);
                 snprintf(mv->error, sizeof mv->error, "sent a malformed STATUS reply");
@@ -417,7 +416,7 @@ static void gather(aq_node_obs *o) {
         if (m->is_self || mv->inflight)
             continue;
         if (!m->peer || !aq_node_member_live(n, i)) {
-            free(mv->reply);
+            aq_node_reply_unref(mv->reply);
             mv->reply = NULL;
             down_reason(n, i, mv->error, sizeof mv->error);
             continue;
@@ -473,20 +472,13 @@ static void readiness(aq_node_obs *o, aq_node_snap *s) {
              live == 1 ? "" : "s", n->cfg->replicas, down);
 }
 
-static void view_from_reply(aq_node_view *v, const member_view *mv, size_t npeers) {
-    aq_rd rd;
-    if (!mv->reply || aq_status_rep_begin(&rd, mv->reply, mv->len, &v->node) != 0) {
+static void view_from_reply(aq_node_view *v, const member_view *mv) {
+    if (!mv->reply) {
         snprintf(v->error, sizeof v->error, "%s", mv->error[0] ? mv->error : "not asked yet");
         return;
     }
-    size_t cap = v->node.npeers < npeers + 64 ? v->node.npeers : npeers + 64;
-    v->peers = calloc(cap ? cap : 1, sizeof *v->peers);
-    if (!v->peers) {
-        snprintf(v->error, sizeof v->error, "out of memory");
-        return;
-    }
-    while (v->npeers < cap && aq_status_rep_next(&rd, &v->peers[v->npeers]) == 0)
-        v->npeers++;
+    aq_node_reply_ref(mv->reply);
+    v->reply = mv->reply;
     v->reachable = true;
 }
 
@@ -514,7 +506,7 @@ static aq_node_snap *snapshot(aq_node_obs *o) {
             if (n->serving && !aq_node_member_live(n, i))
                 down_reason(n, i, v->error, sizeof v->error);
             else
-                view_from_reply(v, &o->mv[i], n->nmembers);
+                view_from_reply(v, &o->mv[i]);
             continue;
         }
         if (!n->serving || !n->rpc) {
@@ -600,7 +592,7 @@ static void tick(uv_timer_t *t) {
 
 static void obs_free(aq_node_obs *o) {
     for (size_t i = 0; o->mv && i < o->nmembers; i++)
-        free(o->mv[i].reply);
+        aq_node_reply_unref(o->mv[i].reply);
     free(o->mv);
     free(o->frames);
     free(o);

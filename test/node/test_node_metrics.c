@@ -134,6 +134,39 @@ Test(metrics, json_names_and_escapes) {
     aq_node_snap_unref(s);
 }
 
+/* Another node's view is its STATUS reply as received, decoded when rendered. */
+Test(metrics, views_render_replies) {
+    aq_node_snap *s = two_nodes();
+    aq_status_node sn = {.incarnation = 0xabc, .handled_total = 9, .npeers = 1};
+    snprintf(sn.name, sizeof sn.name, "b");
+    aq_status_peer sp = {.state = AQ_MEMBER_UP, .since_heard_ms = 12, .rtt_us = 345};
+    snprintf(sp.name, sizeof sp.name, "a");
+    snprintf(sp.address, sizeof sp.address, "127.0.0.1:1");
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_status_rep_node(&w, &sn);
+    aq_status_rep_peer(&w, &sp);
+    cr_assert(w.ok);
+    s->views[1].reply = aq_node_reply_new(w.p, w.len);
+    s->views[1].reachable = true;
+    size_t len;
+    char *j = aq_node_snap_cluster_json(s, &len);
+    cr_assert_not_null(j);
+    cr_expect(strstr(j, "\"reachable\": 2") != NULL);
+    cr_expect(strstr(j, "\"incarnation\": \"0000000000000abc\"") != NULL, "%s", j);
+    cr_expect(strstr(j, "\"handled_total\": 9") != NULL);
+    cr_expect(strstr(j, "\"peers\": [{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"state\": \"up\", "
+                        "\"since_heard_ms\": 12, \"rtt_us\": 345") != NULL,
+              "%s", j);
+    free(j);
+    /* A reply cut short renders as unreachable, never as made-up numbers. */
+    s->views[1].reply->len -= 3;
+    j = aq_node_snap_cluster_json(s, &len);
+    cr_expect(strstr(j, "\"error\": \"sent a malformed STATUS reply\"") != NULL, "%s", j);
+    free(j);
+    aq_node_snap_unref(s);
+}
+
 Test(metrics, references) {
     aq_node_snap *s = two_nodes();
     aq_node_snap_ref(s);
