@@ -17,6 +17,7 @@ import resource
 import select
 import socket
 import sys
+import threading
 import time
 
 HOST, PORT, ATTACK = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -165,10 +166,25 @@ elif ATTACK == "bigheader":
     expect(b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n", FOURXX, "4000 headers")
     expect(b"GET /" + b"a" * 65536 + b" HTTP/1.1\r\nHost: x\r\n\r\n", FOURXX, "64 KiB URL")
 elif ATTACK == "garbage":
-    for raw in [b"\x00\xff\xfe garbage\r\n\r\n", b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
-                b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-                b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n", b"\r\n\r\n\r\n\r\n"]:
-        expect(raw, FOURXX | {None, 505}, f"garbage {raw[:24]!r}")
+    # At once: the ones the server cannot parse wait for its idle timeout before it closes them.
+    raws = [b"\x00\xff\xfe garbage\r\n\r\n", b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n", b"\r\n\r\n\r\n\r\n"]
+    errors = []
+
+    def one(raw):
+        try:
+            expect(raw, FOURXX | {None, 505}, f"garbage {raw[:24]!r}")
+        except SystemExit:
+            errors.append(raw)
+
+    threads = [threading.Thread(target=one, args=(r,)) for r in raws]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        fail(f"{len(errors)} malformed requests got a wrong answer")
 elif ATTACK == "methods":
     for m in [b"POST", b"PUT", b"DELETE", b"PATCH", b"TRACE", b"OPTIONS"]:
         expect(m + b" /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", {405}, m.decode())
