@@ -33,8 +33,8 @@ int aq_node_http_token_read(const char *path, uint8_t **out, size_t *len, char *
     char inner[400];
     int err = aq_node_secret_read(path, &b, &n, inner, sizeof inner);
     if (err) {
-        /* The secret reader speaks of a secret file; this one is the token file. */
-        snprintf(why, whylen, "http_token_file: %s", inner);
+        /* The secret reader's sentence names the file "secret file": say which key it was. */
+        snprintf(why, whylen, "http_token_file (held to the secret file's rules): %s", inner);
         return err;
     }
     if (n && b[n - 1] == '\n')

@@ -261,4 +261,11 @@ ip netns exec "$ns" curl -s -H "Authorization: Bearer $TOKEN" http://10.77.0.1:8
 for p in $(ip netns pids "$ns"); do kill -TERM "$p"; done
 for i in $(seq 1 100); do [ -z "$(ip netns pids "$ns")" ] && break; sleep 0.1; done
 sancheck "$T"/nsrun/*.log
+# A token file others can read is refused at start, with the reason.
+chmod 644 "$T/token"
+rc=0
+ip netns exec "$ns" timeout 30 "$AQD" -c "$T/ns.conf" -n n1 >"$T/badtoken.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] || { cat "$T/badtoken.log"; it_fail "a world-readable token file: exit $rc, wanted 2"; }
+grep -q "http_token_file (held to the secret file's rules): secret file $T/token is readable or writable by group or others" \
+  "$T/badtoken.log" || { cat "$T/badtoken.log"; it_fail "no clear message for the token file"; }
 it_log "ok"
