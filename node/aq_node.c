@@ -248,6 +248,7 @@ int aq_node_start(uv_loop_t *loop, const aq_node_config *cfg, const char *name, 
     int err = uv_queue_work(loop, &j->work, open_work, open_after);
     if (err) {
         free(j);
+        aq_node_obs_stop(n);
         uv_close((uv_handle_t *)&n->hb_timer, NULL);
         /* The handle is freed with n only after the close callback; run the loop owner's course. */
         return err;
