@@ -155,9 +155,10 @@ Test(metrics, views_render_replies) {
     cr_expect(strstr(j, "\"reachable\": 2") != NULL);
     cr_expect(strstr(j, "\"incarnation\": \"0000000000000abc\"") != NULL, "%s", j);
     cr_expect(strstr(j, "\"handled_total\": 9") != NULL);
-    cr_expect(strstr(j, "\"peers\": [{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"state\": \"up\", "
-                        "\"since_heard_ms\": 12, \"rtt_us\": 345") != NULL,
-              "%s", j);
+    cr_expect(
+        strstr(j, "\"peers\": [{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"state\": \"up\", "
+                  "\"since_heard_ms\": 12, \"rtt_us\": 345") != NULL,
+        "%s", j);
     free(j);
     /* A reply cut short renders as unreachable, never as made-up numbers. */
     s->views[1].reply->len -= 3;
