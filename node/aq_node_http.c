@@ -263,6 +263,11 @@ int aq_node_http_start(const aq_node_http_opts *o, aq_node_http **out) {
     return 0;
 }
 
+uint16_t aq_node_http_port(const aq_node_http *h) {
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? i->port : 0;
+}
+
 void aq_node_http_stop(aq_node_http *h) {
     if (!h)
         return;

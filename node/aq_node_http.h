@@ -44,6 +44,8 @@ typedef struct aq_node_http_opts {
 /* Binds and starts the server thread. Returns 0, or a negative error (the address is taken:
  * negated errno when known, else AQ_EIO) after logging why. */
 int aq_node_http_start(const aq_node_http_opts *o, aq_node_http **out);
+/* The TCP port the server listens on (the one asked for, or the one the kernel picked for 0). */
+uint16_t aq_node_http_port(const aq_node_http *h);
 /* Stops the thread (waiting for requests being rendered) and frees everything. NULL is fine. */
 void aq_node_http_stop(aq_node_http *h);
 /* Replaces the current snapshot; the server takes over the caller's reference. Any thread. */
