@@ -207,6 +207,8 @@ static void scan_work(uv_work_t *w) {
         if (meta_read(aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), &info) == 0) {
             aq_chunk_digest cd = aq_chunk_ref_digest(ref);
             round_add(fr, &info, (aq_node_digest){cd.hi, cd.lo});
+        } else {
+            fr->partial = true; /* a frame the page cannot show: say the list is incomplete */
         }
         aq_chunk_ref_release(ref);
     }
