@@ -90,6 +90,7 @@ function nodeCard(n, maxChunks) {
 function renderCluster(c) {
   document.getElementById("cluster").textContent =
     c.cluster + " · " + c.replicas + " replicas · seen from " + c.self;
+  document.title = (c.ready ? "" : "(not ready) ") + "aquifer " + c.cluster + " · " + c.self;
   const ready = document.getElementById("ready");
   ready.textContent = c.ready ? "ready" : "not ready";
   ready.className = "badge " + (c.ready ? "ready" : "not-ready");
