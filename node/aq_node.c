@@ -135,6 +135,7 @@ static void hb_cb(uv_timer_t *t) {
 static void start_failed(aq_node *n, int err) {
     aq_node_ready_fn ready = n->ready;
     void *ud = n->ready_ud;
+    aq_node_obs_stop(n);
     node_free(n);
     ready(ud, err);
 }
@@ -263,6 +264,13 @@ int aq_node_start(uv_loop_t *loop, const aq_node_config *cfg, const char *name, 
         if (m->is_self)
             n->self = i;
     }
+    /* HTTP answers from the start: /readyz says the data_dir is loading. */
+    int oerr = aq_node_obs_start(n);
+    if (oerr) {
+        free(j);
+        node_free(n);
+        return oerr;
+    }
     uv_timer_init(loop, &n->hb_timer);
     n->hb_timer.data = n;
     j->n = n;
@@ -270,6 +278,7 @@ int aq_node_start(uv_loop_t *loop, const aq_node_config *cfg, const char *name, 
     int err = uv_queue_work(loop, &j->work, open_work, open_after);
     if (err) {
         free(j);
+        aq_node_obs_stop(n);
         uv_close((uv_handle_t *)&n->hb_timer, NULL);
         /* The handle is freed with n only after the close callback; run the loop owner's course. */
         return err;
@@ -294,6 +303,7 @@ static void stop_finish_handles(uv_handle_t *h) {
 
 static void stop_uv_closed(void *ud) {
     aq_node *n = ud;
+    aq_node_obs_stop(n);
     n->uv = NULL;
     n->rpc = NULL;
     n->closes_pending = 2;

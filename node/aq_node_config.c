@@ -78,6 +78,10 @@ static const char default_text[] =
     ";secret_file = /etc/aquifer/secret\n"
     "; Encrypt the traffic too (needs secret_file). Default no.\n"
     "encrypt = no\n"
+    "; File with the bearer token HTTP clients send (Authorization: Bearer TOKEN)\n"
+    "; for everything but /livez and /readyz. Only with secret_file, and then\n"
+    "; required when a node's http_address is not loopback. Default none.\n"
+    ";http_token_file = /etc/aquifer/http-token\n"
     "\n"
     "; One section per member, [node NAME]; the name is case-sensitive.\n"
     "[node n1]\n"
@@ -88,16 +92,22 @@ static const char default_text[] =
     "data_dir = /tmp/aquifer/n1\n"
     "; Most bytes of chunks the node holds; a put beyond it fails. Default 1GiB.\n"
     "memory_max = 1GiB\n"
+    "; Optional and unique: ip:port (TCP) of the node's HTTP server: /metrics\n"
+    "; (Prometheus), /livez, /readyz, /status and a status page at /. Default\n"
+    "; none: no HTTP.\n"
+    "http_address = 127.0.0.1:54331\n"
     "\n"
     "[node n2]\n"
     "address = 127.0.0.1:54322\n"
     "data_dir = /tmp/aquifer/n2\n"
     "memory_max = 1GiB\n"
+    "http_address = 127.0.0.1:54332\n"
     "\n"
     "[node n3]\n"
     "address = 127.0.0.1:54323\n"
     "data_dir = /tmp/aquifer/n3\n"
-    "memory_max = 1GiB\n";
+    "memory_max = 1GiB\n"
+    "http_address = 127.0.0.1:54333\n";
 
 const char *aq_node_config_default_text(void) {
     return default_text;
@@ -339,19 +349,21 @@ enum cluster_key {
     CK_HELLO_TIMEOUT,
     CK_SECRET_FILE,
     CK_ENCRYPT,
+    CK_HTTP_TOKEN_FILE,
     CK_COUNT
 };
 static const char *const cluster_keys[CK_COUNT] = {
-    "name",      "replicas",     "min_copies",    "run_dir",     "repair_after",
-    "heartbeat", "call_timeout", "hello_timeout", "secret_file", "encrypt",
+    "name",         "replicas",      "min_copies",  "run_dir", "repair_after",    "heartbeat",
+    "call_timeout", "hello_timeout", "secret_file", "encrypt", "http_token_file",
 };
 static const char cluster_keys_list[] = "name, replicas, min_copies, run_dir, repair_after, "
                                         "heartbeat, call_timeout, hello_timeout, secret_file, "
-                                        "encrypt";
+                                        "encrypt, http_token_file";
 
-enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_COUNT };
-static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max"};
-static const char node_keys_list[] = "address, data_dir, memory_max";
+enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_HTTP_ADDRESS, NK_COUNT };
+static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max",
+                                                "http_address"};
+static const char node_keys_list[] = "address, data_dir, memory_max, http_address";
 
 enum section { SEC_NONE, SEC_CLUSTER, SEC_NODE };
 
@@ -545,9 +557,57 @@ static void cluster_value(loader *l, enum cluster_key k, const char *value) {
         if (aq_node_config_parse_bool(value, &cfg->encrypt))
             fail(l, l->lineno, "[cluster] encrypt: %s is not yes or no", quote(q, value));
         break;
+    case CK_HTTP_TOKEN_FILE:
+        cfg->http_token_file = make_path(l, "http_token_file", value);
+        break;
     case CK_COUNT:
         break;
     }
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss) {
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* The http address of node: parsed as an rpc address is, and unique among the http addresses of
+ * the nodes before it. Clashes with rpc addresses are checked once all are known. */
+static void node_http_address(loader *l, aq_node_config_node *node, const char *value) {
+    aq_node_config *cfg = l->cfg;
+    aq_node_config_node tmp;
+    const char *why;
+    char q[256];
+    int rc = parse_address(value, &tmp, &why);
+    if (rc == AQ_EINVAL) {
+        fail(l, l->lineno,
+             "[node %s] http_address: %s %s: give the ip to serve HTTP on (e.g. 127.0.0.1)",
+             node->name, quote(q, value), why);
+        return;
+    }
+    if (rc) {
+        fail(l, l->lineno,
+             "[node %s] http_address: %s is not a numeric ip:port (use e.g. 127.0.0.1:54331 or "
+             "[::1]:54331, port 1-65535)",
+             node->name, quote(q, value));
+        return;
+    }
+    for (size_t i = 0; i + 1 < cfg->nnodes; i++) {
+        if (strcmp(cfg->nodes[i].http_address, tmp.address) == 0) {
+            fail(l, l->lineno,
+                 "[node %s] http_address: %s is already the http_address of %s (line %u)",
+                 node->name, tmp.address, cfg->nodes[i].name, l->node_key_line[i][NK_HTTP_ADDRESS]);
+            return;
+        }
+    }
+    memcpy(node->http_address, tmp.address, sizeof node->http_address);
+    node->http_sockaddr = tmp.sockaddr;
+    node->http_loopback = is_loopback(&tmp.sockaddr);
+}
+
+bool aq_node_config_http_token_required(const aq_node_config *cfg,
+                                        const aq_node_config_node *node) {
+    return cfg->secret_file && node->http_address[0] && !node->http_loopback;
 }
 
 static void node_value(loader *l, enum node_key k, const char *value) {
@@ -614,6 +674,9 @@ static void node_value(loader *l, enum node_key k, const char *value) {
             node->memory_max = v;
         break;
     }
+    case NK_HTTP_ADDRESS:
+        node_http_address(l, node, value);
+        break;
     case NK_COUNT:
         break;
     }
@@ -863,6 +926,34 @@ static void check_complete(loader *l) {
              "[cluster] encrypt: yes needs a secret_file to derive the key from");
         return;
     }
+    if (cfg->http_token_file && !cfg->secret_file) {
+        fail(
+            l, l->cluster_key_line[CK_HTTP_TOKEN_FILE],
+            "[cluster] http_token_file: needs a secret_file (without one, HTTP asks for no token)");
+        return;
+    }
+    for (size_t i = 0; i < cfg->nnodes; i++) {
+        const aq_node_config_node *n = &cfg->nodes[i];
+        if (!n->http_address[0])
+            continue;
+        unsigned line = l->node_key_line[i][NK_HTTP_ADDRESS];
+        for (size_t j = 0; j < cfg->nnodes; j++) {
+            if (strcmp(n->http_address, cfg->nodes[j].address) == 0) {
+                fail(l, line,
+                     "[node %s] http_address: %s is the rpc address of %s (line %u); HTTP needs a "
+                     "port of its own",
+                     n->name, n->http_address, cfg->nodes[j].name, l->node_key_line[j][NK_ADDRESS]);
+                return;
+            }
+        }
+        if (aq_node_config_http_token_required(cfg, n) && !cfg->http_token_file) {
+            fail(l, line,
+                 "[node %s] http_address: %s is reachable from other hosts and the cluster has a "
+                 "secret_file: set http_token_file so that HTTP clients need a token",
+                 n->name, n->http_address);
+            return;
+        }
+    }
 }
 
 static int load(const void *buf, size_t len, const char *origin, const char *base_dir,
@@ -1000,6 +1091,7 @@ void aq_node_config_free(aq_node_config *cfg) {
     free(cfg->nodes);
     free(cfg->run_dir);
     free(cfg->secret_file);
+    free(cfg->http_token_file);
     free(cfg->origin);
     free(cfg);
 }
@@ -1058,6 +1150,8 @@ char *aq_node_config_to_text(const aq_node_config *cfg) {
     if (cfg->secret_file)
         fprintf(f, "secret_file = %s\n", cfg->secret_file);
     fprintf(f, "encrypt = %s\n", cfg->encrypt ? "yes" : "no");
+    if (cfg->http_token_file)
+        fprintf(f, "http_token_file = %s\n", cfg->http_token_file);
     for (size_t i = 0; i < cfg->nnodes; i++) {
         const aq_node_config_node *n = &cfg->nodes[i];
         format_size(n->memory_max, a, sizeof a);
@@ -1065,6 +1159,8 @@ char *aq_node_config_to_text(const aq_node_config *cfg) {
         if (n->data_dir)
             fprintf(f, "data_dir = %s\n", n->data_dir);
         fprintf(f, "memory_max = %s\n", a);
+        if (n->http_address[0])
+            fprintf(f, "http_address = %s\n", n->http_address);
     }
     if (fclose(f) != 0) {
         free(text);

@@ -6,9 +6,12 @@
  * load hands out nothing. Invariants of a loaded config: at least one node; node names, addresses
  * and data_dirs unique; 1 <= min_copies <= replicas <= nnodes; durations within 0..30 days,
  * heartbeat >= 10ms, call_timeout >= 1ms, hello_timeout >= 100ms; no wildcard, broadcast or
- * multicast address; encrypt only with a secret_file. Relative paths in a file are resolved against
- * the file's directory (load_file only; strings keep them as written). The config is immutable
- * after loading and owns all its memory. cluster.example.conf in the repository is byte for byte
+ * multicast address; encrypt only with a secret_file; http addresses unique and none equal to an
+ * rpc address (both are TCP); http_token_file only with a secret_file, and required when a
+ * secret_file is set and some node's http_address is not loopback. Relative paths in a file are
+ * resolved against the file's directory (load_file only; strings keep them as written). The config
+ * is immutable after loading and owns all its memory. cluster.example.conf in the repository is
+ * byte for byte
  * aq_node_config_default_text(). */
 #ifndef AQ_NODE_CONFIG_H
 #define AQ_NODE_CONFIG_H
@@ -35,7 +38,12 @@ typedef struct aq_node_config_node {
     struct sockaddr_storage sockaddr; /* AF_INET or AF_INET6, port in network order */
     char *data_dir;                   /* NULL: the node keeps chunks in memory only */
     uint64_t memory_max;              /* bytes, > 0 */
-    unsigned line;                    /* line of the [node NAME] header, for later messages */
+    /* HTTP (metrics, health, status page): canonical "ip:port", or "" when the node serves none.
+     * http_loopback: the ip is 127.0.0.0/8 or ::1, so only this host can connect. */
+    char http_address[AQ_NODE_ADDRESS_MAX];
+    struct sockaddr_storage http_sockaddr;
+    bool http_loopback;
+    unsigned line; /* line of the [node NAME] header, for later messages */
 } aq_node_config_node;
 
 typedef struct aq_node_config {
@@ -44,6 +52,8 @@ typedef struct aq_node_config {
     unsigned min_copies;             /* a put or rm reaching fewer copies fails; 1..replicas */
     char *run_dir;                   /* logs and pid files of `aquifer cluster up`; never NULL */
     char *secret_file;               /* NULL when not configured */
+    /* The bearer token HTTP clients must send (only with secret_file; see http_token_required). */
+    char *http_token_file;
     bool encrypt;
     uint64_t repair_after_ms;
     uint64_t heartbeat_ms;     /* > 0 */
@@ -73,6 +83,10 @@ int aq_node_config_load_buffer(const void *buf, size_t len, const char *origin_n
 int aq_node_config_load_default(aq_node_config **out, char *err, size_t errlen);
 
 void aq_node_config_free(aq_node_config *cfg);
+
+/* True when HTTP requests to node (other than /livez and /readyz) must carry the bearer token:
+ * the cluster has a secret and the node's http address is reachable from other hosts. */
+bool aq_node_config_http_token_required(const aq_node_config *cfg, const aq_node_config_node *node);
 
 /* The node with that name, or NULL. */
 const aq_node_config_node *aq_node_config_find(const aq_node_config *cfg, const char *name);

@@ -570,70 +570,82 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
 
 /* ---- STATUS ---- */
 
-static void handle_status(void *ud, aq_rpc_incoming *in) {
-    aq_node *n = ud;
-    count_run(n, false);
+void aq_node_status_fill(aq_node *n, aq_status_node *s, aq_status_peer *peers) {
     const aq_member *me = &n->members[n->self];
-    aq_status_node s;
-    memset(&s, 0, sizeof s);
-    snprintf(s.name, sizeof s.name, "%s", me->conf->name);
-    snprintf(s.address, sizeof s.address, "%s", me->conf->address);
-    s.incarnation = aq_rpc_incarnation(n->rpc);
-    s.uptime_ms = (aq_node_now_us(n) - n->start_us) / 1000;
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", me->conf->name);
+    snprintf(s->address, sizeof s->address, "%s", me->conf->address);
+    s->incarnation = aq_rpc_incarnation(n->rpc);
+    s->uptime_ms = (aq_node_now_us(n) - n->start_us) / 1000;
     aq_chunk_stats cs;
     aq_chunk_store_stats(n->store, &cs);
-    s.chunks = cs.chunks - cs.by_kind[AQ_KIND_TOMBSTONE];
-    s.bytes = cs.bytes;
-    s.allocated = cs.allocated;
-    s.memory_max = me->conf->memory_max;
+    s->chunks = cs.chunks - cs.by_kind[AQ_KIND_TOMBSTONE];
+    s->bytes = cs.bytes;
+    s->allocated = cs.allocated;
+    s->memory_max = me->conf->memory_max;
     aq_rpc_stats rs;
     aq_rpc_stats_get(n->rpc, &rs);
-    s.dropped_malformed = rs.dropped_malformed;
-    s.dropped_foreign = rs.dropped_foreign;
-    s.dropped_auth = rs.dropped_auth;
-    s.authenticated = aq_rpc_authenticated(n->rpc) ? 1 : 0;
-    s.encrypted = aq_rpc_encrypted(n->rpc) ? 1 : 0;
-    s.handled_total = n->handled_total;
-    s.handled_client = n->handled_client;
+    s->dropped_malformed = rs.dropped_malformed;
+    s->dropped_foreign = rs.dropped_foreign;
+    s->dropped_auth = rs.dropped_auth;
+    s->authenticated = aq_rpc_authenticated(n->rpc) ? 1 : 0;
+    s->encrypted = aq_rpc_encrypted(n->rpc) ? 1 : 0;
+    s->handled_total = n->handled_total;
+    s->handled_client = n->handled_client;
     aq_rpc_uv_stats us;
     aq_rpc_uv_stats_get(n->uv, &us);
-    s.conns_inbound = us.conns_inbound;
-    s.conns_refused = us.conns_refused;
-    s.hello_timeouts = us.hello_timeouts;
-    s.hello_evicted = us.hello_evicted;
-    s.npeers = (uint32_t)(n->nmembers - 1);
-    s.mono_us = aq_node_now_us(n);
-    aq_wr w;
-    aq_wr_init(&w);
-    aq_status_rep_node(&w, &s);
+    s->conns_inbound = us.conns_inbound;
+    s->conns_refused = us.conns_refused;
+    s->hello_timeouts = us.hello_timeouts;
+    s->hello_evicted = us.hello_evicted;
+    s->npeers = (uint32_t)(n->nmembers - 1);
+    s->mono_us = aq_node_now_us(n);
     uint64_t now = aq_node_now_us(n);
+    size_t j = 0;
     for (size_t i = 0; i < n->nmembers; i++) {
         const aq_member *m = &n->members[i];
         if (m->is_self)
             continue;
-        aq_status_peer sp;
-        memset(&sp, 0, sizeof sp);
-        snprintf(sp.name, sizeof sp.name, "%s", m->conf->name);
-        snprintf(sp.address, sizeof sp.address, "%s", m->conf->address);
-        sp.state = (uint8_t)m->state;
-        sp.incarnation = m->incarnation;
-        sp.since_heard_ms = m->last_heard_us ? (now - m->last_heard_us) / 1000 : UINT64_MAX;
+        aq_status_peer *sp = &peers[j++];
+        memset(sp, 0, sizeof *sp);
+        snprintf(sp->name, sizeof sp->name, "%s", m->conf->name);
+        snprintf(sp->address, sizeof sp->address, "%s", m->conf->address);
+        sp->state = (uint8_t)m->state;
+        sp->incarnation = m->incarnation;
+        sp->since_heard_ms = m->last_heard_us ? (now - m->last_heard_us) / 1000 : UINT64_MAX;
         if (m->peer) {
             aq_rpc_peer_stats ps;
             aq_rpc_peer_stats_get(m->peer, &ps);
-            sp.rtt_us = ps.srtt_us;
-            sp.calls = ps.calls;
-            sp.retransmits = ps.retransmits;
-            sp.dup_suppressed = ps.dup_suppressed;
-            sp.busy_seen = ps.busy_seen;
-            sp.timeouts = ps.timeouts;
-            sp.pipe_connects = ps.pipe_connects;
-            sp.pipe_failures = ps.pipe_failures;
-            sp.bytes_out = ps.bytes_out;
-            sp.bytes_in = ps.bytes_in;
+            sp->rtt_us = ps.srtt_us;
+            sp->calls = ps.calls;
+            sp->retransmits = ps.retransmits;
+            sp->dup_suppressed = ps.dup_suppressed;
+            sp->busy_seen = ps.busy_seen;
+            sp->timeouts = ps.timeouts;
+            sp->pipe_connects = ps.pipe_connects;
+            sp->pipe_failures = ps.pipe_failures;
+            sp->bytes_out = ps.bytes_out;
+            sp->bytes_in = ps.bytes_in;
         }
-        aq_status_rep_peer(&w, &sp);
     }
+}
+
+static void handle_status(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    count_run(n, false);
+    aq_status_node s;
+    aq_status_peer *peers = calloc(n->nmembers, sizeof *peers);
+    if (!peers) {
+        respond_err(in, AQ_ENOMEM);
+        return;
+    }
+    aq_node_status_fill(n, &s, peers);
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_status_rep_node(&w, &s);
+    for (uint32_t j = 0; j < s.npeers; j++)
+        aq_status_rep_peer(&w, &peers[j]);
+    free(peers);
     respond_wr(in, &w);
 }
 

@@ -65,6 +65,7 @@ struct aq_node {
     uint64_t next_repair_us;
     bool repair_running;
     uint64_t repair_pushes;
+    struct aq_node_obs *obs; /* HTTP and its snapshots; NULL without an http_address */
 };
 
 /* Monotonic microseconds. */
@@ -93,6 +94,16 @@ size_t aq_node_replicas(const aq_node *n, const void *key, size_t klen, uint32_t
 
 /* Handlers (aq_node_handlers.c). */
 void aq_node_register_handlers(aq_node *n);
+/* What STATUS answers: this node (s) and one record per other configured node (peers, nmembers -
+ * 1 of them, in config order). Only while serving. */
+void aq_node_status_fill(aq_node *n, aq_status_node *s, aq_status_peer *peers);
+
+/* Observation: snapshots for the HTTP server, the history, the cluster view (aq_node_obs.c). */
+typedef struct aq_node_obs aq_node_obs;
+/* Starts HTTP when the node has an http_address (else does nothing and returns 0). */
+int aq_node_obs_start(aq_node *n);
+/* Stops HTTP and the observer's timer; n->obs is NULL afterwards. Safe when never started. */
+void aq_node_obs_stop(aq_node *n);
 
 /* Repair and catch-up (aq_node_repair.c). */
 void aq_node_repair_tick(aq_node *n);

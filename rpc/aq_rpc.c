@@ -355,6 +355,11 @@ void aq_rpc_on_restart(aq_rpc *rpc, aq_rpc_restart_fn fn, void *ud) {
     rpc->restart_ud = ud;
 }
 
+void aq_rpc_on_observe(aq_rpc *rpc, aq_rpc_observe_fn fn, void *ud) {
+    rpc->observe_fn = fn;
+    rpc->observe_ud = ud;
+}
+
 void aq_rpc_method_name(aq_rpc *rpc, uint16_t method, const char *name) {
     aq_rpc_method_ent *e = aq_rpc__method_ent(rpc, method, true);
     if (e)

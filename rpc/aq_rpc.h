@@ -231,6 +231,14 @@ void aq_rpc_handle(aq_rpc *rpc, uint16_t method, aq_rpc_handler_fn fn, void *ud)
 void aq_rpc_on_notify(aq_rpc *rpc, aq_rpc_notify_fn fn, void *ud);
 /* Called when a packet shows a peer has a new incarnation (it restarted). */
 void aq_rpc_on_restart(aq_rpc *rpc, aq_rpc_restart_fn fn, void *ud);
+/* Timing of finished calls, for metrics. fn runs on the loop thread when a call this endpoint made
+ * ends (AQ_RPC_OBS_CALL: err is the result's err, else its status; elapsed from aq_rpc_call) and
+ * when a handler here responds (AQ_RPC_OBS_HANDLED: the status it gave; elapsed from the handler's
+ * start; BUSY answers are not counted). fn must not call back into rpc. */
+enum { AQ_RPC_OBS_CALL = 0, AQ_RPC_OBS_HANDLED = 1 };
+typedef void (*aq_rpc_observe_fn)(void *ud, int kind, uint16_t method, int err,
+                                  uint64_t elapsed_us);
+void aq_rpc_on_observe(aq_rpc *rpc, aq_rpc_observe_fn fn, void *ud);
 /* Names for methods in error messages and logs. The string must outlive rpc. */
 void aq_rpc_method_name(aq_rpc *rpc, uint16_t method, const char *name);
 

@@ -156,6 +156,9 @@ void aq_rpc__call_finish(aq_rpc *rpc, aq_rpc_call_s *c, int err, int status, con
     aq_rpc__blob_unref(c->blob);
     free(c);
     aq_rpc__timed_del(rpc);
+    if (rpc->observe_fn)
+        rpc->observe_fn(rpc->observe_ud, AQ_RPC_OBS_CALL, r.method, err ? err : status,
+                        r.elapsed_us);
     cb(ud, &r);
     free(rp.owned);
     if (!rpc->closing)

@@ -109,7 +109,8 @@ struct aq_rpc_incoming {
     uint16_t method;
     uint8_t *data;
     size_t len;
-    aq_list link; /* rpc->incomings */
+    uint64_t start_us; /* when the handler was started, for aq_rpc_on_observe */
+    aq_list link;      /* rpc->incomings */
 };
 
 /* Partly received message on one inbound connection. */
@@ -226,6 +227,8 @@ struct aq_rpc {
     void *notify_ud;
     aq_rpc_restart_fn restart_fn;
     void *restart_ud;
+    aq_rpc_observe_fn observe_fn;
+    void *observe_ud;
     aq_rpc_heap heap;
     size_t ntimed; /* objects with a timer node: the heap keeps room for all of them */
     uint64_t armed;

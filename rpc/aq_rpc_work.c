@@ -84,6 +84,9 @@ void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply) {
         return;
     }
     aq_rpc_peer *p = w->peer;
+    if (rpc->observe_fn)
+        rpc->observe_fn(rpc->observe_ud, AQ_RPC_OBS_HANDLED, w->method, status,
+                        aq_rpc__now(rpc) - in->start_us);
     w->reply = aq_rpc__blob_new(reply);
     if (!w->reply) {
         aq_rpc__buf_release(reply);
@@ -216,6 +219,7 @@ void aq_rpc__call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, con
     in->method = h->method;
     in->data = copy;
     in->len = h->msg_len;
+    in->start_us = aq_rpc__now(rpc);
     aq_list_add_tail(&rpc->incomings, &in->link);
     p->running++;
     p->st.handled++;

@@ -102,6 +102,10 @@ Test(config, builtin_default) {
         cr_expect_eq(ntohs(((struct sockaddr_in *)&n->sockaddr)->sin_port), 54321 + i);
         cr_expect_str_eq(n->data_dir, dir);
         cr_expect_eq(n->memory_max, 1ull << 30);
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", 54331 + i);
+        cr_expect_str_eq(n->http_address, addr);
+        cr_expect(n->http_loopback);
+        cr_expect_not(aq_node_config_http_token_required(cfg, n));
         cr_expect_eq(aq_node_config_find(cfg, name), n);
     }
     cr_expect_null(aq_node_config_find(cfg, "n4"));
@@ -164,7 +168,12 @@ static void expect_same(const aq_node_config *a, const aq_node_config *b) {
         if (x->data_dir && y->data_dir)
             cr_expect_str_eq(x->data_dir, y->data_dir);
         cr_expect_eq(x->memory_max, y->memory_max);
+        cr_expect_str_eq(x->http_address, y->http_address);
+        cr_expect_eq(x->http_loopback, y->http_loopback);
     }
+    cr_expect_eq(!a->http_token_file, !b->http_token_file);
+    if (a->http_token_file && b->http_token_file)
+        cr_expect_str_eq(a->http_token_file, b->http_token_file);
 }
 
 Test(config, round_trips_through_text) {
@@ -178,9 +187,11 @@ Test(config, round_trips_through_text) {
                        "hello_timeout = 750ms\n"
                        "secret_file = /etc/aq/secret\n"
                        "encrypt = on\n"
+                       "http_token_file = /etc/aq/token\n"
                        "[node a]\naddress = 10.0.0.1:7000\nmemory_max = 512MiB\n"
+                       "http_address = 10.0.0.1:8080\n"
                        "[node b]\naddress = [2001:db8:0:0::1]:7000\ndata_dir = /d/b\n"
-                       "memory_max = 1000000\n"
+                       "memory_max = 1000000\nhttp_address = [::1]:8080\n"
                        "[node c]\naddress = 10.0.0.3:65535\nmemory_max = 3KB\n";
     aq_node_config *a = load_ok(text);
     cr_expect_eq(a->repair_after_ms, 90000);
@@ -189,6 +200,8 @@ Test(config, round_trips_through_text) {
     cr_expect_eq(a->encrypt, true);
     cr_expect_str_eq(a->nodes[1].address, "[2001:db8::1]:7000");
     cr_expect_eq(a->nodes[2].memory_max, 3000);
+    cr_expect_str_eq(a->nodes[1].http_address, "[::1]:8080");
+    cr_expect_str_eq(a->nodes[2].http_address, "");
     char *t1 = aq_node_config_to_text(a);
     cr_assert_not_null(t1);
     aq_node_config *b = load_ok(t1);
@@ -216,17 +229,73 @@ Test(config, unknown_keys) {
     expect_error(HEAD "replica = 2\n" NODE1,
                  "t.conf:3: [cluster] \"replica\": unknown key (known: name, replicas, min_copies, "
                  "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
-                 "encrypt)");
+                 "encrypt, http_token_file)");
     expect_error(HEAD NODE1 "memory = 1GiB\n",
                  "t.conf:5: [node n1] \"memory\": unknown key (known: address, data_dir, "
-                 "memory_max)");
+                 "memory_max, http_address)");
     expect_error("name = x\n" HEAD NODE1,
                  "t.conf:1: \"name\": key outside any section (start with [cluster] or [node "
                  "NAME])");
     expect_error(HEAD "Name = t\n" NODE1,
                  "t.conf:3: [cluster] \"Name\": unknown key (known: name, replicas, min_copies, "
                  "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
-                 "encrypt)");
+                 "encrypt, http_token_file)");
+}
+
+Test(config, http_keys) {
+    /* Parsed like rpc addresses, canonical, loopback told apart. */
+    aq_node_config *c = load_ok(HEAD NODE1 "http_address = 127.0.0.9:8080\n"
+                                           "[node n2]\naddress = 10.1.2.3:5001\n"
+                                           "http_address = 10.1.2.3:8080\n"
+                                           "[node n3]\naddress = 10.1.2.4:5001\n");
+    cr_expect_str_eq(c->nodes[0].http_address, "127.0.0.9:8080");
+    cr_expect(c->nodes[0].http_loopback);
+    cr_expect_str_eq(c->nodes[1].http_address, "10.1.2.3:8080");
+    cr_expect_not(c->nodes[1].http_loopback);
+    cr_expect_str_eq(c->nodes[2].http_address, "", "absent: no HTTP");
+    cr_expect_not(aq_node_config_http_token_required(c, &c->nodes[1]), "no secret, no token");
+    aq_node_config_free(c);
+    /* With a secret and a token file: the non-loopback node needs the token, the loopback one
+     * does not. */
+    c = load_ok("[cluster]\nname = t\nsecret_file = /s\nhttp_token_file = tok\n" NODE1
+                "http_address = [::1]:8080\n[node n2]\naddress = 10.1.2.3:5001\n"
+                "http_address = 10.1.2.3:8080\n");
+    cr_expect(c->nodes[0].http_loopback);
+    cr_expect_not(aq_node_config_http_token_required(c, &c->nodes[0]));
+    cr_expect(aq_node_config_http_token_required(c, &c->nodes[1]));
+    cr_expect_str_eq(c->http_token_file, "tok");
+    aq_node_config_free(c);
+
+    expect_error(HEAD NODE1 "http_address = localhost:80\n",
+                 "t.conf:5: [node n1] http_address: \"localhost:80\" is not a numeric ip:port "
+                 "(use e.g. 127.0.0.1:54331 or [::1]:54331, port 1-65535)");
+    expect_error(HEAD NODE1 "http_address = 127.0.0.1:0\n",
+                 "t.conf:5: [node n1] http_address: \"127.0.0.1:0\" is not a numeric ip:port "
+                 "(use e.g. 127.0.0.1:54331 or [::1]:54331, port 1-65535)");
+    expect_error(HEAD NODE1 "http_address = 0.0.0.0:80\n",
+                 "t.conf:5: [node n1] http_address: \"0.0.0.0:80\" is the wildcard address: give "
+                 "the ip to serve HTTP on (e.g. 127.0.0.1)");
+    expect_error(HEAD NODE1 "http_address = 127.0.0.1:80\nhttp_address = 127.0.0.1:81\n",
+                 "t.conf:6: [node n1] http_address: given twice (first on line 5)");
+    expect_error(HEAD NODE1 "http_address = 127.0.0.1:80\n[node n2]\naddress = 127.0.0.1:5002\n"
+                            "http_address = 127.0.0.1:80\n",
+                 "t.conf:8: [node n2] http_address: 127.0.0.1:80 is already the http_address of "
+                 "n1 (line 5)");
+    expect_error(HEAD NODE1 "http_address = 127.0.0.1:5002\n[node n2]\naddress = 127.0.0.1:5002\n",
+                 "t.conf:5: [node n1] http_address: 127.0.0.1:5002 is the rpc address of n2 "
+                 "(line 7); HTTP needs a port of its own");
+    expect_error(HEAD NODE1 "http_address = 127.0.0.1:5001\n",
+                 "t.conf:5: [node n1] http_address: 127.0.0.1:5001 is the rpc address of n1 "
+                 "(line 4); HTTP needs a port of its own");
+    expect_error("[cluster]\nname = t\nhttp_token_file = tok\n" NODE1,
+                 "t.conf:3: [cluster] http_token_file: needs a secret_file (without one, HTTP asks "
+                 "for no token)");
+    expect_error("[cluster]\nname = t\nsecret_file = /s\n" NODE1 "http_address = 10.0.0.1:80\n",
+                 "t.conf:6: [node n1] http_address: 10.0.0.1:80 is reachable from other hosts and "
+                 "the cluster has a secret_file: set http_token_file so that HTTP clients need a "
+                 "token");
+    expect_error("[cluster]\nname = t\nsecret_file = /s\nhttp_token_file =\n" NODE1,
+                 "t.conf:4: [cluster] http_token_file: the path is empty");
 }
 
 Test(config, bad_sizes) {
@@ -496,7 +565,7 @@ Test(config, crlf_line_endings) {
     expect_error("[cluster]\r\nname = t\r\n\r\nbogus = 1\r\n",
                  "t.conf:4: [cluster] \"bogus\": unknown key (known: name, replicas, min_copies, "
                  "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
-                 "encrypt)");
+                 "encrypt, http_token_file)");
     free(crlf);
 }
 

@@ -162,6 +162,57 @@ Test(rpc_core, unknown_method) {
     cr_assert_eq(o.err, AQ_ENOMETHOD);
 }
 
+typedef struct obs_log {
+    int n;
+    int kind[8];
+    uint16_t method[8];
+    int err[8];
+    uint64_t us[8];
+} obs_log;
+
+static void on_obs(void *ud, int kind, uint16_t method, int err, uint64_t us) {
+    obs_log *l = ud;
+    if (l->n < 8) {
+        l->kind[l->n] = kind;
+        l->method[l->n] = method;
+        l->err[l->n] = err;
+        l->us[l->n] = us;
+    }
+    l->n++;
+}
+
+Test(rpc_core, observe_times_calls_and_handlers) {
+    obs_log a = {0}, b = {0};
+    aq_rpc_on_observe(N.rpc[0], on_obs, &a);
+    aq_rpc_on_observe(N.rpc[1], on_obs, &b);
+    outcome o = {0};
+    aq_rpc_call(N.rpc[0], peer_b(), 2, (aq_rpc_buf){"x", 1, NULL, NULL}, 5000000, done, &o);
+    flush();
+    cr_assert_eq(handled, 1);
+    cr_assert_eq(b.n, 0, "the handler is still running: nothing to time yet");
+    N.now += 30000;
+    aq_rpc_respond(held, AQ_ENOTFOUND, (aq_rpc_buf){0});
+    flush();
+    cr_assert_eq(o.n, 1);
+    cr_assert_eq(b.n, 1);
+    cr_expect_eq(b.kind[0], AQ_RPC_OBS_HANDLED);
+    cr_expect_eq(b.method[0], 2);
+    cr_expect_eq(b.err[0], AQ_ENOTFOUND);
+    cr_expect_eq(b.us[0], 30000, "from the handler's start to its reply");
+    cr_assert_eq(a.n, 1);
+    cr_expect_eq(a.kind[0], AQ_RPC_OBS_CALL);
+    cr_expect_eq(a.method[0], 2);
+    cr_expect_eq(a.err[0], AQ_ENOTFOUND, "the far handler's status");
+    cr_expect_geq(a.us[0], 30000);
+    /* A call that fails is timed with its error; a refused one runs no handler there. */
+    aq_rpc_call(N.rpc[0], peer_b(), 99, (aq_rpc_buf){0}, 1000000, done, &o);
+    flush();
+    cr_assert_eq(a.n, 2);
+    cr_expect_eq(a.method[1], 99);
+    cr_expect_eq(a.err[1], AQ_ENOMETHOD);
+    cr_expect_eq(b.n, 1);
+}
+
 Test(rpc_core, timeout_names_peer_and_method) {
     outcome o = {0};
     N.drop_to[1] = true;
