@@ -122,8 +122,7 @@ static void add_holder(write_op *op, size_t member) {
         op->holders[op->copies++] = (uint16_t)member;
 }
 
-static bool is_replica(aq_node *n, const uint32_t *reps, size_t r, size_t m) {
-    (void)n;
+static bool is_replica(const uint32_t *reps, size_t r, size_t m) {
     for (size_t i = 0; i < r; i++)
         if (reps[i] == m)
             return true;
@@ -341,7 +340,7 @@ static void write_after(uv_work_t *w, int status) {
         uint32_t reps[n->nmembers];
         size_t r = aq_node_replicas(n, op->method == AQ_M_PUT ? op->put.key : op->key,
                                     op->method == AQ_M_PUT ? op->put.klen : op->klen, reps);
-        if (op->local_err == 0 && is_replica(n, reps, r, n->self))
+        if (op->local_err == 0 && is_replica(reps, r, n->self))
             add_holder(op, n->self);
         op->found |= op->local_found;
         /* A coordinator that could not store locally still forwards: other replicas may take it.
