@@ -91,11 +91,19 @@ typedef struct write_op {
     uint64_t late_us;   /* AQ_EDEADLINE: how late it came */
 } write_op;
 
+/* One forward: its call's outcome and the release of its request bytes come in either order, so
+ * it is freed after both (refs). */
 typedef struct forward_ctx {
     write_op *op;
     size_t member;
     uint8_t *copy; /* this forward's own copy of the request (its deadline differs), or NULL */
+    int refs;
 } forward_ctx;
+
+static void forward_ctx_unref(forward_ctx *f) {
+    if (--f->refs == 0)
+        free(f);
+}
 
 static void write_op_unref(write_op *op);
 static void write_start_round(write_op *op);
@@ -104,7 +112,8 @@ static void forward_release(void *ctx) {
     forward_ctx *f = ctx;
     write_op *op = f->op;
     free(f->copy);
-    free(f);
+    f->copy = NULL;
+    forward_ctx_unref(f);
     write_op_unref(op);
 }
 
@@ -113,8 +122,7 @@ static void add_holder(write_op *op, size_t member) {
         op->holders[op->copies++] = (uint16_t)member;
 }
 
-static bool is_replica(aq_node *n, const uint32_t *reps, size_t r, size_t m) {
-    (void)n;
+static bool is_replica(const uint32_t *reps, size_t r, size_t m) {
     for (size_t i = 0; i < r; i++)
         if (reps[i] == m)
             return true;
@@ -215,6 +223,7 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
         char buf[256];
         aq_logf(n->log, AQ_LOG_WARN, "%s", aq_rpc_result_describe(n->rpc, r, buf, sizeof buf));
     }
+    forward_ctx_unref(f);
     write_op_unref(op);
 }
 
@@ -251,6 +260,7 @@ static void forward_all(write_op *op) {
         lent = true;
         f->op = op;
         f->member = m;
+        f->refs = 2;
         aq_node_u64_at(buf, op->deadline_off, aq_node_deadline_for(n, m, op->deadline));
         op->refs += 2; /* one for the call's outcome, one for the lent request bytes */
         aq_rpc_buf b = {buf, op->len, forward_release, f};
@@ -258,6 +268,7 @@ static void forward_all(write_op *op) {
         int err = aq_rpc_call(n->rpc, n->members[m].peer, op->method, b, timeout, forward_done, f);
         if (err) {
             op->refs -= 1; /* the lent request was released already (rpc contract) */
+            forward_ctx_unref(f);
             aq_logf(n->log, AQ_LOG_WARN, "cannot forward %s to %s: %s",
                     aq_node_method_name(op->method), n->members[m].conf->name, aq_strerror(err));
         }
@@ -329,7 +340,7 @@ static void write_after(uv_work_t *w, int status) {
         uint32_t reps[n->nmembers];
         size_t r = aq_node_replicas(n, op->method == AQ_M_PUT ? op->put.key : op->key,
                                     op->method == AQ_M_PUT ? op->put.klen : op->klen, reps);
-        if (op->local_err == 0 && is_replica(n, reps, r, n->self))
+        if (op->local_err == 0 && is_replica(reps, r, n->self))
             add_holder(op, n->self);
         op->found |= op->local_found;
         /* A coordinator that could not store locally still forwards: other replicas may take it.

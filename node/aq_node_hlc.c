@@ -21,6 +21,11 @@ uint64_t aq_hlc_now(aq_hlc *c, uint64_t phys_ms) {
     return c->last;
 }
 
+uint64_t aq_hlc_peek(const aq_hlc *c, uint64_t phys_ms) {
+    uint64_t p = aq_hlc_from_ms(phys_ms);
+    return p > c->last ? p : c->last;
+}
+
 bool aq_hlc_observe(aq_hlc *c, uint64_t remote, uint64_t phys_ms) {
     if (aq_hlc_ms(remote) > phys_ms + AQ_HLC_MAX_AHEAD_MS)
         return false;

@@ -25,9 +25,10 @@
 #include <stdint.h>
 
 #define AQ_HLC_LOGICAL_BITS 16
-#define AQ_HLC_MAX_AHEAD_MS (24ull * 3600 * 1000) /* remote clocks further ahead are not observed  \
-                                                   */
-#define AQ_HLC_RESERVE_MS 10000ull                /* how far ahead the ceiling is raised */
+#define AQ_HLC_MAX_AHEAD_MS                                                                        \
+    (24ull * 3600 * 1000)          /* remote clocks further ahead are not observed                 \
+                                    */
+#define AQ_HLC_RESERVE_MS 10000ull /* how far ahead the ceiling is raised */
 
 typedef struct aq_hlc {
     uint64_t last; /* the highest version issued or observed */
@@ -46,6 +47,9 @@ static inline uint64_t aq_hlc_ms(uint64_t version) {
 void aq_hlc_init(aq_hlc *c, uint64_t floor);
 /* A new version, strictly above every version issued or observed. */
 uint64_t aq_hlc_now(aq_hlc *c, uint64_t phys_ms);
+/* The clock now without issuing a version: max(last, physical ms << 16). What heartbeats send, so
+ * peers learn a node's clock before it writes anything. */
+uint64_t aq_hlc_peek(const aq_hlc *c, uint64_t phys_ms);
 /* Raises the clock to remote. False (nothing changed) when remote is more than
  * AQ_HLC_MAX_AHEAD_MS ahead of phys_ms. */
 bool aq_hlc_observe(aq_hlc *c, uint64_t remote, uint64_t phys_ms);

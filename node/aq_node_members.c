@@ -53,10 +53,14 @@ static void send_heartbeats(aq_node *n) {
     aq_chunk_store_stats(n->store, &st);
     const char *name = n->members[n->self].conf->name;
     uint64_t mono = aq_node_now_us(n);
-    /* The clock is sent as observed, not advanced: a heartbeat is no write. */
-    aq_heartbeat h = {
-        (const uint8_t *)name, strlen(name), (mono - n->start_us) / 1000, st.chunks, st.bytes,
-        n->hlc.last,           mono};
+    /* The clock is sent as it reads now, not advanced: a heartbeat is no write. */
+    aq_heartbeat h = {(const uint8_t *)name,
+                      strlen(name),
+                      (mono - n->start_us) / 1000,
+                      st.chunks,
+                      st.bytes,
+                      aq_hlc_peek(&n->hlc, aq_node_wall_ms()),
+                      mono};
     aq_wr w;
     aq_wr_init(&w);
     aq_heartbeat_encode(&w, &h);

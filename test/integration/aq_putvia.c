@@ -1,7 +1,7 @@
 /* aq_putvia: one PUT sent to one node, as the command's attempt to a coordinator is: it asks the
  * node's STATUS first (learning its monotonic clock, as the command's probe does), waits DELAY_MS
- * (so a test can freeze the node in between), then sends the PUT with the deadline of an attempt
- * of TIMEOUT_MS in the node's clock and waits that long.
+ * (so a test can freeze the node in between; it prints "probed" when that starts), then sends the
+ * PUT with the deadline of an attempt of TIMEOUT_MS in the node's clock and waits that long.
  *
  * Usage: aq_putvia CONF NODE KEY FILE TIMEOUT_MS DELAY_MS
  * Exit: 0 stored, 3 no answer within TIMEOUT_MS, 4 refused (the error on stderr), 1 usage. */
@@ -94,6 +94,8 @@ int main(int argc, char **argv) {
     }
     int64_t off = (int64_t)sn.mono_us - (int64_t)(uv_hrtime() / 1000);
     free(st.rep);
+    printf("probed\n"); /* the test may freeze the node from now on */
+    fflush(stdout);
     uv_sleep((unsigned)delay_ms);
     XXH128_hash_t h = XXH3_128bits(val, vlen);
     aq_wr w;

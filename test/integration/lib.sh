@@ -94,8 +94,13 @@ it_rand_file() { head -c "$2" /dev/urandom >"$1"; }
 # it_start_skewed NAME SHIFT_S: start one node with its wall clock shifted by SHIFT_S seconds
 # (LD_PRELOAD shim built by the test tree; the monotonic clock is not shifted).
 it_start_skewed() {
+  local pre asan
   mkdir -p "$T/run"
-  LD_PRELOAD="${AQ_TEST_BIN:-$AQ_BUILD/tests}/aq_clockshift.so" AQ_CLOCK_SHIFT_S="$2" \
+  pre="${AQ_TEST_BIN:-$AQ_BUILD/tests}/aq_clockshift.so"
+  # A sanitizer build wants its runtime first among preloaded libraries.
+  asan=$(ldd "$AQD" 2>/dev/null | awk '/libasan/ { print $3 }')
+  [ -n "$asan" ] && pre="$asan $pre"
+  LD_PRELOAD="$pre" AQ_CLOCK_SHIFT_S="$2" \
     setsid "$AQD" -c "$CONF" -n "$1" >>"$T/run/$1.log" 2>&1 </dev/null &
   echo $! >"$T/run/$1.pid"
 }

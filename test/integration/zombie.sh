@@ -17,9 +17,10 @@ echo v2 >"$T/v2"
 it_log "put $key through n1 (replica $other) while n1 is stopped"
 # As the command's attempt: n1's STATUS (its clock), then the PUT with a 3 s deadline. n1 is
 # stopped in between, so the PUT reaches a coordinator that answered a moment ago but is frozen.
-"$AQ_TEST_BIN/aq_putvia" "$CONF" n1 "$key" "$T/v1" 3000 2000 2>"$T/p1.err" &
+"$AQ_TEST_BIN/aq_putvia" "$CONF" n1 "$key" "$T/v1" 3000 2000 >"$T/p1.out" 2>"$T/p1.err" &
 p1=$!
-sleep 1
+for ((i = 0; i < 300; i++)); do grep -q probed "$T/p1.out" && break; sleep 0.1; done
+grep -q probed "$T/p1.out" || it_fail "n1 did not answer STATUS: $(cat "$T/p1.err")"
 kill -STOP "$(it_pid n1)"
 IT_CLEANUPS+=("kill -CONT $(it_pid n1) 2>/dev/null")
 set +e

@@ -42,6 +42,17 @@ Test(hlc, observing_a_skewed_peer_orders_after_it) {
     cr_expect_gt(aq_hlc_now(&fast, t + HOUR_MS), vs2);
 }
 
+/* A heartbeat's clock: physical time or what was issued, whichever is later, and nothing issued. */
+Test(hlc, peek_issues_nothing) {
+    aq_hlc c;
+    aq_hlc_init(&c, 0);
+    uint64_t t = 1700000000000ull;
+    cr_expect_eq(aq_hlc_peek(&c, t), aq_hlc_from_ms(t));
+    uint64_t v = aq_hlc_now(&c, t + HOUR_MS);
+    cr_expect_eq(aq_hlc_peek(&c, t), v, "a clock stepped back reads what was issued");
+    cr_expect_eq(aq_hlc_now(&c, t), v + 1);
+}
+
 Test(hlc, counter_overflow_carries_into_the_millisecond) {
     aq_hlc c;
     aq_hlc_init(&c, 0);
