@@ -1,0 +1,1332 @@
+/* cli_input: files, directories, globs and stdin, decompressed and transcoded, as one stream of
+ * UTF-8 CSV text (contract in cli_input.h). */
+#include "cli_input.h"
+
+#include <bzlib.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <lzma.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#include "aq_csv_cut.h"
+#include "aq_error.h"
+
+#define IN_BLOCK   (256u << 10) /* compressed bytes read at once */
+#define Q_BLOCK    (1u << 20)   /* decompressed bytes per queued block */
+#define Q_DEPTH    4            /* queued blocks: how far the decoder thread runs ahead */
+#define RAW_BLOCK  (1u << 20)   /* raw bytes turned into text at once */
+#define HEAD_LIMIT (8u << 20)   /* a later file's first row must end within this many bytes */
+#define SMALL_CAP  64           /* below this room, text is made in a side buffer */
+/* xz: a file asking the decoder for more memory is refused (xz -9 needs 65 MiB). */
+#define XZ_MEMLIMIT (1ull << 30)
+static const uint8_t XZ_MAGIC[6] = {0xfd, '7', 'z', 'X', 'Z', 0};
+
+/* ---- formats and encodings ---- */
+
+const char *cli_fmt_name(cli_fmt f) {
+    static const char *const n[] = {"plain", "gzip", "zstd", "bzip2", "xz"};
+    return f < CLI_FMT_COUNT ? n[f] : "?";
+}
+
+int cli_enc_parse(const char *s, cli_enc *e) {
+    if (strcasecmp(s, "utf-8") == 0 || strcasecmp(s, "utf8") == 0)
+        *e = CLI_ENC_UTF8;
+    else if (strcasecmp(s, "latin-1") == 0 || strcasecmp(s, "latin1") == 0 ||
+             strcasecmp(s, "iso-8859-1") == 0)
+        *e = CLI_ENC_LATIN1;
+    else if (strcasecmp(s, "cp1252") == 0 || strcasecmp(s, "windows-1252") == 0)
+        *e = CLI_ENC_CP1252;
+    else
+        return AQ_EINVAL;
+    return 0;
+}
+
+cli_fmt cli_fmt_sniff(const uint8_t *p, size_t n) {
+    if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+        return CLI_FMT_GZIP;
+    if (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd)
+        return CLI_FMT_ZSTD;
+    /* a skippable frame: 0x184D2A50..5F little-endian */
+    if (n >= 4 && (p[0] & 0xf0) == 0x50 && p[1] == 0x2a && p[2] == 0x4d && p[3] == 0x18)
+        return CLI_FMT_ZSTD;
+    if (n >= 4 && p[0] == 'B' && p[1] == 'Z' && p[2] == 'h' && p[3] >= '1' && p[3] <= '9')
+        return CLI_FMT_BZIP2;
+    if (n >= 6 && memcmp(p, XZ_MAGIC, 6) == 0)
+        return CLI_FMT_XZ;
+    return CLI_FMT_PLAIN;
+}
+
+/* cp1252's 0x80..0x9F; the unassigned five keep their value (C1 controls). */
+static const uint16_t cp1252_hi[32] = {
+    0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
+
+/* One byte of a single-byte encoding as UTF-8 into o (room for 3); returns the length. */
+static size_t enc_byte(uint8_t b, bool cp1252, uint8_t *o) {
+    uint32_t u = b;
+    if (b < 0x80) {
+        o[0] = b;
+        return 1;
+    }
+    if (cp1252 && b < 0xa0)
+        u = cp1252_hi[b - 0x80];
+    if (u < 0x800) {
+        o[0] = (uint8_t)(0xc0 | (u >> 6));
+        o[1] = (uint8_t)(0x80 | (u & 0x3f));
+        return 2;
+    }
+    o[0] = (uint8_t)(0xe0 | (u >> 12));
+    o[1] = (uint8_t)(0x80 | ((u >> 6) & 0x3f));
+    o[2] = (uint8_t)(0x80 | (u & 0x3f));
+    return 3;
+}
+
+/* Transcodes raw[0..n) into dst while a whole character fits; *used: raw bytes consumed. */
+static size_t transcode(const uint8_t *raw, size_t n, bool cp1252, uint8_t *dst, size_t cap,
+                        size_t *used, uint64_t *lfs) {
+    size_t i = 0, o = 0;
+    while (i < n && o + 3 <= cap) {
+        uint8_t b = raw[i++];
+        *lfs += b == '\n';
+        o += enc_byte(b, cp1252, dst + o);
+    }
+    while (i < n && o < cap && raw[i] < 0x80) { /* the last bytes before a full buffer */
+        *lfs += raw[i] == '\n';
+        dst[o++] = raw[i++];
+    }
+    *used = i;
+    return o;
+}
+
+/* UTF-8 check of p[0..n): *bad is the offset of the first invalid sequence (n: none); *tail the
+ * length of an incomplete but so far valid sequence at the end (held back by the caller);
+ * *nonascii whether a valid multibyte sequence came before *bad; *lfs counts LFs before it. */
+static void utf8_check(const uint8_t *p, size_t n, size_t *bad, size_t *tail, bool *nonascii,
+                       uint64_t *lfs) {
+    size_t i = 0;
+    uint64_t lf = 0;
+    *tail = 0;
+    *bad = n;
+    while (i < n) {
+#ifdef __SSE2__
+        if (i + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+            unsigned hi = (unsigned)_mm_movemask_epi8(v);
+            unsigned nl = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+            if (!hi) {
+                while (nl) {
+                    nl &= nl - 1;
+                    lf++;
+                }
+                i += 16;
+                continue;
+            }
+        }
+#endif
+        uint8_t b = p[i];
+        if (b < 0x80) {
+            lf += b == '\n';
+            i++;
+            continue;
+        }
+        size_t need;
+        uint8_t lo = 0x80, hi2 = 0xbf;
+        if (b >= 0xc2 && b <= 0xdf)
+            need = 1;
+        else if (b >= 0xe0 && b <= 0xef) {
+            need = 2;
+            if (b == 0xe0)
+                lo = 0xa0;
+            else if (b == 0xed)
+                hi2 = 0x9f;
+        } else if (b >= 0xf0 && b <= 0xf4) {
+            need = 3;
+            if (b == 0xf0)
+                lo = 0x90;
+            else if (b == 0xf4)
+                hi2 = 0x8f;
+        } else {
+            *bad = i;
+            break;
+        }
+        size_t k = 1;
+        bool ok = true;
+        for (; k <= need && i + k < n; k++) {
+            uint8_t c = p[i + k];
+            if (k == 1 ? (c < lo || c > hi2) : (c < 0x80 || c > 0xbf)) {
+                ok = false;
+                break;
+            }
+        }
+        if (!ok) {
+            *bad = i;
+            break;
+        }
+        if (k <= need) { /* ran out of bytes inside a valid prefix */
+            *tail = n - i;
+            break;
+        }
+        *nonascii = true;
+        i += need + 1;
+    }
+    *lfs += lf;
+}
+
+/* ---- one source ---- */
+
+struct cli_src {
+    char *name;
+    int fd;
+    bool own_fd;
+    bool regular;
+    uint64_t size;
+    cli_fmt fmt;
+    uint8_t *ib;
+    size_t ipos, ilen;
+    bool ieof;
+    uint64_t in_off;  /* bytes read from fd */
+    bool started;     /* the decoder is set up */
+    bool open_member; /* inside a gzip member or bzip2 stream */
+    bool finished;    /* xz: the stream ended */
+    size_t zs_left;   /* zstd: the last hint (0: between frames) */
+    union {
+        z_stream z;
+        bz_stream bz;
+        lzma_stream xz;
+        ZSTD_DCtx *zs;
+    } u;
+    uint64_t out_bytes;
+    uint64_t decode_ns;
+};
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int read_some(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap) {
+    for (;;) {
+        ssize_t r = read(s->fd, buf, cap);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            snprintf(why, wcap, "reading %s: %s", s->name, strerror(e));
+            return -e;
+        }
+        *got = (size_t)r;
+        s->in_off += (uint64_t)r;
+        return 0;
+    }
+}
+
+/* Makes at least n bytes available at ib[ipos] unless the file ends first. */
+static int ensure(cli_src *s, size_t n, char *why, size_t wcap) {
+    while (s->ilen - s->ipos < n && !s->ieof) {
+        if (s->ipos) {
+            memmove(s->ib, s->ib + s->ipos, s->ilen - s->ipos);
+            s->ilen -= s->ipos;
+            s->ipos = 0;
+        }
+        size_t got = 0;
+        int err = read_some(s, s->ib + s->ilen, IN_BLOCK - s->ilen, &got, why, wcap);
+        if (err)
+            return err;
+        s->ilen += got;
+        s->ieof = got == 0;
+    }
+    return 0;
+}
+
+/* Refills ib when it is used up. */
+static int refill(cli_src *s, char *why, size_t wcap) {
+    if (s->ipos < s->ilen || s->ieof)
+        return 0;
+    s->ipos = s->ilen = 0;
+    return ensure(s, 1, why, wcap);
+}
+
+static uint64_t consumed(const cli_src *s) {
+    return s->in_off - (s->ilen - s->ipos);
+}
+
+int cli_src_open(cli_src **out, const char *path, char *why, size_t cap) {
+    bool is_stdin = strcmp(path, "-") == 0;
+    cli_src *s = calloc(1, sizeof *s);
+    if (!s || !(s->name = strdup(is_stdin ? "stdin" : path)) || !(s->ib = malloc(IN_BLOCK))) {
+        if (s)
+            free(s->name);
+        free(s);
+        snprintf(why, cap, "out of memory");
+        return AQ_ENOMEM;
+    }
+    s->fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    s->own_fd = !is_stdin;
+    struct stat st;
+    int err = 0;
+    if (s->fd < 0 || fstat(s->fd, &st) != 0) {
+        err = -errno;
+        snprintf(why, cap, "cannot open %s: %s", path, strerror(errno));
+    } else if (S_ISDIR(st.st_mode)) {
+        err = AQ_EINVAL;
+        snprintf(why, cap, "%s is a directory", s->name);
+    } else {
+        s->regular = S_ISREG(st.st_mode);
+        s->size = s->regular ? (uint64_t)st.st_size : 0;
+        if (s->regular && st.st_size == 0) {
+            err = AQ_EINVAL;
+            snprintf(why, cap, "%s is empty", s->name);
+        } else if ((err = ensure(s, 6, why, cap)) == 0) {
+            s->fmt = cli_fmt_sniff(s->ib, s->ilen);
+        }
+    }
+    if (err) {
+        cli_src_close(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+cli_fmt cli_src_format(const cli_src *s) {
+    return s->fmt;
+}
+const char *cli_src_name(const cli_src *s) {
+    return s->name;
+}
+uint64_t cli_src_in_bytes(const cli_src *s) {
+    return consumed(s);
+}
+
+void cli_src_close(cli_src *s) {
+    if (!s)
+        return;
+    if (s->started) {
+        switch (s->fmt) {
+        case CLI_FMT_GZIP:
+            inflateEnd(&s->u.z);
+            break;
+        case CLI_FMT_ZSTD:
+            ZSTD_freeDCtx(s->u.zs);
+            break;
+        case CLI_FMT_BZIP2:
+            if (s->open_member)
+                BZ2_bzDecompressEnd(&s->u.bz);
+            break;
+        case CLI_FMT_XZ:
+            lzma_end(&s->u.xz);
+            break;
+        default:
+            break;
+        }
+    }
+    if (s->own_fd && s->fd >= 0)
+        close(s->fd);
+    free(s->ib);
+    free(s->name);
+    free(s);
+}
+
+static int corrupt(cli_src *s, const char *what, char *why, size_t wcap) {
+    snprintf(why, wcap, "%s: corrupt %s data at byte %llu (%s)", s->name, cli_fmt_name(s->fmt),
+             (unsigned long long)consumed(s), what);
+    return AQ_EPARSE;
+}
+
+static int truncated(cli_src *s, char *why, size_t wcap) {
+    snprintf(why, wcap, "%s: truncated %s data: the file ends at byte %llu inside a %s", s->name,
+             cli_fmt_name(s->fmt), (unsigned long long)s->in_off,
+             s->fmt == CLI_FMT_ZSTD   ? "frame"
+             : s->fmt == CLI_FMT_GZIP ? "member"
+                                      : "stream");
+    return AQ_EPARSE;
+}
+
+static int read_gzip(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap) {
+    z_stream *z = &s->u.z;
+    if (!s->started) {
+        memset(z, 0, sizeof *z);
+        if (inflateInit2(z, 16 + MAX_WBITS) != Z_OK) {
+            snprintf(why, wcap, "out of memory");
+            return AQ_ENOMEM;
+        }
+        s->started = s->open_member = true;
+    }
+    size_t done = 0;
+    while (done == 0) {
+        int err;
+        if (!s->open_member) {
+            /* Another member, or the end; anything else after a member is not gzip. */
+            if ((err = ensure(s, 2, why, wcap)) != 0)
+                return err;
+            if (s->ilen == s->ipos)
+                break;
+            if (s->ilen - s->ipos < 2 || s->ib[s->ipos] != 0x1f || s->ib[s->ipos + 1] != 0x8b)
+                return corrupt(s, "bytes after the last member are not a gzip member", why, wcap);
+            inflateReset(z);
+            s->open_member = true;
+        }
+        if ((err = refill(s, why, wcap)) != 0)
+            return err;
+        z->next_in = s->ib + s->ipos;
+        z->avail_in = (uInt)(s->ilen - s->ipos);
+        z->next_out = buf;
+        z->avail_out = (uInt)(cap > UINT32_MAX ? UINT32_MAX : cap);
+        int r = inflate(z, Z_NO_FLUSH);
+        s->ipos = s->ilen - z->avail_in;
+        done = (size_t)(z->next_out - buf);
+        if (r == Z_STREAM_END)
+            s->open_member = false;
+        else if (r == Z_BUF_ERROR && s->ipos == s->ilen && s->ieof)
+            return truncated(s, why, wcap);
+        else if (r != Z_OK && r != Z_BUF_ERROR)
+            return corrupt(s, z->msg ? z->msg : "inflate failed", why, wcap);
+    }
+    *got = done;
+    return 0;
+}
+
+static int read_zstd(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap) {
+    if (!s->started) {
+        if (!(s->u.zs = ZSTD_createDCtx())) {
+            snprintf(why, wcap, "out of memory");
+            return AQ_ENOMEM;
+        }
+        s->started = true;
+    }
+    ZSTD_outBuffer ob = {buf, cap, 0};
+    while (ob.pos == 0) {
+        int err = refill(s, why, wcap);
+        if (err)
+            return err;
+        ZSTD_inBuffer ibf = {s->ib, s->ilen, s->ipos};
+        size_t r = ZSTD_decompressStream(s->u.zs, &ob, &ibf);
+        bool moved = ibf.pos != s->ipos;
+        s->ipos = ibf.pos;
+        if (ZSTD_isError(r))
+            return corrupt(s, ZSTD_getErrorName(r), why, wcap);
+        if (ob.pos == 0 && !moved && s->ipos == s->ilen && s->ieof) {
+            /* no progress at the end: between frames is the end, inside one is truncation */
+            if (s->zs_left != 0)
+                return truncated(s, why, wcap);
+            break;
+        }
+        s->zs_left = r;
+    }
+    *got = ob.pos;
+    return 0;
+}
+
+static int read_bzip2(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap) {
+    bz_stream *b = &s->u.bz;
+    s->started = true;
+    size_t done = 0;
+    while (done == 0) {
+        int err;
+        if (!s->open_member) {
+            if ((err = ensure(s, 4, why, wcap)) != 0)
+                return err;
+            if (s->ilen == s->ipos)
+                break;
+            if (cli_fmt_sniff(s->ib + s->ipos, s->ilen - s->ipos) != CLI_FMT_BZIP2)
+                return corrupt(s, "bytes after the last stream are not a bzip2 stream", why, wcap);
+            memset(b, 0, sizeof *b);
+            if (BZ2_bzDecompressInit(b, 0, 0) != BZ_OK) {
+                snprintf(why, wcap, "out of memory");
+                return AQ_ENOMEM;
+            }
+            s->open_member = true;
+        }
+        if ((err = refill(s, why, wcap)) != 0)
+            return err;
+        b->next_in = (char *)s->ib + s->ipos;
+        b->avail_in = (unsigned)(s->ilen - s->ipos);
+        b->next_out = (char *)buf;
+        b->avail_out = (unsigned)(cap > UINT32_MAX ? UINT32_MAX : cap);
+        int r = BZ2_bzDecompress(b);
+        s->ipos = s->ilen - b->avail_in;
+        done = (size_t)((uint8_t *)b->next_out - buf);
+        if (r == BZ_STREAM_END) {
+            BZ2_bzDecompressEnd(b);
+            s->open_member = false;
+        } else if (r != BZ_OK) {
+            return corrupt(s,
+                           r == BZ_DATA_ERROR_MAGIC ? "bad magic"
+                           : r == BZ_MEM_ERROR      ? "out of memory"
+                                                    : "data error",
+                           why, wcap);
+        } else if (done == 0 && s->ipos == s->ilen && s->ieof) {
+            return truncated(s, why, wcap);
+        }
+    }
+    *got = done;
+    return 0;
+}
+
+static int read_xz(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap) {
+    lzma_stream *x = &s->u.xz;
+    if (!s->started) {
+        lzma_stream init = LZMA_STREAM_INIT;
+        *x = init;
+        lzma_mt mt;
+        memset(&mt, 0, sizeof mt);
+        mt.flags = LZMA_CONCATENATED;
+        mt.threads = 2; /* blocks of a multi-block file decode in parallel */
+        mt.memlimit_threading = XZ_MEMLIMIT;
+        mt.memlimit_stop = XZ_MEMLIMIT;
+        if (lzma_stream_decoder_mt(x, &mt) != LZMA_OK) {
+            snprintf(why, wcap, "out of memory");
+            return AQ_ENOMEM;
+        }
+        s->started = true;
+    }
+    if (s->finished) {
+        *got = 0;
+        return 0;
+    }
+    size_t done = 0;
+    while (done == 0) {
+        int err = refill(s, why, wcap);
+        if (err)
+            return err;
+        x->next_in = s->ib + s->ipos;
+        x->avail_in = s->ilen - s->ipos;
+        x->next_out = buf;
+        x->avail_out = cap;
+        lzma_ret r = lzma_code(x, s->ipos == s->ilen && s->ieof ? LZMA_FINISH : LZMA_RUN);
+        s->ipos = s->ilen - x->avail_in;
+        done = (size_t)(x->next_out - buf);
+        if (r == LZMA_STREAM_END) {
+            s->finished = true;
+            break;
+        }
+        if (r == LZMA_BUF_ERROR)
+            return truncated(s, why, wcap);
+        if (r != LZMA_OK)
+            return corrupt(s,
+                           r == LZMA_MEMLIMIT_ERROR  ? "it needs more than 1 GiB to decode"
+                           : r == LZMA_FORMAT_ERROR  ? "not an xz stream"
+                           : r == LZMA_OPTIONS_ERROR ? "unsupported options"
+                           : r == LZMA_MEM_ERROR     ? "out of memory"
+                                                     : "data error",
+                           why, wcap);
+    }
+    *got = done;
+    return 0;
+}
+
+int cli_src_read(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap) {
+    *got = 0;
+    if (cap == 0)
+        return 0;
+    if (s->fmt == CLI_FMT_PLAIN) {
+        if (s->ipos < s->ilen) {
+            size_t n = s->ilen - s->ipos < cap ? s->ilen - s->ipos : cap;
+            memcpy(buf, s->ib + s->ipos, n);
+            s->ipos += n;
+            *got = n;
+            return 0;
+        }
+        if (s->ieof)
+            return 0;
+        return read_some(s, buf, cap, got, why, wcap);
+    }
+    uint64_t t0 = mono_ns();
+    int err;
+    switch (s->fmt) {
+    case CLI_FMT_GZIP:
+        err = read_gzip(s, buf, cap, got, why, wcap);
+        break;
+    case CLI_FMT_ZSTD:
+        err = read_zstd(s, buf, cap, got, why, wcap);
+        break;
+    case CLI_FMT_BZIP2:
+        err = read_bzip2(s, buf, cap, got, why, wcap);
+        break;
+    default:
+        err = read_xz(s, buf, cap, got, why, wcap);
+        break;
+    }
+    s->decode_ns += mono_ns() - t0;
+    s->out_bytes += *got;
+    return err;
+}
+
+/* ---- the whole input ---- */
+
+enum { ST_START, ST_BODY };
+
+typedef struct qblock {
+    uint8_t *p;
+    size_t len;
+    bool end; /* the end of source `src` */
+    uint32_t src;
+} qblock;
+
+struct cli_input {
+    cli_src **src;
+    size_t n;
+    cli_enc enc;
+    /* the decoder thread, when any source is compressed or a stream */
+    bool threaded, thread_on, mu_init;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    qblock q[Q_DEPTH];
+    size_t qhead, qcount, qpos;
+    bool stop;
+    int qerr;
+    char qwhy[512];
+    _Atomic uint64_t in_done; /* bytes of the files consumed (progress) */
+    /* the current file */
+    size_t cur;
+    int stage;
+    bool raw_eof;   /* the current file's raw bytes are all read */
+    bool cp1252;    /* transcoding the current file (single-byte encoding) */
+    bool latin1;    /* ... as Latin-1 rather than cp1252 */
+    bool nonascii;  /* valid non-ASCII UTF-8 came from it */
+    uint64_t lines; /* LFs of its text so far */
+    uint64_t ftext; /* its text bytes so far */
+    uint8_t carry[4];
+    size_t ncarry;
+    uint8_t *rbuf; /* raw bytes waiting to be transcoded */
+    size_t rpos, rlen;
+    /* the first file's text read ahead (peek), handed out first */
+    char *pk;
+    size_t pk_len, pk_pos;
+    bool pk_eof;
+    bool pk_ready; /* the peek is done: text_read hands pk out first */
+    /* text waiting to be handed out (headers dropped, joins, small reads) */
+    char *ob;
+    size_t ob_len, ob_pos, ob_cap;
+    char last_out;
+    uint64_t text_out;
+    /* the dialect and the first file's header */
+    bool have_dialect, header;
+    aq_csv_dialect d;
+    char **hdr;
+    size_t *hlen;
+    size_t nhdr;
+    uint32_t headers_dropped;
+    /* notes */
+    char *note_file;
+    uint64_t note_line;
+    uint32_t transcoded;
+};
+
+static int add_path(char ***v, size_t *n, size_t *cap, const char *p) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        char **nv = realloc(*v, c * sizeof *nv);
+        if (!nv)
+            return AQ_ENOMEM;
+        *v = nv;
+        *cap = c;
+    }
+    if (!((*v)[*n] = strdup(p)))
+        return AQ_ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A directory's regular files, sorted bytewise. */
+static int add_dir(char ***v, size_t *n, size_t *cap, const char *dir, char *why, size_t wcap) {
+    DIR *dh = opendir(dir);
+    if (!dh) {
+        int e = errno;
+        snprintf(why, wcap, "cannot open %s: %s", dir, strerror(e));
+        return -e;
+    }
+    size_t first = *n;
+    int err = 0;
+    struct dirent *de;
+    while (!err && (de = readdir(dh)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        size_t l = strlen(dir) + strlen(de->d_name) + 2;
+        char *p = malloc(l);
+        if (!p) {
+            err = AQ_ENOMEM;
+            break;
+        }
+        snprintf(p, l, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", de->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+            err = add_path(v, n, cap, p);
+        free(p);
+    }
+    closedir(dh);
+    if (err) {
+        snprintf(why, wcap, "out of memory");
+        return err;
+    }
+    if (*n == first) {
+        snprintf(why, wcap, "%s holds no regular file", dir);
+        return AQ_EINVAL;
+    }
+    qsort(*v + first, *n - first, sizeof **v, cmp_str);
+    return 0;
+}
+
+static int expand(const char *const *paths, size_t np, char ***out, size_t *nout, char *why,
+                  size_t wcap) {
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int err = 0;
+    bool have_stdin = false;
+    for (size_t i = 0; i < np && !err; i++) {
+        const char *p = paths[i];
+        struct stat st;
+        if (strcmp(p, "-") == 0) {
+            if (have_stdin) {
+                snprintf(why, wcap, "stdin (-) is named twice");
+                err = AQ_EINVAL;
+            } else {
+                have_stdin = true;
+                err = add_path(&v, &n, &cap, p);
+            }
+        } else if (stat(p, &st) == 0) {
+            err = S_ISDIR(st.st_mode) ? add_dir(&v, &n, &cap, p, why, wcap)
+                                      : add_path(&v, &n, &cap, p);
+        } else if (errno == ENOENT && strpbrk(p, "*?[")) {
+            glob_t g;
+            int gr = glob(p, 0, NULL, &g);
+            if (gr == GLOB_NOMATCH) {
+                snprintf(why, wcap, "no file matches %s", p);
+                err = -ENOENT;
+            } else if (gr != 0) {
+                snprintf(why, wcap, "cannot expand %s", p);
+                err = AQ_EINVAL;
+            }
+            for (size_t k = 0; gr == 0 && k < g.gl_pathc && !err; k++) {
+                const char *m = g.gl_pathv[k];
+                err = stat(m, &st) == 0 && S_ISDIR(st.st_mode) ? add_dir(&v, &n, &cap, m, why, wcap)
+                                                               : add_path(&v, &n, &cap, m);
+            }
+            if (gr == 0)
+                globfree(&g);
+        } else {
+            int e = errno;
+            snprintf(why, wcap, "cannot open %s: %s", p, strerror(e));
+            err = -e;
+        }
+        if (err == AQ_ENOMEM)
+            snprintf(why, wcap, "out of memory");
+    }
+    if (err) {
+        for (size_t i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
+        return err;
+    }
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+static void *decoder_main(void *arg);
+
+int cli_input_open(cli_input **out, const char *const *paths, size_t np, cli_enc enc, char *why,
+                   size_t cap) {
+    char **files = NULL;
+    size_t nf = 0;
+    int err = expand(paths, np, &files, &nf, why, cap);
+    if (err)
+        return err;
+    cli_input *in = calloc(1, sizeof *in);
+    if (!in || !(in->src = calloc(nf, sizeof *in->src)) || !(in->rbuf = malloc(RAW_BLOCK + 8))) {
+        if (in)
+            free(in->src);
+        free(in);
+        for (size_t i = 0; i < nf; i++)
+            free(files[i]);
+        free(files);
+        snprintf(why, cap, "out of memory");
+        return AQ_ENOMEM;
+    }
+    in->enc = enc;
+    in->cp1252 = enc == CLI_ENC_LATIN1 || enc == CLI_ENC_CP1252;
+    in->latin1 = enc == CLI_ENC_LATIN1;
+    for (size_t i = 0; i < nf && !err; i++) {
+        err = cli_src_open(&in->src[i], files[i], why, cap);
+        if (!err) {
+            in->n++;
+            cli_src *s = in->src[i];
+            in->threaded = in->threaded || s->fmt != CLI_FMT_PLAIN || !s->regular;
+        }
+    }
+    for (size_t i = 0; i < nf; i++)
+        free(files[i]);
+    free(files);
+    if (!err && in->threaded) {
+        pthread_mutex_init(&in->mu, NULL);
+        pthread_cond_init(&in->cv, NULL);
+        in->mu_init = true;
+        for (size_t i = 0; i < Q_DEPTH && !err; i++)
+            if (!(in->q[i].p = malloc(Q_BLOCK)))
+                err = AQ_ENOMEM;
+        if (!err && pthread_create(&in->th, NULL, decoder_main, in) != 0)
+            err = AQ_ENOMEM;
+        if (err)
+            snprintf(why, cap, "out of memory");
+        else
+            in->thread_on = true;
+    }
+    if (err) {
+        cli_input_close(in);
+        return err;
+    }
+    *out = in;
+    return 0;
+}
+
+size_t cli_input_nfiles(const cli_input *in) {
+    return in->n;
+}
+const char *cli_input_file(const cli_input *in, size_t i) {
+    return i < in->n ? in->src[i]->name : NULL;
+}
+bool cli_input_first_seekable(const cli_input *in) {
+    const cli_src *s = in->src[0];
+    return s->regular && s->fmt == CLI_FMT_PLAIN && s->own_fd;
+}
+int cli_input_first_fd(const cli_input *in) {
+    return in->src[0]->fd;
+}
+
+/* The decoder thread: every source in order into the queue; an end block after each. */
+static void *decoder_main(void *arg) {
+    cli_input *in = arg;
+    char why[512] = "";
+    int err = 0;
+    for (size_t i = 0; i < in->n && !err; i++) {
+        cli_src *s = in->src[i];
+        bool end = false;
+        while (!end && !err) {
+            pthread_mutex_lock(&in->mu);
+            while (in->qcount == Q_DEPTH && !in->stop)
+                pthread_cond_wait(&in->cv, &in->mu);
+            bool stop = in->stop;
+            /* the slot after the last published one is ours until published */
+            qblock *b = &in->q[(in->qhead + in->qcount) % Q_DEPTH];
+            pthread_mutex_unlock(&in->mu);
+            if (stop)
+                return NULL;
+            size_t got = 0;
+            uint64_t before = consumed(s);
+            err = cli_src_read(s, b->p, Q_BLOCK, &got, why, sizeof why);
+            atomic_fetch_add(&in->in_done, consumed(s) - before);
+            if (err)
+                break;
+            b->len = got;
+            b->end = end = got == 0;
+            b->src = (uint32_t)i;
+            pthread_mutex_lock(&in->mu);
+            in->qcount++;
+            pthread_cond_broadcast(&in->cv);
+            pthread_mutex_unlock(&in->mu);
+        }
+    }
+    if (err) {
+        pthread_mutex_lock(&in->mu);
+        in->qerr = err;
+        snprintf(in->qwhy, sizeof in->qwhy, "%s", why);
+        pthread_cond_broadcast(&in->cv);
+        pthread_mutex_unlock(&in->mu);
+    }
+    return NULL;
+}
+
+/* Raw (decompressed) bytes of the current file; *got 0 with raw_eof set at its end. */
+static int raw_next(cli_input *in, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap) {
+    *got = 0;
+    if (in->raw_eof)
+        return 0;
+    if (!in->threaded) {
+        cli_src *s = in->src[in->cur];
+        uint64_t before = consumed(s);
+        int err = cli_src_read(s, buf, cap, got, why, wcap);
+        atomic_fetch_add(&in->in_done, consumed(s) - before);
+        in->raw_eof = !err && *got == 0;
+        return err;
+    }
+    pthread_mutex_lock(&in->mu);
+    while (in->qcount == 0 && !in->qerr)
+        pthread_cond_wait(&in->cv, &in->mu);
+    if (in->qcount == 0) {
+        snprintf(why, wcap, "%s", in->qwhy);
+        int err = in->qerr;
+        pthread_mutex_unlock(&in->mu);
+        return err;
+    }
+    pthread_mutex_unlock(&in->mu);
+    qblock *b = &in->q[in->qhead];
+    bool pop;
+    if (b->end) {
+        in->raw_eof = true;
+        pop = true;
+    } else {
+        size_t n = b->len - in->qpos < cap ? b->len - in->qpos : cap;
+        memcpy(buf, b->p + in->qpos, n);
+        in->qpos += n;
+        *got = n;
+        pop = in->qpos == b->len;
+    }
+    if (pop) {
+        in->qpos = 0;
+        pthread_mutex_lock(&in->mu);
+        in->qhead = (in->qhead + 1) % Q_DEPTH;
+        in->qcount--;
+        pthread_cond_broadcast(&in->cv);
+        pthread_mutex_unlock(&in->mu);
+    }
+    return 0;
+}
+
+static void switch_to_cp1252(cli_input *in) {
+    in->cp1252 = true;
+    in->latin1 = false;
+    in->transcoded++;
+    if (!in->note_file) {
+        in->note_file = strdup(in->src[in->cur]->name);
+        in->note_line = in->lines + 1;
+    }
+}
+
+/* Text of the current file into dst (cap >= 4); *got 0 only at its end. */
+static int text_read(cli_input *in, uint8_t *dst, size_t cap, size_t *got, char *why, size_t wcap) {
+    *got = 0;
+    if (in->cur == 0 && in->pk_ready && in->pk_pos < in->pk_len) {
+        size_t n = in->pk_len - in->pk_pos < cap ? in->pk_len - in->pk_pos : cap;
+        memcpy(dst, in->pk + in->pk_pos, n);
+        in->pk_pos += n;
+        *got = n;
+        return 0;
+    }
+    for (;;) {
+        int err;
+        if (in->cp1252) {
+            if (in->rpos == in->rlen) {
+                size_t n;
+                if ((err = raw_next(in, in->rbuf, RAW_BLOCK, &n, why, wcap)) != 0)
+                    return err;
+                if (n == 0)
+                    return 0;
+                in->rpos = 0;
+                in->rlen = n;
+            }
+            size_t used;
+            size_t o = transcode(in->rbuf + in->rpos, in->rlen - in->rpos, !in->latin1, dst, cap,
+                                 &used, &in->lines);
+            in->rpos += used;
+            in->ftext += o;
+            *got = o;
+            return 0;
+        }
+        size_t c = in->ncarry;
+        memcpy(dst, in->carry, c);
+        in->ncarry = 0;
+        size_t room = cap - c < RAW_BLOCK ? cap - c : RAW_BLOCK;
+        size_t n;
+        if ((err = raw_next(in, dst + c, room, &n, why, wcap)) != 0)
+            return err;
+        size_t total = c + n, bad, tail;
+        uint64_t lfs = 0;
+        bool nonascii = in->nonascii;
+        utf8_check(dst, total, &bad, &tail, &nonascii, &lfs);
+        if (n == 0 && total > 0 && bad == total)
+            bad = total - tail; /* the file ends inside a sequence */
+        if (bad < total) {
+            if (in->enc != CLI_ENC_AUTO || nonascii) {
+                uint64_t line = in->lines + lfs + 1;
+                snprintf(why, wcap,
+                         "%s line %llu: invalid UTF-8 at byte %llu of its text%s (choose "
+                         "--encoding latin-1 or cp1252 if it is one of those)",
+                         in->src[in->cur]->name, (unsigned long long)line,
+                         (unsigned long long)(in->ftext + bad),
+                         in->enc == CLI_ENC_AUTO ? ", after UTF-8 text above it" : "");
+                return AQ_EPARSE;
+            }
+            /* Everything before was ASCII, which cp1252 reads the same: go on as cp1252. */
+            in->lines += lfs;
+            switch_to_cp1252(in);
+            memcpy(in->rbuf, dst + bad, total - bad);
+            in->rpos = 0;
+            in->rlen = total - bad;
+            if (bad == 0)
+                continue;
+            in->ftext += bad;
+            *got = bad;
+            return 0;
+        }
+        in->nonascii = nonascii;
+        in->lines += lfs;
+        if (n == 0 && total == 0)
+            return 0;
+        memcpy(in->carry, dst + total - tail, tail);
+        in->ncarry = tail;
+        if (total - tail == 0)
+            continue;
+        in->ftext += total - tail;
+        *got = total - tail;
+        return 0;
+    }
+}
+
+int cli_input_peek(cli_input *in, size_t want, const char **p, size_t *len, char *why, size_t cap) {
+    if (!in->pk) {
+        if (!(in->pk = malloc(want + 1))) {
+            snprintf(why, cap, "out of memory");
+            return AQ_ENOMEM;
+        }
+        while (in->pk_len + 4 <= want && !in->pk_eof) {
+            size_t got;
+            int err =
+                text_read(in, (uint8_t *)in->pk + in->pk_len, want - in->pk_len, &got, why, cap);
+            if (err)
+                return err;
+            in->pk_len += got;
+            in->pk_eof = got == 0;
+        }
+        if (in->pk_len == 0) {
+            snprintf(why, cap, "%s is empty%s", in->src[0]->name,
+                     in->src[0]->fmt != CLI_FMT_PLAIN ? " once decompressed" : "");
+            return AQ_EINVAL;
+        }
+        in->pk_ready = true;
+    }
+    *p = in->pk;
+    *len = in->pk_len;
+    return 0;
+}
+
+int cli_input_sample_text(const cli_input *in, const char *p, size_t len, char **out,
+                          size_t *olen) {
+    bool cp = in->enc == CLI_ENC_LATIN1 || in->enc == CLI_ENC_CP1252;
+    if (in->enc == CLI_ENC_AUTO) {
+        size_t bad, tail;
+        bool na = false;
+        uint64_t lfs = 0;
+        utf8_check((const uint8_t *)p, len, &bad, &tail, &na, &lfs);
+        cp = bad < len;
+    }
+    char *o = malloc(cp ? 3 * len + 1 : len + 1);
+    if (!o)
+        return AQ_ENOMEM;
+    if (cp) {
+        size_t used;
+        uint64_t lfs = 0;
+        *olen = transcode((const uint8_t *)p, len, in->enc != CLI_ENC_LATIN1, (uint8_t *)o, 3 * len,
+                          &used, &lfs);
+    } else {
+        memcpy(o, p, len);
+        *olen = len;
+    }
+    *out = o;
+    return 0;
+}
+
+int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, char *why,
+                          size_t cap) {
+    (void)why;
+    (void)cap;
+    in->d = *d;
+    in->header = header;
+    in->have_dialect = true;
+    return 0;
+}
+
+static int ob_put(cli_input *in, const void *p, size_t n) {
+    if (in->ob_pos == in->ob_len)
+        in->ob_pos = in->ob_len = 0;
+    if (in->ob_len + n > in->ob_cap) {
+        size_t c = in->ob_cap ? in->ob_cap : 4096;
+        while (c < in->ob_len + n)
+            c *= 2;
+        char *nb = realloc(in->ob, c);
+        if (!nb)
+            return AQ_ENOMEM;
+        in->ob = nb;
+        in->ob_cap = c;
+    }
+    memcpy(in->ob + in->ob_len, p, n);
+    in->ob_len += n;
+    return 0;
+}
+
+/* A field for a message: at most 60 bytes, control bytes as '?'. */
+static void show_field(char *o, size_t cap, const char *p, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 4 < cap && i < 60; i++)
+        o[k++] = (unsigned char)p[i] < 0x20 ? '?' : p[i];
+    if (n > 60 && k + 4 < cap) {
+        memcpy(o + k, "...", 3);
+        k += 3;
+    }
+    o[k] = 0;
+}
+
+/* The start of a file: its first row read whole; the first file's header kept, a later file's
+ * checked and dropped (and its BOM). What remains is queued in ob. */
+static int head_stage(cli_input *in, char *why, size_t wcap) {
+    const char *name = in->src[in->cur]->name;
+    size_t cap = 1u << 20, len = 0;
+    char *hb = malloc(cap);
+    if (!hb) {
+        snprintf(why, wcap, "out of memory");
+        return AQ_ENOMEM;
+    }
+    aq_csv_cutter cut;
+    aq_csv_cut_init(&cut, &in->d);
+    aq_csv_tok t;
+    bool have_tok = false, found = false, eof = false;
+    int err = 0;
+    while (!found && !err) {
+        if (len + RAW_BLOCK / 4 > cap) {
+            char *nb = cap >= HEAD_LIMIT ? NULL : realloc(hb, cap * 2);
+            if (!nb) {
+                if (cap >= HEAD_LIMIT)
+                    snprintf(why, wcap, "%s: its first row does not end within %u MiB", name,
+                             HEAD_LIMIT >> 20);
+                else
+                    snprintf(why, wcap, "out of memory");
+                err = cap >= HEAD_LIMIT ? AQ_ETOOBIG : AQ_ENOMEM;
+                break;
+            }
+            hb = nb;
+            cap *= 2;
+        }
+        size_t got;
+        if ((err = text_read(in, (uint8_t *)hb + len, cap - len, &got, why, wcap)) != 0)
+            break;
+        eof = got == 0;
+        aq_csv_cut_feed(&cut, hb + len, got);
+        len += got;
+        if (!in->header) {
+            found = len >= 3 || eof;
+            continue;
+        }
+        if (cut.row_end == 0 && !eof)
+            continue;
+        if (have_tok)
+            aq_csv_tok_free(&t);
+        aq_csv_tok_init(&t, hb, eof ? len : (size_t)cut.row_end, &in->d, 1, true);
+        have_tok = true;
+        aq_csv_err e = {0, ""};
+        int r = aq_csv_tok_next(&t, &e);
+        if (r < 0 && !(r == AQ_EPARSE && !eof)) {
+            snprintf(why, wcap, "%s: %s", name, e.msg[0] ? e.msg : aq_strerror(r));
+            err = r;
+        } else if (r == 1 || eof) {
+            found = true;
+            if (r != 1)
+                t.nfields = 0;
+        }
+    }
+    size_t drop = 0;
+    if (!err && !in->header) {
+        drop = in->cur > 0 && len >= 3 && memcmp(hb, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+    } else if (!err && in->cur == 0) {
+        in->nhdr = t.nfields;
+        if (!(in->hdr = calloc(t.nfields + 1, sizeof *in->hdr)) ||
+            !(in->hlen = calloc(t.nfields + 1, sizeof *in->hlen)))
+            err = AQ_ENOMEM;
+        for (size_t i = 0; !err && i < t.nfields; i++) {
+            if (!(in->hdr[i] = malloc(t.fields[i].len + 1))) {
+                err = AQ_ENOMEM;
+                break;
+            }
+            memcpy(in->hdr[i], t.fields[i].p, t.fields[i].len);
+            in->hlen[i] = t.fields[i].len;
+        }
+        if (err)
+            snprintf(why, wcap, "out of memory");
+    } else if (!err) {
+        drop = (size_t)(t.p - hb);
+        const char *first = in->src[0]->name;
+        size_t k = 0;
+        while (k < t.nfields && k < in->nhdr && t.fields[k].len == in->hlen[k] &&
+               memcmp(t.fields[k].p, in->hdr[k], in->hlen[k]) == 0)
+            k++;
+        char a[80], b[80];
+        if (t.nfields == 0) {
+            snprintf(why, wcap, "%s holds no row where its header should be", name);
+            err = AQ_EPARSE;
+        } else if (k < t.nfields && k < in->nhdr) {
+            show_field(a, sizeof a, t.fields[k].p, t.fields[k].len);
+            show_field(b, sizeof b, in->hdr[k], in->hlen[k]);
+            snprintf(why, wcap,
+                     "%s: its header differs from %s's at column %zu: '%s' where %s has '%s'", name,
+                     first, k + 1, a, first, b);
+            err = AQ_EPARSE;
+        } else if (k < t.nfields) {
+            show_field(a, sizeof a, t.fields[k].p, t.fields[k].len);
+            snprintf(why, wcap,
+                     "%s: its header has %zu columns, %s's %zu: column %zu '%s' is not in %s", name,
+                     t.nfields, first, in->nhdr, k + 1, a, first);
+            err = AQ_EPARSE;
+        } else if (k < in->nhdr) {
+            show_field(b, sizeof b, in->hdr[k], in->hlen[k]);
+            snprintf(why, wcap,
+                     "%s: its header has %zu columns, %s's %zu: column %zu '%s' is missing", name,
+                     t.nfields, first, in->nhdr, k + 1, b);
+            err = AQ_EPARSE;
+        } else {
+            in->headers_dropped++;
+        }
+    }
+    if (have_tok)
+        aq_csv_tok_free(&t);
+    if (!err && len > drop && ob_put(in, hb + drop, len - drop) != 0) {
+        snprintf(why, wcap, "out of memory");
+        err = AQ_ENOMEM;
+    }
+    free(hb);
+    return err;
+}
+
+static void next_file(cli_input *in) {
+    in->cur++;
+    in->stage = ST_START;
+    in->raw_eof = false;
+    in->cp1252 = in->enc == CLI_ENC_LATIN1 || in->enc == CLI_ENC_CP1252;
+    in->latin1 = in->enc == CLI_ENC_LATIN1;
+    in->nonascii = false;
+    in->lines = in->ftext = 0;
+    in->ncarry = 0;
+    in->rpos = in->rlen = 0;
+}
+
+static size_t ob_take(cli_input *in, char *dst, size_t cap) {
+    size_t n = in->ob_len - in->ob_pos < cap ? in->ob_len - in->ob_pos : cap;
+    memcpy(dst, in->ob + in->ob_pos, n);
+    in->ob_pos += n;
+    return n;
+}
+
+int cli_input_read(cli_input *in, char *dst, size_t cap, size_t *got, char *why, size_t wcap) {
+    *got = 0;
+    for (;;) {
+        int err;
+        size_t n = 0;
+        if (in->ob_pos < in->ob_len) {
+            n = ob_take(in, dst, cap);
+        } else if (in->cur >= in->n) {
+            return 0;
+        } else if (in->stage == ST_START) {
+            in->stage = ST_BODY;
+            if (in->cur > 0 && in->text_out && in->last_out != '\n' && ob_put(in, "\n", 1) != 0) {
+                snprintf(why, wcap, "out of memory");
+                return AQ_ENOMEM;
+            }
+            if ((in->cur > 0 || (in->n > 1 && in->header)) &&
+                (err = head_stage(in, why, wcap)) != 0)
+                return err;
+            continue;
+        } else {
+            uint8_t small[SMALL_CAP];
+            bool side = cap < SMALL_CAP;
+            if ((err = text_read(in, side ? small : (uint8_t *)dst, side ? sizeof small : cap, &n,
+                                 why, wcap)) != 0)
+                return err;
+            if (n == 0) {
+                if (in->ftext == 0) {
+                    snprintf(why, wcap, "%s is empty%s", in->src[in->cur]->name,
+                             in->src[in->cur]->fmt != CLI_FMT_PLAIN ? " once decompressed" : "");
+                    return AQ_EINVAL;
+                }
+                next_file(in);
+                continue;
+            }
+            if (side) {
+                if (ob_put(in, small, n) != 0) {
+                    snprintf(why, wcap, "out of memory");
+                    return AQ_ENOMEM;
+                }
+                continue;
+            }
+        }
+        in->last_out = dst[n - 1];
+        in->text_out += n;
+        *got = n;
+        return 0;
+    }
+}
+
+void cli_input_get_stats(const cli_input *in, cli_input_stats *st) {
+    memset(st, 0, sizeof *st);
+    st->files = (uint32_t)in->n;
+    bool known = true;
+    for (size_t i = 0; i < in->n; i++) {
+        const cli_src *s = in->src[i];
+        st->formats |= 1u << s->fmt;
+        known = known && s->regular;
+        st->total_in += s->size;
+        if (s->fmt != CLI_FMT_PLAIN) {
+            st->compressed++;
+            st->inflated_bytes += s->out_bytes;
+            st->decode_seconds += (double)s->decode_ns / 1e9;
+        }
+    }
+    if (!known)
+        st->total_in = 0;
+    st->in_bytes = atomic_load(&((cli_input *)in)->in_done);
+    st->text_bytes = in->text_out;
+    st->headers_dropped = in->headers_dropped;
+    st->transcoded = in->transcoded;
+}
+
+const char *cli_input_note(const cli_input *in, uint64_t *line) {
+    *line = in->note_line;
+    return in->note_file;
+}
+
+void cli_input_close(cli_input *in) {
+    if (!in)
+        return;
+    if (in->thread_on) {
+        pthread_mutex_lock(&in->mu);
+        in->stop = true;
+        pthread_cond_broadcast(&in->cv);
+        pthread_mutex_unlock(&in->mu);
+        pthread_join(in->th, NULL);
+    }
+    if (in->mu_init) {
+        pthread_mutex_destroy(&in->mu);
+        pthread_cond_destroy(&in->cv);
+    }
+    for (size_t i = 0; i < Q_DEPTH; i++)
+        free(in->q[i].p);
+    for (size_t i = 0; i < in->n; i++)
+        cli_src_close(in->src[i]);
+    free(in->src);
+    free(in->rbuf);
+    free(in->pk);
+    free(in->ob);
+    for (size_t i = 0; i < in->nhdr; i++)
+        free(in->hdr[i]);
+    free(in->hdr);
+    free(in->hlen);
+    free(in->note_file);
+    free(in);
+}

@@ -1,0 +1,120 @@
+/* cli_input: the bytes `aquifer parse` reads, as one stream of UTF-8 CSV text, whatever the files
+ * were: plain or compressed, one or many, a directory, a glob or stdin, UTF-8, Latin-1 or cp1252.
+ *
+ * Sources. A path is a file; "-" is stdin; a directory stands for its regular files (names not
+ * starting with '.'), sorted bytewise, without entering subdirectories; a path that does not exist
+ * but holds * ? or [ is a glob, expanded here, matches sorted bytewise (a matched directory is
+ * expanded as above). No source may be empty, and a glob or directory that names no file is an
+ * error.
+ *
+ * Decoding (cli_src). Each source's format is recognised by its first bytes, never its name: gzip
+ * (1f 8b), zstd (28 b5 2f fd, or a skippable frame), bzip2 ("BZh1".."BZh9"), xz (fd "7zXZ" 00);
+ * anything else is read as it is. Every member of a multi-member gzip, every frame of a zstd
+ * stream, every stream of a concatenated bzip2 or xz file is read, in order; bytes after the last
+ * complete member that start no new one, a checksum that fails, and a file that ends inside a
+ * member are errors naming the file and the byte offset in it (of the compressed bytes) where
+ * decoding stopped. Decompression streams: memory stays a few MiB whatever the size. When any
+ * source is compressed or not a regular file, one decoder thread reads and decompresses every
+ * source in order, running ahead of the reader by a bounded queue of blocks, so decompression
+ * overlaps the cutting and sending of pieces; xz files of several blocks are decoded on two
+ * threads. Plain regular files are read on the caller's thread straight into its buffer.
+ *
+ * Text. The stream is UTF-8. With CLI_ENC_UTF8 invalid UTF-8 is an error naming the file, its
+ * line and byte; with LATIN1 or CP1252 every byte is transcoded (cp1252's five unassigned bytes
+ * become the C1 controls of the same value, as browsers do). With CLI_ENC_AUTO (the default) a
+ * file is read as UTF-8 until its first invalid sequence; if every byte before it was ASCII the
+ * file is cp1252 from there on (ASCII reads the same either way, so nothing read is reinterpreted)
+ * and cli_input_notes says so; if valid non-ASCII UTF-8 came before, the file mixes encodings and
+ * that is an error naming the file and line (--encoding chooses).
+ *
+ * Joining. After cli_input_set_dialect, the first row of every file after the first is its header:
+ * it must equal the first file's field by field (else an error naming the file and its first
+ * differing column) and is dropped; a UTF-8 BOM at the start of a later file is dropped; a file
+ * that does not end in a newline gets one before the next file's text. The first file's bytes
+ * are passed on unchanged (BOM and header included: the CSV setup reads them).
+ *
+ * Errors: functions return 0 or a negative AQ_E* code and write one clause into the caller's
+ * why[] naming the file ("stdin" for -). Not thread-safe: one caller drives one cli_input.
+ */
+#ifndef AQ_CLI_INPUT_H
+#define AQ_CLI_INPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aq_csv_tok.h"
+
+typedef enum cli_fmt {
+    CLI_FMT_PLAIN = 0,
+    CLI_FMT_GZIP,
+    CLI_FMT_ZSTD,
+    CLI_FMT_BZIP2,
+    CLI_FMT_XZ,
+    CLI_FMT_COUNT
+} cli_fmt;
+
+typedef enum cli_enc { CLI_ENC_AUTO = 0, CLI_ENC_UTF8, CLI_ENC_LATIN1, CLI_ENC_CP1252 } cli_enc;
+
+/* "plain", "gzip", "zstd", "bzip2", "xz". */
+const char *cli_fmt_name(cli_fmt f);
+/* "utf-8", "latin-1" (also "latin1", "iso-8859-1"), "cp1252" (also "windows-1252"); AQ_EINVAL
+ * for anything else. */
+int cli_enc_parse(const char *s, cli_enc *e);
+/* The format that the first n bytes of a stream announce (n >= 6 for a sure answer). */
+cli_fmt cli_fmt_sniff(const uint8_t *p, size_t n);
+
+/* ---- one source, decompressed ---- */
+typedef struct cli_src cli_src;
+/* Opens path ("-": stdin) and reads its first bytes to learn the format. */
+int cli_src_open(cli_src **out, const char *path, char *why, size_t cap);
+/* Up to cap decompressed bytes into buf; *got 0 only at the end of the source. */
+int cli_src_read(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap);
+cli_fmt cli_src_format(const cli_src *s);
+const char *cli_src_name(const cli_src *s);
+uint64_t cli_src_in_bytes(const cli_src *s); /* bytes of the file consumed so far */
+void cli_src_close(cli_src *s);
+
+/* ---- the whole input ---- */
+typedef struct cli_input cli_input;
+
+typedef struct cli_input_stats {
+    uint32_t files;
+    uint32_t compressed;      /* files that were compressed */
+    uint32_t formats;         /* bit (1 << cli_fmt) per format seen */
+    uint64_t in_bytes;        /* bytes read from the files (compressed size for compressed ones) */
+    uint64_t text_bytes;      /* text bytes handed out */
+    uint64_t inflated_bytes;  /* decompressed bytes of the compressed files */
+    double decode_seconds;    /* time the decoder spent decompressing */
+    uint64_t total_in;        /* sum of the regular files' sizes; 0 when some size is unknown */
+    uint32_t headers_dropped; /* header rows of later files dropped */
+    uint32_t transcoded;      /* files read as cp1252 under CLI_ENC_AUTO */
+} cli_input_stats;
+
+/* Expands and opens every source (nothing is read past each one's first bytes). */
+int cli_input_open(cli_input **out, const char *const *paths, size_t n, cli_enc enc, char *why,
+                   size_t cap);
+size_t cli_input_nfiles(const cli_input *in);
+const char *cli_input_file(const cli_input *in, size_t i);
+/* True when the first source is a plain regular file opened from a path (it can be sampled at
+ * offsets through cli_input_first_fd). */
+bool cli_input_first_seekable(const cli_input *in);
+int cli_input_first_fd(const cli_input *in);
+/* Reads ahead up to want bytes of the first file's text (fewer when it is shorter) and gives
+ * them; cli_input_read hands them out again. Only before the first cli_input_read. */
+int cli_input_peek(cli_input *in, size_t want, const char **p, size_t *len, char *why, size_t cap);
+/* Text bytes as the stream reader would hand them (for samples read at offsets): transcoded when
+ * the first file is Latin-1 or cp1252, or is not UTF-8 under AUTO. *out is malloc'd. */
+int cli_input_sample_text(const cli_input *in, const char *p, size_t len, char **out, size_t *olen);
+/* The dialect the text is read with; header true: later files' first rows are checked and
+ * dropped. Before the first cli_input_read. */
+int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, char *why,
+                          size_t cap);
+/* Up to cap (>= 1) text bytes into dst; *got 0 only at the end of the last source. */
+int cli_input_read(cli_input *in, char *dst, size_t cap, size_t *got, char *why, size_t wcap);
+void cli_input_get_stats(const cli_input *in, cli_input_stats *st);
+/* The first file read as cp1252 under AUTO and the line it switched at; NULL when none. */
+const char *cli_input_note(const cli_input *in, uint64_t *line);
+void cli_input_close(cli_input *in);
+
+#endif
