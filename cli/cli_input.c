@@ -114,10 +114,9 @@ static size_t transcode(const uint8_t *raw, size_t n, bool cp1252, uint8_t *dst,
 }
 
 /* UTF-8 check of p[0..n): *bad is the offset of the first invalid sequence (n: none); *tail the
- * length of an incomplete but so far valid sequence at the end (held back by the caller);
- * *nonascii whether a valid multibyte sequence came before *bad; *lfs counts LFs before it. */
-static void utf8_check(const uint8_t *p, size_t n, size_t *bad, size_t *tail, bool *nonascii,
-                       uint64_t *lfs) {
+ * length of an incomplete but so far valid sequence at the end (held back by the caller); *lfs
+ * counts the LFs before *bad. */
+static void utf8_check(const uint8_t *p, size_t n, size_t *bad, size_t *tail, uint64_t *lfs) {
     size_t i = 0;
     uint64_t lf = 0;
     *tail = 0;
@@ -181,7 +180,6 @@ static void utf8_check(const uint8_t *p, size_t n, size_t *bad, size_t *tail, bo
             *tail = n - i;
             break;
         }
-        *nonascii = true;
         i += need + 1;
     }
     *lfs += lf;
@@ -600,7 +598,7 @@ struct cli_input {
     bool raw_eof;   /* the current file's raw bytes are all read */
     bool cp1252;    /* transcoding the current file (single-byte encoding) */
     bool latin1;    /* ... as Latin-1 rather than cp1252 */
-    bool nonascii;  /* valid non-ASCII UTF-8 came from it */
+    bool raw_pass;  /* AUTO found it is not UTF-8: its bytes pass unchecked */
     uint64_t lines; /* LFs of its text so far */
     uint64_t ftext; /* its text bytes so far */
     uint8_t carry[4];
@@ -627,7 +625,7 @@ struct cli_input {
     /* notes */
     char *note_file;
     uint64_t note_line;
-    uint32_t transcoded;
+    uint32_t not_utf8;
 };
 
 static int add_path(char ***v, size_t *n, size_t *cap, const char *p) {
@@ -903,13 +901,13 @@ static int raw_next(cli_input *in, uint8_t *buf, size_t cap, size_t *got, char *
     return 0;
 }
 
-static void switch_to_cp1252(cli_input *in) {
-    in->cp1252 = true;
-    in->latin1 = false;
-    in->transcoded++;
+/* AUTO met bytes that are not UTF-8: the file's bytes go on as they are, noted. */
+static void mark_not_utf8(cli_input *in, uint64_t line) {
+    in->raw_pass = true;
+    in->not_utf8++;
     if (!in->note_file) {
         in->note_file = strdup(in->src[in->cur]->name);
-        in->note_line = in->lines + 1;
+        in->note_line = line;
     }
 }
 
@@ -943,6 +941,14 @@ static int text_read(cli_input *in, uint8_t *dst, size_t cap, size_t *got, char 
             *got = o;
             return 0;
         }
+        if (in->raw_pass) {
+            size_t n;
+            if ((err = raw_next(in, dst, cap < RAW_BLOCK ? cap : RAW_BLOCK, &n, why, wcap)) != 0)
+                return err;
+            in->ftext += n;
+            *got = n;
+            return 0;
+        }
         size_t c = in->ncarry;
         memcpy(dst, in->carry, c);
         in->ncarry = 0;
@@ -952,34 +958,25 @@ static int text_read(cli_input *in, uint8_t *dst, size_t cap, size_t *got, char 
             return err;
         size_t total = c + n, bad, tail;
         uint64_t lfs = 0;
-        bool nonascii = in->nonascii;
-        utf8_check(dst, total, &bad, &tail, &nonascii, &lfs);
+        utf8_check(dst, total, &bad, &tail, &lfs);
         if (n == 0 && total > 0 && bad == total)
             bad = total - tail; /* the file ends inside a sequence */
         if (bad < total) {
-            if (in->enc != CLI_ENC_AUTO || nonascii) {
-                uint64_t line = in->lines + lfs + 1;
+            uint64_t line = in->lines + lfs + 1;
+            if (in->enc != CLI_ENC_AUTO) {
                 snprintf(why, wcap,
-                         "%s line %llu: invalid UTF-8 at byte %llu of its text%s (choose "
+                         "%s line %llu: invalid UTF-8 at byte %llu of its text (choose "
                          "--encoding latin-1 or cp1252 if it is one of those)",
                          in->src[in->cur]->name, (unsigned long long)line,
-                         (unsigned long long)(in->ftext + bad),
-                         in->enc == CLI_ENC_AUTO ? ", after UTF-8 text above it" : "");
+                         (unsigned long long)(in->ftext + bad));
                 return AQ_EPARSE;
             }
-            /* Everything before was ASCII, which cp1252 reads the same: go on as cp1252. */
-            in->lines += lfs;
-            switch_to_cp1252(in);
-            memcpy(in->rbuf, dst + bad, total - bad);
-            in->rpos = 0;
-            in->rlen = total - bad;
-            if (bad == 0)
-                continue;
-            in->ftext += bad;
-            *got = bad;
+            /* Kept byte for byte: no guess can say what they were, and export gives them back. */
+            mark_not_utf8(in, line);
+            in->ftext += total;
+            *got = total;
             return 0;
         }
-        in->nonascii = nonascii;
         in->lines += lfs;
         if (n == 0 && total == 0)
             return 0;
@@ -1023,13 +1020,6 @@ int cli_input_peek(cli_input *in, size_t want, const char **p, size_t *len, char
 int cli_input_sample_text(const cli_input *in, const char *p, size_t len, char **out,
                           size_t *olen) {
     bool cp = in->enc == CLI_ENC_LATIN1 || in->enc == CLI_ENC_CP1252;
-    if (in->enc == CLI_ENC_AUTO) {
-        size_t bad, tail;
-        bool na = false;
-        uint64_t lfs = 0;
-        utf8_check((const uint8_t *)p, len, &bad, &tail, &na, &lfs);
-        cp = bad < len;
-    }
     char *o = malloc(cp ? 3 * len + 1 : len + 1);
     if (!o)
         return AQ_ENOMEM;
@@ -1211,7 +1201,7 @@ static void next_file(cli_input *in) {
     in->raw_eof = false;
     in->cp1252 = in->enc == CLI_ENC_LATIN1 || in->enc == CLI_ENC_CP1252;
     in->latin1 = in->enc == CLI_ENC_LATIN1;
-    in->nonascii = false;
+    in->raw_pass = false;
     in->lines = in->ftext = 0;
     in->ncarry = 0;
     in->rpos = in->rlen = 0;
@@ -1293,7 +1283,7 @@ void cli_input_get_stats(const cli_input *in, cli_input_stats *st) {
     st->in_bytes = atomic_load(&((cli_input *)in)->in_done);
     st->text_bytes = in->text_out;
     st->headers_dropped = in->headers_dropped;
-    st->transcoded = in->transcoded;
+    st->not_utf8 = in->not_utf8;
 }
 
 const char *cli_input_note(const cli_input *in, uint64_t *line) {

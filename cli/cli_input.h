@@ -19,13 +19,13 @@
  * overlaps the cutting and sending of pieces; xz files of several blocks are decoded on two
  * threads. Plain regular files are read on the caller's thread straight into its buffer.
  *
- * Text. The stream is UTF-8. With CLI_ENC_UTF8 invalid UTF-8 is an error naming the file, its
- * line and byte; with LATIN1 or CP1252 every byte is transcoded (cp1252's five unassigned bytes
- * become the C1 controls of the same value, as browsers do). With CLI_ENC_AUTO (the default) a
- * file is read as UTF-8 until its first invalid sequence; if every byte before it was ASCII the
- * file is cp1252 from there on (ASCII reads the same either way, so nothing read is reinterpreted)
- * and cli_input_notes says so; if valid non-ASCII UTF-8 came before, the file mixes encodings and
- * that is an error naming the file and line (--encoding chooses).
+ * Text. With CLI_ENC_LATIN1 or CP1252 every byte is transcoded to UTF-8 (cp1252's five
+ * unassigned bytes become the C1 controls of the same value, as browsers do). With CLI_ENC_UTF8
+ * invalid UTF-8 is an error naming the file, its line and byte. With CLI_ENC_AUTO (the default)
+ * the text is checked as UTF-8 and a file that is not is passed on byte for byte from there, with
+ * cli_input_note naming the first such file and line: no guess can tell Latin-1 from cp1252 or
+ * from stray bytes, and bytes kept as they are export as they came (fidelity), where a wrong
+ * transcoding would change them for good.
  *
  * Joining. After cli_input_set_dialect, the first row of every file after the first is its header:
  * it must equal the first file's field by field (else an error naming the file and its first
@@ -88,7 +88,7 @@ typedef struct cli_input_stats {
     double decode_seconds;    /* time the decoder spent decompressing */
     uint64_t total_in;        /* sum of the regular files' sizes; 0 when some size is unknown */
     uint32_t headers_dropped; /* header rows of later files dropped */
-    uint32_t transcoded;      /* files read as cp1252 under CLI_ENC_AUTO */
+    uint32_t not_utf8;        /* files found not UTF-8 under CLI_ENC_AUTO (kept as bytes) */
 } cli_input_stats;
 
 /* Expands and opens every source (nothing is read past each one's first bytes). */
@@ -103,8 +103,8 @@ int cli_input_first_fd(const cli_input *in);
 /* Reads ahead up to want bytes of the first file's text (fewer when it is shorter) and gives
  * them; cli_input_read hands them out again. Only before the first cli_input_read. */
 int cli_input_peek(cli_input *in, size_t want, const char **p, size_t *len, char *why, size_t cap);
-/* Text bytes as the stream reader would hand them (for samples read at offsets): transcoded when
- * the first file is Latin-1 or cp1252, or is not UTF-8 under AUTO. *out is malloc'd. */
+/* Text bytes as the stream reader would hand them (for samples read at offsets): transcoded
+ * under LATIN1 and CP1252, else a copy. *out is malloc'd. */
 int cli_input_sample_text(const cli_input *in, const char *p, size_t len, char **out, size_t *olen);
 /* The dialect the text is read with; header true: later files' first rows are checked and
  * dropped. Before the first cli_input_read. */
@@ -113,7 +113,7 @@ int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, c
 /* Up to cap (>= 1) text bytes into dst; *got 0 only at the end of the last source. */
 int cli_input_read(cli_input *in, char *dst, size_t cap, size_t *got, char *why, size_t wcap);
 void cli_input_get_stats(const cli_input *in, cli_input_stats *st);
-/* The first file read as cp1252 under AUTO and the line it switched at; NULL when none. */
+/* The first file found not UTF-8 under AUTO and its first such line; NULL when none. */
 const char *cli_input_note(const cli_input *in, uint64_t *line);
 void cli_input_close(cli_input *in);
 

@@ -298,7 +298,7 @@ static int read_at(int fd, uint8_t *buf, size_t n, uint64_t off, size_t *got) {
 }
 
 /* Takes sample block b (malloc'd, len bytes) as the text the stream reader would give: it
- * replaces *b by its transcoded copy when the input is not UTF-8. */
+ * replaces *b by its transcoded copy under --encoding latin-1 or cp1252. */
 static int sample_as_text(const cli_input *in, uint8_t **b, size_t *len) {
     char *t;
     size_t tl;
@@ -719,11 +719,11 @@ static void print_input_json(const cli_input_stats *st) {
         }
     printf("], \"bytes_read\": %llu, \"text_bytes\": %llu, \"decompressed_bytes\": %llu, "
            "\"decompress_seconds\": %.3f, \"decompress_mb_per_s\": %.2f, "
-           "\"headers_dropped\": %u, \"transcoded_files\": %u}",
+           "\"headers_dropped\": %u, \"not_utf8_files\": %u}",
            (unsigned long long)st->in_bytes, (unsigned long long)st->text_bytes,
            (unsigned long long)st->inflated_bytes, st->decode_seconds,
            st->decode_seconds > 0 ? (double)st->inflated_bytes / 1e6 / st->decode_seconds : 0,
-           st->headers_dropped, st->transcoded);
+           st->headers_dropped, st->not_utf8);
 }
 
 int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
@@ -994,10 +994,10 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         const char *nfile = cli_input_note(in, &nline);
         if (nfile)
             fprintf(stderr,
-                    "aquifer: %s: note: %s is not UTF-8 (from line %llu); read as cp1252%s "
-                    "(--encoding chooses)\n",
+                    "aquifer: %s: note: %s is not UTF-8 (first at line %llu)%s; its bytes are "
+                    "kept as they are (--encoding latin-1 or cp1252 transcodes them)\n",
                     c->what, nfile, (unsigned long long)nline,
-                    ist.transcoded > 1 ? ", and so were other files" : "");
+                    ist.not_utf8 > 1 ? ", nor are other files" : "");
         free(m.rows);
         wrote = false;
         rc = fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");

@@ -410,29 +410,49 @@ Test(input, encodings) {
                      "5\n";
     cr_assert(gl == strlen(w2) && memcmp(got, w2, gl) == 0, "cp1252 got '%.*s'", (int)gl, got);
     free(got);
-    /* auto: ASCII up to the first invalid byte, so cp1252 from there, with a note */
-    cli_input *in;
-    cr_assert_eq(cli_input_open(&in, p, 1, CLI_ENC_AUTO, why, sizeof why), 0);
-    char buf[64];
-    size_t o = 0, g;
-    while (cli_input_read(in, buf + o, 3, &g, why, sizeof why) == 0 && g)
-        o += g;
-    cr_assert(o == strlen(w2) && memcmp(buf, w2, o) == 0, "auto got '%.*s'", (int)o, buf);
-    uint64_t line;
-    const char *nf = cli_input_note(in, &line);
-    cr_assert(nf && strcmp(nf, path("l.csv")) == 0 && line == 2, "note %s line %llu", nf,
-              (unsigned long long)line);
-    cli_input_close(in);
+    /* auto: the bytes are kept as they are, and the first line that is not UTF-8 noted */
+    write_str("m.csv", "w\ncaf\xc3\xa9\nx\nbad\xe9\xc3\n");
+    const char *pm[] = {path("m.csv")};
+    for (int z = 0; z < 2; z++) {
+        if (z)
+            sh("xz -c '%s' > '%s'", path("m.csv"), path("m.csv.xz"));
+        const char *pz[] = {path(z ? "m.csv.xz" : "m.csv")};
+        cli_input *in;
+        cr_assert_eq(cli_input_open(&in, pz, 1, CLI_ENC_AUTO, why, sizeof why), 0);
+        char buf[64];
+        size_t o = 0, g;
+        while (cli_input_read(in, buf + o, 3, &g, why, sizeof why) == 0 && g)
+            o += g;
+        const char *raw = "w\ncaf\xc3\xa9\nx\nbad\xe9\xc3\n";
+        cr_assert(o == strlen(raw) && memcmp(buf, raw, o) == 0, "auto got '%.*s'", (int)o, buf);
+        uint64_t line;
+        const char *nf = cli_input_note(in, &line);
+        cr_assert(nf && strcmp(nf, pz[0]) == 0 && line == 4, "note %s line %llu", nf,
+                  (unsigned long long)line);
+        cli_input_stats st;
+        cli_input_get_stats(in, &st);
+        cr_assert_eq(st.not_utf8, 1);
+        cli_input_close(in);
+    }
     /* utf-8 asked: the invalid byte is an error naming line and byte */
     cr_assert_eq(input_all(p, 1, CLI_ENC_UTF8, true, caps, 1, &got, &gl, why), AQ_EPARSE);
     cr_assert(strstr(why, "line 2") && strstr(why, "byte 7"), "%s", why);
     free(got);
-    /* auto with UTF-8 text before the invalid byte: mixed, an error */
-    write_str("m.csv", "w\ncaf\xc3\xa9\nx\nbad\xe9\n");
-    const char *pm[] = {path("m.csv")};
-    cr_assert_eq(input_all(pm, 1, CLI_ENC_AUTO, true, caps, 1, &got, &gl, why), AQ_EPARSE);
-    cr_assert(strstr(why, "line 4"), "%s", why);
+    cr_assert_eq(input_all(pm, 1, CLI_ENC_UTF8, true, caps, 1, &got, &gl, why), AQ_EPARSE);
+    cr_assert(strstr(why, "line 4") && strstr(why, "byte 13"), "%s", why);
     free(got);
+    /* clean UTF-8: no note */
+    write_str("ok.csv", "w\ncaf\xc3\xa9\n");
+    const char *po[] = {path("ok.csv")};
+    cli_input *in;
+    cr_assert_eq(cli_input_open(&in, po, 1, CLI_ENC_AUTO, why, sizeof why), 0);
+    char buf[64];
+    size_t g;
+    while (cli_input_read(in, buf, sizeof buf, &g, why, sizeof why) == 0 && g)
+        ;
+    uint64_t line;
+    cr_assert_null(cli_input_note(in, &line));
+    cli_input_close(in);
 }
 
 /* UTF-8 sequences cut by every read size: held back and joined, never taken for invalid. */
