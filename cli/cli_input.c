@@ -101,6 +101,21 @@ static size_t transcode(const uint8_t *raw, size_t n, bool cp1252, uint8_t *dst,
                         size_t *used, uint64_t *lfs) {
     size_t i = 0, o = 0;
     while (i < n && o + 3 <= cap) {
+#ifdef __SSE2__
+        /* runs of ASCII are copied 16 bytes at a time */
+        if (i + 16 <= n && o + 16 <= cap) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(raw + i));
+            if (!_mm_movemask_epi8(v)) {
+                unsigned nl = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+                for (; nl; nl &= nl - 1)
+                    ++*lfs;
+                _mm_storeu_si128((__m128i *)(void *)(dst + o), v);
+                i += 16;
+                o += 16;
+                continue;
+            }
+        }
+#endif
         uint8_t b = raw[i++];
         *lfs += b == '\n';
         o += enc_byte(b, cp1252, dst + o);
