@@ -27,7 +27,8 @@
 
 #define IN_BLOCK   (256u << 10) /* compressed bytes read at once */
 #define Q_BLOCK    (1u << 20)   /* decompressed bytes per queued block */
-#define Q_DEPTH    4            /* queued blocks: how far the decoder thread runs ahead */
+#define Q_DEPTH    4            /* queued blocks: how far a decoder thread runs ahead */
+#define DECODERS   2            /* decoder threads: file i is decoded by thread i % DECODERS */
 #define RAW_BLOCK  (1u << 20)   /* raw bytes turned into text at once */
 #define HEAD_LIMIT (8u << 20)   /* a later file's first row must end within this many bytes */
 #define SMALL_CAP  64           /* below this room, text is made in a side buffer */
@@ -592,20 +593,28 @@ typedef struct qblock {
     uint32_t src;
 } qblock;
 
+/* One decoder thread and its queue of decoded blocks (the sources i with i % DECODERS == idx). */
+typedef struct decoder {
+    struct cli_input *in;
+    size_t idx;
+    pthread_t th;
+    bool on;
+    qblock q[Q_DEPTH];
+    size_t head, count, pos;
+    int err;
+    char why[512];
+} decoder;
+
 struct cli_input {
     cli_src **src;
     size_t n;
     cli_enc enc;
-    /* the decoder thread, when any source is compressed or a stream */
-    bool threaded, thread_on, mu_init;
-    pthread_t th;
+    /* the decoder threads, when any source is compressed or a stream; one lock for all */
+    bool threaded, mu_init;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    qblock q[Q_DEPTH];
-    size_t qhead, qcount, qpos;
+    decoder dec[DECODERS];
     bool stop;
-    int qerr;
-    char qwhy[512];
     _Atomic uint64_t in_done; /* bytes of the files consumed (progress) */
     /* the current file */
     size_t cur;
@@ -795,15 +804,22 @@ int cli_input_open(cli_input **out, const char *const *paths, size_t np, cli_enc
         pthread_mutex_init(&in->mu, NULL);
         pthread_cond_init(&in->cv, NULL);
         in->mu_init = true;
-        for (size_t i = 0; i < Q_DEPTH && !err; i++)
-            if (!(in->q[i].p = malloc(Q_BLOCK)))
+        /* Files are independent streams: with several, the next is decoded on a second thread
+         * while the current one is still decoding. */
+        size_t nd = in->n < DECODERS ? in->n : DECODERS;
+        for (size_t d = 0; d < nd && !err; d++) {
+            decoder *dc = &in->dec[d];
+            dc->in = in;
+            dc->idx = d;
+            for (size_t i = 0; i < Q_DEPTH && !err; i++)
+                if (!(dc->q[i].p = malloc(Q_BLOCK)))
+                    err = AQ_ENOMEM;
+            if (!err && pthread_create(&dc->th, NULL, decoder_main, dc) != 0)
                 err = AQ_ENOMEM;
-        if (!err && pthread_create(&in->th, NULL, decoder_main, in) != 0)
-            err = AQ_ENOMEM;
+            dc->on = !err;
+        }
         if (err)
             snprintf(why, cap, "out of memory");
-        else
-            in->thread_on = true;
     }
     if (err) {
         cli_input_close(in);
@@ -827,21 +843,22 @@ int cli_input_first_fd(const cli_input *in) {
     return in->src[0]->fd;
 }
 
-/* The decoder thread: every source in order into the queue; an end block after each. */
+/* A decoder thread: its sources in order into its queue; an end block after each. */
 static void *decoder_main(void *arg) {
-    cli_input *in = arg;
+    decoder *dc = arg;
+    cli_input *in = dc->in;
     char why[512] = "";
     int err = 0;
-    for (size_t i = 0; i < in->n && !err; i++) {
+    for (size_t i = dc->idx; i < in->n && !err; i += DECODERS) {
         cli_src *s = in->src[i];
         bool end = false;
         while (!end && !err) {
             pthread_mutex_lock(&in->mu);
-            while (in->qcount == Q_DEPTH && !in->stop)
+            while (dc->count == Q_DEPTH && !in->stop)
                 pthread_cond_wait(&in->cv, &in->mu);
             bool stop = in->stop;
             /* the slot after the last published one is ours until published */
-            qblock *b = &in->q[(in->qhead + in->qcount) % Q_DEPTH];
+            qblock *b = &dc->q[(dc->head + dc->count) % Q_DEPTH];
             pthread_mutex_unlock(&in->mu);
             if (stop)
                 return NULL;
@@ -855,15 +872,15 @@ static void *decoder_main(void *arg) {
             b->end = end = got == 0;
             b->src = (uint32_t)i;
             pthread_mutex_lock(&in->mu);
-            in->qcount++;
+            dc->count++;
             pthread_cond_broadcast(&in->cv);
             pthread_mutex_unlock(&in->mu);
         }
     }
     if (err) {
         pthread_mutex_lock(&in->mu);
-        in->qerr = err;
-        snprintf(in->qwhy, sizeof in->qwhy, "%s", why);
+        dc->err = err;
+        snprintf(dc->why, sizeof dc->why, "%s", why);
         pthread_cond_broadcast(&in->cv);
         pthread_mutex_unlock(&in->mu);
     }
@@ -883,33 +900,34 @@ static int raw_next(cli_input *in, uint8_t *buf, size_t cap, size_t *got, char *
         in->raw_eof = !err && *got == 0;
         return err;
     }
+    decoder *dc = &in->dec[in->cur % DECODERS];
     pthread_mutex_lock(&in->mu);
-    while (in->qcount == 0 && !in->qerr)
+    while (dc->count == 0 && !dc->err)
         pthread_cond_wait(&in->cv, &in->mu);
-    if (in->qcount == 0) {
-        snprintf(why, wcap, "%s", in->qwhy);
-        int err = in->qerr;
+    if (dc->count == 0) {
+        snprintf(why, wcap, "%s", dc->why);
+        int err = dc->err;
         pthread_mutex_unlock(&in->mu);
         return err;
     }
     pthread_mutex_unlock(&in->mu);
-    qblock *b = &in->q[in->qhead];
+    qblock *b = &dc->q[dc->head];
     bool pop;
     if (b->end) {
         in->raw_eof = true;
         pop = true;
     } else {
-        size_t n = b->len - in->qpos < cap ? b->len - in->qpos : cap;
-        memcpy(buf, b->p + in->qpos, n);
-        in->qpos += n;
+        size_t n = b->len - dc->pos < cap ? b->len - dc->pos : cap;
+        memcpy(buf, b->p + dc->pos, n);
+        dc->pos += n;
         *got = n;
-        pop = in->qpos == b->len;
+        pop = dc->pos == b->len;
     }
     if (pop) {
-        in->qpos = 0;
+        dc->pos = 0;
         pthread_mutex_lock(&in->mu);
-        in->qhead = (in->qhead + 1) % Q_DEPTH;
-        in->qcount--;
+        dc->head = (dc->head + 1) % Q_DEPTH;
+        dc->count--;
         pthread_cond_broadcast(&in->cv);
         pthread_mutex_unlock(&in->mu);
     }
@@ -1309,19 +1327,22 @@ const char *cli_input_note(const cli_input *in, uint64_t *line) {
 void cli_input_close(cli_input *in) {
     if (!in)
         return;
-    if (in->thread_on) {
+    if (in->mu_init) {
         pthread_mutex_lock(&in->mu);
         in->stop = true;
         pthread_cond_broadcast(&in->cv);
         pthread_mutex_unlock(&in->mu);
-        pthread_join(in->th, NULL);
+    }
+    for (size_t d = 0; d < DECODERS; d++) {
+        if (in->dec[d].on)
+            pthread_join(in->dec[d].th, NULL);
+        for (size_t i = 0; i < Q_DEPTH; i++)
+            free(in->dec[d].q[i].p);
     }
     if (in->mu_init) {
         pthread_mutex_destroy(&in->mu);
         pthread_cond_destroy(&in->cv);
     }
-    for (size_t i = 0; i < Q_DEPTH; i++)
-        free(in->q[i].p);
     for (size_t i = 0; i < in->n; i++)
         cli_src_close(in->src[i]);
     free(in->src);

@@ -14,10 +14,12 @@
  * complete member that start no new one, a checksum that fails, and a file that ends inside a
  * member are errors naming the file and the byte offset in it (of the compressed bytes) where
  * decoding stopped. Decompression streams: memory stays a few MiB whatever the size. When any
- * source is compressed or not a regular file, one decoder thread reads and decompresses every
- * source in order, running ahead of the reader by a bounded queue of blocks, so decompression
- * overlaps the cutting and sending of pieces; xz files of several blocks are decoded on two
- * threads. Plain regular files are read on the caller's thread straight into its buffer.
+ * source is compressed or not a regular file, two decoder threads read and decompress the
+ * sources (file i on thread i % 2, so the next file decodes while the current one still does),
+ * each running ahead of the reader by a bounded queue of blocks, so decompression overlaps the
+ * cutting and sending of pieces; errors surface in file order. xz files of several blocks also
+ * decode on two threads. Plain regular files are read on the caller's thread straight into its
+ * buffer.
  *
  * Text. With CLI_ENC_LATIN1 or CP1252 every byte is transcoded to UTF-8 (cp1252's five
  * unassigned bytes become the C1 controls of the same value, as browsers do). With CLI_ENC_UTF8
@@ -85,7 +87,7 @@ typedef struct cli_input_stats {
     uint64_t in_bytes;        /* bytes read from the files (compressed size for compressed ones) */
     uint64_t text_bytes;      /* text bytes handed out */
     uint64_t inflated_bytes;  /* decompressed bytes of the compressed files */
-    double decode_seconds;    /* time the decoder spent decompressing */
+    double decode_seconds;    /* time the decoder threads spent decompressing (summed) */
     uint64_t total_in;        /* sum of the regular files' sizes; 0 when some size is unknown */
     uint32_t headers_dropped; /* header rows of later files dropped */
     uint32_t not_utf8;        /* files found not UTF-8 under CLI_ENC_AUTO (kept as bytes) */

@@ -698,7 +698,8 @@ static void print_input(const cli_input_stats *st, double secs) {
     printf(", %.1f MB read, %.1f MB of text", (double)st->in_bytes / 1e6,
            (double)st->text_bytes / 1e6);
     if (st->compressed)
-        printf("; decompressed %.1f MB in %.2f s of its thread (%.1f MB/s; whole parse %.2f s)",
+        printf("; decompressed %.1f MB in %.2f s of decoder threads (%.1f MB/s; whole parse "
+               "%.2f s)",
                (double)st->inflated_bytes / 1e6, st->decode_seconds,
                st->decode_seconds > 0 ? (double)st->inflated_bytes / 1e6 / st->decode_seconds : 0,
                secs);

@@ -520,6 +520,45 @@ Test(input, peek_is_handed_out_again) {
     free(text);
 }
 
+/* Files decode on two threads: still joined in order, and an error surfaces at its own file. */
+Test(input, many_compressed_files_in_order) {
+    char *want = malloc(1 << 22);
+    size_t wl = 0;
+    const char *p[6];
+    for (int f = 0; f < 6; f++) {
+        size_t n;
+        char *t = make_text(150000 + 40000 * (size_t)f, 20 + (unsigned)f, &n);
+        char plain[32], comp[32];
+        snprintf(plain, sizeof plain, "m%d.csv", f);
+        snprintf(comp, sizeof comp, "m%d.csv.%s", f, exts[f % 4]);
+        write_file(plain, t, n);
+        compress(f % 4, plain, comp);
+        p[f] = strdup(path(comp));
+        size_t hdr = f ? strlen("id,name,value\n") : 0;
+        memcpy(want + wl, t + hdr, n - hdr);
+        wl += n - hdr;
+        free(t);
+    }
+    const size_t caps[] = {1 << 20, 333, 65536};
+    char *got, why[512];
+    size_t gl;
+    cr_assert_eq(input_all(p, 6, CLI_ENC_AUTO, true, caps, 3, &got, &gl, why), 0, "%s", why);
+    cr_assert(gl == wl && memcmp(got, want, wl) == 0, "%zu bytes of %zu", gl, wl);
+    free(got);
+    /* the fourth file truncated: everything before it comes out, then its error */
+    size_t cl;
+    char *c3 = read_all(p[3], &cl);
+    write_file("m3.trunc", c3, cl / 2);
+    free(c3);
+    const char *pt[] = {p[0], p[1], p[2], path("m3.trunc"), p[4], p[5]};
+    cr_assert_eq(input_all(pt, 6, CLI_ENC_AUTO, true, caps, 3, &got, &gl, why), AQ_EPARSE);
+    cr_assert(strstr(why, "m3.trunc"), "%s", why);
+    free(got);
+    for (int f = 0; f < 6; f++)
+        free((char *)p[f]);
+    free(want);
+}
+
 Test(input, sniff_by_content_not_name) {
     cr_assert_eq(cli_fmt_sniff((const uint8_t *)"\x1f\x8b\x08", 3), CLI_FMT_GZIP);
     cr_assert_eq(cli_fmt_sniff((const uint8_t *)"\x28\xb5\x2f\xfd", 4), CLI_FMT_ZSTD);
