@@ -639,6 +639,10 @@ struct cli_input {
     size_t ob_len, ob_pos, ob_cap;
     char last_out;
     uint64_t text_out;
+    /* where each file's lines begin in the joined text (several files only) */
+    uint64_t lf_out;   /* LFs handed out */
+    uint64_t *gstart;  /* per file: the joined line its first handed-out line is (0: not yet) */
+    uint64_t *skipped; /* per file: lines dropped at its start (its header) */
     /* the dialect and the first file's header */
     bool have_dialect, header;
     aq_csv_dialect d;
@@ -800,6 +804,12 @@ int cli_input_open(cli_input **out, const char *const *paths, size_t np, cli_enc
     for (size_t i = 0; i < nf; i++)
         free(files[i]);
     free(files);
+    if (!err && in->n > 1 &&
+        (!(in->gstart = calloc(in->n, sizeof *in->gstart)) ||
+         !(in->skipped = calloc(in->n, sizeof *in->skipped)))) {
+        snprintf(why, cap, "out of memory");
+        err = AQ_ENOMEM;
+    }
     if (!err && in->threaded) {
         pthread_mutex_init(&in->mu, NULL);
         pthread_cond_init(&in->cv, NULL);
@@ -1220,6 +1230,8 @@ static int head_stage(cli_input *in, char *why, size_t wcap) {
     }
     if (have_tok)
         aq_csv_tok_free(&t);
+    for (size_t i = 0; in->skipped && i < drop; i++)
+        in->skipped[in->cur] += hb[i] == '\n';
     if (!err && len > drop && ob_put(in, hb + drop, len - drop) != 0) {
         snprintf(why, wcap, "out of memory");
         err = AQ_ENOMEM;
@@ -1258,10 +1270,13 @@ int cli_input_read(cli_input *in, char *dst, size_t cap, size_t *got, char *why,
             return 0;
         } else if (in->stage == ST_START) {
             in->stage = ST_BODY;
-            if (in->cur > 0 && in->text_out && in->last_out != '\n' && ob_put(in, "\n", 1) != 0) {
+            bool join = in->cur > 0 && in->text_out && in->last_out != '\n';
+            if (join && ob_put(in, "\n", 1) != 0) {
                 snprintf(why, wcap, "out of memory");
                 return AQ_ENOMEM;
             }
+            if (in->gstart)
+                in->gstart[in->cur] = 1 + in->lf_out + join;
             if ((in->cur > 0 || (in->n > 1 && in->header)) &&
                 (err = head_stage(in, why, wcap)) != 0)
                 return err;
@@ -1291,6 +1306,10 @@ int cli_input_read(cli_input *in, char *dst, size_t cap, size_t *got, char *why,
         }
         in->last_out = dst[n - 1];
         in->text_out += n;
+        if (in->gstart)
+            for (const char *q = dst, *e = dst + n; (q = memchr(q, '\n', (size_t)(e - q))) != NULL;
+                 q++)
+                in->lf_out++;
         *got = n;
         return 0;
     }
@@ -1317,6 +1336,14 @@ void cli_input_get_stats(const cli_input *in, cli_input_stats *st) {
     st->text_bytes = in->text_out;
     st->headers_dropped = in->headers_dropped;
     st->not_utf8 = in->not_utf8;
+}
+
+const char *cli_input_locate(const cli_input *in, uint64_t line, uint64_t *fline) {
+    size_t k = 0;
+    while (in->gstart && k + 1 < in->n && in->gstart[k + 1] && in->gstart[k + 1] <= line)
+        k++;
+    *fline = in->gstart ? line - (in->gstart[k] ? in->gstart[k] : 1) + 1 + in->skipped[k] : line;
+    return in->src[k]->name;
 }
 
 const char *cli_input_note(const cli_input *in, uint64_t *line) {
@@ -1354,5 +1381,7 @@ void cli_input_close(cli_input *in) {
     free(in->hdr);
     free(in->hlen);
     free(in->note_file);
+    free(in->gstart);
+    free(in->skipped);
     free(in);
 }

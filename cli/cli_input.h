@@ -115,6 +115,10 @@ int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, c
 /* Up to cap (>= 1) text bytes into dst; *got 0 only at the end of the last source. */
 int cli_input_read(cli_input *in, char *dst, size_t cap, size_t *got, char *why, size_t wcap);
 void cli_input_get_stats(const cli_input *in, cli_input_stats *st);
+/* Line `line` of the joined text (as the CSV layer counts: 1-based, LFs before it) is line
+ * *fline of the file returned (blank and comment lines count; a later file's header is its line 1).
+ */
+const char *cli_input_locate(const cli_input *in, uint64_t line, uint64_t *fline);
 /* The first file found not UTF-8 under AUTO and its first such line; NULL when none. */
 const char *cli_input_note(const cli_input *in, uint64_t *line);
 void cli_input_close(cli_input *in);

@@ -680,6 +680,21 @@ static void default_name(const char *file, bool dir, char *out, size_t cap) {
         *dot = 0;
 }
 
+/* A failure that names "line N" of the joined text names the file and its own line instead. */
+static void locate_line(const cli_input *in, char *why, size_t cap) {
+    unsigned long long line;
+    int used = 0;
+    if (cli_input_nfiles(in) < 2 || sscanf(why, "line %llu%n", &line, &used) != 1 || used == 0)
+        return;
+    uint64_t fl;
+    const char *f = cli_input_locate(in, line, &fl);
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s line %llu%s", f, (unsigned long long)fl, why + used);
+    size_t l = strlen(tmp) < cap ? strlen(tmp) : cap - 1;
+    memcpy(why, tmp, l);
+    why[l] = 0;
+}
+
 /* The input's line for the parse report: files, formats, bytes, the decompression rate. */
 static void print_input(const cli_input_stats *st, double secs) {
     if (st->files == 1 && st->compressed == 0)
@@ -895,6 +910,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     if (!err)
         err = r.err;
     if (err) {
+        locate_line(in, r.why, sizeof r.why);
         rc = cli_fail(c, cli_exit_code(err), "%s", r.why);
         goto out;
     }
@@ -909,6 +925,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
             any = any || r.hint[j];
         }
         if (any && (err = levels_round(&r, r.hint)) != 0) {
+            locate_line(in, r.why, sizeof r.why);
             rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
             goto out;
         }
@@ -932,6 +949,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     }
     /* 4. column chunks at the final types */
     if ((err = finish_calls(&r, types, doms.p, doms.len, ks)) != 0) {
+        locate_line(in, r.why, sizeof r.why);
         rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
         goto out;
     }

@@ -559,6 +559,40 @@ Test(input, many_compressed_files_in_order) {
     free(want);
 }
 
+/* A line of the joined text maps back to its file and line there. */
+Test(input, joined_lines_locate_their_file) {
+    write_str("l1.csv", "a,b\n1,2\n");
+    write_str("l2.csv", "a,b\n3,4\n5,6\n");
+    write_str("l3.csv", "a,b\n7,8");
+    write_str("l4.csv", "\xef\xbb\xbf"
+                        "a,b\n9,10\n");
+    sh("gzip '%s'%s", path("l3.csv"), "");
+    const char *p[] = {path("l1.csv"), path("l2.csv"), path("l3.csv.gz"), path("l4.csv")};
+    cli_input *in;
+    char why[512];
+    cr_assert_eq(cli_input_open(&in, p, 4, CLI_ENC_AUTO, why, sizeof why), 0, "%s", why);
+    aq_csv_dialect d = {',', '"', 0};
+    cli_input_set_dialect(in, &d, true, why, sizeof why);
+    char buf[256];
+    size_t o = 0, g;
+    while (cli_input_read(in, buf + o, 7, &g, why, sizeof why) == 0 && g)
+        o += g;
+    cr_assert(o == 25 && memcmp(buf, "a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n", 25) == 0, "'%.*s'", (int)o,
+              buf);
+    const struct {
+        uint64_t line;
+        int file;
+        uint64_t fline;
+    } want[] = {{1, 0, 1}, {2, 0, 2}, {3, 1, 2}, {4, 1, 3}, {5, 2, 2}, {6, 3, 2}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        uint64_t fl;
+        const char *f = cli_input_locate(in, want[i].line, &fl);
+        cr_assert(strcmp(f, p[want[i].file]) == 0 && fl == want[i].fline, "line %llu: %s line %llu",
+                  (unsigned long long)want[i].line, f, (unsigned long long)fl);
+    }
+    cli_input_close(in);
+}
+
 Test(input, sniff_by_content_not_name) {
     cr_assert_eq(cli_fmt_sniff((const uint8_t *)"\x1f\x8b\x08", 3), CLI_FMT_GZIP);
     cr_assert_eq(cli_fmt_sniff((const uint8_t *)"\x28\xb5\x2f\xfd", 4), CLI_FMT_ZSTD);
