@@ -133,24 +133,37 @@ static size_t transcode(const uint8_t *raw, size_t n, bool cp1252, uint8_t *dst,
  * length of an incomplete but so far valid sequence at the end (held back by the caller); *lfs
  * counts the LFs before *bad. */
 static void utf8_check(const uint8_t *p, size_t n, size_t *bad, size_t *tail, uint64_t *lfs) {
-    size_t i = 0;
+    size_t i = 0, scalar_until = 0;
     uint64_t lf = 0;
     *tail = 0;
     *bad = n;
     while (i < n) {
 #ifdef __SSE2__
-        if (i + 16 <= n) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-            unsigned hi = (unsigned)_mm_movemask_epi8(v);
-            unsigned nl = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
-            if (!hi) {
-                while (nl) {
-                    nl &= nl - 1;
-                    lf++;
-                }
-                i += 16;
-                continue;
+        /* ASCII 64 bytes at a time; LFs summed in byte lanes (at most 4 per lane per round, so
+         * 63 rounds fit a byte) */
+        if (i >= scalar_until && i + 64 <= n) {
+            const __m128i nl = _mm_set1_epi8('\n');
+            __m128i acc = _mm_setzero_si128();
+            size_t j = i;
+            int k = 0;
+            for (; k < 63 && j + 64 <= n; k++, j += 64) {
+                const __m128i *q = (const __m128i *)(const void *)(p + j);
+                __m128i v0 = _mm_loadu_si128(q), v1 = _mm_loadu_si128(q + 1),
+                        v2 = _mm_loadu_si128(q + 2), v3 = _mm_loadu_si128(q + 3);
+                if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(v0, v1), _mm_or_si128(v2, v3))))
+                    break;
+                acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v0, nl));
+                acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v1, nl));
+                acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v2, nl));
+                acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v3, nl));
             }
+            __m128i sum = _mm_sad_epu8(acc, _mm_setzero_si128());
+            lf += (uint64_t)_mm_cvtsi128_si32(sum) +
+                  (uint64_t)_mm_cvtsi128_si32(_mm_srli_si128(sum, 8));
+            i = j;
+            if (k == 63 || j + 64 > n)
+                continue;
+            scalar_until = i + 64; /* non-ASCII within these 64 bytes: step through them */
         }
 #endif
         uint8_t b = p[i];

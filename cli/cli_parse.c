@@ -323,7 +323,7 @@ static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, aq_csv_setup 
         char why[600];
         int err = cli_input_peek(in, SAMPLE_STREAM, &p, &len, why, sizeof why);
         if (err)
-            return cli_fail(c, err == AQ_ENOMEM ? CLI_ERROR : CLI_ERROR, "%s", why);
+            return cli_fail(c, CLI_ERROR, "%s", why);
         if (memchr(p, 0, len))
             return cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
         smp[ns++] = (aq_csv_sample){p, len, true};
