@@ -302,6 +302,17 @@ static int input_all(const char *const *paths, size_t np, cli_enc enc, bool head
     int err = cli_input_open(&in, paths, np, enc, why, 512);
     if (err)
         return err;
+    /* as the parse command does: a stream's head is read ahead for the setup, then handed out */
+    if (!cli_input_first_seekable(in)) {
+        const char *pk;
+        size_t pl;
+        if ((err = cli_input_peek(in, 2u << 20, &pk, &pl, why, 512)) != 0) {
+            cli_input_close(in);
+            *out = NULL;
+            *len = 0;
+            return err;
+        }
+    }
     aq_csv_dialect d = {',', '"', 0};
     cr_assert_eq(cli_input_set_dialect(in, &d, header, why, 512), 0);
     size_t cap = 1 << 16, o = 0, k = 0;
