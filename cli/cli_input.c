@@ -71,6 +71,22 @@ cli_fmt cli_fmt_sniff(const uint8_t *p, size_t n) {
     return CLI_FMT_PLAIN;
 }
 
+/* Formats people compress CSV with that are not read here: named in the refusal, where the
+ * bytes would otherwise be refused as "not text" or parsed as garbage. */
+static const char *foreign_format(const uint8_t *p, size_t n) {
+    if (n >= 4 && memcmp(p, "PK\x03\x04", 4) == 0)
+        return "a zip archive";
+    if (n >= 4 && memcmp(p, "\x04\x22\x4d\x18", 4) == 0)
+        return "lz4-compressed";
+    if (n >= 6 && memcmp(p, "7z\xbc\xaf\x27\x1c", 6) == 0)
+        return "a 7z archive";
+    if (n >= 2 && memcmp(p, "\x1f\x9d", 2) == 0)
+        return "compress (.Z) data";
+    if (n >= 4 && memcmp(p, "\x89LZO", 4) == 0)
+        return "lzop-compressed";
+    return NULL;
+}
+
 /* cp1252's 0x80..0x9F; the unassigned five keep their value (C1 controls). */
 static const uint16_t cp1252_hi[32] = {
     0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
@@ -321,6 +337,14 @@ int cli_src_open(cli_src **out, const char *path, char *why, size_t cap) {
             snprintf(why, cap, "%s is empty", s->name);
         } else if ((err = ensure(s, 6, why, cap)) == 0) {
             s->fmt = cli_fmt_sniff(s->ib, s->ilen);
+            const char *other = s->fmt == CLI_FMT_PLAIN ? foreign_format(s->ib, s->ilen) : NULL;
+            if (other) {
+                err = AQ_EINVAL;
+                snprintf(why, cap,
+                         "%s is %s, which parse does not read (it reads plain, gzip, "
+                         "zstd, bzip2 and xz files)",
+                         s->name, other);
+            }
         }
     }
     if (err) {

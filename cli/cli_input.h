@@ -9,7 +9,8 @@
  *
  * Decoding (cli_src). Each source's format is recognised by its first bytes, never its name: gzip
  * (1f 8b), zstd (28 b5 2f fd, or a skippable frame), bzip2 ("BZh1".."BZh9"), xz (fd "7zXZ" 00);
- * anything else is read as it is. Every member of a multi-member gzip, every frame of a zstd
+ * zip, 7z, lz4, lzop and compress (.Z) are refused naming the format; anything else is read as
+ * it is. Every member of a multi-member gzip, every frame of a zstd
  * stream, every stream of a concatenated bzip2 or xz file is read, in order; bytes after the last
  * complete member that start no new one, a checksum that fails, and a file that ends inside a
  * member are errors naming the file and the byte offset in it (of the compressed bytes) where

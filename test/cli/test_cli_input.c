@@ -604,6 +604,15 @@ Test(input, joined_lines_locate_their_file) {
     cli_input_close(in);
 }
 
+Test(input, other_archives_are_named_in_the_refusal) {
+    write_file("z.csv", "PK\x03\x04\x14\0\0\0", 8);
+    const char *p[] = {path("z.csv")};
+    cli_input *in;
+    char why[512];
+    cr_assert_eq(cli_input_open(&in, p, 1, CLI_ENC_AUTO, why, sizeof why), AQ_EINVAL);
+    cr_assert(strstr(why, "z.csv is a zip archive"), "%s", why);
+}
+
 Test(input, sniff_by_content_not_name) {
     cr_assert_eq(cli_fmt_sniff((const uint8_t *)"\x1f\x8b\x08", 3), CLI_FMT_GZIP);
     cr_assert_eq(cli_fmt_sniff((const uint8_t *)"\x28\xb5\x2f\xfd", 4), CLI_FMT_ZSTD);
