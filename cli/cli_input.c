@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <poll.h>
 #include <lzma.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -255,6 +256,7 @@ struct cli_src {
     } u;
     uint64_t out_bytes;
     uint64_t decode_ns;
+    const _Atomic bool *stop; /* a pipe's reader gives up when this is set */
 };
 
 static uint64_t mono_ns(void) {
@@ -265,6 +267,17 @@ static uint64_t mono_ns(void) {
 
 static int read_some(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap) {
     for (;;) {
+        /* A pipe may stay silent: its decoder thread wakes to see whether the reader has gone. */
+        if (s->stop && !s->regular) {
+            struct pollfd pf = {s->fd, POLLIN, 0};
+            int pr = poll(&pf, 1, 100);
+            if (atomic_load(s->stop)) {
+                snprintf(why, wcap, "%s: reading stopped", s->name);
+                return AQ_ECANCELED;
+            }
+            if (pr == 0 || (pr < 0 && errno == EINTR))
+                continue;
+        }
         ssize_t r = read(s->fd, buf, cap);
         if (r < 0 && errno == EINTR)
             continue;
@@ -623,6 +636,50 @@ int cli_src_read(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, s
 
 enum { ST_START, ST_BODY };
 
+/* A header row's fields, owned. */
+typedef struct fields {
+    char **f;
+    size_t *l;
+    size_t n, cap;
+} fields;
+
+static void fields_free(fields *h) {
+    for (size_t i = 0; i < h->n; i++)
+        free(h->f[i]);
+    free(h->f);
+    free(h->l);
+    memset(h, 0, sizeof *h);
+}
+
+static int fields_add(fields *h, const char *p, size_t n) {
+    if (h->n == h->cap) {
+        size_t c = h->cap ? 2 * h->cap : 16;
+        char **nf = realloc(h->f, c * sizeof *nf);
+        if (!nf)
+            return AQ_ENOMEM;
+        h->f = nf;
+        size_t *nl = realloc(h->l, c * sizeof *nl);
+        if (!nl)
+            return AQ_ENOMEM;
+        h->l = nl;
+        h->cap = c;
+    }
+    if (!(h->f[h->n] = malloc(n + 1)))
+        return AQ_ENOMEM;
+    memcpy(h->f[h->n], p, n);
+    h->f[h->n][n] = 0;
+    h->l[h->n++] = n;
+    return 0;
+}
+
+/* The index of the occ-th (0-based) field equal to p[0..n) in h, or SIZE_MAX. */
+static size_t fields_find(const fields *h, const char *p, size_t n, size_t occ) {
+    for (size_t i = 0; i < h->n; i++)
+        if (h->l[i] == n && memcmp(h->f[i], p, n) == 0 && occ-- == 0)
+            return i;
+    return SIZE_MAX;
+}
+
 typedef struct qblock {
     uint8_t *p;
     size_t len;
@@ -651,7 +708,7 @@ struct cli_input {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     decoder dec[DECODERS];
-    bool stop;
+    _Atomic bool stop;        /* also seen by a decoder waiting on a pipe (cli_src.stop) */
     _Atomic uint64_t in_done; /* bytes of the files consumed (progress) */
     /* the current file */
     size_t cur;
@@ -687,6 +744,18 @@ struct cli_input {
     size_t *hlen;
     size_t nhdr;
     uint32_t headers_dropped;
+    /* --fill over differing headers: the union, each file's map into it, its header line */
+    bool unite;
+    fields uni;
+    size_t *map; /* file k: map[k * uni.n + u] = its column for union column u, SIZE_MAX none */
+    bool *ident; /* file k's header is the union itself */
+    char *uline; /* the union header as a CSV line */
+    size_t uline_len;
+    bool remap; /* the current file's rows are rewritten into the union's columns */
+    aq_csv_cutter mcut;
+    char *mb; /* its text not yet rewritten (a partial row) */
+    size_t mb_len, mb_cap;
+    uint64_t mb_base;
     /* notes */
     char *note_file;
     uint64_t note_line;
@@ -847,6 +916,8 @@ int cli_input_open(cli_input **out, const char *const *paths, size_t np, cli_enc
         snprintf(why, cap, "out of memory");
         err = AQ_ENOMEM;
     }
+    for (size_t i = 0; i < in->n; i++)
+        in->src[i]->stop = &in->stop;
     if (!err && in->threaded) {
         pthread_mutex_init(&in->mu, NULL);
         pthread_cond_init(&in->cv, NULL);
@@ -1116,16 +1187,6 @@ int cli_input_sample_text(const cli_input *in, const char *p, size_t len, char *
     return 0;
 }
 
-int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, char *why,
-                          size_t cap) {
-    (void)why;
-    (void)cap;
-    in->d = *d;
-    in->header = header;
-    in->have_dialect = true;
-    return 0;
-}
-
 static int ob_put(cli_input *in, const void *p, size_t n) {
     if (in->ob_pos == in->ob_len)
         in->ob_pos = in->ob_len = 0;
@@ -1144,6 +1205,177 @@ static int ob_put(cli_input *in, const void *p, size_t n) {
     return 0;
 }
 
+/* The first row of text[0..len) (the start of a file) into h; AQ_EPARSE naming the file when
+ * there is none. */
+static int first_row(const cli_input *in, const char *name, const char *text, size_t len, fields *h,
+                     char *why, size_t wcap) {
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, text, len, &in->d, 1, true);
+    aq_csv_err e = {0, ""};
+    int r = aq_csv_tok_next(&t, &e), err = 0;
+    if (r < 0) {
+        snprintf(why, wcap, "%s: %s", name, e.msg[0] ? e.msg : aq_strerror(r));
+        err = r;
+    } else if (r == 0) {
+        snprintf(why, wcap, "%s holds no row where its header should be", name);
+        err = AQ_EPARSE;
+    }
+    for (size_t i = 0; !err && i < t.nfields; i++)
+        if ((err = fields_add(h, t.fields[i].p, t.fields[i].len)) != 0)
+            snprintf(why, wcap, "out of memory");
+    aq_csv_tok_free(&t);
+    return err;
+}
+
+/* File k's header, read ahead through a second reader of its own (the first file's from the text
+ * read ahead when there is some). */
+static int pre_header(cli_input *in, size_t k, fields *h, char *why, size_t wcap) {
+    if (k == 0 && in->pk)
+        return first_row(in, in->src[0]->name, in->pk, in->pk_len, h, why, wcap);
+    const cli_src *orig = in->src[k];
+    if (!orig->own_fd) {
+        snprintf(why, wcap,
+                 "--fill reads every file's header first: stdin (-) can only be the "
+                 "first file");
+        return AQ_EINVAL;
+    }
+    cli_src *s;
+    int err = cli_src_open(&s, orig->name, why, wcap);
+    if (err)
+        return err;
+    size_t cap = 1u << 16, len = 0;
+    char *b = malloc(cap);
+    aq_csv_cutter cut;
+    aq_csv_cut_init(&cut, &in->d);
+    while (b && !err) {
+        if (len == cap) {
+            char *nb = cap >= HEAD_LIMIT ? NULL : realloc(b, cap * 2);
+            if (!nb) {
+                snprintf(why, wcap, "%s: its first row does not end within %u MiB", orig->name,
+                         HEAD_LIMIT >> 20);
+                err = AQ_ETOOBIG;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t got;
+        if ((err = cli_src_read(s, (uint8_t *)b + len, cap - len, &got, why, wcap)) != 0)
+            break;
+        aq_csv_cut_feed(&cut, b + len, got);
+        len += got;
+        if (got == 0 || cut.row_end > 0)
+            break;
+    }
+    cli_src_close(s);
+    if (!b && !err) {
+        snprintf(why, wcap, "out of memory");
+        err = AQ_ENOMEM;
+    }
+    if (!err && in->cp1252) {
+        size_t used, tl;
+        uint64_t lfs = 0;
+        char *t = malloc(3 * len + 1);
+        if (!t) {
+            snprintf(why, wcap, "out of memory");
+            err = AQ_ENOMEM;
+        } else {
+            tl =
+                transcode((const uint8_t *)b, len, !in->latin1, (uint8_t *)t, 3 * len, &used, &lfs);
+            free(b);
+            b = t;
+            len = tl;
+        }
+    }
+    if (!err)
+        err = first_row(in, orig->name, b, len, h, why, wcap);
+    free(b);
+    return err;
+}
+
+/* One field of a rewritten row, quoted when it was or when it must be. */
+static int put_field(cli_input *in, const char *p, size_t n, bool quoted) {
+    char q = in->d.quote;
+    bool need = q && (quoted || memchr(p, in->d.sep, n) || memchr(p, q, n) || memchr(p, '\n', n) ||
+                      memchr(p, '\r', n));
+    if (!need)
+        return ob_put(in, p, n);
+    int err = ob_put(in, &q, 1);
+    for (size_t i = 0; !err && i < n; i++)
+        err = p[i] == q ? ob_put(in, &q, 1) || ob_put(in, &q, 1) : ob_put(in, p + i, 1);
+    return err ? err : ob_put(in, &q, 1);
+}
+
+/* --fill over files whose headers differ: the union of their columns in order of first
+ * appearance (the j-th column of a name matches the j-th of that name elsewhere). */
+static int unite_headers(cli_input *in, char *why, size_t wcap) {
+    fields *hs = calloc(in->n, sizeof *hs);
+    int err = hs ? 0 : AQ_ENOMEM;
+    for (size_t k = 0; !err && k < in->n; k++)
+        err = pre_header(in, k, &hs[k], why, wcap);
+    for (size_t k = 0; !err && k < in->n; k++)
+        for (size_t j = 0; !err && j < hs[k].n; j++) {
+            size_t occ = 0;
+            for (size_t i = 0; i < j; i++)
+                occ += hs[k].l[i] == hs[k].l[j] && memcmp(hs[k].f[i], hs[k].f[j], hs[k].l[j]) == 0;
+            if (fields_find(&in->uni, hs[k].f[j], hs[k].l[j], occ) == SIZE_MAX)
+                err = fields_add(&in->uni, hs[k].f[j], hs[k].l[j]);
+        }
+    size_t nu = in->uni.n;
+    if (!err && (!(in->map = malloc(in->n * (nu ? nu : 1) * sizeof *in->map)) ||
+                 !(in->ident = calloc(in->n, sizeof *in->ident))))
+        err = AQ_ENOMEM;
+    for (size_t k = 0; !err && k < in->n; k++) {
+        bool id = hs[k].n == nu;
+        for (size_t u = 0; u < nu; u++) {
+            size_t occ = 0;
+            for (size_t i = 0; i < u; i++)
+                occ += in->uni.l[i] == in->uni.l[u] &&
+                       memcmp(in->uni.f[i], in->uni.f[u], in->uni.l[u]) == 0;
+            size_t j = fields_find(&hs[k], in->uni.f[u], in->uni.l[u], occ);
+            in->map[k * nu + u] = j;
+            id = id && j == u;
+        }
+        in->ident[k] = id;
+        in->unite = in->unite || !id;
+    }
+    if (!err && in->unite) {
+        /* the union's header line, built in ob and taken from there */
+        for (size_t u = 0; !err && u < nu; u++)
+            err = (u ? ob_put(in, &in->d.sep, 1) : 0) ||
+                          put_field(in, in->uni.f[u], in->uni.l[u], false)
+                      ? AQ_ENOMEM
+                      : 0;
+        if (!err && !(err = ob_put(in, "\n", 1) ? AQ_ENOMEM : 0)) {
+            in->uline = in->ob;
+            in->uline_len = in->ob_len;
+            in->ob = NULL;
+            in->ob_len = in->ob_pos = in->ob_cap = 0;
+        }
+    }
+    if (err == AQ_ENOMEM)
+        snprintf(why, wcap, "out of memory");
+    for (size_t k = 0; hs && k < in->n; k++)
+        fields_free(&hs[k]);
+    free(hs);
+    return err;
+}
+
+int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, bool fill, char *why,
+                          size_t cap) {
+    in->d = *d;
+    in->header = header;
+    in->have_dialect = true;
+    if (fill && header && in->n > 1)
+        return unite_headers(in, why, cap);
+    return 0;
+}
+
+const char *cli_input_union_header(const cli_input *in, size_t *len) {
+    *len = in->uline_len;
+    return in->uline;
+}
+
 /* A field for a message: at most 60 bytes, control bytes as '?'. */
 static void show_field(char *o, size_t cap, const char *p, size_t n) {
     size_t k = 0;
@@ -1154,6 +1386,103 @@ static void show_field(char *o, size_t cap, const char *p, size_t n) {
         k += 3;
     }
     o[k] = 0;
+}
+
+/* Appends text to the rewrite buffer and feeds it to its cutter. */
+static int mb_append(cli_input *in, const char *p, size_t n) {
+    if (in->mb_len + n > in->mb_cap) {
+        size_t c = in->mb_cap ? in->mb_cap : RAW_BLOCK;
+        while (c < in->mb_len + n)
+            c *= 2;
+        char *nb = realloc(in->mb, c);
+        if (!nb)
+            return AQ_ENOMEM;
+        in->mb = nb;
+        in->mb_cap = c;
+    }
+    memcpy(in->mb + in->mb_len, p, n);
+    in->mb_len += n;
+    aq_csv_cut_feed(&in->mcut, p, n);
+    return 0;
+}
+
+/* Rewrites the whole rows of mb[0..len) into the union's columns (into ob): a column the file
+ * lacks is empty (NA); fields past the file's header stay at the end of the row. */
+static int remap_rows(cli_input *in, size_t len, char *why, size_t wcap) {
+    size_t nu = in->uni.n;
+    const size_t *map = in->map + in->cur * nu;
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, in->mb, len, &in->d, 1, false);
+    aq_csv_err e = {0, ""};
+    int r, err = 0;
+    while (!err && (r = aq_csv_tok_next(&t, &e)) == 1) {
+        size_t mapped = 0;
+        for (size_t u = 0; !err && u < nu; u++) {
+            if (u)
+                err = ob_put(in, &in->d.sep, 1);
+            size_t j = map[u];
+            if (!err && j != SIZE_MAX && j < t.nfields) {
+                err = put_field(in, t.fields[j].p, t.fields[j].len, t.fields[j].quoted);
+                mapped++;
+            }
+        }
+        /* fields beyond the file's own header: kept, after the union's columns */
+        size_t own = 0;
+        for (size_t u = 0; u < nu; u++)
+            own += map[u] != SIZE_MAX;
+        for (size_t j = own; !err && j < t.nfields; j++)
+            err = ob_put(in, &in->d.sep, 1) ||
+                  put_field(in, t.fields[j].p, t.fields[j].len, t.fields[j].quoted);
+        if (!err)
+            err = ob_put(in, "\n", 1);
+        (void)mapped;
+    }
+    if (err) {
+        snprintf(why, wcap, "out of memory");
+    } else if (r < 0) {
+        snprintf(why, wcap, "%s: %s", in->src[in->cur]->name, e.msg[0] ? e.msg : aq_strerror(r));
+        err = r;
+    }
+    aq_csv_tok_free(&t);
+    return err;
+}
+
+/* The next text of a file being rewritten: its whole rows go to ob; *end at its end. */
+static int remap_step(cli_input *in, bool *end, char *why, size_t wcap) {
+    *end = false;
+    if (in->mb_cap - in->mb_len < RAW_BLOCK) {
+        size_t c = in->mb_cap ? in->mb_cap : RAW_BLOCK;
+        while (c - in->mb_len < RAW_BLOCK)
+            c *= 2;
+        char *nb = realloc(in->mb, c);
+        if (!nb) {
+            snprintf(why, wcap, "out of memory");
+            return AQ_ENOMEM;
+        }
+        in->mb = nb;
+        in->mb_cap = c;
+    }
+    size_t got;
+    int err = text_read(in, (uint8_t *)in->mb + in->mb_len, RAW_BLOCK, &got, why, wcap);
+    if (err)
+        return err;
+    if (got == 0) {
+        *end = true;
+        err = in->mb_len ? remap_rows(in, in->mb_len, why, wcap) : 0;
+        in->mb_len = 0;
+        return err;
+    }
+    aq_csv_cut_feed(&in->mcut, in->mb + in->mb_len, got);
+    in->mb_len += got;
+    size_t whole = (size_t)(in->mcut.row_end - in->mb_base);
+    if (in->mcut.row_end <= in->mb_base)
+        return 0;
+    if ((err = remap_rows(in, whole, why, wcap)) != 0)
+        return err;
+    memmove(in->mb, in->mb + whole, in->mb_len - whole);
+    in->mb_len -= whole;
+    in->mb_base += whole;
+    return 0;
 }
 
 /* The start of a file: its first row read whole; the first file's header kept, a later file's
@@ -1214,7 +1543,24 @@ static int head_stage(cli_input *in, char *why, size_t wcap) {
         }
     }
     size_t drop = 0;
-    if (!err && !in->header) {
+    if (!err && in->unite) {
+        /* every header goes; the union's is put in front of the first file's rows */
+        drop = (size_t)(t.p - hb);
+        if (in->cur == 0 && ob_put(in, in->uline, in->uline_len) != 0)
+            err = AQ_ENOMEM;
+        in->headers_dropped += in->cur > 0;
+        in->remap = !in->ident[in->cur];
+        if (in->remap) {
+            aq_csv_cut_init(&in->mcut, &in->d);
+            in->mb_len = 0;
+            in->mb_base = 0;
+            if (mb_append(in, hb + drop, len - drop) != 0)
+                err = AQ_ENOMEM;
+            drop = len; /* nothing goes to ob as it is */
+        }
+        if (err)
+            snprintf(why, wcap, "out of memory");
+    } else if (!err && !in->header) {
         drop = in->cur > 0 && len >= 3 && memcmp(hb, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
     } else if (!err && in->cur == 0) {
         in->nhdr = t.nfields;
@@ -1279,6 +1625,8 @@ static int head_stage(cli_input *in, char *why, size_t wcap) {
 
 static void next_file(cli_input *in) {
     in->cur++;
+    in->remap = false;
+    in->mb_len = 0;
     in->stage = ST_START;
     in->raw_eof = false;
     in->cp1252 = in->enc == CLI_ENC_LATIN1 || in->enc == CLI_ENC_CP1252;
@@ -1317,6 +1665,13 @@ int cli_input_read(cli_input *in, char *dst, size_t cap, size_t *got, char *why,
             if ((in->cur > 0 || (in->n > 1 && in->header)) &&
                 (err = head_stage(in, why, wcap)) != 0)
                 return err;
+            continue;
+        } else if (in->remap) {
+            bool end;
+            if ((err = remap_step(in, &end, why, wcap)) != 0)
+                return err;
+            if (end)
+                next_file(in);
             continue;
         } else {
             uint8_t small[SMALL_CAP];
@@ -1418,6 +1773,11 @@ void cli_input_close(cli_input *in) {
     free(in->hdr);
     free(in->hlen);
     free(in->note_file);
+    fields_free(&in->uni);
+    free(in->map);
+    free(in->ident);
+    free(in->uline);
+    free(in->mb);
     free(in->gstart);
     free(in->skipped);
     free(in);

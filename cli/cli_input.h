@@ -110,9 +110,17 @@ int cli_input_peek(cli_input *in, size_t want, const char **p, size_t *len, char
  * under LATIN1 and CP1252, else a copy. *out is malloc'd. */
 int cli_input_sample_text(const cli_input *in, const char *p, size_t len, char **out, size_t *olen);
 /* The dialect the text is read with; header true: later files' first rows are checked and
- * dropped. Before the first cli_input_read. */
-int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, char *why,
+ * dropped. With fill (and header, and several files) every file's header is read ahead (through
+ * a second reader of each file; stdin can only be the first) and when they differ the text is
+ * rewritten into their union: columns in order of first appearance (the j-th column of a name is
+ * the j-th of that name in every file), the union's header first, every row of a file whose
+ * header is not the union rewritten into its columns, a column the file lacks left empty (NA),
+ * fields past the file's own header kept after them. Rewritten rows lose blank and comment
+ * lines, so line numbers in those files count rows. Before the first cli_input_read. */
+int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, bool fill, char *why,
                           size_t cap);
+/* The union's header line when set_dialect found the files' headers differ; else NULL. */
+const char *cli_input_union_header(const cli_input *in, size_t *len);
 /* Up to cap (>= 1) text bytes into dst; *got 0 only at the end of the last source. */
 int cli_input_read(cli_input *in, char *dst, size_t cap, size_t *got, char *why, size_t wcap);
 void cli_input_get_stats(const cli_input *in, cli_input_stats *st);

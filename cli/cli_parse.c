@@ -310,7 +310,30 @@ static int sample_as_text(const cli_input *in, uint8_t **b, size_t *len) {
     return 0;
 }
 
-static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, aq_csv_setup *su) {
+/* Sample b (malloc'd text, *len bytes, the file's start) with its first row replaced by the line
+ * hdr[0..hl). */
+static int splice_header(uint8_t **b, size_t *len, const aq_csv_opts *o, const char *hdr,
+                         size_t hl) {
+    aq_csv_dialect d = {o->sep, (char)o->quote, 0};
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, (const char *)*b, *len, &d, 1, true);
+    aq_csv_err e = {0, ""};
+    size_t rest = aq_csv_tok_next(&t, &e) == 1 ? (size_t)(t.p - (const char *)*b) : *len;
+    aq_csv_tok_free(&t);
+    uint8_t *nb = malloc(hl + *len - rest + 1);
+    if (!nb)
+        return AQ_ENOMEM;
+    memcpy(nb, hdr, hl);
+    memcpy(nb + hl, *b + rest, *len - rest);
+    free(*b);
+    *b = nb;
+    *len = hl + *len - rest;
+    return 0;
+}
+
+/* hdr (not NULL): a header line to put in place of the first file's (cli_input_union_header). */
+static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, const char *hdr, size_t hl,
+                      aq_csv_setup *su) {
     uint8_t *buf[5] = {0};
     aq_csv_sample smp[5];
     size_t ns = 0;
@@ -326,6 +349,16 @@ static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, aq_csv_setup 
             return cli_fail(c, CLI_ERROR, "%s", why);
         if (memchr(p, 0, len))
             return cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
+        if (hdr) {
+            if (!(buf[0] = malloc(len + 1)))
+                return cli_fail(c, CLI_ERROR, "out of memory");
+            memcpy(buf[0], p, len);
+            if (splice_header(&buf[0], &len, o, hdr, hl) != 0) {
+                free(buf[0]);
+                return cli_fail(c, CLI_ERROR, "out of memory");
+            }
+            p = (const char *)buf[0];
+        }
         smp[ns++] = (aq_csv_sample){p, len, true};
         goto guess;
     }
@@ -348,7 +381,8 @@ static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, aq_csv_setup 
         free(buf[0]);
         return cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
     }
-    if (sample_as_text(in, &buf[0], &got) != 0) {
+    if (sample_as_text(in, &buf[0], &got) != 0 ||
+        (hdr && splice_header(&buf[0], &got, o, hdr, hl) != 0)) {
         free(buf[0]);
         return cli_fail(c, CLI_ERROR, "out of memory");
     }
@@ -786,19 +820,29 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     }
     aq_csv_setup su;
     memset(&su, 0, sizeof su);
-    rc = make_setup(c, in, &o, &su);
+    rc = make_setup(c, in, &o, NULL, 0, &su);
+    if (!rc) {
+        char why[600];
+        if (cli_input_set_dialect(in, &su.d, su.header, o.fill, why, sizeof why) != 0)
+            rc = cli_fail(c, CLI_ERROR, "%s", why);
+    }
+    size_t ulen;
+    const char *uline = rc ? NULL : cli_input_union_header(in, &ulen);
+    if (uline) {
+        /* --fill over differing headers: the setup again, with the union's header in front of
+         * the first file's rows, as the stream will have it */
+        o.sep = su.d.sep;
+        o.quote = su.d.quote;
+        o.header = AQ_CSV_HEADER_YES;
+        aq_csv_setup_free(&su);
+        memset(&su, 0, sizeof su);
+        rc = make_setup(c, in, &o, uline, ulen, &su);
+    }
     opt_mem_free(&om);
     if (rc) {
+        aq_csv_setup_free(&su);
         cli_input_close(in);
         return rc;
-    }
-    {
-        char why[600];
-        if (cli_input_set_dialect(in, &su.d, su.header, why, sizeof why) != 0) {
-            aq_csv_setup_free(&su);
-            cli_input_close(in);
-            return cli_fail(c, CLI_ERROR, "%s", why);
-        }
     }
     cli_input_stats ist;
     uint8_t *senc = NULL;

@@ -296,8 +296,8 @@ Test(input, empty_files_are_errors) {
 }
 
 /* All of an input's text, read with caps cycling through the list. */
-static int input_all(const char *const *paths, size_t np, cli_enc enc, bool header,
-                     const size_t *caps, size_t ncaps, char **out, size_t *len, char *why) {
+static int input_fill(const char *const *paths, size_t np, cli_enc enc, bool header, bool fill,
+                      const size_t *caps, size_t ncaps, char **out, size_t *len, char *why) {
     cli_input *in;
     int err = cli_input_open(&in, paths, np, enc, why, 512);
     if (err)
@@ -314,7 +314,7 @@ static int input_all(const char *const *paths, size_t np, cli_enc enc, bool head
         }
     }
     aq_csv_dialect d = {',', '"', 0};
-    cr_assert_eq(cli_input_set_dialect(in, &d, header, why, 512), 0);
+    cr_assert_eq(cli_input_set_dialect(in, &d, header, fill, why, 512), 0);
     size_t cap = 1 << 16, o = 0, k = 0;
     char *b = malloc(cap);
     for (;;) {
@@ -330,6 +330,11 @@ static int input_all(const char *const *paths, size_t np, cli_enc enc, bool head
     *out = b;
     *len = o;
     return err;
+}
+
+static int input_all(const char *const *paths, size_t np, cli_enc enc, bool header,
+                     const size_t *caps, size_t ncaps, char **out, size_t *len, char *why) {
+    return input_fill(paths, np, enc, header, false, caps, ncaps, out, len, why);
 }
 
 Test(input, several_files_join_with_headers_dropped) {
@@ -511,7 +516,7 @@ Test(input, peek_is_handed_out_again) {
     cr_assert_eq(cli_input_peek(in, 2u << 20, &pk, &pl, why, sizeof why), 0);
     cr_assert(pl > (2u << 20) - 8 && memcmp(pk, text, pl) == 0);
     aq_csv_dialect d = {',', '"', 0};
-    cli_input_set_dialect(in, &d, true, why, sizeof why);
+    cli_input_set_dialect(in, &d, true, false, why, sizeof why);
     char *b = malloc(2 * n);
     size_t o = 0, g;
     while (cli_input_read(in, b + o, 1 << 20, &g, why, sizeof why) == 0 && g)
@@ -583,7 +588,7 @@ Test(input, joined_lines_locate_their_file) {
     char why[512];
     cr_assert_eq(cli_input_open(&in, p, 4, CLI_ENC_AUTO, why, sizeof why), 0, "%s", why);
     aq_csv_dialect d = {',', '"', 0};
-    cli_input_set_dialect(in, &d, true, why, sizeof why);
+    cli_input_set_dialect(in, &d, true, false, why, sizeof why);
     char buf[256];
     size_t o = 0, g;
     while (cli_input_read(in, buf + o, 7, &g, why, sizeof why) == 0 && g)
@@ -611,6 +616,43 @@ Test(input, other_archives_are_named_in_the_refusal) {
     char why[512];
     cr_assert_eq(cli_input_open(&in, p, 1, CLI_ENC_AUTO, why, sizeof why), AQ_EINVAL);
     cr_assert(strstr(why, "z.csv is a zip archive"), "%s", why);
+}
+
+/* --fill over differing headers: their union, every row rewritten into it. */
+Test(input, fill_unites_differing_headers) {
+    write_str("1.csv", "a,b\n1,x\n");
+    write_str("2.csv", "b,c\n\"y,1\",5\n7,8,9\n");
+    write_str("3.csv", "c,a,b\n6,2,z\n");
+    sh("gzip '%s'%s", path("3.csv"), "");
+    write_str("4.csv", "a,b,c\n3,w,4\n");
+    const char *p[] = {path("1.csv"), path("2.csv"), path("3.csv.gz"), path("4.csv")};
+    const size_t caps[][2] = {{65536, 65536}, {1, 3}};
+    for (int c = 0; c < 2; c++) {
+        char *got, why[512];
+        size_t gl;
+        cr_assert_eq(input_fill(p, 4, CLI_ENC_AUTO, true, true, caps[c], 2, &got, &gl, why), 0,
+                     "%s", why);
+        const char *want = "a,b,c\n1,x,\n,\"y,1\",5\n,7,8,9\n2,z,6\n3,w,4\n";
+        cr_assert(gl == strlen(want) && memcmp(got, want, gl) == 0, "got '%.*s'", (int)gl, got);
+        free(got);
+    }
+    /* stdin after the first file cannot have its header read ahead */
+    cr_assert_not_null(freopen(path("2.csv"), "r", stdin));
+    const char *ps[] = {path("1.csv"), "-"};
+    cli_input *in;
+    char why[512];
+    cr_assert_eq(cli_input_open(&in, ps, 2, CLI_ENC_AUTO, why, sizeof why), 0, "%s", why);
+    aq_csv_dialect d = {',', '"', 0};
+    cr_assert_eq(cli_input_set_dialect(in, &d, true, true, why, sizeof why), AQ_EINVAL);
+    cr_assert(strstr(why, "stdin"), "%s", why);
+    cli_input_close(in);
+    /* same headers: nothing rewritten */
+    const char *pe[] = {path("4.csv"), path("4.csv")};
+    char *got;
+    size_t gl;
+    cr_assert_eq(input_fill(pe, 2, CLI_ENC_AUTO, true, true, caps[0], 2, &got, &gl, why), 0);
+    cr_assert(gl == 18 && memcmp(got, "a,b,c\n3,w,4\n3,w,4\n", 18) == 0, "'%.*s'", (int)gl, got);
+    free(got);
 }
 
 Test(input, sniff_by_content_not_name) {

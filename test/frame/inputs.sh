@@ -124,6 +124,45 @@ aq parse "$T/parts/part0*" --name glob >/dev/null || fail "parse of a glob"
 same_frame base glob
 aq frames | grep -q "^files	.*part00.csv and 3 more" || fail "frames source: $(aq frames | grep ^files)"
 
+step "--fill unites differing headers: the frame of the united table"
+python3 - "$AQ_DATA_DIR/prostate.csv" "$T/fill" <<'PY'
+import csv, os, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head, data = rows[0], rows[1:]
+out = sys.argv[2]
+os.makedirs(out, exist_ok=True)
+def write(name, cols, rows):
+    with open(os.path.join(out, name), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows(rows)
+# a: every column; b: reordered, without VOL; c: a new column NOTE first
+a = data[:150]
+bcols = [c for c in reversed(head) if c != "VOL"]
+b = [[r[head.index(c)] for c in bcols] for r in data[150:300]]
+ccols = ["NOTE"] + head
+c = [["n%d" % (i % 7)] + r for i, r in enumerate(data[300:])]
+write("a.csv", head, a)
+write("b.csv", bcols, b)
+write("c.csv", ccols, c)
+union = head + ["NOTE"]
+def full(cols, r):
+    d = dict(zip(cols, r))
+    return [d.get(u, "") for u in union]
+write("want.csv", union, [full(head, r) for r in a] + [full(bcols, r) for r in b] +
+      [full(ccols, r) for r in c])
+PY
+gzip "$T/fill/b.csv"
+if aq parse "$T/fill/a.csv" "$T/fill/b.csv.gz" "$T/fill/c.csv" --name nofill 2>"$T/err.txt"; then
+  fail "differing headers joined without --fill"
+fi
+grep -q "b.csv.gz: its header differs from .*a.csv's at column 1: 'GLEASON'" "$T/err.txt" ||
+  fail "differing headers: $(cat "$T/err.txt")"
+aq parse "$T/fill/a.csv" "$T/fill/b.csv.gz" "$T/fill/c.csv" --fill --name filled >/dev/null 2>"$T/err.txt" ||
+  fail "parse --fill: $(cat "$T/err.txt")"
+aq parse "$T/fill/want.csv" --name fill-want >/dev/null || fail "parse want.csv"
+same_frame fill-want filled
+
 step "stdin, plain and gzip"
 cat "$ALLY" | aq parse - --name stdin >/dev/null || fail "parse of stdin"
 same_frame base stdin
