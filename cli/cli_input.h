@@ -7,20 +7,11 @@
  * expanded as above). No source may be empty, and a glob or directory that names no file is an
  * error.
  *
- * Decoding (cli_src). Each source's format is recognised by its first bytes, never its name: gzip
- * (1f 8b), zstd (28 b5 2f fd, or a skippable frame), bzip2 ("BZh1".."BZh9"), xz (fd "7zXZ" 00);
- * zip, 7z, lz4, lzop and compress (.Z) are refused naming the format; anything else is read as
- * it is. Every member of a multi-member gzip, every frame of a zstd
- * stream, every stream of a concatenated bzip2 or xz file is read, in order; bytes after the last
- * complete member that start no new one, a checksum that fails, and a file that ends inside a
- * member are errors naming the file and the byte offset in it (of the compressed bytes) where
- * decoding stopped. Decompression streams: memory stays a few MiB whatever the size. When any
- * source is compressed or not a regular file, two decoder threads read and decompress the
- * sources (file i on thread i % 2, so the next file decodes while the current one still does),
- * each running ahead of the reader by a bounded queue of blocks, so decompression overlaps the
- * cutting and sending of pieces; errors surface in file order. xz files of several blocks also
- * decode on two threads. Plain regular files are read on the caller's thread straight into its
- * buffer.
+ * Decoding: each source is a cli_src (cli_src.h). When any source is compressed or not a regular
+ * file, two decoder threads read and decompress the sources (file i on thread i % 2, so the next
+ * file decodes while the current one still does), each running ahead of the reader by a bounded
+ * queue of blocks, so decompression overlaps the cutting and sending of pieces; errors surface in
+ * file order. Plain regular files are read on the caller's thread straight into its buffer.
  *
  * Text. With CLI_ENC_LATIN1 or CP1252 every byte is transcoded to UTF-8 (cp1252's five
  * unassigned bytes become the C1 controls of the same value, as browsers do). With CLI_ENC_UTF8
@@ -47,37 +38,13 @@
 #include <stdint.h>
 
 #include "aq_csv_tok.h"
-
-typedef enum cli_fmt {
-    CLI_FMT_PLAIN = 0,
-    CLI_FMT_GZIP,
-    CLI_FMT_ZSTD,
-    CLI_FMT_BZIP2,
-    CLI_FMT_XZ,
-    CLI_FMT_COUNT
-} cli_fmt;
+#include "cli_src.h"
 
 typedef enum cli_enc { CLI_ENC_AUTO = 0, CLI_ENC_UTF8, CLI_ENC_LATIN1, CLI_ENC_CP1252 } cli_enc;
 
-/* "plain", "gzip", "zstd", "bzip2", "xz". */
-const char *cli_fmt_name(cli_fmt f);
 /* "utf-8", "latin-1" (also "latin1", "iso-8859-1"), "cp1252" (also "windows-1252"); AQ_EINVAL
  * for anything else. */
 int cli_enc_parse(const char *s, cli_enc *e);
-/* The format that the first n bytes of a stream announce (n >= 6 for a sure answer). */
-cli_fmt cli_fmt_sniff(const uint8_t *p, size_t n);
-
-/* ---- one source, decompressed ---- */
-typedef struct cli_src cli_src;
-/* Opens path ("-": stdin) and reads its first bytes to learn the format. */
-int cli_src_open(cli_src **out, const char *path, char *why, size_t cap);
-/* Up to cap decompressed bytes into buf; *got 0 only at the end of the source. */
-int cli_src_read(cli_src *s, uint8_t *buf, size_t cap, size_t *got, char *why, size_t wcap);
-cli_fmt cli_src_format(const cli_src *s);
-const char *cli_src_name(const cli_src *s);
-uint64_t cli_src_in_bytes(const cli_src *s); /* bytes of the file consumed so far */
-void cli_src_close(cli_src *s);
-
 /* ---- the whole input ---- */
 typedef struct cli_input cli_input;
 
