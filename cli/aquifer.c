@@ -26,10 +26,10 @@ static const char usage_text[] =
     "  ls [PREFIX] [--json]  keys (starting with PREFIX), sorted, with their sizes\n"
     "  stat KEY [--json]     size, digest (xxh3-128, as `xxhsum -H2` prints it), chunks and the\n"
     "                        nodes holding each\n"
-    "  parse FILE [--name NAME] [--sep C] [--header yes|no|auto] [--na LIST]\n"
-    "        [--types COL:TYPE,...] [--fill] [--json]\n"
-    "                        read a CSV file into a frame of typed columns spread over the "
-    "cluster\n"
+    "  parse FILE... [--name NAME] [--sep C] [--header yes|no|auto] [--na LIST]\n"
+    "        [--types COL:TYPE,...] [--fill] [--encoding E] [--json]\n"
+    "                        read CSV files (plain, gzip, zstd, bzip2 or xz; - for stdin) into\n"
+    "                        one frame of typed columns spread over the cluster\n"
     "  frames [--json]       the frames, with rows and columns\n"
     "  summary NAME [--json] per column: type, NA, min, max, mean, sd or levels (computed where\n"
     "                        the chunks live)\n"
@@ -124,20 +124,35 @@ static const command commands[] = {
      "Shows KEY's size, its xxh3-128 digest in the form `xxhsum -H2` prints, and each chunk\n"
      "(index, size, digest) with the live nodes holding a copy. --json prints {key, size, digest,\n"
      "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n"},
-    {"parse", 1, 1, true, false,
-     "usage: aquifer [-c FILE] parse FILE [--name NAME] [--sep C] [--header yes|no|auto]\n"
-     "                     [--na LIST] [--types COL:TYPE,...] [--fill] [--json]\n\n"
-     "Reads the CSV file FILE into a frame named NAME (default: FILE's base name without its\n"
-     "extension). The separator, header and column types are guessed from samples across the\n"
-     "file; --sep (a character, tab or space), --header, --na (comma-separated spellings of a\n"
-     "missing value; default \"\" and NA) and --types (by column name or 1-based index; int,\n"
+    {"parse", 1, 65536, true, false,
+     "usage: aquifer [-c FILE] parse FILE... [--name NAME] [--sep C] [--header yes|no|auto]\n"
+     "                     [--na LIST] [--types COL:TYPE,...] [--fill] [--encoding E] [--json]\n\n"
+     "Reads CSV files into one frame named NAME (default: the first FILE's base name without\n"
+     "its extensions; reading stdin needs --name). FILE is a file, - for stdin, a directory\n"
+     "(its regular files not starting with '.', sorted by name; subdirectories are not\n"
+     "entered) or a quoted glob expanded by the command (matches sorted by name). Several\n"
+     "files are one frame, in the order given: each file after the first must start with the\n"
+     "same header as the first (else the parse fails naming the file and its first differing\n"
+     "column), which is dropped; with --fill, files whose headers differ give the union of\n"
+     "their columns (in order of first appearance; a column a file lacks is NA there; stdin\n"
+     "can then only be the first file). Each file may be gzip (several members), zstd (several\n"
+     "frames), bzip2 or xz, recognised by its first bytes, not its name, and decompressed while\n"
+     "it streams on a thread of its own; a corrupt or truncated one fails naming the file and\n"
+     "the byte offset. --encoding latin-1 or cp1252 transcodes the text to UTF-8; utf-8\n"
+     "refuses invalid UTF-8 naming its line. Without --encoding, bytes that are not UTF-8 are\n"
+     "kept as they are (export gives them back) and a note on stderr names the first file and\n"
+     "line. The separator, header and column types are guessed from samples across the file\n"
+     "(a plain file) or its first 2 MiB of text (compressed, stdin); --sep (a character, tab\n"
+     "or space), --header, --na (comma-separated spellings of a missing value; default \"\"\n"
+     "and NA) and --types (by column name or 1-based index; int,\n"
      "float, time, categorical, string) override the guess. --fill pads short rows with NA\n"
      "instead of failing. The file is cut into pieces of at most 4 MiB at row ends and spread\n"
      "over the cluster; every node parses the pieces it holds, the cluster agrees on each\n"
      "column's type and categorical levels, and each node stores its typed column chunks on\n"
      "their replicas. Prints rows, columns, types, seconds and MB/s. A row with the wrong\n"
      "number of fields fails naming its line; a failed parse leaves nothing behind. An existing\n"
-     "frame of that name is not replaced.\n"},
+     "frame of that name is not replaced. With compressed input the parse also prints the\n"
+     "decompression rate (--json: an \"input\" object).\n"},
     {"frames", 0, 0, true, false,
      "usage: aquifer [-c FILE] frames [--json]\n\n"
      "Lists the frames held by every live node: name, rows, columns and source file. --json\n"
@@ -193,8 +208,9 @@ int main(int argc, char **argv) {
     struct {
         const char *opt;
         const char **dst;
-    } fopts[] = {{"--name", &fo.name}, {"--sep", &fo.sep},     {"--header", &fo.header},
-                 {"--na", &fo.na},     {"--types", &fo.types}, {"-n", &fo.rows}};
+    } fopts[] = {
+        {"--name", &fo.name},   {"--sep", &fo.sep}, {"--header", &fo.header},    {"--na", &fo.na},
+        {"--types", &fo.types}, {"-n", &fo.rows},   {"--encoding", &fo.encoding}};
     const char *out = NULL;
     const char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos = 0;
@@ -254,7 +270,7 @@ int main(int argc, char **argv) {
             fo.fill = true;
         } else if (a[1] == 'n' || strncmp(a, "--name", 6) == 0 || strncmp(a, "--sep", 5) == 0 ||
                    strncmp(a, "--header", 8) == 0 || strncmp(a, "--na", 4) == 0 ||
-                   strncmp(a, "--types", 7) == 0) {
+                   strncmp(a, "--types", 7) == 0 || strncmp(a, "--encoding", 10) == 0) {
             size_t f = 0, nf = sizeof fopts / sizeof fopts[0];
             const char *val = NULL;
             for (; f < nf; f++) {
@@ -355,9 +371,9 @@ int main(int argc, char **argv) {
     }
     bool frame_cmd = strcmp(cmd->name, "parse") == 0 || strcmp(cmd->name, "head") == 0;
     if (!rc && !frame_cmd &&
-        (fo.name || fo.sep || fo.header || fo.na || fo.types || fo.fill || fo.rows))
+        (fo.name || fo.sep || fo.header || fo.na || fo.types || fo.fill || fo.rows || fo.encoding))
         rc = usage_error("%s takes none of the parse options (--name, --sep, --header, --na, "
-                         "--types, --fill, -n)",
+                         "--types, --fill, --encoding, -n)",
                          cmd->name);
     if (rc) {
         free(pos);
@@ -410,7 +426,7 @@ int main(int argc, char **argv) {
             else if (strcmp(cmd->name, "ls") == 0)
                 rc = cli_cmd_ls(&c, nargs ? args[0] : "");
             else if (strcmp(cmd->name, "parse") == 0)
-                rc = cli_cmd_parse(&c, args[0]);
+                rc = cli_cmd_parse(&c, args, (size_t)nargs);
             else if (strcmp(cmd->name, "frames") == 0)
                 rc = cli_cmd_frames(&c);
             else if (strcmp(cmd->name, "summary") == 0)

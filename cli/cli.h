@@ -32,7 +32,7 @@ typedef struct cli_kop cli_kop;
 
 /* Options of the frame commands (parse, head). NULL / false: not given. */
 typedef struct cli_frame_opts {
-    const char *name, *sep, *header, *na, *types, *rows;
+    const char *name, *sep, *header, *na, *types, *rows, *encoding;
     bool fill;
 } cli_frame_opts;
 
@@ -225,7 +225,8 @@ cli_kop *cli_frame_kop(cli *c, uint16_t method, const aq_frame_req *q, size_t i,
 int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen,
                      char *why, size_t cap);
 
-int cli_cmd_parse(cli *c, const char *file);
+/* files: paths, directories, globs or "-" (cli_input.h) read as one frame. */
+int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles);
 int cli_cmd_frames(cli *c);
 int cli_cmd_summary(cli *c, const char *name);
 int cli_cmd_head(cli *c, const char *name);

@@ -1,7 +1,10 @@
 /* aquifer parse: a CSV file becomes a frame of typed column chunks spread over the cluster.
  *
- * 1. Setup from samples across the file (start, quarters, end) plus the user's options.
- * 2. The file streams through aq_csv_split into pieces of at most 4 MiB ending at row ends; each
+ * 0. The input (cli_input.h): files, a directory, a glob or stdin, each decompressed and
+ *    transcoded to UTF-8 as it streams, later files' headers checked and dropped: one text.
+ * 1. Setup from samples across a plain file (start, quarters, end), or from the first 2 MiB of
+ *    text of a stream (compressed, stdin), plus the user's options.
+ * 2. The text streams through aq_csv_split into pieces of at most 4 MiB ending at row ends; each
  *    is put (at most CLI_INFLIGHT in flight) on the first live replica of its key, as one copy
  *    (a replica-only PUT): the node that stored it is the only one that reads it, to parse it.
  *    A piece whose node dies before its columns are stored fails the parse either way.
@@ -29,13 +32,15 @@
 #include "aq_csv_domain.h"
 #include "aq_csv_setup.h"
 #include "cli.h"
+#include "cli_input.h"
 
 #include "aq_xxh.h"
 
-#define SAMPLE_HEAD (1u << 20)
-#define SAMPLE_MID  (256u << 10)
-#define READ_BLOCK  (1u << 20)
-#define HEAD_MAX    (3 + AQ_NODE_KEY_MAX + 16)
+#define SAMPLE_HEAD   (1u << 20)
+#define SAMPLE_MID    (256u << 10)
+#define SAMPLE_STREAM (2u << 20) /* a stream's setup sample: its first text, read ahead */
+#define READ_BLOCK    (1u << 20)
+#define HEAD_MAX      (3 + AQ_NODE_KEY_MAX + 16)
 /* A node's parse of its pieces: a base plus a generous time per 4 MiB piece (parsing runs at tens
  * of MB/s even in a sanitizer build). The deadline is hard, so it also bounds the wait for a node
  * that died in the middle. */
@@ -87,6 +92,8 @@ typedef struct parse_run {
     uint8_t *hint; /* per column AQ_CSV_T_STR once the fold says string: sent with each PARSE */
     uint8_t parse_id[8]; /* random, little-endian: names this parse to the nodes' PARSE jobs */
     aq_csv_split *split; /* the pieces come from it: on_piece takes their buffers */
+    cli_input *in;
+    uint64_t in_shown; /* input bytes already counted by the progress line */
 } parse_run;
 
 static void parse_flush(parse_run *r, size_t node);
@@ -173,7 +180,11 @@ static int on_piece(void *ctx, const char *piece, size_t len, uint64_t first_lin
         }
     }
     cli_kop_start(k);
-    cli_progress_add(&r->prog, len);
+    /* progress in bytes of the files (compressed ones count their compressed bytes) */
+    cli_input_stats st;
+    cli_input_get_stats(r->in, &st);
+    cli_progress_add(&r->prog, st.in_bytes - r->in_shown);
+    r->in_shown = st.in_bytes;
     return 0;
 }
 
@@ -286,12 +297,76 @@ static int read_at(int fd, uint8_t *buf, size_t n, uint64_t off, size_t *got) {
     return 0;
 }
 
-static int make_setup(cli *c, int fd, uint64_t size, const char *file, const aq_csv_opts *o,
+/* Takes sample block b (malloc'd, len bytes) as the text the stream reader would give: it
+ * replaces *b by its transcoded copy under --encoding latin-1 or cp1252. */
+static int sample_as_text(const cli_input *in, uint8_t **b, size_t *len) {
+    char *t;
+    size_t tl;
+    if (cli_input_sample_text(in, (const char *)*b, *len, &t, &tl) != 0)
+        return AQ_ENOMEM;
+    free(*b);
+    *b = (uint8_t *)t;
+    *len = tl;
+    return 0;
+}
+
+/* Sample b (malloc'd text, *len bytes, the file's start) with its first row replaced by the line
+ * hdr[0..hl). */
+static int splice_header(uint8_t **b, size_t *len, const aq_csv_opts *o, const char *hdr,
+                         size_t hl) {
+    aq_csv_dialect d = {o->sep, (char)o->quote, 0};
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, (const char *)*b, *len, &d, 1, true);
+    aq_csv_err e = {0, ""};
+    size_t rest = aq_csv_tok_next(&t, &e) == 1 ? (size_t)(t.p - (const char *)*b) : *len;
+    aq_csv_tok_free(&t);
+    uint8_t *nb = malloc(hl + *len - rest + 1);
+    if (!nb)
+        return AQ_ENOMEM;
+    memcpy(nb, hdr, hl);
+    memcpy(nb + hl, *b + rest, *len - rest);
+    free(*b);
+    *b = nb;
+    *len = hl + *len - rest;
+    return 0;
+}
+
+/* hdr (not NULL): a header line to put in place of the first file's (cli_input_union_header). */
+static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, const char *hdr, size_t hl,
                       aq_csv_setup *su) {
     uint8_t *buf[5] = {0};
     aq_csv_sample smp[5];
     size_t ns = 0;
     int rc = 0;
+    const char *file = cli_input_file(in, 0);
+    if (!cli_input_first_seekable(in)) {
+        /* A stream: its first text, read ahead and handed out again by cli_input_read. */
+        const char *p;
+        size_t len;
+        char why[600];
+        int err = cli_input_peek(in, SAMPLE_STREAM, &p, &len, why, sizeof why);
+        if (err)
+            return cli_fail(c, CLI_ERROR, "%s", why);
+        if (memchr(p, 0, len))
+            return cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
+        if (hdr) {
+            if (!(buf[0] = malloc(len + 1)))
+                return cli_fail(c, CLI_ERROR, "out of memory");
+            memcpy(buf[0], p, len);
+            if (splice_header(&buf[0], &len, o, hdr, hl) != 0) {
+                free(buf[0]);
+                return cli_fail(c, CLI_ERROR, "out of memory");
+            }
+            p = (const char *)buf[0];
+        }
+        smp[ns++] = (aq_csv_sample){p, len, true};
+        goto guess;
+    }
+    int fd = cli_input_first_fd(in);
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return cli_fail(c, CLI_ERROR, "cannot read %s: %s", file, strerror(errno));
+    uint64_t size = (uint64_t)st.st_size;
     size_t head_len = size < SAMPLE_HEAD ? (size_t)size : SAMPLE_HEAD;
     buf[0] = malloc(head_len + 1);
     size_t got = 0;
@@ -306,6 +381,11 @@ static int make_setup(cli *c, int fd, uint64_t size, const char *file, const aq_
         free(buf[0]);
         return cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
     }
+    if (sample_as_text(in, &buf[0], &got) != 0 ||
+        (hdr && splice_header(&buf[0], &got, o, hdr, hl) != 0)) {
+        free(buf[0]);
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    }
     smp[ns++] = (aq_csv_sample){(const char *)buf[0], got, true};
     if (size > 2 * SAMPLE_HEAD) {
         /* Blocks at the quarters and the end: a type that changes late in the file is seen. */
@@ -317,16 +397,24 @@ static int make_setup(cli *c, int fd, uint64_t size, const char *file, const aq_
                 continue;
             }
             buf[ns] = b;
-            size_t off;
-            size_t len = aq_csv_sample_trim((const char *)b, got, &off);
             if (memchr(b, 0, got)) {
                 rc = cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
                 ns++;
                 goto out;
             }
-            smp[ns++] = (aq_csv_sample){(const char *)b + off, len, false};
+            size_t off;
+            size_t len = aq_csv_sample_trim((const char *)b, got, &off);
+            memmove(b, b + off, len);
+            if (sample_as_text(in, &buf[ns], &len) != 0) {
+                rc = cli_fail(c, CLI_ERROR, "out of memory");
+                ns++;
+                goto out;
+            }
+            smp[ns] = (aq_csv_sample){(const char *)buf[ns], len, false};
+            ns++;
         }
     }
+guess:;
     aq_csv_err e = {0, ""};
     err = aq_csv_setup_guess(smp, ns, o, su, &e);
     if (err)
@@ -602,64 +690,167 @@ static void parse_flush(parse_run *r, size_t node) {
     cli_kop_start(k);
 }
 
-static void default_name(const char *file, char *out, size_t cap) {
+/* A directory's name, or a file's base name without a compression suffix and one extension. */
+static void default_name(const char *file, bool dir, char *out, size_t cap) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", file);
+    size_t l = strlen(tmp);
+    while (l > 1 && tmp[l - 1] == '/')
+        tmp[--l] = 0;
     const char *b = basename(tmp);
     snprintf(out, cap, "%s", b);
+    if (dir)
+        return;
+    static const char *const zext[] = {".gz", ".gzip", ".zst", ".zstd", ".bz2", ".xz"};
+    for (size_t i = 0; i < sizeof zext / sizeof zext[0]; i++) {
+        size_t n = strlen(out), e = strlen(zext[i]);
+        if (n > e && strcmp(out + n - e, zext[i]) == 0) {
+            out[n - e] = 0;
+            break;
+        }
+    }
     char *dot = strrchr(out, '.');
     if (dot && dot != out)
         *dot = 0;
 }
 
-int cli_cmd_parse(cli *c, const char *file) {
-    char name[AQ_NODE_KEY_MAX + 1];
-    if (c->fo.name)
-        snprintf(name, sizeof name, "%s", c->fo.name);
-    else
-        default_name(file, name, sizeof name);
-    if (strlen(c->fo.name ? c->fo.name : name) > AQ_FRAME_NAME_MAX)
-        return cli_fail(c, CLI_USAGE, "a frame name is at most %d bytes; choose one with --name",
-                        AQ_FRAME_NAME_MAX);
-    int rc = cli_frame_check_name(c, name);
-    if (rc)
-        return rc;
+/* A failure that names "line N" of the joined text names the file and its own line instead. */
+static void locate_line(const cli_input *in, char *why, size_t cap) {
+    unsigned long long line;
+    int used = 0;
+    if (cli_input_nfiles(in) < 2 || sscanf(why, "line %llu%n", &line, &used) != 1 || used == 0)
+        return;
+    uint64_t fl;
+    const char *f = cli_input_locate(in, line, &fl);
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s line %llu%s", f, (unsigned long long)fl, why + used);
+    size_t l = strlen(tmp) < cap ? strlen(tmp) : cap - 1;
+    memcpy(why, tmp, l);
+    why[l] = 0;
+}
+
+/* The input's line for the parse report: files, formats, bytes, the decompression rate. */
+static void print_input(const cli_input_stats *st, double secs) {
+    if (st->files == 1 && st->compressed == 0)
+        return;
+    printf("  input: %u file%s", st->files, st->files == 1 ? "" : "s");
+    if (st->compressed) {
+        printf(" (");
+        bool first = true;
+        for (int f = CLI_FMT_GZIP; f < CLI_FMT_COUNT; f++)
+            if (st->formats & (1u << f)) {
+                printf("%s%s", first ? "" : ", ", cli_fmt_name((cli_fmt)f));
+                first = false;
+            }
+        printf(")");
+    }
+    printf(", %.1f MB read, %.1f MB of text", (double)st->in_bytes / 1e6,
+           (double)st->text_bytes / 1e6);
+    if (st->compressed)
+        printf("; decompressed %.1f MB in %.2f s of decoder threads (%.1f MB/s; whole parse "
+               "%.2f s)",
+               (double)st->inflated_bytes / 1e6, st->decode_seconds,
+               st->decode_seconds > 0 ? (double)st->inflated_bytes / 1e6 / st->decode_seconds : 0,
+               secs);
+    if (st->headers_dropped)
+        printf("; %u header row%s of later files dropped", st->headers_dropped,
+               st->headers_dropped == 1 ? "" : "s");
+    printf("\n");
+}
+
+static void print_input_json(const cli_input_stats *st) {
+    printf(", \"input\": {\"files\": %u, \"compressed\": %u, \"formats\": [", st->files,
+           st->compressed);
+    bool first = true;
+    for (int f = CLI_FMT_PLAIN; f < CLI_FMT_COUNT; f++)
+        if (st->formats & (1u << f)) {
+            printf("%s\"%s\"", first ? "" : ", ", cli_fmt_name((cli_fmt)f));
+            first = false;
+        }
+    printf("], \"bytes_read\": %llu, \"text_bytes\": %llu, \"decompressed_bytes\": %llu, "
+           "\"decompress_seconds\": %.3f, \"decompress_mb_per_s\": %.2f, "
+           "\"headers_dropped\": %u, \"not_utf8_files\": %u}",
+           (unsigned long long)st->in_bytes, (unsigned long long)st->text_bytes,
+           (unsigned long long)st->inflated_bytes, st->decode_seconds,
+           st->decode_seconds > 0 ? (double)st->inflated_bytes / 1e6 / st->decode_seconds : 0,
+           st->headers_dropped, st->not_utf8);
+}
+
+int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
+    cli_enc enc = CLI_ENC_AUTO;
+    if (c->fo.encoding && cli_enc_parse(c->fo.encoding, &enc) != 0)
+        return cli_fail(c, CLI_USAGE, "--encoding takes utf-8, latin-1 or cp1252, not '%s'",
+                        c->fo.encoding);
+    if (!c->fo.name && strcmp(files[0], "-") == 0)
+        return cli_fail(c, CLI_USAGE, "reading stdin needs a frame name: give --name NAME");
+    int rc;
     aq_csv_opts o;
     opt_mem om = {0};
     if ((rc = build_opts(c, &o, &om)) != 0) {
         opt_mem_free(&om);
         return rc;
     }
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        opt_mem_free(&om);
-        return cli_fail(c, e == ENOENT ? CLI_NOTFOUND : CLI_ERROR, "cannot open %s: %s", file,
-                        strerror(e));
+    cli_input *in = NULL;
+    {
+        char why[600];
+        int e = cli_input_open(&in, files, nfiles, enc, why, sizeof why);
+        if (e) {
+            opt_mem_free(&om);
+            return cli_fail(c, e == -ENOENT ? CLI_NOTFOUND : CLI_ERROR, "%s", why);
+        }
     }
-    if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-        close(fd);
-        opt_mem_free(&om);
-        return cli_fail(c, CLI_ERROR, "%s is %s", file,
-                        S_ISREG(st.st_mode) ? "empty" : "not a regular file");
+    char name[AQ_NODE_KEY_MAX + 1];
+    if (c->fo.name) {
+        snprintf(name, sizeof name, "%s", c->fo.name);
+    } else {
+        struct stat ds;
+        bool dir = stat(files[0], &ds) == 0 && S_ISDIR(ds.st_mode);
+        default_name(dir ? files[0] : cli_input_file(in, 0), dir, name, sizeof name);
     }
-    uint64_t size = (uint64_t)st.st_size;
-    aq_csv_setup su;
-    memset(&su, 0, sizeof su);
-    rc = make_setup(c, fd, size, file, &o, &su);
-    opt_mem_free(&om);
-    if (rc) {
-        close(fd);
+    if (strlen(c->fo.name ? c->fo.name : name) > AQ_FRAME_NAME_MAX) {
+        opt_mem_free(&om);
+        cli_input_close(in);
+        return cli_fail(c, CLI_USAGE, "a frame name is at most %d bytes; choose one with --name",
+                        AQ_FRAME_NAME_MAX);
+    }
+    if ((rc = cli_frame_check_name(c, name)) != 0) {
+        opt_mem_free(&om);
+        cli_input_close(in);
         return rc;
     }
+    aq_csv_setup su;
+    memset(&su, 0, sizeof su);
+    rc = make_setup(c, in, &o, NULL, 0, &su);
+    if (!rc) {
+        char why[600];
+        if (cli_input_set_dialect(in, &su.d, su.header, o.fill, why, sizeof why) != 0)
+            rc = cli_fail(c, CLI_ERROR, "%s", why);
+    }
+    size_t ulen;
+    const char *uline = rc ? NULL : cli_input_union_header(in, &ulen);
+    if (uline) {
+        /* --fill over differing headers: the setup again, with the union's header in front of
+         * the first file's rows, as the stream will have it */
+        o.sep = su.d.sep;
+        o.quote = su.d.quote;
+        o.header = AQ_CSV_HEADER_YES;
+        aq_csv_setup_free(&su);
+        memset(&su, 0, sizeof su);
+        rc = make_setup(c, in, &o, uline, ulen, &su);
+    }
+    opt_mem_free(&om);
+    if (rc) {
+        aq_csv_setup_free(&su);
+        cli_input_close(in);
+        return rc;
+    }
+    cli_input_stats ist;
     uint8_t *senc = NULL;
     size_t slen = 0;
     parse_run r;
     memset(&r, 0, sizeof r);
     r.c = c;
+    r.in = in;
     r.name = name;
     r.nlen = strlen(name);
     uint32_t nc = su.ncols;
@@ -723,7 +914,8 @@ int cli_cmd_parse(cli *c, const char *file) {
         goto out;
     }
     /* 2. pieces */
-    cli_progress_start(&r.prog, "parse", size);
+    cli_input_get_stats(in, &ist);
+    cli_progress_start(&r.prog, "parse", ist.total_in);
     aq_csv_split sp;
     aq_csv_err pe = {0, ""};
     if ((err = aq_csv_split_init(&sp, &su.d, AQ_NODE_CHUNK_MAX, on_piece, &r)) != 0 ||
@@ -739,19 +931,15 @@ int cli_cmd_parse(cli *c, const char *file) {
         size_t room;
         if ((err = aq_csv_split_space(&sp, &at, &room, &pe)) != 0)
             break;
-        ssize_t got = read(fd, at, room < READ_BLOCK ? room : READ_BLOCK);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            err = -errno;
-            snprintf(r.why, sizeof r.why, "reading %s: %s", file, strerror(errno));
+        size_t got;
+        if ((err = cli_input_read(in, at, room < READ_BLOCK ? room : READ_BLOCK, &got, r.why,
+                                  sizeof r.why)) != 0)
             break;
-        }
         if (got == 0) {
             err = aq_csv_split_finish(&sp, &pe);
             break;
         }
-        aq_csv_split_commit(&sp, (size_t)got);
+        aq_csv_split_commit(&sp, got);
     }
     aq_csv_split_free(&sp);
     r.split = NULL;
@@ -766,6 +954,7 @@ int cli_cmd_parse(cli *c, const char *file) {
     if (!err)
         err = r.err;
     if (err) {
+        locate_line(in, r.why, sizeof r.why);
         rc = cli_fail(c, cli_exit_code(err), "%s", r.why);
         goto out;
     }
@@ -780,6 +969,7 @@ int cli_cmd_parse(cli *c, const char *file) {
             any = any || r.hint[j];
         }
         if (any && (err = levels_round(&r, r.hint)) != 0) {
+            locate_line(in, r.why, sizeof r.why);
             rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
             goto out;
         }
@@ -803,15 +993,21 @@ int cli_cmd_parse(cli *c, const char *file) {
     }
     /* 4. column chunks at the final types */
     if ((err = finish_calls(&r, types, doms.p, doms.len, ks)) != 0) {
+        locate_line(in, r.why, sizeof r.why);
         rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
         goto out;
     }
     free_kops(ks, nn);
+    cli_input_get_stats(in, &ist);
     {
-        char src[4096];
-        snprintf(src, sizeof src, "%s", file);
-        cli_frame_meta m = {name, basename(src), size, nc,   su.names, types,
-                            r.np, NULL,          0,    senc, slen};
+        char src[4096], first[4096];
+        snprintf(first, sizeof first, "%s", cli_input_file(in, 0));
+        if (ist.files > 1)
+            snprintf(src, sizeof src, "%.200s and %u more", basename(first), ist.files - 1);
+        else
+            snprintf(src, sizeof src, "%.200s", basename(first));
+        uint64_t size = ist.text_bytes;
+        cli_frame_meta m = {name, src, size, nc, su.names, types, r.np, NULL, 0, senc, slen};
         m.rows = malloc((r.np + 1) * sizeof *m.rows);
         uint8_t *menc = NULL;
         size_t mlen = 0;
@@ -846,14 +1042,25 @@ int cli_cmd_parse(cli *c, const char *file) {
                 cli_json_str(stdout, su.names[j], strlen(su.names[j]));
                 printf(", \"type\": \"%s\"}", aq_csv_type_name((aq_csv_type)types[j]));
             }
-            fputs("]}\n", stdout);
+            fputs("]", stdout);
+            print_input_json(&ist);
+            fputs("}\n", stdout);
         } else {
             printf("%s: %llu rows, %u column%s, %u chunk%s; %.1f MB in %.2f s (%.1f MB/s)\n", name,
                    (unsigned long long)m.total_rows, nc, nc == 1 ? "" : "s", r.np,
                    r.np == 1 ? "" : "s", (double)size / 1e6, secs, mbs);
+            print_input(&ist, secs);
             for (uint32_t j = 0; j < nc; j++)
                 printf("  %-24s %s\n", su.names[j], aq_csv_type_name((aq_csv_type)types[j]));
         }
+        uint64_t nline;
+        const char *nfile = cli_input_note(in, &nline);
+        if (nfile)
+            fprintf(stderr,
+                    "aquifer: %s: note: %s is not UTF-8 (first at line %llu)%s; its bytes are "
+                    "kept as they are (--encoding latin-1 or cp1252 transcodes them)\n",
+                    c->what, nfile, (unsigned long long)nline,
+                    ist.not_utf8 > 1 ? ", nor are other files" : "");
         free(m.rows);
         wrote = false;
         rc = fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
@@ -888,6 +1095,6 @@ out:
     free(r.nunsent);
     aq_wr_free(&doms);
     aq_csv_setup_free(&su);
-    close(fd);
+    cli_input_close(in);
     return rc;
 }
