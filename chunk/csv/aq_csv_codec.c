@@ -245,8 +245,8 @@ int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
                 unsigned sh = 64 - 8u * c.width;
                 v = (uint64_t)((int64_t)(v << sh) >> sh);
             }
-            if (c.type == AQ_CSV_T_FLOAT && isnan(bitsd(v)))
-                goto fail; /* missing values live in the bitmap only */
+            if (c.type == AQ_CSV_T_FLOAT && isnan(bitsd(v)) && v != 0x7FF8000000000000ull)
+                goto fail; /* a NaN the file wrote is the one quiet NaN; NA is in the bitmap */
             switch (c.width) {
             case 1:
                 ((int8_t *)c.vals)[i] = (int8_t)v;

@@ -774,7 +774,7 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     aq_csv_kmv_reset(x->kmv);
     x->hashed = true;
     unsigned seen = 0;                    /* bit k: a value of kind k */
-    double mn = INFINITY, mx = -INFINITY; /* of the numbers and times (never NaN: "nan" is NA) */
+    double mn = INFINITY, mx = -INFINITY; /* of the numbers and times (a NaN compares false) */
     for (size_t r = 0; r < x->rows; r++) {
         fidx f = *fcell(x, r, j);
         x->kind[r] = AQ_CSV_V_NA;

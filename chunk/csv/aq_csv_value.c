@@ -41,24 +41,41 @@ static bool is_nan_word(const char *p, size_t len) {
 }
 
 bool aq_csv_is_na(const char *p, size_t len, bool quoted, const aq_csv_na *na) {
-    if (!quoted)
-        trim(&p, &len);
     if (quoted && len != 0)
         return false;
-    if (!quoted && is_nan_word(p, len))
-        return true;
+    if (len == 0)
+        return na->lens & 1; /* "" is a spelling */
+    /* Blanks around a spelling are dropped ("NA " is NA), but a field of blanks alone is text:
+     * it is a value in a text column, not the empty spelling. */
+    trim(&p, &len);
+    if (len == 0)
+        return false;
     /* Called for every field: its length rules out nearly every value, the first byte most of
      * the rest, before any strlen or memcmp. */
     if (!(na->lens >> (len < 63 ? len : 63) & 1))
         return false;
-    if (len == 0)
-        return true; /* "" is a spelling */
     for (size_t i = 0; i < na->n; i++) {
         const char *s = na->s[i];
         if (s[0] == p[0] && strlen(s) == len && memcmp(s, p, len) == 0)
             return true;
     }
     return false;
+}
+
+bool aq_csv_is_nan_word(const char *p, size_t len) {
+    trim(&p, &len);
+    if (len && (p[0] == '+' || p[0] == '-')) {
+        p++;
+        len--;
+    }
+    return is_nan_word(p, len);
+}
+
+/* A number written with a zero before another digit ("007", "-01", "00.5") is an identifier or
+ * a code (ZIP codes, account numbers): reading it as a number would lose its zeros. */
+static bool leading_zero(const char *p, size_t len) {
+    size_t i = len && (p[0] == '+' || p[0] == '-');
+    return i + 1 < len && p[i] == '0' && p[i + 1] >= '0' && p[i + 1] <= '9';
 }
 
 static bool digit(char c) {
@@ -277,6 +294,10 @@ bool aq_csv_parse_float(const char *p, size_t len, double *out) {
         *out = neg ? -INFINITY : INFINITY;
         return true;
     }
+    if (is_nan_word(s, n)) {
+        *out = NAN;
+        return true;
+    }
     if (!float_syntax(p, len))
         return false;
     if (fast_decimal(p, len, out))
@@ -372,7 +393,7 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
                     nd++;
                     i++;
                 }
-                if (nd == 0 || nd > 9)
+                if (nd == 0 || nd > 3)
                     return false;
             }
         }
@@ -386,15 +407,15 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
 }
 
 /* The common case in one pass: an unquoted field that starts like a number and that no NA entry
- * starts like. Answers what the full chain below would (NA, int, float, time in that order) or
- * AQ_CSV_V_TEXT for "not decided here"; every field it does not decide takes the full chain. */
-static aq_csv_vkind classify_number(const char *p, size_t len, const aq_csv_na *na, int64_t *iv,
-                                    double *dv) {
+ * starts like. Answers what the full chain below would (NA, int, float, time in that order), or
+ * -1 for "not decided here"; every field it does not decide takes the full chain. */
+static int classify_number(const char *p, size_t len, const aq_csv_na *na, int64_t *iv,
+                           double *dv) {
     char c0 = p[0];
     if (!digit(c0) && c0 != '-' && c0 != '+' && c0 != '.')
-        return AQ_CSV_V_TEXT;
+        return -1;
     if (na->first[(uint8_t)c0 >> 6] >> ((uint8_t)c0 & 63) & 1)
-        return AQ_CSV_V_TEXT; /* could be NA: let aq_csv_is_na decide */
+        return -1; /* could be NA: let aq_csv_is_na decide */
     /* p[0] is no space, so the field is trimmed at the front; a space at the end stops every
      * loop below short of len, which leaves the field to the full chain */
     size_t i = c0 == '-' || c0 == '+';
@@ -403,26 +424,40 @@ static aq_csv_vkind classify_number(const char *p, size_t len, const aq_csv_na *
     while (i < len && digit(p[i]))
         v = v * 10 + (uint64_t)(p[i++] - '0');
     size_t nd = i - start;
+    if (nd > 1 && p[start] == '0' && !(nd == 4 && i < len && p[i] == '-'))
+        return AQ_CSV_V_TEXT;             /* 007, -01, 00.5: a code, kept as written */
     if (i == len && nd > 0 && nd <= 18) { /* 18 digits cannot overflow */
         *iv = c0 == '-' ? -(int64_t)v : (int64_t)v;
         *dv = (double)*iv;
         return AQ_CSV_V_INT;
     }
     if (i == len) /* all digits but too many for the loop above: parse_int decides */
-        return AQ_CSV_V_TEXT;
+        return -1;
     if (nd == 4 && i < len && p[i] == '-' && start == 0) /* 2015-01-02...: only a time can be */
         return aq_csv_parse_time(p, len, iv) ? AQ_CSV_V_TIME : AQ_CSV_V_TEXT;
     if (fast_decimal(p, len, dv))
         return AQ_CSV_V_FLOAT;
-    return AQ_CSV_V_TEXT;
+    return -1;
+}
+
+/* Digits with an optional sign (and blanks around): an integer however long. */
+static bool int_syntax(const char *p, size_t len) {
+    trim(&p, &len);
+    size_t i = len && (p[0] == '+' || p[0] == '-');
+    if (i == len)
+        return false;
+    for (; i < len; i++)
+        if (!digit(p[i]))
+            return false;
+    return true;
 }
 
 aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
                              int64_t *iv, double *dv) {
     if (!quoted && len) {
-        aq_csv_vkind k = classify_number(p, len, na, iv, dv);
-        if (k != AQ_CSV_V_TEXT)
-            return k;
+        int k = classify_number(p, len, na, iv, dv);
+        if (k >= 0)
+            return (aq_csv_vkind)k;
     }
     /* Only a digit, a sign, a point, a blank or the words inf and nan start a number or a time:
      * other text (names, codes, free text) needs no parser, only the NA list. */
@@ -434,10 +469,18 @@ aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_cs
     }
     if (aq_csv_is_na(p, len, quoted, na))
         return AQ_CSV_V_NA;
+    const char *t = p;
+    size_t tl = len;
+    trim(&t, &tl);
+    if (leading_zero(t, tl) && !aq_csv_parse_time(t, tl, iv))
+        return AQ_CSV_V_TEXT;
     if (aq_csv_parse_int(p, len, iv)) {
         *dv = (double)*iv;
         return AQ_CSV_V_INT;
     }
+    /* beyond int64 a double would keep only the first 17 digits of an identifier */
+    if (int_syntax(p, len))
+        return AQ_CSV_V_TEXT;
     if (aq_csv_parse_float(p, len, dv))
         return AQ_CSV_V_FLOAT;
     if (aq_csv_parse_time(p, len, iv))

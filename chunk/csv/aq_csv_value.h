@@ -1,13 +1,18 @@
 /* aq_csv_value: what one CSV field means: missing, integer, float, timestamp or text.
  *
- * Fields arrive as pointer + length (never NUL-terminated). Numbers may carry spaces or tabs
- * around them; text is kept verbatim. A field is missing (NA) when, trimmed, it equals an entry
- * of the NA list, or when it spells NaN (any case). A quoted field is only NA when it is empty and
- * "" is in the list, so a quoted "NA" stays the two-letter string. Integers take a fast path
- * (plain digits into int64, overflow falls back to double); every other number goes through
- * strtod, so text -> double is exactly what C gives. Timestamps are ISO dates
- * (2015-01-02), date-times (2015-01-02 03:04:05, 2015-01-02T03:04:05.123Z) as milliseconds since
- * 1970-01-01 UTC. Formatting prints the shortest text that strtod reads back to the same double.
+ * Fields arrive as pointer + length (never NUL-terminated). The rule that shapes every choice
+ * here: a field is a number or a time only when writing the value back gives the field again,
+ * up to the number normalisations chunk/csv/README.md lists (`1.50` -> `1.5`, `+1` -> `1`,
+ * blanks around a number dropped); anything else is text, kept byte for byte. So an integer with
+ * a leading zero (`007`) or beyond int64 is text, and so is a time with more than millisecond
+ * digits. A field is missing (NA) when it is empty or, blanks around it dropped, equals an entry
+ * of the NA list; a field of blanks alone is text. A quoted field is only NA when it is empty and
+ * "" is in the list, so a quoted "NA" stays the two-letter string. NaN spellings (nan, NaN, NAN,
+ * any case, with a sign) are float NaN, not NA: a column that holds other text keeps them as
+ * the text they were. Integers take a fast path (plain digits into int64); decimals are exact
+ * (what strtod gives). Timestamps are ISO dates (2015-01-02), date-times (2015-01-02 03:04:05,
+ * 2015-01-02T03:04:05.123Z) as milliseconds since 1970-01-01 UTC. Formatting prints the shortest
+ * text that strtod reads back to the same double.
  */
 #ifndef AQ_CSV_VALUE_H
 #define AQ_CSV_VALUE_H
@@ -40,6 +45,8 @@ aq_csv_na aq_csv_na_make(const char *const *s, size_t n);
 aq_csv_na aq_csv_na_default(void);
 
 bool aq_csv_is_na(const char *p, size_t len, bool quoted, const aq_csv_na *na);
+/* nan in any case, with an optional sign and blanks around. */
+bool aq_csv_is_nan_word(const char *p, size_t len);
 
 /* Each returns true and sets *out only when the whole (trimmed) field is that kind. */
 bool aq_csv_parse_int(const char *p, size_t len, int64_t *out);

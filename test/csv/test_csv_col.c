@@ -63,8 +63,19 @@ Test(csv_col, values_classify_as_expected) {
     cr_assert_eq(aq_csv_classify(" -7 ", 4, false, &na, &iv, &dv), AQ_CSV_V_INT);
     cr_assert_eq(iv, -7);
     cr_assert_eq(aq_csv_classify("9223372036854775807", 19, false, &na, &iv, &dv), AQ_CSV_V_INT);
-    cr_assert_eq(aq_csv_classify("9223372036854775808", 19, false, &na, &iv, &dv), AQ_CSV_V_FLOAT,
-                 "beyond int64 is a double");
+    cr_assert_eq(aq_csv_classify("9223372036854775808", 19, false, &na, &iv, &dv), AQ_CSV_V_TEXT,
+                 "beyond int64 is text: a double would drop digits");
+    cr_assert_eq(aq_csv_classify("007", 3, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("-01", 3, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("00.5", 4, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("08123", 5, true, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("0", 1, false, &na, &iv, &dv), AQ_CSV_V_INT);
+    cr_assert_eq(aq_csv_classify("-0", 2, false, &na, &iv, &dv), AQ_CSV_V_INT);
+    cr_assert_eq(aq_csv_classify("0.5", 3, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
+    cr_assert_eq(aq_csv_classify("  ", 2, false, &na, &iv, &dv), AQ_CSV_V_TEXT,
+                 "blanks alone are a value");
+    cr_assert_eq(aq_csv_classify("2015-01-02 03:04:05.1234", 24, false, &na, &iv, &dv),
+                 AQ_CSV_V_TEXT, "a fraction past milliseconds would be lost");
     cr_assert_eq(aq_csv_classify("-.6e-01", 7, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
     cr_assert_eq(dv, -0.06);
     cr_assert_eq(aq_csv_classify("1e", 2, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
@@ -72,7 +83,9 @@ Test(csv_col, values_classify_as_expected) {
     cr_assert_eq(aq_csv_classify("-Inf", 4, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
     cr_assert(isinf(dv) && dv < 0);
     cr_assert_eq(aq_csv_classify("NA", 2, false, &na, &iv, &dv), AQ_CSV_V_NA);
-    cr_assert_eq(aq_csv_classify("nan", 3, false, &na, &iv, &dv), AQ_CSV_V_NA);
+    cr_assert_eq(aq_csv_classify("nan", 3, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
+    cr_assert(isnan(dv));
+    cr_assert_eq(aq_csv_classify("NAN", 3, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
     cr_assert_eq(aq_csv_classify("", 0, false, &na, &iv, &dv), AQ_CSV_V_NA);
     cr_assert_eq(aq_csv_classify("", 0, true, &na, &iv, &dv), AQ_CSV_V_NA);
     cr_assert_eq(aq_csv_classify("NA", 2, true, &na, &iv, &dv), AQ_CSV_V_TEXT,

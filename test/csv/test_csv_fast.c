@@ -14,6 +14,7 @@
 #include "aq_error.h"
 
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,18 +165,19 @@ Test(fast, plain_rows_split_like_the_tokenizer) {
     free(buf);
 }
 
-/* aq_csv_is_na as its contract says, written the slow way: trim unquoted fields, "nan" in any
- * case, a quoted field only when empty, else a spelling byte for byte. */
+/* aq_csv_is_na as its contract says, written the slow way: a quoted field only when empty; an
+ * unquoted one when empty, or trimmed of blanks and not empty then, a spelling byte for byte.
+ * NaN spellings are not NA (they are float NaN). */
 static bool ref_is_na(const char *p, size_t len, bool quoted, const char *const *nas, size_t n) {
-    if (!quoted) {
+    if (quoted && len)
+        return false;
+    if (len) {
         while (len && (*p == ' ' || *p == '\t'))
             p++, len--;
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
-        if (len == 3 && strncasecmp(p, "nan", 3) == 0)
-            return true;
-    } else if (len) {
-        return false;
+        if (!len)
+            return false;
     }
     for (size_t i = 0; i < n; i++)
         if (strlen(nas[i]) == len && memcmp(nas[i], p, len) == 0)
@@ -275,8 +277,26 @@ static aq_csv_vkind chain(const char *p, size_t len, bool quoted, const aq_csv_n
                           double *dv) {
     if (aq_csv_is_na(p, len, quoted, na))
         return AQ_CSV_V_NA;
+    /* the fidelity rules, the slow way: a zero before a digit, or digits beyond int64, keep the
+     * field as text (unless it is a date) */
+    const char *t = p;
+    size_t tl = len;
+    while (tl && (*t == ' ' || *t == '\t'))
+        t++, tl--;
+    while (tl && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
+        tl--;
+    size_t s0 = tl && (t[0] == '+' || t[0] == '-');
+    int64_t tmp;
+    if (s0 + 1 < tl && t[s0] == '0' && isdigit((unsigned char)t[s0 + 1]) &&
+        !aq_csv_parse_time(p, len, &tmp))
+        return AQ_CSV_V_TEXT;
     if (aq_csv_parse_int(p, len, iv))
         return AQ_CSV_V_INT;
+    size_t nd = 0;
+    while (s0 + nd < tl && isdigit((unsigned char)t[s0 + nd]))
+        nd++;
+    if (nd && s0 + nd == tl)
+        return AQ_CSV_V_TEXT;
     if (aq_csv_parse_float(p, len, dv))
         return AQ_CSV_V_FLOAT;
     if (aq_csv_parse_time(p, len, iv))
