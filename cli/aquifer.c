@@ -180,8 +180,10 @@ int main(int argc, char **argv) {
     struct {
         const char *opt;
         const char **dst;
-    } fopts[] = {{"--name", &fo.name}, {"--sep", &fo.sep},     {"--header", &fo.header},
-                 {"--na", &fo.na},     {"--types", &fo.types}, {"-n", &fo.rows}};
+    } fopts[] = {{"--name", &fo.name},   {"--sep", &fo.sep},       {"--header", &fo.header},
+                 {"--na", &fo.na},       {"--types", &fo.types},   {"-n", &fo.rows},
+                 {"--quote", &fo.quote}, {"--escape", &fo.escape}, {"--comment", &fo.comment},
+                 {"--skip", &fo.skip}};
     const char *out = NULL;
     const char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos = 0;
@@ -222,9 +224,15 @@ int main(int argc, char **argv) {
             json = true;
         } else if (strcmp(a, "--fill") == 0) {
             fo.fill = true;
+        } else if (strcmp(a, "--strict") == 0) {
+            fo.strict = true;
+        } else if (strcmp(a, "--no-header") == 0) {
+            fo.header = "no";
         } else if (a[1] == 'n' || strncmp(a, "--name", 6) == 0 || strncmp(a, "--sep", 5) == 0 ||
                    strncmp(a, "--header", 8) == 0 || strncmp(a, "--na", 4) == 0 ||
-                   strncmp(a, "--types", 7) == 0) {
+                   strncmp(a, "--types", 7) == 0 || strncmp(a, "--quote", 7) == 0 ||
+                   strncmp(a, "--escape", 8) == 0 || strncmp(a, "--comment", 9) == 0 ||
+                   strncmp(a, "--skip", 6) == 0) {
             size_t f = 0, nf = sizeof fopts / sizeof fopts[0];
             const char *val = NULL;
             for (; f < nf; f++) {
@@ -323,9 +331,10 @@ int main(int argc, char **argv) {
     }
     bool frame_cmd = strcmp(cmd->name, "parse") == 0 || strcmp(cmd->name, "head") == 0;
     if (!rc && !frame_cmd &&
-        (fo.name || fo.sep || fo.header || fo.na || fo.types || fo.fill || fo.rows))
+        (fo.name || fo.sep || fo.header || fo.na || fo.types || fo.fill || fo.rows || fo.quote ||
+         fo.escape || fo.comment || fo.skip || fo.strict))
         rc = usage_error("%s takes none of the parse options (--name, --sep, --header, --na, "
-                         "--types, --fill, -n)",
+                         "--types, --fill, --strict, --quote, --escape, --comment, --skip, -n)",
                          cmd->name);
     if (rc) {
         free(pos);

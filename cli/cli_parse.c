@@ -216,19 +216,60 @@ static void opt_mem_free(opt_mem *o) {
     free(o->topts);
 }
 
+/* A one-byte option: "none" (0, when allowed), "tab", "space", or one printable byte. */
+static int byte_opt(const char *v, bool none_ok, int *out) {
+    if (none_ok && strcmp(v, "none") == 0)
+        *out = 0;
+    else if (strcmp(v, "tab") == 0 || strcmp(v, "\\t") == 0)
+        *out = '\t';
+    else if (strcmp(v, "space") == 0)
+        *out = ' ';
+    else if (strlen(v) == 1 && (unsigned char)v[0] >= 0x20 && (unsigned char)v[0] < 0x7f)
+        *out = v[0];
+    else
+        return -1;
+    return 0;
+}
+
 static int build_opts(cli *c, aq_csv_opts *o, opt_mem *mem) {
     *o = aq_csv_opts_default();
     const cli_frame_opts *f = &c->fo;
+    int b;
     if (f->sep) {
-        if (strcmp(f->sep, "tab") == 0 || strcmp(f->sep, "\\t") == 0)
-            o->sep = '\t';
-        else if (strcmp(f->sep, "space") == 0)
-            o->sep = ' ';
-        else if (strlen(f->sep) == 1 && (unsigned char)f->sep[0] >= 0x20 && f->sep[0] != '"')
-            o->sep = f->sep[0];
-        else
-            return cli_fail(c, CLI_USAGE, "--sep takes one character, 'tab' or 'space'");
+        /* "X " (a separator then a space, as in "a, b"): the spaces after it are not data */
+        char one[2] = {f->sep[0], 0};
+        bool sp = strlen(f->sep) == 2 && f->sep[1] == ' ' && f->sep[0] != ' ';
+        if (byte_opt(sp ? one : f->sep, false, &b) != 0 || b == '"' || b == '\\')
+            return cli_fail(c, CLI_USAGE,
+                            "--sep takes one character, 'tab', 'space' or a character and a space");
+        o->sep = (char)b;
+        if (sp)
+            o->skipsp = 1;
     }
+    if (f->quote) {
+        if (byte_opt(f->quote, true, &b) != 0 || b == ' ' || b == '\t')
+            return cli_fail(c, CLI_USAGE, "--quote takes one character or 'none'");
+        o->quote = b;
+    }
+    if (f->escape) {
+        if (byte_opt(f->escape, true, &b) != 0 || b == ' ' || b == '\t')
+            return cli_fail(c, CLI_USAGE, "--escape takes one character (\\\\) or 'none'");
+        o->escape = b;
+    }
+    if (f->comment) {
+        if (byte_opt(f->comment, true, &b) != 0 || b == ' ' || b == '\t')
+            return cli_fail(c, CLI_USAGE, "--comment takes one character or 'none'");
+        o->comment = b;
+    }
+    if (f->skip) {
+        char *e;
+        errno = 0;
+        long v = strtol(f->skip, &e, 10);
+        if (!*f->skip || *e || errno || v < 0 || v > 1000000)
+            return cli_fail(c, CLI_USAGE, "--skip takes a number of lines (0 to 1000000)");
+        o->skip = v;
+    }
+    o->strict = f->strict;
     if (f->header) {
         if (strcmp(f->header, "yes") == 0)
             o->header = AQ_CSV_HEADER_YES;
@@ -602,6 +643,48 @@ static void parse_flush(parse_run *r, size_t node) {
     cli_kop_start(k);
 }
 
+/* A dialect byte as the options spell it. */
+static const char *byte_name(char b, char *buf) {
+    if (b == 0)
+        return "none";
+    if (b == '\t')
+        return "tab";
+    if (b == ' ')
+        return "space";
+    if ((unsigned char)b < 0x20 || (unsigned char)b >= 0x7f) {
+        snprintf(buf, 8, "\\x%02x", (unsigned char)b);
+        return buf;
+    }
+    buf[0] = b;
+    buf[1] = 0;
+    return buf;
+}
+
+/* The dialect the file was read with, guessed or forced: every choice can be given back as an
+ * option. */
+static void print_dialect(const aq_csv_setup *su, bool json) {
+    char b1[8], b2[8], b3[8], b4[8];
+    const char *sep = byte_name(su->d.sep, b1), *q = byte_name(su->d.quote, b2),
+               *e = byte_name(su->d.escape, b3), *cm = byte_name(su->d.comment, b4);
+    if (json) {
+        fputs(", \"dialect\": {\"sep\": ", stdout);
+        cli_json_str(stdout, sep, strlen(sep));
+        printf(", \"sep_space\": %s, \"quote\": ", su->d.skipsp ? "true" : "false");
+        cli_json_str(stdout, q, strlen(q));
+        fputs(", \"escape\": ", stdout);
+        cli_json_str(stdout, e, strlen(e));
+        fputs(", \"comment\": ", stdout);
+        cli_json_str(stdout, cm, strlen(cm));
+        printf(", \"header\": %s, \"skip\": %llu, \"strict\": %s}", su->header ? "true" : "false",
+               (unsigned long long)su->skip, su->strict ? "true" : "false");
+        return;
+    }
+    printf("  dialect: --sep '%s%s' --quote '%s' --escape '%s' --comment '%s' --header %s --skip "
+           "%llu%s\n",
+           sep, su->d.skipsp ? " " : "", q, e, cm, su->header ? "yes" : "no",
+           (unsigned long long)su->skip, su->strict ? " --strict" : "");
+}
+
 static void default_name(const char *file, char *out, size_t cap) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", file);
@@ -733,6 +816,7 @@ int cli_cmd_parse(cli *c, const char *file) {
         goto out;
     }
     r.split = &sp;
+    sp.lenient = !su.strict; /* a quote never closed: the parse repairs and counts it */
     for (;;) {
         /* straight into the piece buffer: the bytes are copied once, by the kernel */
         char *at;
@@ -753,6 +837,8 @@ int cli_cmd_parse(cli *c, const char *file) {
         }
         aq_csv_split_commit(&sp, (size_t)got);
     }
+    /* the file's last line: one per LF, and one more for bytes after the last LF */
+    uint64_t file_lines = sp.cut.lines + (sp.cut.fed > sp.cut.row_end);
     aq_csv_split_free(&sp);
     r.split = NULL;
     reap(&r, true);
@@ -810,8 +896,17 @@ int cli_cmd_parse(cli *c, const char *file) {
     {
         char src[4096];
         snprintf(src, sizeof src, "%s", file);
-        cli_frame_meta m = {name, basename(src), size, nc,   su.names, types,
-                            r.np, NULL,          0,    senc, slen};
+        cli_frame_meta m = {name, basename(src), size, nc, su.names, types, r.np, NULL,
+                            0,    senc,          slen, 0,  0,        NULL,  0,    0};
+        if (nc) {
+            m.repaired = obs[0].repaired;
+            m.nrepair = obs[0].nrepair;
+            m.repair_line = obs[0].repair_line;
+        }
+        if (su.stop_line && su.stop_line <= file_lines) {
+            m.unread_from = su.stop_line;
+            m.unread_to = file_lines;
+        }
         m.rows = malloc((r.np + 1) * sizeof *m.rows);
         uint8_t *menc = NULL;
         size_t mlen = 0;
@@ -846,11 +941,16 @@ int cli_cmd_parse(cli *c, const char *file) {
                 cli_json_str(stdout, su.names[j], strlen(su.names[j]));
                 printf(", \"type\": \"%s\"}", aq_csv_type_name((aq_csv_type)types[j]));
             }
-            fputs("]}\n", stdout);
+            fputc(']', stdout);
+            print_dialect(&su, true);
+            cli_frame_print_repairs(&m, true);
+            fputs("}\n", stdout);
         } else {
             printf("%s: %llu rows, %u column%s, %u chunk%s; %.1f MB in %.2f s (%.1f MB/s)\n", name,
                    (unsigned long long)m.total_rows, nc, nc == 1 ? "" : "s", r.np,
                    r.np == 1 ? "" : "s", (double)size / 1e6, secs, mbs);
+            print_dialect(&su, false);
+            cli_frame_print_repairs(&m, false);
             for (uint32_t j = 0; j < nc; j++)
                 printf("  %-24s %s\n", su.names[j], aq_csv_type_name((aq_csv_type)types[j]));
         }

@@ -12,6 +12,7 @@
 #define COL_MAGIC     0x43435141u /* "AQCC" */
 #define OBS_MAGIC     0x4F435141u /* "AQCO" */
 #define CODEC_VERSION 1
+#define OBS_VERSION   2 /* 2: repaired rows and their first lines */
 
 static uint64_t dbits(double d) {
     uint64_t u;
@@ -314,7 +315,7 @@ int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
     aq_wr w;
     aq_wr_init(&w);
     aq_wr_u32(&w, OBS_MAGIC);
-    aq_wr_u8(&w, CODEC_VERSION);
+    aq_wr_u8(&w, OBS_VERSION);
     aq_wr_u8(&w, (uint8_t)o->kind);
     aq_wr_u8(&w, (uint8_t)(o->fractional | o->numeric << 1 | o->time << 2 | o->text << 3));
     aq_wr_u64(&w, o->rows);
@@ -325,6 +326,10 @@ int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
     aq_wr_u32(&w, o->nsketch);
     for (uint32_t i = 0; i < o->nsketch && i < AQ_CSV_SKETCH; i++)
         aq_wr_u64(&w, o->sketch[i]);
+    aq_wr_u64(&w, o->repaired);
+    aq_wr_u32(&w, o->nrepair);
+    for (uint32_t i = 0; i < o->nrepair && i < AQ_CSV_REPAIR_LINES; i++)
+        aq_wr_u64(&w, o->repair_line[i]);
     return finish(&w, out, len);
 }
 
@@ -344,7 +349,7 @@ int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
     o->min = bitsd(aq_rd_u64(&r));
     o->max = bitsd(aq_rd_u64(&r));
     o->nsketch = aq_rd_u32(&r);
-    if (!r.ok || magic != OBS_MAGIC || ver != CODEC_VERSION || kind > AQ_CSV_T_STR || flags > 15 ||
+    if (!r.ok || magic != OBS_MAGIC || ver != OBS_VERSION || kind > AQ_CSV_T_STR || flags > 15 ||
         o->na > o->rows || o->nsketch > AQ_CSV_SKETCH)
         goto out;
     o->kind = (aq_csv_type)kind;
@@ -355,6 +360,15 @@ int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
     for (uint32_t i = 0; i < o->nsketch; i++) {
         o->sketch[i] = aq_rd_u64(&r);
         if (i && r.ok && o->sketch[i] <= o->sketch[i - 1])
+            goto out;
+    }
+    o->repaired = aq_rd_u64(&r);
+    o->nrepair = aq_rd_u32(&r);
+    if (!r.ok || o->nrepair > AQ_CSV_REPAIR_LINES || o->nrepair > o->repaired)
+        goto out;
+    for (uint32_t i = 0; i < o->nrepair; i++) {
+        o->repair_line[i] = aq_rd_u64(&r);
+        if (i && r.ok && o->repair_line[i] <= o->repair_line[i - 1])
             goto out;
     }
     if (!aq_rd_done(&r))

@@ -53,6 +53,12 @@ typedef struct pctx {
     aq_csv_kmv *kmv; /* the current column's sketch */
     bool hashed;     /* hash holds the current column's hashes */
     stops stops;     /* plain_row's separator mask, kept from one row to the next */
+    /* repaired rows: how many, and the first lines (ascending) */
+    uint64_t repaired;
+    uint32_t nrepair;
+    uint64_t repair_line[AQ_CSV_REPAIR_LINES];
+    uint64_t skip,
+        stop_line; /* the setup's: rows on lines 1..skip or from stop_line are not read */
 } pctx;
 
 static inline bool f_pad(fidx f) {
@@ -139,11 +145,13 @@ static inline const char *stops_next(stops *k, const char *end, char sep) {
  * row to the tokenizer, which knows every case and reports errors; AQ_ENOMEM. Whatever this
  * indexes, aq_csv_tok_next would have split the same way. */
 static int plain_row(pctx *x, aq_csv_tok *t) {
-    const char *p = t->p, *end = t->end;
+    const char *p = t->p, *end = t->end, *row0 = p;
     const char sep = t->d.sep, q = t->d.quote;
     if (p >= end || *p == '\n' || *p == '\r' || (t->d.comment && *p == t->d.comment) ||
-        x->rows == UINT32_MAX)
+        x->rows == UINT32_MAX || t->d.escape || t->d.skipsp ||
+        (x->stop_line && t->line >= x->stop_line) || t->line <= x->skip)
         return 0;
+    uint32_t nquoted = 0;
     if (x->rows == x->cap_rows && grow_rows(x) != 0)
         return AQ_ENOMEM;
     stops *k = &x->stops;
@@ -171,6 +179,7 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
             if (p < end && *p != sep && *p != '\n')
                 return 0;
             row[j++ * stride] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len | F_QUOTED};
+            nquoted++;
             /* the quotes may have held separators: the mask restarts at the closing one's stop */
             stops_at(k, p, end, sep);
             stops_next(k, end, sep);
@@ -194,6 +203,14 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
     }
     if (j != x->ncols)
         return 0;
+    if (q) {
+        /* every quote must be one of the quoted fields' two: any other is out of place, and the
+         * tokenizer notes the row as repaired */
+        uint32_t nq = 0;
+        for (const char *a = row0; (a = memchr(a, q, (size_t)(p - a))) != NULL; a++)
+            if (++nq > 2 * nquoted)
+                return 0;
+    }
     if (p < end) {
         p++;
         t->line++;
@@ -216,6 +233,7 @@ static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, a
         return AQ_ENOMEM;
     aq_csv_tok t;
     aq_csv_tok_init(&t, pc->p, pc->len, &s->d, pc->first_line, pc->file_start);
+    t.lenient = !s->strict;
     bool skip_header = pc->file_start && s->header;
     int rc;
     for (;;) {
@@ -226,15 +244,37 @@ static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, a
         }
         if ((rc = aq_csv_tok_next(&t, err)) != 1)
             break;
+        if (s->stop_line && t.row_line >= s->stop_line) {
+            rc = 0;
+            break;
+        }
+        if (t.row_line <= s->skip)
+            continue; /* the lines before the table (a preamble) */
         if (skip_header) {
             skip_header = false;
             continue;
         }
-        if (t.nfields != s->ncols && !(s->fill && t.nfields < s->ncols)) {
-            aq_csv_err_set(err, t.row_line, "line %llu: %zu fields, expected %u",
-                           (unsigned long long)t.row_line, t.nfields, s->ncols);
-            rc = AQ_EPARSE;
-            break;
+        if (t.nfields != s->ncols || t.repair) {
+            if (s->strict) {
+                if (t.nfields != s->ncols)
+                    aq_csv_err_set(err, t.row_line, "line %llu: %zu fields, expected %u",
+                                   (unsigned long long)t.row_line, t.nfields, s->ncols);
+                else
+                    aq_csv_err_set(err, t.row_line, "line %llu: %s", (unsigned long long)t.row_line,
+                                   t.repair);
+                rc = AQ_EPARSE;
+                break;
+            }
+            if (t.nfields > s->ncols) {
+                /* the extra fields stay: the last column holds the rest of the row as written */
+                const aq_csv_field *f = &t.fields[s->ncols - 1];
+                t.fields[s->ncols - 1] =
+                    (aq_csv_field){f->raw, (size_t)(t.row_end - f->raw), false, f->raw};
+                t.soff[s->ncols - 1] = SIZE_MAX;
+            }
+            if (x->nrepair < AQ_CSV_REPAIR_LINES)
+                x->repair_line[x->nrepair++] = t.row_line;
+            x->repaired++;
         }
         if (x->rows == UINT32_MAX) {
             aq_csv_err_set(err, t.row_line, "line %llu: more than %u rows in one piece",
@@ -310,6 +350,18 @@ void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b) {
     a->numeric |= b->numeric;
     a->time |= b->time;
     a->text |= b->text;
+    /* the smallest repaired lines of both (pieces hold different lines) */
+    uint64_t m[AQ_CSV_REPAIR_LINES];
+    uint32_t n = 0, i = 0, k = 0;
+    while (n < AQ_CSV_REPAIR_LINES && (i < a->nrepair || k < b->nrepair)) {
+        if (k >= b->nrepair || (i < a->nrepair && a->repair_line[i] <= b->repair_line[k]))
+            m[n++] = a->repair_line[i++];
+        else
+            m[n++] = b->repair_line[k++];
+    }
+    memcpy(a->repair_line, m, n * sizeof *m);
+    a->nrepair = n;
+    a->repaired += b->repaired;
     aq_csv_kmv_merge(a, b);
 }
 
@@ -842,6 +894,8 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
     x.piece = pc->p;
     x.ncols = s->ncols;
     x.na = aq_csv_setup_na(s);
+    x.skip = s->skip;
+    x.stop_line = s->stop_line;
     aq_csv_col *cols = calloc(s->ncols, sizeof *cols);
     if (!cols)
         return AQ_ENOMEM;
@@ -889,6 +943,9 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
         aq_csv_cols_free(cols, s->ncols);
         return rc;
     }
+    cols[0].obs.repaired = x.repaired;
+    cols[0].obs.nrepair = x.nrepair;
+    memcpy(cols[0].obs.repair_line, x.repair_line, x.nrepair * sizeof *x.repair_line);
     *out = cols;
     return 0;
 }

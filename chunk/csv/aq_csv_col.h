@@ -30,6 +30,8 @@
 /* Distinct values are estimated with a k-minimum-values sketch of 64-bit hashes of the text:
  * exact up to this many, mergeable across chunks, and a bounded size per column. */
 #define AQ_CSV_SKETCH 1024
+/* Line numbers of repaired rows kept per column observation (the first ones of the file). */
+#define AQ_CSV_REPAIR_LINES 100
 
 typedef struct aq_csv_obs {
     aq_csv_type kind; /* the widest kind the chunk holds */
@@ -39,6 +41,12 @@ typedef struct aq_csv_obs {
     bool numeric, time, text; /* which kinds of values were seen at all */
     uint32_t nsketch;
     uint64_t sketch[AQ_CSV_SKETCH]; /* sorted ascending, unique */
+    /* Rows the parse repaired (a short row padded, a long row folded, a quote out of place):
+     * counted in the first column's observation only, so merging column 0 gives the piece's or
+     * the frame's count; the smallest line numbers, ascending. */
+    uint64_t repaired;
+    uint32_t nrepair;
+    uint64_t repair_line[AQ_CSV_REPAIR_LINES];
 } aq_csv_obs;
 
 typedef struct aq_csv_strs {
@@ -71,9 +79,12 @@ typedef struct aq_csv_piece {
  * NULL, or per column true when the column is already known to be string in the whole frame (a
  * string chunk elsewhere, see aq_csv_obs_final): an unforced hinted column is built as STR at
  * once, without classifying its values or building a domain (its obs say STR, with rows and NA).
- * A row with the wrong number of fields fails with AQ_EPARSE and "line N: k fields, expected m"
- * in err, unless setup->fill (short rows are padded with NA; long rows still fail). At most
- * UINT32_MAX rows. */
+ * Irregular rows are repaired and counted (cols[0].obs.repaired and .repair_line): a short row is
+ * padded with NA; a long row keeps its extra fields in the last column, which holds the rest of
+ * the row as the file wrote it (separators and quotes included); a quote never closed is a byte
+ * (see aq_csv_tok). With setup->strict the first such row fails the parse with AQ_EPARSE and
+ * "line N: k fields, expected m" (or the quote's trouble) in err instead. Rows that start on
+ * setup->stop_line or later are not read. At most UINT32_MAX rows. */
 int aq_csv_parse(const aq_csv_piece *piece, const aq_csv_setup *setup, const aq_csv_type *force,
                  const bool *str_hint, aq_csv_col **cols, aq_csv_err *err);
 

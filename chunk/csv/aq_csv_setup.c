@@ -37,6 +37,10 @@ aq_csv_opts aq_csv_opts_default(void) {
     memset(&o, 0, sizeof o);
     o.header = AQ_CSV_HEADER_AUTO;
     o.quote = AQ_CSV_QUOTE_AUTO;
+    o.escape = AQ_CSV_QUOTE_AUTO;
+    o.comment = AQ_CSV_QUOTE_AUTO;
+    o.skip = -1;
+    o.skipsp = -1;
     return o;
 }
 
@@ -69,21 +73,29 @@ void aq_csv_setup_free(aq_csv_setup *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* Field counts of the sampled rows under one dialect: the most common count and its share. */
-static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, size_t *mode,
-                     double *share, size_t *widest) {
+/* Field counts of the sampled rows under one dialect: the most common count and its share (a
+ * row the tokenizer had to repair counts against it). In the block at the file's start, lines
+ * 1..skip and those from stop (when not 0) are left out. */
+static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, uint64_t skip,
+                     uint64_t stop, size_t *mode, double *share, size_t *widest) {
     size_t cap = 64, used = 0;
     size_t *counts = calloc(cap, sizeof *counts); /* counts[k]: rows with k fields, k < cap */
-    size_t big = 0, rows = 0;
+    size_t big = 0, rows = 0, repaired = 0;
     if (!counts)
         return AQ_ENOMEM;
     for (size_t s = 0; s < n; s++) {
         aq_csv_tok t;
         aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
+        t.lenient = true;
         size_t r = 0;
         while (r < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
+            if (sm[s].file_start && t.row_line <= skip)
+                continue;
+            if (sm[s].file_start && stop && t.row_line >= stop)
+                break;
             r++;
             rows++;
+            repaired += t.repair != NULL;
             if (t.nfields < cap)
                 counts[t.nfields]++;
             else
@@ -97,42 +109,177 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
         if (counts[k] > counts[best])
             best = k;
     /* with very wide rows, the count itself is beyond the table: find its mode directly */
-    if (big > counts[best]) {
-        *mode = used;
-        *share = rows ? (double)big / (double)rows : 0;
-    } else {
-        *mode = best;
-        *share = rows ? (double)counts[best] / (double)rows : 0;
-    }
+    size_t fit = big > counts[best] ? big : counts[best];
+    *mode = big > counts[best] ? used : best;
+    fit = fit > repaired ? fit - repaired : 0;
+    *share = rows ? (double)fit / (double)rows : 0;
     *widest = used;
     free(counts);
     return rows ? 0 : AQ_EPARSE;
 }
 
-static int guess_sep(const aq_csv_sample *sm, size_t n, aq_csv_dialect *d) {
-    static const char cands[] = {',', ';', '\t', '|', ' ', '\x01'};
-    char best = ',';
+/* The separator and quote whose field counts agree best across the sampled rows. Candidates are
+ * tried in order of how common they are; a later one must be clearly more regular to win, or as
+ * regular with more columns (except space and colon, which text and times hold: they must be
+ * clearly more regular and near-perfect). */
+static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq_csv_dialect *d) {
+    static const char seps[] = {',', ';', '\t', '|', '\x01', ' ', ':'};
+    static const char quotes[] = {'"', '\'', 0};
+    char best = ',', best_q = o->quote == AQ_CSV_QUOTE_AUTO ? '"' : (char)o->quote;
     size_t best_mode = 0;
     double best_share = -1;
-    for (size_t i = 0; i < sizeof cands; i++) {
-        aq_csv_dialect t = *d;
-        t.sep = cands[i];
-        size_t mode, widest;
-        double share;
-        int rc = sep_score(sm, n, &t, &mode, &share, &widest);
-        if (rc)
-            return rc;
-        /* spaces are common inside text, so a space separator must be near-perfectly regular */
-        if (mode < 2 || (cands[i] == ' ' && share < 0.9))
-            continue;
-        /* a clearly more consistent candidate wins; among near-equals, more columns win */
-        if (share > best_share + 0.05 || (share > best_share - 0.05 && mode > best_mode)) {
-            best = cands[i];
-            best_mode = mode;
-            best_share = share;
+    for (size_t qi = 0; qi < sizeof quotes; qi++) {
+        if (o->quote != AQ_CSV_QUOTE_AUTO && qi > 0)
+            break;
+        char q = o->quote == AQ_CSV_QUOTE_AUTO ? quotes[qi] : (char)o->quote;
+        for (size_t i = 0; i < sizeof seps; i++) {
+            if (o->sep && i > 0)
+                break;
+            aq_csv_dialect t = *d;
+            t.sep = o->sep ? o->sep : seps[i];
+            t.quote = q;
+            if (t.sep == q)
+                continue;
+            size_t mode, widest;
+            double share;
+            int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest);
+            if (rc)
+                return rc;
+            bool wordy = t.sep == ' ' || t.sep == ':';
+            if (!o->sep && (mode < 2 || (wordy && share < 0.9)))
+                continue;
+            /* another quote must do clearly better than the double quote */
+            double margin = qi > 0 ? 0.02 : 0;
+            if (share > best_share + 0.05 + margin ||
+                (!wordy && qi == 0 && share > best_share - 0.05 && mode > best_mode)) {
+                best = t.sep;
+                best_q = q;
+                best_mode = mode;
+                best_share = share;
+            }
         }
     }
     d->sep = best;
+    d->quote = best_q;
+    return 0;
+}
+
+/* Whether the fields after a separator nearly all start with a space (", " files). */
+static bool guess_skipsp(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d) {
+    size_t after = 0, spaced = 0;
+    if (d->sep == ' ')
+        return false;
+    for (size_t s = 0; s < n; s++) {
+        aq_csv_tok t;
+        aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
+        t.lenient = true;
+        size_t r = 0;
+        while (r++ < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1)
+            for (size_t j = 1; j < t.nfields; j++) {
+                after++;
+                spaced += !t.fields[j].quoted && t.fields[j].len && t.fields[j].p[0] == ' ';
+            }
+        aq_csv_tok_free(&t);
+    }
+    return after >= 2 && (double)spaced >= 0.95 * (double)after;
+}
+
+/* A backslash escape: quotes written \" inside quoted fields (a backslash then a quote that does
+ * not end the field) outnumber doubled quotes. */
+static char guess_escape(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d) {
+    size_t bs = 0, dbl = 0;
+    const char q = d->quote;
+    if (!q)
+        return 0;
+    for (size_t s = 0; s < n; s++) {
+        const char *p = sm[s].p;
+        size_t len = sm[s].len;
+        for (size_t i = 1; i + 1 < len; i++) {
+            if (p[i] != q)
+                continue;
+            char nx = p[i + 1];
+            bool closes = nx == d->sep || nx == '\n' || nx == '\r';
+            if (p[i - 1] == '\\' && !closes && (i < 2 || p[i - 2] != '\\'))
+                bs++;
+            if (nx == q && p[i - 1] != d->sep && p[i - 1] != '\n')
+                dbl++;
+        }
+    }
+    return bs > dbl ? '\\' : 0;
+}
+
+/* Where the table is in the block at the file's start: lines before its first row (a preamble,
+ * titles, notes) and the first line of what follows it after a blank line (a second table, a
+ * footer), 0 when nothing follows. The table is the rows of the most common field count: it
+ * starts at the first two consecutive rows of that count (the row before them is its header
+ * when it has that count too); it ends at a blank line after which a row of another count comes. */
+static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, long want_skip,
+                      uint64_t *skip, uint64_t *stop) {
+    *skip = want_skip > 0 ? (uint64_t)want_skip : 0;
+    *stop = 0;
+    const aq_csv_sample *h = NULL;
+    for (size_t i = 0; i < n && !h; i++)
+        if (sm[i].file_start)
+            h = &sm[i];
+    if (!h)
+        return 0;
+    size_t cap = GUESS_ROWS;
+    size_t *cnt = malloc(cap * sizeof *cnt);
+    uint64_t *line = malloc(cap * sizeof *line), *next = malloc(cap * sizeof *next);
+    if (!cnt || !line || !next) {
+        free(cnt);
+        free(line);
+        free(next);
+        return AQ_ENOMEM;
+    }
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, h->p, h->len, d, 1, true);
+    t.lenient = true;
+    size_t r = 0;
+    while (r < cap && aq_csv_tok_next(&t, NULL) == 1) {
+        if (t.row_line <= *skip)
+            continue;
+        cnt[r] = t.nfields;
+        line[r] = t.row_line;
+        next[r] = t.line; /* the line after the row */
+        r++;
+    }
+    bool whole = t.p >= t.end && h->len == sm[0].len; /* every row of the block was seen */
+    aq_csv_tok_free(&t);
+    size_t mode = 0, best = 0;
+    for (size_t i = 0; i < r; i++) {
+        size_t c = 0;
+        for (size_t k = 0; k < r; k++)
+            c += cnt[k] == cnt[i];
+        if (c > best || (c == best && cnt[i] > mode)) {
+            best = c;
+            mode = cnt[i];
+        }
+        if (i > 64 && best > r / 2)
+            break; /* a clear majority already */
+    }
+    size_t start = 0;
+    if (mode >= 2 && want_skip < 0) {
+        while (start + 1 < r && !(cnt[start] == mode && cnt[start + 1] == mode))
+            start++;
+        if (start + 1 >= r)
+            start = 0;
+        if (start > 0)
+            *skip = line[start] - 1;
+    }
+    for (size_t i = start + 1; i < r && mode >= 2; i++) {
+        /* after a blank line, a row of another shape followed by another such row (a second
+         * table, its header and rows) or by nothing (a footer); a lone ragged row followed by
+         * rows of the table's shape is the table's, repaired */
+        if (line[i] > next[i - 1] && cnt[i] != mode &&
+            (i + 1 == r ? whole || r == cap : cnt[i + 1] != mode)) {
+            *stop = line[i];
+            break;
+        }
+    }
+    free(cnt);
+    free(line);
+    free(next);
     return 0;
 }
 
@@ -189,8 +336,15 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
         aq_csv_err_set(err, 0, "separator must be one byte other than the quote and newline");
         return AQ_EINVAL;
     }
+    if ((o->escape > 0 && (o->escape == o->sep || o->escape == o->quote || o->escape == '\n')) ||
+        (o->comment > 0 && (o->comment == o->sep || o->comment == o->quote))) {
+        aq_csv_err_set(err, 0,
+                       "the escape and comment bytes must differ from the separator and "
+                       "the quote");
+        return AQ_EINVAL;
+    }
     s.d.quote = o->quote == AQ_CSV_QUOTE_AUTO ? '"' : (char)o->quote;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && o->comment == AQ_CSV_QUOTE_AUTO; i++) {
         if (!sm[i].file_start)
             continue;
         const char *p = sm[i].p, *end = p + sm[i].len;
@@ -201,7 +355,10 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
         if (p < end && *p == '#')
             s.d.comment = '#';
     }
+    if (o->comment != AQ_CSV_QUOTE_AUTO)
+        s.d.comment = (char)o->comment;
     s.fill = o->fill;
+    s.strict = o->strict;
     const char *const *nal = o->na;
     size_t nna = o->nna;
     aq_csv_na dna = aq_csv_na_default();
@@ -217,16 +374,18 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
             goto fail;
         s.nna = i + 1;
     }
-    if (o->sep) {
-        s.d.sep = o->sep;
-    } else if ((rc = guess_sep(sm, n, &s.d)) != 0) {
+    if ((rc = guess_sep(sm, n, o, &s.d)) != 0) {
         if (rc == AQ_EPARSE)
             aq_csv_err_set(err, 0, "no rows in the sample");
         goto fail;
     }
+    s.d.escape = o->escape != AQ_CSV_QUOTE_AUTO ? (char)o->escape : guess_escape(sm, n, &s.d);
+    s.d.skipsp = o->skipsp >= 0 ? o->skipsp == 1 : guess_skipsp(sm, n, &s.d);
+    if ((rc = find_table(sm, n, &s.d, o->skip, &s.skip, &s.stop_line)) != 0)
+        goto fail;
     size_t mode, widest;
     double share;
-    if ((rc = sep_score(sm, n, &s.d, &mode, &share, &widest)) != 0) {
+    if ((rc = sep_score(sm, n, &s.d, s.skip, s.stop_line, &mode, &share, &widest)) != 0) {
         if (rc == AQ_EPARSE)
             aq_csv_err_set(err, 0, "no rows in the sample");
         goto fail;
@@ -251,9 +410,14 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
     for (size_t i = 0; i < n; i++) {
         aq_csv_tok t;
         aq_csv_tok_init(&t, sm[i].p, sm[i].len, &s.d, 1, sm[i].file_start);
+        t.lenient = true;
         bool first = sm[i].file_start && !have_first;
         size_t r = 0;
         while (r < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
+            if (sm[i].file_start && t.row_line <= s.skip)
+                continue;
+            if (sm[i].file_start && s.stop_line && t.row_line >= s.stop_line)
+                break;
             r++;
             size_t nf = t.nfields < s.ncols ? t.nfields : s.ncols;
             if (first) {

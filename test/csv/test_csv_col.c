@@ -252,28 +252,63 @@ Test(csv_col, categorical_cap_100000_levels_is_string_1000_is_categorical) {
     free(s);
 }
 
-Test(csv_col, ragged_row_names_its_line_unless_fill) {
+Test(csv_col, ragged_rows_are_repaired_and_counted_unless_strict) {
     const char *s = "a,b,c\n1,2,3\n\n4,5\n6,7,8\n";
     csv_frame f;
     aq_csv_err err = {0};
-    cr_assert_eq(load_str(s, NULL, 1 << 20, &f, &err), AQ_EPARSE);
+    aq_csv_opts o = aq_csv_opts_default();
+    o.strict = true;
+    cr_assert_eq(load_str(s, &o, 1 << 20, &f, &err), AQ_EPARSE);
     cr_assert_eq(err.line, 4);
     cr_assert_str_eq(err.msg, "line 4: 2 fields, expected 3");
-    aq_csv_opts o = aq_csv_opts_default();
-    o.fill = true;
-    load_ok(s, &o, 1 << 20, &f);
+    load_ok(s, NULL, 1 << 20, &f);
     cr_assert_eq(f.rows, 3);
     cr_assert(cell_na(&f, 1, 2));
     cr_assert_eq(cell_int(&f, 1, 1), 5);
+    cr_assert_eq(f.obs[0].repaired, 1);
+    cr_assert_eq(f.obs[0].nrepair, 1);
+    cr_assert_eq(f.obs[0].repair_line[0], 4);
     csv_frame_free(&f);
-    /* a row wider than the setup (beyond the sampled rows) is an error even in fill mode */
-    load_ok("a,b\n1,2\n", &o, 1 << 20, &f);
-    const char *later = "3,4\n5,6,7\n";
+    /* a row wider than the setup keeps its extra fields in the last column, as written */
+    load_ok("a,b\n1,2\n", NULL, 1 << 20, &f);
+    const char *later = "3,4\n5,6,\"7\",8\r\n";
     aq_csv_piece pc = {later, strlen(later), 41, false};
     aq_csv_col *cols;
+    cr_assert_eq(aq_csv_parse(&pc, &f.setup, NULL, NULL, &cols, &err), 0);
+    size_t len;
+    const char *v = aq_csv_col_str(&cols[1], 1, &len);
+    cr_assert(v && len == 7 && memcmp(v, "6,\"7\",8", 7) == 0, "got %.*s", (int)len, v);
+    cr_assert_eq(cols[0].obs.repaired, 1);
+    cr_assert_eq(cols[0].obs.repair_line[0], 42);
+    aq_csv_cols_free(cols, 2);
+    f.setup.strict = true;
     cr_assert_eq(aq_csv_parse(&pc, &f.setup, NULL, NULL, &cols, &err), AQ_EPARSE);
-    cr_assert_str_eq(err.msg, "line 42: 3 fields, expected 2");
+    cr_assert_str_eq(err.msg, "line 42: 4 fields, expected 2");
     csv_frame_free(&f);
+}
+
+Test(csv_col, quotes_out_of_place_are_bytes_and_counted) {
+    csv_frame f;
+    /* a stray quote, bytes after a closing quote, and a quote never closed at the end (the
+     * quote is given: with so many out of place, the guess would read the file unquoted) */
+    aq_csv_opts dq = aq_csv_opts_default();
+    dq.quote = '"';
+    load_ok("h,w\nann,5'10\"\nbob,\"6\"ft\nx,1\ncy,\"7,8\n9,10\n", &dq, 1 << 20, &f);
+    cr_assert_eq(f.rows, 5);
+    cr_assert(str_is(&f, 0, 1, "5'10\""));
+    cr_assert(str_is(&f, 1, 1, "6ft"));
+    cr_assert(str_is(&f, 3, 1, "\"7,8"), "the unclosed quote is a byte (and the row folded)");
+    cr_assert(str_is(&f, 3, 0, "cy"));
+    cr_assert(str_is(&f, 4, 0, "9"), "rows after it are rows again");
+    cr_assert_eq(f.obs[0].repaired, 3, "got %llu", (unsigned long long)f.obs[0].repaired);
+    cr_assert_eq(f.obs[0].repair_line[0], 2);
+    cr_assert_eq(f.obs[0].repair_line[1], 3);
+    cr_assert_eq(f.obs[0].repair_line[2], 5);
+    csv_frame_free(&f);
+    dq.strict = true;
+    aq_csv_err err = {0};
+    cr_assert_eq(load_str("h,w\nann,5'10\"\n", &dq, 1 << 20, &f, &err), AQ_EPARSE);
+    cr_assert_str_eq(err.msg, "line 2: a quote inside an unquoted field");
 }
 
 Test(csv_col, line_numbers_in_later_pieces_count_quoted_newlines) {
@@ -284,8 +319,14 @@ Test(csv_col, line_numbers_in_later_pieces_count_quoted_newlines) {
     sprintf(s + o, "x\n");
     csv_frame f;
     aq_csv_err err = {0};
-    cr_assert_eq(load_str(s, NULL, 1024, &f, &err), AQ_EPARSE);
+    aq_csv_opts op = aq_csv_opts_default();
+    op.strict = true;
+    cr_assert_eq(load_str(s, &op, 1024, &f, &err), AQ_EPARSE);
     cr_assert_eq(err.line, 602, "%s", err.msg);
+    load_ok(s, NULL, 1024, &f);
+    cr_assert_eq(f.obs[0].repaired, 1);
+    cr_assert_eq(f.obs[0].repair_line[0], 602, "the short row's line, counted across pieces");
+    csv_frame_free(&f);
 }
 
 Test(csv_col, bom_crlf_no_final_newline_blank_lines_at_end) {

@@ -32,7 +32,7 @@ static char *render(const char *s, size_t len, aq_csv_dialect d, uint64_t first_
     return out;
 }
 
-static const aq_csv_dialect comma = {',', '"', 0};
+static const aq_csv_dialect comma = {',', '"', 0, 0, false};
 
 static void check(const char *in, const char *want) {
     int rc;
@@ -79,7 +79,7 @@ Test(csv_tok, blank_lines_are_skipped_but_counted) {
 }
 
 Test(csv_tok, comment_lines) {
-    aq_csv_dialect d = {',', '"', '#'};
+    aq_csv_dialect d = {',', '"', '#', 0, false};
     int rc;
     char *got = render("# \"open,\nx,y\n#z\n1,2\n", 19, d, 1, true, &rc);
     cr_assert_eq(rc, 0);
@@ -87,11 +87,11 @@ Test(csv_tok, comment_lines) {
 }
 
 Test(csv_tok, quoting_off_and_other_separators) {
-    aq_csv_dialect d = {'\t', 0, 0};
+    aq_csv_dialect d = {'\t', 0, 0, 0, false};
     int rc;
     char *got = render("\"a\tb\"\tc\n", 8, d, 1, true, &rc);
     cr_assert_str_eq(got, "1:[\"a|b\"|c]");
-    aq_csv_dialect sq = {';', '\'', 0};
+    aq_csv_dialect sq = {';', '\'', 0, 0, false};
     got = render("'x;y';z\n", 8, sq, 1, true, &rc);
     cr_assert_str_eq(got, "1:[^x;y|z]");
 }
@@ -370,7 +370,7 @@ Test(csv_cut, reading_in_place_and_taking_buffers_gives_the_pieces_push_gives) {
     }
 }
 
-static const aq_csv_dialect hash_comment = {',', '"', '#'};
+static const aq_csv_dialect hash_comment = {',', '"', '#', 0, false};
 
 static int split_with(const aq_csv_dialect *d, const char *in, size_t len, size_t max, size_t block,
                       pieces *ps, aq_csv_err *err) {
