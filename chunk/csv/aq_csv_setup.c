@@ -118,94 +118,93 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
     return rows ? 0 : AQ_EPARSE;
 }
 
-/* The separator and quote whose field counts agree best across the sampled rows. Candidates are
- * tried in order of how common they are; a later one must be clearly more regular to win, or as
- * regular with more columns (except space and colon, which text and times hold: they must be
- * clearly more regular and near-perfect). */
+/* Whether nearly every separator byte in the samples is followed by a space (", " files). */
+static bool spaced_sep(const aq_csv_sample *sm, size_t n, char sep) {
+    size_t all = 0, spaced = 0;
+    if (sep == ' ')
+        return false;
+    for (size_t s = 0; s < n; s++) {
+        const char *p = sm[s].p, *end = p + sm[s].len;
+        while ((p = memchr(p, sep, (size_t)(end - p))) != NULL && p + 1 < end) {
+            all++;
+            spaced += p[1] == ' ';
+            p++;
+        }
+    }
+    return all >= 2 && (double)spaced >= 0.9 * (double)all;
+}
+
+/* Whether the samples hold a backslash right before the quote. */
+static bool backslash_quote(const aq_csv_sample *sm, size_t n, char q) {
+    for (size_t s = 0; s < n; s++) {
+        const char *p = sm[s].p, *end = p + sm[s].len;
+        while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL && p + 1 < end) {
+            if (p[1] == q)
+                return true;
+            p++;
+        }
+    }
+    return false;
+}
+
+/* The separator, quote and escape (and whether spaces after the separator are data) whose field
+ * counts agree best across the sampled rows, a row the tokenizer had to repair counting against
+ * them. Candidates go in order of how common they are; a later one must be clearly more regular
+ * to win, or as regular with more columns (space and colon, which text and times hold, must be
+ * clearly more regular and near-perfect; another quote or an escape must be clearly better). */
 static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq_csv_dialect *d) {
     static const char seps[] = {',', ';', '\t', '|', '\x01', ' ', ':'};
     static const char quotes[] = {'"', '\'', 0};
-    char best = ',', best_q = o->quote == AQ_CSV_QUOTE_AUTO ? '"' : (char)o->quote;
+    aq_csv_dialect best = *d;
+    best.sep = o->sep ? o->sep : ',';
+    best.quote = o->quote == AQ_CSV_QUOTE_AUTO ? '"' : (char)o->quote;
+    best.escape = o->escape > 0 ? (char)o->escape : 0;
+    best.skipsp = o->skipsp == 1;
     size_t best_mode = 0;
     double best_share = -1;
     for (size_t qi = 0; qi < sizeof quotes; qi++) {
         if (o->quote != AQ_CSV_QUOTE_AUTO && qi > 0)
             break;
         char q = o->quote == AQ_CSV_QUOTE_AUTO ? quotes[qi] : (char)o->quote;
-        for (size_t i = 0; i < sizeof seps; i++) {
-            if (o->sep && i > 0)
-                break;
-            aq_csv_dialect t = *d;
-            t.sep = o->sep ? o->sep : seps[i];
-            t.quote = q;
-            if (t.sep == q)
+        for (int ei = 0; ei < 2; ei++) {
+            char esc = ei ? '\\' : 0;
+            if (o->escape != AQ_CSV_QUOTE_AUTO) {
+                if (ei)
+                    break;
+                esc = (char)o->escape;
+            } else if (ei && (!q || !backslash_quote(sm, n, q))) {
                 continue;
-            size_t mode, widest;
-            double share;
-            int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest);
-            if (rc)
-                return rc;
-            bool wordy = t.sep == ' ' || t.sep == ':';
-            if (!o->sep && (mode < 2 || (wordy && share < 0.9)))
-                continue;
-            /* another quote must do clearly better than the double quote */
-            double margin = qi > 0 ? 0.02 : 0;
-            if (share > best_share + 0.05 + margin ||
-                (!wordy && qi == 0 && share > best_share - 0.05 && mode > best_mode)) {
-                best = t.sep;
-                best_q = q;
-                best_mode = mode;
-                best_share = share;
+            }
+            for (size_t i = 0; i < sizeof seps; i++) {
+                if (o->sep && i > 0)
+                    break;
+                aq_csv_dialect t = *d;
+                t.sep = o->sep ? o->sep : seps[i];
+                t.quote = q;
+                t.escape = esc;
+                if (t.sep == q || (esc && t.sep == esc))
+                    continue;
+                t.skipsp = o->skipsp >= 0 ? o->skipsp == 1 : spaced_sep(sm, n, t.sep);
+                size_t mode, widest;
+                double share;
+                int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest);
+                if (rc)
+                    return rc;
+                bool wordy = t.sep == ' ' || t.sep == ':';
+                if (!o->sep && (mode < 2 || (wordy && share < 0.9)))
+                    continue;
+                double margin = qi > 0 || ei ? 0.02 : 0;
+                if (share > best_share + 0.05 + margin ||
+                    (!wordy && qi == 0 && !ei && share > best_share - 0.05 && mode > best_mode)) {
+                    best = t;
+                    best_mode = mode;
+                    best_share = share;
+                }
             }
         }
     }
-    d->sep = best;
-    d->quote = best_q;
+    *d = best;
     return 0;
-}
-
-/* Whether the fields after a separator nearly all start with a space (", " files). */
-static bool guess_skipsp(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d) {
-    size_t after = 0, spaced = 0;
-    if (d->sep == ' ')
-        return false;
-    for (size_t s = 0; s < n; s++) {
-        aq_csv_tok t;
-        aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
-        t.lenient = true;
-        size_t r = 0;
-        while (r++ < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1)
-            for (size_t j = 1; j < t.nfields; j++) {
-                after++;
-                spaced += !t.fields[j].quoted && t.fields[j].len && t.fields[j].p[0] == ' ';
-            }
-        aq_csv_tok_free(&t);
-    }
-    return after >= 2 && (double)spaced >= 0.95 * (double)after;
-}
-
-/* A backslash escape: quotes written \" inside quoted fields (a backslash then a quote that does
- * not end the field) outnumber doubled quotes. */
-static char guess_escape(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d) {
-    size_t bs = 0, dbl = 0;
-    const char q = d->quote;
-    if (!q)
-        return 0;
-    for (size_t s = 0; s < n; s++) {
-        const char *p = sm[s].p;
-        size_t len = sm[s].len;
-        for (size_t i = 1; i + 1 < len; i++) {
-            if (p[i] != q)
-                continue;
-            char nx = p[i + 1];
-            bool closes = nx == d->sep || nx == '\n' || nx == '\r';
-            if (p[i - 1] == '\\' && !closes && (i < 2 || p[i - 2] != '\\'))
-                bs++;
-            if (nx == q && p[i - 1] != d->sep && p[i - 1] != '\n')
-                dbl++;
-        }
-    }
-    return bs > dbl ? '\\' : 0;
 }
 
 /* Where the table is in the block at the file's start: lines before its first row (a preamble,
@@ -379,8 +378,6 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
             aq_csv_err_set(err, 0, "no rows in the sample");
         goto fail;
     }
-    s.d.escape = o->escape != AQ_CSV_QUOTE_AUTO ? (char)o->escape : guess_escape(sm, n, &s.d);
-    s.d.skipsp = o->skipsp >= 0 ? o->skipsp == 1 : guess_skipsp(sm, n, &s.d);
     if ((rc = find_table(sm, n, &s.d, o->skip, &s.skip, &s.stop_line)) != 0)
         goto fail;
     size_t mode, widest;
