@@ -77,10 +77,10 @@ void aq_csv_setup_free(aq_csv_setup *s) {
  * row the tokenizer had to repair counts against it). In the block at the file's start, lines
  * 1..skip and those from stop (when not 0) are left out. */
 static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, uint64_t skip,
-                     uint64_t stop, size_t *mode, double *share, size_t *widest) {
+                     uint64_t stop, size_t *mode, double *share, size_t *widest, size_t *quoted) {
     size_t cap = 64, used = 0;
     size_t *counts = calloc(cap, sizeof *counts); /* counts[k]: rows with k fields, k < cap */
-    size_t big = 0, rows = 0, repaired = 0;
+    size_t big = 0, rows = 0, repaired = 0, nq = 0;
     if (!counts)
         return AQ_ENOMEM;
     for (size_t s = 0; s < n; s++) {
@@ -96,6 +96,8 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
             r++;
             rows++;
             repaired += t.repair != NULL;
+            for (size_t j = 0; j < t.nfields; j++)
+                nq += t.fields[j].quoted;
             if (t.nfields < cap)
                 counts[t.nfields]++;
             else
@@ -114,6 +116,8 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
     fit = fit > repaired ? fit - repaired : 0;
     *share = rows ? (double)fit / (double)rows : 0;
     *widest = used;
+    if (quoted)
+        *quoted = nq;
     free(counts);
     return rows ? 0 : AQ_EPARSE;
 }
@@ -149,9 +153,10 @@ static bool backslash_quote(const aq_csv_sample *sm, size_t n, char q) {
 
 /* The separator, quote and escape (and whether spaces after the separator are data) whose field
  * counts agree best across the sampled rows, a row the tokenizer had to repair counting against
- * them. Candidates go in order of how common they are; a later one must be clearly more regular
- * to win, or as regular with more columns (space and colon, which text and times hold, must be
- * clearly more regular and near-perfect; another quote or an escape must be clearly better). */
+ * them. For each separator the most regular quote and escape win (among equals, the quote that
+ * quotes more fields, then the double quote and no escape); separators go in order of how common
+ * they are, and a later one must be clearly more regular to win, or as regular with more columns
+ * (space and colon, which text and times hold, must be clearly more regular and near-perfect). */
 static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq_csv_dialect *d) {
     static const char seps[] = {',', ';', '\t', '|', '\x01', ' ', ':'};
     static const char quotes[] = {'"', '\'', 0};
@@ -162,22 +167,26 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq
     best.skipsp = o->skipsp == 1;
     size_t best_mode = 0;
     double best_share = -1;
-    for (size_t qi = 0; qi < sizeof quotes; qi++) {
-        if (o->quote != AQ_CSV_QUOTE_AUTO && qi > 0)
+    for (size_t i = 0; i < sizeof seps; i++) {
+        if (o->sep && i > 0)
             break;
-        char q = o->quote == AQ_CSV_QUOTE_AUTO ? quotes[qi] : (char)o->quote;
-        for (int ei = 0; ei < 2; ei++) {
-            char esc = ei ? '\\' : 0;
-            if (o->escape != AQ_CSV_QUOTE_AUTO) {
-                if (ei)
-                    break;
-                esc = (char)o->escape;
-            } else if (ei && (!q || !backslash_quote(sm, n, q))) {
-                continue;
-            }
-            for (size_t i = 0; i < sizeof seps; i++) {
-                if (o->sep && i > 0)
-                    break;
+        /* this separator's best quote and escape: the most regular, ties to the earlier */
+        aq_csv_dialect sb = *d;
+        size_t sb_mode = 0, sb_quoted = 0;
+        double sb_share = -1;
+        for (size_t qi = 0; qi < sizeof quotes; qi++) {
+            if (o->quote != AQ_CSV_QUOTE_AUTO && qi > 0)
+                break;
+            char q = o->quote == AQ_CSV_QUOTE_AUTO ? quotes[qi] : (char)o->quote;
+            for (int ei = 0; ei < 2; ei++) {
+                char esc = ei ? '\\' : 0;
+                if (o->escape != AQ_CSV_QUOTE_AUTO) {
+                    if (ei)
+                        break;
+                    esc = (char)o->escape;
+                } else if (ei && (!q || !backslash_quote(sm, n, q))) {
+                    continue;
+                }
                 aq_csv_dialect t = *d;
                 t.sep = o->sep ? o->sep : seps[i];
                 t.quote = q;
@@ -185,22 +194,30 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq
                 if (t.sep == q || (esc && t.sep == esc))
                     continue;
                 t.skipsp = o->skipsp >= 0 ? o->skipsp == 1 : spaced_sep(sm, n, t.sep);
-                size_t mode, widest;
+                size_t mode, widest, quoted;
                 double share;
-                int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest);
+                int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest, &quoted);
                 if (rc)
                     return rc;
-                bool wordy = t.sep == ' ' || t.sep == ':';
-                if (!o->sep && (mode < 2 || (wordy && share < 0.9)))
-                    continue;
-                double margin = qi > 0 || ei ? 0.02 : 0;
-                if (share > best_share + 0.05 + margin ||
-                    (!wordy && qi == 0 && !ei && share > best_share - 0.05 && mode > best_mode)) {
-                    best = t;
-                    best_mode = mode;
-                    best_share = share;
+                /* as regular: the quote that quotes more fields is the file's */
+                if (share > sb_share + 1e-9 || (share > sb_share - 1e-9 && quoted > sb_quoted)) {
+                    sb = t;
+                    sb_mode = mode;
+                    sb_share = share;
+                    sb_quoted = quoted;
                 }
             }
+        }
+        if (sb_share < 0)
+            continue;
+        bool wordy = sb.sep == ' ' || sb.sep == ':';
+        if (!o->sep && (sb_mode < 2 || (wordy && sb_share < 0.9)))
+            continue;
+        if (sb_share > best_share + 0.05 ||
+            (!wordy && sb_share > best_share - 0.05 && sb_mode > best_mode)) {
+            best = sb;
+            best_mode = sb_mode;
+            best_share = sb_share;
         }
     }
     *d = best;
@@ -382,7 +399,7 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
         goto fail;
     size_t mode, widest;
     double share;
-    if ((rc = sep_score(sm, n, &s.d, s.skip, s.stop_line, &mode, &share, &widest)) != 0) {
+    if ((rc = sep_score(sm, n, &s.d, s.skip, s.stop_line, &mode, &share, &widest, NULL)) != 0) {
         if (rc == AQ_EPARSE)
             aq_csv_err_set(err, 0, "no rows in the sample");
         goto fail;

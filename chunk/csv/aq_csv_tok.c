@@ -86,9 +86,9 @@ static const char *next2(const char *p, const char *end, char a, char b) {
  * byte, so rows end where the cutter sees them end). */
 static int escaped_field(aq_csv_tok *t, const char **pp) {
     const char *s = *pp, *p = s, *end = t->end, *seg = s;
-    const char sep = t->d.sep, esc = t->d.escape;
+    const char sep = t->d.sep, esc = t->d.escape, q = t->d.quote;
     size_t soff = t->scratch_len;
-    bool any = false;
+    bool any = false, stray = false;
     while (p < end && *p != sep && *p != '\n') {
         if (*p == esc && p + 1 < end && p[1] != '\n' && p[1] != '\r') {
             if (scratch_put(t, seg, (size_t)(p - seg)))
@@ -98,12 +98,13 @@ static int escaped_field(aq_csv_tok *t, const char **pp) {
             p += 2;
             continue;
         }
+        stray |= q && *p == q;
         p++;
     }
     const char *fe = p;
     if (fe > seg && fe[-1] == '\r' && (p == end || *p == '\n'))
         fe--;
-    if (t->d.quote && memchr(s, t->d.quote, (size_t)(fe - s)))
+    if (stray)
         t->repair = "a quote inside an unquoted field";
     *pp = p;
     if (!any)
