@@ -138,6 +138,14 @@ static bool spaced_sep(const aq_csv_sample *sm, size_t n, char sep) {
     return all >= 2 && (double)spaced >= 0.9 * (double)all;
 }
 
+/* Whether byte c occurs in the samples at all (a candidate that never occurs needs no trial). */
+static bool occurs(const aq_csv_sample *sm, size_t n, char c) {
+    for (size_t s = 0; s < n; s++)
+        if (memchr(sm[s].p, c, sm[s].len))
+            return true;
+    return false;
+}
+
 /* Whether the samples hold a backslash right before the quote. */
 static bool backslash_quote(const aq_csv_sample *sm, size_t n, char q) {
     for (size_t s = 0; s < n; s++) {
@@ -170,6 +178,8 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq
     for (size_t i = 0; i < sizeof seps; i++) {
         if (o->sep && i > 0)
             break;
+        if (!o->sep && i > 0 && !occurs(sm, n, seps[i]))
+            continue;
         /* this separator's best quote and escape: the most regular, ties to the earlier */
         aq_csv_dialect sb = *d;
         size_t sb_mode = 0, sb_quoted = 0;
@@ -178,6 +188,8 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq
             if (o->quote != AQ_CSV_QUOTE_AUTO && qi > 0)
                 break;
             char q = o->quote == AQ_CSV_QUOTE_AUTO ? quotes[qi] : (char)o->quote;
+            if (o->quote == AQ_CSV_QUOTE_AUTO && q && qi > 0 && !occurs(sm, n, q))
+                continue;
             for (int ei = 0; ei < 2; ei++) {
                 char esc = ei ? '\\' : 0;
                 if (o->escape != AQ_CSV_QUOTE_AUTO) {
