@@ -24,8 +24,8 @@ static const char usage_text[] =
     "  stat KEY [--json]     size, digest (xxh3-128, as `xxhsum -H2` prints it), chunks and the\n"
     "                        nodes holding each\n"
     "  parse FILE [--name NAME] [--sep C] [--quote C] [--escape C] [--comment C] [--skip N]\n"
-    "        [--header yes|no|auto] [--no-header] [--na LIST] [--types COL:TYPE,...] [--fill]\n"
-    "        [--strict] [--json]\n"
+    "        [--decimal .|,] [--header yes|no|auto] [--no-header] [--na LIST]\n"
+    "        [--types COL:TYPE,...] [--fill] [--strict] [--json]\n"
     "                        read a CSV file into a frame of typed columns spread over the "
     "cluster\n"
     "  frames [--json]       the frames, with rows and columns\n"
@@ -115,15 +115,17 @@ static const command commands[] = {
      "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n"},
     {"parse", 1, 1, true, false,
      "usage: aquifer [-c FILE] parse FILE [--name NAME] [--sep C] [--quote C] [--escape C]\n"
-     "                     [--comment C] [--skip N] [--header yes|no|auto] [--no-header]\n"
-     "                     [--na LIST] [--types COL:TYPE,...] [--fill] [--strict] [--json]\n\n"
+     "                     [--comment C] [--skip N] [--decimal .|,] [--header yes|no|auto]\n"
+     "                     [--no-header] [--na LIST] [--types COL:TYPE,...] [--fill] [--strict]\n"
+     "                     [--json]\n\n"
      "Reads the CSV file FILE into a frame named NAME (default: FILE's base name without its\n"
      "extension). The dialect and column types are guessed from samples across the file, and\n"
      "every choice can be forced: --sep (a character, tab, space, or a character and a space\n"
      "as in ', ': spaces after the separator are then not data), --quote (\", ' or none),\n"
      "--escape (\\ or none: none means a quote inside quotes is doubled), --comment (a\n"
      "character or none: lines starting with it are skipped), --skip N (lines before the\n"
-     "header, e.g. a title), --header / --no-header, --na (comma-separated spellings of a\n"
+     "header, e.g. a title), --decimal (',' reads 3,25 as 3.25; guessed when the separator is\n"
+     "not a comma), --header / --no-header, --na (comma-separated spellings of a\n"
      "missing value; default \"\" and NA) and --types (by column name or 1-based index; int,\n"
      "float, time, categorical, string). Values are kept: a field is a number or a time only\n"
      "when it writes back the same (007, NAN among text, integers past int64 stay text).\n"
@@ -137,10 +139,10 @@ static const command commands[] = {
      "on their replicas. Prints rows, columns, types, the dialect used (as options), repaired\n"
      "rows with their first lines, unread lines, seconds and MB/s; --json prints {name, rows,\n"
      "ncols, chunks, bytes, seconds, mb_per_s, columns: [{name, type}], dialect: {sep,\n"
-     "sep_space, quote, escape, comment, header, skip, strict}, repaired_rows, repaired_lines,\n"
-     "unread_lines}. A failed parse leaves nothing behind. An existing frame of that name is\n"
-     "not replaced. A header-only file is an empty frame with its columns; an empty file is\n"
-     "an error.\n"},
+     "sep_space, quote, escape, comment, decimal, header, skip, strict}, repaired_rows,\n"
+     "repaired_lines, unread_lines}. A failed parse leaves nothing behind. An existing frame\n"
+     "of that name is not replaced. A header-only file is an empty frame with its columns; an\n"
+     "empty file is an error.\n"},
     {"frames", 0, 0, true, false,
      "usage: aquifer [-c FILE] frames [--json]\n\n"
      "Lists the frames held by every live node: name, rows, columns and source file, then the\n"
@@ -251,7 +253,7 @@ int main(int argc, char **argv) {
                    strncmp(a, "--header", 8) == 0 || strncmp(a, "--na", 4) == 0 ||
                    strncmp(a, "--types", 7) == 0 || strncmp(a, "--quote", 7) == 0 ||
                    strncmp(a, "--escape", 8) == 0 || strncmp(a, "--comment", 9) == 0 ||
-                   strncmp(a, "--skip", 6) == 0) {
+                   strncmp(a, "--skip", 6) == 0 || strncmp(a, "--decimal", 9) == 0) {
             size_t f = 0, nf = sizeof fopts / sizeof fopts[0];
             const char *val = NULL;
             for (; f < nf; f++) {
@@ -351,10 +353,11 @@ int main(int argc, char **argv) {
     bool frame_cmd = strcmp(cmd->name, "parse") == 0 || strcmp(cmd->name, "head") == 0;
     if (!rc && !frame_cmd &&
         (fo.name || fo.sep || fo.header || fo.na || fo.types || fo.fill || fo.rows || fo.quote ||
-         fo.escape || fo.comment || fo.skip || fo.strict))
-        rc = usage_error("%s takes none of the parse options (--name, --sep, --header, --na, "
-                         "--types, --fill, --strict, --quote, --escape, --comment, --skip, -n)",
-                         cmd->name);
+         fo.escape || fo.comment || fo.skip || fo.decimal || fo.strict))
+        rc = usage_error(
+            "%s takes none of the parse options (--name, --sep, --header, --na, "
+            "--types, --fill, --strict, --quote, --escape, --comment, --skip, --decimal, -n)",
+            cmd->name);
     if (rc) {
         free(pos);
         return rc;

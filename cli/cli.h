@@ -33,7 +33,7 @@ typedef struct cli_kop cli_kop;
 /* Options of the frame commands (parse, head). NULL / false: not given. */
 typedef struct cli_frame_opts {
     const char *name, *sep, *header, *na, *types, *rows;
-    const char *quote, *escape, *comment, *skip;
+    const char *quote, *escape, *comment, *skip, *decimal;
     bool fill, strict;
 } cli_frame_opts;
 

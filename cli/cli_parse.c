@@ -269,6 +269,11 @@ static int build_opts(cli *c, aq_csv_opts *o, opt_mem *mem) {
             return cli_fail(c, CLI_USAGE, "--skip takes a number of lines (0 to 1000000)");
         o->skip = v;
     }
+    if (f->decimal) {
+        if (strcmp(f->decimal, ".") != 0 && strcmp(f->decimal, ",") != 0)
+            return cli_fail(c, CLI_USAGE, "--decimal takes . or ,");
+        o->decimal = f->decimal[0];
+    }
     o->strict = f->strict;
     if (f->header) {
         if (strcmp(f->header, "yes") == 0)
@@ -675,14 +680,15 @@ static void print_dialect(const aq_csv_setup *su, bool json) {
         cli_json_str(stdout, e, strlen(e));
         fputs(", \"comment\": ", stdout);
         cli_json_str(stdout, cm, strlen(cm));
+        printf(", \"decimal\": \"%c\"", su->decimal == ',' ? ',' : '.');
         printf(", \"header\": %s, \"skip\": %llu, \"strict\": %s}", su->header ? "true" : "false",
                (unsigned long long)su->skip, su->strict ? "true" : "false");
         return;
     }
-    printf("  dialect: --sep '%s%s' --quote '%s' --escape '%s' --comment '%s' --header %s --skip "
-           "%llu%s\n",
-           sep, su->d.skipsp ? " " : "", q, e, cm, su->header ? "yes" : "no",
-           (unsigned long long)su->skip, su->strict ? " --strict" : "");
+    printf("  dialect: --sep '%s%s' --quote '%s' --escape '%s' --comment '%s' --decimal '%c' "
+           "--header %s --skip %llu%s\n",
+           sep, su->d.skipsp ? " " : "", q, e, cm, su->decimal == ',' ? ',' : '.',
+           su->header ? "yes" : "no", (unsigned long long)su->skip, su->strict ? " --strict" : "");
 }
 
 static void default_name(const char *file, char *out, size_t cap) {

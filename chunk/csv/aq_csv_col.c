@@ -57,8 +57,9 @@ typedef struct pctx {
     uint64_t repaired;
     uint32_t nrepair;
     uint64_t repair_line[AQ_CSV_REPAIR_LINES];
-    uint64_t skip,
-        stop_line; /* the setup's: rows on lines 1..skip or from stop_line are not read */
+    /* the setup's: rows on lines 1..skip or from stop_line are not read; the decimal mark */
+    uint64_t skip, stop_line;
+    char decimal;
 } pctx;
 
 static inline bool f_pad(fidx f) {
@@ -838,7 +839,7 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         size_t len = f_len(f);
         int64_t iv = 0;
         double dv = 0;
-        aq_csv_vkind k = aq_csv_classify(p, len, f_quoted(f), &x->na, &iv, &dv);
+        aq_csv_vkind k = aq_csv_classify_dec(p, len, f_quoted(f), &x->na, x->decimal, &iv, &dv);
         x->kind[r] = (uint8_t)k;
         if (k == AQ_CSV_V_FLOAT)
             x->val[r].d = dv;
@@ -896,6 +897,7 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
     x.na = aq_csv_setup_na(s);
     x.skip = s->skip;
     x.stop_line = s->stop_line;
+    x.decimal = s->decimal;
     aq_csv_col *cols = calloc(s->ncols, sizeof *cols);
     if (!cols)
         return AQ_ENOMEM;

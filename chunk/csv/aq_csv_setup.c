@@ -236,6 +236,39 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq
     return 0;
 }
 
+/* A decimal comma: the separator is not a comma, and the sampled fields hold numbers written
+ * digits-comma-digits (3,25) and none written with a point (3.25). */
+static char guess_decimal(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d) {
+    if (d->sep == ',')
+        return '.';
+    size_t comma = 0, point = 0;
+    for (size_t s = 0; s < n; s++) {
+        aq_csv_tok t;
+        aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
+        t.lenient = true;
+        size_t r = 0;
+        while (r++ < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1)
+            for (size_t j = 0; j < t.nfields; j++) {
+                const char *p = t.fields[j].p;
+                size_t len = t.fields[j].len, i = len && (p[0] == '-' || p[0] == '+'), a = i;
+                while (i < len && p[i] >= '0' && p[i] <= '9')
+                    i++;
+                if (i == a || i + 1 >= len || (p[i] != ',' && p[i] != '.'))
+                    continue;
+                char m = p[i++];
+                size_t b = i;
+                while (i < len && p[i] >= '0' && p[i] <= '9')
+                    i++;
+                if (i == len && i > b) {
+                    comma += m == ',';
+                    point += m == '.';
+                }
+            }
+        aq_csv_tok_free(&t);
+    }
+    return comma >= 2 && point == 0 ? ',' : '.';
+}
+
 /* Where the table is in the block at the file's start: lines before its first row (a preamble,
  * titles, notes) and the first line of what follows it after a blank line (a second table, a
  * footer), 0 when nothing follows. The table is the rows of the most common field count: it
@@ -409,6 +442,7 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
     }
     if ((rc = find_table(sm, n, &s.d, o->skip, &s.skip, &s.stop_line)) != 0)
         goto fail;
+    s.decimal = o->decimal ? o->decimal : guess_decimal(sm, n, &s.d);
     size_t mode, widest;
     double share;
     if ((rc = sep_score(sm, n, &s.d, s.skip, s.stop_line, &mode, &share, &widest, NULL)) != 0) {
@@ -454,7 +488,8 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
                     const aq_csv_field *f = &t.fields[j];
                     int64_t iv;
                     double dv;
-                    aq_csv_vkind k = aq_csv_classify(f->p, f->len, f->quoted, &na, &iv, &dv);
+                    aq_csv_vkind k =
+                        aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv);
                     fr.text[j] = k == AQ_CSV_V_TEXT;
                     if (!(fr.v[j] = dup_n(f->p, f->len))) {
                         aq_csv_tok_free(&t);
@@ -468,7 +503,7 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
                 const aq_csv_field *f = &t.fields[j];
                 int64_t iv;
                 double dv;
-                switch (aq_csv_classify(f->p, f->len, f->quoted, &na, &iv, &dv)) {
+                switch (aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv)) {
                 case AQ_CSV_V_INT:
                     st[j].ints++;
                     break;
@@ -514,7 +549,8 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
         for (size_t j = 0; j < fr.n; j++) {
             int64_t iv;
             double dv;
-            aq_csv_vkind k = aq_csv_classify(fr.v[j], strlen(fr.v[j]), false, &na, &iv, &dv);
+            aq_csv_vkind k =
+                aq_csv_classify_dec(fr.v[j], strlen(fr.v[j]), false, &na, s.decimal, &iv, &dv);
             st[j].ints += k == AQ_CSV_V_INT;
             st[j].floats += k == AQ_CSV_V_FLOAT;
             st[j].times += k == AQ_CSV_V_TIME;

@@ -61,12 +61,13 @@ typedef struct aq_csv_opts {
     size_t nna; /* na == NULL: the default list ("" and "NA") */
     const aq_csv_type_opt *types;
     size_t ntypes;
-    bool fill;   /* the widest sampled row sets ncols (short rows are padded either way) */
-    bool strict; /* an irregular row fails the parse instead of being repaired and counted */
-    int escape;  /* AQ_CSV_QUOTE_AUTO, 0 (none) or the escape byte */
-    int comment; /* AQ_CSV_QUOTE_AUTO, 0 (none) or the comment byte */
-    long skip;   /* -1: guess; else lines before the header (or first row) to skip */
-    int skipsp;  /* -1: guess; 0 or 1: spaces after a separator belong to the field or not */
+    bool fill;    /* the widest sampled row sets ncols (short rows are padded either way) */
+    bool strict;  /* an irregular row fails the parse instead of being repaired and counted */
+    int escape;   /* AQ_CSV_QUOTE_AUTO, 0 (none) or the escape byte */
+    int comment;  /* AQ_CSV_QUOTE_AUTO, 0 (none) or the comment byte */
+    long skip;    /* -1: guess; else lines before the header (or first row) to skip */
+    int skipsp;   /* -1: guess; 0 or 1: spaces after a separator belong to the field or not */
+    char decimal; /* 0: guess; '.' or ',' */
 } aq_csv_opts;
 
 /* Options with everything guessed. */
@@ -79,6 +80,7 @@ typedef struct aq_csv_setup {
     bool strict;
     uint64_t skip;      /* lines 1..skip are not read (a preamble) */
     uint64_t stop_line; /* 0, or the first line not read (a second table or a footer follows) */
+    char decimal;       /* '.', or ',' when the file writes decimals with a comma */
     uint32_t ncols;
     char **names;
     aq_csv_type *types; /* guessed or forced */

@@ -33,6 +33,7 @@ int aq_csv_setup_encode(const aq_csv_setup *s, uint8_t **out, size_t *len) {
     aq_wr_u8(&w, (uint8_t)s->d.comment);
     aq_wr_u8(&w, (uint8_t)(s->header | s->fill << 1 | s->strict << 2 | s->d.skipsp << 3));
     aq_wr_u8(&w, (uint8_t)s->d.escape);
+    aq_wr_u8(&w, (uint8_t)s->decimal);
     aq_wr_u64(&w, s->skip);
     aq_wr_u64(&w, s->stop_line);
     aq_wr_u32(&w, s->ncols);
@@ -90,16 +91,20 @@ int aq_csv_setup_decode(const uint8_t *p, size_t len, aq_csv_setup *out) {
     uint8_t flags = aq_rd_u8(&r);
     if (ver >= 2) {
         s.d.escape = (char)aq_rd_u8(&r);
+        s.decimal = (char)aq_rd_u8(&r);
         s.skip = aq_rd_u64(&r);
         s.stop_line = aq_rd_u64(&r);
     }
     uint32_t ncols = aq_rd_u32(&r);
     if (!r.ok || magic != SETUP_MAGIC || ver < 1 || ver > SETUP_VERSION || flags > 15 ||
-        (ver == 1 && flags > 3) || ncols == 0 || s.d.escape == '\n' ||
+        (ver == 1 && flags > 3) || (ver >= 2 && s.decimal != '.' && s.decimal != ',') ||
+        ncols == 0 || s.d.escape == '\n' ||
         (s.d.escape && (s.d.escape == s.d.sep || s.d.escape == s.d.quote)) ||
         ncols > SETUP_MAX_COLS || ncols > r.n / 5 || !s.d.sep || s.d.sep == '\n' ||
         s.d.sep == '\r' || s.d.sep == s.d.quote)
         return AQ_EPROTO;
+    if (ver == 1)
+        s.decimal = '.';
     s.header = flags & 1;
     s.fill = flags & 2;
     s.strict = flags & 4;

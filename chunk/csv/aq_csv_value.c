@@ -488,6 +488,21 @@ aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_cs
     return AQ_CSV_V_TEXT;
 }
 
+aq_csv_vkind aq_csv_classify_dec(const char *p, size_t len, bool quoted, const aq_csv_na *na,
+                                 char dec, int64_t *iv, double *dv) {
+    if (dec != ',' || len == 0 || len > 64)
+        return aq_csv_classify(p, len, quoted, na, iv, dv);
+    const char *c = memchr(p, ',', len);
+    if (!c || memchr(c + 1, ',', len - (size_t)(c - p) - 1) || memchr(p, '.', len))
+        return aq_csv_classify(p, len, quoted, na, iv, dv);
+    char buf[64];
+    memcpy(buf, p, len);
+    buf[c - p] = '.';
+    aq_csv_vkind k = aq_csv_classify(buf, len, quoted, na, iv, dv);
+    /* only a number takes the point: a comma in text or a time stays what it was */
+    return k == AQ_CSV_V_FLOAT ? k : aq_csv_classify(p, len, quoted, na, iv, dv);
+}
+
 int aq_csv_format_double(double v, char *buf) {
     if (isinf(v))
         return snprintf(buf, 32, "%s", v < 0 ? "-Inf" : "Inf");

@@ -57,6 +57,12 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms);
 aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
                              int64_t *iv, double *dv);
 
+/* aq_csv_classify for a file that writes decimals with a comma ("3,25"): a field with one comma
+ * and no point is classified with a point in its place (so "3,25" is the float 3.25 and "1,5,2"
+ * text); any other field, and every field when dec is not ',', as aq_csv_classify. */
+aq_csv_vkind aq_csv_classify_dec(const char *p, size_t len, bool quoted, const aq_csv_na *na,
+                                 char dec, int64_t *iv, double *dv);
+
 /* Shortest round-tripping text for a double ("Inf", "-Inf" for infinities), with ".0" added
  * when it would otherwise read as an integer, so a float column stays float and -0.0 stays -0.0.
  * buf >= 32 bytes. Returns the length written (NUL-terminated). */
