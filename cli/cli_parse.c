@@ -866,7 +866,7 @@ int cli_cmd_parse(cli *c, const char *file) {
         bool any = false;
         for (uint32_t j = 0; j < nc; j++) {
             r.hint[j] = !su.forced[j] && aq_csv_obs_final(&obs[j]) == AQ_CSV_T_CAT &&
-                                (obs[j].numeric || obs[j].time)
+                                (obs[j].numeric || obs[j].time || obs[j].nan)
                             ? AQ_CSV_T_CAT
                             : 0;
             any = any || r.hint[j];

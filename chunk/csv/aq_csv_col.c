@@ -351,6 +351,7 @@ void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b) {
     a->numeric |= b->numeric;
     a->time |= b->time;
     a->text |= b->text;
+    a->nan |= b->nan;
     /* the smallest repaired lines of both (pieces hold different lines) */
     uint64_t m[AQ_CSV_REPAIR_LINES];
     uint32_t n = 0, i = 0, k = 0;
@@ -369,7 +370,10 @@ void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b) {
 aq_csv_type aq_csv_obs_final(const aq_csv_obs *o) {
     if (o->kind == AQ_CSV_T_STR)
         return AQ_CSV_T_STR;
-    if (o->text || (o->time && o->numeric) || o->kind == AQ_CSV_T_CAT)
+    /* NaN spellings are NaN only in a column that is otherwise numeric; with no number anywhere
+     * they are the text they were (the airport code NAN) */
+    if (o->text || (o->time && (o->numeric || o->nan)) || o->kind == AQ_CSV_T_CAT ||
+        (o->nan && !o->numeric))
         return aq_csv_obs_distinct(o) <= AQ_CSV_CAT_MAX ? AQ_CSV_T_CAT : AQ_CSV_T_STR;
     if (o->time)
         return AQ_CSV_T_TIME;
@@ -852,7 +856,8 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         uint64_t h = XXH3_64bits(p, len);
         x->hash[r] = h;
         aq_csv_kmv_add(x->kmv, h);
-        seen |= 1u << k;
+        /* bit 5: a NaN the file wrote, which makes a column float only beside real numbers */
+        seen |= 1u << (k == AQ_CSV_V_FLOAT && dv != dv ? 5 : k);
         if (k != AQ_CSV_V_TEXT) { /* without branches: which way a value goes is data */
             double v = k == AQ_CSV_V_TIME ? (double)iv : dv;
             mn = v < mn ? v : mn;
@@ -860,23 +865,24 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         }
     }
     bool ints = seen >> AQ_CSV_V_INT & 1, floats = seen >> AQ_CSV_V_FLOAT & 1,
-         times = seen >> AQ_CSV_V_TIME & 1, texts = seen >> AQ_CSV_V_TEXT & 1;
+         times = seen >> AQ_CSV_V_TIME & 1, texts = seen >> AQ_CSV_V_TEXT & 1, nans = seen >> 5 & 1;
     o->numeric = ints || floats;
-    o->fractional = floats;
+    o->fractional = floats || nans;
     o->time = times;
     o->text = texts;
+    o->nan = nans;
     if (o->numeric || o->time) {
         o->min = mn;
         o->max = mx;
     }
     aq_csv_kmv_finish(x->kmv, o);
     *ndistinct = o->nsketch;
-    if (texts || (times && (ints || floats)))
+    if (texts || (times && (ints || floats || nans)))
         return AQ_CSV_T_CAT;
     if (times)
         return AQ_CSV_T_TIME;
-    if (floats)
-        return AQ_CSV_T_FLOAT;
+    if (floats || nans)
+        return AQ_CSV_T_FLOAT; /* NaN alone: float here; the frame decides (aq_csv_obs_final) */
     if (ints)
         return AQ_CSV_T_INT;
     return AQ_CSV_T_NONE;

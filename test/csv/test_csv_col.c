@@ -743,3 +743,29 @@ Test(csv_col, categorical_domain_sorts_bytewise_across_shared_prefixes) {
     free(s);
     free(lev);
 }
+
+Test(csv_col, nan_spellings_are_float_beside_numbers_and_text_alone) {
+    /* a piece of NaN spellings only, then a piece with numbers: the column is float */
+    char s[8000];
+    size_t o = (size_t)sprintf(s, "a,b\n");
+    for (int i = 0; i < 200; i++)
+        o += (size_t)sprintf(s + o, "%d,%s\n", i, i % 2 ? "NaN" : "nan");
+    for (int i = 0; i < 200; i++)
+        o += (size_t)sprintf(s + o, "%d,%d.5\n", i, i);
+    csv_frame f;
+    load_ok(s, NULL, 1024, &f);
+    cr_assert_gt(f.npieces, 2);
+    cr_assert_eq(f.final[1], AQ_CSV_T_FLOAT);
+    cr_assert(isnan(cell_num(&f, 0, 1)) && !cell_na(&f, 0, 1));
+    cr_assert_eq(cell_num(&f, 200, 1), 0.5);
+    csv_frame_free(&f);
+    /* NaN spellings and no number anywhere: the text they were */
+    o = (size_t)sprintf(s, "a,b\n");
+    for (int i = 0; i < 300; i++)
+        o += (size_t)sprintf(s + o, "%d,%s\n", i, i % 3 ? "NAN" : "nan");
+    load_ok(s, NULL, 1024, &f);
+    cr_assert_eq(f.final[1], AQ_CSV_T_CAT);
+    cr_assert(str_is(&f, 0, 1, "nan"));
+    cr_assert(str_is(&f, 299, 1, "NAN"));
+    csv_frame_free(&f);
+}
