@@ -317,8 +317,8 @@ int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
     aq_wr_u32(&w, OBS_MAGIC);
     aq_wr_u8(&w, OBS_VERSION);
     aq_wr_u8(&w, (uint8_t)o->kind);
-    aq_wr_u8(
-        &w, (uint8_t)(o->fractional | o->numeric << 1 | o->time << 2 | o->text << 3 | o->nan << 4));
+    aq_wr_u8(&w, (uint8_t)(o->fractional | o->numeric << 1 | o->time << 2 | o->text << 3 |
+                           o->nan << 4 | o->bigint << 5));
     aq_wr_u64(&w, o->rows);
     aq_wr_u64(&w, o->na);
     aq_wr_u64(&w, o->invalid);
@@ -350,7 +350,7 @@ int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
     o->min = bitsd(aq_rd_u64(&r));
     o->max = bitsd(aq_rd_u64(&r));
     o->nsketch = aq_rd_u32(&r);
-    if (!r.ok || magic != OBS_MAGIC || ver != OBS_VERSION || kind > AQ_CSV_T_STR || flags > 31 ||
+    if (!r.ok || magic != OBS_MAGIC || ver != OBS_VERSION || kind > AQ_CSV_T_STR || flags > 63 ||
         o->na > o->rows || o->nsketch > AQ_CSV_SKETCH)
         goto out;
     o->kind = (aq_csv_type)kind;
@@ -359,6 +359,7 @@ int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
     o->time = flags & 4;
     o->text = flags & 8;
     o->nan = flags & 16;
+    o->bigint = flags & 32;
     for (uint32_t i = 0; i < o->nsketch; i++) {
         o->sketch[i] = aq_rd_u64(&r);
         if (i && r.ok && o->sketch[i] <= o->sketch[i - 1])

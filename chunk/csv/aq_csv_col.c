@@ -352,6 +352,7 @@ void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b) {
     a->time |= b->time;
     a->text |= b->text;
     a->nan |= b->nan;
+    a->bigint |= b->bigint;
     /* the smallest repaired lines of both (pieces hold different lines) */
     uint64_t m[AQ_CSV_REPAIR_LINES];
     uint32_t n = 0, i = 0, k = 0;
@@ -372,13 +373,15 @@ aq_csv_type aq_csv_obs_final(const aq_csv_obs *o) {
         return AQ_CSV_T_STR;
     /* NaN spellings are NaN only in a column that is otherwise numeric; with no number anywhere
      * they are the text they were (the airport code NAN) */
+    bool fl = o->numeric && (o->fractional || o->kind == AQ_CSV_T_FLOAT);
+    /* integers past 2^53 among floats would lose digits as doubles: the column is text */
     if (o->text || (o->time && (o->numeric || o->nan)) || o->kind == AQ_CSV_T_CAT ||
-        (o->nan && !o->numeric))
+        (o->nan && !o->numeric) || (fl && o->bigint))
         return aq_csv_obs_distinct(o) <= AQ_CSV_CAT_MAX ? AQ_CSV_T_CAT : AQ_CSV_T_STR;
     if (o->time)
         return AQ_CSV_T_TIME;
     if (o->numeric)
-        return o->fractional || o->kind == AQ_CSV_T_FLOAT ? AQ_CSV_T_FLOAT : AQ_CSV_T_INT;
+        return fl ? AQ_CSV_T_FLOAT : AQ_CSV_T_INT;
     return AQ_CSV_T_NONE;
 }
 
@@ -856,8 +859,10 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         uint64_t h = XXH3_64bits(p, len);
         x->hash[r] = h;
         aq_csv_kmv_add(x->kmv, h);
-        /* bit 5: a NaN the file wrote, which makes a column float only beside real numbers */
+        /* bit 5: a NaN the file wrote, which makes a column float only beside real numbers;
+         * bit 6: an integer a double cannot hold exactly (beyond 2^53) */
         seen |= 1u << (k == AQ_CSV_V_FLOAT && dv != dv ? 5 : k);
+        seen |= (unsigned)(k == AQ_CSV_V_INT && (uint64_t)iv + (1ull << 53) > (1ull << 54)) << 6;
         if (k != AQ_CSV_V_TEXT) { /* without branches: which way a value goes is data */
             double v = k == AQ_CSV_V_TIME ? (double)iv : dv;
             mn = v < mn ? v : mn;
@@ -871,6 +876,7 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     o->time = times;
     o->text = texts;
     o->nan = nans;
+    o->bigint = seen >> 6 & 1;
     if (o->numeric || o->time) {
         o->min = mn;
         o->max = mx;

@@ -40,6 +40,7 @@ typedef struct aq_csv_obs {
     bool fractional;          /* some number had a fraction or exponent */
     bool numeric, time, text; /* which kinds of values were seen at all (numeric: real numbers) */
     bool nan;                 /* a NaN spelling was seen (a float NaN beside numbers, else text) */
+    bool bigint; /* an integer beyond +-2^53 was seen (exact as int, not as a double) */
     uint32_t nsketch;
     uint64_t sketch[AQ_CSV_SKETCH]; /* sorted ascending, unique */
     /* Rows the parse repaired (a short row padded, a long row folded, a quote out of place):
@@ -105,8 +106,9 @@ const char *aq_csv_col_str(const aq_csv_col *c, uint32_t row, size_t *len);
 /* Folds b into a (same column, other chunk). */
 void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b);
 /* The column's final type: NONE when no value anywhere; INT when only integers; FLOAT when only
- * numbers (and NaN spellings); TIME when only timestamps; otherwise (text, NaN spellings without
- * a number, times with numbers) categorical while the estimated distinct count is
+ * numbers (and NaN spellings) and no integer beyond 2^53; TIME when only timestamps; otherwise
+ * (text, NaN spellings without a number, times with numbers, floats beside integers a double
+ * cannot hold) categorical while the estimated distinct count is
  * at most AQ_CSV_CAT_MAX and no chunk was string, else string. */
 aq_csv_type aq_csv_obs_final(const aq_csv_obs *o);
 /* Estimated distinct values (exact while below AQ_CSV_SKETCH). */

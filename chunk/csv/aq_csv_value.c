@@ -1,5 +1,6 @@
 #include "aq_csv_value.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -309,8 +310,11 @@ bool aq_csv_parse_float(const char *p, size_t len, double *out) {
     memcpy(buf, p, len);
     buf[len] = 0;
     char *end;
+    errno = 0;
     double v = strtod(buf, &end);
-    bool ok = end == buf + len;
+    /* out of a double's range (1e400 -> inf, 1e-400 -> 0): the value would be lost, so text;
+     * a subnormal result (ERANGE too) is the nearest double like any other */
+    bool ok = end == buf + len && !(errno == ERANGE && (isinf(v) || v == 0));
     if (buf != stackbuf)
         free(buf);
     if (ok)

@@ -69,6 +69,9 @@ Test(csv_col, values_classify_as_expected) {
     cr_assert_eq(aq_csv_classify("-01", 3, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
     cr_assert_eq(aq_csv_classify("00.5", 4, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
     cr_assert_eq(aq_csv_classify("08123", 5, true, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("1e400", 5, false, &na, &iv, &dv), AQ_CSV_V_TEXT,
+                 "out of a double's range: text, not Inf");
+    cr_assert_eq(aq_csv_classify("-2.5e-400", 9, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
     cr_assert_eq(aq_csv_classify("0", 1, false, &na, &iv, &dv), AQ_CSV_V_INT);
     cr_assert_eq(aq_csv_classify("-0", 2, false, &na, &iv, &dv), AQ_CSV_V_INT);
     cr_assert_eq(aq_csv_classify("0.5", 3, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
@@ -767,5 +770,20 @@ Test(csv_col, nan_spellings_are_float_beside_numbers_and_text_alone) {
     cr_assert_eq(f.final[1], AQ_CSV_T_CAT);
     cr_assert(str_is(&f, 0, 1, "nan"));
     cr_assert(str_is(&f, 299, 1, "NAN"));
+    csv_frame_free(&f);
+}
+
+Test(csv_col, integers_past_2_53_beside_floats_keep_their_digits) {
+    csv_frame f;
+    load_ok("a,b\n1.5,12345678901234567\n2,9007199254740993\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_FLOAT);
+    cr_assert_eq(f.final[1], AQ_CSV_T_INT, "integers alone stay exact int64");
+    csv_frame_free(&f);
+    load_ok("a\n1.5\n12345678901234567\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_CAT, "a double would print 12345678901234568");
+    cr_assert(str_is(&f, 1, 0, "12345678901234567"));
+    csv_frame_free(&f);
+    load_ok("a\n1.5\n9007199254740992\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_FLOAT, "2^53 itself is exact");
     csv_frame_free(&f);
 }

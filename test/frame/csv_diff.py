@@ -35,6 +35,8 @@ def gen_value(kind, guess):
     if r < 0.08:
         return ""  # missing
     if kind == "int":
+        if r < 0.1:
+            return rnd.choice(["+5", "-0", "0"])
         return str(rnd.choice([rnd.randrange(-1000, 1000), rnd.randrange(-(1 << 63), 1 << 63),
                                0, (1 << 63) - 1, -(1 << 63)]))
     if kind == "float":
@@ -46,6 +48,10 @@ def gen_value(kind, guess):
         return "20%02d-%02d-%02d %02d:%02d:%02d" % (rnd.randrange(0, 40), rnd.randrange(1, 13),
                                                      rnd.randrange(1, 29), rnd.randrange(0, 24),
                                                      rnd.randrange(0, 60), rnd.randrange(1, 60))
+    if kind == "mixed":  # ints (some past 2^53) and floats in one column
+        return rnd.choice([str(rnd.randrange(-999, 999)), repr(rnd.uniform(-9, 9)),
+                           str(rnd.randrange(1 << 53, 1 << 63)) if rnd.random() < 0.1 else "7",
+                           "1e400" if rnd.random() < 0.05 else "0.5"])
     if kind == "codes":
         return rnd.choice(["0", "00", "007", "0123", "99", "100"])
     v = rnd.choice(TEXT) if r < 0.7 else "w%d" % rnd.randrange(50)
@@ -94,7 +100,8 @@ for t in range(TABLES):
     guess = t % 2 == 1
     ncols = rnd.randrange(3, 7) if guess else rnd.randrange(1, 7)
     nrows = rnd.randrange(8, 40) if guess else rnd.randrange(1, 40)
-    kinds = [rnd.choice(["int", "float", "text", "text", "codes", "time"]) for _ in range(ncols)]
+    kinds = [rnd.choice(["int", "float", "text", "text", "codes", "time", "mixed"])
+             for _ in range(ncols)]
     if guess:
         kinds[0] = "int"  # a column that tells the header from the data
     header = guess or rnd.random() < 0.7
