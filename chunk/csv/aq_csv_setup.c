@@ -272,8 +272,8 @@ static char guess_decimal(const aq_csv_sample *sm, size_t n, const aq_csv_dialec
 /* Where the table is in the block at the file's start: lines before its first row (a preamble,
  * titles, notes) and the first line of what follows it after a blank line (a second table, a
  * footer), 0 when nothing follows. The table is the rows of the most common field count: it
- * starts at the first two consecutive rows of that count (the row before them is its header
- * when it has that count too); it ends at a blank line after which a row of another count comes. */
+ * starts at the first row of that count (a header has it too; a ragged first data row after the
+ * header is the table's); it ends at a blank line after which rows of another count come. */
 static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, long want_skip,
                       uint64_t *skip, uint64_t *stop) {
     *skip = want_skip > 0 ? (uint64_t)want_skip : 0;
@@ -321,9 +321,9 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
     }
     size_t start = 0;
     if (mode >= 2 && want_skip < 0) {
-        while (start + 1 < r && !(cnt[start] == mode && cnt[start + 1] == mode))
+        while (start < r && cnt[start] != mode)
             start++;
-        if (start + 1 >= r)
+        if (start >= r)
             start = 0;
         if (start > 0)
             *skip = line[start] - 1;
