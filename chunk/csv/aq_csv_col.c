@@ -49,10 +49,11 @@ typedef struct pctx {
         int64_t i;
         double d;
     } * val;
-    uint64_t *hash;  /* per row of the current column: the hash of its text (unset for NA rows) */
-    aq_csv_kmv *kmv; /* the current column's sketch */
-    bool hashed;     /* hash holds the current column's hashes */
-    stops stops;     /* plain_row's separator mask, kept from one row to the next */
+    uint64_t *hash;    /* per row of the current column: the hash of its text (unset for NA rows) */
+    aq_csv_kmv *kmv;   /* the current column's sketch */
+    bool hashed;       /* hash holds the current column's hashes */
+    stops stops;       /* plain_row's separator mask, kept from one row to the next */
+    const char *nextq; /* plain_row: the first quote at or after an earlier row start, or NULL */
     /* repaired rows: how many, and the first lines (ascending) */
     uint64_t repaired;
     uint32_t nrepair;
@@ -206,11 +207,21 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
         return 0;
     if (q) {
         /* every quote must be one of the quoted fields' two: any other is out of place, and the
-         * tokenizer notes the row as repaired */
-        uint32_t nq = 0;
-        for (const char *a = row0; (a = memchr(a, q, (size_t)(p - a))) != NULL; a++)
+         * tokenizer notes the row as repaired. x->nextq is the first quote at or after some
+         * earlier row start, so rows without quotes cost nothing and the piece is searched
+         * about once in all. */
+        if (!x->nextq || x->nextq < row0) {
+            const char *a = memchr(row0, q, (size_t)(end - row0));
+            x->nextq = a ? a : end;
+        }
+        const char *a = x->nextq;
+        for (uint32_t nq = 0; a < p;) {
             if (++nq > 2 * nquoted)
                 return 0;
+            const char *b = memchr(a + 1, q, (size_t)(end - a - 1));
+            a = b ? b : end;
+        }
+        x->nextq = a;
     }
     if (p < end) {
         p++;
@@ -846,7 +857,9 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         size_t len = f_len(f);
         int64_t iv = 0;
         double dv = 0;
-        aq_csv_vkind k = aq_csv_classify_dec(p, len, f_quoted(f), &x->na, x->decimal, &iv, &dv);
+        aq_csv_vkind k = x->decimal == ','
+                             ? aq_csv_classify_dec(p, len, f_quoted(f), &x->na, ',', &iv, &dv)
+                             : aq_csv_classify(p, len, f_quoted(f), &x->na, &iv, &dv);
         x->kind[r] = (uint8_t)k;
         if (k == AQ_CSV_V_FLOAT)
             x->val[r].d = dv;

@@ -127,9 +127,9 @@ static bool spaced_sep(const aq_csv_sample *sm, size_t n, char sep) {
     size_t all = 0, spaced = 0;
     if (sep == ' ')
         return false;
-    for (size_t s = 0; s < n; s++) {
+    for (size_t s = 0; s < n && all < 20000; s++) { /* enough to tell */
         const char *p = sm[s].p, *end = p + sm[s].len;
-        while ((p = memchr(p, sep, (size_t)(end - p))) != NULL && p + 1 < end) {
+        while (all < 20000 && (p = memchr(p, sep, (size_t)(end - p))) != NULL && p + 1 < end) {
             all++;
             spaced += p[1] == ' ';
             p++;
