@@ -32,7 +32,7 @@
 
 #include "aq_xxh.h"
 
-#define SAMPLE_HEAD (1u << 20)
+#define SAMPLE_HEAD AQ_CSV_SAMPLE_HEAD
 #define SAMPLE_MID  (256u << 10)
 #define READ_BLOCK  (1u << 20)
 #define HEAD_MAX    (3 + AQ_NODE_KEY_MAX + 16)

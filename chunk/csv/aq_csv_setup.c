@@ -273,7 +273,10 @@ static char guess_decimal(const aq_csv_sample *sm, size_t n, const aq_csv_dialec
  * titles, notes) and the first line of what follows it after a blank line (a second table, a
  * footer), 0 when nothing follows. The table is the rows of the most common field count: it
  * starts at the first row of that count (a header has it too; a ragged first data row after the
- * header is the table's); it ends at a blank line after which rows of another count come. */
+ * header is the table's). It ends at a blank line after which every sampled row has another
+ * count (a second table; a footer when the block is the whole file), or after which the table's
+ * first row comes again (the same table's header repeated). A blank line followed by rows of the
+ * table's shape, or by a lone ragged row and then such rows, ends nothing: those are repaired. */
 static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, long want_skip,
                       uint64_t *skip, uint64_t *stop) {
     *skip = want_skip > 0 ? (uint64_t)want_skip : 0;
@@ -287,25 +290,24 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
     size_t cap = GUESS_ROWS;
     size_t *cnt = malloc(cap * sizeof *cnt);
     uint64_t *line = malloc(cap * sizeof *line), *next = malloc(cap * sizeof *next);
-    if (!cnt || !line || !next) {
-        free(cnt);
-        free(line);
-        free(next);
-        return AQ_ENOMEM;
-    }
+    const char **rs = malloc(cap * sizeof *rs), **re = malloc(cap * sizeof *re);
+    int rc = cnt && line && next && rs && re ? 0 : AQ_ENOMEM;
     aq_csv_tok t;
     aq_csv_tok_init(&t, h->p, h->len, d, 1, true);
     t.lenient = true;
     size_t r = 0;
-    while (r < cap && aq_csv_tok_next(&t, NULL) == 1) {
+    while (!rc && r < cap && aq_csv_tok_next(&t, NULL) == 1) {
         if (t.row_line <= *skip)
             continue;
         cnt[r] = t.nfields;
         line[r] = t.row_line;
         next[r] = t.line; /* the line after the row */
+        rs[r] = t.row_start;
+        re[r] = t.row_end;
         r++;
     }
-    bool whole = t.p >= t.end && h->len == sm[0].len; /* every row of the block was seen */
+    /* every row of the file was seen: the block is shorter than a head sample, and read whole */
+    bool whole = t.p >= t.end && h->len < AQ_CSV_SAMPLE_HEAD;
     aq_csv_tok_free(&t);
     size_t mode = 0, best = 0;
     for (size_t i = 0; i < r; i++) {
@@ -329,11 +331,14 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             *skip = line[start] - 1;
     }
     for (size_t i = start + 1; i < r && mode >= 2; i++) {
-        /* after a blank line, a row of another shape followed by another such row (a second
-         * table, its header and rows) or by nothing (a footer); a lone ragged row followed by
-         * rows of the table's shape is the table's, repaired */
-        if (line[i] > next[i - 1] && cnt[i] != mode &&
-            (i + 1 == r ? whole || r == cap : cnt[i + 1] != mode)) {
+        if (line[i] <= next[i - 1])
+            continue; /* no blank line before this row */
+        size_t same = 0;
+        for (size_t k = i; k < r; k++)
+            same += cnt[k] == mode;
+        bool repeat = re[i] - rs[i] == re[start] - rs[start] &&
+                      memcmp(rs[i], rs[start], (size_t)(re[i] - rs[i])) == 0;
+        if (repeat || (same == 0 && (i + 1 < r || whole))) {
             *stop = line[i];
             break;
         }
@@ -341,7 +346,9 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
     free(cnt);
     free(line);
     free(next);
-    return 0;
+    free(rs);
+    free(re);
+    return rc;
 }
 
 static char *dup_n(const char *p, size_t n) {

@@ -89,6 +89,10 @@ typedef struct aq_csv_setup {
     size_t nna;
 } aq_csv_setup;
 
+/* The block at the file's start is its first AQ_CSV_SAMPLE_HEAD bytes (or the whole file, when
+ * shorter: then the guess knows it saw the end, e.g. of a footer). */
+#define AQ_CSV_SAMPLE_HEAD (1u << 20)
+
 /* A block of the file. The block at offset 0 has file_start set (BOM and header live there);
  * others should hold whole rows (aq_csv_sample_trim). */
 typedef struct aq_csv_sample {
