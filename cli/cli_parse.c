@@ -823,6 +823,7 @@ int cli_cmd_parse(cli *c, const char *file) {
     }
     r.split = &sp;
     sp.lenient = !su.strict; /* a quote never closed: the parse repairs and counts it */
+    sp.cr_rows = su.cr_rows; /* rows end at CR alone: the split makes them LF rows */
     for (;;) {
         /* straight into the piece buffer: the bytes are copied once, by the kernel */
         char *at;

@@ -312,7 +312,16 @@ int aq_csv_split_space(aq_csv_split *s, char **p, size_t *room, aq_csv_err *err)
     return 0;
 }
 
+/* A file whose rows end at CR alone (classic Mac): each CR becomes the LF every reader here
+ * ends rows at. */
+static void cr_to_lf(char *p, size_t n) {
+    for (char *e = p + n; (p = memchr(p, '\r', (size_t)(e - p))) != NULL; p++)
+        *p = '\n';
+}
+
 void aq_csv_split_commit(aq_csv_split *s, size_t n) {
+    if (s->cr_rows)
+        cr_to_lf(s->buf + s->len, n);
     aq_csv_cut_feed(&s->cut, s->buf + s->len, n);
     s->len += n;
 }
@@ -329,7 +338,9 @@ int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err 
         }
         size_t n = len < room ? len : room;
         memcpy(s->buf + s->len, d, n);
-        aq_csv_cut_feed(&s->cut, d, n);
+        if (s->cr_rows)
+            cr_to_lf(s->buf + s->len, n);
+        aq_csv_cut_feed(&s->cut, s->buf + s->len, n);
         s->len += n;
         d += n;
         len -= n;

@@ -59,6 +59,8 @@ typedef struct aq_csv_split {
     aq_csv_piece_fn fn;
     void *ctx;
     bool lenient; /* set by the caller: a quote still open at the end is the parse's to repair */
+    bool cr_rows; /* set by the caller: rows end at CR alone (aq_csv_setup.cr_rows); each CR is
+                     turned into an LF as the bytes come in, so pieces hold LF rows */
 } aq_csv_split;
 
 /* max_piece: the largest piece (e.g. 4 MiB); the split holds one buffer of that size. */

@@ -387,8 +387,8 @@ static bool valid_sep(char c) {
     return c && c != '\n' && c != '\r';
 }
 
-int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts,
-                       aq_csv_setup *out, aq_csv_err *err) {
+static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_csv_setup *out,
+                 aq_csv_err *err) {
     aq_csv_opts dflt = aq_csv_opts_default();
     const aq_csv_opts *o = opts ? opts : &dflt;
     aq_csv_setup s;
@@ -635,5 +635,38 @@ fail:
     free(st);
     if (rc)
         aq_csv_setup_free(&s);
+    return rc;
+}
+
+/* Rows that end at CR alone (classic Mac files): the head sample holds CRs and no LF. */
+static bool cr_rows(const aq_csv_sample *sm, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (sm[i].file_start)
+            return sm[i].len && memchr(sm[i].p, '\r', sm[i].len) &&
+                   !memchr(sm[i].p, '\n', sm[i].len);
+    return false;
+}
+
+int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts,
+                       aq_csv_setup *out, aq_csv_err *err) {
+    if (!cr_rows(sm, n))
+        return guess(sm, n, opts, out, err);
+    /* the guess reads copies with LFs, as the parse will read the file (aq_csv_split.cr_rows);
+     * the other blocks were trimmed at LFs, so only the head is worth reading */
+    aq_csv_sample one = {NULL, 0, true};
+    char *copy = NULL;
+    for (size_t i = 0; i < n && !copy; i++) {
+        if (!sm[i].file_start)
+            continue;
+        if (!(copy = malloc(sm[i].len + 1)))
+            return AQ_ENOMEM;
+        for (size_t k = 0; k < sm[i].len; k++)
+            copy[k] = sm[i].p[k] == '\r' ? '\n' : sm[i].p[k];
+        one = (aq_csv_sample){copy, sm[i].len, true};
+    }
+    int rc = guess(&one, 1, opts, out, err);
+    free(copy);
+    if (rc == 0)
+        out->cr_rows = true;
     return rc;
 }

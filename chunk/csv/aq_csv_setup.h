@@ -81,6 +81,7 @@ typedef struct aq_csv_setup {
     uint64_t skip;      /* lines 1..skip are not read (a preamble) */
     uint64_t stop_line; /* 0, or the first line not read (a second table or a footer follows) */
     char decimal;       /* '.', or ',' when the file writes decimals with a comma */
+    bool cr_rows; /* rows end at CR alone: the split turns CRs into LFs (aq_csv_split.cr_rows) */
     uint32_t ncols;
     char **names;
     aq_csv_type *types; /* guessed or forced */

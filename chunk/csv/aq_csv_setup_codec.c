@@ -31,7 +31,8 @@ int aq_csv_setup_encode(const aq_csv_setup *s, uint8_t **out, size_t *len) {
     aq_wr_u8(&w, (uint8_t)s->d.sep);
     aq_wr_u8(&w, (uint8_t)s->d.quote);
     aq_wr_u8(&w, (uint8_t)s->d.comment);
-    aq_wr_u8(&w, (uint8_t)(s->header | s->fill << 1 | s->strict << 2 | s->d.skipsp << 3));
+    aq_wr_u8(&w, (uint8_t)(s->header | s->fill << 1 | s->strict << 2 | s->d.skipsp << 3 |
+                           s->cr_rows << 4));
     aq_wr_u8(&w, (uint8_t)s->d.escape);
     aq_wr_u8(&w, (uint8_t)s->decimal);
     aq_wr_u64(&w, s->skip);
@@ -96,7 +97,7 @@ int aq_csv_setup_decode(const uint8_t *p, size_t len, aq_csv_setup *out) {
         s.stop_line = aq_rd_u64(&r);
     }
     uint32_t ncols = aq_rd_u32(&r);
-    if (!r.ok || magic != SETUP_MAGIC || ver < 1 || ver > SETUP_VERSION || flags > 15 ||
+    if (!r.ok || magic != SETUP_MAGIC || ver < 1 || ver > SETUP_VERSION || flags > 31 ||
         (ver == 1 && flags > 3) || (ver >= 2 && s.decimal != '.' && s.decimal != ',') ||
         ncols == 0 || s.d.escape == '\n' ||
         (s.d.escape && (s.d.escape == s.d.sep || s.d.escape == s.d.quote)) ||
@@ -109,6 +110,7 @@ int aq_csv_setup_decode(const uint8_t *p, size_t len, aq_csv_setup *out) {
     s.fill = flags & 2;
     s.strict = flags & 4;
     s.d.skipsp = flags & 8;
+    s.cr_rows = flags & 16;
     s.names = calloc(ncols, sizeof *s.names);
     s.types = calloc(ncols, sizeof *s.types);
     s.forced = calloc(ncols, sizeof *s.forced);

@@ -787,3 +787,18 @@ Test(csv_col, integers_past_2_53_beside_floats_keep_their_digits) {
     cr_assert_eq(f.final[0], AQ_CSV_T_FLOAT, "2^53 itself is exact");
     csv_frame_free(&f);
 }
+
+Test(csv_col, rows_ending_at_cr_alone_are_rows) {
+    csv_frame f;
+    char s[20000];
+    size_t o = (size_t)sprintf(s, "k,v\r");
+    for (int i = 0; i < 1000; i++)
+        o += (size_t)sprintf(s + o, "%d,x%d\r", i, i % 7);
+    load_ok(s, NULL, 1024, &f);
+    cr_assert(f.setup.cr_rows);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.rows, 1000);
+    cr_assert_eq(cell_int(&f, 999, 0), 999);
+    cr_assert(str_is(&f, 999, 1, "x5"));
+    csv_frame_free(&f);
+}
