@@ -206,17 +206,23 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq
                 if (t.sep == q || (esc && t.sep == esc))
                     continue;
                 t.skipsp = o->skipsp >= 0 ? o->skipsp == 1 : spaced_sep(sm, n, t.sep);
-                size_t mode, widest, quoted;
-                double share;
-                int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest, &quoted);
-                if (rc)
-                    return rc;
-                /* as regular: the quote that quotes more fields is the file's */
-                if (share > sb_share + 1e-9 || (share > sb_share - 1e-9 && quoted > sb_quoted)) {
-                    sb = t;
-                    sb_mode = mode;
-                    sb_share = share;
-                    sb_quoted = quoted;
+                /* space-separated columns padded to a width: runs of spaces are one separator */
+                bool runs = t.sep == ' ' && o->skipsp < 0;
+                for (int sp = 0; sp <= (int)runs; sp++) {
+                    t.skipsp = sp ? true : t.skipsp;
+                    size_t mode, widest, quoted;
+                    double share;
+                    int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest, &quoted);
+                    if (rc)
+                        return rc;
+                    /* as regular: the quote that quotes more fields is the file's */
+                    if (share > sb_share + 1e-9 ||
+                        (share > sb_share - 1e-9 && quoted > sb_quoted)) {
+                        sb = t;
+                        sb_mode = mode;
+                        sb_share = share;
+                        sb_quoted = quoted;
+                    }
                 }
             }
         }
