@@ -12,7 +12,7 @@
 #define COL_MAGIC     0x43435141u /* "AQCC" */
 #define OBS_MAGIC     0x4F435141u /* "AQCO" */
 #define CODEC_VERSION 1
-#define OBS_VERSION   2 /* 2: repaired rows and their first lines, the NaN flag */
+#define OBS_VERSION   2 /* 2: repairs, the NaN and big-integer flags, time shapes */
 
 static uint64_t dbits(double d) {
     uint64_t u;
@@ -132,7 +132,7 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
     aq_wr_u8(&w, CODEC_VERSION);
     aq_wr_u8(&w, (uint8_t)c->type);
     aq_wr_u8(&w, c->type == AQ_CSV_T_INT ? c->width : 0);
-    aq_wr_u8(&w, 0);
+    aq_wr_u8(&w, c->type == AQ_CSV_T_TIME ? c->tshape : 0); /* 0 before shapes were kept */
     aq_wr_u32(&w, c->rows);
     aq_wr_bytes(&w, c->na, ((size_t)c->rows + 7) / 8);
     switch (c->type) {
@@ -204,8 +204,10 @@ int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
     uint32_t magic = aq_rd_u32(&r);
     uint8_t ver = aq_rd_u8(&r), type = aq_rd_u8(&r), width = aq_rd_u8(&r), resv = aq_rd_u8(&r);
     c.rows = aq_rd_u32(&r);
-    if (!r.ok || magic != COL_MAGIC || ver != CODEC_VERSION || type > AQ_CSV_T_STR || resv)
+    if (!r.ok || magic != COL_MAGIC || ver != CODEC_VERSION || type > AQ_CSV_T_STR ||
+        (resv && type != AQ_CSV_T_TIME) || !aq_csv_time_shape_ok(resv))
         goto fail;
+    c.tshape = resv;
     c.type = (aq_csv_type)type;
     size_t nab = ((size_t)c.rows + 7) / 8;
     const uint8_t *na = aq_rd_bytes(&r, nab);
@@ -327,6 +329,8 @@ int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
     aq_wr_u32(&w, o->nsketch);
     for (uint32_t i = 0; i < o->nsketch && i < AQ_CSV_SKETCH; i++)
         aq_wr_u64(&w, o->sketch[i]);
+    aq_wr_u8(&w, o->tshape);
+    aq_wr_u8(&w, (uint8_t)(o->tmixed | o->tdates << 1));
     aq_wr_u64(&w, o->repaired);
     aq_wr_u32(&w, o->nrepair);
     for (uint32_t i = 0; i < o->nrepair && i < AQ_CSV_REPAIR_LINES; i++)
@@ -365,6 +369,12 @@ int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
         if (i && r.ok && o->sketch[i] <= o->sketch[i - 1])
             goto out;
     }
+    o->tshape = aq_rd_u8(&r);
+    uint8_t tm = aq_rd_u8(&r);
+    if (!r.ok || tm > 3 || !aq_csv_time_shape_ok(o->tshape))
+        goto out;
+    o->tmixed = tm & 1;
+    o->tdates = tm & 2;
     o->repaired = aq_rd_u64(&r);
     o->nrepair = aq_rd_u32(&r);
     if (!r.ok || o->nrepair > AQ_CSV_REPAIR_LINES || o->nrepair > o->repaired)

@@ -54,6 +54,7 @@ typedef struct pctx {
     bool hashed;       /* hash holds the current column's hashes */
     stops stops;       /* plain_row's separator mask, kept from one row to the next */
     const char *nextq; /* plain_row: the first quote at or after an earlier row start, or NULL */
+    uint8_t tfrac;     /* observe_col: bit n set when a time of the column had n fraction digits */
     /* repaired rows: how many, and the first lines (ascending) */
     uint64_t repaired;
     uint32_t nrepair;
@@ -360,6 +361,13 @@ void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b) {
     a->invalid += b->invalid;
     a->fractional |= b->fractional;
     a->numeric |= b->numeric;
+    if (b->time) {
+        bool adt = a->time && (a->tshape & AQ_CSV_TS_TIME), bdt = b->tshape & AQ_CSV_TS_TIME;
+        a->tmixed |= b->tmixed || (adt && bdt && a->tshape != b->tshape);
+        if (bdt)
+            a->tshape = b->tshape;
+        a->tdates |= b->tdates;
+    }
     a->time |= b->time;
     a->text |= b->text;
     a->nan |= b->nan;
@@ -387,7 +395,7 @@ aq_csv_type aq_csv_obs_final(const aq_csv_obs *o) {
     bool fl = o->numeric && (o->fractional || o->kind == AQ_CSV_T_FLOAT);
     /* integers past 2^53 among floats would lose digits as doubles: the column is text */
     if (o->text || (o->time && (o->numeric || o->nan)) || o->kind == AQ_CSV_T_CAT ||
-        (o->nan && !o->numeric) || (fl && o->bigint))
+        (o->nan && !o->numeric) || (fl && o->bigint) || (o->time && o->tmixed))
         return aq_csv_obs_distinct(o) <= AQ_CSV_CAT_MAX ? AQ_CSV_T_CAT : AQ_CSV_T_STR;
     if (o->time)
         return AQ_CSV_T_TIME;
@@ -806,6 +814,17 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
         } else {
             c->width = 8;
             c->vals = dv ? (void *)dv : (void *)iv;
+            if (type == AQ_CSV_T_TIME && (o->tshape & AQ_CSV_TS_TIME)) {
+                /* one count of fraction digits in this chunk: that count; several: as few as
+                 * each value needs (".42" beside ".533"), which gives back what writers that
+                 * drop trailing zeros wrote; dates alone beside: midnight is a date */
+                uint8_t fr = x->tfrac;
+                c->tshape = o->tshape | (o->tdates ? AQ_CSV_TS_DATES : 0);
+                if (fr && !(fr & (fr - 1)))
+                    c->tshape |= AQ_CSV_TS_FRAC(__builtin_ctz(fr));
+                else if (o->tshape & AQ_CSV_TS_SEC)
+                    c->tshape |= AQ_CSV_TS_TRIM;
+            }
         }
         return 0;
     }
@@ -846,6 +865,9 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     x->hashed = true;
     unsigned seen = 0;                    /* bit k: a value of kind k */
     double mn = INFINITY, mx = -INFINITY; /* of the numbers and times (a NaN compares false) */
+    uint8_t tshape = 0; /* of the times, and whether they came in several shapes */
+    bool tseen = false, tmixed = false, tdates = false;
+    x->tfrac = 0;
     for (size_t r = 0; r < x->rows; r++) {
         fidx f = *fcell(x, r, j);
         x->kind[r] = AQ_CSV_V_NA;
@@ -876,6 +898,19 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
          * bit 6: an integer a double cannot hold exactly (beyond 2^53) */
         seen |= 1u << (k == AQ_CSV_V_FLOAT && dv != dv ? 5 : k);
         seen |= (unsigned)(k == AQ_CSV_V_INT && (uint64_t)iv + (1ull << 53) > (1ull << 54)) << 6;
+        if (k == AQ_CSV_V_TIME) { /* its shape came in dv; fraction digits may vary */
+            uint8_t sh = (uint8_t)dv;
+            if (sh & AQ_CSV_TS_TIME) {
+                x->tfrac |= (uint8_t)(1u << AQ_CSV_TS_FRAC_OF(sh));
+                sh &= (uint8_t)~AQ_CSV_TS_FRAC_MASK;
+                tmixed |= tseen && sh != tshape;
+                tshape = sh;
+                tseen = true;
+            } else {
+                tdates = true;
+            }
+            dv = 0;
+        }
         if (k != AQ_CSV_V_TEXT) { /* without branches: which way a value goes is data */
             double v = k == AQ_CSV_V_TIME ? (double)iv : dv;
             mn = v < mn ? v : mn;
@@ -890,6 +925,9 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     o->text = texts;
     o->nan = nans;
     o->bigint = seen >> 6 & 1;
+    o->tshape = tshape;
+    o->tmixed = tmixed;
+    o->tdates = tdates;
     if (o->numeric || o->time) {
         o->min = mn;
         o->max = mx;

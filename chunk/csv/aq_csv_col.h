@@ -41,6 +41,11 @@ typedef struct aq_csv_obs {
     bool numeric, time, text; /* which kinds of values were seen at all (numeric: real numbers) */
     bool nan;                 /* a NaN spelling was seen (a float NaN beside numbers, else text) */
     bool bigint; /* an integer beyond +-2^53 was seen (exact as int, not as a double) */
+    /* the shape the date-times were written in (aq_csv_parse_time_shape, fraction digits
+     * aside), whether they were written in more than one (then they could not all be written
+     * back as they were), and whether dates alone were seen too */
+    uint8_t tshape;
+    bool tmixed, tdates;
     uint32_t nsketch;
     uint64_t sketch[AQ_CSV_SKETCH]; /* sorted ascending, unique */
     /* Rows the parse repaired (a short row padded, a long row folded, a quote out of place):
@@ -59,7 +64,8 @@ typedef struct aq_csv_strs {
 
 typedef struct aq_csv_col {
     aq_csv_type type;
-    uint8_t width; /* INT: bytes per value */
+    uint8_t width;  /* INT: bytes per value */
+    uint8_t tshape; /* TIME: how its values are written back (aq_csv_format_time_shape) */
     uint32_t rows;
     uint8_t *na;      /* (rows + 7) / 8 bytes */
     void *vals;       /* INT: int8/16/32/64; FLOAT: double; TIME: int64; CAT: uint32 codes */
@@ -106,9 +112,10 @@ const char *aq_csv_col_str(const aq_csv_col *c, uint32_t row, size_t *len);
 /* Folds b into a (same column, other chunk). */
 void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b);
 /* The column's final type: NONE when no value anywhere; INT when only integers; FLOAT when only
- * numbers (and NaN spellings) and no integer beyond 2^53; TIME when only timestamps; otherwise
- * (text, NaN spellings without a number, times with numbers, floats beside integers a double
- * cannot hold) categorical while the estimated distinct count is
+ * numbers (and NaN spellings) and no integer beyond 2^53; TIME when only timestamps, all
+ * written in one shape; otherwise
+ * (text, NaN spellings without a number, times with numbers or in several shapes, floats beside
+ * integers a double cannot hold) categorical while the estimated distinct count is
  * at most AQ_CSV_CAT_MAX and no chunk was string, else string. */
 aq_csv_type aq_csv_obs_final(const aq_csv_obs *o);
 /* Estimated distinct values (exact while below AQ_CSV_SKETCH). */

@@ -367,7 +367,21 @@ static bool num(const char *p, size_t len, size_t *i, size_t w, int *out) {
 }
 
 bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
+    uint8_t shape;
+    return aq_csv_parse_time_shape(p, len, ms, &shape);
+}
+
+bool aq_csv_time_shape_ok(uint8_t s) {
+    if (s == 0)
+        return true;
+    if (!(s & AQ_CSV_TS_TIME))
+        return false;
+    return !(s & AQ_CSV_TS_TRIM) || ((s & AQ_CSV_TS_SEC) && !(s & AQ_CSV_TS_FRAC_MASK));
+}
+
+bool aq_csv_parse_time_shape(const char *p, size_t len, int64_t *ms, uint8_t *shape) {
     trim(&p, &len);
+    uint8_t sh = 0;
     size_t i = 0;
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, frac = 0;
     if (!num(p, len, &i, 4, &y) || i >= len || p[i++] != '-' || !num(p, len, &i, 2, &mo) ||
@@ -378,6 +392,7 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
     if (i < len) {
         if (p[i] != ' ' && p[i] != 'T')
             return false;
+        sh |= AQ_CSV_TS_TIME | (p[i] == 'T' ? AQ_CSV_TS_T : 0);
         i++;
         if (!num(p, len, &i, 2, &h) || i >= len || p[i++] != ':' || !num(p, len, &i, 2, &mi))
             return false;
@@ -385,6 +400,7 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
             i++;
             if (!num(p, len, &i, 2, &s))
                 return false;
+            sh |= AQ_CSV_TS_SEC;
             if (i < len && p[i] == '.') {
                 i++;
                 size_t nd = 0;
@@ -399,14 +415,18 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
                 }
                 if (nd == 0 || nd > 3)
                     return false;
+                sh |= AQ_CSV_TS_FRAC(nd);
             }
         }
-        if (i < len && p[i] == 'Z')
+        if (i < len && p[i] == 'Z') {
+            sh |= AQ_CSV_TS_Z;
             i++;
+        }
         if (i != len || h > 23 || mi > 59 || s > 59)
             return false;
     }
     *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)s * 1000 + frac;
+    *shape = sh;
     return true;
 }
 
@@ -437,8 +457,13 @@ static int classify_number(const char *p, size_t len, const aq_csv_na *na, int64
     }
     if (i == len) /* all digits but too many for the loop above: parse_int decides */
         return -1;
-    if (nd == 4 && i < len && p[i] == '-' && start == 0) /* 2015-01-02...: only a time can be */
-        return aq_csv_parse_time(p, len, iv) ? AQ_CSV_V_TIME : AQ_CSV_V_TEXT;
+    if (nd == 4 && i < len && p[i] == '-' && start == 0) { /* 2015-01-02...: only a time can be */
+        uint8_t sh;
+        if (!aq_csv_parse_time_shape(p, len, iv, &sh))
+            return AQ_CSV_V_TEXT;
+        *dv = sh;
+        return AQ_CSV_V_TIME;
+    }
     if (fast_decimal(p, len, dv))
         return AQ_CSV_V_FLOAT;
     return -1;
@@ -487,8 +512,11 @@ aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_cs
         return AQ_CSV_V_TEXT;
     if (aq_csv_parse_float(p, len, dv))
         return AQ_CSV_V_FLOAT;
-    if (aq_csv_parse_time(p, len, iv))
+    uint8_t sh;
+    if (aq_csv_parse_time_shape(p, len, iv, &sh)) {
+        *dv = sh;
         return AQ_CSV_V_TIME;
+    }
     return AQ_CSV_V_TEXT;
 }
 
@@ -524,6 +552,38 @@ int aq_csv_format_double(double v, char *buf) {
         buf[n++] = '0';
         buf[n] = 0;
     }
+    return n;
+}
+
+int aq_csv_format_time_shape(int64_t ms, uint8_t sh, char *buf) {
+    if (!(sh & AQ_CSV_TS_TIME))
+        return aq_csv_format_time(ms, buf);
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t rem = ms - days * 86400000;
+    int64_t y;
+    int m, d;
+    civil_from_days(days, &y, &m, &d);
+    int n = snprintf(buf, 40, "%04" PRId64 "-%02d-%02d", y, m, d);
+    if (rem == 0 && (sh & AQ_CSV_TS_DATES))
+        return n;
+    n += snprintf(buf + n, (size_t)(40 - n), "%c%02d:%02d", sh & AQ_CSV_TS_T ? 'T' : ' ',
+                  (int)(rem / 3600000), (int)(rem / 60000 % 60));
+    if (sh & AQ_CSV_TS_SEC)
+        n += snprintf(buf + n, (size_t)(40 - n), ":%02d", (int)(rem / 1000 % 60));
+    int fd = AQ_CSV_TS_FRAC_OF(sh);
+    if (sh & AQ_CSV_TS_TRIM) /* as many digits as the value needs */
+        for (int f = (int)(rem % 1000), k = 3; f; k--, f /= 10)
+            if (f % 10) {
+                fd = k;
+                break;
+            }
+    if (fd) {
+        char f[8];
+        snprintf(f, sizeof f, "%03d", (int)(rem % 1000));
+        n += snprintf(buf + n, (size_t)(40 - n), ".%.*s", fd, f);
+    }
+    if (sh & AQ_CSV_TS_Z)
+        buf[n++] = 'Z', buf[n] = 0;
     return n;
 }
 

@@ -53,7 +53,27 @@ bool aq_csv_parse_int(const char *p, size_t len, int64_t *out);
 bool aq_csv_parse_float(const char *p, size_t len, double *out);
 bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms);
 
-/* Classifies a field; *iv gets INT and TIME values, *dv INT and FLOAT values (as double). */
+/* How a time was written, so that it can be written back the same (aq_csv_format_time_shape):
+ * 0 for a date alone (and for "no shape known": the canonical form); otherwise TIME (a time of
+ * day follows the date), after a 'T' (T), with seconds (SEC), 0 to 3 fraction digits (FRAC),
+ * then 'Z' (Z). A column's shape may also say TRIM (as few fraction digits as each value needs)
+ * and DATES (values at midnight were written as a date alone). */
+#define AQ_CSV_TS_TIME       0x01
+#define AQ_CSV_TS_T          0x02
+#define AQ_CSV_TS_SEC        0x04
+#define AQ_CSV_TS_Z          0x08
+#define AQ_CSV_TS_FRAC(n)    ((uint8_t)((n) << 4))
+#define AQ_CSV_TS_FRAC_OF(s) (((s) >> 4) & 3)
+#define AQ_CSV_TS_FRAC_MASK  0x30
+#define AQ_CSV_TS_TRIM       0x40
+#define AQ_CSV_TS_DATES      0x80
+/* aq_csv_parse_time, and the shape the field was written in. */
+bool aq_csv_parse_time_shape(const char *p, size_t len, int64_t *ms, uint8_t *shape);
+/* A valid shape byte: 0, or TIME with its parts; TRIM only with seconds and no fixed fraction. */
+bool aq_csv_time_shape_ok(uint8_t shape);
+
+/* Classifies a field; *iv gets INT and TIME values, *dv INT and FLOAT values (as double) and,
+ * for a TIME, its shape (aq_csv_parse_time_shape) as a double. */
 aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
                              int64_t *iv, double *dv);
 
@@ -71,5 +91,8 @@ int aq_csv_format_double(double v, char *buf);
 /* "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DD HH:MM:SS.mmm", whichever keeps the value.
  * buf >= 40 bytes. Returns the length written. */
 int aq_csv_format_time(int64_t ms, char *buf);
+/* ms written in the given shape (0: as aq_csv_format_time), so a time read with that shape is
+ * written back byte for byte. buf >= 40 bytes. Returns the length written. */
+int aq_csv_format_time_shape(int64_t ms, uint8_t shape, char *buf);
 
 #endif

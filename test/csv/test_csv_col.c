@@ -802,3 +802,46 @@ Test(csv_col, rows_ending_at_cr_alone_are_rows) {
     cr_assert(str_is(&f, 999, 1, "x5"));
     csv_frame_free(&f);
 }
+
+Test(csv_col, times_write_back_in_the_shape_they_were_read) {
+    static const char *const shapes[] = {"2015-01-02",
+                                         "2015-01-02 03:04",
+                                         "2015-01-02T03:04:05",
+                                         "2015-01-02T03:04:05Z",
+                                         "2015-01-02 03:04:05.1",
+                                         "2015-01-02 03:04:05.12",
+                                         "1969-12-31 23:59:59.999"};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int64_t ms;
+        uint8_t sh;
+        char buf[48];
+        cr_assert(aq_csv_parse_time_shape(shapes[i], strlen(shapes[i]), &ms, &sh), "%s", shapes[i]);
+        cr_assert(aq_csv_time_shape_ok(sh));
+        aq_csv_format_time_shape(ms, sh, buf);
+        cr_assert_str_eq(buf, shapes[i]);
+    }
+    csv_frame f;
+    /* fraction digits that vary: as few as each value needs; dates beside date-times */
+    const char *s = "t,d\n2011-09-01 23:44:52.533,2024-01-05\n2011-09-05 12:25:37.42,2024-01-06 "
+                    "10:00:00\n2011-08-24 12:56:58,2024-01-07 00:00:01\n";
+    load_ok(s, NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_TIME);
+    cr_assert_eq(f.final[1], AQ_CSV_T_TIME);
+    size_t len;
+    char *out = NULL;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_csv_export_opts eo = {',', true, NULL};
+    cr_assert_eq(aq_csv_export(f.chunks[0], 2, (const char *const *)f.setup.names, 0,
+                               f.chunks[0][0].rows, &eo, &w),
+                 0);
+    out = (char *)w.p;
+    len = w.len;
+    cr_assert(len == strlen(s) && memcmp(out, s, len) == 0, "got %.*s", (int)len, out);
+    aq_wr_free(&w);
+    csv_frame_free(&f);
+    /* T and space in one column: text, as written */
+    load_ok("t\n2024-01-05T10:00:00\n2024-01-05 10:00:00\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_CAT);
+    csv_frame_free(&f);
+}

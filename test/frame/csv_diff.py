@@ -44,10 +44,14 @@ def gen_value(kind, guess):
             return rnd.choice(["nan", "NaN", "NAN", "inf", "-inf"])
         return rnd.choice([repr(rnd.uniform(-1e6, 1e6)), "%.2f" % rnd.uniform(-100, 100),
                            repr(rnd.random() * 10 ** rnd.randrange(-30, 30)), "1.50", "-0.0"])
-    if kind == "time":
-        return "20%02d-%02d-%02d %02d:%02d:%02d" % (rnd.randrange(0, 40), rnd.randrange(1, 13),
-                                                     rnd.randrange(1, 29), rnd.randrange(0, 24),
-                                                     rnd.randrange(0, 60), rnd.randrange(1, 60))
+    if kind.startswith("time"):  # time<sep><z>: one way of writing per column, as writers do
+        sep, z = kind[4], kind[5:]
+        d = "20%02d-%02d-%02d" % (rnd.randrange(0, 40), rnd.randrange(1, 13), rnd.randrange(1, 29))
+        if r < 0.15:
+            return d + sep + "00:00:00" + z  # midnight, written in full
+        frac = rnd.choice(["", "", ".5", ".25", ".125"])
+        return d + sep + "%02d:%02d:%02d%s%s" % (rnd.randrange(0, 24), rnd.randrange(0, 60),
+                                                 rnd.randrange(0, 60), frac, z)
     if kind == "mixed":  # ints (some past 2^53) and floats in one column
         return rnd.choice([str(rnd.randrange(-999, 999)), repr(rnd.uniform(-9, 9)),
                            str(rnd.randrange(1 << 53, 1 << 63)) if rnd.random() < 0.1 else "7",
@@ -102,10 +106,11 @@ for t in range(TABLES):
     nrows = rnd.randrange(8, 40) if guess else rnd.randrange(1, 40)
     kinds = [rnd.choice(["int", "float", "text", "text", "codes", "time", "mixed"])
              for _ in range(ncols)]
+    kinds = [k + rnd.choice([" ", "T", "TZ"]) if k == "time" else k for k in kinds]
     if guess:
         kinds[0] = "int"  # a column that tells the header from the data
     header = guess or rnd.random() < 0.7
-    names = ["c%d_%s" % (j, kinds[j]) for j in range(ncols)]
+    names = ["c%d_%s" % (j, kinds[j].strip()) for j in range(ncols)]
     rows = [[gen_value(kinds[j], guess) for j in range(ncols)] for _ in range(nrows)]
     if guess:
         for r in rows:
