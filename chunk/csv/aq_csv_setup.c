@@ -644,12 +644,24 @@ fail:
     return rc;
 }
 
-/* Rows that end at CR alone (classic Mac files): the head sample holds CRs and no LF. */
+/* Rows that end at CR alone (classic Mac files: the head sample holds CRs and no LF), or at LF
+ * then CR (nearly every LF of the head sample is followed by a CR, which would otherwise start
+ * the next row's first field): read with every CR as an LF (LF CR then ends a row and leaves a
+ * blank line, which is skipped). */
 static bool cr_rows(const aq_csv_sample *sm, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (sm[i].file_start)
-            return sm[i].len && memchr(sm[i].p, '\r', sm[i].len) &&
-                   !memchr(sm[i].p, '\n', sm[i].len);
+    for (size_t i = 0; i < n; i++) {
+        if (!sm[i].file_start || !sm[i].len)
+            continue;
+        const char *p = sm[i].p, *end = p + sm[i].len;
+        if (!memchr(p, '\r', sm[i].len))
+            return false;
+        size_t lf = 0, lfcr = 0;
+        for (const char *q = p; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) {
+            lf++;
+            lfcr += q + 1 < end && q[1] == '\r';
+        }
+        return lf == 0 || (lfcr >= 2 && (double)lfcr >= 0.9 * (double)lf);
+    }
     return false;
 }
 
