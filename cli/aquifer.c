@@ -26,8 +26,9 @@ static const char usage_text[] =
     "  ls [PREFIX] [--json]  keys (starting with PREFIX), sorted, with their sizes\n"
     "  stat KEY [--json]     size, digest (xxh3-128, as `xxhsum -H2` prints it), chunks and the\n"
     "                        nodes holding each\n"
-    "  parse FILE... [--name NAME] [--sep C] [--header yes|no|auto] [--na LIST]\n"
-    "        [--types COL:TYPE,...] [--fill] [--encoding E] [--json]\n"
+    "  parse FILE... [--name NAME] [--sep C] [--quote C] [--escape C] [--comment C]\n"
+    "        [--skip N] [--decimal .|,] [--header yes|no|auto] [--no-header] [--na LIST]\n"
+    "        [--types COL:TYPE,...] [--fill] [--strict] [--encoding E] [--json]\n"
     "                        read CSV files (plain, gzip, zstd, bzip2 or xz; - for stdin) into\n"
     "                        one frame of typed columns spread over the cluster\n"
     "  frames [--json]       the frames, with rows and columns\n"
@@ -125,47 +126,67 @@ static const command commands[] = {
      "(index, size, digest) with the live nodes holding a copy. --json prints {key, size, digest,\n"
      "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n"},
     {"parse", 1, 65536, true, false,
-     "usage: aquifer [-c FILE] parse FILE... [--name NAME] [--sep C] [--header yes|no|auto]\n"
-     "                     [--na LIST] [--types COL:TYPE,...] [--fill] [--encoding E] [--json]\n\n"
+     "usage: aquifer [-c FILE] parse FILE... [--name NAME] [--sep C] [--quote C] [--escape C]\n"
+     "                     [--comment C] [--skip N] [--decimal .|,] [--header yes|no|auto]\n"
+     "                     [--no-header] [--na LIST] [--types COL:TYPE,...] [--fill] [--strict]\n"
+     "                     [--encoding E] [--json]\n\n"
      "Reads CSV files into one frame named NAME (default: the first FILE's base name without\n"
-     "its extensions; reading stdin needs --name). FILE is a file, - for stdin, a directory\n"
-     "(its regular files not starting with '.', sorted by name; subdirectories are not\n"
-     "entered) or a quoted glob expanded by the command (matches sorted by name). Several\n"
-     "files are one frame, in the order given: each file after the first must start with the\n"
-     "same header as the first (else the parse fails naming the file and its first differing\n"
-     "column), which is dropped; with --fill, files whose headers differ give the union of\n"
-     "their columns (in order of first appearance; a column a file lacks is NA there; stdin\n"
-     "can then only be the first file). Each file may be gzip (several members), zstd (several\n"
-     "frames), bzip2 or xz, recognised by its first bytes, not its name, and decompressed while\n"
-     "it streams on a thread of its own; a corrupt or truncated one fails naming the file and\n"
-     "the byte offset. --encoding latin-1 or cp1252 transcodes the text to UTF-8; utf-8\n"
-     "refuses invalid UTF-8 naming its line. Without --encoding, bytes that are not UTF-8 are\n"
-     "kept as they are (export gives them back) and a note on stderr names the first file and\n"
-     "line. The separator, header and column types are guessed from samples across the file\n"
-     "(a plain file) or its first 2 MiB of text (compressed, stdin); --sep (a character, tab\n"
-     "or space), --header, --na (comma-separated spellings of a missing value; default \"\"\n"
-     "and NA) and --types (by column name or 1-based index; int,\n"
-     "float, time, categorical, string) override the guess. --fill pads short rows with NA\n"
-     "instead of failing. The file is cut into pieces of at most 4 MiB at row ends and spread\n"
-     "over the cluster; every node parses the pieces it holds, the cluster agrees on each\n"
-     "column's type and categorical levels, and each node stores its typed column chunks on\n"
-     "their replicas. Prints rows, columns, types, seconds and MB/s. A row with the wrong\n"
-     "number of fields fails naming its line; a failed parse leaves nothing behind. An existing\n"
-     "frame of that name is not replaced. With compressed input the parse also prints the\n"
-     "decompression rate (--json: an \"input\" object).\n"},
+     "its extensions; reading stdin needs --name).\n\n"
+     "Inputs. FILE is a file, - for stdin, a directory (its regular files not starting with\n"
+     "'.', sorted by name; subdirectories are not entered) or a quoted glob expanded by the\n"
+     "command (matches sorted by name). Several files are one frame, in the order given: each\n"
+     "file after the first must start with the same header as the first (else the parse fails\n"
+     "naming the file and its first differing column), which is dropped; with --fill, files\n"
+     "whose headers differ give the union of their columns (in order of first appearance; a\n"
+     "column a file lacks is NA there; stdin can then only be the first file). Each file may\n"
+     "be gzip (several members), zstd (several frames), bzip2 or xz, recognised by its first\n"
+     "bytes, not its name, and decompressed while it streams; a corrupt or truncated one fails\n"
+     "naming the file and the byte offset. --encoding latin-1 or cp1252 transcodes the text\n"
+     "to UTF-8; utf-8 refuses invalid UTF-8 naming its line. Without --encoding, bytes that\n"
+     "are not UTF-8 are kept as they are (export gives them back) and a note on stderr names\n"
+     "the first file and line.\n\n"
+     "Dialect. The dialect and column types are guessed from samples across the file (a plain\n"
+     "file) or its first 2 MiB of text (compressed, stdin), and every choice can be forced:\n"
+     "--sep (a character, tab, space, or a character and a space as in ', ': spaces after the\n"
+     "separator are then not data), --quote (\", ' or none), --escape (\\ or none: none means\n"
+     "a quote inside quotes is doubled), --comment (a character or none: lines starting with\n"
+     "it are skipped), --skip N (lines before the header, e.g. a title), --decimal (',' reads\n"
+     "3,25 as 3.25; guessed when the separator is not a comma), --header / --no-header, --na\n"
+     "(comma-separated spellings of a missing value; default \"\" and NA) and --types (by\n"
+     "column name or 1-based index; int, float, time, categorical, string).\n\n"
+     "Values are kept: a field is a number or a time only when it writes back the same (007,\n"
+     "NAN among text, integers past int64 stay text). Irregular rows are repaired, counted\n"
+     "and reported, not fatal: a short row is padded with NA, a long row keeps the rest of its\n"
+     "line in the last column, a quote out of place is a byte; --strict fails on the first\n"
+     "instead, naming its line. A second table or a footer after a blank line is not read and\n"
+     "its lines are reported.\n\n"
+     "The text is cut into pieces of at most 4 MiB at row ends and spread over the cluster;\n"
+     "every node parses the pieces it holds, the cluster agrees on each column's type and\n"
+     "categorical levels, and each node stores its typed column chunks on their replicas.\n"
+     "Prints rows, columns, types, the dialect used (as options), repaired rows with their\n"
+     "first lines, unread lines, seconds and MB/s, and with compressed input the\n"
+     "decompression rate; --json prints {name, rows, ncols, chunks, bytes, seconds, mb_per_s,\n"
+     "columns: [{name, type}], dialect: {sep, sep_space, quote, escape, comment, decimal,\n"
+     "header, skip, strict}, repaired_rows, repaired_lines, unread_lines, input}. A failed\n"
+     "parse leaves nothing behind. An existing frame of that name is not replaced. A\n"
+     "header-only file is an empty frame with its columns; an empty file is an error.\n"},
     {"frames", 0, 0, true, false,
      "usage: aquifer [-c FILE] frames [--json]\n\n"
-     "Lists the frames held by every live node: name, rows, columns and source file. --json\n"
-     "prints an array of {name, rows, columns, chunks, source, source_size}.\n"},
+     "Lists the frames held by every live node: name, rows, columns and source file, then the\n"
+     "rows the parse repaired and the lines it did not read, if any. --json prints an array of\n"
+     "{name, rows, columns, chunks, source, source_size, repaired_rows, repaired_lines (the\n"
+     "first 100), unread_lines ([first, last] or null)}.\n"},
     {"summary", 1, 1, true, false,
      "usage: aquifer [-c FILE] summary NAME [--json]\n\n"
      "Summarizes each column of frame NAME where its chunks live; only partial summaries\n"
      "travel. Numeric and time columns: NA count, min, max, mean and sample standard\n"
      "deviation; categorical columns: cardinality and the most frequent levels; string\n"
-     "columns: NA count only (their values are too many to count where they live).\n"
-     "--json prints {name, rows, columns: [{name, type, na, min, max, mean, sd} or\n"
-     "{name, type, na, cardinality, top: [{level, count}]} or {name, type, na}]}. Exits 2\n"
-     "when there is no such frame.\n"},
+     "columns: NA count only (their values are too many to count where they live). A NaN the\n"
+     "file wrote is a value, not NA, and is left out of min, max, mean and sd. The rows the\n"
+     "parse repaired and the lines it did not read are shown first. --json prints {name, rows,\n"
+     "repaired_rows, repaired_lines, unread_lines, columns: [{name, type, na, min, max, mean,\n"
+     "sd} or {name, type, na, cardinality, top: [{level, count}]} or {name, type, na}]}.\n"
+     "Exits 2 when there is no such frame.\n"},
     {"head", 1, 1, false, false,
      "usage: aquifer [-c FILE] head NAME [-n N]\n\n"
      "Prints the header and the first N rows (default 10) of frame NAME as CSV.\n"},
@@ -208,9 +229,10 @@ int main(int argc, char **argv) {
     struct {
         const char *opt;
         const char **dst;
-    } fopts[] = {
-        {"--name", &fo.name},   {"--sep", &fo.sep}, {"--header", &fo.header},    {"--na", &fo.na},
-        {"--types", &fo.types}, {"-n", &fo.rows},   {"--encoding", &fo.encoding}};
+    } fopts[] = {{"--name", &fo.name},   {"--sep", &fo.sep},         {"--header", &fo.header},
+                 {"--na", &fo.na},       {"--types", &fo.types},     {"-n", &fo.rows},
+                 {"--quote", &fo.quote}, {"--escape", &fo.escape},   {"--comment", &fo.comment},
+                 {"--skip", &fo.skip},   {"--decimal", &fo.decimal}, {"--encoding", &fo.encoding}};
     const char *out = NULL;
     const char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos = 0;
@@ -268,9 +290,16 @@ int main(int argc, char **argv) {
             min_copies = (unsigned)mc;
         } else if (strcmp(a, "--fill") == 0) {
             fo.fill = true;
+        } else if (strcmp(a, "--strict") == 0) {
+            fo.strict = true;
+        } else if (strcmp(a, "--no-header") == 0) {
+            fo.header = "no";
         } else if (a[1] == 'n' || strncmp(a, "--name", 6) == 0 || strncmp(a, "--sep", 5) == 0 ||
                    strncmp(a, "--header", 8) == 0 || strncmp(a, "--na", 4) == 0 ||
-                   strncmp(a, "--types", 7) == 0 || strncmp(a, "--encoding", 10) == 0) {
+                   strncmp(a, "--types", 7) == 0 || strncmp(a, "--quote", 7) == 0 ||
+                   strncmp(a, "--escape", 8) == 0 || strncmp(a, "--comment", 9) == 0 ||
+                   strncmp(a, "--skip", 6) == 0 || strncmp(a, "--decimal", 9) == 0 ||
+                   strncmp(a, "--encoding", 10) == 0) {
             size_t f = 0, nf = sizeof fopts / sizeof fopts[0];
             const char *val = NULL;
             for (; f < nf; f++) {
@@ -371,9 +400,11 @@ int main(int argc, char **argv) {
     }
     bool frame_cmd = strcmp(cmd->name, "parse") == 0 || strcmp(cmd->name, "head") == 0;
     if (!rc && !frame_cmd &&
-        (fo.name || fo.sep || fo.header || fo.na || fo.types || fo.fill || fo.rows || fo.encoding))
+        (fo.name || fo.sep || fo.header || fo.na || fo.types || fo.fill || fo.rows || fo.quote ||
+         fo.escape || fo.comment || fo.skip || fo.decimal || fo.strict || fo.encoding))
         rc = usage_error("%s takes none of the parse options (--name, --sep, --header, --na, "
-                         "--types, --fill, --encoding, -n)",
+                         "--types, --fill, --strict, --quote, --escape, --comment, --skip, "
+                         "--decimal, --encoding, -n)",
                          cmd->name);
     if (rc) {
         free(pos);

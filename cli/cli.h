@@ -33,7 +33,8 @@ typedef struct cli_kop cli_kop;
 /* Options of the frame commands (parse, head). NULL / false: not given. */
 typedef struct cli_frame_opts {
     const char *name, *sep, *header, *na, *types, *rows, *encoding;
-    bool fill;
+    const char *quote, *escape, *comment, *skip, *decimal;
+    bool fill, strict;
 } cli_frame_opts;
 
 typedef struct cli {
@@ -205,9 +206,18 @@ typedef struct cli_frame_meta {
     uint64_t total_rows;
     uint8_t *setup; /* the encoded aq_csv setup the file was read with */
     size_t slen;
+    /* version 2: rows the parse repaired (count, first lines ascending) and the lines it did not
+     * read (a second table or footer below the first): unread_from..unread_to, 0 when none */
+    uint64_t repaired;
+    uint32_t nrepair;
+    uint64_t *repair_line;
+    uint64_t unread_from, unread_to;
 } cli_frame_meta;
 int cli_frame_meta_encode(const cli_frame_meta *m, uint8_t **out, size_t *len);
 int cli_frame_meta_decode(const uint8_t *p, size_t n, cli_frame_meta *m);
+/* The repairs and unread lines of m: JSON members (`, "repaired_rows": ...`) with json, else
+ * indented lines of text, written only when there is something to say. */
+void cli_frame_print_repairs(const cli_frame_meta *m, bool json);
 void cli_frame_meta_free(cli_frame_meta *m);
 /* 0, or CLI_USAGE after saying why the name is not a frame name. */
 int cli_frame_check_name(cli *c, const char *name);

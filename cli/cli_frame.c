@@ -12,9 +12,11 @@
 #include "aq_csv_summary.h"
 #include "cli.h"
 
-#define META_MAGIC 0x4d465141u /* "AQFM" */
-#define RM_SLOTS   32
-#define TOP_LEVELS 10
+#define META_MAGIC      0x4d465141u /* "AQFM" */
+#define META_VERSION    2           /* 2: repaired rows and unread lines; 1 is still read */
+#define META_REPAIR_MAX 100
+#define RM_SLOTS        32
+#define TOP_LEVELS      10
 
 /* ---- metadata codec ---- */
 
@@ -22,7 +24,7 @@ int cli_frame_meta_encode(const cli_frame_meta *m, uint8_t **out, size_t *len) {
     aq_wr w;
     aq_wr_init(&w);
     aq_wr_u32(&w, META_MAGIC);
-    aq_wr_u8(&w, 1);
+    aq_wr_u8(&w, META_VERSION);
     aq_wr_str8(&w, m->name, strlen(m->name));
     aq_wr_str16(&w, m->source, strlen(m->source));
     aq_wr_u64(&w, m->source_size);
@@ -35,6 +37,12 @@ int cli_frame_meta_encode(const cli_frame_meta *m, uint8_t **out, size_t *len) {
     for (uint32_t i = 0; i < m->nchunks; i++)
         aq_wr_u32(&w, m->rows[i]);
     aq_frame_blob_put(&w, m->setup, m->slen);
+    aq_wr_u64(&w, m->repaired);
+    aq_wr_u32(&w, m->nrepair);
+    for (uint32_t i = 0; i < m->nrepair; i++)
+        aq_wr_u64(&w, m->repair_line[i]);
+    aq_wr_u64(&w, m->unread_from);
+    aq_wr_u64(&w, m->unread_to);
     if (!w.ok) {
         aq_wr_free(&w);
         return AQ_ENOMEM;
@@ -63,6 +71,7 @@ void cli_frame_meta_free(cli_frame_meta *m) {
     free(m->name);
     free(m->source);
     free(m->setup);
+    free(m->repair_line);
     memset(m, 0, sizeof *m);
 }
 
@@ -70,7 +79,10 @@ int cli_frame_meta_decode(const uint8_t *p, size_t n, cli_frame_meta *out) {
     aq_rd r = aq_rd_init(p, n);
     cli_frame_meta m;
     memset(&m, 0, sizeof m);
-    if (aq_rd_u32(&r) != META_MAGIC || aq_rd_u8(&r) != 1)
+    if (aq_rd_u32(&r) != META_MAGIC)
+        return AQ_EPROTO;
+    uint8_t ver = aq_rd_u8(&r);
+    if (!r.ok || ver < 1 || ver > META_VERSION)
         return AQ_EPROTO;
     size_t l;
     const uint8_t *s = aq_rd_str8(&r, &l);
@@ -104,17 +116,57 @@ int cli_frame_meta_decode(const uint8_t *p, size_t n, cli_frame_meta *out) {
         m.total_rows += m.rows[i];
     }
     const uint8_t *su;
-    if (aq_frame_blob_next(&r, &su, &m.slen) != 0 || !aq_rd_done(&r))
+    if (aq_frame_blob_next(&r, &su, &m.slen) != 0)
         goto bad;
     m.setup = malloc(m.slen + 1);
     if (!m.setup)
         goto bad;
     memcpy(m.setup, su, m.slen);
+    if (ver >= 2) {
+        m.repaired = aq_rd_u64(&r);
+        m.nrepair = aq_rd_u32(&r);
+        if (!r.ok || m.nrepair > META_REPAIR_MAX || m.nrepair > m.repaired ||
+            !(m.repair_line = calloc(m.nrepair + 1, sizeof *m.repair_line)))
+            goto bad;
+        for (uint32_t i = 0; i < m.nrepair; i++)
+            m.repair_line[i] = aq_rd_u64(&r);
+        m.unread_from = aq_rd_u64(&r);
+        m.unread_to = aq_rd_u64(&r);
+        if (!r.ok || m.unread_from > m.unread_to)
+            goto bad;
+    }
+    if (!aq_rd_done(&r))
+        goto bad;
     *out = m;
     return 0;
 bad:
     cli_frame_meta_free(&m);
     return AQ_EPROTO;
+}
+
+void cli_frame_print_repairs(const cli_frame_meta *m, bool json) {
+    if (json) {
+        printf(", \"repaired_rows\": %llu, \"repaired_lines\": [", (unsigned long long)m->repaired);
+        for (uint32_t i = 0; i < m->nrepair; i++)
+            printf(i ? ", %llu" : "%llu", (unsigned long long)m->repair_line[i]);
+        if (m->unread_from)
+            printf("], \"unread_lines\": [%llu, %llu]", (unsigned long long)m->unread_from,
+                   (unsigned long long)m->unread_to);
+        else
+            fputs("], \"unread_lines\": null", stdout);
+        return;
+    }
+    if (m->repaired) {
+        printf("  repaired %llu row%s (padded, folded or a quote out of place), line%s",
+               (unsigned long long)m->repaired, m->repaired == 1 ? "" : "s",
+               m->repaired == 1 ? "" : "s");
+        for (uint32_t i = 0; i < m->nrepair && i < 10; i++)
+            printf("%s%llu", i ? ", " : " ", (unsigned long long)m->repair_line[i]);
+        fputs(m->repaired > 10 && m->nrepair > 10 ? ", ...\n" : "\n", stdout);
+    }
+    if (m->unread_from)
+        printf("  not read: lines %llu-%llu (below the table: another table or a footer)\n",
+               (unsigned long long)m->unread_from, (unsigned long long)m->unread_to);
 }
 
 int cli_frame_check_name(cli *c, const char *name) {
@@ -459,10 +511,18 @@ int cli_cmd_frames(cli *c) {
             printf(", \"rows\": %llu, \"columns\": %u, \"chunks\": %u, \"source\": ",
                    (unsigned long long)m.total_rows, m.ncols, m.nchunks);
             cli_json_str(stdout, m.source, strlen(m.source));
-            printf(", \"source_size\": %llu}", (unsigned long long)m.source_size);
+            printf(", \"source_size\": %llu", (unsigned long long)m.source_size);
+            cli_frame_print_repairs(&m, true);
+            fputc('}', stdout);
         } else {
-            printf("%s\t%llu rows\t%u columns\t%s\n", name, (unsigned long long)m.total_rows,
-                   m.ncols, m.source);
+            printf("%s\t%llu rows\t%u columns\t%s", name, (unsigned long long)m.total_rows, m.ncols,
+                   m.source);
+            if (m.repaired)
+                printf("\t%llu repaired", (unsigned long long)m.repaired);
+            if (m.unread_from)
+                printf("\tlines %llu-%llu not read", (unsigned long long)m.unread_from,
+                       (unsigned long long)m.unread_to);
+            fputc('\n', stdout);
         }
         shown++;
         cli_frame_meta_free(&m);
@@ -551,7 +611,9 @@ static void print_summary(cli *c, const cli_frame_meta *m, const aq_csv_sum *s) 
     if (c->json) {
         fputs("{\"name\": ", stdout);
         cli_json_str(stdout, m->name, strlen(m->name));
-        printf(", \"rows\": %llu, \"columns\": [", (unsigned long long)m->total_rows);
+        printf(", \"rows\": %llu", (unsigned long long)m->total_rows);
+        cli_frame_print_repairs(m, true);
+        fputs(", \"columns\": [", stdout);
         for (uint32_t j = 0; j < m->ncols; j++) {
             const aq_csv_sum *x = &s[j];
             aq_csv_type t = (aq_csv_type)m->types[j];
@@ -585,6 +647,7 @@ static void print_summary(cli *c, const cli_frame_meta *m, const aq_csv_sum *s) 
         return;
     }
     printf("%s: %llu rows, %u columns\n", m->name, (unsigned long long)m->total_rows, m->ncols);
+    cli_frame_print_repairs(m, false);
     printf("%-20s %-12s %10s  %14s  %14s  %14s  %14s\n", "column", "type", "NA", "min", "max",
            "mean", "sd");
     for (uint32_t j = 0; j < m->ncols; j++) {

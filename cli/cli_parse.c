@@ -36,7 +36,7 @@
 
 #include "aq_xxh.h"
 
-#define SAMPLE_HEAD   (1u << 20)
+#define SAMPLE_HEAD   AQ_CSV_SAMPLE_HEAD
 #define SAMPLE_MID    (256u << 10)
 #define SAMPLE_STREAM (2u << 20) /* a stream's setup sample: its first text, read ahead */
 #define READ_BLOCK    (1u << 20)
@@ -227,19 +227,65 @@ static void opt_mem_free(opt_mem *o) {
     free(o->topts);
 }
 
+/* A one-byte option: "none" (0, when allowed), "tab", "space", or one printable byte. */
+static int byte_opt(const char *v, bool none_ok, int *out) {
+    if (none_ok && strcmp(v, "none") == 0)
+        *out = 0;
+    else if (strcmp(v, "tab") == 0 || strcmp(v, "\\t") == 0)
+        *out = '\t';
+    else if (strcmp(v, "space") == 0)
+        *out = ' ';
+    else if (strlen(v) == 1 && (unsigned char)v[0] >= 0x20 && (unsigned char)v[0] < 0x7f)
+        *out = v[0];
+    else
+        return -1;
+    return 0;
+}
+
 static int build_opts(cli *c, aq_csv_opts *o, opt_mem *mem) {
     *o = aq_csv_opts_default();
     const cli_frame_opts *f = &c->fo;
+    int b;
     if (f->sep) {
-        if (strcmp(f->sep, "tab") == 0 || strcmp(f->sep, "\\t") == 0)
-            o->sep = '\t';
-        else if (strcmp(f->sep, "space") == 0)
-            o->sep = ' ';
-        else if (strlen(f->sep) == 1 && (unsigned char)f->sep[0] >= 0x20 && f->sep[0] != '"')
-            o->sep = f->sep[0];
-        else
-            return cli_fail(c, CLI_USAGE, "--sep takes one character, 'tab' or 'space'");
+        /* "X " (a separator then a space, as in "a, b"): the spaces after it are not data */
+        char one[2] = {f->sep[0], 0};
+        bool sp = strlen(f->sep) == 2 && f->sep[1] == ' ' && f->sep[0] != ' ';
+        if (byte_opt(sp ? one : f->sep, false, &b) != 0 || b == '"' || b == '\\')
+            return cli_fail(c, CLI_USAGE,
+                            "--sep takes one character, 'tab', 'space' or a character and a space");
+        o->sep = (char)b;
+        if (sp)
+            o->skipsp = 1;
     }
+    if (f->quote) {
+        if (byte_opt(f->quote, true, &b) != 0 || b == ' ' || b == '\t')
+            return cli_fail(c, CLI_USAGE, "--quote takes one character or 'none'");
+        o->quote = b;
+    }
+    if (f->escape) {
+        if (byte_opt(f->escape, true, &b) != 0 || b == ' ' || b == '\t')
+            return cli_fail(c, CLI_USAGE, "--escape takes one character (\\\\) or 'none'");
+        o->escape = b;
+    }
+    if (f->comment) {
+        if (byte_opt(f->comment, true, &b) != 0 || b == ' ' || b == '\t')
+            return cli_fail(c, CLI_USAGE, "--comment takes one character or 'none'");
+        o->comment = b;
+    }
+    if (f->skip) {
+        char *e;
+        errno = 0;
+        long v = strtol(f->skip, &e, 10);
+        if (!*f->skip || *e || errno || v < 0 || v > 1000000)
+            return cli_fail(c, CLI_USAGE, "--skip takes a number of lines (0 to 1000000)");
+        o->skip = v;
+    }
+    if (f->decimal) {
+        if (strcmp(f->decimal, ".") != 0 && strcmp(f->decimal, ",") != 0)
+            return cli_fail(c, CLI_USAGE, "--decimal takes . or ,");
+        o->decimal = f->decimal[0];
+    }
+    o->strict = f->strict;
     if (f->header) {
         if (strcmp(f->header, "yes") == 0)
             o->header = AQ_CSV_HEADER_YES;
@@ -314,7 +360,13 @@ static int sample_as_text(const cli_input *in, uint8_t **b, size_t *len) {
  * hdr[0..hl). */
 static int splice_header(uint8_t **b, size_t *len, const aq_csv_opts *o, const char *hdr,
                          size_t hl) {
-    aq_csv_dialect d = {o->sep, (char)o->quote, 0};
+    /* The options hold the guessed dialect by now (cli_cmd_parse sets them from the first setup).
+     */
+    aq_csv_dialect d = {.sep = o->sep,
+                        .quote = o->quote > 0 ? (char)o->quote : 0,
+                        .comment = o->comment > 0 ? (char)o->comment : 0,
+                        .escape = o->escape > 0 ? (char)o->escape : 0,
+                        .skipsp = o->skipsp == 1};
     aq_csv_tok t;
     aq_csv_tok_init(&t, (const char *)*b, *len, &d, 1, true);
     aq_csv_err e = {0, ""};
@@ -690,6 +742,49 @@ static void parse_flush(parse_run *r, size_t node) {
     cli_kop_start(k);
 }
 
+/* A dialect byte as the options spell it. */
+static const char *byte_name(char b, char *buf) {
+    if (b == 0)
+        return "none";
+    if (b == '\t')
+        return "tab";
+    if (b == ' ')
+        return "space";
+    if ((unsigned char)b < 0x20 || (unsigned char)b >= 0x7f) {
+        snprintf(buf, 8, "\\x%02x", (unsigned char)b);
+        return buf;
+    }
+    buf[0] = b;
+    buf[1] = 0;
+    return buf;
+}
+
+/* The dialect the file was read with, guessed or forced: every choice can be given back as an
+ * option. */
+static void print_dialect(const aq_csv_setup *su, bool json) {
+    char b1[8], b2[8], b3[8], b4[8];
+    const char *sep = byte_name(su->d.sep, b1), *q = byte_name(su->d.quote, b2),
+               *e = byte_name(su->d.escape, b3), *cm = byte_name(su->d.comment, b4);
+    if (json) {
+        fputs(", \"dialect\": {\"sep\": ", stdout);
+        cli_json_str(stdout, sep, strlen(sep));
+        printf(", \"sep_space\": %s, \"quote\": ", su->d.skipsp ? "true" : "false");
+        cli_json_str(stdout, q, strlen(q));
+        fputs(", \"escape\": ", stdout);
+        cli_json_str(stdout, e, strlen(e));
+        fputs(", \"comment\": ", stdout);
+        cli_json_str(stdout, cm, strlen(cm));
+        printf(", \"decimal\": \"%c\"", su->decimal == ',' ? ',' : '.');
+        printf(", \"header\": %s, \"skip\": %llu, \"strict\": %s}", su->header ? "true" : "false",
+               (unsigned long long)su->skip, su->strict ? "true" : "false");
+        return;
+    }
+    printf("  dialect: --sep '%s%s' --quote '%s' --escape '%s' --comment '%s' --decimal '%c' "
+           "--header %s --skip %llu%s\n",
+           sep, su->d.skipsp ? " " : "", q, e, cm, su->decimal == ',' ? ',' : '.',
+           su->header ? "yes" : "no", (unsigned long long)su->skip, su->strict ? " --strict" : "");
+}
+
 /* A directory's name, or a file's base name without a compression suffix and one extension. */
 static void default_name(const char *file, bool dir, char *out, size_t cap) {
     char tmp[4096];
@@ -833,7 +928,13 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
          * the first file's rows, as the stream will have it */
         o.sep = su.d.sep;
         o.quote = su.d.quote;
+        o.escape = su.d.escape;
+        o.comment = su.d.comment;
+        o.skipsp = su.d.skipsp;
         o.header = AQ_CSV_HEADER_YES;
+        /* The union's header is line 1 of the text: the first file's rows, not yet rewritten into
+         * the union in the sample, are shorter than it, which must not read as a preamble. */
+        o.skip = 0;
         aq_csv_setup_free(&su);
         memset(&su, 0, sizeof su);
         rc = make_setup(c, in, &o, uline, ulen, &su);
@@ -925,6 +1026,8 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         goto out;
     }
     r.split = &sp;
+    sp.lenient = !su.strict; /* a quote never closed: the parse repairs and counts it */
+    sp.cr_rows = su.cr_rows; /* rows end at CR alone: the split makes them LF rows */
     for (;;) {
         /* straight into the piece buffer: the bytes are copied once, by the kernel */
         char *at;
@@ -941,6 +1044,8 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         }
         aq_csv_split_commit(&sp, got);
     }
+    /* the file's last line: one per LF, and one more for bytes after the last LF */
+    uint64_t file_lines = sp.cut.lines + (sp.cut.fed > sp.cut.row_end);
     aq_csv_split_free(&sp);
     r.split = NULL;
     reap(&r, true);
@@ -963,7 +1068,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         bool any = false;
         for (uint32_t j = 0; j < nc; j++) {
             r.hint[j] = !su.forced[j] && aq_csv_obs_final(&obs[j]) == AQ_CSV_T_CAT &&
-                                (obs[j].numeric || obs[j].time)
+                                (obs[j].numeric || obs[j].time || obs[j].nan)
                             ? AQ_CSV_T_CAT
                             : 0;
             any = any || r.hint[j];
@@ -1007,7 +1112,17 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         else
             snprintf(src, sizeof src, "%.200s", basename(first));
         uint64_t size = ist.text_bytes;
-        cli_frame_meta m = {name, src, size, nc, su.names, types, r.np, NULL, 0, senc, slen};
+        cli_frame_meta m = {name, src,  size, nc, su.names, types, r.np, NULL,
+                            0,    senc, slen, 0,  0,        NULL,  0,    0};
+        if (nc) {
+            m.repaired = obs[0].repaired;
+            m.nrepair = obs[0].nrepair;
+            m.repair_line = obs[0].repair_line;
+        }
+        if (su.stop_line && su.stop_line <= file_lines) {
+            m.unread_from = su.stop_line;
+            m.unread_to = file_lines;
+        }
         m.rows = malloc((r.np + 1) * sizeof *m.rows);
         uint8_t *menc = NULL;
         size_t mlen = 0;
@@ -1042,14 +1157,18 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
                 cli_json_str(stdout, su.names[j], strlen(su.names[j]));
                 printf(", \"type\": \"%s\"}", aq_csv_type_name((aq_csv_type)types[j]));
             }
-            fputs("]", stdout);
+            fputc(']', stdout);
             print_input_json(&ist);
+            print_dialect(&su, true);
+            cli_frame_print_repairs(&m, true);
             fputs("}\n", stdout);
         } else {
             printf("%s: %llu rows, %u column%s, %u chunk%s; %.1f MB in %.2f s (%.1f MB/s)\n", name,
                    (unsigned long long)m.total_rows, nc, nc == 1 ? "" : "s", r.np,
                    r.np == 1 ? "" : "s", (double)size / 1e6, secs, mbs);
             print_input(&ist, secs);
+            print_dialect(&su, false);
+            cli_frame_print_repairs(&m, false);
             for (uint32_t j = 0; j < nc; j++)
                 printf("  %-24s %s\n", su.names[j], aq_csv_type_name((aq_csv_type)types[j]));
         }

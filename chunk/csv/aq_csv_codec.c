@@ -12,6 +12,7 @@
 #define COL_MAGIC     0x43435141u /* "AQCC" */
 #define OBS_MAGIC     0x4F435141u /* "AQCO" */
 #define CODEC_VERSION 1
+#define OBS_VERSION   2 /* 2: repairs, the NaN and big-integer flags, time shapes */
 
 static uint64_t dbits(double d) {
     uint64_t u;
@@ -131,7 +132,7 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
     aq_wr_u8(&w, CODEC_VERSION);
     aq_wr_u8(&w, (uint8_t)c->type);
     aq_wr_u8(&w, c->type == AQ_CSV_T_INT ? c->width : 0);
-    aq_wr_u8(&w, 0);
+    aq_wr_u8(&w, c->type == AQ_CSV_T_TIME ? c->tshape : 0); /* 0 before shapes were kept */
     aq_wr_u32(&w, c->rows);
     aq_wr_bytes(&w, c->na, ((size_t)c->rows + 7) / 8);
     switch (c->type) {
@@ -203,8 +204,10 @@ int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
     uint32_t magic = aq_rd_u32(&r);
     uint8_t ver = aq_rd_u8(&r), type = aq_rd_u8(&r), width = aq_rd_u8(&r), resv = aq_rd_u8(&r);
     c.rows = aq_rd_u32(&r);
-    if (!r.ok || magic != COL_MAGIC || ver != CODEC_VERSION || type > AQ_CSV_T_STR || resv)
+    if (!r.ok || magic != COL_MAGIC || ver != CODEC_VERSION || type > AQ_CSV_T_STR ||
+        (resv && type != AQ_CSV_T_TIME) || !aq_csv_time_shape_ok(resv))
         goto fail;
+    c.tshape = resv;
     c.type = (aq_csv_type)type;
     size_t nab = ((size_t)c.rows + 7) / 8;
     const uint8_t *na = aq_rd_bytes(&r, nab);
@@ -245,8 +248,8 @@ int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
                 unsigned sh = 64 - 8u * c.width;
                 v = (uint64_t)((int64_t)(v << sh) >> sh);
             }
-            if (c.type == AQ_CSV_T_FLOAT && isnan(bitsd(v)))
-                goto fail; /* missing values live in the bitmap only */
+            if (c.type == AQ_CSV_T_FLOAT && isnan(bitsd(v)) && v != 0x7FF8000000000000ull)
+                goto fail; /* a NaN the file wrote is the one quiet NaN; NA is in the bitmap */
             switch (c.width) {
             case 1:
                 ((int8_t *)c.vals)[i] = (int8_t)v;
@@ -314,9 +317,10 @@ int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
     aq_wr w;
     aq_wr_init(&w);
     aq_wr_u32(&w, OBS_MAGIC);
-    aq_wr_u8(&w, CODEC_VERSION);
+    aq_wr_u8(&w, OBS_VERSION);
     aq_wr_u8(&w, (uint8_t)o->kind);
-    aq_wr_u8(&w, (uint8_t)(o->fractional | o->numeric << 1 | o->time << 2 | o->text << 3));
+    aq_wr_u8(&w, (uint8_t)(o->fractional | o->numeric << 1 | o->time << 2 | o->text << 3 |
+                           o->nan << 4 | o->bigint << 5));
     aq_wr_u64(&w, o->rows);
     aq_wr_u64(&w, o->na);
     aq_wr_u64(&w, o->invalid);
@@ -325,6 +329,12 @@ int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
     aq_wr_u32(&w, o->nsketch);
     for (uint32_t i = 0; i < o->nsketch && i < AQ_CSV_SKETCH; i++)
         aq_wr_u64(&w, o->sketch[i]);
+    aq_wr_u8(&w, o->tshape);
+    aq_wr_u8(&w, (uint8_t)(o->tmixed | o->tdates << 1));
+    aq_wr_u64(&w, o->repaired);
+    aq_wr_u32(&w, o->nrepair);
+    for (uint32_t i = 0; i < o->nrepair && i < AQ_CSV_REPAIR_LINES; i++)
+        aq_wr_u64(&w, o->repair_line[i]);
     return finish(&w, out, len);
 }
 
@@ -344,7 +354,7 @@ int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
     o->min = bitsd(aq_rd_u64(&r));
     o->max = bitsd(aq_rd_u64(&r));
     o->nsketch = aq_rd_u32(&r);
-    if (!r.ok || magic != OBS_MAGIC || ver != CODEC_VERSION || kind > AQ_CSV_T_STR || flags > 15 ||
+    if (!r.ok || magic != OBS_MAGIC || ver != OBS_VERSION || kind > AQ_CSV_T_STR || flags > 63 ||
         o->na > o->rows || o->nsketch > AQ_CSV_SKETCH)
         goto out;
     o->kind = (aq_csv_type)kind;
@@ -352,9 +362,26 @@ int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
     o->numeric = flags & 2;
     o->time = flags & 4;
     o->text = flags & 8;
+    o->nan = flags & 16;
+    o->bigint = flags & 32;
     for (uint32_t i = 0; i < o->nsketch; i++) {
         o->sketch[i] = aq_rd_u64(&r);
         if (i && r.ok && o->sketch[i] <= o->sketch[i - 1])
+            goto out;
+    }
+    o->tshape = aq_rd_u8(&r);
+    uint8_t tm = aq_rd_u8(&r);
+    if (!r.ok || tm > 3 || !aq_csv_time_shape_ok(o->tshape))
+        goto out;
+    o->tmixed = tm & 1;
+    o->tdates = tm & 2;
+    o->repaired = aq_rd_u64(&r);
+    o->nrepair = aq_rd_u32(&r);
+    if (!r.ok || o->nrepair > AQ_CSV_REPAIR_LINES || o->nrepair > o->repaired)
+        goto out;
+    for (uint32_t i = 0; i < o->nrepair; i++) {
+        o->repair_line[i] = aq_rd_u64(&r);
+        if (i && r.ok && o->repair_line[i] <= o->repair_line[i - 1])
             goto out;
     }
     if (!aq_rd_done(&r))

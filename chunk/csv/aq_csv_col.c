@@ -49,10 +49,19 @@ typedef struct pctx {
         int64_t i;
         double d;
     } * val;
-    uint64_t *hash;  /* per row of the current column: the hash of its text (unset for NA rows) */
-    aq_csv_kmv *kmv; /* the current column's sketch */
-    bool hashed;     /* hash holds the current column's hashes */
-    stops stops;     /* plain_row's separator mask, kept from one row to the next */
+    uint64_t *hash;    /* per row of the current column: the hash of its text (unset for NA rows) */
+    aq_csv_kmv *kmv;   /* the current column's sketch */
+    bool hashed;       /* hash holds the current column's hashes */
+    stops stops;       /* plain_row's separator mask, kept from one row to the next */
+    const char *nextq; /* plain_row: the first quote at or after an earlier row start, or NULL */
+    uint8_t tfrac;     /* observe_col: bit n set when a time of the column had n fraction digits */
+    /* repaired rows: how many, and the first lines (ascending) */
+    uint64_t repaired;
+    uint32_t nrepair;
+    uint64_t repair_line[AQ_CSV_REPAIR_LINES];
+    /* the setup's: rows on lines 1..skip or from stop_line are not read; the decimal mark */
+    uint64_t skip, stop_line;
+    char decimal;
 } pctx;
 
 static inline bool f_pad(fidx f) {
@@ -139,11 +148,13 @@ static inline const char *stops_next(stops *k, const char *end, char sep) {
  * row to the tokenizer, which knows every case and reports errors; AQ_ENOMEM. Whatever this
  * indexes, aq_csv_tok_next would have split the same way. */
 static int plain_row(pctx *x, aq_csv_tok *t) {
-    const char *p = t->p, *end = t->end;
+    const char *p = t->p, *end = t->end, *row0 = p;
     const char sep = t->d.sep, q = t->d.quote;
     if (p >= end || *p == '\n' || *p == '\r' || (t->d.comment && *p == t->d.comment) ||
-        x->rows == UINT32_MAX)
+        x->rows == UINT32_MAX || t->d.escape || t->d.skipsp ||
+        (x->stop_line && t->line >= x->stop_line) || t->line <= x->skip)
         return 0;
+    uint32_t nquoted = 0;
     if (x->rows == x->cap_rows && grow_rows(x) != 0)
         return AQ_ENOMEM;
     stops *k = &x->stops;
@@ -171,6 +182,7 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
             if (p < end && *p != sep && *p != '\n')
                 return 0;
             row[j++ * stride] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len | F_QUOTED};
+            nquoted++;
             /* the quotes may have held separators: the mask restarts at the closing one's stop */
             stops_at(k, p, end, sep);
             stops_next(k, end, sep);
@@ -194,6 +206,24 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
     }
     if (j != x->ncols)
         return 0;
+    if (q) {
+        /* every quote must be one of the quoted fields' two: any other is out of place, and the
+         * tokenizer notes the row as repaired. x->nextq is the first quote at or after some
+         * earlier row start, so rows without quotes cost nothing and the piece is searched
+         * about once in all. */
+        if (!x->nextq || x->nextq < row0) {
+            const char *a = memchr(row0, q, (size_t)(end - row0));
+            x->nextq = a ? a : end;
+        }
+        const char *a = x->nextq;
+        for (uint32_t nq = 0; a < p;) {
+            if (++nq > 2 * nquoted)
+                return 0;
+            const char *b = memchr(a + 1, q, (size_t)(end - a - 1));
+            a = b ? b : end;
+        }
+        x->nextq = a;
+    }
     if (p < end) {
         p++;
         t->line++;
@@ -216,6 +246,7 @@ static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, a
         return AQ_ENOMEM;
     aq_csv_tok t;
     aq_csv_tok_init(&t, pc->p, pc->len, &s->d, pc->first_line, pc->file_start);
+    t.lenient = !s->strict;
     bool skip_header = pc->file_start && s->header;
     int rc;
     for (;;) {
@@ -226,15 +257,37 @@ static int index_piece(pctx *x, const aq_csv_piece *pc, const aq_csv_setup *s, a
         }
         if ((rc = aq_csv_tok_next(&t, err)) != 1)
             break;
+        if (s->stop_line && t.row_line >= s->stop_line) {
+            rc = 0;
+            break;
+        }
+        if (t.row_line <= s->skip)
+            continue; /* the lines before the table (a preamble) */
         if (skip_header) {
             skip_header = false;
             continue;
         }
-        if (t.nfields != s->ncols && !(s->fill && t.nfields < s->ncols)) {
-            aq_csv_err_set(err, t.row_line, "line %llu: %zu fields, expected %u",
-                           (unsigned long long)t.row_line, t.nfields, s->ncols);
-            rc = AQ_EPARSE;
-            break;
+        if (t.nfields != s->ncols || t.repair) {
+            if (s->strict) {
+                if (t.nfields != s->ncols)
+                    aq_csv_err_set(err, t.row_line, "line %llu: %zu fields, expected %u",
+                                   (unsigned long long)t.row_line, t.nfields, s->ncols);
+                else
+                    aq_csv_err_set(err, t.row_line, "line %llu: %s", (unsigned long long)t.row_line,
+                                   t.repair);
+                rc = AQ_EPARSE;
+                break;
+            }
+            if (t.nfields > s->ncols) {
+                /* the extra fields stay: the last column holds the rest of the row as written */
+                const aq_csv_field *f = &t.fields[s->ncols - 1];
+                t.fields[s->ncols - 1] =
+                    (aq_csv_field){f->raw, (size_t)(t.row_end - f->raw), false, f->raw};
+                t.soff[s->ncols - 1] = SIZE_MAX;
+            }
+            if (x->nrepair < AQ_CSV_REPAIR_LINES)
+                x->repair_line[x->nrepair++] = t.row_line;
+            x->repaired++;
         }
         if (x->rows == UINT32_MAX) {
             aq_csv_err_set(err, t.row_line, "line %llu: more than %u rows in one piece",
@@ -308,20 +361,46 @@ void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b) {
     a->invalid += b->invalid;
     a->fractional |= b->fractional;
     a->numeric |= b->numeric;
+    if (b->time) {
+        bool adt = a->time && (a->tshape & AQ_CSV_TS_TIME), bdt = b->tshape & AQ_CSV_TS_TIME;
+        a->tmixed |= b->tmixed || (adt && bdt && a->tshape != b->tshape);
+        if (bdt)
+            a->tshape = b->tshape;
+        a->tdates |= b->tdates;
+    }
     a->time |= b->time;
     a->text |= b->text;
+    a->nan |= b->nan;
+    a->bigint |= b->bigint;
+    /* the smallest repaired lines of both (pieces hold different lines) */
+    uint64_t m[AQ_CSV_REPAIR_LINES];
+    uint32_t n = 0, i = 0, k = 0;
+    while (n < AQ_CSV_REPAIR_LINES && (i < a->nrepair || k < b->nrepair)) {
+        if (k >= b->nrepair || (i < a->nrepair && a->repair_line[i] <= b->repair_line[k]))
+            m[n++] = a->repair_line[i++];
+        else
+            m[n++] = b->repair_line[k++];
+    }
+    memcpy(a->repair_line, m, n * sizeof *m);
+    a->nrepair = n;
+    a->repaired += b->repaired;
     aq_csv_kmv_merge(a, b);
 }
 
 aq_csv_type aq_csv_obs_final(const aq_csv_obs *o) {
     if (o->kind == AQ_CSV_T_STR)
         return AQ_CSV_T_STR;
-    if (o->text || (o->time && o->numeric) || o->kind == AQ_CSV_T_CAT)
+    /* NaN spellings are NaN only in a column that is otherwise numeric; with no number anywhere
+     * they are the text they were (the airport code NAN) */
+    bool fl = o->numeric && (o->fractional || o->kind == AQ_CSV_T_FLOAT);
+    /* integers past 2^53 among floats would lose digits as doubles: the column is text */
+    if (o->text || (o->time && (o->numeric || o->nan)) || o->kind == AQ_CSV_T_CAT ||
+        (o->nan && !o->numeric) || (fl && o->bigint) || (o->time && o->tmixed))
         return aq_csv_obs_distinct(o) <= AQ_CSV_CAT_MAX ? AQ_CSV_T_CAT : AQ_CSV_T_STR;
     if (o->time)
         return AQ_CSV_T_TIME;
     if (o->numeric)
-        return o->fractional || o->kind == AQ_CSV_T_FLOAT ? AQ_CSV_T_FLOAT : AQ_CSV_T_INT;
+        return fl ? AQ_CSV_T_FLOAT : AQ_CSV_T_INT;
     return AQ_CSV_T_NONE;
 }
 
@@ -735,6 +814,17 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
         } else {
             c->width = 8;
             c->vals = dv ? (void *)dv : (void *)iv;
+            if (type == AQ_CSV_T_TIME && (o->tshape & AQ_CSV_TS_TIME)) {
+                /* one count of fraction digits in this chunk: that count; several: as few as
+                 * each value needs (".42" beside ".533"), which gives back what writers that
+                 * drop trailing zeros wrote; dates alone beside: midnight is a date */
+                uint8_t fr = x->tfrac;
+                c->tshape = o->tshape | (o->tdates ? AQ_CSV_TS_DATES : 0);
+                if (fr && !(fr & (fr - 1)))
+                    c->tshape |= AQ_CSV_TS_FRAC(__builtin_ctz(fr));
+                else if (o->tshape & AQ_CSV_TS_SEC)
+                    c->tshape |= AQ_CSV_TS_TRIM;
+            }
         }
         return 0;
     }
@@ -774,7 +864,10 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     aq_csv_kmv_reset(x->kmv);
     x->hashed = true;
     unsigned seen = 0;                    /* bit k: a value of kind k */
-    double mn = INFINITY, mx = -INFINITY; /* of the numbers and times (never NaN: "nan" is NA) */
+    double mn = INFINITY, mx = -INFINITY; /* of the numbers and times (a NaN compares false) */
+    uint8_t tshape = 0; /* of the times, and whether they came in several shapes */
+    bool tseen = false, tmixed = false, tdates = false;
+    x->tfrac = 0;
     for (size_t r = 0; r < x->rows; r++) {
         fidx f = *fcell(x, r, j);
         x->kind[r] = AQ_CSV_V_NA;
@@ -786,7 +879,9 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         size_t len = f_len(f);
         int64_t iv = 0;
         double dv = 0;
-        aq_csv_vkind k = aq_csv_classify(p, len, f_quoted(f), &x->na, &iv, &dv);
+        aq_csv_vkind k = x->decimal == ','
+                             ? aq_csv_classify_dec(p, len, f_quoted(f), &x->na, ',', &iv, &dv)
+                             : aq_csv_classify(p, len, f_quoted(f), &x->na, &iv, &dv);
         x->kind[r] = (uint8_t)k;
         if (k == AQ_CSV_V_FLOAT)
             x->val[r].d = dv;
@@ -799,7 +894,23 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         uint64_t h = XXH3_64bits(p, len);
         x->hash[r] = h;
         aq_csv_kmv_add(x->kmv, h);
-        seen |= 1u << k;
+        /* bit 5: a NaN the file wrote, which makes a column float only beside real numbers;
+         * bit 6: an integer a double cannot hold exactly (beyond 2^53) */
+        seen |= 1u << (k == AQ_CSV_V_FLOAT && dv != dv ? 5 : k);
+        seen |= (unsigned)(k == AQ_CSV_V_INT && (uint64_t)iv + (1ull << 53) > (1ull << 54)) << 6;
+        if (k == AQ_CSV_V_TIME) { /* its shape came in dv; fraction digits may vary */
+            uint8_t sh = (uint8_t)dv;
+            if (sh & AQ_CSV_TS_TIME) {
+                x->tfrac |= (uint8_t)(1u << AQ_CSV_TS_FRAC_OF(sh));
+                sh &= (uint8_t)~AQ_CSV_TS_FRAC_MASK;
+                tmixed |= tseen && sh != tshape;
+                tshape = sh;
+                tseen = true;
+            } else {
+                tdates = true;
+            }
+            dv = 0;
+        }
         if (k != AQ_CSV_V_TEXT) { /* without branches: which way a value goes is data */
             double v = k == AQ_CSV_V_TIME ? (double)iv : dv;
             mn = v < mn ? v : mn;
@@ -807,23 +918,28 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         }
     }
     bool ints = seen >> AQ_CSV_V_INT & 1, floats = seen >> AQ_CSV_V_FLOAT & 1,
-         times = seen >> AQ_CSV_V_TIME & 1, texts = seen >> AQ_CSV_V_TEXT & 1;
+         times = seen >> AQ_CSV_V_TIME & 1, texts = seen >> AQ_CSV_V_TEXT & 1, nans = seen >> 5 & 1;
     o->numeric = ints || floats;
-    o->fractional = floats;
+    o->fractional = floats || nans;
     o->time = times;
     o->text = texts;
+    o->nan = nans;
+    o->bigint = seen >> 6 & 1;
+    o->tshape = tshape;
+    o->tmixed = tmixed;
+    o->tdates = tdates;
     if (o->numeric || o->time) {
         o->min = mn;
         o->max = mx;
     }
     aq_csv_kmv_finish(x->kmv, o);
     *ndistinct = o->nsketch;
-    if (texts || (times && (ints || floats)))
+    if (texts || (times && (ints || floats || nans)))
         return AQ_CSV_T_CAT;
     if (times)
         return AQ_CSV_T_TIME;
-    if (floats)
-        return AQ_CSV_T_FLOAT;
+    if (floats || nans)
+        return AQ_CSV_T_FLOAT; /* NaN alone: float here; the frame decides (aq_csv_obs_final) */
     if (ints)
         return AQ_CSV_T_INT;
     return AQ_CSV_T_NONE;
@@ -842,6 +958,9 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
     x.piece = pc->p;
     x.ncols = s->ncols;
     x.na = aq_csv_setup_na(s);
+    x.skip = s->skip;
+    x.stop_line = s->stop_line;
+    x.decimal = s->decimal;
     aq_csv_col *cols = calloc(s->ncols, sizeof *cols);
     if (!cols)
         return AQ_ENOMEM;
@@ -889,6 +1008,9 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
         aq_csv_cols_free(cols, s->ncols);
         return rc;
     }
+    cols[0].obs.repaired = x.repaired;
+    cols[0].obs.nrepair = x.nrepair;
+    memcpy(cols[0].obs.repair_line, x.repair_line, x.nrepair * sizeof *x.repair_line);
     *out = cols;
     return 0;
 }

@@ -30,15 +30,30 @@
 /* Distinct values are estimated with a k-minimum-values sketch of 64-bit hashes of the text:
  * exact up to this many, mergeable across chunks, and a bounded size per column. */
 #define AQ_CSV_SKETCH 1024
+/* Line numbers of repaired rows kept per column observation (the first ones of the file). */
+#define AQ_CSV_REPAIR_LINES 100
 
 typedef struct aq_csv_obs {
     aq_csv_type kind; /* the widest kind the chunk holds */
     uint64_t rows, na, invalid;
     double min, max;          /* over INT/FLOAT values (as doubles) or TIME milliseconds */
     bool fractional;          /* some number had a fraction or exponent */
-    bool numeric, time, text; /* which kinds of values were seen at all */
+    bool numeric, time, text; /* which kinds of values were seen at all (numeric: real numbers) */
+    bool nan;                 /* a NaN spelling was seen (a float NaN beside numbers, else text) */
+    bool bigint; /* an integer beyond +-2^53 was seen (exact as int, not as a double) */
+    /* the shape the date-times were written in (aq_csv_parse_time_shape, fraction digits
+     * aside), whether they were written in more than one (then they could not all be written
+     * back as they were), and whether dates alone were seen too */
+    uint8_t tshape;
+    bool tmixed, tdates;
     uint32_t nsketch;
     uint64_t sketch[AQ_CSV_SKETCH]; /* sorted ascending, unique */
+    /* Rows the parse repaired (a short row padded, a long row folded, a quote out of place):
+     * counted in the first column's observation only, so merging column 0 gives the piece's or
+     * the frame's count; the smallest line numbers, ascending. */
+    uint64_t repaired;
+    uint32_t nrepair;
+    uint64_t repair_line[AQ_CSV_REPAIR_LINES];
 } aq_csv_obs;
 
 typedef struct aq_csv_strs {
@@ -49,7 +64,8 @@ typedef struct aq_csv_strs {
 
 typedef struct aq_csv_col {
     aq_csv_type type;
-    uint8_t width; /* INT: bytes per value */
+    uint8_t width;  /* INT: bytes per value */
+    uint8_t tshape; /* TIME: how its values are written back (aq_csv_format_time_shape) */
     uint32_t rows;
     uint8_t *na;      /* (rows + 7) / 8 bytes */
     void *vals;       /* INT: int8/16/32/64; FLOAT: double; TIME: int64; CAT: uint32 codes */
@@ -71,9 +87,12 @@ typedef struct aq_csv_piece {
  * NULL, or per column true when the column is already known to be string in the whole frame (a
  * string chunk elsewhere, see aq_csv_obs_final): an unforced hinted column is built as STR at
  * once, without classifying its values or building a domain (its obs say STR, with rows and NA).
- * A row with the wrong number of fields fails with AQ_EPARSE and "line N: k fields, expected m"
- * in err, unless setup->fill (short rows are padded with NA; long rows still fail). At most
- * UINT32_MAX rows. */
+ * Irregular rows are repaired and counted (cols[0].obs.repaired and .repair_line): a short row is
+ * padded with NA; a long row keeps its extra fields in the last column, which holds the rest of
+ * the row as the file wrote it (separators and quotes included); a quote never closed is a byte
+ * (see aq_csv_tok). With setup->strict the first such row fails the parse with AQ_EPARSE and
+ * "line N: k fields, expected m" (or the quote's trouble) in err instead. Rows that start on
+ * setup->stop_line or later are not read. At most UINT32_MAX rows. */
 int aq_csv_parse(const aq_csv_piece *piece, const aq_csv_setup *setup, const aq_csv_type *force,
                  const bool *str_hint, aq_csv_col **cols, aq_csv_err *err);
 
@@ -93,7 +112,10 @@ const char *aq_csv_col_str(const aq_csv_col *c, uint32_t row, size_t *len);
 /* Folds b into a (same column, other chunk). */
 void aq_csv_obs_merge(aq_csv_obs *a, const aq_csv_obs *b);
 /* The column's final type: NONE when no value anywhere; INT when only integers; FLOAT when only
- * numbers; TIME when only timestamps; otherwise categorical while the estimated distinct count is
+ * numbers (and NaN spellings) and no integer beyond 2^53; TIME when only timestamps, all
+ * written in one shape; otherwise
+ * (text, NaN spellings without a number, times with numbers or in several shapes, floats beside
+ * integers a double cannot hold) categorical while the estimated distinct count is
  * at most AQ_CSV_CAT_MAX and no chunk was string, else string. */
 aq_csv_type aq_csv_obs_final(const aq_csv_obs *o);
 /* Estimated distinct values (exact while below AQ_CSV_SKETCH). */

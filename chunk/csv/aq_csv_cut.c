@@ -13,6 +13,7 @@ enum {
     ST_UNQUOTED,    /* inside an unquoted field, or after a closing quote */
     ST_QUOTED,      /* inside a quoted field */
     ST_QUOTE_SEEN,  /* a quote inside a quoted field: doubled, or the closing one */
+    ST_QUOTED_ESC,  /* the byte after an escape inside a quoted field */
 };
 
 void aq_csv_cut_init(aq_csv_cutter *c, const aq_csv_dialect *d) {
@@ -20,11 +21,13 @@ void aq_csv_cut_init(aq_csv_cutter *c, const aq_csv_dialect *d) {
     c->sep = d->sep;
     c->quote = d->quote;
     c->comment = d->comment;
+    c->escape = d->escape;
+    c->skipsp = d->skipsp;
     c->state = ST_ROW_START;
 }
 
 bool aq_csv_cut_in_quote(const aq_csv_cutter *c) {
-    return c->state == ST_QUOTED;
+    return c->state == ST_QUOTED || c->state == ST_QUOTED_ESC;
 }
 
 static void feed_bytes(aq_csv_cutter *c, const char *buf, size_t len);
@@ -103,7 +106,7 @@ void aq_csv_cut_feed(aq_csv_cutter *c, const char *buf, size_t len) {
         buf += n;
         len -= n;
     }
-    size_t whole = c->comment ? 0 : len & ~(size_t)63;
+    size_t whole = c->comment || c->escape || c->skipsp ? 0 : len & ~(size_t)63;
     if (whole)
         feed_blocks(c, buf, whole);
     if (len > whole)
@@ -111,7 +114,7 @@ void aq_csv_cut_feed(aq_csv_cutter *c, const char *buf, size_t len) {
 }
 
 static void feed_bytes(aq_csv_cutter *c, const char *buf, size_t len) {
-    const char sep = c->sep, q = c->quote, cm = c->comment;
+    const char sep = c->sep, q = c->quote, cm = c->comment, esc = c->escape;
     uint8_t st = c->state;
     uint64_t lines = c->lines;
     for (size_t i = 0; i < len; i++) {
@@ -128,7 +131,7 @@ static void feed_bytes(aq_csv_cutter *c, const char *buf, size_t len) {
                 st = ST_UNQUOTED; /* the bytes taken for a BOM began an ordinary field */
             c->bom = 3;
         }
-        if (!cm && c->bom >= 3 && ch != q &&
+        if (!cm && !esc && !c->skipsp && c->bom >= 3 && ch != q &&
             (st == ST_UNQUOTED || st == ST_FIELD_START || st == ST_ROW_START)) {
             /* Up to the next quote only LFs matter (each ends a row): count them in one pass,
              * and take the state the last byte leaves. A quote may open a field, so it goes
@@ -149,14 +152,24 @@ static void feed_bytes(aq_csv_cutter *c, const char *buf, size_t len) {
             continue;
         }
         switch (st) {
+        case ST_QUOTED_ESC:
+            lines += ch == '\n';
+            st = ST_QUOTED;
+            continue;
         case ST_QUOTED:
             if (ch == q) {
                 st = ST_QUOTE_SEEN;
+            } else if (esc && ch == esc) {
+                st = ST_QUOTED_ESC;
             } else if (ch == '\n') {
                 lines++;
             } else {
                 /* skip ahead to the next quote or newline in one go */
                 const char *a = memchr(buf + i, q, len - i);
+                if (esc) {
+                    const char *e = memchr(buf + i, esc, (size_t)((a ? a : buf + len) - (buf + i)));
+                    a = e ? e : a;
+                }
                 const char *b = memchr(buf + i, '\n', (size_t)((a ? a : buf + len) - (buf + i)));
                 const char *n = b ? b : a;
                 if (!n) {
@@ -187,6 +200,8 @@ static void feed_bytes(aq_csv_cutter *c, const char *buf, size_t len) {
             }
             /* fall through */
         case ST_FIELD_START:
+            if (c->skipsp && ch == ' ' && st == ST_FIELD_START)
+                continue; /* spaces after the separator: the field starts after them */
             if (q && ch == q) {
                 st = ST_QUOTED;
                 c->quote_line = lines + 1;
@@ -297,7 +312,16 @@ int aq_csv_split_space(aq_csv_split *s, char **p, size_t *room, aq_csv_err *err)
     return 0;
 }
 
+/* A file whose rows end at CR alone (classic Mac): each CR becomes the LF every reader here
+ * ends rows at. */
+static void cr_to_lf(char *p, size_t n) {
+    for (char *e = p + n; (p = memchr(p, '\r', (size_t)(e - p))) != NULL; p++)
+        *p = '\n';
+}
+
 void aq_csv_split_commit(aq_csv_split *s, size_t n) {
+    if (s->cr_rows)
+        cr_to_lf(s->buf + s->len, n);
     aq_csv_cut_feed(&s->cut, s->buf + s->len, n);
     s->len += n;
 }
@@ -314,7 +338,9 @@ int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err 
         }
         size_t n = len < room ? len : room;
         memcpy(s->buf + s->len, d, n);
-        aq_csv_cut_feed(&s->cut, d, n);
+        if (s->cr_rows)
+            cr_to_lf(s->buf + s->len, n);
+        aq_csv_cut_feed(&s->cut, s->buf + s->len, n);
         s->len += n;
         d += n;
         len -= n;
@@ -323,7 +349,7 @@ int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err 
 }
 
 int aq_csv_split_finish(aq_csv_split *s, aq_csv_err *err) {
-    if (aq_csv_cut_in_quote(&s->cut)) {
+    if (aq_csv_cut_in_quote(&s->cut) && !s->lenient) {
         aq_csv_err_set(err, s->cut.quote_line, "line %llu: quoted field is never closed",
                        (unsigned long long)s->cut.quote_line);
         return AQ_EPARSE;

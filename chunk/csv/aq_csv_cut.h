@@ -24,7 +24,8 @@
 #include <stdint.h>
 
 typedef struct aq_csv_cutter {
-    char sep, quote, comment;
+    char sep, quote, comment, escape;
+    bool skipsp;
     uint8_t state;          /* private */
     uint8_t bom;            /* private: BOM bytes seen at the start (3: decided) */
     uint64_t fed;           /* bytes fed so far */
@@ -57,6 +58,9 @@ typedef struct aq_csv_split {
     uint64_t index;
     aq_csv_piece_fn fn;
     void *ctx;
+    bool lenient; /* set by the caller: a quote still open at the end is the parse's to repair */
+    bool cr_rows; /* set by the caller: rows end at CR alone (aq_csv_setup.cr_rows); each CR is
+                     turned into an LF as the bytes come in, so pieces hold LF rows */
 } aq_csv_split;
 
 /* max_piece: the largest piece (e.g. 4 MiB); the split holds one buffer of that size. */
@@ -74,7 +78,7 @@ void aq_csv_split_commit(aq_csv_split *s, size_t n);
  * done; the piece starts headroom bytes into it, and the split goes on in a new buffer. NULL:
  * out of memory (nothing changed). */
 char *aq_csv_split_take(aq_csv_split *s);
-/* Emits the final piece; AQ_EPARSE when the file ends inside a quoted field. */
+/* Emits the final piece; AQ_EPARSE when the file ends inside a quoted field (unless lenient). */
 int aq_csv_split_finish(aq_csv_split *s, aq_csv_err *err);
 void aq_csv_split_free(aq_csv_split *s);
 

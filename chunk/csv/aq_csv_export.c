@@ -86,7 +86,7 @@ int aq_csv_export(const aq_csv_col *cols, uint32_t ncols, const char *const *nam
                 n = aq_csv_format_double(aq_csv_col_num(c, r), buf);
                 break;
             case AQ_CSV_T_TIME:
-                n = aq_csv_format_time(aq_csv_col_int(c, r), buf);
+                n = aq_csv_format_time_shape(aq_csv_col_int(c, r), c->tshape, buf);
                 break;
             case AQ_CSV_T_CAT:
             case AQ_CSV_T_STR: {

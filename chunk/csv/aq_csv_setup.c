@@ -37,6 +37,10 @@ aq_csv_opts aq_csv_opts_default(void) {
     memset(&o, 0, sizeof o);
     o.header = AQ_CSV_HEADER_AUTO;
     o.quote = AQ_CSV_QUOTE_AUTO;
+    o.escape = AQ_CSV_QUOTE_AUTO;
+    o.comment = AQ_CSV_QUOTE_AUTO;
+    o.skip = -1;
+    o.skipsp = -1;
     return o;
 }
 
@@ -69,21 +73,31 @@ void aq_csv_setup_free(aq_csv_setup *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* Field counts of the sampled rows under one dialect: the most common count and its share. */
-static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, size_t *mode,
-                     double *share, size_t *widest) {
+/* Field counts of the sampled rows under one dialect: the most common count and its share (a
+ * row the tokenizer had to repair counts against it). In the block at the file's start, lines
+ * 1..skip and those from stop (when not 0) are left out. */
+static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, uint64_t skip,
+                     uint64_t stop, size_t *mode, double *share, size_t *widest, size_t *quoted) {
     size_t cap = 64, used = 0;
     size_t *counts = calloc(cap, sizeof *counts); /* counts[k]: rows with k fields, k < cap */
-    size_t big = 0, rows = 0;
+    size_t big = 0, rows = 0, repaired = 0, nq = 0;
     if (!counts)
         return AQ_ENOMEM;
     for (size_t s = 0; s < n; s++) {
         aq_csv_tok t;
         aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
+        t.lenient = true;
         size_t r = 0;
         while (r < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
+            if (sm[s].file_start && t.row_line <= skip)
+                continue;
+            if (sm[s].file_start && stop && t.row_line >= stop)
+                break;
             r++;
             rows++;
+            repaired += t.repair != NULL;
+            for (size_t j = 0; j < t.nfields; j++)
+                nq += t.fields[j].quoted;
             if (t.nfields < cap)
                 counts[t.nfields]++;
             else
@@ -97,43 +111,250 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
         if (counts[k] > counts[best])
             best = k;
     /* with very wide rows, the count itself is beyond the table: find its mode directly */
-    if (big > counts[best]) {
-        *mode = used;
-        *share = rows ? (double)big / (double)rows : 0;
-    } else {
-        *mode = best;
-        *share = rows ? (double)counts[best] / (double)rows : 0;
-    }
+    size_t fit = big > counts[best] ? big : counts[best];
+    *mode = big > counts[best] ? used : best;
+    fit = fit > repaired ? fit - repaired : 0;
+    *share = rows ? (double)fit / (double)rows : 0;
     *widest = used;
+    if (quoted)
+        *quoted = nq;
     free(counts);
     return rows ? 0 : AQ_EPARSE;
 }
 
-static int guess_sep(const aq_csv_sample *sm, size_t n, aq_csv_dialect *d) {
-    static const char cands[] = {',', ';', '\t', '|', ' ', '\x01'};
-    char best = ',';
-    size_t best_mode = 0;
-    double best_share = -1;
-    for (size_t i = 0; i < sizeof cands; i++) {
-        aq_csv_dialect t = *d;
-        t.sep = cands[i];
-        size_t mode, widest;
-        double share;
-        int rc = sep_score(sm, n, &t, &mode, &share, &widest);
-        if (rc)
-            return rc;
-        /* spaces are common inside text, so a space separator must be near-perfectly regular */
-        if (mode < 2 || (cands[i] == ' ' && share < 0.9))
-            continue;
-        /* a clearly more consistent candidate wins; among near-equals, more columns win */
-        if (share > best_share + 0.05 || (share > best_share - 0.05 && mode > best_mode)) {
-            best = cands[i];
-            best_mode = mode;
-            best_share = share;
+/* Whether nearly every separator byte in the samples is followed by a space (", " files). */
+static bool spaced_sep(const aq_csv_sample *sm, size_t n, char sep) {
+    size_t all = 0, spaced = 0;
+    if (sep == ' ')
+        return false;
+    for (size_t s = 0; s < n && all < 20000; s++) { /* enough to tell */
+        const char *p = sm[s].p, *end = p + sm[s].len;
+        while (all < 20000 && (p = memchr(p, sep, (size_t)(end - p))) != NULL && p + 1 < end) {
+            all++;
+            spaced += p[1] == ' ';
+            p++;
         }
     }
-    d->sep = best;
+    return all >= 2 && (double)spaced >= 0.9 * (double)all;
+}
+
+/* Whether byte c occurs in the samples at all (a candidate that never occurs needs no trial). */
+static bool occurs(const aq_csv_sample *sm, size_t n, char c) {
+    for (size_t s = 0; s < n; s++)
+        if (memchr(sm[s].p, c, sm[s].len))
+            return true;
+    return false;
+}
+
+/* Whether the samples hold a backslash right before the quote. */
+static bool backslash_quote(const aq_csv_sample *sm, size_t n, char q) {
+    for (size_t s = 0; s < n; s++) {
+        const char *p = sm[s].p, *end = p + sm[s].len;
+        while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL && p + 1 < end) {
+            if (p[1] == q)
+                return true;
+            p++;
+        }
+    }
+    return false;
+}
+
+/* The separator, quote and escape (and whether spaces after the separator are data) whose field
+ * counts agree best across the sampled rows, a row the tokenizer had to repair counting against
+ * them. For each separator the most regular quote and escape win (among equals, the quote that
+ * quotes more fields, then the double quote and no escape); separators go in order of how common
+ * they are, and a later one must be clearly more regular to win, or as regular with more columns
+ * (space and colon, which text and times hold, must be clearly more regular and near-perfect). */
+static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq_csv_dialect *d) {
+    static const char seps[] = {',', ';', '\t', '|', '\x01', ' ', ':'};
+    static const char quotes[] = {'"', '\'', 0};
+    aq_csv_dialect best = *d;
+    best.sep = o->sep ? o->sep : ',';
+    best.quote = o->quote == AQ_CSV_QUOTE_AUTO ? '"' : (char)o->quote;
+    best.escape = o->escape > 0 ? (char)o->escape : 0;
+    best.skipsp = o->skipsp == 1;
+    size_t best_mode = 0;
+    double best_share = -1;
+    for (size_t i = 0; i < sizeof seps; i++) {
+        if (o->sep && i > 0)
+            break;
+        if (!o->sep && i > 0 && !occurs(sm, n, seps[i]))
+            continue;
+        /* this separator's best quote and escape: the most regular, ties to the earlier */
+        aq_csv_dialect sb = *d;
+        size_t sb_mode = 0, sb_quoted = 0;
+        double sb_share = -1;
+        for (size_t qi = 0; qi < sizeof quotes; qi++) {
+            if (o->quote != AQ_CSV_QUOTE_AUTO && qi > 0)
+                break;
+            char q = o->quote == AQ_CSV_QUOTE_AUTO ? quotes[qi] : (char)o->quote;
+            if (o->quote == AQ_CSV_QUOTE_AUTO && q && qi > 0 && !occurs(sm, n, q))
+                continue;
+            for (int ei = 0; ei < 2; ei++) {
+                char esc = ei ? '\\' : 0;
+                if (o->escape != AQ_CSV_QUOTE_AUTO) {
+                    if (ei)
+                        break;
+                    esc = (char)o->escape;
+                } else if (ei && (!q || !backslash_quote(sm, n, q))) {
+                    continue;
+                }
+                aq_csv_dialect t = *d;
+                t.sep = o->sep ? o->sep : seps[i];
+                t.quote = q;
+                t.escape = esc;
+                if (t.sep == q || (esc && t.sep == esc))
+                    continue;
+                t.skipsp = o->skipsp >= 0 ? o->skipsp == 1 : spaced_sep(sm, n, t.sep);
+                /* space-separated columns padded to a width: runs of spaces are one separator */
+                bool runs = t.sep == ' ' && o->skipsp < 0;
+                for (int sp = 0; sp <= (int)runs; sp++) {
+                    t.skipsp = sp ? true : t.skipsp;
+                    size_t mode, widest, quoted;
+                    double share;
+                    int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest, &quoted);
+                    if (rc)
+                        return rc;
+                    /* as regular: the quote that quotes more fields is the file's */
+                    if (share > sb_share + 1e-9 ||
+                        (share > sb_share - 1e-9 && quoted > sb_quoted)) {
+                        sb = t;
+                        sb_mode = mode;
+                        sb_share = share;
+                        sb_quoted = quoted;
+                    }
+                }
+            }
+        }
+        if (sb_share < 0)
+            continue;
+        bool wordy = sb.sep == ' ' || sb.sep == ':';
+        if (!o->sep && (sb_mode < 2 || (wordy && sb_share < 0.9)))
+            continue;
+        if (sb_share > best_share + 0.05 ||
+            (!wordy && sb_share > best_share - 0.05 && sb_mode > best_mode)) {
+            best = sb;
+            best_mode = sb_mode;
+            best_share = sb_share;
+        }
+    }
+    *d = best;
     return 0;
+}
+
+/* A decimal comma: the separator is not a comma, and the sampled fields hold numbers written
+ * digits-comma-digits (3,25) and none written with a point (3.25). */
+static char guess_decimal(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d) {
+    if (d->sep == ',')
+        return '.';
+    size_t comma = 0, point = 0;
+    for (size_t s = 0; s < n; s++) {
+        aq_csv_tok t;
+        aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
+        t.lenient = true;
+        size_t r = 0;
+        while (r++ < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1)
+            for (size_t j = 0; j < t.nfields; j++) {
+                const char *p = t.fields[j].p;
+                size_t len = t.fields[j].len, i = len && (p[0] == '-' || p[0] == '+'), a = i;
+                while (i < len && p[i] >= '0' && p[i] <= '9')
+                    i++;
+                if (i == a || i + 1 >= len || (p[i] != ',' && p[i] != '.'))
+                    continue;
+                char m = p[i++];
+                size_t b = i;
+                while (i < len && p[i] >= '0' && p[i] <= '9')
+                    i++;
+                if (i == len && i > b) {
+                    comma += m == ',';
+                    point += m == '.';
+                }
+            }
+        aq_csv_tok_free(&t);
+    }
+    return comma >= 2 && point == 0 ? ',' : '.';
+}
+
+/* Where the table is in the block at the file's start: lines before its first row (a preamble,
+ * titles, notes) and the first line of what follows it after a blank line (a second table, a
+ * footer), 0 when nothing follows. The table is the rows of the most common field count: it
+ * starts at the first row of that count (a header has it too; a ragged first data row after the
+ * header is the table's). It ends at a blank line after which every sampled row has another
+ * count (a second table; a footer when the block is the whole file), or after which the table's
+ * first row comes again (the same table's header repeated). A blank line followed by rows of the
+ * table's shape, or by a lone ragged row and then such rows, ends nothing: those are repaired. */
+static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d, long want_skip,
+                      uint64_t *skip, uint64_t *stop) {
+    *skip = want_skip > 0 ? (uint64_t)want_skip : 0;
+    *stop = 0;
+    const aq_csv_sample *h = NULL;
+    for (size_t i = 0; i < n && !h; i++)
+        if (sm[i].file_start)
+            h = &sm[i];
+    if (!h)
+        return 0;
+    size_t cap = GUESS_ROWS;
+    size_t *cnt = malloc(cap * sizeof *cnt);
+    uint64_t *line = malloc(cap * sizeof *line), *next = malloc(cap * sizeof *next);
+    const char **rs = malloc(cap * sizeof *rs), **re = malloc(cap * sizeof *re);
+    int rc = cnt && line && next && rs && re ? 0 : AQ_ENOMEM;
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, h->p, h->len, d, 1, true);
+    t.lenient = true;
+    size_t r = 0;
+    while (!rc && r < cap && aq_csv_tok_next(&t, NULL) == 1) {
+        if (t.row_line <= *skip)
+            continue;
+        cnt[r] = t.nfields;
+        line[r] = t.row_line;
+        next[r] = t.line; /* the line after the row */
+        rs[r] = t.row_start;
+        re[r] = t.row_end;
+        r++;
+    }
+    /* every row of the file was seen: the block is shorter than a head sample, and read whole */
+    bool whole = t.p >= t.end && h->len < AQ_CSV_SAMPLE_HEAD;
+    aq_csv_tok_free(&t);
+    size_t mode = 0, best = 0;
+    for (size_t i = 0; i < r; i++) {
+        size_t c = 0;
+        for (size_t k = 0; k < r; k++)
+            c += cnt[k] == cnt[i];
+        if (c > best || (c == best && cnt[i] > mode)) {
+            best = c;
+            mode = cnt[i];
+        }
+        if (i > 64 && best > r / 2)
+            break; /* a clear majority already */
+    }
+    size_t start = 0;
+    if (mode >= 2 && want_skip < 0) {
+        while (start < r && cnt[start] != mode)
+            start++;
+        if (start >= r)
+            start = 0;
+        if (start > 0)
+            *skip = line[start] - 1;
+    }
+    for (size_t i = start + 1; i < r && mode >= 2; i++) {
+        if (line[i] <= next[i - 1])
+            continue; /* no blank line before this row */
+        size_t same = 0;
+        for (size_t k = i; k < r; k++)
+            same += cnt[k] == mode;
+        bool repeat = re[i] - rs[i] == re[start] - rs[start] &&
+                      memcmp(rs[i], rs[start], (size_t)(re[i] - rs[i])) == 0;
+        if (repeat || (same == 0 && (i + 1 < r || whole))) {
+            *stop = line[i];
+            break;
+        }
+    }
+    free(cnt);
+    free(line);
+    free(next);
+    free(rs);
+    free(re);
+    return rc;
 }
 
 static char *dup_n(const char *p, size_t n) {
@@ -172,8 +393,8 @@ static bool valid_sep(char c) {
     return c && c != '\n' && c != '\r';
 }
 
-int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts,
-                       aq_csv_setup *out, aq_csv_err *err) {
+static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_csv_setup *out,
+                 aq_csv_err *err) {
     aq_csv_opts dflt = aq_csv_opts_default();
     const aq_csv_opts *o = opts ? opts : &dflt;
     aq_csv_setup s;
@@ -189,8 +410,15 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
         aq_csv_err_set(err, 0, "separator must be one byte other than the quote and newline");
         return AQ_EINVAL;
     }
+    if ((o->escape > 0 && (o->escape == o->sep || o->escape == o->quote || o->escape == '\n')) ||
+        (o->comment > 0 && (o->comment == o->sep || o->comment == o->quote))) {
+        aq_csv_err_set(err, 0,
+                       "the escape and comment bytes must differ from the separator and "
+                       "the quote");
+        return AQ_EINVAL;
+    }
     s.d.quote = o->quote == AQ_CSV_QUOTE_AUTO ? '"' : (char)o->quote;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && o->comment == AQ_CSV_QUOTE_AUTO; i++) {
         if (!sm[i].file_start)
             continue;
         const char *p = sm[i].p, *end = p + sm[i].len;
@@ -201,7 +429,10 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
         if (p < end && *p == '#')
             s.d.comment = '#';
     }
+    if (o->comment != AQ_CSV_QUOTE_AUTO)
+        s.d.comment = (char)o->comment;
     s.fill = o->fill;
+    s.strict = o->strict;
     const char *const *nal = o->na;
     size_t nna = o->nna;
     aq_csv_na dna = aq_csv_na_default();
@@ -217,16 +448,17 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
             goto fail;
         s.nna = i + 1;
     }
-    if (o->sep) {
-        s.d.sep = o->sep;
-    } else if ((rc = guess_sep(sm, n, &s.d)) != 0) {
+    if ((rc = guess_sep(sm, n, o, &s.d)) != 0) {
         if (rc == AQ_EPARSE)
             aq_csv_err_set(err, 0, "no rows in the sample");
         goto fail;
     }
+    if ((rc = find_table(sm, n, &s.d, o->skip, &s.skip, &s.stop_line)) != 0)
+        goto fail;
+    s.decimal = o->decimal ? o->decimal : guess_decimal(sm, n, &s.d);
     size_t mode, widest;
     double share;
-    if ((rc = sep_score(sm, n, &s.d, &mode, &share, &widest)) != 0) {
+    if ((rc = sep_score(sm, n, &s.d, s.skip, s.stop_line, &mode, &share, &widest, NULL)) != 0) {
         if (rc == AQ_EPARSE)
             aq_csv_err_set(err, 0, "no rows in the sample");
         goto fail;
@@ -251,9 +483,14 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
     for (size_t i = 0; i < n; i++) {
         aq_csv_tok t;
         aq_csv_tok_init(&t, sm[i].p, sm[i].len, &s.d, 1, sm[i].file_start);
+        t.lenient = true;
         bool first = sm[i].file_start && !have_first;
         size_t r = 0;
         while (r < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
+            if (sm[i].file_start && t.row_line <= s.skip)
+                continue;
+            if (sm[i].file_start && s.stop_line && t.row_line >= s.stop_line)
+                break;
             r++;
             size_t nf = t.nfields < s.ncols ? t.nfields : s.ncols;
             if (first) {
@@ -264,7 +501,8 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
                     const aq_csv_field *f = &t.fields[j];
                     int64_t iv;
                     double dv;
-                    aq_csv_vkind k = aq_csv_classify(f->p, f->len, f->quoted, &na, &iv, &dv);
+                    aq_csv_vkind k =
+                        aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv);
                     fr.text[j] = k == AQ_CSV_V_TEXT;
                     if (!(fr.v[j] = dup_n(f->p, f->len))) {
                         aq_csv_tok_free(&t);
@@ -278,7 +516,7 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
                 const aq_csv_field *f = &t.fields[j];
                 int64_t iv;
                 double dv;
-                switch (aq_csv_classify(f->p, f->len, f->quoted, &na, &iv, &dv)) {
+                switch (aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv)) {
                 case AQ_CSV_V_INT:
                     st[j].ints++;
                     break;
@@ -324,7 +562,8 @@ int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opt
         for (size_t j = 0; j < fr.n; j++) {
             int64_t iv;
             double dv;
-            aq_csv_vkind k = aq_csv_classify(fr.v[j], strlen(fr.v[j]), false, &na, &iv, &dv);
+            aq_csv_vkind k =
+                aq_csv_classify_dec(fr.v[j], strlen(fr.v[j]), false, &na, s.decimal, &iv, &dv);
             st[j].ints += k == AQ_CSV_V_INT;
             st[j].floats += k == AQ_CSV_V_FLOAT;
             st[j].times += k == AQ_CSV_V_TIME;
@@ -402,5 +641,50 @@ fail:
     free(st);
     if (rc)
         aq_csv_setup_free(&s);
+    return rc;
+}
+
+/* Rows that end at CR alone (classic Mac files: the head sample holds CRs and no LF), or at LF
+ * then CR (nearly every LF of the head sample is followed by a CR, which would otherwise start
+ * the next row's first field): read with every CR as an LF (LF CR then ends a row and leaves a
+ * blank line, which is skipped). */
+static bool cr_rows(const aq_csv_sample *sm, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!sm[i].file_start || !sm[i].len)
+            continue;
+        const char *p = sm[i].p, *end = p + sm[i].len;
+        if (!memchr(p, '\r', sm[i].len))
+            return false;
+        size_t lf = 0, lfcr = 0;
+        for (const char *q = p; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) {
+            lf++;
+            lfcr += q + 1 < end && q[1] == '\r';
+        }
+        return lf == 0 || (lfcr >= 2 && (double)lfcr >= 0.9 * (double)lf);
+    }
+    return false;
+}
+
+int aq_csv_setup_guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts,
+                       aq_csv_setup *out, aq_csv_err *err) {
+    if (!cr_rows(sm, n))
+        return guess(sm, n, opts, out, err);
+    /* the guess reads copies with LFs, as the parse will read the file (aq_csv_split.cr_rows);
+     * the other blocks were trimmed at LFs, so only the head is worth reading */
+    aq_csv_sample one = {NULL, 0, true};
+    char *copy = NULL;
+    for (size_t i = 0; i < n && !copy; i++) {
+        if (!sm[i].file_start)
+            continue;
+        if (!(copy = malloc(sm[i].len + 1)))
+            return AQ_ENOMEM;
+        for (size_t k = 0; k < sm[i].len; k++)
+            copy[k] = sm[i].p[k] == '\r' ? '\n' : sm[i].p[k];
+        one = (aq_csv_sample){copy, sm[i].len, true};
+    }
+    int rc = guess(&one, 1, opts, out, err);
+    free(copy);
+    if (rc == 0)
+        out->cr_rows = true;
     return rc;
 }

@@ -61,7 +61,13 @@ typedef struct aq_csv_opts {
     size_t nna; /* na == NULL: the default list ("" and "NA") */
     const aq_csv_type_opt *types;
     size_t ntypes;
-    bool fill; /* pad short rows with NA instead of failing; the widest sampled row sets ncols */
+    bool fill;    /* the widest sampled row sets ncols (short rows are padded either way) */
+    bool strict;  /* an irregular row fails the parse instead of being repaired and counted */
+    int escape;   /* AQ_CSV_QUOTE_AUTO, 0 (none) or the escape byte */
+    int comment;  /* AQ_CSV_QUOTE_AUTO, 0 (none) or the comment byte */
+    long skip;    /* -1: guess; else lines before the header (or first row) to skip */
+    int skipsp;   /* -1: guess; 0 or 1: spaces after a separator belong to the field or not */
+    char decimal; /* 0: guess; '.' or ',' */
 } aq_csv_opts;
 
 /* Options with everything guessed. */
@@ -71,6 +77,11 @@ typedef struct aq_csv_setup {
     aq_csv_dialect d;
     bool header;
     bool fill;
+    bool strict;
+    uint64_t skip;      /* lines 1..skip are not read (a preamble) */
+    uint64_t stop_line; /* 0, or the first line not read (a second table or a footer follows) */
+    char decimal;       /* '.', or ',' when the file writes decimals with a comma */
+    bool cr_rows; /* rows end at CR alone: the split turns CRs into LFs (aq_csv_split.cr_rows) */
     uint32_t ncols;
     char **names;
     aq_csv_type *types; /* guessed or forced */
@@ -78,6 +89,10 @@ typedef struct aq_csv_setup {
     char **na;
     size_t nna;
 } aq_csv_setup;
+
+/* The block at the file's start is its first AQ_CSV_SAMPLE_HEAD bytes (or the whole file, when
+ * shorter: then the guess knows it saw the end, e.g. of a footer). */
+#define AQ_CSV_SAMPLE_HEAD (1u << 20)
 
 /* A block of the file. The block at offset 0 has file_start set (BOM and header live there);
  * others should hold whole rows (aq_csv_sample_trim). */

@@ -9,7 +9,7 @@
 #include "aq_xxh.h"
 
 #define SETUP_MAGIC   0x53435141u /* "AQCS" */
-#define SETUP_VERSION 1
+#define SETUP_VERSION 2           /* 2: escape, strict, skip, stop line; 1 is still read */
 /* Bounds on what a decoder accepts, far above real files, so a hostile length allocates little. */
 #define SETUP_MAX_COLS (1u << 24)
 #define SETUP_MAX_NA   4096u
@@ -31,7 +31,12 @@ int aq_csv_setup_encode(const aq_csv_setup *s, uint8_t **out, size_t *len) {
     aq_wr_u8(&w, (uint8_t)s->d.sep);
     aq_wr_u8(&w, (uint8_t)s->d.quote);
     aq_wr_u8(&w, (uint8_t)s->d.comment);
-    aq_wr_u8(&w, (uint8_t)(s->header | s->fill << 1));
+    aq_wr_u8(&w, (uint8_t)(s->header | s->fill << 1 | s->strict << 2 | s->d.skipsp << 3 |
+                           s->cr_rows << 4));
+    aq_wr_u8(&w, (uint8_t)s->d.escape);
+    aq_wr_u8(&w, (uint8_t)s->decimal);
+    aq_wr_u64(&w, s->skip);
+    aq_wr_u64(&w, s->stop_line);
     aq_wr_u32(&w, s->ncols);
     for (uint32_t j = 0; j < s->ncols; j++) {
         aq_wr_u8(&w, (uint8_t)(s->types[j] | (s->forced[j] ? 0x80 : 0)));
@@ -85,13 +90,27 @@ int aq_csv_setup_decode(const uint8_t *p, size_t len, aq_csv_setup *out) {
     s.d.quote = (char)aq_rd_u8(&r);
     s.d.comment = (char)aq_rd_u8(&r);
     uint8_t flags = aq_rd_u8(&r);
+    if (ver >= 2) {
+        s.d.escape = (char)aq_rd_u8(&r);
+        s.decimal = (char)aq_rd_u8(&r);
+        s.skip = aq_rd_u64(&r);
+        s.stop_line = aq_rd_u64(&r);
+    }
     uint32_t ncols = aq_rd_u32(&r);
-    if (!r.ok || magic != SETUP_MAGIC || ver != SETUP_VERSION || flags > 3 || ncols == 0 ||
+    if (!r.ok || magic != SETUP_MAGIC || ver < 1 || ver > SETUP_VERSION || flags > 31 ||
+        (ver == 1 && flags > 3) || (ver >= 2 && s.decimal != '.' && s.decimal != ',') ||
+        ncols == 0 || s.d.escape == '\n' ||
+        (s.d.escape && (s.d.escape == s.d.sep || s.d.escape == s.d.quote)) ||
         ncols > SETUP_MAX_COLS || ncols > r.n / 5 || !s.d.sep || s.d.sep == '\n' ||
         s.d.sep == '\r' || s.d.sep == s.d.quote)
         return AQ_EPROTO;
+    if (ver == 1)
+        s.decimal = '.';
     s.header = flags & 1;
     s.fill = flags & 2;
+    s.strict = flags & 4;
+    s.d.skipsp = flags & 8;
+    s.cr_rows = flags & 16;
     s.names = calloc(ncols, sizeof *s.names);
     s.types = calloc(ncols, sizeof *s.types);
     s.forced = calloc(ncols, sizeof *s.forced);

@@ -99,6 +99,10 @@ int aq_csv_sum_col(const aq_csv_col *c, aq_csv_sum *s) {
             if (aq_csv_col_is_na(c, r))
                 continue;
             double v = aq_csv_col_num(c, r);
+            if (isnan(v)) { /* a NaN the file wrote: a value, but no number to count */
+                s->n--;
+                continue;
+            }
             sum += v;
             if (first || v < s->min)
                 s->min = v;
@@ -111,7 +115,7 @@ int aq_csv_sum_col(const aq_csv_col *c, aq_csv_sum *s) {
         double mean = sum / (double)s->n, corr = 0, m2 = 0;
         /* second pass, with the compensation term that absorbs the rounding of mean */
         for (uint32_t r = 0; r < c->rows; r++) {
-            if (aq_csv_col_is_na(c, r))
+            if (aq_csv_col_is_na(c, r) || isnan(aq_csv_col_num(c, r)))
                 continue;
             double d = aq_csv_col_num(c, r) - mean;
             corr += d;

@@ -18,7 +18,7 @@
 typedef struct aq_csv_sum {
     aq_csv_type type;
     uint64_t rows, na;
-    uint64_t n; /* non-NA values */
+    uint64_t n; /* non-NA values (numeric: those that are not NaN) */
     double min, max, mean, m2;
     /* CAT: the distinct values, sorted, and how often each occurs (STR: none) */
     uint32_t nlev;

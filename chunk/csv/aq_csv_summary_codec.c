@@ -74,7 +74,7 @@ int aq_csv_sum_decode(const uint8_t *p, size_t len, aq_csv_sum *out) {
     uint32_t nlev = aq_rd_u32(&r);
     /* each level takes at least 12 bytes: a bound on nlev before allocating */
     if (!r.ok || magic != SUM_MAGIC || ver != SUM_VERSION || type > AQ_CSV_T_STR || s.na > s.rows ||
-        s.n != s.rows - s.na || nlev > r.n / 12 || !(s.m2 >= 0 || isnan(s.m2)))
+        s.n > s.rows - s.na || nlev > r.n / 12 || !(s.m2 >= 0 || isnan(s.m2)))
         return AQ_EPROTO;
     s.type = (aq_csv_type)type;
     int rc = AQ_ENOMEM;

@@ -37,7 +37,8 @@ void aq_csv_tok_free(aq_csv_tok *t) {
     t->scratch = NULL;
 }
 
-static int push_field(aq_csv_tok *t, const char *p, size_t len, bool quoted, size_t soff) {
+static int push_field(aq_csv_tok *t, const char *p, size_t len, bool quoted, size_t soff,
+                      const char *raw) {
     if (t->nfields == t->fields_cap) {
         size_t cap = t->fields_cap ? t->fields_cap * 2 : 16;
         aq_csv_field *f = realloc(t->fields, cap * sizeof *f);
@@ -51,7 +52,7 @@ static int push_field(aq_csv_tok *t, const char *p, size_t len, bool quoted, siz
         t->fields_cap = cap;
     }
     t->soff[t->nfields] = soff;
-    t->fields[t->nfields++] = (aq_csv_field){p, len, quoted};
+    t->fields[t->nfields++] = (aq_csv_field){p, len, quoted, raw};
     return 0;
 }
 
@@ -73,6 +74,46 @@ static int scratch_put(aq_csv_tok *t, const char *p, size_t n) {
     return 0;
 }
 
+/* The first byte at or after p that is a or b, or NULL. */
+static const char *next2(const char *p, const char *end, char a, char b) {
+    for (; p < end; p++)
+        if (*p == a || *p == b)
+            return p;
+    return NULL;
+}
+
+/* An unquoted field under an escape byte: "\x" is x (but an escape before the line end is a
+ * byte, so rows end where the cutter sees them end). */
+static int escaped_field(aq_csv_tok *t, const char **pp) {
+    const char *s = *pp, *p = s, *end = t->end, *seg = s;
+    const char sep = t->d.sep, esc = t->d.escape, q = t->d.quote;
+    size_t soff = t->scratch_len;
+    bool any = false, stray = false;
+    while (p < end && *p != sep && *p != '\n') {
+        if (*p == esc && p + 1 < end && p[1] != '\n' && p[1] != '\r') {
+            if (scratch_put(t, seg, (size_t)(p - seg)))
+                return AQ_ENOMEM;
+            any = true;
+            seg = p + 1;
+            p += 2;
+            continue;
+        }
+        stray |= q && *p == q;
+        p++;
+    }
+    const char *fe = p;
+    if (fe > seg && fe[-1] == '\r' && (p == end || *p == '\n'))
+        fe--;
+    if (stray)
+        t->repair = "a quote inside an unquoted field";
+    *pp = p;
+    if (!any)
+        return push_field(t, s, (size_t)(fe - s), false, SIZE_MAX, s);
+    if (scratch_put(t, seg, (size_t)(fe - seg)))
+        return AQ_ENOMEM;
+    return push_field(t, NULL, t->scratch_len - soff, false, soff, s);
+}
+
 /* Reads a quoted field starting at the opening quote; *pp ends at the separator or newline that
  * follows (or the end). A field that needs unescaping is built in scratch; since scratch may move
  * while the row grows, such fields get their pointer only when the row is complete (see fixup). */
@@ -83,8 +124,39 @@ static int quoted_field(aq_csv_tok *t, const char **pp, aq_csv_err *err) {
     const char *seg = p;
     bool escaped = false;
     size_t soff = t->scratch_len;
+    const char esc = t->d.escape;
     for (;;) {
-        const char *nq = memchr(p, q, (size_t)(end - p));
+        const char *nq = esc ? next2(p, end, q, esc) : memchr(p, q, (size_t)(end - p));
+        if (nq && esc && *nq == esc && *nq != q) {
+            if (nq + 1 == end) { /* nothing to escape: an ordinary byte */
+                for (const char *c = p; c < nq; c++)
+                    t->line += *c == '\n';
+                p = nq + 1;
+                continue;
+            }
+            for (const char *c = p; c <= nq + 1; c++)
+                t->line += *c == '\n';
+            if (scratch_put(t, seg, (size_t)(nq - seg)))
+                return AQ_ENOMEM;
+            escaped = true;
+            seg = nq + 1; /* the escaped byte is kept */
+            p = nq + 2;
+            continue;
+        }
+        if (!nq && t->lenient) {
+            /* the quote opened nothing: its bytes are data, up to the separator or line end */
+            const char *s = *pp, *c = s;
+            while (c < end && *c != t->d.sep && *c != '\n')
+                c++;
+            size_t n = (size_t)(c - s);
+            if (n && s[n - 1] == '\r' && (c == end || *c == '\n'))
+                n--;
+            t->line = start_line;
+            t->scratch_len = soff;
+            t->repair = "a quoted field is never closed";
+            *pp = c;
+            return push_field(t, s, n, false, SIZE_MAX, s);
+        }
         if (!nq) {
             aq_csv_err_set(err, start_line, "line %llu: quoted field is never closed",
                            (unsigned long long)start_line);
@@ -107,13 +179,15 @@ static int quoted_field(aq_csv_tok *t, const char **pp, aq_csv_err *err) {
         if (lit_end > lit && lit_end[-1] == '\r' && (c == end || *c == '\n'))
             lit_end--;
         int rc;
+        if (lit_end > lit)
+            t->repair = "bytes after a closing quote";
         if (!escaped && lit_end == lit) {
-            rc = push_field(t, seg, (size_t)(nq - seg), true, SIZE_MAX);
+            rc = push_field(t, seg, (size_t)(nq - seg), true, SIZE_MAX, *pp);
         } else {
             if (scratch_put(t, seg, (size_t)(nq - seg)) ||
                 scratch_put(t, lit, (size_t)(lit_end - lit)))
                 return AQ_ENOMEM;
-            rc = push_field(t, NULL, t->scratch_len - soff, true, soff);
+            rc = push_field(t, NULL, t->scratch_len - soff, true, soff, *pp);
         }
         if (rc)
             return rc;
@@ -134,10 +208,12 @@ int aq_csv_tok_next(aq_csv_tok *t, aq_csv_err *err) {
     for (;;) {
         t->nfields = 0;
         t->scratch_len = 0;
+        t->repair = NULL;
         const char *p = t->p, *end = t->end;
         if (p >= end)
             return 0;
         t->row_line = t->line;
+        t->row_start = p;
         if (blank_or_comment(t, p)) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             t->p = nl ? nl + 1 : end;
@@ -149,6 +225,9 @@ int aq_csv_tok_next(aq_csv_tok *t, aq_csv_err *err) {
                 int rc = quoted_field(t, &p, err);
                 if (rc)
                     return rc;
+            } else if (t->d.escape) {
+                if (escaped_field(t, &p))
+                    return AQ_ENOMEM;
             } else {
                 const char *s = p;
                 while (p < end && *p != sep && *p != '\n')
@@ -156,13 +235,18 @@ int aq_csv_tok_next(aq_csv_tok *t, aq_csv_err *err) {
                 size_t len = (size_t)(p - s);
                 if (len && s[len - 1] == '\r' && (p == end || *p == '\n'))
                     len--;
-                if (push_field(t, s, len, false, SIZE_MAX))
+                if (q && len && memchr(s, q, len))
+                    t->repair = "a quote inside an unquoted field";
+                if (push_field(t, s, len, false, SIZE_MAX, s))
                     return AQ_ENOMEM;
             }
             if (p < end && *p == sep) {
                 p++;
+                while (t->d.skipsp && p < end && *p == ' ')
+                    p++;
                 continue;
             }
+            t->row_end = p > t->row_start && p[-1] == '\r' ? p - 1 : p;
             if (p < end && *p == '\n') {
                 p++;
                 t->line++;

@@ -23,6 +23,8 @@ typedef struct aq_csv_dialect {
     char sep;
     char quote;   /* 0: quotes are ordinary bytes */
     char comment; /* 0: no comment lines */
+    char escape;  /* 0, or a byte that makes the next one literal (backslash), in any field */
+    bool skipsp;  /* spaces right after a separator are not part of the field (", " files) */
 } aq_csv_dialect;
 
 /* Where and why parsing failed; line is 1-based (0 when no line applies). */
@@ -35,6 +37,7 @@ typedef struct aq_csv_field {
     const char *p;
     size_t len;
     bool quoted;
+    const char *raw; /* where the field starts in the buffer (its opening quote, if quoted) */
 } aq_csv_field;
 
 typedef struct aq_csv_tok {
@@ -47,6 +50,9 @@ typedef struct aq_csv_tok {
     size_t *soff; /* per field: offset in scratch, or SIZE_MAX when it points into the buffer */
     char *scratch;
     size_t scratch_len, scratch_cap;
+    bool lenient; /* set by the caller: repair a quote never closed instead of failing */
+    const char *row_start, *row_end; /* the current row's bytes (row_end: before its CR LF) */
+    const char *repair; /* NULL, or why the current row was repaired (a quote out of place) */
 } aq_csv_tok;
 
 /* first_line: the line number of buf[0] in the file (1 for the first piece). */
@@ -54,7 +60,11 @@ void aq_csv_tok_init(aq_csv_tok *t, const char *buf, size_t len, const aq_csv_di
                      uint64_t first_line, bool file_start);
 
 /* 1: a row is in t->fields[0..nfields); 0: no more rows; AQ_ENOMEM; AQ_EPARSE when a quoted
- * field is still open at the end of the buffer (err names the line it started on). */
+ * field is still open at the end of the buffer (err names the line it started on), unless
+ * t->lenient: then that field is read as unquoted bytes from its opening quote (so the rows after
+ * it are rows again) and t->repair says so. t->repair also notes, without changing how the row
+ * is read, a quote inside an unquoted field and bytes after a closing quote (both kept as
+ * written). */
 int aq_csv_tok_next(aq_csv_tok *t, aq_csv_err *err);
 
 void aq_csv_tok_free(aq_csv_tok *t);

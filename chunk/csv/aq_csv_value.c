@@ -1,5 +1,6 @@
 #include "aq_csv_value.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,24 +42,41 @@ static bool is_nan_word(const char *p, size_t len) {
 }
 
 bool aq_csv_is_na(const char *p, size_t len, bool quoted, const aq_csv_na *na) {
-    if (!quoted)
-        trim(&p, &len);
     if (quoted && len != 0)
         return false;
-    if (!quoted && is_nan_word(p, len))
-        return true;
+    if (len == 0)
+        return na->lens & 1; /* "" is a spelling */
+    /* Blanks around a spelling are dropped ("NA " is NA), but a field of blanks alone is text:
+     * it is a value in a text column, not the empty spelling. */
+    trim(&p, &len);
+    if (len == 0)
+        return false;
     /* Called for every field: its length rules out nearly every value, the first byte most of
      * the rest, before any strlen or memcmp. */
     if (!(na->lens >> (len < 63 ? len : 63) & 1))
         return false;
-    if (len == 0)
-        return true; /* "" is a spelling */
     for (size_t i = 0; i < na->n; i++) {
         const char *s = na->s[i];
         if (s[0] == p[0] && strlen(s) == len && memcmp(s, p, len) == 0)
             return true;
     }
     return false;
+}
+
+bool aq_csv_is_nan_word(const char *p, size_t len) {
+    trim(&p, &len);
+    if (len && (p[0] == '+' || p[0] == '-')) {
+        p++;
+        len--;
+    }
+    return is_nan_word(p, len);
+}
+
+/* A number written with a zero before another digit ("007", "-01", "00.5") is an identifier or
+ * a code (ZIP codes, account numbers): reading it as a number would lose its zeros. */
+static bool leading_zero(const char *p, size_t len) {
+    size_t i = len && (p[0] == '+' || p[0] == '-');
+    return i + 1 < len && p[i] == '0' && p[i + 1] >= '0' && p[i + 1] <= '9';
 }
 
 static bool digit(char c) {
@@ -277,6 +295,10 @@ bool aq_csv_parse_float(const char *p, size_t len, double *out) {
         *out = neg ? -INFINITY : INFINITY;
         return true;
     }
+    if (is_nan_word(s, n)) {
+        *out = NAN;
+        return true;
+    }
     if (!float_syntax(p, len))
         return false;
     if (fast_decimal(p, len, out))
@@ -288,8 +310,11 @@ bool aq_csv_parse_float(const char *p, size_t len, double *out) {
     memcpy(buf, p, len);
     buf[len] = 0;
     char *end;
+    errno = 0;
     double v = strtod(buf, &end);
-    bool ok = end == buf + len;
+    /* out of a double's range (1e400 -> inf, 1e-400 -> 0): the value would be lost, so text;
+     * a subnormal result (ERANGE too) is the nearest double like any other */
+    bool ok = end == buf + len && !(errno == ERANGE && (isinf(v) || v == 0));
     if (buf != stackbuf)
         free(buf);
     if (ok)
@@ -342,7 +367,21 @@ static bool num(const char *p, size_t len, size_t *i, size_t w, int *out) {
 }
 
 bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
+    uint8_t shape;
+    return aq_csv_parse_time_shape(p, len, ms, &shape);
+}
+
+bool aq_csv_time_shape_ok(uint8_t s) {
+    if (s == 0)
+        return true;
+    if (!(s & AQ_CSV_TS_TIME))
+        return false;
+    return !(s & AQ_CSV_TS_TRIM) || ((s & AQ_CSV_TS_SEC) && !(s & AQ_CSV_TS_FRAC_MASK));
+}
+
+bool aq_csv_parse_time_shape(const char *p, size_t len, int64_t *ms, uint8_t *shape) {
     trim(&p, &len);
+    uint8_t sh = 0;
     size_t i = 0;
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, frac = 0;
     if (!num(p, len, &i, 4, &y) || i >= len || p[i++] != '-' || !num(p, len, &i, 2, &mo) ||
@@ -353,6 +392,7 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
     if (i < len) {
         if (p[i] != ' ' && p[i] != 'T')
             return false;
+        sh |= AQ_CSV_TS_TIME | (p[i] == 'T' ? AQ_CSV_TS_T : 0);
         i++;
         if (!num(p, len, &i, 2, &h) || i >= len || p[i++] != ':' || !num(p, len, &i, 2, &mi))
             return false;
@@ -360,6 +400,7 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
             i++;
             if (!num(p, len, &i, 2, &s))
                 return false;
+            sh |= AQ_CSV_TS_SEC;
             if (i < len && p[i] == '.') {
                 i++;
                 size_t nd = 0;
@@ -372,29 +413,33 @@ bool aq_csv_parse_time(const char *p, size_t len, int64_t *ms) {
                     nd++;
                     i++;
                 }
-                if (nd == 0 || nd > 9)
+                if (nd == 0 || nd > 3)
                     return false;
+                sh |= AQ_CSV_TS_FRAC(nd);
             }
         }
-        if (i < len && p[i] == 'Z')
+        if (i < len && p[i] == 'Z') {
+            sh |= AQ_CSV_TS_Z;
             i++;
+        }
         if (i != len || h > 23 || mi > 59 || s > 59)
             return false;
     }
     *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)s * 1000 + frac;
+    *shape = sh;
     return true;
 }
 
 /* The common case in one pass: an unquoted field that starts like a number and that no NA entry
- * starts like. Answers what the full chain below would (NA, int, float, time in that order) or
- * AQ_CSV_V_TEXT for "not decided here"; every field it does not decide takes the full chain. */
-static aq_csv_vkind classify_number(const char *p, size_t len, const aq_csv_na *na, int64_t *iv,
-                                    double *dv) {
+ * starts like. Answers what the full chain below would (NA, int, float, time in that order), or
+ * -1 for "not decided here"; every field it does not decide takes the full chain. */
+static int classify_number(const char *p, size_t len, const aq_csv_na *na, int64_t *iv,
+                           double *dv) {
     char c0 = p[0];
     if (!digit(c0) && c0 != '-' && c0 != '+' && c0 != '.')
-        return AQ_CSV_V_TEXT;
+        return -1;
     if (na->first[(uint8_t)c0 >> 6] >> ((uint8_t)c0 & 63) & 1)
-        return AQ_CSV_V_TEXT; /* could be NA: let aq_csv_is_na decide */
+        return -1; /* could be NA: let aq_csv_is_na decide */
     /* p[0] is no space, so the field is trimmed at the front; a space at the end stops every
      * loop below short of len, which leaves the field to the full chain */
     size_t i = c0 == '-' || c0 == '+';
@@ -403,26 +448,45 @@ static aq_csv_vkind classify_number(const char *p, size_t len, const aq_csv_na *
     while (i < len && digit(p[i]))
         v = v * 10 + (uint64_t)(p[i++] - '0');
     size_t nd = i - start;
+    if (nd > 1 && p[start] == '0' && !(nd == 4 && i < len && p[i] == '-'))
+        return AQ_CSV_V_TEXT;             /* 007, -01, 00.5: a code, kept as written */
     if (i == len && nd > 0 && nd <= 18) { /* 18 digits cannot overflow */
         *iv = c0 == '-' ? -(int64_t)v : (int64_t)v;
         *dv = (double)*iv;
         return AQ_CSV_V_INT;
     }
     if (i == len) /* all digits but too many for the loop above: parse_int decides */
-        return AQ_CSV_V_TEXT;
-    if (nd == 4 && i < len && p[i] == '-' && start == 0) /* 2015-01-02...: only a time can be */
-        return aq_csv_parse_time(p, len, iv) ? AQ_CSV_V_TIME : AQ_CSV_V_TEXT;
+        return -1;
+    if (nd == 4 && i < len && p[i] == '-' && start == 0) { /* 2015-01-02...: only a time can be */
+        uint8_t sh;
+        if (!aq_csv_parse_time_shape(p, len, iv, &sh))
+            return AQ_CSV_V_TEXT;
+        *dv = sh;
+        return AQ_CSV_V_TIME;
+    }
     if (fast_decimal(p, len, dv))
         return AQ_CSV_V_FLOAT;
-    return AQ_CSV_V_TEXT;
+    return -1;
+}
+
+/* Digits with an optional sign (and blanks around): an integer however long. */
+static bool int_syntax(const char *p, size_t len) {
+    trim(&p, &len);
+    size_t i = len && (p[0] == '+' || p[0] == '-');
+    if (i == len)
+        return false;
+    for (; i < len; i++)
+        if (!digit(p[i]))
+            return false;
+    return true;
 }
 
 aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
                              int64_t *iv, double *dv) {
     if (!quoted && len) {
-        aq_csv_vkind k = classify_number(p, len, na, iv, dv);
-        if (k != AQ_CSV_V_TEXT)
-            return k;
+        int k = classify_number(p, len, na, iv, dv);
+        if (k >= 0)
+            return (aq_csv_vkind)k;
     }
     /* Only a digit, a sign, a point, a blank or the words inf and nan start a number or a time:
      * other text (names, codes, free text) needs no parser, only the NA list. */
@@ -434,15 +498,41 @@ aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_cs
     }
     if (aq_csv_is_na(p, len, quoted, na))
         return AQ_CSV_V_NA;
+    const char *t = p;
+    size_t tl = len;
+    trim(&t, &tl);
+    if (leading_zero(t, tl) && !aq_csv_parse_time(t, tl, iv))
+        return AQ_CSV_V_TEXT;
     if (aq_csv_parse_int(p, len, iv)) {
         *dv = (double)*iv;
         return AQ_CSV_V_INT;
     }
+    /* beyond int64 a double would keep only the first 17 digits of an identifier */
+    if (int_syntax(p, len))
+        return AQ_CSV_V_TEXT;
     if (aq_csv_parse_float(p, len, dv))
         return AQ_CSV_V_FLOAT;
-    if (aq_csv_parse_time(p, len, iv))
+    uint8_t sh;
+    if (aq_csv_parse_time_shape(p, len, iv, &sh)) {
+        *dv = sh;
         return AQ_CSV_V_TIME;
+    }
     return AQ_CSV_V_TEXT;
+}
+
+aq_csv_vkind aq_csv_classify_dec(const char *p, size_t len, bool quoted, const aq_csv_na *na,
+                                 char dec, int64_t *iv, double *dv) {
+    if (dec != ',' || len == 0 || len > 64)
+        return aq_csv_classify(p, len, quoted, na, iv, dv);
+    const char *c = memchr(p, ',', len);
+    if (!c || memchr(c + 1, ',', len - (size_t)(c - p) - 1) || memchr(p, '.', len))
+        return aq_csv_classify(p, len, quoted, na, iv, dv);
+    char buf[64];
+    memcpy(buf, p, len);
+    buf[c - p] = '.';
+    aq_csv_vkind k = aq_csv_classify(buf, len, quoted, na, iv, dv);
+    /* only a number takes the point: a comma in text or a time stays what it was */
+    return k == AQ_CSV_V_FLOAT ? k : aq_csv_classify(p, len, quoted, na, iv, dv);
 }
 
 int aq_csv_format_double(double v, char *buf) {
@@ -462,6 +552,38 @@ int aq_csv_format_double(double v, char *buf) {
         buf[n++] = '0';
         buf[n] = 0;
     }
+    return n;
+}
+
+int aq_csv_format_time_shape(int64_t ms, uint8_t sh, char *buf) {
+    if (!(sh & AQ_CSV_TS_TIME))
+        return aq_csv_format_time(ms, buf);
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t rem = ms - days * 86400000;
+    int64_t y;
+    int m, d;
+    civil_from_days(days, &y, &m, &d);
+    int n = snprintf(buf, 40, "%04" PRId64 "-%02d-%02d", y, m, d);
+    if (rem == 0 && (sh & AQ_CSV_TS_DATES))
+        return n;
+    n += snprintf(buf + n, (size_t)(40 - n), "%c%02d:%02d", sh & AQ_CSV_TS_T ? 'T' : ' ',
+                  (int)(rem / 3600000), (int)(rem / 60000 % 60));
+    if (sh & AQ_CSV_TS_SEC)
+        n += snprintf(buf + n, (size_t)(40 - n), ":%02d", (int)(rem / 1000 % 60));
+    int fd = AQ_CSV_TS_FRAC_OF(sh);
+    if (sh & AQ_CSV_TS_TRIM) /* as many digits as the value needs */
+        for (int f = (int)(rem % 1000), k = 3; f; k--, f /= 10)
+            if (f % 10) {
+                fd = k;
+                break;
+            }
+    if (fd) {
+        char f[8];
+        snprintf(f, sizeof f, "%03d", (int)(rem % 1000));
+        n += snprintf(buf + n, (size_t)(40 - n), ".%.*s", fd, f);
+    }
+    if (sh & AQ_CSV_TS_Z)
+        buf[n++] = 'Z', buf[n] = 0;
     return n;
 }
 

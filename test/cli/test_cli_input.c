@@ -313,7 +313,7 @@ static int input_fill(const char *const *paths, size_t np, cli_enc enc, bool hea
             return err;
         }
     }
-    aq_csv_dialect d = {',', '"', 0};
+    aq_csv_dialect d = {.sep = ',', .quote = '"'};
     cr_assert_eq(cli_input_set_dialect(in, &d, header, fill, why, 512), 0);
     size_t cap = 1 << 16, o = 0, k = 0;
     char *b = malloc(cap);
@@ -515,7 +515,7 @@ Test(input, peek_is_handed_out_again) {
     size_t pl;
     cr_assert_eq(cli_input_peek(in, 2u << 20, &pk, &pl, why, sizeof why), 0);
     cr_assert(pl > (2u << 20) - 8 && memcmp(pk, text, pl) == 0);
-    aq_csv_dialect d = {',', '"', 0};
+    aq_csv_dialect d = {.sep = ',', .quote = '"'};
     cli_input_set_dialect(in, &d, true, false, why, sizeof why);
     char *b = malloc(2 * n);
     size_t o = 0, g;
@@ -587,7 +587,7 @@ Test(input, joined_lines_locate_their_file) {
     cli_input *in;
     char why[512];
     cr_assert_eq(cli_input_open(&in, p, 4, CLI_ENC_AUTO, why, sizeof why), 0, "%s", why);
-    aq_csv_dialect d = {',', '"', 0};
+    aq_csv_dialect d = {.sep = ',', .quote = '"'};
     cli_input_set_dialect(in, &d, true, false, why, sizeof why);
     char buf[256];
     size_t o = 0, g;
@@ -642,7 +642,7 @@ Test(input, fill_unites_differing_headers) {
     cli_input *in;
     char why[512];
     cr_assert_eq(cli_input_open(&in, ps, 2, CLI_ENC_AUTO, why, sizeof why), 0, "%s", why);
-    aq_csv_dialect d = {',', '"', 0};
+    aq_csv_dialect d = {.sep = ',', .quote = '"'};
     cr_assert_eq(cli_input_set_dialect(in, &d, true, true, why, sizeof why), AQ_EINVAL);
     cr_assert(strstr(why, "stdin"), "%s", why);
     cli_input_close(in);

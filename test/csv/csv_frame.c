@@ -79,6 +79,8 @@ int csv_frame_load(const char *data, size_t len, const aq_csv_opts *o, size_t ma
     aq_csv_split sp;
     if ((rc = aq_csv_split_init(&sp, &f->setup.d, max_piece, on_piece, f)) != 0)
         goto fail;
+    sp.lenient = !f->setup.strict;
+    sp.cr_rows = f->setup.cr_rows;
     /* feed in uneven blocks, as a stream would */
     size_t pos = 0, step = 4093;
     while (rc == 0 && pos < len) {

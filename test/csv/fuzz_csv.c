@@ -123,7 +123,7 @@ static void split_target(const uint8_t *p, size_t n) {
     memset(&a, 0, sizeof a);
     aq_wr_init(&a.w);
     a.max = 1 + p[0] % 64;
-    aq_csv_dialect d = {',', '"', p[0] & 0x80 ? '#' : 0};
+    aq_csv_dialect d = {',', '"', p[0] & 0x80 ? '#' : 0, 0, false};
     a.d = d;
     aq_csv_split s;
     aq_csv_err err;

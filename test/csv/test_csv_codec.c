@@ -94,6 +94,48 @@ Test(csv_codec, observations_round_trip_and_merge_the_same) {
     csv_frame_free(&f);
 }
 
+Test(csv_codec, repaired_rows_travel_with_the_observations) {
+    aq_csv_obs *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), *o = calloc(1, sizeof *o);
+    a->repaired = 150;
+    a->nrepair = AQ_CSV_REPAIR_LINES;
+    for (uint32_t i = 0; i < AQ_CSV_REPAIR_LINES; i++)
+        a->repair_line[i] = 1000 + 2 * i;
+    b->repaired = 3;
+    b->nrepair = 3;
+    b->repair_line[0] = 7;
+    b->repair_line[1] = 1001;
+    b->repair_line[2] = 999999;
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(aq_csv_obs_encode(a, &buf, &len), 0);
+    cr_assert_eq(aq_csv_obs_decode(buf, len, o), 0);
+    cr_assert_eq(o->repaired, 150);
+    cr_assert_eq(o->nrepair, AQ_CSV_REPAIR_LINES);
+    cr_assert_eq(o->repair_line[99], 1198);
+    free(buf);
+    aq_csv_obs_merge(o, b);
+    cr_assert_eq(o->repaired, 153);
+    cr_assert_eq(o->nrepair, AQ_CSV_REPAIR_LINES, "the first 100 lines only");
+    cr_assert_eq(o->repair_line[0], 7);
+    cr_assert_eq(o->repair_line[1], 1000);
+    cr_assert_eq(o->repair_line[2], 1001);
+    cr_assert_eq(o->repair_line[3], 1002);
+    cr_assert_eq(o->repair_line[99], 1194);
+    /* lines out of order, or more lines than rows, are refused */
+    b->repair_line[1] = 5;
+    cr_assert_eq(aq_csv_obs_encode(b, &buf, &len), 0);
+    cr_assert_eq(aq_csv_obs_decode(buf, len, o), AQ_EPROTO);
+    free(buf);
+    b->repair_line[1] = 1001;
+    b->repaired = 2;
+    cr_assert_eq(aq_csv_obs_encode(b, &buf, &len), 0);
+    cr_assert_eq(aq_csv_obs_decode(buf, len, o), AQ_EPROTO);
+    free(buf);
+    free(a);
+    free(b);
+    free(o);
+}
+
 Test(csv_codec, truncated_and_bit_flipped_chunks_are_refused) {
     csv_frame f;
     sample_frame(&f);

@@ -63,8 +63,22 @@ Test(csv_col, values_classify_as_expected) {
     cr_assert_eq(aq_csv_classify(" -7 ", 4, false, &na, &iv, &dv), AQ_CSV_V_INT);
     cr_assert_eq(iv, -7);
     cr_assert_eq(aq_csv_classify("9223372036854775807", 19, false, &na, &iv, &dv), AQ_CSV_V_INT);
-    cr_assert_eq(aq_csv_classify("9223372036854775808", 19, false, &na, &iv, &dv), AQ_CSV_V_FLOAT,
-                 "beyond int64 is a double");
+    cr_assert_eq(aq_csv_classify("9223372036854775808", 19, false, &na, &iv, &dv), AQ_CSV_V_TEXT,
+                 "beyond int64 is text: a double would drop digits");
+    cr_assert_eq(aq_csv_classify("007", 3, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("-01", 3, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("00.5", 4, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("08123", 5, true, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("1e400", 5, false, &na, &iv, &dv), AQ_CSV_V_TEXT,
+                 "out of a double's range: text, not Inf");
+    cr_assert_eq(aq_csv_classify("-2.5e-400", 9, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
+    cr_assert_eq(aq_csv_classify("0", 1, false, &na, &iv, &dv), AQ_CSV_V_INT);
+    cr_assert_eq(aq_csv_classify("-0", 2, false, &na, &iv, &dv), AQ_CSV_V_INT);
+    cr_assert_eq(aq_csv_classify("0.5", 3, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
+    cr_assert_eq(aq_csv_classify("  ", 2, false, &na, &iv, &dv), AQ_CSV_V_TEXT,
+                 "blanks alone are a value");
+    cr_assert_eq(aq_csv_classify("2015-01-02 03:04:05.1234", 24, false, &na, &iv, &dv),
+                 AQ_CSV_V_TEXT, "a fraction past milliseconds would be lost");
     cr_assert_eq(aq_csv_classify("-.6e-01", 7, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
     cr_assert_eq(dv, -0.06);
     cr_assert_eq(aq_csv_classify("1e", 2, false, &na, &iv, &dv), AQ_CSV_V_TEXT);
@@ -72,7 +86,9 @@ Test(csv_col, values_classify_as_expected) {
     cr_assert_eq(aq_csv_classify("-Inf", 4, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
     cr_assert(isinf(dv) && dv < 0);
     cr_assert_eq(aq_csv_classify("NA", 2, false, &na, &iv, &dv), AQ_CSV_V_NA);
-    cr_assert_eq(aq_csv_classify("nan", 3, false, &na, &iv, &dv), AQ_CSV_V_NA);
+    cr_assert_eq(aq_csv_classify("nan", 3, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
+    cr_assert(isnan(dv));
+    cr_assert_eq(aq_csv_classify("NAN", 3, false, &na, &iv, &dv), AQ_CSV_V_FLOAT);
     cr_assert_eq(aq_csv_classify("", 0, false, &na, &iv, &dv), AQ_CSV_V_NA);
     cr_assert_eq(aq_csv_classify("", 0, true, &na, &iv, &dv), AQ_CSV_V_NA);
     cr_assert_eq(aq_csv_classify("NA", 2, true, &na, &iv, &dv), AQ_CSV_V_TEXT,
@@ -239,28 +255,63 @@ Test(csv_col, categorical_cap_100000_levels_is_string_1000_is_categorical) {
     free(s);
 }
 
-Test(csv_col, ragged_row_names_its_line_unless_fill) {
+Test(csv_col, ragged_rows_are_repaired_and_counted_unless_strict) {
     const char *s = "a,b,c\n1,2,3\n\n4,5\n6,7,8\n";
     csv_frame f;
     aq_csv_err err = {0};
-    cr_assert_eq(load_str(s, NULL, 1 << 20, &f, &err), AQ_EPARSE);
+    aq_csv_opts o = aq_csv_opts_default();
+    o.strict = true;
+    cr_assert_eq(load_str(s, &o, 1 << 20, &f, &err), AQ_EPARSE);
     cr_assert_eq(err.line, 4);
     cr_assert_str_eq(err.msg, "line 4: 2 fields, expected 3");
-    aq_csv_opts o = aq_csv_opts_default();
-    o.fill = true;
-    load_ok(s, &o, 1 << 20, &f);
+    load_ok(s, NULL, 1 << 20, &f);
     cr_assert_eq(f.rows, 3);
     cr_assert(cell_na(&f, 1, 2));
     cr_assert_eq(cell_int(&f, 1, 1), 5);
+    cr_assert_eq(f.obs[0].repaired, 1);
+    cr_assert_eq(f.obs[0].nrepair, 1);
+    cr_assert_eq(f.obs[0].repair_line[0], 4);
     csv_frame_free(&f);
-    /* a row wider than the setup (beyond the sampled rows) is an error even in fill mode */
-    load_ok("a,b\n1,2\n", &o, 1 << 20, &f);
-    const char *later = "3,4\n5,6,7\n";
+    /* a row wider than the setup keeps its extra fields in the last column, as written */
+    load_ok("a,b\n1,2\n", NULL, 1 << 20, &f);
+    const char *later = "3,4\n5,6,\"7\",8\r\n";
     aq_csv_piece pc = {later, strlen(later), 41, false};
     aq_csv_col *cols;
+    cr_assert_eq(aq_csv_parse(&pc, &f.setup, NULL, NULL, &cols, &err), 0);
+    size_t len;
+    const char *v = aq_csv_col_str(&cols[1], 1, &len);
+    cr_assert(v && len == 7 && memcmp(v, "6,\"7\",8", 7) == 0, "got %.*s", (int)len, v);
+    cr_assert_eq(cols[0].obs.repaired, 1);
+    cr_assert_eq(cols[0].obs.repair_line[0], 42);
+    aq_csv_cols_free(cols, 2);
+    f.setup.strict = true;
     cr_assert_eq(aq_csv_parse(&pc, &f.setup, NULL, NULL, &cols, &err), AQ_EPARSE);
-    cr_assert_str_eq(err.msg, "line 42: 3 fields, expected 2");
+    cr_assert_str_eq(err.msg, "line 42: 4 fields, expected 2");
     csv_frame_free(&f);
+}
+
+Test(csv_col, quotes_out_of_place_are_bytes_and_counted) {
+    csv_frame f;
+    /* a stray quote, bytes after a closing quote, and a quote never closed at the end (the
+     * quote is given: with so many out of place, the guess would read the file unquoted) */
+    aq_csv_opts dq = aq_csv_opts_default();
+    dq.quote = '"';
+    load_ok("h,w\nann,5'10\"\nbob,\"6\"ft\nx,1\ncy,\"7,8\n9,10\n", &dq, 1 << 20, &f);
+    cr_assert_eq(f.rows, 5);
+    cr_assert(str_is(&f, 0, 1, "5'10\""));
+    cr_assert(str_is(&f, 1, 1, "6ft"));
+    cr_assert(str_is(&f, 3, 1, "\"7,8"), "the unclosed quote is a byte (and the row folded)");
+    cr_assert(str_is(&f, 3, 0, "cy"));
+    cr_assert(str_is(&f, 4, 0, "9"), "rows after it are rows again");
+    cr_assert_eq(f.obs[0].repaired, 3, "got %llu", (unsigned long long)f.obs[0].repaired);
+    cr_assert_eq(f.obs[0].repair_line[0], 2);
+    cr_assert_eq(f.obs[0].repair_line[1], 3);
+    cr_assert_eq(f.obs[0].repair_line[2], 5);
+    csv_frame_free(&f);
+    dq.strict = true;
+    aq_csv_err err = {0};
+    cr_assert_eq(load_str("h,w\nann,5'10\"\n", &dq, 1 << 20, &f, &err), AQ_EPARSE);
+    cr_assert_str_eq(err.msg, "line 2: a quote inside an unquoted field");
 }
 
 Test(csv_col, line_numbers_in_later_pieces_count_quoted_newlines) {
@@ -271,8 +322,14 @@ Test(csv_col, line_numbers_in_later_pieces_count_quoted_newlines) {
     sprintf(s + o, "x\n");
     csv_frame f;
     aq_csv_err err = {0};
-    cr_assert_eq(load_str(s, NULL, 1024, &f, &err), AQ_EPARSE);
+    aq_csv_opts op = aq_csv_opts_default();
+    op.strict = true;
+    cr_assert_eq(load_str(s, &op, 1024, &f, &err), AQ_EPARSE);
     cr_assert_eq(err.line, 602, "%s", err.msg);
+    load_ok(s, NULL, 1024, &f);
+    cr_assert_eq(f.obs[0].repaired, 1);
+    cr_assert_eq(f.obs[0].repair_line[0], 602, "the short row's line, counted across pieces");
+    csv_frame_free(&f);
 }
 
 Test(csv_col, bom_crlf_no_final_newline_blank_lines_at_end) {
@@ -688,4 +745,103 @@ Test(csv_col, categorical_domain_sorts_bytewise_across_shared_prefixes) {
     csv_frame_free(&f);
     free(s);
     free(lev);
+}
+
+Test(csv_col, nan_spellings_are_float_beside_numbers_and_text_alone) {
+    /* a piece of NaN spellings only, then a piece with numbers: the column is float */
+    char s[8000];
+    size_t o = (size_t)sprintf(s, "a,b\n");
+    for (int i = 0; i < 200; i++)
+        o += (size_t)sprintf(s + o, "%d,%s\n", i, i % 2 ? "NaN" : "nan");
+    for (int i = 0; i < 200; i++)
+        o += (size_t)sprintf(s + o, "%d,%d.5\n", i, i);
+    csv_frame f;
+    load_ok(s, NULL, 1024, &f);
+    cr_assert_gt(f.npieces, 2);
+    cr_assert_eq(f.final[1], AQ_CSV_T_FLOAT);
+    cr_assert(isnan(cell_num(&f, 0, 1)) && !cell_na(&f, 0, 1));
+    cr_assert_eq(cell_num(&f, 200, 1), 0.5);
+    csv_frame_free(&f);
+    /* NaN spellings and no number anywhere: the text they were */
+    o = (size_t)sprintf(s, "a,b\n");
+    for (int i = 0; i < 300; i++)
+        o += (size_t)sprintf(s + o, "%d,%s\n", i, i % 3 ? "NAN" : "nan");
+    load_ok(s, NULL, 1024, &f);
+    cr_assert_eq(f.final[1], AQ_CSV_T_CAT);
+    cr_assert(str_is(&f, 0, 1, "nan"));
+    cr_assert(str_is(&f, 299, 1, "NAN"));
+    csv_frame_free(&f);
+}
+
+Test(csv_col, integers_past_2_53_beside_floats_keep_their_digits) {
+    csv_frame f;
+    load_ok("a,b\n1.5,12345678901234567\n2,9007199254740993\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_FLOAT);
+    cr_assert_eq(f.final[1], AQ_CSV_T_INT, "integers alone stay exact int64");
+    csv_frame_free(&f);
+    load_ok("a\n1.5\n12345678901234567\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_CAT, "a double would print 12345678901234568");
+    cr_assert(str_is(&f, 1, 0, "12345678901234567"));
+    csv_frame_free(&f);
+    load_ok("a\n1.5\n9007199254740992\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_FLOAT, "2^53 itself is exact");
+    csv_frame_free(&f);
+}
+
+Test(csv_col, rows_ending_at_cr_alone_are_rows) {
+    csv_frame f;
+    char s[20000];
+    size_t o = (size_t)sprintf(s, "k,v\r");
+    for (int i = 0; i < 1000; i++)
+        o += (size_t)sprintf(s + o, "%d,x%d\r", i, i % 7);
+    load_ok(s, NULL, 1024, &f);
+    cr_assert(f.setup.cr_rows);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.rows, 1000);
+    cr_assert_eq(cell_int(&f, 999, 0), 999);
+    cr_assert(str_is(&f, 999, 1, "x5"));
+    csv_frame_free(&f);
+}
+
+Test(csv_col, times_write_back_in_the_shape_they_were_read) {
+    static const char *const shapes[] = {"2015-01-02",
+                                         "2015-01-02 03:04",
+                                         "2015-01-02T03:04:05",
+                                         "2015-01-02T03:04:05Z",
+                                         "2015-01-02 03:04:05.1",
+                                         "2015-01-02 03:04:05.12",
+                                         "1969-12-31 23:59:59.999"};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int64_t ms;
+        uint8_t sh;
+        char buf[48];
+        cr_assert(aq_csv_parse_time_shape(shapes[i], strlen(shapes[i]), &ms, &sh), "%s", shapes[i]);
+        cr_assert(aq_csv_time_shape_ok(sh));
+        aq_csv_format_time_shape(ms, sh, buf);
+        cr_assert_str_eq(buf, shapes[i]);
+    }
+    csv_frame f;
+    /* fraction digits that vary: as few as each value needs; dates beside date-times */
+    const char *s = "t,d\n2011-09-01 23:44:52.533,2024-01-05\n2011-09-05 12:25:37.42,2024-01-06 "
+                    "10:00:00\n2011-08-24 12:56:58,2024-01-07 00:00:01\n";
+    load_ok(s, NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_TIME);
+    cr_assert_eq(f.final[1], AQ_CSV_T_TIME);
+    size_t len;
+    char *out = NULL;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_csv_export_opts eo = {',', true, NULL};
+    cr_assert_eq(aq_csv_export(f.chunks[0], 2, (const char *const *)f.setup.names, 0,
+                               f.chunks[0][0].rows, &eo, &w),
+                 0);
+    out = (char *)w.p;
+    len = w.len;
+    cr_assert(len == strlen(s) && memcmp(out, s, len) == 0, "got %.*s", (int)len, out);
+    aq_wr_free(&w);
+    csv_frame_free(&f);
+    /* T and space in one column: text, as written */
+    load_ok("t\n2024-01-05T10:00:00\n2024-01-05 10:00:00\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_CAT);
+    csv_frame_free(&f);
 }

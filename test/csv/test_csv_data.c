@@ -168,8 +168,9 @@ Test(csv_data, test_parse_mix_comments_ctrl_a_separator_and_number_spellings) {
     for (int j = 0; j < 3; j++)
         cr_assert_eq(f.final[j], AQ_CSV_T_FLOAT);
     cr_assert_eq(f.final[3], AQ_CSV_T_INT);
-    /* "NaN" and an empty field are NA; "-.6e102" is a number */
-    cr_assert(aq_csv_col_is_na(&f.chunks[0][1], 1));
+    /* "NaN" is a float NaN (the column is numeric), an empty field is NA; "-.6e102" is a number */
+    cr_assert_not(aq_csv_col_is_na(&f.chunks[0][1], 1));
+    cr_assert(isnan(aq_csv_col_num(&f.chunks[0][1], 1)));
     cr_assert(aq_csv_col_is_na(&f.chunks[0][1], 2));
     cr_assert_float_eq(aq_csv_col_num(&f.chunks[0][0], 33), -0.6e102, 1e88);
     csv_frame_free(&f);

@@ -32,7 +32,7 @@ static char *render(const char *s, size_t len, aq_csv_dialect d, uint64_t first_
     return out;
 }
 
-static const aq_csv_dialect comma = {',', '"', 0};
+static const aq_csv_dialect comma = {',', '"', 0, 0, false};
 
 static void check(const char *in, const char *want) {
     int rc;
@@ -79,7 +79,7 @@ Test(csv_tok, blank_lines_are_skipped_but_counted) {
 }
 
 Test(csv_tok, comment_lines) {
-    aq_csv_dialect d = {',', '"', '#'};
+    aq_csv_dialect d = {',', '"', '#', 0, false};
     int rc;
     char *got = render("# \"open,\nx,y\n#z\n1,2\n", 19, d, 1, true, &rc);
     cr_assert_eq(rc, 0);
@@ -87,11 +87,11 @@ Test(csv_tok, comment_lines) {
 }
 
 Test(csv_tok, quoting_off_and_other_separators) {
-    aq_csv_dialect d = {'\t', 0, 0};
+    aq_csv_dialect d = {'\t', 0, 0, 0, false};
     int rc;
     char *got = render("\"a\tb\"\tc\n", 8, d, 1, true, &rc);
     cr_assert_str_eq(got, "1:[\"a|b\"|c]");
-    aq_csv_dialect sq = {';', '\'', 0};
+    aq_csv_dialect sq = {';', '\'', 0, 0, false};
     got = render("'x;y';z\n", 8, sq, 1, true, &rc);
     cr_assert_str_eq(got, "1:[^x;y|z]");
 }
@@ -370,7 +370,7 @@ Test(csv_cut, reading_in_place_and_taking_buffers_gives_the_pieces_push_gives) {
     }
 }
 
-static const aq_csv_dialect hash_comment = {',', '"', '#'};
+static const aq_csv_dialect hash_comment = {',', '"', '#', 0, false};
 
 static int split_with(const aq_csv_dialect *d, const char *in, size_t len, size_t max, size_t block,
                       pieces *ps, aq_csv_err *err) {
@@ -404,4 +404,82 @@ Test(csv_cut, bom_then_comment_with_a_quote_agrees_with_the_tokenizer) {
     cr_assert_eq(split_with(&hash_comment, nobom, strlen(nobom), 8, 1, &ps, &err), 0, "%s",
                  err.msg);
     cr_assert_eq(ps.ends[0], 6);
+}
+
+Test(csv_tok, backslash_escape_and_spaces_after_the_separator) {
+    int rc;
+    aq_csv_dialect bs = {',', '"', 0, '\\', false};
+    cr_assert_str_eq(render("\"a \\\"b\\\", c\",x\\,y\n", 18, bs, 1, true, &rc),
+                     "1:[^a \"b\", c|x,y]");
+    cr_assert_eq(rc, 0);
+    cr_assert_str_eq(render("\"multi\\\nline\",2\n", 16, bs, 1, true, &rc), "1:[^multi\nline|2]");
+    aq_csv_dialect sp = {',', '"', 0, 0, true};
+    const char *in = "a, b,  \"c, d\", e \n";
+    cr_assert_str_eq(render(in, strlen(in), sp, 1, true, &rc), "1:[a|b|^c, d|e ]");
+    cr_assert_eq(rc, 0);
+}
+
+/* Under a backslash escape and with spaces after separators, the cutter still ends rows where
+ * the tokenizer does: random files, every piece tokenizes on its own, line numbers add up. */
+Test(csv_cut, escape_and_spaced_dialects_cut_where_the_tokenizer_ends_rows) {
+    srand(777);
+    static char in[40000];
+    const aq_csv_dialect ds[] = {
+        {',', '"', 0, '\\', false}, {',', '"', 0, 0, true}, {';', '\'', 0, '\\', true}};
+    for (int iter = 0; iter < 60; iter++) {
+        const aq_csv_dialect *d = &ds[iter % 3];
+        size_t o = 0;
+        for (int r = 0; r < 200 && o < sizeof in - 400; r++) {
+            int nf = 1 + rand() % 4;
+            for (int f = 0; f < nf; f++) {
+                if (f) {
+                    in[o++] = d->sep;
+                    if (d->skipsp)
+                        for (int k = rand() % 3; k > 0; k--)
+                            in[o++] = ' ';
+                }
+                int n = rand() % 12;
+                bool quoted = rand() % 3 == 0;
+                if (quoted)
+                    in[o++] = d->quote;
+                for (int k = 0; k < n; k++) {
+                    int c = rand() % 12;
+                    if (quoted && c == 0 && d->escape) {
+                        in[o++] = d->escape;
+                        in[o++] = rand() % 2 ? d->quote : '\n';
+                    } else if (quoted && c == 1) {
+                        in[o++] = '\n';
+                    } else if (quoted && c == 2) {
+                        in[o++] = d->sep;
+                    } else {
+                        in[o++] = (char)('a' + rand() % 26);
+                    }
+                }
+                if (quoted)
+                    in[o++] = d->quote;
+            }
+            in[o++] = '\n';
+        }
+        size_t max = 300 + (size_t)(rand() % 300);
+        pieces ps;
+        aq_csv_err err = {0};
+        int rc = split_with(d, in, o, max, 1 + (size_t)(rand() % 97), &ps, &err);
+        if (rc == AQ_ETOOBIG)
+            continue;
+        cr_assert_eq(rc, 0, "iter %d: %s", iter, err.msg);
+        size_t start = 0;
+        for (size_t i = 0; i < ps.n; i++) {
+            aq_csv_tok t;
+            aq_csv_tok_init(&t, in + start, ps.ends[i] - start, d, ps.lines[i], i == 0);
+            int trc;
+            while ((trc = aq_csv_tok_next(&t, &err)) == 1)
+                cr_assert_null(t.repair, "iter %d piece %zu line %llu: %s", iter, i,
+                               (unsigned long long)t.row_line, t.repair);
+            cr_assert_eq(trc, 0, "iter %d piece %zu: %s", iter, i, err.msg);
+            if (i + 1 < ps.n)
+                cr_assert_eq(t.line, ps.lines[i + 1], "iter %d piece %zu", iter, i);
+            aq_csv_tok_free(&t);
+            start = ps.ends[i];
+        }
+    }
 }

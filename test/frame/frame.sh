@@ -171,13 +171,22 @@ PY
 [ "$(aq export mixed2 | grep -c '^99999,"1999"$')" -eq 1 ] || fail "export of mixed2 lost a level only the numbers piece held"
 aq frame rm mixed2 || fail "frame rm mixed2"
 
-step "a ragged file fails naming its line and leaves no key"
+step "a ragged file: --strict fails naming its line and leaves no key; else repaired and counted"
 mid=$(chunks)
 { echo "a,b,c"; for i in $(seq 1 100); do echo "$i,$i,$i"; done; echo "1,2"; echo "4,5,6"; } >"$T/ragged.csv"
-if aq parse "$T/ragged.csv" 2>"$T/err.txt"; then fail "ragged parse succeeded"; fi
+if aq parse "$T/ragged.csv" --strict 2>"$T/err.txt"; then fail "ragged parse succeeded"; fi
 grep -q "line 102" "$T/err.txt" || fail "error does not name line 102: $(cat "$T/err.txt")"
 [ "$(chunks)" -eq "$mid" ] || fail "ragged parse left keys: $mid -> $(chunks)"
 aq frames | grep -q "^ragged" && fail "ragged frame exists"
+aq parse "$T/ragged.csv" >"$T/out.txt" || fail "tolerant parse of the ragged file"
+grep -q "repaired 1 row .*line 102" "$T/out.txt" || fail "parse does not report the repair: $(cat "$T/out.txt")"
+aq frames --json | python3 -c '
+import json, sys
+f = [x for x in json.load(sys.stdin) if x["name"] == "ragged"][0]
+assert f["rows"] == 102 and f["repaired_rows"] == 1 and f["repaired_lines"] == [102], f' ||
+  fail "frames --json does not keep the repair"
+aq summary ragged | grep -q "repaired 1 row" || fail "summary does not show the repair"
+aq frame rm ragged || fail "frame rm ragged"
 
 step "bad input refused early"
 : >"$T/empty.csv"
