@@ -2,6 +2,7 @@
 #include "aq_csv_col.h"
 
 #include "aq_bytes.h"
+#include "aq_envelope.h"
 #include "aq_error.h"
 
 #include <math.h>
@@ -23,29 +24,6 @@ static double bitsd(uint64_t u) {
     double d;
     memcpy(&d, &u, sizeof d);
     return d;
-}
-
-static int finish(aq_wr *w, uint8_t **out, size_t *len) {
-    if (w->ok)
-        aq_wr_u64(w, XXH3_64bits(w->p, w->len));
-    if (!w->ok) {
-        aq_wr_free(w);
-        return AQ_ENOMEM;
-    }
-    *out = w->p;
-    *len = w->len;
-    return 0;
-}
-
-/* Checks the trailing checksum; on success the reader covers everything before it. */
-static bool open_checked(const uint8_t *p, size_t len, aq_rd *r) {
-    if (!p || len < 8)
-        return false;
-    aq_rd t = aq_rd_init(p + len - 8, 8);
-    if (aq_rd_u64(&t) != XXH3_64bits(p, len - 8))
-        return false;
-    *r = aq_rd_init(p, len - 8);
-    return true;
 }
 
 static uint8_t code_width(uint32_t nlev) {
@@ -128,8 +106,7 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
         est += ((size_t)n + 1) * 4 + c->text.off[n];
     }
     aq_wr_reserve(&w, est);
-    aq_wr_u32(&w, COL_MAGIC);
-    aq_wr_u8(&w, CODEC_VERSION);
+    aq_env_begin(&w, COL_MAGIC, CODEC_VERSION);
     aq_wr_u8(&w, (uint8_t)c->type);
     aq_wr_u8(&w, c->type == AQ_CSV_T_INT ? c->width : 0);
     aq_wr_u8(&w, c->type == AQ_CSV_T_TIME ? c->tshape : 0); /* 0 before shapes were kept */
@@ -161,7 +138,7 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
         aq_wr_bytes(&w, c->text.bytes, c->text.off[c->rows]);
         break;
     }
-    return finish(&w, out, len);
+    return aq_env_finish(&w, out, len);
 }
 
 /* 0, AQ_EPROTO or AQ_ENOMEM. Lengths are checked against the input before anything is allocated. */
@@ -196,16 +173,16 @@ static int read_strs(aq_rd *r, aq_csv_strs *s, uint32_t n, uint32_t nbytes, bool
 
 int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
     aq_rd r;
-    if (!open_checked(p, len, &r))
+    uint8_t ver;
+    if (aq_env_open(p, len, COL_MAGIC, &r, &ver) != 0)
         return AQ_EPROTO;
     aq_csv_col c;
     memset(&c, 0, sizeof c);
     int rc = AQ_EPROTO;
-    uint32_t magic = aq_rd_u32(&r);
-    uint8_t ver = aq_rd_u8(&r), type = aq_rd_u8(&r), width = aq_rd_u8(&r), resv = aq_rd_u8(&r);
+    uint8_t type = aq_rd_u8(&r), width = aq_rd_u8(&r), resv = aq_rd_u8(&r);
     c.rows = aq_rd_u32(&r);
-    if (!r.ok || magic != COL_MAGIC || ver != CODEC_VERSION || type > AQ_CSV_T_STR ||
-        (resv && type != AQ_CSV_T_TIME) || !aq_csv_time_shape_ok(resv))
+    if (!r.ok || ver != CODEC_VERSION || type > AQ_CSV_T_STR || (resv && type != AQ_CSV_T_TIME) ||
+        !aq_csv_time_shape_ok(resv))
         goto fail;
     c.tshape = resv;
     c.type = (aq_csv_type)type;
@@ -316,8 +293,7 @@ fail:
 int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_wr_u32(&w, OBS_MAGIC);
-    aq_wr_u8(&w, OBS_VERSION);
+    aq_env_begin(&w, OBS_MAGIC, OBS_VERSION);
     aq_wr_u8(&w, (uint8_t)o->kind);
     aq_wr_u8(&w, (uint8_t)(o->fractional | o->numeric << 1 | o->time << 2 | o->text << 3 |
                            o->nan << 4 | o->bigint << 5));
@@ -335,27 +311,27 @@ int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len) {
     aq_wr_u32(&w, o->nrepair);
     for (uint32_t i = 0; i < o->nrepair && i < AQ_CSV_REPAIR_LINES; i++)
         aq_wr_u64(&w, o->repair_line[i]);
-    return finish(&w, out, len);
+    return aq_env_finish(&w, out, len);
 }
 
 int aq_csv_obs_decode(const uint8_t *p, size_t len, aq_csv_obs *out) {
     aq_rd r;
-    if (!open_checked(p, len, &r))
+    uint8_t ver;
+    if (aq_env_open(p, len, OBS_MAGIC, &r, &ver) != 0)
         return AQ_EPROTO;
     aq_csv_obs *o = calloc(1, sizeof *o);
     if (!o)
         return AQ_ENOMEM;
     int rc = AQ_EPROTO;
-    uint32_t magic = aq_rd_u32(&r);
-    uint8_t ver = aq_rd_u8(&r), kind = aq_rd_u8(&r), flags = aq_rd_u8(&r);
+    uint8_t kind = aq_rd_u8(&r), flags = aq_rd_u8(&r);
     o->rows = aq_rd_u64(&r);
     o->na = aq_rd_u64(&r);
     o->invalid = aq_rd_u64(&r);
     o->min = bitsd(aq_rd_u64(&r));
     o->max = bitsd(aq_rd_u64(&r));
     o->nsketch = aq_rd_u32(&r);
-    if (!r.ok || magic != OBS_MAGIC || ver != OBS_VERSION || kind > AQ_CSV_T_STR || flags > 63 ||
-        o->na > o->rows || o->nsketch > AQ_CSV_SKETCH)
+    if (!r.ok || ver != OBS_VERSION || kind > AQ_CSV_T_STR || flags > 63 || o->na > o->rows ||
+        o->nsketch > AQ_CSV_SKETCH)
         goto out;
     o->kind = (aq_csv_type)kind;
     o->fractional = flags & 1;

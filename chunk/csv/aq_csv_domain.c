@@ -1,6 +1,7 @@
 #include "aq_csv_domain.h"
 
 #include "aq_bytes.h"
+#include "aq_envelope.h"
 #include "aq_error.h"
 
 #include <stdlib.h>
@@ -113,36 +114,23 @@ int aq_csv_col_recode(aq_csv_col *c, const aq_csv_strs *dom) {
 int aq_csv_domain_encode(const aq_csv_strs *d, uint8_t **out, size_t *len) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_wr_u32(&w, DOM_MAGIC);
-    aq_wr_u8(&w, DOM_VERSION);
+    aq_env_begin(&w, DOM_MAGIC, DOM_VERSION);
     aq_wr_u32(&w, d->n);
     aq_wr_u32(&w, d->n ? d->off[d->n] : 0);
     for (uint32_t i = 0; i <= d->n && d->n; i++)
         aq_wr_u32(&w, d->off[i]);
     if (d->n)
         aq_wr_bytes(&w, d->bytes, d->off[d->n]);
-    if (w.ok)
-        aq_wr_u64(&w, XXH3_64bits(w.p, w.len));
-    if (!w.ok) {
-        aq_wr_free(&w);
-        return AQ_ENOMEM;
-    }
-    *out = w.p;
-    *len = w.len;
-    return 0;
+    return aq_env_finish(&w, out, len);
 }
 
 int aq_csv_domain_decode(const uint8_t *p, size_t len, aq_csv_strs *out) {
-    if (!p || len < 8)
+    aq_rd r;
+    uint8_t ver;
+    if (aq_env_open(p, len, DOM_MAGIC, &r, &ver) != 0)
         return AQ_EPROTO;
-    aq_rd t = aq_rd_init(p + len - 8, 8);
-    if (aq_rd_u64(&t) != XXH3_64bits(p, len - 8))
-        return AQ_EPROTO;
-    aq_rd r = aq_rd_init(p, len - 8);
-    uint32_t magic = aq_rd_u32(&r);
-    uint8_t ver = aq_rd_u8(&r);
     uint32_t n = aq_rd_u32(&r), nbytes = aq_rd_u32(&r);
-    if (!r.ok || magic != DOM_MAGIC || ver != DOM_VERSION || n == UINT32_MAX ||
+    if (!r.ok || ver != DOM_VERSION || n == UINT32_MAX ||
         (n ? (n + 1ull) * 4 : 0) + nbytes != r.n || (n == 0 && nbytes))
         return AQ_EPROTO;
     aq_csv_strs d = {0};

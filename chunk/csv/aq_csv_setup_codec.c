@@ -2,6 +2,7 @@
 #include "aq_csv_setup.h"
 
 #include "aq_bytes.h"
+#include "aq_envelope.h"
 #include "aq_error.h"
 
 #include <stdlib.h>
@@ -26,8 +27,7 @@ int aq_csv_setup_encode(const aq_csv_setup *s, uint8_t **out, size_t *len) {
         return AQ_EINVAL;
     aq_wr w;
     aq_wr_init(&w);
-    aq_wr_u32(&w, SETUP_MAGIC);
-    aq_wr_u8(&w, SETUP_VERSION);
+    aq_env_begin(&w, SETUP_MAGIC, SETUP_VERSION);
     aq_wr_u8(&w, (uint8_t)s->d.sep);
     aq_wr_u8(&w, (uint8_t)s->d.quote);
     aq_wr_u8(&w, (uint8_t)s->d.comment);
@@ -45,15 +45,7 @@ int aq_csv_setup_encode(const aq_csv_setup *s, uint8_t **out, size_t *len) {
     aq_wr_u32(&w, (uint32_t)s->nna);
     for (size_t i = 0; i < s->nna; i++)
         put_str(&w, s->na[i]);
-    if (w.ok)
-        aq_wr_u64(&w, XXH3_64bits(w.p, w.len));
-    if (!w.ok) {
-        aq_wr_free(&w);
-        return AQ_ENOMEM;
-    }
-    *out = w.p;
-    *len = w.len;
-    return 0;
+    return aq_env_finish(&w, out, len);
 }
 
 /* NULL on a short read, a NUL inside, or an over-long string; *nomem on allocation failure. */
@@ -75,17 +67,13 @@ static char *get_str(aq_rd *r, bool *nomem) {
 }
 
 int aq_csv_setup_decode(const uint8_t *p, size_t len, aq_csv_setup *out) {
-    if (!p || len < 8)
+    aq_rd r;
+    uint8_t ver;
+    if (aq_env_open(p, len, SETUP_MAGIC, &r, &ver) != 0)
         return AQ_EPROTO;
-    aq_rd t = aq_rd_init(p + len - 8, 8);
-    if (aq_rd_u64(&t) != XXH3_64bits(p, len - 8))
-        return AQ_EPROTO;
-    aq_rd r = aq_rd_init(p, len - 8);
     aq_csv_setup s;
     memset(&s, 0, sizeof s);
     bool nomem = false;
-    uint32_t magic = aq_rd_u32(&r);
-    uint8_t ver = aq_rd_u8(&r);
     s.d.sep = (char)aq_rd_u8(&r);
     s.d.quote = (char)aq_rd_u8(&r);
     s.d.comment = (char)aq_rd_u8(&r);
@@ -97,9 +85,8 @@ int aq_csv_setup_decode(const uint8_t *p, size_t len, aq_csv_setup *out) {
         s.stop_line = aq_rd_u64(&r);
     }
     uint32_t ncols = aq_rd_u32(&r);
-    if (!r.ok || magic != SETUP_MAGIC || ver < 1 || ver > SETUP_VERSION || flags > 31 ||
-        (ver == 1 && flags > 3) || (ver >= 2 && s.decimal != '.' && s.decimal != ',') ||
-        ncols == 0 || s.d.escape == '\n' ||
+    if (!r.ok || ver < 1 || ver > SETUP_VERSION || flags > 31 || (ver == 1 && flags > 3) ||
+        (ver >= 2 && s.decimal != '.' && s.decimal != ',') || ncols == 0 || s.d.escape == '\n' ||
         (s.d.escape && (s.d.escape == s.d.sep || s.d.escape == s.d.quote)) ||
         ncols > SETUP_MAX_COLS || ncols > r.n / 5 || !s.d.sep || s.d.sep == '\n' ||
         s.d.sep == '\r' || s.d.sep == s.d.quote)

@@ -2,6 +2,7 @@
 #include "aq_csv_summary.h"
 
 #include "aq_bytes.h"
+#include "aq_envelope.h"
 #include "aq_error.h"
 
 #include <math.h>
@@ -26,8 +27,7 @@ static double bitsd(uint64_t u) {
 int aq_csv_sum_encode(const aq_csv_sum *s, uint8_t **out, size_t *len) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_wr_u32(&w, SUM_MAGIC);
-    aq_wr_u8(&w, SUM_VERSION);
+    aq_env_begin(&w, SUM_MAGIC, SUM_VERSION);
     aq_wr_u8(&w, (uint8_t)s->type);
     aq_wr_u64(&w, s->rows);
     aq_wr_u64(&w, s->na);
@@ -42,28 +42,17 @@ int aq_csv_sum_encode(const aq_csv_sum *s, uint8_t **out, size_t *len) {
         aq_wr_bytes(&w, s->lev[i], s->lev_len[i]);
         aq_wr_u64(&w, s->count[i]);
     }
-    if (w.ok)
-        aq_wr_u64(&w, XXH3_64bits(w.p, w.len));
-    if (!w.ok) {
-        aq_wr_free(&w);
-        return AQ_ENOMEM;
-    }
-    *out = w.p;
-    *len = w.len;
-    return 0;
+    return aq_env_finish(&w, out, len);
 }
 
 int aq_csv_sum_decode(const uint8_t *p, size_t len, aq_csv_sum *out) {
-    if (!p || len < 8)
+    aq_rd r;
+    uint8_t ver;
+    if (aq_env_open(p, len, SUM_MAGIC, &r, &ver) != 0)
         return AQ_EPROTO;
-    aq_rd t = aq_rd_init(p + len - 8, 8);
-    if (aq_rd_u64(&t) != XXH3_64bits(p, len - 8))
-        return AQ_EPROTO;
-    aq_rd r = aq_rd_init(p, len - 8);
     aq_csv_sum s;
     memset(&s, 0, sizeof s);
-    uint32_t magic = aq_rd_u32(&r);
-    uint8_t ver = aq_rd_u8(&r), type = aq_rd_u8(&r);
+    uint8_t type = aq_rd_u8(&r);
     s.rows = aq_rd_u64(&r);
     s.na = aq_rd_u64(&r);
     s.n = aq_rd_u64(&r);
@@ -73,7 +62,7 @@ int aq_csv_sum_decode(const uint8_t *p, size_t len, aq_csv_sum *out) {
     s.m2 = bitsd(aq_rd_u64(&r));
     uint32_t nlev = aq_rd_u32(&r);
     /* each level takes at least 12 bytes: a bound on nlev before allocating */
-    if (!r.ok || magic != SUM_MAGIC || ver != SUM_VERSION || type > AQ_CSV_T_STR || s.na > s.rows ||
+    if (!r.ok || ver != SUM_VERSION || type > AQ_CSV_T_STR || s.na > s.rows ||
         s.n > s.rows - s.na || nlev > r.n / 12 || !(s.m2 >= 0 || isnan(s.m2)))
         return AQ_EPROTO;
     s.type = (aq_csv_type)type;
