@@ -14,6 +14,7 @@
  *   .  value                 value length bytes, then end of file
  * The name is the hex of XXH3_128bits(key) plus ".chunk", so a key never becomes a path.
  */
+#include "aq_io.h"
 #include "aq_chunk_int.h"
 #include "aq_bytes.h"
 #include "aq_error.h"
@@ -78,21 +79,6 @@ static size_t encode_header(const aq_chunk_ref *r, uint8_t out[HEADER_MAX]) {
     size_t n = FIXED_LEN + r->klen;
     put_le(out + n, XXH3_64bits(out, n), 8);
     return n + 8;
-}
-
-static int write_all(int fd, const void *buf, size_t n) {
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 static int fsync_path(int at, const char *path) {
@@ -180,9 +166,9 @@ int aq_chunk_persist_write(aq_chunk_store *s, const aq_chunk_ref *r) {
         goto fail;
     }
     step = "write";
-    err = write_all(fd, hdr, hlen);
+    err = aq_io_write_all(fd, hdr, hlen);
     if (!err)
-        err = write_all(fd, r->data, r->len);
+        err = aq_io_write_all(fd, r->data, r->len);
     if (!err && fsync(fd) != 0) {
         step = "fsync";
         err = -errno;
@@ -242,24 +228,6 @@ static bool has_form(const char *name, const char *suffix) {
            strcmp(name + AQ_CHUNK_DIGEST_HEX_LEN, suffix) == 0;
 }
 
-static int read_full(int fd, void *buf, size_t n, size_t *got) {
-    uint8_t *p = buf;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = read(fd, p + done, n - done);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            break;
-        done += (size_t)r;
-    }
-    *got = done;
-    return 0;
-}
-
 static void quarantine(aq_chunk_store *s, const char *name, const char *reason) {
     s->quarantined++;
     if (mkdirat(s->dirfd, QUARANTINE, 0755) != 0 && errno != EEXIST) {
@@ -302,7 +270,7 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
         snprintf(why, whylen, "is not a regular file");
         goto out;
     }
-    if (read_full(fd, hdr, FIXED_LEN_V1, &got) != 0 || got < MAGIC_LEN) {
+    if (aq_io_read_full(fd, hdr, FIXED_LEN_V1, &got) != 0 || got < MAGIC_LEN) {
         snprintf(why, whylen, "is truncated before the end of its magic number");
         goto out;
     }
@@ -331,7 +299,7 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
     size_t fixed = version == 1 ? FIXED_LEN_V1 : FIXED_LEN;
     uint64_t wversion = 0;
     if (fixed > FIXED_LEN_V1) {
-        if (read_full(fd, hdr + FIXED_LEN_V1, fixed - FIXED_LEN_V1, &got) != 0 ||
+        if (aq_io_read_full(fd, hdr + FIXED_LEN_V1, fixed - FIXED_LEN_V1, &got) != 0 ||
             got < fixed - FIXED_LEN_V1) {
             snprintf(why, whylen, "is truncated inside its header");
             goto out;
@@ -343,7 +311,7 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
         snprintf(why, whylen, "has a header with an empty key");
         goto out;
     }
-    if (read_full(fd, hdr + fixed, (size_t)klen + 8, &got) != 0 || got < (size_t)klen + 8) {
+    if (aq_io_read_full(fd, hdr + fixed, (size_t)klen + 8, &got) != 0 || got < (size_t)klen + 8) {
         snprintf(why, whylen, "is truncated inside its header");
         goto out;
     }
@@ -384,7 +352,7 @@ static int load_one(aq_chunk_store *s, const char *name, char *why, size_t whyle
         rc = AQ_ENOMEM;
         goto out;
     }
-    if (read_full(fd, r->data, r->len, &got) != 0 || got != r->len) {
+    if (aq_io_read_full(fd, r->data, r->len, &got) != 0 || got != r->len) {
         snprintf(why, whylen, "could not be read in full");
         goto out;
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "aq_io.h"
 #include "aq_xxh.h"
 
 #include "aq_csv_export.h"
@@ -853,19 +854,6 @@ static int fetch_chunk(cli *c, const cli_frame_meta *m, uint32_t i, aq_csv_col *
     return err;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Writes the first `limit` rows (all with UINT64_MAX) as CSV with a header to fd. */
 static int write_rows(cli *c, const cli_frame_meta *m, uint64_t limit, int fd, char *why,
                       size_t cap) {
@@ -884,7 +872,7 @@ static int write_rows(cli *c, const cli_frame_meta *m, uint64_t limit, int fd, c
             aq_wr w;
             aq_wr_init(&w);
             err = aq_csv_export(cols, m->ncols, (const char *const *)m->cols, 0, take, &eo, &w);
-            if (!err && w.len && (err = write_all(fd, w.p, w.len)) != 0)
+            if (!err && w.len && (err = aq_io_write_all(fd, w.p, w.len)) != 0)
                 snprintf(why, cap, "writing the output: %s", aq_strerror(err));
             aq_wr_free(&w);
             eo.header = false;
