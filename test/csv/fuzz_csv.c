@@ -54,9 +54,13 @@ static void file_target(const char *p, size_t n) {
         aq_csv_type *types = malloc(s.ncols * sizeof *types);
         for (uint32_t j = 0; j < s.ncols; j++)
             types[j] = cols[j].type;
+        /* The export is plain CSV whatever the file's dialect was: read it back as such. */
         aq_csv_setup s2 = s;
-        s2.d.sep = ',';
-        s2.d.quote = '"';
+        s2.d = (aq_csv_dialect){.sep = ',', .quote = '"'};
+        s2.skip = 0;
+        s2.stop_line = 0;
+        s2.decimal = '.';
+        s2.cr_rows = false;
         aq_csv_piece pc2 = {(const char *)w.p, w.len, 1, true};
         aq_csv_col *back;
         if (aq_csv_parse(&pc2, &s2, types, NULL, &back, &err) != 0)
