@@ -45,6 +45,7 @@ static void node_free(aq_node *n) {
     if (n->store)
         aq_chunk_store_close(n->store);
     aq_node_pcache_free(n->pcache);
+    free(n->tomb_ages);
     free(n->members);
     free(n->seeds);
     free(n);

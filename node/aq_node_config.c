@@ -21,6 +21,11 @@
 #define DEFAULT_HEARTBEAT     500ull
 #define DEFAULT_CALL_TIMEOUT  10000ull
 #define DEFAULT_HELLO_TIMEOUT 5000ull
+#define DEFAULT_REPAIR_EVERY  10000ull
+#define DEFAULT_TOMBSTONE_TTL 3600000ull
+#define DEFAULT_SCRUB_RATE    (64ull << 20)
+/* Below this repair passes would follow each other with no pause. */
+#define MIN_REPAIR_EVERY_MS 100ull
 /* Below this the heartbeats alone would keep a loop thread busy. */
 #define MIN_HEARTBEAT_MS 10ull
 /* Below this a peer across a slow or lossy link could not get its HELLO in. */
@@ -60,6 +65,17 @@ static const char default_text[] =
     "run_dir = /tmp/aquifer\n"
     "; A node down for this long has its chunks copied to other nodes. Default 60s.\n"
     "repair_after = 60s\n"
+    "; How often each node runs a repair pass (offers its chunks to the nodes that\n"
+    "; should hold them). Default 10s, at least 100ms.\n"
+    "repair_interval = 10s\n"
+    "; A removal leaves a marker that keeps older copies from coming back. A marker\n"
+    "; is collected once it is this old and every configured node has been seen to\n"
+    "; hold nothing older. Default 1h.\n"
+    "tombstone_ttl = 1h\n"
+    "; Each node re-reads and re-verifies the chunks it holds (memory and data_dir)\n"
+    "; at most this many bytes per second; a corrupt copy is dropped and replaced from\n"
+    "; another replica. 0 turns it off. Default 64MiB/s.\n"
+    "scrub_rate = 64MiB/s\n"
     "; Interval of the membership heartbeats; a node that misses several is suspect,\n"
     "; then down. Default 500ms, at least 10ms.\n"
     "heartbeat = 500ms\n"
@@ -334,14 +350,18 @@ enum cluster_key {
     CK_HELLO_TIMEOUT,
     CK_SECRET_FILE,
     CK_ENCRYPT,
+    CK_REPAIR_INTERVAL,
+    CK_TOMBSTONE_TTL,
+    CK_SCRUB_RATE,
     CK_COUNT
 };
 static const char *const cluster_keys[CK_COUNT] = {
-    "name",         "replicas",      "run_dir",     "repair_after", "heartbeat",
-    "call_timeout", "hello_timeout", "secret_file", "encrypt",
+    "name",          "replicas",    "run_dir", "repair_after",    "heartbeat",     "call_timeout",
+    "hello_timeout", "secret_file", "encrypt", "repair_interval", "tombstone_ttl", "scrub_rate",
 };
 static const char cluster_keys_list[] = "name, replicas, run_dir, repair_after, heartbeat, "
-                                        "call_timeout, hello_timeout, secret_file, encrypt";
+                                        "call_timeout, hello_timeout, secret_file, encrypt, "
+                                        "repair_interval, tombstone_ttl, scrub_rate";
 
 enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_COUNT };
 static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max"};
@@ -524,6 +544,33 @@ static void cluster_value(loader *l, enum cluster_key k, const char *value) {
         if (aq_node_config_parse_bool(value, &cfg->encrypt))
             fail(l, l->lineno, "[cluster] encrypt: %s is not yes or no", quote(q, value));
         break;
+    case CK_REPAIR_INTERVAL:
+        set_duration(l, "repair_interval", value, MIN_REPAIR_EVERY_MS, &cfg->repair_interval_ms);
+        break;
+    case CK_TOMBSTONE_TTL:
+        set_duration(l, "tombstone_ttl", value, 0, &cfg->tombstone_ttl_ms);
+        break;
+    case CK_SCRUB_RATE: {
+        /* A size per second; the "/s" is optional. */
+        char buf[64];
+        size_t vl = strlen(value);
+        if (vl >= 2 && strcmp(value + vl - 2, "/s") == 0)
+            vl -= 2;
+        uint64_t v;
+        int rc = vl < sizeof buf ? 0 : AQ_EPARSE;
+        if (!rc) {
+            memcpy(buf, value, vl);
+            buf[vl] = 0;
+            rc = aq_node_config_parse_size(buf, &v);
+        }
+        if (rc)
+            fail(l, l->lineno,
+                 "[cluster] scrub_rate: %s is not a rate (use e.g. 64MiB/s, or 0 for off)",
+                 quote(q, value));
+        else
+            cfg->scrub_rate = v;
+        break;
+    }
     case CK_COUNT:
         break;
     }
@@ -863,6 +910,9 @@ static int load(const void *buf, size_t len, const char *origin, const char *bas
     aq_node_config *cfg = l.cfg;
     cfg->replicas = DEFAULT_REPLICAS;
     cfg->repair_after_ms = DEFAULT_REPAIR_AFTER;
+    cfg->repair_interval_ms = DEFAULT_REPAIR_EVERY;
+    cfg->tombstone_ttl_ms = DEFAULT_TOMBSTONE_TTL;
+    cfg->scrub_rate = DEFAULT_SCRUB_RATE;
     cfg->heartbeat_ms = DEFAULT_HEARTBEAT;
     cfg->call_timeout_ms = DEFAULT_CALL_TIMEOUT;
     cfg->hello_timeout_ms = DEFAULT_HELLO_TIMEOUT;
@@ -1018,15 +1068,19 @@ char *aq_node_config_to_text(const aq_node_config *cfg) {
     FILE *f = open_memstream(&text, &len);
     if (!f)
         return NULL;
-    char a[32], b[32], c[32], h[32];
+    char a[32], b[32], c[32], h[32], ri[32], tt[32], sr[32];
     format_duration(cfg->repair_after_ms, a, sizeof a);
     format_duration(cfg->heartbeat_ms, b, sizeof b);
     format_duration(cfg->call_timeout_ms, c, sizeof c);
     format_duration(cfg->hello_timeout_ms, h, sizeof h);
+    format_duration(cfg->repair_interval_ms, ri, sizeof ri);
+    format_duration(cfg->tombstone_ttl_ms, tt, sizeof tt);
+    format_size(cfg->scrub_rate, sr, sizeof sr);
     fprintf(f,
             "[cluster]\nname = %s\nreplicas = %u\nrun_dir = %s\nrepair_after = %s\n"
-            "heartbeat = %s\ncall_timeout = %s\nhello_timeout = %s\n",
-            cfg->name, cfg->replicas, cfg->run_dir, a, b, c, h);
+            "heartbeat = %s\ncall_timeout = %s\nhello_timeout = %s\nrepair_interval = %s\n"
+            "tombstone_ttl = %s\nscrub_rate = %s/s\n",
+            cfg->name, cfg->replicas, cfg->run_dir, a, b, c, h, ri, tt, sr);
     if (cfg->secret_file)
         fprintf(f, "secret_file = %s\n", cfg->secret_file);
     fprintf(f, "encrypt = %s\n", cfg->encrypt ? "yes" : "no");

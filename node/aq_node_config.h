@@ -45,10 +45,13 @@ typedef struct aq_node_config {
     char *secret_file;               /* NULL when not configured */
     bool encrypt;
     uint64_t repair_after_ms;
-    uint64_t heartbeat_ms;     /* > 0 */
-    uint64_t call_timeout_ms;  /* > 0 */
-    uint64_t hello_timeout_ms; /* >= 100: an inbound connection must say HELLO within it */
-    size_t nnodes;             /* >= 1 */
+    uint64_t heartbeat_ms;       /* > 0 */
+    uint64_t call_timeout_ms;    /* > 0 */
+    uint64_t hello_timeout_ms;   /* >= 100: an inbound connection must say HELLO within it */
+    uint64_t repair_interval_ms; /* >= 100: time between a node's repair passes */
+    uint64_t tombstone_ttl_ms;   /* removal markers are collected no younger than this */
+    uint64_t scrub_rate;         /* bytes per second the scrub re-verifies; 0: no scrub */
+    size_t nnodes;               /* >= 1 */
     aq_node_config_node *nodes;
     char *origin; /* the file name (or origin name) it was loaded from */
 } aq_node_config;

@@ -63,6 +63,7 @@ typedef struct write_op {
     aq_put_req put;     /* for PUT */
     const uint8_t *key; /* for RM */
     size_t klen;
+    uint8_t rm_flags;
     uint64_t version; /* of this write (assigned here when the request had none) */
     uv_work_t work;
     int local_err;
@@ -119,6 +120,46 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
     write_op_unref(op);
 }
 
+static void inform_done(void *ud, const aq_rpc_result *r) {
+    write_op *op = ud;
+    if (r->err) {
+        char buf[256];
+        aq_logf(op->n->log, AQ_LOG_WARN, "%s",
+                aq_rpc_result_describe(op->n->rpc, r, buf, sizeof buf));
+    }
+    write_op_unref(op);
+}
+
+/* A removal also goes to every other live node, flagged AQ_RM_IF_HELD: a node that repair gave a
+ * copy while a replica was down replaces it with the removal at once, so no node lists or serves
+ * the key after rm returns. Their answers are not copies of the removal. */
+static void inform_others(write_op *op, const uint32_t *reps, size_t r) {
+    aq_node *n = op->n;
+    for (size_t m = 0; m < n->nmembers; m++) {
+        bool replica = false;
+        for (size_t i = 0; i < r; i++)
+            replica |= reps[i] == m;
+        if (replica || m == n->self || !aq_node_member_live(n, m) || !n->members[m].peer)
+            continue;
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, op->key, op->klen, op->version);
+        if (!w.ok) {
+            aq_wr_free(&w);
+            continue;
+        }
+        op->refs++;
+        aq_rpc_buf b = {w.p, w.len, free, w.p};
+        int err = aq_rpc_call(n->rpc, n->members[m].peer, AQ_M_RM, b, AQ_NODE_CALL_TIMEOUT_US(n),
+                              inform_done, op);
+        if (err) {
+            op->refs--;
+            aq_logf(n->log, AQ_LOG_WARN, "cannot tell %s of a removal: %s",
+                    n->members[m].conf->name, aq_strerror(err));
+        }
+    }
+}
+
 static void forward_all(write_op *op) {
     aq_node *n = op->n;
     uint32_t reps[n->nmembers];
@@ -127,6 +168,8 @@ static void forward_all(write_op *op) {
     size_t r = aq_node_replicas(n, key, klen, reps);
     op->wanted = (uint8_t)r;
     op->msg[0] |= AQ_PUT_REPLICA;
+    if (op->method == AQ_M_RM)
+        inform_others(op, reps, r);
     for (size_t i = 0; i < r; i++) {
         size_t m = reps[i];
         if (m == n->self || !aq_node_member_live(n, m) || !n->members[m].peer)
@@ -145,7 +188,8 @@ static void forward_all(write_op *op) {
 
 /* Both writes are versioned puts, so the store keeps whichever is newest: a removal stores an empty
  * TOMBSTONE chunk. A write that a newer one already superseded changed nothing and is no error for
- * a put; for a removal it removed nothing (AQ_ENOTFOUND), as does removing an absent key. */
+ * a put; for a removal it removed nothing (AQ_ENOTFOUND), as does removing an absent key. A removal
+ * flagged AQ_RM_IF_HELD is stored only over an older copy held here. */
 static void write_work(uv_work_t *w) {
     write_op *op = w->data;
     aq_chunk_store *s = op->n->store;
@@ -156,9 +200,14 @@ static void write_work(uv_work_t *w) {
         op->local_err = err == AQ_ESTALE ? 0 : err;
     } else {
         aq_chunk_ref *had = NULL;
-        bool live = aq_chunk_get(s, op->key, op->klen, &had) == 0 &&
-                    aq_chunk_ref_kind(had) != AQ_KIND_TOMBSTONE;
+        bool held = aq_chunk_get(s, op->key, op->klen, &had) == 0;
+        bool live = held && aq_chunk_ref_kind(had) != AQ_KIND_TOMBSTONE;
+        bool older = held && aq_chunk_ref_version(had) < op->version;
         aq_chunk_ref_release(had);
+        if ((op->rm_flags & AQ_RM_IF_HELD) && !(live && older)) {
+            op->local_err = AQ_ENOTFOUND;
+            return;
+        }
         aq_chunk_digest empty = aq_chunk_digest_of(NULL, 0);
         int err = aq_chunk_put_versioned(s, op->key, op->klen, NULL, 0, AQ_KIND_TOMBSTONE, &empty,
                                          op->version);
@@ -210,10 +259,9 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
                 err = AQ_ETOOBIG;
         }
     } else {
-        uint8_t flags;
         if (op->msg &&
-            (err = aq_rm_req_decode(op->msg, op->len, &flags, &op->key, &op->klen, &op->version)) ==
-                0 &&
+            (err = aq_rm_req_decode(op->msg, op->len, &op->rm_flags, &op->key, &op->klen,
+                                    &op->version)) == 0 &&
             !key_ok(op->key, op->klen))
             err = AQ_EKEY;
     }
@@ -271,7 +319,8 @@ static aq_chunk_ref *lookup(aq_node *n, aq_rpc_incoming *in) {
         return NULL;
     }
     aq_chunk_ref *ref;
-    int err = aq_node_get_live(n, key, klen, &ref);
+    int err = flags & AQ_READ_TOMBSTONES ? aq_chunk_get(n->store, key, klen, &ref)
+                                         : aq_node_get_live(n, key, klen, &ref);
     if (err) {
         respond_err(in, err);
         return NULL;
@@ -287,7 +336,8 @@ static void handle_get(void *ud, aq_rpc_incoming *in) {
      * less than the network moving it. */
     aq_wr w;
     aq_wr_init(&w);
-    aq_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)));
+    aq_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)),
+                    aq_chunk_ref_version(ref));
     aq_wr_bytes(&w, aq_chunk_ref_data(ref), aq_chunk_ref_len(ref));
     aq_chunk_ref_release(ref);
     respond_wr(in, &w);
@@ -300,12 +350,13 @@ static void handle_stat(void *ud, aq_rpc_incoming *in) {
     aq_wr w;
     aq_wr_init(&w);
     aq_stat_rep_encode(&w, aq_chunk_ref_kind(ref), aq_chunk_ref_len(ref),
-                       to_node_digest(aq_chunk_ref_digest(ref)));
+                       to_node_digest(aq_chunk_ref_digest(ref)), aq_chunk_ref_version(ref));
     aq_chunk_ref_release(ref);
     respond_wr(in, &w);
 }
 
 typedef struct list_acc {
+    aq_node *node;
     const aq_list_req *q;
     aq_list_entry *e;
     size_t n, cap;
@@ -320,7 +371,7 @@ static int keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
 static int list_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_chunk_digest d,
                    uint8_t kind) {
     list_acc *a = ud;
-    if (kind == AQ_KIND_TOMBSTONE ||
+    if ((kind == AQ_KIND_TOMBSTONE && !(a->q->flags & AQ_LIST_TOMBSTONES)) ||
         (!(a->q->flags & AQ_LIST_INTERNAL) && klen && key[0] == AQ_NODE_INTERNAL_PREFIX[0]))
         return 0;
     if (a->q->alen && keycmp(key, klen, a->q->after, a->q->alen) <= 0)
@@ -335,13 +386,22 @@ static int list_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_
         a->e = ne;
         a->cap = cap;
     }
+    uint64_t version = 0;
+    aq_chunk_ref *ref;
+    if (aq_chunk_get(a->node->store, key, klen, &ref) == 0) {
+        /* The walk's snapshot and this lookup may see different writes: report the snapshot's
+         * copy only with its own version. */
+        if (aq_chunk_digest_equal(aq_chunk_ref_digest(ref), d))
+            version = aq_chunk_ref_version(ref);
+        aq_chunk_ref_release(ref);
+    }
     uint8_t *k = malloc(klen);
     if (!k) {
         a->oom = true;
         return 1;
     }
     memcpy(k, key, klen);
-    a->e[a->n++] = (aq_list_entry){kind, k, klen, size, to_node_digest(d)};
+    a->e[a->n++] = (aq_list_entry){kind, k, klen, size, to_node_digest(d), version};
     return 0;
 }
 
@@ -360,7 +420,7 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
         respond_err(in, AQ_EPROTO);
         return;
     }
-    list_acc a = {&q, NULL, 0, 0, false};
+    list_acc a = {n, &q, NULL, 0, 0, false};
     int err = aq_chunk_iterate(n->store, q.prefix, q.plen, list_cb, &a);
     if (!err && a.oom)
         err = AQ_ENOMEM;

@@ -57,6 +57,8 @@ struct aq_node {
     uint64_t next_repair_us;
     bool repair_running;
     uint64_t repair_pushes;
+    struct aq_tomb_age *tomb_ages; /* removal markers' ages (aq_node_repair.c), sorted */
+    size_t ntomb_ages;
 };
 
 /* Monotonic microseconds. */

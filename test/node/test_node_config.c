@@ -127,6 +127,9 @@ Test(config, defaults) {
     cr_expect_eq(cfg->heartbeat_ms, 500);
     cr_expect_eq(cfg->call_timeout_ms, 10000);
     cr_expect_eq(cfg->hello_timeout_ms, 5000);
+    cr_expect_eq(cfg->repair_interval_ms, 10000);
+    cr_expect_eq(cfg->tombstone_ttl_ms, 3600000);
+    cr_expect_eq(cfg->scrub_rate, 64ull << 20);
     cr_expect_null(cfg->secret_file);
     cr_expect_eq(cfg->encrypt, false);
     cr_assert_eq(cfg->nnodes, 1);
@@ -150,6 +153,9 @@ static void expect_same(const aq_node_config *a, const aq_node_config *b) {
     cr_expect_eq(a->heartbeat_ms, b->heartbeat_ms);
     cr_expect_eq(a->call_timeout_ms, b->call_timeout_ms);
     cr_expect_eq(a->hello_timeout_ms, b->hello_timeout_ms);
+    cr_expect_eq(a->repair_interval_ms, b->repair_interval_ms);
+    cr_expect_eq(a->tombstone_ttl_ms, b->tombstone_ttl_ms);
+    cr_expect_eq(a->scrub_rate, b->scrub_rate);
     cr_assert_eq(a->nnodes, b->nnodes);
     for (size_t i = 0; i < a->nnodes; i++) {
         const aq_node_config_node *x = &a->nodes[i], *y = &b->nodes[i];
@@ -174,6 +180,9 @@ Test(config, round_trips_through_text) {
                        "heartbeat = 250ms\n"
                        "call_timeout = 1.25s\n"
                        "hello_timeout = 750ms\n"
+                       "repair_interval = 2.5s\n"
+                       "tombstone_ttl = 90m\n"
+                       "scrub_rate = 3MiB/s\n"
                        "secret_file = /etc/aq/secret\n"
                        "encrypt = on\n"
                        "[node a]\naddress = 10.0.0.1:7000\nmemory_max = 512MiB\n"
@@ -184,6 +193,9 @@ Test(config, round_trips_through_text) {
     cr_expect_eq(a->repair_after_ms, 90000);
     cr_expect_eq(a->call_timeout_ms, 1250);
     cr_expect_eq(a->hello_timeout_ms, 750);
+    cr_expect_eq(a->repair_interval_ms, 2500);
+    cr_expect_eq(a->tombstone_ttl_ms, 5400000);
+    cr_expect_eq(a->scrub_rate, 3ull << 20);
     cr_expect_eq(a->encrypt, true);
     cr_expect_str_eq(a->nodes[1].address, "[2001:db8::1]:7000");
     cr_expect_eq(a->nodes[2].memory_max, 3000);
@@ -208,12 +220,40 @@ Test(config, round_trips_through_text) {
     aq_node_config_free(e);
 }
 
+/* The removal-marker age, the repair interval and the scrub rate: units, bounds and off. */
+Test(config, repair_keys) {
+    aq_node_config *a = load_ok(HEAD "tombstone_ttl = 0\nrepair_interval = 100ms\n"
+                                     "scrub_rate = 0\n" NODE1);
+    cr_expect_eq(a->tombstone_ttl_ms, 0);
+    cr_expect_eq(a->repair_interval_ms, 100);
+    cr_expect_eq(a->scrub_rate, 0);
+    aq_node_config_free(a);
+    a = load_ok(HEAD "tombstone_ttl = 3s\nscrub_rate = 1000KB\n" NODE1);
+    cr_expect_eq(a->tombstone_ttl_ms, 3000);
+    cr_expect_eq(a->scrub_rate, 1000000);
+    aq_node_config_free(a);
+    expect_error(HEAD "repair_interval = 50ms\n" NODE1,
+                 "t.conf:3: [cluster] repair_interval: \"50ms\" is shorter than the minimum 100ms");
+    expect_error(HEAD "tombstone_ttl = 1d\n" NODE1,
+                 "t.conf:3: [cluster] tombstone_ttl: \"1d\" is not a duration (use e.g. 500ms, "
+                 "1.5s, 2m or 1h; whole milliseconds)");
+    expect_error(HEAD "tombstone_ttl = 721h\n" NODE1,
+                 "t.conf:3: [cluster] tombstone_ttl: \"721h\" is longer than 720h");
+    expect_error(HEAD "scrub_rate = fast\n" NODE1,
+                 "t.conf:3: [cluster] scrub_rate: \"fast\" is not a rate (use e.g. 64MiB/s, or 0 "
+                 "for off)");
+    expect_error(HEAD "scrub_rate = 5MiB/h\n" NODE1,
+                 "t.conf:3: [cluster] scrub_rate: \"5MiB/h\" is not a rate (use e.g. 64MiB/s, or "
+                 "0 for off)");
+}
+
 /* ---- every error class names file, line and key ---- */
 
 Test(config, unknown_keys) {
     expect_error(HEAD "replica = 2\n" NODE1,
                  "t.conf:3: [cluster] \"replica\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
+                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt, "
+                 "repair_interval, tombstone_ttl, scrub_rate)");
     expect_error(HEAD NODE1 "memory = 1GiB\n",
                  "t.conf:5: [node n1] \"memory\": unknown key (known: address, data_dir, "
                  "memory_max)");
@@ -222,7 +262,8 @@ Test(config, unknown_keys) {
                  "NAME])");
     expect_error(HEAD "Name = t\n" NODE1,
                  "t.conf:3: [cluster] \"Name\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
+                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt, "
+                 "repair_interval, tombstone_ttl, scrub_rate)");
 }
 
 Test(config, bad_sizes) {
@@ -468,7 +509,8 @@ Test(config, crlf_line_endings) {
     /* Line numbers stay right with CRLF. */
     expect_error("[cluster]\r\nname = t\r\n\r\nbogus = 1\r\n",
                  "t.conf:4: [cluster] \"bogus\": unknown key (known: name, replicas, run_dir, "
-                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt)");
+                 "repair_after, heartbeat, call_timeout, hello_timeout, secret_file, encrypt, "
+                 "repair_interval, tombstone_ttl, scrub_rate)");
     free(crlf);
 }
 

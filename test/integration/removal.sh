@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Removal is final: 3 nodes, replicas 2. Put keys, kill -9 a node past repair_after (repair hands
+# its copies to the third node), restart it, rm every key. Then get exits 2 and ls/stat omit every
+# key: at once, after several repair passes, after restarting every node from its data_dir, and
+# after the removal markers are collected (tombstone_ttl), and after a restart once more.
+. "$(dirname "$0")/lib.sh"
+
+it_conf 3 2 $'repair_after = 2s\nrepair_interval = 500ms\ntombstone_ttl = 3s' --persist
+it_up
+mkdir -p "$T/v"
+N=24
+for i in $(seq 1 $N); do it_rand_file "$T/v/$i" $((1000 + i * 37)); done
+it_rand_file "$T/v/big" $(((4 << 20) + 12345))
+for i in $(seq 1 $N); do "$AQ" put "rm/$i" "$T/v/$i"; done
+"$AQ" put rm/big "$T/v/big"
+
+it_log "kill -9 n2 past repair_after: its copies are handed to the other nodes"
+kill -9 "$(it_pid n2)"
+it_wait_state n2 down 30
+# Every chunk must have 2 copies on the nodes still up (the handoff happened).
+handed=0
+for t in $(seq 1 60); do
+  short=0
+  for k in $(seq 1 $N) big; do
+    n=$("$AQ" stat "rm/$k" --json | python3 -c '
+import json, sys
+print(min(len([x for x in c["nodes"] if x != "n2"]) for c in json.load(sys.stdin)["chunks"]))')
+    [ "$n" -ge 2 ] || short=$((short + 1))
+  done
+  [ $short -eq 0 ] && { handed=1; break; }
+  sleep 1
+done
+[ $handed = 1 ] || it_fail "repair did not hand n2's copies to the other nodes"
+it_log "every chunk has 2 copies without n2; restart n2 and remove every key"
+it_start_node n2
+it_wait_state n2 up 30
+for k in $(seq 1 $N) big; do "$AQ" rm "rm/$k" || it_fail "rm rm/$k failed"; done
+
+# gone WHEN: no key is readable, listed or stat-able on any node.
+gone() {
+  local k rc
+  for k in $(seq 1 $N) big; do
+    rc=0; "$AQ" get "rm/$k" >/dev/null 2>&1 || rc=$?
+    [ $rc -eq 2 ] || it_fail "$1: get rm/$k exited $rc, not 2"
+    rc=0; "$AQ" stat "rm/$k" >/dev/null 2>&1 || rc=$?
+    [ $rc -eq 2 ] || it_fail "$1: stat rm/$k exited $rc, not 2"
+  done
+  local listed
+  listed=$("$AQ" ls rm/) || it_fail "$1: ls failed"
+  [ -z "$listed" ] || it_fail "$1: ls still lists: $(head -3 <<<"$listed")"
+  it_log "$1: every key is gone"
+}
+gone "at once"
+sleep 4
+gone "after several repair passes"
+
+restart_all() {
+  local n
+  for n in n1 n2 n3; do kill -9 "$(it_pid $n)"; done
+  sleep 0.5
+  for n in n1 n2 n3; do it_start_node $n; done
+  for n in n1 n2 n3; do it_wait_state $n up 30; done
+}
+it_log "restart every node from its data_dir"
+restart_all
+gone "after a restart of every node"
+
+# chunk_files: chunk files left in the data_dirs (every chunk, removal markers included).
+chunk_files() { find "$T/data" -path '*/quarantine' -prune -o -type f ! -name LOCK -print | wc -l; }
+it_log "wait for the removal markers to be collected (tombstone_ttl 3s)"
+collected=0
+for t in $(seq 1 60); do
+  [ "$(chunk_files)" -eq 0 ] && { collected=1; break; }
+  sleep 1
+done
+[ $collected = 1 ] || it_fail "removal markers not collected: $(chunk_files) files left"
+gone "after the markers were collected"
+sleep 3
+gone "after more repair passes"
+restart_all
+sleep 3
+gone "after another restart of every node"
