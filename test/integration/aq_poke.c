@@ -1,0 +1,108 @@
+/* aq_poke: sends one replica-only PUT, with a version the test chooses, to one named node, as a
+ * coordinator's forward or a repair push would. It makes that node's copy newer than the other
+ * replicas' without any node going down or restarting (which would start a repair pass at once),
+ * so a test can see what a read does with replicas that disagree.
+ *
+ * Usage: aq_poke CONF NODE KEY FILE VERSION   (FILE: the value, at most 4 MiB)
+ * Prints nothing; exits 0 when the node stored it, 1 with a sentence on stderr otherwise.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include <xxhash.h>
+
+#include "aq_bytes.h"
+#include "aq_error.h"
+#include "aq_node_config.h"
+#include "aq_node_proto.h"
+#include "aq_rpc.h"
+#include "aq_rpc_uv.h"
+
+typedef struct poke {
+    bool done;
+    int err;
+    char msg[256];
+    aq_rpc *rpc;
+} poke;
+
+static void done_cb(void *ud, const aq_rpc_result *r) {
+    poke *p = ud;
+    p->done = true;
+    p->err = r->err ? r->err : r->status;
+    if (p->err)
+        aq_rpc_result_describe(p->rpc, r, p->msg, sizeof p->msg);
+}
+
+static void closed_cb(void *ud) {
+    *(bool *)ud = true;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: aq_poke CONF NODE KEY FILE VERSION\n");
+        return 1;
+    }
+    char why[512];
+    aq_node_config *cf;
+    if (aq_node_config_load_file(argv[1], &cf, why, sizeof why) != 0) {
+        fprintf(stderr, "aq_poke: %s\n", why);
+        return 1;
+    }
+    const aq_node_config_node *node = aq_node_config_find(cf, argv[2]);
+    FILE *f = fopen(argv[4], "rb");
+    uint8_t *val = malloc(AQ_NODE_CHUNK_MAX + 1);
+    size_t vlen = f && val ? fread(val, 1, AQ_NODE_CHUNK_MAX + 1, f) : 0;
+    if (!node || !f || !val || vlen > AQ_NODE_CHUNK_MAX || strlen(argv[3]) > AQ_NODE_KEY_MAX) {
+        fprintf(stderr, "aq_poke: no node %s, or %s unreadable or over 4 MiB, or key too long\n",
+                argv[2], argv[4]);
+        return 1;
+    }
+    fclose(f);
+    XXH128_hash_t h = XXH3_128bits(val, vlen);
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_put_req_head_v(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, argv[3], strlen(argv[3]),
+                      (aq_node_digest){h.high64, h.low64}, strtoull(argv[5], NULL, 10));
+    aq_wr_bytes(&w, val, vlen);
+    free(val);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc_config rc;
+    aq_rpc_config_init(&rc);
+    rc.cluster_id = aq_rpc_cluster_id(cf->name);
+    aq_rpc_uv_opts uo;
+    memset(&uo, 0, sizeof uo);
+    uo.bind = "0.0.0.0:0";
+    aq_rpc_uv *uv;
+    aq_rpc_addr a;
+    if (!w.ok || aq_rpc_uv_open(&loop, &rc, &uo, &uv) != 0 ||
+        aq_rpc_addr_parse(node->address, &a) != 0) {
+        fprintf(stderr, "aq_poke: cannot open an endpoint\n");
+        return 1;
+    }
+    poke p = {.rpc = aq_rpc_uv_core(uv)};
+    aq_rpc_peer *peer = aq_rpc_peer_get(p.rpc, &a);
+    aq_rpc_buf b = {w.p, w.len, free, w.p};
+    int err =
+        peer ? aq_rpc_call(p.rpc, peer, AQ_M_PUT, b, 10ull * 1000 * 1000, done_cb, &p) : AQ_ENOMEM;
+    if (err) {
+        p.done = true;
+        p.err = err;
+        snprintf(p.msg, sizeof p.msg, "call failed: %s", aq_strerror(err));
+    }
+    while (!p.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    bool closed = false;
+    aq_rpc_uv_close(uv, closed_cb, &closed);
+    while (!closed && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    aq_node_config_free(cf);
+    if (p.err) {
+        fprintf(stderr, "aq_poke: %s\n", p.msg);
+        return 1;
+    }
+    return 0;
+}
