@@ -117,6 +117,8 @@ static int commit(aq_chunk_store *s, aq_chunk_ref *r, bool if_newer) {
     if (!err) {
         old = aq_chunk_index_put(&s->index, r);
         s->bytes = s->bytes - (old ? old->len : 0) + r->len;
+    } else {
+        old = NULL; /* still the index's: a failed overwrite leaves the stored chunk as it was */
     }
     pthread_rwlock_unlock(&s->lock);
     pthread_mutex_unlock(m);

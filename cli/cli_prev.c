@@ -73,7 +73,7 @@ void cli_prev_free(cli_prev *pv) {
 }
 
 /* The previous value's bytes, verified: re-encoded for a manifest (the encoding is deterministic),
- * fetched from a node holding that very copy for a small value. */
+ * fetched from a node holding a copy with its digest for a small value. */
 static int prev_bytes(cli *c, const char *key, const cli_prev *pv, const cli_read *r, cli_kop *k,
                       const uint8_t **v, size_t *vlen, uint8_t **own) {
     *own = NULL;
@@ -104,7 +104,8 @@ static int prev_bytes(cli *c, const char *key, const cli_prev *pv, const cli_rea
     k->reqlen = w.len;
     k->ncand = 0;
     for (size_t i = 0; i < c->conf->nnodes; i++)
-        if (r->copies[i].found && r->copies[i].version == pv->version &&
+        /* Same bytes whatever the version (an earlier undo may have rewritten them newer). */
+        if (r->copies[i].found && r->copies[i].kind == pv->kind &&
             r->copies[i].digest.hi == pv->digest.hi && r->copies[i].digest.lo == pv->digest.lo)
             k->cand[k->ncand++] = (uint32_t)i;
     if (k->ncand == 0)
@@ -163,6 +164,8 @@ bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_k
         cli_read_free(&r);
         if (unknown)
             snprintf(note, cap, "not every replica could be asked whether it kept the new value");
+        else
+            snprintf(note, cap, "no replica kept the new value: nothing changed");
         return !unknown;
     }
     cli_kop *k = cli_kop_new(c);
@@ -233,7 +236,7 @@ bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_k
     cli_kop_free(k);
     cli_read_free(&r);
     if (all)
-        snprintf(note, cap, "the previous value was restored");
+        snprintf(note, cap, "the previous value was restored: nothing changed");
     else if (!note[0])
         snprintf(note, cap, "not every replica could be asked whether it kept the new value");
     return all;

@@ -482,3 +482,33 @@ Test(persist, versions_persist_and_format_1_still_loads) {
     aq_chunk_store_close(s);
     tu_rmrf(dir);
 }
+
+/* An overwrite whose file cannot be written fails and leaves the stored chunk whole and readable
+ * (the temporary file's name is taken by a directory, so creating it fails). */
+Test(persist, failed_overwrite_keeps_the_old_chunk) {
+    char *dir = tu_mkdtemp();
+    aq_chunk_store *s = tu_open(dir, 0, NULL);
+    aq_chunk_digest d1 = aq_chunk_digest_of("first", 5), d2 = aq_chunk_digest_of("second!", 7);
+    cr_assert_eq(aq_chunk_put_versioned(s, K("k"), "first", 5, 0, &d1, 10), 0);
+    char name[300], tmp[320], p[700];
+    only_chunk_file(dir, name);
+    snprintf(tmp, sizeof tmp, "%.*s.tmp", (int)strlen(name), name);
+    snprintf(p, sizeof p, "%s/%s", dir, tmp);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    cr_expect_neq(aq_chunk_put_versioned(s, K("k"), "second!", 7, 0, &d2, 11), 0);
+    for (int i = 0; i < 3; i++) {
+        aq_chunk_ref *r;
+        cr_assert_eq(aq_chunk_get(s, K("k"), &r), 0, "the old chunk is gone");
+        cr_expect_eq(aq_chunk_ref_len(r), 5);
+        cr_expect_eq(memcmp(aq_chunk_ref_data(r), "first", 5), 0);
+        cr_expect_eq(aq_chunk_ref_version(r), 10);
+        aq_chunk_ref_release(r);
+    }
+    aq_chunk_stats st;
+    cr_assert_eq(aq_chunk_store_stats(s, &st), 0);
+    cr_expect_eq(st.chunks, 1);
+    cr_expect_eq(st.bytes, 5);
+    rmdir(p);
+    aq_chunk_store_close(s);
+    tu_rmrf(dir);
+}
