@@ -511,6 +511,14 @@ static uint8_t offer_answer(aq_node *n, const uint8_t *key, size_t klen, aq_node
     uint64_t hv = aq_chunk_ref_version(ref);
     aq_chunk_ref_release(ref);
     int c = aq_node_copy_cmp(hv, (aq_node_digest){hd.hi, hd.lo}, version, d);
+    if (c != 0 && hv == version) {
+        /* Two copies of one version: if this one's bytes do not verify, the offered one wins. */
+        char why[160];
+        if (aq_chunk_scrub(n->store, key, klen, NULL, why, sizeof why) == AQ_ECORRUPT) {
+            aq_logf(n->log, AQ_LOG_WARN, "repair: a copy held here is damaged (%s): dropped", why);
+            return flags & AQ_OFFER_TARGET ? AQ_OFFER_WANT : AQ_OFFER_HAVE;
+        }
+    }
     if (c > 0)
         return AQ_OFFER_NEWER;
     if (c == 0)
