@@ -2,7 +2,9 @@
 # Removal is final: 3 nodes, replicas 2. Put keys, kill -9 a node past repair_after (repair hands
 # its copies to the third node), restart it, rm every key. Then get exits 2 and ls/stat omit every
 # key: at once, after several repair passes, after restarting every node from its data_dir, and
-# after the removal markers are collected (tombstone_ttl), and after a restart once more.
+# after the removal markers are collected (tombstone_ttl), and after a restart once more. Then the
+# same with the removal made while the node is still down: it comes back with the old copies in its
+# data_dir, and they must not reappear.
 . "$(dirname "$0")/lib.sh"
 
 it_conf 3 2 $'repair_after = 2s\nrepair_interval = 500ms\ntombstone_ttl = 3s' --persist
@@ -17,18 +19,19 @@ for i in $(seq 1 $N); do "$AQ" put "rm/$i" "$T/v/$i"; done
 it_log "kill -9 n2 past repair_after: its copies are handed to the other nodes"
 kill -9 "$(it_pid n2)"
 it_wait_state n2 down 30
-# Every chunk must have 2 copies on the nodes still up (the handoff happened).
+# Every chunk must have 2 copies on the nodes still up (the handoff happened): with n2 down, n1 and
+# n3 each hold all N + 3 chunks (the small values, the large one's manifest and 2 parts).
 handed=0
-for t in $(seq 1 60); do
-  short=0
-  for k in $(seq 1 $N) big; do
-    n=$("$AQ" stat "rm/$k" --json | python3 -c '
+for t in $(seq 1 120); do
+  if "$AQ" status --json 2>/dev/null | python3 -c '
 import json, sys
-print(min(len([x for x in c["nodes"] if x != "n2"]) for c in json.load(sys.stdin)["chunks"]))')
-    [ "$n" -ge 2 ] || short=$((short + 1))
-  done
-  [ $short -eq 0 ] && { handed=1; break; }
-  sleep 1
+want = int(sys.argv[1])
+d = {n["name"]: n for n in json.load(sys.stdin)["nodes"]}
+sys.exit(0 if all(d[x].get("chunks") == want for x in ("n1", "n3")) else 1)' $((N + 3)); then
+    handed=1
+    break
+  fi
+  sleep 0.5
 done
 [ $handed = 1 ] || it_fail "repair did not hand n2's copies to the other nodes"
 it_log "every chunk has 2 copies without n2; restart n2 and remove every key"
@@ -36,19 +39,19 @@ it_start_node n2
 it_wait_state n2 up 30
 for k in $(seq 1 $N) big; do "$AQ" rm "rm/$k" || it_fail "rm rm/$k failed"; done
 
-# gone WHEN: no key is readable, listed or stat-able on any node.
+# gone WHEN [PREFIX]: no key is readable, listed or stat-able on any node.
 gone() {
-  local k rc
+  local k rc p=${2:-rm}
   for k in $(seq 1 $N) big; do
-    rc=0; "$AQ" get "rm/$k" >/dev/null 2>&1 || rc=$?
-    [ $rc -eq 2 ] || it_fail "$1: get rm/$k exited $rc, not 2"
-    rc=0; "$AQ" stat "rm/$k" >/dev/null 2>&1 || rc=$?
-    [ $rc -eq 2 ] || it_fail "$1: stat rm/$k exited $rc, not 2"
+    rc=0; "$AQ" get "$p/$k" >/dev/null 2>&1 || rc=$?
+    [ $rc -eq 2 ] || it_fail "$1: get $p/$k exited $rc, not 2"
+    rc=0; "$AQ" stat "$p/$k" >/dev/null 2>&1 || rc=$?
+    [ $rc -eq 2 ] || it_fail "$1: stat $p/$k exited $rc, not 2"
   done
   local listed
-  listed=$("$AQ" ls rm/) || it_fail "$1: ls failed"
+  listed=$("$AQ" ls "$p/") || it_fail "$1: ls failed"
   [ -z "$listed" ] || it_fail "$1: ls still lists: $(head -3 <<<"$listed")"
-  it_log "$1: every key is gone"
+  it_log "$1: every $p/ key is gone"
 }
 gone "at once"
 sleep 4
@@ -80,3 +83,17 @@ gone "after more repair passes"
 restart_all
 sleep 3
 gone "after another restart of every node"
+
+it_log "again, removing while n3 is down past repair_after"
+for i in $(seq 1 $N); do "$AQ" put "rd/$i" "$T/v/$i"; done
+"$AQ" put rd/big "$T/v/big"
+kill -9 "$(it_pid n3)"
+it_wait_state n3 down 30
+sleep 3 # past repair_after: n3's copies are handed to the others
+for k in $(seq 1 $N) big; do "$AQ" rm "rd/$k" || it_fail "rm rd/$k failed"; done
+gone "removed while n3 is down" rd
+it_start_node n3
+it_wait_state n3 up 30
+gone "n3 back with its old copies" rd
+sleep 3
+gone "n3 back, after repair passes" rd
