@@ -209,6 +209,10 @@ typedef struct cli_prev {
 /* Reads key's newest copy (and a large one's manifest) into pv. 0, or why it could not be read. */
 int cli_prev_read(cli *c, const char *key, cli_prev *pv);
 void cli_prev_free(cli_prev *pv);
+/* After a put of key succeeded: true when pv's value is no longer the newest copy any answering
+ * replica holds (the put won), so a large previous value's parts may go. A store may answer a
+ * write that lost to a newer one as done; then the previous manifest may still be the value. */
+bool cli_prev_lost(cli *c, const char *key, const cli_prev *pv);
 /* After a put of key (kind our_kind, digest ours) failed or ended unknown: writes pv's value back
  * over every copy of the put's value a replica holds. True when the put's value is known to be on
  * no replica any more (its new parts may be removed); note gets a clause saying what happened. */

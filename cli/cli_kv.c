@@ -396,7 +396,7 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
             }
         }
         /* The old parts go only once the new manifest won on the replicas. */
-        if (!rc && have_old && pv.m.put_id != m.put_id)
+        if (!rc && have_old && pv.m.put_id != m.put_id && cli_prev_lost(c, key, &pv))
             rm_parts(c, key, &pv.m, pv.m.nparts, "the old value");
         cli_prev_free(&pv);
     }
@@ -461,7 +461,7 @@ int cli_cmd_put(cli *c, const char *key, const char *file) {
         src.pre[0] = NULL;
         bool gone;
         rc = put_one(c, key, mem, src.prelen[0], AQ_KIND_VALUE, &pv, &gone);
-        if (!rc && pv.have_manifest)
+        if (!rc && pv.have_manifest && cli_prev_lost(c, key, &pv))
             rm_parts(c, key, &pv.m, pv.m.nparts, "the old value");
         cli_prev_free(&pv);
     } else {

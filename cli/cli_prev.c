@@ -8,7 +8,8 @@
  * version just above the highest version the put got: it wins over the failed write and loses to
  * any later one. Only when every replica answered, and every one that held the failed write took
  * the previous value back, is the failed write known to be gone; only then may a large value's new
- * parts be removed, so the key never names parts that no longer exist.
+ * parts be removed, so the key never names parts that no longer exist. After a put that succeeded,
+ * a large previous value's parts go only once a read shows that value is no longer the newest.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,21 @@ void cli_prev_free(cli_prev *pv) {
     if (pv->have_manifest)
         cli_manifest_free(&pv->m);
     pv->have_manifest = false;
+}
+
+bool cli_prev_lost(cli *c, const char *key, const cli_prev *pv) {
+    cli_read r;
+    int err = cli_read_newest(c, key, strlen(key), false, &r);
+    bool lost = false;
+    if (err == AQ_ENOTFOUND) {
+        lost = true;
+    } else if (err == 0) {
+        const cli_copy *b = &r.copies[r.best];
+        lost =
+            b->kind != pv->kind || b->digest.hi != pv->digest.hi || b->digest.lo != pv->digest.lo;
+    }
+    cli_read_free(&r);
+    return lost;
 }
 
 /* The previous value's bytes, verified: re-encoded for a manifest (the encoding is deterministic),

@@ -363,9 +363,9 @@ static const char cluster_keys_list[] = "name, replicas, run_dir, repair_after, 
                                         "call_timeout, hello_timeout, secret_file, encrypt, "
                                         "repair_interval, tombstone_ttl, scrub_rate";
 
-enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_COUNT };
-static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max"};
-static const char node_keys_list[] = "address, data_dir, memory_max";
+enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_SCRUB_RATE, NK_COUNT };
+static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max", "scrub_rate"};
+static const char node_keys_list[] = "address, data_dir, memory_max, scrub_rate";
 
 enum section { SEC_NONE, SEC_CLUSTER, SEC_NODE };
 
@@ -491,6 +491,28 @@ static void set_duration(loader *l, const char *key, const char *value, uint64_t
     }
 }
 
+/* A rate: a size (aq_node_config_parse_size) per second; the "/s" is optional. */
+static bool set_rate(loader *l, const char *what, const char *value, uint64_t *out) {
+    char buf[64], q[256];
+    size_t vl = strlen(value);
+    if (vl >= 2 && strcmp(value + vl - 2, "/s") == 0)
+        vl -= 2;
+    uint64_t v;
+    int rc = vl < sizeof buf ? 0 : AQ_EPARSE;
+    if (!rc) {
+        memcpy(buf, value, vl);
+        buf[vl] = 0;
+        rc = aq_node_config_parse_size(buf, &v);
+    }
+    if (rc) {
+        fail(l, l->lineno, "%s: %s is not a rate (use e.g. 64MiB/s, or 0 for off)", what,
+             quote(q, value));
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 static void cluster_value(loader *l, enum cluster_key k, const char *value) {
     aq_node_config *cfg = l->cfg;
     char q[256];
@@ -550,27 +572,9 @@ static void cluster_value(loader *l, enum cluster_key k, const char *value) {
     case CK_TOMBSTONE_TTL:
         set_duration(l, "tombstone_ttl", value, 0, &cfg->tombstone_ttl_ms);
         break;
-    case CK_SCRUB_RATE: {
-        /* A size per second; the "/s" is optional. */
-        char buf[64];
-        size_t vl = strlen(value);
-        if (vl >= 2 && strcmp(value + vl - 2, "/s") == 0)
-            vl -= 2;
-        uint64_t v;
-        int rc = vl < sizeof buf ? 0 : AQ_EPARSE;
-        if (!rc) {
-            memcpy(buf, value, vl);
-            buf[vl] = 0;
-            rc = aq_node_config_parse_size(buf, &v);
-        }
-        if (rc)
-            fail(l, l->lineno,
-                 "[cluster] scrub_rate: %s is not a rate (use e.g. 64MiB/s, or 0 for off)",
-                 quote(q, value));
-        else
-            cfg->scrub_rate = v;
+    case CK_SCRUB_RATE:
+        set_rate(l, "[cluster] scrub_rate", value, &cfg->scrub_rate);
         break;
-    }
     case CK_COUNT:
         break;
     }
@@ -638,6 +642,12 @@ static void node_value(loader *l, enum node_key k, const char *value) {
             fail(l, l->lineno, "[node %s] memory_max: must be more than 0", node->name);
         else
             node->memory_max = v;
+        break;
+    }
+    case NK_SCRUB_RATE: {
+        char what[AQ_NODE_NAME_MAX + 32];
+        snprintf(what, sizeof what, "[node %s] scrub_rate", node->name);
+        node->scrub_rate_set = set_rate(l, what, value, &node->scrub_rate);
         break;
     }
     case NK_COUNT:
@@ -1026,6 +1036,10 @@ void aq_node_config_free(aq_node_config *cfg) {
     free(cfg);
 }
 
+uint64_t aq_node_config_scrub_rate(const aq_node_config *cfg, const aq_node_config_node *node) {
+    return node->scrub_rate_set ? node->scrub_rate : cfg->scrub_rate;
+}
+
 const aq_node_config_node *aq_node_config_find(const aq_node_config *cfg, const char *name) {
     if (!cfg || !name)
         return NULL;
@@ -1091,6 +1105,10 @@ char *aq_node_config_to_text(const aq_node_config *cfg) {
         if (n->data_dir)
             fprintf(f, "data_dir = %s\n", n->data_dir);
         fprintf(f, "memory_max = %s\n", a);
+        if (n->scrub_rate_set) {
+            format_size(n->scrub_rate, a, sizeof a);
+            fprintf(f, "scrub_rate = %s/s\n", a);
+        }
     }
     if (fclose(f) != 0) {
         free(text);

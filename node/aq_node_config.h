@@ -35,6 +35,8 @@ typedef struct aq_node_config_node {
     struct sockaddr_storage sockaddr; /* AF_INET or AF_INET6, port in network order */
     char *data_dir;                   /* NULL: the node keeps chunks in memory only */
     uint64_t memory_max;              /* bytes, > 0 */
+    uint64_t scrub_rate;              /* bytes per second, when scrub_rate_set */
+    bool scrub_rate_set;              /* this node's own scrub_rate overrides the cluster's */
     unsigned line;                    /* line of the [node NAME] header, for later messages */
 } aq_node_config_node;
 
@@ -75,6 +77,9 @@ int aq_node_config_load_buffer(const void *buf, size_t len, const char *origin_n
 int aq_node_config_load_default(aq_node_config **out, char *err, size_t errlen);
 
 void aq_node_config_free(aq_node_config *cfg);
+
+/* The scrub rate of node: its own scrub_rate if set, else the cluster's. 0: no scrub. */
+uint64_t aq_node_config_scrub_rate(const aq_node_config *cfg, const aq_node_config_node *node);
 
 /* The node with that name, or NULL. */
 const aq_node_config_node *aq_node_config_find(const aq_node_config *cfg, const char *name);

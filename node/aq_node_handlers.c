@@ -1,7 +1,10 @@
 /* The node's method handlers. Store work that touches the disk or hashes a whole chunk (put, rm)
  * runs in the threadpool; lookups (get, stat, list) are index reads and run on the loop. A put or
  * rm that arrives from a client is coordinated here: done locally, forwarded to the other live
- * replicas, and answered once all of them have answered. */
+ * replicas, and answered once all of them have answered; a removal also goes to every other live
+ * node, which applies it only over a copy it holds. GET and STAT answer a removal marker as such
+ * when asked to (AQ_READ_TOMBSTONES), and every read reply carries the copy's version, so that the
+ * command can pick the newest copy. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -28,7 +28,7 @@ enum aq_node_method {
     AQ_M_LIST = 5,   /* keys held here, by prefix, paginated */
     AQ_M_STATUS = 6, /* this node's state and its view of the cluster */
     AQ_M_HEARTBEAT = 7,   /* notify: I am alive */
-    AQ_M_OFFER = 8,       /* repair: "should you have these (key, digest)?" -> the ones it wants */
+    AQ_M_OFFER = 8,       /* repair: "should you have these copies?" -> a status per entry */
     AQ_M_FRAME_PARSE = 9, /* parse the raw CSV pieces held here -> observations, domains, rows */
     AQ_M_FRAME_FINISH =
         10, /* re-parse them at the final types, store (and replicate) column chunks */

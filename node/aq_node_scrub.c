@@ -218,7 +218,8 @@ static void scrub_after(uv_work_t *w, int status) {
 
 void aq_node_scrub_tick(aq_node *n) {
     struct aq_scrub *sc = n->scrub;
-    uint64_t rate = n->cfg->scrub_rate, now = aq_node_now_us(n);
+    uint64_t rate = aq_node_config_scrub_rate(n->cfg, n->members[n->self].conf);
+    uint64_t now = aq_node_now_us(n);
     if (!sc || !rate)
         return;
     uint64_t dt = sc->last_us ? now - sc->last_us : 0;

@@ -168,6 +168,8 @@ static void expect_same(const aq_node_config *a, const aq_node_config *b) {
         if (x->data_dir && y->data_dir)
             cr_expect_str_eq(x->data_dir, y->data_dir);
         cr_expect_eq(x->memory_max, y->memory_max);
+        cr_expect_eq(x->scrub_rate_set, y->scrub_rate_set);
+        cr_expect_eq(aq_node_config_scrub_rate(a, x), aq_node_config_scrub_rate(b, y));
     }
 }
 
@@ -242,6 +244,20 @@ Test(config, repair_keys) {
     expect_error(HEAD "scrub_rate = fast\n" NODE1,
                  "t.conf:3: [cluster] scrub_rate: \"fast\" is not a rate (use e.g. 64MiB/s, or 0 "
                  "for off)");
+    a = load_ok(HEAD "scrub_rate = 2MiB/s\n" NODE1 "scrub_rate = 0\n"
+                     "[node n2]\naddress = 127.0.0.1:5002\n");
+    cr_expect_eq(aq_node_config_scrub_rate(a, &a->nodes[0]), 0, "the node's own rate wins");
+    cr_expect_eq(aq_node_config_scrub_rate(a, &a->nodes[1]), 2ull << 20);
+    char *t = aq_node_config_to_text(a);
+    aq_node_config *b = load_ok(t);
+    cr_expect(b->nodes[0].scrub_rate_set);
+    cr_expect_eq(aq_node_config_scrub_rate(b, &b->nodes[0]), 0);
+    free(t);
+    aq_node_config_free(a);
+    aq_node_config_free(b);
+    expect_error(HEAD NODE1 "scrub_rate = lots\n",
+                 "t.conf:5: [node n1] scrub_rate: \"lots\" is not a rate (use e.g. 64MiB/s, or 0 "
+                 "for off)");
     expect_error(HEAD "scrub_rate = 5MiB/h\n" NODE1,
                  "t.conf:3: [cluster] scrub_rate: \"5MiB/h\" is not a rate (use e.g. 64MiB/s, or "
                  "0 for off)");
@@ -256,7 +272,7 @@ Test(config, unknown_keys) {
                  "repair_interval, tombstone_ttl, scrub_rate)");
     expect_error(HEAD NODE1 "memory = 1GiB\n",
                  "t.conf:5: [node n1] \"memory\": unknown key (known: address, data_dir, "
-                 "memory_max)");
+                 "memory_max, scrub_rate)");
     expect_error("name = x\n" HEAD NODE1,
                  "t.conf:1: \"name\": key outside any section (start with [cluster] or [node "
                  "NAME])");
