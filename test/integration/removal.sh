@@ -15,19 +15,21 @@ for i in $(seq 1 $N); do it_rand_file "$T/v/$i" $((1000 + i * 37)); done
 it_rand_file "$T/v/big" $(((4 << 20) + 12345))
 for i in $(seq 1 $N); do "$AQ" put "rm/$i" "$T/v/$i"; done
 "$AQ" put rm/big "$T/v/big"
+K=6 # keys that stay: their copies placed outside their replicas must be retired
+for i in $(seq 1 $K); do "$AQ" put "keep/$i" "$T/v/$i"; done
 
 it_log "kill -9 n2 past repair_after: its copies are handed to the other nodes"
 kill -9 "$(it_pid n2)"
 it_wait_state n2 down 30
 # Every chunk must have 2 copies on the nodes still up (the handoff happened): with n2 down, n1 and
-# n3 each hold all N + 3 chunks (the small values, the large one's manifest and 2 parts).
+# n3 each hold all N + K + 3 chunks (the small values, the large one's manifest and 2 parts).
 handed=0
 for t in $(seq 1 120); do
   if "$AQ" status --json 2>/dev/null | python3 -c '
 import json, sys
 want = int(sys.argv[1])
 d = {n["name"]: n for n in json.load(sys.stdin)["nodes"]}
-sys.exit(0 if all(d[x].get("chunks") == want for x in ("n1", "n3")) else 1)' $((N + 3)); then
+sys.exit(0 if all(d[x].get("chunks") == want for x in ("n1", "n3")) else 1)' $((N + K + 3)); then
     handed=1
     break
   fi
@@ -56,6 +58,21 @@ gone() {
 gone "at once"
 sleep 4
 gone "after several repair passes"
+# The copies repair placed outside their replicas while n2 was down are retired: removal
+# markers aside, the cluster holds exactly 2 copies of each key kept, all readable.
+retired=0
+for t in $(seq 1 60); do
+  total=$("$AQ" status --json | python3 -c '
+import json, sys
+print(sum(n.get("chunks") or 0 for n in json.load(sys.stdin)["nodes"]))')
+  [ "$total" -eq $((2 * K)) ] && { retired=1; break; }
+  sleep 0.5
+done
+[ $retired = 1 ] || it_fail "$total copies of the $K keys kept, not $((2 * K)): handoff copies not retired"
+for i in $(seq 1 $K); do
+  "$AQ" get "keep/$i" -o "$T/got" && cmp -s "$T/got" "$T/v/$i" || it_fail "keep/$i is wrong"
+done
+it_log "handoff copies retired: 2 copies of each kept key"
 
 restart_all() {
   local n
@@ -68,12 +85,13 @@ it_log "restart every node from its data_dir"
 restart_all
 gone "after a restart of every node"
 
-# chunk_files: chunk files left in the data_dirs (every chunk, removal markers included).
+# chunk_files: chunk files in the data_dirs (every chunk, removal markers included); the markers are
+# collected when only the 2 copies of each kept key are left.
 chunk_files() { find "$T/data" -path '*/quarantine' -prune -o -type f ! -name LOCK -print | wc -l; }
 it_log "wait for the removal markers to be collected (tombstone_ttl 3s)"
 collected=0
 for t in $(seq 1 60); do
-  [ "$(chunk_files)" -eq 0 ] && { collected=1; break; }
+  [ "$(chunk_files)" -eq $((2 * K)) ] && { collected=1; break; }
   sleep 1
 done
 [ $collected = 1 ] || it_fail "removal markers not collected: $(chunk_files) files left"
