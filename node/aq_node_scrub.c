@@ -33,8 +33,8 @@ struct aq_scrub {
     aq_node *n;
     uv_work_t work;
     bool running;
-    skey *keys; /* this round's snapshot */
-    size_t nkeys, capkeys, next;
+    uint8_t *keys; /* this round's snapshot: each key as a length byte then its bytes */
+    size_t len, cap, next;
     int64_t credit; /* bytes this node may still re-read now */
     uint64_t last_us;
     uint64_t budget, used; /* of the running job */
@@ -56,35 +56,38 @@ static int snap_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_
     (void)size;
     (void)d;
     (void)kind;
-    if (sc->nkeys == sc->capkeys) {
-        size_t cap = sc->capkeys ? sc->capkeys * 2 : 256;
-        skey *nk = realloc(sc->keys, cap * sizeof *nk);
+    if (sc->cap - sc->len < 1 + klen) {
+        size_t cap = sc->cap ? sc->cap * 2 : 4096;
+        uint8_t *nk = realloc(sc->keys, cap);
         if (!nk)
             return 1;
         sc->keys = nk;
-        sc->capkeys = cap;
+        sc->cap = cap;
     }
-    skey *k = &sc->keys[sc->nkeys++];
-    memcpy(k->key, key, klen);
-    k->klen = (uint8_t)klen;
+    sc->keys[sc->len] = (uint8_t)klen;
+    memcpy(sc->keys + sc->len + 1, key, klen);
+    sc->len += 1 + klen;
     return 0;
 }
 
 static void scrub_work(uv_work_t *w) {
     struct aq_scrub *sc = w->data;
     aq_chunk_store *s = sc->n->store;
-    if (sc->next >= sc->nkeys) {
-        sc->nkeys = sc->next = 0;
+    if (sc->next >= sc->len) {
+        sc->len = sc->next = 0;
         sc->rounds++;
         (void)aq_chunk_iterate(s, NULL, 0, snap_cb, sc);
     }
-    while (sc->next < sc->nkeys && (sc->used == 0 || sc->used < sc->budget) &&
+    while (sc->next < sc->len && (sc->used == 0 || sc->used < sc->budget) &&
            sc->nfound < SCRUB_FOUND_MAX) {
-        skey *k = &sc->keys[sc->next++];
+        uint8_t klen = sc->keys[sc->next];
+        const uint8_t *key = sc->keys + sc->next + 1;
+        sc->next += 1 + (size_t)klen;
         found *f = &sc->hits[sc->nfound];
         uint64_t before = sc->used;
-        if (aq_chunk_scrub(s, k->key, k->klen, &sc->used, f->why, sizeof f->why) == AQ_ECORRUPT) {
-            f->k = *k;
+        if (aq_chunk_scrub(s, key, klen, &sc->used, f->why, sizeof f->why) == AQ_ECORRUPT) {
+            memcpy(f->k.key, key, klen);
+            f->k.klen = klen;
             sc->nfound++;
         }
         if (sc->used == before)
