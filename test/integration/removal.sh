@@ -10,7 +10,7 @@
 it_conf 3 2 $'repair_after = 2s\nrepair_interval = 500ms\ntombstone_ttl = 3s' --persist
 it_up
 mkdir -p "$T/v"
-N=24
+N=16
 for i in $(seq 1 $N); do it_rand_file "$T/v/$i" $((1000 + i * 37)); done
 it_rand_file "$T/v/big" $(((4 << 20) + 12345))
 for i in $(seq 1 $N); do "$AQ" put "rm/$i" "$T/v/$i"; done
@@ -56,7 +56,7 @@ gone() {
   it_log "$1: every $p/ key is gone"
 }
 gone "at once"
-sleep 4
+sleep 3
 gone "after several repair passes"
 # The copies repair placed outside their replicas while n2 was down are retired: removal
 # markers aside, the cluster holds exactly 2 copies of each key kept, all readable.
@@ -96,10 +96,10 @@ for t in $(seq 1 60); do
 done
 [ $collected = 1 ] || it_fail "removal markers not collected: $(chunk_files) files left"
 gone "after the markers were collected"
-sleep 3
+sleep 2
 gone "after more repair passes"
 restart_all
-sleep 3
+sleep 2
 gone "after another restart of every node"
 
 it_log "again, removing while n3 is down past repair_after"
@@ -113,5 +113,5 @@ gone "removed while n3 is down" rd
 it_start_node n3
 it_wait_state n3 up 30
 gone "n3 back with its old copies" rd
-sleep 3
+sleep 2
 gone "n3 back, after repair passes" rd
