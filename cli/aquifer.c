@@ -121,7 +121,8 @@ static const command commands[] = {
      "usage: aquifer [-c FILE] stat KEY [--json]\n\n"
      "Shows KEY's size, its xxh3-128 digest in the form `xxhsum -H2` prints, and each chunk\n"
      "(index, size, digest) with the live nodes holding a copy; the newest copy on any live node\n"
-     "counts (a removal: KEY does not exist). --json prints {key, size, digest,\n"
+     "counts (a removal: KEY does not exist), and a replica holding an older copy is sent the\n"
+     "newest, as get does. --json prints {key, size, digest,\n"
      "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n"},
     {"parse", 1, 1, true, false,
      "usage: aquifer [-c FILE] parse FILE [--name NAME] [--sep C] [--header yes|no|auto]\n"

@@ -305,6 +305,28 @@ static void print_nodes_text(cli *c, const stat_res *row, aq_node_digest d) {
         fputs("(none live)", stdout);
 }
 
+/* Read repair for stat: when a live replica answered with an older copy than the newest, or with
+ * none, the newest is read (verified) and sent to the stale replicas, as get does. */
+static void repair_stale(cli *c, const char *key, size_t klen, const stat_res *res,
+                         const stat_res *newest) {
+    cli_kop reps = {0};
+    cli_candidates(c, key, klen, false, &reps);
+    bool stale = false;
+    for (size_t i = 0; i < reps.ncand && !stale; i++) {
+        const stat_res *r = &res[reps.cand[i]];
+        stale = r->found
+                    ? aq_node_copy_cmp(r->version, r->digest, newest->version, newest->digest) < 0
+                    : r->err == AQ_ENOTFOUND;
+    }
+    if (!stale)
+        return;
+    cli_read rd;
+    int err = cli_read_newest(c, key, klen, true, &rd);
+    if (err == 0 || (err == AQ_ENOTFOUND && rd.best >= 0))
+        cli_read_repair(&rd, key, klen);
+    cli_read_free(&rd);
+}
+
 int cli_cmd_stat(cli *c, const char *key) {
     int rc = cli_check_key(c, key);
     if (rc || (rc = cli_need_live(c)) != 0)
@@ -328,6 +350,8 @@ int cli_cmd_stat(cli *c, const char *key) {
         if (res[i].found && (!first || aq_node_copy_cmp(res[i].version, res[i].digest,
                                                         first->version, first->digest) > 0))
             first = &res[i];
+    if (first)
+        repair_stale(c, key, klen, res, first);
     if (first && first->kind == AQ_KIND_TOMBSTONE) {
         rc = cli_fail(c, CLI_NOTFOUND, "not found on any live node (removed)");
         goto out;

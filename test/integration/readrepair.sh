@@ -3,7 +3,7 @@
 # repair pass (repair_interval 1h, and no node goes down or restarts, which would start one). Each
 # key is put, then one of its two replicas alone is given a newer version (aq_poke: a replica-only
 # PUT, as a forward would be). get must return the newer value whichever replica comes first, and
-# afterwards both replicas hold it (read repair, done by get).
+# afterwards both replicas hold it (read repair, done by get). stat repairs the same way.
 . "$(dirname "$0")/lib.sh"
 POKE=${AQ_TEST_BIN:-$AQ_BUILD/tests}/aq_poke
 
@@ -35,3 +35,20 @@ for i in $(seq 1 $N); do
   [ ${#h[@]} -eq 2 ] || it_fail "rr/$i: after get only ${h[*]} hold the newest copy (no read repair)"
 done
 it_log "get returned the newest copy of every key and repaired the stale replica"
+
+it_log "stat: the same with other keys"
+for i in 1 2 3 4; do
+  it_rand_file "$T/v/sold$i" $((300 + i))
+  it_rand_file "$T/v/snew$i" $((400 + i))
+  "$AQ" put "rs/$i" "$T/v/sold$i"
+  mapfile -t h < <(holders "rs/$i")
+  "$POKE" "$CONF" "${h[$((i % 2))]}" "rs/$i" "$T/v/snew$i" $((future + 100 + i)) || it_fail "poke rs/$i"
+  "$AQ" stat "rs/$i" --json >"$T/stat.json" || it_fail "stat rs/$i failed"
+  # stat shows the newest copy's size, and afterwards both replicas hold it.
+  python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["size"] == int(sys.argv[2]) else 1)' \
+    "$T/stat.json" $((400 + i)) || it_fail "stat rs/$i did not show the newest copy"
+  mapfile -t h < <(holders "rs/$i")
+  [ ${#h[@]} -eq 2 ] || it_fail "rs/$i: after stat only ${h[*]} hold the newest copy"
+  "$AQ" get "rs/$i" -o "$T/got" && cmp -s "$T/got" "$T/v/snew$i" || it_fail "rs/$i is wrong"
+done
+it_log "stat showed the newest copy and repaired the stale replica"
