@@ -161,4 +161,13 @@ int aq_chunk_iterate(aq_chunk_store *s, const void *prefix, size_t plen, aq_chun
 
 int aq_chunk_store_stats(aq_chunk_store *s, aq_chunk_stats *out);
 
+/* Scrub: re-verifies key's chunk, its bytes in memory against its digest and, with a data_dir, its
+ * file (header checksum and value digest). A damaged chunk is dropped: removed from the index and
+ * its file moved to quarantine/ (reported), so it is never served and another replica can put it
+ * back. Returns 0 (whole), AQ_ENOTFOUND, AQ_ECORRUPT (it was damaged and is dropped; why says
+ * where) or AQ_ENOMEM; *bytes (may be NULL) gets the bytes hashed. Writers of the key wait for it;
+ * readers do not. */
+int aq_chunk_scrub(aq_chunk_store *s, const void *key, size_t klen, uint64_t *bytes, char *why,
+                   size_t whylen);
+
 #endif
