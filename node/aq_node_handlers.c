@@ -233,6 +233,11 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
 
 static void inform_done(void *ud, const aq_rpc_result *r) {
     write_op *op = ud;
+    aq_put_rep rep;
+    /* A live copy removed there means the key existed (never a copy of the removal, though). */
+    if (r->err == 0 && r->status == 0 && aq_put_rep_decode(r->data, r->len, &rep) == 0 &&
+        (rep.flags & AQ_REP_FOUND))
+        op->found = true;
     if (r->err) {
         char buf[256];
         aq_logf(op->n->log, AQ_LOG_WARN, "%s",
