@@ -44,10 +44,21 @@ static void done_cb(void *ud, const aq_rpc_result *r) {
     aq_node_digest d;
     const uint8_t *v;
     size_t vlen;
-    if (p->get && aq_get_rep_decode(r->data, r->len, &kind, &d, &v, &vlen) == 0)
+    if (p->get && aq_get_rep_decode(r->data, r->len, &kind, &d, &v, &vlen) == 0) {
         fwrite(v, 1, vlen, stdout);
-    else if (p->get)
+    } else if (p->get) {
         p->err = AQ_EPROTO;
+    } else {
+        /* A replica holding a newer write keeps it and says so: the poke did not land. */
+        aq_put_rep rep;
+        if (aq_put_rep_decode(r->data, r->len, &rep) != 0) {
+            p->err = AQ_EPROTO;
+        } else if (rep.flags & AQ_REP_STALE) {
+            p->err = AQ_ESTALE;
+            snprintf(p->msg, sizeof p->msg, "the node holds a newer write (version %llu)",
+                     (unsigned long long)rep.version);
+        }
+    }
 }
 
 static void closed_cb(void *ud) {

@@ -16,7 +16,10 @@ N=12
 holders() { "$AQ" stat "$1" --json | python3 -c '
 import json, sys
 for n in json.load(sys.stdin)["chunks"][0]["nodes"]: print(n)'; }
-future=$(( $(date +%s) * 1000000 + 600000000 ))
+# future N: a version N times 10 minutes ahead of the wall clock, in hybrid logical clock units
+# (milliseconds << 16, node/aq_node_hlc.h). A replica that stores a poke follows its clock, so the
+# next put's version is above it: each poke must be further ahead than the one before.
+future() { echo $(( ($(date +%s) * 1000 + 600000 * $1) << 16 )); }
 for i in $(seq 1 $N); do
   it_rand_file "$T/v/old$i" $((100 + i))
   it_rand_file "$T/v/new$i" $((200 + i))
@@ -25,7 +28,7 @@ for i in $(seq 1 $N); do
   [ ${#h[@]} -eq 2 ] || it_fail "rr/$i has ${#h[@]} copies after put, not 2"
   # Alternate which replica gets the newer copy, so both rendezvous orders are covered.
   target=${h[$((i % 2))]}
-  "$POKE" "$CONF" "$target" "rr/$i" "$T/v/new$i" $((future + i)) || it_fail "poke rr/$i at $target"
+  "$POKE" "$CONF" "$target" "rr/$i" "$T/v/new$i" "$(future "$i")" || it_fail "poke rr/$i at $target"
 done
 it_log "one replica of each of $N keys holds a newer copy"
 for i in $(seq 1 $N); do
@@ -42,7 +45,7 @@ for i in 1 2 3 4; do
   it_rand_file "$T/v/snew$i" $((400 + i))
   "$AQ" put "rs/$i" "$T/v/sold$i"
   mapfile -t h < <(holders "rs/$i")
-  "$POKE" "$CONF" "${h[$((i % 2))]}" "rs/$i" "$T/v/snew$i" $((future + 100 + i)) || it_fail "poke rs/$i"
+  "$POKE" "$CONF" "${h[$((i % 2))]}" "rs/$i" "$T/v/snew$i" "$(future $((N + i)))" || it_fail "poke rs/$i"
   "$AQ" stat "rs/$i" --json >"$T/stat.json" || it_fail "stat rs/$i failed"
   # stat shows the newest copy's size, and afterwards both replicas hold it.
   python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["size"] == int(sys.argv[2]) else 1)' \
