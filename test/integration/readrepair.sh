@@ -3,7 +3,8 @@
 # repair pass (repair_interval 1h, and no node goes down or restarts, which would start one). Each
 # key is put, then one of its two replicas alone is given a newer version (aq_poke: a replica-only
 # PUT, as a forward would be). get must return the newer value whichever replica comes first, and
-# afterwards both replicas hold it (read repair, done by get). stat repairs the same way.
+# afterwards both replicas hold it (read repair, done by get). stat repairs the same way. Last, rm
+# of a key whose only copy sits outside its replicas removes it and exits 0.
 . "$(dirname "$0")/lib.sh"
 POKE=${AQ_TEST_BIN:-$AQ_BUILD/tests}/aq_poke
 
@@ -55,3 +56,22 @@ for i in 1 2 3 4; do
   "$AQ" get "rs/$i" -o "$T/got" && cmp -s "$T/got" "$T/v/snew$i" || it_fail "rs/$i is wrong"
 done
 it_log "stat showed the newest copy and repaired the stale replica"
+
+it_log "rm of a key whose only copy is outside its replicas"
+# A copy repair left on a node that is not a replica (poked there, 10 minutes old, so any removal
+# orders after it) while the replicas hold nothing: get would serve it, so rm must remove it and
+# say so (exit 0, not "not found").
+PLACE=${AQ_TEST_BIN:-$AQ_BUILD/tests}/aq_place
+key=rh/1
+third=$("$PLACE" "$CONF" "$key" | awk '{ print $4 }')
+[ -n "$third" ] || it_fail "no third node for $key"
+it_rand_file "$T/v/h1" 321
+"$POKE" "$CONF" "$third" "$key" "$T/v/h1" $(( ($(date +%s) * 1000 - 600000) << 16 )) ||
+  it_fail "poke $key at $third"
+"$POKE" "$CONF" "$third" "$key" >"$T/got" && cmp -s "$T/got" "$T/v/h1" || it_fail "$third lacks $key"
+"$AQ" rm "$key" || it_fail "rm $key exited $? although $third held it"
+"$POKE" "$CONF" "$third" "$key" >/dev/null 2>&1 && it_fail "$third still serves $key after rm"
+rc=0
+"$AQ" get "$key" >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || it_fail "get $key after rm exited $rc, not 2"
+it_log "rm removed the copy outside the replicas and exited 0"
