@@ -144,6 +144,12 @@ int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen);
 /* Removes the chunk only if its version is lower than version; AQ_ESTALE (nothing changed) when the
  * stored one is the same or newer. Atomic with respect to other writers of the key. */
 int aq_chunk_rm_older(aq_chunk_store *s, const void *key, size_t klen, uint64_t version);
+/* Removes the chunk only if it orders at or before the write (version, digest, kind) in
+ * aq_chunk_write_cmp's order: that write or an older one, never a newer write that arrived since
+ * the caller looked (also one of the same version with a greater digest). AQ_ESTALE (nothing
+ * changed) when the stored one orders after it. Atomic with respect to other writers of the key. */
+int aq_chunk_rm_upto(aq_chunk_store *s, const void *key, size_t klen, uint64_t version,
+                     aq_chunk_digest digest, uint8_t kind);
 
 /* Size and digest without taking a reference; either out pointer may be NULL. */
 int aq_chunk_stat(aq_chunk_store *s, const void *key, size_t klen, uint64_t *size,

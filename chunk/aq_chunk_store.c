@@ -299,19 +299,35 @@ void aq_chunk_ref_release(aq_chunk_ref *r) {
     ref_put(r);
 }
 
-static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, bool if_older,
-                      uint64_t version);
+/* When a conditional removal applies: RM_ALWAYS; RM_OLDER, the stored version is below
+ * version; RM_UPTO, the stored write orders at or before (version, digest, kind). */
+enum rm_mode { RM_ALWAYS, RM_OLDER, RM_UPTO };
+typedef struct rm_cond {
+    enum rm_mode mode;
+    uint64_t version;
+    aq_chunk_digest digest;
+    uint8_t kind;
+} rm_cond;
+
+static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, const rm_cond *c);
 
 int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen) {
-    return rm_checked(s, key, klen, false, 0);
+    rm_cond c = {RM_ALWAYS, 0, {0, 0}, 0};
+    return rm_checked(s, key, klen, &c);
 }
 
 int aq_chunk_rm_older(aq_chunk_store *s, const void *key, size_t klen, uint64_t version) {
-    return rm_checked(s, key, klen, true, version);
+    rm_cond c = {RM_OLDER, version, {0, 0}, 0};
+    return rm_checked(s, key, klen, &c);
 }
 
-static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, bool if_older,
-                      uint64_t version) {
+int aq_chunk_rm_upto(aq_chunk_store *s, const void *key, size_t klen, uint64_t version,
+                     aq_chunk_digest digest, uint8_t kind) {
+    rm_cond c = {RM_UPTO, version, digest, kind};
+    return rm_checked(s, key, klen, &c);
+}
+
+static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, const rm_cond *c) {
     if (!s)
         return AQ_EINVAL;
     int err = aq_chunk_key_check(key, klen);
@@ -323,7 +339,12 @@ static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, bool if_o
     pthread_rwlock_rdlock(&s->lock);
     const aq_chunk_ref *cur = aq_chunk_index_find(&s->index, key, klen, h);
     bool present = cur != NULL;
-    bool newer = present && if_older && cur->version >= version;
+    bool newer = false;
+    if (present && c->mode == RM_OLDER)
+        newer = cur->version >= c->version;
+    else if (present && c->mode == RM_UPTO)
+        newer = aq_chunk_write_cmp(cur->version, cur->digest, cur->kind, c->version, c->digest,
+                                   c->kind) > 0;
     pthread_rwlock_unlock(&s->lock);
     if (!present || newer) {
         pthread_mutex_unlock(m);

@@ -231,7 +231,8 @@ static void drop_work(uv_work_t *w) {
         if (k->action == ACT_KEEP || k->confirm < k->need)
             continue;
         /* Only the copy that was confirmed: a newer write that arrived meanwhile stays. */
-        if (aq_chunk_rm_older(p->n->store, k->key, k->klen, k->version + 1) == 0) {
+        if (aq_chunk_rm_upto(p->n->store, k->key, k->klen, k->version,
+                             (aq_chunk_digest){k->digest.hi, k->digest.lo}, k->kind) == 0) {
             if (k->action == ACT_RETIRE)
                 p->dropped_retired++;
             else
@@ -483,7 +484,9 @@ static uint8_t offer_answer(aq_node *n, const uint8_t *key, size_t klen, aq_node
     if (flags & AQ_OFFER_TARGET)
         return AQ_OFFER_WANT;
     /* Not a target and older: the newer copy lives on the targets; this one must go. */
-    return aq_chunk_rm_older(n->store, key, klen, version) == 0 ? AQ_OFFER_HAVE : AQ_OFFER_OLDER;
+    return aq_chunk_rm_upto(n->store, key, klen, version, (aq_chunk_digest){d.hi, d.lo}, kind) == 0
+               ? AQ_OFFER_HAVE
+               : AQ_OFFER_OLDER;
 }
 
 static void offer_work(uv_work_t *w) {
