@@ -144,6 +144,12 @@ int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen);
 /* Removes the chunk only if its version is lower than version; AQ_ESTALE (nothing changed) when the
  * stored one is the same or newer. Atomic with respect to other writers of the key. */
 int aq_chunk_rm_older(aq_chunk_store *s, const void *key, size_t klen, uint64_t version);
+/* Removes the chunk only if it orders at or before the write (version, digest, kind) in
+ * aq_chunk_write_cmp's order: that write or an older one, never a newer write that arrived since
+ * the caller looked (also one of the same version with a greater digest). AQ_ESTALE (nothing
+ * changed) when the stored one orders after it. Atomic with respect to other writers of the key. */
+int aq_chunk_rm_upto(aq_chunk_store *s, const void *key, size_t klen, uint64_t version,
+                     aq_chunk_digest digest, uint8_t kind);
 
 /* Size and digest without taking a reference; either out pointer may be NULL. */
 int aq_chunk_stat(aq_chunk_store *s, const void *key, size_t klen, uint64_t *size,
@@ -160,5 +166,14 @@ int aq_chunk_iterate(aq_chunk_store *s, const void *prefix, size_t plen, aq_chun
                      void *ud);
 
 int aq_chunk_store_stats(aq_chunk_store *s, aq_chunk_stats *out);
+
+/* Scrub: re-verifies key's chunk, its bytes in memory against its digest and, with a data_dir, its
+ * file (header checksum and value digest). A damaged chunk is dropped: removed from the index and
+ * its file moved to quarantine/ (reported), so it is never served and another replica can put it
+ * back. Returns 0 (whole), AQ_ENOTFOUND, AQ_ECORRUPT (it was damaged and is dropped; why says
+ * where) or AQ_ENOMEM; *bytes (may be NULL) gets the bytes hashed. Writers of the key wait for it;
+ * readers do not. */
+int aq_chunk_scrub(aq_chunk_store *s, const void *key, size_t klen, uint64_t *bytes, char *why,
+                   size_t whylen);
 
 #endif

@@ -79,6 +79,13 @@ int aq_chunk_persist_open(aq_chunk_store *s, const char *data_dir);
 int aq_chunk_persist_load(aq_chunk_store *s);
 int aq_chunk_persist_write(aq_chunk_store *s, const aq_chunk_ref *r);
 int aq_chunk_persist_remove(aq_chunk_store *s, const void *key, size_t klen);
+/* Re-reads r's file: 0 when it matches r, AQ_ECORRUPT (why says how) or AQ_ENOMEM. Adds the bytes
+ * read to *bytes. */
+int aq_chunk_persist_check(aq_chunk_store *s, const aq_chunk_ref *r, uint64_t *bytes, char *why,
+                           size_t whylen);
+/* Moves key's file to quarantine/ and reports why. */
+void aq_chunk_persist_quarantine(aq_chunk_store *s, const void *key, size_t klen,
+                                 const char *reason);
 void aq_chunk_persist_close(aq_chunk_store *s);
 
 #endif

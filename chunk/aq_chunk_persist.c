@@ -435,3 +435,61 @@ int aq_chunk_persist_load(aq_chunk_store *s) {
         err = fsync_path(s->dirfd, QUARANTINE);
     return err;
 }
+
+/* Re-reads r's file and checks it against r: the header's checksum and the value's digest. A file
+ * that is missing, unreadable or differs is damaged (AQ_ECORRUPT; *why says how). */
+int aq_chunk_persist_check(aq_chunk_store *s, const aq_chunk_ref *r, uint64_t *bytes, char *why,
+                           size_t whylen) {
+    char name[NAME_MAX_LEN];
+    file_name(r->key, r->klen, name, false);
+    int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        snprintf(why, whylen, "its file cannot be opened (%s)", strerror(errno));
+        return AQ_ECORRUPT;
+    }
+    struct stat st;
+    uint8_t *buf = NULL;
+    int rc = AQ_ECORRUPT;
+    size_t got = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size < FIXED_LEN_V1 + r->klen + 8 + (uint64_t)r->len ||
+        (uint64_t)st.st_size > HEADER_MAX + (uint64_t)r->len) {
+        snprintf(why, whylen, "its file has the wrong size");
+        goto out;
+    }
+    size_t n = (size_t)st.st_size;
+    buf = malloc(n);
+    if (!buf) {
+        rc = AQ_ENOMEM;
+        goto out;
+    }
+    if (read_full(fd, buf, n, &got) != 0 || got != n) {
+        snprintf(why, whylen, "its file cannot be read whole");
+        goto out;
+    }
+    *bytes += n;
+    size_t hlen = n - r->len - 8;
+    uint64_t sum = 0;
+    for (int i = 0; i < 8; i++)
+        sum |= (uint64_t)buf[hlen + (size_t)i] << (8 * i);
+    XXH128_hash_t h = XXH3_128bits(buf + hlen + 8, r->len);
+    if (memcmp(buf, MAGIC, MAGIC_LEN) != 0 || XXH3_64bits(buf, hlen) != sum) {
+        snprintf(why, whylen, "its file's header does not match its checksum");
+    } else if (h.high64 != r->digest.hi || h.low64 != r->digest.lo) {
+        snprintf(why, whylen, "its file's value does not match its digest");
+    } else {
+        rc = 0;
+    }
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+void aq_chunk_persist_quarantine(aq_chunk_store *s, const void *key, size_t klen,
+                                 const char *reason) {
+    char name[NAME_MAX_LEN];
+    file_name(key, klen, name, false);
+    quarantine(s, name, reason);
+    fsync(s->dirfd);
+}

@@ -2,6 +2,7 @@
 #include "aq_chunk_int.h"
 #include "aq_error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +144,8 @@ static int commit(aq_chunk_store *s, aq_chunk_ref *r, enum commit_mode mode, uin
     if (!err) {
         old = aq_chunk_index_put(&s->index, r);
         s->bytes = s->bytes - (old ? old->len : 0) + r->len;
+    } else {
+        old = NULL; /* still the index's: a failed overwrite leaves the stored chunk as it was */
     }
     pthread_rwlock_unlock(&s->lock);
     pthread_mutex_unlock(m);
@@ -296,19 +299,35 @@ void aq_chunk_ref_release(aq_chunk_ref *r) {
     ref_put(r);
 }
 
-static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, bool if_older,
-                      uint64_t version);
+/* When a conditional removal applies: RM_ALWAYS; RM_OLDER, the stored version is below
+ * version; RM_UPTO, the stored write orders at or before (version, digest, kind). */
+enum rm_mode { RM_ALWAYS, RM_OLDER, RM_UPTO };
+typedef struct rm_cond {
+    enum rm_mode mode;
+    uint64_t version;
+    aq_chunk_digest digest;
+    uint8_t kind;
+} rm_cond;
+
+static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, const rm_cond *c);
 
 int aq_chunk_rm(aq_chunk_store *s, const void *key, size_t klen) {
-    return rm_checked(s, key, klen, false, 0);
+    rm_cond c = {RM_ALWAYS, 0, {0, 0}, 0};
+    return rm_checked(s, key, klen, &c);
 }
 
 int aq_chunk_rm_older(aq_chunk_store *s, const void *key, size_t klen, uint64_t version) {
-    return rm_checked(s, key, klen, true, version);
+    rm_cond c = {RM_OLDER, version, {0, 0}, 0};
+    return rm_checked(s, key, klen, &c);
 }
 
-static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, bool if_older,
-                      uint64_t version) {
+int aq_chunk_rm_upto(aq_chunk_store *s, const void *key, size_t klen, uint64_t version,
+                     aq_chunk_digest digest, uint8_t kind) {
+    rm_cond c = {RM_UPTO, version, digest, kind};
+    return rm_checked(s, key, klen, &c);
+}
+
+static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, const rm_cond *c) {
     if (!s)
         return AQ_EINVAL;
     int err = aq_chunk_key_check(key, klen);
@@ -320,7 +339,12 @@ static int rm_checked(aq_chunk_store *s, const void *key, size_t klen, bool if_o
     pthread_rwlock_rdlock(&s->lock);
     const aq_chunk_ref *cur = aq_chunk_index_find(&s->index, key, klen, h);
     bool present = cur != NULL;
-    bool newer = present && if_older && cur->version >= version;
+    bool newer = false;
+    if (present && c->mode == RM_OLDER)
+        newer = cur->version >= c->version;
+    else if (present && c->mode == RM_UPTO)
+        newer = aq_chunk_write_cmp(cur->version, cur->digest, cur->kind, c->version, c->digest,
+                                   c->kind) > 0;
     pthread_rwlock_unlock(&s->lock);
     if (!present || newer) {
         pthread_mutex_unlock(m);
@@ -411,4 +435,51 @@ int aq_chunk_store_stats(aq_chunk_store *s, aq_chunk_stats *out) {
     out->quarantined = s->quarantined;
     out->stray = s->stray;
     return 0;
+}
+
+int aq_chunk_scrub(aq_chunk_store *s, const void *key, size_t klen, uint64_t *bytes, char *why,
+                   size_t whylen) {
+    uint64_t dummy = 0;
+    if (!bytes)
+        bytes = &dummy;
+    if (!s || !why || !whylen)
+        return AQ_EINVAL;
+    int err = aq_chunk_key_check(key, klen);
+    if (err)
+        return err;
+    why[0] = 0;
+    uint64_t h = aq_chunk_key_hash(key, klen);
+    /* Holding the key's stripe, no write of the key changes the chunk or its file meanwhile. */
+    pthread_mutex_t *m = stripe(s, h);
+    pthread_mutex_lock(m);
+    pthread_rwlock_rdlock(&s->lock);
+    aq_chunk_ref *r = aq_chunk_index_find(&s->index, key, klen, h);
+    if (r)
+        ref_get(r);
+    pthread_rwlock_unlock(&s->lock);
+    if (!r) {
+        pthread_mutex_unlock(m);
+        return AQ_ENOTFOUND;
+    }
+    aq_chunk_digest d = aq_chunk_digest_of(r->data, r->len);
+    *bytes += r->len;
+    if (!aq_chunk_digest_equal(d, r->digest)) {
+        snprintf(why, whylen, "its bytes in memory do not match its digest");
+        err = AQ_ECORRUPT;
+    } else if (s->dirfd >= 0) {
+        err = aq_chunk_persist_check(s, r, bytes, why, whylen);
+    }
+    if (err == AQ_ECORRUPT) {
+        if (s->dirfd >= 0)
+            aq_chunk_persist_quarantine(s, key, klen, why);
+        pthread_rwlock_wrlock(&s->lock);
+        aq_chunk_ref *gone = aq_chunk_index_remove(&s->index, key, klen, h);
+        if (gone)
+            s->bytes -= gone->len;
+        pthread_rwlock_unlock(&s->lock);
+        ref_put(gone);
+    }
+    pthread_mutex_unlock(m);
+    ref_put(r);
+    return err;
 }

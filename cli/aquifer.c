@@ -93,8 +93,12 @@ static const command commands[] = {
      "size, digests, part list) under KEY, stored last. The input is streamed: memory stays a\n"
      "few chunks whatever the size. Each chunk goes to the first live node of its replicas\n"
      "(rendezvous order), which stores it and copies it to the others; an unreachable node is\n"
-     "skipped for the next. If a part fails, the parts written are removed and nothing changes.\n"
-     "Replacing a large value removes its old parts once the new manifest is stored.\n\n"
+     "skipped for the next. A put that fails, or whose outcome is unknown, changes nothing:\n"
+     "the parts it wrote are removed, and where a replica already took the new value (or a\n"
+     "large value's new manifest) the previous value is written back over it, one version above\n"
+     "the new one; the error says whether that was done (if it could not be, the new parts stay\n"
+     "so no key names missing parts). Replacing a large value removes its old parts once the\n"
+     "new manifest is known to be the value.\n\n"
      "Prints \"stored C of W copies\": W is the replicas setting, C the replicas that hold this\n"
      "put (for a large value, the fewest of any of its chunks). A replica that already holds a\n"
      "newer write of the key is never counted. Fewer than W prints a warning on stderr naming the\n"
@@ -104,26 +108,36 @@ static const command commands[] = {
     {"get", 1, 1, false, true,
      "usage: aquifer [-c FILE] get KEY [-o FILE]\n\n"
      "Writes KEY's value to stdout, or to FILE with -o (through a temporary file next to FILE,\n"
-     "renamed at the end: a failed get leaves FILE as it was). Every chunk's xxh3-128 digest and\n"
-     "the whole value's are verified; a node that does not have a chunk, does not answer or sends\n"
-     "bytes that fail their digest is skipped for the next replica. Exits 2 when KEY does not\n"
-     "exist.\n"},
+     "renamed at the end: a failed get leaves FILE as it was). Every live replica of KEY is\n"
+     "asked at once and the newest copy is returned, never an older one; if the newest is a\n"
+     "removal, KEY does not exist. Only when no replica holds anything are the other live\n"
+     "nodes asked. A replica found holding an older copy, or none, is sent the newest before\n"
+     "get returns (read repair). Every chunk's xxh3-128 digest and the whole value's are\n"
+     "verified; a node that sends bytes that fail their digest is skipped for the next one\n"
+     "holding that copy. Exits 2 when KEY does not exist.\n"},
     {"rm", 1, 1, true, false,
      "usage: aquifer [-c FILE] rm KEY [--min-copies N] [--json]\n\n"
-     "Removes KEY from every live replica (a large value's manifest first, then its parts).\n"
-     "Exits 2 when KEY does not exist. Prints \"removed C of W copies\": the replicas that now\n"
-     "hold the removal, of the replicas setting; fewer than W warns naming the others, fewer\n"
-     "than N (--min-copies N, else [cluster] min_copies) fails with exit 4. --json prints {key,\n"
-     "removed, copies, wanted, min_copies, missing}.\n"},
+     "Removes KEY (a large value's manifest first, then its parts): the replicas store a\n"
+     "removal marker newer than every copy, and every other live node drops a copy repair may\n"
+     "have placed there. Once rm exits 0, get, ls and stat no longer see KEY on any node, also\n"
+     "after repairs and restarts; the markers are collected after tombstone_ttl, once every\n"
+     "configured node was seen to hold nothing older. Exits 2 when KEY does not exist.\n"
+     "Prints \"removed C of W copies\": the replicas that now hold the removal, of the replicas\n"
+     "setting; fewer than W warns naming the others, fewer than N (--min-copies N, else\n"
+     "[cluster] min_copies) fails with exit 4. --json prints {key, removed, copies, wanted,\n"
+     "min_copies, missing}.\n"},
     {"ls", 0, 1, true, false,
      "usage: aquifer [-c FILE] ls [PREFIX] [--json]\n\n"
      "Lists the keys starting with PREFIX (all keys without it) held by every live node, merged,\n"
-     "deduplicated and sorted bytewise, one per line after its size in bytes (a large value's\n"
+     "deduplicated (the newest copy of each key counts; a key whose newest copy is a removal is\n"
+     "not listed) and sorted bytewise, one per line after its size in bytes (a large value's\n"
      "total size). --json prints an array of {key, size, kind, digest}.\n"},
     {"stat", 1, 1, true, false,
      "usage: aquifer [-c FILE] stat KEY [--json]\n\n"
      "Shows KEY's size, its xxh3-128 digest in the form `xxhsum -H2` prints, and each chunk\n"
-     "(index, size, digest) with the live nodes holding a copy. --json prints {key, size, digest,\n"
+     "(index, size, digest) with the live nodes holding a copy; the newest copy on any live node\n"
+     "counts (a removal: KEY does not exist), and a replica holding an older copy is sent the\n"
+     "newest, as get does. --json prints {key, size, digest,\n"
      "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n"},
     {"parse", 1, 65536, true, false,
      "usage: aquifer [-c FILE] parse FILE... [--name NAME] [--sep C] [--quote C] [--escape C]\n"

@@ -178,10 +178,64 @@ int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why 
 int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
 cli_kop *cli_kop_new(cli *c);
 void cli_kop_free(cli_kop *k);
-/* GET key from its replicas, then the other live nodes, verifying digests; on success k->rep holds
- * the reply and kind, d, v, vlen point into it. Returns 0 or the error (k->msg says more). */
+/* The newest copy of key (cli_read.c), verified against its digest; on success k->rep holds the
+ * reply and kind, d, v, vlen point into it. Returns 0 or the error (k->msg says more); a removal
+ * is AQ_ENOTFOUND. cli_fetch_v also gives the version. */
 int cli_fetch(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
               const uint8_t **v, size_t *vlen);
+int cli_fetch_v(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
+                uint64_t *version, const uint8_t **v, size_t *vlen);
+
+/* ---- cli_read.c: reads of the newest copy, read repair ---- */
+typedef struct cli_copy {
+    bool asked, replica;
+    bool found; /* holds a copy: a value, a manifest or a removal marker */
+    int err;    /* 0, AQ_ENOTFOUND, or why the node did not answer */
+    uint8_t kind;
+    uint64_t size, version;
+    aq_node_digest digest;
+} cli_copy;
+typedef struct cli_read {
+    cli *c;
+    cli_copy *copies; /* one per configured node */
+    int best;         /* index of the node with the newest copy, or -1 */
+    size_t asked;
+    cli_kop *data;     /* the GET reply of the newest copy (want_data) */
+    char failure[384]; /* why, naming the node, when no answer came */
+} cli_read;
+/* Asks key's live replicas (then, if none holds anything, the other live nodes) and picks the
+ * newest copy. 0: r->copies[r->best] is a live value (with want_data its bytes are in r->data);
+ * AQ_ENOTFOUND: nothing, or the newest is a removal; else why no node answered (r->failure).
+ * Free r with cli_read_free whatever the result. */
+int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_read *r);
+int cli_read_value(const cli_read *r, uint8_t *kind, aq_node_digest *d, uint64_t *version,
+                   const uint8_t **v, size_t *vlen);
+/* Sends the newest copy to every replica that answered with an older one or none; waits. */
+void cli_read_repair(cli_read *r, const void *key, size_t klen);
+void cli_read_free(cli_read *r);
+
+/* ---- cli_prev.c: the previous value around an overwrite ---- */
+typedef struct cli_prev {
+    bool known; /* the read before the put answered (found or not found) */
+    bool live;  /* a value or manifest was there */
+    uint8_t kind;
+    uint64_t version;
+    aq_node_digest digest;
+    bool have_manifest;
+    cli_manifest m; /* a large previous value's manifest */
+} cli_prev;
+/* Reads key's newest copy (and a large one's manifest) into pv. 0, or why it could not be read. */
+int cli_prev_read(cli *c, const char *key, cli_prev *pv);
+void cli_prev_free(cli_prev *pv);
+/* After a put of key succeeded: true when pv's value is no longer the newest copy any answering
+ * replica holds (the put won), so a large previous value's parts may go. A store may answer a
+ * write that lost to a newer one as done; then the previous manifest may still be the value. */
+bool cli_prev_lost(cli *c, const char *key, const cli_prev *pv);
+/* After a put of key (kind our_kind, digest ours) failed or ended unknown: writes pv's value back
+ * over every copy of the put's value a replica holds. True when the put's value is known to be on
+ * no replica any more (its new parts may be removed); note gets a clause saying what happened. */
+bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_kind,
+                      aq_node_digest ours, char *note, size_t cap);
 
 /* ---- commands ---- */
 int cli_cmd_put(cli *c, const char *key, const char *file);

@@ -87,52 +87,61 @@ void cli_kop_free(cli_kop *k) {
     }
 }
 
-/* GET key from its replicas, then the other live nodes, verifying the digest. On success k->rep
- * holds the reply and *kind, *v, *vlen point into it. */
-int cli_fetch(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
-              const uint8_t **v, size_t *vlen) {
-    int err = cli_kop_key(c, k, AQ_M_GET, key, klen, true);
-    if (err)
-        return err;
-    k->next_on_notfound = true;
-    k->verify = true;
-    if (cli_kop_start(k) == 0)
-        cli_kop_wait(k);
-    if (k->err)
-        return k->err;
-    return aq_get_rep_decode(k->rep, k->replen, kind, d, v, vlen);
+/* Moves the outcome of a newest-copy read into k, as the callers of cli_fetch expect it. */
+static int fetch_into(cli_kop *k, cli_read *r, int err, bool repair, const void *key, size_t klen) {
+    if (!err && repair)
+        cli_read_repair(r, key, klen);
+    free(k->rep);
+    k->rep = NULL;
+    k->replen = 0;
+    k->err = err;
+    k->done = true;
+    /* For cli_kop_fail's "asked N nodes". */
+    k->pos = r->asked ? r->asked - 1 : 0;
+    if (err) {
+        snprintf(k->msg, sizeof k->msg, "%s", r->failure);
+    } else {
+        k->rep = r->data->rep;
+        k->replen = r->data->replen;
+        k->node = r->data->node;
+        r->data->rep = NULL;
+    }
+    return err;
 }
 
-/* The manifest under key, if the value stored there now is a large one. */
+static int fetch(cli *c, cli_kop *k, const void *key, size_t klen, bool repair, uint8_t *kind,
+                 aq_node_digest *d, uint64_t *version, const uint8_t **v, size_t *vlen) {
+    cli_read r;
+    int err = cli_read_newest(c, key, klen, true, &r);
+    err = fetch_into(k, &r, err, repair, key, klen);
+    cli_read_free(&r);
+    if (err)
+        return err;
+    return aq_get_rep_decode_v(k->rep, k->replen, kind, d, version, v, vlen);
+}
+
+int cli_fetch_v(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
+                uint64_t *version, const uint8_t **v, size_t *vlen) {
+    return fetch(c, k, key, klen, false, kind, d, version, v, vlen);
+}
+
+int cli_fetch(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
+              const uint8_t **v, size_t *vlen) {
+    uint64_t version;
+    return fetch(c, k, key, klen, false, kind, d, &version, v, vlen);
+}
+
+/* The manifest under key, if the newest value stored there is a large one. */
 static int current_manifest(cli *c, const char *key, cli_manifest *m, bool *have) {
-    *have = false;
-    cli_kop *k = cli_kop_new(c);
-    if (!k)
-        return AQ_ENOMEM;
-    size_t klen = strlen(key);
-    int err = cli_kop_key(c, k, AQ_M_STAT, key, klen, true);
-    if (!err) {
-        k->next_on_notfound = true;
-        if (cli_kop_start(k) == 0)
-            cli_kop_wait(k);
-        err = k->err;
+    cli_prev pv;
+    int err = cli_prev_read(c, key, &pv);
+    *have = pv.have_manifest;
+    if (*have) {
+        *m = pv.m;
+        pv.have_manifest = false;
     }
-    uint8_t kind = 0;
-    uint64_t size;
-    aq_node_digest d;
-    if (!err)
-        err = aq_stat_rep_decode(k->rep, k->replen, &kind, &size, &d);
-    if (!err && kind == AQ_KIND_MANIFEST) {
-        const uint8_t *v;
-        size_t vlen;
-        err = cli_fetch(c, k, key, klen, &kind, &d, &v, &vlen);
-        if (!err && kind == AQ_KIND_MANIFEST) {
-            err = cli_manifest_decode(v, vlen, m);
-            *have = err == 0;
-        }
-    }
-    cli_kop_free(k);
-    return err == AQ_ENOTFOUND ? 0 : err;
+    cli_prev_free(&pv);
+    return err;
 }
 
 /* Best effort: parts left behind are unreachable garbage, not wrong answers. */
@@ -269,21 +278,43 @@ int cli_wrep_finish(cli *c, const char *verb, const char *key) {
     return CLI_OK;
 }
 
-static int put_one(cli *c, const char *key, uint8_t *mem, size_t len, uint8_t kind) {
+/* Puts one chunk under key, with pv the value it replaces. A failed put (or one whose outcome is
+ * unknown) is undone: the previous value is written back over whatever replicas took the new one
+ * (cli_prev.c). *gone tells whether the new value is known to be on no replica (only then may the
+ * parts a new manifest names be removed). Says why on failure; returns the exit code. */
+static int put_one(cli *c, const char *key, uint8_t *mem, size_t len, uint8_t kind,
+                   const cli_prev *pv, bool *gone) {
+    *gone = false;
     cli_kop *k = cli_kop_new(c);
     if (!k) {
         free(mem);
+        *gone = true;
         return cli_fail(c, CLI_ERROR, "out of memory");
     }
     size_t klen = strlen(key);
-    put_req_in_place(k, mem, kind, key, klen, len, digest_of(mem + HEAD_MAX, len));
+    aq_node_digest d = digest_of(mem + HEAD_MAX, len);
+    put_req_in_place(k, mem, kind, key, klen, len, d);
     k->method = AQ_M_PUT;
     cli_candidates(c, key, klen, false, k);
     if (cli_kop_start(k) == 0)
         cli_kop_wait(k);
-    int rc = k->err ? cli_kop_fail(c, k) : 0;
-    if (!rc && cli_wrep_add(c, k, key, klen) != 0)
-        rc = cli_fail(c, CLI_ERROR, "%s sent a malformed PUT reply", c->conf->nodes[k->node].name);
+    int rc = 0;
+    /* A reply that cannot be read leaves the outcome unknown: undone like a failure. */
+    bool malformed = !k->err && cli_wrep_add(c, k, key, klen) != 0;
+    if (k->err == AQ_EUNAVAIL && k->ncand == 0) {
+        *gone = true; /* sent nowhere */
+        rc = cli_kop_fail(c, k);
+    } else if (k->err || malformed) {
+        char note[400];
+        *gone = cli_prev_restore(c, key, pv, kind, d, note, sizeof note);
+        char bad[128];
+        snprintf(bad, sizeof bad, "%s sent a malformed PUT reply", c->conf->nodes[k->node].name);
+        const char *why = malformed                ? bad
+                          : k->err == AQ_ENOTFOUND ? "not found"
+                          : k->msg[0]              ? k->msg
+                                                   : aq_strerror(k->err);
+        rc = cli_fail(c, malformed ? CLI_ERROR : cli_exit_code(k->err), "%s; %s", why, note);
+    }
     cli_kop_free(k);
     return rc;
 }
@@ -422,17 +453,15 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
     cli_progress_end(&pg);
     m.digest = digest_final(st);
     XXH3_freeState(st);
+    bool new_gone = true; /* the new manifest is on no replica: its parts may go */
     if (!rc) {
-        cli_manifest old;
-        bool have_old = false;
-        int err = current_manifest(c, key, &old, &have_old);
-        if (err && err != AQ_ENOTFOUND) {
-            /* Not knowing the old value only risks leaving its parts behind: carry on. */
-            have_old = false;
-        }
+        cli_prev pv;
+        /* Not knowing the old value only risks leaving its parts behind: carry on. */
+        (void)cli_prev_read(c, key, &pv);
+        bool have_old = pv.have_manifest;
         uint8_t *enc;
         size_t elen;
-        err = cli_manifest_encode(&m, &enc, &elen);
+        int err = cli_manifest_encode(&m, &enc, &elen);
         if (err) {
             rc = CLI_ERROR;
             snprintf(why, sizeof why, "cannot build the manifest: %s", aq_strerror(err));
@@ -445,20 +474,28 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
             } else {
                 memcpy(mem + HEAD_MAX, enc, elen);
                 free(enc);
-                rc = put_one(c, key, mem, elen, AQ_KIND_MANIFEST);
+                rc = put_one(c, key, mem, elen, AQ_KIND_MANIFEST, &pv, &new_gone);
                 if (rc)
                     why[0] = 0; /* put_one said why */
             }
         }
-        if (!rc && have_old && old.put_id != m.put_id)
-            rm_parts(c, key, &old, old.nparts, "the old value");
-        if (have_old)
-            cli_manifest_free(&old);
+        /* The old parts go only once the new manifest won on the replicas. */
+        if (!rc && have_old && pv.m.put_id != m.put_id && cli_prev_lost(c, key, &pv))
+            rm_parts(c, key, &pv.m, pv.m.nparts, "the old value");
+        cli_prev_free(&pv);
     }
     if (rc) {
         if (why[0])
             cli_fail(c, rc, "%s", why);
-        rm_parts(c, key, &m, m.nparts, "this failed put");
+        /* While a replica may still hold the new manifest its parts stay, so the key never names
+         * missing parts (unreachable garbage at worst). */
+        if (new_gone)
+            rm_parts(c, key, &m, m.nparts, "this failed put");
+        else
+            fprintf(stderr,
+                    "aquifer: %s: warning: the %u parts of this failed put were kept, since a "
+                    "replica may still name them\n",
+                    c->what, m.nparts);
     }
     for (size_t s = 0; s < CLI_INFLIGHT; s++)
         cli_kop_reset(&slots[s].k);
@@ -502,16 +539,15 @@ int cli_cmd_put(cli *c, const char *key, const char *file) {
     }
     if (src.npre == 1 || src.prelen[1] == 0) {
         /* One chunk: the value itself under its key. */
-        cli_manifest old;
-        bool have_old = false;
-        current_manifest(c, key, &old, &have_old);
+        cli_prev pv;
+        (void)cli_prev_read(c, key, &pv);
         uint8_t *mem = src.pre[0];
         src.pre[0] = NULL;
-        rc = put_one(c, key, mem, src.prelen[0], AQ_KIND_VALUE);
-        if (!rc && have_old)
-            rm_parts(c, key, &old, old.nparts, "the old value");
-        if (have_old)
-            cli_manifest_free(&old);
+        bool gone;
+        rc = put_one(c, key, mem, src.prelen[0], AQ_KIND_VALUE, &pv, &gone);
+        if (!rc && pv.have_manifest && cli_prev_lost(c, key, &pv))
+            rm_parts(c, key, &pv.m, pv.m.nparts, "the old value");
+        cli_prev_free(&pv);
     } else {
         rc = put_large(c, key, &src, hint);
     }
@@ -614,7 +650,8 @@ int cli_cmd_get(cli *c, const char *key) {
     aq_node_digest d;
     const uint8_t *v;
     size_t vlen;
-    int err = cli_fetch(c, k, key, strlen(key), &kind, &d, &v, &vlen);
+    uint64_t version;
+    int err = fetch(c, k, key, strlen(key), true, &kind, &d, &version, &v, &vlen);
     if (err) {
         rc = k->err ? cli_kop_fail(c, k) : cli_fail(c, CLI_ERROR, "%s", aq_strerror(err));
         cli_kop_free(k);

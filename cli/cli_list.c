@@ -14,6 +14,7 @@ typedef struct ent {
     uint8_t kind;
     uint64_t size;
     aq_node_digest digest;
+    uint64_t version;
     bool size_known;
 } ent;
 
@@ -35,7 +36,7 @@ static int ents_add(ents *e, const aq_list_entry *le) {
     if (!k)
         return AQ_ENOMEM;
     memcpy(k, le->key, le->klen);
-    e->v[e->n++] = (ent){k, le->klen, le->kind, le->size, le->digest, true};
+    e->v[e->n++] = (ent){k, le->klen, le->kind, le->size, le->digest, le->version, true};
     return 0;
 }
 
@@ -44,9 +45,12 @@ static int keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
     return c ? c : (al < bl ? -1 : al > bl);
 }
 
+/* By key, and the newest copy of a key first. */
 static int ent_cmp(const void *x, const void *y) {
     const ent *a = x, *b = y;
-    return keycmp(a->key, a->klen, b->key, b->klen);
+    int c = keycmp(a->key, a->klen, b->key, b->klen);
+    return c ? c
+             : -aq_node_copy_cmp(a->version, a->digest, a->kind, b->version, b->digest, b->kind);
 }
 
 /* All keys with prefix held by node i, page by page. */
@@ -57,7 +61,9 @@ static int list_node(cli *c, size_t i, const char *prefix, ents *out, cli_kop *k
     for (;;) {
         aq_wr w;
         aq_wr_init(&w);
-        aq_list_req q = {0, (const uint8_t *)prefix, strlen(prefix), after, alen, LIST_PAGE};
+        /* Removal markers too: a key whose newest copy anywhere is a removal is not listed. */
+        aq_list_req q = {AQ_LIST_TOMBSTONES, (const uint8_t *)prefix, strlen(prefix), after, alen,
+                         LIST_PAGE};
         aq_list_req_encode(&w, &q);
         if (!w.ok) {
             aq_wr_free(&w);
@@ -131,7 +137,18 @@ int cli_cmd_ls(cli *c, const char *prefix) {
         qsort(e.v, e.n, sizeof *e.v, ent_cmp);
         size_t o = 0;
         for (size_t i = 0; i < e.n; i++) {
+            /* The first of each key is its newest copy, kept (a removal too, dropped below). */
             if (o && keycmp(e.v[o - 1].key, e.v[o - 1].klen, e.v[i].key, e.v[i].klen) == 0) {
+                free(e.v[i].key);
+                continue;
+            }
+            e.v[o++] = e.v[i];
+        }
+        e.n = o;
+        o = 0;
+        for (size_t i = 0; i < e.n; i++) {
+            /* A key whose newest copy is a removal is not listed. */
+            if (e.v[i].kind == AQ_KIND_TOMBSTONE) {
                 free(e.v[i].key);
                 continue;
             }
@@ -201,6 +218,7 @@ typedef struct stat_res {
     uint8_t kind;
     uint64_t size;
     aq_node_digest digest;
+    uint64_t version;
     int err;
 } stat_res;
 
@@ -217,8 +235,8 @@ static void stat_everywhere(cli *c, char (*keys)[AQ_NODE_KEY_MAX + 1], const siz
                 cli_kop *k = slot[s];
                 stat_res *r = &res[job[s]];
                 r->err = k->err;
-                if (!k->err &&
-                    aq_stat_rep_decode(k->rep, k->replen, &r->kind, &r->size, &r->digest) == 0)
+                if (!k->err && aq_stat_rep_decode_v(k->rep, k->replen, &r->kind, &r->size,
+                                                    &r->digest, &r->version) == 0)
                     r->found = true;
                 cli_kop_free(k);
                 slot[s] = NULL;
@@ -230,11 +248,20 @@ static void stat_everywhere(cli *c, char (*keys)[AQ_NODE_KEY_MAX + 1], const siz
                 if (!c->live[node])
                     continue;
                 cli_kop *k = cli_kop_new(c);
-                if (!k || cli_kop_key(c, k, AQ_M_STAT, keys[j / nn], klens[j / nn], false) != 0) {
+                aq_wr w;
+                aq_wr_init(&w);
+                /* Removal markers answer with their version: the newest copy decides. */
+                aq_key_req_encode(&w, AQ_READ_TOMBSTONES, keys[j / nn], klens[j / nn]);
+                if (!k || !w.ok) {
+                    aq_wr_free(&w);
                     cli_kop_free(k);
                     res[j].err = AQ_ENOMEM;
                     continue;
                 }
+                k->c = c;
+                k->method = AQ_M_STAT;
+                k->req = w.p;
+                k->reqlen = w.len;
                 k->cand[0] = (uint32_t)node;
                 k->ncand = 1;
                 k->timeout_ms = 3000;
@@ -250,11 +277,16 @@ static void stat_everywhere(cli *c, char (*keys)[AQ_NODE_KEY_MAX + 1], const siz
     }
 }
 
+/* A node holds the chunk when it holds a live copy with its digest. */
+static bool holds(const stat_res *r, aq_node_digest d) {
+    return r->found && r->kind != AQ_KIND_TOMBSTONE && r->digest.hi == d.hi && r->digest.lo == d.lo;
+}
+
 static void print_nodes_json(cli *c, const stat_res *row, aq_node_digest d) {
     fputc('[', stdout);
     bool first = true;
     for (size_t n = 0; n < c->conf->nnodes; n++) {
-        if (!row[n].found || row[n].digest.hi != d.hi || row[n].digest.lo != d.lo)
+        if (!holds(&row[n], d))
             continue;
         printf(first ? "\"%s\"" : ", \"%s\"", c->conf->nodes[n].name);
         first = false;
@@ -265,13 +297,35 @@ static void print_nodes_json(cli *c, const stat_res *row, aq_node_digest d) {
 static void print_nodes_text(cli *c, const stat_res *row, aq_node_digest d) {
     bool first = true;
     for (size_t n = 0; n < c->conf->nnodes; n++) {
-        if (!row[n].found || row[n].digest.hi != d.hi || row[n].digest.lo != d.lo)
+        if (!holds(&row[n], d))
             continue;
         printf(first ? "%s" : ",%s", c->conf->nodes[n].name);
         first = false;
     }
     if (first)
         fputs("(none live)", stdout);
+}
+
+/* Read repair for stat: when a live replica answered with an older copy than the newest, or with
+ * none, the newest is read (verified) and sent to the stale replicas, as get does. */
+static void repair_stale(cli *c, const char *key, size_t klen, const stat_res *res,
+                         const stat_res *newest) {
+    cli_kop reps = {0};
+    cli_candidates(c, key, klen, false, &reps);
+    bool stale = false;
+    for (size_t i = 0; i < reps.ncand && !stale; i++) {
+        const stat_res *r = &res[reps.cand[i]];
+        stale = r->found ? aq_node_copy_cmp(r->version, r->digest, r->kind, newest->version,
+                                            newest->digest, newest->kind) < 0
+                         : r->err == AQ_ENOTFOUND;
+    }
+    if (!stale)
+        return;
+    cli_read rd;
+    int err = cli_read_newest(c, key, klen, true, &rd);
+    if (err == 0 || (err == AQ_ENOTFOUND && rd.best >= 0))
+        cli_read_repair(&rd, key, klen);
+    cli_read_free(&rd);
 }
 
 int cli_cmd_stat(cli *c, const char *key) {
@@ -291,13 +345,19 @@ int cli_cmd_stat(cli *c, const char *key) {
     memcpy(keys[0], key, klen);
     klens[0] = klen;
     stat_everywhere(c, keys, klens, 1, res);
-    /* The copy that counts is the first found in rendezvous order. */
-    cli_kop probe_k = {0};
-    cli_candidates(c, key, klen, true, &probe_k);
+    /* The copy that counts is the newest anywhere; a removal there means not found. */
     const stat_res *first = NULL;
-    for (size_t i = 0; i < probe_k.ncand && !first; i++)
-        if (res[probe_k.cand[i]].found)
-            first = &res[probe_k.cand[i]];
+    for (size_t i = 0; i < nn; i++)
+        if (res[i].found &&
+            (!first || aq_node_copy_cmp(res[i].version, res[i].digest, res[i].kind, first->version,
+                                        first->digest, first->kind) > 0))
+            first = &res[i];
+    if (first)
+        repair_stale(c, key, klen, res, first);
+    if (first && first->kind == AQ_KIND_TOMBSTONE) {
+        rc = cli_fail(c, CLI_NOTFOUND, "not found on any live node (removed)");
+        goto out;
+    }
     if (!first) {
         int err = AQ_ENOTFOUND;
         for (size_t i = 0; i < nn; i++)

@@ -71,6 +71,8 @@ static void node_free(aq_node *n) {
         aq_chunk_store_close(n->store);
     aq_hlc_ceiling_close(&n->ceiling);
     aq_node_pcache_free(n->pcache);
+    free(n->tomb_ages);
+    aq_node_scrub_free(n);
     free(n->members);
     free(n->seeds);
     free(n);
@@ -130,6 +132,7 @@ static void hb_cb(uv_timer_t *t) {
     aq_node *n = t->data;
     aq_node_members_tick(n);
     aq_node_repair_tick(n);
+    aq_node_scrub_tick(n);
 }
 
 static void start_failed(aq_node *n, int err) {
@@ -250,7 +253,8 @@ int aq_node_start(uv_loop_t *loop, const aq_node_config *cfg, const char *name, 
     uint64_t pbudget = me->memory_max / 4 < (1ull << 30) ? me->memory_max / 4 : (1ull << 30);
     int perr = aq_node_pcache_new((size_t)pbudget, 600ull * 1000000, &n->pcache);
     open_job *j = calloc(1, sizeof *j);
-    if (!n->members || !n->seeds || !j || perr) {
+    int serr = aq_node_scrub_init(n);
+    if (!n->members || !n->seeds || !j || perr || serr) {
         free(j);
         node_free(n);
         return AQ_ENOMEM;

@@ -22,6 +22,11 @@
 #define DEFAULT_HEARTBEAT     500ull
 #define DEFAULT_CALL_TIMEOUT  10000ull
 #define DEFAULT_HELLO_TIMEOUT 5000ull
+#define DEFAULT_REPAIR_EVERY  10000ull
+#define DEFAULT_TOMBSTONE_TTL 3600000ull
+#define DEFAULT_SCRUB_RATE    (64ull << 20)
+/* Below this repair passes would follow each other with no pause. */
+#define MIN_REPAIR_EVERY_MS 100ull
 /* Below this the heartbeats alone would keep a loop thread busy. */
 #define MIN_HEARTBEAT_MS 10ull
 /* Below this a peer across a slow or lossy link could not get its HELLO in. */
@@ -64,6 +69,17 @@ static const char default_text[] =
     "run_dir = /tmp/aquifer\n"
     "; A node down for this long has its chunks copied to other nodes. Default 60s.\n"
     "repair_after = 60s\n"
+    "; How often each node runs a repair pass (offers its chunks to the nodes that\n"
+    "; should hold them). Default 10s, at least 100ms.\n"
+    "repair_interval = 10s\n"
+    "; A removal leaves a marker that keeps older copies from coming back. A marker\n"
+    "; is collected once it is this old and every configured node has been seen to\n"
+    "; hold nothing older. Default 1h.\n"
+    "tombstone_ttl = 1h\n"
+    "; Each node re-reads and re-verifies the chunks it holds (memory and data_dir)\n"
+    "; at most this many bytes per second; a corrupt copy is dropped and replaced from\n"
+    "; another replica. 0 turns it off. Default 64MiB/s.\n"
+    "scrub_rate = 64MiB/s\n"
     "; Interval of the membership heartbeats; a node that misses several is suspect,\n"
     "; then down. Default 500ms, at least 10ms.\n"
     "heartbeat = 500ms\n"
@@ -350,20 +366,26 @@ enum cluster_key {
     CK_SECRET_FILE,
     CK_ENCRYPT,
     CK_HTTP_TOKEN_FILE,
+    CK_REPAIR_INTERVAL,
+    CK_TOMBSTONE_TTL,
+    CK_SCRUB_RATE,
     CK_COUNT
 };
 static const char *const cluster_keys[CK_COUNT] = {
-    "name",         "replicas",      "min_copies",  "run_dir", "repair_after",    "heartbeat",
-    "call_timeout", "hello_timeout", "secret_file", "encrypt", "http_token_file",
+    "name",          "replicas",   "min_copies",      "run_dir",
+    "repair_after",  "heartbeat",  "call_timeout",    "hello_timeout",
+    "secret_file",   "encrypt",    "http_token_file", "repair_interval",
+    "tombstone_ttl", "scrub_rate",
 };
 static const char cluster_keys_list[] = "name, replicas, min_copies, run_dir, repair_after, "
                                         "heartbeat, call_timeout, hello_timeout, secret_file, "
-                                        "encrypt, http_token_file";
+                                        "encrypt, http_token_file, repair_interval, "
+                                        "tombstone_ttl, scrub_rate";
 
-enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_HTTP_ADDRESS, NK_COUNT };
-static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max",
-                                                "http_address"};
-static const char node_keys_list[] = "address, data_dir, memory_max, http_address";
+enum node_key { NK_ADDRESS, NK_DATA_DIR, NK_MEMORY_MAX, NK_HTTP_ADDRESS, NK_SCRUB_RATE, NK_COUNT };
+static const char *const node_keys[NK_COUNT] = {"address", "data_dir", "memory_max", "http_address",
+                                                "scrub_rate"};
+static const char node_keys_list[] = "address, data_dir, memory_max, http_address, scrub_rate";
 
 enum section { SEC_NONE, SEC_CLUSTER, SEC_NODE };
 
@@ -489,6 +511,28 @@ static void set_duration(loader *l, const char *key, const char *value, uint64_t
     }
 }
 
+/* A rate: a size (aq_node_config_parse_size) per second; the "/s" is optional. */
+static bool set_rate(loader *l, const char *what, const char *value, uint64_t *out) {
+    char buf[64], q[256];
+    size_t vl = strlen(value);
+    if (vl >= 2 && strcmp(value + vl - 2, "/s") == 0)
+        vl -= 2;
+    uint64_t v;
+    int rc = vl < sizeof buf ? 0 : AQ_EPARSE;
+    if (!rc) {
+        memcpy(buf, value, vl);
+        buf[vl] = 0;
+        rc = aq_node_config_parse_size(buf, &v);
+    }
+    if (rc) {
+        fail(l, l->lineno, "%s: %s is not a rate (use e.g. 64MiB/s, or 0 for off)", what,
+             quote(q, value));
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 static void cluster_value(loader *l, enum cluster_key k, const char *value) {
     aq_node_config *cfg = l->cfg;
     char q[256];
@@ -559,6 +603,15 @@ static void cluster_value(loader *l, enum cluster_key k, const char *value) {
         break;
     case CK_HTTP_TOKEN_FILE:
         cfg->http_token_file = make_path(l, "http_token_file", value);
+        break;
+    case CK_REPAIR_INTERVAL:
+        set_duration(l, "repair_interval", value, MIN_REPAIR_EVERY_MS, &cfg->repair_interval_ms);
+        break;
+    case CK_TOMBSTONE_TTL:
+        set_duration(l, "tombstone_ttl", value, 0, &cfg->tombstone_ttl_ms);
+        break;
+    case CK_SCRUB_RATE:
+        set_rate(l, "[cluster] scrub_rate", value, &cfg->scrub_rate);
         break;
     case CK_COUNT:
         break;
@@ -677,6 +730,12 @@ static void node_value(loader *l, enum node_key k, const char *value) {
     case NK_HTTP_ADDRESS:
         node_http_address(l, node, value);
         break;
+    case NK_SCRUB_RATE: {
+        char what[AQ_NODE_NAME_MAX + 32];
+        snprintf(what, sizeof what, "[node %s] scrub_rate", node->name);
+        node->scrub_rate_set = set_rate(l, what, value, &node->scrub_rate);
+        break;
+    }
     case NK_COUNT:
         break;
     }
@@ -982,6 +1041,9 @@ static int load(const void *buf, size_t len, const char *origin, const char *bas
     cfg->replicas = DEFAULT_REPLICAS;
     cfg->min_copies = DEFAULT_MIN_COPIES;
     cfg->repair_after_ms = DEFAULT_REPAIR_AFTER;
+    cfg->repair_interval_ms = DEFAULT_REPAIR_EVERY;
+    cfg->tombstone_ttl_ms = DEFAULT_TOMBSTONE_TTL;
+    cfg->scrub_rate = DEFAULT_SCRUB_RATE;
     cfg->heartbeat_ms = DEFAULT_HEARTBEAT;
     cfg->call_timeout_ms = DEFAULT_CALL_TIMEOUT;
     cfg->hello_timeout_ms = DEFAULT_HELLO_TIMEOUT;
@@ -1096,6 +1158,10 @@ void aq_node_config_free(aq_node_config *cfg) {
     free(cfg);
 }
 
+uint64_t aq_node_config_scrub_rate(const aq_node_config *cfg, const aq_node_config_node *node) {
+    return node->scrub_rate_set ? node->scrub_rate : cfg->scrub_rate;
+}
+
 const aq_node_config_node *aq_node_config_find(const aq_node_config *cfg, const char *name) {
     if (!cfg || !name)
         return NULL;
@@ -1138,15 +1204,19 @@ char *aq_node_config_to_text(const aq_node_config *cfg) {
     FILE *f = open_memstream(&text, &len);
     if (!f)
         return NULL;
-    char a[32], b[32], c[32], h[32];
+    char a[32], b[32], c[32], h[32], ri[32], tt[32], sr[32];
     format_duration(cfg->repair_after_ms, a, sizeof a);
     format_duration(cfg->heartbeat_ms, b, sizeof b);
     format_duration(cfg->call_timeout_ms, c, sizeof c);
     format_duration(cfg->hello_timeout_ms, h, sizeof h);
+    format_duration(cfg->repair_interval_ms, ri, sizeof ri);
+    format_duration(cfg->tombstone_ttl_ms, tt, sizeof tt);
+    format_size(cfg->scrub_rate, sr, sizeof sr);
     fprintf(f,
             "[cluster]\nname = %s\nreplicas = %u\nmin_copies = %u\nrun_dir = %s\n"
-            "repair_after = %s\nheartbeat = %s\ncall_timeout = %s\nhello_timeout = %s\n",
-            cfg->name, cfg->replicas, cfg->min_copies, cfg->run_dir, a, b, c, h);
+            "repair_after = %s\nheartbeat = %s\ncall_timeout = %s\nhello_timeout = %s\n"
+            "repair_interval = %s\ntombstone_ttl = %s\nscrub_rate = %s/s\n",
+            cfg->name, cfg->replicas, cfg->min_copies, cfg->run_dir, a, b, c, h, ri, tt, sr);
     if (cfg->secret_file)
         fprintf(f, "secret_file = %s\n", cfg->secret_file);
     fprintf(f, "encrypt = %s\n", cfg->encrypt ? "yes" : "no");
@@ -1161,6 +1231,10 @@ char *aq_node_config_to_text(const aq_node_config *cfg) {
         fprintf(f, "memory_max = %s\n", a);
         if (n->http_address[0])
             fprintf(f, "http_address = %s\n", n->http_address);
+        if (n->scrub_rate_set) {
+            format_size(n->scrub_rate, a, sizeof a);
+            fprintf(f, "scrub_rate = %s/s\n", a);
+        }
     }
     if (fclose(f) != 0) {
         free(text);

@@ -43,7 +43,9 @@ typedef struct aq_node_config_node {
     char http_address[AQ_NODE_ADDRESS_MAX];
     struct sockaddr_storage http_sockaddr;
     bool http_loopback;
-    unsigned line; /* line of the [node NAME] header, for later messages */
+    uint64_t scrub_rate; /* bytes per second, when scrub_rate_set */
+    bool scrub_rate_set; /* this node's own scrub_rate overrides the cluster's */
+    unsigned line;       /* line of the [node NAME] header, for later messages */
 } aq_node_config_node;
 
 typedef struct aq_node_config {
@@ -56,10 +58,13 @@ typedef struct aq_node_config {
     char *http_token_file;
     bool encrypt;
     uint64_t repair_after_ms;
-    uint64_t heartbeat_ms;     /* > 0 */
-    uint64_t call_timeout_ms;  /* > 0 */
-    uint64_t hello_timeout_ms; /* >= 100: an inbound connection must say HELLO within it */
-    size_t nnodes;             /* >= 1 */
+    uint64_t heartbeat_ms;       /* > 0 */
+    uint64_t call_timeout_ms;    /* > 0 */
+    uint64_t hello_timeout_ms;   /* >= 100: an inbound connection must say HELLO within it */
+    uint64_t repair_interval_ms; /* >= 100: time between a node's repair passes */
+    uint64_t tombstone_ttl_ms;   /* removal markers are collected no younger than this */
+    uint64_t scrub_rate;         /* bytes per second the scrub re-verifies; 0: no scrub */
+    size_t nnodes;               /* >= 1 */
     aq_node_config_node *nodes;
     char *origin; /* the file name (or origin name) it was loaded from */
 } aq_node_config;
@@ -87,6 +92,8 @@ void aq_node_config_free(aq_node_config *cfg);
 /* True when HTTP requests to node (other than /livez and /readyz) must carry the bearer token:
  * the cluster has a secret and the node's http address is reachable from other hosts. */
 bool aq_node_config_http_token_required(const aq_node_config *cfg, const aq_node_config_node *node);
+/* The scrub rate of node: its own scrub_rate if set, else the cluster's. 0: no scrub. */
+uint64_t aq_node_config_scrub_rate(const aq_node_config *cfg, const aq_node_config_node *node);
 
 /* The node with that name, or NULL. */
 const aq_node_config_node *aq_node_config_find(const aq_node_config *cfg, const char *name);

@@ -1,7 +1,10 @@
 /* The node's method handlers. Store work that touches the disk or hashes a whole chunk (put, rm)
  * runs in the threadpool; lookups (get, stat, list) are index reads and run on the loop. A put or
  * rm that arrives from a client is coordinated here: done locally, forwarded to the other live
- * replicas, and answered once all of them have answered. */
+ * replicas, and answered once all of them have answered; a removal also goes to every other live
+ * node, which applies it only over a copy it holds. GET and STAT answer a removal marker as such
+ * when asked to (AQ_READ_TOMBSTONES), and every read reply carries the copy's version, so that the
+ * command can pick the newest copy. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +75,7 @@ typedef struct write_op {
     aq_put_req put;     /* for PUT */
     const uint8_t *key; /* for RM */
     size_t klen;
+    uint8_t rm_flags;                 /* for RM */
     size_t version_off, deadline_off; /* in msg */
     uint64_t version;                 /* of this write (assigned here when the request had none) */
     uint64_t deadline;                /* ours, monotonic µs; 0: none */
@@ -227,6 +231,52 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
     write_op_unref(op);
 }
 
+static void inform_done(void *ud, const aq_rpc_result *r) {
+    write_op *op = ud;
+    aq_put_rep rep;
+    /* A live copy removed there means the key existed (never a copy of the removal, though). */
+    if (r->err == 0 && r->status == 0 && aq_put_rep_decode(r->data, r->len, &rep) == 0 &&
+        (rep.flags & AQ_REP_FOUND))
+        op->found = true;
+    if (r->err) {
+        char buf[256];
+        aq_logf(op->n->log, AQ_LOG_WARN, "%s",
+                aq_rpc_result_describe(op->n->rpc, r, buf, sizeof buf));
+    }
+    write_op_unref(op);
+}
+
+/* A removal also goes to every other live node, flagged AQ_RM_IF_HELD: a node that repair gave a
+ * copy while a replica was down replaces it with the removal at once, so no node lists or serves
+ * the key after rm returns. Their answers are not copies of the removal. */
+static void inform_others(write_op *op, const uint32_t *reps, size_t r) {
+    aq_node *n = op->n;
+    for (size_t m = 0; m < n->nmembers; m++) {
+        bool replica = false;
+        for (size_t i = 0; i < r; i++)
+            replica |= reps[i] == m;
+        if (replica || m == n->self || !aq_node_member_live(n, m) || !n->members[m].peer)
+            continue;
+        aq_wr w;
+        aq_wr_init(&w);
+        aq_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, op->key, op->klen, op->version,
+                         aq_node_deadline_for(n, m, op->deadline));
+        if (!w.ok) {
+            aq_wr_free(&w);
+            continue;
+        }
+        op->refs++;
+        aq_rpc_buf b = {w.p, w.len, free, w.p};
+        int err = aq_rpc_call(n->rpc, n->members[m].peer, AQ_M_RM, b, AQ_NODE_CALL_TIMEOUT_US(n),
+                              inform_done, op);
+        if (err) {
+            op->refs--;
+            aq_logf(n->log, AQ_LOG_WARN, "cannot tell %s of a removal: %s",
+                    n->members[m].conf->name, aq_strerror(err));
+        }
+    }
+}
+
 static void forward_all(write_op *op) {
     aq_node *n = op->n;
     uint32_t reps[n->nmembers];
@@ -236,6 +286,8 @@ static void forward_all(write_op *op) {
     op->wanted = (uint8_t)r;
     op->msg[0] |= AQ_PUT_REPLICA;
     aq_node_u64_at(op->msg, op->version_off, op->version);
+    if (op->method == AQ_M_RM)
+        inform_others(op, reps, r);
     bool lent = false;
     for (size_t i = 0; i < r; i++) {
         size_t m = reps[i];
@@ -277,7 +329,9 @@ static void forward_all(write_op *op) {
 
 /* Both writes are versioned puts, so the store keeps whichever orders last: a removal stores an
  * empty TOMBSTONE chunk. The deadline is checked here, when the write is about to be applied after
- * any wait in the queue. */
+ * any wait in the queue. A removal flagged AQ_RM_IF_HELD (to a node outside the key's replicas) is
+ * stored only over a live copy held here that orders before it, and otherwise answers
+ * AQ_ENOTFOUND: it never leaves a marker where there was nothing to remove. */
 static void write_work(uv_work_t *w) {
     write_op *op = w->data;
     aq_node *n = op->n;
@@ -304,9 +358,17 @@ static void write_work(uv_work_t *w) {
         d = to_chunk_digest(op->put.digest);
     } else {
         aq_chunk_ref *had = NULL;
-        op->local_found =
-            aq_chunk_get(s, key, klen, &had) == 0 && aq_chunk_ref_kind(had) != AQ_KIND_TOMBSTONE;
+        bool held = aq_chunk_get(s, key, klen, &had) == 0;
+        bool live = held && aq_chunk_ref_kind(had) != AQ_KIND_TOMBSTONE;
+        bool older = held && aq_chunk_write_cmp(aq_chunk_ref_version(had), aq_chunk_ref_digest(had),
+                                                aq_chunk_ref_kind(had), op->version, d,
+                                                AQ_KIND_TOMBSTONE) < 0;
         aq_chunk_ref_release(had);
+        op->local_found = live;
+        if ((op->rm_flags & AQ_RM_IF_HELD) && !(live && older)) {
+            op->local_err = AQ_ENOTFOUND;
+            return;
+        }
     }
     int err;
     if (op->coordinate) {
@@ -407,10 +469,11 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         }
     } else {
         if (op->msg &&
-            (err = aq_rm_req_decode(op->msg, op->len, &flags, &op->key, &op->klen, &op->version,
-                                    &op->deadline)) == 0 &&
+            (err = aq_rm_req_decode(op->msg, op->len, &op->rm_flags, &op->key, &op->klen,
+                                    &op->version, &op->deadline)) == 0 &&
             !key_ok(op->key, op->klen))
             err = AQ_EKEY;
+        flags = op->rm_flags;
     }
     if (err) {
         free(op->msg);
@@ -465,7 +528,8 @@ static aq_chunk_ref *lookup(aq_node *n, aq_rpc_incoming *in) {
         return NULL;
     }
     aq_chunk_ref *ref;
-    int err = aq_node_get_live(n, key, klen, &ref);
+    int err = flags & AQ_READ_TOMBSTONES ? aq_chunk_get(n->store, key, klen, &ref)
+                                         : aq_node_get_live(n, key, klen, &ref);
     if (err) {
         respond_err(in, err);
         return NULL;
@@ -481,7 +545,8 @@ static void handle_get(void *ud, aq_rpc_incoming *in) {
      * less than the network moving it. */
     aq_wr w;
     aq_wr_init(&w);
-    aq_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)));
+    aq_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)),
+                    aq_chunk_ref_version(ref));
     aq_wr_bytes(&w, aq_chunk_ref_data(ref), aq_chunk_ref_len(ref));
     aq_chunk_ref_release(ref);
     respond_wr(in, &w);
@@ -494,12 +559,13 @@ static void handle_stat(void *ud, aq_rpc_incoming *in) {
     aq_wr w;
     aq_wr_init(&w);
     aq_stat_rep_encode(&w, aq_chunk_ref_kind(ref), aq_chunk_ref_len(ref),
-                       to_node_digest(aq_chunk_ref_digest(ref)));
+                       to_node_digest(aq_chunk_ref_digest(ref)), aq_chunk_ref_version(ref));
     aq_chunk_ref_release(ref);
     respond_wr(in, &w);
 }
 
 typedef struct list_acc {
+    aq_node *node;
     const aq_list_req *q;
     aq_list_entry *e;
     size_t n, cap;
@@ -514,7 +580,7 @@ static int keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
 static int list_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_chunk_digest d,
                    uint8_t kind) {
     list_acc *a = ud;
-    if (kind == AQ_KIND_TOMBSTONE ||
+    if ((kind == AQ_KIND_TOMBSTONE && !(a->q->flags & AQ_LIST_TOMBSTONES)) ||
         (!(a->q->flags & AQ_LIST_INTERNAL) && klen && key[0] == AQ_NODE_INTERNAL_PREFIX[0]))
         return 0;
     if (a->q->alen && keycmp(key, klen, a->q->after, a->q->alen) <= 0)
@@ -529,13 +595,22 @@ static int list_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_
         a->e = ne;
         a->cap = cap;
     }
+    uint64_t version = 0;
+    aq_chunk_ref *ref;
+    if (aq_chunk_get(a->node->store, key, klen, &ref) == 0) {
+        /* The walk's snapshot and this lookup may see different writes: report the snapshot's
+         * copy only with its own version. */
+        if (aq_chunk_digest_equal(aq_chunk_ref_digest(ref), d))
+            version = aq_chunk_ref_version(ref);
+        aq_chunk_ref_release(ref);
+    }
     uint8_t *k = malloc(klen);
     if (!k) {
         a->oom = true;
         return 1;
     }
     memcpy(k, key, klen);
-    a->e[a->n++] = (aq_list_entry){kind, k, klen, size, to_node_digest(d)};
+    a->e[a->n++] = (aq_list_entry){kind, k, klen, size, to_node_digest(d), version};
     return 0;
 }
 
@@ -554,7 +629,7 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
         respond_err(in, AQ_EPROTO);
         return;
     }
-    list_acc a = {&q, NULL, 0, 0, false};
+    list_acc a = {n, &q, NULL, 0, 0, false};
     int err = aq_chunk_iterate(n->store, q.prefix, q.plen, list_cb, &a);
     if (!err && a.oom)
         err = AQ_ENOMEM;

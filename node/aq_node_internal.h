@@ -65,6 +65,9 @@ struct aq_node {
     uint64_t next_repair_us;
     bool repair_running;
     uint64_t repair_pushes;
+    struct aq_tomb_age *tomb_ages; /* removal markers' ages (aq_node_repair.c), sorted */
+    size_t ntomb_ages;
+    struct aq_scrub *scrub;  /* aq_node_scrub.c */
     struct aq_node_obs *obs; /* HTTP and its snapshots; NULL without an http_address */
 };
 
@@ -108,6 +111,11 @@ void aq_node_obs_stop(aq_node *n);
 /* Repair and catch-up (aq_node_repair.c). */
 void aq_node_repair_tick(aq_node *n);
 void aq_node_register_repair(aq_node *n);
+
+/* Scrub (aq_node_scrub.c): re-verifies stored chunks at scrub_rate and heals damaged ones. */
+int aq_node_scrub_init(aq_node *n);
+void aq_node_scrub_tick(aq_node *n);
+void aq_node_scrub_free(aq_node *n);
 
 /* The node is finishing work: when ops reaches 0 during a stop, the stop proceeds. */
 void aq_node_op_begin(aq_node *n);

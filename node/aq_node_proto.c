@@ -164,7 +164,7 @@ int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t 
     aq_rd r = aq_rd_init(p, n);
     *flags = aq_rd_u8(&r);
     *key = rd_key(&r, klen);
-    return aq_rd_done(&r) && !(*flags & ~AQ_PUT_REPLICA) ? 0 : AQ_EPROTO;
+    return aq_rd_done(&r) && !(*flags & ~(AQ_PUT_REPLICA | AQ_READ_TOMBSTONES)) ? 0 : AQ_EPROTO;
 }
 
 void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version,
@@ -185,39 +185,63 @@ int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t *
     *key = rd_key(&r, klen);
     *version = r.n >= 8 ? aq_rd_u64(&r) : 0;
     *deadline = r.n == 8 ? aq_rd_u64(&r) : 0;
-    return aq_rd_done(&r) && !(*flags & ~AQ_PUT_REPLICA) ? 0 : AQ_EPROTO;
+    /* A removal only-if-held is a replica's job with a version the coordinator assigned. */
+    bool if_held_ok = !(*flags & AQ_RM_IF_HELD) || ((*flags & AQ_PUT_REPLICA) && *version);
+    return aq_rd_done(&r) && !(*flags & ~(AQ_PUT_REPLICA | AQ_RM_IF_HELD)) && if_held_ok
+               ? 0
+               : AQ_EPROTO;
 }
 
-void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d) {
+void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d, uint64_t version) {
     aq_wr_u8(w, kind);
     wr_digest(w, d);
+    aq_wr_u64(w, version);
 }
 
-int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
-                      const uint8_t **v, size_t *vlen) {
+int aq_get_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                        uint64_t *version, const uint8_t **v, size_t *vlen) {
     aq_rd r = aq_rd_init(p, n);
     *kind = aq_rd_u8(&r);
     *d = rd_digest(&r);
-    if (!r.ok || *kind > AQ_KIND_MANIFEST)
+    *version = aq_rd_u64(&r);
+    /* A removal marker holds no bytes. */
+    if (!r.ok || *kind > AQ_KIND_TOMBSTONE || (*kind == AQ_KIND_TOMBSTONE && r.n))
         return AQ_EPROTO;
     *v = r.p;
     *vlen = r.n;
     return 0;
 }
 
-void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d) {
+int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                      const uint8_t **v, size_t *vlen) {
+    uint64_t version;
+    return aq_get_rep_decode_v(p, n, kind, d, &version, v, vlen);
+}
+
+void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d, uint64_t version) {
     aq_wr_u8(w, kind);
     aq_wr_u64(w, size);
     wr_digest(w, d);
+    aq_wr_u64(w, version);
 }
 
-int aq_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
-                       aq_node_digest *d) {
+int aq_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                         aq_node_digest *d, uint64_t *version) {
     aq_rd r = aq_rd_init(p, n);
     *kind = aq_rd_u8(&r);
     *size = aq_rd_u64(&r);
     *d = rd_digest(&r);
-    return aq_rd_done(&r) && *kind <= AQ_KIND_MANIFEST ? 0 : AQ_EPROTO;
+    *version = aq_rd_u64(&r);
+    return aq_rd_done(&r) && *kind <= AQ_KIND_TOMBSTONE &&
+                   (*kind != AQ_KIND_TOMBSTONE || *size == 0)
+               ? 0
+               : AQ_EPROTO;
+}
+
+int aq_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                       aq_node_digest *d) {
+    uint64_t version;
+    return aq_stat_rep_decode_v(p, n, kind, size, d, &version);
 }
 
 void aq_list_req_encode(aq_wr *w, const aq_list_req *q) {
@@ -233,7 +257,8 @@ int aq_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out) {
     out->prefix = aq_rd_str8(&r, &out->plen);
     out->after = aq_rd_str8(&r, &out->alen);
     out->max = aq_rd_u32(&r);
-    return aq_rd_done(&r) && !(out->flags & ~AQ_LIST_INTERNAL) ? 0 : AQ_EPROTO;
+    return aq_rd_done(&r) && !(out->flags & ~(AQ_LIST_INTERNAL | AQ_LIST_TOMBSTONES)) ? 0
+                                                                                      : AQ_EPROTO;
 }
 
 void aq_list_rep_head(aq_wr *w, bool more, uint32_t count) {
@@ -246,6 +271,7 @@ void aq_list_rep_entry(aq_wr *w, const aq_list_entry *e) {
     aq_wr_str8(w, e->key, e->klen);
     aq_wr_u64(w, e->size);
     wr_digest(w, e->digest);
+    aq_wr_u64(w, e->version);
 }
 
 int aq_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count) {
@@ -260,7 +286,8 @@ int aq_list_rep_next(aq_rd *r, aq_list_entry *e) {
     e->key = rd_key(r, &e->klen);
     e->size = aq_rd_u64(r);
     e->digest = rd_digest(r);
-    return r->ok && e->kind <= AQ_KIND_MANIFEST ? 0 : AQ_EPROTO;
+    e->version = aq_rd_u64(r);
+    return r->ok && e->kind <= AQ_KIND_TOMBSTONE ? 0 : AQ_EPROTO;
 }
 
 void aq_offer_req_head(aq_wr *w, uint32_t count) {
@@ -268,29 +295,62 @@ void aq_offer_req_head(aq_wr *w, uint32_t count) {
 }
 
 void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d, uint64_t version,
-                        uint8_t kind) {
+                        uint8_t kind, uint8_t flags) {
     aq_wr_str8(w, key, klen);
     wr_digest(w, d);
     aq_wr_u64(w, version);
     aq_wr_u8(w, kind);
+    aq_wr_u8(w, flags);
 }
 
 int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
     *r = aq_rd_init(p, n);
     *count = aq_rd_u32(r);
-    /* Each entry takes at least 1 + 1 + 16 + 8 + 1 bytes: refuse a count the bytes cannot hold. */
-    if (!r->ok || *count > r->n / 27)
+    /* Each entry takes at least 1 + 1 + 16 + 8 + 1 + 1 bytes: refuse a count the bytes cannot
+     * hold. */
+    if (!r->ok || *count > r->n / 28)
         return AQ_EPROTO;
     return 0;
 }
 
 int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
-                      uint64_t *version, uint8_t *kind) {
+                      uint64_t *version, uint8_t *kind, uint8_t *flags) {
     *key = rd_key(r, klen);
     *d = rd_digest(r);
     *version = aq_rd_u64(r);
     *kind = aq_rd_u8(r);
-    return r->ok && *kind <= AQ_KIND_TOMBSTONE ? 0 : AQ_EPROTO;
+    *flags = aq_rd_u8(r);
+    return r->ok && *kind <= AQ_KIND_TOMBSTONE &&
+                   !(*flags & ~(AQ_OFFER_TARGET | AQ_OFFER_COLLECTIBLE))
+               ? 0
+               : AQ_EPROTO;
+}
+
+void aq_offer_rep_head(aq_wr *w, uint32_t count) {
+    aq_wr_u32(w, count);
+}
+
+int aq_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const uint8_t **status) {
+    aq_rd r = aq_rd_init(p, n);
+    *count = aq_rd_u32(&r);
+    if (!r.ok || r.n != *count)
+        return AQ_EPROTO;
+    for (size_t i = 0; i < r.n; i++)
+        if (r.p[i] > AQ_OFFER_OLDER)
+            return AQ_EPROTO;
+    *status = r.p;
+    return 0;
+}
+
+int aq_node_copy_cmp(uint64_t va, aq_node_digest da, uint8_t ka, uint64_t vb, aq_node_digest db,
+                     uint8_t kb) {
+    if (va != vb)
+        return va < vb ? -1 : 1;
+    if (da.hi != db.hi)
+        return da.hi < db.hi ? -1 : 1;
+    if (da.lo != db.lo)
+        return da.lo < db.lo ? -1 : 1;
+    return ka < kb ? -1 : ka > kb;
 }
 
 void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {

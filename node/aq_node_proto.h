@@ -28,7 +28,7 @@ enum aq_node_method {
     AQ_M_LIST = 5,   /* keys held here, by prefix, paginated */
     AQ_M_STATUS = 6, /* this node's state and its view of the cluster */
     AQ_M_HEARTBEAT = 7,   /* notify: I am alive */
-    AQ_M_OFFER = 8,       /* repair: "should you have these (key, digest)?" -> the ones it wants */
+    AQ_M_OFFER = 8,       /* repair: "should you have these copies?" -> a status per entry */
     AQ_M_FRAME_PARSE = 9, /* parse the raw CSV pieces held here -> observations, domains, rows */
     AQ_M_FRAME_FINISH =
         10, /* re-parse them at the final types, store (and replicate) column chunks */
@@ -43,6 +43,13 @@ const char *aq_node_method_name(uint16_t m);
 
 /* Flags of PUT and RM. */
 #define AQ_PUT_REPLICA 0x01 /* store or remove here only: the sender is the coordinator */
+/* RM only, with AQ_PUT_REPLICA: the receiver is not one of the key's replicas. It stores the
+ * removal only when it holds an older version of the key (a copy repair placed there while a
+ * replica was down), so the removal reaches every copy without leaving markers everywhere. */
+#define AQ_RM_IF_HELD 0x02
+/* GET and STAT: answer a removal marker as kind AQ_KIND_TOMBSTONE with its version instead of
+ * AQ_ENOTFOUND, so a reader can tell "removed at version v" from "never held here". */
+#define AQ_READ_TOMBSTONES 0x02
 
 /* What a stored chunk is, kept beside it (not part of its digest). A value larger than one chunk is
  * stored as parts under internal keys plus a manifest (cli/cli_manifest.c; layout in DESIGN.md,
@@ -128,17 +135,23 @@ void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uin
                       uint64_t deadline);
 int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key, size_t *klen,
                      uint64_t *version, uint64_t *deadline);
-/* GET reply: kind, digest, then the value. */
-void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d);
+/* GET reply: kind, digest, version, then the value. The _v decoders also give the version. */
+void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d, uint64_t version);
 int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
                       const uint8_t **v, size_t *vlen);
-/* STAT reply. */
-void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d);
+int aq_get_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                        uint64_t *version, const uint8_t **v, size_t *vlen);
+/* STAT reply: kind, size, digest, version. */
+void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d, uint64_t version);
 int aq_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
                        aq_node_digest *d);
+int aq_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                         aq_node_digest *d, uint64_t *version);
 
 /* LIST: keys starting with prefix, strictly after `after` in byte order, at most max entries. */
 #define AQ_LIST_INTERNAL 0x01 /* include the cluster's internal keys */
+#define AQ_LIST_TOMBSTONES                                                                         \
+    0x02 /* include removal markers, so the caller can see which copy is newest */
 typedef struct aq_list_req {
     uint8_t flags;
     const uint8_t *prefix;
@@ -155,6 +168,7 @@ typedef struct aq_list_entry {
     size_t klen;
     uint64_t size;
     aq_node_digest digest;
+    uint64_t version;
 } aq_list_entry;
 /* LIST reply: u8 more, u32 count, then entries. Decode by iterating. */
 void aq_list_rep_head(aq_wr *w, bool more, uint32_t count);
@@ -162,14 +176,32 @@ void aq_list_rep_entry(aq_wr *w, const aq_list_entry *e);
 int aq_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count);
 int aq_list_rep_next(aq_rd *r, aq_list_entry *e);
 
-/* OFFER: entries (key, digest, version, kind); reply: the indexes of the entries the receiver wants
- * (those it lacks or holds an older version of). */
+/* OFFER: entries (key, digest, version, kind, flags); reply: u32 count, then one status byte per
+ * entry, in order. A receiver the entry names as a target (it should hold the key) wants what it
+ * lacks or holds an older copy of; any other receiver never wants, and drops a copy older than the
+ * offered one. Copies compare as the store orders writes (aq_node_copy_cmp). */
+#define AQ_OFFER_TARGET      0x01 /* the receiver is one of the nodes that should hold the key */
+#define AQ_OFFER_COLLECTIBLE 0x02 /* a removal marker the sender may collect: don't ask for it */
+enum aq_offer_status {
+    AQ_OFFER_HAVE = 0,  /* holds the same copy, or (not a target) nothing older */
+    AQ_OFFER_WANT = 1,  /* send it: lacks it or holds an older copy */
+    AQ_OFFER_NEWER = 2, /* holds a newer copy */
+    AQ_OFFER_OLDER = 3, /* holds an older copy it could not drop (not a target) */
+};
 void aq_offer_req_head(aq_wr *w, uint32_t count);
 void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d, uint64_t version,
-                        uint8_t kind);
+                        uint8_t kind, uint8_t flags);
 int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
 int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
-                      uint64_t *version, uint8_t *kind);
+                      uint64_t *version, uint8_t *kind, uint8_t *flags);
+/* The reply's statuses: *status points at count bytes, each an aq_offer_status. */
+void aq_offer_rep_head(aq_wr *w, uint32_t count);
+int aq_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const uint8_t **status);
+/* Orders two copies of a key exactly as the store orders writes (aq_chunk_write_cmp): version,
+ * then digest (hi, then lo, unsigned), then kind; the greater wins. <0 when a is older than b, 0
+ * when they are the same copy. The command links no chunk store, hence this copy of the rule. */
+int aq_node_copy_cmp(uint64_t va, aq_node_digest da, uint8_t ka, uint64_t vb, aq_node_digest db,
+                     uint8_t kb);
 
 /* HEARTBEAT notify: name, uptime, load, clocks. */
 typedef struct aq_heartbeat {

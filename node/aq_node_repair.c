@@ -1,37 +1,54 @@
-/* Repair and catch-up (anti-entropy).
+/* Repair and catch-up (anti-entropy), retirement of copies placed elsewhere, and collection of
+ * removal markers.
  *
- * A pass runs every AQ_REPAIR_INTERVAL and at once when a peer comes back or restarts. For every
- * chunk this node holds it computes the key's targets: the first `replicas` configured nodes in
- * rendezvous order, skipping nodes that have been down longer than repair_after (their chunks must
- * live elsewhere now). It offers each live target the (key, digest) pairs it should hold, in
- * batches; the target answers which it lacks, and this node pushes those with a replica-only PUT.
- * Offers and pushes are ordinary rpc calls, so they are retried, deduplicated and
- * congestion-controlled like everything else. A node that returns thus catches up on what it
- * missed, and a node down past repair_after has its chunks copied to the next node.
+ * A pass runs every repair_interval and at once when a peer comes back or restarts. Its scan runs
+ * in the threadpool (never on the loop): it walks a snapshot of the store and, for every chunk,
+ * computes the key's replicas (the first `replicas` configured nodes in rendezvous order) and its
+ * targets (the same, skipping nodes down longer than repair_after: their chunks must live elsewhere
+ * now), and encodes offers of (key, digest, version, kind) to each live target in batches. The loop
+ * then sends them; each receiver answers per entry whether it wants the copy, holds the same, or
+ * holds a newer one, and this node pushes the wanted ones with a replica-only PUT. Offers and
+ * pushes are ordinary rpc calls (retried, deduplicated, congestion-controlled). A node that returns
+ * thus catches up, and a node down past repair_after has its chunks copied to the next node.
  *
- * Offers and copies carry each chunk's version, and a node takes a copy only when it is newer than
- * what it holds, so repair never undoes a later write or removal that overtook it. Removals travel
- * the same way, as TOMBSTONE chunks; a tombstone older than AQ_TOMBSTONE_TTL_US is dropped by the
- * pass, after which a replica that was down all that time could bring the removed value back.
+ * Copies compare in the store's order (aq_chunk_write_cmp: version, then digest, then kind), so
+ * repair never undoes a later write or removal that overtook it, and two copies of one version
+ * from two coordinators converge on the same one. Removals travel as TOMBSTONE chunks.
+ *
+ * Retirement: a copy held here although this node is not one of the key's replicas (repair placed
+ * it here while a replica was down, or a removal reached it flagged AQ_RM_IF_HELD) is dropped once
+ * every replica, in one pass, answered that it holds the same or a newer copy. A stale copy thus
+ * learns of the newer write or removal from the replicas and disappears.
+ *
+ * Collection of removal markers: a tombstone is dropped only when it is older than tombstone_ttl
+ * (its age: this node's hybrid logical clock now minus the milliseconds of the marker's version,
+ * both in the cluster's clock, aq_node_hlc.h) and, in one pass, every configured node other than
+ * this one answered the offer of it with "nothing older here". Such offers go to every live node,
+ * flagged COLLECTIBLE so that a node lacking the marker does not ask for it back, and a node that
+ * is not a target and holds an older copy drops that copy first. A node that is down cannot answer,
+ * so while any configured node is down no marker is collected: no node can then bring a removed
+ * value back.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aq_node_internal.h"
 #include "aq_node_place.h"
 
-#define AQ_REPAIR_INTERVAL_US (10ull * 1000 * 1000)
-#define AQ_OFFER_BATCH        512
-#define AQ_PUSH_INFLIGHT      8
-#define AQ_TOMBSTONE_TTL_US   (3600ull * 1000 * 1000)
+#define AQ_OFFER_BATCH   512
+#define AQ_PUSH_INFLIGHT 8
+
+enum { ACT_KEEP = 0, ACT_RETIRE, ACT_COLLECT };
 
 typedef struct rkey {
     uint8_t key[AQ_NODE_KEY_MAX];
     uint8_t klen;
     uint8_t kind;
+    uint8_t action;
     aq_node_digest digest;
     uint64_t version;
+    uint32_t need;    /* confirmations that retire or collect it */
+    uint32_t confirm; /* confirmations received this pass */
 } rkey;
 
 typedef struct push {
@@ -39,101 +56,240 @@ typedef struct push {
     uint32_t key; /* index into pass->keys */
 } push;
 
+typedef struct offer_batch {
+    uint32_t target;
+    aq_wr w;
+    uint32_t *idx;   /* pass key index of each offered entry */
+    uint8_t *counts; /* whether this receiver's answer counts toward the key's `need` */
+    uint32_t count;
+} offer_batch;
+
 typedef struct repair_pass {
     aq_node *n;
+    uv_work_t work;
+    /* Membership as the loop saw it at the start; the scan reads only this. */
+    bool *live, *long_down;
+    uint64_t clock_ms; /* this node's clock at the start (aq_hlc_peek), to age tombstones */
     rkey *keys;
     size_t nkeys, capkeys;
+    offer_batch *batches;
+    size_t nbatches, capbatches;
     push *pushes;
     size_t npush, cappush, nextpush;
     int offers_inflight, pushes_inflight;
-    uint64_t wall_us; /* wall clock at the start, to age tombstones */
-    uint64_t offered, pushed, push_failed;
+    uint64_t offered, pushed, push_failed, dropped_retired, dropped_collected;
+    bool scan_failed;
 } repair_pass;
 
 typedef struct offer_call {
     repair_pass *pass;
-    uint32_t target;
-    uint32_t *idx; /* pass key index of each offered entry */
-    uint32_t count;
+    offer_batch *b;
 } offer_call;
 
 static void pass_step(repair_pass *p);
+
+/* ---- the scan (threadpool) ---- */
 
 static int snapshot_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_chunk_digest d,
                        uint8_t kind) {
     repair_pass *p = ud;
     (void)size;
-    (void)kind;
+    if (aq_frame_key_is_piece(key, klen))
+        return 0; /* a parse's scratch: one copy by design (aq_frame_key_is_piece) */
     if (p->nkeys == p->capkeys) {
         size_t cap = p->capkeys ? p->capkeys * 2 : 256;
         rkey *nk = realloc(p->keys, cap * sizeof *nk);
-        if (!nk)
+        if (!nk) {
+            p->scan_failed = true;
             return 1;
+        }
         p->keys = nk;
         p->capkeys = cap;
     }
     aq_chunk_ref *ref;
     if (aq_chunk_get(p->n->store, key, klen, &ref) != 0)
         return 0; /* removed since the walk began */
+    aq_chunk_digest now = aq_chunk_ref_digest(ref);
     uint64_t version = aq_chunk_ref_version(ref);
     aq_chunk_ref_release(ref);
-    /* A version's high bits are the milliseconds of its writer's clock (aq_node_hlc.h). */
-    if (kind == AQ_KIND_TOMBSTONE && version &&
-        p->wall_us / 1000 > aq_hlc_ms(version) + AQ_TOMBSTONE_TTL_US / 1000) {
-        /* Old enough that every replica has long seen it: drop it unless a newer write came. */
-        (void)aq_chunk_rm_older(p->n->store, key, klen, version + 1);
-        return 0;
-    }
-    if (aq_frame_key_is_piece(key, klen))
-        return 0; /* a parse's scratch: one copy by design (aq_frame_key_is_piece) */
+    if (!aq_chunk_digest_equal(now, d))
+        return 0; /* overwritten since the walk began: the next pass offers the new copy */
     rkey *k = &p->keys[p->nkeys++];
+    memset(k, 0, sizeof *k);
     memcpy(k->key, key, klen);
     k->klen = (uint8_t)klen;
     k->kind = kind;
-    k->digest.hi = d.hi;
-    k->digest.lo = d.lo;
+    k->digest = (aq_node_digest){d.hi, d.lo};
     k->version = version;
     return 0;
 }
 
-static bool long_down(const aq_node *n, size_t i, uint64_t now) {
-    const aq_member *m = &n->members[i];
-    return m->state == AQ_MEMBER_DOWN && m->down_since_us &&
-           now - m->down_since_us >= n->cfg->repair_after_ms * 1000ull;
+static offer_batch *batch_open(repair_pass *p, uint32_t target) {
+    if (p->nbatches == p->capbatches) {
+        size_t cap = p->capbatches ? p->capbatches * 2 : 16;
+        offer_batch *nb = realloc(p->batches, cap * sizeof *nb);
+        if (!nb)
+            return NULL;
+        p->batches = nb;
+        p->capbatches = cap;
+    }
+    offer_batch *b = &p->batches[p->nbatches];
+    memset(b, 0, sizeof *b);
+    b->target = target;
+    b->idx = malloc(AQ_OFFER_BATCH * sizeof *b->idx);
+    b->counts = malloc(AQ_OFFER_BATCH);
+    if (!b->idx || !b->counts) {
+        free(b->idx);
+        free(b->counts);
+        return NULL;
+    }
+    aq_wr_init(&b->w);
+    aq_offer_req_head(&b->w, 0); /* the count is set when the batch closes */
+    p->nbatches++;
+    return b;
 }
 
-/* The nodes that should hold key now: first `replicas` in rendezvous order, skipping long-down
- * ones. */
-static size_t targets_of(const aq_node *n, const rkey *k, uint64_t now, uint32_t *out) {
-    uint32_t order[n->nmembers];
-    aq_place_order(n->seeds, n->nmembers, k->key, k->klen, order);
-    size_t t = 0;
-    for (size_t i = 0; i < n->nmembers && t < n->cfg->replicas; i++)
-        if (!long_down(n, order[i], now))
-            out[t++] = order[i];
-    return t;
+static void batch_close(offer_batch *b) {
+    if (b->w.ok)
+        for (int i = 0; i < 4; i++)
+            b->w.p[i] = (uint8_t)(b->count >> (8 * i));
+}
+
+/* open[m]: 1 + the index of member m's batch still filling, or 0. */
+static void plan_key(repair_pass *p, size_t ki, size_t *open) {
+    aq_node *n = p->n;
+    rkey *k = &p->keys[ki];
+    size_t nm = n->nmembers, nrep = n->cfg->replicas < nm ? n->cfg->replicas : nm;
+    uint32_t order[nm];
+    aq_place_order(n->seeds, nm, k->key, k->klen, order);
+    bool is_replica[nm], is_target[nm];
+    memset(is_replica, 0, sizeof is_replica);
+    memset(is_target, 0, sizeof is_target);
+    for (size_t i = 0; i < nrep; i++)
+        is_replica[order[i]] = true;
+    for (size_t i = 0, t = 0; i < nm && t < nrep; i++)
+        if (!p->long_down[order[i]]) {
+            is_target[order[i]] = true;
+            t++;
+        }
+    bool collectible = false;
+    /* A version's high bits are the milliseconds of the clock that issued it (aq_node_hlc.h). */
+    if (k->kind == AQ_KIND_TOMBSTONE && k->version)
+        collectible = p->clock_ms >= aq_hlc_ms(k->version) + n->cfg->tombstone_ttl_ms;
+    if (collectible) {
+        k->action = ACT_COLLECT;
+        k->need = (uint32_t)(nm - 1);
+    } else if (!is_replica[n->self]) {
+        k->action = ACT_RETIRE;
+        k->need = (uint32_t)nrep;
+    }
+    for (size_t m = 0; m < nm; m++) {
+        if (m == n->self || !p->live[m])
+            continue;
+        if (!is_target[m] && !collectible)
+            continue;
+        if (!open[m]) {
+            if (!batch_open(p, (uint32_t)m))
+                continue;
+            open[m] = p->nbatches;
+        }
+        offer_batch *b = &p->batches[open[m] - 1];
+        uint8_t flags =
+            (is_target[m] ? AQ_OFFER_TARGET : 0) | (collectible ? AQ_OFFER_COLLECTIBLE : 0);
+        aq_offer_req_entry(&b->w, k->key, k->klen, k->digest, k->version, k->kind, flags);
+        b->idx[b->count] = (uint32_t)ki;
+        b->counts[b->count] =
+            k->action == ACT_COLLECT || (k->action == ACT_RETIRE && is_replica[m]);
+        if (++b->count == AQ_OFFER_BATCH)
+            open[m] = 0;
+    }
+}
+
+static void scan_work(uv_work_t *w) {
+    repair_pass *p = w->data;
+    aq_node *n = p->n;
+    if (aq_chunk_iterate(n->store, NULL, 0, snapshot_cb, p) != 0)
+        p->scan_failed = true;
+    size_t *open = calloc(n->nmembers, sizeof *open);
+    if (!open) {
+        p->scan_failed = true;
+        return;
+    }
+    for (size_t i = 0; i < p->nkeys; i++)
+        plan_key(p, i, open);
+    for (size_t b = 0; b < p->nbatches; b++)
+        batch_close(&p->batches[b]);
+    free(open);
+}
+
+/* ---- retirement and collection (threadpool) ---- */
+
+static void drop_work(uv_work_t *w) {
+    repair_pass *p = w->data;
+    for (size_t i = 0; i < p->nkeys; i++) {
+        rkey *k = &p->keys[i];
+        if (k->action == ACT_KEEP || k->confirm < k->need)
+            continue;
+        /* Only the copy that was confirmed: a newer write that arrived meanwhile stays. */
+        if (aq_chunk_rm_upto(p->n->store, k->key, k->klen, k->version,
+                             (aq_chunk_digest){k->digest.hi, k->digest.lo}, k->kind) == 0) {
+            if (k->action == ACT_RETIRE)
+                p->dropped_retired++;
+            else
+                p->dropped_collected++;
+        }
+    }
+}
+
+static void pass_free(repair_pass *p) {
+    for (size_t b = 0; b < p->nbatches; b++) {
+        aq_wr_free(&p->batches[b].w);
+        free(p->batches[b].idx);
+        free(p->batches[b].counts);
+    }
+    free(p->batches);
+    free(p->keys);
+    free(p->pushes);
+    free(p->live);
+    free(p->long_down);
+    free(p);
+}
+
+static void drop_after(uv_work_t *w, int status) {
+    repair_pass *p = w->data;
+    aq_node *n = p->n;
+    (void)status;
+    if (p->pushed || p->push_failed || p->dropped_retired || p->dropped_collected)
+        aq_logf(n->log, AQ_LOG_INFO,
+                "repair: %llu chunks offered, %llu copied to peers, %llu failed, %llu copies "
+                "retired, %llu removal markers collected",
+                (unsigned long long)p->offered, (unsigned long long)p->pushed,
+                (unsigned long long)p->push_failed, (unsigned long long)p->dropped_retired,
+                (unsigned long long)p->dropped_collected);
+    n->repair_pushes += p->pushed;
+    n->repair_running = false;
+    aq_node_op_end(n);
+    pass_free(p);
 }
 
 static void pass_end(repair_pass *p) {
     aq_node *n = p->n;
-    if (p->pushed || p->push_failed)
-        aq_logf(n->log, AQ_LOG_INFO,
-                "repair: %llu chunks offered, %llu copied to peers, %llu failed",
-                (unsigned long long)p->offered, (unsigned long long)p->pushed,
-                (unsigned long long)p->push_failed);
-    n->repair_pushes += p->pushed;
-    n->repair_running = false;
-    aq_node_op_end(n);
-    free(p->keys);
-    free(p->pushes);
-    free(p);
+    bool any = false;
+    for (size_t i = 0; i < p->nkeys && !any; i++)
+        any = p->keys[i].action != ACT_KEEP && p->keys[i].confirm >= p->keys[i].need;
+    p->work.data = p;
+    if (!any || n->stopping || uv_queue_work(n->loop, &p->work, drop_work, drop_after) != 0)
+        drop_after(&p->work, 0);
 }
+
+/* ---- offers and pushes (loop) ---- */
 
 static void push_done(void *ud, const aq_rpc_result *r) {
     repair_pass *p = ud;
     p->pushes_inflight--;
-    if (r->err == 0 && r->status == 0) {
-        p->pushed++;
+    if (r->err == 0 && (r->status == 0 || r->status == AQ_ESTALE)) {
+        /* ESTALE: the target took a newer write meanwhile, which is what repair wants too. */
+        p->pushed += r->status == 0;
     } else {
         p->push_failed++;
         char buf[256];
@@ -184,59 +340,69 @@ static void pass_step(repair_pass *p) {
 static void offer_done(void *ud, const aq_rpc_result *r) {
     offer_call *oc = ud;
     repair_pass *p = oc->pass;
+    offer_batch *b = oc->b;
+    free(oc);
     p->offers_inflight--;
-    if (r->err == 0 && r->status == 0) {
-        aq_rd rd = aq_rd_init(r->data, r->len);
-        uint32_t nwant = aq_rd_u32(&rd);
-        for (uint32_t i = 0; i < nwant && rd.ok; i++) {
-            uint32_t at = aq_rd_u32(&rd);
-            if (!rd.ok || at >= oc->count)
-                break;
-            if (p->npush == p->cappush) {
-                size_t cap = p->cappush ? p->cappush * 2 : 64;
-                push *np = realloc(p->pushes, cap * sizeof *np);
-                if (!np)
-                    break;
-                p->pushes = np;
-                p->cappush = cap;
+    uint32_t count;
+    const uint8_t *st;
+    if (r->err == 0 && r->status == 0 && aq_offer_rep_decode(r->data, r->len, &count, &st) == 0 &&
+        count == b->count) {
+        for (uint32_t i = 0; i < count; i++) {
+            rkey *k = &p->keys[b->idx[i]];
+            if (st[i] == AQ_OFFER_WANT) {
+                if (p->npush == p->cappush) {
+                    size_t cap = p->cappush ? p->cappush * 2 : 64;
+                    push *np = realloc(p->pushes, cap * sizeof *np);
+                    if (!np)
+                        continue;
+                    p->pushes = np;
+                    p->cappush = cap;
+                }
+                p->pushes[p->npush++] = (push){b->target, b->idx[i]};
+            } else if ((st[i] == AQ_OFFER_HAVE || st[i] == AQ_OFFER_NEWER) && b->counts[i]) {
+                k->confirm++;
             }
-            p->pushes[p->npush++] = (push){oc->target, oc->idx[at]};
         }
     }
-    free(oc->idx);
-    free(oc);
     pass_step(p);
 }
 
-static void send_offer(repair_pass *p, uint32_t target, const uint32_t *idx, uint32_t count) {
+static void send_offer(repair_pass *p, offer_batch *b) {
     aq_node *n = p->n;
     offer_call *oc = calloc(1, sizeof *oc);
-    uint32_t *copy = malloc(count * sizeof *copy);
-    aq_wr w;
-    aq_wr_init(&w);
-    if (!oc || !copy) {
+    if (!oc || !b->w.ok || !b->count || !n->members[b->target].peer) {
         free(oc);
-        free(copy);
         return;
     }
-    memcpy(copy, idx, count * sizeof *copy);
-    *oc = (offer_call){p, target, copy, count};
-    aq_offer_req_head(&w, count);
-    for (uint32_t i = 0; i < count; i++) {
-        rkey *k = &p->keys[idx[i]];
-        aq_offer_req_entry(&w, k->key, k->klen, k->digest, k->version, k->kind);
-    }
-    aq_rpc_buf b = {w.p, w.len, free_wr, w.p};
-    if (!w.ok || aq_rpc_call(n->rpc, n->members[target].peer, AQ_M_OFFER, b,
-                             AQ_NODE_CALL_TIMEOUT_US(n), offer_done, oc) != 0) {
-        if (!w.ok)
-            aq_wr_free(&w);
-        free(copy);
+    *oc = (offer_call){p, b};
+    /* The encoded offer goes to rpc; the batch keeps its index arrays for the answers. */
+    aq_rpc_buf buf = {b->w.p, b->w.len, free_wr, b->w.p};
+    b->w.p = NULL;
+    b->w.len = b->w.cap = 0;
+    if (aq_rpc_call(n->rpc, n->members[b->target].peer, AQ_M_OFFER, buf, AQ_NODE_CALL_TIMEOUT_US(n),
+                    offer_done, oc) != 0) {
         free(oc);
         return;
     }
     p->offers_inflight++;
-    p->offered += count;
+    p->offered += b->count;
+}
+
+static void scan_after(uv_work_t *w, int status) {
+    repair_pass *p = w->data;
+    if (status || p->scan_failed) {
+        aq_logf(p->n->log, AQ_LOG_WARN, "repair: the scan of the store failed; next pass later");
+        p->nkeys = 0;
+        pass_end(p);
+        return;
+    }
+    /* Sent after the scan so that offer_done, which may run at once on a failed call, finds every
+     * batch in place. */
+    p->offers_inflight++;
+    for (size_t b = 0; b < p->nbatches && !p->n->stopping; b++)
+        send_offer(p, &p->batches[b]);
+    p->offers_inflight--;
+    pass_step(p);
 }
 
 static void repair_start(aq_node *n) {
@@ -244,109 +410,155 @@ static void repair_start(aq_node *n) {
     if (!p)
         return;
     p->n = n;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    p->wall_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    if (aq_chunk_iterate(n->store, NULL, 0, snapshot_cb, p) != 0) {
-        free(p->keys);
-        free(p);
+    p->live = calloc(n->nmembers, sizeof *p->live);
+    p->long_down = calloc(n->nmembers, sizeof *p->long_down);
+    if (!p->live || !p->long_down) {
+        pass_free(p);
         return;
+    }
+    uint64_t now = aq_node_now_us(n);
+    p->clock_ms = aq_hlc_ms(aq_hlc_peek(&n->hlc, aq_node_wall_ms()));
+    for (size_t i = 0; i < n->nmembers; i++) {
+        const aq_member *m = &n->members[i];
+        p->live[i] =
+            i != n->self && m->peer && (m->state == AQ_MEMBER_UP || m->state == AQ_MEMBER_SUSPECT);
+        p->long_down[i] = m->state == AQ_MEMBER_DOWN && m->down_since_us &&
+                          now - m->down_since_us >= n->cfg->repair_after_ms * 1000ull;
     }
     n->repair_running = true;
     aq_node_op_begin(n);
-    uint64_t now = aq_node_now_us(n);
-    size_t nm = n->nmembers;
-    uint32_t *batch = malloc(nm * AQ_OFFER_BATCH * sizeof *batch);
-    uint32_t *fill = calloc(nm, sizeof *fill);
-    if (batch && fill) {
-        uint32_t t[nm];
-        for (size_t i = 0; i < p->nkeys; i++) {
-            size_t nt = targets_of(n, &p->keys[i], now, t);
-            for (size_t j = 0; j < nt; j++) {
-                uint32_t m = t[j];
-                if (m == n->self || !n->members[m].peer ||
-                    (n->members[m].state != AQ_MEMBER_UP &&
-                     n->members[m].state != AQ_MEMBER_SUSPECT))
-                    continue;
-                batch[m * AQ_OFFER_BATCH + fill[m]++] = (uint32_t)i;
-                if (fill[m] == AQ_OFFER_BATCH) {
-                    send_offer(p, m, &batch[m * AQ_OFFER_BATCH], fill[m]);
-                    fill[m] = 0;
-                }
-            }
-        }
-        for (size_t m = 0; m < nm; m++)
-            if (fill[m])
-                send_offer(p, (uint32_t)m, &batch[m * AQ_OFFER_BATCH], fill[m]);
-    }
-    free(batch);
-    free(fill);
-    for (size_t i = 0; i < nm; i++)
+    for (size_t i = 0; i < n->nmembers; i++)
         n->members[i].needs_sync = false;
-    pass_step(p);
+    p->work.data = p;
+    if (uv_queue_work(n->loop, &p->work, scan_work, scan_after) != 0)
+        scan_after(&p->work, AQ_ENOMEM);
 }
 
 void aq_node_repair_tick(aq_node *n) {
     uint64_t now = aq_node_now_us(n);
     if (n->repair_running || n->stopping || now < n->next_repair_us)
         return;
-    n->next_repair_us = now + AQ_REPAIR_INTERVAL_US;
+    n->next_repair_us = now + n->cfg->repair_interval_ms * 1000ull;
     repair_start(n);
 }
 
-/* OFFER handler: answer the indexes of the offered chunks this node does not hold. */
-static void handle_offer(void *ud, aq_rpc_incoming *in) {
-    aq_node *n = ud;
-    n->handled_total++;
+/* ---- OFFER handler: decided in the threadpool (a drop touches the disk) ---- */
+
+typedef struct offer_job {
+    aq_node *n;
+    aq_rpc_incoming *in;
+    uint8_t *msg;
     size_t len;
-    const uint8_t *p = aq_rpc_incoming_data(in, &len);
+    uv_work_t work;
+    aq_wr out;
+    int err;
+} offer_job;
+
+static uint8_t offer_answer(aq_node *n, const uint8_t *key, size_t klen, aq_node_digest d,
+                            uint64_t version, uint8_t kind, uint8_t flags) {
+    aq_chunk_ref *ref;
+    if (aq_chunk_get(n->store, key, klen, &ref) != 0) {
+        /* A marker about to be collected is no loss to lack; anything else a target wants. */
+        bool want = (flags & AQ_OFFER_TARGET) &&
+                    !(kind == AQ_KIND_TOMBSTONE && (flags & AQ_OFFER_COLLECTIBLE));
+        return want ? AQ_OFFER_WANT : AQ_OFFER_HAVE;
+    }
+    aq_chunk_digest hd = aq_chunk_ref_digest(ref);
+    uint64_t hv = aq_chunk_ref_version(ref);
+    uint8_t hk = aq_chunk_ref_kind(ref);
+    aq_chunk_ref_release(ref);
+    /* The store's order, so that equal versions from two coordinators converge too. */
+    int c = aq_chunk_write_cmp(hv, hd, hk, version, (aq_chunk_digest){d.hi, d.lo}, kind);
+    if (c != 0 && hv == version) {
+        /* Two copies of one version: if this one's bytes do not verify, the offered one wins. */
+        char why[160];
+        if (aq_chunk_scrub(n->store, key, klen, NULL, why, sizeof why) == AQ_ECORRUPT) {
+            aq_logf(n->log, AQ_LOG_WARN, "repair: a copy held here is damaged (%s): dropped", why);
+            return flags & AQ_OFFER_TARGET ? AQ_OFFER_WANT : AQ_OFFER_HAVE;
+        }
+    }
+    if (c > 0)
+        return AQ_OFFER_NEWER;
+    if (c == 0)
+        return AQ_OFFER_HAVE;
+    if (flags & AQ_OFFER_TARGET)
+        return AQ_OFFER_WANT;
+    /* Not a target and older: the newer copy lives on the targets; this one must go. */
+    return aq_chunk_rm_upto(n->store, key, klen, version, (aq_chunk_digest){d.hi, d.lo}, kind) == 0
+               ? AQ_OFFER_HAVE
+               : AQ_OFFER_OLDER;
+}
+
+static void offer_work(uv_work_t *w) {
+    offer_job *j = w->data;
     aq_rd rd;
     uint32_t count;
-    aq_rpc_buf none = {0};
-    if (aq_offer_req_begin(&rd, p, len, &count) != 0) {
-        aq_rpc_respond(in, AQ_EPROTO, none);
+    aq_wr_init(&j->out);
+    if (aq_offer_req_begin(&rd, j->msg, j->len, &count) != 0) {
+        j->err = AQ_EPROTO;
         return;
     }
-    aq_wr w;
-    aq_wr_init(&w);
-    aq_wr_u32(&w, 0);
-    uint32_t nwant = 0;
+    aq_offer_rep_head(&j->out, count);
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *key;
         size_t klen;
         aq_node_digest d;
         uint64_t version;
-        uint8_t kind;
-        if (aq_offer_req_next(&rd, &key, &klen, &d, &version, &kind) != 0) {
-            aq_wr_free(&w);
-            aq_rpc_respond(in, AQ_EPROTO, none);
+        uint8_t kind, flags;
+        if (aq_offer_req_next(&rd, &key, &klen, &d, &version, &kind, &flags) != 0) {
+            j->err = AQ_EPROTO;
             return;
         }
-        /* Wanted when absent here or ordered before it here (the store's order: version, then
-         * digest, then kind, so equal versions converge too); a newer copy here will be offered
-         * back. */
-        aq_chunk_ref *ref;
-        bool want = true;
-        if (aq_chunk_get(n->store, key, klen, &ref) == 0) {
-            want = aq_chunk_write_cmp(version, (aq_chunk_digest){d.hi, d.lo}, kind,
-                                      aq_chunk_ref_version(ref), aq_chunk_ref_digest(ref),
-                                      aq_chunk_ref_kind(ref)) > 0;
-            aq_chunk_ref_release(ref);
-        }
-        if (want) {
-            aq_wr_u32(&w, i);
-            nwant++;
-        }
+        aq_wr_u8(&j->out, offer_answer(j->n, key, klen, d, version, kind, flags));
     }
-    if (!w.ok || !aq_rd_done(&rd)) {
-        aq_wr_free(&w);
-        aq_rpc_respond(in, w.ok ? AQ_EPROTO : AQ_ENOMEM, none);
+    if (!aq_rd_done(&rd))
+        j->err = AQ_EPROTO;
+    else if (!j->out.ok)
+        j->err = AQ_ENOMEM;
+}
+
+static void offer_after(uv_work_t *w, int status) {
+    offer_job *j = w->data;
+    aq_rpc_buf none = {0};
+    if (status || j->err) {
+        aq_wr_free(&j->out);
+        aq_rpc_respond(j->in, status ? status : j->err, none);
+    } else {
+        aq_rpc_buf out = {j->out.p, j->out.len, free_wr, j->out.p};
+        aq_rpc_respond(j->in, 0, out);
+    }
+    aq_node_op_end(j->n);
+    free(j->msg);
+    free(j);
+}
+
+static void handle_offer(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    n->handled_total++;
+    aq_rpc_buf none = {0};
+    if (n->stopping) {
+        aq_rpc_respond(in, AQ_ECLOSED, none);
         return;
     }
-    for (int b = 0; b < 4; b++)
-        w.p[b] = (uint8_t)(nwant >> (8 * b));
-    aq_rpc_buf out = {w.p, w.len, free_wr, w.p};
-    aq_rpc_respond(in, 0, out);
+    offer_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        aq_rpc_respond(in, AQ_ENOMEM, none);
+        return;
+    }
+    j->n = n;
+    j->in = in;
+    j->msg = aq_rpc_incoming_take(in, &j->len);
+    if (!j->msg) {
+        free(j);
+        aq_rpc_respond(in, AQ_EPROTO, none);
+        return;
+    }
+    aq_node_op_begin(n);
+    j->work.data = j;
+    if (uv_queue_work(n->loop, &j->work, offer_work, offer_after) != 0) {
+        j->err = AQ_ENOMEM;
+        offer_after(&j->work, 0);
+    }
 }
 
 void aq_node_register_repair(aq_node *n) {

@@ -482,3 +482,78 @@ Test(persist, versions_persist_and_format_1_still_loads) {
     aq_chunk_store_close(s);
     tu_rmrf(dir);
 }
+
+/* An overwrite whose file cannot be written fails and leaves the stored chunk whole and readable
+ * (the temporary file's name is taken by a directory, so creating it fails). */
+Test(persist, failed_overwrite_keeps_the_old_chunk) {
+    char *dir = tu_mkdtemp();
+    aq_chunk_store *s = tu_open(dir, 0, NULL);
+    aq_chunk_digest d1 = aq_chunk_digest_of("first", 5), d2 = aq_chunk_digest_of("second!", 7);
+    cr_assert_eq(aq_chunk_put_versioned(s, K("k"), "first", 5, 0, &d1, 10), 0);
+    char name[300], tmp[320], p[700];
+    only_chunk_file(dir, name);
+    snprintf(tmp, sizeof tmp, "%.*s.tmp", (int)strlen(name), name);
+    snprintf(p, sizeof p, "%s/%s", dir, tmp);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    cr_expect_neq(aq_chunk_put_versioned(s, K("k"), "second!", 7, 0, &d2, 11), 0);
+    for (int i = 0; i < 3; i++) {
+        aq_chunk_ref *r;
+        cr_assert_eq(aq_chunk_get(s, K("k"), &r), 0, "the old chunk is gone");
+        cr_expect_eq(aq_chunk_ref_len(r), 5);
+        cr_expect_eq(memcmp(aq_chunk_ref_data(r), "first", 5), 0);
+        cr_expect_eq(aq_chunk_ref_version(r), 10);
+        aq_chunk_ref_release(r);
+    }
+    aq_chunk_stats st;
+    cr_assert_eq(aq_chunk_store_stats(s, &st), 0);
+    cr_expect_eq(st.chunks, 1);
+    cr_expect_eq(st.bytes, 5);
+    rmdir(p);
+    aq_chunk_store_close(s);
+    tu_rmrf(dir);
+}
+
+/* Scrub: a whole chunk passes; a byte flipped in its file, or in its bytes in memory, is found, and
+ * the chunk is dropped (never served again) with its file moved to quarantine/. */
+Test(persist, scrub_finds_damage_in_file_and_memory) {
+    char *dir = tu_mkdtemp();
+    aq_chunk_store *s = tu_open(dir, 0, NULL);
+    uint8_t v[3000];
+    for (size_t i = 0; i < sizeof v; i++)
+        v[i] = (uint8_t)(i * 7);
+    aq_chunk_digest d = aq_chunk_digest_of(v, sizeof v);
+    cr_assert_eq(aq_chunk_put_versioned(s, K("f"), v, sizeof v, 0, &d, 5), 0);
+    char why[200];
+    uint64_t bytes = 0;
+    cr_expect_eq(aq_chunk_scrub(s, K("f"), &bytes, why, sizeof why), 0);
+    cr_expect_geq(bytes, 2 * sizeof v, "memory and file were both read");
+    cr_expect_eq(aq_chunk_scrub(s, K("none"), NULL, why, sizeof why), AQ_ENOTFOUND);
+    char name[300];
+    only_chunk_file(dir, name);
+    size_t n;
+    uint8_t *b = read_file(dir, name, &n);
+    free(b);
+    flip_byte(dir, name, n - 100);
+    cr_expect_eq(aq_chunk_scrub(s, K("f"), NULL, why, sizeof why), AQ_ECORRUPT);
+    cr_expect(strstr(why, "file") != NULL, "%s", why);
+    aq_chunk_ref *r;
+    cr_expect_eq(aq_chunk_get(s, K("f"), &r), AQ_ENOTFOUND, "a damaged chunk is still served");
+    cr_expect(!exists(dir, name));
+    char q[400];
+    snprintf(q, sizeof q, "quarantine/%s", name);
+    cr_expect(exists(dir, q));
+
+    cr_assert_eq(aq_chunk_put_versioned(s, K("m"), v, sizeof v, 0, &d, 6), 0);
+    cr_assert_eq(aq_chunk_get(s, K("m"), &r), 0);
+    ((uint8_t *)aq_chunk_ref_data(r))[10] ^= 1; /* what a bit flip in RAM would do */
+    aq_chunk_ref_release(r);
+    cr_expect_eq(aq_chunk_scrub(s, K("m"), NULL, why, sizeof why), AQ_ECORRUPT);
+    cr_expect(strstr(why, "memory") != NULL, "%s", why);
+    cr_expect_eq(aq_chunk_get(s, K("m"), &r), AQ_ENOTFOUND);
+    aq_chunk_stats st;
+    cr_assert_eq(aq_chunk_store_stats(s, &st), 0);
+    cr_expect_eq(st.chunks, 0);
+    cr_expect_eq(st.bytes, 0);
+    aq_chunk_store_close(s);
+    tu_rmrf(dir);
+}

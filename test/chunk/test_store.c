@@ -272,6 +272,31 @@ Test(store, versioned_writes_keep_the_newest) {
     aq_chunk_store_close(s);
 }
 
+/* A removal of one confirmed write: never a newer one, also of the same version. */
+Test(store, rm_upto_removes_that_write_or_older) {
+    aq_chunk_store *s = NULL;
+    aq_chunk_opts o = {0};
+    cr_assert_eq(aq_chunk_store_open(&o, &s), 0);
+    aq_chunk_digest da = aq_chunk_digest_of("a", 1), db = aq_chunk_digest_of("b", 1);
+    aq_chunk_digest lo = da, hi = db;
+    const char *vlo = "a", *vhi = "b";
+    if (aq_chunk_write_cmp(5, da, 0, 5, db, 0) > 0) {
+        lo = db, hi = da;
+        vlo = "b", vhi = "a";
+    }
+    /* Stored: version 5 with the greater digest. Removing the lesser one of version 5, or
+     * anything older, must leave it. */
+    cr_assert_eq(aq_chunk_put_versioned(s, "k", 1, vhi, 1, 0, &hi, 5), 0);
+    cr_expect_eq(aq_chunk_rm_upto(s, "k", 1, 5, lo, 0), AQ_ESTALE, "same version, lesser digest");
+    cr_expect_eq(aq_chunk_rm_upto(s, "k", 1, 4, hi, 0), AQ_ESTALE, "older version");
+    cr_expect_eq(aq_chunk_rm_upto(s, "k", 1, 5, hi, 0), 0, "that very write");
+    cr_expect_eq(aq_chunk_rm_upto(s, "k", 1, 5, hi, 0), AQ_ENOTFOUND);
+    /* Stored: the lesser digest; a removal up to the greater one of the same version takes it. */
+    cr_assert_eq(aq_chunk_put_versioned(s, "k", 1, vlo, 1, 0, &lo, 5), 0);
+    cr_expect_eq(aq_chunk_rm_upto(s, "k", 1, 5, hi, 0), 0);
+    aq_chunk_store_close(s);
+}
+
 static bool digest_gt(aq_chunk_digest a, aq_chunk_digest b) {
     return a.hi != b.hi ? a.hi > b.hi : a.lo > b.lo;
 }

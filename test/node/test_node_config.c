@@ -133,6 +133,9 @@ Test(config, defaults) {
     cr_expect_eq(cfg->heartbeat_ms, 500);
     cr_expect_eq(cfg->call_timeout_ms, 10000);
     cr_expect_eq(cfg->hello_timeout_ms, 5000);
+    cr_expect_eq(cfg->repair_interval_ms, 10000);
+    cr_expect_eq(cfg->tombstone_ttl_ms, 3600000);
+    cr_expect_eq(cfg->scrub_rate, 64ull << 20);
     cr_expect_null(cfg->secret_file);
     cr_expect_eq(cfg->encrypt, false);
     cr_assert_eq(cfg->nnodes, 1);
@@ -156,6 +159,9 @@ static void expect_same(const aq_node_config *a, const aq_node_config *b) {
     cr_expect_eq(a->heartbeat_ms, b->heartbeat_ms);
     cr_expect_eq(a->call_timeout_ms, b->call_timeout_ms);
     cr_expect_eq(a->hello_timeout_ms, b->hello_timeout_ms);
+    cr_expect_eq(a->repair_interval_ms, b->repair_interval_ms);
+    cr_expect_eq(a->tombstone_ttl_ms, b->tombstone_ttl_ms);
+    cr_expect_eq(a->scrub_rate, b->scrub_rate);
     cr_assert_eq(a->nnodes, b->nnodes);
     for (size_t i = 0; i < a->nnodes; i++) {
         const aq_node_config_node *x = &a->nodes[i], *y = &b->nodes[i];
@@ -170,6 +176,8 @@ static void expect_same(const aq_node_config *a, const aq_node_config *b) {
         cr_expect_eq(x->memory_max, y->memory_max);
         cr_expect_str_eq(x->http_address, y->http_address);
         cr_expect_eq(x->http_loopback, y->http_loopback);
+        cr_expect_eq(x->scrub_rate_set, y->scrub_rate_set);
+        cr_expect_eq(aq_node_config_scrub_rate(a, x), aq_node_config_scrub_rate(b, y));
     }
     cr_expect_eq(!a->http_token_file, !b->http_token_file);
     if (a->http_token_file && b->http_token_file)
@@ -185,6 +193,9 @@ Test(config, round_trips_through_text) {
                        "heartbeat = 250ms\n"
                        "call_timeout = 1.25s\n"
                        "hello_timeout = 750ms\n"
+                       "repair_interval = 2.5s\n"
+                       "tombstone_ttl = 90m\n"
+                       "scrub_rate = 3MiB/s\n"
                        "secret_file = /etc/aq/secret\n"
                        "encrypt = on\n"
                        "http_token_file = /etc/aq/token\n"
@@ -197,6 +208,9 @@ Test(config, round_trips_through_text) {
     cr_expect_eq(a->repair_after_ms, 90000);
     cr_expect_eq(a->call_timeout_ms, 1250);
     cr_expect_eq(a->hello_timeout_ms, 750);
+    cr_expect_eq(a->repair_interval_ms, 2500);
+    cr_expect_eq(a->tombstone_ttl_ms, 5400000);
+    cr_expect_eq(a->scrub_rate, 3ull << 20);
     cr_expect_eq(a->encrypt, true);
     cr_expect_str_eq(a->nodes[1].address, "[2001:db8::1]:7000");
     cr_expect_eq(a->nodes[2].memory_max, 3000);
@@ -223,23 +237,64 @@ Test(config, round_trips_through_text) {
     aq_node_config_free(e);
 }
 
+/* The removal-marker age, the repair interval and the scrub rate: units, bounds and off. */
+Test(config, repair_keys) {
+    aq_node_config *a = load_ok(HEAD "tombstone_ttl = 0\nrepair_interval = 100ms\n"
+                                     "scrub_rate = 0\n" NODE1);
+    cr_expect_eq(a->tombstone_ttl_ms, 0);
+    cr_expect_eq(a->repair_interval_ms, 100);
+    cr_expect_eq(a->scrub_rate, 0);
+    aq_node_config_free(a);
+    a = load_ok(HEAD "tombstone_ttl = 3s\nscrub_rate = 1000KB\n" NODE1);
+    cr_expect_eq(a->tombstone_ttl_ms, 3000);
+    cr_expect_eq(a->scrub_rate, 1000000);
+    aq_node_config_free(a);
+    expect_error(HEAD "repair_interval = 50ms\n" NODE1,
+                 "t.conf:3: [cluster] repair_interval: \"50ms\" is shorter than the minimum 100ms");
+    expect_error(HEAD "tombstone_ttl = 1d\n" NODE1,
+                 "t.conf:3: [cluster] tombstone_ttl: \"1d\" is not a duration (use e.g. 500ms, "
+                 "1.5s, 2m or 1h; whole milliseconds)");
+    expect_error(HEAD "tombstone_ttl = 721h\n" NODE1,
+                 "t.conf:3: [cluster] tombstone_ttl: \"721h\" is longer than 720h");
+    expect_error(HEAD "scrub_rate = fast\n" NODE1,
+                 "t.conf:3: [cluster] scrub_rate: \"fast\" is not a rate (use e.g. 64MiB/s, or 0 "
+                 "for off)");
+    a = load_ok(HEAD "scrub_rate = 2MiB/s\n" NODE1 "scrub_rate = 0\n"
+                     "[node n2]\naddress = 127.0.0.1:5002\n");
+    cr_expect_eq(aq_node_config_scrub_rate(a, &a->nodes[0]), 0, "the node's own rate wins");
+    cr_expect_eq(aq_node_config_scrub_rate(a, &a->nodes[1]), 2ull << 20);
+    char *t = aq_node_config_to_text(a);
+    aq_node_config *b = load_ok(t);
+    cr_expect(b->nodes[0].scrub_rate_set);
+    cr_expect_eq(aq_node_config_scrub_rate(b, &b->nodes[0]), 0);
+    free(t);
+    aq_node_config_free(a);
+    aq_node_config_free(b);
+    expect_error(HEAD NODE1 "scrub_rate = lots\n",
+                 "t.conf:5: [node n1] scrub_rate: \"lots\" is not a rate (use e.g. 64MiB/s, or 0 "
+                 "for off)");
+    expect_error(HEAD "scrub_rate = 5MiB/h\n" NODE1,
+                 "t.conf:3: [cluster] scrub_rate: \"5MiB/h\" is not a rate (use e.g. 64MiB/s, or "
+                 "0 for off)");
+}
+
 /* ---- every error class names file, line and key ---- */
 
 Test(config, unknown_keys) {
     expect_error(HEAD "replica = 2\n" NODE1,
                  "t.conf:3: [cluster] \"replica\": unknown key (known: name, replicas, min_copies, "
                  "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
-                 "encrypt, http_token_file)");
+                 "encrypt, http_token_file, repair_interval, tombstone_ttl, scrub_rate)");
     expect_error(HEAD NODE1 "memory = 1GiB\n",
                  "t.conf:5: [node n1] \"memory\": unknown key (known: address, data_dir, "
-                 "memory_max, http_address)");
+                 "memory_max, http_address, scrub_rate)");
     expect_error("name = x\n" HEAD NODE1,
                  "t.conf:1: \"name\": key outside any section (start with [cluster] or [node "
                  "NAME])");
     expect_error(HEAD "Name = t\n" NODE1,
                  "t.conf:3: [cluster] \"Name\": unknown key (known: name, replicas, min_copies, "
                  "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
-                 "encrypt, http_token_file)");
+                 "encrypt, http_token_file, repair_interval, tombstone_ttl, scrub_rate)");
 }
 
 Test(config, http_keys) {
@@ -565,7 +620,7 @@ Test(config, crlf_line_endings) {
     expect_error("[cluster]\r\nname = t\r\n\r\nbogus = 1\r\n",
                  "t.conf:4: [cluster] \"bogus\": unknown key (known: name, replicas, min_copies, "
                  "run_dir, repair_after, heartbeat, call_timeout, hello_timeout, secret_file, "
-                 "encrypt, http_token_file)");
+                 "encrypt, http_token_file, repair_interval, tombstone_ttl, scrub_rate)");
     free(crlf);
 }
 

@@ -60,8 +60,8 @@ Test(proto, list_roundtrip) {
     aq_wr w;
     aq_wr_init(&w);
     aq_list_rep_head(&w, true, 2);
-    aq_list_entry a = {AQ_KIND_VALUE, (const uint8_t *)"a", 1, 7, {1, 2}};
-    aq_list_entry b = {AQ_KIND_MANIFEST, (const uint8_t *)"bb", 2, 1u << 30, {3, 4}};
+    aq_list_entry a = {AQ_KIND_VALUE, (const uint8_t *)"a", 1, 7, {1, 2}, 11};
+    aq_list_entry b = {AQ_KIND_TOMBSTONE, (const uint8_t *)"bb", 2, 1u << 30, {3, 4}, 1ull << 62};
     aq_list_rep_entry(&w, &a);
     aq_list_rep_entry(&w, &b);
     aq_rd r;
@@ -73,10 +73,12 @@ Test(proto, list_roundtrip) {
     aq_list_entry e;
     cr_assert_eq(aq_list_rep_next(&r, &e), 0);
     cr_expect_eq(e.size, 7);
+    cr_expect_eq(e.version, 11);
     cr_assert_eq(aq_list_rep_next(&r, &e), 0);
-    cr_expect_eq(e.kind, AQ_KIND_MANIFEST);
+    cr_expect_eq(e.kind, AQ_KIND_TOMBSTONE);
     cr_expect_eq(e.size, 1u << 30);
     cr_expect_eq(e.digest.lo, 4);
+    cr_expect_eq(e.version, 1ull << 62);
     cr_expect(aq_rd_done(&r));
     cr_expect_eq(aq_list_rep_next(&r, &e), AQ_EPROTO);
     aq_wr_free(&w);
@@ -175,15 +177,19 @@ Test(proto, random_bytes_never_crash_decoders) {
                 ;
         }
         uint64_t ver;
-        uint8_t okind;
+        uint8_t okind, oflags;
+        aq_get_rep_decode_v(p, n, &kind, &d, &ver, &v, &vl);
+        aq_stat_rep_decode_v(p, n, &kind, &sz, &d, &ver);
         if (aq_offer_req_begin(&r, p, n, &cnt) == 0)
-            for (uint32_t i = 0; i < cnt && aq_offer_req_next(&r, &k, &kl, &d, &ver, &okind) == 0;
-                 i++)
+            for (uint32_t i = 0;
+                 i < cnt && aq_offer_req_next(&r, &k, &kl, &d, &ver, &okind, &oflags) == 0; i++)
                 ;
         uint64_t dl;
         aq_rm_req_decode(p, n, &f, &k, &kl, &ver, &dl);
         aq_put_rep prep;
         aq_put_rep_decode(p, n, &prep);
+        const uint8_t *st;
+        aq_offer_rep_decode(p, n, &cnt, &st);
         aq_heartbeat h;
         aq_heartbeat_decode(p, n, &h);
         aq_status_node sn;
@@ -291,4 +297,141 @@ Test(proto, put_rep_roundtrip) {
     aq_put_rep_encode(&w, &a);
     cr_expect_eq(aq_put_rep_decode(w.p, w.len, &b), AQ_EPROTO);
     aq_wr_free(&w);
+}
+
+/* GET and STAT replies carry the copy's version; a removal marker answers with its version and no
+ * bytes. */
+Test(proto, get_and_stat_carry_the_version) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_get_rep_head(&w, AQ_KIND_VALUE, (aq_node_digest){5, 6}, 0x1122334455667788ull);
+    aq_wr_bytes(&w, "abc", 3);
+    uint8_t kind;
+    aq_node_digest d;
+    uint64_t ver;
+    const uint8_t *v;
+    size_t vl;
+    cr_assert_eq(aq_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), 0);
+    cr_expect_eq(ver, 0x1122334455667788ull);
+    cr_expect_eq(vl, 3);
+    cr_expect_eq(d.lo, 6);
+    aq_wr_free(&w);
+    aq_wr_init(&w);
+    aq_get_rep_head(&w, AQ_KIND_TOMBSTONE, (aq_node_digest){5, 6}, 9);
+    cr_assert_eq(aq_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), 0);
+    cr_expect_eq(kind, AQ_KIND_TOMBSTONE);
+    cr_expect_eq(ver, 9);
+    aq_wr_bytes(&w, "x", 1);
+    cr_expect_eq(aq_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), AQ_EPROTO,
+                 "a removal marker with bytes");
+    aq_wr_free(&w);
+    aq_wr_init(&w);
+    aq_stat_rep_encode(&w, AQ_KIND_MANIFEST, 1234, (aq_node_digest){7, 8}, 42);
+    uint64_t size;
+    cr_assert_eq(aq_stat_rep_decode_v(w.p, w.len, &kind, &size, &d, &ver), 0);
+    cr_expect_eq(kind, AQ_KIND_MANIFEST);
+    cr_expect_eq(size, 1234);
+    cr_expect_eq(ver, 42);
+    aq_wr_u8(&w, 0);
+    cr_expect_eq(aq_stat_rep_decode_v(w.p, w.len, &kind, &size, &d, &ver), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
+/* Reads may ask for removal markers; any other flag is refused. */
+Test(proto, read_flags) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_key_req_encode(&w, AQ_READ_TOMBSTONES, "k", 1);
+    uint8_t f;
+    const uint8_t *k;
+    size_t kl;
+    cr_assert_eq(aq_key_req_decode(w.p, w.len, &f, &k, &kl), 0);
+    cr_expect_eq(f, AQ_READ_TOMBSTONES);
+    w.p[0] = 0x80;
+    cr_expect_eq(aq_key_req_decode(w.p, w.len, &f, &k, &kl), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
+/* A removal only-if-held is a replica's write with a version; from a client it is refused. */
+Test(proto, rm_if_held_needs_replica_and_version) {
+    uint8_t f;
+    const uint8_t *k;
+    size_t kl;
+    uint64_t v, dl;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, "k", 1, 5, 0);
+    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
+    cr_expect_eq(f, AQ_PUT_REPLICA | AQ_RM_IF_HELD);
+    aq_wr_free(&w);
+    aq_wr_init(&w);
+    aq_rm_req_encode(&w, AQ_RM_IF_HELD, "k", 1, 5, 0);
+    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
+    aq_wr_free(&w);
+    aq_wr_init(&w);
+    aq_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, "k", 1, 0, 0);
+    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
+/* OFFER entries carry flags; the reply is one status per entry. */
+Test(proto, offer_roundtrip) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_offer_req_head(&w, 2);
+    aq_offer_req_entry(&w, "a", 1, (aq_node_digest){1, 2}, 3, AQ_KIND_VALUE, AQ_OFFER_TARGET);
+    aq_offer_req_entry(&w, "bb", 2, (aq_node_digest){4, 5}, 6, AQ_KIND_TOMBSTONE,
+                       AQ_OFFER_COLLECTIBLE);
+    aq_rd r;
+    uint32_t count;
+    cr_assert_eq(aq_offer_req_begin(&r, w.p, w.len, &count), 0);
+    cr_assert_eq(count, 2);
+    const uint8_t *k;
+    size_t kl;
+    aq_node_digest d;
+    uint64_t ver;
+    uint8_t kind, flags;
+    cr_assert_eq(aq_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
+    cr_expect_eq(flags, AQ_OFFER_TARGET);
+    cr_expect_eq(ver, 3);
+    cr_assert_eq(aq_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
+    cr_expect_eq(flags, AQ_OFFER_COLLECTIBLE);
+    cr_expect_eq(kind, AQ_KIND_TOMBSTONE);
+    cr_expect_eq(kl, 2);
+    cr_expect(aq_rd_done(&r));
+    w.p[w.len - 1] = 0x40; /* an unknown flag */
+    cr_assert_eq(aq_offer_req_begin(&r, w.p, w.len, &count), 0);
+    cr_assert_eq(aq_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
+    cr_expect_eq(aq_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), AQ_EPROTO);
+    aq_wr_free(&w);
+
+    aq_wr_init(&w);
+    aq_offer_rep_head(&w, 3);
+    aq_wr_u8(&w, AQ_OFFER_WANT);
+    aq_wr_u8(&w, AQ_OFFER_HAVE);
+    aq_wr_u8(&w, AQ_OFFER_NEWER);
+    const uint8_t *st;
+    cr_assert_eq(aq_offer_rep_decode(w.p, w.len, &count, &st), 0);
+    cr_expect_eq(count, 3);
+    cr_expect_eq(st[0], AQ_OFFER_WANT);
+    cr_expect_eq(st[2], AQ_OFFER_NEWER);
+    aq_wr_u8(&w, 9); /* one status more than the count, and an unknown one */
+    cr_expect_eq(aq_offer_rep_decode(w.p, w.len, &count, &st), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
+/* Copies order by version, then by digest (hi, then lo), then kind: the store's rule
+ * (aq_chunk_write_cmp), so the command and the nodes pick the same newest copy. */
+Test(proto, copy_order) {
+    aq_node_digest a = {1, 9}, b = {2, 0}, c = {2, 1};
+    const uint8_t V = AQ_KIND_VALUE, T = AQ_KIND_TOMBSTONE, M = AQ_KIND_MANIFEST;
+    cr_expect_lt(aq_node_copy_cmp(1, c, T, 2, a, V), 0);
+    cr_expect_gt(aq_node_copy_cmp(3, a, V, 2, c, T), 0);
+    cr_expect_lt(aq_node_copy_cmp(5, a, T, 5, b, V), 0);
+    cr_expect_lt(aq_node_copy_cmp(5, b, V, 5, c, V), 0);
+    cr_expect_eq(aq_node_copy_cmp(5, c, V, 5, c, V), 0);
+    /* Same version and digest (an empty value and a removal): the kind decides. */
+    cr_expect_lt(aq_node_copy_cmp(5, c, V, 5, c, T), 0);
+    cr_expect_lt(aq_node_copy_cmp(5, c, V, 5, c, M), 0);
+    cr_expect_gt(aq_node_copy_cmp(5, c, T, 5, c, M), 0);
 }

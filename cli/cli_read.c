@@ -1,0 +1,273 @@
+/* Reads that return the newest copy the key's replicas know, and read repair.
+ *
+ * A read asks every live replica at once: the first for the value (GET), the others for the
+ * version and digest only (STAT), all flagged AQ_READ_TOMBSTONES so a removal answers as a marker
+ * with its version rather than "not found". The newest copy (by version, then digest, as the store
+ * orders writes) is the answer; a removal marker there means not found, however many older copies
+ * other nodes hold. Only when no replica holds anything are the other live nodes asked (repair may
+ * have placed the copy there while a replica was down). When the first replica's reply is not the
+ * newest, the value is fetched from a node that holds the newest, verified against its digest.
+ *
+ * Read repair: a replica that answered with an older copy, or with nothing, is sent the newest
+ * (a replica-only PUT or RM carrying the newest's version, which the store applies only if it is
+ * still newer), before the command returns. Its failure does not fail the read: the nodes' repair
+ * passes do the same later.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int kop_read(cli *c, cli_kop *k, uint16_t method, const void *key, size_t klen,
+                    uint32_t node) {
+    cli_kop_reset(k);
+    k->c = c;
+    k->method = method;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_key_req_encode(&w, AQ_READ_TOMBSTONES, key, klen);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        return AQ_ENOMEM;
+    }
+    k->req = w.p;
+    k->reqlen = w.len;
+    k->cand[0] = node;
+    k->ncand = 1;
+    k->verify = method == AQ_M_GET;
+    return 0;
+}
+
+/* Records node i's finished answer in r->copies[i]. */
+static void note_answer(cli_read *r, size_t i, cli_kop *k) {
+    cli_copy *cp = &r->copies[i];
+    cp->asked = true;
+    cp->err = k->err;
+    if (k->err)
+        return;
+    const uint8_t *v;
+    size_t vlen;
+    int e = k->method == AQ_M_GET ? aq_get_rep_decode_v(k->rep, k->replen, &cp->kind, &cp->digest,
+                                                        &cp->version, &v, &vlen)
+                                  : aq_stat_rep_decode_v(k->rep, k->replen, &cp->kind, &cp->size,
+                                                         &cp->digest, &cp->version);
+    if (k->method == AQ_M_GET && !e)
+        cp->size = vlen;
+    cp->err = e;
+    cp->found = e == 0;
+    if (e)
+        snprintf(k->msg, sizeof k->msg, "%s sent a malformed reply", r->c->conf->nodes[i].name);
+}
+
+/* Asks each node in nodes[0..n) (GET to the first when get_first, STAT to the rest) and waits. */
+static int ask(cli_read *r, const void *key, size_t klen, const uint32_t *nodes, size_t n,
+               bool get_first) {
+    cli *c = r->c;
+    cli_kop **ks = calloc(n ? n : 1, sizeof *ks);
+    if (!ks)
+        return AQ_ENOMEM;
+    int err = 0;
+    for (size_t j = 0; j < n && !err; j++) {
+        bool get = get_first && j == 0;
+        cli_kop *k = get ? r->data : cli_kop_new(c);
+        if (!k || kop_read(c, k, get ? AQ_M_GET : AQ_M_STAT, key, klen, nodes[j]) != 0) {
+            if (!get)
+                cli_kop_free(k);
+            err = AQ_ENOMEM;
+            break;
+        }
+        ks[j] = k;
+        cli_kop_start(k);
+    }
+    for (size_t j = 0; j < n; j++) {
+        if (!ks[j])
+            continue;
+        cli_kop_wait(ks[j]);
+        note_answer(r, nodes[j], ks[j]);
+        if (ks[j]->err && ks[j]->err != AQ_ENOTFOUND && !r->failure[0])
+            snprintf(r->failure, sizeof r->failure, "%s", ks[j]->msg);
+        if (ks[j] != r->data)
+            cli_kop_free(ks[j]);
+    }
+    free(ks);
+    return err;
+}
+
+static void pick_newest(cli_read *r) {
+    r->best = -1;
+    for (size_t i = 0; i < r->c->conf->nnodes; i++) {
+        const cli_copy *cp = &r->copies[i];
+        if (!cp->found)
+            continue;
+        if (r->best < 0 ||
+            aq_node_copy_cmp(cp->version, cp->digest, cp->kind, r->copies[r->best].version,
+                             r->copies[r->best].digest, r->copies[r->best].kind) > 0)
+            r->best = (int)i;
+    }
+}
+
+void cli_read_free(cli_read *r) {
+    cli_kop_free(r->data);
+    free(r->copies);
+    r->data = NULL;
+    r->copies = NULL;
+}
+
+int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_read *r) {
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->best = -1;
+    size_t nn = c->conf->nnodes;
+    r->copies = calloc(nn, sizeof *r->copies);
+    r->data = cli_kop_new(c);
+    if (!r->copies || !r->data)
+        return AQ_ENOMEM;
+    cli_kop cands = {0};
+    cli_candidates(c, key, klen, false, &cands);
+    for (size_t i = 0; i < cands.ncand; i++)
+        r->copies[cands.cand[i]].replica = true;
+    int err = ask(r, key, klen, cands.cand, cands.ncand, want_data);
+    if (err)
+        return err;
+    pick_newest(r);
+    if (r->best < 0) {
+        /* No replica holds anything: a copy may live where repair placed it. */
+        cli_kop all = {0};
+        cli_candidates(c, key, klen, true, &all);
+        uint32_t rest[AQ_NODE_CONFIG_MAX_NODES];
+        size_t nrest = 0;
+        for (size_t i = 0; i < all.ncand; i++)
+            if (!r->copies[all.cand[i]].asked)
+                rest[nrest++] = all.cand[i];
+        if ((err = ask(r, key, klen, rest, nrest, false)) != 0)
+            return err;
+        pick_newest(r);
+    }
+    for (size_t i = 0; i < nn; i++)
+        r->asked += r->copies[i].asked;
+    if (r->best < 0) {
+        bool any_notfound = false;
+        for (size_t i = 0; i < nn; i++)
+            any_notfound |= r->copies[i].asked && r->copies[i].err == AQ_ENOTFOUND;
+        if (r->asked == 0) {
+            snprintf(r->failure, sizeof r->failure, "%s", cands.msg);
+            return AQ_EUNAVAIL;
+        }
+        if (any_notfound)
+            return AQ_ENOTFOUND;
+        for (size_t i = 0; i < nn; i++)
+            if (r->copies[i].asked && r->copies[i].err)
+                return r->copies[i].err;
+        return AQ_ENOTFOUND;
+    }
+    const cli_copy *b = &r->copies[r->best];
+    if (b->kind == AQ_KIND_TOMBSTONE)
+        return AQ_ENOTFOUND;
+    if (!want_data)
+        return 0;
+    /* The first replica's reply is the answer if it is the newest copy. */
+    const cli_copy *first = cands.ncand ? &r->copies[cands.cand[0]] : NULL;
+    if (first && first->found && r->data->err == 0 &&
+        aq_node_copy_cmp(first->version, first->digest, first->kind, b->version, b->digest,
+                         b->kind) == 0)
+        return 0;
+    /* Else fetch it from the nodes that hold it, verified against the newest digest. */
+    cli_kop *k = r->data;
+    cli_kop_reset(k);
+    k->c = c;
+    k->method = AQ_M_GET;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_key_req_encode(&w, AQ_READ_TOMBSTONES, key, klen);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        return AQ_ENOMEM;
+    }
+    k->req = w.p;
+    k->reqlen = w.len;
+    k->ncand = 0;
+    for (size_t i = 0; i < nn; i++)
+        if (r->copies[i].found &&
+            aq_node_copy_cmp(r->copies[i].version, r->copies[i].digest, r->copies[i].kind,
+                             b->version, b->digest, b->kind) == 0)
+            k->cand[k->ncand++] = (uint32_t)i;
+    k->verify = true;
+    k->have_want = true;
+    k->want = b->digest;
+    k->next_on_notfound = true;
+    if (cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    if (k->err) {
+        snprintf(r->failure, sizeof r->failure, "%s", k->msg);
+        return k->err;
+    }
+    return 0;
+}
+
+int cli_read_value(const cli_read *r, uint8_t *kind, aq_node_digest *d, uint64_t *version,
+                   const uint8_t **v, size_t *vlen) {
+    return aq_get_rep_decode_v(r->data->rep, r->data->replen, kind, d, version, v, vlen);
+}
+
+/* ---- read repair ---- */
+
+void cli_read_repair(cli_read *r, const void *key, size_t klen) {
+    cli *c = r->c;
+    if (r->best < 0)
+        return;
+    const cli_copy *b = &r->copies[r->best];
+    const uint8_t *v = NULL;
+    size_t vlen = 0;
+    if (b->kind != AQ_KIND_TOMBSTONE) {
+        uint8_t kind;
+        aq_node_digest d;
+        uint64_t version;
+        if (!r->data || !r->data->rep || r->data->err ||
+            cli_read_value(r, &kind, &d, &version, &v, &vlen) != 0 ||
+            aq_node_copy_cmp(version, d, kind, b->version, b->digest, b->kind) != 0)
+            return; /* the newest bytes are not at hand */
+    }
+    size_t nn = c->conf->nnodes, n = 0;
+    cli_kop **ks = calloc(nn, sizeof *ks);
+    if (!ks)
+        return;
+    for (size_t i = 0; i < nn; i++) {
+        const cli_copy *cp = &r->copies[i];
+        bool stale = cp->found ? aq_node_copy_cmp(cp->version, cp->digest, cp->kind, b->version,
+                                                  b->digest, b->kind) < 0
+                               : cp->err == AQ_ENOTFOUND;
+        if (!cp->replica || !cp->asked || !stale)
+            continue;
+        cli_kop *k = cli_kop_new(c);
+        if (!k)
+            break;
+        aq_wr w;
+        aq_wr_init(&w);
+        if (b->kind == AQ_KIND_TOMBSTONE) {
+            k->method = AQ_M_RM;
+            aq_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, b->version, 0);
+            k->deadline_off = aq_rm_req_deadline_off(klen);
+        } else {
+            k->method = AQ_M_PUT;
+            aq_put_req_head_vd(&w, AQ_PUT_REPLICA, b->kind, key, klen, b->digest, b->version, 0);
+            aq_wr_bytes(&w, v, vlen);
+            k->deadline_off = aq_put_req_deadline_off(klen);
+        }
+        if (!w.ok) {
+            aq_wr_free(&w);
+            cli_kop_free(k);
+            break;
+        }
+        k->req = w.p;
+        k->reqlen = w.len;
+        k->cand[0] = (uint32_t)i;
+        k->ncand = 1;
+        cli_kop_start(k);
+        ks[n++] = k;
+    }
+    for (size_t j = 0; j < n; j++) {
+        cli_kop_wait(ks[j]);
+        cli_kop_free(ks[j]);
+    }
+    free(ks);
+}
