@@ -30,7 +30,7 @@ static const char usage_text[] =
     "        [--types COL:TYPE,...] [--fill] [--json]\n"
     "                        read a CSV file into a frame of typed columns spread over the "
     "cluster\n"
-    "  frames [--json]       the frames, with rows and columns\n"
+    "  frames [--json]       the frames, with rows, columns and bytes held\n"
     "  summary NAME [--json] per column: type, NA, min, max, mean, sd or levels (computed where\n"
     "                        the chunks live)\n"
     "  head NAME [-n N]      the first N rows (default 10) as CSV\n"
@@ -140,8 +140,14 @@ static const command commands[] = {
      "frame of that name is not replaced.\n"},
     {"frames", 0, 0, true, false,
      "usage: aquifer [-c FILE] frames [--json]\n\n"
-     "Lists the frames held by every live node: name, rows, columns and source file. --json\n"
-     "prints an array of {name, rows, columns, chunks, source, source_size}.\n"},
+     "Lists the frames held by every live node: name, rows, columns, the bytes its column\n"
+     "chunks hold in the cluster (every copy) and the source file. --json prints an array of\n"
+     "{name, rows, columns, chunks, source, source_size, bytes_held, bytes_one_copy,\n"
+     "chunk_copies, chunk_keys, bytes_per_value, bytes_by_type}: bytes_held counts every copy,\n"
+     "bytes_one_copy each column chunk once, bytes_per_value is bytes_one_copy over rows x\n"
+     "columns, bytes_by_type splits bytes_one_copy by column type. The sizes come from listing\n"
+     "the frame's keys on every live node (no chunk is read); when a node cannot list them the\n"
+     "sizes are replaced by size_error (text: \"size unknown\").\n"},
     {"summary", 1, 1, true, false,
      "usage: aquifer [-c FILE] summary NAME [--json]\n\n"
      "Summarizes each column of frame NAME where its chunks live; only partial summaries\n"
