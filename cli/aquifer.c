@@ -31,7 +31,7 @@ static const char usage_text[] =
     "        [--types COL:TYPE,...] [--fill] [--strict] [--encoding E] [--json]\n"
     "                        read CSV files (plain, gzip, zstd, bzip2 or xz; - for stdin) into\n"
     "                        one frame of typed columns spread over the cluster\n"
-    "  frames [--json]       the frames, with rows and columns\n"
+    "  frames [--json]       the frames, with rows, columns and bytes held\n"
     "  summary NAME [--json] per column: type, NA, min, max, mean, sd or levels (computed where\n"
     "                        the chunks live)\n"
     "  head NAME [-n N]      the first N rows (default 10) as CSV\n"
@@ -186,10 +186,16 @@ static const command commands[] = {
      "header-only file is an empty frame with its columns; an empty file is an error.\n"},
     {"frames", 0, 0, true, false,
      "usage: aquifer [-c FILE] frames [--json]\n\n"
-     "Lists the frames held by every live node: name, rows, columns and source file, then the\n"
-     "rows the parse repaired and the lines it did not read, if any. --json prints an array of\n"
-     "{name, rows, columns, chunks, source, source_size, repaired_rows, repaired_lines (the\n"
-     "first 100), unread_lines ([first, last] or null)}.\n"},
+     "Lists the frames held by every live node: name, rows, columns, the bytes its column\n"
+     "chunks hold in the cluster (every copy) and the source file, then the rows the parse\n"
+     "repaired and the lines it did not read, if any. --json prints an array of {name, rows,\n"
+     "columns, chunks, source, source_size, bytes_held, bytes_one_copy, chunk_copies,\n"
+     "chunk_keys, bytes_per_value, bytes_by_type, repaired_rows, repaired_lines (the first\n"
+     "100), unread_lines ([first, last] or null)}: bytes_held counts every copy,\n"
+     "bytes_one_copy each column chunk once, bytes_per_value is bytes_one_copy over rows x\n"
+     "columns, bytes_by_type splits bytes_one_copy by column type. The sizes come from listing\n"
+     "the frame's keys on every live node (no chunk is read); when a node cannot list them the\n"
+     "sizes are replaced by size_error (text: \"size unknown\").\n"},
     {"summary", 1, 1, true, false,
      "usage: aquifer [-c FILE] summary NAME [--json]\n\n"
      "Summarizes each column of frame NAME where its chunks live; only partial summaries\n"

@@ -228,6 +228,7 @@ int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, 
  * listed twice). */
 typedef struct keyent {
     uint32_t node;
+    uint64_t size; /* the stored value's size, as LIST reports it */
     uint8_t len;
     uint8_t k[AQ_NODE_KEY_MAX];
 } keyent;
@@ -237,7 +238,7 @@ typedef struct keylist {
     size_t n, cap;
 } keylist;
 
-static int keylist_add(keylist *l, uint32_t node, const uint8_t *k, size_t klen) {
+static int keylist_add(keylist *l, uint32_t node, const uint8_t *k, size_t klen, uint64_t size) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         keyent *ne = realloc(l->e, cap * sizeof *ne);
@@ -248,6 +249,7 @@ static int keylist_add(keylist *l, uint32_t node, const uint8_t *k, size_t klen)
     }
     keyent *e = &l->e[l->n++];
     e->node = node;
+    e->size = size;
     e->len = (uint8_t)klen;
     memcpy(e->k, k, klen);
     return 0;
@@ -310,7 +312,7 @@ static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out,
             for (uint32_t j = 0; j < count && !err; j++)
                 if ((err = aq_list_rep_next(&r, &le)) == 0)
                     err = le.klen <= AQ_NODE_KEY_MAX
-                              ? keylist_add(out, (uint32_t)i, le.key, le.klen)
+                              ? keylist_add(out, (uint32_t)i, le.key, le.klen, le.size)
                               : AQ_EPROTO;
             if (err || !more || count == 0)
                 break;
@@ -467,6 +469,56 @@ static int meta_get(cli *c, const char *name, cli_frame_meta *m) {
 
 /* ---- frames ---- */
 
+/* A frame's size in the cluster, from LIST of its keys (sizes as stored, nothing downloaded). */
+typedef struct frame_size {
+    uint64_t copies, keys;              /* column chunk copies found, distinct column chunk keys */
+    uint64_t held, one;                 /* bytes of every copy; of one copy of each key */
+    uint64_t by_type[AQ_CSV_T_STR + 1]; /* one copy, by the column's final type */
+} frame_size;
+
+/* Column j of a column chunk key "\x1fF" NAME "/" i "\x1e" "c" j; -1 for any other key. */
+static int64_t chunk_col(const keyent *e, size_t plen) {
+    size_t i = e->len;
+    while (i > plen && e->k[i - 1] >= '0' && e->k[i - 1] <= '9')
+        i--;
+    if (i == e->len || e->len - i > 9 || i < plen + 2 || e->k[i - 1] != 'c' || e->k[i - 2] != 0x1e)
+        return -1;
+    int64_t j = 0;
+    for (; i < e->len; i++)
+        j = j * 10 + (e->k[i] - '0');
+    return j;
+}
+
+static int frame_size_of(cli *c, const char *name, const cli_frame_meta *m, frame_size *fs,
+                         char *why, size_t cap) {
+    memset(fs, 0, sizeof *fs);
+    size_t nlen = strlen(name);
+    uint8_t prefix[AQ_NODE_KEY_MAX];
+    prefix[0] = 0x1f;
+    prefix[1] = 'F';
+    memcpy(prefix + 2, name, nlen);
+    prefix[2 + nlen] = '/';
+    keylist l = {0};
+    int err = list_prefix(c, prefix, nlen + 3, &l, why, cap);
+    if (!err && l.n)
+        qsort(l.e, l.n, sizeof *l.e, keyent_cmp);
+    for (size_t i = 0; !err && i < l.n; i++) {
+        const keyent *e = &l.e[i];
+        int64_t j = chunk_col(e, nlen + 3);
+        if (j < 0 || j >= m->ncols)
+            continue; /* a raw piece of a parse under way, or a key of no column */
+        fs->copies++;
+        fs->held += e->size;
+        if (i > 0 && keyent_cmp(e, &l.e[i - 1]) == 0)
+            continue;
+        fs->keys++;
+        fs->one += e->size;
+        fs->by_type[m->types[j]] += e->size;
+    }
+    keylist_free(&l);
+    return err;
+}
+
 int cli_cmd_frames(cli *c) {
     int rc = cli_need_live(c);
     if (rc)
@@ -506,6 +558,12 @@ int cli_cmd_frames(cli *c) {
         cli_kop_free(k);
         if (!ok)
             continue; /* removed meanwhile */
+        frame_size fs;
+        char serr[400] = "";
+        int sizerr = frame_size_of(c, name, &m, &fs, serr, sizeof serr);
+        if (sizerr && !serr[0])
+            snprintf(serr, sizeof serr, "%s", aq_strerror(sizerr));
+        uint64_t values = m.total_rows * m.ncols;
         if (c->json) {
             fputs(shown ? ",\n {\"name\": " : "\n {\"name\": ", stdout);
             cli_json_str(stdout, name, strlen(name));
@@ -513,11 +571,38 @@ int cli_cmd_frames(cli *c) {
                    (unsigned long long)m.total_rows, m.ncols, m.nchunks);
             cli_json_str(stdout, m.source, strlen(m.source));
             printf(", \"source_size\": %llu", (unsigned long long)m.source_size);
+            if (sizerr) {
+                fputs(", \"size_error\": ", stdout);
+                cli_json_str(stdout, serr, strlen(serr));
+            } else {
+                printf(", \"bytes_held\": %llu, \"bytes_one_copy\": %llu, \"chunk_copies\": %llu, "
+                       "\"chunk_keys\": %llu, \"bytes_per_value\": %.6f, \"bytes_by_type\": {",
+                       (unsigned long long)fs.held, (unsigned long long)fs.one,
+                       (unsigned long long)fs.copies, (unsigned long long)fs.keys,
+                       values ? (double)fs.one / (double)values : 0.0);
+                bool first = true;
+                for (int t = 0; t <= AQ_CSV_T_STR; t++) {
+                    bool has = false;
+                    for (uint32_t j = 0; j < m.ncols && !has; j++)
+                        has = m.types[j] == t;
+                    if (!has)
+                        continue;
+                    printf("%s\"%s\": %llu", first ? "" : ", ", aq_csv_type_name((aq_csv_type)t),
+                           (unsigned long long)fs.by_type[t]);
+                    first = false;
+                }
+                fputc('}', stdout);
+            }
             cli_frame_print_repairs(&m, true);
             fputc('}', stdout);
         } else {
-            printf("%s\t%llu rows\t%u columns\t%s", name, (unsigned long long)m.total_rows, m.ncols,
-                   m.source);
+            char held[32] = "size unknown";
+            if (!sizerr) {
+                cli_human_size(fs.held, held, sizeof held - 5);
+                strcat(held, " held");
+            }
+            printf("%s\t%llu rows\t%u columns\t%s\t%s", name, (unsigned long long)m.total_rows,
+                   m.ncols, held, m.source);
             if (m.repaired)
                 printf("\t%llu repaired", (unsigned long long)m.repaired);
             if (m.unread_from)
