@@ -463,7 +463,7 @@ int aq_chunk_persist_check(aq_chunk_store *s, const aq_chunk_ref *r, uint64_t *b
         rc = AQ_ENOMEM;
         goto out;
     }
-    if (read_full(fd, buf, n, &got) != 0 || got != n) {
+    if (aq_io_read_full(fd, buf, n, &got) != 0 || got != n) {
         snprintf(why, whylen, "its file cannot be read whole");
         goto out;
     }

@@ -51,12 +51,86 @@ static const char usage_text[] =
     "Exit status: 0 done, 1 usage error, 2 key not found, 3 cluster unreachable or timed out,\n"
     "4 any other error. Errors are one line on stderr naming what failed and where.\n";
 
+/* What a command needs before its handler runs: nothing (it reads no config), the config, or the
+ * config and the command's rpc endpoint. */
+enum cmd_needs { CMD_NEEDS_NOTHING, CMD_NEEDS_CONFIG, CMD_NEEDS_CLUSTER };
+
+/* A handler gets the command's positional arguments, their count checked against the entry;
+ * c is NULL for CMD_NEEDS_NOTHING. It returns the exit code. */
+typedef int (*cmd_fn)(cli *c, const char *const *args, int nargs);
+
 typedef struct command {
     const char *name; /* "cluster up" for the two-word ones */
     int nargs_min, nargs_max;
     bool json, output;
     const char *help;
+    enum cmd_needs needs;
+    cmd_fn run;
 } command;
+
+static int run_up(cli *c, const char *const *args, int nargs) {
+    (void)args, (void)nargs;
+    return cli_cmd_up(c);
+}
+static int run_down(cli *c, const char *const *args, int nargs) {
+    (void)args, (void)nargs;
+    return cli_cmd_down(c);
+}
+static int run_status(cli *c, const char *const *args, int nargs) {
+    (void)args, (void)nargs;
+    return cli_cmd_status(c);
+}
+static int run_put(cli *c, const char *const *args, int nargs) {
+    (void)nargs;
+    return cli_cmd_put(c, args[0], args[1]);
+}
+static int run_get(cli *c, const char *const *args, int nargs) {
+    (void)nargs;
+    return cli_cmd_get(c, args[0]);
+}
+static int run_rm(cli *c, const char *const *args, int nargs) {
+    (void)nargs;
+    return cli_cmd_rm(c, args[0]);
+}
+static int run_ls(cli *c, const char *const *args, int nargs) {
+    return cli_cmd_ls(c, nargs ? args[0] : "");
+}
+static int run_stat(cli *c, const char *const *args, int nargs) {
+    (void)nargs;
+    return cli_cmd_stat(c, args[0]);
+}
+static int run_parse(cli *c, const char *const *args, int nargs) {
+    return cli_cmd_parse(c, (const char **)args, (size_t)nargs);
+}
+static int run_frames(cli *c, const char *const *args, int nargs) {
+    (void)args, (void)nargs;
+    return cli_cmd_frames(c);
+}
+static int run_summary(cli *c, const char *const *args, int nargs) {
+    (void)nargs;
+    return cli_cmd_summary(c, args[0]);
+}
+static int run_head(cli *c, const char *const *args, int nargs) {
+    (void)nargs;
+    return cli_cmd_head(c, args[0]);
+}
+static int run_export(cli *c, const char *const *args, int nargs) {
+    (void)nargs;
+    return cli_cmd_export(c, args[0]);
+}
+static int run_frame_rm(cli *c, const char *const *args, int nargs) {
+    (void)nargs;
+    return cli_cmd_frame_rm(c, args[0]);
+}
+static int run_secret_new(cli *c, const char *const *args, int nargs) {
+    (void)c, (void)nargs;
+    char why[512];
+    if (aq_node_secret_new(args[0], why, sizeof why) != 0) {
+        fprintf(stderr, "aquifer: secret new: %s\n", why);
+        return CLI_ERROR;
+    }
+    return CLI_OK;
+}
 
 static const command commands[] = {
     {"cluster up", 0, 0, false, false,
@@ -70,12 +144,14 @@ static const command commands[] = {
      "RUN_DIR/cluster.conf for the nodes. Then waits (up to 30 s) until every configured node\n"
      "answers and sees every other node up, and prints the status table. If a node exits or the\n"
      "cluster does not form, says which node and prints the end of its log; exits 4 (a node\n"
-     "exited) or 3 (not formed in time).\n"},
+     "exited) or 3 (not formed in time).\n",
+     CMD_NEEDS_CONFIG, run_up},
     {"cluster down", 0, 0, false, false,
      "usage: aquifer [-c FILE] cluster down\n\n"
      "Stops this host's nodes named by pid files in RUN_DIR: SIGTERM, then waits up to 15 s for\n"
      "each to finish its calls and exit; one still running then gets SIGKILL (and a warning).\n"
-     "A stale pid file (no live aquiferd for that node) is removed without signalling anyone.\n"},
+     "A stale pid file (no live aquiferd for that node) is removed without signalling anyone.\n",
+     CMD_NEEDS_CONFIG, run_down},
     {"status", 0, 0, true, false,
      "usage: aquifer [-c FILE] status [--json]\n\n"
      "Asks every configured node for its status in parallel. Per node: name, address, state\n"
@@ -84,7 +160,8 @@ static const command commands[] = {
      "duplicate calls suppressed, BUSY answers, pipe reconnects and timeouts. --json prints the\n"
      "same as one JSON object {cluster, replicas, reachable, nodes: [{name, address, reachable,\n"
      "state, uptime_ms, chunks, bytes, allocated, memory_max, ..., peers: [...]}]}.\n"
-     "Exits 3 when no node answers.\n"},
+     "Exits 3 when no node answers.\n",
+     CMD_NEEDS_CLUSTER, run_status},
     {"put", 2, 2, true, false,
      "usage: aquifer [-c FILE] put KEY FILE [--min-copies N] [--json]\n\n"
      "Stores FILE (- reads stdin) under KEY, replacing any value there. KEY is 1 to 255 bytes of\n"
@@ -104,7 +181,8 @@ static const command commands[] = {
      "newer write of the key is never counted. Fewer than W prints a warning on stderr naming the\n"
      "replicas that missed it; fewer than N (--min-copies N, else [cluster] min_copies, default\n"
      "1) fails with exit 4 (the copies that were stored stay). --json prints {key, stored,\n"
-     "copies, wanted, min_copies, missing: [node names]}.\n"},
+     "copies, wanted, min_copies, missing: [node names]}.\n",
+     CMD_NEEDS_CLUSTER, run_put},
     {"get", 1, 1, false, true,
      "usage: aquifer [-c FILE] get KEY [-o FILE]\n\n"
      "Writes KEY's value to stdout, or to FILE with -o (through a temporary file next to FILE,\n"
@@ -114,7 +192,8 @@ static const command commands[] = {
      "nodes asked. A replica found holding an older copy, or none, is sent the newest before\n"
      "get returns (read repair). Every chunk's xxh3-128 digest and the whole value's are\n"
      "verified; a node that sends bytes that fail their digest is skipped for the next one\n"
-     "holding that copy. Exits 2 when KEY does not exist.\n"},
+     "holding that copy. Exits 2 when KEY does not exist.\n",
+     CMD_NEEDS_CLUSTER, run_get},
     {"rm", 1, 1, true, false,
      "usage: aquifer [-c FILE] rm KEY [--min-copies N] [--json]\n\n"
      "Removes KEY (a large value's manifest first, then its parts): the replicas store a\n"
@@ -125,20 +204,23 @@ static const command commands[] = {
      "Prints \"removed C of W copies\": the replicas that now hold the removal, of the replicas\n"
      "setting; fewer than W warns naming the others, fewer than N (--min-copies N, else\n"
      "[cluster] min_copies) fails with exit 4. --json prints {key, removed, copies, wanted,\n"
-     "min_copies, missing}.\n"},
+     "min_copies, missing}.\n",
+     CMD_NEEDS_CLUSTER, run_rm},
     {"ls", 0, 1, true, false,
      "usage: aquifer [-c FILE] ls [PREFIX] [--json]\n\n"
      "Lists the keys starting with PREFIX (all keys without it) held by every live node, merged,\n"
      "deduplicated (the newest copy of each key counts; a key whose newest copy is a removal is\n"
      "not listed) and sorted bytewise, one per line after its size in bytes (a large value's\n"
-     "total size). --json prints an array of {key, size, kind, digest}.\n"},
+     "total size). --json prints an array of {key, size, kind, digest}.\n",
+     CMD_NEEDS_CLUSTER, run_ls},
     {"stat", 1, 1, true, false,
      "usage: aquifer [-c FILE] stat KEY [--json]\n\n"
      "Shows KEY's size, its xxh3-128 digest in the form `xxhsum -H2` prints, and each chunk\n"
      "(index, size, digest) with the live nodes holding a copy; the newest copy on any live node\n"
      "counts (a removal: KEY does not exist), and a replica holding an older copy is sent the\n"
      "newest, as get does. --json prints {key, size, digest,\n"
-     "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n"},
+     "kind, replicas, chunks: [{index, size, digest, nodes}]}. Exits 2 when KEY does not exist.\n",
+     CMD_NEEDS_CLUSTER, run_stat},
     {"parse", 1, 65536, true, false,
      "usage: aquifer [-c FILE] parse FILE... [--name NAME] [--sep C] [--quote C] [--escape C]\n"
      "                     [--comment C] [--skip N] [--decimal .|,] [--header yes|no|auto]\n"
@@ -183,7 +265,8 @@ static const command commands[] = {
      "columns: [{name, type}], dialect: {sep, sep_space, quote, escape, comment, decimal,\n"
      "header, skip, strict}, repaired_rows, repaired_lines, unread_lines, input}. A failed\n"
      "parse leaves nothing behind. An existing frame of that name is not replaced. A\n"
-     "header-only file is an empty frame with its columns; an empty file is an error.\n"},
+     "header-only file is an empty frame with its columns; an empty file is an error.\n",
+     CMD_NEEDS_CLUSTER, run_parse},
     {"frames", 0, 0, true, false,
      "usage: aquifer [-c FILE] frames [--json]\n\n"
      "Lists the frames held by every live node: name, rows, columns, the bytes its column\n"
@@ -195,7 +278,8 @@ static const command commands[] = {
      "bytes_one_copy each column chunk once, bytes_per_value is bytes_one_copy over rows x\n"
      "columns, bytes_by_type splits bytes_one_copy by column type. The sizes come from listing\n"
      "the frame's keys on every live node (no chunk is read); when a node cannot list them the\n"
-     "sizes are replaced by size_error (text: \"size unknown\").\n"},
+     "sizes are replaced by size_error (text: \"size unknown\").\n",
+     CMD_NEEDS_CLUSTER, run_frames},
     {"summary", 1, 1, true, false,
      "usage: aquifer [-c FILE] summary NAME [--json]\n\n"
      "Summarizes each column of frame NAME where its chunks live; only partial summaries\n"
@@ -206,15 +290,18 @@ static const command commands[] = {
      "parse repaired and the lines it did not read are shown first. --json prints {name, rows,\n"
      "repaired_rows, repaired_lines, unread_lines, columns: [{name, type, na, min, max, mean,\n"
      "sd} or {name, type, na, cardinality, top: [{level, count}]} or {name, type, na}]}.\n"
-     "Exits 2 when there is no such frame.\n"},
+     "Exits 2 when there is no such frame.\n",
+     CMD_NEEDS_CLUSTER, run_summary},
     {"head", 1, 1, false, false,
      "usage: aquifer [-c FILE] head NAME [-n N]\n\n"
-     "Prints the header and the first N rows (default 10) of frame NAME as CSV.\n"},
+     "Prints the header and the first N rows (default 10) of frame NAME as CSV.\n",
+     CMD_NEEDS_CLUSTER, run_head},
     {"export", 1, 1, false, true,
      "usage: aquifer [-c FILE] export NAME [-o FILE]\n\n"
      "Writes frame NAME as CSV (header, rows in the file's order, numbers that read back to the\n"
      "same values, missing values as empty fields) to stdout or FILE (through a temporary file\n"
-     "renamed at the end).\n"},
+     "renamed at the end).\n",
+     CMD_NEEDS_CLUSTER, run_export},
     {"secret new", 1, 1, false, false,
      "usage: aquifer secret new PATH\n\n"
      "Writes 64 random bytes to the new file PATH with mode 0600 (an existing file is never\n"
@@ -222,12 +309,14 @@ static const command commands[] = {
      "secret_file = PATH: every packet and frame between nodes and between this command and\n"
      "the nodes then carries a MAC, and anything without a valid one is dropped and counted\n"
      "(auth_failures in `aquifer status`). A command without the secret, or with another one,\n"
-     "fails saying authentication failed at which node, exit 3.\n"},
+     "fails saying authentication failed at which node, exit 3.\n",
+     CMD_NEEDS_NOTHING, run_secret_new},
     {"frame rm", 1, 1, false, false,
      "usage: aquifer [-c FILE] frame rm NAME\n\n"
      "Removes frame NAME: every piece and column chunk of it on every live node, then its\n"
      "metadata. Also removes what a parse killed midway left under NAME. Exits 2 when there is\n"
-     "no such frame.\n"},
+     "no such frame.\n",
+     CMD_NEEDS_CLUSTER, run_frame_rm},
 };
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -405,7 +494,7 @@ int main(int argc, char **argv) {
         free(pos);
         return CLI_OK;
     }
-    const char **args = pos + skip;
+    const char *const *args = pos + skip;
     int nargs = npos - skip;
     int rc = CLI_OK;
     if (nargs < cmd->nargs_min || nargs > cmd->nargs_max) {
@@ -431,15 +520,10 @@ int main(int argc, char **argv) {
         return rc;
     }
 
-    if (strcmp(cmd->name, "secret new") == 0) {
-        char why[512];
-        int err = aq_node_secret_new(args[0], why, sizeof why);
+    if (cmd->needs == CMD_NEEDS_NOTHING) {
+        rc = cmd->run(NULL, args, nargs);
         free(pos);
-        if (err) {
-            fprintf(stderr, "aquifer: secret new: %s\n", why);
-            return CLI_ERROR;
-        }
-        return CLI_OK;
+        return rc;
     }
     cli c;
     memset(&c, 0, sizeof c);
@@ -458,40 +542,11 @@ int main(int argc, char **argv) {
     c.out_path = out;
     c.fo = fo;
     rc = cli_conf_load(&c, conf_opt);
-    if (rc == 0) {
-        if (strcmp(cmd->name, "cluster up") == 0) {
-            rc = cli_cmd_up(&c);
-        } else if (strcmp(cmd->name, "cluster down") == 0) {
-            rc = cli_cmd_down(&c);
-        } else if ((rc = cli_open(&c)) == 0) {
-            for (uint16_t m = AQ_M_FRAME_PARSE; m <= AQ_M_FRAME_SUMMARY; m++)
-                aq_rpc_method_name(c.rpc, m, aq_node_method_name(m));
-            if (strcmp(cmd->name, "status") == 0)
-                rc = cli_cmd_status(&c);
-            else if (strcmp(cmd->name, "put") == 0)
-                rc = cli_cmd_put(&c, args[0], args[1]);
-            else if (strcmp(cmd->name, "get") == 0)
-                rc = cli_cmd_get(&c, args[0]);
-            else if (strcmp(cmd->name, "rm") == 0)
-                rc = cli_cmd_rm(&c, args[0]);
-            else if (strcmp(cmd->name, "ls") == 0)
-                rc = cli_cmd_ls(&c, nargs ? args[0] : "");
-            else if (strcmp(cmd->name, "parse") == 0)
-                rc = cli_cmd_parse(&c, args, (size_t)nargs);
-            else if (strcmp(cmd->name, "frames") == 0)
-                rc = cli_cmd_frames(&c);
-            else if (strcmp(cmd->name, "summary") == 0)
-                rc = cli_cmd_summary(&c, args[0]);
-            else if (strcmp(cmd->name, "head") == 0)
-                rc = cli_cmd_head(&c, args[0]);
-            else if (strcmp(cmd->name, "export") == 0)
-                rc = cli_cmd_export(&c, args[0]);
-            else if (strcmp(cmd->name, "frame rm") == 0)
-                rc = cli_cmd_frame_rm(&c, args[0]);
-            else
-                rc = cli_cmd_stat(&c, args[0]);
-        }
-    }
+    if (rc == 0 && cmd->needs == CMD_NEEDS_CLUSTER && (rc = cli_open(&c)) == 0)
+        for (uint16_t m = AQ_M_FRAME_PARSE; m <= AQ_M_FRAME_SUMMARY; m++)
+            aq_rpc_method_name(c.rpc, m, aq_node_method_name(m));
+    if (rc == 0)
+        rc = cmd->run(&c, args, nargs);
     cli_close(&c);
     aq_node_config_free(c.conf);
     free(c.conf_path);

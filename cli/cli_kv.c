@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "aq_io.h"
 #include "aq_xxh.h"
 
 #include "aq_node_place.h"
@@ -45,33 +46,6 @@ static aq_node_digest digest_final(XXH3_state_t *st) {
 }
 
 /* Reads until cap bytes or end of input. */
-static ssize_t read_full(int fd, uint8_t *buf, size_t cap) {
-    size_t got = 0;
-    while (got < cap) {
-        ssize_t r = read(fd, buf + got, cap - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 cli_kop *cli_kop_new(cli *c) {
     cli_kop *k = calloc(1, sizeof *k);
@@ -345,7 +319,9 @@ static int src_next(put_src *s, uint8_t **mem, size_t *len) {
     uint8_t *m = malloc(HEAD_MAX + CHUNK);
     if (!m)
         return AQ_ENOMEM;
-    ssize_t r = read_full(s->fd, m + HEAD_MAX, CHUNK);
+    size_t got = 0;
+    int rerr = aq_io_read_full(s->fd, m + HEAD_MAX, CHUNK, &got);
+    ssize_t r = rerr ? rerr : (ssize_t)got;
     if (r < 0) {
         free(m);
         return (int)r;
@@ -527,7 +503,9 @@ int cli_cmd_put(cli *c, const char *key, const char *file) {
             goto out;
         }
         src.pre[src.npre] = mem;
-        ssize_t r = read_full(fd, mem + HEAD_MAX, CHUNK);
+        size_t got = 0;
+        int rerr = aq_io_read_full(fd, mem + HEAD_MAX, CHUNK, &got);
+        ssize_t r = rerr ? rerr : (ssize_t)got;
         if (r < 0) {
             rc = cli_fail(c, CLI_ERROR, "cannot read %s: %s", strcmp(file, "-") ? file : "stdin",
                           strerror((int)-r));
@@ -614,7 +592,7 @@ static int get_large(cli *c, const char *key, const cli_manifest *m, cli_outfile
                           c->conf->nodes[k->node].name);
         } else {
             XXH3_128bits_update(st, v, vlen);
-            int err = write_all(o->fd, v, vlen);
+            int err = aq_io_write_all(o->fd, v, vlen);
             if (err)
                 rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->tmp ? c->out_path : "stdout",
                               strerror(-err));
@@ -671,7 +649,7 @@ int cli_cmd_get(cli *c, const char *key) {
         return rc;
     }
     if (kind == AQ_KIND_VALUE) {
-        err = write_all(o.fd, v, vlen);
+        err = aq_io_write_all(o.fd, v, vlen);
         if (err)
             rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o.tmp ? c->out_path : "stdout",
                           strerror(-err));

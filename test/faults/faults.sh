@@ -8,6 +8,7 @@
 # (names below, space separated), FAULTS_CALLS to change the calls per scenario, FAULTS_KEEP=1 to keep
 # the logs in /tmp.
 set -euo pipefail
+. "$(dirname "$0")/../lib/netns.sh"
 
 : "${AQ_BUILD:?AQ_BUILD must point at the build tree}"
 AQ=${AQ_BUILD}/bin/aquifer
@@ -84,22 +85,9 @@ for old in $(ip netns list | grep -Eo '^aqf(n1|n2|n3|cl|sw)[0-9]+'); do
 done
 
 setup_net() {
-  local sw=aqfsw$id h n
-  ip netns add "$sw"
-  ip -n "$sw" link add br0 type bridge
-  ip -n "$sw" link set br0 up
-  for h in "${hosts[@]}"; do
-    n=$(ns "$h")
-    ip netns add "$n"
-    ip link add "f$h$id" type veth peer name "g$h$id"
-    ip link set "f$h$id" netns "$n"
-    ip link set "g$h$id" netns "$sw"
-    ip -n "$sw" link set "g$h$id" master br0 up
-    ip -n "$n" link set lo up
-    ip -n "$n" link set "f$h$id" name eth0
-    ip -n "$n" addr add "${ip[$h]}/24" dev eth0
-    ip -n "$n" link set eth0 up
-  done
+  local h specs=()
+  for h in "${hosts[@]}"; do specs+=("$(ns "$h")=${ip[$h]}"); done
+  netns_star "aqfsw$id" "${specs[@]}"
 }
 
 write_conf() {

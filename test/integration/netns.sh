@@ -9,28 +9,17 @@ sw=aqsw$id
 hosts=(n1 n2 n3 cl)
 declare -A ip=([n1]=10.231.0.1 [n2]=10.231.0.2 [n3]=10.231.0.3 [cl]=10.231.0.9)
 
+. "$(dirname "$0")/../lib/netns.sh"
 netns_cleanup() {
-  for h in "${hosts[@]}"; do ip netns pids "aq$h$id" 2>/dev/null | xargs -r kill -9; done
-  for h in "${hosts[@]}"; do ip netns del "aq$h$id" 2>/dev/null; done
-  ip netns del "$sw" 2>/dev/null
+  local h all=("$sw")
+  for h in "${hosts[@]}"; do all+=("aq$h$id"); done
+  netns_drop "${all[@]}"
 }
 IT_CLEANUPS+=("netns_cleanup")
 
-ip netns add "$sw"
-ip -n "$sw" link add br0 type bridge
-ip -n "$sw" link set br0 up
-for h in "${hosts[@]}"; do
-  ns=aq$h$id
-  ip netns add "$ns"
-  ip link add "v$h$id" type veth peer name "b$h$id"
-  ip link set "v$h$id" netns "$ns"
-  ip link set "b$h$id" netns "$sw"
-  ip -n "$sw" link set "b$h$id" master br0 up
-  ip -n "$ns" link set lo up
-  ip -n "$ns" link set "v$h$id" name eth0
-  ip -n "$ns" addr add "${ip[$h]}/24" dev eth0
-  ip -n "$ns" link set eth0 up
-done
+specs=()
+for h in "${hosts[@]}"; do specs+=("aq$h$id=${ip[$h]}"); done
+netns_star "$sw" "${specs[@]}"
 
 {
   echo "[cluster]"
