@@ -21,7 +21,7 @@ void aq_csv_tok_init(aq_csv_tok *t, const char *buf, size_t len, const aq_csv_di
                      uint64_t first_line, bool file_start) {
     memset(t, 0, sizeof *t);
     t->p = buf;
-    t->end = buf + len;
+    t->end = len ? buf + len : buf; /* an empty buffer may be NULL: no arithmetic on it */
     t->d = *d;
     t->line = first_line;
     if (file_start && len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
