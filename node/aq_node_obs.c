@@ -64,13 +64,16 @@ static uint64_t wall_ms(void) {
 
 /* ---- frame metadata ---- */
 
-/* Reads what the page shows from a frame's metadata (the layout cli/cli_frame.c writes: magic,
- * version, name, source, source size, columns with their names and types, rows per chunk, setup).
- * Bounded by the value's length; a frame has at most AQ_FRAME_COLS_MAX columns. */
+/* Reads what the page shows from a frame's metadata (the layout cli/cli_frame.c writes, versions 1
+ * and 2: magic, version, name, source, source size, columns with their names and types, rows per
+ * chunk, setup). Bounded by the value's length; a frame has at most AQ_FRAME_COLS_MAX columns. */
 static int meta_read(const uint8_t *p, size_t n, aq_node_frame_info *out) {
     aq_rd r = aq_rd_init(p, n);
     memset(out, 0, sizeof *out);
-    if (aq_rd_u32(&r) != META_MAGIC || aq_rd_u8(&r) != 1)
+    /* Versions 1 and 2 share every field read here (2 appends the parse's repairs). */
+    uint32_t magic = aq_rd_u32(&r);
+    uint8_t version = aq_rd_u8(&r);
+    if (magic != META_MAGIC || version < 1 || version > 2)
         return AQ_EPROTO;
     size_t l;
     const uint8_t *s = aq_rd_str8(&r, &l);
