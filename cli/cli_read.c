@@ -173,19 +173,9 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
         return 0;
     /* Else fetch it from the nodes that hold it, verified against the newest digest. */
     cli_kop *k = r->data;
-    cli_kop_reset(k);
-    k->c = c;
-    k->method = AQ_M_GET;
-    aq_wr w;
-    aq_wr_init(&w);
-    aq_key_req_encode(&w, AQ_READ_TOMBSTONES, key, klen);
-    if (!w.ok) {
-        aq_wr_free(&w);
+    if (kop_read(c, k, AQ_M_GET, key, klen, 0) != 0)
         return AQ_ENOMEM;
-    }
-    k->req = w.p;
-    k->reqlen = w.len;
-    k->ncand = 0;
+    k->ncand = 0; /* the candidates are every node holding the newest, below */
     for (size_t i = 0; i < nn; i++)
         if (r->copies[i].found &&
             aq_node_copy_cmp(r->copies[i].version, r->copies[i].digest, r->copies[i].kind,
