@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "aq_frame_meta.h"
+#include "aq_frame_proto.h"
 #include "aq_node_config.h"
 #include "aq_node_proto.h"
 #include "aq_rpc.h"
@@ -247,32 +249,9 @@ int cli_cmd_status(cli *c);
 int cli_cmd_up(cli *c);
 int cli_cmd_down(cli *c);
 /* ---- cli_frame.c: CSV files as frames spread over the cluster ---- */
-/* A frame's metadata, stored under its meta key (aq_frame_meta_key) once every column chunk is. */
-typedef struct cli_frame_meta {
-    char *name;
-    char *source; /* the file's base name */
-    uint64_t source_size;
-    uint32_t ncols;
-    char **cols;
-    uint8_t *types; /* aq_csv_type */
-    uint32_t nchunks;
-    uint32_t *rows; /* per chunk */
-    uint64_t total_rows;
-    uint8_t *setup; /* the encoded aq_csv setup the file was read with */
-    size_t slen;
-    /* version 2: rows the parse repaired (count, first lines ascending) and the lines it did not
-     * read (a second table or footer below the first): unread_from..unread_to, 0 when none */
-    uint64_t repaired;
-    uint32_t nrepair;
-    uint64_t *repair_line;
-    uint64_t unread_from, unread_to;
-} cli_frame_meta;
-int cli_frame_meta_encode(const cli_frame_meta *m, uint8_t **out, size_t *len);
-int cli_frame_meta_decode(const uint8_t *p, size_t n, cli_frame_meta *m);
 /* The repairs and unread lines of m: JSON members (`, "repaired_rows": ...`) with json, else
  * indented lines of text, written only when there is something to say. */
-void cli_frame_print_repairs(const cli_frame_meta *m, bool json);
-void cli_frame_meta_free(cli_frame_meta *m);
+void cli_frame_print_repairs(const aq_frame_meta *m, bool json);
 /* 0, or CLI_USAGE after saying why the name is not a frame name. */
 int cli_frame_check_name(cli *c, const char *name);
 /* Runs the n prepared key operations at once and waits for them all. */

@@ -1,5 +1,6 @@
-/* Frames: what `aquifer parse` made of a CSV file. The metadata codec and the commands that read
- * or remove a frame: frames, summary (reduced where the chunks live), head, export, frame rm. */
+/* Frames: what `aquifer parse` made of a CSV file. The commands that read or remove a frame:
+ * frames, summary (reduced where the chunks live), head, export, frame rm. The metadata they read
+ * is node/frame/aq_frame_meta.h's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -13,139 +14,10 @@
 #include "aq_csv_summary.h"
 #include "cli.h"
 
-#define META_MAGIC      0x4d465141u /* "AQFM" */
-#define META_VERSION    2           /* 2: repaired rows and unread lines; 1 is still read */
-#define META_REPAIR_MAX 100
-#define RM_SLOTS        32
-#define TOP_LEVELS      10
+#define RM_SLOTS   32
+#define TOP_LEVELS 10
 
-/* ---- metadata codec ---- */
-
-int cli_frame_meta_encode(const cli_frame_meta *m, uint8_t **out, size_t *len) {
-    aq_wr w;
-    aq_wr_init(&w);
-    aq_wr_u32(&w, META_MAGIC);
-    aq_wr_u8(&w, META_VERSION);
-    aq_wr_str8(&w, m->name, strlen(m->name));
-    aq_wr_str16(&w, m->source, strlen(m->source));
-    aq_wr_u64(&w, m->source_size);
-    aq_wr_u32(&w, m->ncols);
-    for (uint32_t i = 0; i < m->ncols; i++) {
-        aq_wr_str16(&w, m->cols[i], strlen(m->cols[i]));
-        aq_wr_u8(&w, m->types[i]);
-    }
-    aq_wr_u32(&w, m->nchunks);
-    for (uint32_t i = 0; i < m->nchunks; i++)
-        aq_wr_u32(&w, m->rows[i]);
-    aq_frame_blob_put(&w, m->setup, m->slen);
-    aq_wr_u64(&w, m->repaired);
-    aq_wr_u32(&w, m->nrepair);
-    for (uint32_t i = 0; i < m->nrepair; i++)
-        aq_wr_u64(&w, m->repair_line[i]);
-    aq_wr_u64(&w, m->unread_from);
-    aq_wr_u64(&w, m->unread_to);
-    if (!w.ok) {
-        aq_wr_free(&w);
-        return AQ_ENOMEM;
-    }
-    *out = w.p;
-    *len = w.len;
-    return 0;
-}
-
-static char *dup_n(const uint8_t *p, size_t n) {
-    char *s = malloc(n + 1);
-    if (s) {
-        if (n)
-            memcpy(s, p, n);
-        s[n] = 0;
-    }
-    return s;
-}
-
-void cli_frame_meta_free(cli_frame_meta *m) {
-    for (uint32_t i = 0; m->cols && i < m->ncols; i++)
-        free(m->cols[i]);
-    free(m->cols);
-    free(m->types);
-    free(m->rows);
-    free(m->name);
-    free(m->source);
-    free(m->setup);
-    free(m->repair_line);
-    memset(m, 0, sizeof *m);
-}
-
-int cli_frame_meta_decode(const uint8_t *p, size_t n, cli_frame_meta *out) {
-    aq_rd r = aq_rd_init(p, n);
-    cli_frame_meta m;
-    memset(&m, 0, sizeof m);
-    if (aq_rd_u32(&r) != META_MAGIC)
-        return AQ_EPROTO;
-    uint8_t ver = aq_rd_u8(&r);
-    if (!r.ok || ver < 1 || ver > META_VERSION)
-        return AQ_EPROTO;
-    size_t l;
-    const uint8_t *s = aq_rd_str8(&r, &l);
-    if (!r.ok || !(m.name = dup_n(s, l)))
-        goto bad;
-    s = aq_rd_str16(&r, &l);
-    if (!r.ok || !(m.source = dup_n(s, l)))
-        goto bad;
-    m.source_size = aq_rd_u64(&r);
-    m.ncols = aq_rd_u32(&r);
-    if (!r.ok || m.ncols == 0 || m.ncols > r.n / 3)
-        goto bad;
-    m.cols = calloc(m.ncols, sizeof *m.cols);
-    m.types = calloc(m.ncols, 1);
-    if (!m.cols || !m.types)
-        goto bad;
-    for (uint32_t i = 0; i < m.ncols; i++) {
-        s = aq_rd_str16(&r, &l);
-        m.types[i] = aq_rd_u8(&r);
-        if (!r.ok || m.types[i] > AQ_CSV_T_STR || !(m.cols[i] = dup_n(s, l)))
-            goto bad;
-    }
-    m.nchunks = aq_rd_u32(&r);
-    if (!r.ok || m.nchunks > r.n / 4)
-        goto bad;
-    m.rows = calloc(m.nchunks + 1, sizeof *m.rows);
-    if (!m.rows)
-        goto bad;
-    for (uint32_t i = 0; i < m.nchunks; i++) {
-        m.rows[i] = aq_rd_u32(&r);
-        m.total_rows += m.rows[i];
-    }
-    const uint8_t *su;
-    if (aq_frame_blob_next(&r, &su, &m.slen) != 0)
-        goto bad;
-    m.setup = malloc(m.slen + 1);
-    if (!m.setup)
-        goto bad;
-    memcpy(m.setup, su, m.slen);
-    if (ver >= 2) {
-        m.repaired = aq_rd_u64(&r);
-        m.nrepair = aq_rd_u32(&r);
-        if (!r.ok || m.nrepair > META_REPAIR_MAX || m.nrepair > m.repaired ||
-            !(m.repair_line = calloc(m.nrepair + 1, sizeof *m.repair_line)))
-            goto bad;
-        for (uint32_t i = 0; i < m.nrepair; i++)
-            m.repair_line[i] = aq_rd_u64(&r);
-        m.unread_from = aq_rd_u64(&r);
-        m.unread_to = aq_rd_u64(&r);
-        if (!r.ok || m.unread_from > m.unread_to)
-            goto bad;
-    }
-    if (!aq_rd_done(&r))
-        goto bad;
-    *out = m;
-    return 0;
-bad:
-    cli_frame_meta_free(&m);
-    return AQ_EPROTO;
-}
-
-void cli_frame_print_repairs(const cli_frame_meta *m, bool json) {
+void cli_frame_print_repairs(const aq_frame_meta *m, bool json) {
     if (json) {
         printf(", \"repaired_rows\": %llu, \"repaired_lines\": [", (unsigned long long)m->repaired);
         for (uint32_t i = 0; i < m->nrepair; i++)
@@ -441,7 +313,7 @@ size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found) {
 }
 
 /* Fetches and decodes frame name's metadata; on failure says why and returns the exit code. */
-static int meta_get(cli *c, const char *name, cli_frame_meta *m) {
+static int meta_get(cli *c, const char *name, aq_frame_meta *m) {
     int rc = cli_frame_check_name(c, name);
     if (rc)
         return rc;
@@ -461,7 +333,7 @@ static int meta_get(cli *c, const char *name, cli_frame_meta *m) {
         rc = cli_fail(c, CLI_NOTFOUND, "no frame named %s (see `aquifer frames`)", name);
     else if (err)
         rc = cli_kop_fail(c, k);
-    else if (cli_frame_meta_decode(v, vlen, m) != 0)
+    else if (aq_frame_meta_decode(v, vlen, m) != 0)
         rc = cli_fail(c, CLI_ERROR, "the metadata of frame %s is malformed", name);
     cli_kop_free(k);
     return rc;
@@ -489,7 +361,7 @@ static int64_t chunk_col(const keyent *e, size_t plen) {
     return j;
 }
 
-static int frame_size_of(cli *c, const char *name, const cli_frame_meta *m, frame_size *fs,
+static int frame_size_of(cli *c, const char *name, const aq_frame_meta *m, frame_size *fs,
                          char *why, size_t cap) {
     memset(fs, 0, sizeof *fs);
     size_t nlen = strlen(name);
@@ -546,7 +418,7 @@ int cli_cmd_frames(cli *c) {
         name[e->len - 2] = 0;
         if (!aq_frame_name_ok(name, e->len - 2u))
             continue;
-        cli_frame_meta m;
+        aq_frame_meta m;
         memset(&m, 0, sizeof m);
         cli_kop *k = cli_kop_new(c);
         uint8_t kind;
@@ -554,7 +426,7 @@ int cli_cmd_frames(cli *c) {
         const uint8_t *v;
         size_t vlen;
         bool ok = k && cli_fetch(c, k, e->k, e->len, &kind, &d, &v, &vlen) == 0 &&
-                  cli_frame_meta_decode(v, vlen, &m) == 0;
+                  aq_frame_meta_decode(v, vlen, &m) == 0;
         cli_kop_free(k);
         if (!ok)
             continue; /* removed meanwhile */
@@ -611,7 +483,7 @@ int cli_cmd_frames(cli *c) {
             fputc('\n', stdout);
         }
         shown++;
-        cli_frame_meta_free(&m);
+        aq_frame_meta_free(&m);
     }
     if (c->json)
         fputs(shown ? "\n]\n" : "]\n", stdout);
@@ -693,7 +565,7 @@ static uint32_t top_levels(const aq_csv_sum *x, uint32_t *pick, uint32_t max) {
     return np;
 }
 
-static void print_summary(cli *c, const cli_frame_meta *m, const aq_csv_sum *s) {
+static void print_summary(cli *c, const aq_frame_meta *m, const aq_csv_sum *s) {
     if (c->json) {
         fputs("{\"name\": ", stdout);
         cli_json_str(stdout, m->name, strlen(m->name));
@@ -767,7 +639,7 @@ typedef struct sum_chunk {
 } sum_chunk;
 
 /* One round: each pending chunk goes to its current candidate; one call per node. */
-static int summary_round(cli *c, const cli_frame_meta *m, sum_chunk *ch, aq_csv_sum *acc,
+static int summary_round(cli *c, const aq_frame_meta *m, sum_chunk *ch, aq_csv_sum *acc,
                          bool *pending, char *why, size_t cap) {
     size_t nn = c->conf->nnodes;
     uint8_t *recs = malloc((size_t)m->nchunks * AQ_FRAME_PIECE_REC + 1);
@@ -855,7 +727,7 @@ static int summary_round(cli *c, const cli_frame_meta *m, sum_chunk *ch, aq_csv_
 }
 
 int cli_cmd_summary(cli *c, const char *name) {
-    cli_frame_meta m;
+    aq_frame_meta m;
     memset(&m, 0, sizeof m);
     int rc = meta_get(c, name, &m);
     if (rc)
@@ -887,7 +759,7 @@ int cli_cmd_summary(cli *c, const char *name) {
         aq_csv_sum_free(&acc[j]);
     free(acc);
     free(ch);
-    cli_frame_meta_free(&m);
+    aq_frame_meta_free(&m);
     if (err)
         return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
     return fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
@@ -896,7 +768,7 @@ int cli_cmd_summary(cli *c, const char *name) {
 /* ---- head and export ---- */
 
 /* The column chunks of chunk i, fetched from their replicas (digests verified) and decoded. */
-static int fetch_chunk(cli *c, const cli_frame_meta *m, uint32_t i, aq_csv_col *cols, char *why,
+static int fetch_chunk(cli *c, const aq_frame_meta *m, uint32_t i, aq_csv_col *cols, char *why,
                        size_t cap) {
     size_t nlen = strlen(m->name);
     cli_kop **ks = calloc(m->ncols, sizeof *ks);
@@ -940,7 +812,7 @@ static int fetch_chunk(cli *c, const cli_frame_meta *m, uint32_t i, aq_csv_col *
 }
 
 /* Writes the first `limit` rows (all with UINT64_MAX) as CSV with a header to fd. */
-static int write_rows(cli *c, const cli_frame_meta *m, uint64_t limit, int fd, char *why,
+static int write_rows(cli *c, const aq_frame_meta *m, uint64_t limit, int fd, char *why,
                       size_t cap) {
     aq_csv_col *cols = calloc(m->ncols, sizeof *cols);
     if (!cols)
@@ -980,21 +852,21 @@ int cli_cmd_head(cli *c, const char *name) {
             return cli_fail(c, CLI_USAGE, "-n needs a number of rows, not '%s'", c->fo.rows);
         n = v;
     }
-    cli_frame_meta m;
+    aq_frame_meta m;
     memset(&m, 0, sizeof m);
     int rc = meta_get(c, name, &m);
     if (rc)
         return rc;
     char why[600] = "";
     int err = write_rows(c, &m, n, STDOUT_FILENO, why, sizeof why);
-    cli_frame_meta_free(&m);
+    aq_frame_meta_free(&m);
     if (err)
         return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
     return CLI_OK;
 }
 
 int cli_cmd_export(cli *c, const char *name) {
-    cli_frame_meta m;
+    aq_frame_meta m;
     memset(&m, 0, sizeof m);
     int rc = meta_get(c, name, &m);
     if (rc)
@@ -1002,12 +874,12 @@ int cli_cmd_export(cli *c, const char *name) {
     /* A failed export leaves FILE as it was (cli_outfile). */
     cli_outfile o;
     if ((rc = cli_outfile_open(c, c->out_path, &o)) != 0) {
-        cli_frame_meta_free(&m);
+        aq_frame_meta_free(&m);
         return rc;
     }
     char why[600] = "";
     int err = write_rows(c, &m, UINT64_MAX, o.fd, why, sizeof why);
-    cli_frame_meta_free(&m);
+    aq_frame_meta_free(&m);
     if (err) {
         cli_outfile_close(c, &o, false, true);
         return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));

@@ -1112,7 +1112,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         else
             snprintf(src, sizeof src, "%.200s", basename(first));
         uint64_t size = ist.text_bytes;
-        cli_frame_meta m = {name, src,  size, nc, su.names, types, r.np, NULL,
+        aq_frame_meta m = {name, src,  size, nc, su.names, types, r.np, NULL,
                             0,    senc, slen, 0,  0,        NULL,  0,    0};
         if (nc) {
             m.repaired = obs[0].repaired;
@@ -1130,7 +1130,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
             m.rows[i] = r.p[i].rows;
             m.total_rows += r.p[i].rows;
         }
-        if (!m.rows || cli_frame_meta_encode(&m, &menc, &mlen) != 0) {
+        if (!m.rows || aq_frame_meta_encode(&m, &menc, &mlen) != 0) {
             free(m.rows);
             rc = cli_fail(c, CLI_ERROR, "out of memory");
             goto out;

@@ -10,6 +10,7 @@
 #include "aq_chunk.h"
 #include "aq_node.h"
 #include "aq_node_hlc.h"
+#include "aq_frame_proto.h"
 #include "aq_node_pcache.h"
 #include "aq_node_proto.h"
 #include "aq_rpc.h"

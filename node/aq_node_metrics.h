@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aq_frame_proto.h"
 #include "aq_node_proto.h"
 
 /* Method ids the histograms have a slot for (aq_node_method ids are below it). */

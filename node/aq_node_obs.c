@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aq_frame_meta.h"
 #include "aq_node_http.h"
 #include "aq_node_internal.h"
 #include "aq_node_metrics.h"
@@ -23,7 +24,6 @@
 #define FRAMES_MS         5000u
 #define GATHER_TIMEOUT_MS 3000u
 #define FRAMES_MAX        4096u
-#define META_MAGIC        0x4d465141u /* the frame metadata's first word (cli/cli_frame.c) */
 
 typedef struct frame_ent {
     aq_node_frame_info info;
@@ -64,38 +64,26 @@ static uint64_t wall_ms(void) {
 
 /* ---- frame metadata ---- */
 
-/* Reads what the page shows from a frame's metadata (the layout cli/cli_frame.c writes, versions 1
- * and 2: magic, version, name, source, source size, columns with their names and types, rows per
- * chunk, setup). Bounded by the value's length; a frame has at most AQ_FRAME_COLS_MAX columns. */
+/* Reads what the page shows from a frame's metadata (aq_frame_meta.h). Bounded by the value's
+ * length; a frame has at most AQ_FRAME_COLS_MAX columns. */
 static int meta_read(const uint8_t *p, size_t n, aq_node_frame_info *out) {
-    aq_rd r = aq_rd_init(p, n);
     memset(out, 0, sizeof *out);
-    /* Versions 1 and 2 share every field read here (2 appends the parse's repairs). */
-    uint32_t magic = aq_rd_u32(&r);
-    uint8_t version = aq_rd_u8(&r);
-    if (magic != META_MAGIC || version < 1 || version > 2)
+    aq_frame_meta m;
+    int rc = aq_frame_meta_decode(p, n, &m);
+    if (rc != 0)
+        return rc;
+    size_t l = strlen(m.name);
+    if (!aq_frame_name_ok(m.name, l) || m.ncols > AQ_FRAME_COLS_MAX) {
+        aq_frame_meta_free(&m);
         return AQ_EPROTO;
-    size_t l;
-    const uint8_t *s = aq_rd_str8(&r, &l);
-    if (!r.ok || !aq_frame_name_ok(s, l))
-        return AQ_EPROTO;
-    memcpy(out->name, s, l);
-    out->name[l] = 0;
-    aq_rd_str16(&r, &l);
-    out->source_size = aq_rd_u64(&r);
-    out->columns = aq_rd_u32(&r);
-    if (!r.ok || out->columns > AQ_FRAME_COLS_MAX)
-        return AQ_EPROTO;
-    for (uint32_t i = 0; i < out->columns && r.ok; i++) {
-        aq_rd_str16(&r, &l);
-        aq_rd_u8(&r);
     }
-    out->chunks = aq_rd_u32(&r);
-    if (!r.ok || out->chunks > r.n / 4)
-        return AQ_EPROTO;
-    for (uint32_t i = 0; i < out->chunks; i++)
-        out->rows += aq_rd_u32(&r);
-    return r.ok ? 0 : AQ_EPROTO;
+    memcpy(out->name, m.name, l + 1);
+    out->source_size = m.source_size;
+    out->columns = m.ncols;
+    out->chunks = m.nchunks;
+    out->rows = m.total_rows;
+    aq_frame_meta_free(&m);
+    return 0;
 }
 
 /* ---- frames round ---- */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aq_error.h"
+#include "aq_frame_proto.h"
 #include "aq_node_place.h"
 #include "aq_node_proto.h"
 
