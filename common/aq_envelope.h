@@ -1,5 +1,5 @@
 /* aq_envelope: the frame every checksummed codec writes around its body (column chunks, type
- * observations, setups, domains and summaries of chunk/csv):
+ * observations, setups, domains and summaries of node/frame/csv):
  *
  *   u32 magic | u8 version | body | u64 XXH3-64 of every byte before it
  *

@@ -10,7 +10,7 @@ The shapes parse speed is measured on (test/bench/parse_bench --shapes) and chec
   text    long free text: quoted fields of 200 to 2,000 bytes, a fifth of them with newlines inside
   times   dates and timestamps in several columns and notations, NAs in a quarter of the fields
   airline test/bench/gen_airline.py's file (called with the same MB and seed)
-Every value stays within what the parser promises to read back exactly (chunk/csv/README.md): ints
+Every value stays within what the parser promises to read back exactly (node/frame/csv/README.md): ints
 without leading zeros, no code spelling NaN or Inf, times from 1971 on (a fraction before 1970
 would truncate where pandas floors), quotes only around whole fields.
 The same shape, MB and seed always give the same bytes, so a failure can be reproduced.

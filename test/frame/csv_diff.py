@@ -4,7 +4,7 @@ parsed by the real cluster (aquifer parse) and exported (aquifer export); every 
 with what Python's csv module reads from the same file knowing the dialect.
 
 Usage: csv_diff.py AQUIFER CONF WORKDIR [SEED] [TABLES]. The seed is printed first and again on
-any failure, so a failure can be replayed. Comparison follows chunk/csv/README.md: text columns
+any failure, so a failure can be replayed. Comparison follows node/frame/csv/README.md: text columns
 give back every field byte for byte; int and float columns give back the same numbers (the
 documented normalisations: 1.50 -> 1.5, +1 -> 1, nan -> NaN); an empty field and NA are missing.
 Half the tables give the dialect as options, the other half let the parse guess it (those are

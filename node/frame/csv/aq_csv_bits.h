@@ -1,7 +1,7 @@
 /* aq_csv_bits: 64-byte masks of one byte value, for the cutter and the row indexer, which find
  * row and field ends in masks instead of byte loops.
  *
- * SSE2 is part of x86-64; elsewhere a plain loop builds the same mask. Internal to chunk/csv.
+ * SSE2 is part of x86-64; elsewhere a plain loop builds the same mask. Internal to node/frame/csv.
  */
 #ifndef AQ_CSV_BITS_H
 #define AQ_CSV_BITS_H

@@ -8,7 +8,7 @@
  * to the AQ_CSV_SKETCH smallest, which lowers the threshold. The result is exactly the sorted set
  * of the AQ_CSV_SKETCH smallest distinct hashes, as inserting one by one would give.
  *
- * Internal to chunk/csv; one builder serves one column at a time and is reset between columns.
+ * Internal to node/frame/csv; one builder serves one column at a time and is reset between columns.
  */
 #ifndef AQ_CSV_KMV_H
 #define AQ_CSV_KMV_H

@@ -2,7 +2,7 @@
  *
  * Fields arrive as pointer + length (never NUL-terminated). The rule that shapes every choice
  * here: a field is a number or a time only when writing the value back gives the field again,
- * up to the number normalisations chunk/csv/README.md lists (`1.50` -> `1.5`, `+1` -> `1`,
+ * up to the number normalisations node/frame/csv/README.md lists (`1.50` -> `1.5`, `+1` -> `1`,
  * blanks around a number dropped); anything else is text, kept byte for byte. So an integer with
  * a leading zero (`007`) or beyond int64 is text, and so is a time with more than millisecond
  * digits. A field is missing (NA) when it is empty or, blanks around it dropped, equals an entry
