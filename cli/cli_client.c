@@ -196,7 +196,7 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
         aq_node_digest d;
         const uint8_t *v;
         size_t vlen;
-        if (aq_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0) {
+        if (aq_node_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0) {
             e = AQ_EPROTO;
             snprintf(k->msg, sizeof k->msg, "%s (%s) sent a malformed GET reply", cn->name,
                      cn->address);
@@ -322,7 +322,7 @@ static void probe_cb(void *ud, const aq_rpc_result *r) {
     }
     aq_rd rd;
     aq_status_node sn;
-    if (pc->err == 0 && aq_status_rep_begin(&rd, pc->rep, pc->len, &sn) == 0 && sn.mono_us) {
+    if (pc->err == 0 && aq_node_status_rep_begin(&rd, pc->rep, pc->len, &sn) == 0 && sn.mono_us) {
         /* It answered before now: its clock now is at least what it said. */
         int64_t off = (int64_t)sn.mono_us - (int64_t)(uv_hrtime() / 1000);
         if (!pc->c->mono_have[pc->i] || off > pc->c->mono_off[pc->i])
@@ -350,13 +350,13 @@ static bool probe_settled(cli *c) {
         answered++;
         aq_rd r;
         aq_status_node sn;
-        if (aq_status_rep_begin(&r, pc->rep, pc->len, &sn) != 0)
+        if (aq_node_status_rep_begin(&r, pc->rep, pc->len, &sn) != 0)
             continue;
         bool seen[n];
         memset(seen, 0, sizeof seen);
         for (uint32_t j = 0; j < sn.npeers; j++) {
             aq_status_peer sp;
-            if (aq_status_rep_next(&r, &sp) != 0)
+            if (aq_node_status_rep_next(&r, &sp) != 0)
                 break;
             const aq_node_config_node *cn = aq_node_config_find(c->conf, sp.name);
             if (!cn)
@@ -474,10 +474,10 @@ int cli_kop_key(cli *c, cli_kop *k, uint16_t method, const void *key, size_t kle
     aq_wr_init(&w);
     k->deadline_off = 0;
     if (method == AQ_M_RM) {
-        aq_rm_req_encode(&w, 0, key, klen, 0, 0);
-        k->deadline_off = aq_rm_req_deadline_off(klen);
+        aq_node_rm_req_encode(&w, 0, key, klen, 0, 0);
+        k->deadline_off = aq_node_rm_req_deadline_off(klen);
     } else {
-        aq_key_req_encode(&w, 0, key, klen);
+        aq_node_key_req_encode(&w, 0, key, klen);
     }
     if (!w.ok) {
         aq_wr_free(&w);

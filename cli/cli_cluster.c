@@ -249,7 +249,7 @@ static bool formed(cli *c, const bool *local, char *why, size_t cap) {
         const uint8_t *rep = cli_probe_reply(c, i, &len, &failure);
         aq_status_node sn;
         aq_rd r;
-        if (!rep || aq_status_rep_begin(&r, rep, len, &sn) != 0) {
+        if (!rep || aq_node_status_rep_begin(&r, rep, len, &sn) != 0) {
             snprintf(why, cap, "%s (%s) is not answering: %s%s", c->conf->nodes[i].name,
                      c->conf->nodes[i].address, failure ? failure : "malformed STATUS reply",
                      local[i] ? "" : " (it is not on this host: start it where it is)");
@@ -262,17 +262,17 @@ static bool formed(cli *c, const bool *local, char *why, size_t cap) {
         const uint8_t *rep = cli_probe_reply(c, i, &len, &failure);
         aq_status_node sn;
         aq_rd r;
-        if (!rep || aq_status_rep_begin(&r, rep, len, &sn) != 0)
+        if (!rep || aq_node_status_rep_begin(&r, rep, len, &sn) != 0)
             return false;
         for (uint32_t j = 0; j < sn.npeers; j++) {
             aq_status_peer sp;
-            if (aq_status_rep_next(&r, &sp) != 0) {
+            if (aq_node_status_rep_next(&r, &sp) != 0) {
                 snprintf(why, cap, "%s sent a malformed STATUS reply", c->conf->nodes[i].name);
                 return false;
             }
             if (sp.state != AQ_MEMBER_UP) {
                 snprintf(why, cap, "%s sees %s %s", c->conf->nodes[i].name, sp.name,
-                         aq_member_state_name(sp.state));
+                         aq_node_member_state_name(sp.state));
                 return false;
             }
         }

@@ -76,7 +76,7 @@ int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, 
     aq_node_digest d = {h.high64, h.low64};
     aq_wr w;
     aq_wr_init(&w);
-    aq_put_req_head(&w, 0, AQ_KIND_VALUE, key, klen, d);
+    aq_node_put_req_head(&w, 0, AQ_KIND_VALUE, key, klen, d);
     aq_wr_bytes(&w, v, vlen);
     if (!w.ok) {
         aq_wr_free(&w);
@@ -156,7 +156,7 @@ static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out,
             aq_wr w;
             aq_wr_init(&w);
             aq_list_req q = {AQ_LIST_INTERNAL, prefix, plen, after, alen, 1000};
-            aq_list_req_encode(&w, &q);
+            aq_node_list_req_encode(&w, &q);
             if (!w.ok) {
                 aq_wr_free(&w);
                 err = AQ_ENOMEM;
@@ -179,10 +179,10 @@ static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out,
             bool more;
             uint32_t count;
             aq_list_entry le = {0};
-            if ((err = aq_list_rep_begin(&r, k->rep, k->replen, &more, &count)) != 0)
+            if ((err = aq_node_list_rep_begin(&r, k->rep, k->replen, &more, &count)) != 0)
                 break;
             for (uint32_t j = 0; j < count && !err; j++)
-                if ((err = aq_list_rep_next(&r, &le)) == 0)
+                if ((err = aq_node_list_rep_next(&r, &le)) == 0)
                     err = le.klen <= AQ_NODE_KEY_MAX
                               ? keylist_add(out, (uint32_t)i, le.key, le.klen, le.size)
                               : AQ_EPROTO;
@@ -219,7 +219,7 @@ static size_t rm_list(cli *c, const keylist *l) {
                 cli_kop *k = cli_kop_new(c);
                 aq_wr w;
                 aq_wr_init(&w);
-                aq_key_req_encode(&w, AQ_PUT_REPLICA, e->k, e->len);
+                aq_node_key_req_encode(&w, AQ_PUT_REPLICA, e->k, e->len);
                 if (!k || !w.ok) {
                     aq_wr_free(&w);
                     cli_kop_free(k);
@@ -799,7 +799,7 @@ static int fetch_chunk(cli *c, const aq_frame_meta *m, uint32_t i, aq_csv_col *c
             err = ks[j]->err;
             snprintf(why, cap, "column %s of chunk %u: %s", m->cols[j], i,
                      err == AQ_ENOTFOUND ? "not found on any live node" : ks[j]->msg);
-        } else if (aq_get_rep_decode(ks[j]->rep, ks[j]->replen, &kind, &d, &v, &vlen) != 0 ||
+        } else if (aq_node_get_rep_decode(ks[j]->rep, ks[j]->replen, &kind, &d, &v, &vlen) != 0 ||
                    aq_csv_col_decode(v, vlen, &cols[j]) != 0 || cols[j].rows != m->rows[i]) {
             err = AQ_EPROTO;
             snprintf(why, cap, "column %s of chunk %u is malformed", m->cols[j], i);

@@ -91,7 +91,7 @@ static int fetch(cli *c, cli_kop *k, const void *key, size_t klen, bool repair, 
     cli_read_free(&r);
     if (err)
         return err;
-    return aq_get_rep_decode_v(k->rep, k->replen, kind, d, version, v, vlen);
+    return aq_node_get_rep_decode_v(k->rep, k->replen, kind, d, version, v, vlen);
 }
 
 int cli_fetch_v(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
@@ -174,19 +174,19 @@ static void put_req_in_place(cli_kop *k, uint8_t *mem, uint8_t kind, const void 
                              size_t vlen, aq_node_digest d) {
     uint8_t head[HEAD_MAX];
     aq_wr w = {head, 0, sizeof head, true};
-    aq_put_req_head(&w, 0, kind, key, klen, d);
+    aq_node_put_req_head(&w, 0, kind, key, klen, d);
     memcpy(mem + HEAD_MAX - w.len, head, w.len);
     k->req = mem + HEAD_MAX - w.len;
     k->reqlen = w.len + vlen;
     k->req_mem = mem;
-    k->deadline_off = aq_put_req_deadline_off(klen);
+    k->deadline_off = aq_node_put_req_deadline_off(klen);
 }
 
 /* ---- what a put or rm reached ---- */
 
 int cli_wrep_add(cli *c, const cli_kop *k, const void *key, size_t klen) {
     aq_put_rep rep;
-    if (aq_put_rep_decode(k->rep, k->replen, &rep) != 0)
+    if (aq_node_put_rep_decode(k->rep, k->replen, &rep) != 0)
         return AQ_EPROTO;
     size_t n = c->conf->nnodes;
     uint32_t order[n];
@@ -586,7 +586,7 @@ static int get_large(cli *c, const char *key, const cli_manifest *m, cli_outfile
                      ? cli_fail(c, CLI_ERROR, "part %u of %u is missing on every live node",
                                 written, m->nparts)
                      : cli_fail(c, cli_exit_code(k->err), "part %u: %s", written, k->msg);
-        } else if (aq_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0 ||
+        } else if (aq_node_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0 ||
                    vlen != m->parts[written].size) {
             rc = cli_fail(c, CLI_ERROR, "part %u from %s has the wrong size", written,
                           c->conf->nodes[k->node].name);

@@ -64,7 +64,7 @@ static int list_node(cli *c, size_t i, const char *prefix, ents *out, cli_kop *k
         /* Removal markers too: a key whose newest copy anywhere is a removal is not listed. */
         aq_list_req q = {AQ_LIST_TOMBSTONES, (const uint8_t *)prefix, strlen(prefix), after, alen,
                          LIST_PAGE};
-        aq_list_req_encode(&w, &q);
+        aq_node_list_req_encode(&w, &q);
         if (!w.ok) {
             aq_wr_free(&w);
             return AQ_ENOMEM;
@@ -86,11 +86,11 @@ static int list_node(cli *c, size_t i, const char *prefix, ents *out, cli_kop *k
         aq_rd r;
         bool more;
         uint32_t count;
-        if (aq_list_rep_begin(&r, k->rep, k->replen, &more, &count) != 0)
+        if (aq_node_list_rep_begin(&r, k->rep, k->replen, &more, &count) != 0)
             goto bad;
         aq_list_entry le = {0};
         for (uint32_t j = 0; j < count; j++) {
-            if (aq_list_rep_next(&r, &le) != 0)
+            if (aq_node_list_rep_next(&r, &le) != 0)
                 goto bad;
             int err = ents_add(out, &le);
             if (err)
@@ -235,8 +235,8 @@ static void stat_everywhere(cli *c, char (*keys)[AQ_NODE_KEY_MAX + 1], const siz
                 cli_kop *k = slot[s];
                 stat_res *r = &res[job[s]];
                 r->err = k->err;
-                if (!k->err && aq_stat_rep_decode_v(k->rep, k->replen, &r->kind, &r->size,
-                                                    &r->digest, &r->version) == 0)
+                if (!k->err && aq_node_stat_rep_decode_v(k->rep, k->replen, &r->kind, &r->size,
+                                                         &r->digest, &r->version) == 0)
                     r->found = true;
                 cli_kop_free(k);
                 slot[s] = NULL;
@@ -251,7 +251,7 @@ static void stat_everywhere(cli *c, char (*keys)[AQ_NODE_KEY_MAX + 1], const siz
                 aq_wr w;
                 aq_wr_init(&w);
                 /* Removal markers answer with their version: the newest copy decides. */
-                aq_key_req_encode(&w, AQ_READ_TOMBSTONES, keys[j / nn], klens[j / nn]);
+                aq_node_key_req_encode(&w, AQ_READ_TOMBSTONES, keys[j / nn], klens[j / nn]);
                 if (!k || !w.ok) {
                     aq_wr_free(&w);
                     cli_kop_free(k);

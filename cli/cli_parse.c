@@ -166,7 +166,7 @@ static int on_piece(void *ctx, const char *piece, size_t len, uint64_t first_lin
     aq_wr w = {head, 0, sizeof head, true};
     /* One copy, stored by the node that will parse it: a piece is read only there, and only
      * until the frame is finished; the column chunks are what gets replicated. */
-    aq_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, key, klen, d);
+    aq_node_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, key, klen, d);
     memcpy(mem + HEAD_MAX - w.len, head, w.len);
     k->req = mem + HEAD_MAX - w.len;
     k->reqlen = w.len + len;
@@ -1113,7 +1113,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
             snprintf(src, sizeof src, "%.200s", basename(first));
         uint64_t size = ist.text_bytes;
         aq_frame_meta m = {name, src,  size, nc, su.names, types, r.np, NULL,
-                            0,    senc, slen, 0,  0,        NULL,  0,    0};
+                           0,    senc, slen, 0,  0,        NULL,  0,    0};
         if (nc) {
             m.repaired = obs[0].repaired;
             m.nrepair = obs[0].nrepair;

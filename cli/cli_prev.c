@@ -111,7 +111,7 @@ static int prev_bytes(cli *c, const char *key, const cli_prev *pv, const cli_rea
     k->method = AQ_M_GET;
     aq_wr w;
     aq_wr_init(&w);
-    aq_key_req_encode(&w, AQ_READ_TOMBSTONES, key, strlen(key));
+    aq_node_key_req_encode(&w, AQ_READ_TOMBSTONES, key, strlen(key));
     if (!w.ok) {
         aq_wr_free(&w);
         return AQ_ENOMEM;
@@ -137,7 +137,7 @@ static int prev_bytes(cli *c, const char *key, const cli_prev *pv, const cli_rea
     uint8_t kind;
     aq_node_digest d;
     uint64_t version;
-    return aq_get_rep_decode_v(k->rep, k->replen, &kind, &d, &version, v, vlen);
+    return aq_node_get_rep_decode_v(k->rep, k->replen, &kind, &d, &version, v, vlen);
 }
 
 bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_kind,
@@ -213,13 +213,14 @@ bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_k
         }
         if (pv->live) {
             wk->method = AQ_M_PUT;
-            aq_put_req_head_vd(&w, AQ_PUT_REPLICA, pv->kind, key, klen, pv->digest, top + 1, 0);
+            aq_node_put_req_head_vd(&w, AQ_PUT_REPLICA, pv->kind, key, klen, pv->digest, top + 1,
+                                    0);
             aq_wr_bytes(&w, v, vlen);
-            wk->deadline_off = aq_put_req_deadline_off(klen);
+            wk->deadline_off = aq_node_put_req_deadline_off(klen);
         } else {
             wk->method = AQ_M_RM;
-            aq_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, top + 1, 0);
-            wk->deadline_off = aq_rm_req_deadline_off(klen);
+            aq_node_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, top + 1, 0);
+            wk->deadline_off = aq_node_rm_req_deadline_off(klen);
         }
         if (!w.ok) {
             aq_wr_free(&w);

@@ -25,7 +25,7 @@ static int kop_read(cli *c, cli_kop *k, uint16_t method, const void *key, size_t
     k->method = method;
     aq_wr w;
     aq_wr_init(&w);
-    aq_key_req_encode(&w, AQ_READ_TOMBSTONES, key, klen);
+    aq_node_key_req_encode(&w, AQ_READ_TOMBSTONES, key, klen);
     if (!w.ok) {
         aq_wr_free(&w);
         return AQ_ENOMEM;
@@ -47,10 +47,10 @@ static void note_answer(cli_read *r, size_t i, cli_kop *k) {
         return;
     const uint8_t *v;
     size_t vlen;
-    int e = k->method == AQ_M_GET ? aq_get_rep_decode_v(k->rep, k->replen, &cp->kind, &cp->digest,
-                                                        &cp->version, &v, &vlen)
-                                  : aq_stat_rep_decode_v(k->rep, k->replen, &cp->kind, &cp->size,
-                                                         &cp->digest, &cp->version);
+    int e = k->method == AQ_M_GET ? aq_node_get_rep_decode_v(k->rep, k->replen, &cp->kind,
+                                                             &cp->digest, &cp->version, &v, &vlen)
+                                  : aq_node_stat_rep_decode_v(k->rep, k->replen, &cp->kind,
+                                                              &cp->size, &cp->digest, &cp->version);
     if (k->method == AQ_M_GET && !e)
         cp->size = vlen;
     cp->err = e;
@@ -196,7 +196,7 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
 
 int cli_read_value(const cli_read *r, uint8_t *kind, aq_node_digest *d, uint64_t *version,
                    const uint8_t **v, size_t *vlen) {
-    return aq_get_rep_decode_v(r->data->rep, r->data->replen, kind, d, version, v, vlen);
+    return aq_node_get_rep_decode_v(r->data->rep, r->data->replen, kind, d, version, v, vlen);
 }
 
 /* ---- read repair ---- */
@@ -235,13 +235,14 @@ void cli_read_repair(cli_read *r, const void *key, size_t klen) {
         aq_wr_init(&w);
         if (b->kind == AQ_KIND_TOMBSTONE) {
             k->method = AQ_M_RM;
-            aq_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, b->version, 0);
-            k->deadline_off = aq_rm_req_deadline_off(klen);
+            aq_node_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, b->version, 0);
+            k->deadline_off = aq_node_rm_req_deadline_off(klen);
         } else {
             k->method = AQ_M_PUT;
-            aq_put_req_head_vd(&w, AQ_PUT_REPLICA, b->kind, key, klen, b->digest, b->version, 0);
+            aq_node_put_req_head_vd(&w, AQ_PUT_REPLICA, b->kind, key, klen, b->digest, b->version,
+                                    0);
             aq_wr_bytes(&w, v, vlen);
-            k->deadline_off = aq_put_req_deadline_off(klen);
+            k->deadline_off = aq_node_put_req_deadline_off(klen);
         }
         if (!w.ok) {
             aq_wr_free(&w);

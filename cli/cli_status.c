@@ -25,7 +25,7 @@ static status_view *views_decode(cli *c) {
         size_t len = 0;
         const uint8_t *rep = cli_probe_reply(c, i, &len, &v[i].failure);
         aq_rd r;
-        v[i].ok = rep && aq_status_rep_begin(&r, rep, len, &v[i].sn) == 0;
+        v[i].ok = rep && aq_node_status_rep_begin(&r, rep, len, &v[i].sn) == 0;
         if (rep && !v[i].ok)
             v[i].failure = "sent a malformed STATUS reply";
         if (!v[i].ok || v[i].sn.npeers == 0)
@@ -34,7 +34,7 @@ static status_view *views_decode(cli *c) {
         uint32_t want = v[i].sn.npeers < 4096 ? v[i].sn.npeers : 4096;
         v[i].peers = calloc(want, sizeof *v[i].peers);
         while (v[i].peers && v[i].npeers < want &&
-               aq_status_rep_next(&r, &v[i].peers[v[i].npeers]) == 0)
+               aq_node_status_rep_next(&r, &v[i].peers[v[i].npeers]) == 0)
             v[i].npeers++;
     }
     return v;
@@ -55,7 +55,7 @@ static void json_peer(FILE *f, const aq_status_peer *sp, bool first) {
     cli_json_str(f, sp->name, strlen(sp->name));
     fputs(", \"address\": ", f);
     cli_json_str(f, sp->address, strlen(sp->address));
-    fprintf(f, ", \"state\": \"%s\"", aq_member_state_name(sp->state));
+    fprintf(f, ", \"state\": \"%s\"", aq_node_member_state_name(sp->state));
     if (sp->since_heard_ms != UINT64_MAX)
         json_u64(f, "since_heard_ms", sp->since_heard_ms);
     else
@@ -204,7 +204,7 @@ static void print_table(cli *c, FILE *f, const status_view *v, size_t reachable)
             else
                 snprintf(rtt, sizeof rtt, "-");
             fprintf(f, "%-12s %-12s %-8s %9s %8llu %8llu %7llu %6llu %10llu %8llu\n",
-                    c->conf->nodes[i].name, sp->name, aq_member_state_name(sp->state), rtt,
+                    c->conf->nodes[i].name, sp->name, aq_node_member_state_name(sp->state), rtt,
                     (unsigned long long)sp->calls, (unsigned long long)sp->retransmits,
                     (unsigned long long)sp->dup_suppressed, (unsigned long long)sp->busy_seen,
                     (unsigned long long)(sp->pipe_connects ? sp->pipe_connects - 1 : 0),

@@ -145,7 +145,7 @@ static void respond_rep(write_op *op, uint8_t flags, uint64_t version) {
     memcpy(rep.holders, op->holders, op->copies * sizeof op->holders[0]);
     aq_wr w;
     aq_wr_init(&w);
-    aq_put_rep_encode(&w, &rep);
+    aq_node_put_rep_encode(&w, &rep);
     respond_wr(op->in, &w);
 }
 
@@ -204,7 +204,7 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
     aq_node *n = op->n;
     const char *name = n->members[f->member].conf->name;
     aq_put_rep rep;
-    if (r->err == 0 && r->status == 0 && aq_put_rep_decode(r->data, r->len, &rep) == 0) {
+    if (r->err == 0 && r->status == 0 && aq_node_put_rep_decode(r->data, r->len, &rep) == 0) {
         if (rep.clock)
             aq_node_observe(n, rep.clock, name);
         if (rep.flags & AQ_REP_STALE) {
@@ -235,7 +235,7 @@ static void inform_done(void *ud, const aq_rpc_result *r) {
     write_op *op = ud;
     aq_put_rep rep;
     /* A live copy removed there means the key existed (never a copy of the removal, though). */
-    if (r->err == 0 && r->status == 0 && aq_put_rep_decode(r->data, r->len, &rep) == 0 &&
+    if (r->err == 0 && r->status == 0 && aq_node_put_rep_decode(r->data, r->len, &rep) == 0 &&
         (rep.flags & AQ_REP_FOUND))
         op->found = true;
     if (r->err) {
@@ -259,8 +259,8 @@ static void inform_others(write_op *op, const uint32_t *reps, size_t r) {
             continue;
         aq_wr w;
         aq_wr_init(&w);
-        aq_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, op->key, op->klen, op->version,
-                         aq_node_deadline_for(n, m, op->deadline));
+        aq_node_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, op->key, op->klen, op->version,
+                              aq_node_deadline_for(n, m, op->deadline));
         if (!w.ok) {
             aq_wr_free(&w);
             continue;
@@ -456,7 +456,7 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
     int err = AQ_EPROTO;
     uint8_t flags = 0;
     if (op->method == AQ_M_PUT) {
-        if (op->msg && (err = aq_put_req_decode(op->msg, op->len, &op->put)) == 0) {
+        if (op->msg && (err = aq_node_put_req_decode(op->msg, op->len, &op->put)) == 0) {
             if (!key_ok(op->put.key, op->put.klen))
                 err = AQ_EKEY;
             else if (op->put.vlen > AQ_NODE_CHUNK_MAX)
@@ -469,8 +469,8 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         }
     } else {
         if (op->msg &&
-            (err = aq_rm_req_decode(op->msg, op->len, &op->rm_flags, &op->key, &op->klen,
-                                    &op->version, &op->deadline)) == 0 &&
+            (err = aq_node_rm_req_decode(op->msg, op->len, &op->rm_flags, &op->key, &op->klen,
+                                         &op->version, &op->deadline)) == 0 &&
             !key_ok(op->key, op->klen))
             err = AQ_EKEY;
         flags = op->rm_flags;
@@ -486,7 +486,7 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         /* The forwards carry the version and a deadline: one layout, whatever the client sent. */
         aq_wr w;
         aq_wr_init(&w);
-        aq_rm_req_encode(&w, flags, op->key, op->klen, op->version, op->deadline);
+        aq_node_rm_req_encode(&w, flags, op->key, op->klen, op->version, op->deadline);
         if (!w.ok) {
             aq_wr_free(&w);
             free(op->msg);
@@ -498,7 +498,7 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         op->msg = w.p;
         op->len = w.len;
         op->key = op->msg + 2; /* flags, key length, key */
-        op->deadline_off = aq_rm_req_deadline_off(op->klen);
+        op->deadline_off = aq_node_rm_req_deadline_off(op->klen);
         op->version_off = op->deadline_off - 8;
     }
     /* A replica stores the version it is given; a coordinator issues one (a client's own version
@@ -523,7 +523,7 @@ static aq_chunk_ref *lookup(aq_node *n, aq_rpc_incoming *in) {
     uint8_t flags;
     const uint8_t *key;
     const uint8_t *p = aq_rpc_incoming_data(in, &len);
-    if (aq_key_req_decode(p, len, &flags, &key, &klen) != 0) {
+    if (aq_node_key_req_decode(p, len, &flags, &key, &klen) != 0) {
         respond_err(in, AQ_EPROTO);
         return NULL;
     }
@@ -545,8 +545,8 @@ static void handle_get(void *ud, aq_rpc_incoming *in) {
      * less than the network moving it. */
     aq_wr w;
     aq_wr_init(&w);
-    aq_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)),
-                    aq_chunk_ref_version(ref));
+    aq_node_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)),
+                         aq_chunk_ref_version(ref));
     aq_wr_bytes(&w, aq_chunk_ref_data(ref), aq_chunk_ref_len(ref));
     aq_chunk_ref_release(ref);
     respond_wr(in, &w);
@@ -558,8 +558,8 @@ static void handle_stat(void *ud, aq_rpc_incoming *in) {
         return;
     aq_wr w;
     aq_wr_init(&w);
-    aq_stat_rep_encode(&w, aq_chunk_ref_kind(ref), aq_chunk_ref_len(ref),
-                       to_node_digest(aq_chunk_ref_digest(ref)), aq_chunk_ref_version(ref));
+    aq_node_stat_rep_encode(&w, aq_chunk_ref_kind(ref), aq_chunk_ref_len(ref),
+                            to_node_digest(aq_chunk_ref_digest(ref)), aq_chunk_ref_version(ref));
     aq_chunk_ref_release(ref);
     respond_wr(in, &w);
 }
@@ -625,7 +625,7 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
     size_t len;
     aq_list_req q;
     const uint8_t *p = aq_rpc_incoming_data(in, &len);
-    if (aq_list_req_decode(p, len, &q) != 0 || q.max == 0) {
+    if (aq_node_list_req_decode(p, len, &q) != 0 || q.max == 0) {
         respond_err(in, AQ_EPROTO);
         return;
     }
@@ -642,9 +642,9 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
             take = 4000;
         aq_wr w;
         aq_wr_init(&w);
-        aq_list_rep_head(&w, take < a.n, (uint32_t)take);
+        aq_node_list_rep_head(&w, take < a.n, (uint32_t)take);
         for (size_t i = 0; i < take; i++)
-            aq_list_rep_entry(&w, &a.e[i]);
+            aq_node_list_rep_entry(&w, &a.e[i]);
         respond_wr(in, &w);
     } else {
         respond_err(in, err);
@@ -728,9 +728,9 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     aq_node_status_fill(n, &s, peers);
     aq_wr w;
     aq_wr_init(&w);
-    aq_status_rep_node(&w, &s);
+    aq_node_status_rep_node(&w, &s);
     for (uint32_t j = 0; j < s.npeers; j++)
-        aq_status_rep_peer(&w, &peers[j]);
+        aq_node_status_rep_peer(&w, &peers[j]);
     free(peers);
     respond_wr(in, &w);
 }

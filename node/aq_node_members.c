@@ -63,7 +63,7 @@ static void send_heartbeats(aq_node *n) {
                       mono};
     aq_wr w;
     aq_wr_init(&w);
-    aq_heartbeat_encode(&w, &h);
+    aq_node_heartbeat_encode(&w, &h);
     if (w.ok)
         for (size_t i = 0; i < n->nmembers; i++)
             if (n->members[i].peer)
@@ -140,7 +140,7 @@ void aq_node_on_heartbeat(void *ud, aq_rpc_peer *from, uint16_t method, const ui
         return;
     aq_heartbeat h;
     aq_member *m = member_of_peer(n, from);
-    if (!m || aq_heartbeat_decode(data, len, &h) != 0)
+    if (!m || aq_node_heartbeat_decode(data, len, &h) != 0)
         return; /* not a configured member, or garbage: nothing to learn */
     if (h.nlen != strlen(m->conf->name) || memcmp(h.name, m->conf->name, h.nlen) != 0) {
         aq_logf(n->log, AQ_LOG_WARN, "heartbeat from %s claims another name (%.*s); ignored",

@@ -132,7 +132,7 @@ static void peer_json(FILE *f, const aq_status_peer *p, bool first) {
     json_str(f, p->name);
     fputs(", \"address\": ", f);
     json_str(f, p->address);
-    fprintf(f, ", \"state\": \"%s\"", aq_member_state_name(p->state));
+    fprintf(f, ", \"state\": \"%s\"", aq_node_member_state_name(p->state));
     if (p->since_heard_ms != UINT64_MAX)
         json_u64(f, "since_heard_ms", p->since_heard_ms);
     else
@@ -156,10 +156,10 @@ static bool reply_whole(const uint8_t *p, size_t len) {
     aq_rd rd;
     aq_status_node n;
     aq_status_peer peer;
-    if (aq_status_rep_begin(&rd, p, len, &n) != 0)
+    if (aq_node_status_rep_begin(&rd, p, len, &n) != 0)
         return false;
     for (uint32_t j = 0; j < n.npeers; j++)
-        if (aq_status_rep_next(&rd, &peer) != 0)
+        if (aq_node_status_rep_next(&rd, &peer) != 0)
             return false;
     return aq_rd_done(&rd);
 }
@@ -180,7 +180,7 @@ static void view_json(FILE *f, const aq_node_view *v) {
     bool ok = v->reachable;
     if (ok && v->reply) {
         ok = reply_whole(v->reply->p, v->reply->len) &&
-             aq_status_rep_begin(&rd, v->reply->p, v->reply->len, &decoded) == 0;
+             aq_node_status_rep_begin(&rd, v->reply->p, v->reply->len, &decoded) == 0;
         n = &decoded;
     }
     fprintf(f, ", \"reachable\": %s", ok ? "true" : "false");
@@ -212,7 +212,7 @@ static void view_json(FILE *f, const aq_node_view *v) {
     fputs(", \"peers\": [", f);
     if (v->reply) {
         aq_status_peer p;
-        for (uint32_t j = 0; j < n->npeers && aq_status_rep_next(&rd, &p) == 0; j++)
+        for (uint32_t j = 0; j < n->npeers && aq_node_status_rep_next(&rd, &p) == 0; j++)
             peer_json(f, &p, j == 0);
     } else {
         for (size_t j = 0; j < v->npeers; j++)

@@ -221,7 +221,7 @@ static void get_done(void *ud, const aq_rpc_result *r) {
     size_t vlen;
     aq_node_frame_info info;
     if (r->err == 0 && r->status == 0 &&
-        aq_get_rep_decode(r->data, r->len, &kind, &d, &v, &vlen) == 0 &&
+        aq_node_get_rep_decode(r->data, r->len, &kind, &d, &v, &vlen) == 0 &&
         meta_read(v, vlen, &info) == 0)
         round_add(fr, &info, d);
     else if (!(r->err == 0 && r->status == AQ_ENOTFOUND))
@@ -251,12 +251,12 @@ static void list_done(void *ud, const aq_rpc_result *r) {
     aq_rd rd;
     bool more;
     uint32_t count;
-    if (r->err || r->status || aq_list_rep_begin(&rd, r->data, r->len, &more, &count) != 0) {
+    if (r->err || r->status || aq_node_list_rep_begin(&rd, r->data, r->len, &more, &count) != 0) {
         fr->partial = true;
     } else {
         fr->partial |= more;
         aq_list_entry e;
-        for (uint32_t i = 0; i < count && aq_list_rep_next(&rd, &e) == 0; i++) {
+        for (uint32_t i = 0; i < count && aq_node_list_rep_next(&rd, &e) == 0; i++) {
             if (e.kind == AQ_KIND_TOMBSTONE || e.klen < 3 || e.klen - 2 > AQ_FRAME_NAME_MAX)
                 continue;
             char name[AQ_FRAME_NAME_MAX + 1];
@@ -280,7 +280,7 @@ static void list_done(void *ud, const aq_rpc_result *r) {
             g->d = e.digest;
             aq_wr w;
             aq_wr_init(&w);
-            aq_key_req_encode(&w, 0, e.key, e.klen);
+            aq_node_key_req_encode(&w, 0, e.key, e.klen);
             if (!w.ok) {
                 aq_wr_free(&w);
                 free(g);
@@ -318,7 +318,7 @@ static void scan_after(uv_work_t *w, int status) {
             list_call *lc = calloc(1, sizeof *lc);
             aq_wr wr;
             aq_wr_init(&wr);
-            aq_list_req_encode(&wr, &q);
+            aq_node_list_req_encode(&wr, &q);
             if (!lc || !wr.ok) {
                 free(lc);
                 aq_wr_free(&wr);
@@ -376,7 +376,7 @@ static void status_done(void *ud, const aq_rpc_result *r) {
             uint8_t *p = aq_rpc_result_take(r, &len);
             aq_rd rd;
             aq_status_node sn;
-            if (p && aq_status_rep_begin(&rd, p, len, &sn) == 0) {
+            if (p && aq_node_status_rep_begin(&rd, p, len, &sn) == 0) {
                 mv->reply = aq_node_reply_new(p, len);
                 if (!mv->reply)
                     snprintf(mv->error, sizeof mv->error, "out of memory");

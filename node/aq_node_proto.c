@@ -33,7 +33,7 @@ const char *aq_node_method_name(uint16_t m) {
     }
 }
 
-const char *aq_member_state_name(int s) {
+const char *aq_node_member_state_name(int s) {
     switch (s) {
     case AQ_MEMBER_SELF:
         return "self";
@@ -78,8 +78,8 @@ static const uint8_t *rd_key(aq_rd *r, size_t *klen) {
     return k;
 }
 
-void aq_put_req_head_vd(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
-                        aq_node_digest d, uint64_t version, uint64_t deadline) {
+void aq_node_put_req_head_vd(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                             aq_node_digest d, uint64_t version, uint64_t deadline) {
     aq_wr_u8(w, flags);
     aq_wr_u8(w, kind);
     aq_wr_str8(w, key, klen);
@@ -88,14 +88,14 @@ void aq_put_req_head_vd(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, 
     aq_wr_u64(w, deadline);
 }
 
-void aq_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
-                       aq_node_digest d, uint64_t version) {
-    aq_put_req_head_vd(w, flags, kind, key, klen, d, version, 0);
+void aq_node_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                            aq_node_digest d, uint64_t version) {
+    aq_node_put_req_head_vd(w, flags, kind, key, klen, d, version, 0);
 }
 
-void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
-                     aq_node_digest d) {
-    aq_put_req_head_vd(w, flags, kind, key, klen, d, 0, 0);
+void aq_node_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                          aq_node_digest d) {
+    aq_node_put_req_head_vd(w, flags, kind, key, klen, d, 0, 0);
 }
 
 void aq_node_u64_at(uint8_t *msg, size_t off, uint64_t v) {
@@ -103,15 +103,15 @@ void aq_node_u64_at(uint8_t *msg, size_t off, uint64_t v) {
         msg[off + (size_t)i] = (uint8_t)(v >> (8 * i));
 }
 
-void aq_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version) {
+void aq_node_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version) {
     aq_node_u64_at(msg, r->version_off, version);
 }
 
-size_t aq_put_req_deadline_off(size_t klen) {
+size_t aq_node_put_req_deadline_off(size_t klen) {
     return 1 + 1 + 1 + klen + 16 + 8; /* flags, kind, key length, key, digest, version */
 }
 
-int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
+int aq_node_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
     aq_rd r = aq_rd_init(p, n);
     out->flags = aq_rd_u8(&r);
     out->kind = aq_rd_u8(&r);
@@ -127,7 +127,7 @@ int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
     return 0;
 }
 
-void aq_put_rep_encode(aq_wr *w, const aq_put_rep *rep) {
+void aq_node_put_rep_encode(aq_wr *w, const aq_put_rep *rep) {
     aq_wr_u8(w, rep->copies);
     aq_wr_u8(w, rep->wanted);
     aq_wr_u8(w, rep->flags);
@@ -138,7 +138,7 @@ void aq_put_rep_encode(aq_wr *w, const aq_put_rep *rep) {
         aq_wr_u16(w, rep->holders[i]);
 }
 
-int aq_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out) {
+int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out) {
     aq_rd r = aq_rd_init(p, n);
     memset(out, 0, sizeof *out);
     out->copies = aq_rd_u8(&r);
@@ -153,32 +153,32 @@ int aq_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out) {
                                                                                         : AQ_EPROTO;
 }
 
-void aq_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen) {
+void aq_node_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen) {
     aq_wr_u8(w, flags);
     aq_wr_str8(w, key, klen);
 }
 
-int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
-                      size_t *klen) {
+int aq_node_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
+                           size_t *klen) {
     aq_rd r = aq_rd_init(p, n);
     *flags = aq_rd_u8(&r);
     *key = rd_key(&r, klen);
     return aq_rd_done(&r) && !(*flags & ~(AQ_PUT_REPLICA | AQ_READ_TOMBSTONES)) ? 0 : AQ_EPROTO;
 }
 
-void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version,
-                      uint64_t deadline) {
-    aq_key_req_encode(w, flags, key, klen);
+void aq_node_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version,
+                           uint64_t deadline) {
+    aq_node_key_req_encode(w, flags, key, klen);
     aq_wr_u64(w, version);
     aq_wr_u64(w, deadline);
 }
 
-size_t aq_rm_req_deadline_off(size_t klen) {
+size_t aq_node_rm_req_deadline_off(size_t klen) {
     return 1 + 1 + klen + 8; /* flags, key length, key, version */
 }
 
-int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key, size_t *klen,
-                     uint64_t *version, uint64_t *deadline) {
+int aq_node_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
+                          size_t *klen, uint64_t *version, uint64_t *deadline) {
     aq_rd r = aq_rd_init(p, n);
     *flags = aq_rd_u8(&r);
     *key = rd_key(&r, klen);
@@ -191,14 +191,14 @@ int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t *
                : AQ_EPROTO;
 }
 
-void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d, uint64_t version) {
+void aq_node_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d, uint64_t version) {
     aq_wr_u8(w, kind);
     wr_digest(w, d);
     aq_wr_u64(w, version);
 }
 
-int aq_get_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
-                        uint64_t *version, const uint8_t **v, size_t *vlen) {
+int aq_node_get_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                             uint64_t *version, const uint8_t **v, size_t *vlen) {
     aq_rd r = aq_rd_init(p, n);
     *kind = aq_rd_u8(&r);
     *d = rd_digest(&r);
@@ -211,21 +211,22 @@ int aq_get_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, aq_node_diges
     return 0;
 }
 
-int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
-                      const uint8_t **v, size_t *vlen) {
+int aq_node_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                           const uint8_t **v, size_t *vlen) {
     uint64_t version;
-    return aq_get_rep_decode_v(p, n, kind, d, &version, v, vlen);
+    return aq_node_get_rep_decode_v(p, n, kind, d, &version, v, vlen);
 }
 
-void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d, uint64_t version) {
+void aq_node_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d,
+                             uint64_t version) {
     aq_wr_u8(w, kind);
     aq_wr_u64(w, size);
     wr_digest(w, d);
     aq_wr_u64(w, version);
 }
 
-int aq_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
-                         aq_node_digest *d, uint64_t *version) {
+int aq_node_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                              aq_node_digest *d, uint64_t *version) {
     aq_rd r = aq_rd_init(p, n);
     *kind = aq_rd_u8(&r);
     *size = aq_rd_u64(&r);
@@ -237,20 +238,20 @@ int aq_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *si
                : AQ_EPROTO;
 }
 
-int aq_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
-                       aq_node_digest *d) {
+int aq_node_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                            aq_node_digest *d) {
     uint64_t version;
-    return aq_stat_rep_decode_v(p, n, kind, size, d, &version);
+    return aq_node_stat_rep_decode_v(p, n, kind, size, d, &version);
 }
 
-void aq_list_req_encode(aq_wr *w, const aq_list_req *q) {
+void aq_node_list_req_encode(aq_wr *w, const aq_list_req *q) {
     aq_wr_u8(w, q->flags);
     aq_wr_str8(w, q->prefix, q->plen);
     aq_wr_str8(w, q->after, q->alen);
     aq_wr_u32(w, q->max);
 }
 
-int aq_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out) {
+int aq_node_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out) {
     aq_rd r = aq_rd_init(p, n);
     out->flags = aq_rd_u8(&r);
     out->prefix = aq_rd_str8(&r, &out->plen);
@@ -260,12 +261,12 @@ int aq_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out) {
                                                                                       : AQ_EPROTO;
 }
 
-void aq_list_rep_head(aq_wr *w, bool more, uint32_t count) {
+void aq_node_list_rep_head(aq_wr *w, bool more, uint32_t count) {
     aq_wr_u8(w, more ? 1 : 0);
     aq_wr_u32(w, count);
 }
 
-void aq_list_rep_entry(aq_wr *w, const aq_list_entry *e) {
+void aq_node_list_rep_entry(aq_wr *w, const aq_list_entry *e) {
     aq_wr_u8(w, e->kind);
     aq_wr_str8(w, e->key, e->klen);
     aq_wr_u64(w, e->size);
@@ -273,14 +274,14 @@ void aq_list_rep_entry(aq_wr *w, const aq_list_entry *e) {
     aq_wr_u64(w, e->version);
 }
 
-int aq_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count) {
+int aq_node_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count) {
     *r = aq_rd_init(p, n);
     *more = aq_rd_u8(r) != 0;
     *count = aq_rd_u32(r);
     return r->ok ? 0 : AQ_EPROTO;
 }
 
-int aq_list_rep_next(aq_rd *r, aq_list_entry *e) {
+int aq_node_list_rep_next(aq_rd *r, aq_list_entry *e) {
     e->kind = aq_rd_u8(r);
     e->key = rd_key(r, &e->klen);
     e->size = aq_rd_u64(r);
@@ -289,12 +290,12 @@ int aq_list_rep_next(aq_rd *r, aq_list_entry *e) {
     return r->ok && e->kind <= AQ_KIND_TOMBSTONE ? 0 : AQ_EPROTO;
 }
 
-void aq_offer_req_head(aq_wr *w, uint32_t count) {
+void aq_node_offer_req_head(aq_wr *w, uint32_t count) {
     aq_wr_u32(w, count);
 }
 
-void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d, uint64_t version,
-                        uint8_t kind, uint8_t flags) {
+void aq_node_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d,
+                             uint64_t version, uint8_t kind, uint8_t flags) {
     aq_wr_str8(w, key, klen);
     wr_digest(w, d);
     aq_wr_u64(w, version);
@@ -302,7 +303,7 @@ void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d
     aq_wr_u8(w, flags);
 }
 
-int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
+int aq_node_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
     *r = aq_rd_init(p, n);
     *count = aq_rd_u32(r);
     /* Each entry takes at least 1 + 1 + 16 + 8 + 1 + 1 bytes: refuse a count the bytes cannot
@@ -312,8 +313,8 @@ int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
     return 0;
 }
 
-int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
-                      uint64_t *version, uint8_t *kind, uint8_t *flags) {
+int aq_node_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
+                           uint64_t *version, uint8_t *kind, uint8_t *flags) {
     *key = rd_key(r, klen);
     *d = rd_digest(r);
     *version = aq_rd_u64(r);
@@ -325,11 +326,11 @@ int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_diges
                : AQ_EPROTO;
 }
 
-void aq_offer_rep_head(aq_wr *w, uint32_t count) {
+void aq_node_offer_rep_head(aq_wr *w, uint32_t count) {
     aq_wr_u32(w, count);
 }
 
-int aq_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const uint8_t **status) {
+int aq_node_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const uint8_t **status) {
     aq_rd r = aq_rd_init(p, n);
     *count = aq_rd_u32(&r);
     if (!r.ok || r.n != *count)
@@ -352,7 +353,7 @@ int aq_node_copy_cmp(uint64_t va, aq_node_digest da, uint8_t ka, uint64_t vb, aq
     return ka < kb ? -1 : ka > kb;
 }
 
-void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {
+void aq_node_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {
     aq_wr_str8(w, h->name, h->nlen);
     aq_wr_u64(w, h->uptime_ms);
     aq_wr_u64(w, h->chunks);
@@ -361,7 +362,7 @@ void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {
     aq_wr_u64(w, h->mono_us);
 }
 
-int aq_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out) {
+int aq_node_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out) {
     aq_rd r = aq_rd_init(p, n);
     out->name = aq_rd_str8(&r, &out->nlen);
     out->uptime_ms = aq_rd_u64(&r);
@@ -388,7 +389,7 @@ static void rd_cstr(aq_rd *r, char *dst, size_t cap) {
     dst[n] = 0;
 }
 
-void aq_status_rep_node(aq_wr *w, const aq_status_node *s) {
+void aq_node_status_rep_node(aq_wr *w, const aq_status_node *s) {
     wr_cstr(w, s->name);
     wr_cstr(w, s->address);
     aq_wr_u64(w, s->incarnation);
@@ -412,7 +413,7 @@ void aq_status_rep_node(aq_wr *w, const aq_status_node *s) {
     aq_wr_u32(w, s->npeers);
 }
 
-void aq_status_rep_peer(aq_wr *w, const aq_status_peer *p) {
+void aq_node_status_rep_peer(aq_wr *w, const aq_status_peer *p) {
     wr_cstr(w, p->name);
     wr_cstr(w, p->address);
     aq_wr_u8(w, p->state);
@@ -430,7 +431,7 @@ void aq_status_rep_peer(aq_wr *w, const aq_status_peer *p) {
     aq_wr_u64(w, p->bytes_in);
 }
 
-int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s) {
+int aq_node_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s) {
     *r = aq_rd_init(p, n);
     rd_cstr(r, s->name, sizeof s->name);
     rd_cstr(r, s->address, sizeof s->address);
@@ -457,7 +458,7 @@ int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s)
     return r->ok && s->npeers <= 4096 ? 0 : AQ_EPROTO;
 }
 
-int aq_status_rep_next(aq_rd *r, aq_status_peer *p) {
+int aq_node_status_rep_next(aq_rd *r, aq_status_peer *p) {
     rd_cstr(r, p->name, sizeof p->name);
     rd_cstr(r, p->address, sizeof p->address);
     p->state = aq_rd_u8(r);

@@ -91,23 +91,23 @@ typedef struct aq_put_req {
     size_t vlen;
 } aq_put_req;
 /* Writes everything but the value; the caller sends header then value (two buffers or one).
- * aq_put_req_head sends version 0 and no deadline, aq_put_req_head_v no deadline. */
-void aq_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
-                     aq_node_digest d);
-void aq_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
-                       aq_node_digest d, uint64_t version);
-void aq_put_req_head_vd(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
-                        aq_node_digest d, uint64_t version, uint64_t deadline);
+ * aq_node_put_req_head sends version 0 and no deadline, aq_node_put_req_head_v no deadline. */
+void aq_node_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                          aq_node_digest d);
+void aq_node_put_req_head_v(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                            aq_node_digest d, uint64_t version);
+void aq_node_put_req_head_vd(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
+                             aq_node_digest d, uint64_t version, uint64_t deadline);
 /* The longest PUT head (flags, kind, key length, key, digest, version, deadline). */
 #define AQ_PUT_HEAD_MAX (3 + AQ_NODE_KEY_MAX + 16 + 8 + 8)
 /* Sets the version of an encoded PUT request in place. */
-void aq_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version);
+void aq_node_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version);
 /* Where the deadline sits in an encoded PUT request (RM request) with a key of klen bytes, to set
  * it in place with aq_node_u64_at before each attempt. */
-size_t aq_put_req_deadline_off(size_t klen);
-size_t aq_rm_req_deadline_off(size_t klen);
+size_t aq_node_put_req_deadline_off(size_t klen);
+size_t aq_node_rm_req_deadline_off(size_t klen);
 void aq_node_u64_at(uint8_t *msg, size_t off, uint64_t v);
-int aq_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out);
+int aq_node_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out);
 
 /* PUT and RM reply. copies: the nodes that now hold this write (a replica that holds a newer one,
  * answering STALE, is never counted); wanted: how many should (the key's replicas); holders: the
@@ -122,31 +122,32 @@ typedef struct aq_put_rep {
     uint8_t nholders;
     uint16_t holders[AQ_PUT_REP_HOLDERS_MAX];
 } aq_put_rep;
-void aq_put_rep_encode(aq_wr *w, const aq_put_rep *rep);
-int aq_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out);
+void aq_node_put_rep_encode(aq_wr *w, const aq_put_rep *rep);
+int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out);
 
 /* GET, STAT and RM requests: a key (RM and GET have flags). */
-void aq_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen);
-int aq_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
-                      size_t *klen);
+void aq_node_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen);
+int aq_node_key_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
+                           size_t *klen);
 /* RM request: a key request with the removal's version (absent or 0: assign one) and deadline
  * (absent or 0: none) appended. */
-void aq_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version,
-                      uint64_t deadline);
-int aq_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key, size_t *klen,
-                     uint64_t *version, uint64_t *deadline);
+void aq_node_rm_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen, uint64_t version,
+                           uint64_t deadline);
+int aq_node_rm_req_decode(const uint8_t *p, size_t n, uint8_t *flags, const uint8_t **key,
+                          size_t *klen, uint64_t *version, uint64_t *deadline);
 /* GET reply: kind, digest, version, then the value. The _v decoders also give the version. */
-void aq_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d, uint64_t version);
-int aq_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
-                      const uint8_t **v, size_t *vlen);
-int aq_get_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
-                        uint64_t *version, const uint8_t **v, size_t *vlen);
+void aq_node_get_rep_head(aq_wr *w, uint8_t kind, aq_node_digest d, uint64_t version);
+int aq_node_get_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                           const uint8_t **v, size_t *vlen);
+int aq_node_get_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, aq_node_digest *d,
+                             uint64_t *version, const uint8_t **v, size_t *vlen);
 /* STAT reply: kind, size, digest, version. */
-void aq_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d, uint64_t version);
-int aq_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
-                       aq_node_digest *d);
-int aq_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
-                         aq_node_digest *d, uint64_t *version);
+void aq_node_stat_rep_encode(aq_wr *w, uint8_t kind, uint64_t size, aq_node_digest d,
+                             uint64_t version);
+int aq_node_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                            aq_node_digest *d);
+int aq_node_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
+                              aq_node_digest *d, uint64_t *version);
 
 /* LIST: keys starting with prefix, strictly after `after` in byte order, at most max entries. */
 #define AQ_LIST_INTERNAL 0x01 /* include the cluster's internal keys */
@@ -160,8 +161,8 @@ typedef struct aq_list_req {
     size_t alen;
     uint32_t max;
 } aq_list_req;
-void aq_list_req_encode(aq_wr *w, const aq_list_req *r);
-int aq_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out);
+void aq_node_list_req_encode(aq_wr *w, const aq_list_req *r);
+int aq_node_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out);
 typedef struct aq_list_entry {
     uint8_t kind;
     const uint8_t *key;
@@ -171,10 +172,10 @@ typedef struct aq_list_entry {
     uint64_t version;
 } aq_list_entry;
 /* LIST reply: u8 more, u32 count, then entries. Decode by iterating. */
-void aq_list_rep_head(aq_wr *w, bool more, uint32_t count);
-void aq_list_rep_entry(aq_wr *w, const aq_list_entry *e);
-int aq_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count);
-int aq_list_rep_next(aq_rd *r, aq_list_entry *e);
+void aq_node_list_rep_head(aq_wr *w, bool more, uint32_t count);
+void aq_node_list_rep_entry(aq_wr *w, const aq_list_entry *e);
+int aq_node_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count);
+int aq_node_list_rep_next(aq_rd *r, aq_list_entry *e);
 
 /* OFFER: entries (key, digest, version, kind, flags); reply: u32 count, then one status byte per
  * entry, in order. A receiver the entry names as a target (it should hold the key) wants what it
@@ -188,15 +189,15 @@ enum aq_offer_status {
     AQ_OFFER_NEWER = 2, /* holds a newer copy */
     AQ_OFFER_OLDER = 3, /* holds an older copy it could not drop (not a target) */
 };
-void aq_offer_req_head(aq_wr *w, uint32_t count);
-void aq_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d, uint64_t version,
-                        uint8_t kind, uint8_t flags);
-int aq_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
-int aq_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
-                      uint64_t *version, uint8_t *kind, uint8_t *flags);
+void aq_node_offer_req_head(aq_wr *w, uint32_t count);
+void aq_node_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_digest d,
+                             uint64_t version, uint8_t kind, uint8_t flags);
+int aq_node_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
+int aq_node_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
+                           uint64_t *version, uint8_t *kind, uint8_t *flags);
 /* The reply's statuses: *status points at count bytes, each an aq_offer_status. */
-void aq_offer_rep_head(aq_wr *w, uint32_t count);
-int aq_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const uint8_t **status);
+void aq_node_offer_rep_head(aq_wr *w, uint32_t count);
+int aq_node_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const uint8_t **status);
 /* Orders two copies of a key exactly as the store orders writes (aq_chunk_write_cmp): version,
  * then digest (hi, then lo, unsigned), then kind; the greater wins. <0 when a is older than b, 0
  * when they are the same copy. The command links no chunk store, hence this copy of the rule. */
@@ -213,12 +214,12 @@ typedef struct aq_heartbeat {
     uint64_t clock;   /* the sender's hybrid logical clock */
     uint64_t mono_us; /* the sender's CLOCK_MONOTONIC microseconds when it sent this */
 } aq_heartbeat;
-void aq_heartbeat_encode(aq_wr *w, const aq_heartbeat *h);
-int aq_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out);
+void aq_node_heartbeat_encode(aq_wr *w, const aq_heartbeat *h);
+int aq_node_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out);
 
 /* STATUS reply: the node, then one record per configured peer. */
 enum aq_member_state { AQ_MEMBER_SELF = 0, AQ_MEMBER_UP, AQ_MEMBER_SUSPECT, AQ_MEMBER_DOWN };
-const char *aq_member_state_name(int s);
+const char *aq_node_member_state_name(int s);
 typedef struct aq_status_node {
     char name[64];
     char address[64];
@@ -247,9 +248,9 @@ typedef struct aq_status_peer {
     uint64_t calls, retransmits, dup_suppressed, busy_seen, timeouts, pipe_connects, pipe_failures;
     uint64_t bytes_out, bytes_in;
 } aq_status_peer;
-void aq_status_rep_node(aq_wr *w, const aq_status_node *s);
-void aq_status_rep_peer(aq_wr *w, const aq_status_peer *p);
-int aq_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *out);
-int aq_status_rep_next(aq_rd *r, aq_status_peer *out);
+void aq_node_status_rep_node(aq_wr *w, const aq_status_node *s);
+void aq_node_status_rep_peer(aq_wr *w, const aq_status_peer *p);
+int aq_node_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *out);
+int aq_node_status_rep_next(aq_rd *r, aq_status_peer *out);
 
 #endif

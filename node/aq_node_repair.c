@@ -144,7 +144,7 @@ static offer_batch *batch_open(repair_pass *p, uint32_t target) {
         return NULL;
     }
     aq_wr_init(&b->w);
-    aq_offer_req_head(&b->w, 0); /* the count is set when the batch closes */
+    aq_node_offer_req_head(&b->w, 0); /* the count is set when the batch closes */
     p->nbatches++;
     return b;
 }
@@ -196,7 +196,7 @@ static void plan_key(repair_pass *p, size_t ki, size_t *open) {
         offer_batch *b = &p->batches[open[m] - 1];
         uint8_t flags =
             (is_target[m] ? AQ_OFFER_TARGET : 0) | (collectible ? AQ_OFFER_COLLECTIBLE : 0);
-        aq_offer_req_entry(&b->w, k->key, k->klen, k->digest, k->version, k->kind, flags);
+        aq_node_offer_req_entry(&b->w, k->key, k->klen, k->digest, k->version, k->kind, flags);
         b->idx[b->count] = (uint32_t)ki;
         b->counts[b->count] =
             k->action == ACT_COLLECT || (k->action == ACT_RETIRE && is_replica[m]);
@@ -312,8 +312,8 @@ static void start_push(repair_pass *p, const push *ps) {
     aq_wr w;
     aq_wr_init(&w);
     aq_chunk_digest d = aq_chunk_ref_digest(ref);
-    aq_put_req_head_v(&w, AQ_PUT_REPLICA, aq_chunk_ref_kind(ref), k->key, k->klen,
-                      (aq_node_digest){d.hi, d.lo}, aq_chunk_ref_version(ref));
+    aq_node_put_req_head_v(&w, AQ_PUT_REPLICA, aq_chunk_ref_kind(ref), k->key, k->klen,
+                           (aq_node_digest){d.hi, d.lo}, aq_chunk_ref_version(ref));
     aq_wr_bytes(&w, aq_chunk_ref_data(ref), aq_chunk_ref_len(ref));
     aq_chunk_ref_release(ref);
     if (!w.ok) {
@@ -345,8 +345,8 @@ static void offer_done(void *ud, const aq_rpc_result *r) {
     p->offers_inflight--;
     uint32_t count;
     const uint8_t *st;
-    if (r->err == 0 && r->status == 0 && aq_offer_rep_decode(r->data, r->len, &count, &st) == 0 &&
-        count == b->count) {
+    if (r->err == 0 && r->status == 0 &&
+        aq_node_offer_rep_decode(r->data, r->len, &count, &st) == 0 && count == b->count) {
         for (uint32_t i = 0; i < count; i++) {
             rkey *k = &p->keys[b->idx[i]];
             if (st[i] == AQ_OFFER_WANT) {
@@ -494,18 +494,18 @@ static void offer_work(uv_work_t *w) {
     aq_rd rd;
     uint32_t count;
     aq_wr_init(&j->out);
-    if (aq_offer_req_begin(&rd, j->msg, j->len, &count) != 0) {
+    if (aq_node_offer_req_begin(&rd, j->msg, j->len, &count) != 0) {
         j->err = AQ_EPROTO;
         return;
     }
-    aq_offer_rep_head(&j->out, count);
+    aq_node_offer_rep_head(&j->out, count);
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *key;
         size_t klen;
         aq_node_digest d;
         uint64_t version;
         uint8_t kind, flags;
-        if (aq_offer_req_next(&rd, &key, &klen, &d, &version, &kind, &flags) != 0) {
+        if (aq_node_offer_req_next(&rd, &key, &klen, &d, &version, &kind, &flags) != 0) {
             j->err = AQ_EPROTO;
             return;
         }

@@ -117,7 +117,7 @@ static void heal_store(uv_work_t *w) {
     uint64_t version;
     const uint8_t *v;
     size_t vlen;
-    h->err = aq_get_rep_decode_v(h->rep, h->replen, &kind, &d, &version, &v, &vlen);
+    h->err = aq_node_get_rep_decode_v(h->rep, h->replen, &kind, &d, &version, &v, &vlen);
     if (!h->err) {
         aq_chunk_digest cd = {d.hi, d.lo};
         h->err =
@@ -165,7 +165,7 @@ static void heal_send(heal *h) {
             continue;
         aq_wr w;
         aq_wr_init(&w);
-        aq_key_req_encode(&w, AQ_READ_TOMBSTONES, h->k.key, h->k.klen);
+        aq_node_key_req_encode(&w, AQ_READ_TOMBSTONES, h->k.key, h->k.klen);
         if (!w.ok) {
             aq_wr_free(&w);
             break;

@@ -273,8 +273,8 @@ static int finish_piece(frame_job *j, const aq_csv_setup *su, const aq_csv_type 
         o->digest = (aq_node_digest){d.hi, d.lo};
         aq_wr w;
         aq_wr_init(&w);
-        aq_put_req_head_v(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, o->key, o->klen, o->digest,
-                          j->version);
+        aq_node_put_req_head_v(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, o->key, o->klen, o->digest,
+                               j->version);
         aq_wr_bytes(&w, enc, elen);
         free(enc);
         if (!w.ok) {

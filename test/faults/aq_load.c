@@ -379,7 +379,7 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
             uint8_t kind;
             uint64_t size;
             aq_node_digest d;
-            if (err == 0 && aq_stat_rep_decode(rep, replen, &kind, &size, &d) == 0) {
+            if (err == 0 && aq_node_stat_rep_decode(rep, replen, &kind, &size, &d) == 0) {
                 v->stat_has[o->replica] = true;
                 v->stat_d[o->replica] = d;
             } else if (err != AQ_ENOTFOUND) {
@@ -395,7 +395,7 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
                 aq_node_digest d;
                 const uint8_t *val;
                 size_t vlen;
-                if (aq_get_rep_decode(rep, replen, &kind, &d, &val, &vlen) == 0 &&
+                if (aq_node_get_rep_decode(rep, replen, &kind, &d, &val, &vlen) == 0 &&
                     dg_eq(digest_of(val, vlen), d)) {
                     v->get_present = true;
                     v->get_ok = state_accepts(ki, true, d);
@@ -423,8 +423,8 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         }
         if (o->method == AQ_M_PUT || o->method == AQ_M_RM) {
             aq_put_rep pr;
-            bool partial =
-                err == 0 && (aq_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
+            bool partial = err == 0 &&
+                           (aq_node_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
             L->partial_writes += partial;
             ki->h[o->hidx].end = now;
             ki->h[o->hidx].acked = answered;
@@ -438,7 +438,7 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
             uint8_t kind;
             const uint8_t *val;
             size_t vlen;
-            if (aq_get_rep_decode(rep, replen, &kind, &d, &val, &vlen) != 0 ||
+            if (aq_node_get_rep_decode(rep, replen, &kind, &d, &val, &vlen) != 0 ||
                 !dg_eq(digest_of(val, vlen), d)) {
                 L->wrong_reads++;
                 note_err(L, "a GET reply failed its digest");
@@ -449,7 +449,7 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         } else if (err == 0) {
             uint8_t kind;
             uint64_t size;
-            if (aq_stat_rep_decode(rep, replen, &kind, &size, &d) != 0) {
+            if (aq_node_stat_rep_decode(rep, replen, &kind, &size, &d) != 0) {
                 L->wrong_reads++;
                 return;
             }
@@ -478,7 +478,7 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
     if (o->method == AQ_M_PUT || o->method == AQ_M_RM) {
         aq_put_rep pr;
         bool partial =
-            err == 0 && (aq_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
+            err == 0 && (aq_node_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
         L->partial_writes += partial;
         if (answered)
             ki->last_partial = partial;
@@ -507,7 +507,7 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         aq_node_digest d;
         const uint8_t *val;
         size_t vlen;
-        if (aq_get_rep_decode(rep, replen, &kind, &d, &val, &vlen) != 0 ||
+        if (aq_node_get_rep_decode(rep, replen, &kind, &d, &val, &vlen) != 0 ||
             !dg_eq(digest_of(val, vlen), d) || !state_accepts(ki, true, d))
             L->wrong_reads++;
         L->bytes_got += vlen;
@@ -515,7 +515,8 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         uint8_t kind;
         uint64_t size;
         aq_node_digest d;
-        if (aq_stat_rep_decode(rep, replen, &kind, &size, &d) != 0 || !state_accepts(ki, true, d))
+        if (aq_node_stat_rep_decode(rep, replen, &kind, &size, &d) != 0 ||
+            !state_accepts(ki, true, d))
             L->wrong_reads++;
     } else if (err == AQ_ENOTFOUND && !state_accepts(ki, false, (aq_node_digest){0, 0})) {
         L->wrong_reads++;
@@ -575,11 +576,11 @@ static void start_one(load *L) {
             die("out of memory");
         fill_value(val, o->attempt.size, o->attempt.seed);
         o->attempt.d = digest_of(val, o->attempt.size);
-        aq_put_req_head(&w, 0, AQ_KIND_VALUE, kb, (size_t)kl, o->attempt.d);
+        aq_node_put_req_head(&w, 0, AQ_KIND_VALUE, kb, (size_t)kl, o->attempt.d);
         aq_wr_bytes(&w, val, o->attempt.size);
         free(val);
     } else {
-        aq_key_req_encode(&w, 0, kb, (size_t)kl);
+        aq_node_key_req_encode(&w, 0, kb, (size_t)kl);
     }
     if (!w.ok)
         die("out of memory");
@@ -621,7 +622,7 @@ static void poll_cb(void *ud, const aq_rpc_result *r) {
     if (r->err == 0 && r->status == 0) {
         aq_rd rd;
         aq_status_node sn;
-        if (aq_status_rep_begin(&rd, r->data, r->len, &sn) == 0) {
+        if (aq_node_status_rep_begin(&rd, r->data, r->len, &sn) == 0) {
             if (c->inc && sn.incarnation != c->inc) {
                 c->banked += c->handled;
                 c->handled = 0;
@@ -723,7 +724,7 @@ static void verify_start(load *L, uint32_t k, int kind, uint32_t replica) {
     int kl = key_name(k, kb, sizeof kb);
     aq_wr w;
     aq_wr_init(&w);
-    aq_key_req_encode(&w, 0, kb, (size_t)kl);
+    aq_node_key_req_encode(&w, 0, kb, (size_t)kl);
     if (!w.ok)
         die("out of memory");
     o->req = w.p;

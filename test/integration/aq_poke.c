@@ -44,14 +44,14 @@ static void done_cb(void *ud, const aq_rpc_result *r) {
     aq_node_digest d;
     const uint8_t *v;
     size_t vlen;
-    if (p->get && aq_get_rep_decode(r->data, r->len, &kind, &d, &v, &vlen) == 0) {
+    if (p->get && aq_node_get_rep_decode(r->data, r->len, &kind, &d, &v, &vlen) == 0) {
         fwrite(v, 1, vlen, stdout);
     } else if (p->get) {
         p->err = AQ_EPROTO;
     } else {
         /* A replica holding a newer write keeps it and says so: the poke did not land. */
         aq_put_rep rep;
-        if (aq_put_rep_decode(r->data, r->len, &rep) != 0) {
+        if (aq_node_put_rep_decode(r->data, r->len, &rep) != 0) {
             p->err = AQ_EPROTO;
         } else if (rep.flags & AQ_REP_STALE) {
             p->err = AQ_ESTALE;
@@ -91,10 +91,10 @@ int main(int argc, char **argv) {
     aq_wr w;
     aq_wr_init(&w);
     if (get) {
-        aq_key_req_encode(&w, 0, argv[3], strlen(argv[3]));
+        aq_node_key_req_encode(&w, 0, argv[3], strlen(argv[3]));
     } else {
-        aq_put_req_head_v(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, argv[3], strlen(argv[3]),
-                          (aq_node_digest){h.high64, h.low64}, strtoull(argv[5], NULL, 10));
+        aq_node_put_req_head_v(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, argv[3], strlen(argv[3]),
+                               (aq_node_digest){h.high64, h.low64}, strtoull(argv[5], NULL, 10));
         aq_wr_bytes(&w, val, vlen);
     }
     free(val);

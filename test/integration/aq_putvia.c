@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
     run(&loop, &st);
     aq_rd rd;
     aq_status_node sn;
-    if (st.err || st.status || aq_status_rep_begin(&rd, st.rep, st.len, &sn) != 0) {
+    if (st.err || st.status || aq_node_status_rep_begin(&rd, st.rep, st.len, &sn) != 0) {
         fprintf(stderr, "aq_putvia: %s did not answer STATUS: %s\n", argv[2], st.msg);
         return 3;
     }
@@ -101,8 +101,8 @@ int main(int argc, char **argv) {
     aq_wr w;
     aq_wr_init(&w);
     uint64_t deadline = (uint64_t)((int64_t)(uv_hrtime() / 1000 + timeout_ms * 1000) + off);
-    aq_put_req_head_vd(&w, 0, AQ_KIND_VALUE, argv[3], strlen(argv[3]),
-                       (aq_node_digest){h.high64, h.low64}, 0, deadline);
+    aq_node_put_req_head_vd(&w, 0, AQ_KIND_VALUE, argv[3], strlen(argv[3]),
+                            (aq_node_digest){h.high64, h.low64}, 0, deadline);
     aq_wr_bytes(&w, val, vlen);
     memset(&st, 0, sizeof st);
     st.rpc = rpc;

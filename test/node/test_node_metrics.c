@@ -144,8 +144,8 @@ Test(metrics, views_render_replies) {
     snprintf(sp.address, sizeof sp.address, "127.0.0.1:1");
     aq_wr w;
     aq_wr_init(&w);
-    aq_status_rep_node(&w, &sn);
-    aq_status_rep_peer(&w, &sp);
+    aq_node_status_rep_node(&w, &sn);
+    aq_node_status_rep_peer(&w, &sp);
     cr_assert(w.ok);
     s->views[1].reply = aq_node_reply_new(w.p, w.len);
     s->views[1].reachable = true;

@@ -9,11 +9,11 @@ Test(proto, put_roundtrip_and_every_truncation_refused) {
     aq_wr w;
     aq_wr_init(&w);
     aq_node_digest d = {0x1122334455667788ull, 0x99aabbccddeeff00ull};
-    aq_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_MANIFEST, "photos/a.jpg", 12, d);
+    aq_node_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_MANIFEST, "photos/a.jpg", 12, d);
     aq_wr_bytes(&w, "VALUE", 5);
     cr_assert(w.ok);
     aq_put_req r;
-    cr_assert_eq(aq_put_req_decode(w.p, w.len, &r), 0);
+    cr_assert_eq(aq_node_put_req_decode(w.p, w.len, &r), 0);
     cr_expect_eq(r.flags, AQ_PUT_REPLICA);
     cr_expect_eq(r.kind, AQ_KIND_MANIFEST);
     cr_expect_eq(r.klen, 12);
@@ -24,7 +24,7 @@ Test(proto, put_roundtrip_and_every_truncation_refused) {
     cr_expect_eq(memcmp(r.value, "VALUE", 5), 0);
     /* Everything shorter than the head (2 + 1 + 12 + 16 bytes) is refused. */
     for (size_t n = 0; n < 31; n++)
-        cr_expect_eq(aq_put_req_decode(w.p, n, &r), AQ_EPROTO, "length %zu accepted", n);
+        cr_expect_eq(aq_node_put_req_decode(w.p, n, &r), AQ_EPROTO, "length %zu accepted", n);
     aq_wr_free(&w);
 }
 
@@ -33,64 +33,64 @@ Test(proto, put_refuses_unknown_flags_kind_and_empty_key) {
     aq_put_req r;
     m[0] = 0x80; /* unknown flag */
     m[2] = 1;
-    cr_expect_eq(aq_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
+    cr_expect_eq(aq_node_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
     m[0] = 0;
     m[1] = 7; /* unknown kind */
-    cr_expect_eq(aq_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
+    cr_expect_eq(aq_node_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
     m[1] = 0;
     m[2] = 0; /* empty key */
-    cr_expect_eq(aq_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
+    cr_expect_eq(aq_node_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
 }
 
 Test(proto, key_request_rejects_trailing_bytes) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_key_req_encode(&w, 0, "k", 1);
+    aq_node_key_req_encode(&w, 0, "k", 1);
     uint8_t flags;
     const uint8_t *k;
     size_t kl;
-    cr_assert_eq(aq_key_req_decode(w.p, w.len, &flags, &k, &kl), 0);
+    cr_assert_eq(aq_node_key_req_decode(w.p, w.len, &flags, &k, &kl), 0);
     cr_expect_eq(kl, 1);
     aq_wr_u8(&w, 0);
-    cr_expect_eq(aq_key_req_decode(w.p, w.len, &flags, &k, &kl), AQ_EPROTO);
+    cr_expect_eq(aq_node_key_req_decode(w.p, w.len, &flags, &k, &kl), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
 Test(proto, list_roundtrip) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_list_rep_head(&w, true, 2);
+    aq_node_list_rep_head(&w, true, 2);
     aq_list_entry a = {AQ_KIND_VALUE, (const uint8_t *)"a", 1, 7, {1, 2}, 11};
     aq_list_entry b = {AQ_KIND_TOMBSTONE, (const uint8_t *)"bb", 2, 1u << 30, {3, 4}, 1ull << 62};
-    aq_list_rep_entry(&w, &a);
-    aq_list_rep_entry(&w, &b);
+    aq_node_list_rep_entry(&w, &a);
+    aq_node_list_rep_entry(&w, &b);
     aq_rd r;
     bool more;
     uint32_t count;
-    cr_assert_eq(aq_list_rep_begin(&r, w.p, w.len, &more, &count), 0);
+    cr_assert_eq(aq_node_list_rep_begin(&r, w.p, w.len, &more, &count), 0);
     cr_expect(more);
     cr_expect_eq(count, 2);
     aq_list_entry e;
-    cr_assert_eq(aq_list_rep_next(&r, &e), 0);
+    cr_assert_eq(aq_node_list_rep_next(&r, &e), 0);
     cr_expect_eq(e.size, 7);
     cr_expect_eq(e.version, 11);
-    cr_assert_eq(aq_list_rep_next(&r, &e), 0);
+    cr_assert_eq(aq_node_list_rep_next(&r, &e), 0);
     cr_expect_eq(e.kind, AQ_KIND_TOMBSTONE);
     cr_expect_eq(e.size, 1u << 30);
     cr_expect_eq(e.digest.lo, 4);
     cr_expect_eq(e.version, 1ull << 62);
     cr_expect(aq_rd_done(&r));
-    cr_expect_eq(aq_list_rep_next(&r, &e), AQ_EPROTO);
+    cr_expect_eq(aq_node_list_rep_next(&r, &e), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
 Test(proto, offer_count_cannot_exceed_bytes) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_offer_req_head(&w, 1000000); /* claims a million entries in 4 bytes */
+    aq_node_offer_req_head(&w, 1000000); /* claims a million entries in 4 bytes */
     aq_rd r;
     uint32_t count;
-    cr_expect_eq(aq_offer_req_begin(&r, w.p, w.len, &count), AQ_EPROTO);
+    cr_expect_eq(aq_node_offer_req_begin(&r, w.p, w.len, &count), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
@@ -111,12 +111,12 @@ Test(proto, status_roundtrip) {
     p.rtt_us = 250;
     aq_wr w;
     aq_wr_init(&w);
-    aq_status_rep_node(&w, &s);
-    aq_status_rep_peer(&w, &p);
+    aq_node_status_rep_node(&w, &s);
+    aq_node_status_rep_peer(&w, &p);
     aq_rd r;
     aq_status_node s2;
     aq_status_peer p2;
-    cr_assert_eq(aq_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
     cr_expect_str_eq(s2.name, "n1");
     cr_expect_eq(s2.chunks, 3);
     cr_expect_eq(s2.handled_client, 7);
@@ -125,7 +125,7 @@ Test(proto, status_roundtrip) {
     cr_expect_eq(s2.hello_timeouts, 17);
     cr_expect_eq(s2.hello_evicted, 19);
     cr_expect_eq(s2.npeers, 1);
-    cr_assert_eq(aq_status_rep_next(&r, &p2), 0);
+    cr_assert_eq(aq_node_status_rep_next(&r, &p2), 0);
     cr_expect_str_eq(p2.name, "n2");
     cr_expect_eq(p2.state, AQ_MEMBER_SUSPECT);
     cr_expect_eq(p2.rtt_us, 250);
@@ -157,45 +157,46 @@ Test(proto, random_bytes_never_crash_decoders) {
         uint8_t *p = malloc(n ? n : 1); /* exact-size copy so ASan sees any overread */
         memcpy(p, buf, n);
         aq_put_req pr;
-        aq_put_req_decode(p, n, &pr);
+        aq_node_put_req_decode(p, n, &pr);
         uint8_t f, kind;
         const uint8_t *k, *v;
         size_t kl, vl;
-        aq_key_req_decode(p, n, &f, &k, &kl);
+        aq_node_key_req_decode(p, n, &f, &k, &kl);
         aq_node_digest d;
-        aq_get_rep_decode(p, n, &kind, &d, &v, &vl);
+        aq_node_get_rep_decode(p, n, &kind, &d, &v, &vl);
         uint64_t sz;
-        aq_stat_rep_decode(p, n, &kind, &sz, &d);
+        aq_node_stat_rep_decode(p, n, &kind, &sz, &d);
         aq_list_req lq;
-        aq_list_req_decode(p, n, &lq);
+        aq_node_list_req_decode(p, n, &lq);
         aq_rd r;
         bool more;
         uint32_t cnt;
-        if (aq_list_rep_begin(&r, p, n, &more, &cnt) == 0) {
+        if (aq_node_list_rep_begin(&r, p, n, &more, &cnt) == 0) {
             aq_list_entry e;
-            for (uint32_t i = 0; i < cnt && aq_list_rep_next(&r, &e) == 0; i++)
+            for (uint32_t i = 0; i < cnt && aq_node_list_rep_next(&r, &e) == 0; i++)
                 ;
         }
         uint64_t ver;
         uint8_t okind, oflags;
-        aq_get_rep_decode_v(p, n, &kind, &d, &ver, &v, &vl);
-        aq_stat_rep_decode_v(p, n, &kind, &sz, &d, &ver);
-        if (aq_offer_req_begin(&r, p, n, &cnt) == 0)
+        aq_node_get_rep_decode_v(p, n, &kind, &d, &ver, &v, &vl);
+        aq_node_stat_rep_decode_v(p, n, &kind, &sz, &d, &ver);
+        if (aq_node_offer_req_begin(&r, p, n, &cnt) == 0)
             for (uint32_t i = 0;
-                 i < cnt && aq_offer_req_next(&r, &k, &kl, &d, &ver, &okind, &oflags) == 0; i++)
+                 i < cnt && aq_node_offer_req_next(&r, &k, &kl, &d, &ver, &okind, &oflags) == 0;
+                 i++)
                 ;
         uint64_t dl;
-        aq_rm_req_decode(p, n, &f, &k, &kl, &ver, &dl);
+        aq_node_rm_req_decode(p, n, &f, &k, &kl, &ver, &dl);
         aq_put_rep prep;
-        aq_put_rep_decode(p, n, &prep);
+        aq_node_put_rep_decode(p, n, &prep);
         const uint8_t *st;
-        aq_offer_rep_decode(p, n, &cnt, &st);
+        aq_node_offer_rep_decode(p, n, &cnt, &st);
         aq_heartbeat h;
-        aq_heartbeat_decode(p, n, &h);
+        aq_node_heartbeat_decode(p, n, &h);
         aq_status_node sn;
         aq_status_peer sp;
-        if (aq_status_rep_begin(&r, p, n, &sn) == 0)
-            for (uint32_t i = 0; i < sn.npeers && aq_status_rep_next(&r, &sp) == 0; i++)
+        if (aq_node_status_rep_begin(&r, p, n, &sn) == 0)
+            for (uint32_t i = 0; i < sn.npeers && aq_node_status_rep_next(&r, &sp) == 0; i++)
                 ;
         free(p);
     }
@@ -206,13 +207,13 @@ Test(proto, put_version_is_set_in_place) {
     aq_wr w;
     aq_wr_init(&w);
     aq_node_digest d = {1, 2};
-    aq_put_req_head(&w, 0, AQ_KIND_VALUE, "key", 3, d);
+    aq_node_put_req_head(&w, 0, AQ_KIND_VALUE, "key", 3, d);
     aq_wr_bytes(&w, "value", 5);
     aq_put_req r;
-    cr_assert_eq(aq_put_req_decode(w.p, w.len, &r), 0);
+    cr_assert_eq(aq_node_put_req_decode(w.p, w.len, &r), 0);
     cr_expect_eq(r.version, 0);
-    aq_put_req_set_version(w.p, &r, 0x0102030405060708ull);
-    cr_assert_eq(aq_put_req_decode(w.p, w.len, &r), 0);
+    aq_node_put_req_set_version(w.p, &r, 0x0102030405060708ull);
+    cr_assert_eq(aq_node_put_req_decode(w.p, w.len, &r), 0);
     cr_expect_eq(r.version, 0x0102030405060708ull);
     cr_expect_eq(r.vlen, 5);
     cr_expect_eq(memcmp(r.value, "value", 5), 0);
@@ -223,26 +224,26 @@ Test(proto, put_version_is_set_in_place) {
 Test(proto, rm_version_optional) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_key_req_encode(&w, 0, "k", 1);
+    aq_node_key_req_encode(&w, 0, "k", 1);
     uint8_t f;
     const uint8_t *k;
     size_t kl;
     uint64_t v = 99, dl = 98;
-    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
+    cr_assert_eq(aq_node_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
     cr_expect_eq(v, 0);
     cr_expect_eq(dl, 0);
     aq_wr_free(&w);
     aq_wr_init(&w);
-    aq_rm_req_encode(&w, AQ_PUT_REPLICA, "k", 1, 77, 0);
-    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
+    aq_node_rm_req_encode(&w, AQ_PUT_REPLICA, "k", 1, 77, 0);
+    cr_assert_eq(aq_node_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
     cr_expect_eq(v, 77);
     cr_expect_eq(f, AQ_PUT_REPLICA);
-    aq_node_u64_at(w.p, aq_rm_req_deadline_off(1), 12345);
-    cr_assert_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
+    aq_node_u64_at(w.p, aq_node_rm_req_deadline_off(1), 12345);
+    cr_assert_eq(aq_node_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
     cr_expect_eq(v, 77);
     cr_expect_eq(dl, 12345);
     aq_wr_u8(&w, 0);
-    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
+    cr_expect_eq(aq_node_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
@@ -253,12 +254,12 @@ Test(proto, put_deadline_is_set_in_place) {
     aq_node_digest d = {1, 2};
     uint8_t key[AQ_NODE_KEY_MAX];
     memset(key, 'k', sizeof key);
-    aq_put_req_head(&w, 0, AQ_KIND_VALUE, key, sizeof key, d);
+    aq_node_put_req_head(&w, 0, AQ_KIND_VALUE, key, sizeof key, d);
     cr_expect_eq(w.len, AQ_PUT_HEAD_MAX);
     aq_wr_bytes(&w, "value", 5);
-    aq_node_u64_at(w.p, aq_put_req_deadline_off(sizeof key), 0xfedcba9876543210ull);
+    aq_node_u64_at(w.p, aq_node_put_req_deadline_off(sizeof key), 0xfedcba9876543210ull);
     aq_put_req r;
-    cr_assert_eq(aq_put_req_decode(w.p, w.len, &r), 0);
+    cr_assert_eq(aq_node_put_req_decode(w.p, w.len, &r), 0);
     cr_expect_eq(r.version, 0);
     cr_expect_eq(r.deadline, 0xfedcba9876543210ull);
     cr_expect_eq(r.vlen, 5);
@@ -280,9 +281,9 @@ Test(proto, put_rep_roundtrip) {
     a.holders[1] = 1023;
     aq_wr w;
     aq_wr_init(&w);
-    aq_put_rep_encode(&w, &a);
+    aq_node_put_rep_encode(&w, &a);
     aq_put_rep b;
-    cr_assert_eq(aq_put_rep_decode(w.p, w.len, &b), 0);
+    cr_assert_eq(aq_node_put_rep_decode(w.p, w.len, &b), 0);
     cr_expect_eq(b.copies, 2);
     cr_expect_eq(b.wanted, 3);
     cr_expect_eq(b.flags, AQ_REP_FOUND);
@@ -290,12 +291,12 @@ Test(proto, put_rep_roundtrip) {
     cr_expect_eq(b.clock, 5);
     cr_expect_eq(b.holders[0], 7);
     cr_expect_eq(b.holders[1], 1023);
-    cr_expect_eq(aq_put_rep_decode(w.p, w.len - 1, &b), AQ_EPROTO);
+    cr_expect_eq(aq_node_put_rep_decode(w.p, w.len - 1, &b), AQ_EPROTO);
     aq_wr_free(&w);
     a.wanted = 1;
     aq_wr_init(&w);
-    aq_put_rep_encode(&w, &a);
-    cr_expect_eq(aq_put_rep_decode(w.p, w.len, &b), AQ_EPROTO);
+    aq_node_put_rep_encode(&w, &a);
+    cr_expect_eq(aq_node_put_rep_decode(w.p, w.len, &b), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
@@ -304,36 +305,36 @@ Test(proto, put_rep_roundtrip) {
 Test(proto, get_and_stat_carry_the_version) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_get_rep_head(&w, AQ_KIND_VALUE, (aq_node_digest){5, 6}, 0x1122334455667788ull);
+    aq_node_get_rep_head(&w, AQ_KIND_VALUE, (aq_node_digest){5, 6}, 0x1122334455667788ull);
     aq_wr_bytes(&w, "abc", 3);
     uint8_t kind;
     aq_node_digest d;
     uint64_t ver;
     const uint8_t *v;
     size_t vl;
-    cr_assert_eq(aq_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), 0);
+    cr_assert_eq(aq_node_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), 0);
     cr_expect_eq(ver, 0x1122334455667788ull);
     cr_expect_eq(vl, 3);
     cr_expect_eq(d.lo, 6);
     aq_wr_free(&w);
     aq_wr_init(&w);
-    aq_get_rep_head(&w, AQ_KIND_TOMBSTONE, (aq_node_digest){5, 6}, 9);
-    cr_assert_eq(aq_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), 0);
+    aq_node_get_rep_head(&w, AQ_KIND_TOMBSTONE, (aq_node_digest){5, 6}, 9);
+    cr_assert_eq(aq_node_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), 0);
     cr_expect_eq(kind, AQ_KIND_TOMBSTONE);
     cr_expect_eq(ver, 9);
     aq_wr_bytes(&w, "x", 1);
-    cr_expect_eq(aq_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), AQ_EPROTO,
+    cr_expect_eq(aq_node_get_rep_decode_v(w.p, w.len, &kind, &d, &ver, &v, &vl), AQ_EPROTO,
                  "a removal marker with bytes");
     aq_wr_free(&w);
     aq_wr_init(&w);
-    aq_stat_rep_encode(&w, AQ_KIND_MANIFEST, 1234, (aq_node_digest){7, 8}, 42);
+    aq_node_stat_rep_encode(&w, AQ_KIND_MANIFEST, 1234, (aq_node_digest){7, 8}, 42);
     uint64_t size;
-    cr_assert_eq(aq_stat_rep_decode_v(w.p, w.len, &kind, &size, &d, &ver), 0);
+    cr_assert_eq(aq_node_stat_rep_decode_v(w.p, w.len, &kind, &size, &d, &ver), 0);
     cr_expect_eq(kind, AQ_KIND_MANIFEST);
     cr_expect_eq(size, 1234);
     cr_expect_eq(ver, 42);
     aq_wr_u8(&w, 0);
-    cr_expect_eq(aq_stat_rep_decode_v(w.p, w.len, &kind, &size, &d, &ver), AQ_EPROTO);
+    cr_expect_eq(aq_node_stat_rep_decode_v(w.p, w.len, &kind, &size, &d, &ver), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
@@ -341,14 +342,14 @@ Test(proto, get_and_stat_carry_the_version) {
 Test(proto, read_flags) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_key_req_encode(&w, AQ_READ_TOMBSTONES, "k", 1);
+    aq_node_key_req_encode(&w, AQ_READ_TOMBSTONES, "k", 1);
     uint8_t f;
     const uint8_t *k;
     size_t kl;
-    cr_assert_eq(aq_key_req_decode(w.p, w.len, &f, &k, &kl), 0);
+    cr_assert_eq(aq_node_key_req_decode(w.p, w.len, &f, &k, &kl), 0);
     cr_expect_eq(f, AQ_READ_TOMBSTONES);
     w.p[0] = 0x80;
-    cr_expect_eq(aq_key_req_decode(w.p, w.len, &f, &k, &kl), AQ_EPROTO);
+    cr_expect_eq(aq_node_key_req_decode(w.p, w.len, &f, &k, &kl), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
@@ -360,17 +361,17 @@ Test(proto, rm_if_held_needs_replica_and_version) {
     uint64_t v, dl;
     aq_wr w;
     aq_wr_init(&w);
-    aq_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, "k", 1, 5, 0);
-    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
+    aq_node_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, "k", 1, 5, 0);
+    cr_expect_eq(aq_node_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), 0);
     cr_expect_eq(f, AQ_PUT_REPLICA | AQ_RM_IF_HELD);
     aq_wr_free(&w);
     aq_wr_init(&w);
-    aq_rm_req_encode(&w, AQ_RM_IF_HELD, "k", 1, 5, 0);
-    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
+    aq_node_rm_req_encode(&w, AQ_RM_IF_HELD, "k", 1, 5, 0);
+    cr_expect_eq(aq_node_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
     aq_wr_free(&w);
     aq_wr_init(&w);
-    aq_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, "k", 1, 0, 0);
-    cr_expect_eq(aq_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
+    aq_node_rm_req_encode(&w, AQ_PUT_REPLICA | AQ_RM_IF_HELD, "k", 1, 0, 0);
+    cr_expect_eq(aq_node_rm_req_decode(w.p, w.len, &f, &k, &kl, &v, &dl), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
@@ -378,45 +379,45 @@ Test(proto, rm_if_held_needs_replica_and_version) {
 Test(proto, offer_roundtrip) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_offer_req_head(&w, 2);
-    aq_offer_req_entry(&w, "a", 1, (aq_node_digest){1, 2}, 3, AQ_KIND_VALUE, AQ_OFFER_TARGET);
-    aq_offer_req_entry(&w, "bb", 2, (aq_node_digest){4, 5}, 6, AQ_KIND_TOMBSTONE,
-                       AQ_OFFER_COLLECTIBLE);
+    aq_node_offer_req_head(&w, 2);
+    aq_node_offer_req_entry(&w, "a", 1, (aq_node_digest){1, 2}, 3, AQ_KIND_VALUE, AQ_OFFER_TARGET);
+    aq_node_offer_req_entry(&w, "bb", 2, (aq_node_digest){4, 5}, 6, AQ_KIND_TOMBSTONE,
+                            AQ_OFFER_COLLECTIBLE);
     aq_rd r;
     uint32_t count;
-    cr_assert_eq(aq_offer_req_begin(&r, w.p, w.len, &count), 0);
+    cr_assert_eq(aq_node_offer_req_begin(&r, w.p, w.len, &count), 0);
     cr_assert_eq(count, 2);
     const uint8_t *k;
     size_t kl;
     aq_node_digest d;
     uint64_t ver;
     uint8_t kind, flags;
-    cr_assert_eq(aq_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
+    cr_assert_eq(aq_node_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
     cr_expect_eq(flags, AQ_OFFER_TARGET);
     cr_expect_eq(ver, 3);
-    cr_assert_eq(aq_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
+    cr_assert_eq(aq_node_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
     cr_expect_eq(flags, AQ_OFFER_COLLECTIBLE);
     cr_expect_eq(kind, AQ_KIND_TOMBSTONE);
     cr_expect_eq(kl, 2);
     cr_expect(aq_rd_done(&r));
     w.p[w.len - 1] = 0x40; /* an unknown flag */
-    cr_assert_eq(aq_offer_req_begin(&r, w.p, w.len, &count), 0);
-    cr_assert_eq(aq_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
-    cr_expect_eq(aq_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), AQ_EPROTO);
+    cr_assert_eq(aq_node_offer_req_begin(&r, w.p, w.len, &count), 0);
+    cr_assert_eq(aq_node_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), 0);
+    cr_expect_eq(aq_node_offer_req_next(&r, &k, &kl, &d, &ver, &kind, &flags), AQ_EPROTO);
     aq_wr_free(&w);
 
     aq_wr_init(&w);
-    aq_offer_rep_head(&w, 3);
+    aq_node_offer_rep_head(&w, 3);
     aq_wr_u8(&w, AQ_OFFER_WANT);
     aq_wr_u8(&w, AQ_OFFER_HAVE);
     aq_wr_u8(&w, AQ_OFFER_NEWER);
     const uint8_t *st;
-    cr_assert_eq(aq_offer_rep_decode(w.p, w.len, &count, &st), 0);
+    cr_assert_eq(aq_node_offer_rep_decode(w.p, w.len, &count, &st), 0);
     cr_expect_eq(count, 3);
     cr_expect_eq(st[0], AQ_OFFER_WANT);
     cr_expect_eq(st[2], AQ_OFFER_NEWER);
     aq_wr_u8(&w, 9); /* one status more than the count, and an unknown one */
-    cr_expect_eq(aq_offer_rep_decode(w.p, w.len, &count, &st), AQ_EPROTO);
+    cr_expect_eq(aq_node_offer_rep_decode(w.p, w.len, &count, &st), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
