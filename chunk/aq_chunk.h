@@ -112,8 +112,9 @@ int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const
 int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                            size_t len, uint8_t kind, const aq_chunk_digest *expect,
                            uint64_t version);
-/* The order of two versioned writes of one key, as aq_chunk_put_versioned applies it: negative
- * when a orders before b, 0 when they are the same write, positive when a wins. */
+/* The order of two versioned writes of one key, as aq_chunk_put_versioned applies it
+ * (common/aq_order.h): negative when a orders before b, 0 when they are the same write, positive
+ * when a wins. */
 int aq_chunk_write_cmp(uint64_t va, aq_chunk_digest da, uint8_t ka, uint64_t vb, aq_chunk_digest db,
                        uint8_t kb);
 /* aq_chunk_put_versioned that, on AQ_ESTALE, writes the stored version (the one that won) to

@@ -1,6 +1,7 @@
 /* The store's operations: open/close, put, get, rm, stat, iterate, stats. */
 #include "aq_chunk_int.h"
 #include "aq_error.h"
+#include "aq_order.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,13 +87,7 @@ void aq_chunk_store_close(aq_chunk_store *s) {
 
 int aq_chunk_write_cmp(uint64_t va, aq_chunk_digest da, uint8_t ka, uint64_t vb, aq_chunk_digest db,
                        uint8_t kb) {
-    if (va != vb)
-        return va < vb ? -1 : 1;
-    if (da.hi != db.hi)
-        return da.hi < db.hi ? -1 : 1;
-    if (da.lo != db.lo)
-        return da.lo < db.lo ? -1 : 1;
-    return ka < kb ? -1 : ka > kb;
+    return aq_order_write_cmp(va, da.hi, da.lo, ka, vb, db.hi, db.lo, kb);
 }
 
 enum commit_mode { COMMIT_ALWAYS, COMMIT_IF_NEWER, COMMIT_ABOVE };

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "aq_error.h"
+#include "aq_order.h"
 
 const char *aq_node_method_name(uint16_t m) {
     switch (m) {
@@ -344,13 +345,7 @@ int aq_node_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const 
 
 int aq_node_copy_cmp(uint64_t va, aq_node_digest da, uint8_t ka, uint64_t vb, aq_node_digest db,
                      uint8_t kb) {
-    if (va != vb)
-        return va < vb ? -1 : 1;
-    if (da.hi != db.hi)
-        return da.hi < db.hi ? -1 : 1;
-    if (da.lo != db.lo)
-        return da.lo < db.lo ? -1 : 1;
-    return ka < kb ? -1 : ka > kb;
+    return aq_order_write_cmp(va, da.hi, da.lo, ka, vb, db.hi, db.lo, kb);
 }
 
 void aq_node_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {

@@ -198,9 +198,8 @@ int aq_node_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_
 /* The reply's statuses: *status points at count bytes, each an aq_offer_status. */
 void aq_node_offer_rep_head(aq_wr *w, uint32_t count);
 int aq_node_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const uint8_t **status);
-/* Orders two copies of a key exactly as the store orders writes (aq_chunk_write_cmp): version,
- * then digest (hi, then lo, unsigned), then kind; the greater wins. <0 when a is older than b, 0
- * when they are the same copy. The command links no chunk store, hence this copy of the rule. */
+/* Orders two copies of a key exactly as the store orders writes: common/aq_order.h's rule, which
+ * aq_chunk_write_cmp applies too. <0 when a is older than b, 0 when they are the same copy. */
 int aq_node_copy_cmp(uint64_t va, aq_node_digest da, uint8_t ka, uint64_t vb, aq_node_digest db,
                      uint8_t kb);
 
