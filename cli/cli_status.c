@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aq_node_status_json.h"
 #include "cli.h"
 
 #define PROBE_MS 1500
@@ -46,34 +47,6 @@ static void views_free(status_view *v, size_t n) {
     free(v);
 }
 
-static void json_u64(FILE *f, const char *name, uint64_t v) {
-    fprintf(f, ", \"%s\": %llu", name, (unsigned long long)v);
-}
-
-static void json_peer(FILE *f, const aq_status_peer *sp, bool first) {
-    fputs(first ? "{\"name\": " : ", {\"name\": ", f);
-    cli_json_str(f, sp->name, strlen(sp->name));
-    fputs(", \"address\": ", f);
-    cli_json_str(f, sp->address, strlen(sp->address));
-    fprintf(f, ", \"state\": \"%s\"", aq_node_member_state_name(sp->state));
-    if (sp->since_heard_ms != UINT64_MAX)
-        json_u64(f, "since_heard_ms", sp->since_heard_ms);
-    else
-        fputs(", \"since_heard_ms\": null", f);
-    json_u64(f, "rtt_us", sp->rtt_us);
-    json_u64(f, "calls", sp->calls);
-    json_u64(f, "retransmits", sp->retransmits);
-    json_u64(f, "dup_suppressed", sp->dup_suppressed);
-    json_u64(f, "busy_seen", sp->busy_seen);
-    json_u64(f, "timeouts", sp->timeouts);
-    json_u64(f, "pipe_connects", sp->pipe_connects);
-    json_u64(f, "pipe_reconnects", sp->pipe_connects ? sp->pipe_connects - 1 : 0);
-    json_u64(f, "pipe_failures", sp->pipe_failures);
-    json_u64(f, "bytes_out", sp->bytes_out);
-    json_u64(f, "bytes_in", sp->bytes_in);
-    fputc('}', f);
-}
-
 static void json_node(FILE *f, const aq_node_config_node *cn, const status_view *v) {
     fputs("{\"name\": ", f);
     cli_json_str(f, cn->name, strlen(cn->name));
@@ -86,29 +59,10 @@ static void json_node(FILE *f, const aq_node_config_node *cn, const status_view 
         fputs(", \"peers\": []}", f);
         return;
     }
-    const aq_status_node *sn = &v->sn;
-    fprintf(f, ", \"state\": \"up\", \"incarnation\": \"%016llx\"",
-            (unsigned long long)sn->incarnation);
-    json_u64(f, "uptime_ms", sn->uptime_ms);
-    json_u64(f, "chunks", sn->chunks);
-    json_u64(f, "bytes", sn->bytes);
-    json_u64(f, "allocated", sn->allocated);
-    json_u64(f, "memory_max", sn->memory_max);
-    fprintf(f, ", \"authenticated\": %s", sn->authenticated ? "true" : "false");
-    fprintf(f, ", \"encrypted\": %s", sn->encrypted ? "true" : "false");
-    json_u64(f, "dropped_malformed", sn->dropped_malformed);
-    json_u64(f, "dropped_foreign", sn->dropped_foreign);
-    json_u64(f, "dropped_auth", sn->dropped_auth);
-    json_u64(f, "auth_failures", sn->dropped_auth);
-    json_u64(f, "handled_total", sn->handled_total);
-    json_u64(f, "handled_client", sn->handled_client);
-    json_u64(f, "conns_inbound", sn->conns_inbound);
-    json_u64(f, "conns_refused", sn->conns_refused);
-    json_u64(f, "hello_timeouts", sn->hello_timeouts);
-    json_u64(f, "hello_evicted", sn->hello_evicted);
+    aq_node_status_json_node(f, &v->sn);
     fputs(", \"peers\": [", f);
     for (uint32_t j = 0; j < v->npeers; j++)
-        json_peer(f, &v->peers[j], j == 0);
+        aq_node_status_json_peer(f, &v->peers[j], j == 0);
     fputs("]}", f);
 }
 

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aq_json.h"
+#include "aq_node_status_json.h"
+
 const uint64_t aq_node_hist_bounds_us[AQ_NODE_HIST_BUCKETS] = {
     100,   250,   500,    1000,   2500,    5000,    10000,
     25000, 50000, 100000, 250000, 1000000, 2500000, 10000000};
@@ -91,24 +94,8 @@ static char *finish(FILE *f, char **buf, size_t *len) {
     return *buf;
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped; other bytes as they are (names
- * are checked UTF-8 where they come from). */
 static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void json_u64(FILE *f, const char *name, uint64_t v) {
-    fprintf(f, ", \"%s\": %llu", name, (unsigned long long)v);
+    aq_json_str(f, s, strlen(s));
 }
 
 /* A Prometheus label value: backslash, double quote and newline escaped. */
@@ -126,30 +113,6 @@ static void prom_label(FILE *f, const char *s) {
 }
 
 /* ---- JSON: one node as `status --json` shows it ---- */
-
-static void peer_json(FILE *f, const aq_status_peer *p, bool first) {
-    fputs(first ? "{\"name\": " : ", {\"name\": ", f);
-    json_str(f, p->name);
-    fputs(", \"address\": ", f);
-    json_str(f, p->address);
-    fprintf(f, ", \"state\": \"%s\"", aq_node_member_state_name(p->state));
-    if (p->since_heard_ms != UINT64_MAX)
-        json_u64(f, "since_heard_ms", p->since_heard_ms);
-    else
-        fputs(", \"since_heard_ms\": null", f);
-    json_u64(f, "rtt_us", p->rtt_us);
-    json_u64(f, "calls", p->calls);
-    json_u64(f, "retransmits", p->retransmits);
-    json_u64(f, "dup_suppressed", p->dup_suppressed);
-    json_u64(f, "busy_seen", p->busy_seen);
-    json_u64(f, "timeouts", p->timeouts);
-    json_u64(f, "pipe_connects", p->pipe_connects);
-    json_u64(f, "pipe_reconnects", p->pipe_connects ? p->pipe_connects - 1 : 0);
-    json_u64(f, "pipe_failures", p->pipe_failures);
-    json_u64(f, "bytes_out", p->bytes_out);
-    json_u64(f, "bytes_in", p->bytes_in);
-    fputc('}', f);
-}
 
 /* True when p holds a whole STATUS reply: the node, exactly npeers peers and nothing more. */
 static bool reply_whole(const uint8_t *p, size_t len) {
@@ -190,33 +153,15 @@ static void view_json(FILE *f, const aq_node_view *v) {
         fputs(", \"peers\": []}", f);
         return;
     }
-    fprintf(f, ", \"state\": \"up\", \"incarnation\": \"%016llx\"",
-            (unsigned long long)n->incarnation);
-    json_u64(f, "uptime_ms", n->uptime_ms);
-    json_u64(f, "chunks", n->chunks);
-    json_u64(f, "bytes", n->bytes);
-    json_u64(f, "allocated", n->allocated);
-    json_u64(f, "memory_max", n->memory_max);
-    fprintf(f, ", \"authenticated\": %s", n->authenticated ? "true" : "false");
-    fprintf(f, ", \"encrypted\": %s", n->encrypted ? "true" : "false");
-    json_u64(f, "dropped_malformed", n->dropped_malformed);
-    json_u64(f, "dropped_foreign", n->dropped_foreign);
-    json_u64(f, "dropped_auth", n->dropped_auth);
-    json_u64(f, "auth_failures", n->dropped_auth);
-    json_u64(f, "handled_total", n->handled_total);
-    json_u64(f, "handled_client", n->handled_client);
-    json_u64(f, "conns_inbound", n->conns_inbound);
-    json_u64(f, "conns_refused", n->conns_refused);
-    json_u64(f, "hello_timeouts", n->hello_timeouts);
-    json_u64(f, "hello_evicted", n->hello_evicted);
+    aq_node_status_json_node(f, n);
     fputs(", \"peers\": [", f);
     if (v->reply) {
         aq_status_peer p;
         for (uint32_t j = 0; j < n->npeers && aq_node_status_rep_next(&rd, &p) == 0; j++)
-            peer_json(f, &p, j == 0);
+            aq_node_status_json_peer(f, &p, j == 0);
     } else {
         for (size_t j = 0; j < v->npeers; j++)
-            peer_json(f, &v->peers[j], j == 0);
+            aq_node_status_json_peer(f, &v->peers[j], j == 0);
     }
     fputs("]}", f);
 }

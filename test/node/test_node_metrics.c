@@ -175,3 +175,27 @@ Test(metrics, references) {
     cr_expect_eq(s->refs, 1, "still held by the first reference");
     aq_node_snap_unref(s); /* frees: the sanitizer build checks nothing leaks */
 }
+
+/* A peer's name comes from the wire: a byte that is not UTF-8 still yields valid JSON, as it does
+ * in `aquifer status --json` (the same writer). */
+Test(metrics, json_names_from_the_wire_stay_valid) {
+    aq_node_snap *s = two_nodes();
+    aq_status_node sn = {.npeers = 1};
+    snprintf(sn.name, sizeof sn.name, "b");
+    aq_status_peer sp = {.state = AQ_MEMBER_UP};
+    snprintf(sp.name, sizeof sp.name, "a\xff\x01");
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_status_rep_node(&w, &sn);
+    aq_node_status_rep_peer(&w, &sp);
+    cr_assert(w.ok);
+    s->views[1].reply = aq_node_reply_new(w.p, w.len);
+    s->views[1].reachable = true;
+    size_t len;
+    char *j = aq_node_snap_cluster_json(s, &len);
+    cr_assert_not_null(j);
+    cr_expect(strstr(j, "{\"name\": \"a\\ufffd\\u0001\", \"address\": \"\"") != NULL, "%s", j);
+    cr_expect(memchr(j, 0xff, len) == NULL);
+    free(j);
+    aq_node_snap_unref(s);
+}
