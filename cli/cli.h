@@ -214,6 +214,11 @@ int cli_read_value(const cli_read *r, uint8_t *kind, aq_node_digest *d, uint64_t
                    const uint8_t **v, size_t *vlen);
 /* Sends the newest copy to every replica that answered with an older one or none; waits. */
 void cli_read_repair(cli_read *r, const void *key, size_t klen);
+/* Starts a write of one copy to node only (AQ_PUT_REPLICA, at the given version): a PUT of value
+ * v when kind is a value or manifest, an RM when it is AQ_KIND_TOMBSTONE. NULL when out of memory;
+ * else the started call, for cli_kop_wait. */
+cli_kop *cli_read_write_copy(cli *c, uint32_t node, const void *key, size_t klen, uint8_t kind,
+                             aq_node_digest d, uint64_t version, const void *v, size_t vlen);
 void cli_read_free(cli_read *r);
 
 /* ---- cli_prev.c: the previous value around an overwrite ---- */

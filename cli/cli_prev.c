@@ -204,35 +204,13 @@ bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_k
         if (!(cp->found && cp->kind == our_kind && cp->digest.hi == ours.hi &&
               cp->digest.lo == ours.lo && !(pv->live && cp->version == pv->version)))
             continue;
-        cli_kop *wk = cli_kop_new(c);
-        aq_wr w;
-        aq_wr_init(&w);
+        cli_kop *wk =
+            cli_read_write_copy(c, (uint32_t)i, key, klen, pv->live ? pv->kind : AQ_KIND_TOMBSTONE,
+                                pv->digest, top + 1, v, vlen);
         if (!wk) {
             unknown = true;
             break;
         }
-        if (pv->live) {
-            wk->method = AQ_M_PUT;
-            aq_node_put_req_head_vd(&w, AQ_PUT_REPLICA, pv->kind, key, klen, pv->digest, top + 1,
-                                    0);
-            aq_wr_bytes(&w, v, vlen);
-            wk->deadline_off = aq_node_put_req_deadline_off(klen);
-        } else {
-            wk->method = AQ_M_RM;
-            aq_node_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, top + 1, 0);
-            wk->deadline_off = aq_node_rm_req_deadline_off(klen);
-        }
-        if (!w.ok) {
-            aq_wr_free(&w);
-            cli_kop_free(wk);
-            unknown = true;
-            break;
-        }
-        wk->req = w.p;
-        wk->reqlen = w.len;
-        wk->cand[0] = (uint32_t)i;
-        wk->ncand = 1;
-        cli_kop_start(wk);
         ks[n++] = wk;
     }
     bool all = ks && !unknown;

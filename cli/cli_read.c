@@ -201,6 +201,36 @@ int cli_read_value(const cli_read *r, uint8_t *kind, aq_node_digest *d, uint64_t
 
 /* ---- read repair ---- */
 
+cli_kop *cli_read_write_copy(cli *c, uint32_t node, const void *key, size_t klen, uint8_t kind,
+                             aq_node_digest d, uint64_t version, const void *v, size_t vlen) {
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return NULL;
+    aq_wr w;
+    aq_wr_init(&w);
+    if (kind == AQ_KIND_TOMBSTONE) {
+        k->method = AQ_M_RM;
+        aq_node_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, version, 0);
+        k->deadline_off = aq_node_rm_req_deadline_off(klen);
+    } else {
+        k->method = AQ_M_PUT;
+        aq_node_put_req_head_vd(&w, AQ_PUT_REPLICA, kind, key, klen, d, version, 0);
+        aq_wr_bytes(&w, v, vlen);
+        k->deadline_off = aq_node_put_req_deadline_off(klen);
+    }
+    if (!w.ok) {
+        aq_wr_free(&w);
+        cli_kop_free(k);
+        return NULL;
+    }
+    k->req = w.p;
+    k->reqlen = w.len;
+    k->cand[0] = node;
+    k->ncand = 1;
+    cli_kop_start(k);
+    return k;
+}
+
 void cli_read_repair(cli_read *r, const void *key, size_t klen) {
     cli *c = r->c;
     if (r->best < 0)
@@ -228,32 +258,10 @@ void cli_read_repair(cli_read *r, const void *key, size_t klen) {
                                : cp->err == AQ_ENOTFOUND;
         if (!cp->replica || !cp->asked || !stale)
             continue;
-        cli_kop *k = cli_kop_new(c);
+        cli_kop *k =
+            cli_read_write_copy(c, (uint32_t)i, key, klen, b->kind, b->digest, b->version, v, vlen);
         if (!k)
             break;
-        aq_wr w;
-        aq_wr_init(&w);
-        if (b->kind == AQ_KIND_TOMBSTONE) {
-            k->method = AQ_M_RM;
-            aq_node_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, b->version, 0);
-            k->deadline_off = aq_node_rm_req_deadline_off(klen);
-        } else {
-            k->method = AQ_M_PUT;
-            aq_node_put_req_head_vd(&w, AQ_PUT_REPLICA, b->kind, key, klen, b->digest, b->version,
-                                    0);
-            aq_wr_bytes(&w, v, vlen);
-            k->deadline_off = aq_node_put_req_deadline_off(klen);
-        }
-        if (!w.ok) {
-            aq_wr_free(&w);
-            cli_kop_free(k);
-            break;
-        }
-        k->req = w.p;
-        k->reqlen = w.len;
-        k->cand[0] = (uint32_t)i;
-        k->ncand = 1;
-        cli_kop_start(k);
         ks[n++] = k;
     }
     for (size_t j = 0; j < n; j++) {
