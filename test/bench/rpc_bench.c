@@ -105,37 +105,6 @@ static double run_phase(uv_loop_t *loop, bench *b, double seconds) {
     return (double)(uv_hrtime() - t0) / 1e9;
 }
 
-static pid_t spawn_server(const char *path, uint16_t *port) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], STDOUT_FILENO);
-        execl(path, path, "0", (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char line[64] = {0};
-    size_t got = 0;
-    while (got < sizeof line - 1 && !strchr(line, '\n')) {
-        ssize_t n = read(p[0], line + got, sizeof line - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(p[0]);
-    unsigned v = 0;
-    if (pid < 0 || sscanf(line, "port %u", &v) != 1) {
-        if (pid > 0)
-            kill(pid, SIGKILL);
-        return -1;
-    }
-    *port = (uint16_t)v;
-    return pid;
-}
-
 int main(int argc, char **argv) {
     aq_alloc_tune_for_chunks();
     if (argc < 2) {
@@ -171,7 +140,7 @@ int main(int argc, char **argv) {
         return 2;
     signal(SIGPIPE, SIG_IGN);
     uint16_t port;
-    pid_t pid = spawn_server(server, &port);
+    pid_t pid = proto_spawn_server(server, 0, &port);
     if (pid < 0) {
         fprintf(stderr, "rpc_bench: cannot start %s\n", server);
         return 1;
@@ -179,17 +148,7 @@ int main(int argc, char **argv) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     aq_rpc_config cfg;
-    aq_rpc_config_init(&cfg);
-    cfg.cluster_id = aq_rpc_cluster_id("rpc_uv_test");
-    /* AQ_RPC_SECRET (>= 32 bytes): authenticate every packet (the server inherits it). */
-    const char *secret = getenv("AQ_RPC_SECRET");
-    if (secret && *secret) {
-        cfg.secret = secret;
-        cfg.secret_len = strlen(secret);
-        /* AQ_RPC_ENCRYPT=1 (with a secret): encrypt CALL and REPLY payloads too. */
-        const char *enc = getenv("AQ_RPC_ENCRYPT");
-        cfg.encrypt = enc && atoi(enc);
-    }
+    proto_config(&cfg);
     bench b = {.window = conc, .size = 64};
     int r = aq_rpc_uv_open(&loop, &cfg, NULL, &b.u);
     if (r < 0) {

@@ -22,7 +22,7 @@
 #include "aq_node_config.h"
 #include "aq_node_proto.h"
 #include "aq_rpc.h"
-#include "aq_rpc_uv.h"
+#include "aq_tool_rpc.h"
 
 typedef struct poke {
     bool done;
@@ -61,10 +61,6 @@ static void done_cb(void *ud, const aq_rpc_result *r) {
     }
 }
 
-static void closed_cb(void *ud) {
-    *(bool *)ud = true;
-}
-
 int main(int argc, char **argv) {
     if (argc != 6 && argc != 4) {
         fprintf(stderr, "usage: aq_poke CONF NODE KEY [FILE VERSION]\n");
@@ -99,17 +95,9 @@ int main(int argc, char **argv) {
     }
     free(val);
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    aq_rpc_config rc;
-    aq_rpc_config_init(&rc);
-    rc.cluster_id = aq_rpc_cluster_id(cf->name);
-    aq_rpc_uv_opts uo;
-    memset(&uo, 0, sizeof uo);
-    uo.bind = "0.0.0.0:0";
     aq_rpc_uv *uv;
     aq_rpc_addr a;
-    if (!w.ok || aq_rpc_uv_open(&loop, &rc, &uo, &uv) != 0 ||
-        aq_rpc_addr_parse(node->address, &a) != 0) {
+    if (!w.ok || aq_tool_rpc_open(&loop, cf, node->address, &uv, &a) != 0) {
         fprintf(stderr, "aq_poke: cannot open an endpoint\n");
         return 1;
     }
@@ -126,12 +114,7 @@ int main(int argc, char **argv) {
     }
     while (!p.done)
         uv_run(&loop, UV_RUN_ONCE);
-    bool closed = false;
-    aq_rpc_uv_close(uv, closed_cb, &closed);
-    while (!closed && uv_run(&loop, UV_RUN_ONCE))
-        ;
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    aq_tool_rpc_close(&loop, uv);
     aq_node_config_free(cf);
     if (p.err) {
         fprintf(stderr, "aq_poke: %s\n", p.msg[0] ? p.msg : aq_strerror(p.err));

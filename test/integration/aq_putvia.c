@@ -16,7 +16,7 @@
 #include "aq_node_config.h"
 #include "aq_node_proto.h"
 #include "aq_rpc.h"
-#include "aq_rpc_uv.h"
+#include "aq_tool_rpc.h"
 
 typedef struct state {
     bool done;
@@ -66,17 +66,9 @@ int main(int argc, char **argv) {
     }
     uint64_t timeout_ms = strtoull(argv[5], NULL, 10), delay_ms = strtoull(argv[6], NULL, 10);
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    aq_rpc_config rc;
-    aq_rpc_config_init(&rc);
-    rc.cluster_id = aq_rpc_cluster_id(cf->name);
-    aq_rpc_uv_opts uo;
-    memset(&uo, 0, sizeof uo);
-    uo.bind = "0.0.0.0:0";
     aq_rpc_uv *uv;
-    int e = aq_rpc_uv_open(&loop, &rc, &uo, &uv);
     aq_rpc_addr a;
-    if (e || aq_rpc_addr_parse(node->address, &a) != 0) {
+    if (aq_tool_rpc_open(&loop, cf, node->address, &uv, &a) != 0) {
         fprintf(stderr, "aq_putvia: cannot open an endpoint\n");
         return 1;
     }
@@ -119,9 +111,7 @@ int main(int argc, char **argv) {
         rcode = 4;
     }
     free(st.rep);
-    aq_rpc_uv_close(uv, NULL, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    aq_tool_rpc_close(&loop, uv);
     aq_node_config_free(cf);
     return rcode;
 }

@@ -82,16 +82,7 @@ int main(int argc, char **argv) {
         return 1;
     uv_loop_t *loop = uv_default_loop();
     aq_rpc_config cfg;
-    aq_rpc_config_init(&cfg);
-    cfg.cluster_id = aq_rpc_cluster_id("rpc_uv_test");
-    /* AQ_RPC_SECRET (>= 32 bytes): authenticate every packet (the server inherits it). */
-    const char *secret = getenv("AQ_RPC_SECRET");
-    if (secret && *secret) {
-        cfg.secret = secret;
-        cfg.secret_len = strlen(secret);
-        const char *enc = getenv("AQ_RPC_ENCRYPT"); /* 1: encrypt payloads too */
-        cfg.encrypt = enc && atoi(enc);
-    }
+    proto_config(&cfg);
     aq_rpc_uv_opts o = {.bind = bind};
     aq_rpc_uv *u;
     int r = aq_rpc_uv_open(loop, &cfg, &o, &u);

@@ -43,36 +43,15 @@ static void kill_child(pid_t pid) {
 
 /* Starts the server on port (0: ephemeral) and returns the port it listens on. */
 static uint16_t spawn_server(uint16_t port, pid_t *pid_out) {
-    int p[2];
-    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], STDOUT_FILENO);
-        char arg[16];
-        snprintf(arg, sizeof arg, "%u", port);
-        execl(RPC_UV_SERVER, "rpc_uv_server", arg, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
     cr_assert_lt(nchildren, (int)(sizeof children / sizeof children[0]));
+    uint16_t bound = 0;
+    pid_t pid = proto_spawn_server(RPC_UV_SERVER, port, &bound);
+    cr_assert_gt(pid, 0, "server did not start");
     children[nchildren++] = pid;
-    char line[64] = {0};
-    size_t got = 0;
-    while (got < sizeof line - 1 && !strchr(line, '\n')) {
-        ssize_t n = read(p[0], line + got, sizeof line - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(p[0]);
-    unsigned bound = 0;
-    cr_assert_eq(sscanf(line, "port %u", &bound), 1, "server did not start: '%s'", line);
     if (port)
         cr_assert_eq(bound, port);
     *pid_out = pid;
-    return (uint16_t)bound;
+    return bound;
 }
 
 static aq_rpc_addr loopback(uint16_t port) {
