@@ -8,6 +8,7 @@
 # Release tree only (pandas and a sanitizer build of the nodes would take most of the time budget).
 set -euo pipefail
 source "$AQ_SRC/test/integration/lib.sh"
+source "$AQ_SRC/test/lib/frame.sh"
 PY=/usr/bin/python3 # Debian's python3 with python3-pandas, whatever python3 is first on PATH
 MB=${AQ_BIG_MB:-300}
 
@@ -92,8 +93,6 @@ assert open(sys.argv[2]).read().splitlines() == ["id,v", "0,0.0", "1,3.0"]
 PY
 "$AQ" frame rm late >/dev/null || it_fail "frame rm late"
 
-left=$("$AQ" status --json | "$PY" -c '
-import json, sys
-print(sum(n.get("chunks", 0) for n in json.load(sys.stdin)["nodes"]))')
+left=$(chunks)
 [ "$left" = 0 ] || it_fail "$left chunks left on the nodes after frame rm"
 it_log "ok"

@@ -8,22 +8,14 @@ set -euo pipefail
 : "${AQ_DATA_DIR:?AQ_DATA_DIR must point at h2o-smalldata}"
 # A private cluster on free ports and cleanup that always runs (test/integration/lib.sh).
 source "$AQ_SRC/test/integration/lib.sh"
-step() { it_log "$@"; }
-fail() { it_fail "$@"; }
-aq() { "$AQ" -c "$CONF" "$@"; }
+source "$AQ_SRC/test/lib/frame.sh"
 
 it_conf 3 2
 step "cluster up"
 it_up
 
-# Total chunks held by the cluster (all nodes), from status --json.
-chunks() {
-  aq status --json | python3 -c '
-import json, sys
-print(sum(n.get("chunks", 0) for n in json.load(sys.stdin)["nodes"]))'
-}
-# The same without python, for polling while a parse runs (python's start-up alone outlasts the
-# first pieces there).
+# chunks (test/lib/frame.sh) without python, for polling while a parse runs (python's start-up
+# alone outlasts the first pieces there).
 chunks_fast() {
   aq status --json 2>/dev/null | grep -o '"chunks": [0-9]*' | awk '{s += $2} END {print s + 0}'
 }
@@ -43,23 +35,6 @@ if types:
     assert got == types, (got, types)
 PY
   step "parsed $file: $rows x $cols"
-}
-
-# Two summaries --json agree: exactly but for mean and sd, which depend on the order partial
-# summaries merge in (where chunks fell, which node answered) in their last bits.
-same_summary() {
-  python3 - "$1" "$2" <<'PY'
-import json, math, sys
-a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-assert a["rows"] == b["rows"] and len(a["columns"]) == len(b["columns"])
-for x, y in zip(a["columns"], b["columns"]):
-    assert set(x) == set(y), (x, y)
-    for k in x:
-        if k in ("mean", "sd"):
-            assert math.isclose(x[k], y[k], rel_tol=1e-9, abs_tol=1e-12), (x["name"], k, x[k], y[k])
-        else:
-            assert x[k] == y[k], (x["name"], k, x[k], y[k])
-PY
 }
 
 step "parse the h2o smalldata files"

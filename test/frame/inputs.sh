@@ -9,9 +9,7 @@ set -euo pipefail
 
 : "${AQ_DATA_DIR:?AQ_DATA_DIR must point at h2o-smalldata}"
 source "$AQ_SRC/test/integration/lib.sh"
-step() { it_log "$@"; }
-fail() { it_fail "$@"; }
-aq() { "$AQ" -c "$CONF" "$@"; }
+source "$AQ_SRC/test/lib/frame.sh"
 for tool in gzip zstd bzip2 xz; do
   command -v $tool >/dev/null || fail "$tool is not installed (scripts/lib/common.sh AQ_PKGS_TEST)"
 done
@@ -20,29 +18,8 @@ it_conf 3 2
 step "cluster up"
 it_up
 
-# Total chunks held by the cluster and the user keys: what a failed parse must leave unchanged.
-chunks() {
-  aq status --json | python3 -c '
-import json, sys
-print(sum(n.get("chunks", 0) for n in json.load(sys.stdin)["nodes"]))'
-}
+# The chunks and the user keys: what a failed parse must leave unchanged.
 state() { echo "$(chunks) $(aq ls | wc -l)"; }
-
-# Two summaries --json agree: exactly but for mean and sd (merge order, last bits).
-same_summary() {
-  python3 - "$1" "$2" <<'PY'
-import json, math, sys
-a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-assert a["rows"] == b["rows"] and len(a["columns"]) == len(b["columns"]), (a["rows"], b["rows"])
-for x, y in zip(a["columns"], b["columns"]):
-    assert set(x) == set(y), (x, y)
-    for k in x:
-        if k in ("mean", "sd"):
-            assert math.isclose(x[k], y[k], rel_tol=1e-9, abs_tol=1e-12), (x["name"], k, x[k], y[k])
-        else:
-            assert x[k] == y[k], (x["name"], k, x[k], y[k])
-PY
-}
 
 # same_frame A B: frames A and B export the same bytes and summarise the same (A's export and
 # summary are made once and kept: A is the reference of several checks).

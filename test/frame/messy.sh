@@ -9,9 +9,7 @@
 set -euo pipefail
 
 source "$AQ_SRC/test/integration/lib.sh"
-step() { it_log "$@"; }
-fail() { it_fail "$@"; }
-aq() { "$AQ" -c "$CONF" "$@"; }
+source "$AQ_SRC/test/lib/frame.sh"
 
 DIR="$AQ_SRC/test/data/messy"
 it_conf 2 1

@@ -9,6 +9,7 @@
 # chunk count; `frame rm` leaves no chunk behind.
 set -euo pipefail
 source "$AQ_SRC/test/integration/lib.sh"
+source "$AQ_SRC/test/lib/frame.sh"
 PY=/usr/bin/python3 # Debian's python3 with python3-pandas, whatever python3 is first on PATH
 MB=${AQ_SHAPES_MB:-9}
 SHAPES=${AQ_SHAPES:-quoted cats wide text times airline}
@@ -85,8 +86,6 @@ PY
   rm -f "$T/$shape.csv" "$T/exp.csv"
 done
 
-left=$("$AQ" status --json | "$PY" -c '
-import json, sys
-print(sum(n.get("chunks", 0) for n in json.load(sys.stdin)["nodes"]))')
+left=$(chunks)
 [ "$left" = 0 ] || it_fail "$left chunks left on the nodes after frame rm"
 it_log "ok"

@@ -42,20 +42,8 @@ it_rand_file "$T/v/big" $((9 << 20))
 for f in "$T"/v/*; do "$AQ" put "keep/$(basename "$f")" "$f" >/dev/null || it_fail "put $f"; done
 it_log "stored $(ls "$T/v" | wc -l) values"
 
-# Genuine traffic during the attack: put/get round trips, each checked; stops when told.
-genuine() {
-  local i=0 ok=0
-  while [ ! -f "$T/stop" ]; do
-    i=$((i + 1))
-    head -c $((RANDOM % 50000)) /dev/urandom >"$T/g.in"
-    "$AQ" put "live/$i" "$T/g.in" >/dev/null 2>>"$T/genuine.err" &&
-      "$AQ" get "live/$i" -o "$T/g.out" >/dev/null 2>>"$T/genuine.err" &&
-      cmp -s "$T/g.in" "$T/g.out" && ok=$((ok + 1))
-    echo "$i $ok" >"$T/genuine.count"
-  done
-}
 rm -f "$T/stop"
-genuine &
+it_genuine & # genuine traffic during the attack
 GPID=$!
 IT_CLEANUPS+=("touch '$T/stop'; kill $GPID 2>/dev/null")
 

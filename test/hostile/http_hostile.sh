@@ -11,18 +11,8 @@
 A="python3 $AQ_SRC/test/hostile/http_attack.py"
 command -v curl >/dev/null || it_fail "needs curl"
 
-read -r -a P <<<"$(it_free_ports 6)"
-{
-  echo "[cluster]"
-  echo "name = hhttp-$$"
-  echo "replicas = 2"
-  echo "run_dir = $T/run"
-  echo "heartbeat = 200ms"
-  for i in 1 2 3; do
-    printf '\n[node n%d]\naddress = 127.0.0.1:%d\nhttp_address = 127.0.0.1:%d\n' \
-      "$i" "${P[i - 1]}" "${P[i + 2]}"
-  done
-} >"$CONF"
+it_conf_http 3 2
+P=("${IT_PORTS[@]}")
 it_up
 HP=${P[3]}
 U=http://127.0.0.1:$HP
@@ -30,19 +20,8 @@ PID1=$(it_pid n1)
 fds() { ls "/proc/$1/fd" | wc -l; }
 alive() { for n in n1 n2 n3; do kill -0 "$(it_pid $n)" 2>/dev/null || it_fail "$n ($1) died"; done; }
 
-# Genuine rpc traffic during the attacks: put/get round trips, each checked.
-genuine() {
-  local i=0 ok=0
-  while [ ! -f "$T/stop" ]; do
-    i=$((i + 1))
-    head -c $((RANDOM % 50000)) /dev/urandom >"$T/g.in"
-    "$AQ" put "live/$i" "$T/g.in" >/dev/null 2>>"$T/genuine.err" &&
-      "$AQ" get "live/$i" -o "$T/g.out" >/dev/null 2>>"$T/genuine.err" &&
-      cmp -s "$T/g.in" "$T/g.out" && ok=$((ok + 1))
-    echo "$i $ok" >"$T/genuine.count"
-  done
-}
-genuine &
+# Genuine rpc traffic during the attacks (it_genuine).
+it_genuine &
 GPID=$!
 IT_CLEANUPS+=("touch '$T/stop'; kill $GPID 2>/dev/null")
 sleep 1

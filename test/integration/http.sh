@@ -16,18 +16,8 @@ for t in curl promtool chromium; do
 done
 [ "$(id -u)" = 0 ] || it_fail "needs root for ip netns"
 
-read -r -a P <<<"$(it_free_ports 6)"
-{
-  echo "[cluster]"
-  echo "name = http-$$"
-  echo "replicas = 2"
-  echo "run_dir = $T/run"
-  echo "heartbeat = 200ms"
-  for i in 1 2 3; do
-    printf '\n[node n%d]\naddress = 127.0.0.1:%d\nhttp_address = 127.0.0.1:%d\n' \
-      "$i" "${P[i - 1]}" "${P[i + 2]}"
-  done
-} >"$CONF"
+it_conf_http 3 2
+P=("${IT_PORTS[@]}")
 declare -A H=([n1]="http://127.0.0.1:${P[3]}" [n2]="http://127.0.0.1:${P[4]}" [n3]="http://127.0.0.1:${P[5]}")
 it_up
 

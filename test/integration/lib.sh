@@ -56,6 +56,39 @@ it_conf() {
   } >"$CONF"
 }
 
+# it_conf_http NODES REPLICAS: $CONF for NODES nodes on 127.0.0.1 that also serve HTTP; IT_PORTS
+# holds their rpc ports, then their HTTP ports (node i: IT_PORTS[i-1] and IT_PORTS[NODES+i-1]).
+it_conf_http() {
+  local nodes=$1 replicas=$2 i
+  read -r -a IT_PORTS <<<"$(it_free_ports $((2 * nodes)))"
+  {
+    echo "[cluster]"
+    echo "name = it-$$"
+    echo "replicas = $replicas"
+    echo "run_dir = $T/run"
+    echo "heartbeat = 200ms"
+    for ((i = 1; i <= nodes; i++)); do
+      printf '\n[node n%d]\naddress = 127.0.0.1:%d\nhttp_address = 127.0.0.1:%d\n' \
+        "$i" "${IT_PORTS[i - 1]}" "${IT_PORTS[nodes + i - 1]}"
+    done
+  } >"$CONF"
+}
+
+# it_genuine: genuine traffic during an attack: put/get round trips of random values, each
+# checked, until $T/stop exists. After each it writes "rounds ok" to $T/genuine.count; the
+# command's errors go to $T/genuine.err.
+it_genuine() {
+  local i=0 ok=0
+  while [ ! -f "$T/stop" ]; do
+    i=$((i + 1))
+    head -c $((RANDOM % 50000)) /dev/urandom >"$T/g.in"
+    "$AQ" put "live/$i" "$T/g.in" >/dev/null 2>>"$T/genuine.err" &&
+      "$AQ" get "live/$i" -o "$T/g.out" >/dev/null 2>>"$T/genuine.err" &&
+      cmp -s "$T/g.in" "$T/g.out" && ok=$((ok + 1))
+    echo "$i $ok" >"$T/genuine.count"
+  done
+}
+
 it_up() {
   "$AQ" cluster up >"$T/up.out" 2>&1 || { cat "$T/up.out"; it_fail "cluster up failed"; }
   IT_CLEANUPS+=("'$AQ' cluster down >/dev/null 2>&1")

@@ -134,6 +134,17 @@ Test(metrics, json_names_and_escapes) {
     aq_node_snap_unref(s);
 }
 
+/* views[1] answered STATUS with sn and one peer, sp. */
+static void reply_of(aq_node_snap *s, const aq_status_node *sn, const aq_status_peer *sp) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_status_rep_node(&w, sn);
+    aq_node_status_rep_peer(&w, sp);
+    cr_assert(w.ok);
+    s->views[1].reply = aq_node_reply_new(w.p, w.len);
+    s->views[1].reachable = true;
+}
+
 /* Another node's view is its STATUS reply as received, decoded when rendered. */
 Test(metrics, views_render_replies) {
     aq_node_snap *s = two_nodes();
@@ -142,13 +153,7 @@ Test(metrics, views_render_replies) {
     aq_status_peer sp = {.state = AQ_MEMBER_UP, .since_heard_ms = 12, .rtt_us = 345};
     snprintf(sp.name, sizeof sp.name, "a");
     snprintf(sp.address, sizeof sp.address, "127.0.0.1:1");
-    aq_wr w;
-    aq_wr_init(&w);
-    aq_node_status_rep_node(&w, &sn);
-    aq_node_status_rep_peer(&w, &sp);
-    cr_assert(w.ok);
-    s->views[1].reply = aq_node_reply_new(w.p, w.len);
-    s->views[1].reachable = true;
+    reply_of(s, &sn, &sp);
     size_t len;
     char *j = aq_node_snap_cluster_json(s, &len);
     cr_assert_not_null(j);
@@ -184,13 +189,7 @@ Test(metrics, json_names_from_the_wire_stay_valid) {
     snprintf(sn.name, sizeof sn.name, "b");
     aq_status_peer sp = {.state = AQ_MEMBER_UP};
     snprintf(sp.name, sizeof sp.name, "a\xff\x01");
-    aq_wr w;
-    aq_wr_init(&w);
-    aq_node_status_rep_node(&w, &sn);
-    aq_node_status_rep_peer(&w, &sp);
-    cr_assert(w.ok);
-    s->views[1].reply = aq_node_reply_new(w.p, w.len);
-    s->views[1].reachable = true;
+    reply_of(s, &sn, &sp);
     size_t len;
     char *j = aq_node_snap_cluster_json(s, &len);
     cr_assert_not_null(j);
