@@ -333,6 +333,12 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             start++;
         if (start >= r)
             start = 0;
+        /* The row right before it (no blank line between) with one field more or less is its
+         * header: data rows that end with a separator the header lacks, a header that ends with
+         * one, a header that leaves a column unnamed. A preamble line is rarely that close. */
+        if (start > 0 && line[start] <= next[start - 1] && cnt[start - 1] >= 2 &&
+            cnt[start - 1] + 1 >= mode && cnt[start - 1] <= mode + 1)
+            start--;
         if (start > 0)
             *skip = line[start] - 1;
     }
@@ -374,8 +380,27 @@ typedef struct colstat {
 typedef struct first_row {
     char **v;
     bool *text;
+    aq_csv_vkind *kind;
+    int64_t *iv;
     size_t n;
 } first_row;
+
+/* Whether the non-NA values of a row are consecutive integers (k, k+1, ...): how writers name
+ * columns they have no names for (pandas: 0, 1, 2 ...; years). At least three, or two from 0. */
+static bool consecutive(const aq_csv_vkind *kind, const int64_t *iv, size_t n) {
+    size_t cnt = 0;
+    int64_t prev = 0, first = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (kind[j] == AQ_CSV_V_NA && cnt == 0 && j == 0)
+            continue; /* an index column's empty name */
+        if (kind[j] != AQ_CSV_V_INT || (cnt && (prev == INT64_MAX || iv[j] != prev + 1)))
+            return false;
+        if (cnt++ == 0)
+            first = iv[j];
+        prev = iv[j];
+    }
+    return cnt >= 3 || (cnt == 2 && first == 0);
+}
 
 static aq_csv_type stat_type(const colstat *c) {
     if (c->texts || (c->times && (c->ints || c->floats)))
@@ -474,9 +499,17 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
     st = calloc(s.ncols, sizeof *st);
     fr.v = calloc(s.ncols, sizeof *fr.v);
     fr.text = calloc(s.ncols, sizeof *fr.text);
+    fr.kind = calloc(s.ncols, sizeof *fr.kind);
+    fr.iv = calloc(s.ncols, sizeof *fr.iv);
     recurs = calloc(s.ncols, sizeof *recurs);
-    if (!st || !fr.v || !fr.text || !recurs)
+    aq_csv_vkind *rk = calloc(s.ncols, sizeof *rk);
+    int64_t *riv = calloc(s.ncols, sizeof *riv);
+    size_t seq_rows = 0; /* sampled data rows of consecutive integers */
+    if (!st || !fr.v || !fr.text || !fr.kind || !fr.iv || !recurs || !rk || !riv) {
+        free(rk);
+        free(riv);
         goto fail;
+    }
     frn = s.ncols;
     bool have_first = false;
     size_t data_rows = 0;
@@ -504,6 +537,8 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
                     aq_csv_vkind k =
                         aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv);
                     fr.text[j] = k == AQ_CSV_V_TEXT;
+                    fr.kind[j] = k;
+                    fr.iv[j] = iv;
                     if (!(fr.v[j] = dup_n(f->p, f->len))) {
                         aq_csv_tok_free(&t);
                         goto fail;
@@ -516,7 +551,11 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
                 const aq_csv_field *f = &t.fields[j];
                 int64_t iv;
                 double dv;
-                switch (aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv)) {
+                aq_csv_vkind k =
+                    aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv);
+                rk[j] = k;
+                riv[j] = iv;
+                switch (k) {
                 case AQ_CSV_V_INT:
                     st[j].ints++;
                     break;
@@ -536,9 +575,12 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
                     memcmp(fr.v[j], f->p, f->len) == 0)
                     recurs[j] = true;
             }
+            seq_rows += nf == s.ncols && consecutive(rk, riv, nf);
         }
         aq_csv_tok_free(&t);
     }
+    free(rk);
+    free(riv);
 
     /* header */
     if (o->header != AQ_CSV_HEADER_AUTO) {
@@ -555,7 +597,17 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
                 if (strcmp(fr.v[j], fr.v[k]) == 0)
                     distinct = false;
         }
-        s.header = any_text_over_numbers || (all_text && distinct && !recur);
+        /* numbers above a column of text alone (years over names), or consecutive integers
+         * no data row repeats (column numbers): a header of numbers */
+        bool nums_over_text = false;
+        for (size_t j = 0; j < fr.n; j++)
+            if ((fr.kind[j] == AQ_CSV_V_INT || fr.kind[j] == AQ_CSV_V_FLOAT) && st[j].texts >= 2 &&
+                st[j].ints + st[j].floats + st[j].times == 0)
+                nums_over_text = true;
+        bool numbered =
+            fr.n == s.ncols && consecutive(fr.kind, fr.iv, fr.n) && seq_rows == 0 && data_rows > 0;
+        s.header =
+            any_text_over_numbers || (all_text && distinct && !recur) || nums_over_text || numbered;
     }
     /* a first row that is data feeds the type guess too */
     if (have_first && !s.header) {
@@ -637,6 +689,8 @@ fail:
             free(fr.v[j]);
     free(fr.v);
     free(fr.text);
+    free(fr.kind);
+    free(fr.iv);
     free(recurs);
     free(st);
     if (rc)

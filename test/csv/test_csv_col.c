@@ -450,6 +450,47 @@ Test(csv_col, header_guess_and_overrides) {
     csv_frame_free(&f);
 }
 
+/* A header of numbers: years over columns of text, column numbers (pandas writes 0, 1, 2 ... and
+ * an empty name for its index) no data row repeats; and a header one field shorter or longer
+ * than the rows (a trailing separator on the rows or on the header) is the header, not a
+ * preamble line. */
+Test(csv_col, header_of_numbers_and_a_header_one_field_off) {
+    csv_frame f;
+    load_ok("2019,2020,2021\nalpha,beta,gamma\ndelta,eps,zeta\nx,y,z\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[1], "2020");
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    load_ok(",0,1,2\n0,0.5,7,3\n1,1.5,8,4\n2,2.5,9,5\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[0], "C1");
+    cr_assert_str_eq(f.setup.names[3], "2");
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    /* consecutive numbers in the data rows too: the first row is data */
+    load_ok("1,2,3\n4,5,6\n7,8,9\n", NULL, 1 << 20, &f);
+    cr_assert_not(f.setup.header);
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    load_ok("a;b;c\n1;2;3;\n4;5;6;\n7;8;9;\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.skip, 0);
+    cr_assert_eq(f.setup.ncols, 4);
+    cr_assert_str_eq(f.setup.names[2], "c");
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    load_ok("a,b,c,\n1,2,3\n4,5,6\n7,8,9\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.skip, 0);
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    /* a title line of one field before the header is still a preamble */
+    load_ok("Sales 2020\na,b,c\n1,2,3\n4,5,6\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.skip, 1);
+    cr_assert_str_eq(f.setup.names[0], "a");
+    csv_frame_free(&f);
+}
+
 Test(csv_col, separator_guess_and_override) {
     const struct {
         const char *in;
