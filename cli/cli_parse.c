@@ -918,6 +918,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     rc = make_setup(c, in, &o, NULL, 0, &su);
     if (!rc) {
         char why[600];
+        cli_input_set_table(in, su.skip, su.ncols);
         if (cli_input_set_dialect(in, &su.d, su.header, o.fill, why, sizeof why) != 0)
             rc = cli_fail(c, CLI_ERROR, "%s", why);
     }
