@@ -333,11 +333,11 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             start++;
         if (start >= r)
             start = 0;
-        /* The row right before it (no blank line between) with one field more or less is its
+        /* The row right before it (no blank line between) with one field less, or more, is its
          * header: data rows that end with a separator the header lacks, a header that ends with
-         * one, a header that leaves a column unnamed. A preamble line is rarely that close. */
+         * one or names columns the rows leave out. A preamble line is rarely that close. */
         if (start > 0 && line[start] <= next[start - 1] && cnt[start - 1] >= 2 &&
-            cnt[start - 1] + 1 >= mode && cnt[start - 1] <= mode + 1)
+            cnt[start - 1] + 1 >= mode)
             start--;
         if (start > 0)
             *skip = line[start] - 1;
@@ -361,6 +361,30 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
     free(rs);
     free(re);
     return rc;
+}
+
+/* The first row's width in the head sample (after line skip), up to its last non-empty field. */
+static size_t named_width(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
+                          uint64_t skip) {
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!sm[i].file_start)
+            continue;
+        aq_csv_tok t;
+        aq_csv_tok_init(&t, sm[i].p, sm[i].len, d, 1, true);
+        t.lenient = true;
+        while (aq_csv_tok_next(&t, NULL) == 1) {
+            if (t.row_line <= skip)
+                continue;
+            for (size_t j = t.nfields; j > 0 && !w; j--)
+                if (t.fields[j - 1].len || t.fields[j - 1].quoted)
+                    w = j;
+            break;
+        }
+        aq_csv_tok_free(&t);
+        break;
+    }
+    return w;
 }
 
 static char *dup_n(const char *p, size_t n) {
@@ -451,7 +475,9 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
             p += 3;
         while (p < end && (*p == '\n' || *p == '\r'))
             p++;
-        if (p < end && *p == '#')
+        /* a file whose first line alone starts with '#' names its columns there (numpy's
+         * savetxt header) or holds a title: a row, which the header and preamble rules judge */
+        if (p < end && *p == '#' && memmem(p, (size_t)(end - p), "\n#", 2))
             s.d.comment = '#';
     }
     if (o->comment != AQ_CSV_QUOTE_AUTO)
@@ -493,6 +519,11 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
         mode = widest; /* fill pads short rows, so the widest sampled row sets the width */
     if (mode == 0 || mode > UINT32_MAX)
         mode = 1;
+    /* a header may name more columns than the rows fill: those are the frame's too (NA in the
+     * rows), so no name is lost; the first row's width counts until its last non-empty field */
+    size_t rows_mode = mode, hw = named_width(sm, n, &s.d, s.skip);
+    if (hw > mode && hw <= UINT32_MAX && o->header != AQ_CSV_HEADER_NO)
+        mode = hw;
     s.ncols = (uint32_t)mode;
     aq_csv_na na = aq_csv_setup_na(&s);
 
@@ -609,6 +640,8 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
         s.header =
             any_text_over_numbers || (all_text && distinct && !recur) || nums_over_text || numbered;
     }
+    if (!s.header)
+        s.ncols = (uint32_t)rows_mode; /* a wide first row of data is a long row, repaired */
     /* a first row that is data feeds the type guess too */
     if (have_first && !s.header) {
         for (size_t j = 0; j < fr.n; j++) {

@@ -484,6 +484,29 @@ Test(csv_col, header_of_numbers_and_a_header_one_field_off) {
     cr_assert_eq(f.setup.skip, 0);
     cr_assert_eq(f.rows, 3);
     csv_frame_free(&f);
+    /* a header naming more columns than the rows fill: every name is kept, rows padded */
+    load_ok("a,b,c,d\n1,2\n3,4\n5,6\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.ncols, 4);
+    cr_assert_str_eq(f.setup.names[3], "d");
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    /* the same shape without a header: the wide first row is data, a long row */
+    load_ok("7,3,9,4\n1,2\n3,4\n5,6\n", NULL, 1 << 20, &f);
+    cr_assert_not(f.setup.header);
+    cr_assert_eq(f.setup.ncols, 2);
+    csv_frame_free(&f);
+    /* a first line alone starting with '#' is a row (numpy's savetxt header), not a comment */
+    load_ok("# x, y\n0.5, 1\n1.5, 2\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.d.comment, 0);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[0], "# x");
+    cr_assert_eq(f.rows, 2);
+    csv_frame_free(&f);
+    load_ok("# a note\nx,y\n#c\n1,2\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.d.comment, '#');
+    cr_assert_eq(f.rows, 1);
+    csv_frame_free(&f);
     /* a title line of one field before the header is still a preamble */
     load_ok("Sales 2020\na,b,c\n1,2,3\n4,5,6\n", NULL, 1 << 20, &f);
     cr_assert_eq(f.setup.skip, 1);
