@@ -108,8 +108,8 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
     }
     size_t best = 0;
     for (size_t k = 1; k < cap; k++)
-        if (counts[k] > counts[best])
-            best = k;
+        if (counts[k] >= counts[best] && counts[k])
+            best = k; /* ties to the wider: padding a row loses nothing, folding one joins fields */
     /* with very wide rows, the count itself is beyond the table: find its mode directly */
     size_t fit = big > counts[best] ? big : counts[best];
     *mode = big > counts[best] ? used : best;
@@ -275,6 +275,30 @@ static char guess_decimal(const aq_csv_sample *sm, size_t n, const aq_csv_dialec
     return comma >= 2 && point == 0 ? ',' : '.';
 }
 
+/* Whether the row at p is text alone (empty fields aside) and the row after it holds a number. */
+static bool names_over_data(const char *p, size_t len, const aq_csv_dialect *d) {
+    aq_csv_na na = aq_csv_na_default();
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, p, len, d, 1, false);
+    t.lenient = true;
+    bool ok = aq_csv_tok_next(&t, NULL) == 1, num = false;
+    int64_t iv;
+    double dv;
+    for (size_t j = 0; ok && j < t.nfields; j++) {
+        aq_csv_vkind k =
+            aq_csv_classify(t.fields[j].p, t.fields[j].len, t.fields[j].quoted, &na, &iv, &dv);
+        ok = k == AQ_CSV_V_TEXT || k == AQ_CSV_V_NA;
+    }
+    if (ok && aq_csv_tok_next(&t, NULL) == 1)
+        for (size_t j = 0; j < t.nfields && !num; j++) {
+            aq_csv_vkind k =
+                aq_csv_classify(t.fields[j].p, t.fields[j].len, t.fields[j].quoted, &na, &iv, &dv);
+            num = k == AQ_CSV_V_INT || k == AQ_CSV_V_FLOAT;
+        }
+    aq_csv_tok_free(&t);
+    return ok && num;
+}
+
 /* Where the table is in the block at the file's start: lines before its first row (a preamble,
  * titles, notes) and the first line of what follows it after a blank line (a second table, a
  * footer), 0 when nothing follows. The table is the rows of the most common field count: it
@@ -334,10 +358,12 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
         if (start >= r)
             start = 0;
         /* The row right before it (no blank line between) with one field less, or more, is its
-         * header: data rows that end with a separator the header lacks, a header that ends with
-         * one or names columns the rows leave out. A preamble line is rarely that close. */
+         * header when it is all text and that first row holds a number: data rows that end with
+         * a separator the header lacks, a header that ends with one or names columns the rows
+         * leave out. (A title before a header is text over text.) */
         if (start > 0 && line[start] <= next[start - 1] && cnt[start - 1] >= 2 &&
-            cnt[start - 1] + 1 >= mode)
+            cnt[start - 1] + 1 >= mode &&
+            names_over_data(rs[start - 1], (size_t)(h->p + h->len - rs[start - 1]), d))
             start--;
         if (start > 0)
             *skip = line[start] - 1;

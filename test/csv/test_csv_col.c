@@ -507,6 +507,22 @@ Test(csv_col, header_of_numbers_and_a_header_one_field_off) {
     cr_assert_eq(f.setup.d.comment, '#');
     cr_assert_eq(f.rows, 1);
     csv_frame_free(&f);
+    /* a title with a separator in it over a header of text: the title is the preamble */
+    load_ok("Created as New Dataset,Date Saturday, February 11 2017\ncm-1,%T\n4000.00,98.78\n"
+            "3999.00,98.80\n",
+            NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.skip, 1);
+    cr_assert_str_eq(f.setup.names[1], "%T");
+    cr_assert_eq(f.setup.ncols, 2);
+    csv_frame_free(&f);
+    /* a header and one row a field wider (a quoted newline after a last separator): the row
+     * keeps its fields, the frame its names */
+    load_ok("\"a\";\"b\"\n\"x\";\"1440\";\"\n\"\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.ncols, 3);
+    cr_assert_str_eq(f.setup.names[1], "b");
+    cr_assert_eq(f.rows, 1);
+    csv_frame_free(&f);
     /* a title line of one field before the header is still a preamble */
     load_ok("Sales 2020\na,b,c\n1,2,3\n4,5,6\n", NULL, 1 << 20, &f);
     cr_assert_eq(f.setup.skip, 1);
