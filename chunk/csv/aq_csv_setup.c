@@ -80,14 +80,14 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
                      uint64_t stop, size_t *mode, double *share, size_t *widest, size_t *quoted) {
     size_t cap = 64, used = 0;
     size_t *counts = calloc(cap, sizeof *counts); /* counts[k]: rows with k fields, k < cap */
-    size_t big = 0, rows = 0, repaired = 0, nq = 0;
+    size_t big = 0, rows = 0, repaired = 0, nq = 0, pairs = 0, kept = 0;
     if (!counts)
         return AQ_ENOMEM;
     for (size_t s = 0; s < n; s++) {
         aq_csv_tok t;
         aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
         t.lenient = true;
-        size_t r = 0;
+        size_t r = 0, prev = SIZE_MAX;
         while (r < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
             if (sm[s].file_start && t.row_line <= skip)
                 continue;
@@ -95,7 +95,15 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
                 break;
             r++;
             rows++;
-            repaired += t.repair != NULL;
+            /* a quote inside an unquoted field (Men's) is common and says little about the
+             * dialect; a quote left open or bytes after a closing one say it is wrong */
+            bool bad = t.repair && strcmp(t.repair, "a quote inside an unquoted field") != 0;
+            repaired += bad;
+            if (prev != SIZE_MAX) {
+                pairs++;
+                kept += t.nfields == prev && !bad;
+            }
+            prev = t.nfields;
             for (size_t j = 0; j < t.nfields; j++)
                 nq += t.fields[j].quoted;
             if (t.nfields < cap)
@@ -115,6 +123,11 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
     *mode = big > counts[best] ? used : best;
     fit = fit > repaired ? fit - repaired : 0;
     *share = rows ? (double)fit / (double)rows : 0;
+    /* rows that keep the count of the row before: a file of two tables of other widths (or a
+     * long preamble) is regular in each, which a separator that cuts every row the same way by
+     * chance (the colons of times and URLs) must not beat */
+    if (pairs && (double)kept / (double)pairs > *share)
+        *share = (double)kept / (double)pairs;
     *widest = used;
     if (quoted)
         *quoted = nq;

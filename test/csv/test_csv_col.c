@@ -530,6 +530,25 @@ Test(csv_col, header_of_numbers_and_a_header_one_field_off) {
     csv_frame_free(&f);
 }
 
+/* Two tables of other widths, with times and URLs (whose colons cut every row in three) and
+ * apostrophes in unquoted text: the separator is the comma. */
+Test(csv_col, separator_of_two_tables_with_times_and_apostrophes) {
+    char in[4096];
+    size_t o = (size_t)sprintf(in, "date,time,item,url\n");
+    for (int i = 0; i < 12; i++)
+        o += (size_t)sprintf(in + o, "%d/01/2018,00:%02d,Men's boots,http://x.org/%d\n", i + 1, i,
+                             i);
+    o += (size_t)sprintf(in + o, "date,time,item,url,note,extra\n");
+    for (int i = 0; i < 12; i++)
+        o += (size_t)sprintf(in + o, "%d/02/2018,01:%02d,Kids' hat,http://y.org/%d,n,e\n", i + 1, i,
+                             i);
+    csv_frame f;
+    load_ok(in, NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.d.sep, ',', "sep %c", f.setup.d.sep);
+    cr_assert_eq(f.setup.d.quote, '"');
+    csv_frame_free(&f);
+}
+
 Test(csv_col, separator_guess_and_override) {
     const struct {
         const char *in;
