@@ -288,6 +288,19 @@ static char guess_decimal(const aq_csv_sample *sm, size_t n, const aq_csv_dialec
     return comma >= 2 && point == 0 ? ',' : '.';
 }
 
+/* The fields of the row at p that are not empty. */
+static size_t filled_fields(const char *p, size_t len, const aq_csv_dialect *d) {
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, p, len, d, 1, false);
+    t.lenient = true;
+    size_t n = 0;
+    if (aq_csv_tok_next(&t, NULL) == 1)
+        for (size_t j = 0; j < t.nfields; j++)
+            n += t.fields[j].len > 0;
+    aq_csv_tok_free(&t);
+    return n;
+}
+
 /* Whether the row at p is text alone (empty fields aside) and the row after it holds a number. */
 static bool names_over_data(const char *p, size_t len, const aq_csv_dialect *d) {
     aq_csv_na na = aq_csv_na_default();
@@ -378,6 +391,16 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             cnt[start - 1] + 1 >= mode &&
             names_over_data(rs[start - 1], (size_t)(h->p + h->len - rs[start - 1]), d))
             start--;
+        /* Spreadsheets pad a title to the table's width ("Report,,,,"): at the table's start,
+         * rows of at most one filled field before a header (text over a row with a number)
+         * are a preamble too. */
+        size_t k = start;
+        while (mode >= 3 && k + 1 < r && k - start < 16 && cnt[k] == mode &&
+               filled_fields(rs[k], (size_t)(h->p + h->len - rs[k]), d) <= 1)
+            k++;
+        if (k > start && filled_fields(rs[k], (size_t)(h->p + h->len - rs[k]), d) > 1 &&
+            names_over_data(rs[k], (size_t)(h->p + h->len - rs[k]), d))
+            start = k;
         if (start > 0)
             *skip = line[start] - 1;
     }

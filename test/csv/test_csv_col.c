@@ -523,6 +523,17 @@ Test(csv_col, header_of_numbers_and_a_header_one_field_off) {
     cr_assert_str_eq(f.setup.names[1], "b");
     cr_assert_eq(f.rows, 1);
     csv_frame_free(&f);
+    /* a title padded to the table's width, and an empty row, before a header */
+    load_ok("PREAMBLE,,,\n,,,\nw,x,y,z\n1,2,3,4\n5,6,7,8\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.skip, 2);
+    cr_assert_str_eq(f.setup.names[0], "w");
+    cr_assert_eq(f.rows, 2);
+    csv_frame_free(&f);
+    /* ... but a sparse first row of data over data is data */
+    load_ok(",,,9\n1,2,3,4\n5,6,7,8\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.skip, 0);
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
     /* a title line of one field before the header is still a preamble */
     load_ok("Sales 2020\na,b,c\n1,2,3\n4,5,6\n", NULL, 1 << 20, &f);
     cr_assert_eq(f.setup.skip, 1);
