@@ -24,7 +24,8 @@
 #define Q_DEPTH    4          /* queued blocks: how far a decoder thread runs ahead */
 #define DECODERS   2          /* decoder threads: file i is decoded by thread i % DECODERS */
 #define RAW_BLOCK  (1u << 20) /* raw bytes turned into text at once */
-#define HEAD_LIMIT (8u << 20) /* a later file's first row must end within this many bytes */
+#define HEAD_LIMIT (8u << 20) /* a later file's header must end within this many bytes */
+#define HEAD_ROWS  1000       /* ... and be among its first rows (a preamble before it is short) */
 #define SMALL_CAP  64         /* below this room, text is made in a side buffer */
 
 /* ---- formats and encodings ---- */
@@ -290,8 +291,11 @@ struct cli_input {
     uint64_t lf_out;   /* LFs handed out */
     uint64_t *gstart;  /* per file: the joined line its first handed-out line is (0: not yet) */
     uint64_t *skipped; /* per file: lines dropped at its start (its header) */
-    /* the dialect and the first file's header */
+    /* the dialect, the table (lines before it in the first file, its field count), the first
+     * file's header */
     bool have_dialect, header;
+    uint64_t skip;
+    uint32_t ncols;
     aq_csv_dialect d;
     char **hdr;
     size_t *hlen;
@@ -925,6 +929,11 @@ int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, b
     return 0;
 }
 
+void cli_input_set_table(cli_input *in, uint64_t skip, uint32_t ncols) {
+    in->skip = skip;
+    in->ncols = ncols;
+}
+
 const char *cli_input_union_header(const cli_input *in, size_t *len) {
     *len = in->uline_len;
     return in->uline;
@@ -1040,8 +1049,68 @@ static int remap_step(cli_input *in, bool *end, char *why, size_t wcap) {
     return 0;
 }
 
-/* The start of a file: its first row read whole; the first file's header kept, a later file's
- * checked and dropped (and its BOM). What remains is queued in ob. */
+/* Where a file's table starts in hb[0..len) (whole rows; eof: the file's end is in it). The first
+ * file's header is its first row after the preamble (in->skip lines); a later file's is the first
+ * of its first rows equal to the first file's header (a preamble of its own before it is
+ * dropped), else the row where the first file's was, for the message. Without a header, after a
+ * first file with a preamble, a later file's table starts at its first row of the table's field
+ * count. With --fill over differing headers every file's header is its first row. *ts, *te: the
+ * bytes of the row found (*te: where the text after it starts); *row: its fields in t. 1: found,
+ * 0: not yet (more text may hold it), 2: decided without it (*ts = *te = 0). */
+static int find_head(cli_input *in, aq_csv_tok *t, const char *hb, size_t len, bool eof, size_t *ts,
+                     size_t *te) {
+    aq_csv_tok_init(t, hb, len, &in->d, 1, true);
+    t->lenient = true;
+    size_t rows = 0, pos_s = 0, pos_e = 0;
+    bool pos = false;
+    while (rows < HEAD_ROWS && aq_csv_tok_next(t, NULL) == 1) {
+        rows++;
+        size_t s = (size_t)(t->row_start - hb), e = (size_t)(t->p - hb);
+        if (in->unite || (in->header && in->cur == 0 && t->row_line > in->skip)) {
+            *ts = s;
+            *te = e;
+            return 1;
+        }
+        if (in->header) {
+            bool same = t->nfields == in->nhdr;
+            for (size_t k = 0; same && k < t->nfields; k++)
+                same = t->fields[k].len == in->hlen[k] &&
+                       memcmp(t->fields[k].p, in->hdr[k], in->hlen[k]) == 0;
+            if (same) {
+                *ts = s;
+                *te = e;
+                return 1;
+            }
+            if (!pos && t->row_line > in->skip) {
+                pos = true;
+                pos_s = s;
+                pos_e = e;
+            }
+        } else if (t->nfields == in->ncols) {
+            *ts = *te = s; /* the table starts here: nothing of it is dropped */
+            return 1;
+        }
+    }
+    if (!eof && rows < HEAD_ROWS)
+        return 0;
+    if (in->header && pos) {
+        /* no row is the header: the one where it stood in the first file, to name the change */
+        aq_csv_tok_free(t);
+        aq_csv_tok_init(t, hb + pos_s, pos_e - pos_s, &in->d, 1, false);
+        t->lenient = true;
+        if (aq_csv_tok_next(t, NULL) == 1) {
+            *ts = pos_s;
+            *te = pos_e;
+            return 1;
+        }
+    }
+    *ts = *te = 0;
+    return 2;
+}
+
+/* The start of a file: its rows read up to its table's first row (find_head); the first file's
+ * header kept, a later file's checked and dropped with anything before it (and its BOM). What
+ * remains is queued in ob. */
 static int head_stage(cli_input *in, char *why, size_t wcap) {
     const char *name = cli_src_name(in->src[in->cur]);
     size_t cap = 1u << 20, len = 0;
@@ -1053,13 +1122,19 @@ static int head_stage(cli_input *in, char *why, size_t wcap) {
     aq_csv_cutter cut;
     aq_csv_cut_init(&cut, &in->d);
     aq_csv_tok t;
-    bool have_tok = false, found = false, eof = false;
-    int err = 0;
+    bool have_tok = false, eof = false;
+    /* without a header, only a later file after a first with a preamble looks for its table */
+    bool look = in->header || in->unite || (in->cur > 0 && in->skip > 0 && in->ncols > 0);
+    int found = 0, err = 0;
+    size_t ts = 0, te = 0;
     while (!found && !err) {
         if (len + RAW_BLOCK / 4 > cap) {
             char *nb = cap >= HEAD_LIMIT ? NULL : realloc(hb, cap * 2);
             if (!nb) {
-                if (cap >= HEAD_LIMIT)
+                if (cap >= HEAD_LIMIT && in->header)
+                    snprintf(why, wcap, "%s: its header does not end within %u MiB", name,
+                             HEAD_LIMIT >> 20);
+                else if (cap >= HEAD_LIMIT)
                     snprintf(why, wcap, "%s: its first row does not end within %u MiB", name,
                              HEAD_LIMIT >> 20);
                 else
@@ -1076,7 +1151,7 @@ static int head_stage(cli_input *in, char *why, size_t wcap) {
         eof = got == 0;
         aq_csv_cut_feed(&cut, hb + len, got);
         len += got;
-        if (!in->header) {
+        if (!look) {
             found = len >= 3 || eof;
             continue;
         }
@@ -1084,23 +1159,13 @@ static int head_stage(cli_input *in, char *why, size_t wcap) {
             continue;
         if (have_tok)
             aq_csv_tok_free(&t);
-        aq_csv_tok_init(&t, hb, eof ? len : (size_t)cut.row_end, &in->d, 1, true);
+        found = find_head(in, &t, hb, eof ? len : (size_t)cut.row_end, eof, &ts, &te);
         have_tok = true;
-        aq_csv_err e = {0, ""};
-        int r = aq_csv_tok_next(&t, &e);
-        if (r < 0 && !(r == AQ_EPARSE && !eof)) {
-            snprintf(why, wcap, "%s: %s", name, e.msg[0] ? e.msg : aq_strerror(r));
-            err = r;
-        } else if (r == 1 || eof) {
-            found = true;
-            if (r != 1)
-                t.nfields = 0;
-        }
     }
     size_t drop = 0;
     if (!err && in->unite) {
         /* every header goes; the union's is put in front of the first file's rows */
-        drop = (size_t)(t.p - hb);
+        drop = found == 1 ? te : 0;
         if (in->cur == 0 && ob_put(in, in->uline, in->uline_len) != 0)
             err = AQ_ENOMEM;
         in->headers_dropped += in->cur > 0;
@@ -1116,13 +1181,18 @@ static int head_stage(cli_input *in, char *why, size_t wcap) {
         if (err)
             snprintf(why, wcap, "out of memory");
     } else if (!err && !in->header) {
-        drop = in->cur > 0 && len >= 3 && memcmp(hb, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+        if (found == 1 && ts > 0) {
+            drop = ts; /* a later file's preamble */
+        } else {
+            drop = in->cur > 0 && len >= 3 && memcmp(hb, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+        }
     } else if (!err && in->cur == 0) {
-        in->nhdr = t.nfields;
-        if (!(in->hdr = calloc(t.nfields + 1, sizeof *in->hdr)) ||
-            !(in->hlen = calloc(t.nfields + 1, sizeof *in->hlen)))
+        size_t nf = found == 1 ? t.nfields : 0;
+        in->nhdr = nf;
+        if (!(in->hdr = calloc(nf + 1, sizeof *in->hdr)) ||
+            !(in->hlen = calloc(nf + 1, sizeof *in->hlen)))
             err = AQ_ENOMEM;
-        for (size_t i = 0; !err && i < t.nfields; i++) {
+        for (size_t i = 0; !err && i < nf; i++) {
             if (!(in->hdr[i] = malloc(t.fields[i].len + 1))) {
                 err = AQ_ENOMEM;
                 break;
@@ -1133,34 +1203,35 @@ static int head_stage(cli_input *in, char *why, size_t wcap) {
         if (err)
             snprintf(why, wcap, "out of memory");
     } else if (!err) {
-        drop = (size_t)(t.p - hb);
+        drop = te;
+        size_t nf = found == 1 ? t.nfields : 0;
         const char *first = cli_src_name(in->src[0]);
         size_t k = 0;
-        while (k < t.nfields && k < in->nhdr && t.fields[k].len == in->hlen[k] &&
+        while (k < nf && k < in->nhdr && t.fields[k].len == in->hlen[k] &&
                memcmp(t.fields[k].p, in->hdr[k], in->hlen[k]) == 0)
             k++;
         char a[80], b[80];
-        if (t.nfields == 0) {
+        if (nf == 0) {
             snprintf(why, wcap, "%s holds no row where its header should be", name);
             err = AQ_EPARSE;
-        } else if (k < t.nfields && k < in->nhdr) {
+        } else if (k < nf && k < in->nhdr) {
             show_field(a, sizeof a, t.fields[k].p, t.fields[k].len);
             show_field(b, sizeof b, in->hdr[k], in->hlen[k]);
             snprintf(why, wcap,
                      "%s: its header differs from %s's at column %zu: '%s' where %s has '%s'", name,
                      first, k + 1, a, first, b);
             err = AQ_EPARSE;
-        } else if (k < t.nfields) {
+        } else if (k < nf) {
             show_field(a, sizeof a, t.fields[k].p, t.fields[k].len);
             snprintf(why, wcap,
                      "%s: its header has %zu columns, %s's %zu: column %zu '%s' is not in %s", name,
-                     t.nfields, first, in->nhdr, k + 1, a, first);
+                     nf, first, in->nhdr, k + 1, a, first);
             err = AQ_EPARSE;
         } else if (k < in->nhdr) {
             show_field(b, sizeof b, in->hdr[k], in->hlen[k]);
             snprintf(why, wcap,
                      "%s: its header has %zu columns, %s's %zu: column %zu '%s' is missing", name,
-                     t.nfields, first, in->nhdr, k + 1, b);
+                     nf, first, in->nhdr, k + 1, b);
             err = AQ_EPARSE;
         } else {
             in->headers_dropped++;

@@ -21,11 +21,15 @@
  * from stray bytes, and bytes kept as they are export as they came (fidelity), where a wrong
  * transcoding would change them for good.
  *
- * Joining. After cli_input_set_dialect, the first row of every file after the first is its header:
- * it must equal the first file's field by field (else an error naming the file and its first
- * differing column) and is dropped; a UTF-8 BOM at the start of a later file is dropped; a file
- * that does not end in a newline gets one before the next file's text. The first file's bytes
- * are passed on unchanged (BOM and header included: the CSV setup reads them).
+ * Joining. After cli_input_set_dialect, every file after the first holds a header, which must
+ * equal the first file's field by field (else an error naming the file and its first differing
+ * column) and is dropped. The first file's header is its first row after its preamble
+ * (cli_input_set_table); a later file's is the first of its first 1000 rows equal to it, and the
+ * lines before it there (a preamble of that file's own) are dropped too. Without a header, after
+ * a first file with a preamble, the lines of a later file before its first row of the table's
+ * field count are dropped. A UTF-8 BOM at the start of a later file is dropped; a file that does
+ * not end in a newline gets one before the next file's text. The first file's bytes are passed on
+ * unchanged (BOM, preamble and header included: the CSV setup reads them).
  *
  * Errors: functions return 0 or a negative AQ_E* code and write one clause into the caller's
  * why[] naming the file ("stdin" for -). Not thread-safe: one caller drives one cli_input.
@@ -86,6 +90,9 @@ int cli_input_sample_text(const cli_input *in, const char *p, size_t len, char *
  * lines, so line numbers in those files count rows. Before the first cli_input_read. */
 int cli_input_set_dialect(cli_input *in, const aq_csv_dialect *d, bool header, bool fill, char *why,
                           size_t cap);
+/* The first file's table: skip lines before it (its preamble), ncols fields. Before the first
+ * cli_input_read. */
+void cli_input_set_table(cli_input *in, uint64_t skip, uint32_t ncols);
 /* The union's header line when set_dialect found the files' headers differ; else NULL. */
 const char *cli_input_union_header(const cli_input *in, size_t *len);
 /* Up to cap (>= 1) text bytes into dst; *got 0 only at the end of the last source. */

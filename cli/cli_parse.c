@@ -918,6 +918,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     rc = make_setup(c, in, &o, NULL, 0, &su);
     if (!rc) {
         char why[600];
+        cli_input_set_table(in, su.skip, su.ncols);
         if (cli_input_set_dialect(in, &su.d, su.header, o.fill, why, sizeof why) != 0)
             rc = cli_fail(c, CLI_ERROR, "%s", why);
     }
@@ -1028,6 +1029,8 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     r.split = &sp;
     sp.lenient = !su.strict; /* a quote never closed: the parse repairs and counts it */
     sp.cr_rows = su.cr_rows; /* rows end at CR alone: the split makes them LF rows */
+    /* the table's end: the setup's stop line, or one the split finds past the samples */
+    aq_csv_split_table(&sp, su.ncols, su.skip, su.stop_line);
     for (;;) {
         /* straight into the piece buffer: the bytes are copied once, by the kernel */
         char *at;
@@ -1046,6 +1049,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     }
     /* the file's last line: one per LF, and one more for bytes after the last LF */
     uint64_t file_lines = sp.cut.lines + (sp.cut.fed > sp.cut.row_end);
+    uint64_t stop_line = sp.stop_line;
     aq_csv_split_free(&sp);
     r.split = NULL;
     reap(&r, true);
@@ -1119,8 +1123,8 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
             m.nrepair = obs[0].nrepair;
             m.repair_line = obs[0].repair_line;
         }
-        if (su.stop_line && su.stop_line <= file_lines) {
-            m.unread_from = su.stop_line;
+        if (stop_line && stop_line <= file_lines) {
+            m.unread_from = stop_line;
             m.unread_to = file_lines;
         }
         m.rows = malloc((r.np + 1) * sizeof *m.rows);

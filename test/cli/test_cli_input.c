@@ -677,3 +677,54 @@ Test(input, sniff_by_content_not_name) {
     cr_assert(gl == 4 && memcmp(got, "a\n1\n", 4) == 0);
     free(got);
 }
+
+/* All of an input's text with the table's preamble and field count given, as the parse does. */
+static int input_table(const char *const *paths, size_t np, bool header, uint64_t skip,
+                       uint32_t ncols, char **out, size_t *len, char *why) {
+    cli_input *in;
+    int err = cli_input_open(&in, paths, np, CLI_ENC_AUTO, why, 512);
+    if (err)
+        return err;
+    aq_csv_dialect d = {.sep = ',', .quote = '"'};
+    cli_input_set_table(in, skip, ncols);
+    cr_assert_eq(cli_input_set_dialect(in, &d, header, false, why, 512), 0);
+    size_t cap = 1 << 16, o = 0, got;
+    char *b = malloc(cap);
+    while ((err = cli_input_read(in, b + o, 13, &got, why, 512)) == 0 && got)
+        o += got;
+    cli_input_close(in);
+    *out = b;
+    *len = o;
+    return err;
+}
+
+/* Later files' preambles (titles, notes, blank lines, each file's own length) go with their
+ * headers; line numbers still locate the file's own lines; a later file whose header is not
+ * among its first rows is named with the row where the first file's stood. */
+Test(input, later_files_preambles_are_dropped_with_their_headers) {
+    write_str("p1.csv", "Report A\nmade today\n\nid,v\n1,a\n2,b\n");
+    write_str("p2.csv", "Report B\n\nid,v\n3,c\n");
+    write_str("p3.csv", "id,v\n4,d\n");
+    sh("gzip -c '%s' > '%s'", path("p2.csv"), path("p2.csv.gz"));
+    const char *p[] = {path("p1.csv"), path("p2.csv.gz"), path("p3.csv")};
+    char *got, why[512];
+    size_t gl;
+    cr_assert_eq(input_table(p, 3, true, 3, 2, &got, &gl, why), 0, "%s", why);
+    const char *want = "Report A\nmade today\n\nid,v\n1,a\n2,b\n3,c\n4,d\n";
+    cr_assert(gl == strlen(want) && memcmp(got, want, gl) == 0, "got '%.*s'", (int)gl, got);
+    free(got);
+    /* without a header: lines before a later file's first row of the table's width */
+    write_str("n1.csv", "Title\n1,2,3\n4,5,6\n");
+    write_str("n2.csv", "Other title\nmore, notes\n7,8,9\n");
+    const char *pn[] = {path("n1.csv"), path("n2.csv")};
+    cr_assert_eq(input_table(pn, 2, false, 1, 3, &got, &gl, why), 0, "%s", why);
+    const char *wantn = "Title\n1,2,3\n4,5,6\n7,8,9\n";
+    cr_assert(gl == strlen(wantn) && memcmp(got, wantn, gl) == 0, "got '%.*s'", (int)gl, got);
+    free(got);
+    /* a header that differs: named at the row where the first file's header stood */
+    write_str("p4.csv", "Report D\nmade today\n\nid,w\n5,e\n");
+    const char *pd[] = {path("p1.csv"), path("p4.csv")};
+    cr_assert_eq(input_table(pd, 2, true, 3, 2, &got, &gl, why), AQ_EPARSE);
+    cr_assert(strstr(why, "column 2: 'w' where"), "%s", why);
+    free(got);
+}

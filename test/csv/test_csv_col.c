@@ -450,6 +450,116 @@ Test(csv_col, header_guess_and_overrides) {
     csv_frame_free(&f);
 }
 
+/* A header of numbers: years over columns of text, column numbers (pandas writes 0, 1, 2 ... and
+ * an empty name for its index) no data row repeats; and a header one field shorter or longer
+ * than the rows (a trailing separator on the rows or on the header) is the header, not a
+ * preamble line. */
+Test(csv_col, header_of_numbers_and_a_header_one_field_off) {
+    csv_frame f;
+    load_ok("2019,2020,2021\nalpha,beta,gamma\ndelta,eps,zeta\nx,y,z\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[1], "2020");
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    load_ok(",0,1,2\n0,0.5,7,3\n1,1.5,8,4\n2,2.5,9,5\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[0], "C1");
+    cr_assert_str_eq(f.setup.names[3], "2");
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    /* consecutive numbers in the data rows too: the first row is data */
+    load_ok("1,2,3\n4,5,6\n7,8,9\n", NULL, 1 << 20, &f);
+    cr_assert_not(f.setup.header);
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    load_ok("a;b;c\n1;2;3;\n4;5;6;\n7;8;9;\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.skip, 0);
+    cr_assert_eq(f.setup.ncols, 4);
+    cr_assert_str_eq(f.setup.names[2], "c");
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    load_ok("a,b,c,\n1,2,3\n4,5,6\n7,8,9\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.skip, 0);
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    /* a header naming more columns than the rows fill: every name is kept, rows padded */
+    load_ok("a,b,c,d\n1,2\n3,4\n5,6\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.ncols, 4);
+    cr_assert_str_eq(f.setup.names[3], "d");
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    /* the same shape without a header: the wide first row is data, a long row */
+    load_ok("7,3,9,4\n1,2\n3,4\n5,6\n", NULL, 1 << 20, &f);
+    cr_assert_not(f.setup.header);
+    cr_assert_eq(f.setup.ncols, 2);
+    csv_frame_free(&f);
+    /* a first line alone starting with '#' is a row (numpy's savetxt header), not a comment */
+    load_ok("# x, y\n0.5, 1\n1.5, 2\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.d.comment, 0);
+    cr_assert(f.setup.header);
+    cr_assert_str_eq(f.setup.names[0], "# x");
+    cr_assert_eq(f.rows, 2);
+    csv_frame_free(&f);
+    load_ok("# a note\nx,y\n#c\n1,2\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.d.comment, '#');
+    cr_assert_eq(f.rows, 1);
+    csv_frame_free(&f);
+    /* a title with a separator in it over a header of text: the title is the preamble */
+    load_ok("Created as New Dataset,Date Saturday, February 11 2017\ncm-1,%T\n4000.00,98.78\n"
+            "3999.00,98.80\n",
+            NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.skip, 1);
+    cr_assert_str_eq(f.setup.names[1], "%T");
+    cr_assert_eq(f.setup.ncols, 2);
+    csv_frame_free(&f);
+    /* a header and one row a field wider (a quoted newline after a last separator): the row
+     * keeps its fields, the frame its names */
+    load_ok("\"a\";\"b\"\n\"x\";\"1440\";\"\n\"\n", NULL, 1 << 20, &f);
+    cr_assert(f.setup.header);
+    cr_assert_eq(f.setup.ncols, 3);
+    cr_assert_str_eq(f.setup.names[1], "b");
+    cr_assert_eq(f.rows, 1);
+    csv_frame_free(&f);
+    /* a title padded to the table's width, and an empty row, before a header */
+    load_ok("PREAMBLE,,,\n,,,\nw,x,y,z\n1,2,3,4\n5,6,7,8\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.skip, 2);
+    cr_assert_str_eq(f.setup.names[0], "w");
+    cr_assert_eq(f.rows, 2);
+    csv_frame_free(&f);
+    /* ... but a sparse first row of data over data is data */
+    load_ok(",,,9\n1,2,3,4\n5,6,7,8\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.skip, 0);
+    cr_assert_eq(f.rows, 3);
+    csv_frame_free(&f);
+    /* a title line of one field before the header is still a preamble */
+    load_ok("Sales 2020\na,b,c\n1,2,3\n4,5,6\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.skip, 1);
+    cr_assert_str_eq(f.setup.names[0], "a");
+    csv_frame_free(&f);
+}
+
+/* Two tables of other widths, with times and URLs (whose colons cut every row in three) and
+ * apostrophes in unquoted text: the separator is the comma. */
+Test(csv_col, separator_of_two_tables_with_times_and_apostrophes) {
+    char in[4096];
+    size_t o = (size_t)sprintf(in, "date,time,item,url\n");
+    for (int i = 0; i < 12; i++)
+        o += (size_t)sprintf(in + o, "%d/01/2018,00:%02d,Men's boots,http://x.org/%d\n", i + 1, i,
+                             i);
+    o += (size_t)sprintf(in + o, "date,time,item,url,note,extra\n");
+    for (int i = 0; i < 12; i++)
+        o += (size_t)sprintf(in + o, "%d/02/2018,01:%02d,Kids' hat,http://y.org/%d,n,e\n", i + 1, i,
+                             i);
+    csv_frame f;
+    load_ok(in, NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.d.sep, ',', "sep %c", f.setup.d.sep);
+    cr_assert_eq(f.setup.d.quote, '"');
+    csv_frame_free(&f);
+}
+
 Test(csv_col, separator_guess_and_override) {
     const struct {
         const char *in;

@@ -483,3 +483,206 @@ Test(csv_cut, escape_and_spaced_dialects_cut_where_the_tokenizer_ends_rows) {
         }
     }
 }
+
+/* --- the split's repairs and the table's end --- */
+
+typedef struct split_res {
+    pieces ps;
+    uint64_t stop_line, lines, strays;
+    bool stopped;
+} split_res;
+
+static int count_bytes(void *ctx, const char *p, size_t len, uint64_t first_line, uint64_t index) {
+    (void)p;
+    (void)first_line;
+    (void)index;
+    *(size_t *)ctx += len;
+    return 0;
+}
+
+/* A lenient split of in (the parse's), looking for the end of a table of ncols fields. */
+static int split_table(const char *in, size_t len, size_t max, size_t block, uint32_t ncols,
+                       uint64_t stop_line, split_res *res, aq_csv_err *err) {
+    aq_csv_split s;
+    memset(res, 0, sizeof *res);
+    cr_assert_eq(aq_csv_split_init(&s, &comma, max, collect, &res->ps), 0);
+    s.lenient = true;
+    aq_csv_split_table(&s, ncols, 0, stop_line);
+    int rc = 0;
+    for (size_t pos = 0; pos < len && rc == 0; pos += block)
+        rc = aq_csv_split_push(&s, in + pos, len - pos < block ? len - pos : block, err);
+    if (rc == 0)
+        rc = aq_csv_split_finish(&s, err);
+    res->stop_line = s.stop_line;
+    res->stopped = s.stopped;
+    res->lines = s.cut.lines + (s.cut.fed > s.cut.row_end);
+    res->strays = s.strays;
+    aq_csv_split_free(&s);
+    return rc;
+}
+
+/* Rows "i,x,y" from line first on, n of them, appended at o; returns the new length. */
+static size_t table_rows(char *b, size_t o, int first, int n) {
+    for (int i = 0; i < n; i++)
+        o += (size_t)sprintf(b + o, "%d,x%d,y\n", first + i, first + i);
+    return o;
+}
+
+/* A quote that opens a field never closed, with more than a piece of rows after it: it opened
+ * nothing, the piece ends at the end of its row, and every row after it is a row again. */
+Test(csv_cut, quote_never_closed_far_from_the_end_is_a_byte) {
+    static char in[20000];
+    size_t o = (size_t)sprintf(in, "n,a,b\n");
+    o = table_rows(in, o, 1, 20);
+    size_t stray_row_end = o + (size_t)sprintf(in + o, "21,\"open,y\n");
+    o = stray_row_end;
+    o = table_rows(in, o, 22, 600); /* about 6 kB after it: far more than a piece */
+    for (size_t block = 1; block <= 4096; block *= 8) {
+        split_res r;
+        aq_csv_err err = {0};
+        int rc = split_table(in, o, 512, block, 3, 0, &r, &err);
+        cr_assert_eq(rc, 0, "block %zu: %s", block, err.msg);
+        cr_assert_eq(r.ps.len, o, "block %zu: every byte is passed on", block);
+        cr_assert(memcmp(r.ps.buf, in, o) == 0);
+        cr_assert_geq(r.strays, 1);
+        bool cut_there = false;
+        size_t rows = 0, start = 0, repaired = 0;
+        for (size_t i = 0; i < r.ps.n; i++) {
+            cut_there |= r.ps.ends[i] == stray_row_end;
+            aq_csv_tok t;
+            aq_csv_tok_init(&t, in + start, r.ps.ends[i] - start, &comma, r.ps.lines[i], i == 0);
+            t.lenient = true;
+            while (aq_csv_tok_next(&t, &err) == 1) {
+                rows++;
+                repaired += t.repair != NULL;
+                cr_assert_eq(t.nfields, 3, "block %zu line %llu", block,
+                             (unsigned long long)t.row_line);
+            }
+            if (i + 1 < r.ps.n)
+                cr_assert_eq(t.line, r.ps.lines[i + 1], "block %zu piece %zu", block, i);
+            aq_csv_tok_free(&t);
+            start = r.ps.ends[i];
+        }
+        cr_assert(cut_there, "block %zu: a piece ends at the stray quote's row", block);
+        cr_assert_eq(rows, 1 + 20 + 1 + 600, "block %zu", block);
+        cr_assert_eq(repaired, 1, "block %zu", block);
+    }
+    /* strict: the same file is an error naming where the long row starts */
+    pieces ps;
+    aq_csv_err err = {0};
+    cr_assert_eq(split_all(in, o, 512, 64, &ps, &err), AQ_ETOOBIG);
+}
+
+/* A footer after a blank line far past the first piece: not passed on, its line reported. */
+Test(csv_cut, footer_after_a_blank_line_deep_in_the_file_ends_the_table) {
+    static char in[40000];
+    size_t o = (size_t)sprintf(in, "n,a,b\n");
+    o = table_rows(in, o, 1, 1000);
+    size_t end = o;
+    o += (size_t)sprintf(in + o, "\nTotal: 1000 rows\n(c) someone\n");
+    for (size_t block = 7; block <= 7000; block *= 10) {
+        split_res r;
+        aq_csv_err err = {0};
+        cr_assert_eq(split_table(in, o, 1024, block, 3, 0, &r, &err), 0, "%s", err.msg);
+        cr_assert(r.stopped, "block %zu", block);
+        cr_assert_eq(r.stop_line, 1003, "block %zu: stop at %llu", block,
+                     (unsigned long long)r.stop_line);
+        cr_assert_eq(r.ps.len, end, "block %zu: %zu bytes passed on", block, r.ps.len);
+        cr_assert_eq(r.lines, 1004, "block %zu: the lines are still counted", block);
+    }
+    /* a lone last line after a blank line is a footer too, also in CRLF; so is the table's
+     * first row again (a second table of the same columns), with more rows after it */
+    size_t o2 = end;
+    o2 += (size_t)sprintf(in + o2, "\r\nsum 42\r\n");
+    split_res r;
+    aq_csv_err err = {0};
+    cr_assert_eq(split_table(in, o2, 1024, 100, 3, 0, &r, &err), 0);
+    cr_assert_eq(r.stop_line, 1003);
+    cr_assert_eq(r.ps.len, end);
+    o2 = end + (size_t)sprintf(in + end, "\nn,a,b\n");
+    o2 = table_rows(in, o2, 1, 5);
+    cr_assert_eq(split_table(in, o2, 1024, 100, 3, 0, &r, &err), 0);
+    cr_assert_eq(r.stop_line, 1003);
+    cr_assert_eq(r.ps.len, end);
+}
+
+/* What a blank line does not end: rows of the table's shape after it (or a ragged row and then
+ * such rows), a blank line inside quotes, blank lines at the end. */
+Test(csv_cut, blank_lines_that_end_nothing) {
+    static char in[40000];
+    size_t o = (size_t)sprintf(in, "n,a,b\n");
+    o = table_rows(in, o, 1, 300);
+    o += (size_t)sprintf(in + o, "\n7\n");
+    o = table_rows(in, o, 301, 300);
+    o += (size_t)sprintf(in + o, "1,\"two\n\nlines\",z\n");
+    o = table_rows(in, o, 601, 300);
+    o += (size_t)sprintf(in + o, "\n\n\n");
+    for (size_t max = 200; max <= 51200; max *= 4) {
+        split_res r;
+        aq_csv_err err = {0};
+        cr_assert_eq(split_table(in, o, max, 333, 3, 0, &r, &err), 0, "%s", err.msg);
+        cr_assert_not(r.stopped, "max %zu: stopped at %llu", max, (unsigned long long)r.stop_line);
+        cr_assert_eq(r.ps.len, o);
+        cr_assert(memcmp(r.ps.buf, in, o) == 0);
+    }
+}
+
+/* A blank line in the last bytes of a full buffer: the piece ends before it, and it is judged
+ * with the rows after it at the start of the next buffer. */
+Test(csv_cut, blank_line_at_the_end_of_a_full_buffer_is_judged_in_the_next) {
+    static char in[4000];
+    size_t o = (size_t)sprintf(in, "n,a,b\n");
+    o = table_rows(in, o, 1, 40);
+    size_t end = o;
+    o += (size_t)sprintf(in + o, "\nsecond table\nk;v\n1;2\n3;4\n");
+    /* every limit that puts the blank line anywhere in a buffer, also at its very end */
+    for (size_t max = 64; max < o + 8; max++) {
+        split_res r;
+        aq_csv_err err = {0};
+        cr_assert_eq(split_table(in, o, max, 13, 3, 0, &r, &err), 0, "max %zu: %s", max, err.msg);
+        cr_assert(r.stopped, "max %zu", max);
+        cr_assert_eq(r.ps.len, end, "max %zu: %zu bytes", max, r.ps.len);
+        cr_assert_eq(r.stop_line, 43, "max %zu", max);
+    }
+}
+
+/* A given stop line (the setup's): nothing from it on is passed on, wherever the cut falls. */
+Test(csv_cut, given_stop_line_passes_nothing_from_it) {
+    static char in[8000];
+    size_t o = table_rows(in, 0, 1, 300);
+    size_t end = 0;
+    for (int i = 0, lf = 0; i < (int)o; i++)
+        if (in[i] == '\n' && ++lf == 150)
+            end = (size_t)i + 1;
+    for (size_t max = 100; max < 9000; max += 777) {
+        split_res r;
+        aq_csv_err err = {0};
+        cr_assert_eq(split_table(in, o, max, 50, 3, 151, &r, &err), 0, "%s", err.msg);
+        cr_assert_eq(r.ps.len, end, "max %zu", max);
+        cr_assert_eq(r.stop_line, 151);
+        cr_assert_eq(r.lines, 300);
+    }
+}
+
+/* A blank line after every row (LF CR files read as LF, double-spaced exports): each blank line
+ * is judged by the row after it, not by every row after it (a judge reading thousands of rows
+ * per blank line took minutes here). */
+Test(csv_cut, a_blank_line_after_every_row_is_judged_at_once, .timeout = 60) {
+    size_t cap = 6u << 20;
+    char *in = malloc(cap);
+    size_t o = (size_t)sprintf(in, "n,a,b\n\n");
+    for (int i = 0; i < 300000; i++)
+        o += (size_t)sprintf(in + o, "%d,x,y\n\n", i);
+    aq_csv_split s;
+    size_t bytes = 0;
+    cr_assert_eq(aq_csv_split_init(&s, &comma, 1u << 20, count_bytes, &bytes), 0);
+    s.lenient = true;
+    aq_csv_split_table(&s, 3, 0, 0);
+    aq_csv_err err = {0};
+    cr_assert_eq(aq_csv_split_push(&s, in, o, &err), 0);
+    cr_assert_eq(aq_csv_split_finish(&s, &err), 0);
+    cr_assert_not(s.stopped);
+    cr_assert_eq(bytes, o);
+    aq_csv_split_free(&s);
+    free(in);
+}

@@ -8,7 +8,8 @@ any failure, so a failure can be replayed. Comparison follows node/frame/csv/REA
 give back every field byte for byte; int and float columns give back the same numbers (the
 documented normalisations: 1.50 -> 1.5, +1 -> 1, nan -> NaN); an empty field and NA are missing.
 Half the tables give the dialect as options, the other half let the parse guess it (those are
-built with enough rows and columns to be guessable; the header is always given)."""
+built with enough rows and columns to be guessable; the header is given, but for tables with a
+title before them or a footer after them, which the parse must find itself, as the header)."""
 import csv
 import io
 import json
@@ -59,6 +60,8 @@ def gen_value(kind, guess):
     if kind == "codes":
         return rnd.choice(["0", "00", "007", "0123", "99", "100"])
     v = rnd.choice(TEXT) if r < 0.7 else "w%d" % rnd.randrange(50)
+    if guess == '"' and v == "it's":
+        return "Men's"  # an apostrophe in unquoted text is no sign against a dialect
     if guess and (v.startswith("#") or any(c in v for c in "\\'\"")):
         # a guessed dialect: no comment-like first bytes, and no quotes or backslashes in the
         # data, which would make the file read as well (or better) in another dialect
@@ -111,11 +114,12 @@ for t in range(TABLES):
         kinds[0] = "int"  # a column that tells the header from the data
     header = guess or rnd.random() < 0.7
     names = ["c%d_%s" % (j, kinds[j].strip()) for j in range(ncols)]
-    rows = [[gen_value(kinds[j], guess) for j in range(ncols)] for _ in range(nrows)]
+    d = dialect(guess)
+    rows = [[gen_value(kinds[j], guess and d["quotechar"]) for j in range(ncols)]
+            for _ in range(nrows)]
     if guess:
         for r in rows:
             r[0] = r[0] or "1"
-    d = dialect(guess)
     CUR["dialect"] = d
     buf = io.StringIO(newline="")
     w = csv.writer(buf, **d)
@@ -125,14 +129,24 @@ for t in range(TABLES):
         w.writerow(r)
     data = buf.getvalue()
     bom = rnd.random() < 0.2
+    # guessed tables: sometimes a title before the table (alone, or padded to the table's width
+    # as spreadsheets write it) and a footer after a blank line, neither of them the table's
+    eol, sep = d["lineterminator"], d["delimiter"]
+    pre = post = ""
+    if guess and rnd.random() < 0.3:
+        pre = rnd.choice(["Report of the week" + eol + eol, "Report" + sep * (ncols - 1) + eol])
+    if guess and rnd.random() < 0.3:
+        post = eol + "Total rows: %d" % nrows + eol + "source: a test" + eol
     path = os.path.join(WORK, "t%d.csv" % t)
     with open(path, "wb") as f:
-        f.write((b"\xef\xbb\xbf" if bom else b"") + data.encode())
+        f.write((b"\xef\xbb\xbf" if bom else b"") + (pre + data + post).encode())
     # what Python reads, knowing the dialect
     want = list(csv.reader(io.StringIO(data, newline=""), **d))
     if header:
         want = want[1:]
     opts = ["--header", "yes" if header else "no", "--comment", "none"]
+    if pre or post:
+        opts = ["--comment", "none"]  # the header too is the parse's to find
     if not guess:
         opts += ["--sep", {"\t": "tab"}.get(d["delimiter"], d["delimiter"]), "--quote",
                  d["quotechar"], "--escape", "\\" if d["escapechar"] else "none"]
@@ -144,6 +158,8 @@ for t in range(TABLES):
     if rep["ncols"] != ncols or rep["rows"] != len(want):
         fail("shape %dx%d, want %dx%d (unread %s, dialect %s)" % (rep["rows"], rep["ncols"], len(want), ncols, rep["unread_lines"],
                                                     rep["dialect"]), path)
+    if bool(post) != bool(rep["unread_lines"]):
+        fail("unread lines %s, footer %r" % (rep["unread_lines"], post), path)
     if rep["repaired_rows"]:
         fail("rows repaired in a well-formed file: lines %s (dialect %s)" % (
             rep["repaired_lines"], rep["dialect"]), path)

@@ -201,6 +201,19 @@ if aq parse "$T/parts/part00.csv" "$T/empty.csv" --name e 2>"$T/err.txt"; then f
 grep -q "empty.csv is empty" "$T/err.txt" || fail "empty: $(cat "$T/err.txt")"
 [ "$(state)" = "$mid" ] || fail "the empty join left keys"
 
+step "later files' preambles go with their headers"
+mkdir -p "$T/pre"
+printf 'Monthly report\nregion north\n\nid,v\n1,a\n2,b\n' >"$T/pre/m1.csv"
+printf 'Monthly report\n\nid,v\n3,c\n' | gzip >"$T/pre/m2.csv.gz"
+printf 'id,v\n4,d\n' >"$T/pre/m3.csv"
+aq parse "$T/pre" --name pre --json >"$T/p.json" 2>"$T/err.txt" || fail "preambles: $(cat "$T/err.txt")"
+python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["rows"] == 4 and p["dialect"]["skip"] == 3 and p["input"]["headers_dropped"] == 2, p
+' "$T/p.json" || fail "preambles: $(cat "$T/p.json")"
+[ "$(aq export pre | tr '\n' ' ')" = "id,v 1,a 2,b 3,c 4,d " ] || fail "preambles: $(aq export pre)"
+
 step "frame rm everything"
 for n in $(aq frames --json | python3 -c 'import json,sys; print(" ".join(f["name"] for f in json.load(sys.stdin)))'); do
   aq frame rm "$n" >/dev/null || fail "frame rm $n"

@@ -72,3 +72,56 @@ grep -q "empty" "$T/err.txt" || fail "zero-byte: $(cat "$T/err.txt")"
 step "--strict refuses the ragged file naming its line"
 if aq parse "$DIR/ragged.csv" --name strict --strict 2>"$T/err.txt"; then fail "strict parse of a ragged file succeeded"; fi
 grep -q "line 3: 2 fields, expected 3" "$T/err.txt" || fail "strict: $(cat "$T/err.txt")"
+
+# Past the samples and the first piece: files of several MiB, written here.
+step "a quote never closed, with more than a piece of rows after it, is a byte"
+python3 - "$T/stray_big.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("id,name,v\n")
+    for i in range(1, 100):
+        f.write(f'{i},"n{i}",{i * 3}\n')
+    f.write('100,"never closed,300\n')
+    for i in range(101, 400001):  # no quote after it: it would close the field
+        f.write(f'{i},n{i},{i * 3}\n')
+PY
+aq parse "$T/stray_big.csv" --name stray-big --quote '"' --json >"$T/p.json" 2>"$T/err.txt" ||
+  fail "parse of stray_big: $(cat "$T/err.txt")"
+python3 - "$T/p.json" <<'PY' || fail "stray_big: $(cat "$T/p.json")"
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["rows"] == 400000 and p["repaired_rows"] == 1 and p["repaired_lines"] == [101], p
+assert [c["type"] for c in p["columns"]] == ["int", "string", "int"], p["columns"]
+PY
+aq export stray-big -o "$T/out.csv" || fail "export of stray_big"
+python3 - "$T/out.csv" <<'PY' || fail "stray_big export"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+assert len(rows) == 400001, len(rows)
+assert rows[100] == ["100", '"never closed', "300"], rows[100]
+assert rows[350000] == ["350000", "n350000", "1050000"], rows[350000]
+PY
+
+step "a footer and a second table after a blank line past the first MiB are not read"
+python3 - "$T/footer_big.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w", newline="") as f:
+    f.write("id,name,v\r\n")
+    for i in range(1, 150001):
+        f.write(f"{i},n{i},{i * 3}\r\n")
+    f.write("\r\nSummary\r\nrows;150000\r\nsource;a survey\r\n")
+PY
+aq parse "$T/footer_big.csv" --name footer-big --json >"$T/p.json" 2>"$T/err.txt" ||
+  fail "parse of footer_big: $(cat "$T/err.txt")"
+python3 - "$T/p.json" <<'PY' || fail "footer_big: $(cat "$T/p.json")"
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["rows"] == 150000 and p["unread_lines"] == [150003, 150005], p
+assert p.get("repaired_rows", 0) == 0, p
+assert [c["type"] for c in p["columns"]] == ["int", "string", "int"], p["columns"]
+PY
+aq frames --json | python3 -c '
+import json, sys
+f = [x for x in json.load(sys.stdin) if x["name"] == "footer-big"][0]
+assert f["rows"] == 150000 and f["unread_lines"] == [150003, 150005], f' ||
+  fail "frames of footer_big"

@@ -88,6 +88,7 @@ static void feed_blocks(aq_csv_cutter *c, const char *buf, size_t len) {
             if (st == ST_ROW_START || st == ST_FIELD_START) {
                 st = ST_QUOTED;
                 c->quote_line = lines + 1;
+                c->quote_off = c->fed + b + end;
             } else {
                 st = ST_UNQUOTED; /* a quote inside an unquoted field is a byte like any */
             }
@@ -205,6 +206,7 @@ static void feed_bytes(aq_csv_cutter *c, const char *buf, size_t len) {
             if (q && ch == q) {
                 st = ST_QUOTED;
                 c->quote_line = lines + 1;
+                c->quote_off = c->fed + i;
                 continue;
             }
             st = ST_UNQUOTED;
@@ -236,10 +238,17 @@ int aq_csv_split_init(aq_csv_split *s, const aq_csv_dialect *d, size_t max_piece
     if (!s->buf)
         return AQ_ENOMEM;
     aq_csv_cut_init(&s->cut, d);
+    s->d = *d;
     s->max = max_piece;
     s->fn = fn;
     s->ctx = ctx;
     return 0;
+}
+
+void aq_csv_split_table(aq_csv_split *s, uint32_t ncols, uint64_t skip, uint64_t stop_line) {
+    s->ncols = ncols;
+    s->skip = skip;
+    s->stop_line = stop_line;
 }
 
 int aq_csv_split_reserve(aq_csv_split *s, size_t headroom) {
@@ -257,7 +266,8 @@ int aq_csv_split_reserve(aq_csv_split *s, size_t headroom) {
 
 void aq_csv_split_free(aq_csv_split *s) {
     free(s->mem);
-    s->mem = s->buf = NULL;
+    free(s->first);
+    s->mem = s->buf = s->first = NULL;
 }
 
 char *aq_csv_split_take(aq_csv_split *s) {
@@ -290,15 +300,218 @@ static int emit(aq_csv_split *s, size_t cut, uint64_t cut_lines) {
     return rc;
 }
 
-/* A full buffer becomes a piece ending at the last row end; AQ_ETOOBIG when no row ends in it. */
-static int make_room(aq_csv_split *s, aq_csv_err *err) {
-    if (s->cut.row_end <= s->base) {
-        aq_csv_err_set(err, s->base_lines + 1,
-                       "line %llu: row longer than the %zu-byte piece limit",
-                       (unsigned long long)(s->base_lines + 1), s->max);
-        return AQ_ETOOBIG;
+/* Counts bytes that are dropped (after the table's end): lines only, as the cutter would. */
+static void count_dropped(aq_csv_split *s, const char *p, size_t n) {
+    aq_csv_cutter *c = &s->cut;
+    for (const char *e = p + n, *q = p; (q = memchr(q, '\n', (size_t)(e - q))) != NULL; q++)
+        c->lines++;
+    c->fed += n;
+    if (n && p[n - 1] == '\n') {
+        c->row_end = c->fed;
+        c->row_end_lines = c->lines;
     }
-    return emit(s, (size_t)(s->cut.row_end - s->base), s->cut.row_end_lines);
+}
+
+/* The table ends at buffer offset at (a row start, on line `line`): emits what comes before it
+ * and drops the rest. */
+static int stop_at(aq_csv_split *s, size_t at, uint64_t line) {
+    uint64_t lines_before = s->base_lines;
+    for (const char *q = s->buf, *e = s->buf + at; (q = memchr(q, '\n', (size_t)(e - q))) != NULL;
+         q++)
+        lines_before++;
+    int rc = at ? emit(s, at, lines_before) : 0;
+    s->stopped = true;
+    s->stop_line = line;
+    s->base += s->len;
+    s->len = 0;
+    return rc;
+}
+
+/* Where line `line` starts in buf[0..len), or SIZE_MAX when it is not in it. */
+static size_t line_start(const aq_csv_split *s, uint64_t line) {
+    if (line <= s->base_lines + 1)
+        return 0;
+    uint64_t need = line - 1 - s->base_lines;
+    const char *q = s->buf, *e = s->buf + s->len;
+    while (need && (q = memchr(q, '\n', (size_t)(e - q))) != NULL) {
+        q++;
+        need--;
+    }
+    return need ? SIZE_MAX : (size_t)(q - s->buf);
+}
+
+/* The first row of the table (after line skip), kept to see it come again. */
+static int find_first(aq_csv_split *s) {
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, s->buf, s->len, &s->d, 1, true);
+    t.lenient = true;
+    int rc = 0;
+    while (aq_csv_tok_next(&t, NULL) == 1) {
+        if (t.row_line <= s->skip)
+            continue;
+        size_t n = (size_t)(t.row_end - t.row_start);
+        if (!(s->first = malloc(n ? n : 1))) {
+            rc = AQ_ENOMEM;
+            break;
+        }
+        memcpy(s->first, t.row_start, n);
+        s->first_len = n;
+        s->first_line = t.row_line;
+        break;
+    }
+    aq_csv_tok_free(&t);
+    return rc;
+}
+
+/* The next blank line at or after buffer offset from: the offset of the LF that ends it, with
+ * *start the offset where it starts (just after the row end before it); SIZE_MAX when none. A
+ * piece starts at a row start, so an LF stands before buf[0]. */
+static size_t next_blank(const aq_csv_split *s, size_t from, size_t to, size_t *start) {
+    const char *b = s->buf;
+    for (size_t k = from; k < to; k++) {
+        const char *lf = memchr(b + k, '\n', to - k);
+        if (!lf)
+            return SIZE_MAX;
+        k = (size_t)(lf - b);
+        if (k == 0 || b[k - 1] == '\n') {
+            *start = k;
+            return k;
+        }
+        if (b[k - 1] == '\r' && (k == 1 || b[k - 2] == '\n')) {
+            *start = k - 1;
+            return k;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* Judges the blank lines in buf[0 .. cut) not judged yet: the table ends at one after which its
+ * first row comes again, or no row has its field count (two rows at least, or one that ends the
+ * file). The rows looked at are the whole rows in the buffer (all of it at the end of the file).
+ * *cut becomes where the piece ends: before a blank line that ends the table (then stopped), or
+ * before one with too few rows after it in the buffer to judge (it is judged again at the start
+ * of the next buffer). */
+#define JUDGE_ROWS 2000
+static int judge_blanks(aq_csv_split *s, size_t *cut, bool eof) {
+    if (!s->first && s->base == 0 && s->ncols) {
+        int rc = find_first(s);
+        if (rc)
+            return rc;
+    }
+    if (!s->first_line || s->ncols == 0)
+        return 0;
+    size_t from = s->judged > s->base ? (size_t)(s->judged - s->base) : 0;
+    size_t wend =
+        eof ? s->len : (s->cut.row_end > s->base ? (size_t)(s->cut.row_end - s->base) : 0);
+    aq_csv_cutter vc; /* whether a blank line is outside quotes: a cutter from the piece's start */
+    aq_csv_cut_init(&vc, &s->d);
+    if (s->base)
+        vc.bom = 3;
+    size_t fed = 0, bs;
+    for (size_t k; from < *cut && (k = next_blank(s, from, *cut, &bs)) != SIZE_MAX; from = k + 1) {
+        aq_csv_cut_feed(&vc, s->buf + fed, k + 1 - fed);
+        fed = k + 1;
+        uint64_t line = s->base_lines + vc.lines; /* the blank line's */
+        if (vc.row_end != k + 1 || line <= s->first_line)
+            continue; /* inside quotes, or before the table starts */
+        aq_csv_tok t;
+        aq_csv_tok_init(&t, s->buf + k + 1, wend > k + 1 ? wend - (k + 1) : 0, &s->d, line + 1,
+                        false);
+        t.lenient = true;
+        size_t rows = 0, same = 0;
+        bool repeat = false;
+        uint64_t next_line = 0;
+        while (rows < JUDGE_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
+            if (rows++ == 0) {
+                next_line = t.row_line;
+                repeat = (size_t)(t.row_end - t.row_start) == s->first_len &&
+                         memcmp(t.row_start, s->first, s->first_len) == 0;
+            }
+            same += t.nfields == s->ncols;
+            if (same && !repeat)
+                break; /* a row of the table: it goes on (one row read per blank line) */
+        }
+        bool to_end = eof && t.p >= t.end;
+        aq_csv_tok_free(&t);
+        if (rows && (repeat || (same == 0 && (rows >= 2 || to_end)))) {
+            *cut = bs;
+            s->stopped = true;
+            s->stop_line = next_line;
+            return 0;
+        }
+        if (!eof && bs > 0 && (rows == 0 || (same == 0 && rows < 2))) {
+            *cut = bs; /* too little after it here: judged again at the next buffer's start */
+            return 0;
+        }
+        s->judged = s->base + k + 1;
+    }
+    return 0;
+}
+
+/* Emits the piece buf[0 .. cut) (cut: a row end with cut_lines LFs before it), or less when
+ * the table ends before it. */
+static int emit_piece(aq_csv_split *s, size_t cut, uint64_t cut_lines, bool eof) {
+    if (s->stop_line) {
+        size_t at = line_start(s, s->stop_line);
+        if (at <= cut)
+            return stop_at(s, at, s->stop_line);
+    }
+    size_t c = cut;
+    int rc = judge_blanks(s, &c, eof);
+    if (rc)
+        return rc;
+    if (s->stopped) {
+        s->stopped = false; /* stop_at sets it again, after emitting what comes before */
+        return stop_at(s, c, s->stop_line);
+    }
+    if (c < cut) {
+        uint64_t l = s->base_lines;
+        for (const char *q = s->buf, *e = s->buf + c; (q = memchr(q, '\n', (size_t)(e - q))); q++)
+            l++;
+        return emit(s, c, l);
+    }
+    return emit(s, cut, cut_lines);
+}
+
+/* Feeds the cutter buf[from .. to) up to the first row end after offset after; returns where it
+ * stopped. */
+static size_t feed_to_row_end(aq_csv_split *s, size_t from, size_t to, uint64_t after) {
+    while (from < to && s->cut.row_end <= after) {
+        const char *lf = memchr(s->buf + from, '\n', to - from);
+        size_t e = lf ? (size_t)(lf - s->buf) + 1 : to;
+        aq_csv_cut_feed(&s->cut, s->buf + from, e - from);
+        from = e;
+    }
+    return from;
+}
+
+/* A full buffer becomes a piece ending at the last row end. When no row ends in it because a
+ * quoted field runs past it, that field's quote opened nothing (lenient): the cutter reads it as
+ * a byte, and the piece ends at the first row end after it. AQ_ETOOBIG when a row is longer. */
+static int make_room(aq_csv_split *s, aq_csv_err *err) {
+    while (s->cut.row_end <= s->base) {
+        aq_csv_cutter *c = &s->cut;
+        if (!s->lenient || !aq_csv_cut_in_quote(c) || c->quote_off < s->base ||
+            c->quote_off >= s->base + s->len) {
+            aq_csv_err_set(err, s->base_lines + 1,
+                           "line %llu: row longer than the %zu-byte piece limit",
+                           (unsigned long long)(s->base_lines + 1), s->max);
+            return AQ_ETOOBIG;
+        }
+        /* the cutter again from just after that quote, in the unquoted field it began */
+        uint64_t qo = c->quote_off;
+        c->state = ST_UNQUOTED;
+        c->lines = c->quote_line - 1;
+        c->fed = qo + 1;
+        s->strays++;
+        size_t at = feed_to_row_end(s, (size_t)(qo + 1 - s->base), s->len, qo);
+        uint64_t re = c->row_end, rl = c->row_end_lines;
+        if (at < s->len)
+            aq_csv_cut_feed(c, s->buf + at, s->len - at);
+        if (re > qo)
+            return emit_piece(s, (size_t)(re - s->base), rl, false);
+    }
+    return emit_piece(s, (size_t)(s->cut.row_end - s->base), s->cut.row_end_lines, false);
 }
 
 int aq_csv_split_space(aq_csv_split *s, char **p, size_t *room, aq_csv_err *err) {
@@ -322,6 +535,10 @@ static void cr_to_lf(char *p, size_t n) {
 void aq_csv_split_commit(aq_csv_split *s, size_t n) {
     if (s->cr_rows)
         cr_to_lf(s->buf + s->len, n);
+    if (s->stopped) {
+        count_dropped(s, s->buf + s->len, n);
+        return;
+    }
     aq_csv_cut_feed(&s->cut, s->buf + s->len, n);
     s->len += n;
 }
@@ -338,10 +555,7 @@ int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err 
         }
         size_t n = len < room ? len : room;
         memcpy(s->buf + s->len, d, n);
-        if (s->cr_rows)
-            cr_to_lf(s->buf + s->len, n);
-        aq_csv_cut_feed(&s->cut, s->buf + s->len, n);
-        s->len += n;
+        aq_csv_split_commit(s, n);
         d += n;
         len -= n;
     }
@@ -349,12 +563,18 @@ int aq_csv_split_push(aq_csv_split *s, const void *data, size_t len, aq_csv_err 
 }
 
 int aq_csv_split_finish(aq_csv_split *s, aq_csv_err *err) {
+    if (s->stopped)
+        return 0;
     if (aq_csv_cut_in_quote(&s->cut) && !s->lenient) {
         aq_csv_err_set(err, s->cut.quote_line, "line %llu: quoted field is never closed",
                        (unsigned long long)s->cut.quote_line);
         return AQ_EPARSE;
     }
-    if (s->len == 0)
-        return 0;
-    return emit(s, s->len, s->cut.lines);
+    /* a blank line judged too close to the buffer's end moves the cut before it: go on */
+    while (s->len && !s->stopped) {
+        int rc = emit_piece(s, s->len, s->cut.lines, true);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }

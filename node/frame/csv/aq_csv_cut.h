@@ -10,6 +10,19 @@
  * aq_csv_split builds on it: push blocks of any size, and it calls back with pieces of at most
  * max_piece bytes, each ending at a row end (the last one may lack a final newline). A row longer
  * than max_piece is an error naming its first line; so is a quoted field still open at the end.
+ * Lenient splits (the parse's default) repair instead: a quote whose field would run past a full
+ * buffer opened nothing (it is a byte, as the tokenizer reads a quote never closed), and the piece
+ * ends at the first row end after it, so the tokenizer of that piece, which reads the quote the
+ * same way once it finds no close, and the cutter agree where the next piece starts.
+ *
+ * The end of the table (aq_csv_split_table): the split passes on nothing from a given line (the
+ * setup's stop_line), and finds where the table ends further on, as the setup does in the head
+ * sample: at a blank line (outside quotes) after which the table's first row comes again, or
+ * after which no row has the table's field count (at least two rows, or one that ends the file).
+ * It looks at the rows after a blank line that are in its buffer (up to max_piece bytes; a blank
+ * line near the end of a full buffer ends the piece before it, so the next buffer starts with it).
+ * Once stopped, the rest is only counted (lines) and dropped; stop_line then names the first line
+ * not passed on.
  * A caller that moves pieces on can spare two copies of every byte: read straight into the split's
  * buffer (aq_csv_split_space and _commit instead of _push), and take each piece's buffer from the
  * callback (aq_csv_split_take), with room reserved in front of it for a message header.
@@ -33,6 +46,7 @@ typedef struct aq_csv_cutter {
     uint64_t row_end;       /* offset just after the last row-ending LF (0: none yet) */
     uint64_t row_end_lines; /* LFs before row_end */
     uint64_t quote_line;    /* line on which the open quoted field started */
+    uint64_t quote_off;     /* offset of the open quoted field's opening quote */
 } aq_csv_cutter;
 
 void aq_csv_cut_init(aq_csv_cutter *c, const aq_csv_dialect *d);
@@ -61,11 +75,25 @@ typedef struct aq_csv_split {
     bool lenient; /* set by the caller: a quote still open at the end is the parse's to repair */
     bool cr_rows; /* set by the caller: rows end at CR alone (aq_csv_setup.cr_rows); each CR is
                      turned into an LF as the bytes come in, so pieces hold LF rows */
+    aq_csv_dialect d;
+    /* the table's end (aq_csv_split_table) */
+    uint32_t ncols;     /* the table's field count; 0: no search for its end */
+    uint64_t skip;      /* lines before the table (a preamble): their blank lines end nothing */
+    uint64_t stop_line; /* 0, or the first line not passed on (given, or found) */
+    bool stopped;       /* the table ended: bytes are counted, not kept */
+    uint64_t judged;    /* private: blank lines before this offset are judged */
+    char *first;        /* private: the table's first row (its bytes), once seen */
+    size_t first_len;
+    uint64_t first_line; /* private: its line (0: not seen yet) */
+    uint64_t strays;     /* quotes found to open nothing (repaired by the parse) */
 } aq_csv_split;
 
 /* max_piece: the largest piece (e.g. 4 MiB); the split holds one buffer of that size. */
 int aq_csv_split_init(aq_csv_split *s, const aq_csv_dialect *d, size_t max_piece,
                       aq_csv_piece_fn fn, void *ctx);
+/* Looks for the end of the table of ncols fields whose first row follows line skip; stop_line
+ * (not 0): nothing from that line on is passed on. Before the first push or commit. */
+void aq_csv_split_table(aq_csv_split *s, uint32_t ncols, uint64_t skip, uint64_t stop_line);
 /* Reserves headroom bytes in front of every piece's buffer; before the first push or commit. */
 int aq_csv_split_reserve(aq_csv_split *s, size_t headroom);
 /* AQ_ETOOBIG when a single row exceeds max_piece; err names its line. */

@@ -80,14 +80,14 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
                      uint64_t stop, size_t *mode, double *share, size_t *widest, size_t *quoted) {
     size_t cap = 64, used = 0;
     size_t *counts = calloc(cap, sizeof *counts); /* counts[k]: rows with k fields, k < cap */
-    size_t big = 0, rows = 0, repaired = 0, nq = 0;
+    size_t big = 0, rows = 0, repaired = 0, nq = 0, pairs = 0, kept = 0;
     if (!counts)
         return AQ_ENOMEM;
     for (size_t s = 0; s < n; s++) {
         aq_csv_tok t;
         aq_csv_tok_init(&t, sm[s].p, sm[s].len, d, 1, sm[s].file_start);
         t.lenient = true;
-        size_t r = 0;
+        size_t r = 0, prev = SIZE_MAX;
         while (r < GUESS_ROWS && aq_csv_tok_next(&t, NULL) == 1) {
             if (sm[s].file_start && t.row_line <= skip)
                 continue;
@@ -95,7 +95,15 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
                 break;
             r++;
             rows++;
-            repaired += t.repair != NULL;
+            /* a quote inside an unquoted field (Men's) is common and says little about the
+             * dialect; a quote left open or bytes after a closing one say it is wrong */
+            bool bad = t.repair && strcmp(t.repair, "a quote inside an unquoted field") != 0;
+            repaired += bad;
+            if (prev != SIZE_MAX) {
+                pairs++;
+                kept += t.nfields == prev && !bad;
+            }
+            prev = t.nfields;
             for (size_t j = 0; j < t.nfields; j++)
                 nq += t.fields[j].quoted;
             if (t.nfields < cap)
@@ -108,13 +116,18 @@ static int sep_score(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
     }
     size_t best = 0;
     for (size_t k = 1; k < cap; k++)
-        if (counts[k] > counts[best])
-            best = k;
+        if (counts[k] >= counts[best] && counts[k])
+            best = k; /* ties to the wider: padding a row loses nothing, folding one joins fields */
     /* with very wide rows, the count itself is beyond the table: find its mode directly */
     size_t fit = big > counts[best] ? big : counts[best];
     *mode = big > counts[best] ? used : best;
     fit = fit > repaired ? fit - repaired : 0;
     *share = rows ? (double)fit / (double)rows : 0;
+    /* rows that keep the count of the row before: a file of two tables of other widths (or a
+     * long preamble) is regular in each, which a separator that cuts every row the same way by
+     * chance (the colons of times and URLs) must not beat */
+    if (pairs && (double)kept / (double)pairs > *share)
+        *share = (double)kept / (double)pairs;
     *widest = used;
     if (quoted)
         *quoted = nq;
@@ -275,6 +288,43 @@ static char guess_decimal(const aq_csv_sample *sm, size_t n, const aq_csv_dialec
     return comma >= 2 && point == 0 ? ',' : '.';
 }
 
+/* The fields of the row at p that are not empty. */
+static size_t filled_fields(const char *p, size_t len, const aq_csv_dialect *d) {
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, p, len, d, 1, false);
+    t.lenient = true;
+    size_t n = 0;
+    if (aq_csv_tok_next(&t, NULL) == 1)
+        for (size_t j = 0; j < t.nfields; j++)
+            n += t.fields[j].len > 0;
+    aq_csv_tok_free(&t);
+    return n;
+}
+
+/* Whether the row at p is text alone (empty fields aside) and the row after it holds a number. */
+static bool names_over_data(const char *p, size_t len, const aq_csv_dialect *d) {
+    aq_csv_na na = aq_csv_na_default();
+    aq_csv_tok t;
+    aq_csv_tok_init(&t, p, len, d, 1, false);
+    t.lenient = true;
+    bool ok = aq_csv_tok_next(&t, NULL) == 1, num = false;
+    int64_t iv;
+    double dv;
+    for (size_t j = 0; ok && j < t.nfields; j++) {
+        aq_csv_vkind k =
+            aq_csv_classify(t.fields[j].p, t.fields[j].len, t.fields[j].quoted, &na, &iv, &dv);
+        ok = k == AQ_CSV_V_TEXT || k == AQ_CSV_V_NA;
+    }
+    if (ok && aq_csv_tok_next(&t, NULL) == 1)
+        for (size_t j = 0; j < t.nfields && !num; j++) {
+            aq_csv_vkind k =
+                aq_csv_classify(t.fields[j].p, t.fields[j].len, t.fields[j].quoted, &na, &iv, &dv);
+            num = k == AQ_CSV_V_INT || k == AQ_CSV_V_FLOAT;
+        }
+    aq_csv_tok_free(&t);
+    return ok && num;
+}
+
 /* Where the table is in the block at the file's start: lines before its first row (a preamble,
  * titles, notes) and the first line of what follows it after a blank line (a second table, a
  * footer), 0 when nothing follows. The table is the rows of the most common field count: it
@@ -333,6 +383,24 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             start++;
         if (start >= r)
             start = 0;
+        /* The row right before it (no blank line between) with one field less, or more, is its
+         * header when it is all text and that first row holds a number: data rows that end with
+         * a separator the header lacks, a header that ends with one or names columns the rows
+         * leave out. (A title before a header is text over text.) */
+        if (start > 0 && line[start] <= next[start - 1] && cnt[start - 1] >= 2 &&
+            cnt[start - 1] + 1 >= mode &&
+            names_over_data(rs[start - 1], (size_t)(h->p + h->len - rs[start - 1]), d))
+            start--;
+        /* Spreadsheets pad a title to the table's width ("Report,,,,"): at the table's start,
+         * rows of at most one filled field before a header (text over a row with a number)
+         * are a preamble too. */
+        size_t k = start;
+        while (mode >= 3 && k + 1 < r && k - start < 16 && cnt[k] == mode &&
+               filled_fields(rs[k], (size_t)(h->p + h->len - rs[k]), d) <= 1)
+            k++;
+        if (k > start && filled_fields(rs[k], (size_t)(h->p + h->len - rs[k]), d) > 1 &&
+            names_over_data(rs[k], (size_t)(h->p + h->len - rs[k]), d))
+            start = k;
         if (start > 0)
             *skip = line[start] - 1;
     }
@@ -357,6 +425,30 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
     return rc;
 }
 
+/* The first row's width in the head sample (after line skip), up to its last non-empty field. */
+static size_t named_width(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d,
+                          uint64_t skip) {
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!sm[i].file_start)
+            continue;
+        aq_csv_tok t;
+        aq_csv_tok_init(&t, sm[i].p, sm[i].len, d, 1, true);
+        t.lenient = true;
+        while (aq_csv_tok_next(&t, NULL) == 1) {
+            if (t.row_line <= skip)
+                continue;
+            for (size_t j = t.nfields; j > 0 && !w; j--)
+                if (t.fields[j - 1].len || t.fields[j - 1].quoted)
+                    w = j;
+            break;
+        }
+        aq_csv_tok_free(&t);
+        break;
+    }
+    return w;
+}
+
 static char *dup_n(const char *p, size_t n) {
     char *s = malloc(n + 1);
     if (s) {
@@ -374,8 +466,27 @@ typedef struct colstat {
 typedef struct first_row {
     char **v;
     bool *text;
+    aq_csv_vkind *kind;
+    int64_t *iv;
     size_t n;
 } first_row;
+
+/* Whether the non-NA values of a row are consecutive integers (k, k+1, ...): how writers name
+ * columns they have no names for (pandas: 0, 1, 2 ...; years). At least three, or two from 0. */
+static bool consecutive(const aq_csv_vkind *kind, const int64_t *iv, size_t n) {
+    size_t cnt = 0;
+    int64_t prev = 0, first = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (kind[j] == AQ_CSV_V_NA && cnt == 0 && j == 0)
+            continue; /* an index column's empty name */
+        if (kind[j] != AQ_CSV_V_INT || (cnt && (prev == INT64_MAX || iv[j] != prev + 1)))
+            return false;
+        if (cnt++ == 0)
+            first = iv[j];
+        prev = iv[j];
+    }
+    return cnt >= 3 || (cnt == 2 && first == 0);
+}
 
 static aq_csv_type stat_type(const colstat *c) {
     if (c->texts || (c->times && (c->ints || c->floats)))
@@ -426,7 +537,9 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
             p += 3;
         while (p < end && (*p == '\n' || *p == '\r'))
             p++;
-        if (p < end && *p == '#')
+        /* a file whose first line alone starts with '#' names its columns there (numpy's
+         * savetxt header) or holds a title: a row, which the header and preamble rules judge */
+        if (p < end && *p == '#' && memmem(p, (size_t)(end - p), "\n#", 2))
             s.d.comment = '#';
     }
     if (o->comment != AQ_CSV_QUOTE_AUTO)
@@ -468,15 +581,28 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
         mode = widest; /* fill pads short rows, so the widest sampled row sets the width */
     if (mode == 0 || mode > UINT32_MAX)
         mode = 1;
+    /* a header may name more columns than the rows fill: those are the frame's too (NA in the
+     * rows), so no name is lost; the first row's width counts until its last non-empty field */
+    size_t rows_mode = mode, hw = named_width(sm, n, &s.d, s.skip);
+    if (hw > mode && hw <= UINT32_MAX && o->header != AQ_CSV_HEADER_NO)
+        mode = hw;
     s.ncols = (uint32_t)mode;
     aq_csv_na na = aq_csv_setup_na(&s);
 
     st = calloc(s.ncols, sizeof *st);
     fr.v = calloc(s.ncols, sizeof *fr.v);
     fr.text = calloc(s.ncols, sizeof *fr.text);
+    fr.kind = calloc(s.ncols, sizeof *fr.kind);
+    fr.iv = calloc(s.ncols, sizeof *fr.iv);
     recurs = calloc(s.ncols, sizeof *recurs);
-    if (!st || !fr.v || !fr.text || !recurs)
+    aq_csv_vkind *rk = calloc(s.ncols, sizeof *rk);
+    int64_t *riv = calloc(s.ncols, sizeof *riv);
+    size_t seq_rows = 0; /* sampled data rows of consecutive integers */
+    if (!st || !fr.v || !fr.text || !fr.kind || !fr.iv || !recurs || !rk || !riv) {
+        free(rk);
+        free(riv);
         goto fail;
+    }
     frn = s.ncols;
     bool have_first = false;
     size_t data_rows = 0;
@@ -504,6 +630,8 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
                     aq_csv_vkind k =
                         aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv);
                     fr.text[j] = k == AQ_CSV_V_TEXT;
+                    fr.kind[j] = k;
+                    fr.iv[j] = iv;
                     if (!(fr.v[j] = dup_n(f->p, f->len))) {
                         aq_csv_tok_free(&t);
                         goto fail;
@@ -516,7 +644,11 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
                 const aq_csv_field *f = &t.fields[j];
                 int64_t iv;
                 double dv;
-                switch (aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv)) {
+                aq_csv_vkind k =
+                    aq_csv_classify_dec(f->p, f->len, f->quoted, &na, s.decimal, &iv, &dv);
+                rk[j] = k;
+                riv[j] = iv;
+                switch (k) {
                 case AQ_CSV_V_INT:
                     st[j].ints++;
                     break;
@@ -536,9 +668,12 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
                     memcmp(fr.v[j], f->p, f->len) == 0)
                     recurs[j] = true;
             }
+            seq_rows += nf == s.ncols && consecutive(rk, riv, nf);
         }
         aq_csv_tok_free(&t);
     }
+    free(rk);
+    free(riv);
 
     /* header */
     if (o->header != AQ_CSV_HEADER_AUTO) {
@@ -555,8 +690,20 @@ static int guess(const aq_csv_sample *sm, size_t n, const aq_csv_opts *opts, aq_
                 if (strcmp(fr.v[j], fr.v[k]) == 0)
                     distinct = false;
         }
-        s.header = any_text_over_numbers || (all_text && distinct && !recur);
+        /* numbers above a column of text alone (years over names), or consecutive integers
+         * no data row repeats (column numbers): a header of numbers */
+        bool nums_over_text = false;
+        for (size_t j = 0; j < fr.n; j++)
+            if ((fr.kind[j] == AQ_CSV_V_INT || fr.kind[j] == AQ_CSV_V_FLOAT) && st[j].texts >= 2 &&
+                st[j].ints + st[j].floats + st[j].times == 0)
+                nums_over_text = true;
+        bool numbered =
+            fr.n == s.ncols && consecutive(fr.kind, fr.iv, fr.n) && seq_rows == 0 && data_rows > 0;
+        s.header =
+            any_text_over_numbers || (all_text && distinct && !recur) || nums_over_text || numbered;
     }
+    if (!s.header)
+        s.ncols = (uint32_t)rows_mode; /* a wide first row of data is a long row, repaired */
     /* a first row that is data feeds the type guess too */
     if (have_first && !s.header) {
         for (size_t j = 0; j < fr.n; j++) {
@@ -637,6 +784,8 @@ fail:
             free(fr.v[j]);
     free(fr.v);
     free(fr.text);
+    free(fr.kind);
+    free(fr.iv);
     free(recurs);
     free(st);
     if (rc)
