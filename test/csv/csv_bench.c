@@ -1,9 +1,12 @@
 /* csv_bench FILE [REPEAT]: throughput of each stage of the CSV pipeline on one file, in one
  * thread: cut into 4 MiB pieces, guess the setup, parse pieces into chunks, encode them, export.
- * Prints MB/s per stage (file bytes / time) and the encoded size against the raw size. */
+ * Prints MB/s per stage (file bytes / time) and the encoded size against the raw size.
+ * csv_bench --digest FILE: one line per final chunk (piece, column, encoded bytes, FNV-1a of the
+ * encoding) and nothing else, so two builds' encodings of a file can be compared with diff. */
 #include "aq_csv_export.h"
 #include "csv_frame.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +26,34 @@ static int count_piece(void *ctx, const char *p, size_t len, uint64_t first_line
     return 0;
 }
 
+static uint64_t fnv1a(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int digest(const csv_frame *f) {
+    for (size_t i = 0; i < f->npieces; i++)
+        for (uint32_t j = 0; j < f->setup.ncols; j++) {
+            uint8_t *b;
+            size_t bl;
+            if (aq_csv_col_encode(&f->chunks[i][j], &b, &bl) != 0)
+                return 1;
+            printf("%zu %u %zu %016llx\n", i, j, bl, (unsigned long long)fnv1a(b, bl));
+            free(b);
+        }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    bool dig = argc > 1 && strcmp(argv[1], "--digest") == 0;
+    if (dig) {
+        argv++;
+        argc--;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: csv_bench FILE [REPEAT]\n");
+        fprintf(stderr, "usage: csv_bench FILE [REPEAT] | csv_bench --digest FILE\n");
         return 2;
     }
     int reps = argc > 2 ? atoi(argv[2]) : 5;
@@ -41,6 +69,12 @@ int main(int argc, char **argv) {
     if (csv_frame_load(data, len, NULL, 4u << 20, &f, &err)) {
         fprintf(stderr, "%s: %s\n", argv[1], err.msg);
         return 1;
+    }
+    if (dig) {
+        int rc = digest(&f);
+        csv_frame_free(&f);
+        free(data);
+        return rc;
     }
     double best_cut = 1e9, best_parse = 1e9, best_enc = 1e9, best_exp = 1e9, best_setup = 1e9;
     size_t enc_bytes = 0;

@@ -338,8 +338,15 @@ Test(fast, classify_answers_like_the_chain) {
                                                  "9223372036854775807",
                                                  "-9223372036854775808",
                                                  "9223372036854775808",
-                                                 "13.649697581270862"};
-            const char *sh = shapes[rnd(&seed) % 11];
+                                                 "13.649697581270862",
+                                                 "0.000123456789012345678",
+                                                 ".5",
+                                                 "5.",
+                                                 "-0.25",
+                                                 "123456789012345678.5",
+                                                 "1234567890123456789.5",
+                                                 "12345678901234567.89e2"};
+            const char *sh = shapes[rnd(&seed) % (sizeof shapes / sizeof shapes[0])];
             len = strlen(sh);
             memcpy(f, sh, len);
             if (rnd(&seed) % 2)

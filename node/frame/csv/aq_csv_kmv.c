@@ -3,30 +3,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Sorts a[0..n) ascending: LSD radix over the 8 bytes, skipping bytes that are equal in all. */
+#define SORT_BUCKET_BITS 10
+
+/* Sorts a[0..n) ascending (n <= AQ_CSV_KMV_BUF). Hashes are uniform, so their top bits alone
+ * order them nearly completely: one counting pass places each value by the SORT_BUCKET_BITS
+ * bits below the highest bit of (max - min), then an insertion sort settles each bucket's few
+ * values. On any other input the result is the same, only slower. */
 static void sort_u64(uint64_t *a, uint32_t n, uint64_t *tmp) {
-    uint32_t cnt[8][256];
+    if (n < 2)
+        return;
+    uint64_t lo = a[0], hi = a[0];
+    for (uint32_t i = 1; i < n; i++) {
+        lo = a[i] < lo ? a[i] : lo;
+        hi = a[i] > hi ? a[i] : hi;
+    }
+    if (lo == hi)
+        return;
+    int width = 64 - __builtin_clzll(hi - lo);
+    int sh = width > SORT_BUCKET_BITS ? width - SORT_BUCKET_BITS : 0;
+    uint32_t cnt[(1u << SORT_BUCKET_BITS) + 1];
     memset(cnt, 0, sizeof cnt);
     for (uint32_t i = 0; i < n; i++)
-        for (int b = 0; b < 8; b++)
-            cnt[b][(a[i] >> (8 * b)) & 0xFF]++;
-    uint64_t *src = a, *dst = tmp;
-    for (int b = 0; b < 8; b++) {
-        if (n == 0 || cnt[b][(a[0] >> (8 * b)) & 0xFF] == n)
-            continue; /* one value of this byte: the order stands */
-        uint32_t pos[256], sum = 0;
-        for (int v = 0; v < 256; v++) {
-            pos[v] = sum;
-            sum += cnt[b][v];
-        }
-        for (uint32_t i = 0; i < n; i++)
-            dst[pos[(src[i] >> (8 * b)) & 0xFF]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
+        cnt[((a[i] - lo) >> sh) + 1]++;
+    for (uint32_t v = 1; v <= (1u << SORT_BUCKET_BITS); v++)
+        cnt[v] += cnt[v - 1];
+    for (uint32_t i = 0; i < n; i++)
+        tmp[cnt[(a[i] - lo) >> sh]++] = a[i];
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t v = tmp[i];
+        uint32_t j = i;
+        for (; j > 0 && a[j - 1] > v; j--)
+            a[j] = a[j - 1];
+        a[j] = v;
     }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
 }
 
 /* Moves the k smallest of a[0..n) (distinct values) to a[0..k), in no order; k < n. */
@@ -87,6 +96,10 @@ void aq_csv_kmv_compact(aq_csv_kmv *k) {
 }
 
 void aq_csv_kmv_finish(aq_csv_kmv *k, aq_csv_obs *o) {
+    if (k->n > AQ_CSV_SKETCH) { /* only the smallest can be kept: sort those alone */
+        select_u64(k->buf, k->n, AQ_CSV_SKETCH);
+        k->n = AQ_CSV_SKETCH;
+    }
     sort_u64(k->buf, k->n, k->set); /* the set is not needed any more: scratch space */
     uint32_t n = 0;
     if (k->zero)

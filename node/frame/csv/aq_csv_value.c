@@ -213,10 +213,30 @@ static double exact_decimal(uint64_t m, int e10) {
  * m <= 2^53 and |e| <= 22 is one correctly rounded IEEE multiplication or division of two exact
  * doubles, so it equals strtod's answer. Most numbers in real files qualify; longer mantissas with
  * |e| <= 19 take exact_decimal; the rest (and any spelling this does not know) go to strtod. */
-static bool fast_decimal(const char *p, size_t len, double *out) {
+/* The value of a decimal read as its significant digits m (at most 19) and exponent e10, for
+ * fast_decimal and the one-pass classifier (so both give the same double): false when neither
+ * fast way is exact. */
+static inline bool decimal_value(uint64_t m, int e10, bool neg, double *out) {
     static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (m > (1ull << 53) || e10 < -22 || e10 > 22) {
+#ifdef __SIZEOF_INT128__
+        if (e10 >= -19 && e10 <= 19) {
+            double v = exact_decimal(m, e10);
+            *out = neg ? -v : v;
+            return true;
+        }
+#endif
+        return false;
+    }
+    double v = (double)m;
+    v = e10 < 0 ? v / p10[-e10] : v * p10[e10];
+    *out = neg ? -v : v;
+    return true;
+}
+
+static bool fast_decimal(const char *p, size_t len, double *out) {
     size_t i = 0;
     bool neg = false;
     if (i < len && (p[i] == '+' || p[i] == '-'))
@@ -263,20 +283,7 @@ static bool fast_decimal(const char *p, size_t len, double *out) {
     }
     if (i != len)
         return false;
-    if (m > (1ull << 53) || e10 < -22 || e10 > 22) {
-#ifdef __SIZEOF_INT128__
-        if (e10 >= -19 && e10 <= 19) {
-            double v = exact_decimal(m, e10);
-            *out = neg ? -v : v;
-            return true;
-        }
-#endif
-        return false;
-    }
-    double v = (double)m;
-    v = e10 < 0 ? v / p10[-e10] : v * p10[e10];
-    *out = neg ? -v : v;
-    return true;
+    return decimal_value(m, e10, neg, out);
 }
 
 bool aq_csv_parse_float(const char *p, size_t len, double *out) {
@@ -463,6 +470,29 @@ static int classify_number(const char *p, size_t len, const aq_csv_na *na, int64
             return AQ_CSV_V_TEXT;
         *dv = sh;
         return AQ_CSV_V_TIME;
+    }
+    if (p[i] == '.' && nd <= 18) {
+        /* the integer part is read: go on with the fraction here rather than read the field
+         * again in fast_decimal, in the same steps (its significant digits: none for a "0"
+         * part, since no other part starts with 0 here) */
+        uint64_t m = v;
+        int sig = v ? (int)nd : 0, e10 = 0;
+        bool any = nd > 0;
+        size_t k = i + 1;
+        for (; k < len && digit(p[k]); k++) {
+            any = true;
+            if (m || p[k] != '0') {
+                if (++sig > 19)
+                    return -1;
+                m = m * 10 + (uint64_t)(p[k] - '0');
+            }
+            e10--;
+        }
+        if (k == len) {
+            if (any && decimal_value(m, e10, c0 == '-', dv))
+                return AQ_CSV_V_FLOAT;
+            return -1;
+        }
     }
     if (fast_decimal(p, len, dv))
         return AQ_CSV_V_FLOAT;
