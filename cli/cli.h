@@ -42,7 +42,12 @@ typedef struct cli {
     aq_node_config *conf;
     char *conf_path; /* the file it came from; NULL for the built-in default */
     bool json;
-    const char *out_path; /* get -o */
+    const char *out_path;     /* get -o */
+    unsigned chunks_inflight; /* chunks of one value in flight at once; 0: CLI_INFLIGHT */
+    uint64_t xfer_bytes;      /* bytes the last put or get moved (cli_xfer.h) */
+    /* Where cli_fail puts its sentence instead of printing it (a batch's worker), or NULL. */
+    char *fail_sink;
+    size_t fail_sink_cap;
     cli_frame_opts fo;
     /* The endpoint (cli_open). */
     uv_loop_t loop;
@@ -174,6 +179,12 @@ int cli_wrep_add(cli *c, const cli_kop *k, const void *key, size_t klen);
 /* Prints the report of the put or rm (verb "stored" or "removed") and applies min_copies:
  * CLI_OK, or CLI_ERROR after saying why. */
 int cli_wrep_finish(cli *c, const char *verb, const char *key);
+/* min_copies alone, nothing printed: CLI_OK, or CLI_ERROR after cli_fail said why. */
+int cli_wrep_check(cli *c, const char *verb);
+void cli_wrep_reset(cli *c); /* before a put or rm: nothing reached yet */
+/* Removes parts [0, upto) of the large value m of key, best effort (a warning names how many
+ * could not be removed; whose says which value they were). */
+void cli_rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto, const char *whose);
 int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why */
 int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
 cli_kop *cli_kop_new(cli *c);
@@ -183,6 +194,9 @@ void cli_kop_free(cli_kop *k);
  * is AQ_ENOTFOUND. cli_fetch_v also gives the version. */
 int cli_fetch(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
               const uint8_t **v, size_t *vlen);
+/* cli_fetch, and then read repair: replicas holding older copies are sent the newest. */
+int cli_fetch_repair(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind,
+                     aq_node_digest *d, const uint8_t **v, size_t *vlen);
 int cli_fetch_v(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
                 uint64_t *version, const uint8_t **v, size_t *vlen);
 
