@@ -43,6 +43,8 @@ typedef struct cli {
     char *conf_path; /* the file it came from; NULL for the built-in default */
     bool json;
     const char *out_path;     /* get -o */
+    bool recursive;           /* put -r, get -r */
+    bool fsync;               /* get --fsync: the output made durable before it is renamed */
     unsigned chunks_inflight; /* chunks of one value in flight at once; 0: CLI_INFLIGHT */
     uint64_t xfer_bytes;      /* bytes the last put or get moved (cli_xfer.h) */
     /* Where cli_fail puts its sentence instead of printing it (a batch's worker), or NULL. */
@@ -254,9 +256,27 @@ bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_k
 /* ---- commands ---- */
 int cli_cmd_put(cli *c, const char *key, const char *file);
 int cli_cmd_get(cli *c, const char *key);
+/* put -r and get -r (cli_tree.c): a folder as values under a prefix. durable: fsync each file. */
+int cli_cmd_put_r(cli *c, const char *dir, const char *prefix);
+int cli_cmd_get_r(cli *c, const char *prefix, const char *dir, bool durable);
 int cli_cmd_rm(cli *c, const char *key);
 int cli_cmd_ls(cli *c, const char *prefix);
 int cli_cmd_stat(cli *c, const char *key);
+
+/* ---- cli_list.c: the core of ls (it prints nothing) ---- */
+typedef struct cli_lsent {
+    uint8_t *key;
+    size_t klen;
+    uint8_t kind;
+    uint64_t size;
+    aq_node_digest digest;
+    uint64_t version;
+    bool size_known; /* false: a large value whose manifest could not be read */
+} cli_lsent;
+/* The keys with prefix on every live node, sorted, newest copy each, removals dropped. Returns
+ * the exit code (after cli_fail); free the list with cli_ls_free. */
+int cli_ls_collect(cli *c, const char *prefix, cli_lsent **out, size_t *n);
+void cli_ls_free(cli_lsent *v, size_t n);
 int cli_cmd_status(cli *c);
 int cli_cmd_up(cli *c);
 int cli_cmd_down(cli *c);

@@ -281,7 +281,7 @@ int cli_cmd_get(cli *c, const char *key) {
     int rc = cli_check_key(c, key);
     if (rc || (rc = cli_need_live(c)) != 0)
         return rc;
-    return cli_xfer_get_path(c, key, c->out_path, false);
+    return cli_xfer_get_path(c, key, c->out_path, c->fsync);
 }
 
 /* ---- rm ---- */

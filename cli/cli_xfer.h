@@ -77,6 +77,8 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
 int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it);
 /* A finished item (waiting for one), or NULL when none is queued or running. */
 cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b);
+/* A finished item if one is there, else NULL at once. */
+cli_xfer_item *cli_xfer_batch_poll(cli_xfer_batch *b);
 /* Items queued or running (submitted and not yet returned by next). */
 size_t cli_xfer_batch_pending(const cli_xfer_batch *b);
 /* Waits for every item still running (their results are dropped unless taken with next first),

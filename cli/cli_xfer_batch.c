@@ -200,6 +200,17 @@ cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b) {
     return it;
 }
 
+cli_xfer_item *cli_xfer_batch_poll(cli_xfer_batch *b) {
+    pthread_mutex_lock(&b->mu);
+    cli_xfer_item *it = pop(&b->d_head, &b->d_tail);
+    if (it) {
+        b->pending--;
+        b->ndone--;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return it;
+}
+
 size_t cli_xfer_batch_pending(const cli_xfer_batch *b) {
     pthread_mutex_lock((pthread_mutex_t *)&b->mu);
     size_t n = b->pending;
