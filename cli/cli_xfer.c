@@ -7,6 +7,7 @@
  * the rpc's copy), never the whole value (except where the caller asked for a buffer).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,7 +421,10 @@ static int get_large(cli *c, const char *key, const cli_manifest *m, get_sink *o
      * pipe or device takes them one after the other. */
     struct stat sb;
     off_t base = o->to_buf ? -1 : lseek(o->fd, 0, SEEK_CUR);
-    bool seekable = !o->to_buf && base >= 0 && fstat(o->fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    /* O_APPEND (a shell's >>) would put every pwrite at the end, in completion order. */
+    int fl = o->to_buf ? -1 : fcntl(o->fd, F_GETFL);
+    bool seekable = !o->to_buf && base >= 0 && fl >= 0 && !(fl & O_APPEND) &&
+                    fstat(o->fd, &sb) == 0 && S_ISREG(sb.st_mode);
     size_t nwriting = 0;
     uint64_t off = 0;
     cli_progress pg;

@@ -101,4 +101,8 @@ it_rand_file "$T/big" $((100 << 20))
 "$AQ" get big -o "$T/big.out" --fsync || it_fail "get -o big"
 cmp "$T/big" "$T/big.out" || it_fail "get -o of 100 MiB differs"
 "$AQ" get big | cmp -s - "$T/big" || it_fail "get of 100 MiB to stdout differs"
+# Parts land at their offsets in a regular file, but a file opened for appending takes them in order.
+echo head >"$T/app"
+"$AQ" get big >>"$T/app" || it_fail "get >> a file"
+[ "$(head -c 5 "$T/app")" = head ] && tail -c +6 "$T/app" | cmp -s - "$T/big" || it_fail "get >> a file differs"
 echo "tree: put -r/get -r, escapes refused, vanished file named, 100 MiB get -o identical"
