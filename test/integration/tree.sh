@@ -41,6 +41,12 @@ same_files "$D" "$T/out" || it_fail "get -r gave other files than were put"
 ls -A "$T/out/a" | grep -q aqtmp && it_fail "a temporary file was left behind"
 it_log "put -r / get -r: $want files identical"
 
+it_log "a progress line on a terminal, none without one"
+grep -q "of $want files" "$T/put.err" && it_fail "put -r drew progress without a terminal"
+script -qec "'$AQ' put -r '$D' tp/" /dev/null >"$T/tty.out" 2>&1 || it_fail "put -r on a terminal failed"
+tr '\r' '\n' <"$T/tty.out" | grep -q "^put -r: $want of $want files" ||
+  it_fail "no progress line on a terminal: $(tr '\r' '\n' <"$T/tty.out" | tail -3)"
+
 it_log "a second get -r over the first replaces the files"
 it_rand_file "$T/new" 500
 "$AQ" put "tr/with space.txt" "$T/new" >/dev/null
