@@ -111,4 +111,13 @@ cmp "$T/big" "$T/big.out" || it_fail "get -o of 100 MiB differs"
 echo head >"$T/app"
 "$AQ" get big >>"$T/app" || it_fail "get >> a file"
 [ "$(head -c 5 "$T/app")" = head ] && tail -c +6 "$T/app" | cmp -s - "$T/big" || it_fail "get >> a file differs"
+it_log "with a node down, put -r --min-copies 2 fails the files that got one copy, and only those"
+it_stop_node n3
+rc=0
+"$AQ" put -r "$D/many" mc/ --min-copies 2 --json >"$T/mc.json" 2>"$T/mc.err" || rc=$?
+[ $rc = 4 ] || it_fail "put -r --min-copies 2 with n3 down exited $rc, want 4"
+nf=$(json 'd["failed"]' <"$T/mc.json")
+ns=$(json 'd["stored"]' <"$T/mc.json")
+[ "$nf" -gt 0 ] && [ "$ns" -gt 0 ] && [ $((nf + ns)) = 200 ] || it_fail "min-copies summary: $(cat "$T/mc.json")"
+[ "$(grep -c "fewer than min_copies 2" "$T/mc.err")" = "$nf" ] || it_fail "min-copies failures: $(head -3 "$T/mc.err")"
 echo "tree: put -r/get -r, escapes refused, vanished file named, 100 MiB get -o identical"
