@@ -50,7 +50,8 @@ tr '\r' '\n' <"$T/tty.out" | grep -q "^put -r: $want of $want files" ||
 it_log "a second get -r over the first replaces the files"
 it_rand_file "$T/new" 500
 "$AQ" put "tr/with space.txt" "$T/new" >/dev/null
-"$AQ" get -r "tr/" "$T/out" >/dev/null || it_fail "get -r over an existing folder failed"
+"$AQ" get -r "tr/" "$T/out" --fsync >/dev/null || it_fail "get -r --fsync over an existing folder failed"
+same_files "$D/many" "$T/out/many" || it_fail "get -r --fsync gave other files"
 cmp -s "$T/new" "$T/out/with space.txt" || it_fail "get -r did not replace a file"
 
 it_log "keys that would escape the folder are refused and named; the rest are written"
