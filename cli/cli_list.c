@@ -8,15 +8,7 @@
 #define LIST_PAGE  1000
 #define STAT_SLOTS 64
 
-typedef struct ent {
-    uint8_t *key;
-    size_t klen;
-    uint8_t kind;
-    uint64_t size;
-    aq_node_digest digest;
-    uint64_t version;
-    bool size_known;
-} ent;
+typedef cli_lsent ent;
 
 typedef struct ents {
     ent *v;
@@ -109,7 +101,9 @@ bad:
     return AQ_EPROTO;
 }
 
-int cli_cmd_ls(cli *c, const char *prefix) {
+int cli_ls_collect(cli *c, const char *prefix, cli_lsent **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
     size_t plen = strlen(prefix);
     if (plen > AQ_NODE_KEY_MAX || !cli_utf8_ok(prefix, plen))
         return cli_fail(c, CLI_USAGE, "a prefix is at most 255 bytes of UTF-8");
@@ -175,39 +169,55 @@ int cli_cmd_ls(cli *c, const char *prefix) {
         }
     }
     cli_kop_free(k);
-    if (!rc) {
-        if (c->json)
-            fputc('[', stdout);
-        for (size_t i = 0; i < e.n; i++) {
-            ent *x = &e.v[i];
-            char hex[33];
-            cli_digest_hex(x->digest, hex);
-            if (c->json) {
-                fputs(i ? ",\n {\"key\": " : "\n {\"key\": ", stdout);
-                cli_json_str(stdout, x->key, x->klen);
-                if (x->size_known)
-                    printf(", \"size\": %llu", (unsigned long long)x->size);
-                else
-                    fputs(", \"size\": null", stdout);
-                printf(", \"kind\": \"%s\", \"digest\": \"%s\"}",
-                       x->kind == AQ_KIND_MANIFEST ? "large" : "value", x->size_known ? hex : "");
-            } else {
-                if (x->size_known)
-                    printf("%12llu  ", (unsigned long long)x->size);
-                else
-                    printf("%12s  ", "?");
-                fwrite(x->key, 1, x->klen, stdout);
-                fputc('\n', stdout);
-            }
-        }
-        if (c->json)
-            fputs(e.n ? "\n]\n" : "]\n", stdout);
-        if (fflush(stdout) != 0)
-            rc = cli_fail(c, CLI_ERROR, "cannot write to stdout");
+    if (rc) {
+        cli_ls_free(e.v, e.n);
+        return rc;
     }
-    for (size_t i = 0; i < e.n; i++)
-        free(e.v[i].key);
-    free(e.v);
+    *out = e.v;
+    *n = e.n;
+    return 0;
+}
+
+void cli_ls_free(cli_lsent *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(v[i].key);
+    free(v);
+}
+
+int cli_cmd_ls(cli *c, const char *prefix) {
+    ents e = {0};
+    int rc = cli_ls_collect(c, prefix, &e.v, &e.n);
+    if (rc)
+        return rc;
+    if (c->json)
+        fputc('[', stdout);
+    for (size_t i = 0; i < e.n; i++) {
+        ent *x = &e.v[i];
+        char hex[33];
+        cli_digest_hex(x->digest, hex);
+        if (c->json) {
+            fputs(i ? ",\n {\"key\": " : "\n {\"key\": ", stdout);
+            cli_json_str(stdout, x->key, x->klen);
+            if (x->size_known)
+                printf(", \"size\": %llu", (unsigned long long)x->size);
+            else
+                fputs(", \"size\": null", stdout);
+            printf(", \"kind\": \"%s\", \"digest\": \"%s\"}",
+                   x->kind == AQ_KIND_MANIFEST ? "large" : "value", x->size_known ? hex : "");
+        } else {
+            if (x->size_known)
+                printf("%12llu  ", (unsigned long long)x->size);
+            else
+                printf("%12s  ", "?");
+            fwrite(x->key, 1, x->klen, stdout);
+            fputc('\n', stdout);
+        }
+    }
+    if (c->json)
+        fputs(e.n ? "\n]\n" : "]\n", stdout);
+    if (fflush(stdout) != 0)
+        rc = cli_fail(c, CLI_ERROR, "cannot write to stdout");
+    cli_ls_free(e.v, e.n);
     return rc;
 }
 

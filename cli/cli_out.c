@@ -13,6 +13,11 @@ int cli_fail(const cli *c, int code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (c && c->fail_sink) {
+        snprintf(c->fail_sink, c->fail_sink_cap, "%s%s%s", c->what ? c->what : "",
+                 c->what ? ": " : "", msg);
+        return code;
+    }
     if (c && c->what)
         fprintf(stderr, "aquifer: %s: %s\n", c->what, msg);
     else
