@@ -164,7 +164,7 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
         return cli_fail(c, CLI_ERROR, "out of memory");
     XXH3_128bits_reset(st);
     cli_progress pg;
-    cli_progress_start(&pg, "put", size_hint);
+    cli_progress_begin(c, &pg, "put", size_hint);
     pg.on &= !c->fail_sink; /* a batch worker: the batch shows progress */
     bool eof = false;
     int rc = 0;
@@ -363,7 +363,7 @@ static int get_large(cli *c, const char *key, const cli_manifest *m, get_sink *o
         return cli_fail(c, CLI_ERROR, "out of memory");
     XXH3_128bits_reset(st);
     cli_progress pg;
-    cli_progress_start(&pg, "get", m->total);
+    cli_progress_begin(c, &pg, "get", m->total);
     pg.on &= !c->fail_sink; /* a batch worker: the batch shows progress */
     int rc = 0;
     while (written < m->nparts && !rc) {
