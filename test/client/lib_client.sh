@@ -10,7 +10,7 @@ source "$AQ_SRC/test/integration/lib.sh"
 it_conf 3 2
 it_up
 # Every node sees the others up before the first write counts its copies.
-for n in n1 n2 n3; do it_wait_state "$n" up; done
+for node in n1 n2 n3; do it_wait_state "$node" up; done
 read -r dead_port <<<"$(it_free_ports 1)"
 printf '[cluster]\nname = dead-%s\nreplicas = 1\n\n[node dead1]\naddress = 127.0.0.1:%s\n' \
   "$$" "$dead_port" >"$T/dead.conf"

@@ -172,6 +172,8 @@ Test(values, min_copies_not_reached_is_elimit) {
     aquifer *a = open_client();
     char key[64];
     snprintf(key, sizeof key, "lib/%d/three", (int)getpid());
+    cr_assert_eq(aquifer_set_min_copies(a, 256), AQUIFER_EINVAL);
+    cr_assert(strstr(aquifer_errmsg(a), "256"), "%s", aquifer_errmsg(a));
     cr_assert_eq(aquifer_set_min_copies(a, 3), 0);
     aquifer_written w;
     int err = aquifer_put(a, key, "abc", 3, &w);
