@@ -24,3 +24,12 @@ if grep -q '^aquifer: ' "$T/stderr"; then
   grep '^aquifer: ' "$T/stderr" | head -5
   it_fail "the library printed on stderr"
 fi
+# A node down: a frame parsed with all three up reads back the same with one stopped (each chunk
+# has two replicas; the fetch spreads over them and moves on from the stopped one).
+export AQ_SUMS=$T/sums
+AQ_BIN=$AQ AQUIFER_CONF=$CONF "$AQ_TEST_BIN/test_lib_client" --filter 'failover/before' \
+  || it_fail "failover/before failed"
+it_stop_node n2
+AQ_BIN=$AQ AQUIFER_CONF=$CONF "$AQ_TEST_BIN/test_lib_client" --filter 'failover/after' \
+  || it_fail "failover/after failed with n2 stopped"
+grep -q . "$AQ_SUMS" || it_fail "failover/before wrote no sums"
