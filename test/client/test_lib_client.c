@@ -112,6 +112,21 @@ Test(values, round_trips_0_to_20mib, .timeout = 240) {
         cr_assert_eq(st.size, n);
         cr_assert_eq(st.large, n > 4194304);
         cr_assert_eq(st.copies, 2);
+        {
+            /* the digest as the command's stat prints it */
+            char cmd[1400], hex[33];
+            snprintf(cmd, sizeof cmd, "'%s' stat --json '%s'", getenv("AQ_BIN"), key);
+            size_t jl;
+            char *json = read_cmd(cmd, &jl);
+            for (int b = 0; b < 16; b++)
+                snprintf(hex + 2 * b, 3, "%02x", st.digest[b]);
+            char want[64];
+            snprintf(want, sizeof want, "\"digest\": \"%s\"", hex);
+            json = realloc(json, jl + 1);
+            json[jl] = 0;
+            cr_assert(strstr(json, want), "%s not in %s", want, json);
+            free(json);
+        }
         /* through file descriptors: a pipe in, a temporary file out */
         int pfd[2];
         cr_assert_eq(pipe(pfd), 0);
