@@ -144,10 +144,10 @@ void cli_rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto,
         cli_step(c);
     }
     if (failed)
-        fprintf(stderr,
-                "aquifer: %s: warning: %u of %u parts of %s could not be removed (unreachable "
-                "garbage now, never read)\n",
-                c->what, failed, upto, whose);
+        cli_warn(c,
+                 "warning: %u of %u parts of %s could not be removed (unreachable garbage now, "
+                 "never read)",
+                 failed, upto, whose);
 }
 
 /* ---- what a put or rm reached ---- */
@@ -202,7 +202,7 @@ int cli_wrep_check(cli *c, const char *verb) {
     size_t nmissing = wrep_missing_list(c, missing, sizeof missing);
     unsigned need = c->min_copies ? c->min_copies : c->conf->min_copies;
     if (c->wrep_copies < need)
-        return cli_fail(c, CLI_ERROR,
+        return cli_fail(c, AQ_ELIMIT,
                         "only %u of %u copies %s, fewer than min_copies %u (missing: %s); the "
                         "copies that were %s stay so",
                         c->wrep_copies, c->wrep_wanted, verb, need, nmissing ? missing : "none",
@@ -286,7 +286,7 @@ int cli_cmd_get(cli *c, const char *key) {
 
 /* ---- rm ---- */
 
-int cli_cmd_rm(cli *c, const char *key) {
+int cli_rm_run(cli *c, const char *key, cli_wrep_fn finish) {
     int rc = cli_check_key(c, key);
     if (rc || (rc = cli_need_live(c)) != 0)
         return rc;
@@ -294,8 +294,7 @@ int cli_cmd_rm(cli *c, const char *key) {
     bool have_old = false;
     int err = current_manifest(c, key, &old, &have_old);
     if (err)
-        return cli_fail(c, cli_exit_code(err), "cannot read the value's manifest: %s",
-                        aq_strerror(err));
+        return cli_fail(c, err, "cannot read the value's manifest: %s", aq_strerror(err));
     cli_kop *k = cli_kop_new(c);
     if (!k || cli_kop_key(c, k, AQ_M_RM, key, strlen(key), false) != 0) {
         cli_kop_free(k);
@@ -310,11 +309,15 @@ int cli_cmd_rm(cli *c, const char *key) {
         rc = cli_fail(c, CLI_ERROR, "%s sent a malformed RM reply", c->conf->nodes[k->node].name);
     cli_kop_free(k);
     if (!rc)
-        rc = cli_wrep_finish(c, "removed", key);
+        rc = finish(c, "removed", key);
     /* The manifest is gone first, so no reader can follow it to parts that are being removed. */
     if (!rc && have_old)
         cli_rm_parts(c, key, &old, old.nparts, "the removed value");
     if (have_old)
         cli_manifest_free(&old);
     return rc;
+}
+
+int cli_cmd_rm(cli *c, const char *key) {
+    return cli_rm_run(c, key, cli_wrep_finish);
 }

@@ -167,7 +167,7 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
         return cli_fail(c, CLI_ERROR, "out of memory");
     XXH3_128bits_reset(st);
     cli_progress pg;
-    cli_progress_start(&pg, "put", size_hint);
+    cli_progress_begin(c, &pg, "put", size_hint);
     pg.on &= !c->fail_sink; /* a batch worker: the batch shows progress */
     bool eof = false;
     int rc = 0;
@@ -292,10 +292,10 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
         if (new_gone)
             cli_rm_parts(c, key, &m, m.nparts, "this failed put");
         else
-            fprintf(stderr,
-                    "aquifer: %s: warning: the %u parts of this failed put were kept, since a "
-                    "replica may still name them\n",
-                    c->what, m.nparts);
+            cli_warn(c,
+                     "warning: the %u parts of this failed put were kept, since a replica may "
+                     "still name them",
+                     m.nparts);
     }
     for (size_t s = 0; s < nslot; s++)
         cli_kop_reset(&slots[s].k);
@@ -428,7 +428,7 @@ static int get_large(cli *c, const char *key, const cli_manifest *m, get_sink *o
     size_t nwriting = 0;
     uint64_t off = 0;
     cli_progress pg;
-    cli_progress_start(&pg, "get", m->total);
+    cli_progress_begin(c, &pg, "get", m->total);
     pg.on &= !c->fail_sink; /* a batch worker: the batch shows progress */
     int rc = 0;
     while (freed < m->nparts && !rc) {

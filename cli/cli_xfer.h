@@ -57,6 +57,7 @@ typedef struct cli_xfer_item {
     void *ud;         /* the caller's */
     /* Out. */
     int rc;          /* exit code: CLI_OK, or why it failed */
+    int err;         /* rc != 0: the aq error code (aq_error.h) cli_fail recorded */
     char msg[1024];  /* rc != 0: the sentence ("put KEY: why"), without "aquifer: " */
     uint8_t *out;    /* get with fd -1: the value, malloc'd, the caller frees it */
     size_t outlen;   /* get with fd -1: its length */

@@ -67,6 +67,7 @@ static void run_item(worker *w, cli_xfer_item *it) {
     it->copies = it->wanted = 0;
     snprintf(w->what, sizeof w->what, "%s %s", it->get ? "get" : "put", it->key);
     c->what = w->what;
+    c->fail_err = 0;
     c->fail_sink = it->msg;
     c->fail_sink_cap = sizeof it->msg;
     const char *name = it->name ? it->name : "the input";
@@ -84,6 +85,7 @@ static void run_item(worker *w, cli_xfer_item *it) {
     }
     it->bytes = c->xfer_bytes;
     it->rc = rc;
+    it->err = rc ? (c->fail_err ? c->fail_err : cli_exit_err(rc)) : 0;
     if (rc && !it->msg[0])
         snprintf(it->msg, sizeof it->msg, "%s: failed", w->what);
 }
@@ -154,6 +156,9 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
         w->c.conf = c->conf;
         w->c.what = c->what;
         w->c.min_copies = c->min_copies;
+        w->c.quiet = c->quiet;
+        w->c.on_warn = c->on_warn;
+        w->c.warn_ud = c->warn_ud;
         w->c.chunks_inflight = chunks ? chunks : 1;
         int rc = cli_open(&w->c);
         w->opened = true;
