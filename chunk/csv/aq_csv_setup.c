@@ -383,6 +383,16 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             start++;
         if (start >= r)
             start = 0;
+        /* Rows before it that are a table themselves (three or more, all of one width of at
+         * least three fields, no blank line among them or before the next table): the file's
+         * first table, which is read; the one of the common width after it is a second table. */
+        bool first_table = start >= 3 && cnt[0] >= 3 && line[start] <= next[start - 1];
+        for (size_t i = 1; first_table && i < start; i++)
+            first_table = cnt[i] == cnt[0] && line[i] <= next[i - 1];
+        if (first_table) {
+            *stop = line[start];
+            goto done;
+        }
         /* The row right before it (no blank line between) with one field less, or more, is its
          * header when it is all text and that first row holds a number: data rows that end with
          * a separator the header lacks, a header that ends with one or names columns the rows
@@ -417,6 +427,7 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             break;
         }
     }
+done:
     free(cnt);
     free(line);
     free(next);

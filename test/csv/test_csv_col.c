@@ -557,6 +557,11 @@ Test(csv_col, separator_of_two_tables_with_times_and_apostrophes) {
     load_ok(in, NULL, 1 << 20, &f);
     cr_assert_eq(f.setup.d.sep, ',', "sep %c", f.setup.d.sep);
     cr_assert_eq(f.setup.d.quote, '"');
+    /* no blank line between them: the first is read, the second (longer) one is not */
+    cr_assert_eq(f.setup.ncols, 4);
+    cr_assert_eq(f.setup.skip, 0);
+    cr_assert_eq(f.setup.stop_line, 14);
+    cr_assert_eq(f.rows, 12);
     csv_frame_free(&f);
 }
 
