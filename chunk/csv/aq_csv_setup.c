@@ -415,8 +415,25 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             *skip = line[start] - 1;
     }
     for (size_t i = start + 1; i < r && mode >= 2; i++) {
-        if (line[i] <= next[i - 1])
-            continue; /* no blank line before this row */
+        if (line[i] <= next[i - 1]) {
+            /* no blank line before this row: a second table when, where the width changes
+             * after rows of the table's, a header of text over a row with a number starts rows
+             * of its own width (three at least, nine in ten of the rest) and none of the
+             * table's width follows */
+            if (cnt[i] == mode || cnt[i - 1] != mode)
+                continue;
+            size_t same = 0, own = 0;
+            for (size_t k = i; k < r; k++) {
+                same += cnt[k] == mode;
+                own += cnt[k] == cnt[i];
+            }
+            if (same == 0 && own >= 3 && own * 10 >= (r - i) * 9 &&
+                names_over_data(rs[i], (size_t)(h->p + h->len - rs[i]), d)) {
+                *stop = line[i];
+                break;
+            }
+            continue;
+        }
         size_t same = 0;
         for (size_t k = i; k < r; k++)
             same += cnt[k] == mode;
