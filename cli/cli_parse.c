@@ -1029,8 +1029,9 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     r.split = &sp;
     sp.lenient = !su.strict; /* a quote never closed: the parse repairs and counts it */
     sp.cr_rows = su.cr_rows; /* rows end at CR alone: the split makes them LF rows */
-    /* the table's end: the setup's stop line, or one the split finds past the samples */
-    aq_csv_split_table(&sp, su.ncols, su.skip, su.stop_line);
+    /* the table's end: the setup's stop line, or one the split finds past the samples (not
+     * under --fill, whose rows may be of any width up to the widest) */
+    aq_csv_split_table(&sp, su.fill ? 0 : su.ncols, su.skip, su.stop_line);
     for (;;) {
         /* straight into the piece buffer: the bytes are copied once, by the kernel */
         char *at;
