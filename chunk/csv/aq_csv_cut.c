@@ -448,8 +448,8 @@ static int judge_blanks(aq_csv_split *s, size_t *cut, bool eof) {
                          memcmp(t.row_start, s->first, s->first_len) == 0;
             }
             same += t.nfields == s->ncols;
-            if (same && !repeat)
-                break; /* a row of the table: it goes on (one row read per blank line) */
+            if (repeat || same)
+                break; /* its first row again, or a row of its width: decided */
         }
         bool to_end = eof && t.p >= t.end;
         aq_csv_tok_free(&t);
