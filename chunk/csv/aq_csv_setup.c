@@ -228,9 +228,11 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq
                     int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest, &quoted);
                     if (rc)
                         return rc;
-                    /* as regular: the quote that quotes more fields is the file's */
-                    if (share > sb_share + 1e-9 ||
-                        (share > sb_share - 1e-9 && quoted > sb_quoted)) {
+                    /* nearly as regular (a stray quote spoils a row or two) and quoting more
+                     * fields: that quote is the file's */
+                    if (share > sb_share + 0.02 ||
+                        (share > sb_share - 0.02 && quoted > sb_quoted) ||
+                        (share > sb_share + 1e-9 && quoted == sb_quoted)) {
                         sb = t;
                         sb_mode = mode;
                         sb_share = share;

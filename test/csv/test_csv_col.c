@@ -584,6 +584,14 @@ Test(csv_col, separator_of_two_tables_with_times_and_apostrophes) {
     load_ok(in, NULL, 1 << 20, &f);
     cr_assert_eq(f.setup.d.sep, ',', "sep %c", f.setup.d.sep);
     cr_assert_eq(f.setup.d.quote, '"');
+    /* a file that quotes a column, with one quote never closed: still quoted by '"' */
+    o = (size_t)sprintf(in, "id,name,v\n");
+    for (int i = 1; i < 60; i++)
+        o += (size_t)sprintf(in + o, i == 30 ? "%d,\"never closed,%d\n" : "%d,\"n%d\",3\n", i, i);
+    csv_frame g;
+    load_ok(in, NULL, 1 << 20, &g);
+    cr_assert_eq(g.setup.d.quote, '"');
+    csv_frame_free(&g);
     /* no blank line between them: the first is read, the second (longer) one is not */
     cr_assert_eq(f.setup.ncols, 4);
     cr_assert_eq(f.setup.skip, 0);
