@@ -916,8 +916,9 @@ static int parse_stream(parse_run *r, const aq_csv_setup *su, uint64_t *file_lin
     r->split = &sp;
     sp.lenient = !su->strict; /* a quote never closed: the parse repairs and counts it */
     sp.cr_rows = su->cr_rows; /* rows end at CR alone: the split makes them LF rows */
-    /* the table's end: the setup's stop line, or one the split finds past the samples */
-    aq_csv_split_table(&sp, su->ncols, su->skip, su->stop_line);
+    /* the table's end: the setup's stop line, or one the split finds past the samples (not
+     * under --fill, whose rows may be of any width up to the widest) */
+    aq_csv_split_table(&sp, su->fill ? 0 : su->ncols, su->skip, su->stop_line);
     for (;;) {
         /* straight into the piece buffer: the bytes are copied once, by the kernel */
         char *at;

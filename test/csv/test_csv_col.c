@@ -541,6 +541,33 @@ Test(csv_col, header_of_numbers_and_a_header_one_field_off) {
     csv_frame_free(&f);
 }
 
+/* A second, wider table right after the first (no blank line): its header of text over rows
+ * with numbers, and none of the first table's width after it; ragged last rows end nothing. */
+Test(csv_col, wider_second_table_without_a_blank_line) {
+    char in[4096];
+    size_t o = (size_t)sprintf(in, "a,b,c\n");
+    for (int i = 0; i < 10; i++)
+        o += (size_t)sprintf(in + o, "%d,x%d,%d.5\n", i, i, i);
+    o += (size_t)sprintf(in + o, "a,b,c,d\n");
+    for (int i = 0; i < 6; i++)
+        o += (size_t)sprintf(in + o, "%d,y%d,%d,z\n", i, i, i);
+    csv_frame f;
+    load_ok(in, NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.ncols, 3);
+    cr_assert_eq(f.setup.stop_line, 12);
+    cr_assert_eq(f.rows, 10);
+    csv_frame_free(&f);
+    o = (size_t)sprintf(in, "a,b,c\n");
+    for (int i = 0; i < 10; i++)
+        o += (size_t)sprintf(in + o, "%d,x%d,%d.5\n", i, i, i);
+    for (int i = 0; i < 4; i++)
+        o += (size_t)sprintf(in + o, "%d,y%d,%d,more\n", i, i, i);
+    load_ok(in, NULL, 1 << 20, &f);
+    cr_assert_eq(f.setup.stop_line, 0);
+    cr_assert_eq(f.rows, 14);
+    csv_frame_free(&f);
+}
+
 /* Two tables of other widths, with times and URLs (whose colons cut every row in three) and
  * apostrophes in unquoted text: the separator is the comma. */
 Test(csv_col, separator_of_two_tables_with_times_and_apostrophes) {
@@ -557,6 +584,19 @@ Test(csv_col, separator_of_two_tables_with_times_and_apostrophes) {
     load_ok(in, NULL, 1 << 20, &f);
     cr_assert_eq(f.setup.d.sep, ',', "sep %c", f.setup.d.sep);
     cr_assert_eq(f.setup.d.quote, '"');
+    /* a file that quotes a column, with one quote never closed: still quoted by '"' */
+    o = (size_t)sprintf(in, "id,name,v\n");
+    for (int i = 1; i < 60; i++)
+        o += (size_t)sprintf(in + o, i == 30 ? "%d,\"never closed,%d\n" : "%d,\"n%d\",3\n", i, i);
+    csv_frame g;
+    load_ok(in, NULL, 1 << 20, &g);
+    cr_assert_eq(g.setup.d.quote, '"');
+    csv_frame_free(&g);
+    /* no blank line between them: the first is read, the second (longer) one is not */
+    cr_assert_eq(f.setup.ncols, 4);
+    cr_assert_eq(f.setup.skip, 0);
+    cr_assert_eq(f.setup.stop_line, 14);
+    cr_assert_eq(f.rows, 12);
     csv_frame_free(&f);
 }
 

@@ -125,3 +125,22 @@ import json, sys
 f = [x for x in json.load(sys.stdin) if x["name"] == "footer-big"][0]
 assert f["rows"] == 150000 and f["unread_lines"] == [150003, 150005], f' ||
   fail "frames of footer_big"
+
+step "--fill: narrower rows after a blank line past the samples are the table's"
+python3 - "$T/fill_big.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("id,name,v,w\n")
+    for i in range(1, 100001):
+        f.write(f"{i},n{i},{i * 3},{i}\n" if i % 2 else f"{i},n{i}\n")
+    f.write("\n")
+    for i in range(100001, 100011):
+        f.write(f"{i},n{i}\n")
+PY
+aq parse "$T/fill_big.csv" --name fill-big --fill --json >"$T/p.json" 2>"$T/err.txt" ||
+  fail "parse of fill_big: $(cat "$T/err.txt")"
+python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["rows"] == 100010 and p["unread_lines"] is None, p
+' "$T/p.json" || fail "fill_big: $(cat "$T/p.json")"

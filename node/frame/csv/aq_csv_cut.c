@@ -363,25 +363,44 @@ static int find_first(aq_csv_split *s) {
     return rc;
 }
 
-/* The next blank line at or after buffer offset from: the offset of the LF that ends it, with
- * *start the offset where it starts (just after the row end before it); SIZE_MAX when none. A
- * piece starts at a row start, so an LF stands before buf[0]. */
-static size_t next_blank(const aq_csv_split *s, size_t from, size_t to, size_t *start) {
-    const char *b = s->buf;
-    for (size_t k = from; k < to; k++) {
-        const char *lf = memchr(b + k, '\n', to - k);
-        if (!lf)
-            return SIZE_MAX;
-        k = (size_t)(lf - b);
-        if (k == 0 || b[k - 1] == '\n') {
-            *start = k;
+/* Whether the LF at b[k] ends a blank line ("\n\n" or "\n\r\n"; an LF stands before b[0], as a
+ * piece starts at a row start); *start: where that blank line starts. */
+static bool blank_end(const char *b, size_t k, size_t *start) {
+    if (k == 0 || b[k - 1] == '\n') {
+        *start = k;
+        return true;
+    }
+    if (b[k - 1] == '\r' && (k == 1 || b[k - 2] == '\n')) {
+        *start = k - 1;
+        return true;
+    }
+    return false;
+}
+
+/* The next blank line whose ending LF is in b[from .. to): that LF's offset, with *start where
+ * the blank line starts; SIZE_MAX when none. 64 bytes at a time through masks of LFs and CRs: an
+ * LF whose byte before is an LF, or a CR after an LF. */
+static size_t next_blank(const char *b, size_t from, size_t to, size_t *start) {
+    size_t k = from;
+    for (; k < to && (k < 2 || k + 64 > to); k++)
+        if (b[k] == '\n' && blank_end(b, k, start))
             return k;
-        }
-        if (b[k - 1] == '\r' && (k == 1 || b[k - 2] == '\n')) {
-            *start = k - 1;
-            return k;
+    for (; k + 64 <= to; k += 64) {
+        uint64_t nl = aq_csv_eq64(b + k, '\n'), cr = aq_csv_eq64(b + k, '\r');
+        /* the bits of the two bytes before the block */
+        uint64_t nl1 = b[k - 1] == '\n', nl2 = b[k - 2] == '\n', cr1 = b[k - 1] == '\r';
+        uint64_t after_nl = (nl << 1) | nl1;
+        uint64_t after_nl_cr = ((cr << 1) | cr1) & ((nl << 2) | (nl1 << 1) | nl2);
+        uint64_t cand = nl & (after_nl | after_nl_cr);
+        if (cand) {
+            size_t at = k + (size_t)__builtin_ctzll(cand);
+            if (blank_end(b, at, start))
+                return at;
         }
     }
+    for (; k < to; k++)
+        if (b[k] == '\n' && blank_end(b, k, start))
+            return k;
     return SIZE_MAX;
 }
 
@@ -408,7 +427,8 @@ static int judge_blanks(aq_csv_split *s, size_t *cut, bool eof) {
     if (s->base)
         vc.bom = 3;
     size_t fed = 0, bs;
-    for (size_t k; from < *cut && (k = next_blank(s, from, *cut, &bs)) != SIZE_MAX; from = k + 1) {
+    for (size_t k; from < *cut && (k = next_blank(s->buf, from, *cut, &bs)) != SIZE_MAX;
+         from = k + 1) {
         aq_csv_cut_feed(&vc, s->buf + fed, k + 1 - fed);
         fed = k + 1;
         uint64_t line = s->base_lines + vc.lines; /* the blank line's */
@@ -428,8 +448,8 @@ static int judge_blanks(aq_csv_split *s, size_t *cut, bool eof) {
                          memcmp(t.row_start, s->first, s->first_len) == 0;
             }
             same += t.nfields == s->ncols;
-            if (same && !repeat)
-                break; /* a row of the table: it goes on (one row read per blank line) */
+            if (repeat || same)
+                break; /* its first row again, or a row of its width: decided */
         }
         bool to_end = eof && t.p >= t.end;
         aq_csv_tok_free(&t);

@@ -228,9 +228,11 @@ static int guess_sep(const aq_csv_sample *sm, size_t n, const aq_csv_opts *o, aq
                     int rc = sep_score(sm, n, &t, 0, 0, &mode, &share, &widest, &quoted);
                     if (rc)
                         return rc;
-                    /* as regular: the quote that quotes more fields is the file's */
-                    if (share > sb_share + 1e-9 ||
-                        (share > sb_share - 1e-9 && quoted > sb_quoted)) {
+                    /* nearly as regular (a stray quote spoils a row or two) and quoting more
+                     * fields: that quote is the file's */
+                    if (share > sb_share + 0.02 ||
+                        (share > sb_share - 0.02 && quoted > sb_quoted) ||
+                        (share > sb_share + 1e-9 && quoted == sb_quoted)) {
                         sb = t;
                         sb_mode = mode;
                         sb_share = share;
@@ -383,6 +385,16 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             start++;
         if (start >= r)
             start = 0;
+        /* Rows before it that are a table themselves (three or more, all of one width of at
+         * least three fields, no blank line among them or before the next table): the file's
+         * first table, which is read; the one of the common width after it is a second table. */
+        bool first_table = start >= 3 && cnt[0] >= 3 && line[start] <= next[start - 1];
+        for (size_t i = 1; first_table && i < start; i++)
+            first_table = cnt[i] == cnt[0] && line[i] <= next[i - 1];
+        if (first_table) {
+            *stop = line[start];
+            goto done;
+        }
         /* The row right before it (no blank line between) with one field less, or more, is its
          * header when it is all text and that first row holds a number: data rows that end with
          * a separator the header lacks, a header that ends with one or names columns the rows
@@ -405,8 +417,25 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             *skip = line[start] - 1;
     }
     for (size_t i = start + 1; i < r && mode >= 2; i++) {
-        if (line[i] <= next[i - 1])
-            continue; /* no blank line before this row */
+        if (line[i] <= next[i - 1]) {
+            /* no blank line before this row: a second table when, where the width changes
+             * after rows of the table's, a header of text over a row with a number starts rows
+             * of its own width (three at least, nine in ten of the rest) and none of the
+             * table's width follows */
+            if (cnt[i] == mode || cnt[i - 1] != mode)
+                continue;
+            size_t same = 0, own = 0;
+            for (size_t k = i; k < r; k++) {
+                same += cnt[k] == mode;
+                own += cnt[k] == cnt[i];
+            }
+            if (same == 0 && own >= 3 && own * 10 >= (r - i) * 9 &&
+                names_over_data(rs[i], (size_t)(h->p + h->len - rs[i]), d)) {
+                *stop = line[i];
+                break;
+            }
+            continue;
+        }
         size_t same = 0;
         for (size_t k = i; k < r; k++)
             same += cnt[k] == mode;
@@ -417,6 +446,7 @@ static int find_table(const aq_csv_sample *sm, size_t n, const aq_csv_dialect *d
             break;
         }
     }
+done:
     free(cnt);
     free(line);
     free(next);
