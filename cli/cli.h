@@ -8,7 +8,12 @@
  * contract), so every wait ends.
  *
  * Exit codes: CLI_OK 0, CLI_USAGE 1, CLI_NOTFOUND 2, CLI_UNREACH 3 (cluster unreachable or timed
- * out), CLI_ERROR 4. Every failure prints one sentence "aquifer: WHAT: why" on stderr.
+ * out), CLI_ERROR 4. Every failure is one sentence "WHAT: why", captured in the context by cli_fail
+ * (fail_msg, fail_err); the command prints it on stderr as "aquifer: WHAT: why", the library
+ * (c->quiet) hands it to its caller. Warnings go through cli_warn the same way: nothing in this
+ * layer writes to stderr itself.
+ *
+ * These files are the client core of libaquifer (aquifer.h); the command adds its printing parts.
  */
 #ifndef AQ_CLI_H
 #define AQ_CLI_H
@@ -67,10 +72,25 @@ typedef struct cli {
     bool *wrep_missing;
     struct cli_probe *probe;
     uint64_t probe_ms; /* the last probe's timeout, for messages */
+    /* The last failure (cli_fail): its sentence without the "aquifer: " prefix, its aq error
+     * code, and, with quiet (the library), nothing printed. */
+    bool quiet;
+    char fail_msg[1024];
+    int fail_err;
+    /* Where warnings go when quiet: NULL drops them. */
+    void (*on_warn)(void *ud, const char *sentence);
+    void *warn_ud;
 } cli;
 
 /* ---- cli_out.c ---- */
-int cli_fail(const cli *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Records the failure's sentence (c->what first) in c and, unless c->quiet, prints it. code is an
+ * exit code (CLI_*) or an aq error (negative); returns the exit code. c may be NULL (printed). */
+int cli_fail(cli *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A note that is not a failure ("warning: ..." or what a cleanup did): "aquifer: WHAT: ..." on
+ * stderr, or to c->on_warn when quiet. */
+void cli_warn(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The aq error of an exit code when no closer one is known. */
+int cli_exit_err(int exit_code);
 int cli_exit_code(int err); /* an aq error -> exit code */
 bool cli_utf8_ok(const void *p, size_t n);
 void cli_json_str(FILE *f, const void *p, size_t n); /* a JSON string literal, quotes included */
@@ -85,6 +105,8 @@ typedef struct cli_progress {
     const char *label;
 } cli_progress;
 void cli_progress_start(cli_progress *p, const char *label, uint64_t total);
+/* As cli_progress_start, and never shown when c is quiet (the library). */
+void cli_progress_begin(const cli *c, cli_progress *p, const char *label, uint64_t total);
 void cli_progress_add(cli_progress *p, uint64_t n);
 void cli_progress_end(cli_progress *p);
 
@@ -243,6 +265,36 @@ int cli_cmd_get(cli *c, const char *key);
 int cli_cmd_rm(cli *c, const char *key);
 int cli_cmd_ls(cli *c, const char *prefix);
 int cli_cmd_stat(cli *c, const char *key);
+
+/* ---- cli_list.c: the cores of ls and stat (they print nothing) ---- */
+typedef struct cli_lsent {
+    uint8_t *key;
+    size_t klen;
+    uint8_t kind;
+    uint64_t size;
+    aq_node_digest digest;
+    uint64_t version;
+    bool size_known; /* false: a large value whose manifest could not be read */
+} cli_lsent;
+/* The keys with prefix on every live node, sorted, newest copy each, removals dropped. Returns
+ * the exit code (after cli_fail); free the list with cli_ls_free. */
+int cli_ls_collect(cli *c, const char *prefix, cli_lsent **out, size_t *n);
+void cli_ls_free(cli_lsent *v, size_t n);
+typedef struct cli_stat_info {
+    uint64_t size, version;
+    aq_node_digest digest;      /* the whole value's */
+    aq_node_digest main_digest; /* of the copy under the key itself (a manifest's for large) */
+    bool large;
+    uint32_t nchunks;
+    unsigned replicas;
+    uint64_t *chunk_size;
+    aq_node_digest *chunk_digest;
+    bool *held; /* held[chunk * nnodes + node]: node holds the chunk's newest copy */
+} cli_stat_info;
+/* Where key's chunks are (with stat's read repair). Returns the exit code (after cli_fail); on
+ * success free si with cli_stat_info_free. */
+int cli_stat_collect(cli *c, const char *key, cli_stat_info *si);
+void cli_stat_info_free(cli_stat_info *si);
 int cli_cmd_status(cli *c);
 int cli_cmd_up(cli *c);
 int cli_cmd_down(cli *c);
@@ -273,6 +325,12 @@ int cli_frame_meta_decode(const uint8_t *p, size_t n, cli_frame_meta *m);
  * indented lines of text, written only when there is something to say. */
 void cli_frame_print_repairs(const cli_frame_meta *m, bool json);
 void cli_frame_meta_free(cli_frame_meta *m);
+/* Fetches and decodes frame name's metadata; on failure says why and returns the exit code. */
+int cli_frame_meta_get(cli *c, const char *name, cli_frame_meta *m);
+/* The metadata of every frame the live nodes hold, sorted by name (cli_frames_free). Returns
+ * the exit code after saying why. */
+int cli_frames_collect(cli *c, cli_frame_meta **out, size_t *n);
+void cli_frames_free(cli_frame_meta *v, size_t n);
 /* 0, or CLI_USAGE after saying why the name is not a frame name. */
 int cli_frame_check_name(cli *c, const char *name);
 /* Runs the n prepared key operations at once and waits for them all. */

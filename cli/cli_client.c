@@ -54,7 +54,7 @@ int cli_open(cli *c) {
     c->mono_have = calloc(cf->nnodes, sizeof *c->mono_have);
     c->wrep_missing = calloc(cf->nnodes, sizeof *c->wrep_missing);
     if (!c->peers || !c->seeds || !c->live || !c->mono_off || !c->mono_have || !c->wrep_missing)
-        return cli_fail(c, CLI_ERROR, "out of memory");
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
     aq_rpc_config rc;
     aq_rpc_config_init(&rc);
     rc.cluster_id = aq_rpc_cluster_id(cf->name);
@@ -91,7 +91,7 @@ int cli_open(cli *c) {
                             cf->nodes[i].address);
         c->peers[i] = aq_rpc_peer_get(c->rpc, &a);
         if (!c->peers[i])
-            return cli_fail(c, CLI_ERROR, "out of memory");
+            return cli_fail(c, AQ_ENOMEM, "out of memory");
         aq_rpc_peer_set_name(c->peers[i], cf->nodes[i].name);
         c->seeds[i] = aq_place_seed(cf->nodes[i].name);
     }
@@ -441,7 +441,7 @@ int cli_fail_unreachable(cli *c) {
     /* A node that refused our packets is reachable, and says why: that is the one sentence. */
     for (size_t i = 0; c->probe && i < c->probe->n; i++)
         if (c->probe->calls[i].err == AQ_EAUTH)
-            return cli_fail(c, CLI_UNREACH, "authentication failed at node %s (%s): %s",
+            return cli_fail(c, AQ_EAUTH, "authentication failed at node %s (%s): %s",
                             c->conf->nodes[i].name, c->conf->nodes[i].address,
                             c->conf->secret_file
                                 ? "it refused this command's secret (the node has another "
@@ -493,5 +493,5 @@ int cli_kop_fail(cli *c, const cli_kop *k) {
     if (k->err == AQ_ENOTFOUND)
         return cli_fail(c, CLI_NOTFOUND, "not found (asked %zu node%s)", k->pos + 1,
                         k->pos ? "s" : "");
-    return cli_fail(c, cli_exit_code(k->err), "%s", k->msg[0] ? k->msg : aq_strerror(k->err));
+    return cli_fail(c, k->err, "%s", k->msg[0] ? k->msg : aq_strerror(k->err));
 }

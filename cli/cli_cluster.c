@@ -294,7 +294,7 @@ int cli_cmd_up(cli *c) {
     char *exe = NULL, *conf_path = NULL;
     int rc = 0;
     if (!local || !started) {
-        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         goto out;
     }
     if ((rc = local_nodes(c, local, &nlocal)) != 0)
@@ -321,7 +321,7 @@ int cli_cmd_up(cli *c) {
         conf_path = NULL;
     }
     if (!conf_path) {
-        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         goto out;
     }
     exe = find_aquiferd();
@@ -419,7 +419,7 @@ int cli_cmd_down(cli *c) {
     pid_t *pids = calloc(nn, sizeof *pids);
     int rc = 0;
     if (!local || !pids) {
-        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         goto out;
     }
     if ((rc = local_nodes(c, local, &nlocal)) != 0)

@@ -28,7 +28,7 @@ int cli_conf_load(cli *c, const char *opt_path) {
             if (!c->conf_path)
                 c->conf_path = strdup(path);
             if (!c->conf_path)
-                return cli_fail(c, CLI_ERROR, "out of memory");
+                return cli_fail(c, AQ_ENOMEM, "out of memory");
         }
     } else {
         rc = aq_node_config_load_default(&c->conf, err, sizeof err);
@@ -36,8 +36,8 @@ int cli_conf_load(cli *c, const char *opt_path) {
     if (rc) {
         /* The loader's sentence already names the file, line and key. */
         if (path && strstr(err, path) == NULL)
-            return cli_fail(c, CLI_ERROR, "config %s (from %s): %s", path, why, err);
-        return cli_fail(c, CLI_ERROR, "%s", err);
+            return cli_fail(c, AQ_ECONFIG, "config %s (from %s): %s", path, why, err);
+        return cli_fail(c, AQ_ECONFIG, "%s", err);
     }
     return 0;
 }

@@ -440,8 +440,7 @@ size_t cli_frame_rm_keys(cli *c, const char *name, bool meta, size_t *found) {
     return failed;
 }
 
-/* Fetches and decodes frame name's metadata; on failure says why and returns the exit code. */
-static int meta_get(cli *c, const char *name, cli_frame_meta *m) {
+int cli_frame_meta_get(cli *c, const char *name, cli_frame_meta *m) {
     int rc = cli_frame_check_name(c, name);
     if (rc)
         return rc;
@@ -451,7 +450,7 @@ static int meta_get(cli *c, const char *name, cli_frame_meta *m) {
     size_t klen = aq_frame_meta_key(key, name, strlen(name));
     cli_kop *k = cli_kop_new(c);
     if (!k)
-        return cli_fail(c, CLI_ERROR, "out of memory");
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
     uint8_t kind;
     aq_node_digest d;
     const uint8_t *v;
@@ -519,7 +518,9 @@ static int frame_size_of(cli *c, const char *name, const cli_frame_meta *m, fram
     return err;
 }
 
-int cli_cmd_frames(cli *c) {
+int cli_frames_collect(cli *c, cli_frame_meta **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
     int rc = cli_need_live(c);
     if (rc)
         return rc;
@@ -529,35 +530,58 @@ int cli_cmd_frames(cli *c) {
     int err = list_prefix(c, prefix, 2, &l, why, sizeof why);
     if (err) {
         keylist_free(&l);
-        return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
+        return cli_fail(c, err, "%s", why[0] ? why : aq_strerror(err));
     }
-    /* Sorted by name, as ls sorts keys; one line per frame however many copies were listed. */
+    /* Sorted by name, as ls sorts keys; one entry per frame however many copies were listed. */
     if (l.n)
         qsort(l.e, l.n, sizeof *l.e, keyent_cmp);
-    if (c->json)
-        fputc('[', stdout);
-    size_t shown = 0;
+    cli_frame_meta *v = calloc(l.n ? l.n : 1, sizeof *v);
+    if (!v) {
+        keylist_free(&l);
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
+    }
+    size_t nv = 0;
     for (size_t i = 0; i < l.n; i++) {
         const keyent *e = &l.e[i];
         if (i > 0 && keyent_cmp(e, &l.e[i - 1]) == 0)
             continue;
-        char name[AQ_NODE_KEY_MAX + 1];
-        memcpy(name, e->k + 2, e->len - 2u);
-        name[e->len - 2] = 0;
-        if (!aq_frame_name_ok(name, e->len - 2u))
+        if (!aq_frame_name_ok((const char *)e->k + 2, e->len - 2u))
             continue;
-        cli_frame_meta m;
-        memset(&m, 0, sizeof m);
         cli_kop *k = cli_kop_new(c);
         uint8_t kind;
         aq_node_digest d;
-        const uint8_t *v;
+        const uint8_t *val;
         size_t vlen;
-        bool ok = k && cli_fetch(c, k, e->k, e->len, &kind, &d, &v, &vlen) == 0 &&
-                  cli_frame_meta_decode(v, vlen, &m) == 0;
+        bool ok = k && cli_fetch(c, k, e->k, e->len, &kind, &d, &val, &vlen) == 0 &&
+                  cli_frame_meta_decode(val, vlen, &v[nv]) == 0;
         cli_kop_free(k);
-        if (!ok)
-            continue; /* removed meanwhile */
+        if (ok)
+            nv++; /* else removed meanwhile */
+    }
+    keylist_free(&l);
+    *out = v;
+    *n = nv;
+    return 0;
+}
+
+void cli_frames_free(cli_frame_meta *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        cli_frame_meta_free(&v[i]);
+    free(v);
+}
+
+int cli_cmd_frames(cli *c) {
+    cli_frame_meta *all;
+    size_t nall;
+    int rc = cli_frames_collect(c, &all, &nall);
+    if (rc)
+        return rc;
+    if (c->json)
+        fputc('[', stdout);
+    size_t shown = 0;
+    for (size_t i = 0; i < nall; i++) {
+        const cli_frame_meta m = all[i];
+        const char *name = m.name;
         frame_size fs;
         char serr[400] = "";
         int sizerr = frame_size_of(c, name, &m, &fs, serr, sizeof serr);
@@ -611,11 +635,10 @@ int cli_cmd_frames(cli *c) {
             fputc('\n', stdout);
         }
         shown++;
-        cli_frame_meta_free(&m);
     }
     if (c->json)
         fputs(shown ? "\n]\n" : "]\n", stdout);
-    keylist_free(&l);
+    cli_frames_free(all, nall);
     return fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
 }
 
@@ -630,7 +653,7 @@ int cli_cmd_frame_rm(cli *c, const char *name) {
     cli_kop *k = cli_kop_new(c);
     if (!k || cli_kop_key(c, k, AQ_M_STAT, mk, mlen, true) != 0) {
         cli_kop_free(k);
-        return cli_fail(c, CLI_ERROR, "out of memory");
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
     }
     k->next_on_notfound = true;
     if (cli_kop_start(k) == 0)
@@ -651,8 +674,7 @@ int cli_cmd_frame_rm(cli *c, const char *name) {
     if (err == AQ_ENOTFOUND && found == 0)
         return cli_fail(c, CLI_NOTFOUND, "no frame named %s (see `aquifer frames`)", name);
     if (err == AQ_ENOTFOUND)
-        fprintf(stderr, "aquifer: %s: removed %zu chunk copies of an unfinished parse\n", c->what,
-                found);
+        cli_warn(c, "removed %zu chunk copies of an unfinished parse", found);
     return CLI_OK;
 }
 
@@ -857,7 +879,7 @@ static int summary_round(cli *c, const cli_frame_meta *m, sum_chunk *ch, aq_csv_
 int cli_cmd_summary(cli *c, const char *name) {
     cli_frame_meta m;
     memset(&m, 0, sizeof m);
-    int rc = meta_get(c, name, &m);
+    int rc = cli_frame_meta_get(c, name, &m);
     if (rc)
         return rc;
     sum_chunk *ch = calloc(m.nchunks + 1, sizeof *ch);
@@ -889,7 +911,7 @@ int cli_cmd_summary(cli *c, const char *name) {
     free(ch);
     cli_frame_meta_free(&m);
     if (err)
-        return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
+        return cli_fail(c, err, "%s", why[0] ? why : aq_strerror(err));
     return fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
 }
 
@@ -982,21 +1004,21 @@ int cli_cmd_head(cli *c, const char *name) {
     }
     cli_frame_meta m;
     memset(&m, 0, sizeof m);
-    int rc = meta_get(c, name, &m);
+    int rc = cli_frame_meta_get(c, name, &m);
     if (rc)
         return rc;
     char why[600] = "";
     int err = write_rows(c, &m, n, STDOUT_FILENO, why, sizeof why);
     cli_frame_meta_free(&m);
     if (err)
-        return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
+        return cli_fail(c, err, "%s", why[0] ? why : aq_strerror(err));
     return CLI_OK;
 }
 
 int cli_cmd_export(cli *c, const char *name) {
     cli_frame_meta m;
     memset(&m, 0, sizeof m);
-    int rc = meta_get(c, name, &m);
+    int rc = cli_frame_meta_get(c, name, &m);
     if (rc)
         return rc;
     /* A failed export leaves FILE as it was (cli_outfile). */
@@ -1010,7 +1032,7 @@ int cli_cmd_export(cli *c, const char *name) {
     cli_frame_meta_free(&m);
     if (err) {
         cli_outfile_close(c, &o, false, true);
-        return cli_fail(c, cli_exit_code(err), "%s", why[0] ? why : aq_strerror(err));
+        return cli_fail(c, err, "%s", why[0] ? why : aq_strerror(err));
     }
     return cli_outfile_close(c, &o, true, true);
 }

@@ -8,15 +8,7 @@
 #define LIST_PAGE  1000
 #define STAT_SLOTS 64
 
-typedef struct ent {
-    uint8_t *key;
-    size_t klen;
-    uint8_t kind;
-    uint64_t size;
-    aq_node_digest digest;
-    uint64_t version;
-    bool size_known;
-} ent;
+typedef cli_lsent ent;
 
 typedef struct ents {
     ent *v;
@@ -109,7 +101,9 @@ bad:
     return AQ_EPROTO;
 }
 
-int cli_cmd_ls(cli *c, const char *prefix) {
+int cli_ls_collect(cli *c, const char *prefix, cli_lsent **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
     size_t plen = strlen(prefix);
     if (plen > AQ_NODE_KEY_MAX || !cli_utf8_ok(prefix, plen))
         return cli_fail(c, CLI_USAGE, "a prefix is at most 255 bytes of UTF-8");
@@ -119,7 +113,7 @@ int cli_cmd_ls(cli *c, const char *prefix) {
     ents e = {0};
     cli_kop *k = cli_kop_new(c);
     if (!k)
-        return cli_fail(c, CLI_ERROR, "out of memory");
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
     size_t asked = 0;
     for (size_t i = 0; i < c->conf->nnodes && !rc; i++) {
         if (!c->live[i])
@@ -127,10 +121,10 @@ int cli_cmd_ls(cli *c, const char *prefix) {
         char why[400];
         int err = list_node(c, i, prefix, &e, k, why, sizeof why);
         if (err == AQ_ENOMEM)
-            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         else if (err)
             /* A node lost mid-listing may hold keys no other node has: the list would lie. */
-            rc = cli_fail(c, cli_exit_code(err), "%s", why);
+            rc = cli_fail(c, err, "%s", why);
         asked++;
     }
     if (!rc && e.n) {
@@ -175,39 +169,55 @@ int cli_cmd_ls(cli *c, const char *prefix) {
         }
     }
     cli_kop_free(k);
-    if (!rc) {
-        if (c->json)
-            fputc('[', stdout);
-        for (size_t i = 0; i < e.n; i++) {
-            ent *x = &e.v[i];
-            char hex[33];
-            cli_digest_hex(x->digest, hex);
-            if (c->json) {
-                fputs(i ? ",\n {\"key\": " : "\n {\"key\": ", stdout);
-                cli_json_str(stdout, x->key, x->klen);
-                if (x->size_known)
-                    printf(", \"size\": %llu", (unsigned long long)x->size);
-                else
-                    fputs(", \"size\": null", stdout);
-                printf(", \"kind\": \"%s\", \"digest\": \"%s\"}",
-                       x->kind == AQ_KIND_MANIFEST ? "large" : "value", x->size_known ? hex : "");
-            } else {
-                if (x->size_known)
-                    printf("%12llu  ", (unsigned long long)x->size);
-                else
-                    printf("%12s  ", "?");
-                fwrite(x->key, 1, x->klen, stdout);
-                fputc('\n', stdout);
-            }
-        }
-        if (c->json)
-            fputs(e.n ? "\n]\n" : "]\n", stdout);
-        if (fflush(stdout) != 0)
-            rc = cli_fail(c, CLI_ERROR, "cannot write to stdout");
+    if (rc) {
+        cli_ls_free(e.v, e.n);
+        return rc;
     }
-    for (size_t i = 0; i < e.n; i++)
-        free(e.v[i].key);
-    free(e.v);
+    *out = e.v;
+    *n = e.n;
+    return 0;
+}
+
+void cli_ls_free(cli_lsent *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(v[i].key);
+    free(v);
+}
+
+int cli_cmd_ls(cli *c, const char *prefix) {
+    ents e = {0};
+    int rc = cli_ls_collect(c, prefix, &e.v, &e.n);
+    if (rc)
+        return rc;
+    if (c->json)
+        fputc('[', stdout);
+    for (size_t i = 0; i < e.n; i++) {
+        ent *x = &e.v[i];
+        char hex[33];
+        cli_digest_hex(x->digest, hex);
+        if (c->json) {
+            fputs(i ? ",\n {\"key\": " : "\n {\"key\": ", stdout);
+            cli_json_str(stdout, x->key, x->klen);
+            if (x->size_known)
+                printf(", \"size\": %llu", (unsigned long long)x->size);
+            else
+                fputs(", \"size\": null", stdout);
+            printf(", \"kind\": \"%s\", \"digest\": \"%s\"}",
+                   x->kind == AQ_KIND_MANIFEST ? "large" : "value", x->size_known ? hex : "");
+        } else {
+            if (x->size_known)
+                printf("%12llu  ", (unsigned long long)x->size);
+            else
+                printf("%12s  ", "?");
+            fwrite(x->key, 1, x->klen, stdout);
+            fputc('\n', stdout);
+        }
+    }
+    if (c->json)
+        fputs(e.n ? "\n]\n" : "]\n", stdout);
+    if (fflush(stdout) != 0)
+        rc = cli_fail(c, CLI_ERROR, "cannot write to stdout");
+    cli_ls_free(e.v, e.n);
     return rc;
 }
 
@@ -282,30 +292,6 @@ static bool holds(const stat_res *r, aq_node_digest d) {
     return r->found && r->kind != AQ_KIND_TOMBSTONE && r->digest.hi == d.hi && r->digest.lo == d.lo;
 }
 
-static void print_nodes_json(cli *c, const stat_res *row, aq_node_digest d) {
-    fputc('[', stdout);
-    bool first = true;
-    for (size_t n = 0; n < c->conf->nnodes; n++) {
-        if (!holds(&row[n], d))
-            continue;
-        printf(first ? "\"%s\"" : ", \"%s\"", c->conf->nodes[n].name);
-        first = false;
-    }
-    fputc(']', stdout);
-}
-
-static void print_nodes_text(cli *c, const stat_res *row, aq_node_digest d) {
-    bool first = true;
-    for (size_t n = 0; n < c->conf->nnodes; n++) {
-        if (!holds(&row[n], d))
-            continue;
-        printf(first ? "%s" : ",%s", c->conf->nodes[n].name);
-        first = false;
-    }
-    if (first)
-        fputs("(none live)", stdout);
-}
-
 /* Read repair for stat: when a live replica answered with an older copy than the newest, or with
  * none, the newest is read (verified) and sent to the stale replicas, as get does. */
 static void repair_stale(cli *c, const char *key, size_t klen, const stat_res *res,
@@ -328,7 +314,8 @@ static void repair_stale(cli *c, const char *key, size_t klen, const stat_res *r
     cli_read_free(&rd);
 }
 
-int cli_cmd_stat(cli *c, const char *key) {
+int cli_stat_collect(cli *c, const char *key, cli_stat_info *si) {
+    memset(si, 0, sizeof *si);
     int rc = cli_check_key(c, key);
     if (rc || (rc = cli_need_live(c)) != 0)
         return rc;
@@ -339,7 +326,7 @@ int cli_cmd_stat(cli *c, const char *key) {
     cli_manifest m = {0};
     bool large = false;
     if (!keys || !klens || !res) {
-        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         goto out;
     }
     memcpy(keys[0], key, klen);
@@ -364,10 +351,10 @@ int cli_cmd_stat(cli *c, const char *key) {
             if (c->live[i] && res[i].err && res[i].err != AQ_ENOTFOUND)
                 err = res[i].err;
         rc = err == AQ_ENOTFOUND ? cli_fail(c, CLI_NOTFOUND, "not found on any live node")
-                                 : cli_fail(c, cli_exit_code(err), "%s", aq_strerror(err));
+                                 : cli_fail(c, err, "%s", aq_strerror(err));
         goto out;
     }
-    uint64_t size = first->size;
+    uint64_t size = first->size, version = first->version;
     aq_node_digest digest = first->digest, main_digest = first->digest;
     if (first->kind == AQ_KIND_MANIFEST) {
         cli_kop *k = cli_kop_new(c);
@@ -379,10 +366,9 @@ int cli_cmd_stat(cli *c, const char *key) {
         if (!err)
             err = kind == AQ_KIND_MANIFEST ? cli_manifest_decode(v, vlen, &m) : AQ_ECORRUPT;
         if (err) {
-            rc = err == AQ_ENOTFOUND
-                     ? cli_fail(c, CLI_NOTFOUND, "not found on any live node")
-                     : cli_fail(c, cli_exit_code(err), "cannot read its manifest: %s",
-                                k && k->msg[0] ? k->msg : aq_strerror(err));
+            rc = err == AQ_ENOTFOUND ? cli_fail(c, CLI_NOTFOUND, "not found on any live node")
+                                     : cli_fail(c, err, "cannot read its manifest: %s",
+                                                k && k->msg[0] ? k->msg : aq_strerror(err));
             cli_kop_free(k);
             goto out;
         }
@@ -397,16 +383,79 @@ int cli_cmd_stat(cli *c, const char *key) {
         klens = calloc(m.nparts, sizeof *klens);
         res = calloc((size_t)m.nparts * nn, sizeof *res);
         if (!keys || !klens || !res) {
-            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            rc = cli_fail(c, AQ_ENOMEM, "out of memory");
             goto out;
         }
         for (uint32_t i = 0; i < m.nparts; i++)
             klens[i] = cli_part_key(key, klen, m.put_id, i, keys[i]);
         stat_everywhere(c, keys, klens, m.nparts, res);
     }
-    uint32_t nchunks = large ? m.nparts : 1;
+    si->size = size;
+    si->digest = digest;
+    si->main_digest = main_digest;
+    si->version = version;
+    si->large = large;
+    si->nchunks = large ? m.nparts : 1;
+    si->replicas = c->conf->replicas;
+    si->chunk_size = calloc(si->nchunks, sizeof *si->chunk_size);
+    si->chunk_digest = calloc(si->nchunks, sizeof *si->chunk_digest);
+    si->held = calloc((size_t)si->nchunks * nn, sizeof *si->held);
+    if (!si->chunk_size || !si->chunk_digest || !si->held) {
+        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
+        cli_stat_info_free(si);
+        goto out;
+    }
+    for (uint32_t i = 0; i < si->nchunks; i++) {
+        si->chunk_size[i] = large ? m.parts[i].size : size;
+        si->chunk_digest[i] = large ? m.parts[i].digest : main_digest;
+        for (size_t n = 0; n < nn; n++)
+            si->held[(size_t)i * nn + n] = holds(&res[(size_t)i * nn + n], si->chunk_digest[i]);
+    }
+out:
+    cli_manifest_free(&m);
+    free(keys);
+    free(klens);
+    free(res);
+    return rc;
+}
+
+void cli_stat_info_free(cli_stat_info *si) {
+    free(si->chunk_size);
+    free(si->chunk_digest);
+    free(si->held);
+    memset(si, 0, sizeof *si);
+}
+
+static void print_nodes(cli *c, const bool *held, bool json) {
+    bool first = true;
+    if (json)
+        fputc('[', stdout);
+    for (size_t n = 0; n < c->conf->nnodes; n++) {
+        if (!held[n])
+            continue;
+        if (json)
+            printf(first ? "\"%s\"" : ", \"%s\"", c->conf->nodes[n].name);
+        else
+            printf(first ? "%s" : ",%s", c->conf->nodes[n].name);
+        first = false;
+    }
+    if (json)
+        fputc(']', stdout);
+    else if (first)
+        fputs("(none live)", stdout);
+}
+
+int cli_cmd_stat(cli *c, const char *key) {
+    cli_stat_info si;
+    int rc = cli_stat_collect(c, key, &si);
+    if (rc)
+        return rc;
+    size_t nn = c->conf->nnodes, klen = strlen(key);
+    uint64_t size = si.size;
+    bool large = si.large;
+    uint32_t nchunks = si.nchunks;
     char hex[33];
-    cli_digest_hex(digest, hex);
+    cli_digest_hex(si.digest, hex);
     if (c->json) {
         fputs("{\"key\": ", stdout);
         cli_json_str(stdout, key, klen);
@@ -414,12 +463,12 @@ int cli_cmd_stat(cli *c, const char *key) {
                "\"chunks\": [",
                (unsigned long long)size, hex, large ? "large" : "value", c->conf->replicas);
         for (uint32_t i = 0; i < nchunks; i++) {
-            aq_node_digest d = large ? m.parts[i].digest : main_digest;
+            aq_node_digest d = si.chunk_digest[i];
             char ch[33];
             cli_digest_hex(d, ch);
             printf("%s\n  {\"index\": %u, \"size\": %llu, \"digest\": \"%s\", \"nodes\": ",
-                   i ? "," : "", i, (unsigned long long)(large ? m.parts[i].size : size), ch);
-            print_nodes_json(c, &res[(size_t)i * nn], d);
+                   i ? "," : "", i, (unsigned long long)si.chunk_size[i], ch);
+            print_nodes(c, &si.held[(size_t)i * nn], true);
             fputc('}', stdout);
         }
         fputs("\n]}\n", stdout);
@@ -433,21 +482,16 @@ int cli_cmd_stat(cli *c, const char *key) {
                large ? " (large value: parts + manifest)" : "", c->conf->replicas);
         printf("  %5s  %10s  %-32s  %s\n", "INDEX", "SIZE", "DIGEST", "NODES");
         for (uint32_t i = 0; i < nchunks; i++) {
-            aq_node_digest d = large ? m.parts[i].digest : main_digest;
+            aq_node_digest d = si.chunk_digest[i];
             char ch[33];
             cli_digest_hex(d, ch);
-            printf("  %5u  %10llu  %s  ", i, (unsigned long long)(large ? m.parts[i].size : size),
-                   ch);
-            print_nodes_text(c, &res[(size_t)i * nn], d);
+            printf("  %5u  %10llu  %s  ", i, (unsigned long long)si.chunk_size[i], ch);
+            print_nodes(c, &si.held[(size_t)i * nn], false);
             fputc('\n', stdout);
         }
     }
     if (fflush(stdout) != 0)
         rc = cli_fail(c, CLI_ERROR, "cannot write to stdout");
-out:
-    cli_manifest_free(&m);
-    free(keys);
-    free(klens);
-    free(res);
+    cli_stat_info_free(&si);
     return rc;
 }

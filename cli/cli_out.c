@@ -6,17 +6,58 @@
 
 #include "cli.h"
 
-int cli_fail(const cli *c, int code, const char *fmt, ...) {
+int cli_exit_err(int exit_code) {
+    switch (exit_code) {
+    case CLI_OK:
+        return 0;
+    case CLI_USAGE:
+        return AQ_EINVAL;
+    case CLI_NOTFOUND:
+        return AQ_ENOTFOUND;
+    case CLI_UNREACH:
+        return AQ_EUNAVAIL;
+    default:
+        return AQ_EIO;
+    }
+}
+
+int cli_fail(cli *c, int code, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c && c->what)
-        fprintf(stderr, "aquifer: %s: %s\n", c->what, msg);
-    else
+    int err = code < 0 ? code : cli_exit_err(code);
+    int exit_code = code < 0 ? cli_exit_code(code) : code;
+    if (!c) {
         fprintf(stderr, "aquifer: %s\n", msg);
-    return code;
+        return exit_code;
+    }
+    if (c->what)
+        snprintf(c->fail_msg, sizeof c->fail_msg, "%.400s: %.600s", c->what, msg);
+    else
+        snprintf(c->fail_msg, sizeof c->fail_msg, "%.1000s", msg);
+    c->fail_err = err;
+    if (!c->quiet)
+        fprintf(stderr, "aquifer: %s\n", c->fail_msg);
+    return exit_code;
+}
+
+void cli_warn(cli *c, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char line[1400];
+    if (c->what)
+        snprintf(line, sizeof line, "%.370s: %.1000s", c->what, msg);
+    else
+        snprintf(line, sizeof line, "%s", msg);
+    if (!c->quiet)
+        fprintf(stderr, "aquifer: %s\n", line);
+    else if (c->on_warn)
+        c->on_warn(c->warn_ud, line);
 }
 
 int cli_exit_code(int err) {
@@ -154,6 +195,12 @@ void cli_progress_start(cli_progress *p, const char *label, uint64_t total) {
     p->total = total;
     p->last_shown = -1;
     p->on = isatty(STDERR_FILENO) && (total == 0 || total > PROGRESS_MIN);
+}
+
+void cli_progress_begin(const cli *c, cli_progress *p, const char *label, uint64_t total) {
+    cli_progress_start(p, label, total);
+    if (c->quiet)
+        p->on = false; /* the library never prints */
 }
 
 void cli_progress_add(cli_progress *p, uint64_t n) {

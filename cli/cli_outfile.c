@@ -35,7 +35,7 @@ int cli_outfile_open(cli *c, const char *path, cli_outfile *o) {
     free(d);
     free(b);
     if (!o->tmp)
-        return cli_fail(c, CLI_ERROR, "out of memory");
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
     o->fd = mkostemp(o->tmp, O_CLOEXEC);
     if (o->fd < 0) {
         int e = errno;

@@ -33,6 +33,7 @@
 #include "aq_csv_setup.h"
 #include "cli.h"
 #include "cli_input.h"
+#include "cli_parse.h"
 
 #include "aq_xxh.h"
 
@@ -297,7 +298,7 @@ static int build_opts(cli *c, aq_csv_opts *o, opt_mem *mem) {
     if (f->na) {
         size_t n;
         if (!(mem->na_s = strdup(f->na)) || split_list(mem->na_s, &mem->na, &n) != 0)
-            return cli_fail(c, CLI_ERROR, "out of memory");
+            return cli_fail(c, AQ_ENOMEM, "out of memory");
         o->na = (const char *const *)mem->na;
         o->nna = n;
     }
@@ -305,7 +306,7 @@ static int build_opts(cli *c, aq_csv_opts *o, opt_mem *mem) {
         size_t n;
         if (!(mem->types_s = strdup(f->types)) || split_list(mem->types_s, &mem->types, &n) != 0 ||
             !(mem->topts = calloc(n, sizeof *mem->topts)))
-            return cli_fail(c, CLI_ERROR, "out of memory");
+            return cli_fail(c, AQ_ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
             char *colon = strrchr(mem->types[i], ':');
             if (!colon || colon == mem->types[i])
@@ -403,11 +404,11 @@ static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, const char *h
             return cli_fail(c, CLI_ERROR, "%s is not a text file (it holds NUL bytes)", file);
         if (hdr) {
             if (!(buf[0] = malloc(len + 1)))
-                return cli_fail(c, CLI_ERROR, "out of memory");
+                return cli_fail(c, AQ_ENOMEM, "out of memory");
             memcpy(buf[0], p, len);
             if (splice_header(&buf[0], &len, o, hdr, hl) != 0) {
                 free(buf[0]);
-                return cli_fail(c, CLI_ERROR, "out of memory");
+                return cli_fail(c, AQ_ENOMEM, "out of memory");
             }
             p = (const char *)buf[0];
         }
@@ -423,7 +424,7 @@ static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, const char *h
     buf[0] = malloc(head_len + 1);
     size_t got = 0;
     if (!buf[0])
-        return cli_fail(c, CLI_ERROR, "out of memory");
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
     int err = read_at(fd, buf[0], head_len, 0, &got);
     if (err) {
         free(buf[0]);
@@ -436,7 +437,7 @@ static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, const char *h
     if (sample_as_text(in, &buf[0], &got) != 0 ||
         (hdr && splice_header(&buf[0], &got, o, hdr, hl) != 0)) {
         free(buf[0]);
-        return cli_fail(c, CLI_ERROR, "out of memory");
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
     }
     smp[ns++] = (aq_csv_sample){(const char *)buf[0], got, true};
     if (size > 2 * SAMPLE_HEAD) {
@@ -458,7 +459,7 @@ static int make_setup(cli *c, cli_input *in, const aq_csv_opts *o, const char *h
             size_t len = aq_csv_sample_trim((const char *)b, got, &off);
             memmove(b, b + off, len);
             if (sample_as_text(in, &buf[ns], &len) != 0) {
-                rc = cli_fail(c, CLI_ERROR, "out of memory");
+                rc = cli_fail(c, AQ_ENOMEM, "out of memory");
                 ns++;
                 goto out;
             }
@@ -871,7 +872,8 @@ static void print_input_json(const cli_input_stats *st) {
            st->headers_dropped, st->not_utf8);
 }
 
-int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
+int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_report report,
+                  void *ud) {
     cli_enc enc = CLI_ENC_AUTO;
     if (c->fo.encoding && cli_enc_parse(c->fo.encoding, &enc) != 0)
         return cli_fail(c, CLI_USAGE, "--encoding takes utf-8, latin-1 or cp1252, not '%s'",
@@ -980,7 +982,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     r.nunsent = calloc(nn, sizeof *r.nunsent);
     if (!ks || !obs || !dom || !types || err || !r.have || !r.tmp || !r.hint || !r.unsent ||
         !r.nunsent) {
-        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         goto out;
     }
     if ((rc = cli_need_live(c)) != 0)
@@ -992,7 +994,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         cli_kop *k = cli_kop_new(c);
         if (!k || cli_kop_key(c, k, AQ_M_STAT, mk, mlen, true) != 0) {
             cli_kop_free(k);
-            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            rc = cli_fail(c, AQ_ENOMEM, "out of memory");
             goto out;
         }
         k->next_on_notfound = true;
@@ -1001,7 +1003,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         int e = k->err;
         cli_kop_free(k);
         if (e == 0) {
-            rc = cli_fail(c, CLI_ERROR,
+            rc = cli_fail(c, AQ_EEXIST,
                           "a frame named %s exists; remove it with `aquifer frame rm %s` or "
                           "choose another --name",
                           name, name);
@@ -1016,13 +1018,13 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
     }
     /* 2. pieces */
     cli_input_get_stats(in, &ist);
-    cli_progress_start(&r.prog, "parse", ist.total_in);
+    cli_progress_begin(c, &r.prog, "parse", ist.total_in);
     aq_csv_split sp;
     aq_csv_err pe = {0, ""};
     if ((err = aq_csv_split_init(&sp, &su.d, AQ_NODE_CHUNK_MAX, on_piece, &r)) != 0 ||
         (err = aq_csv_split_reserve(&sp, HEAD_MAX)) != 0) {
         aq_csv_split_free(&sp);
-        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         goto out;
     }
     r.split = &sp;
@@ -1060,7 +1062,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         err = r.err;
     if (err) {
         locate_line(in, r.why, sizeof r.why);
-        rc = cli_fail(c, cli_exit_code(err), "%s", r.why);
+        rc = cli_fail(c, err, "%s", r.why);
         goto out;
     }
     {
@@ -1075,7 +1077,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         }
         if (any && (err = levels_round(&r, r.hint)) != 0) {
             locate_line(in, r.why, sizeof r.why);
-            rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
+            rc = cli_fail(c, err, "%s", r.why[0] ? r.why : aq_strerror(err));
             goto out;
         }
     }
@@ -1086,20 +1088,20 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         size_t dl = 0;
         aq_csv_strs none = {0};
         if ((err = aq_csv_domain_encode(t == AQ_CSV_T_CAT ? &dom[j] : &none, &d, &dl)) != 0) {
-            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            rc = cli_fail(c, AQ_ENOMEM, "out of memory");
             goto out;
         }
         aq_frame_blob_put(&doms, d, dl);
         free(d);
     }
     if (!doms.ok) {
-        rc = cli_fail(c, CLI_ERROR, "out of memory");
+        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         goto out;
     }
     /* 4. column chunks at the final types */
     if ((err = finish_calls(&r, types, doms.p, doms.len, ks)) != 0) {
         locate_line(in, r.why, sizeof r.why);
-        rc = cli_fail(c, cli_exit_code(err), "%s", r.why[0] ? r.why : aq_strerror(err));
+        rc = cli_fail(c, err, "%s", r.why[0] ? r.why : aq_strerror(err));
         goto out;
     }
     free_kops(ks, nn);
@@ -1132,7 +1134,7 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         }
         if (!m.rows || cli_frame_meta_encode(&m, &menc, &mlen) != 0) {
             free(m.rows);
-            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            rc = cli_fail(c, AQ_ENOMEM, "out of memory");
             goto out;
         }
         uint8_t mk[AQ_NODE_KEY_MAX];
@@ -1141,48 +1143,21 @@ int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
         free(menc);
         if (err) {
             free(m.rows);
-            rc = cli_fail(c, cli_exit_code(err), "storing the frame's metadata: %s", r.why);
+            rc = cli_fail(c, err, "storing the frame's metadata: %s", r.why);
             goto out;
         }
-        double secs = now_s() - t0;
-        double mbs = secs > 0 ? (double)size / 1e6 / secs : 0;
-        if (c->json) {
-            fputs("{\"name\": ", stdout);
-            cli_json_str(stdout, name, r.nlen);
-            printf(", \"rows\": %llu, \"ncols\": %u, \"chunks\": %u, \"bytes\": %llu, "
-                   "\"seconds\": %.3f, \"mb_per_s\": %.2f, \"columns\": [",
-                   (unsigned long long)m.total_rows, nc, r.np, (unsigned long long)size, secs, mbs);
-            for (uint32_t j = 0; j < nc; j++) {
-                fputs(j ? ", {\"name\": " : "{\"name\": ", stdout);
-                cli_json_str(stdout, su.names[j], strlen(su.names[j]));
-                printf(", \"type\": \"%s\"}", aq_csv_type_name((aq_csv_type)types[j]));
-            }
-            fputc(']', stdout);
-            print_input_json(&ist);
-            print_dialect(&su, true);
-            cli_frame_print_repairs(&m, true);
-            fputs("}\n", stdout);
-        } else {
-            printf("%s: %llu rows, %u column%s, %u chunk%s; %.1f MB in %.2f s (%.1f MB/s)\n", name,
-                   (unsigned long long)m.total_rows, nc, nc == 1 ? "" : "s", r.np,
-                   r.np == 1 ? "" : "s", (double)size / 1e6, secs, mbs);
-            print_input(&ist, secs);
-            print_dialect(&su, false);
-            cli_frame_print_repairs(&m, false);
-            for (uint32_t j = 0; j < nc; j++)
-                printf("  %-24s %s\n", su.names[j], aq_csv_type_name((aq_csv_type)types[j]));
-        }
+        cli_parse_done done = {name, &m, &su, types, &ist, size, r.np, now_s() - t0};
+        report(c, &done, ud);
         uint64_t nline;
         const char *nfile = cli_input_note(in, &nline);
         if (nfile)
-            fprintf(stderr,
-                    "aquifer: %s: note: %s is not UTF-8 (first at line %llu)%s; its bytes are "
-                    "kept as they are (--encoding latin-1 or cp1252 transcodes them)\n",
-                    c->what, nfile, (unsigned long long)nline,
-                    ist.not_utf8 > 1 ? ", nor are other files" : "");
+            cli_warn(c,
+                     "note: %s is not UTF-8 (first at line %llu)%s; its bytes are "
+                     "kept as they are (--encoding latin-1 or cp1252 transcodes them)",
+                     nfile, (unsigned long long)nline,
+                     ist.not_utf8 > 1 ? ", nor are other files" : "");
         free(m.rows);
         wrote = false;
-        rc = fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
     }
 out:
     /* PARSE calls still out (a put failed meanwhile) end before their keys are removed. */
@@ -1191,9 +1166,7 @@ out:
     if (wrote) {
         size_t left = cli_frame_rm_keys(c, name, false, NULL);
         if (left)
-            fprintf(stderr,
-                    "aquifer: %s: warning: %zu keys of the failed parse could not be removed\n",
-                    c->what, left);
+            cli_warn(c, "warning: %zu keys of the failed parse could not be removed", left);
     }
     if (ks)
         free_kops(ks, nn);
@@ -1216,4 +1189,50 @@ out:
     aq_csv_setup_free(&su);
     cli_input_close(in);
     return rc;
+}
+
+/* The command's report of a finished parse (text or --json). */
+static void print_report(cli *c, const cli_parse_done *d, void *ud) {
+    (void)ud;
+    const char *name = d->name;
+    const cli_frame_meta *m = d->meta;
+    const aq_csv_setup *su = d->setup;
+    const uint8_t *types = d->types;
+    uint32_t nc = m->ncols, np = d->chunks;
+    uint64_t size = d->bytes;
+    double secs = d->seconds;
+    double mbs = secs > 0 ? (double)size / 1e6 / secs : 0;
+    if (c->json) {
+        fputs("{\"name\": ", stdout);
+        cli_json_str(stdout, name, strlen(name));
+        printf(", \"rows\": %llu, \"ncols\": %u, \"chunks\": %u, \"bytes\": %llu, "
+               "\"seconds\": %.3f, \"mb_per_s\": %.2f, \"columns\": [",
+               (unsigned long long)m->total_rows, nc, np, (unsigned long long)size, secs, mbs);
+        for (uint32_t j = 0; j < nc; j++) {
+            fputs(j ? ", {\"name\": " : "{\"name\": ", stdout);
+            cli_json_str(stdout, su->names[j], strlen(su->names[j]));
+            printf(", \"type\": \"%s\"}", aq_csv_type_name((aq_csv_type)types[j]));
+        }
+        fputc(']', stdout);
+        print_input_json(d->input);
+        print_dialect(su, true);
+        cli_frame_print_repairs(m, true);
+        fputs("}\n", stdout);
+    } else {
+        printf("%s: %llu rows, %u column%s, %u chunk%s; %.1f MB in %.2f s (%.1f MB/s)\n", name,
+               (unsigned long long)m->total_rows, nc, nc == 1 ? "" : "s", np, np == 1 ? "" : "s",
+               (double)size / 1e6, secs, mbs);
+        print_input(d->input, secs);
+        print_dialect(su, false);
+        cli_frame_print_repairs(m, false);
+        for (uint32_t j = 0; j < nc; j++)
+            printf("  %-24s %s\n", su->names[j], aq_csv_type_name((aq_csv_type)types[j]));
+    }
+}
+
+int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
+    int rc = cli_parse_run(c, files, nfiles, print_report, NULL);
+    if (rc)
+        return rc;
+    return fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
 }

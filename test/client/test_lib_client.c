@@ -1,0 +1,237 @@
+/* libaquifer against a real cluster: the cluster is started by lib_client.sh, which runs this
+ * binary with AQUIFER_CONF naming it and AQ_BIN naming the aquifer command.
+ *
+ * Frames: every H2O smalldata file is parsed through the library, its columns read into arrays,
+ * and each value compared with what `aquifer export` writes for the frame (the export's CSV read
+ * back with the frame's types forced, by the project's own CSV parser).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aq_csv_col.h"
+#include "aq_csv_setup.h"
+#include "aquifer.h"
+
+static aquifer *open_client(void) {
+    aquifer *a = NULL;
+    int err = aquifer_open(NULL, &a);
+    cr_assert_eq(err, 0, "open: %s", a ? aquifer_errmsg(a) : "no memory");
+    return a;
+}
+
+static char *read_cmd(const char *cmd, size_t *len) {
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, p)) > 0) {
+        n += got;
+        if (n == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    cr_assert_eq(pclose(p), 0, "%s failed", cmd);
+    *len = n;
+    return buf;
+}
+
+/* ---- errors ---- */
+
+Test(client, open_bad_config_names_the_file) {
+    aquifer *a = NULL;
+    int err = aquifer_open("/nonexistent/cluster.conf", &a);
+    cr_assert_eq(err, AQUIFER_ECONFIG, "got %d (%s)", err, aquifer_strerror(err));
+    cr_assert(strstr(aquifer_errmsg(a), "/nonexistent/cluster.conf"), "%s", aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
+Test(client, frame_not_found) {
+    aquifer *a = open_client();
+    aquifer_frame *f = NULL;
+    int err = aquifer_frame_open(a, "no_such_frame", &f);
+    cr_assert_eq(err, AQUIFER_ENOTFOUND, "got %d: %s", err, aquifer_errmsg(a));
+    cr_assert_null(f);
+    cr_assert(strstr(aquifer_errmsg(a), "no_such_frame"), "%s", aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
+Test(client, stat_not_found_and_bad_key) {
+    aquifer *a = open_client();
+    aquifer_stat st;
+    int err = aquifer_stat_key(a, "lib/none", &st);
+    cr_assert_eq(err, AQUIFER_ENOTFOUND, "got %d: %s", err, aquifer_errmsg(a));
+    cr_assert(strstr(aquifer_errmsg(a), "stat lib/none"), "%s", aquifer_errmsg(a));
+    err = aquifer_stat_key(a, "", &st);
+    cr_assert_eq(err, AQUIFER_EKEY, "got %d: %s", err, aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
+/* ---- frames ---- */
+
+static bool cell_na(const aquifer_column *c, uint64_t r) {
+    return (c->na[r / 8] >> (r % 8)) & 1;
+}
+
+/* Column j of frame f equals column j of the export, parsed with the frame's types forced. */
+static void check_column(const char *file, const aquifer_column *c, const aq_csv_col *e) {
+    cr_assert_eq(c->rows, e->rows, "%s %s: rows %llu vs %u", file, c->name,
+                 (unsigned long long)c->rows, e->rows);
+    uint64_t na = 0;
+    for (uint64_t r = 0; r < c->rows; r++) {
+        bool cn = cell_na(c, r), en = aq_csv_col_is_na(e, (uint32_t)r);
+        na += cn;
+        cr_assert_eq(cn, en, "%s %s row %llu: NA %d vs export %d", file, c->name,
+                     (unsigned long long)r, cn, en);
+        switch (c->type) {
+        case AQUIFER_INT:
+            cr_assert_eq(((const int64_t *)c->values)[r], cn ? 0 : aq_csv_col_int(e, (uint32_t)r),
+                         "%s %s row %llu", file, c->name, (unsigned long long)r);
+            break;
+        case AQUIFER_TIME:
+            cr_assert_eq(((const int64_t *)c->values)[r],
+                         cn ? INT64_MIN : aq_csv_col_int(e, (uint32_t)r), "%s %s row %llu", file,
+                         c->name, (unsigned long long)r);
+            break;
+        case AQUIFER_FLOAT: {
+            double x = ((const double *)c->values)[r], y = aq_csv_col_num(e, (uint32_t)r);
+            cr_assert(cn ? isnan(x) : (x == y || (isnan(x) && isnan(y))),
+                      "%s %s row %llu: %.17g vs %.17g", file, c->name, (unsigned long long)r, x, y);
+            break;
+        }
+        case AQUIFER_CAT: {
+            int32_t code = ((const int32_t *)c->values)[r];
+            if (cn) {
+                cr_assert_eq(code, -1);
+                break;
+            }
+            cr_assert(code >= 0 && (uint32_t)code < c->nlevels);
+            size_t el;
+            const char *es = aq_csv_col_str(e, (uint32_t)r, &el);
+            cr_assert(strlen(c->levels[code]) == el && memcmp(c->levels[code], es, el) == 0,
+                      "%s %s row %llu: %s vs %.*s", file, c->name, (unsigned long long)r,
+                      c->levels[code], (int)el, es);
+            break;
+        }
+        case AQUIFER_STR: {
+            uint64_t a = c->offsets[r], b = c->offsets[r + 1];
+            size_t el;
+            const char *es = aq_csv_col_str(e, (uint32_t)r, &el);
+            cr_assert(b - a == (cn ? 0 : el) && (cn || memcmp(c->bytes + a, es, el) == 0),
+                      "%s %s row %llu", file, c->name, (unsigned long long)r);
+            break;
+        }
+        default:
+            cr_assert(cn);
+        }
+    }
+    cr_assert_eq(na, c->na_count, "%s %s: na_count", file, c->name);
+}
+
+static void frame_vs_export(aquifer *a, const char *file) {
+    char path[1024], name[128];
+    snprintf(path, sizeof path, "%s/%s", getenv("AQ_DATA_DIR"), file);
+    snprintf(name, sizeof name, "lib_%d_%.60s", (int)getpid(), file);
+    for (char *p = name; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    const char *paths[] = {path};
+    aquifer_parse_opts po = {.name = name};
+    aquifer_parse_result pr;
+    int err = aquifer_parse(a, paths, 1, &po, &pr);
+    cr_assert_eq(err, 0, "parse %s: %s", file, aquifer_errmsg(a));
+    cr_assert_str_eq(pr.name, name);
+    aquifer_frame *f = NULL;
+    err = aquifer_frame_open(a, name, &f);
+    cr_assert_eq(err, 0, "frame_open %s: %s", name, aquifer_errmsg(a));
+    cr_assert_eq(aquifer_frame_nrows(f), pr.rows);
+    cr_assert_eq(aquifer_frame_ncols(f), pr.ncols);
+    err = aquifer_frame_fetch(f, NULL, 0);
+    cr_assert_eq(err, 0, "fetch %s: %s", name, aquifer_errmsg(a));
+
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "'%s' export '%s'", getenv("AQ_BIN"), name);
+    size_t len;
+    char *csv = read_cmd(cmd, &len);
+    uint32_t nc = aquifer_frame_ncols(f);
+    aq_csv_type_opt *to = calloc(nc, sizeof *to);
+    char(*idx)[12] = calloc(nc, sizeof *idx);
+    for (uint32_t j = 0; j < nc; j++) {
+        snprintf(idx[j], sizeof idx[j], "%u", j + 1);
+        aquifer_type t = aquifer_frame_col_type(f, j);
+        to[j] = (aq_csv_type_opt){idx[j], t == AQUIFER_NONE ? AQ_CSV_T_STR : (aq_csv_type)t};
+    }
+    aq_csv_opts o = aq_csv_opts_default();
+    o.sep = ',';
+    o.header = AQ_CSV_HEADER_YES;
+    o.quote = '"';
+    o.escape = 0;
+    o.comment = 0;
+    o.skip = 0;
+    o.skipsp = 0;
+    o.decimal = '.';
+    o.types = to;
+    o.ntypes = nc;
+    aq_csv_sample s = {csv, len, true};
+    aq_csv_setup su;
+    aq_csv_err pe = {0, ""};
+    err = aq_csv_setup_guess(&s, 1, &o, &su, &pe);
+    cr_assert_eq(err, 0, "%s: setup of the export: %s", file, pe.msg);
+    cr_assert_eq(su.ncols, nc, "%s: export has %u columns, frame %u", file, su.ncols, nc);
+    aq_csv_piece pc = {csv, len, 1, true};
+    aq_csv_col *ec = NULL;
+    err = aq_csv_parse(&pc, &su, su.types, NULL, &ec, &pe);
+    cr_assert_eq(err, 0, "%s: parse of the export: %s", file, pe.msg);
+    for (uint32_t j = 0; j < nc; j++) {
+        const aquifer_column *c = aquifer_frame_column(f, j);
+        cr_assert_not_null(c, "%s column %u: %s", file, j, aquifer_errmsg(a));
+        cr_assert_str_eq(c->name, su.names[j]);
+        cr_assert_eq((uintptr_t)c->na % 64, 0);
+        check_column(file, c, &ec[j]);
+    }
+    aq_csv_cols_free(ec, nc);
+    aq_csv_setup_free(&su);
+    free(to);
+    free(idx);
+    free(csv);
+    aquifer_frame_close(f);
+
+    aquifer_frame_info *fi = NULL;
+    size_t nf = 0;
+    cr_assert_eq(aquifer_frames(a, &fi, &nf), 0, "%s", aquifer_errmsg(a));
+    bool seen = false;
+    for (size_t i = 0; i < nf; i++)
+        seen |= strcmp(fi[i].name, name) == 0 && fi[i].rows == pr.rows;
+    aquifer_frames_free(fi, nf);
+    cr_assert(seen, "frames does not list %s", name);
+    cr_assert_eq(aquifer_frame_rm(a, name), 0, "%s", aquifer_errmsg(a));
+    cr_assert_eq(aquifer_frame_open(a, name, &f), AQUIFER_ENOTFOUND);
+}
+
+Test(frames, smalldata_equal_export, .timeout = 240) {
+    static const char *files[] = {"iris_wheader.csv",   "prostate.csv",          "test_time.csv",
+                                  "test_parse_mix.csv", "test_quote.csv",        "is_NA.csv",
+                                  "covtype.20k.data",   "allyears2k_headers.csv"};
+    aquifer *a = open_client();
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        frame_vs_export(a, files[i]);
+    aquifer_close(a);
+}
+
+Test(frames, parse_existing_name_is_eexist) {
+    aquifer *a = open_client();
+    char path[1024], name[64];
+    snprintf(path, sizeof path, "%s/iris_wheader.csv", getenv("AQ_DATA_DIR"));
+    snprintf(name, sizeof name, "lib_dup_%d", (int)getpid());
+    const char *paths[] = {path};
+    aquifer_parse_opts po = {.name = name};
+    cr_assert_eq(aquifer_parse(a, paths, 1, &po, NULL), 0, "%s", aquifer_errmsg(a));
+    int err = aquifer_parse(a, paths, 1, &po, NULL);
+    cr_assert_eq(err, AQUIFER_EEXIST, "got %d: %s", err, aquifer_errmsg(a));
+    cr_assert(strstr(aquifer_errmsg(a), name), "%s", aquifer_errmsg(a));
+    cr_assert_eq(aquifer_frame_rm(a, name), 0, "%s", aquifer_errmsg(a));
+    aquifer_close(a);
+}
