@@ -120,6 +120,12 @@ def _candidates():
     return out + ([found] if found else []) + _SONAMES
 
 
+def _missing(path, name):
+    def call(*args):
+        raise Error(AQ_ECONFIG, f"{path} has no {name}: a libaquifer older than this package")
+    return call
+
+
 def load():
     """The loaded library with its prototypes set; Error(AQ_ECONFIG) saying where it looked
     when it is nowhere."""
@@ -130,12 +136,16 @@ def load():
         except OSError as e:
             tried.append(f"{path} ({e})")
             continue
-        try:
-            for name, (res, args) in _PROTOS.items():
+        if not hasattr(lib, "aquifer_version"):
+            raise Error(AQ_ECONFIG, f"{path} is not libaquifer (no aquifer_version)")
+        for name, (res, args) in _PROTOS.items():
+            try:
                 fn = getattr(lib, name)
-                fn.restype, fn.argtypes = res, args
-        except AttributeError as e:
-            raise Error(AQ_ECONFIG, f"{path} is not a libaquifer this package can use: {e}")
+            except AttributeError:
+                # A call this library lacks fails when made, saying so; the rest still work.
+                setattr(lib, name, _missing(path, name))
+                continue
+            fn.restype, fn.argtypes = res, args
         version = lib.aquifer_version().decode()
         if int(version.split(".")[0]) != MAJOR:
             raise Error(AQ_ECONFIG, f"{path} is libaquifer {version}; this package needs "
