@@ -1,10 +1,11 @@
 """Client and Frame: the package's surface over libaquifer (aquifer.h).
 
 Threads: libaquifer lets one thread at a time use a client (and its frames); a Client takes its
-lock around every library call, so Python threads may share one. Lifetimes: a frame belongs to its
-client, and numpy arrays from Frame.to_numpy() may view the frame's memory; each array keeps the
-frame alive, each frame keeps its client alive, and Client.close() closes the library's client only
-once no frame of it is left, so no array ever points at freed memory.
+lock around every library call, so Python threads may share one. Lifetimes: a library frame
+belongs to its client, and the arrays of Frame.to_numpy() and to_pandas() view the frame's
+memory; each array keeps that frame alive, each frame keeps its client alive, and Client.close()
+closes the library's client only once no frame of it is left, so no array ever points at freed
+memory.
 """
 import collections
 import ctypes
@@ -42,15 +43,16 @@ def _str(b):
 
 
 class _View:
-    """Library-owned memory as numpy sees it: np.asarray(view) is an array over ptr whose base
-    is this object, which holds the owner (a _FrameHandle) so the memory outlives the array."""
+    """Library-owned memory as numpy sees it: np.asarray(view) is a writable array over ptr
+    whose base is this object, which holds the owner (a _FrameHandle) so the memory outlives
+    the array. Writable because each owner's memory is handed out once (see Frame)."""
 
     __slots__ = ("__array_interface__", "owner")
 
     def __init__(self, ptr, n, dtype, owner):
         dtype = np.dtype(dtype)
         self.owner = owner
-        self.__array_interface__ = {"data": (ptr or 0, True), "shape": (n,),
+        self.__array_interface__ = {"data": (ptr or 0, False), "shape": (n,),
                                     "typestr": dtype.str, "version": 3}
 
 
@@ -278,7 +280,7 @@ class Client:
         h = ctypes.c_void_p()
         with self._lock:
             self._check(self._lib.aquifer_frame_open(self._handle(), n, ctypes.byref(h)))
-            return Frame(self, _FrameHandle(self, h.value))
+            return Frame(self, _FrameHandle(self, h.value), _str(n))
 
     def frame_rm(self, name):
         """Removes frame name everywhere; NotFoundError when there is none."""
@@ -361,10 +363,15 @@ def _parse_opts(name, options):
 class Frame:
     """A parsed frame: .name, .nrows, .columns (names), .types (aquifer type names), and its
     columns as numpy arrays (to_numpy) or a pandas DataFrame (to_pandas). The column chunks are
-    fetched from their replicas in parallel and decoded straight into arrays, no CSV between."""
+    fetched from their replicas in parallel and decoded straight into arrays, no CSV between.
 
-    def __init__(self, client, handle):
-        self._client, self._fh = client, handle
+    Zero copy: each to_numpy, to_pandas or column call reads into memory of its own (the
+    library frame the Frame was opened with, then a new one per call), and the arrays it returns
+    are writable views of that memory, which is freed when the last of them goes. So no two
+    calls share memory and an array is never changed by anything but its own user."""
+
+    def __init__(self, client, handle, name):
+        self._client, self._fh, self.name = client, handle, name
         lib, h = client._lib, handle.ptr
         self.nrows = lib.aquifer_frame_nrows(h)
         n = lib.aquifer_frame_ncols(h)
@@ -374,20 +381,29 @@ class Frame:
         self.parse_info = None
 
     def __repr__(self):
-        return f"<aquifer.Frame {self.nrows} rows x {len(self.columns)} columns>"
+        return f"<aquifer.Frame {self.name!r}: {self.nrows} rows x {len(self.columns)} columns>"
 
     @property
     def ncols(self):
         return len(self.columns)
 
-    def close(self):
-        """Lets the frame go; its memory is freed once no array viewing it is left."""
-        self._fh = None
-
-    def _ptr(self):
-        if self._fh is None or not self._fh.ptr:
-            raise _errors.error_for(_errors.AQ_ECLOSED, "this frame is closed")
-        return self._fh.ptr
+    def _data_handle(self):
+        """A library frame no array views yet: the one this Frame was opened with, once; then a
+        new one, which must describe the same frame (a frame parsed again under this name is
+        another frame). The client's lock is held."""
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            return fh
+        c = self._client
+        h = ctypes.c_void_p()
+        c._check(c._lib.aquifer_frame_open(c._handle(), _cstr("frame name", self.name),
+                                           ctypes.byref(h)))
+        fh = _FrameHandle(c, h.value)
+        again = Frame(c, fh, self.name)
+        if (again.nrows, again.columns, again.types) != (self.nrows, self.columns, self.types):
+            raise _errors.error_for(_errors.AQ_ESTALE, f"frame {self.name} changed since it "
+                                    "was opened (parsed again?): open it again")
+        return fh
 
     def _index(self, col):
         if isinstance(col, int) and not isinstance(col, bool):
@@ -397,7 +413,7 @@ class Frame:
         try:
             return self.columns.index(col)
         except ValueError:
-            raise KeyError(f"no column {col!r} in this frame") from None
+            raise KeyError(f"no column {col!r} in frame {self.name}") from None
 
     def _select(self, columns):
         if columns is None:
@@ -406,37 +422,35 @@ class Frame:
             columns = [columns]
         return [self._index(c) for c in columns]
 
-    def fetch(self, columns=None):
-        """Fetches the columns (names or indices; None: all) in parallel now."""
+    def _columns(self, columns):
+        """The selected columns, fetched in parallel into memory of their own."""
         idx = self._select(columns)
         arr = (ctypes.c_uint32 * len(idx))(*idx)
         c = self._client
         with c._lock:
-            c._check(c._lib.aquifer_frame_fetch(self._ptr(), arr, len(idx)))
+            fh = self._data_handle()
+            c._check(c._lib.aquifer_frame_fetch(fh.ptr, arr, len(idx)))
+            out = []
+            for j in idx:
+                p = c._lib.aquifer_frame_column(fh.ptr, j)
+                if not p:
+                    c._check(c._lib.aquifer_errcode(c._h) or _errors.AQ_EIO)
+                out.append(_column(p.contents, fh))
+            return out
 
     def column(self, col):
-        """One column (name or index) as an aquifer Column over the frame's memory: .type,
-        .rows, .values, .na (bool mask or None), .levels, .offsets and .data."""
-        j = self._index(col)
-        c = self._client
-        with c._lock:
-            p = c._lib.aquifer_frame_column(self._ptr(), j)
-            if not p:
-                c._check(c._lib.aquifer_errcode(c._h) or _errors.AQ_EIO)
-            return _column(p.contents, self._fh)
-
-    def _columns(self, columns):
-        idx = self._select(columns)
-        self.fetch(idx)
-        return [self.column(j) for j in idx]
+        """One column (name or index) as an aquifer.Column: .type, .rows, .values, .na (bool
+        mask or None), .levels, .offsets and .data, arrays over the library's decoded memory."""
+        return self._columns([col])[0]
 
     def to_numpy(self, columns=None):
-        """A dict of column name -> numpy array (README "Python" has the type mapping). Arrays
-        may be read-only views of the frame's memory."""
+        """A dict of column name -> numpy array, all columns or the named ones (README
+        "Python" has the type mapping)."""
         return _columns.to_numpy(self._columns(columns))
 
     def to_pandas(self, columns=None):
-        """A pandas DataFrame of the columns (README "Python" has the type mapping)."""
+        """A pandas DataFrame of all columns or the named ones (README "Python" has the type
+        mapping)."""
         import pandas as pd
 
         return _columns.to_pandas(self._columns(columns), pd)

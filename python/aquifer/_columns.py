@@ -1,7 +1,7 @@
 """A frame's columns as numpy arrays and a pandas DataFrame: the documented type mapping.
 
 Input is one `Column` per frame column, holding what libaquifer decoded (numpy arrays that may
-be views of library-owned memory, see _lib.LibArray). Nothing here talks to the library, so the
+be views of library-owned memory, see _client._View). Nothing here talks to the library, so the
 mapping is tested without a cluster (tests/test_columns.py).
 
 The mapping (README "Python"): aquifer type -> to_numpy() -> to_pandas()
@@ -55,26 +55,18 @@ def na_from_bitmap(bitmap, rows):
 def decode_strings(offsets, data):
     """The strings data[offsets[i]:offsets[i+1]] as a list of str.
 
-    One decode of the whole buffer and a slice per row: when the bytes are valid UTF-8 the
-    character offset of a byte offset is the byte offset minus the continuation bytes before it.
-    Invalid UTF-8 falls back to a decode per row with surrogateescape."""
+    Building millions of str objects one slice at a time is the slow part, so the rows are
+    joined with NUL bytes (a parsed text never holds one: parse refuses files with NUL) and the
+    whole buffer is decoded and split in C. Bytes that are not UTF-8 decode with
+    surrogateescape; a NUL ends any broken sequence, so each row decodes as it would alone."""
     n = len(offsets) - 1
     if n <= 0:
         return []
-    lo, hi = int(offsets[0]), int(offsets[-1])
-    buf = data[lo:hi]
-    offs = np.asarray(offsets, dtype=np.int64) - lo
-    try:
-        text = bytes(buf).decode("utf-8")
-    except UnicodeDecodeError:
-        raw = bytes(buf)
-        o = offs.tolist()
-        return [raw[o[i]:o[i + 1]].decode("utf-8", "surrogateescape") for i in range(n)]
-    if len(text) != len(buf):
-        cont = np.concatenate(([0], np.cumsum((buf & 0xC0) == 0x80, dtype=np.int64)))
-        offs = offs - cont[offs]
-    o = offs.tolist()
-    return [text[a:b] for a, b in zip(o[:-1], o[1:])]
+    offs = np.asarray(offsets, dtype=np.int64)
+    lo, hi = int(offs[0]), int(offs[-1])
+    buf = np.asarray(data[lo:hi], dtype=np.uint8)
+    joined = np.insert(buf, offs[1:-1] - lo, 0) if n > 1 else buf
+    return joined.tobytes().decode("utf-8", "surrogateescape").split("\0")
 
 
 def _object_array(items, na):
@@ -109,13 +101,12 @@ def _pandas_time_unit(pd):
 
 
 def column_pandas(c, pd):
-    """One column as the array to_pandas() puts in the DataFrame."""
+    """One column as the array to_pandas() puts in the DataFrame; c's arrays are used as they
+    are where pandas takes them (int, float, time under pandas 2, the Int64 values)."""
     if c.type == "none":
         return np.full(c.rows, np.nan)
     if c.type == "int":
-        if c.na is None:
-            return c.values
-        return pd.arrays.IntegerArray(c.values, c.na)
+        return c.values if c.na is None else pd.arrays.IntegerArray(c.values, c.na)
     if c.type == "float":
         return c.values
     if c.type == "time":
@@ -133,12 +124,13 @@ def to_numpy(columns):
 
 
 def to_pandas(columns, pd):
-    """The DataFrame of the columns, in order; duplicate column names are kept. pandas copies
-    the arrays in, so the DataFrame owns its data (to_numpy's arrays may be read-only views)."""
+    """The DataFrame of the columns, in order; duplicate column names are kept. pandas takes
+    the arrays as they are (copy=False: no consolidation copy), so the DataFrame views the
+    columns' memory where column_pandas passes it on."""
     arrays = [column_pandas(c, pd) for c in columns]
     names = [c.name for c in columns]
     if len(set(names)) == len(names):
-        return pd.DataFrame(dict(zip(names, arrays)), copy=True)
-    df = pd.DataFrame({i: a for i, a in enumerate(arrays)}, copy=True)
+        return pd.DataFrame(dict(zip(names, arrays)), copy=False)
+    df = pd.DataFrame({i: a for i, a in enumerate(arrays)}, copy=False)
     df.columns = names
     return df
