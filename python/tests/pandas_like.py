@@ -17,14 +17,13 @@ def expected(path, frame, **read_csv_args):
     args = dict(keep_default_na=False, na_values=["", "NA"], float_precision="round_trip",
                 low_memory=False, encoding_errors="surrogateescape")
     args.update(read_csv_args)
-    no_header = args.get("header", "infer") is None
-    if no_header:
+    if args.get("header", "infer") is None:
         args["names"] = frame.columns
     if text:
         args["dtype"] = {n: str for n in text}
     df = pd.read_csv(path, **args)
-    if not no_header:
-        df.columns = frame.columns
+    # aquifer's names: blanks around a header name dropped, C1.. without a header.
+    df.columns = frame.columns
     for name, kind in zip(frame.columns, frame.types):
         col = df[name]
         if kind == "int" and col.isna().any():

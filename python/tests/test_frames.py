@@ -24,6 +24,7 @@ SMALLDATA = {
     "test_time.csv": {},
     "is_NA.csv": {"header": None, "sep": " "},
     "test_quote.csv": {"header": None},
+    "test_parse_mix.csv": {"sep": "\x01", "comment": "#"},
 }
 
 
