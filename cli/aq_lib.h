@@ -10,9 +10,10 @@
 #include "cli.h"
 
 struct aquifer {
-    cli c;          /* quiet: failures are recorded, never printed */
-    bool opened;    /* cli_open succeeded */
-    char what[400]; /* the current call ("get KEY"), first in its error sentence */
+    cli c;              /* quiet: failures are recorded, never printed */
+    bool opened;        /* cli_open succeeded */
+    char what[400];     /* the current call ("get KEY"), first in its error sentence */
+    uint64_t probed_ms; /* when the last liveness probe found live nodes (ms), 0: never */
 };
 
 /* Starts a call: names it (verb and its argument, control bytes replaced) and clears the last
@@ -27,5 +28,8 @@ int aq_lib_fail(aquifer *a, int err, const char *fmt, ...) __attribute__((format
 int aq_lib_ready(aquifer *a);
 /* 0 when key is a user key, else a recorded AQ_EKEY. */
 int aq_lib_key(aquifer *a, const char *key);
+
+/* The live nodes known (a probe unless a recent one found some): the exit code. */
+int aq_lib_live(aquifer *a);
 
 #endif

@@ -245,11 +245,14 @@ typedef struct aquifer_result {
     size_t len;
 } aquifer_result;
 
-/* A batch on client c with at most inflight operations in flight (0: 64). */
+/* A batch on client c with at most inflight operations in flight (0: 64). Each of them runs on a
+ * worker thread of the batch with an endpoint of its own; the calls on the batch are made from the
+ * client's thread, and the client stays open until aquifer_batch_free. */
 int aquifer_batch_new(aquifer *c, unsigned inflight, aquifer_batch **b);
-/* Queues a put of len bytes (copied, so data may be reused at once) or a get. It starts at once
- * when fewer than inflight are in flight, else when one ends; the result comes from
- * aquifer_batch_next. Fails only for a bad key or no memory (nothing was queued then). */
+/* Queues a put of len bytes (copied, so data may be reused at once) or a get. It starts when one
+ * of the inflight workers is free; while 2 x inflight operations are queued or running, the call
+ * waits for one to end (finished results do not count: they wait for aquifer_batch_next). Fails
+ * only for a bad key or no memory (nothing was queued then). */
 int aquifer_batch_put(aquifer_batch *b, const char *key, const void *data, size_t len, void *ud);
 int aquifer_batch_get(aquifer_batch *b, const char *key, void *ud);
 /* Waits for the next finished operation: 1 and *r (its strings valid until the next call on b),

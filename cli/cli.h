@@ -1,4 +1,6 @@
-/* cli: the pieces of the `aquifer` command, shared between its files (not a library).
+/* cli: the client core shared by the `aquifer` command and libaquifer (aquifer.h), and the
+ * pieces only the command has (status, cluster up and down, put -r and get -r), outside the
+ * library.
  *
  * One invocation = one `cli` context: the loaded config, and (for commands that talk to the
  * cluster) a transient rpc endpoint on an ephemeral port of every interface, driven by a libuv loop
@@ -47,7 +49,14 @@ typedef struct cli {
     aq_node_config *conf;
     char *conf_path; /* the file it came from; NULL for the built-in default */
     bool json;
-    const char *out_path; /* get -o */
+    const char *out_path;     /* get -o */
+    bool recursive;           /* put -r, get -r */
+    bool fsync;               /* get --fsync: the output made durable before it is renamed */
+    unsigned chunks_inflight; /* chunks of one value in flight at once; 0: CLI_INFLIGHT */
+    uint64_t xfer_bytes;      /* bytes the last put or get moved (cli_xfer.h) */
+    /* Where cli_fail puts its sentence instead of printing it (a batch's worker), or NULL. */
+    char *fail_sink;
+    size_t fail_sink_cap;
     cli_frame_opts fo;
     /* The endpoint (cli_open). */
     uv_loop_t loop;
@@ -196,6 +205,12 @@ int cli_wrep_add(cli *c, const cli_kop *k, const void *key, size_t klen);
 /* Prints the report of the put or rm (verb "stored" or "removed") and applies min_copies:
  * CLI_OK, or CLI_ERROR after saying why. */
 int cli_wrep_finish(cli *c, const char *verb, const char *key);
+/* min_copies alone, nothing printed: CLI_OK, or CLI_ERROR after cli_fail said why. */
+int cli_wrep_check(cli *c, const char *verb);
+void cli_wrep_reset(cli *c); /* before a put or rm: nothing reached yet */
+/* Removes parts [0, upto) of the large value m of key, best effort (a warning names how many
+ * could not be removed; whose says which value they were). */
+void cli_rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto, const char *whose);
 int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why */
 int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
 cli_kop *cli_kop_new(cli *c);
@@ -205,6 +220,9 @@ void cli_kop_free(cli_kop *k);
  * is AQ_ENOTFOUND. cli_fetch_v also gives the version. */
 int cli_fetch(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
               const uint8_t **v, size_t *vlen);
+/* cli_fetch, and then read repair: replicas holding older copies are sent the newest. */
+int cli_fetch_repair(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind,
+                     aq_node_digest *d, const uint8_t **v, size_t *vlen);
 int cli_fetch_v(cli *c, cli_kop *k, const void *key, size_t klen, uint8_t *kind, aq_node_digest *d,
                 uint64_t *version, const uint8_t **v, size_t *vlen);
 
@@ -262,7 +280,15 @@ bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_k
 /* ---- commands ---- */
 int cli_cmd_put(cli *c, const char *key, const char *file);
 int cli_cmd_get(cli *c, const char *key);
+/* put -r and get -r (cli_tree.c): a folder as values under a prefix. durable: fsync each file. */
+int cli_cmd_put_r(cli *c, const char *dir, const char *prefix);
+int cli_cmd_get_r(cli *c, const char *prefix, const char *dir, bool durable);
 int cli_cmd_rm(cli *c, const char *key);
+/* rm's core: removes key (and a large value's parts once the manifest is gone); finish gets the
+ * write report before the parts go and decides the outcome (cli_wrep_finish prints it and applies
+ * min_copies; the library applies min_copies alone). Returns the exit code. */
+typedef int (*cli_wrep_fn)(cli *c, const char *verb, const char *key);
+int cli_rm_run(cli *c, const char *key, cli_wrep_fn finish);
 int cli_cmd_ls(cli *c, const char *prefix);
 int cli_cmd_stat(cli *c, const char *key);
 

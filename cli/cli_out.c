@@ -38,7 +38,9 @@ int cli_fail(cli *c, int code, const char *fmt, ...) {
     else
         snprintf(c->fail_msg, sizeof c->fail_msg, "%.1000s", msg);
     c->fail_err = err;
-    if (!c->quiet)
+    if (c->fail_sink)
+        snprintf(c->fail_sink, c->fail_sink_cap, "%s", c->fail_msg);
+    else if (!c->quiet)
         fprintf(stderr, "aquifer: %s\n", c->fail_msg);
     return exit_code;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aq_csv_col.h"
@@ -67,6 +68,222 @@ Test(client, stat_not_found_and_bad_key) {
     cr_assert(strstr(aquifer_errmsg(a), "stat lib/none"), "%s", aquifer_errmsg(a));
     err = aquifer_stat_key(a, "", &st);
     cr_assert_eq(err, AQUIFER_EKEY, "got %d: %s", err, aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
+/* ---- values ---- */
+
+static uint8_t *pattern(size_t n, unsigned seed) {
+    uint8_t *p = malloc(n ? n : 1);
+    uint64_t x = 0x9e3779b97f4a7c15ull * (seed + 1);
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+    return p;
+}
+
+Test(values, round_trips_0_to_20mib, .timeout = 240) {
+    static const size_t sizes[] = {0, 1, 1400, 1401, 4194304, 4194305, 20971520};
+    aquifer *a = open_client();
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        char key[64];
+        snprintf(key, sizeof key, "lib/%d/v%zu", (int)getpid(), n);
+        uint8_t *v = pattern(n, (unsigned)i);
+        aquifer_written w;
+        int err = aquifer_put(a, key, v, n, &w);
+        cr_assert_eq(err, 0, "put %zu: %s", n, aquifer_errmsg(a));
+        cr_assert_eq(w.copies, 2, "put %zu: %u copies", n, w.copies);
+        cr_assert_eq(w.wanted, 2);
+        void *got = NULL;
+        size_t glen = 99;
+        err = aquifer_get(a, key, &got, &glen);
+        cr_assert_eq(err, 0, "get %zu: %s", n, aquifer_errmsg(a));
+        cr_assert_not_null(got);
+        cr_assert_eq(glen, n);
+        cr_assert(memcmp(got, v, n) == 0, "get %zu: bytes differ", n);
+        aquifer_free(got);
+        aquifer_stat st;
+        err = aquifer_stat_key(a, key, &st);
+        cr_assert_eq(err, 0, "stat %zu: %s", n, aquifer_errmsg(a));
+        cr_assert_eq(st.size, n);
+        cr_assert_eq(st.large, n > 4194304);
+        cr_assert_eq(st.copies, 2);
+        /* through file descriptors: a pipe in, a temporary file out */
+        int pfd[2];
+        cr_assert_eq(pipe(pfd), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(pfd[0]);
+            size_t off = 0;
+            while (off < n) {
+                ssize_t wr = write(pfd[1], v + off, n - off);
+                if (wr <= 0)
+                    _exit(1);
+                off += (size_t)wr;
+            }
+            _exit(0);
+        }
+        close(pfd[1]);
+        char key2[80];
+        snprintf(key2, sizeof key2, "%s.fd", key);
+        err = aquifer_put_fd(a, key2, pfd[0], NULL);
+        close(pfd[0]);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert_eq(err, 0, "put_fd %zu: %s", n, aquifer_errmsg(a));
+        FILE *tf = tmpfile();
+        err = aquifer_get_fd(a, key2, fileno(tf));
+        cr_assert_eq(err, 0, "get_fd %zu: %s", n, aquifer_errmsg(a));
+        fflush(tf);
+        cr_assert_eq((size_t)lseek(fileno(tf), 0, SEEK_END), n);
+        uint8_t *back = malloc(n ? n : 1);
+        cr_assert_eq((size_t)pread(fileno(tf), back, n, 0), n);
+        cr_assert(memcmp(back, v, n) == 0, "get_fd %zu: bytes differ", n);
+        fclose(tf);
+        free(back);
+        cr_assert_eq(aquifer_rm(a, key2, &w), 0, "%s", aquifer_errmsg(a));
+        free(v);
+    }
+    aquifer_close(a);
+}
+
+Test(values, rm_then_not_found) {
+    aquifer *a = open_client();
+    char key[64];
+    snprintf(key, sizeof key, "lib/%d/gone", (int)getpid());
+    cr_assert_eq(aquifer_put(a, key, "x", 1, NULL), 0, "%s", aquifer_errmsg(a));
+    aquifer_written w;
+    cr_assert_eq(aquifer_rm(a, key, &w), 0, "%s", aquifer_errmsg(a));
+    cr_assert_eq(w.copies, 2);
+    void *got = NULL;
+    size_t len = 0;
+    int err = aquifer_get(a, key, &got, &len);
+    cr_assert_eq(err, AQUIFER_ENOTFOUND, "got %d: %s", err, aquifer_errmsg(a));
+    cr_assert_null(got);
+    cr_assert(strstr(aquifer_errmsg(a), key), "%s", aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
+Test(values, min_copies_not_reached_is_elimit) {
+    aquifer *a = open_client();
+    char key[64];
+    snprintf(key, sizeof key, "lib/%d/three", (int)getpid());
+    cr_assert_eq(aquifer_set_min_copies(a, 3), 0);
+    aquifer_written w;
+    int err = aquifer_put(a, key, "abc", 3, &w);
+    cr_assert_eq(err, AQUIFER_ELIMIT, "got %d: %s", err, aquifer_errmsg(a));
+    cr_assert_eq(w.copies, 2);
+    cr_assert(strstr(aquifer_errmsg(a), "min_copies 3"), "%s", aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
+Test(values, unreachable_names_the_node) {
+    aquifer *a = NULL;
+    int err = aquifer_open(getenv("AQ_DEAD_CONF"), &a);
+    cr_assert_eq(err, 0, "%s", aquifer_errmsg(a));
+    void *got = NULL;
+    size_t len;
+    err = aquifer_get(a, "lib/any", &got, &len);
+    cr_assert_eq(err, AQUIFER_EUNAVAIL, "got %d (%s): %s", err, aquifer_errname(err),
+                 aquifer_errmsg(a));
+    cr_assert(strstr(aquifer_errmsg(a), "dead1") && strstr(aquifer_errmsg(a), "127.0.0.1:"), "%s",
+              aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
+Test(values, list_iterator) {
+    aquifer *a = open_client();
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "lib/%d/ls/", (int)getpid());
+    for (int i = 0; i < 30; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "%s%02d", prefix, i);
+        cr_assert_eq(aquifer_put(a, key, key, (size_t)i, NULL), 0, "%s", aquifer_errmsg(a));
+    }
+    char big[96];
+    snprintf(big, sizeof big, "%szz", prefix);
+    uint8_t *v = pattern(5000000, 7);
+    cr_assert_eq(aquifer_put(a, big, v, 5000000, NULL), 0, "%s", aquifer_errmsg(a));
+    free(v);
+    aquifer_list *it;
+    cr_assert_eq(aquifer_list_open(a, prefix, &it), 0, "%s", aquifer_errmsg(a));
+    const char *key;
+    size_t klen;
+    uint64_t size;
+    int n = 0, r;
+    while ((r = aquifer_list_next(it, &key, &klen, &size)) == 1) {
+        char want[96];
+        if (n < 30) {
+            snprintf(want, sizeof want, "%s%02d", prefix, n);
+            cr_assert_eq(size, (uint64_t)n);
+        } else {
+            snprintf(want, sizeof want, "%s", big);
+            cr_assert_eq(size, 5000000);
+        }
+        cr_assert_str_eq(key, want);
+        cr_assert_eq(klen, strlen(want));
+        n++;
+    }
+    cr_assert_eq(r, 0);
+    cr_assert_eq(n, 31);
+    aquifer_list_close(it);
+    aquifer_close(a);
+}
+
+Test(batch, many_in_flight, .timeout = 180) {
+    aquifer *a = open_client();
+    aquifer_batch *b;
+    cr_assert_eq(aquifer_batch_new(a, 50, &b), 0, "%s", aquifer_errmsg(a));
+    enum { N = 300, SZ = 4096 };
+    char key[64];
+    for (int i = 0; i < N; i++) {
+        uint8_t *v = pattern(SZ, (unsigned)i);
+        snprintf(key, sizeof key, "lib/%d/b%03d", (int)getpid(), i);
+        cr_assert_eq(aquifer_batch_put(b, key, v, SZ, (void *)(intptr_t)i), 0, "%s",
+                     aquifer_errmsg(a));
+        free(v);
+    }
+    bool seen[N] = {0};
+    aquifer_result r;
+    int got = 0;
+    while (aquifer_batch_next(b, &r) == 1) {
+        cr_assert_eq(r.op, AQUIFER_OP_PUT);
+        cr_assert_eq(r.err, 0, "%s: %s", r.key, r.errmsg);
+        cr_assert_eq(r.written.copies, 2);
+        int i = (int)(intptr_t)r.ud;
+        cr_assert(!seen[i]);
+        seen[i] = true;
+        got++;
+    }
+    cr_assert_eq(got, N);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "lib/%d/b%03d", (int)getpid(), i);
+        cr_assert_eq(aquifer_batch_get(b, key, (void *)(intptr_t)i), 0);
+    }
+    cr_assert_eq(aquifer_batch_get(b, "lib/none/batch", (void *)(intptr_t)-1), 0);
+    got = 0;
+    while (aquifer_batch_next(b, &r) == 1) {
+        int i = (int)(intptr_t)r.ud;
+        if (i < 0) {
+            cr_assert_eq(r.err, AQUIFER_ENOTFOUND, "%d: %s", r.err, r.errmsg);
+            cr_assert(strstr(r.errmsg, "lib/none/batch"), "%s", r.errmsg);
+            cr_assert_null(r.data);
+            continue;
+        }
+        cr_assert_eq(r.err, 0, "%s: %s", r.key, r.errmsg);
+        cr_assert_eq(r.len, SZ);
+        uint8_t *v = pattern(SZ, (unsigned)i);
+        cr_assert(memcmp(r.data, v, SZ) == 0, "%s: bytes differ", r.key);
+        free(v);
+        aquifer_free(r.data);
+        got++;
+    }
+    cr_assert_eq(got, N);
+    aquifer_batch_free(b);
     aquifer_close(a);
 }
 

@@ -1,0 +1,548 @@
+/* cli_xfer: put and get of one value (cli_xfer.h), the engine under the put and get commands.
+ *
+ * Up to one chunk (4 MiB) a value is stored as is under its key; a larger one as parts under
+ * internal keys, sent several at once, plus a manifest under its key stored last
+ * (cli_manifest.c), so a reader never finds a manifest naming parts not yet stored. Transfers
+ * stream: at most chunks_inflight chunks of a value are in memory (each perhaps twice, ours and
+ * the rpc's copy), never the whole value (except where the caller asked for a buffer).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aq_io.h"
+#include "aq_xxh.h"
+#include "cli.h"
+#include "cli_xfer.h"
+
+#define CHUNK    AQ_NODE_CHUNK_MAX
+#define HEAD_MAX AQ_PUT_HEAD_MAX
+/* The most chunks of one value in flight, whatever chunks_inflight asks. */
+#define MAX_INFLIGHT 32
+
+static aq_node_digest digest_of(const void *p, size_t n) {
+    XXH128_hash_t h = XXH3_128bits(p, n);
+    aq_node_digest d = {h.high64, h.low64};
+    return d;
+}
+
+static aq_node_digest digest_final(XXH3_state_t *st) {
+    XXH128_hash_t h = XXH3_128bits_digest(st);
+    aq_node_digest d = {h.high64, h.low64};
+    return d;
+}
+
+static size_t inflight_of(const cli *c) {
+    size_t n = c->chunks_inflight ? c->chunks_inflight : CLI_INFLIGHT;
+    return n > MAX_INFLIGHT ? MAX_INFLIGHT : n;
+}
+
+/* ---- put ---- */
+
+typedef struct put_slot {
+    cli_kop k;
+    uint8_t *mem; /* HEAD_MAX + CHUNK bytes: head written just before the value */
+    uint32_t idx;
+    bool busy;
+} put_slot;
+
+/* Builds a PUT request in place: the value sits at mem + HEAD_MAX, the head goes right before. */
+static void put_req_in_place(cli_kop *k, uint8_t *mem, uint8_t kind, const void *key, size_t klen,
+                             size_t vlen, aq_node_digest d) {
+    uint8_t head[HEAD_MAX];
+    aq_wr w = {head, 0, sizeof head, true};
+    aq_put_req_head(&w, 0, kind, key, klen, d);
+    memcpy(mem + HEAD_MAX - w.len, head, w.len);
+    k->req = mem + HEAD_MAX - w.len;
+    k->reqlen = w.len + vlen;
+    k->req_mem = mem;
+    k->deadline_off = aq_put_req_deadline_off(klen);
+}
+
+/* Puts one chunk under key, with pv the value it replaces. A failed put (or one whose outcome is
+ * unknown) is undone: the previous value is written back over whatever replicas took the new one
+ * (cli_prev.c). *gone tells whether the new value is known to be on no replica (only then may the
+ * parts a new manifest names be removed). Says why on failure; returns the exit code. */
+static int put_one(cli *c, const char *key, uint8_t *mem, size_t len, uint8_t kind,
+                   const cli_prev *pv, bool *gone) {
+    *gone = false;
+    cli_kop *k = cli_kop_new(c);
+    if (!k) {
+        free(mem);
+        *gone = true;
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    }
+    size_t klen = strlen(key);
+    aq_node_digest d = digest_of(mem + HEAD_MAX, len);
+    put_req_in_place(k, mem, kind, key, klen, len, d);
+    k->method = AQ_M_PUT;
+    cli_candidates(c, key, klen, false, k);
+    if (cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    int rc = 0;
+    /* A reply that cannot be read leaves the outcome unknown: undone like a failure. */
+    bool malformed = !k->err && cli_wrep_add(c, k, key, klen) != 0;
+    if (k->err == AQ_EUNAVAIL && k->ncand == 0) {
+        *gone = true; /* sent nowhere */
+        rc = cli_kop_fail(c, k);
+    } else if (k->err || malformed) {
+        char note[400];
+        *gone = cli_prev_restore(c, key, pv, kind, d, note, sizeof note);
+        char bad[128];
+        snprintf(bad, sizeof bad, "%s sent a malformed PUT reply", c->conf->nodes[k->node].name);
+        const char *why = malformed                ? bad
+                          : k->err == AQ_ENOTFOUND ? "not found"
+                          : k->msg[0]              ? k->msg
+                                                   : aq_strerror(k->err);
+        rc = cli_fail(c, malformed ? CLI_ERROR : cli_exit_code(k->err), "%s; %s", why, note);
+    }
+    cli_kop_free(k);
+    return rc;
+}
+
+typedef struct put_src {
+    int fd;             /* -1: buf */
+    const uint8_t *buf; /* with fd -1: the value, len bytes, off taken so far */
+    size_t len, off;
+    uint8_t *pre[2]; /* buffers read ahead while deciding small or large */
+    size_t prelen[2];
+    int npre, used;
+    uint64_t total; /* bytes taken */
+} put_src;
+
+/* Fills dst with up to cap bytes of input; fewer only at its end. 0 or a negated errno. */
+static int src_fill(put_src *s, uint8_t *dst, size_t cap, size_t *got) {
+    int err = 0;
+    if (s->fd < 0) {
+        *got = s->len - s->off < cap ? s->len - s->off : cap;
+        memcpy(dst, s->buf + s->off, *got);
+        s->off += *got;
+    } else {
+        err = aq_io_read_full(s->fd, dst, cap, got);
+    }
+    s->total += *got;
+    return err;
+}
+
+/* The next chunk of input in a fresh HEAD_MAX + CHUNK buffer; *len 0 at the end. */
+static int src_next(put_src *s, uint8_t **mem, size_t *len) {
+    if (s->used < s->npre) {
+        *mem = s->pre[s->used];
+        *len = s->prelen[s->used];
+        s->pre[s->used] = NULL;
+        s->used++;
+        return 0;
+    }
+    uint8_t *m = malloc(HEAD_MAX + CHUNK);
+    if (!m)
+        return AQ_ENOMEM;
+    size_t got = 0;
+    int rerr = src_fill(s, m + HEAD_MAX, CHUNK, &got);
+    ssize_t r = rerr ? rerr : (ssize_t)got;
+    if (r < 0) {
+        free(m);
+        return (int)r;
+    }
+    *mem = m;
+    *len = (size_t)r;
+    return 0;
+}
+
+static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) {
+    size_t klen = strlen(key);
+    cli_manifest m = {0};
+    m.put_id = cli_random_u64();
+    m.chunk_size = CHUNK;
+    uint32_t cap = 0;
+    XXH3_state_t *st = XXH3_createState();
+    size_t nslot = inflight_of(c);
+    put_slot slots[MAX_INFLIGHT];
+    memset(slots, 0, sizeof slots);
+    if (!st)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    XXH3_128bits_reset(st);
+    cli_progress pg;
+    cli_progress_start(&pg, "put", size_hint);
+    pg.on &= !c->fail_sink; /* a batch worker: the batch shows progress */
+    bool eof = false;
+    int rc = 0;
+    char why[512] = "";
+    for (;;) {
+        for (size_t s = 0; s < nslot && !eof && !rc; s++) {
+            if (slots[s].busy)
+                continue;
+            uint8_t *mem = NULL;
+            size_t len = 0;
+            int err = src_next(src, &mem, &len);
+            if (err) {
+                rc = CLI_ERROR;
+                snprintf(why, sizeof why, "cannot read the input: %s", aq_strerror(err));
+                break;
+            }
+            if (len == 0) {
+                free(mem);
+                eof = true;
+                break;
+            }
+            if (len < CHUNK)
+                eof = true;
+            if (m.nparts == cap) {
+                cap = cap ? cap * 2 : 16;
+                cli_part *np = realloc(m.parts, cap * sizeof *np);
+                if (!np) {
+                    free(mem);
+                    rc = CLI_ERROR;
+                    snprintf(why, sizeof why, "out of memory");
+                    break;
+                }
+                m.parts = np;
+            }
+            const uint8_t *v = mem + HEAD_MAX;
+            XXH3_128bits_update(st, v, len);
+            aq_node_digest d = digest_of(v, len);
+            m.parts[m.nparts] = (cli_part){(uint32_t)len, d};
+            m.total += len;
+            put_slot *ps = &slots[s];
+            cli_kop_reset(&ps->k);
+            memset(&ps->k, 0, sizeof ps->k);
+            ps->k.c = c;
+            ps->k.method = AQ_M_PUT;
+            ps->idx = m.nparts++;
+            char pk[64];
+            size_t pkl = cli_part_key(key, klen, m.put_id, ps->idx, pk);
+            put_req_in_place(&ps->k, mem, AQ_KIND_VALUE, pk, pkl, len, d);
+            cli_candidates(c, pk, pkl, false, &ps->k);
+            ps->busy = true;
+            cli_kop_start(&ps->k);
+        }
+        bool any = false;
+        for (size_t s = 0; s < nslot; s++) {
+            put_slot *ps = &slots[s];
+            if (!ps->busy || !ps->k.done)
+                continue;
+            ps->busy = false;
+            if (ps->k.err && !rc) {
+                rc = cli_exit_code(ps->k.err);
+                snprintf(why, sizeof why, "part %u: %s", ps->idx, ps->k.msg);
+            } else if (!ps->k.err) {
+                cli_progress_add(&pg, m.parts[ps->idx].size);
+                char pk[64];
+                size_t pkl = cli_part_key(key, klen, m.put_id, ps->idx, pk);
+                if (cli_wrep_add(c, &ps->k, pk, pkl) != 0 && !rc) {
+                    rc = CLI_ERROR;
+                    snprintf(why, sizeof why, "part %u: %s sent a malformed PUT reply", ps->idx,
+                             c->conf->nodes[ps->k.node].name);
+                }
+            }
+            cli_kop_reset(&ps->k);
+            any = true;
+        }
+        bool busy = false;
+        for (size_t s = 0; s < nslot; s++)
+            busy |= slots[s].busy;
+        if (!busy && (eof || rc))
+            break;
+        if (!any)
+            cli_step(c);
+    }
+    cli_progress_end(&pg);
+    m.digest = digest_final(st);
+    XXH3_freeState(st);
+    bool new_gone = true; /* the new manifest is on no replica: its parts may go */
+    if (!rc) {
+        cli_prev pv;
+        /* Not knowing the old value only risks leaving its parts behind: carry on. */
+        (void)cli_prev_read(c, key, &pv);
+        bool have_old = pv.have_manifest;
+        uint8_t *enc;
+        size_t elen;
+        int err = cli_manifest_encode(&m, &enc, &elen);
+        if (err) {
+            rc = CLI_ERROR;
+            snprintf(why, sizeof why, "cannot build the manifest: %s", aq_strerror(err));
+        } else {
+            uint8_t *mem = malloc(HEAD_MAX + elen);
+            if (!mem) {
+                free(enc);
+                rc = CLI_ERROR;
+                snprintf(why, sizeof why, "out of memory");
+            } else {
+                memcpy(mem + HEAD_MAX, enc, elen);
+                free(enc);
+                rc = put_one(c, key, mem, elen, AQ_KIND_MANIFEST, &pv, &new_gone);
+                if (rc)
+                    why[0] = 0; /* put_one said why */
+            }
+        }
+        /* The old parts go only once the new manifest won on the replicas. */
+        if (!rc && have_old && pv.m.put_id != m.put_id && cli_prev_lost(c, key, &pv))
+            cli_rm_parts(c, key, &pv.m, pv.m.nparts, "the old value");
+        cli_prev_free(&pv);
+    }
+    if (rc) {
+        if (why[0])
+            cli_fail(c, rc, "%s", why);
+        /* While a replica may still hold the new manifest its parts stay, so the key never names
+         * missing parts (unreachable garbage at worst). */
+        if (new_gone)
+            cli_rm_parts(c, key, &m, m.nparts, "this failed put");
+        else
+            cli_warn(c,
+                     "warning: the %u parts of this failed put were kept, since a replica may "
+                     "still name them",
+                     m.nparts);
+    }
+    for (size_t s = 0; s < nslot; s++)
+        cli_kop_reset(&slots[s].k);
+    cli_manifest_free(&m);
+    return rc;
+}
+
+/* ---- get ---- */
+
+/* Where a get's value goes: a file descriptor, a path opened once the value is found (so a get
+ * that finds nothing leaves no file behind), or a buffer. */
+typedef struct get_sink {
+    cli *c;
+    int fd; /* -1 until opened, for a path */
+    const char *name;
+    bool use_path, opened;
+    cli_outfile o;
+    bool to_buf;
+    uint8_t *buf;
+    size_t cap, len;
+} get_sink;
+
+/* Before the first byte: total is the value's size. Returns the exit code. */
+static int sink_begin(get_sink *s, uint64_t total) {
+    if (s->use_path) {
+        int rc = cli_outfile_open(s->c, s->name, &s->o);
+        if (rc)
+            return rc;
+        s->opened = true;
+        s->fd = s->o.fd;
+        if (!s->o.path)
+            s->name = "stdout";
+    } else if (s->to_buf) {
+        if (total > SIZE_MAX - 1)
+            return cli_fail(s->c, CLI_ERROR, "the value (%llu bytes) does not fit in memory",
+                            (unsigned long long)total);
+        s->buf = malloc(total ? (size_t)total : 1);
+        if (!s->buf)
+            return cli_fail(s->c, CLI_ERROR, "out of memory for a value of %llu bytes",
+                            (unsigned long long)total);
+        s->cap = (size_t)total;
+    }
+    return 0;
+}
+
+static int sink_write(get_sink *s, const void *p, size_t n) {
+    if (s->to_buf) {
+        if (n > s->cap - s->len)
+            return cli_fail(s->c, CLI_ERROR, "the value is longer than its manifest says");
+        memcpy(s->buf + s->len, p, n);
+        s->len += n;
+        return 0;
+    }
+    int err = aq_io_write_all(s->fd, p, n);
+    if (err)
+        return cli_fail(s->c, CLI_ERROR, "cannot write %s: %s", s->name, strerror(-err));
+    s->len += n;
+    return 0;
+}
+
+static int get_large(cli *c, const char *key, const cli_manifest *m, get_sink *o) {
+    size_t klen = strlen(key);
+    size_t nslot = inflight_of(c);
+    cli_kop *slot[MAX_INFLIGHT] = {0};
+    uint32_t started = 0, written = 0;
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    XXH3_128bits_reset(st);
+    cli_progress pg;
+    cli_progress_start(&pg, "get", m->total);
+    pg.on &= !c->fail_sink; /* a batch worker: the batch shows progress */
+    int rc = 0;
+    while (written < m->nparts && !rc) {
+        while (started < m->nparts && started - written < nslot) {
+            char pk[64];
+            size_t pkl = cli_part_key(key, klen, m->put_id, started, pk);
+            cli_kop *k = cli_kop_new(c);
+            if (!k || cli_kop_key(c, k, AQ_M_GET, pk, pkl, true) != 0) {
+                cli_kop_free(k);
+                rc = cli_fail(c, CLI_ERROR, "out of memory");
+                break;
+            }
+            k->next_on_notfound = true;
+            k->verify = true;
+            k->have_want = true;
+            k->want = m->parts[started].digest;
+            cli_kop_start(k);
+            slot[started % nslot] = k;
+            started++;
+        }
+        if (rc)
+            break;
+        cli_kop *k = slot[written % nslot];
+        if (!k->done) {
+            cli_step(c);
+            continue;
+        }
+        uint8_t kind;
+        aq_node_digest d;
+        const uint8_t *v;
+        size_t vlen;
+        if (k->err) {
+            rc = k->err == AQ_ENOTFOUND
+                     ? cli_fail(c, CLI_ERROR, "part %u of %u is missing on every live node",
+                                written, m->nparts)
+                     : cli_fail(c, cli_exit_code(k->err), "part %u: %s", written, k->msg);
+        } else if (aq_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0 ||
+                   vlen != m->parts[written].size) {
+            rc = cli_fail(c, CLI_ERROR, "part %u from %s has the wrong size", written,
+                          c->conf->nodes[k->node].name);
+        } else {
+            XXH3_128bits_update(st, v, vlen);
+            rc = sink_write(o, v, vlen);
+            cli_progress_add(&pg, vlen);
+        }
+        cli_kop_free(k);
+        slot[written % nslot] = NULL;
+        written++;
+    }
+    /* Wait for calls still in flight after a failure: their callbacks use the slots. */
+    for (size_t s = 0; s < nslot; s++) {
+        if (slot[s]) {
+            cli_kop_wait(slot[s]);
+            cli_kop_free(slot[s]);
+        }
+    }
+    cli_progress_end(&pg);
+    aq_node_digest whole = digest_final(st);
+    XXH3_freeState(st);
+    if (!rc && (whole.hi != m->digest.hi || whole.lo != m->digest.lo))
+        rc = cli_fail(c, CLI_ERROR, "the reassembled value does not match its digest");
+    return rc;
+}
+
+/* ---- the entry points ---- */
+
+static int put_run(cli *c, const char *key, put_src *src, const char *name, uint64_t hint) {
+    int rc = cli_check_key(c, key);
+    if (rc)
+        return rc;
+    cli_wrep_reset(c);
+    c->xfer_bytes = 0;
+    for (int i = 0; i < 2; i++) {
+        uint8_t *mem = malloc(HEAD_MAX + CHUNK);
+        if (!mem) {
+            rc = cli_fail(c, CLI_ERROR, "out of memory");
+            goto out;
+        }
+        src->pre[src->npre] = mem;
+        size_t got = 0;
+        int rerr = src_fill(src, mem + HEAD_MAX, CHUNK, &got);
+        if (rerr) {
+            rc = cli_fail(c, CLI_ERROR, "cannot read %s: %s", name, strerror(-rerr));
+            goto out;
+        }
+        src->prelen[src->npre++] = got;
+        if (got < CHUNK)
+            break;
+    }
+    if (src->npre == 1 || src->prelen[1] == 0) {
+        /* One chunk: the value itself under its key. */
+        cli_prev pv;
+        (void)cli_prev_read(c, key, &pv);
+        uint8_t *mem = src->pre[0];
+        src->pre[0] = NULL;
+        bool gone;
+        rc = put_one(c, key, mem, src->prelen[0], AQ_KIND_VALUE, &pv, &gone);
+        if (!rc && pv.have_manifest && cli_prev_lost(c, key, &pv))
+            cli_rm_parts(c, key, &pv.m, pv.m.nparts, "the old value");
+        cli_prev_free(&pv);
+    } else {
+        rc = put_large(c, key, src, hint);
+    }
+    if (!rc)
+        c->xfer_bytes = src->total;
+out:
+    for (int i = 0; i < 2; i++)
+        free(src->pre[i]);
+    return rc;
+}
+
+int cli_xfer_put_fd(cli *c, const char *key, int fd, const char *name, uint64_t size_hint) {
+    put_src src = {.fd = fd};
+    return put_run(c, key, &src, name, size_hint);
+}
+
+int cli_xfer_put_buf(cli *c, const char *key, const void *buf, size_t len) {
+    put_src src = {.fd = -1, .buf = buf, .len = len};
+    return put_run(c, key, &src, "the buffer", len);
+}
+
+static int get_run(cli *c, const char *key, get_sink *s) {
+    int rc = cli_check_key(c, key);
+    if (rc)
+        return rc;
+    c->xfer_bytes = 0;
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    uint8_t kind;
+    aq_node_digest d;
+    const uint8_t *v;
+    size_t vlen;
+    int err = cli_fetch_repair(c, k, key, strlen(key), &kind, &d, &v, &vlen);
+    if (err) {
+        rc = k->err ? cli_kop_fail(c, k) : cli_fail(c, CLI_ERROR, "%s", aq_strerror(err));
+        cli_kop_free(k);
+        return rc;
+    }
+    cli_manifest m;
+    if (kind == AQ_KIND_MANIFEST && (err = cli_manifest_decode(v, vlen, &m)) != 0) {
+        cli_kop_free(k);
+        return cli_fail(c, CLI_ERROR, "the manifest stored under the key is damaged: %s",
+                        aq_strerror(err));
+    }
+    rc = sink_begin(s, kind == AQ_KIND_MANIFEST ? m.total : vlen);
+    if (!rc && kind == AQ_KIND_VALUE)
+        rc = sink_write(s, v, vlen);
+    else if (!rc)
+        rc = get_large(c, key, &m, s);
+    if (kind == AQ_KIND_MANIFEST)
+        cli_manifest_free(&m);
+    cli_kop_free(k);
+    if (!rc)
+        c->xfer_bytes = s->len;
+    return rc;
+}
+
+int cli_xfer_get_fd(cli *c, const char *key, int fd, const char *name) {
+    get_sink s = {.c = c, .fd = fd, .name = name};
+    return get_run(c, key, &s);
+}
+
+int cli_xfer_get_path(cli *c, const char *key, const char *path, bool durable) {
+    get_sink s = {.c = c, .fd = -1, .name = path, .use_path = true};
+    int rc = get_run(c, key, &s);
+    int rc2 = s.opened ? cli_outfile_close(c, &s.o, rc == 0, durable) : 0;
+    return rc ? rc : rc2;
+}
+
+int cli_xfer_get_buf(cli *c, const char *key, uint8_t **out, size_t *len) {
+    get_sink s = {.c = c, .fd = -1, .name = "the buffer", .to_buf = true};
+    int rc = get_run(c, key, &s);
+    if (rc || s.len == 0) {
+        free(s.buf);
+        s.buf = NULL;
+        s.len = 0;
+    }
+    *out = s.buf;
+    *len = s.len;
+    return rc;
+}

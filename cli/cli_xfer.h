@@ -1,0 +1,89 @@
+/* cli_xfer: the transfer entry points of put and get, shared by the command and libaquifer.
+ *
+ * One value: put from a file descriptor (a file or a pipe) or from a buffer; get to a file
+ * descriptor, to a path written whole or not at all, or into a malloc'd buffer. A batch: many
+ * values in flight at once, each with its own result and error sentence (put -r, get -r, the
+ * library's batched calls).
+ *
+ * Rules of every entry point:
+ * - c is open (cli_open) and probed (cli_need_live or cli_probe): the live nodes are known.
+ * - Nothing is printed on stdout. A failure is one sentence through cli_fail (c->what first),
+ *   and the return value is the command's exit code (CLI_OK, CLI_USAGE, CLI_NOTFOUND,
+ *   CLI_UNREACH, CLI_ERROR). Warnings about cleanups (parts left behind) may go to stderr.
+ * - Every part's digest and the whole value's are checked; every write is acknowledged by the far
+ *   application. A put that fails or whose outcome is unknown restores the previous value
+ *   (cli_prev.c).
+ * - A put leaves what it reached in c->wrep_* (reset at its start): the command prints it with
+ *   cli_wrep_finish; cli_wrep_check applies --min-copies alone (no printing).
+ * - Memory: at most c->chunks_inflight chunks of 4 MiB (CLI_INFLIGHT when 0) per value, each
+ *   perhaps twice (ours and the rpc's copy), plus the whole value for the buffer entry points.
+ */
+#ifndef AQ_CLI_XFER_H
+#define AQ_CLI_XFER_H
+
+#include "cli.h"
+
+/* Stores what fd yields until its end under key. name names the input in messages ("stdin", a
+ * path). size_hint: the input's size when known (progress), else 0. */
+int cli_xfer_put_fd(cli *c, const char *key, int fd, const char *name, uint64_t size_hint);
+/* Stores buf[0..len) under key; buf is only read. */
+int cli_xfer_put_buf(cli *c, const char *key, const void *buf, size_t len);
+
+/* Writes key's value to fd (written in order from fd's current offset; the caller owns fd).
+ * name names the output in messages. On failure part of the value may have been written. */
+int cli_xfer_get_fd(cli *c, const char *key, int fd, const char *name);
+/* Writes key's value to path through a temporary file renamed over it (cli_outfile): a failed
+ * get leaves path as it was. path NULL or "-": stdout. durable: fsync before the rename. */
+int cli_xfer_get_path(cli *c, const char *key, const char *path, bool durable);
+/* Reads key's value into a malloc'd buffer *out (the caller frees it; NULL when *len is 0). */
+int cli_xfer_get_buf(cli *c, const char *key, uint8_t **out, size_t *len);
+
+/* ---- batches: many values in flight ----
+ *
+ * The batch runs items on worker threads, each with its own endpoint and event loop (a cli of its
+ * own, sharing c's config and the liveness c's probe found), one item at a time per worker. So at
+ * most `workers` values are in flight and at most 2 * workers items are queued or running: submit
+ * waits for room. Memory: workers values' worth of chunks in flight (see above), one chunk each.
+ * Items finish in any order. The batch uses c only on the thread that calls these functions, and
+ * c must stay open until cli_xfer_batch_close returns. */
+typedef struct cli_xfer_item {
+    /* In (owned by the caller, unchanged until the item comes back from next). */
+    bool get;        /* false: put */
+    const char *key; /* checked like the command's keys */
+    int fd;          /* put: read from it to its end; get: write the value to it; -1: a buffer */
+    const void *buf; /* put with fd -1: the value */
+    size_t len;
+    const char *name; /* fd's name in messages */
+    void *ud;         /* the caller's */
+    /* Out. */
+    int rc;          /* exit code: CLI_OK, or why it failed */
+    int err;         /* rc != 0: the aq error code (aq_error.h) cli_fail recorded */
+    char msg[1024];  /* rc != 0: the sentence ("put KEY: why"), without "aquifer: " */
+    uint8_t *out;    /* get with fd -1: the value, malloc'd, the caller frees it */
+    size_t outlen;   /* get with fd -1: its length */
+    uint64_t bytes;  /* bytes moved */
+    unsigned copies; /* put: fewest copies of any chunk, and wanted (c->wrep_*) */
+    unsigned wanted;
+    struct cli_xfer_item *batch_next; /* the batch's own link */
+} cli_xfer_item;
+
+typedef struct cli_xfer_batch cli_xfer_batch;
+
+#define CLI_XFER_WORKERS 16 /* the default number of values in flight */
+
+/* Starts a batch of workers (0: CLI_XFER_WORKERS) values in flight, each moving up to chunks
+ * (0: 1) chunks at once. 0, or the exit code after cli_fail said why. */
+int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batch **out);
+/* Queues it (waiting while the batch is full). 0, or CLI_ERROR when the batch has failed. */
+int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it);
+/* A finished item (waiting for one), or NULL when none is queued or running. */
+cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b);
+/* A finished item if one is there, else NULL at once. */
+cli_xfer_item *cli_xfer_batch_poll(cli_xfer_batch *b);
+/* Items queued or running (submitted and not yet returned by next). */
+size_t cli_xfer_batch_pending(const cli_xfer_batch *b);
+/* Waits for every item still running (their results are dropped unless taken with next first),
+ * stops the workers and frees b. */
+void cli_xfer_batch_close(cli_xfer_batch *b);
+
+#endif

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# put -r and get -r (issue 15): a folder stored under a prefix and written back byte for byte
+# (nested folders, empty folders and files, a 0-byte and a multi-chunk file, names with spaces and
+# UTF-8); keys that would escape the folder refused and named while the rest are written; a file
+# that vanishes midway named while the rest are stored; get -o of a 100 MiB value byte for byte.
+. "$(dirname "$0")/lib.sh"
+
+it_conf 3 2
+it_up
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+same_files() { # DIR1 DIR2: the same regular files with the same bytes
+  (cd "$1" && find . -type f | sort) >"$T/l1"
+  (cd "$2" && find . -type f | sort) >"$T/l2"
+  cmp -s "$T/l1" "$T/l2" || { diff "$T/l1" "$T/l2" | head; return 1; }
+  while IFS= read -r f; do cmp -s "$1/$f" "$2/$f" || { echo "differs: $f"; return 1; }; done <"$T/l1"
+}
+
+it_log "a folder of nested, empty, spaced and UTF-8 names"
+D=$T/src
+mkdir -p "$D/a/b/c" "$D/empty dir/inner" "$D/dé/ünï 文件" "$D/many"
+: >"$D/zero"
+it_rand_file "$D/a/b/c/deep.bin" 1000
+it_rand_file "$D/with space.txt" 77
+it_rand_file "$D/dé/ünï 文件/日本.dat" 4096
+it_rand_file "$D/a/big" $(((9 << 20) + 3)) # three chunks
+for i in $(seq 1 200); do it_rand_file "$D/many/f$i" $((i * 37)); done
+ln -s "$D/with space.txt" "$D/a/link" # skipped: not a regular file
+want=$(find "$D" -type f | wc -l)
+
+"$AQ" put -r "$D" "tr/" --json >"$T/put.json" 2>"$T/put.err" || it_fail "put -r failed: $(cat "$T/put.err")"
+[ "$(json 'd["stored"]' <"$T/put.json")" = "$want" ] || it_fail "put -r stored: $(cat "$T/put.json")"
+[ "$(json 'd["failed"]' <"$T/put.json")" = 0 ] || it_fail "put -r failed some: $(cat "$T/put.json")"
+"$AQ" ls tr/ | grep -q "tr/a/link" && it_fail "put -r followed a symbolic link"
+"$AQ" get "tr/dé/ünï 文件/日本.dat" | cmp -s - "$D/dé/ünï 文件/日本.dat" || it_fail "UTF-8 key wrong"
+
+"$AQ" get -r "tr/" "$T/out" --json >"$T/get.json" 2>"$T/get.err" || it_fail "get -r failed: $(cat "$T/get.err")"
+[ "$(json 'd["wrote"]' <"$T/get.json")" = "$want" ] || it_fail "get -r wrote: $(cat "$T/get.json")"
+same_files "$D" "$T/out" || it_fail "get -r gave other files than were put"
+[ -f "$T/out/zero" ] && [ ! -s "$T/out/zero" ] || it_fail "the 0-byte file did not come back empty"
+ls -A "$T/out/a" | grep -q aqtmp && it_fail "a temporary file was left behind"
+it_log "put -r / get -r: $want files identical"
+
+it_log "a second get -r over the first replaces the files"
+it_rand_file "$T/new" 500
+"$AQ" put "tr/with space.txt" "$T/new" >/dev/null
+"$AQ" get -r "tr/" "$T/out" >/dev/null || it_fail "get -r over an existing folder failed"
+cmp -s "$T/new" "$T/out/with space.txt" || it_fail "get -r did not replace a file"
+
+it_log "keys that would escape the folder are refused and named; the rest are written"
+mkdir -p "$T/esc" "$T/outside"
+ln -s "$T/outside" "$T/esc/link"
+for k in "es/../evil" "es//abs" "es/a//b" "es/./dot" "es/" "es/link/x" "es/ok"; do
+  "$AQ" put "$k" "$T/new" >/dev/null || it_fail "put $k"
+done
+rc=0
+"$AQ" get -r "es/" "$T/esc" --json >"$T/esc.json" 2>"$T/esc.err" || rc=$?
+[ $rc = 4 ] || it_fail "get -r with escaping keys exited $rc, want 4"
+cmp -s "$T/new" "$T/esc/ok" || it_fail "get -r did not carry on to es/ok"
+for n in "../evil" "/abs" "a//b" "./dot" "link/x"; do
+  grep -qF "get -r: $n:" "$T/esc.err" || it_fail "refusal of $n not named: $(cat "$T/esc.err")"
+done
+[ "$(json 'd["failed"]' <"$T/esc.json")" = 6 ] || it_fail "esc summary: $(cat "$T/esc.json")"
+[ -e "$T/evil" ] || [ -e "/abs" ] || [ -e "$T/outside/x" ] && it_fail "get -r wrote outside the folder"
+[ -e "$T/esc/a" ] && it_fail "get -r created a folder for a refused key"
+
+it_log "a file that vanishes midway is named; the rest are stored"
+seen=0
+for try in 1 2 3 4 5; do
+  V=$T/van$try
+  mkdir -p "$V"
+  for i in $(seq -w 1 1500); do it_rand_file "$V/f$i" 3000; done
+  "$AQ" put -r "$V" "van$try/" --json >"$T/van.json" 2>"$T/van.err" &
+  pid=$!
+  # Remove files from the end of the sorted order while the put runs.
+  for i in $(seq -w 1500 -1 1000); do rm -f "$V/f$i"; done
+  rc=0
+  wait $pid || rc=$?
+  if grep -q "vanished" "$T/van.err"; then
+    [ $rc = 4 ] || it_fail "put -r with a vanished file exited $rc, want 4"
+    n=$(json 'd["failed"]' <"$T/van.json")
+    [ "$n" = "$(grep -c vanished "$T/van.err")" ] || it_fail "vanished count $n: $(head "$T/van.err")"
+    grep -vq "vanished\|files failed" "$T/van.err" && it_fail "other failures: $(cat "$T/van.err")"
+    # Every file still there was stored, byte for byte.
+    "$AQ" get -r "van$try/" "$T/vanout$try" >/dev/null
+    for f in "$V"/*; do cmp -s "$f" "$T/vanout$try/$(basename "$f")" || it_fail "$f not stored"; done
+    seen=1
+    break
+  fi
+  [ $rc = 0 ] || it_fail "put -r exited $rc without a vanished file: $(cat "$T/van.err")"
+done
+[ $seen = 1 ] || it_fail "no file vanished between the listing and its read in 5 tries"
+
+it_log "put -r of a missing folder fails and says so"
+if "$AQ" put -r "$T/nope" "x/" 2>"$T/err"; then it_fail "put -r of a missing folder succeeded"; fi
+grep -q "nope" "$T/err" || it_fail "missing folder not named: $(cat "$T/err")"
+
+it_log "get -o of a 100 MiB value, byte for byte"
+it_rand_file "$T/big" $((100 << 20))
+"$AQ" put big "$T/big" >/dev/null || it_fail "put big"
+"$AQ" get big -o "$T/big.out" --fsync || it_fail "get -o big"
+cmp "$T/big" "$T/big.out" || it_fail "get -o of 100 MiB differs"
+"$AQ" get big | cmp -s - "$T/big" || it_fail "get of 100 MiB to stdout differs"
+echo "tree: put -r/get -r, escapes refused, vanished file named, 100 MiB get -o identical"
