@@ -422,21 +422,58 @@ class Frame:
             columns = [columns]
         return [self._index(c) for c in columns]
 
+    def _fetch(self, fh, idx):
+        """Fetches columns idx of fh in parallel and returns them; the client's lock is held."""
+        c = self._client
+        arr = (ctypes.c_uint32 * len(idx))(*idx)
+        c._check(c._lib.aquifer_frame_fetch(fh.ptr, arr, len(idx)))
+        out = []
+        for j in idx:
+            p = c._lib.aquifer_frame_column(fh.ptr, j)
+            if not p:
+                c._check(c._lib.aquifer_errcode(c._h) or _errors.AQ_EIO)
+            out.append(_column(p.contents, fh))
+        return out
+
     def _columns(self, columns):
         """The selected columns, fetched in parallel into memory of their own."""
         idx = self._select(columns)
-        arr = (ctypes.c_uint32 * len(idx))(*idx)
+        with self._client._lock:
+            return self._fetch(self._data_handle(), idx)
+
+    def _convert(self, columns, convert):
+        """{index: convert(column)} of the selected columns. String columns are fetched
+        first; their conversion (building str objects, which holds the GIL) then runs while a
+        thread fetches the other columns (the library releases the GIL, and the arrays being
+        converted are not touched by the fetch, so the library's one-call-at-a-time rule holds)."""
+        idx = self._select(columns)
+        text = [j for j in idx if self.types[j] == "string"]
+        rest = [j for j in idx if self.types[j] != "string"]
         c = self._client
         with c._lock:
             fh = self._data_handle()
-            c._check(c._lib.aquifer_frame_fetch(fh.ptr, arr, len(idx)))
-            out = []
-            for j in idx:
-                p = c._lib.aquifer_frame_column(fh.ptr, j)
-                if not p:
-                    c._check(c._lib.aquifer_errcode(c._h) or _errors.AQ_EIO)
-                out.append(_column(p.contents, fh))
-            return out
+            first = self._fetch(fh, text if text and rest else idx)
+        if not (text and rest):
+            return dict(zip(idx, map(convert, first)))
+        got = {}
+
+        def fetch_rest():
+            try:
+                with c._lock:
+                    got["cols"] = self._fetch(fh, rest)
+            except BaseException as e:  # raised again by the caller below
+                got["error"] = e
+
+        t = threading.Thread(target=fetch_rest, name="aquifer-fetch", daemon=True)
+        t.start()
+        try:
+            out = dict(zip(text, map(convert, first)))
+        finally:
+            t.join()
+        if "error" in got:
+            raise got["error"]
+        out.update(zip(rest, map(convert, got["cols"])))
+        return out
 
     def column(self, col):
         """One column (name or index) as an aquifer.Column: .type, .rows, .values, .na (bool
@@ -446,14 +483,17 @@ class Frame:
     def to_numpy(self, columns=None):
         """A dict of column name -> numpy array, all columns or the named ones (README
         "Python" has the type mapping)."""
-        return _columns.to_numpy(self._columns(columns))
+        out = self._convert(columns, _columns.column_numpy)
+        return {self.columns[j]: out[j] for j in self._select(columns)}
 
     def to_pandas(self, columns=None):
         """A pandas DataFrame of all columns or the named ones (README "Python" has the type
         mapping)."""
         import pandas as pd
 
-        return _columns.to_pandas(self._columns(columns), pd)
+        out = self._convert(columns, lambda col: _columns.column_pandas(col, pd))
+        idx = self._select(columns)
+        return _columns.dataframe([self.columns[j] for j in idx], [out[j] for j in idx], pd)
 
 
 _VALUE_DTYPES = {"int": np.int64, "float": np.float64, "time": np.int64, "categorical": np.int32}

@@ -124,13 +124,15 @@ def to_numpy(columns):
 
 
 def to_pandas(columns, pd):
-    """The DataFrame of the columns, in order; duplicate column names are kept. pandas takes
-    the arrays as they are (copy=False: no consolidation copy), so the DataFrame views the
-    columns' memory where column_pandas passes it on."""
-    arrays = [column_pandas(c, pd) for c in columns]
-    names = [c.name for c in columns]
+    """The DataFrame of the columns, in order (see dataframe)."""
+    return dataframe([c.name for c in columns], [column_pandas(c, pd) for c in columns], pd)
+
+
+def dataframe(names, arrays, pd):
+    """A DataFrame of the arrays, named; duplicate names are kept. pandas takes the arrays as
+    they are (copy=False: no consolidation copy), so it views what column_pandas passed on."""
     if len(set(names)) == len(names):
         return pd.DataFrame(dict(zip(names, arrays)), copy=False)
-    df = pd.DataFrame({i: a for i, a in enumerate(arrays)}, copy=False)
+    df = pd.DataFrame(dict(enumerate(arrays)), copy=False)
     df.columns = names
     return df
