@@ -12,12 +12,12 @@ node). The README's "Python" section has the frame type mapping and where the li
 """
 from ._client import Client, Frame, Written
 from ._columns import Column
-from ._errors import (AuthError, ConfigError, Error, ExistsError, InvalidError, NotFoundError,
-                      ParseError, TimeoutError, UnavailableError)
+from ._errors import (AuthError, BatchError, ConfigError, Error, ExistsError, InvalidError,
+                      NotFoundError, ParseError, TimeoutError, UnavailableError)
 
 __all__ = ["connect", "Client", "Frame", "Column", "Written", "Error", "NotFoundError",
            "ExistsError", "TimeoutError", "UnavailableError", "ConfigError", "AuthError",
-           "ParseError", "InvalidError", "library_path"]
+           "ParseError", "InvalidError", "BatchError", "library_path"]
 __version__ = "0.1.0"
 
 

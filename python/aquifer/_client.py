@@ -235,6 +235,58 @@ class Client:
                 self._lib.aquifer_list_close(it)
         return out
 
+    def put_many(self, items, inflight=64):
+        """Stores many values at once, up to inflight in flight (the library's batch): items
+        is a dict or an iterable of (key, bytes-like) pairs. Returns {key: Written}; when any
+        fails, raises BatchError holding every failure and the others' results."""
+        pairs = list(items.items()) if isinstance(items, dict) else list(items)
+        keys = [_cstr("key", k) for k, _ in pairs]
+        bufs = []
+        for _, v in pairs:
+            if isinstance(v, str):
+                raise TypeError("put_many takes bytes-like values, not str (encode them first)")
+            bufs.append(np.frombuffer(v, dtype=np.uint8))
+        return self._batch(keys, bufs, inflight)
+
+    def get_many(self, keys, inflight=64):
+        """The values of many keys, fetched up to inflight at once: {key: bytes}; when any
+        fails, raises BatchError holding every failure and the values that came."""
+        return self._batch([_cstr("key", k) for k in keys], None, inflight)
+
+    def _batch(self, keys, bufs, inflight):
+        if not 0 < inflight <= 4096:
+            raise ValueError(f"inflight must be 1 to 4096, not {inflight}")
+        results, errors = {}, {}
+        b = ctypes.c_void_p()
+        r = _lib.Result()
+        lib = self._lib
+        with self._lock:
+            self._check(lib.aquifer_batch_new(self._handle(), inflight, ctypes.byref(b)))
+            try:
+                for i, k in enumerate(keys):
+                    if bufs is None:
+                        rc = lib.aquifer_batch_get(b, k, i)
+                    else:
+                        rc = lib.aquifer_batch_put(b, k, bufs[i].ctypes.data, bufs[i].nbytes, i)
+                    if rc < 0:
+                        errors[_str(k)] = _errors.error_for(rc, _str(lib.aquifer_errmsg(self._h)))
+                while lib.aquifer_batch_next(b, ctypes.byref(r)) == 1:
+                    k = _str(keys[r.ud or 0])
+                    if r.err < 0:
+                        errors[k] = _errors.error_for(r.err, _str(r.errmsg))
+                    elif bufs is None:
+                        try:
+                            results[k] = ctypes.string_at(r.data, r.len) if r.len else b""
+                        finally:
+                            lib.aquifer_free(r.data)
+                    else:
+                        results[k] = Written(r.written.copies, r.written.wanted)
+            finally:
+                lib.aquifer_batch_free(b)
+        if errors:
+            raise _errors.BatchError(errors, results)
+        return results
+
     # ---- frames ----
 
     def frames(self):

@@ -96,6 +96,18 @@ class InvalidError(Error, ValueError):
     """A bad argument: key, size or option (AQ_EINVAL, AQ_EKEY, AQ_ETOOBIG)."""
 
 
+class BatchError(Error):
+    """Some operations of a put_many or get_many failed. .errors maps each failed key to its
+    exception; .results holds what the others gave (Written for puts, bytes for gets). The
+    code and sentence are the first failure's."""
+
+    def __init__(self, errors, results):
+        first = next(iter(errors.values()))
+        super().__init__(first.code, f"{len(errors)} of {len(errors) + len(results)} failed; "
+                         f"first: {first.message}")
+        self.errors, self.results = errors, results
+
+
 _CLASSES = {
     AQ_ENOTFOUND: NotFoundError,
     AQ_EEXIST: ExistsError,

@@ -60,6 +60,11 @@ class ColumnStruct(ctypes.Structure):
                 ("offsets", POINTER(c_uint64)), ("bytes", c_void_p)]
 
 
+class Result(ctypes.Structure):
+    _fields_ = [("op", c_int), ("ud", c_void_p), ("key", c_char_p), ("err", c_int),
+                ("errmsg", c_char_p), ("written", Written), ("data", c_void_p), ("len", c_size_t)]
+
+
 # name: (restype, argtypes). Pointers to handles are plain void pointers.
 _PROTOS = {
     "aquifer_version": (c_char_p, []),
@@ -97,6 +102,11 @@ _PROTOS = {
     "aquifer_frame_col_type": (c_int, [c_void_p, c_uint32]),
     "aquifer_frame_fetch": (c_int, [c_void_p, POINTER(c_uint32), c_size_t]),
     "aquifer_frame_column": (POINTER(ColumnStruct), [c_void_p, c_uint32]),
+    "aquifer_batch_new": (c_int, [c_void_p, c_uint, POINTER(c_void_p)]),
+    "aquifer_batch_put": (c_int, [c_void_p, c_char_p, c_void_p, c_size_t, c_void_p]),
+    "aquifer_batch_get": (c_int, [c_void_p, c_char_p, c_void_p]),
+    "aquifer_batch_next": (c_int, [c_void_p, POINTER(Result)]),
+    "aquifer_batch_free": (None, [c_void_p]),
 }
 
 

@@ -147,3 +147,26 @@ def test_unreachable_cluster_names_a_node(tmp_path):
     assert e.value.code == _errors.AQ_EUNAVAIL
     assert any(f"127.0.0.1:{p}" in e.value.message or f"d{i}" in e.value.message
                for i, p in enumerate(ports)), e.value.message
+
+
+def test_put_many_get_many(client):
+    values = {f"many/{i:04d}": os.urandom(4096) for i in range(500)}
+    written = client.put_many(values, inflight=50)
+    assert set(written) == set(values) and all(w.copies == w.wanted == 2 for w in written.values())
+    assert client.get_many(list(values), inflight=50) == values
+    assert client.get("many/0123") == values["many/0123"]
+
+
+def test_batches_report_every_failure(client):
+    client.put("bf/a", b"A")
+    client.put("bf/b", b"")
+    with pytest.raises(aquifer.BatchError) as e:
+        client.get_many(["bf/a", "bf/missing", "bf/b"])
+    assert set(e.value.errors) == {"bf/missing"}
+    assert isinstance(e.value.errors["bf/missing"], aquifer.NotFoundError)
+    assert e.value.results == {"bf/a": b"A", "bf/b": b""}
+    assert e.value.code == _errors.AQ_ENOTFOUND and "bf/missing" in e.value.message
+    with pytest.raises(aquifer.BatchError) as e:
+        client.put_many([("bf/c", b"C"), ("", b"bad key")])
+    assert e.value.errors[""].code == _errors.AQ_EKEY
+    assert set(e.value.results) == {"bf/c"} and client.get("bf/c") == b"C"
