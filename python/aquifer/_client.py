@@ -18,7 +18,8 @@ import numpy as np
 from . import _columns, _errors, _lib
 
 Written = collections.namedtuple("Written", "copies wanted")
-Written.__doc__ = "What a put or rm reached: the fewest copies of any chunk, and how many were wanted."
+Written.__doc__ = ("What a put or rm reached: the fewest copies of any chunk, and how many "
+                   "were wanted.")
 
 _PARSE_OPTIONS = ("sep", "quote", "escape", "comment", "skip", "decimal", "header", "na",
                   "types", "fill", "strict", "encoding")

@@ -13,16 +13,14 @@ import ctypes.util
 import functools
 import glob
 import os
+from ctypes import (POINTER, c_char_p, c_double, c_int, c_size_t, c_uint, c_uint8, c_uint32,
+                    c_uint64, c_void_p)
 
-from ._errors import Error, AQ_ECONFIG
+from ._errors import AQ_ECONFIG, Error
 
 MAJOR = 0
 _SONAMES = [f"libaquifer.so.{MAJOR}", "libaquifer.so"]
 _SUBDIRS = ["lib", "cli", ".", "bin"]
-
-c_char_p, c_void_p, c_int, c_size_t = ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
-c_uint, c_uint8, c_uint32, c_uint64 = ctypes.c_uint, ctypes.c_uint8, ctypes.c_uint32, ctypes.c_uint64
-c_double, POINTER = ctypes.c_double, ctypes.POINTER
 
 
 class Written(ctypes.Structure):

@@ -1,4 +1,5 @@
-"""pytest fixtures: a private aquifer cluster on free ports, started by the tests and always torn down.
+"""pytest fixtures: a private aquifer cluster on free ports, started by the tests and always torn
+down.
 
 Needs AQ_BUILD (a build tree with bin/aquifer and bin/aquiferd, as ctest sets it); the package is
 imported from this source tree, and libaquifer is found in AQ_BUILD (see aquifer/_lib.py). Like
