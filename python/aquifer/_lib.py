@@ -16,7 +16,7 @@ import os
 from ctypes import (POINTER, c_char_p, c_double, c_int, c_size_t, c_uint, c_uint8, c_uint32,
                     c_uint64, c_void_p)
 
-from ._errors import AQ_ECONFIG, Error
+from ._errors import AQ_ECONFIG, error_for
 
 MAJOR = 0
 _SONAMES = [f"libaquifer.so.{MAJOR}", "libaquifer.so"]
@@ -130,8 +130,23 @@ def _candidates():
 
 def _missing(path, name):
     def call(*args):
-        raise Error(AQ_ECONFIG, f"{path} has no {name}: a libaquifer older than this package")
+        raise error_for(AQ_ECONFIG, f"{path} has no {name}: a libaquifer older than this package")
     return call
+
+
+def _mapped_file(name):
+    """The file the dynamic loader mapped for name (a soname resolves through the library
+    path), from /proc/self/maps; name itself where that cannot be read."""
+    base = os.path.basename(name).split(".so")[0] + ".so"
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(None, 5)[-1].strip()
+                if os.path.basename(path).startswith(base):
+                    return path
+    except OSError:
+        pass
+    return name
 
 
 def load():
@@ -145,7 +160,7 @@ def load():
             tried.append(f"{path} ({e})")
             continue
         if not hasattr(lib, "aquifer_version"):
-            raise Error(AQ_ECONFIG, f"{path} is not libaquifer (no aquifer_version)")
+            raise error_for(AQ_ECONFIG, f"{path} is not libaquifer (no aquifer_version)")
         for name, (res, args) in _PROTOS.items():
             try:
                 fn = getattr(lib, name)
@@ -156,11 +171,11 @@ def load():
             fn.restype, fn.argtypes = res, args
         version = lib.aquifer_version().decode()
         if int(version.split(".")[0]) != MAJOR:
-            raise Error(AQ_ECONFIG, f"{path} is libaquifer {version}; this package needs "
+            raise error_for(AQ_ECONFIG, f"{path} is libaquifer {version}; this package needs "
                         f"{MAJOR}.x")
-        lib.path = path
+        lib.path = _mapped_file(path)
         return lib
-    raise Error(AQ_ECONFIG, "libaquifer not found; set AQUIFER_LIB to the library file or "
+    raise error_for(AQ_ECONFIG, "libaquifer not found; set AQUIFER_LIB to the library file or "
                 "AQUIFER_LIB_DIR to the build tree (tried: " + "; ".join(tried) + ")")
 
 

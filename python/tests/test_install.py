@@ -1,6 +1,8 @@
 """`pip install ./python` works without a network: the package's build backend needs nothing
 from a registry. Debian marks its Python as externally managed, so the install goes into a venv
-that sees Debian's numpy and pandas (--system-site-packages), as the README says."""
+that sees Debian's numpy and pandas (--system-site-packages), as the README says. The installed
+package then finds libaquifer in a build tree (AQUIFER_LIB_DIR) and installed by cmake --install
+(the loader's path), and says how to point at it when it is nowhere."""
 import os
 import shutil
 import subprocess
@@ -41,14 +43,24 @@ def test_offline_install_into_venv():
         where, lib = r.stdout.split("\n")[:2]
         assert where.startswith(venv), where
         assert os.path.realpath(lib).startswith(os.path.realpath(BUILD)), lib
-        # Without any hint and outside the tree the library is not found, and the error says
-        # how to point at it.
+        # Installed: `cmake --install` puts the library under a prefix; the loader's path
+        # (here LD_LIBRARY_PATH, after ldconfig the system's) is then where it is found.
+        prefix = os.path.join(d, "prefix")
+        r = subprocess.run(["cmake", "--install", BUILD, "--prefix", prefix], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
         env.pop("AQUIFER_LIB_DIR")
+        env["LD_LIBRARY_PATH"] = os.path.join(prefix, "lib")
+        r = subprocess.run([py, "-c", "import aquifer; print(aquifer.library_path())"],
+                           cwd=d, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().startswith(os.path.join(prefix, "lib", "libaquifer.so")), r.stdout
+        # Nowhere to be found: the error says how to point at it.
         env["LD_LIBRARY_PATH"] = ""
+        env["AQUIFER_LIB"] = os.path.join(d, "no-such-libaquifer.so")
         r = subprocess.run([py, "-c", "import aquifer\ntry:\n aquifer.library_path()\n"
                             "except aquifer.ConfigError as e: print(e.name, e.message)"],
                            cwd=d, env=env, capture_output=True, text=True, timeout=60)
-        if "AQ_ECONFIG" in r.stdout:
-            assert "AQUIFER_LIB" in r.stdout
+        assert r.stdout.startswith("AQ_ECONFIG") and "AQUIFER_LIB" in r.stdout, r.stdout
     finally:
         shutil.rmtree(d, ignore_errors=True)
