@@ -63,8 +63,12 @@ def _addr(p):
 
 
 def _array(ptr, n, dtype, owner):
-    if n == 0 or not ptr:
+    """n values at ptr as a numpy array viewing them; a NULL pointer for values that should be
+    there is the library breaking its word, never an empty array of the wrong length."""
+    if n == 0:
         return np.empty(0, dtype=dtype)
+    if not ptr:
+        raise _errors.error_for(_errors.AQ_EPROTO, f"libaquifer gave no memory for {n} values")
     return np.asarray(_View(ptr, n, dtype, owner))
 
 
