@@ -18,6 +18,8 @@ bitmap (so a stored NaN and a missing value stay apart); a column without any is
 Text is UTF-8; bytes that are not (aquifer keeps them as the file had them) decode with
 errors="surrogateescape", so s.encode("utf-8", "surrogateescape") gives the file's bytes back.
 """
+import codecs
+
 import numpy as np
 
 TYPES = ("none", "int", "float", "time", "categorical", "string")
@@ -66,7 +68,8 @@ def decode_strings(offsets, data):
     lo, hi = int(offs[0]), int(offs[-1])
     buf = np.asarray(data[lo:hi], dtype=np.uint8)
     joined = np.insert(buf, offs[1:-1] - lo, 0) if n > 1 else buf
-    return joined.tobytes().decode("utf-8", "surrogateescape").split("\0")
+    # utf_8_decode reads the array's buffer in place (bytes.decode would need a copy first).
+    return codecs.utf_8_decode(joined, "surrogateescape", True)[0].split("\0")
 
 
 def _object_array(items, na):
