@@ -109,8 +109,9 @@ int aquifer_errcode(const aquifer *a) {
 }
 
 int aquifer_set_min_copies(aquifer *a, unsigned n) {
+    aq_lib_begin(a, "min_copies", NULL);
     if (n > 255)
-        return AQ_EINVAL;
+        return aq_lib_fail(a, AQ_EINVAL, "min_copies is 0 to 255, not %u", n);
     a->c.min_copies = n;
     return 0;
 }
@@ -129,7 +130,8 @@ const char *aquifer_node_address(const aquifer *a, size_t i) {
 
 int aq_lib_ready(aquifer *a) {
     if (!a->opened)
-        return aq_lib_fail(a, AQ_ECLOSED, "the client did not open: %s", "open it again");
+        return aq_lib_fail(a, AQ_ECLOSED, "%s",
+                           "this client did not open (aquifer_open said why); open another");
     return 0;
 }
 

@@ -2,8 +2,9 @@
  * into typed arrays.
  *
  * Columns travel as the column chunks the nodes stored (aq_csv_col encoding), never as CSV. A
- * fetch asks for every selected (chunk, column) key at once, up to FETCH_WINDOW in flight, each
- * from its live replicas in turn (digest checked by the key operation); a chunk is decoded into
+ * fetch asks for every selected (chunk, column) key at once, up to FETCH_WINDOW in flight, spread
+ * over the live replicas of each (digest checked by the key operation, the next replica when one
+ * fails or lacks it); a chunk is decoded into
  * its column's arrays as soon as it arrives, while the others are still on the wire, and its reply
  * freed, so memory stays the arrays plus a window of chunks. Invariants of a fetched column: rows
  * values at 64-byte aligned addresses, missing rows flagged in na and holding the type's missing
@@ -500,6 +501,20 @@ static int str_assemble(aquifer_frame *f, uint32_t j) {
     return 0;
 }
 
+/* Starts k at candidate (turn mod live replicas), keeping the rest in order after it: the chunks
+ * of a frame are read from all their replicas at once, not all from the first; one that lacks a
+ * chunk still passes the call on to the next. */
+static void rotate_candidates(cli_kop *k, uint64_t turn) {
+    size_t n = k->ncand;
+    if (n < 2)
+        return;
+    size_t r = (size_t)(turn % n);
+    uint32_t tmp[AQ_NODE_CONFIG_MAX_NODES];
+    for (size_t x = 0; x < n; x++)
+        tmp[x] = k->cand[(x + r) % n];
+    memcpy(k->cand, tmp, n * sizeof *tmp);
+}
+
 typedef struct fetch_job {
     cli_kop *k;
     uint32_t chunk, col;
@@ -607,6 +622,7 @@ int aquifer_frame_fetch(aquifer_frame *f, const uint32_t *cols, size_t ncols) {
                 }
                 k->next_on_notfound = true;
                 k->verify = true;
+                rotate_candidates(k, i + j);
                 *w = (fetch_job){k, i, j};
                 cli_kop_start(k);
                 progress = true;

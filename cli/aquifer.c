@@ -208,8 +208,9 @@ static const command commands[] = {
      "walked without following symbolic links; links, devices and FIFOs are skipped. A file\n"
      "that fails (unreadable, vanished, a key that is not valid, fewer than --min-copies) is\n"
      "named on stderr and the rest carry on; a progress line shows on a terminal. Prints\n"
-     "\"stored S of N files (SIZE)\", and with --json {dir, prefix, files, stored, failed,\n"
-     "bytes, seconds, copies, wanted, failures: [{path, key, error}]}. Exits 4 if any failed.\n\n"
+     "\"stored S of N files (SIZE), fewest copies C of W\", and with --json {dir, prefix,\n"
+     "files, stored, failed, bytes, seconds, copies, wanted, failures: [{path, key, error}]}.\n"
+     "Exits 4 if any failed.\n\n"
      "Memory: one value at most 4 chunks of 4 MiB in flight, each perhaps twice (ours and the\n"
      "rpc's copy): under 40 MiB whatever the size; put -r: 16 files with 1 chunk each in\n"
      "flight, under 160 MiB.\n",

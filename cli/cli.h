@@ -136,6 +136,10 @@ struct cli_kop {
     uint8_t *req; /* the encoded request */
     size_t reqlen;
     void *req_mem; /* what to free for req, when req points inside it (else req is freed) */
+    /* lend_ok: req may be lent to rpc rather than copied (a large request set up once, through
+     * cli_kop_reset only); lend: the holder once lent, freed when rpc and k let go of it. */
+    bool lend_ok;
+    struct cli_lend *lend;
     uint32_t cand[AQ_NODE_CONFIG_MAX_NODES];
     size_t ncand, pos;
     bool next_on_notfound; /* GET/STAT: ask the next candidate when one does not have it */

@@ -241,10 +241,69 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
     kop_finish(k);
 }
 
+/* A request lent to rpc instead of copied: rpc may hold it (in a pipe's send queue) after the
+ * call ended, so it is freed when the last of k and rpc's sends lets go of it. */
+struct cli_lend {
+    unsigned refs;
+    void *mem;
+};
+
+#define LEND_MIN (64u << 10) /* smaller requests are cheaper to copy than to track */
+
+static void lend_drop(void *ctx) {
+    struct cli_lend *l = ctx;
+    if (--l->refs == 0) {
+        free(l->mem);
+        free(l);
+    }
+}
+
+/* Lends k->req to this send when it may be: b then releases a reference. */
+static void kop_lend(cli_kop *k, aq_rpc_buf *b) {
+    if (!k->lend_ok || k->reqlen < LEND_MIN)
+        return;
+    if (!k->lend) {
+        struct cli_lend *l = malloc(sizeof *l);
+        if (!l)
+            return; /* rpc copies it */
+        l->refs = 1;
+        l->mem = k->req_mem ? k->req_mem : k->req;
+        k->lend = l;
+    }
+    k->lend->refs++;
+    b->release = lend_drop;
+    b->ctx = k->lend;
+}
+
+/* Before a resend rewrites the request (its deadline): a copy of our own, since an earlier send
+ * may still be reading the lent bytes. 0 or AQ_ENOMEM. */
+static int kop_unshare(cli_kop *k) {
+    if (!k->lend || k->lend->refs == 1)
+        return 0;
+    uint8_t *p = malloc(k->reqlen);
+    if (!p)
+        return AQ_ENOMEM;
+    memcpy(p, k->req, k->reqlen);
+    lend_drop(k->lend);
+    k->lend = NULL;
+    k->req = p;
+    k->req_mem = NULL;
+    k->lend_ok = false;
+    return 0;
+}
+
 static void kop_send(cli_kop *k) {
     cli *c = k->c;
     for (;;) {
         size_t node = k->cand[k->pos];
+        if (k->deadline_off && kop_unshare(k) != 0) {
+            snprintf(k->msg, sizeof k->msg, "out of memory to resend %s to %s",
+                     aq_node_method_name(k->method), c->conf->nodes[node].name);
+            k->err = AQ_ENOMEM;
+            k->node = node;
+            kop_finish(k);
+            return;
+        }
         if (k->deadline_off) {
             /* This attempt's deadline in the node's clock: never later than when we give up. */
             uint64_t dl = 0;
@@ -256,6 +315,7 @@ static void kop_send(cli_kop *k) {
             aq_node_u64_at(k->req, k->deadline_off, dl);
         }
         aq_rpc_buf b = {k->req, k->reqlen, NULL, NULL};
+        kop_lend(k, &b);
         int err =
             aq_rpc_call(c->rpc, c->peers[node], k->method, b, k->timeout_ms * 1000, kop_cb, k);
         if (err == 0) {
@@ -301,7 +361,12 @@ void cli_kop_wait(cli_kop *k) {
 }
 
 void cli_kop_reset(cli_kop *k) {
-    free(k->req_mem ? k->req_mem : k->req);
+    if (k->lend)
+        lend_drop(k->lend);
+    else
+        free(k->req_mem ? k->req_mem : k->req);
+    k->lend = NULL;
+    k->lend_ok = false;
     k->req_mem = NULL;
     free(k->rep);
     k->req = k->rep = NULL;

@@ -17,6 +17,9 @@
  *    replicas and drops the piece (the column chunks hold every value; keeping both would double
  *    the memory used). Then the metadata key is stored.
  * A failure at any step removes every key written: no frame and no stray pieces remain.
+ * Each step is a function of its own (parse_prepare ... parse_store_meta) called in order by
+ * cli_parse_run, the core shared with libaquifer (cli_parse.h); it prints nothing, and the
+ * command's report is in cli_parse_print.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,7 +73,7 @@ typedef struct parse_call {
 
 typedef struct parse_run {
     cli *c;
-    const char *name;
+    char *name;
     size_t nlen;
     piece_info *p;
     uint32_t np, cap;
@@ -79,7 +82,7 @@ typedef struct parse_run {
     char why[600];
     cli_progress prog;
     /* PARSE as pieces land: per node the stored pieces not yet asked for (PARSE_BATCH each) */
-    const uint8_t *senc;
+    uint8_t *senc; /* the encoded setup (owned by cli_parse_run) */
     size_t slen;
     uint32_t nc;
     uint32_t *unsent;
@@ -743,49 +746,6 @@ static void parse_flush(parse_run *r, size_t node) {
     cli_kop_start(k);
 }
 
-/* A dialect byte as the options spell it. */
-static const char *byte_name(char b, char *buf) {
-    if (b == 0)
-        return "none";
-    if (b == '\t')
-        return "tab";
-    if (b == ' ')
-        return "space";
-    if ((unsigned char)b < 0x20 || (unsigned char)b >= 0x7f) {
-        snprintf(buf, 8, "\\x%02x", (unsigned char)b);
-        return buf;
-    }
-    buf[0] = b;
-    buf[1] = 0;
-    return buf;
-}
-
-/* The dialect the file was read with, guessed or forced: every choice can be given back as an
- * option. */
-static void print_dialect(const aq_csv_setup *su, bool json) {
-    char b1[8], b2[8], b3[8], b4[8];
-    const char *sep = byte_name(su->d.sep, b1), *q = byte_name(su->d.quote, b2),
-               *e = byte_name(su->d.escape, b3), *cm = byte_name(su->d.comment, b4);
-    if (json) {
-        fputs(", \"dialect\": {\"sep\": ", stdout);
-        cli_json_str(stdout, sep, strlen(sep));
-        printf(", \"sep_space\": %s, \"quote\": ", su->d.skipsp ? "true" : "false");
-        cli_json_str(stdout, q, strlen(q));
-        fputs(", \"escape\": ", stdout);
-        cli_json_str(stdout, e, strlen(e));
-        fputs(", \"comment\": ", stdout);
-        cli_json_str(stdout, cm, strlen(cm));
-        printf(", \"decimal\": \"%c\"", su->decimal == ',' ? ',' : '.');
-        printf(", \"header\": %s, \"skip\": %llu, \"strict\": %s}", su->header ? "true" : "false",
-               (unsigned long long)su->skip, su->strict ? "true" : "false");
-        return;
-    }
-    printf("  dialect: --sep '%s%s' --quote '%s' --escape '%s' --comment '%s' --decimal '%c' "
-           "--header %s --skip %llu%s\n",
-           sep, su->d.skipsp ? " " : "", q, e, cm, su->decimal == ',' ? ',' : '.',
-           su->header ? "yes" : "no", (unsigned long long)su->skip, su->strict ? " --strict" : "");
-}
-
 /* A directory's name, or a file's base name without a compression suffix and one extension. */
 static void default_name(const char *file, bool dir, char *out, size_t cap) {
     char tmp[4096];
@@ -825,55 +785,10 @@ static void locate_line(const cli_input *in, char *why, size_t cap) {
     why[l] = 0;
 }
 
-/* The input's line for the parse report: files, formats, bytes, the decompression rate. */
-static void print_input(const cli_input_stats *st, double secs) {
-    if (st->files == 1 && st->compressed == 0)
-        return;
-    printf("  input: %u file%s", st->files, st->files == 1 ? "" : "s");
-    if (st->compressed) {
-        printf(" (");
-        bool first = true;
-        for (int f = CLI_FMT_GZIP; f < CLI_FMT_COUNT; f++)
-            if (st->formats & (1u << f)) {
-                printf("%s%s", first ? "" : ", ", cli_fmt_name((cli_fmt)f));
-                first = false;
-            }
-        printf(")");
-    }
-    printf(", %.1f MB read, %.1f MB of text", (double)st->in_bytes / 1e6,
-           (double)st->text_bytes / 1e6);
-    if (st->compressed)
-        printf("; decompressed %.1f MB in %.2f s of decoder threads (%.1f MB/s; whole parse "
-               "%.2f s)",
-               (double)st->inflated_bytes / 1e6, st->decode_seconds,
-               st->decode_seconds > 0 ? (double)st->inflated_bytes / 1e6 / st->decode_seconds : 0,
-               secs);
-    if (st->headers_dropped)
-        printf("; %u header row%s of later files dropped", st->headers_dropped,
-               st->headers_dropped == 1 ? "" : "s");
-    printf("\n");
-}
-
-static void print_input_json(const cli_input_stats *st) {
-    printf(", \"input\": {\"files\": %u, \"compressed\": %u, \"formats\": [", st->files,
-           st->compressed);
-    bool first = true;
-    for (int f = CLI_FMT_PLAIN; f < CLI_FMT_COUNT; f++)
-        if (st->formats & (1u << f)) {
-            printf("%s\"%s\"", first ? "" : ", ", cli_fmt_name((cli_fmt)f));
-            first = false;
-        }
-    printf("], \"bytes_read\": %llu, \"text_bytes\": %llu, \"decompressed_bytes\": %llu, "
-           "\"decompress_seconds\": %.3f, \"decompress_mb_per_s\": %.2f, "
-           "\"headers_dropped\": %u, \"not_utf8_files\": %u}",
-           (unsigned long long)st->in_bytes, (unsigned long long)st->text_bytes,
-           (unsigned long long)st->inflated_bytes, st->decode_seconds,
-           st->decode_seconds > 0 ? (double)st->inflated_bytes / 1e6 / st->decode_seconds : 0,
-           st->headers_dropped, st->not_utf8);
-}
-
-int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_report report,
-                  void *ud) {
+/* Steps 0 and 1: the options, the input opened, the frame's name, the setup from samples. On
+ * success *inp and *sup belong to the caller; else nothing is left open. Returns the exit code. */
+static int parse_prepare(cli *c, const char *const *files, size_t nfiles, cli_input **inp,
+                         char name[AQ_NODE_KEY_MAX + 1], aq_csv_setup *sup) {
     cli_enc enc = CLI_ENC_AUTO;
     if (c->fo.encoding && cli_enc_parse(c->fo.encoding, &enc) != 0)
         return cli_fail(c, CLI_USAGE, "--encoding takes utf-8, latin-1 or cp1252, not '%s'",
@@ -887,6 +802,7 @@ int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_rep
         opt_mem_free(&om);
         return rc;
     }
+    *inp = NULL;
     cli_input *in = NULL;
     {
         char why[600];
@@ -896,13 +812,12 @@ int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_rep
             return cli_fail(c, e == -ENOENT ? CLI_NOTFOUND : CLI_ERROR, "%s", why);
         }
     }
-    char name[AQ_NODE_KEY_MAX + 1];
     if (c->fo.name) {
-        snprintf(name, sizeof name, "%s", c->fo.name);
+        snprintf(name, AQ_NODE_KEY_MAX + 1, "%s", c->fo.name);
     } else {
         struct stat ds;
         bool dir = stat(files[0], &ds) == 0 && S_ISDIR(ds.st_mode);
-        default_name(dir ? files[0] : cli_input_file(in, 0), dir, name, sizeof name);
+        default_name(dir ? files[0] : cli_input_file(in, 0), dir, name, AQ_NODE_KEY_MAX + 1);
     }
     if (strlen(c->fo.name ? c->fo.name : name) > AQ_FRAME_NAME_MAX) {
         opt_mem_free(&om);
@@ -917,6 +832,7 @@ int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_rep
     }
     aq_csv_setup su;
     memset(&su, 0, sizeof su);
+    memset(sup, 0, sizeof *sup);
     rc = make_setup(c, in, &o, NULL, 0, &su);
     if (!rc) {
         char why[600];
@@ -947,7 +863,200 @@ int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_rep
         cli_input_close(in);
         return rc;
     }
+    *inp = in;
+    *sup = su;
+    return 0;
+}
+
+/* A parse never replaces a frame: 0 when no frame of r's name exists (live nodes known). */
+static int parse_check_new(parse_run *r) {
+    cli *c = r->c;
+    int rc = cli_need_live(c);
+    if (rc)
+        return rc;
+    /* An existing frame is not replaced silently. */
+    uint8_t mk[AQ_NODE_KEY_MAX];
+    size_t mlen = aq_frame_meta_key(mk, r->name, r->nlen);
+    cli_kop *k = cli_kop_new(c);
+    if (!k || cli_kop_key(c, k, AQ_M_STAT, mk, mlen, true) != 0) {
+        cli_kop_free(k);
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
+    }
+    k->next_on_notfound = true;
+    if (cli_kop_start(k) == 0)
+        cli_kop_wait(k);
+    int e = k->err;
+    cli_kop_free(k);
+    if (e == 0)
+        return cli_fail(c, AQ_EEXIST,
+                        "a frame named %s exists; remove it with `aquifer frame rm %s` or "
+                        "choose another --name",
+                        r->name, r->name);
+    return 0;
+}
+
+/* Steps 2 and 3: the text cut into pieces stored on the nodes, each node asked to parse its pieces
+ * as they land, every reply folded into r; *file_lines is the text's last line. Returns the exit
+ * code. */
+static int parse_stream(parse_run *r, const aq_csv_setup *su, uint64_t *file_lines) {
+    cli *c = r->c;
+    int err;
     cli_input_stats ist;
+    cli_input_get_stats(r->in, &ist);
+    cli_progress_begin(c, &r->prog, "parse", ist.total_in);
+    aq_csv_split sp;
+    aq_csv_err pe = {0, ""};
+    if ((err = aq_csv_split_init(&sp, &su->d, AQ_NODE_CHUNK_MAX, on_piece, r)) != 0 ||
+        (err = aq_csv_split_reserve(&sp, HEAD_MAX)) != 0) {
+        aq_csv_split_free(&sp);
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
+    }
+    r->split = &sp;
+    sp.lenient = !su->strict; /* a quote never closed: the parse repairs and counts it */
+    sp.cr_rows = su->cr_rows; /* rows end at CR alone: the split makes them LF rows */
+    for (;;) {
+        /* straight into the piece buffer: the bytes are copied once, by the kernel */
+        char *at;
+        size_t room;
+        if ((err = aq_csv_split_space(&sp, &at, &room, &pe)) != 0)
+            break;
+        size_t got;
+        if ((err = cli_input_read(r->in, at, room < READ_BLOCK ? room : READ_BLOCK, &got, r->why,
+                                  sizeof r->why)) != 0)
+            break;
+        if (got == 0) {
+            err = aq_csv_split_finish(&sp, &pe);
+            break;
+        }
+        aq_csv_split_commit(&sp, got);
+    }
+    /* the file's last line: one per LF, and one more for bytes after the last LF */
+    *file_lines = sp.cut.lines + (sp.cut.fed > sp.cut.row_end);
+    aq_csv_split_free(&sp);
+    r->split = NULL;
+    reap(r, true);
+    /* 3. the last pieces' PARSE, then every reply folded */
+    for (size_t i = 0; i < c->conf->nnodes; i++)
+        parse_flush(r, i);
+    parse_reap(r, true);
+    cli_progress_end(&r->prog);
+    if (err && !r->why[0])
+        snprintf(r->why, sizeof r->why, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));
+    if (!err)
+        err = r->err;
+    if (err) {
+        locate_line(r->in, r->why, sizeof r->why);
+        return cli_fail(c, err, "%s", r->why);
+    }
+    return 0;
+}
+
+/* The final type of every column (a forced one, or what the merged observations say), after a
+ * levels round for categorical columns that held numbers somewhere; their domains into doms (one
+ * blob per column, empty unless categorical), as FINISH sends them. Returns the exit code. */
+static int parse_decide(parse_run *r, const aq_csv_setup *su, uint8_t *types, aq_wr *doms) {
+    cli *c = r->c;
+    int err;
+    {
+        /* the hints are done with: they now say which columns need the levels round */
+        bool any = false;
+        for (uint32_t j = 0; j < r->nc; j++) {
+            r->hint[j] = !su->forced[j] && aq_csv_obs_final(&r->obs[j]) == AQ_CSV_T_CAT &&
+                                 (r->obs[j].numeric || r->obs[j].time || r->obs[j].nan)
+                             ? AQ_CSV_T_CAT
+                             : 0;
+            any = any || r->hint[j];
+        }
+        if (any && (err = levels_round(r, r->hint)) != 0) {
+            locate_line(r->in, r->why, sizeof r->why);
+            return cli_fail(c, err, "%s", r->why[0] ? r->why : aq_strerror(err));
+        }
+    }
+    for (uint32_t j = 0; j < r->nc; j++) {
+        aq_csv_type t = su->forced[j] ? su->types[j] : aq_csv_obs_final(&r->obs[j]);
+        types[j] = (uint8_t)t;
+        uint8_t *d = NULL;
+        size_t dl = 0;
+        aq_csv_strs none = {0};
+        if ((err = aq_csv_domain_encode(t == AQ_CSV_T_CAT ? &r->dom[j] : &none, &d, &dl)) != 0) {
+            return cli_fail(c, AQ_ENOMEM, "out of memory");
+        }
+        aq_frame_blob_put(doms, d, dl);
+        free(d);
+    }
+    if (!doms->ok) {
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* The frame's metadata, stored once every column chunk is: the file, names, types, rows per
+ * chunk, the setup, repairs and unread lines; then the report. Returns the exit code. */
+static int parse_store_meta(parse_run *r, const aq_csv_setup *su, uint8_t *types,
+                            uint64_t file_lines, double t0, cli_parse_report report, void *ud) {
+    cli *c = r->c;
+    int err;
+    cli_input_stats ist;
+    cli_input_get_stats(r->in, &ist);
+    char src[4096], first[4096];
+    snprintf(first, sizeof first, "%s", cli_input_file(r->in, 0));
+    if (ist.files > 1)
+        snprintf(src, sizeof src, "%.200s and %u more", basename(first), ist.files - 1);
+    else
+        snprintf(src, sizeof src, "%.200s", basename(first));
+    uint64_t size = ist.text_bytes;
+    cli_frame_meta m = {r->name, src,     size,    r->nc, su->names, types, r->np, NULL,
+                        0,       r->senc, r->slen, 0,     0,         NULL,  0,     0};
+    if (r->nc) {
+        m.repaired = r->obs[0].repaired;
+        m.nrepair = r->obs[0].nrepair;
+        m.repair_line = r->obs[0].repair_line;
+    }
+    if (su->stop_line && su->stop_line <= file_lines) {
+        m.unread_from = su->stop_line;
+        m.unread_to = file_lines;
+    }
+    m.rows = malloc((r->np + 1) * sizeof *m.rows);
+    uint8_t *menc = NULL;
+    size_t mlen = 0;
+    for (uint32_t i = 0; m.rows && i < r->np; i++) {
+        m.rows[i] = r->p[i].rows;
+        m.total_rows += r->p[i].rows;
+    }
+    if (!m.rows || cli_frame_meta_encode(&m, &menc, &mlen) != 0) {
+        free(m.rows);
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
+    }
+    uint8_t mk[AQ_NODE_KEY_MAX];
+    size_t mkl = aq_frame_meta_key(mk, r->name, r->nlen);
+    err = cli_put_internal(c, mk, mkl, menc, mlen, r->why, sizeof r->why);
+    free(menc);
+    if (err) {
+        free(m.rows);
+        return cli_fail(c, err, "storing the frame's metadata: %s", r->why);
+    }
+    cli_parse_done done = {r->name, &m, su, types, &ist, size, r->np, now_s() - t0};
+    report(c, &done, ud);
+    uint64_t nline;
+    const char *nfile = cli_input_note(r->in, &nline);
+    if (nfile)
+        cli_warn(c,
+                 "note: %s is not UTF-8 (first at line %llu)%s; its bytes are "
+                 "kept as they are (--encoding latin-1 or cp1252 transcodes them)",
+                 nfile, (unsigned long long)nline, ist.not_utf8 > 1 ? ", nor are other files" : "");
+    free(m.rows);
+    return 0;
+}
+
+int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_report report,
+                  void *ud) {
+    cli_input *in;
+    char name[AQ_NODE_KEY_MAX + 1];
+    aq_csv_setup su;
+    /* 0 and 1. input and setup */
+    int rc = parse_prepare(c, files, nfiles, &in, name, &su);
+    if (rc)
+        return rc;
     uint8_t *senc = NULL;
     size_t slen = 0;
     parse_run r;
@@ -985,119 +1094,21 @@ int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_rep
         rc = cli_fail(c, AQ_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = cli_need_live(c)) != 0)
+    if ((rc = parse_check_new(&r)) != 0)
         goto out;
-    {
-        /* An existing frame is not replaced silently. */
-        uint8_t mk[AQ_NODE_KEY_MAX];
-        size_t mlen = aq_frame_meta_key(mk, name, r.nlen);
-        cli_kop *k = cli_kop_new(c);
-        if (!k || cli_kop_key(c, k, AQ_M_STAT, mk, mlen, true) != 0) {
-            cli_kop_free(k);
-            rc = cli_fail(c, AQ_ENOMEM, "out of memory");
-            goto out;
-        }
-        k->next_on_notfound = true;
-        if (cli_kop_start(k) == 0)
-            cli_kop_wait(k);
-        int e = k->err;
-        cli_kop_free(k);
-        if (e == 0) {
-            rc = cli_fail(c, AQ_EEXIST,
-                          "a frame named %s exists; remove it with `aquifer frame rm %s` or "
-                          "choose another --name",
-                          name, name);
-            goto out;
-        }
-    }
     /* Keys of an earlier parse of this name that never finished would mix with ours. */
     wrote = true;
     if (cli_frame_rm_keys(c, name, false, NULL) != 0) {
         rc = cli_fail(c, CLI_ERROR, "cannot remove the keys an unfinished parse of %s left", name);
         goto out;
     }
-    /* 2. pieces */
-    cli_input_get_stats(in, &ist);
-    cli_progress_begin(c, &r.prog, "parse", ist.total_in);
-    aq_csv_split sp;
-    aq_csv_err pe = {0, ""};
-    if ((err = aq_csv_split_init(&sp, &su.d, AQ_NODE_CHUNK_MAX, on_piece, &r)) != 0 ||
-        (err = aq_csv_split_reserve(&sp, HEAD_MAX)) != 0) {
-        aq_csv_split_free(&sp);
-        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
+    /* 2 and 3. pieces, parsed where they land */
+    uint64_t file_lines = 0;
+    if ((rc = parse_stream(&r, &su, &file_lines)) != 0)
         goto out;
-    }
-    r.split = &sp;
-    sp.lenient = !su.strict; /* a quote never closed: the parse repairs and counts it */
-    sp.cr_rows = su.cr_rows; /* rows end at CR alone: the split makes them LF rows */
-    for (;;) {
-        /* straight into the piece buffer: the bytes are copied once, by the kernel */
-        char *at;
-        size_t room;
-        if ((err = aq_csv_split_space(&sp, &at, &room, &pe)) != 0)
-            break;
-        size_t got;
-        if ((err = cli_input_read(in, at, room < READ_BLOCK ? room : READ_BLOCK, &got, r.why,
-                                  sizeof r.why)) != 0)
-            break;
-        if (got == 0) {
-            err = aq_csv_split_finish(&sp, &pe);
-            break;
-        }
-        aq_csv_split_commit(&sp, got);
-    }
-    /* the file's last line: one per LF, and one more for bytes after the last LF */
-    uint64_t file_lines = sp.cut.lines + (sp.cut.fed > sp.cut.row_end);
-    aq_csv_split_free(&sp);
-    r.split = NULL;
-    reap(&r, true);
-    /* 3. the last pieces' PARSE, then every reply folded */
-    for (size_t i = 0; i < nn; i++)
-        parse_flush(&r, i);
-    parse_reap(&r, true);
-    cli_progress_end(&r.prog);
-    if (err && !r.why[0])
-        snprintf(r.why, sizeof r.why, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));
-    if (!err)
-        err = r.err;
-    if (err) {
-        locate_line(in, r.why, sizeof r.why);
-        rc = cli_fail(c, err, "%s", r.why);
+    /* the final types, and the domains of categorical columns */
+    if ((rc = parse_decide(&r, &su, types, &doms)) != 0)
         goto out;
-    }
-    {
-        /* the hints are done with: they now say which columns need the levels round */
-        bool any = false;
-        for (uint32_t j = 0; j < nc; j++) {
-            r.hint[j] = !su.forced[j] && aq_csv_obs_final(&obs[j]) == AQ_CSV_T_CAT &&
-                                (obs[j].numeric || obs[j].time || obs[j].nan)
-                            ? AQ_CSV_T_CAT
-                            : 0;
-            any = any || r.hint[j];
-        }
-        if (any && (err = levels_round(&r, r.hint)) != 0) {
-            locate_line(in, r.why, sizeof r.why);
-            rc = cli_fail(c, err, "%s", r.why[0] ? r.why : aq_strerror(err));
-            goto out;
-        }
-    }
-    for (uint32_t j = 0; j < nc; j++) {
-        aq_csv_type t = su.forced[j] ? su.types[j] : aq_csv_obs_final(&obs[j]);
-        types[j] = (uint8_t)t;
-        uint8_t *d = NULL;
-        size_t dl = 0;
-        aq_csv_strs none = {0};
-        if ((err = aq_csv_domain_encode(t == AQ_CSV_T_CAT ? &dom[j] : &none, &d, &dl)) != 0) {
-            rc = cli_fail(c, AQ_ENOMEM, "out of memory");
-            goto out;
-        }
-        aq_frame_blob_put(&doms, d, dl);
-        free(d);
-    }
-    if (!doms.ok) {
-        rc = cli_fail(c, AQ_ENOMEM, "out of memory");
-        goto out;
-    }
     /* 4. column chunks at the final types */
     if ((err = finish_calls(&r, types, doms.p, doms.len, ks)) != 0) {
         locate_line(in, r.why, sizeof r.why);
@@ -1105,60 +1116,10 @@ int cli_parse_run(cli *c, const char *const *files, size_t nfiles, cli_parse_rep
         goto out;
     }
     free_kops(ks, nn);
-    cli_input_get_stats(in, &ist);
-    {
-        char src[4096], first[4096];
-        snprintf(first, sizeof first, "%s", cli_input_file(in, 0));
-        if (ist.files > 1)
-            snprintf(src, sizeof src, "%.200s and %u more", basename(first), ist.files - 1);
-        else
-            snprintf(src, sizeof src, "%.200s", basename(first));
-        uint64_t size = ist.text_bytes;
-        cli_frame_meta m = {name, src,  size, nc, su.names, types, r.np, NULL,
-                            0,    senc, slen, 0,  0,        NULL,  0,    0};
-        if (nc) {
-            m.repaired = obs[0].repaired;
-            m.nrepair = obs[0].nrepair;
-            m.repair_line = obs[0].repair_line;
-        }
-        if (su.stop_line && su.stop_line <= file_lines) {
-            m.unread_from = su.stop_line;
-            m.unread_to = file_lines;
-        }
-        m.rows = malloc((r.np + 1) * sizeof *m.rows);
-        uint8_t *menc = NULL;
-        size_t mlen = 0;
-        for (uint32_t i = 0; m.rows && i < r.np; i++) {
-            m.rows[i] = r.p[i].rows;
-            m.total_rows += r.p[i].rows;
-        }
-        if (!m.rows || cli_frame_meta_encode(&m, &menc, &mlen) != 0) {
-            free(m.rows);
-            rc = cli_fail(c, AQ_ENOMEM, "out of memory");
-            goto out;
-        }
-        uint8_t mk[AQ_NODE_KEY_MAX];
-        size_t mkl = aq_frame_meta_key(mk, name, r.nlen);
-        err = cli_put_internal(c, mk, mkl, menc, mlen, r.why, sizeof r.why);
-        free(menc);
-        if (err) {
-            free(m.rows);
-            rc = cli_fail(c, err, "storing the frame's metadata: %s", r.why);
-            goto out;
-        }
-        cli_parse_done done = {name, &m, &su, types, &ist, size, r.np, now_s() - t0};
-        report(c, &done, ud);
-        uint64_t nline;
-        const char *nfile = cli_input_note(in, &nline);
-        if (nfile)
-            cli_warn(c,
-                     "note: %s is not UTF-8 (first at line %llu)%s; its bytes are "
-                     "kept as they are (--encoding latin-1 or cp1252 transcodes them)",
-                     nfile, (unsigned long long)nline,
-                     ist.not_utf8 > 1 ? ", nor are other files" : "");
-        free(m.rows);
-        wrote = false;
-    }
+    /* then the metadata, which makes the frame visible */
+    if ((rc = parse_store_meta(&r, &su, types, file_lines, t0, report, ud)) != 0)
+        goto out;
+    wrote = false;
 out:
     /* PARSE calls still out (a put failed meanwhile) end before their keys are removed. */
     if (r.unsent)
@@ -1189,50 +1150,4 @@ out:
     aq_csv_setup_free(&su);
     cli_input_close(in);
     return rc;
-}
-
-/* The command's report of a finished parse (text or --json). */
-static void print_report(cli *c, const cli_parse_done *d, void *ud) {
-    (void)ud;
-    const char *name = d->name;
-    const cli_frame_meta *m = d->meta;
-    const aq_csv_setup *su = d->setup;
-    const uint8_t *types = d->types;
-    uint32_t nc = m->ncols, np = d->chunks;
-    uint64_t size = d->bytes;
-    double secs = d->seconds;
-    double mbs = secs > 0 ? (double)size / 1e6 / secs : 0;
-    if (c->json) {
-        fputs("{\"name\": ", stdout);
-        cli_json_str(stdout, name, strlen(name));
-        printf(", \"rows\": %llu, \"ncols\": %u, \"chunks\": %u, \"bytes\": %llu, "
-               "\"seconds\": %.3f, \"mb_per_s\": %.2f, \"columns\": [",
-               (unsigned long long)m->total_rows, nc, np, (unsigned long long)size, secs, mbs);
-        for (uint32_t j = 0; j < nc; j++) {
-            fputs(j ? ", {\"name\": " : "{\"name\": ", stdout);
-            cli_json_str(stdout, su->names[j], strlen(su->names[j]));
-            printf(", \"type\": \"%s\"}", aq_csv_type_name((aq_csv_type)types[j]));
-        }
-        fputc(']', stdout);
-        print_input_json(d->input);
-        print_dialect(su, true);
-        cli_frame_print_repairs(m, true);
-        fputs("}\n", stdout);
-    } else {
-        printf("%s: %llu rows, %u column%s, %u chunk%s; %.1f MB in %.2f s (%.1f MB/s)\n", name,
-               (unsigned long long)m->total_rows, nc, nc == 1 ? "" : "s", np, np == 1 ? "" : "s",
-               (double)size / 1e6, secs, mbs);
-        print_input(d->input, secs);
-        print_dialect(su, false);
-        cli_frame_print_repairs(m, false);
-        for (uint32_t j = 0; j < nc; j++)
-            printf("  %-24s %s\n", su->names[j], aq_csv_type_name((aq_csv_type)types[j]));
-    }
-}
-
-int cli_cmd_parse(cli *c, const char *const *files, size_t nfiles) {
-    int rc = cli_parse_run(c, files, nfiles, print_report, NULL);
-    if (rc)
-        return rc;
-    return fflush(stdout) == 0 ? CLI_OK : cli_fail(c, CLI_ERROR, "writing the output failed");
 }

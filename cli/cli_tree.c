@@ -61,17 +61,25 @@ static char *join(const char *a, const char *b) {
     return s;
 }
 
+/* A folder the walk could not read: its path and why. */
+static int bad_add(paths *bad, const char *path, int e) {
+    char *p = strdup(path), *w = NULL;
+    if (!p || asprintf(&w, "cannot read the folder: %s", strerror(e)) < 0) {
+        free(p);
+        return AQ_ENOMEM;
+    }
+    int err = paths_add(bad, p);
+    return err ? (free(w), err) : paths_add(bad, w);
+}
+
 /* Adds the regular files under dfd (whose path below the root is rel) to files; a directory
- * that cannot be read goes to bad with why. Takes dfd. */
+ * that cannot be read goes to bad as two entries, its path and why. Takes dfd. */
 static int walk(int dfd, const char *rel, paths *files, paths *bad) {
     DIR *d = fdopendir(dfd);
     if (!d) {
-        char *s;
         int e = errno;
         close(dfd);
-        if (asprintf(&s, "%s: %s", rel[0] ? rel : ".", strerror(e)) < 0)
-            return AQ_ENOMEM;
-        return paths_add(bad, s);
+        return bad_add(bad, rel[0] ? rel : ".", e);
     }
     int err = 0;
     struct dirent *de;
@@ -88,23 +96,14 @@ static int walk(int dfd, const char *rel, paths *files, paths *bad) {
             err = paths_add(files, sub);
         else if (S_ISDIR(sb.st_mode)) {
             int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (cfd < 0) {
-                char *s;
-                err = asprintf(&s, "%s: %s", sub, strerror(errno)) < 0 ? AQ_ENOMEM
-                                                                       : paths_add(bad, s);
-            } else {
-                err = walk(cfd, sub, files, bad);
-            }
+            err = cfd < 0 ? bad_add(bad, sub, errno) : walk(cfd, sub, files, bad);
             free(sub);
         } else {
             free(sub);
         }
     }
-    if (!err && errno) {
-        char *s;
-        err = asprintf(&s, "%s: %s", rel[0] ? rel : ".", strerror(errno)) < 0 ? AQ_ENOMEM
-                                                                              : paths_add(bad, s);
-    }
+    if (!err && errno)
+        err = bad_add(bad, rel[0] ? rel : ".", errno);
     closedir(d);
     return err;
 }
@@ -304,9 +303,9 @@ int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
     qsort(files.v, files.n, sizeof *files.v, str_cmp);
     tree_run t;
     tree_start(&t, c, "put -r", dir, prefix);
-    t.total = files.n + bad.n;
-    for (size_t i = 0; i < bad.n; i++)
-        failed(&t, bad.v[i], "", 0, "cannot read the folder");
+    t.total = files.n + bad.n / 2;
+    for (size_t i = 0; i + 1 < bad.n; i += 2)
+        failed(&t, bad.v[i], "", 0, bad.v[i + 1]);
     cli_xfer_batch *b = NULL;
     put_ctx *pool = NULL;
     if ((rc = cli_need_live(c)) != 0 || (rc = cli_xfer_batch_open(c, 0, 0, &b)) != 0)

@@ -7,9 +7,11 @@
  * the rpc's copy), never the whole value (except where the caller asked for a buffer).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aq_io.h"
@@ -58,6 +60,7 @@ static void put_req_in_place(cli_kop *k, uint8_t *mem, uint8_t kind, const void 
     k->req = mem + HEAD_MAX - w.len;
     k->reqlen = w.len + vlen;
     k->req_mem = mem;
+    k->lend_ok = true;
     k->deadline_off = aq_put_req_deadline_off(klen);
 }
 
@@ -164,7 +167,7 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
         return cli_fail(c, CLI_ERROR, "out of memory");
     XXH3_128bits_reset(st);
     cli_progress pg;
-    cli_progress_start(&pg, "put", size_hint);
+    cli_progress_begin(c, &pg, "put", size_hint);
     pg.on &= !c->fail_sink; /* a batch worker: the batch shows progress */
     bool eof = false;
     int rc = 0;
@@ -353,21 +356,84 @@ static int sink_write(get_sink *s, const void *p, size_t n) {
     return 0;
 }
 
+/* A part of a large get: fetched, then (in order, after its digest went into the whole value's)
+ * written by libuv's threadpool while the loop keeps receiving the next parts. The slot is free
+ * again once its write completed. */
+typedef struct get_slot {
+    cli_kop *k;
+    uv_fs_t fs;
+    const uint8_t *v; /* the bytes still to write (inside k->rep) */
+    size_t left;
+    int64_t off;  /* where they go; -1: the fd's own position (not seekable) */
+    bool counted; /* in nwriting */
+    bool writing, written;
+    int werr;
+    cli *c;
+} get_slot;
+
+static void slot_write(get_slot *gs, int fd);
+
+static void slot_wrote(uv_fs_t *req) {
+    get_slot *gs = req->data;
+    ssize_t r = req->result;
+    int fd = (int)req->file;
+    uv_fs_req_cleanup(req);
+    if (r < 0) {
+        gs->werr = (int)r;
+    } else if ((size_t)r < gs->left) {
+        /* A short write (a pipe): the rest goes next. */
+        gs->v += r;
+        gs->left -= (size_t)r;
+        if (gs->off >= 0)
+            gs->off += r;
+        slot_write(gs, fd);
+        return;
+    }
+    gs->writing = false;
+    gs->written = true;
+}
+
+static void slot_write(get_slot *gs, int fd) {
+    gs->writing = true;
+    gs->fs.data = gs;
+    uv_buf_t b = uv_buf_init((char *)gs->v, (unsigned)gs->left);
+    int e = uv_fs_write(&gs->c->loop, &gs->fs, fd, &b, 1, gs->off, slot_wrote);
+    if (e) {
+        gs->werr = e;
+        gs->writing = false;
+        gs->written = true;
+    }
+}
+
 static int get_large(cli *c, const char *key, const cli_manifest *m, get_sink *o) {
     size_t klen = strlen(key);
     size_t nslot = inflight_of(c);
-    cli_kop *slot[MAX_INFLIGHT] = {0};
-    uint32_t started = 0, written = 0;
+    get_slot slot[MAX_INFLIGHT];
+    memset(slot, 0, sizeof slot);
+    /* started: fetches begun; hashed: parts checked and handed to their write, in order; freed:
+     * slots whose write completed, in order. */
+    uint32_t started = 0, hashed = 0, freed = 0;
     XXH3_state_t *st = XXH3_createState();
     if (!st)
         return cli_fail(c, CLI_ERROR, "out of memory");
     XXH3_128bits_reset(st);
+    /* A regular file takes each part at its offset while others are still being written; a
+     * pipe or device takes them one after the other. */
+    struct stat sb;
+    off_t base = o->to_buf ? -1 : lseek(o->fd, 0, SEEK_CUR);
+    /* O_APPEND (a shell's >>) would put every pwrite at the end, in completion order. */
+    int fl = o->to_buf ? -1 : fcntl(o->fd, F_GETFL);
+    bool seekable = !o->to_buf && base >= 0 && fl >= 0 && !(fl & O_APPEND) &&
+                    fstat(o->fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    size_t nwriting = 0;
+    uint64_t off = 0;
     cli_progress pg;
-    cli_progress_start(&pg, "get", m->total);
+    cli_progress_begin(c, &pg, "get", m->total);
     pg.on &= !c->fail_sink; /* a batch worker: the batch shows progress */
     int rc = 0;
-    while (written < m->nparts && !rc) {
-        while (started < m->nparts && started - written < nslot) {
+    while (freed < m->nparts && !rc) {
+        bool moved = false;
+        while (started < m->nparts && started - freed < nslot) {
             char pk[64];
             size_t pkl = cli_part_key(key, klen, m->put_id, started, pk);
             cli_kop *k = cli_kop_new(c);
@@ -381,46 +447,83 @@ static int get_large(cli *c, const char *key, const cli_manifest *m, get_sink *o
             k->have_want = true;
             k->want = m->parts[started].digest;
             cli_kop_start(k);
-            slot[started % nslot] = k;
+            get_slot *gs = &slot[started % nslot];
+            memset(gs, 0, sizeof *gs);
+            gs->k = k;
+            gs->c = c;
             started++;
         }
         if (rc)
             break;
-        cli_kop *k = slot[written % nslot];
-        if (!k->done) {
+        get_slot *gs = &slot[hashed % nslot];
+        if (hashed < started && gs->k->done && (seekable || nwriting == 0)) {
+            cli_kop *k = gs->k;
+            uint8_t kind;
+            aq_node_digest d;
+            const uint8_t *v;
+            size_t vlen;
+            if (k->err) {
+                rc = k->err == AQ_ENOTFOUND
+                         ? cli_fail(c, CLI_ERROR, "part %u of %u is missing on every live node",
+                                    hashed, m->nparts)
+                         : cli_fail(c, cli_exit_code(k->err), "part %u: %s", hashed, k->msg);
+            } else if (aq_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0 ||
+                       vlen != m->parts[hashed].size) {
+                rc = cli_fail(c, CLI_ERROR, "part %u from %s has the wrong size", hashed,
+                              c->conf->nodes[k->node].name);
+            } else {
+                XXH3_128bits_update(st, v, vlen);
+                if (o->to_buf) {
+                    rc = sink_write(o, v, vlen);
+                    gs->written = true;
+                } else {
+                    gs->v = v;
+                    gs->left = vlen;
+                    gs->off = seekable ? (int64_t)((uint64_t)base + off) : -1;
+                    nwriting++;
+                    gs->counted = true;
+                    slot_write(gs, o->fd);
+                }
+                off += vlen;
+                cli_progress_add(&pg, vlen);
+            }
+            hashed++;
+            moved = true;
+        }
+        while (freed < hashed && slot[freed % nslot].written) {
+            get_slot *fs = &slot[freed % nslot];
+            if (fs->counted)
+                nwriting--;
+            if (fs->werr && !rc)
+                rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->name, strerror(-fs->werr));
+            cli_kop_free(fs->k);
+            fs->k = NULL;
+            freed++;
+            moved = true;
+        }
+        if (!moved)
             cli_step(c);
-            continue;
-        }
-        uint8_t kind;
-        aq_node_digest d;
-        const uint8_t *v;
-        size_t vlen;
-        if (k->err) {
-            rc = k->err == AQ_ENOTFOUND
-                     ? cli_fail(c, CLI_ERROR, "part %u of %u is missing on every live node",
-                                written, m->nparts)
-                     : cli_fail(c, cli_exit_code(k->err), "part %u: %s", written, k->msg);
-        } else if (aq_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0 ||
-                   vlen != m->parts[written].size) {
-            rc = cli_fail(c, CLI_ERROR, "part %u from %s has the wrong size", written,
-                          c->conf->nodes[k->node].name);
-        } else {
-            XXH3_128bits_update(st, v, vlen);
-            rc = sink_write(o, v, vlen);
-            cli_progress_add(&pg, vlen);
-        }
-        cli_kop_free(k);
-        slot[written % nslot] = NULL;
-        written++;
     }
-    /* Wait for calls still in flight after a failure: their callbacks use the slots. */
+    /* After a failure: calls and writes still in flight use the slots; wait for them. */
     for (size_t s = 0; s < nslot; s++) {
-        if (slot[s]) {
-            cli_kop_wait(slot[s]);
-            cli_kop_free(slot[s]);
-        }
+        get_slot *gs = &slot[s];
+        if (!gs->k)
+            continue;
+        cli_kop_wait(gs->k);
+        while (gs->writing)
+            cli_step(c);
+        cli_kop_free(gs->k);
+        gs->k = NULL;
     }
     cli_progress_end(&pg);
+    if (!rc && seekable) {
+        o->len += off;
+        /* The fd ends where sequential writes would have left it. */
+        if (lseek(o->fd, base + (off_t)off, SEEK_SET) < 0)
+            rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->name, strerror(errno));
+    } else if (!rc && !o->to_buf) {
+        o->len += off;
+    }
     aq_node_digest whole = digest_final(st);
     XXH3_freeState(st);
     if (!rc && (whole.hi != m->digest.hi || whole.lo != m->digest.lo))

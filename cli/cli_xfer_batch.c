@@ -4,6 +4,8 @@
  * read only, c's liveness copied at open), take items from one queue and run the single-value
  * entry points on them, one at a time; a finished item goes to a done list the caller drains
  * with next. Each worker's cli_fail writes into the item's msg (fail_sink), never on stderr.
+ * One caller thread (the batch is used by one thread at a time), so a finished item signals it
+ * alone; a queued item wakes one worker.
  * Invariants: queued + running items never exceed 2 * workers (submit waits for room); every
  * submitted item is returned by next exactly once, or dropped by close after it finished.
  */
@@ -27,7 +29,8 @@ struct cli_xfer_batch {
     unsigned nworkers;
     worker *w;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* any change: new work, a finished item, stop */
+    pthread_cond_t cv_work;   /* workers: an item queued, or stop */
+    pthread_cond_t cv_caller; /* the caller: an item finished (so also room to submit) */
     cli_xfer_item *q_head, *q_tail;
     cli_xfer_item *d_head, *d_tail;
     size_t pending; /* submitted, not yet returned by next */
@@ -96,7 +99,7 @@ static void *worker_main(void *arg) {
         if (!it) {
             if (b->stop)
                 break;
-            pthread_cond_wait(&b->cv, &b->mu);
+            pthread_cond_wait(&b->cv_work, &b->mu);
             continue;
         }
         pthread_mutex_unlock(&b->mu);
@@ -104,7 +107,7 @@ static void *worker_main(void *arg) {
         pthread_mutex_lock(&b->mu);
         push(&b->d_head, &b->d_tail, it);
         b->ndone++;
-        pthread_cond_broadcast(&b->cv);
+        pthread_cond_signal(&b->cv_caller);
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
@@ -113,7 +116,7 @@ static void *worker_main(void *arg) {
 static void batch_free(cli_xfer_batch *b) {
     pthread_mutex_lock(&b->mu);
     b->stop = true;
-    pthread_cond_broadcast(&b->cv);
+    pthread_cond_broadcast(&b->cv_work);
     pthread_mutex_unlock(&b->mu);
     for (unsigned i = 0; i < b->nworkers; i++) {
         worker *w = &b->w[i];
@@ -122,7 +125,8 @@ static void batch_free(cli_xfer_batch *b) {
         if (w->opened)
             cli_close(&w->c);
     }
-    pthread_cond_destroy(&b->cv);
+    pthread_cond_destroy(&b->cv_work);
+    pthread_cond_destroy(&b->cv_caller);
     pthread_mutex_destroy(&b->mu);
     free(b->w);
     free(b);
@@ -143,7 +147,8 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
     b->nworkers = workers;
     b->w = ws;
     pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
+    pthread_cond_init(&b->cv_work, NULL);
+    pthread_cond_init(&b->cv_caller, NULL);
     size_t nn = c->conf->nnodes;
     for (unsigned i = 0; i < workers; i++) {
         worker *w = &ws[i];
@@ -182,12 +187,12 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
 int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
     pthread_mutex_lock(&b->mu);
     while (b->pending - b->ndone >= 2 * (size_t)b->nworkers)
-        pthread_cond_wait(&b->cv, &b->mu);
+        pthread_cond_wait(&b->cv_caller, &b->mu);
     it->rc = 0;
     it->msg[0] = 0;
     push(&b->q_head, &b->q_tail, it);
     b->pending++;
-    pthread_cond_broadcast(&b->cv);
+    pthread_cond_signal(&b->cv_work);
     pthread_mutex_unlock(&b->mu);
     return 0;
 }
@@ -195,7 +200,7 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
 cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b) {
     pthread_mutex_lock(&b->mu);
     while (!b->d_head && b->pending > 0)
-        pthread_cond_wait(&b->cv, &b->mu);
+        pthread_cond_wait(&b->cv_caller, &b->mu);
     cli_xfer_item *it = pop(&b->d_head, &b->d_tail);
     if (it) {
         b->pending--;

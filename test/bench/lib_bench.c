@@ -57,6 +57,10 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (n == 0 || conc == 0 || size > (64u << 20)) {
+        fprintf(stderr, "lib_bench: -n and -c take a positive number, -s at most 64 MiB\n");
+        return 2;
+    }
     aquifer *a;
     if (aquifer_open(NULL, &a) != 0) {
         fprintf(stderr, "lib_bench: %s\n", aquifer_errmsg(a));

@@ -21,6 +21,8 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2)
 
 it_conf 3 1
 it_up
+# Every node sees the others up before the first write counts its copies.
+for node in n1 n2 n3; do it_wait_state "$node" up; done
 rport=$(it_free_ports 1)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$T/redis.log" 2>&1 &
 IT_CLEANUPS+=("kill $! 2>/dev/null")

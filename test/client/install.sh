@@ -69,6 +69,8 @@ cc -std=c11 -Wall -Wextra -Werror $san "$T/prog.c" $flags -o "$T/prog" || it_fai
 
 it_conf 3 2
 it_up
+# Every node sees the others up before the first write counts its copies.
+for node in n1 n2 n3; do it_wait_state "$node" up; done
 it_log "run the program against the cluster"
 LD_LIBRARY_PATH=$libdir "$T/prog" >"$T/prog.out" 2>&1 || { cat "$T/prog.out"; it_fail "the program failed"; }
 cat "$T/prog.out"

@@ -112,6 +112,21 @@ Test(values, round_trips_0_to_20mib, .timeout = 240) {
         cr_assert_eq(st.size, n);
         cr_assert_eq(st.large, n > 4194304);
         cr_assert_eq(st.copies, 2);
+        {
+            /* the digest as the command's stat prints it */
+            char cmd[1400], hex[33];
+            snprintf(cmd, sizeof cmd, "'%s' stat --json '%s'", getenv("AQ_BIN"), key);
+            size_t jl;
+            char *json = read_cmd(cmd, &jl);
+            for (int b = 0; b < 16; b++)
+                snprintf(hex + 2 * b, 3, "%02x", st.digest[b]);
+            char want[64];
+            snprintf(want, sizeof want, "\"digest\": \"%s\"", hex);
+            json = realloc(json, jl + 1);
+            json[jl] = 0;
+            cr_assert(strstr(json, want), "%s not in %s", want, json);
+            free(json);
+        }
         /* through file descriptors: a pipe in, a temporary file out */
         int pfd[2];
         cr_assert_eq(pipe(pfd), 0);
@@ -172,6 +187,8 @@ Test(values, min_copies_not_reached_is_elimit) {
     aquifer *a = open_client();
     char key[64];
     snprintf(key, sizeof key, "lib/%d/three", (int)getpid());
+    cr_assert_eq(aquifer_set_min_copies(a, 256), AQUIFER_EINVAL);
+    cr_assert(strstr(aquifer_errmsg(a), "256"), "%s", aquifer_errmsg(a));
     cr_assert_eq(aquifer_set_min_copies(a, 3), 0);
     aquifer_written w;
     int err = aquifer_put(a, key, "abc", 3, &w);
@@ -450,5 +467,62 @@ Test(frames, parse_existing_name_is_eexist) {
     cr_assert_eq(err, AQUIFER_EEXIST, "got %d: %s", err, aquifer_errmsg(a));
     cr_assert(strstr(aquifer_errmsg(a), name), "%s", aquifer_errmsg(a));
     cr_assert_eq(aquifer_frame_rm(a, name), 0, "%s", aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
+/* ---- a node down: lib_client.sh runs failover::before, stops one node, then failover::after ----
+ */
+
+static void frame_sums(aquifer *a, const char *name, double *isum, uint64_t *nas) {
+    aquifer_frame *f = NULL;
+    cr_assert_eq(aquifer_frame_open(a, name, &f), 0, "%s", aquifer_errmsg(a));
+    cr_assert_eq(aquifer_frame_fetch(f, NULL, 0), 0, "%s", aquifer_errmsg(a));
+    *isum = 0;
+    *nas = 0;
+    for (uint32_t j = 0; j < aquifer_frame_ncols(f); j++) {
+        const aquifer_column *c = aquifer_frame_column(f, j);
+        *nas += c->na_count;
+        for (uint64_t r = 0; r < c->rows; r++)
+            if (c->type == AQUIFER_INT)
+                *isum += (double)((const int64_t *)c->values)[r];
+            else if (c->type == AQUIFER_FLOAT && !cell_na(c, r))
+                *isum += ((const double *)c->values)[r];
+    }
+    aquifer_frame_close(f);
+}
+
+Test(failover, before) {
+    if (!getenv("AQ_SUMS"))
+        cr_skip_test("run by lib_client.sh around a node stop");
+    aquifer *a = open_client();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/allyears2k_headers.csv", getenv("AQ_DATA_DIR"));
+    const char *paths[] = {path};
+    aquifer_parse_opts po = {.name = "lib_failover"};
+    cr_assert_eq(aquifer_parse(a, paths, 1, &po, NULL), 0, "%s", aquifer_errmsg(a));
+    double s;
+    uint64_t nas;
+    frame_sums(a, "lib_failover", &s, &nas);
+    FILE *out = fopen(getenv("AQ_SUMS"), "w");
+    cr_assert_not_null(out);
+    fprintf(out, "%.17g %llu\n", s, (unsigned long long)nas);
+    fclose(out);
+    aquifer_close(a);
+}
+
+Test(failover, after) {
+    if (!getenv("AQ_SUMS"))
+        cr_skip_test("run by lib_client.sh around a node stop");
+    aquifer *a = open_client();
+    double s, want;
+    uint64_t nas;
+    unsigned long long want_na;
+    FILE *in = fopen(getenv("AQ_SUMS"), "r");
+    cr_assert_not_null(in);
+    cr_assert_eq(fscanf(in, "%lg %llu", &want, &want_na), 2);
+    fclose(in);
+    frame_sums(a, "lib_failover", &s, &nas);
+    cr_assert_eq(s, want, "%.17g vs %.17g", s, want);
+    cr_assert_eq(nas, want_na);
     aquifer_close(a);
 }

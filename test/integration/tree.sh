@@ -41,6 +41,12 @@ same_files "$D" "$T/out" || it_fail "get -r gave other files than were put"
 ls -A "$T/out/a" | grep -q aqtmp && it_fail "a temporary file was left behind"
 it_log "put -r / get -r: $want files identical"
 
+it_log "a progress line on a terminal, none without one"
+grep -q "of $want files" "$T/put.err" && it_fail "put -r drew progress without a terminal"
+script -qec "'$AQ' put -r '$D' tp/" /dev/null >"$T/tty.out" 2>&1 || it_fail "put -r on a terminal failed"
+tr '\r' '\n' <"$T/tty.out" | grep -q "^put -r: $want of $want files" ||
+  it_fail "no progress line on a terminal: $(tr '\r' '\n' <"$T/tty.out" | tail -3)"
+
 it_log "a second get -r over the first replaces the files"
 it_rand_file "$T/new" 500
 "$AQ" put "tr/with space.txt" "$T/new" >/dev/null
@@ -101,4 +107,17 @@ it_rand_file "$T/big" $((100 << 20))
 "$AQ" get big -o "$T/big.out" --fsync || it_fail "get -o big"
 cmp "$T/big" "$T/big.out" || it_fail "get -o of 100 MiB differs"
 "$AQ" get big | cmp -s - "$T/big" || it_fail "get of 100 MiB to stdout differs"
+# Parts land at their offsets in a regular file, but a file opened for appending takes them in order.
+echo head >"$T/app"
+"$AQ" get big >>"$T/app" || it_fail "get >> a file"
+[ "$(head -c 5 "$T/app")" = head ] && tail -c +6 "$T/app" | cmp -s - "$T/big" || it_fail "get >> a file differs"
+it_log "with a node down, put -r --min-copies 2 fails the files that got one copy, and only those"
+it_stop_node n3
+rc=0
+"$AQ" put -r "$D/many" mc/ --min-copies 2 --json >"$T/mc.json" 2>"$T/mc.err" || rc=$?
+[ $rc = 4 ] || it_fail "put -r --min-copies 2 with n3 down exited $rc, want 4"
+nf=$(json 'd["failed"]' <"$T/mc.json")
+ns=$(json 'd["stored"]' <"$T/mc.json")
+[ "$nf" -gt 0 ] && [ "$ns" -gt 0 ] && [ $((nf + ns)) = 200 ] || it_fail "min-copies summary: $(cat "$T/mc.json")"
+[ "$(grep -c "fewer than min_copies 2" "$T/mc.err")" = "$nf" ] || it_fail "min-copies failures: $(head -3 "$T/mc.err")"
 echo "tree: put -r/get -r, escapes refused, vanished file named, 100 MiB get -o identical"
