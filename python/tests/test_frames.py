@@ -84,6 +84,16 @@ def test_arrays_outlive_frame_and_client(cluster, tmp_path):
     f = c.parse(str(path), name="outlive")
     arrays = f.to_numpy()
     df = f.to_pandas()
+    # Zero copy: the int and float arrays, in numpy and in the DataFrame, view library memory.
+    from aquifer._client import _View
+
+    def views_library(a):
+        while a is not None and not isinstance(a, _View):
+            a = getattr(a, "base", None)
+        return a is not None
+
+    assert views_library(arrays["a"]) and views_library(arrays["b"])
+    assert views_library(df["a"].to_numpy()) and views_library(df["b"].to_numpy())
     # Each call has memory of its own: writing one call's arrays changes nothing elsewhere.
     arrays["a"][0] = -1
     df.loc[1, "b"] = -2.0
