@@ -163,8 +163,9 @@ class Client:
         Written(copies, wanted)."""
         k = _cstr("key", key)
         w = _lib.Written()
-        if isinstance(data, str):
-            raise TypeError("put takes bytes or a binary file, not str (encode it first)")
+        if isinstance(data, (str, io.TextIOBase)):
+            raise TypeError("put takes bytes or a binary file, not text (encode it, or open "
+                            "the file with 'rb')")
         fd = _put_fd(data)
         with self._lock:
             h = self._handle()

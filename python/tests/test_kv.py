@@ -50,6 +50,8 @@ def test_put_from_buffers_and_files(client, tmp_path):
     assert out.read_bytes() == b"head" + data + b"tail"
     with pytest.raises(TypeError):
         client.put("file/str", "text is not bytes")
+    with open(path, "r", encoding="latin-1") as f, pytest.raises(TypeError):
+        client.put("file/text", f)
 
 
 def test_overwrite_and_rm(client):
