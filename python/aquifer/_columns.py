@@ -87,7 +87,7 @@ def _masked(values, na):
 def column_numpy(c):
     """One column as to_numpy() gives it (see the module's mapping)."""
     if c.type == "none":
-        return np.full(c.rows, np.nan)
+        return _masked(np.full(c.rows, np.nan), c.na)
     if c.type in ("int", "float"):
         return _masked(c.values, c.na)
     if c.type == "time":
