@@ -6,9 +6,10 @@ AQ_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # Debian packages each step needs. Build: compiler, CMake and the libraries aquifer links.
 AQ_PKGS_BUILD=(build-essential cmake pkg-config libuv1-dev libjemalloc-dev libxxhash-dev xxhash
   libinih-dev libsodium-dev libssl-dev libmicrohttpd-dev zlib1g-dev libzstd-dev libbz2-dev liblzma-dev)
-# Tests: Criterion, clang's fuzzer and sanitizer runtimes, and the tools the network tests drive.
+# Tests: Criterion, clang's fuzzer and sanitizer runtimes, the tools the network tests drive, and
+# pytest and venv for the Python package's tests.
 AQ_PKGS_TEST=(libcriterion-dev clang libclang-rt-14-dev iproute2 iptables procps psmisc python3
-  python3-pandas curl prometheus chromium gzip zstd bzip2 xz-utils)
+  python3-pandas python3-pytest python3-venv curl prometheus chromium gzip zstd bzip2 xz-utils)
 # Benchmarks: the peers aquifer is measured against.
 AQ_PKGS_BENCH=(iperf3 redis-server redis-tools)
 
