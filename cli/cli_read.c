@@ -229,7 +229,7 @@ cli_kop *cli_read_write_copy(cli *c, uint32_t node, const void *key, size_t klen
     if (!k)
         return NULL;
     aq_wr w;
-    aq_wr_init(&w);
+    aq_wr_init_cap(&w, AQ_PUT_HEAD_MAX + vlen);
     if (kind == AQ_KIND_TOMBSTONE) {
         k->method = AQ_M_RM;
         aq_node_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, version, 0);
