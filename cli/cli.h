@@ -249,10 +249,11 @@ typedef struct cli_read {
     cli_kop *data;     /* the GET reply of the newest copy (want_data) */
     char failure[384]; /* why, naming the node, when no answer came */
 } cli_read;
-/* Asks key's live replicas (then, if none holds anything, the other live nodes) and picks the
- * newest copy. 0: r->copies[r->best] is a live value (with want_data its bytes are in r->data);
- * AQ_ENOTFOUND: nothing, or the newest is a removal; else why no node answered (r->failure).
- * Free r with cli_read_free whatever the result. */
+/* Asks key's live replicas (then, if none holds anything, the other live nodes; without want_data
+ * both in one round) and picks the newest copy, the replicas' before the others'. 0:
+ * r->copies[r->best] is a live value (with want_data its bytes are in r->data); AQ_ENOTFOUND:
+ * nothing, or the newest is a removal; else why no node answered (r->failure). Free r with
+ * cli_read_free whatever the result. */
 int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_read *r);
 int cli_read_value(const cli_read *r, uint8_t *kind, aq_node_digest *d, uint64_t *version,
                    const uint8_t **v, size_t *vlen);

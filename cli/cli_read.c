@@ -5,8 +5,11 @@
  * with its version rather than "not found". The newest copy (by version, then digest, as the store
  * orders writes) is the answer; a removal marker there means not found, however many older copies
  * other nodes hold. Only when no replica holds anything are the other live nodes asked (repair may
- * have placed the copy there while a replica was down). When the first replica's reply is not the
- * newest, the value is fetched from a node that holds the newest, verified against its digest.
+ * have placed the copy there while a replica was down); a read of versions only (no value wanted:
+ * the previous value around a put, cli_prev.c) asks the replicas and the other live nodes in one
+ * round instead, since for a new key the second round would always follow, and still prefers the
+ * replicas' newest copy. When the first replica's reply is not the newest, the value is fetched
+ * from a node that holds the newest, verified against its digest.
  *
  * Read repair: a replica that answered with an older copy, or with nothing, is sent the newest
  * (a replica-only PUT or RM carrying the newest's version, which the store applies only if it is
@@ -93,11 +96,12 @@ static int ask(cli_read *r, const void *key, size_t klen, const uint32_t *nodes,
     return err;
 }
 
-static void pick_newest(cli_read *r) {
+/* The newest copy among the replicas' answers (replicas_only) or among every answer. */
+static void pick_newest(cli_read *r, bool replicas_only) {
     r->best = -1;
     for (size_t i = 0; i < r->c->conf->nnodes; i++) {
         const cli_copy *cp = &r->copies[i];
-        if (!cp->found)
+        if (!cp->found || (replicas_only && !cp->replica))
             continue;
         if (r->best < 0 ||
             aq_node_copy_cmp(cp->version, cp->digest, cp->kind, r->copies[r->best].version,
@@ -126,10 +130,28 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
     cli_candidates(c, key, klen, false, &cands);
     for (size_t i = 0; i < cands.ncand; i++)
         r->copies[cands.cand[i]].replica = true;
-    int err = ask(r, key, klen, cands.cand, cands.ncand, want_data);
-    if (err)
-        return err;
-    pick_newest(r);
+    int err;
+    if (!want_data) {
+        /* One round: the replicas and the other live nodes at once. */
+        cli_kop all = {0};
+        cli_candidates(c, key, klen, true, &all);
+        uint32_t order[AQ_NODE_CONFIG_MAX_NODES];
+        size_t n = 0;
+        for (size_t i = 0; i < cands.ncand; i++)
+            order[n++] = cands.cand[i];
+        for (size_t i = 0; i < all.ncand; i++)
+            if (!r->copies[all.cand[i]].replica)
+                order[n++] = all.cand[i];
+        if ((err = ask(r, key, klen, order, n, false)) != 0)
+            return err;
+        pick_newest(r, true);
+        if (r->best < 0)
+            pick_newest(r, false);
+    } else {
+        if ((err = ask(r, key, klen, cands.cand, cands.ncand, true)) != 0)
+            return err;
+        pick_newest(r, false);
+    }
     if (r->best < 0) {
         /* No replica holds anything: a copy may live where repair placed it. */
         cli_kop all = {0};
@@ -139,9 +161,9 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
         for (size_t i = 0; i < all.ncand; i++)
             if (!r->copies[all.cand[i]].asked)
                 rest[nrest++] = all.cand[i];
-        if ((err = ask(r, key, klen, rest, nrest, false)) != 0)
+        if (nrest && (err = ask(r, key, klen, rest, nrest, false)) != 0)
             return err;
-        pick_newest(r);
+        pick_newest(r, false);
     }
     for (size_t i = 0; i < nn; i++)
         r->asked += r->copies[i].asked;
@@ -207,7 +229,7 @@ cli_kop *cli_read_write_copy(cli *c, uint32_t node, const void *key, size_t klen
     if (!k)
         return NULL;
     aq_wr w;
-    aq_wr_init(&w);
+    aq_wr_init_cap(&w, AQ_PUT_HEAD_MAX + vlen);
     if (kind == AQ_KIND_TOMBSTONE) {
         k->method = AQ_M_RM;
         aq_node_rm_req_encode(&w, AQ_PUT_REPLICA, key, klen, version, 0);

@@ -87,6 +87,17 @@ static inline void aq_wr_init(aq_wr *w) {
     w->ok = true;
 }
 
+/* Starts w with room for exactly cap bytes. For a buffer whose final size is known: growing by
+ * doubling from small would round a 4 MiB message up to 8 MiB, a size jemalloc serves from its
+ * oversize arena and returns to the kernel on free, so each such buffer would fault in fresh
+ * pages; one just above the size is reused warm. On failure w is not ok. */
+static inline void aq_wr_init_cap(aq_wr *w, size_t cap) {
+    w->len = 0;
+    w->p = (uint8_t *)malloc(cap ? cap : 1);
+    w->cap = w->p ? cap : 0;
+    w->ok = w->p != NULL;
+}
+
 static inline bool aq_wr_reserve(aq_wr *w, size_t more) {
     if (!w->ok)
         return false;

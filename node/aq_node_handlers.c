@@ -541,10 +541,10 @@ static void handle_get(void *ud, aq_rpc_incoming *in) {
     aq_chunk_ref *ref = lookup(ud, in);
     if (!ref)
         return;
-    /* The reply is one buffer (head + value), so the value is copied once; a 4 MiB copy costs far
-     * less than the network moving it. */
+    /* The reply is one buffer (head + value), so the value is copied once, into a buffer of its
+     * exact size (aq_wr_init_cap says why). */
     aq_wr w;
-    aq_wr_init(&w);
+    aq_wr_init_cap(&w, AQ_PUT_HEAD_MAX + aq_chunk_ref_len(ref));
     aq_node_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)),
                          aq_chunk_ref_version(ref));
     aq_wr_bytes(&w, aq_chunk_ref_data(ref), aq_chunk_ref_len(ref));

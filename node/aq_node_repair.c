@@ -310,7 +310,7 @@ static void start_push(repair_pass *p, const push *ps) {
     if (aq_chunk_get(n->store, k->key, k->klen, &ref) != 0)
         return; /* removed meanwhile: nothing to copy */
     aq_wr w;
-    aq_wr_init(&w);
+    aq_wr_init_cap(&w, AQ_PUT_HEAD_MAX + aq_chunk_ref_len(ref));
     aq_chunk_digest d = aq_chunk_ref_digest(ref);
     aq_node_put_req_head_v(&w, AQ_PUT_REPLICA, aq_chunk_ref_kind(ref), k->key, k->klen,
                            (aq_node_digest){d.hi, d.lo}, aq_chunk_ref_version(ref));
