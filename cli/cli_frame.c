@@ -75,7 +75,8 @@ int cli_put_internal(cli *c, const uint8_t *key, size_t klen, const uint8_t *v, 
     XXH128_hash_t h = XXH3_128bits(v, vlen);
     aq_node_digest d = {h.high64, h.low64};
     aq_wr w;
-    aq_wr_init(&w);
+    /* sized exactly: a doubled buffer of several MiB would come from fresh pages every time */
+    aq_wr_init_cap(&w, AQ_PUT_HEAD_MAX + vlen);
     aq_node_put_req_head(&w, 0, AQ_KIND_VALUE, key, klen, d);
     aq_wr_bytes(&w, v, vlen);
     if (!w.ok) {
