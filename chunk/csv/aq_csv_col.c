@@ -868,6 +868,10 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     uint8_t tshape = 0; /* of the times, and whether they came in several shapes */
     bool tseen = false, tmixed = false, tdates = false;
     x->tfrac = 0;
+    /* in locals: the loop's byte stores to x->kind could alias them, so each would be loaded
+     * again at every value */
+    const bool dec = x->decimal == ',';
+    const aq_csv_na *na = &x->na;
     for (size_t r = 0; r < x->rows; r++) {
         fidx f = *fcell(x, r, j);
         x->kind[r] = AQ_CSV_V_NA;
@@ -879,14 +883,18 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         size_t len = f_len(f);
         int64_t iv = 0;
         double dv = 0;
-        aq_csv_vkind k = x->decimal == ','
-                             ? aq_csv_classify_dec(p, len, f_quoted(f), &x->na, ',', &iv, &dv)
-                             : aq_csv_classify(p, len, f_quoted(f), &x->na, &iv, &dv);
+        aq_csv_vkind k = dec ? aq_csv_classify_dec(p, len, f_quoted(f), na, ',', &iv, &dv)
+                             : aq_csv_classify(p, len, f_quoted(f), na, &iv, &dv);
         x->kind[r] = (uint8_t)k;
-        if (k == AQ_CSV_V_FLOAT)
+        /* bit 5: a NaN the file wrote, which makes a column float only beside real numbers */
+        unsigned bit = 1u << k;
+        if (k == AQ_CSV_V_FLOAT) {
             x->val[r].d = dv;
-        else
+            if (dv != dv)
+                bit = 1u << 5;
+        } else {
             x->val[r].i = iv;
+        }
         if (k == AQ_CSV_V_NA) {
             o->na++;
             continue;
@@ -894,10 +902,7 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         uint64_t h = XXH3_64bits(p, len);
         x->hash[r] = h;
         aq_csv_kmv_add(x->kmv, h);
-        /* bit 5: a NaN the file wrote, which makes a column float only beside real numbers;
-         * bit 6: an integer a double cannot hold exactly (beyond 2^53) */
-        seen |= 1u << (k == AQ_CSV_V_FLOAT && dv != dv ? 5 : k);
-        seen |= (unsigned)(k == AQ_CSV_V_INT && (uint64_t)iv + (1ull << 53) > (1ull << 54)) << 6;
+        seen |= bit;
         if (k == AQ_CSV_V_TIME) { /* its shape came in dv; fraction digits may vary */
             uint8_t sh = (uint8_t)dv;
             if (sh & AQ_CSV_TS_TIME) {
@@ -917,6 +922,13 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
             mx = v > mx ? v : mx;
         }
     }
+    /* bit 6: an integer a double cannot hold exactly (beyond 2^53). Rare, so looked for only when
+     * the range says it may be there: an integer just past 2^53 rounds to 2^53 as a double, so
+     * the range reaching 2^53 is the sign to read the integers again. */
+    if ((seen >> AQ_CSV_V_INT & 1) && (mx >= 0x1p53 || mn <= -0x1p53))
+        for (size_t r = 0; r < x->rows; r++)
+            if (x->kind[r] == AQ_CSV_V_INT && (uint64_t)x->val[r].i + (1ull << 53) > (1ull << 54))
+                seen |= 1u << 6;
     bool ints = seen >> AQ_CSV_V_INT & 1, floats = seen >> AQ_CSV_V_FLOAT & 1,
          times = seen >> AQ_CSV_V_TIME & 1, texts = seen >> AQ_CSV_V_TEXT & 1, nans = seen >> 5 & 1;
     o->numeric = ints || floats;
