@@ -626,9 +626,10 @@ static void sort_levels(slev *a, uint32_t n, slev *tmp) {
 
 /* Builds a text chunk from refs[rows] (p == NULL: NA): CAT when want_cat and the distinct count
  * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. hashes: NULL, or XXH3_64bits
- * of each non-NA row's text (computed by the caller already). */
+ * of each non-NA row's text (computed by the caller already). est: the distinct count expected
+ * (0: unknown), which sizes the table of levels. */
 static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, uint32_t rows,
-                      bool want_cat, bool force_cat) {
+                      uint32_t est, bool want_cat, bool force_cat) {
     size_t total = 0;
     for (uint32_t r = 0; r < rows; r++)
         total += refs[r].p ? refs[r].len : 0;
@@ -636,9 +637,12 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         return AQ_ETOOBIG;
     if (want_cat) {
         /* distinct values through an open-addressing table of first occurrences; the table
-         * keeps each level's hash beside its id, so a probe compares bytes only on a match */
+         * keeps each level's hash beside its id, so a probe compares bytes only on a match.
+         * It is sized for the levels (the sketch's estimate, when there is one), not the rows,
+         * and doubles at half full: a table of the rows would be megabytes, each probe a cache
+         * miss, for a few thousand levels. */
         size_t cap = 64;
-        while (cap < (size_t)rows * 2)
+        while (cap < (size_t)est * 2 && cap < (size_t)rows * 2)
             cap *= 2;
         typedef struct slot {
             uint64_t h;
@@ -673,6 +677,31 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
             if (tab[i].id == UINT32_MAX) {
                 tab[i] = (slot){h, nu};
                 uniq[nu++] = *v;
+                id[r] = nu - 1;
+                if ((size_t)nu * 2 > cap) {
+                    size_t ncap = cap * 2;
+                    slot *nt = malloc(ncap * sizeof *nt);
+                    if (!nt) {
+                        free(tab);
+                        free(id);
+                        free(uniq);
+                        return AQ_ENOMEM;
+                    }
+                    for (size_t k = 0; k < ncap; k++)
+                        nt[k].id = UINT32_MAX;
+                    for (size_t k = 0; k < cap; k++) {
+                        if (tab[k].id == UINT32_MAX)
+                            continue;
+                        size_t m = (size_t)tab[k].h & (ncap - 1);
+                        while (nt[m].id != UINT32_MAX)
+                            m = (m + 1) & (ncap - 1);
+                        nt[m] = tab[k];
+                    }
+                    free(tab);
+                    tab = nt;
+                    cap = ncap;
+                }
+                continue;
             }
             id[r] = tab[i].id;
         }
@@ -680,7 +709,7 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         if (nu > AQ_CSV_CAT_MAX && !force_cat) {
             free(id);
             free(uniq);
-            return build_text(c, refs, NULL, rows, false, false);
+            return build_text(c, refs, NULL, rows, 0, false, false);
         }
         /* sort the levels and map first-occurrence ids to sorted codes */
         uint32_t *order = malloc(((size_t)nu + 1) * sizeof *order);
@@ -846,8 +875,9 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
                 refs[r] = (sref){f_ptr(x, f), (uint32_t)f_len(f)};
             }
         }
-        int rc =
-            build_text(c, refs, x->hashed ? x->hash : NULL, rows, type == AQ_CSV_T_CAT, forced);
+        int rc = build_text(c, refs, x->hashed ? x->hash : NULL, rows,
+                            x->hashed ? (uint32_t)fmin(aq_csv_obs_distinct(o), (double)rows) : 0,
+                            type == AQ_CSV_T_CAT, forced);
         free(refs);
         o->kind = c->type;
         return rc;
@@ -1094,7 +1124,7 @@ int aq_csv_col_widen(aq_csv_col *c, aq_csv_type to) {
         }
         aq_csv_col n;
         memset(&n, 0, sizeof n);
-        int rc = build_text(&n, refs, NULL, rows, false, false);
+        int rc = build_text(&n, refs, NULL, rows, 0, false, false);
         free(refs);
         if (rc) {
             aq_csv_col_free(&n);
