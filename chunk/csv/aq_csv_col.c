@@ -420,19 +420,24 @@ static uint8_t int_width(int64_t lo, int64_t hi) {
     return 8;
 }
 
-static void put_int(void *vals, uint8_t w, uint32_t r, int64_t v) {
+/* vals[0..n) = iv[0..n) at width w (each value fits): one loop per width, not a switch per value.
+ */
+static void narrow_ints(void *vals, uint8_t w, const int64_t *iv, uint32_t n) {
     switch (w) {
     case 1:
-        ((int8_t *)vals)[r] = (int8_t)v;
+        for (uint32_t r = 0; r < n; r++)
+            ((int8_t *)vals)[r] = (int8_t)iv[r];
         break;
     case 2:
-        ((int16_t *)vals)[r] = (int16_t)v;
+        for (uint32_t r = 0; r < n; r++)
+            ((int16_t *)vals)[r] = (int16_t)iv[r];
         break;
     case 4:
-        ((int32_t *)vals)[r] = (int32_t)v;
+        for (uint32_t r = 0; r < n; r++)
+            ((int32_t *)vals)[r] = (int32_t)iv[r];
         break;
     default:
-        ((int64_t *)vals)[r] = v;
+        memcpy(vals, iv, (size_t)n * sizeof *iv);
     }
 }
 
@@ -837,8 +842,7 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
                 free(iv);
                 return AQ_ENOMEM;
             }
-            for (uint32_t r = 0; r < rows; r++)
-                put_int(c->vals, c->width, r, iv[r]);
+            narrow_ints(c->vals, c->width, iv, rows);
             free(iv);
         } else {
             c->width = 8;
