@@ -936,6 +936,13 @@ Test(csv_col, integers_past_2_53_beside_floats_keep_their_digits) {
     load_ok("a\n1.5\n9007199254740992\n", NULL, 1 << 20, &f);
     cr_assert_eq(f.final[0], AQ_CSV_T_FLOAT, "2^53 itself is exact");
     csv_frame_free(&f);
+    /* 2^53 + 1 is 2^53 as a double: the column's range alone cannot tell it from 2^53 */
+    load_ok("a\n1.5\n9007199254740993\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_CAT, "2^53 + 1 would print as 2^53");
+    csv_frame_free(&f);
+    load_ok("a\n-1.5\n-9007199254740993\n", NULL, 1 << 20, &f);
+    cr_assert_eq(f.final[0], AQ_CSV_T_CAT, "-(2^53 + 1) would print as -2^53");
+    csv_frame_free(&f);
 }
 
 Test(csv_col, rows_ending_at_cr_alone_are_rows) {

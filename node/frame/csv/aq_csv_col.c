@@ -420,19 +420,24 @@ static uint8_t int_width(int64_t lo, int64_t hi) {
     return 8;
 }
 
-static void put_int(void *vals, uint8_t w, uint32_t r, int64_t v) {
+/* vals[0..n) = iv[0..n) at width w (each value fits): one loop per width, not a switch per value.
+ */
+static void narrow_ints(void *vals, uint8_t w, const int64_t *iv, uint32_t n) {
     switch (w) {
     case 1:
-        ((int8_t *)vals)[r] = (int8_t)v;
+        for (uint32_t r = 0; r < n; r++)
+            ((int8_t *)vals)[r] = (int8_t)iv[r];
         break;
     case 2:
-        ((int16_t *)vals)[r] = (int16_t)v;
+        for (uint32_t r = 0; r < n; r++)
+            ((int16_t *)vals)[r] = (int16_t)iv[r];
         break;
     case 4:
-        ((int32_t *)vals)[r] = (int32_t)v;
+        for (uint32_t r = 0; r < n; r++)
+            ((int32_t *)vals)[r] = (int32_t)iv[r];
         break;
     default:
-        ((int64_t *)vals)[r] = v;
+        memcpy(vals, iv, (size_t)n * sizeof *iv);
     }
 }
 
@@ -626,9 +631,10 @@ static void sort_levels(slev *a, uint32_t n, slev *tmp) {
 
 /* Builds a text chunk from refs[rows] (p == NULL: NA): CAT when want_cat and the distinct count
  * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. hashes: NULL, or XXH3_64bits
- * of each non-NA row's text (computed by the caller already). */
+ * of each non-NA row's text (computed by the caller already). est: the distinct count expected
+ * (0: unknown), which sizes the table of levels. */
 static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, uint32_t rows,
-                      bool want_cat, bool force_cat) {
+                      uint32_t est, bool want_cat, bool force_cat) {
     size_t total = 0;
     for (uint32_t r = 0; r < rows; r++)
         total += refs[r].p ? refs[r].len : 0;
@@ -636,9 +642,12 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         return AQ_ETOOBIG;
     if (want_cat) {
         /* distinct values through an open-addressing table of first occurrences; the table
-         * keeps each level's hash beside its id, so a probe compares bytes only on a match */
+         * keeps each level's hash beside its id, so a probe compares bytes only on a match.
+         * It is sized for the levels (the sketch's estimate, when there is one), not the rows,
+         * and doubles at half full: a table of the rows would be megabytes, each probe a cache
+         * miss, for a few thousand levels. */
         size_t cap = 64;
-        while (cap < (size_t)rows * 2)
+        while (cap < (size_t)est * 2 && cap < (size_t)rows * 2)
             cap *= 2;
         typedef struct slot {
             uint64_t h;
@@ -673,6 +682,31 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
             if (tab[i].id == UINT32_MAX) {
                 tab[i] = (slot){h, nu};
                 uniq[nu++] = *v;
+                id[r] = nu - 1;
+                if ((size_t)nu * 2 > cap) {
+                    size_t ncap = cap * 2;
+                    slot *nt = malloc(ncap * sizeof *nt);
+                    if (!nt) {
+                        free(tab);
+                        free(id);
+                        free(uniq);
+                        return AQ_ENOMEM;
+                    }
+                    for (size_t k = 0; k < ncap; k++)
+                        nt[k].id = UINT32_MAX;
+                    for (size_t k = 0; k < cap; k++) {
+                        if (tab[k].id == UINT32_MAX)
+                            continue;
+                        size_t m = (size_t)tab[k].h & (ncap - 1);
+                        while (nt[m].id != UINT32_MAX)
+                            m = (m + 1) & (ncap - 1);
+                        nt[m] = tab[k];
+                    }
+                    free(tab);
+                    tab = nt;
+                    cap = ncap;
+                }
+                continue;
             }
             id[r] = tab[i].id;
         }
@@ -680,7 +714,7 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         if (nu > AQ_CSV_CAT_MAX && !force_cat) {
             free(id);
             free(uniq);
-            return build_text(c, refs, NULL, rows, false, false);
+            return build_text(c, refs, NULL, rows, 0, false, false);
         }
         /* sort the levels and map first-occurrence ids to sorted codes */
         uint32_t *order = malloc(((size_t)nu + 1) * sizeof *order);
@@ -808,8 +842,7 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
                 free(iv);
                 return AQ_ENOMEM;
             }
-            for (uint32_t r = 0; r < rows; r++)
-                put_int(c->vals, c->width, r, iv[r]);
+            narrow_ints(c->vals, c->width, iv, rows);
             free(iv);
         } else {
             c->width = 8;
@@ -846,8 +879,9 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
                 refs[r] = (sref){f_ptr(x, f), (uint32_t)f_len(f)};
             }
         }
-        int rc =
-            build_text(c, refs, x->hashed ? x->hash : NULL, rows, type == AQ_CSV_T_CAT, forced);
+        int rc = build_text(c, refs, x->hashed ? x->hash : NULL, rows,
+                            x->hashed ? (uint32_t)fmin(aq_csv_obs_distinct(o), (double)rows) : 0,
+                            type == AQ_CSV_T_CAT, forced);
         free(refs);
         o->kind = c->type;
         return rc;
@@ -868,6 +902,10 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
     uint8_t tshape = 0; /* of the times, and whether they came in several shapes */
     bool tseen = false, tmixed = false, tdates = false;
     x->tfrac = 0;
+    /* in locals: the loop's byte stores to x->kind could alias them, so each would be loaded
+     * again at every value */
+    const bool dec = x->decimal == ',';
+    const aq_csv_na *na = &x->na;
     for (size_t r = 0; r < x->rows; r++) {
         fidx f = *fcell(x, r, j);
         x->kind[r] = AQ_CSV_V_NA;
@@ -879,14 +917,18 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         size_t len = f_len(f);
         int64_t iv = 0;
         double dv = 0;
-        aq_csv_vkind k = x->decimal == ','
-                             ? aq_csv_classify_dec(p, len, f_quoted(f), &x->na, ',', &iv, &dv)
-                             : aq_csv_classify(p, len, f_quoted(f), &x->na, &iv, &dv);
+        aq_csv_vkind k = dec ? aq_csv_classify_dec(p, len, f_quoted(f), na, ',', &iv, &dv)
+                             : aq_csv_classify(p, len, f_quoted(f), na, &iv, &dv);
         x->kind[r] = (uint8_t)k;
-        if (k == AQ_CSV_V_FLOAT)
+        /* bit 5: a NaN the file wrote, which makes a column float only beside real numbers */
+        unsigned bit = 1u << k;
+        if (k == AQ_CSV_V_FLOAT) {
             x->val[r].d = dv;
-        else
+            if (dv != dv)
+                bit = 1u << 5;
+        } else {
             x->val[r].i = iv;
+        }
         if (k == AQ_CSV_V_NA) {
             o->na++;
             continue;
@@ -894,10 +936,7 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
         uint64_t h = XXH3_64bits(p, len);
         x->hash[r] = h;
         aq_csv_kmv_add(x->kmv, h);
-        /* bit 5: a NaN the file wrote, which makes a column float only beside real numbers;
-         * bit 6: an integer a double cannot hold exactly (beyond 2^53) */
-        seen |= 1u << (k == AQ_CSV_V_FLOAT && dv != dv ? 5 : k);
-        seen |= (unsigned)(k == AQ_CSV_V_INT && (uint64_t)iv + (1ull << 53) > (1ull << 54)) << 6;
+        seen |= bit;
         if (k == AQ_CSV_V_TIME) { /* its shape came in dv; fraction digits may vary */
             uint8_t sh = (uint8_t)dv;
             if (sh & AQ_CSV_TS_TIME) {
@@ -917,6 +956,13 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
             mx = v > mx ? v : mx;
         }
     }
+    /* bit 6: an integer a double cannot hold exactly (beyond 2^53). Rare, so looked for only when
+     * the range says it may be there: an integer just past 2^53 rounds to 2^53 as a double, so
+     * the range reaching 2^53 is the sign to read the integers again. */
+    if ((seen >> AQ_CSV_V_INT & 1) && (mx >= 0x1p53 || mn <= -0x1p53))
+        for (size_t r = 0; r < x->rows; r++)
+            if (x->kind[r] == AQ_CSV_V_INT && (uint64_t)x->val[r].i + (1ull << 53) > (1ull << 54))
+                seen |= 1u << 6;
     bool ints = seen >> AQ_CSV_V_INT & 1, floats = seen >> AQ_CSV_V_FLOAT & 1,
          times = seen >> AQ_CSV_V_TIME & 1, texts = seen >> AQ_CSV_V_TEXT & 1, nans = seen >> 5 & 1;
     o->numeric = ints || floats;
@@ -1082,7 +1128,7 @@ int aq_csv_col_widen(aq_csv_col *c, aq_csv_type to) {
         }
         aq_csv_col n;
         memset(&n, 0, sizeof n);
-        int rc = build_text(&n, refs, NULL, rows, false, false);
+        int rc = build_text(&n, refs, NULL, rows, 0, false, false);
         free(refs);
         if (rc) {
             aq_csv_col_free(&n);

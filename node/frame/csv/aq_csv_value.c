@@ -47,10 +47,13 @@ bool aq_csv_is_na(const char *p, size_t len, bool quoted, const aq_csv_na *na) {
     if (len == 0)
         return na->lens & 1; /* "" is a spelling */
     /* Blanks around a spelling are dropped ("NA " is NA), but a field of blanks alone is text:
-     * it is a value in a text column, not the empty spelling. */
-    trim(&p, &len);
-    if (len == 0)
-        return false;
+     * it is a value in a text column, not the empty spelling. Most fields have no blank at
+     * either end: two byte tests spare them the trimming loops. */
+    if (p[0] == ' ' || p[0] == '\t' || p[len - 1] == ' ' || p[len - 1] == '\t') {
+        trim(&p, &len);
+        if (len == 0)
+            return false;
+    }
     /* Called for every field: its length rules out nearly every value, the first byte most of
      * the rest, before any strlen or memcmp. */
     if (!(na->lens >> (len < 63 ? len : 63) & 1))
@@ -437,34 +440,15 @@ bool aq_csv_parse_time_shape(const char *p, size_t len, int64_t *ms, uint8_t *sh
     return true;
 }
 
-/* The common case in one pass: an unquoted field that starts like a number and that no NA entry
- * starts like. Answers what the full chain below would (NA, int, float, time in that order), or
- * -1 for "not decided here"; every field it does not decide takes the full chain. */
-static int classify_number(const char *p, size_t len, const aq_csv_na *na, int64_t *iv,
-                           double *dv) {
+/* aq_csv_classify past a field's leading digits (p[start..i), value v, i < len): a time, a
+ * decimal or -1, undecided (the chain decides). Out of line, so that integers, the common case, do
+ * not pay for saving the registers this needs. */
+static __attribute__((noinline)) int classify_past_digits(const char *p, size_t len, size_t i,
+                                                          size_t start, uint64_t v, int64_t *iv,
+                                                          double *dv) {
     char c0 = p[0];
-    if (!digit(c0) && c0 != '-' && c0 != '+' && c0 != '.')
-        return -1;
-    if (na->first[(uint8_t)c0 >> 6] >> ((uint8_t)c0 & 63) & 1)
-        return -1; /* could be NA: let aq_csv_is_na decide */
-    /* p[0] is no space, so the field is trimmed at the front; a space at the end stops every
-     * loop below short of len, which leaves the field to the full chain */
-    size_t i = c0 == '-' || c0 == '+';
-    size_t start = i;
-    uint64_t v = 0;
-    while (i < len && digit(p[i]))
-        v = v * 10 + (uint64_t)(p[i++] - '0');
     size_t nd = i - start;
-    if (nd > 1 && p[start] == '0' && !(nd == 4 && i < len && p[i] == '-'))
-        return AQ_CSV_V_TEXT;             /* 007, -01, 00.5: a code, kept as written */
-    if (i == len && nd > 0 && nd <= 18) { /* 18 digits cannot overflow */
-        *iv = c0 == '-' ? -(int64_t)v : (int64_t)v;
-        *dv = (double)*iv;
-        return AQ_CSV_V_INT;
-    }
-    if (i == len) /* all digits but too many for the loop above: parse_int decides */
-        return -1;
-    if (nd == 4 && i < len && p[i] == '-' && start == 0) { /* 2015-01-02...: only a time can be */
+    if (nd == 4 && p[i] == '-' && start == 0) { /* 2015-01-02...: only a time can be */
         uint8_t sh;
         if (!aq_csv_parse_time_shape(p, len, iv, &sh))
             return AQ_CSV_V_TEXT;
@@ -511,13 +495,11 @@ static bool int_syntax(const char *p, size_t len) {
     return true;
 }
 
-aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
-                             int64_t *iv, double *dv) {
-    if (!quoted && len) {
-        int k = classify_number(p, len, na, iv, dv);
-        if (k >= 0)
-            return (aq_csv_vkind)k;
-    }
+/* The fields aq_csv_classify does not decide at once: the chain. Kept out of it so the
+ * common case does not pay for saving the registers this one needs. */
+static __attribute__((noinline)) aq_csv_vkind classify_chain(const char *p, size_t len, bool quoted,
+                                                             const aq_csv_na *na, int64_t *iv,
+                                                             double *dv) {
     /* Only a digit, a sign, a point, a blank or the words inf and nan start a number or a time:
      * other text (names, codes, free text) needs no parser, only the NA list. */
     if (len) {
@@ -548,6 +530,48 @@ aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_cs
         return AQ_CSV_V_TIME;
     }
     return AQ_CSV_V_TEXT;
+}
+
+/* classify_past_digits, then the chain when it does not decide. */
+static __attribute__((noinline)) aq_csv_vkind classify_rest(const char *p, size_t len,
+                                                            const aq_csv_na *na, size_t i,
+                                                            size_t start, uint64_t v, int64_t *iv,
+                                                            double *dv) {
+    int k = classify_past_digits(p, len, i, start, v, iv, dv);
+    return k >= 0 ? (aq_csv_vkind)k : classify_chain(p, len, false, na, iv, dv);
+}
+
+/* The common case in one pass: an unquoted field that starts like a number and that no NA entry
+ * starts like. Answers what the full chain would (NA, int, float, time in that order); every
+ * field it does not decide takes the full chain. Integers are decided here; every other way
+ * out is a tail call, so the common case saves no registers. */
+aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_csv_na *na,
+                             int64_t *iv, double *dv) {
+    if (quoted || !len)
+        return classify_chain(p, len, quoted, na, iv, dv);
+    char c0 = p[0];
+    if (!digit(c0) && c0 != '-' && c0 != '+' && c0 != '.')
+        return classify_chain(p, len, quoted, na, iv, dv);
+    if (na->first[(uint8_t)c0 >> 6] >> ((uint8_t)c0 & 63) & 1)
+        return classify_chain(p, len, quoted, na, iv, dv); /* could be NA: the list decides */
+    /* p[0] is no space, so the field is trimmed at the front; a space at the end stops every
+     * loop below short of len, which leaves the field to the full chain */
+    size_t i = c0 == '-' || c0 == '+';
+    size_t start = i;
+    uint64_t v = 0;
+    while (i < len && digit(p[i]))
+        v = v * 10 + (uint64_t)(p[i++] - '0');
+    size_t nd = i - start;
+    if (nd > 1 && p[start] == '0' && !(nd == 4 && i < len && p[i] == '-'))
+        return AQ_CSV_V_TEXT;             /* 007, -01, 00.5: a code, kept as written */
+    if (i == len && nd > 0 && nd <= 18) { /* 18 digits cannot overflow */
+        *iv = c0 == '-' ? -(int64_t)v : (int64_t)v;
+        *dv = (double)*iv;
+        return AQ_CSV_V_INT;
+    }
+    if (i == len) /* all digits but too many for the loop above: parse_int decides */
+        return classify_chain(p, len, quoted, na, iv, dv);
+    return classify_rest(p, len, na, i, start, v, iv, dv);
 }
 
 aq_csv_vkind aq_csv_classify_dec(const char *p, size_t len, bool quoted, const aq_csv_na *na,
