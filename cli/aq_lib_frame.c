@@ -6,12 +6,12 @@
  * over the live replicas of each (digest checked by the key operation, the next replica when one
  * fails or lacks it); a chunk is handed to the fetch's decoder thread as soon as it arrives and
  * decoded into its column's arrays there while the client's thread keeps the window full, and its
- * reply freed, so memory stays the arrays plus a window of chunks and a bounded decode queue. Invariants of a fetched column: rows
- * values at 64-byte aligned addresses, missing rows flagged in na and holding the type's missing
- * value (aquifer.h), categorical codes indexing the frame's levels (every chunk of a categorical
- * column holds the frame's whole domain after the parse; a chunk that does not is recoded here).
- * String columns are assembled once every chunk of them is in (their byte offsets depend on the
- * chunks before).
+ * reply freed, so memory stays the arrays plus a window of chunks and a bounded decode queue.
+ * Invariants of a fetched column: rows values at 64-byte aligned addresses, missing rows flagged in
+ * na and holding the type's missing value (aquifer.h), categorical codes indexing the frame's
+ * levels (every chunk of a categorical column holds the frame's whole domain after the parse; a
+ * chunk that does not is recoded here). String columns are assembled once every chunk of them is in
+ * (their byte offsets depend on the chunks before).
  */
 #include <math.h>
 #include <pthread.h>
@@ -353,6 +353,14 @@ static int set_levels(aquifer_frame *f, uint32_t j, aq_csv_strs *d) {
     return 0;
 }
 
+/* dst[r] = v for every NA row r of c, walking the set bits of its bitmap. */
+#define NA_FILL(c, dst, v)                                                                         \
+    do {                                                                                           \
+        for (uint32_t b_ = 0; b_ < ((c)->rows + 7) / 8; b_++)                                      \
+            for (unsigned m_ = (c)->na[b_]; m_; m_ &= m_ - 1)                                      \
+                (dst)[b_ * 8 + (uint32_t)__builtin_ctz(m_)] = (v);                                 \
+    } while (0)
+
 /* Chunk i of column j (decoded in c) into the column's arrays. */
 static int col_take(aquifer_frame *f, uint32_t i, uint32_t j, aq_csv_col *c) {
     aquifer_column *col = &f->cols[j];
@@ -424,18 +432,14 @@ static int col_take(aquifer_frame *f, uint32_t i, uint32_t j, aq_csv_col *c) {
         double *dst = (double *)col->values + r0;
         memcpy(dst, c->vals, (size_t)n * 8);
         if (nas)
-            for (uint32_t r = 0; r < n; r++)
-                if (aq_csv_col_is_na(c, r))
-                    dst[r] = NAN;
+            NA_FILL(c, dst, NAN);
         break;
     }
     case AQUIFER_TIME: {
         int64_t *dst = (int64_t *)col->values + r0;
         memcpy(dst, c->vals, (size_t)n * 8);
         if (nas)
-            for (uint32_t r = 0; r < n; r++)
-                if (aq_csv_col_is_na(c, r))
-                    dst[r] = INT64_MIN;
+            NA_FILL(c, dst, INT64_MIN);
         break;
     }
     case AQUIFER_CAT: {
@@ -450,11 +454,21 @@ static int col_take(aquifer_frame *f, uint32_t i, uint32_t j, aq_csv_col *c) {
         }
         int32_t *dst = (int32_t *)col->values + r0;
         const uint32_t *codes = c->vals;
-        for (uint32_t r = 0; r < n; r++) {
-            if (codes && codes[r] >= col->nlevels && !aq_csv_col_is_na(c, r))
-                return AQ_EPROTO;
-            dst[r] = aq_csv_col_is_na(c, r) || !codes ? -1 : (int32_t)codes[r];
+        if (!codes) {
+            memset(dst, 0xff, (size_t)n * 4);
+            break;
         }
+        /* NA rows hold code 0 (the decoder and the recode see to it), so the largest code over
+         * all rows bounds the valid ones. */
+        uint32_t max = 0;
+        for (uint32_t r = 0; r < n; r++) {
+            dst[r] = (int32_t)codes[r];
+            max = codes[r] > max ? codes[r] : max;
+        }
+        if (n && nas < n && max >= col->nlevels)
+            return AQ_EPROTO;
+        if (nas)
+            NA_FILL(c, dst, -1);
         break;
     }
     case AQUIFER_STR:
