@@ -4,16 +4,17 @@
  * Columns travel as the column chunks the nodes stored (aq_csv_col encoding), never as CSV. A
  * fetch asks for every selected (chunk, column) key at once, up to FETCH_WINDOW in flight, spread
  * over the live replicas of each (digest checked by the key operation, the next replica when one
- * fails or lacks it); a chunk is decoded into
- * its column's arrays as soon as it arrives, while the others are still on the wire, and its reply
- * freed, so memory stays the arrays plus a window of chunks. Invariants of a fetched column: rows
- * values at 64-byte aligned addresses, missing rows flagged in na and holding the type's missing
- * value (aquifer.h), categorical codes indexing the frame's levels (every chunk of a categorical
- * column holds the frame's whole domain after the parse; a chunk that does not is recoded here).
- * String columns are assembled once every chunk of them is in (their byte offsets depend on the
- * chunks before).
+ * fails or lacks it); a chunk is handed to the fetch's decoder thread as soon as it arrives and
+ * decoded into its column's arrays there while the client's thread keeps the window full, and its
+ * reply freed, so memory stays the arrays plus a window of chunks and a bounded decode queue.
+ * Invariants of a fetched column: rows values at 64-byte aligned addresses, missing rows flagged in
+ * na and holding the type's missing value (aquifer.h), categorical codes indexing the frame's
+ * levels (every chunk of a categorical column holds the frame's whole domain after the parse; a
+ * chunk that does not is recoded here). String columns are assembled once every chunk of them is in
+ * (their byte offsets depend on the chunks before).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,9 @@
 
 /* Column chunks in flight at once: enough to keep every node busy, a bounded memory. */
 #define FETCH_WINDOW 24
+/* Replies received and waiting for the decoder: the loop keeps fetching while it decodes, and a
+ * decoder slower than the wire holds back the loop instead of letting replies pile up. */
+#define DECODE_QUEUE 16
 
 const char *aquifer_type_name(aquifer_type t) {
     return t <= AQUIFER_STR ? aq_csv_type_name((aq_csv_type)t) : "unknown";
@@ -349,6 +353,14 @@ static int set_levels(aquifer_frame *f, uint32_t j, aq_csv_strs *d) {
     return 0;
 }
 
+/* dst[r] = v for every NA row r of c, walking the set bits of its bitmap. */
+#define NA_FILL(c, dst, v)                                                                         \
+    do {                                                                                           \
+        for (uint32_t b_ = 0; b_ < ((c)->rows + 7) / 8; b_++)                                      \
+            for (unsigned m_ = (c)->na[b_]; m_; m_ &= m_ - 1)                                      \
+                (dst)[b_ * 8 + (uint32_t)__builtin_ctz(m_)] = (v);                                 \
+    } while (0)
+
 /* Chunk i of column j (decoded in c) into the column's arrays. */
 static int col_take(aquifer_frame *f, uint32_t i, uint32_t j, aq_csv_col *c) {
     aquifer_column *col = &f->cols[j];
@@ -420,18 +432,14 @@ static int col_take(aquifer_frame *f, uint32_t i, uint32_t j, aq_csv_col *c) {
         double *dst = (double *)col->values + r0;
         memcpy(dst, c->vals, (size_t)n * 8);
         if (nas)
-            for (uint32_t r = 0; r < n; r++)
-                if (aq_csv_col_is_na(c, r))
-                    dst[r] = NAN;
+            NA_FILL(c, dst, NAN);
         break;
     }
     case AQUIFER_TIME: {
         int64_t *dst = (int64_t *)col->values + r0;
         memcpy(dst, c->vals, (size_t)n * 8);
         if (nas)
-            for (uint32_t r = 0; r < n; r++)
-                if (aq_csv_col_is_na(c, r))
-                    dst[r] = INT64_MIN;
+            NA_FILL(c, dst, INT64_MIN);
         break;
     }
     case AQUIFER_CAT: {
@@ -446,11 +454,21 @@ static int col_take(aquifer_frame *f, uint32_t i, uint32_t j, aq_csv_col *c) {
         }
         int32_t *dst = (int32_t *)col->values + r0;
         const uint32_t *codes = c->vals;
-        for (uint32_t r = 0; r < n; r++) {
-            if (codes && codes[r] >= col->nlevels && !aq_csv_col_is_na(c, r))
-                return AQ_EPROTO;
-            dst[r] = aq_csv_col_is_na(c, r) || !codes ? -1 : (int32_t)codes[r];
+        if (!codes) {
+            memset(dst, 0xff, (size_t)n * 4);
+            break;
         }
+        /* NA rows hold code 0 (the decoder and the recode see to it), so the largest code over
+         * all rows bounds the valid ones. */
+        uint32_t max = 0;
+        for (uint32_t r = 0; r < n; r++) {
+            dst[r] = (int32_t)codes[r];
+            max = codes[r] > max ? codes[r] : max;
+        }
+        if (n && nas < n && max >= col->nlevels)
+            return AQ_EPROTO;
+        if (nas)
+            NA_FILL(c, dst, -1);
         break;
     }
     case AQUIFER_STR:
@@ -520,6 +538,117 @@ typedef struct fetch_job {
     uint32_t chunk, col;
 } fetch_job;
 
+/* A GET reply (digest already checked on the loop thread) waiting to be decoded. */
+typedef struct decode_item {
+    uint8_t *rep;
+    size_t replen;
+    uint32_t chunk, col, node;
+} decode_item;
+
+/* The decoder thread of one fetch. Decoding (the column codec, widening, recoding, the copies
+ * into the arrays) runs here while the client's thread keeps the loop and the fetch window
+ * going. One decoder per fetch, so col_take's per-column state is only ever touched by it;
+ * the client's thread touches the arrays again only after the join. */
+typedef struct decoder {
+    aquifer_frame *f;
+    pthread_mutex_t mu;
+    pthread_cond_t work, room;
+    decode_item q[DECODE_QUEUE];
+    size_t head, n;
+    bool closing;
+    int err; /* the first failure; items after it are freed undecoded */
+    char why[600];
+} decoder;
+
+static void decode_one(decoder *d, const decode_item *it) {
+    aquifer_frame *f = d->f;
+    const aq_node_config_node *node = &f->a->c.conf->nodes[it->node];
+    const char *cname = f->m.cols[it->col];
+    uint8_t kind;
+    aq_node_digest dg;
+    const uint8_t *v;
+    size_t vlen;
+    aq_csv_col col;
+    memset(&col, 0, sizeof col);
+    char why[600] = "";
+    int err = 0;
+    if (aq_node_get_rep_decode(it->rep, it->replen, &kind, &dg, &v, &vlen) != 0 ||
+        aq_csv_col_decode(v, vlen, &col) != 0 || col.rows != f->m.rows[it->chunk]) {
+        err = AQ_EPROTO;
+        snprintf(why, sizeof why, "column %s of chunk %u from %s (%s) is malformed", cname,
+                 it->chunk, node->name, node->address);
+    } else {
+        free(it->rep); /* the reply's memory goes before the arrays grow */
+        err = col_take(f, it->chunk, it->col, &col);
+        if (err)
+            snprintf(why, sizeof why, "column %s of chunk %u: %s", cname, it->chunk,
+                     err == AQ_ENOMEM ? "out of memory"
+                                      : "does not fit the frame's type or levels");
+    }
+    if (err)
+        free(it->rep);
+    aq_csv_col_free(&col);
+    if (err) {
+        pthread_mutex_lock(&d->mu);
+        if (!d->err) {
+            d->err = err;
+            memcpy(d->why, why, sizeof why);
+        }
+        pthread_mutex_unlock(&d->mu);
+    }
+}
+
+static void *decoder_main(void *arg) {
+    decoder *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (d->n == 0 && !d->closing)
+            pthread_cond_wait(&d->work, &d->mu);
+        if (d->n == 0)
+            break;
+        decode_item it = d->q[d->head];
+        d->head = (d->head + 1) % DECODE_QUEUE;
+        d->n--;
+        bool failed = d->err != 0;
+        pthread_cond_signal(&d->room);
+        pthread_mutex_unlock(&d->mu);
+        if (failed)
+            free(it.rep);
+        else
+            decode_one(d, &it);
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* Hands a reply to the decoder (taking rep), waiting while its queue is full. */
+static void decoder_push(decoder *d, decode_item it) {
+    pthread_mutex_lock(&d->mu);
+    while (d->n == DECODE_QUEUE)
+        pthread_cond_wait(&d->room, &d->mu);
+    d->q[(d->head + d->n) % DECODE_QUEUE] = it;
+    d->n++;
+    pthread_cond_signal(&d->work);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static int decoder_failed(decoder *d) {
+    pthread_mutex_lock(&d->mu);
+    int err = d->err;
+    pthread_mutex_unlock(&d->mu);
+    return err;
+}
+
+/* Lets the decoder finish what is queued, then joins it. */
+static void decoder_close(decoder *d, pthread_t th) {
+    pthread_mutex_lock(&d->mu);
+    d->closing = true;
+    pthread_cond_signal(&d->work);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(th, NULL);
+}
+
 int aquifer_frame_fetch(aquifer_frame *f, const uint32_t *cols, size_t ncols) {
     aquifer *a = f->a;
     aq_lib_begin(a, "frame", f->m.name);
@@ -567,18 +696,39 @@ int aquifer_frame_fetch(aquifer_frame *f, const uint32_t *cols, size_t ncols) {
     for (uint32_t j = 0, o = 0; j < nc; j++)
         if (want[j] && f->cols[j].type != AQUIFER_NONE)
             order[o++] = j;
+    decoder dec;
+    memset(&dec, 0, sizeof dec);
+    dec.f = f;
+    pthread_t th;
+    bool threaded = total > 0 && pthread_mutex_init(&dec.mu, NULL) == 0;
+    if (threaded && pthread_cond_init(&dec.work, NULL) != 0) {
+        pthread_mutex_destroy(&dec.mu);
+        threaded = false;
+    }
+    if (threaded && pthread_cond_init(&dec.room, NULL) != 0) {
+        pthread_cond_destroy(&dec.work);
+        pthread_mutex_destroy(&dec.mu);
+        threaded = false;
+    }
+    if (threaded && pthread_create(&th, NULL, decoder_main, &dec) != 0) {
+        pthread_cond_destroy(&dec.room);
+        pthread_cond_destroy(&dec.work);
+        pthread_mutex_destroy(&dec.mu);
+        threaded = false;
+    }
+    if (total > 0 && !threaded) {
+        err = AQ_ENOMEM;
+        snprintf(why, sizeof why, "cannot start the decoder thread");
+        total = 0;
+    }
     while (done < total) {
         bool progress = false;
+        if (!err && (err = decoder_failed(&dec)) != 0)
+            why[0] = 0; /* the decoder's sentence is taken after the join */
         for (size_t s = 0; s < FETCH_WINDOW; s++) {
             fetch_job *w = &win[s];
             if (w->k && w->k->done) {
                 cli_kop *k = w->k;
-                uint8_t kind;
-                aq_node_digest d;
-                const uint8_t *v;
-                size_t vlen;
-                aq_csv_col col;
-                memset(&col, 0, sizeof col);
                 const char *cname = f->m.cols[w->col];
                 if (err) {
                     /* draining after a failure */
@@ -586,22 +736,12 @@ int aquifer_frame_fetch(aquifer_frame *f, const uint32_t *cols, size_t ncols) {
                     err = k->err;
                     snprintf(why, sizeof why, "column %s of chunk %u: %s", cname, w->chunk,
                              err == AQ_ENOTFOUND ? "not found on any live node" : k->msg);
-                } else if (aq_node_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0 ||
-                           aq_csv_col_decode(v, vlen, &col) != 0 ||
-                           col.rows != f->m.rows[w->chunk]) {
-                    err = AQ_EPROTO;
-                    snprintf(why, sizeof why, "column %s of chunk %u from %s (%s) is malformed",
-                             cname, w->chunk, c->conf->nodes[k->node].name,
-                             c->conf->nodes[k->node].address);
                 } else {
-                    cli_kop_reset(k); /* the reply's memory goes before decoding the next */
-                    err = col_take(f, w->chunk, w->col, &col);
-                    if (err)
-                        snprintf(why, sizeof why, "column %s of chunk %u: %s", cname, w->chunk,
-                                 err == AQ_ENOMEM ? "out of memory"
-                                                  : "does not fit the frame's type or levels");
+                    decoder_push(&dec, (decode_item){k->rep, k->replen, w->chunk, w->col,
+                                                     (uint32_t)k->node});
+                    k->rep = NULL;
+                    k->replen = 0;
                 }
-                aq_csv_col_free(&col);
                 cli_kop_free(k);
                 w->k = NULL;
                 done++;
@@ -634,6 +774,16 @@ int aquifer_frame_fetch(aquifer_frame *f, const uint32_t *cols, size_t ncols) {
         }
         if (!progress && done < total)
             cli_step(c);
+    }
+    if (threaded) {
+        decoder_close(&dec, th);
+        if (dec.err && (!err || !why[0])) {
+            err = dec.err;
+            memcpy(why, dec.why, sizeof why);
+        }
+        pthread_cond_destroy(&dec.room);
+        pthread_cond_destroy(&dec.work);
+        pthread_mutex_destroy(&dec.mu);
     }
     free(order);
     for (uint32_t j = 0; j < nc && !err; j++) {

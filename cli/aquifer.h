@@ -223,7 +223,9 @@ typedef struct aquifer_column {
 
 /* Fetches columns cols[0..ncols) (cols NULL: all of them) of f: the column chunks come from their
  * replicas in parallel (digests checked, the next replica when one fails) and are decoded straight
- * into the arrays. Fetching a column again does nothing. */
+ * into the arrays. Fetching a column again does nothing. Inside, the call decodes on a thread of
+ * its own beside the calling thread's event loop; that thread has ended when the call returns, so
+ * the threading rule above holds as stated. */
 int aquifer_frame_fetch(aquifer_frame *f, const uint32_t *cols, size_t ncols);
 /* Column j, fetched first if it is not yet (NULL after a failure: aquifer_errmsg of the client
  * says why). The column and its arrays belong to f and stay valid until aquifer_frame_close. */

@@ -158,6 +158,64 @@ Test(csv_codec, truncated_and_bit_flipped_chunks_are_refused) {
     csv_frame_free(&f);
 }
 
+/* The checksum of a chunk whose bytes a test changed (the last 8 bytes, as the envelope has it). */
+static void fix_checksum(uint8_t *m, size_t len) {
+    uint64_t h = XXH3_64bits(m, len - 8);
+    for (int b = 0; b < 8; b++)
+        m[len - 8 + (size_t)b] = (uint8_t)(h >> (8 * b));
+}
+
+/* Values the decoder must refuse even under a valid checksum: an NA row holding a value (int,
+ * float, time, categorical), a NaN that is not the one quiet NaN, a code past the levels. */
+Test(csv_codec, bad_values_under_a_valid_checksum_are_refused) {
+    csv_frame f;
+    sample_frame(&f);
+    for (int j = 0; j < 5; j++) {
+        /* Row 0 as stored, and as NA: the first byte that differs is row 0's NA bit. */
+        aq_csv_col *c = &f.chunks[0][j];
+        uint8_t *a, *b;
+        size_t alen, blen;
+        cr_assert_eq(aq_csv_col_encode(c, &a, &alen), 0);
+        c->na[0] |= 1;
+        cr_assert_eq(aq_csv_col_encode(c, &b, &blen), 0);
+        c->na[0] &= (uint8_t)~1u;
+        cr_assert_eq(alen, blen);
+        size_t at = 0;
+        while (at < alen && a[at] == b[at])
+            at++;
+        cr_assert_lt(at, alen - 8, "col %d", j);
+        a[at] = b[at];
+        fix_checksum(a, alen);
+        aq_csv_col d;
+        cr_assert_eq(aq_csv_col_decode(a, alen, &d), AQ_EPROTO, "col %d: NA row with a value", j);
+        free(a);
+        free(b);
+    }
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(aq_csv_col_encode(&f.chunks[0][2], &buf, &len), 0);
+    const double one_half = 1.5;
+    uint8_t *p = memmem(buf, len, &one_half, sizeof one_half);
+    cr_assert_not_null(p);
+    const uint64_t signalling = 0x7FF0000000000001ull;
+    memcpy(p, &signalling, sizeof signalling);
+    fix_checksum(buf, len);
+    aq_csv_col d;
+    cr_assert_eq(aq_csv_col_decode(buf, len, &d), AQ_EPROTO, "a NaN other than the quiet one");
+    free(buf);
+    /* The categorical's codes (one byte each, 2 levels) end just before the checksum. */
+    aq_csv_col *cat = &f.chunks[0][4];
+    cr_assert_eq(cat->text.n, 2);
+    cr_assert_eq(aq_csv_col_encode(cat, &buf, &len), 0);
+    cr_assert_eq(aq_csv_col_decode(buf, len, &d), 0);
+    aq_csv_col_free(&d);
+    buf[len - 8 - cat->rows] = 2;
+    fix_checksum(buf, len);
+    cr_assert_eq(aq_csv_col_decode(buf, len, &d), AQ_EPROTO, "a code past the levels");
+    free(buf);
+    csv_frame_free(&f);
+}
+
 /* Changes bytes and then fixes the checksum, so the structural checks themselves are exercised:
  * every decode either refuses or yields a chunk that is internally consistent. */
 Test(csv_codec, structurally_bad_chunks_with_valid_checksums_never_crash) {

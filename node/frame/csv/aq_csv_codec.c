@@ -171,6 +171,104 @@ static int read_strs(aq_rd *r, aq_csv_strs *s, uint32_t n, uint32_t nbytes, bool
     return r->ok ? 0 : AQ_EPROTO;
 }
 
+/* Value i (width w, little-endian) of src, zero-extended. */
+static inline uint64_t le_uint(const uint8_t *src, size_t i, uint8_t w) {
+    uint64_t v = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&v, src + i * w, w);
+#else
+    for (uint8_t b = 0; b < w; b++)
+        v |= (uint64_t)src[i * w + b] << (8 * b);
+#endif
+    return v;
+}
+
+/* True when every NA row of c holds 0 in vals (element width w). Rows are checked a bitmap byte
+ * at a time so a column without NA costs one pass over the bitmap. */
+static bool na_rows_zero(const aq_csv_col *c, const uint8_t *src, uint8_t w) {
+    for (uint32_t b = 0; b < (c->rows + 7) / 8; b++) {
+        uint8_t m = c->na[b];
+        while (m) {
+            uint32_t i = b * 8 + (uint32_t)__builtin_ctz(m);
+            m &= (uint8_t)(m - 1);
+            if (le_uint(src, i, w) != 0)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* The rows values of an INT, FLOAT or TIME column (width c->width, little-endian, INT signed)
+ * from src into c->vals, checked: NA rows hold 0, and a FLOAT NaN is the one quiet NaN. */
+static bool load_values(aq_csv_col *c, const uint8_t *src, uint64_t nacount) {
+    uint8_t w = c->width;
+    if (nacount && !na_rows_zero(c, src, w))
+        return false;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* The stored layout is the host's: two's complement ints and IEEE doubles, same width. */
+    memcpy(c->vals, src, (size_t)c->rows * w);
+#else
+    for (uint32_t i = 0; i < c->rows; i++) {
+        uint64_t v = le_uint(src, i, w);
+        switch (w) {
+        case 1:
+            ((uint8_t *)c->vals)[i] = (uint8_t)v;
+            break;
+        case 2:
+            ((uint16_t *)c->vals)[i] = (uint16_t)v;
+            break;
+        case 4:
+            ((uint32_t *)c->vals)[i] = (uint32_t)v;
+            break;
+        default:
+            ((uint64_t *)c->vals)[i] = v;
+        }
+    }
+#endif
+    if (c->type == AQ_CSV_T_FLOAT) {
+        /* a NaN the file wrote is the one quiet NaN; NA is in the bitmap */
+        const uint64_t *u = c->vals;
+        bool bad = false;
+        for (uint32_t i = 0; i < c->rows; i++)
+            bad |= (u[i] & 0x7FFFFFFFFFFFFFFFull) > 0x7FF0000000000000ull &&
+                   u[i] != 0x7FF8000000000000ull;
+        if (bad)
+            return false;
+    }
+    return true;
+}
+
+/* The codes (width cw) of a CAT column into c->vals as uint32, checked: NA rows hold 0, the
+ * others index the nlev levels. */
+static bool load_codes(aq_csv_col *c, const uint8_t *src, uint8_t cw, uint32_t nlev,
+                       uint64_t nacount) {
+    if (nacount && !na_rows_zero(c, src, cw))
+        return false;
+    uint32_t *dst = c->vals;
+    uint32_t max = 0;
+    switch (cw) {
+    case 1:
+        for (uint32_t i = 0; i < c->rows; i++) {
+            dst[i] = src[i];
+            max = dst[i] > max ? dst[i] : max;
+        }
+        break;
+    case 2:
+        for (uint32_t i = 0; i < c->rows; i++) {
+            dst[i] = (uint32_t)le_uint(src, i, 2);
+            max = dst[i] > max ? dst[i] : max;
+        }
+        break;
+    default:
+        for (uint32_t i = 0; i < c->rows; i++) {
+            dst[i] = (uint32_t)le_uint(src, i, 4);
+            max = dst[i] > max ? dst[i] : max;
+        }
+    }
+    /* NA rows hold 0, so the largest code is a non-NA row's unless every row is NA. */
+    return c->rows == 0 || nacount == c->rows || max < nlev;
+}
+
 int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
     aq_rd r;
     uint8_t ver;
@@ -216,31 +314,9 @@ int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
         if (!(c.vals = calloc((size_t)c.rows + 1, c.width)))
             goto fail;
         rc = AQ_EPROTO;
-        for (uint32_t i = 0; i < c.rows; i++) {
-            uint64_t v = aq_rd_uint(&r, c.width);
-            if (aq_csv_col_is_na(&c, i) && v != 0)
-                goto fail;
-            if (c.type == AQ_CSV_T_INT && c.width < 8) {
-                /* sign-extend */
-                unsigned sh = 64 - 8u * c.width;
-                v = (uint64_t)((int64_t)(v << sh) >> sh);
-            }
-            if (c.type == AQ_CSV_T_FLOAT && isnan(bitsd(v)) && v != 0x7FF8000000000000ull)
-                goto fail; /* a NaN the file wrote is the one quiet NaN; NA is in the bitmap */
-            switch (c.width) {
-            case 1:
-                ((int8_t *)c.vals)[i] = (int8_t)v;
-                break;
-            case 2:
-                ((int16_t *)c.vals)[i] = (int16_t)v;
-                break;
-            case 4:
-                ((int32_t *)c.vals)[i] = (int32_t)v;
-                break;
-            default:
-                ((uint64_t *)c.vals)[i] = v;
-            }
-        }
+        const uint8_t *src = aq_rd_bytes(&r, (size_t)c.rows * c.width);
+        if (!src || !load_values(&c, src, nacount))
+            goto fail;
         break;
     }
     case AQ_CSV_T_CAT: {
@@ -257,12 +333,9 @@ int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *out) {
         if (!(c.vals = calloc((size_t)c.rows + 1, sizeof(uint32_t))))
             goto fail;
         rc = AQ_EPROTO;
-        for (uint32_t i = 0; i < c.rows; i++) {
-            uint64_t v = aq_rd_uint(&r, cw);
-            if (aq_csv_col_is_na(&c, i) ? v != 0 : v >= nlev)
-                goto fail;
-            ((uint32_t *)c.vals)[i] = (uint32_t)v;
-        }
+        const uint8_t *src = aq_rd_bytes(&r, (size_t)c.rows * cw);
+        if (!src || !load_codes(&c, src, cw, nlev, nacount))
+            goto fail;
         break;
     }
     case AQ_CSV_T_STR: {
