@@ -386,7 +386,7 @@ static void probe_cb(void *ud, const aq_rpc_result *r) {
             pc->err = AQ_EPROTO;
     }
     aq_rd rd;
-    aq_status_node sn;
+    aq_node_status_node sn;
     if (pc->err == 0 && aq_node_status_rep_begin(&rd, pc->rep, pc->len, &sn) == 0 && sn.mono_us) {
         /* It answered before now: its clock now is at least what it said. */
         int64_t off = (int64_t)sn.mono_us - (int64_t)(uv_hrtime() / 1000);
@@ -414,13 +414,13 @@ static bool probe_settled(cli *c) {
             continue;
         answered++;
         aq_rd r;
-        aq_status_node sn;
+        aq_node_status_node sn;
         if (aq_node_status_rep_begin(&r, pc->rep, pc->len, &sn) != 0)
             continue;
         bool seen[n];
         memset(seen, 0, sizeof seen);
         for (uint32_t j = 0; j < sn.npeers; j++) {
-            aq_status_peer sp;
+            aq_node_status_peer sp;
             if (aq_node_status_rep_next(&r, &sp) != 0)
                 break;
             const aq_node_config_node *cn = aq_node_config_find(c->conf, sp.name);

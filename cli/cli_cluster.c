@@ -247,7 +247,7 @@ static bool formed(cli *c, const bool *local, char *why, size_t cap) {
         size_t len = 0;
         const char *failure;
         const uint8_t *rep = cli_probe_reply(c, i, &len, &failure);
-        aq_status_node sn;
+        aq_node_status_node sn;
         aq_rd r;
         if (!rep || aq_node_status_rep_begin(&r, rep, len, &sn) != 0) {
             snprintf(why, cap, "%s (%s) is not answering: %s%s", c->conf->nodes[i].name,
@@ -260,12 +260,12 @@ static bool formed(cli *c, const bool *local, char *why, size_t cap) {
         size_t len = 0;
         const char *failure;
         const uint8_t *rep = cli_probe_reply(c, i, &len, &failure);
-        aq_status_node sn;
+        aq_node_status_node sn;
         aq_rd r;
         if (!rep || aq_node_status_rep_begin(&r, rep, len, &sn) != 0)
             return false;
         for (uint32_t j = 0; j < sn.npeers; j++) {
-            aq_status_peer sp;
+            aq_node_status_peer sp;
             if (aq_node_status_rep_next(&r, &sp) != 0) {
                 snprintf(why, cap, "%s sent a malformed STATUS reply", c->conf->nodes[i].name);
                 return false;

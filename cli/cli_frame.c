@@ -156,7 +156,7 @@ static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out,
         for (;;) {
             aq_wr w;
             aq_wr_init(&w);
-            aq_list_req q = {AQ_LIST_INTERNAL, prefix, plen, after, alen, 1000};
+            aq_node_list_req q = {AQ_LIST_INTERNAL, prefix, plen, after, alen, 1000};
             aq_node_list_req_encode(&w, &q);
             if (!w.ok) {
                 aq_wr_free(&w);
@@ -179,7 +179,7 @@ static int list_prefix(cli *c, const uint8_t *prefix, size_t plen, keylist *out,
             aq_rd r;
             bool more;
             uint32_t count;
-            aq_list_entry le = {0};
+            aq_node_list_entry le = {0};
             if ((err = aq_node_list_rep_begin(&r, k->rep, k->replen, &more, &count)) != 0)
                 break;
             for (uint32_t j = 0; j < count && !err; j++)

@@ -153,7 +153,7 @@ void cli_rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto,
 /* ---- what a put or rm reached ---- */
 
 int cli_wrep_add(cli *c, const cli_kop *k, const void *key, size_t klen) {
-    aq_put_rep rep;
+    aq_node_put_rep rep;
     if (aq_node_put_rep_decode(k->rep, k->replen, &rep) != 0)
         return AQ_EPROTO;
     size_t n = c->conf->nnodes;

@@ -16,7 +16,7 @@ typedef struct ents {
     size_t n, cap;
 } ents;
 
-static int ents_add(ents *e, const aq_list_entry *le) {
+static int ents_add(ents *e, const aq_node_list_entry *le) {
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 256;
         ent *nv = realloc(e->v, cap * sizeof *nv);
@@ -55,8 +55,8 @@ static int list_node(cli *c, size_t i, const char *prefix, ents *out, cli_kop *k
         aq_wr w;
         aq_wr_init(&w);
         /* Removal markers too: a key whose newest copy anywhere is a removal is not listed. */
-        aq_list_req q = {AQ_LIST_TOMBSTONES, (const uint8_t *)prefix, strlen(prefix), after, alen,
-                         LIST_PAGE};
+        aq_node_list_req q = {
+            AQ_LIST_TOMBSTONES, (const uint8_t *)prefix, strlen(prefix), after, alen, LIST_PAGE};
         aq_node_list_req_encode(&w, &q);
         if (!w.ok) {
             aq_wr_free(&w);
@@ -81,7 +81,7 @@ static int list_node(cli *c, size_t i, const char *prefix, ents *out, cli_kop *k
         uint32_t count;
         if (aq_node_list_rep_begin(&r, k->rep, k->replen, &more, &count) != 0)
             goto bad;
-        aq_list_entry le = {0};
+        aq_node_list_entry le = {0};
         for (uint32_t j = 0; j < count; j++) {
             if (aq_node_list_rep_next(&r, &le) != 0)
                 goto bad;

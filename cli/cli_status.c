@@ -12,8 +12,8 @@
 typedef struct status_view {
     bool ok;
     const char *failure;
-    aq_status_node sn;
-    aq_status_peer *peers; /* sn.npeers of them, or fewer if the reply ended early */
+    aq_node_status_node sn;
+    aq_node_status_peer *peers; /* sn.npeers of them, or fewer if the reply ended early */
     uint32_t npeers;
 } status_view;
 
@@ -151,7 +151,7 @@ static void print_table(cli *c, FILE *f, const status_view *v, size_t reachable)
     }
     for (size_t i = 0; i < nn; i++) {
         for (uint32_t j = 0; v[i].ok && j < v[i].npeers; j++) {
-            const aq_status_peer *sp = &v[i].peers[j];
+            const aq_node_status_peer *sp = &v[i].peers[j];
             char rtt[32];
             if (sp->rtt_us)
                 snprintf(rtt, sizeof rtt, "%.2fms", (double)sp->rtt_us / 1000.0);

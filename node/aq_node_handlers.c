@@ -72,8 +72,8 @@ typedef struct write_op {
     uint16_t method;
     uint8_t *msg; /* the request; forwarded with AQ_PUT_REPLICA set and this write's version */
     size_t len;
-    aq_put_req put;     /* for PUT */
-    const uint8_t *key; /* for RM */
+    aq_node_put_req put; /* for PUT */
+    const uint8_t *key;  /* for RM */
     size_t klen;
     uint8_t rm_flags;                 /* for RM */
     size_t version_off, deadline_off; /* in msg */
@@ -134,7 +134,7 @@ static bool is_replica(const uint32_t *reps, size_t r, size_t m) {
 }
 
 static void respond_rep(write_op *op, uint8_t flags, uint64_t version) {
-    aq_put_rep rep;
+    aq_node_put_rep rep;
     memset(&rep, 0, sizeof rep);
     rep.copies = op->copies;
     rep.wanted = op->wanted;
@@ -203,7 +203,7 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
     write_op *op = f->op;
     aq_node *n = op->n;
     const char *name = n->members[f->member].conf->name;
-    aq_put_rep rep;
+    aq_node_put_rep rep;
     if (r->err == 0 && r->status == 0 && aq_node_put_rep_decode(r->data, r->len, &rep) == 0) {
         if (rep.clock)
             aq_node_observe(n, rep.clock, name);
@@ -233,7 +233,7 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
 
 static void inform_done(void *ud, const aq_rpc_result *r) {
     write_op *op = ud;
-    aq_put_rep rep;
+    aq_node_put_rep rep;
     /* A live copy removed there means the key existed (never a copy of the removal, though). */
     if (r->err == 0 && r->status == 0 && aq_node_put_rep_decode(r->data, r->len, &rep) == 0 &&
         (rep.flags & AQ_REP_FOUND))
@@ -566,8 +566,8 @@ static void handle_stat(void *ud, aq_rpc_incoming *in) {
 
 typedef struct list_acc {
     aq_node *node;
-    const aq_list_req *q;
-    aq_list_entry *e;
+    const aq_node_list_req *q;
+    aq_node_list_entry *e;
     size_t n, cap;
     bool oom;
 } list_acc;
@@ -587,7 +587,7 @@ static int list_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_
         return 0;
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 64;
-        aq_list_entry *ne = realloc(a->e, cap * sizeof *ne);
+        aq_node_list_entry *ne = realloc(a->e, cap * sizeof *ne);
         if (!ne) {
             a->oom = true;
             return 1;
@@ -610,12 +610,12 @@ static int list_cb(void *ud, const uint8_t *key, size_t klen, uint64_t size, aq_
         return 1;
     }
     memcpy(k, key, klen);
-    a->e[a->n++] = (aq_list_entry){kind, k, klen, size, to_node_digest(d), version};
+    a->e[a->n++] = (aq_node_list_entry){kind, k, klen, size, to_node_digest(d), version};
     return 0;
 }
 
 static int entry_cmp(const void *x, const void *y) {
-    const aq_list_entry *a = x, *b = y;
+    const aq_node_list_entry *a = x, *b = y;
     return keycmp(a->key, a->klen, b->key, b->klen);
 }
 
@@ -623,7 +623,7 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
     count_run(n, false);
     size_t len;
-    aq_list_req q;
+    aq_node_list_req q;
     const uint8_t *p = aq_rpc_incoming_data(in, &len);
     if (aq_node_list_req_decode(p, len, &q) != 0 || q.max == 0) {
         respond_err(in, AQ_EPROTO);
@@ -656,7 +656,7 @@ static void handle_list(void *ud, aq_rpc_incoming *in) {
 
 /* ---- STATUS ---- */
 
-void aq_node_status_fill(aq_node *n, aq_status_node *s, aq_status_peer *peers) {
+void aq_node_status_fill(aq_node *n, aq_node_status_node *s, aq_node_status_peer *peers) {
     const aq_member *me = &n->members[n->self];
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", me->conf->name);
@@ -692,7 +692,7 @@ void aq_node_status_fill(aq_node *n, aq_status_node *s, aq_status_peer *peers) {
         const aq_member *m = &n->members[i];
         if (m->is_self)
             continue;
-        aq_status_peer *sp = &peers[j++];
+        aq_node_status_peer *sp = &peers[j++];
         memset(sp, 0, sizeof *sp);
         snprintf(sp->name, sizeof sp->name, "%s", m->conf->name);
         snprintf(sp->address, sizeof sp->address, "%s", m->conf->address);
@@ -719,8 +719,8 @@ void aq_node_status_fill(aq_node *n, aq_status_node *s, aq_status_peer *peers) {
 static void handle_status(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
     count_run(n, false);
-    aq_status_node s;
-    aq_status_peer *peers = calloc(n->nmembers, sizeof *peers);
+    aq_node_status_node s;
+    aq_node_status_peer *peers = calloc(n->nmembers, sizeof *peers);
     if (!peers) {
         respond_err(in, AQ_ENOMEM);
         return;

@@ -20,7 +20,7 @@ typedef struct aq_member {
     const aq_node_config_node *conf;
     aq_rpc_peer *peer; /* NULL for this node itself */
     uint64_t seed;     /* placement seed of the name */
-    int state;         /* enum aq_member_state */
+    int state;         /* enum aq_node_member_state */
     uint64_t last_heard_us;
     uint64_t down_since_us; /* when it went down; 0 while up */
     uint64_t incarnation;
@@ -50,7 +50,7 @@ struct aq_node {
     uv_timer_t stop_timer;
     uint64_t start_us;
     uint64_t ops; /* calls being handled, threadpool jobs and forwards in flight */
-    uint64_t handled_total, handled_client; /* handler runs (see aq_status_node) */
+    uint64_t handled_total, handled_client; /* handler runs (see aq_node_status_node) */
     aq_hlc hlc;                             /* versions (loop thread only) */
     aq_hlc_ceiling ceiling;                 /* data_dir/CLOCK (threadpool only) */
     uint64_t hlc_refused;                   /* remote clocks too far ahead to observe */
@@ -100,7 +100,7 @@ size_t aq_node_replicas(const aq_node *n, const void *key, size_t klen, uint32_t
 void aq_node_register_handlers(aq_node *n);
 /* What STATUS answers: this node (s) and one record per other configured node (peers, nmembers -
  * 1 of them, in config order). Only while serving. */
-void aq_node_status_fill(aq_node *n, aq_status_node *s, aq_status_peer *peers);
+void aq_node_status_fill(aq_node *n, aq_node_status_node *s, aq_node_status_peer *peers);
 
 /* Observation: snapshots for the HTTP server, the history, the cluster view (aq_node_obs.c). */
 typedef struct aq_node_obs aq_node_obs;

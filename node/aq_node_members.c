@@ -54,13 +54,13 @@ static void send_heartbeats(aq_node *n) {
     const char *name = n->members[n->self].conf->name;
     uint64_t mono = aq_node_now_us(n);
     /* The clock is sent as it reads now, not advanced: a heartbeat is no write. */
-    aq_heartbeat h = {(const uint8_t *)name,
-                      strlen(name),
-                      (mono - n->start_us) / 1000,
-                      st.chunks,
-                      st.bytes,
-                      aq_hlc_peek(&n->hlc, aq_node_wall_ms()),
-                      mono};
+    aq_node_heartbeat h = {(const uint8_t *)name,
+                           strlen(name),
+                           (mono - n->start_us) / 1000,
+                           st.chunks,
+                           st.bytes,
+                           aq_hlc_peek(&n->hlc, aq_node_wall_ms()),
+                           mono};
     aq_wr w;
     aq_wr_init(&w);
     aq_node_heartbeat_encode(&w, &h);
@@ -138,7 +138,7 @@ void aq_node_on_heartbeat(void *ud, aq_rpc_peer *from, uint16_t method, const ui
     aq_node *n = ud;
     if (method != AQ_M_HEARTBEAT)
         return;
-    aq_heartbeat h;
+    aq_node_heartbeat h;
     aq_member *m = member_of_peer(n, from);
     if (!m || aq_node_heartbeat_decode(data, len, &h) != 0)
         return; /* not a configured member, or garbage: nothing to learn */

@@ -117,8 +117,8 @@ static void prom_label(FILE *f, const char *s) {
 /* True when p holds a whole STATUS reply: the node, exactly npeers peers and nothing more. */
 static bool reply_whole(const uint8_t *p, size_t len) {
     aq_rd rd;
-    aq_status_node n;
-    aq_status_peer peer;
+    aq_node_status_node n;
+    aq_node_status_peer peer;
     if (aq_node_status_rep_begin(&rd, p, len, &n) != 0)
         return false;
     for (uint32_t j = 0; j < n.npeers; j++)
@@ -137,8 +137,8 @@ static void view_json(FILE *f, const aq_node_view *v) {
         json_str(f, v->http_address);
     else
         fputs("null", f);
-    aq_status_node decoded;
-    const aq_status_node *n = &v->node;
+    aq_node_status_node decoded;
+    const aq_node_status_node *n = &v->node;
     aq_rd rd;
     bool ok = v->reachable;
     if (ok && v->reply) {
@@ -156,7 +156,7 @@ static void view_json(FILE *f, const aq_node_view *v) {
     aq_node_status_json_node(f, n);
     fputs(", \"peers\": [", f);
     if (v->reply) {
-        aq_status_peer p;
+        aq_node_status_peer p;
         for (uint32_t j = 0; j < n->npeers && aq_node_status_rep_next(&rd, &p) == 0; j++)
             aq_node_status_json_peer(f, &p, j == 0);
     } else {
@@ -271,12 +271,12 @@ static void node_metric(prom *p, const char *name, const char *type, const char 
 }
 
 /* One family with a value per peer link. get picks the field. */
-typedef double (*peer_get)(const aq_status_peer *sp);
+typedef double (*peer_get)(const aq_node_status_peer *sp);
 static void peer_metric(prom *p, const aq_node_view *v, const char *name, const char *type,
                         const char *help, peer_get get, bool heard_only) {
     family(p, name, type, help);
     for (size_t j = 0; j < v->npeers; j++) {
-        const aq_status_peer *sp = &v->peers[j];
+        const aq_node_status_peer *sp = &v->peers[j];
         if (heard_only && sp->since_heard_ms == UINT64_MAX)
             continue;
         fprintf(p->f, "%s{node=", name);
@@ -288,7 +288,7 @@ static void peer_metric(prom *p, const aq_node_view *v, const char *name, const 
 }
 
 #define PEER_GETTER(fn, expr)                                                                      \
-    static double fn(const aq_status_peer *sp) {                                                   \
+    static double fn(const aq_node_status_peer *sp) {                                              \
         return (double)(expr);                                                                     \
     }
 PEER_GETTER(pg_up, sp->state == AQ_MEMBER_UP || sp->state == AQ_MEMBER_SUSPECT)
@@ -346,7 +346,7 @@ char *aq_node_snap_prometheus(const aq_node_snap *s, size_t *len) {
     if (!f)
         return NULL;
     const aq_node_view *v = &s->views[s->self];
-    const aq_status_node *n = &v->node;
+    const aq_node_status_node *n = &v->node;
     prom p = {f, v->name};
 
     family(&p, "aquifer_node_info", "gauge",

@@ -79,10 +79,10 @@ typedef struct aq_node_view {
     char address[64];
     char http_address[64];
     bool reachable;
-    char error[256];      /* why not reachable */
-    aq_node_reply *reply; /* another node's STATUS reply (checked decodable), or NULL */
-    aq_status_node node;  /* this node's status (reply == NULL) */
-    aq_status_peer *peers;
+    char error[256];          /* why not reachable */
+    aq_node_reply *reply;     /* another node's STATUS reply (checked decodable), or NULL */
+    aq_node_status_node node; /* this node's status (reply == NULL) */
+    aq_node_status_peer *peers;
     size_t npeers;
 } aq_node_view;
 

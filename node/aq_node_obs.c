@@ -255,7 +255,7 @@ static void list_done(void *ud, const aq_rpc_result *r) {
         fr->partial = true;
     } else {
         fr->partial |= more;
-        aq_list_entry e;
+        aq_node_list_entry e;
         for (uint32_t i = 0; i < count && aq_node_list_rep_next(&rd, &e) == 0; i++) {
             if (e.kind == AQ_KIND_TOMBSTONE || e.klen < 3 || e.klen - 2 > AQ_FRAME_NAME_MAX)
                 continue;
@@ -307,7 +307,7 @@ static void scan_after(uv_work_t *w, int status) {
     if (status)
         fr->partial = true;
     if (n->obs && !n->stopping && n->rpc) {
-        aq_list_req q = {AQ_LIST_INTERNAL, (const uint8_t *)"\x1fM", 2, NULL, 0, FRAMES_MAX};
+        aq_node_list_req q = {AQ_LIST_INTERNAL, (const uint8_t *)"\x1fM", 2, NULL, 0, FRAMES_MAX};
         for (size_t i = 0; i < n->nmembers; i++) {
             if (i == n->self || !n->members[i].peer)
                 continue;
@@ -375,7 +375,7 @@ static void status_done(void *ud, const aq_rpc_result *r) {
             size_t len;
             uint8_t *p = aq_rpc_result_take(r, &len);
             aq_rd rd;
-            aq_status_node sn;
+            aq_node_status_node sn;
             if (p && aq_node_status_rep_begin(&rd, p, len, &sn) == 0) {
                 mv->reply = aq_node_reply_new(p, len);
                 if (!mv->reply)

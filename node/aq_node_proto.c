@@ -104,7 +104,7 @@ void aq_node_u64_at(uint8_t *msg, size_t off, uint64_t v) {
         msg[off + (size_t)i] = (uint8_t)(v >> (8 * i));
 }
 
-void aq_node_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version) {
+void aq_node_put_req_set_version(uint8_t *msg, const aq_node_put_req *r, uint64_t version) {
     aq_node_u64_at(msg, r->version_off, version);
 }
 
@@ -112,7 +112,7 @@ size_t aq_node_put_req_deadline_off(size_t klen) {
     return 1 + 1 + 1 + klen + 16 + 8; /* flags, kind, key length, key, digest, version */
 }
 
-int aq_node_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
+int aq_node_put_req_decode(const uint8_t *p, size_t n, aq_node_put_req *out) {
     aq_rd r = aq_rd_init(p, n);
     out->flags = aq_rd_u8(&r);
     out->kind = aq_rd_u8(&r);
@@ -128,7 +128,7 @@ int aq_node_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out) {
     return 0;
 }
 
-void aq_node_put_rep_encode(aq_wr *w, const aq_put_rep *rep) {
+void aq_node_put_rep_encode(aq_wr *w, const aq_node_put_rep *rep) {
     aq_wr_u8(w, rep->copies);
     aq_wr_u8(w, rep->wanted);
     aq_wr_u8(w, rep->flags);
@@ -139,7 +139,7 @@ void aq_node_put_rep_encode(aq_wr *w, const aq_put_rep *rep) {
         aq_wr_u16(w, rep->holders[i]);
 }
 
-int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out) {
+int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_node_put_rep *out) {
     aq_rd r = aq_rd_init(p, n);
     memset(out, 0, sizeof *out);
     out->copies = aq_rd_u8(&r);
@@ -245,14 +245,14 @@ int aq_node_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t 
     return aq_node_stat_rep_decode_v(p, n, kind, size, d, &version);
 }
 
-void aq_node_list_req_encode(aq_wr *w, const aq_list_req *q) {
+void aq_node_list_req_encode(aq_wr *w, const aq_node_list_req *q) {
     aq_wr_u8(w, q->flags);
     aq_wr_str8(w, q->prefix, q->plen);
     aq_wr_str8(w, q->after, q->alen);
     aq_wr_u32(w, q->max);
 }
 
-int aq_node_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out) {
+int aq_node_list_req_decode(const uint8_t *p, size_t n, aq_node_list_req *out) {
     aq_rd r = aq_rd_init(p, n);
     out->flags = aq_rd_u8(&r);
     out->prefix = aq_rd_str8(&r, &out->plen);
@@ -267,7 +267,7 @@ void aq_node_list_rep_head(aq_wr *w, bool more, uint32_t count) {
     aq_wr_u32(w, count);
 }
 
-void aq_node_list_rep_entry(aq_wr *w, const aq_list_entry *e) {
+void aq_node_list_rep_entry(aq_wr *w, const aq_node_list_entry *e) {
     aq_wr_u8(w, e->kind);
     aq_wr_str8(w, e->key, e->klen);
     aq_wr_u64(w, e->size);
@@ -282,7 +282,7 @@ int aq_node_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uin
     return r->ok ? 0 : AQ_EPROTO;
 }
 
-int aq_node_list_rep_next(aq_rd *r, aq_list_entry *e) {
+int aq_node_list_rep_next(aq_rd *r, aq_node_list_entry *e) {
     e->kind = aq_rd_u8(r);
     e->key = rd_key(r, &e->klen);
     e->size = aq_rd_u64(r);
@@ -348,7 +348,7 @@ int aq_node_copy_cmp(uint64_t va, aq_node_digest da, uint8_t ka, uint64_t vb, aq
     return aq_order_write_cmp(va, da.hi, da.lo, ka, vb, db.hi, db.lo, kb);
 }
 
-void aq_node_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {
+void aq_node_heartbeat_encode(aq_wr *w, const aq_node_heartbeat *h) {
     aq_wr_str8(w, h->name, h->nlen);
     aq_wr_u64(w, h->uptime_ms);
     aq_wr_u64(w, h->chunks);
@@ -357,7 +357,7 @@ void aq_node_heartbeat_encode(aq_wr *w, const aq_heartbeat *h) {
     aq_wr_u64(w, h->mono_us);
 }
 
-int aq_node_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out) {
+int aq_node_heartbeat_decode(const uint8_t *p, size_t n, aq_node_heartbeat *out) {
     aq_rd r = aq_rd_init(p, n);
     out->name = aq_rd_str8(&r, &out->nlen);
     out->uptime_ms = aq_rd_u64(&r);
@@ -384,7 +384,7 @@ static void rd_cstr(aq_rd *r, char *dst, size_t cap) {
     dst[n] = 0;
 }
 
-void aq_node_status_rep_node(aq_wr *w, const aq_status_node *s) {
+void aq_node_status_rep_node(aq_wr *w, const aq_node_status_node *s) {
     wr_cstr(w, s->name);
     wr_cstr(w, s->address);
     aq_wr_u64(w, s->incarnation);
@@ -408,7 +408,7 @@ void aq_node_status_rep_node(aq_wr *w, const aq_status_node *s) {
     aq_wr_u32(w, s->npeers);
 }
 
-void aq_node_status_rep_peer(aq_wr *w, const aq_status_peer *p) {
+void aq_node_status_rep_peer(aq_wr *w, const aq_node_status_peer *p) {
     wr_cstr(w, p->name);
     wr_cstr(w, p->address);
     aq_wr_u8(w, p->state);
@@ -426,7 +426,7 @@ void aq_node_status_rep_peer(aq_wr *w, const aq_status_peer *p) {
     aq_wr_u64(w, p->bytes_in);
 }
 
-int aq_node_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *s) {
+int aq_node_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_node_status_node *s) {
     *r = aq_rd_init(p, n);
     rd_cstr(r, s->name, sizeof s->name);
     rd_cstr(r, s->address, sizeof s->address);
@@ -453,7 +453,7 @@ int aq_node_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_nod
     return r->ok && s->npeers <= 4096 ? 0 : AQ_EPROTO;
 }
 
-int aq_node_status_rep_next(aq_rd *r, aq_status_peer *p) {
+int aq_node_status_rep_next(aq_rd *r, aq_node_status_peer *p) {
     rd_cstr(r, p->name, sizeof p->name);
     rd_cstr(r, p->address, sizeof p->address);
     p->state = aq_rd_u8(r);

@@ -54,7 +54,7 @@ const char *aq_node_method_name(uint16_t m);
 /* What a stored chunk is, kept beside it (not part of its digest). A value larger than one chunk is
  * stored as parts under internal keys plus a manifest (cli/cli_manifest.c; layout in DESIGN.md,
  * "Large values") under the user's key. */
-enum aq_chunk_kind { AQ_KIND_VALUE = 0, AQ_KIND_MANIFEST = 1, AQ_KIND_TOMBSTONE = 2 };
+enum aq_node_kind { AQ_KIND_VALUE = 0, AQ_KIND_MANIFEST = 1, AQ_KIND_TOMBSTONE = 2 };
 
 /* Versions: every write of a key (a put, or a removal, which stores an empty TOMBSTONE chunk)
  * carries a 64-bit version from the coordinator's hybrid logical clock (aq_node_hlc.h). A replica
@@ -78,7 +78,7 @@ bool aq_node_user_key_ok(const void *key, size_t len);
 
 /* PUT request: flags, key, digest of the value (the receiver recomputes and refuses a mismatch),
  * value. */
-typedef struct aq_put_req {
+typedef struct aq_node_put_req {
     uint8_t flags;
     uint8_t kind;
     const uint8_t *key;
@@ -89,7 +89,7 @@ typedef struct aq_put_req {
     uint64_t deadline;  /* the receiver's monotonic microseconds; 0: none */
     const uint8_t *value;
     size_t vlen;
-} aq_put_req;
+} aq_node_put_req;
 /* Writes everything but the value; the caller sends header then value (two buffers or one).
  * aq_node_put_req_head sends version 0 and no deadline, aq_node_put_req_head_v no deadline. */
 void aq_node_put_req_head(aq_wr *w, uint8_t flags, uint8_t kind, const void *key, size_t klen,
@@ -101,13 +101,13 @@ void aq_node_put_req_head_vd(aq_wr *w, uint8_t flags, uint8_t kind, const void *
 /* The longest PUT head (flags, kind, key length, key, digest, version, deadline). */
 #define AQ_PUT_HEAD_MAX (3 + AQ_NODE_KEY_MAX + 16 + 8 + 8)
 /* Sets the version of an encoded PUT request in place. */
-void aq_node_put_req_set_version(uint8_t *msg, const aq_put_req *r, uint64_t version);
+void aq_node_put_req_set_version(uint8_t *msg, const aq_node_put_req *r, uint64_t version);
 /* Where the deadline sits in an encoded PUT request (RM request) with a key of klen bytes, to set
  * it in place with aq_node_u64_at before each attempt. */
 size_t aq_node_put_req_deadline_off(size_t klen);
 size_t aq_node_rm_req_deadline_off(size_t klen);
 void aq_node_u64_at(uint8_t *msg, size_t off, uint64_t v);
-int aq_node_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out);
+int aq_node_put_req_decode(const uint8_t *p, size_t n, aq_node_put_req *out);
 
 /* PUT and RM reply. copies: the nodes that now hold this write (a replica that holds a newer one,
  * answering STALE, is never counted); wanted: how many should (the key's replicas); holders: the
@@ -116,14 +116,14 @@ int aq_node_put_req_decode(const uint8_t *p, size_t n, aq_put_req *out);
 #define AQ_REP_STALE           0x01 /* (replica) a newer write of the key is stored here */
 #define AQ_REP_FOUND           0x02 /* (RM) a live value was there to remove */
 #define AQ_PUT_REP_HOLDERS_MAX 255
-typedef struct aq_put_rep {
+typedef struct aq_node_put_rep {
     uint8_t copies, wanted, flags;
     uint64_t version, clock;
     uint8_t nholders;
     uint16_t holders[AQ_PUT_REP_HOLDERS_MAX];
-} aq_put_rep;
-void aq_node_put_rep_encode(aq_wr *w, const aq_put_rep *rep);
-int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_put_rep *out);
+} aq_node_put_rep;
+void aq_node_put_rep_encode(aq_wr *w, const aq_node_put_rep *rep);
+int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_node_put_rep *out);
 
 /* GET, STAT and RM requests: a key (RM and GET have flags). */
 void aq_node_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen);
@@ -153,29 +153,29 @@ int aq_node_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_
 #define AQ_LIST_INTERNAL 0x01 /* include the cluster's internal keys */
 #define AQ_LIST_TOMBSTONES                                                                         \
     0x02 /* include removal markers, so the caller can see which copy is newest */
-typedef struct aq_list_req {
+typedef struct aq_node_list_req {
     uint8_t flags;
     const uint8_t *prefix;
     size_t plen;
     const uint8_t *after;
     size_t alen;
     uint32_t max;
-} aq_list_req;
-void aq_node_list_req_encode(aq_wr *w, const aq_list_req *r);
-int aq_node_list_req_decode(const uint8_t *p, size_t n, aq_list_req *out);
-typedef struct aq_list_entry {
+} aq_node_list_req;
+void aq_node_list_req_encode(aq_wr *w, const aq_node_list_req *r);
+int aq_node_list_req_decode(const uint8_t *p, size_t n, aq_node_list_req *out);
+typedef struct aq_node_list_entry {
     uint8_t kind;
     const uint8_t *key;
     size_t klen;
     uint64_t size;
     aq_node_digest digest;
     uint64_t version;
-} aq_list_entry;
+} aq_node_list_entry;
 /* LIST reply: u8 more, u32 count, then entries. Decode by iterating. */
 void aq_node_list_rep_head(aq_wr *w, bool more, uint32_t count);
-void aq_node_list_rep_entry(aq_wr *w, const aq_list_entry *e);
+void aq_node_list_rep_entry(aq_wr *w, const aq_node_list_entry *e);
 int aq_node_list_rep_begin(aq_rd *r, const uint8_t *p, size_t n, bool *more, uint32_t *count);
-int aq_node_list_rep_next(aq_rd *r, aq_list_entry *e);
+int aq_node_list_rep_next(aq_rd *r, aq_node_list_entry *e);
 
 /* OFFER: entries (key, digest, version, kind, flags); reply: u32 count, then one status byte per
  * entry, in order. A receiver the entry names as a target (it should hold the key) wants what it
@@ -183,7 +183,7 @@ int aq_node_list_rep_next(aq_rd *r, aq_list_entry *e);
  * offered one. Copies compare as the store orders writes (aq_node_copy_cmp). */
 #define AQ_OFFER_TARGET      0x01 /* the receiver is one of the nodes that should hold the key */
 #define AQ_OFFER_COLLECTIBLE 0x02 /* a removal marker the sender may collect: don't ask for it */
-enum aq_offer_status {
+enum aq_node_offer_status {
     AQ_OFFER_HAVE = 0,  /* holds the same copy, or (not a target) nothing older */
     AQ_OFFER_WANT = 1,  /* send it: lacks it or holds an older copy */
     AQ_OFFER_NEWER = 2, /* holds a newer copy */
@@ -195,7 +195,7 @@ void aq_node_offer_req_entry(aq_wr *w, const void *key, size_t klen, aq_node_dig
 int aq_node_offer_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
 int aq_node_offer_req_next(aq_rd *r, const uint8_t **key, size_t *klen, aq_node_digest *d,
                            uint64_t *version, uint8_t *kind, uint8_t *flags);
-/* The reply's statuses: *status points at count bytes, each an aq_offer_status. */
+/* The reply's statuses: *status points at count bytes, each an aq_node_offer_status. */
 void aq_node_offer_rep_head(aq_wr *w, uint32_t count);
 int aq_node_offer_rep_decode(const uint8_t *p, size_t n, uint32_t *count, const uint8_t **status);
 /* Orders two copies of a key exactly as the store orders writes: common/aq_order.h's rule, which
@@ -204,7 +204,7 @@ int aq_node_copy_cmp(uint64_t va, aq_node_digest da, uint8_t ka, uint64_t vb, aq
                      uint8_t kb);
 
 /* HEARTBEAT notify: name, uptime, load, clocks. */
-typedef struct aq_heartbeat {
+typedef struct aq_node_heartbeat {
     const uint8_t *name;
     size_t nlen;
     uint64_t uptime_ms;
@@ -212,14 +212,14 @@ typedef struct aq_heartbeat {
     uint64_t bytes;
     uint64_t clock;   /* the sender's hybrid logical clock */
     uint64_t mono_us; /* the sender's CLOCK_MONOTONIC microseconds when it sent this */
-} aq_heartbeat;
-void aq_node_heartbeat_encode(aq_wr *w, const aq_heartbeat *h);
-int aq_node_heartbeat_decode(const uint8_t *p, size_t n, aq_heartbeat *out);
+} aq_node_heartbeat;
+void aq_node_heartbeat_encode(aq_wr *w, const aq_node_heartbeat *h);
+int aq_node_heartbeat_decode(const uint8_t *p, size_t n, aq_node_heartbeat *out);
 
 /* STATUS reply: the node, then one record per configured peer. */
-enum aq_member_state { AQ_MEMBER_SELF = 0, AQ_MEMBER_UP, AQ_MEMBER_SUSPECT, AQ_MEMBER_DOWN };
+enum aq_node_member_state { AQ_MEMBER_SELF = 0, AQ_MEMBER_UP, AQ_MEMBER_SUSPECT, AQ_MEMBER_DOWN };
 const char *aq_node_member_state_name(int s);
-typedef struct aq_status_node {
+typedef struct aq_node_status_node {
     char name[64];
     char address[64];
     uint64_t incarnation;
@@ -236,8 +236,8 @@ typedef struct aq_status_node {
     uint64_t conns_inbound, conns_refused, hello_timeouts, hello_evicted;
     uint64_t mono_us; /* the node's CLOCK_MONOTONIC microseconds when it answered (deadlines) */
     uint32_t npeers;
-} aq_status_node;
-typedef struct aq_status_peer {
+} aq_node_status_node;
+typedef struct aq_node_status_peer {
     char name[64];
     char address[64];
     uint8_t state;
@@ -246,10 +246,10 @@ typedef struct aq_status_peer {
     uint64_t rtt_us;
     uint64_t calls, retransmits, dup_suppressed, busy_seen, timeouts, pipe_connects, pipe_failures;
     uint64_t bytes_out, bytes_in;
-} aq_status_peer;
-void aq_node_status_rep_node(aq_wr *w, const aq_status_node *s);
-void aq_node_status_rep_peer(aq_wr *w, const aq_status_peer *p);
-int aq_node_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_status_node *out);
-int aq_node_status_rep_next(aq_rd *r, aq_status_peer *out);
+} aq_node_status_peer;
+void aq_node_status_rep_node(aq_wr *w, const aq_node_status_node *s);
+void aq_node_status_rep_peer(aq_wr *w, const aq_node_status_peer *p);
+int aq_node_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_node_status_node *out);
+int aq_node_status_rep_next(aq_rd *r, aq_node_status_peer *out);
 
 #endif

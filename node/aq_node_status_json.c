@@ -4,7 +4,7 @@
 
 #include "aq_json.h"
 
-void aq_node_status_json_node(FILE *f, const aq_status_node *n) {
+void aq_node_status_json_node(FILE *f, const aq_node_status_node *n) {
     fprintf(f, ", \"state\": \"up\", \"incarnation\": \"%016llx\"",
             (unsigned long long)n->incarnation);
     aq_json_u64(f, "uptime_ms", n->uptime_ms);
@@ -26,7 +26,7 @@ void aq_node_status_json_node(FILE *f, const aq_status_node *n) {
     aq_json_u64(f, "hello_evicted", n->hello_evicted);
 }
 
-void aq_node_status_json_peer(FILE *f, const aq_status_peer *p, bool first) {
+void aq_node_status_json_peer(FILE *f, const aq_node_status_peer *p, bool first) {
     fputs(first ? "{\"name\": " : ", {\"name\": ", f);
     aq_json_str(f, p->name, strnlen(p->name, sizeof p->name));
     fputs(", \"address\": ", f);

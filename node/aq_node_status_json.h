@@ -14,8 +14,8 @@
 #include "aq_node_proto.h"
 
 /* The members of a node that answered: state "up", incarnation, counters. */
-void aq_node_status_json_node(FILE *f, const aq_status_node *n);
+void aq_node_status_json_node(FILE *f, const aq_node_status_node *n);
 /* One peer as the node sees it, an object; first: no comma before it. */
-void aq_node_status_json_peer(FILE *f, const aq_status_peer *p, bool first);
+void aq_node_status_json_peer(FILE *f, const aq_node_status_peer *p, bool first);
 
 #endif

@@ -422,7 +422,7 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
             note_err(L, msg && msg[0] ? msg : aq_strerror(err));
         }
         if (o->method == AQ_M_PUT || o->method == AQ_M_RM) {
-            aq_put_rep pr;
+            aq_node_put_rep pr;
             bool partial = err == 0 &&
                            (aq_node_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
             L->partial_writes += partial;
@@ -476,7 +476,7 @@ static void op_finish(op *o, int err, const uint8_t *rep, size_t replen, const c
         note_err(L, msg && msg[0] ? msg : aq_strerror(err));
     }
     if (o->method == AQ_M_PUT || o->method == AQ_M_RM) {
-        aq_put_rep pr;
+        aq_node_put_rep pr;
         bool partial =
             err == 0 && (aq_node_put_rep_decode(rep, replen, &pr) != 0 || pr.copies < pr.wanted);
         L->partial_writes += partial;
@@ -621,7 +621,7 @@ static void poll_cb(void *ud, const aq_rpc_result *r) {
     c->polling = false;
     if (r->err == 0 && r->status == 0) {
         aq_rd rd;
-        aq_status_node sn;
+        aq_node_status_node sn;
         if (aq_node_status_rep_begin(&rd, r->data, r->len, &sn) == 0) {
             if (c->inc && sn.incarnation != c->inc) {
                 c->banked += c->handled;

@@ -50,7 +50,7 @@ static void done_cb(void *ud, const aq_rpc_result *r) {
         p->err = AQ_EPROTO;
     } else {
         /* A replica holding a newer write keeps it and says so: the poke did not land. */
-        aq_put_rep rep;
+        aq_node_put_rep rep;
         if (aq_node_put_rep_decode(r->data, r->len, &rep) != 0) {
             p->err = AQ_EPROTO;
         } else if (rep.flags & AQ_REP_STALE) {

@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
     aq_rpc_call(rpc, peer, AQ_M_STATUS, none, 2000000, done_cb, &st);
     run(&loop, &st);
     aq_rd rd;
-    aq_status_node sn;
+    aq_node_status_node sn;
     if (st.err || st.status || aq_node_status_rep_begin(&rd, st.rep, st.len, &sn) != 0) {
         fprintf(stderr, "aq_putvia: %s did not answer STATUS: %s\n", argv[2], st.msg);
         return 3;

@@ -135,7 +135,8 @@ Test(metrics, json_names_and_escapes) {
 }
 
 /* views[1] answered STATUS with sn and one peer, sp. */
-static void reply_of(aq_node_snap *s, const aq_status_node *sn, const aq_status_peer *sp) {
+static void reply_of(aq_node_snap *s, const aq_node_status_node *sn,
+                     const aq_node_status_peer *sp) {
     aq_wr w;
     aq_wr_init(&w);
     aq_node_status_rep_node(&w, sn);
@@ -148,9 +149,9 @@ static void reply_of(aq_node_snap *s, const aq_status_node *sn, const aq_status_
 /* Another node's view is its STATUS reply as received, decoded when rendered. */
 Test(metrics, views_render_replies) {
     aq_node_snap *s = two_nodes();
-    aq_status_node sn = {.incarnation = 0xabc, .handled_total = 9, .npeers = 1};
+    aq_node_status_node sn = {.incarnation = 0xabc, .handled_total = 9, .npeers = 1};
     snprintf(sn.name, sizeof sn.name, "b");
-    aq_status_peer sp = {.state = AQ_MEMBER_UP, .since_heard_ms = 12, .rtt_us = 345};
+    aq_node_status_peer sp = {.state = AQ_MEMBER_UP, .since_heard_ms = 12, .rtt_us = 345};
     snprintf(sp.name, sizeof sp.name, "a");
     snprintf(sp.address, sizeof sp.address, "127.0.0.1:1");
     reply_of(s, &sn, &sp);
@@ -185,9 +186,9 @@ Test(metrics, references) {
  * in `aquifer status --json` (the same writer). */
 Test(metrics, json_names_from_the_wire_stay_valid) {
     aq_node_snap *s = two_nodes();
-    aq_status_node sn = {.npeers = 1};
+    aq_node_status_node sn = {.npeers = 1};
     snprintf(sn.name, sizeof sn.name, "b");
-    aq_status_peer sp = {.state = AQ_MEMBER_UP};
+    aq_node_status_peer sp = {.state = AQ_MEMBER_UP};
     snprintf(sp.name, sizeof sp.name, "a\xff\x01");
     reply_of(s, &sn, &sp);
     size_t len;

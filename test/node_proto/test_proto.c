@@ -12,7 +12,7 @@ Test(proto, put_roundtrip_and_every_truncation_refused) {
     aq_node_put_req_head(&w, AQ_PUT_REPLICA, AQ_KIND_MANIFEST, "photos/a.jpg", 12, d);
     aq_wr_bytes(&w, "VALUE", 5);
     cr_assert(w.ok);
-    aq_put_req r;
+    aq_node_put_req r;
     cr_assert_eq(aq_node_put_req_decode(w.p, w.len, &r), 0);
     cr_expect_eq(r.flags, AQ_PUT_REPLICA);
     cr_expect_eq(r.kind, AQ_KIND_MANIFEST);
@@ -30,7 +30,7 @@ Test(proto, put_roundtrip_and_every_truncation_refused) {
 
 Test(proto, put_refuses_unknown_flags_kind_and_empty_key) {
     uint8_t m[64] = {0};
-    aq_put_req r;
+    aq_node_put_req r;
     m[0] = 0x80; /* unknown flag */
     m[2] = 1;
     cr_expect_eq(aq_node_put_req_decode(m, sizeof m, &r), AQ_EPROTO);
@@ -60,8 +60,9 @@ Test(proto, list_roundtrip) {
     aq_wr w;
     aq_wr_init(&w);
     aq_node_list_rep_head(&w, true, 2);
-    aq_list_entry a = {AQ_KIND_VALUE, (const uint8_t *)"a", 1, 7, {1, 2}, 11};
-    aq_list_entry b = {AQ_KIND_TOMBSTONE, (const uint8_t *)"bb", 2, 1u << 30, {3, 4}, 1ull << 62};
+    aq_node_list_entry a = {AQ_KIND_VALUE, (const uint8_t *)"a", 1, 7, {1, 2}, 11};
+    aq_node_list_entry b = {AQ_KIND_TOMBSTONE, (const uint8_t *)"bb", 2, 1u << 30, {3, 4},
+                            1ull << 62};
     aq_node_list_rep_entry(&w, &a);
     aq_node_list_rep_entry(&w, &b);
     aq_rd r;
@@ -70,7 +71,7 @@ Test(proto, list_roundtrip) {
     cr_assert_eq(aq_node_list_rep_begin(&r, w.p, w.len, &more, &count), 0);
     cr_expect(more);
     cr_expect_eq(count, 2);
-    aq_list_entry e;
+    aq_node_list_entry e;
     cr_assert_eq(aq_node_list_rep_next(&r, &e), 0);
     cr_expect_eq(e.size, 7);
     cr_expect_eq(e.version, 11);
@@ -95,7 +96,7 @@ Test(proto, offer_count_cannot_exceed_bytes) {
 }
 
 Test(proto, status_roundtrip) {
-    aq_status_node s = {0};
+    aq_node_status_node s = {0};
     strcpy(s.name, "n1");
     strcpy(s.address, "127.0.0.1:5");
     s.chunks = 3;
@@ -105,7 +106,7 @@ Test(proto, status_roundtrip) {
     s.hello_timeouts = 17;
     s.hello_evicted = 19;
     s.npeers = 1;
-    aq_status_peer p = {0};
+    aq_node_status_peer p = {0};
     strcpy(p.name, "n2");
     p.state = AQ_MEMBER_SUSPECT;
     p.rtt_us = 250;
@@ -114,8 +115,8 @@ Test(proto, status_roundtrip) {
     aq_node_status_rep_node(&w, &s);
     aq_node_status_rep_peer(&w, &p);
     aq_rd r;
-    aq_status_node s2;
-    aq_status_peer p2;
+    aq_node_status_node s2;
+    aq_node_status_peer p2;
     cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
     cr_expect_str_eq(s2.name, "n1");
     cr_expect_eq(s2.chunks, 3);
@@ -156,7 +157,7 @@ Test(proto, random_bytes_never_crash_decoders) {
             buf[i] = (uint8_t)rand();
         uint8_t *p = malloc(n ? n : 1); /* exact-size copy so ASan sees any overread */
         memcpy(p, buf, n);
-        aq_put_req pr;
+        aq_node_put_req pr;
         aq_node_put_req_decode(p, n, &pr);
         uint8_t f, kind;
         const uint8_t *k, *v;
@@ -166,13 +167,13 @@ Test(proto, random_bytes_never_crash_decoders) {
         aq_node_get_rep_decode(p, n, &kind, &d, &v, &vl);
         uint64_t sz;
         aq_node_stat_rep_decode(p, n, &kind, &sz, &d);
-        aq_list_req lq;
+        aq_node_list_req lq;
         aq_node_list_req_decode(p, n, &lq);
         aq_rd r;
         bool more;
         uint32_t cnt;
         if (aq_node_list_rep_begin(&r, p, n, &more, &cnt) == 0) {
-            aq_list_entry e;
+            aq_node_list_entry e;
             for (uint32_t i = 0; i < cnt && aq_node_list_rep_next(&r, &e) == 0; i++)
                 ;
         }
@@ -187,14 +188,14 @@ Test(proto, random_bytes_never_crash_decoders) {
                 ;
         uint64_t dl;
         aq_node_rm_req_decode(p, n, &f, &k, &kl, &ver, &dl);
-        aq_put_rep prep;
+        aq_node_put_rep prep;
         aq_node_put_rep_decode(p, n, &prep);
         const uint8_t *st;
         aq_node_offer_rep_decode(p, n, &cnt, &st);
-        aq_heartbeat h;
+        aq_node_heartbeat h;
         aq_node_heartbeat_decode(p, n, &h);
-        aq_status_node sn;
-        aq_status_peer sp;
+        aq_node_status_node sn;
+        aq_node_status_peer sp;
         if (aq_node_status_rep_begin(&r, p, n, &sn) == 0)
             for (uint32_t i = 0; i < sn.npeers && aq_node_status_rep_next(&r, &sp) == 0; i++)
                 ;
@@ -209,7 +210,7 @@ Test(proto, put_version_is_set_in_place) {
     aq_node_digest d = {1, 2};
     aq_node_put_req_head(&w, 0, AQ_KIND_VALUE, "key", 3, d);
     aq_wr_bytes(&w, "value", 5);
-    aq_put_req r;
+    aq_node_put_req r;
     cr_assert_eq(aq_node_put_req_decode(w.p, w.len, &r), 0);
     cr_expect_eq(r.version, 0);
     aq_node_put_req_set_version(w.p, &r, 0x0102030405060708ull);
@@ -258,7 +259,7 @@ Test(proto, put_deadline_is_set_in_place) {
     cr_expect_eq(w.len, AQ_PUT_HEAD_MAX);
     aq_wr_bytes(&w, "value", 5);
     aq_node_u64_at(w.p, aq_node_put_req_deadline_off(sizeof key), 0xfedcba9876543210ull);
-    aq_put_req r;
+    aq_node_put_req r;
     cr_assert_eq(aq_node_put_req_decode(w.p, w.len, &r), 0);
     cr_expect_eq(r.version, 0);
     cr_expect_eq(r.deadline, 0xfedcba9876543210ull);
@@ -270,7 +271,7 @@ Test(proto, put_deadline_is_set_in_place) {
 /* The write reply names its holders; a reply whose holders do not match its copies, or that claims
  * more copies than wanted, is refused. */
 Test(proto, put_rep_roundtrip) {
-    aq_put_rep a;
+    aq_node_put_rep a;
     memset(&a, 0, sizeof a);
     a.copies = a.nholders = 2;
     a.wanted = 3;
@@ -282,7 +283,7 @@ Test(proto, put_rep_roundtrip) {
     aq_wr w;
     aq_wr_init(&w);
     aq_node_put_rep_encode(&w, &a);
-    aq_put_rep b;
+    aq_node_put_rep b;
     cr_assert_eq(aq_node_put_rep_decode(w.p, w.len, &b), 0);
     cr_expect_eq(b.copies, 2);
     cr_expect_eq(b.wanted, 3);
