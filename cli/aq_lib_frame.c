@@ -285,15 +285,22 @@ static int col_alloc(aquifer_frame *f, uint32_t j) {
         size_t w = col->type == AQUIFER_CAT ? 4 : 8;
         void *v = alloc64((size_t)rows * w);
         if (!v)
-            return AQ_ENOMEM;
+            goto nomem;
         f->mem[(size_t)j * 4 + 1] = v;
         col->values = v;
     } else if (col->type == AQUIFER_STR) {
         f->str_parts[j] = calloc(f->m.nchunks ? f->m.nchunks : 1, sizeof *f->str_parts[j]);
         if (!f->str_parts[j])
-            return AQ_ENOMEM;
+            goto nomem;
     }
     return 0;
+nomem:
+    /* a column is allocated whole or not at all: the next fetch sees na NULL and starts again */
+    free(na);
+    f->mem[(size_t)j * 4] = NULL;
+    col->na = NULL;
+    col->na_count = 0;
+    return AQ_ENOMEM;
 }
 
 /* The NA bits of a chunk (rows n) into the column's bitmap at row r0; returns how many are set. */
@@ -577,16 +584,16 @@ static void decode_one(decoder *d, const decode_item *it) {
         err = AQ_EPROTO;
         snprintf(why, sizeof why, "column %s of chunk %u from %s (%s) is malformed", cname,
                  it->chunk, node->name, node->address);
+        free(it->rep);
     } else {
         free(it->rep); /* the reply's memory goes before the arrays grow */
         err = col_take(f, it->chunk, it->col, &col);
         if (err)
-            snprintf(why, sizeof why, "column %s of chunk %u: %s", cname, it->chunk,
+            snprintf(why, sizeof why, "column %s of chunk %u from %s (%s): %s", cname, it->chunk,
+                     node->name, node->address,
                      err == AQ_ENOMEM ? "out of memory"
                                       : "does not fit the frame's type or levels");
     }
-    if (err)
-        free(it->rep);
     aq_csv_col_free(&col);
     if (err) {
         pthread_mutex_lock(&d->mu);

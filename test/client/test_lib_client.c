@@ -470,6 +470,31 @@ Test(frames, parse_existing_name_is_eexist) {
     aquifer_close(a);
 }
 
+/* A frame replaced under an open handle by one whose column has another type: the fetch fails with
+ * a sentence naming the node, and the handle can still be closed (the reply was freed twice). */
+Test(frames, replaced_under_an_open_handle_fails_cleanly) {
+    aquifer *a = open_client();
+    char path[1024], name[64];
+    snprintf(path, sizeof path, "%s/iris_wheader.csv", getenv("AQ_DATA_DIR"));
+    snprintf(name, sizeof name, "lib_swap_%d", (int)getpid());
+    const char *paths[] = {path};
+    aquifer_parse_opts po = {.name = name};
+    cr_assert_eq(aquifer_parse(a, paths, 1, &po, NULL), 0, "%s", aquifer_errmsg(a));
+    aquifer_frame *f;
+    cr_assert_eq(aquifer_frame_open(a, name, &f), 0, "%s", aquifer_errmsg(a));
+    cr_assert_eq(aquifer_frame_rm(a, name), 0, "%s", aquifer_errmsg(a));
+    aquifer_parse_opts po2 = {.name = name, .types = "sepal_len:string"};
+    cr_assert_eq(aquifer_parse(a, paths, 1, &po2, NULL), 0, "%s", aquifer_errmsg(a));
+    uint32_t col0 = 0;
+    int err = aquifer_frame_fetch(f, &col0, 1);
+    cr_assert_eq(err, AQUIFER_EPROTO, "got %d: %s", err, aquifer_errmsg(a));
+    cr_assert(strstr(aquifer_errmsg(a), "sepal_len") && strstr(aquifer_errmsg(a), "from "), "%s",
+              aquifer_errmsg(a));
+    aquifer_frame_close(f);
+    cr_assert_eq(aquifer_frame_rm(a, name), 0, "%s", aquifer_errmsg(a));
+    aquifer_close(a);
+}
+
 /* ---- a node down: lib_client.sh runs failover::before, stops one node, then failover::after ----
  */
 
