@@ -163,6 +163,9 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
         int rc = cli_open(&w->c);
         w->opened = true;
         if (rc) {
+            /* the worker's sentence is the caller's: the library reports it, not a bare code */
+            memcpy(c->fail_msg, w->c.fail_msg, sizeof c->fail_msg);
+            c->fail_err = w->c.fail_err;
             batch_free(b);
             return rc;
         }
