@@ -911,6 +911,7 @@ static int parse_stream(parse_run *r, const aq_csv_setup *su, uint64_t *file_lin
     if ((err = aq_csv_split_init(&sp, &su->d, AQ_NODE_CHUNK_MAX, on_piece, r)) != 0 ||
         (err = aq_csv_split_reserve(&sp, HEAD_MAX)) != 0) {
         aq_csv_split_free(&sp);
+        cli_progress_end(&r->prog); /* the sentence goes on a line of its own */
         return cli_fail(c, AQ_ENOMEM, "out of memory");
     }
     r->split = &sp;
