@@ -8,11 +8,11 @@
  * first line is one. The first row is a header when some column holds numbers or timestamps below a
  * text name, or when every column is text and the first row's values are distinct and never recur
  * below (a file of one text row is a header only), or when a number stands over a column of text
- * alone, or when it holds consecutive integers (column numbers) that no data row does. Names come from the header, trimmed; empty or
- * missing ones become C<n>; duplicates get _2, _3 ... Each column's type is the narrowest that
- * holds every sampled value. Every option the caller sets (separator, quote, header, NA list, types
- * by name or 1-based index) wins over the guess, and forced types are kept by the parser for every
- * piece.
+ * alone, or when it holds consecutive integers (column numbers) that no data row does. Names come
+ * from the header, trimmed; empty or missing ones become C<n>; duplicates get _2, _3 ... Each
+ * column's type is the narrowest that holds every sampled value. Every option the caller sets
+ * (separator, quote, header, NA list, types by name or 1-based index) wins over the guess, and
+ * forced types are kept by the parser for every piece.
  *
  * Categoricals: a text column is categorical while it has at most AQ_CSV_CAT_MAX distinct values,
  * string beyond that (65,536: codes of a merged domain still fit 16 bits; a column with more
