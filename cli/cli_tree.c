@@ -193,6 +193,15 @@ static void tree_start(tree_run *t, cli *c, const char *verb, const char *dir, c
 }
 
 /* The summary on stdout; returns the exit code. */
+/* After a failure that ended the walk: the list of failed files is not printed, so it goes. */
+static void tree_drop_fails(tree_run *t) {
+    if (!t->fails)
+        return;
+    fclose(t->fails);
+    free(t->fails_buf);
+    t->fails = NULL;
+}
+
 static int tree_finish(tree_run *t, const char *done_verb) {
     cli *c = t->c;
     if (t->tty && t->shown >= 0)
@@ -373,11 +382,8 @@ int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
     rc = tree_finish(&t, "stored");
 out:
     cli_xfer_batch_close(b);
-    if (rc && t.fails) {
-        fclose(t.fails);
-        free(t.fails_buf);
-        t.fails = NULL;
-    }
+    if (rc)
+        tree_drop_fails(&t);
     free(pool);
     paths_free(&files);
     paths_free(&bad);
@@ -619,11 +625,8 @@ int cli_cmd_get_r(cli *c, const char *prefix, const char *dir, bool durable) {
     rc = tree_finish(&t, "wrote");
 out:
     cli_xfer_batch_close(b);
-    if (rc && t.fails) {
-        fclose(t.fails);
-        free(t.fails_buf);
-        t.fails = NULL;
-    }
+    if (rc)
+        tree_drop_fails(&t);
     free(pool);
     cli_ls_free(v, n);
     close(root);
