@@ -130,6 +130,7 @@ int cli_open(cli *c);
 void cli_close(cli *c);
 /* Runs the loop once (blocking until some event) and resends operations waiting to retry. */
 void cli_step(cli *c);
+void cli_step_nowait(cli *c); /* the same without waiting: only what is ready now */
 
 /* A key operation: one request sent to candidate nodes in turn until one gives a final answer. */
 struct cli_kop {
@@ -265,6 +266,16 @@ void cli_read_repair(cli_read *r, const void *key, size_t klen);
 cli_kop *cli_read_write_copy(cli *c, uint32_t node, const void *key, size_t klen, uint8_t kind,
                              aq_node_digest d, uint64_t version, const void *v, size_t vlen);
 void cli_read_free(cli_read *r);
+/* The steps of cli_read_newest, for callers that send the requests themselves (the batch engine,
+ * cli_xfer_batch.c): init sets r up and gives key's live replicas in cands (their order, and the
+ * sentence to use when none is live); note records node i's finished STAT or GET (asked with
+ * AQ_READ_TOMBSTONES); pick chooses the newest answer (the replicas' only, or every one); outcome,
+ * after the last round, is cli_read_newest's result without the value fetch: 0 when
+ * r->copies[r->best] is a live value. */
+int cli_read_init(cli *c, const void *key, size_t klen, cli_read *r, cli_kop *cands);
+void cli_read_note(cli_read *r, size_t i, cli_kop *k);
+void cli_read_pick(cli_read *r, bool replicas_only);
+int cli_read_outcome(cli_read *r, const cli_kop *cands);
 
 /* ---- cli_prev.c: the previous value around an overwrite ---- */
 typedef struct cli_prev {

@@ -134,8 +134,8 @@ void cli_close(cli *c) {
 
 static void kop_send(cli_kop *k);
 
-void cli_step(cli *c) {
-    uv_run(&c->loop, UV_RUN_ONCE);
+static void step(cli *c, uv_run_mode mode) {
+    uv_run(&c->loop, mode);
     /* Retries are sent here, outside the rpc callback that decided them. */
     while (c->retry) {
         cli_kop *k = c->retry;
@@ -143,6 +143,14 @@ void cli_step(cli *c) {
         k->next_retry = NULL;
         kop_send(k);
     }
+}
+
+void cli_step(cli *c) {
+    step(c, UV_RUN_ONCE);
+}
+
+void cli_step_nowait(cli *c) {
+    step(c, UV_RUN_NOWAIT);
 }
 
 void cli_candidates(cli *c, const void *key, size_t klen, bool all_nodes, cli_kop *k) {

@@ -41,13 +41,15 @@ static int kop_read(cli *c, cli_kop *k, uint16_t method, const void *key, size_t
     return 0;
 }
 
-/* Records node i's finished answer in r->copies[i]. */
-static void note_answer(cli_read *r, size_t i, cli_kop *k) {
+void cli_read_note(cli_read *r, size_t i, cli_kop *k) {
     cli_copy *cp = &r->copies[i];
     cp->asked = true;
     cp->err = k->err;
-    if (k->err)
+    if (k->err) {
+        if (k->err != AQ_ENOTFOUND && !r->failure[0])
+            snprintf(r->failure, sizeof r->failure, "%s", k->msg);
         return;
+    }
     const uint8_t *v;
     size_t vlen;
     int e = k->method == AQ_M_GET ? aq_node_get_rep_decode_v(k->rep, k->replen, &cp->kind,
@@ -86,9 +88,7 @@ static int ask(cli_read *r, const void *key, size_t klen, const uint32_t *nodes,
         if (!ks[j])
             continue;
         cli_kop_wait(ks[j]);
-        note_answer(r, nodes[j], ks[j]);
-        if (ks[j]->err && ks[j]->err != AQ_ENOTFOUND && !r->failure[0])
-            snprintf(r->failure, sizeof r->failure, "%s", ks[j]->msg);
+        cli_read_note(r, nodes[j], ks[j]);
         if (ks[j] != r->data)
             cli_kop_free(ks[j]);
     }
@@ -96,8 +96,7 @@ static int ask(cli_read *r, const void *key, size_t klen, const uint32_t *nodes,
     return err;
 }
 
-/* The newest copy among the replicas' answers (replicas_only) or among every answer. */
-static void pick_newest(cli_read *r, bool replicas_only) {
+void cli_read_pick(cli_read *r, bool replicas_only) {
     r->best = -1;
     for (size_t i = 0; i < r->c->conf->nnodes; i++) {
         const cli_copy *cp = &r->copies[i];
@@ -117,20 +116,50 @@ void cli_read_free(cli_read *r) {
     r->copies = NULL;
 }
 
-int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_read *r) {
+int cli_read_init(cli *c, const void *key, size_t klen, cli_read *r, cli_kop *cands) {
     memset(r, 0, sizeof *r);
     r->c = c;
     r->best = -1;
-    size_t nn = c->conf->nnodes;
-    r->copies = calloc(nn, sizeof *r->copies);
+    r->copies = calloc(c->conf->nnodes, sizeof *r->copies);
     r->data = cli_kop_new(c);
     if (!r->copies || !r->data)
         return AQ_ENOMEM;
-    cli_kop cands = {0};
-    cli_candidates(c, key, klen, false, &cands);
-    for (size_t i = 0; i < cands.ncand; i++)
-        r->copies[cands.cand[i]].replica = true;
-    int err;
+    memset(cands, 0, sizeof *cands);
+    cli_candidates(c, key, klen, false, cands);
+    for (size_t i = 0; i < cands->ncand; i++)
+        r->copies[cands->cand[i]].replica = true;
+    return 0;
+}
+
+int cli_read_outcome(cli_read *r, const cli_kop *cands) {
+    size_t nn = r->c->conf->nnodes;
+    r->asked = 0;
+    for (size_t i = 0; i < nn; i++)
+        r->asked += r->copies[i].asked;
+    if (r->best < 0) {
+        bool any_notfound = false;
+        for (size_t i = 0; i < nn; i++)
+            any_notfound |= r->copies[i].asked && r->copies[i].err == AQ_ENOTFOUND;
+        if (r->asked == 0) {
+            snprintf(r->failure, sizeof r->failure, "%s", cands->msg);
+            return AQ_EUNAVAIL;
+        }
+        if (any_notfound)
+            return AQ_ENOTFOUND;
+        for (size_t i = 0; i < nn; i++)
+            if (r->copies[i].asked && r->copies[i].err)
+                return r->copies[i].err;
+        return AQ_ENOTFOUND;
+    }
+    return r->copies[r->best].kind == AQ_KIND_TOMBSTONE ? AQ_ENOTFOUND : 0;
+}
+
+int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_read *r) {
+    cli_kop cands;
+    int err = cli_read_init(c, key, klen, r, &cands);
+    if (err)
+        return err;
+    size_t nn = c->conf->nnodes;
     if (!want_data) {
         /* One round: the replicas and the other live nodes at once. */
         cli_kop all = {0};
@@ -144,13 +173,13 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
                 order[n++] = all.cand[i];
         if ((err = ask(r, key, klen, order, n, false)) != 0)
             return err;
-        pick_newest(r, true);
+        cli_read_pick(r, true);
         if (r->best < 0)
-            pick_newest(r, false);
+            cli_read_pick(r, false);
     } else {
         if ((err = ask(r, key, klen, cands.cand, cands.ncand, true)) != 0)
             return err;
-        pick_newest(r, false);
+        cli_read_pick(r, false);
     }
     if (r->best < 0) {
         /* No replica holds anything: a copy may live where repair placed it. */
@@ -163,30 +192,11 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
                 rest[nrest++] = all.cand[i];
         if (nrest && (err = ask(r, key, klen, rest, nrest, false)) != 0)
             return err;
-        pick_newest(r, false);
+        cli_read_pick(r, false);
     }
-    for (size_t i = 0; i < nn; i++)
-        r->asked += r->copies[i].asked;
-    if (r->best < 0) {
-        bool any_notfound = false;
-        for (size_t i = 0; i < nn; i++)
-            any_notfound |= r->copies[i].asked && r->copies[i].err == AQ_ENOTFOUND;
-        if (r->asked == 0) {
-            snprintf(r->failure, sizeof r->failure, "%s", cands.msg);
-            return AQ_EUNAVAIL;
-        }
-        if (any_notfound)
-            return AQ_ENOTFOUND;
-        for (size_t i = 0; i < nn; i++)
-            if (r->copies[i].asked && r->copies[i].err)
-                return r->copies[i].err;
-        return AQ_ENOTFOUND;
-    }
+    if ((err = cli_read_outcome(r, &cands)) != 0 || !want_data)
+        return err;
     const cli_copy *b = &r->copies[r->best];
-    if (b->kind == AQ_KIND_TOMBSTONE)
-        return AQ_ENOTFOUND;
-    if (!want_data)
-        return 0;
     /* The first replica's reply is the answer if it is the newest copy. */
     const cli_copy *first = cands.ncand ? &r->copies[cands.cand[0]] : NULL;
     if (first && first->found && r->data->err == 0 &&

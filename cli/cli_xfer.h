@@ -40,12 +40,15 @@ int cli_xfer_get_buf(cli *c, const char *key, uint8_t **out, size_t *len);
 
 /* ---- batches: many values in flight ----
  *
- * The batch runs items on worker threads, each with its own endpoint and event loop (a cli of its
- * own, sharing c's config and the liveness c's probe found), one item at a time per worker. So at
- * most `workers` values are in flight and at most 2 * workers items are queued or running: submit
- * waits for room. Memory: workers values' worth of chunks in flight (see above), one chunk each.
- * Items finish in any order. The batch uses c only on the thread that calls these functions, and
- * c must stay open until cli_xfer_batch_close returns. */
+ * The batch runs its items on one endpoint and event loop of its own (sharing c's config and the
+ * liveness c's probe found), each item a state machine driven by its calls' callbacks, so many
+ * small values move at once without a thread each (cli_xfer_batch.c). At most `width` items are
+ * in flight: submit drives the loop until there is room. An item of more than one chunk (or whose
+ * previous value is, or a pipe) goes through the single-value entry points above, synchronously
+ * in the driver, while the others keep moving. Memory: the small values in flight, plus one large
+ * value's chunks in flight (see above). The loop runs only inside these functions, on the thread
+ * that calls them; items finish in any order. c must stay open until cli_xfer_batch_close
+ * returns. */
 typedef struct cli_xfer_item {
     /* In (owned by the caller, unchanged until the item comes back from next). */
     bool get;        /* false: put */
@@ -69,12 +72,13 @@ typedef struct cli_xfer_item {
 
 typedef struct cli_xfer_batch cli_xfer_batch;
 
-#define CLI_XFER_WORKERS 16 /* the default number of values in flight */
+#define CLI_XFER_WORKERS 64 /* the default number of values in flight */
 
-/* Starts a batch of workers (0: CLI_XFER_WORKERS) values in flight, each moving up to chunks
- * (0: 1) chunks at once. 0, or the exit code after cli_fail said why. */
-int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batch **out);
-/* Queues it (waiting while the batch is full). 0, or CLI_ERROR when the batch has failed. */
+/* Starts a batch of width (0: CLI_XFER_WORKERS) values in flight, a large one moving up to
+ * chunks (0: 1) chunks at once. 0, or the exit code after cli_fail said why. */
+int cli_xfer_batch_open(cli *c, unsigned width, unsigned chunks, cli_xfer_batch **out);
+/* Starts it (first driving the loop while the batch is full). Its outcome comes back through
+ * next or poll, also when it fails at once. 0, or CLI_ERROR when out of memory. */
 int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it);
 /* A finished item (waiting for one), or NULL when none is queued or running. */
 cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b);

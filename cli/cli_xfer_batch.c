@@ -1,80 +1,540 @@
-/* cli_xfer_batch: many puts and gets in flight at once (cli_xfer.h).
+/* cli_xfer_batch: many puts and gets in flight at once on ONE endpoint and event loop
+ * (cli_xfer.h).
  *
- * Worker threads, each with a cli of its own (its own endpoint and event loop, c's config shared
- * read only, c's liveness copied at open), take items from one queue and run the single-value
- * entry points on them, one at a time; a finished item goes to a done list the caller drains
- * with next. Each worker's cli_fail writes into the item's msg (fail_sink), never on stderr.
- * One caller thread (the batch is used by one thread at a time), so a finished item signals it
- * alone; a queued item wakes one worker.
- * Invariants: queued + running items never exceed 2 * workers (submit waits for room); every
+ * Each item is an `op`: a small state machine whose requests are cli_kops with on_done callbacks.
+ * A callback only counts the request as ended and, when it was the op's last outstanding one,
+ * puts the op on the ready list; the driver (submit, next, poll and close, on the caller's
+ * thread) takes ready ops and starts their next step outside any rpc callback, so no callback
+ * ever waits. The steps and their checks are those of the single-value entry points
+ * (cli_xfer.c), with the same sentences:
+ *   put: the previous value's read (STAT with tombstones to every live node, the replicas'
+ *        newest preferred: cli_read_*), the PUT to the replicas with its deadline, the write
+ *        report (cli_wrep_*) and min_copies;
+ *   get: GET to the first live replica and STAT to the other replicas (then STAT to the other
+ *        live nodes when no replica holds anything), the newest copy fetched from a holder when
+ *        the first reply is not it, every GET verified against its digest, read repair of stale
+ *        replicas, then the value written to the item's fd or handed over in a buffer.
+ * Rare paths run synchronously from a slow queue, by the driver between loop steps: the restore
+ * after a failed or unknown put (cli_prev_restore), and every item that involves more than one
+ * chunk (an input larger than a chunk or not a regular file, a previous value or a found value
+ * that is a manifest), which goes through the single-value entry point whole. Their waits run
+ * the same loop, so the other ops keep progressing meanwhile (their callbacks only mark them
+ * ready).
+ * Invariants: ops in flight never exceed the batch's width (submit drives the loop until there
+ * is room); every op ends with exactly one result (every kop ends: the rpc contract); every
  * submitted item is returned by next exactly once, or dropped by close after it finished.
  */
-#include <pthread.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "aq_io.h"
+#include "aq_xxh.h"
 #include "cli.h"
 #include "cli_xfer.h"
 
-typedef struct worker {
+#define CHUNK     AQ_NODE_CHUNK_MAX
+#define HEAD_MAX  AQ_PUT_HEAD_MAX
+#define WIDTH_MAX 4096 /* the most values in flight a batch accepts */
+
+enum { ST_PREV, ST_PUT, ST_READ, ST_REST, ST_FETCH, ST_REPAIR };
+enum { SLOW_WHOLE = 1, SLOW_RESTORE = 2 };
+
+typedef struct op {
     struct cli_xfer_batch *b;
-    cli c;
-    pthread_t thread;
-    bool opened, started;
+    cli_xfer_item *it;
+    size_t klen;
+    int state;
+    int slow;             /* queued for the driver's synchronous path: SLOW_* */
+    unsigned outstanding; /* requests started and not yet ended (+1 while starting a step) */
+    cli_read r;           /* the key's copies as the nodes answered */
+    cli_kop cands;        /* the key's live replicas (cli_read_init) */
+    cli_kop *ks[AQ_NODE_CONFIG_MAX_NODES]; /* this step's requests */
+    uint32_t ks_node[AQ_NODE_CONFIG_MAX_NODES];
+    size_t nks;
+    /* put */
+    uint8_t *mem; /* HEAD_MAX + len: the value at mem + HEAD_MAX, until the PUT owns it */
+    size_t len;
+    cli_kop *put;
+    aq_node_digest d;
+    cli_prev pv;
+    struct op *next; /* the ready list or the slow queue */
     char what[300];
-} worker;
+} op;
 
 struct cli_xfer_batch {
     cli *parent;
-    unsigned nworkers;
-    worker *w;
-    pthread_mutex_t mu;
-    pthread_cond_t cv_work;   /* workers: an item queued, or stop */
-    pthread_cond_t cv_caller; /* the caller: an item finished (so also room to submit) */
-    cli_xfer_item *q_head, *q_tail;
-    cli_xfer_item *d_head, *d_tail;
+    cli c; /* the batch's own endpoint and loop */
+    bool opened;
+    size_t width;
     size_t pending; /* submitted, not yet returned by next */
-    size_t ndone;   /* finished, not yet returned by next */
-    bool stop;
+    size_t running; /* ops not yet finished */
+    cli_xfer_item *d_head, *d_tail;
+    op *ready_head, *ready_tail;
+    op *slow_head, *slow_tail;
 };
 
-static void push(cli_xfer_item **head, cli_xfer_item **tail, cli_xfer_item *it) {
-    it->batch_next = NULL;
+static void q_push(op **head, op **tail, op *o) {
+    o->next = NULL;
     if (*tail)
-        (*tail)->batch_next = it;
+        (*tail)->next = o;
     else
-        *head = it;
-    *tail = it;
+        *head = o;
+    *tail = o;
 }
 
-static cli_xfer_item *pop(cli_xfer_item **head, cli_xfer_item **tail) {
-    cli_xfer_item *it = *head;
-    if (it) {
-        *head = it->batch_next;
+static op *q_pop(op **head, op **tail) {
+    op *o = *head;
+    if (o) {
+        *head = o->next;
         if (!*head)
             *tail = NULL;
-        it->batch_next = NULL;
+        o->next = NULL;
     }
-    return it;
+    return o;
 }
 
-static void run_item(worker *w, cli_xfer_item *it) {
-    cli *c = &w->c;
-    it->msg[0] = 0;
-    it->out = NULL;
-    it->outlen = 0;
-    it->bytes = 0;
-    it->copies = it->wanted = 0;
-    snprintf(w->what, sizeof w->what, "%s %s", it->get ? "get" : "put", it->key);
-    c->what = w->what;
+static aq_node_digest digest_of(const void *p, size_t n) {
+    XXH128_hash_t h = XXH3_128bits(p, n);
+    aq_node_digest d = {h.high64, h.low64};
+    return d;
+}
+
+/* Points the batch's cli at o: its failures go to o's item, named by o's what. */
+static cli *op_ctx(op *o) {
+    cli *c = &o->b->c;
+    c->what = o->what;
     c->fail_err = 0;
-    c->fail_sink = it->msg;
-    c->fail_sink_cap = sizeof it->msg;
-    const char *name = it->name ? it->name : "the input";
+    c->fail_sink = o->it->msg;
+    c->fail_sink_cap = sizeof o->it->msg;
+    return c;
+}
+
+static void ops_free_kops(op *o) {
+    for (size_t j = 0; j < o->nks; j++)
+        cli_kop_free(o->ks[j]);
+    o->nks = 0;
+}
+
+/* The item's result; o is freed and the item joins the done list. */
+static void op_finish(op *o, int rc) {
+    cli_xfer_batch *b = o->b;
+    cli_xfer_item *it = o->it;
+    cli *c = &b->c;
+    it->rc = rc;
+    it->err = rc ? (c->fail_err ? c->fail_err : cli_exit_err(rc)) : 0;
+    if (rc && !it->msg[0])
+        snprintf(it->msg, sizeof it->msg, "%s: failed", o->what);
+    ops_free_kops(o);
+    cli_kop_free(o->put);
+    cli_read_free(&o->r);
+    cli_prev_free(&o->pv);
+    free(o->mem);
+    free(o);
+    c->what = NULL; /* o's name is gone; the next op sets its own */
+    c->fail_sink = NULL;
+    b->running--;
+    it->batch_next = NULL;
+    if (b->d_tail)
+        b->d_tail->batch_next = it;
+    else
+        b->d_head = it;
+    b->d_tail = it;
+}
+
+static void op_release(op *o) {
+    if (--o->outstanding == 0)
+        q_push(&o->b->ready_head, &o->b->ready_tail, o);
+}
+
+static void op_kop_done(cli_kop *k) {
+    op_release(k->ud);
+}
+
+/* Starts k for o; its end (at once or from the loop) counts down o's outstanding requests. */
+static void op_send(op *o, cli_kop *k) {
+    k->on_done = op_kop_done;
+    k->ud = o;
+    o->outstanding++;
+    if (cli_kop_start(k) != 0)
+        o->outstanding--; /* no candidate: k ended at once, without a callback */
+}
+
+static void op_slow(op *o, int kind) {
+    o->slow = kind;
+    q_push(&o->b->slow_head, &o->b->slow_tail, o);
+}
+
+/* A STAT or GET of o's key to node alone, asking for removal markers too (cli_read.c's reads). */
+static cli_kop *read_kop(op *o, uint16_t method, uint32_t node) {
+    cli *c = &o->b->c;
+    cli_kop *k = cli_kop_new(c);
+    if (!k)
+        return NULL;
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_key_req_encode(&w, AQ_READ_TOMBSTONES, o->it->key, o->klen);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        cli_kop_free(k);
+        return NULL;
+    }
+    k->method = method;
+    k->req = w.p;
+    k->reqlen = w.len;
+    k->cand[0] = node;
+    k->ncand = 1;
+    k->verify = method == AQ_M_GET;
+    return k;
+}
+
+/* Sends STAT to each of nodes[0..n) (GET to the first with data: it becomes r.data, marked by a
+ * NULL in ks); false when out of memory before anything was sent. */
+static bool send_reads(op *o, const uint32_t *nodes, size_t n, bool data) {
+    o->outstanding++;
+    for (size_t j = 0; j < n; j++) {
+        bool get = data && j == 0;
+        cli_kop *k = read_kop(o, get ? AQ_M_GET : AQ_M_STAT, nodes[j]);
+        if (!k) {
+            if (j == 0) {
+                o->outstanding--;
+                return false;
+            }
+            break; /* the nodes asked answer; the others count as not asked */
+        }
+        if (get) {
+            cli_kop_free(o->r.data);
+            o->r.data = k;
+        }
+        o->ks[o->nks] = get ? NULL : k;
+        o->ks_node[o->nks++] = nodes[j];
+        op_send(o, k);
+    }
+    op_release(o);
+    return true;
+}
+
+/* Records the answers of the last reads and frees their requests (r.data is kept). */
+static void note_reads(op *o) {
+    for (size_t j = 0; j < o->nks; j++)
+        cli_read_note(&o->r, o->ks_node[j], o->ks[j] ? o->ks[j] : o->r.data);
+    ops_free_kops(o);
+}
+
+/* ---- put ---- */
+
+static void put_start(op *o) {
+    cli *c = op_ctx(o);
+    o->state = ST_PREV;
+    if (cli_read_init(c, o->it->key, o->klen, &o->r, &o->cands) != 0) {
+        op_finish(o, cli_fail(c, CLI_ERROR, "out of memory"));
+        return;
+    }
+    /* One round: the replicas, then the other live nodes (a new key would need both). */
+    cli_kop all = {0};
+    cli_candidates(c, o->it->key, o->klen, true, &all);
+    uint32_t order[AQ_NODE_CONFIG_MAX_NODES];
+    size_t n = 0;
+    for (size_t i = 0; i < o->cands.ncand; i++)
+        order[n++] = o->cands.cand[i];
+    for (size_t i = 0; i < all.ncand; i++)
+        if (!o->r.copies[all.cand[i]].replica)
+            order[n++] = all.cand[i];
+    if (!send_reads(o, order, n, false))
+        op_finish(o, cli_fail(c, CLI_ERROR, "out of memory"));
+}
+
+/* The previous value is known (or could not be read, like cli_prev_read: the put goes on); the
+ * PUT to the replicas. */
+static void put_prev_read(op *o) {
+    cli *c = op_ctx(o);
+    note_reads(o);
+    cli_read_pick(&o->r, true);
+    if (o->r.best < 0)
+        cli_read_pick(&o->r, false);
+    int err = cli_read_outcome(&o->r, &o->cands);
+    memset(&o->pv, 0, sizeof o->pv);
+    if (err == 0) {
+        const cli_copy *b = &o->r.copies[o->r.best];
+        if (b->kind == AQ_KIND_MANIFEST) {
+            /* A large previous value: its manifest and parts are the single-value path's. */
+            cli_read_free(&o->r);
+            op_slow(o, SLOW_WHOLE);
+            return;
+        }
+        o->pv.known = o->pv.live = true;
+        o->pv.kind = b->kind;
+        o->pv.version = b->version;
+        o->pv.digest = b->digest;
+    } else if (err == AQ_ENOTFOUND) {
+        o->pv.known = true;
+    }
+    cli_read_free(&o->r);
+    cli_kop *k = cli_kop_new(c);
+    if (!k) {
+        op_finish(o, cli_fail(c, CLI_ERROR, "out of memory"));
+        return;
+    }
+    uint8_t *mem = o->mem;
+    o->mem = NULL; /* the request owns it now */
+    o->d = digest_of(mem + HEAD_MAX, o->len);
+    uint8_t head[HEAD_MAX];
+    aq_wr w = {head, 0, sizeof head, true};
+    aq_node_put_req_head(&w, 0, AQ_KIND_VALUE, o->it->key, o->klen, o->d);
+    memcpy(mem + HEAD_MAX - w.len, head, w.len);
+    k->req = mem + HEAD_MAX - w.len;
+    k->reqlen = w.len + o->len;
+    k->req_mem = mem;
+    k->lend_ok = true;
+    k->deadline_off = aq_node_put_req_deadline_off(o->klen);
+    k->method = AQ_M_PUT;
+    cli_candidates(c, o->it->key, o->klen, false, k);
+    o->put = k;
+    o->state = ST_PUT;
+    o->outstanding++;
+    op_send(o, k);
+    op_release(o);
+}
+
+static void put_done(op *o) {
+    cli *c = op_ctx(o);
+    cli_kop *k = o->put;
+    cli_wrep_reset(c);
+    /* A reply that cannot be read leaves the outcome unknown: undone like a failure. */
+    bool malformed = !k->err && cli_wrep_add(c, k, o->it->key, o->klen) != 0;
+    if (k->err == AQ_EUNAVAIL && k->ncand == 0) {
+        op_finish(o, cli_kop_fail(c, k)); /* sent nowhere */
+    } else if (k->err || malformed) {
+        op_slow(o, SLOW_RESTORE);
+    } else {
+        o->it->copies = c->wrep_copies;
+        o->it->wanted = c->wrep_wanted;
+        o->it->bytes = o->len;
+        op_finish(o, cli_wrep_check(c, "stored"));
+    }
+}
+
+/* The failed put's undo, as cli_xfer.c's put_one does it (synchronous: the driver's). */
+static void put_restore(op *o) {
+    cli *c = op_ctx(o);
+    cli_kop *k = o->put;
+    bool malformed = !k->err;
+    char note[400];
+    (void)cli_prev_restore(c, o->it->key, &o->pv, AQ_KIND_VALUE, o->d, note, sizeof note);
+    op_ctx(o);
+    char bad[128];
+    snprintf(bad, sizeof bad, "%s sent a malformed PUT reply", c->conf->nodes[k->node].name);
+    const char *why = malformed                ? bad
+                      : k->err == AQ_ENOTFOUND ? "not found"
+                      : k->msg[0]              ? k->msg
+                                               : aq_strerror(k->err);
+    op_finish(o, cli_fail(c, malformed ? CLI_ERROR : cli_exit_code(k->err), "%s; %s", why, note));
+}
+
+/* ---- get ---- */
+
+static void get_fail(op *o, int err, const char *failure) {
+    cli *c = op_ctx(o);
+    /* As cli_fetch reports it: "not found (asked N nodes)", or the sentence naming the node. */
+    cli_kop t;
+    memset(&t, 0, sizeof t);
+    t.err = err;
+    t.pos = o->r.asked ? o->r.asked - 1 : 0;
+    snprintf(t.msg, sizeof t.msg, "%s", failure);
+    op_finish(o, cli_kop_fail(c, &t));
+}
+
+static void get_start(op *o) {
+    cli *c = op_ctx(o);
+    o->state = ST_READ;
+    if (cli_read_init(c, o->it->key, o->klen, &o->r, &o->cands) != 0 ||
+        !send_reads(o, o->cands.cand, o->cands.ncand, true))
+        op_finish(o, cli_fail(c, CLI_ERROR, "out of memory"));
+}
+
+static void get_repair(op *o);
+
+/* The answers are in: the newest copy, from the first replica's reply or fetched from a holder. */
+static void get_settle(op *o) {
+    int err = cli_read_outcome(&o->r, &o->cands);
+    if (err) {
+        get_fail(o, err, o->r.failure);
+        return;
+    }
+    const cli_copy *b = &o->r.copies[o->r.best];
+    const cli_copy *first = o->cands.ncand ? &o->r.copies[o->cands.cand[0]] : NULL;
+    if (first && first->found && o->r.data->err == 0 &&
+        aq_node_copy_cmp(first->version, first->digest, first->kind, b->version, b->digest,
+                         b->kind) == 0) {
+        get_repair(o);
+        return;
+    }
+    uint32_t holders[AQ_NODE_CONFIG_MAX_NODES];
+    size_t n = 0;
+    for (size_t i = 0; i < o->b->c.conf->nnodes; i++) {
+        const cli_copy *cp = &o->r.copies[i];
+        if (cp->found && aq_node_copy_cmp(cp->version, cp->digest, cp->kind, b->version, b->digest,
+                                          b->kind) == 0)
+            holders[n++] = (uint32_t)i;
+    }
+    cli_kop *k = read_kop(o, AQ_M_GET, holders[0]);
+    if (!k) {
+        get_fail(o, AQ_ENOMEM, "out of memory");
+        return;
+    }
+    memcpy(k->cand, holders, n * sizeof *holders);
+    k->ncand = n;
+    k->have_want = true;
+    k->want = b->digest;
+    k->next_on_notfound = true;
+    cli_kop_free(o->r.data);
+    o->r.data = k;
+    o->state = ST_FETCH;
+    o->outstanding++;
+    op_send(o, k);
+    op_release(o);
+}
+
+static void get_reads_done(op *o) {
+    cli *c = op_ctx(o);
+    bool rest = o->state == ST_READ;
+    note_reads(o);
+    cli_read_pick(&o->r, false);
+    if (o->r.best < 0 && rest) {
+        /* No replica holds anything: a copy may live where repair placed it. */
+        cli_kop all = {0};
+        cli_candidates(c, o->it->key, o->klen, true, &all);
+        uint32_t nodes[AQ_NODE_CONFIG_MAX_NODES];
+        size_t n = 0;
+        for (size_t i = 0; i < all.ncand; i++)
+            if (!o->r.copies[all.cand[i]].asked)
+                nodes[n++] = all.cand[i];
+        if (n) {
+            o->state = ST_REST;
+            if (!send_reads(o, nodes, n, false))
+                get_fail(o, AQ_ENOMEM, "out of memory");
+            return;
+        }
+    }
+    get_settle(o);
+}
+
+/* Sends the newest copy to every replica that answered with an older one or none (as
+ * cli_read_repair); the value is delivered once they all ended. */
+static void get_repair(op *o) {
+    cli *c = op_ctx(o);
+    o->state = ST_REPAIR;
+    o->outstanding++;
+    const cli_copy *b = &o->r.copies[o->r.best];
+    uint8_t kind;
+    aq_node_digest d;
+    uint64_t version;
+    const uint8_t *v;
+    size_t vlen;
+    if (o->r.data->rep && cli_read_value(&o->r, &kind, &d, &version, &v, &vlen) == 0 &&
+        aq_node_copy_cmp(version, d, kind, b->version, b->digest, b->kind) == 0) {
+        for (size_t i = 0; i < c->conf->nnodes; i++) {
+            const cli_copy *cp = &o->r.copies[i];
+            bool stale = cp->found ? aq_node_copy_cmp(cp->version, cp->digest, cp->kind, b->version,
+                                                      b->digest, b->kind) < 0
+                                   : cp->err == AQ_ENOTFOUND;
+            if (!cp->replica || !cp->asked || !stale)
+                continue;
+            cli_kop *k = cli_read_write_copy(c, (uint32_t)i, o->it->key, o->klen, b->kind,
+                                             b->digest, b->version, v, vlen);
+            if (!k)
+                break;
+            o->ks[o->nks] = k;
+            o->ks_node[o->nks++] = (uint32_t)i;
+            if (!k->done) {
+                k->on_done = op_kop_done;
+                k->ud = o;
+                o->outstanding++;
+            }
+        }
+    }
+    op_release(o);
+}
+
+static void get_deliver(op *o) {
+    cli *c = op_ctx(o);
+    ops_free_kops(o); /* the repairs: their failure does not fail the read */
+    uint8_t kind;
+    aq_node_digest d;
+    const uint8_t *v;
+    size_t vlen;
+    if (aq_node_get_rep_decode(o->r.data->rep, o->r.data->replen, &kind, &d, &v, &vlen) != 0) {
+        op_finish(o, cli_fail(c, CLI_ERROR, "%s", aq_strerror(AQ_EPROTO)));
+        return;
+    }
+    if (kind == AQ_KIND_MANIFEST) {
+        cli_read_free(&o->r);
+        op_slow(o, SLOW_WHOLE);
+        return;
+    }
+    cli_xfer_item *it = o->it;
+    if (it->fd >= 0) {
+        int err = aq_io_write_all(it->fd, v, vlen);
+        if (err) {
+            op_finish(o, cli_fail(c, CLI_ERROR, "cannot write %s: %s",
+                                  it->name ? it->name : "the output", strerror(-err)));
+            return;
+        }
+    } else if (vlen) {
+        it->out = malloc(vlen);
+        if (!it->out) {
+            op_finish(o, cli_fail(c, CLI_ERROR, "out of memory for a value of %zu bytes", vlen));
+            return;
+        }
+        memcpy(it->out, v, vlen);
+        it->outlen = vlen;
+    }
+    it->bytes = vlen;
+    op_finish(o, 0);
+}
+
+/* ---- the driver ---- */
+
+static void op_advance(op *o) {
+    switch (o->state) {
+    case ST_PREV:
+        put_prev_read(o);
+        break;
+    case ST_PUT:
+        put_done(o);
+        break;
+    case ST_READ:
+    case ST_REST:
+        get_reads_done(o);
+        break;
+    case ST_FETCH:
+        if (o->r.data->err) {
+            char failure[sizeof o->r.data->msg];
+            snprintf(failure, sizeof failure, "%s", o->r.data->msg);
+            get_fail(o, o->r.data->err, failure);
+        } else {
+            get_repair(o);
+        }
+        break;
+    default:
+        get_deliver(o);
+        break;
+    }
+}
+
+/* The whole item through the single-value entry points (the item's value, or the previous one,
+ * is larger than one chunk, or the input is not a regular file). */
+static void op_whole(op *o) {
+    cli *c = op_ctx(o);
+    cli_xfer_item *it = o->it;
     int rc;
     if (!it->get) {
-        rc = it->fd >= 0 ? cli_xfer_put_fd(c, it->key, it->fd, name, 0)
-                         : cli_xfer_put_buf(c, it->key, it->buf, it->len);
+        rc = o->mem ? cli_xfer_put_buf(c, it->key, o->mem + HEAD_MAX, o->len)
+             : it->fd >= 0
+                 ? cli_xfer_put_fd(c, it->key, it->fd, it->name ? it->name : "the input", 0)
+                 : cli_xfer_put_buf(c, it->key, it->buf, it->len);
         it->copies = c->wrep_copies;
         it->wanted = c->wrep_wanted;
         if (!rc)
@@ -83,152 +543,195 @@ static void run_item(worker *w, cli_xfer_item *it) {
         rc = it->fd >= 0 ? cli_xfer_get_fd(c, it->key, it->fd, it->name ? it->name : "the output")
                          : cli_xfer_get_buf(c, it->key, &it->out, &it->outlen);
     }
-    it->bytes = c->xfer_bytes;
-    it->rc = rc;
-    it->err = rc ? (c->fail_err ? c->fail_err : cli_exit_err(rc)) : 0;
-    if (rc && !it->msg[0])
-        snprintf(it->msg, sizeof it->msg, "%s: failed", w->what);
+    it->bytes = rc ? 0 : c->xfer_bytes;
+    op_finish(o, rc);
 }
 
-static void *worker_main(void *arg) {
-    worker *w = arg;
-    cli_xfer_batch *b = w->b;
-    pthread_mutex_lock(&b->mu);
-    for (;;) {
-        cli_xfer_item *it = pop(&b->q_head, &b->q_tail);
-        if (!it) {
-            if (b->stop)
-                break;
-            pthread_cond_wait(&b->cv_work, &b->mu);
-            continue;
-        }
-        pthread_mutex_unlock(&b->mu);
-        run_item(w, it);
-        pthread_mutex_lock(&b->mu);
-        push(&b->d_head, &b->d_tail, it);
-        b->ndone++;
-        pthread_cond_signal(&b->cv_caller);
+/* Advances every ready op, then runs one slow item; true when anything moved. */
+static bool progress(cli_xfer_batch *b) {
+    bool moved = false;
+    op *o;
+    while ((o = q_pop(&b->ready_head, &b->ready_tail)) != NULL) {
+        op_advance(o);
+        moved = true;
     }
-    pthread_mutex_unlock(&b->mu);
-    return NULL;
+    if ((o = q_pop(&b->slow_head, &b->slow_tail)) != NULL) {
+        if (o->slow == SLOW_RESTORE)
+            put_restore(o);
+        else
+            op_whole(o);
+        moved = true;
+    }
+    return moved;
+}
+
+/* Moves what is ready; when nothing is and wait, blocks in the loop until something happens. */
+static void drive(cli_xfer_batch *b, bool wait) {
+    if (progress(b))
+        return;
+    if (wait)
+        cli_step(&b->c);
+    else
+        cli_step_nowait(&b->c);
+    while (progress(b))
+        ;
 }
 
 static void batch_free(cli_xfer_batch *b) {
-    pthread_mutex_lock(&b->mu);
-    b->stop = true;
-    pthread_cond_broadcast(&b->cv_work);
-    pthread_mutex_unlock(&b->mu);
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        worker *w = &b->w[i];
-        if (w->started)
-            pthread_join(w->thread, NULL);
-        if (w->opened)
-            cli_close(&w->c);
-    }
-    pthread_cond_destroy(&b->cv_work);
-    pthread_cond_destroy(&b->cv_caller);
-    pthread_mutex_destroy(&b->mu);
-    free(b->w);
+    if (b->opened)
+        cli_close(&b->c);
     free(b);
 }
 
 int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batch **out) {
     *out = NULL;
-    if (!workers)
-        workers = CLI_XFER_WORKERS;
     cli_xfer_batch *b = calloc(1, sizeof *b);
-    worker *ws = calloc(workers, sizeof *ws);
-    if (!b || !ws) {
-        free(b);
-        free(ws);
+    if (!b)
         return cli_fail(c, CLI_ERROR, "out of memory");
-    }
     b->parent = c;
-    b->nworkers = workers;
-    b->w = ws;
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv_work, NULL);
-    pthread_cond_init(&b->cv_caller, NULL);
+    b->width = workers ? workers : CLI_XFER_WORKERS;
+    if (b->width > WIDTH_MAX)
+        b->width = WIDTH_MAX;
+    b->c.conf = c->conf;
+    b->c.what = c->what;
+    b->c.min_copies = c->min_copies;
+    b->c.quiet = c->quiet;
+    b->c.on_warn = c->on_warn;
+    b->c.warn_ud = c->warn_ud;
+    b->c.chunks_inflight = chunks ? chunks : 1;
+    int rc = cli_open(&b->c);
+    b->opened = true;
+    if (rc) {
+        /* the endpoint's sentence is the caller's: the library reports it, not a bare code */
+        memcpy(c->fail_msg, b->c.fail_msg, sizeof c->fail_msg);
+        c->fail_err = b->c.fail_err;
+        batch_free(b);
+        return rc;
+    }
+    /* The caller's probe stands for the batch: one probe per command. */
     size_t nn = c->conf->nnodes;
-    for (unsigned i = 0; i < workers; i++) {
-        worker *w = &ws[i];
-        w->b = b;
-        w->c.conf = c->conf;
-        w->c.what = c->what;
-        w->c.min_copies = c->min_copies;
-        w->c.quiet = c->quiet;
-        w->c.on_warn = c->on_warn;
-        w->c.warn_ud = c->warn_ud;
-        w->c.chunks_inflight = chunks ? chunks : 1;
-        int rc = cli_open(&w->c);
-        w->opened = true;
-        if (rc) {
-            /* the worker's sentence is the caller's: the library reports it, not a bare code */
-            memcpy(c->fail_msg, w->c.fail_msg, sizeof c->fail_msg);
-            c->fail_err = w->c.fail_err;
-            batch_free(b);
-            return rc;
-        }
-        /* The parent's probe stands for every worker: one probe per command, not per thread. */
-        memcpy(w->c.live, c->live, nn * sizeof *c->live);
-        memcpy(w->c.mono_off, c->mono_off, nn * sizeof *c->mono_off);
-        memcpy(w->c.mono_have, c->mono_have, nn * sizeof *c->mono_have);
-        w->c.probe_ms = c->probe_ms;
-    }
-    for (unsigned i = 0; i < workers; i++) {
-        int e = pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
-        if (e) {
-            batch_free(b);
-            return cli_fail(c, CLI_ERROR, "cannot start a transfer thread: %s", strerror(e));
-        }
-        ws[i].started = true;
-    }
+    memcpy(b->c.live, c->live, nn * sizeof *c->live);
+    memcpy(b->c.mono_off, c->mono_off, nn * sizeof *c->mono_off);
+    memcpy(b->c.mono_have, c->mono_have, nn * sizeof *c->mono_have);
+    b->c.probe_ms = c->probe_ms;
     *out = b;
     return 0;
 }
 
+/* Reads a put's input of at most one chunk into o->mem; false when the item goes whole (a large
+ * or growing file, a pipe: read by the single-value path from where it was). */
+static bool put_take_fd(op *o, int *rc) {
+    cli_xfer_item *it = o->it;
+    const char *name = it->name ? it->name : "the input";
+    struct stat sb;
+    off_t start = lseek(it->fd, 0, SEEK_CUR);
+    if (start < 0 || fstat(it->fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < start ||
+        sb.st_size - start > CHUNK)
+        return false;
+    size_t want = (size_t)(sb.st_size - start) + 1; /* one more: a file that grew shows it */
+    o->mem = malloc(HEAD_MAX + want);
+    if (!o->mem) {
+        *rc = cli_fail(&o->b->c, CLI_ERROR, "out of memory");
+        return true;
+    }
+    size_t got = 0;
+    int err = aq_io_read_full(it->fd, o->mem + HEAD_MAX, want, &got);
+    if (err) {
+        *rc = cli_fail(&o->b->c, CLI_ERROR, "cannot read %s: %s", name, strerror(-err));
+        return true;
+    }
+    if (got == want) {
+        free(o->mem);
+        o->mem = NULL;
+        if (lseek(it->fd, start, SEEK_SET) != start)
+            *rc = cli_fail(&o->b->c, CLI_ERROR, "cannot read %s: %s", name, strerror(errno));
+        return *rc != 0;
+    }
+    o->len = got;
+    return true;
+}
+
 int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
-    pthread_mutex_lock(&b->mu);
-    while (b->pending - b->ndone >= 2 * (size_t)b->nworkers)
-        pthread_cond_wait(&b->cv_caller, &b->mu);
+    while (b->running >= b->width)
+        drive(b, true);
     it->rc = 0;
+    it->err = 0;
     it->msg[0] = 0;
-    push(&b->q_head, &b->q_tail, it);
+    it->out = NULL;
+    it->outlen = 0;
+    it->bytes = 0;
+    it->copies = it->wanted = 0;
+    op *o = calloc(1, sizeof *o);
+    if (!o)
+        return cli_fail(b->parent, CLI_ERROR, "out of memory");
+    o->b = b;
+    o->it = it;
+    o->klen = strlen(it->key);
+    o->r.best = -1;
+    snprintf(o->what, sizeof o->what, "%s %s", it->get ? "get" : "put", it->key);
     b->pending++;
-    pthread_cond_signal(&b->cv_work);
-    pthread_mutex_unlock(&b->mu);
+    b->running++;
+    cli *c = op_ctx(o);
+    int rc = cli_check_key(c, it->key);
+    if (rc) {
+        op_finish(o, rc);
+        return 0;
+    }
+    if (it->get) {
+        get_start(o);
+        return 0;
+    }
+    bool small;
+    if (it->fd >= 0) {
+        small = put_take_fd(o, &rc);
+        if (rc) {
+            op_finish(o, rc);
+            return 0;
+        }
+    } else {
+        small = it->len <= CHUNK;
+        if (small) {
+            o->mem = malloc(HEAD_MAX + it->len);
+            if (!o->mem) {
+                op_finish(o, cli_fail(c, CLI_ERROR, "out of memory"));
+                return 0;
+            }
+            if (it->len)
+                memcpy(o->mem + HEAD_MAX, it->buf, it->len);
+            o->len = it->len;
+        }
+    }
+    if (small)
+        put_start(o);
+    else
+        op_slow(o, SLOW_WHOLE);
     return 0;
 }
 
 cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b) {
-    pthread_mutex_lock(&b->mu);
-    while (!b->d_head && b->pending > 0)
-        pthread_cond_wait(&b->cv_caller, &b->mu);
-    cli_xfer_item *it = pop(&b->d_head, &b->d_tail);
+    while (!b->d_head && b->running > 0)
+        drive(b, true);
+    cli_xfer_item *it = b->d_head;
     if (it) {
+        b->d_head = it->batch_next;
+        if (!b->d_head)
+            b->d_tail = NULL;
+        it->batch_next = NULL;
         b->pending--;
-        b->ndone--;
     }
-    pthread_mutex_unlock(&b->mu);
     return it;
 }
 
 cli_xfer_item *cli_xfer_batch_poll(cli_xfer_batch *b) {
-    pthread_mutex_lock(&b->mu);
-    cli_xfer_item *it = pop(&b->d_head, &b->d_tail);
-    if (it) {
-        b->pending--;
-        b->ndone--;
-    }
-    pthread_mutex_unlock(&b->mu);
-    return it;
+    if (!b->d_head && b->running > 0)
+        drive(b, false);
+    if (!b->d_head)
+        return NULL;
+    return cli_xfer_batch_next(b);
 }
 
 size_t cli_xfer_batch_pending(const cli_xfer_batch *b) {
-    pthread_mutex_lock((pthread_mutex_t *)&b->mu);
-    size_t n = b->pending;
-    pthread_mutex_unlock((pthread_mutex_t *)&b->mu);
-    return n;
+    return b->pending;
 }
 
 void cli_xfer_batch_close(cli_xfer_batch *b) {
