@@ -74,7 +74,22 @@ struct cli_xfer_batch {
     cli_xfer_item *d_head, *d_tail;
     op *ready_head, *ready_tail;
     op *slow_head, *slow_tail;
+    /* STATs waiting to go, one list of ops per node, sent as MSTATs when the driver is about to
+     * wait; groups whose call ended, freed by the driver. */
+    op ***sq;
+    size_t *sqn, *sqcap;
+    struct stat_group *groups_done;
 };
+
+/* One MSTAT call: the ops whose key it asks, in order. */
+typedef struct stat_group {
+    cli_kop k; /* first: the callback gets k */
+    struct cli_xfer_batch *b;
+    uint32_t node;
+    size_t n;
+    struct stat_group *next;
+    op *ops[];
+} stat_group;
 
 static void q_push(op **head, op **tail, op *o) {
     o->next = NULL;
@@ -190,12 +205,146 @@ static cli_kop *read_kop(op *o, uint16_t method, uint32_t node) {
     return k;
 }
 
-/* Sends STAT to each of nodes[0..n) (GET to the first with data: it becomes r.data, marked by a
- * NULL in ks); false when out of memory before anything was sent. */
+/* Records one node's answer for o's key as cli_read_note does for a STAT: a copy, or why none. */
+static void note_stat(op *o, uint32_t node, int err, const char *why, uint8_t kind, uint64_t size,
+                      aq_node_digest d, uint64_t version) {
+    cli_copy *cp = &o->r.copies[node];
+    cp->asked = true;
+    cp->err = err;
+    if (err) {
+        if (err != AQ_ENOTFOUND && !o->r.failure[0])
+            snprintf(o->r.failure, sizeof o->r.failure, "%s", why);
+        return;
+    }
+    cp->kind = kind;
+    cp->size = size;
+    cp->digest = d;
+    cp->version = version;
+    cp->found = true;
+}
+
+/* The end of an MSTAT: each op gets its key's answer (or the call's failure) and one fewer
+ * request outstanding. Only state moves here; the group is freed by the driver. */
+static void stat_group_done(cli_kop *k) {
+    stat_group *g = (stat_group *)k;
+    cli *c = k->c;
+    const aq_node_config_node *cn = &c->conf->nodes[g->node];
+    aq_rd r;
+    uint32_t count = 0;
+    bool whole = k->err != 0;
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s (%s) sent a malformed MSTAT reply", cn->name, cn->address);
+    if (!whole && (aq_node_mstat_rep_begin(&r, k->rep, k->replen, &count) != 0 || count != g->n))
+        count = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        op *o = g->ops[i];
+        int err = whole ? k->err : AQ_EPROTO;
+        uint8_t kind = 0;
+        uint64_t size = 0, version = 0;
+        aq_node_digest d = {0, 0};
+        const char *why = whole ? k->msg : bad;
+        if (!whole && i < count &&
+            aq_node_mstat_rep_next(&r, &err, &kind, &size, &d, &version) != 0) {
+            err = AQ_EPROTO;
+            count = 0; /* the rest cannot be read either */
+        }
+        char other[200];
+        if (!whole && err && err != AQ_ENOTFOUND && err != AQ_EPROTO) {
+            snprintf(other, sizeof other, "%s (%s) could not read the key: %s", cn->name,
+                     cn->address, aq_strerror(err));
+            why = other;
+        }
+        if (err == AQ_EPROTO && !whole) {
+            /* As a malformed STAT reply: no copy, and not a failure sentence of its own. */
+            o->r.copies[g->node].asked = true;
+            o->r.copies[g->node].err = AQ_EPROTO;
+        } else {
+            note_stat(o, g->node, err, why, kind, size, d, version);
+        }
+        op_release(o);
+    }
+    g->next = g->b->groups_done;
+    g->b->groups_done = g;
+}
+
+/* Queues a STAT of o's key to node, sent with others in one MSTAT (flush_stats). */
+static bool stat_want(op *o, uint32_t node) {
+    cli_xfer_batch *b = o->b;
+    if (b->sqn[node] == b->sqcap[node]) {
+        size_t cap = b->sqcap[node] ? 2 * b->sqcap[node] : 64;
+        op **nq = realloc(b->sq[node], cap * sizeof *nq);
+        if (!nq)
+            return false;
+        b->sq[node] = nq;
+        b->sqcap[node] = cap;
+    }
+    b->sq[node][b->sqn[node]++] = o;
+    o->outstanding++;
+    return true;
+}
+
+/* Sends the queued STATs: one MSTAT per node and AQ_MSTAT_MAX keys. */
+static void flush_stats(cli_xfer_batch *b) {
+    cli *c = &b->c;
+    for (uint32_t node = 0; node < c->conf->nnodes; node++) {
+        size_t done = 0, total = b->sqn[node];
+        while (done < total) {
+            size_t n = total - done < AQ_MSTAT_MAX ? total - done : AQ_MSTAT_MAX;
+            op **ops = b->sq[node] + done;
+            stat_group *g = calloc(1, sizeof *g + n * sizeof *g->ops);
+            aq_wr w;
+            aq_wr_init_cap(&w, 3 + n * (1 + AQ_NODE_KEY_MAX));
+            aq_node_mstat_req_head(&w, AQ_READ_TOMBSTONES, (uint16_t)n);
+            for (size_t i = 0; i < n; i++)
+                aq_node_mstat_req_key(&w, ops[i]->it->key, ops[i]->klen);
+            if (!g || !w.ok) {
+                free(g);
+                aq_wr_free(&w);
+                for (size_t i = 0; i < n; i++) {
+                    note_stat(ops[i], node, AQ_ENOMEM, "out of memory", 0, 0,
+                              (aq_node_digest){0, 0}, 0);
+                    op_release(ops[i]);
+                }
+                done += n;
+                continue;
+            }
+            g->b = b;
+            g->node = node;
+            g->n = n;
+            memcpy(g->ops, ops, n * sizeof *ops);
+            g->k.c = c;
+            g->k.method = AQ_M_MSTAT;
+            g->k.req = w.p;
+            g->k.reqlen = w.len;
+            g->k.cand[0] = node;
+            g->k.ncand = 1;
+            g->k.on_done = stat_group_done;
+            g->k.ud = g;
+            cli_kop_start(&g->k); /* one candidate: it ends through stat_group_done */
+            done += n;
+        }
+        b->sqn[node] = 0;
+    }
+}
+
+static void groups_free(cli_xfer_batch *b) {
+    while (b->groups_done) {
+        stat_group *g = b->groups_done;
+        b->groups_done = g->next;
+        cli_kop_reset(&g->k);
+        free(g);
+    }
+}
+
+/* Asks each of nodes[0..n) for o's key: GET to the first with data (it becomes r.data, marked by
+ * a NULL in ks), STAT to the others, queued for an MSTAT (a STAT of its own when out of memory).
+ * False when out of memory before anything was asked. */
 static bool send_reads(op *o, const uint32_t *nodes, size_t n, bool data) {
     o->outstanding++;
     for (size_t j = 0; j < n; j++) {
         bool get = data && j == 0;
+        if (!get && stat_want(o, nodes[j]))
+            continue;
         cli_kop *k = read_kop(o, get ? AQ_M_GET : AQ_M_STAT, nodes[j]);
         if (!k) {
             if (j == 0) {
@@ -551,11 +700,13 @@ static void op_whole(op *o) {
 static bool progress(cli_xfer_batch *b) {
     bool moved = false;
     op *o;
+    groups_free(b);
     while ((o = q_pop(&b->ready_head, &b->ready_tail)) != NULL) {
         op_advance(o);
         moved = true;
     }
     if ((o = q_pop(&b->slow_head, &b->slow_tail)) != NULL) {
+        flush_stats(b); /* the slow item's waits run the loop: let these go meanwhile */
         if (o->slow == SLOW_RESTORE)
             put_restore(o);
         else
@@ -569,6 +720,8 @@ static bool progress(cli_xfer_batch *b) {
 static void drive(cli_xfer_batch *b, bool wait) {
     if (progress(b))
         return;
+    /* Every op that is about to wait for a STAT has queued it by now: one MSTAT per node. */
+    flush_stats(b);
     if (wait)
         cli_step(&b->c);
     else
@@ -580,6 +733,12 @@ static void drive(cli_xfer_batch *b, bool wait) {
 static void batch_free(cli_xfer_batch *b) {
     if (b->opened)
         cli_close(&b->c);
+    groups_free(b);
+    for (size_t i = 0; b->sq && i < b->c.conf->nnodes; i++)
+        free(b->sq[i]);
+    free(b->sq);
+    free(b->sqn);
+    free(b->sqcap);
     free(b);
 }
 
@@ -599,6 +758,14 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
     b->c.on_warn = c->on_warn;
     b->c.warn_ud = c->warn_ud;
     b->c.chunks_inflight = chunks ? chunks : 1;
+    size_t nn = c->conf->nnodes;
+    b->sq = calloc(nn, sizeof *b->sq);
+    b->sqn = calloc(nn, sizeof *b->sqn);
+    b->sqcap = calloc(nn, sizeof *b->sqcap);
+    if (!b->sq || !b->sqn || !b->sqcap) {
+        batch_free(b);
+        return cli_fail(c, CLI_ERROR, "out of memory");
+    }
     int rc = cli_open(&b->c);
     b->opened = true;
     if (rc) {
@@ -609,7 +776,6 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
         return rc;
     }
     /* The caller's probe stands for the batch: one probe per command. */
-    size_t nn = c->conf->nnodes;
     memcpy(b->c.live, c->live, nn * sizeof *c->live);
     memcpy(b->c.mono_off, c->mono_off, nn * sizeof *c->mono_off);
     memcpy(b->c.mono_have, c->mono_have, nn * sizeof *c->mono_have);

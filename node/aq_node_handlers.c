@@ -564,6 +564,50 @@ static void handle_stat(void *ud, aq_rpc_incoming *in) {
     respond_wr(in, &w);
 }
 
+/* MSTAT: STAT's answer for each key, in order; a malformed request is refused whole. */
+static void handle_mstat(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    count_run(n, true);
+    size_t len;
+    const uint8_t *p = aq_rpc_incoming_data(in, &len);
+    aq_rd r;
+    uint8_t flags;
+    uint32_t count;
+    if (aq_node_mstat_req_begin(&r, p, len, &flags, &count) != 0) {
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    aq_wr w;
+    aq_wr_init_cap(&w, 2 + (size_t)count * (4 + 1 + 8 + 16 + 8));
+    aq_node_mstat_rep_head(&w, (uint16_t)count);
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *key;
+        size_t klen;
+        if (aq_node_mstat_req_next(&r, &key, &klen) != 0) {
+            aq_wr_free(&w);
+            respond_err(in, AQ_EPROTO);
+            return;
+        }
+        aq_chunk_ref *ref;
+        int err = flags & AQ_READ_TOMBSTONES ? aq_chunk_get(n->store, key, klen, &ref)
+                                             : aq_node_get_live(n, key, klen, &ref);
+        if (err) {
+            aq_node_mstat_rep_entry(&w, err, 0, 0, (aq_node_digest){0, 0}, 0);
+            continue;
+        }
+        aq_node_mstat_rep_entry(&w, 0, aq_chunk_ref_kind(ref), aq_chunk_ref_len(ref),
+                                to_node_digest(aq_chunk_ref_digest(ref)),
+                                aq_chunk_ref_version(ref));
+        aq_chunk_ref_release(ref);
+    }
+    if (!aq_rd_done(&r)) {
+        aq_wr_free(&w);
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    respond_wr(in, &w);
+}
+
 typedef struct list_acc {
     aq_node *node;
     const aq_node_list_req *q;
@@ -740,6 +784,7 @@ void aq_node_register_handlers(aq_node *n) {
     aq_rpc_handle(n->rpc, AQ_M_RM, handle_write, n);
     aq_rpc_handle(n->rpc, AQ_M_GET, handle_get, n);
     aq_rpc_handle(n->rpc, AQ_M_STAT, handle_stat, n);
+    aq_rpc_handle(n->rpc, AQ_M_MSTAT, handle_mstat, n);
     aq_rpc_handle(n->rpc, AQ_M_LIST, handle_list, n);
     aq_rpc_handle(n->rpc, AQ_M_STATUS, handle_status, n);
     aq_node_register_repair(n);

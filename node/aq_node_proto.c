@@ -27,6 +27,8 @@ const char *aq_node_method_name(uint16_t m) {
         return "FRAME_PARSE";
     case AQ_M_FRAME_FINISH:
         return "FRAME_FINISH";
+    case AQ_M_MSTAT:
+        return "MSTAT";
     case AQ_M_FRAME_SUMMARY:
         return "FRAME_SUMMARY";
     default:
@@ -243,6 +245,67 @@ int aq_node_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t 
                             aq_node_digest *d) {
     uint64_t version;
     return aq_node_stat_rep_decode_v(p, n, kind, size, d, &version);
+}
+
+void aq_node_mstat_req_head(aq_wr *w, uint8_t flags, uint16_t count) {
+    aq_wr_u8(w, flags);
+    aq_wr_u16(w, count);
+}
+
+void aq_node_mstat_req_key(aq_wr *w, const void *key, size_t klen) {
+    aq_wr_str8(w, key, klen);
+}
+
+int aq_node_mstat_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint8_t *flags, uint32_t *count) {
+    *r = aq_rd_init(p, n);
+    *flags = aq_rd_u8(r);
+    *count = aq_rd_u16(r);
+    /* Each key takes at least 2 bytes (its length and one byte). */
+    if (!r->ok || *flags & ~AQ_READ_TOMBSTONES || *count == 0 || *count > AQ_MSTAT_MAX ||
+        *count > r->n / 2)
+        return AQ_EPROTO;
+    return 0;
+}
+
+int aq_node_mstat_req_next(aq_rd *r, const uint8_t **key, size_t *klen) {
+    *key = rd_key(r, klen);
+    return r->ok ? 0 : AQ_EPROTO;
+}
+
+void aq_node_mstat_rep_head(aq_wr *w, uint16_t count) {
+    aq_wr_u16(w, count);
+}
+
+void aq_node_mstat_rep_entry(aq_wr *w, int err, uint8_t kind, uint64_t size, aq_node_digest d,
+                             uint64_t version) {
+    aq_wr_u32(w, (uint32_t)(int32_t)err);
+    if (err == 0)
+        aq_node_stat_rep_encode(w, kind, size, d, version);
+}
+
+int aq_node_mstat_rep_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
+    *r = aq_rd_init(p, n);
+    *count = aq_rd_u16(r);
+    /* Each answer takes at least its 4-byte code. */
+    if (!r->ok || *count == 0 || *count > AQ_MSTAT_MAX || *count > r->n / 4)
+        return AQ_EPROTO;
+    return 0;
+}
+
+int aq_node_mstat_rep_next(aq_rd *r, int *err, uint8_t *kind, uint64_t *size, aq_node_digest *d,
+                           uint64_t *version) {
+    *err = (int)(int32_t)aq_rd_u32(r);
+    if (!r->ok || *err > 0 || *err < -32767)
+        return AQ_EPROTO;
+    if (*err)
+        return 0;
+    *kind = aq_rd_u8(r);
+    *size = aq_rd_u64(r);
+    *d = rd_digest(r);
+    *version = aq_rd_u64(r);
+    return r->ok && *kind <= AQ_KIND_TOMBSTONE && (*kind != AQ_KIND_TOMBSTONE || *size == 0)
+               ? 0
+               : AQ_EPROTO;
 }
 
 void aq_node_list_req_encode(aq_wr *w, const aq_node_list_req *q) {

@@ -33,6 +33,7 @@ enum aq_node_method {
     AQ_M_FRAME_FINISH =
         10, /* re-parse them at the final types, store (and replicate) column chunks */
     AQ_M_FRAME_SUMMARY = 11, /* summarize the column chunks held here -> partial summaries */
+    AQ_M_MSTAT = 12,         /* STAT of many keys in one call -> one answer per key */
 };
 
 const char *aq_node_method_name(uint16_t m);
@@ -148,6 +149,27 @@ int aq_node_stat_rep_decode(const uint8_t *p, size_t n, uint8_t *kind, uint64_t 
                             aq_node_digest *d);
 int aq_node_stat_rep_decode_v(const uint8_t *p, size_t n, uint8_t *kind, uint64_t *size,
                               aq_node_digest *d, uint64_t *version);
+
+/* MSTAT: what STAT answers, for up to AQ_MSTAT_MAX keys in one call (a client with many small
+ * writes in flight reads their previous values with one call per node, not one per key).
+ * Request: flags (AQ_READ_TOMBSTONES or 0, as STAT's), u16 count (1..AQ_MSTAT_MAX), then count
+ * keys. Reply: u16 count (the request's), then per key in order an i32: 0 followed by the STAT
+ * reply's fields (kind, size, digest, version), or the error STAT would have answered
+ * (AQ_ENOTFOUND) alone. */
+#define AQ_MSTAT_MAX 256
+void aq_node_mstat_req_head(aq_wr *w, uint8_t flags, uint16_t count);
+void aq_node_mstat_req_key(aq_wr *w, const void *key, size_t klen);
+/* Checks the head and that count keys can fit in what follows; then _next gives each key. */
+int aq_node_mstat_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint8_t *flags, uint32_t *count);
+int aq_node_mstat_req_next(aq_rd *r, const uint8_t **key, size_t *klen);
+void aq_node_mstat_rep_head(aq_wr *w, uint16_t count);
+/* One key's answer: err 0 with the copy's fields, or a negative aq error (the fields unused). */
+void aq_node_mstat_rep_entry(aq_wr *w, int err, uint8_t kind, uint64_t size, aq_node_digest d,
+                             uint64_t version);
+int aq_node_mstat_rep_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
+/* 0 with *err the key's answer (and its fields when *err is 0), or AQ_EPROTO. */
+int aq_node_mstat_rep_next(aq_rd *r, int *err, uint8_t *kind, uint64_t *size, aq_node_digest *d,
+                           uint64_t *version);
 
 /* LIST: keys starting with prefix, strictly after `after` in byte order, at most max entries. */
 #define AQ_LIST_INTERNAL 0x01 /* include the cluster's internal keys */

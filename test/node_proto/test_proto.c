@@ -181,6 +181,15 @@ Test(proto, random_bytes_never_crash_decoders) {
         uint8_t okind, oflags;
         aq_node_get_rep_decode_v(p, n, &kind, &d, &ver, &v, &vl);
         aq_node_stat_rep_decode_v(p, n, &kind, &sz, &d, &ver);
+        if (aq_node_mstat_req_begin(&r, p, n, &f, &cnt) == 0)
+            for (uint32_t i = 0; i < cnt && aq_node_mstat_req_next(&r, &k, &kl) == 0; i++)
+                ;
+        if (aq_node_mstat_rep_begin(&r, p, n, &cnt) == 0) {
+            int me;
+            for (uint32_t i = 0;
+                 i < cnt && aq_node_mstat_rep_next(&r, &me, &kind, &sz, &d, &ver) == 0; i++)
+                ;
+        }
         if (aq_node_offer_req_begin(&r, p, n, &cnt) == 0)
             for (uint32_t i = 0;
                  i < cnt && aq_node_offer_req_next(&r, &k, &kl, &d, &ver, &okind, &oflags) == 0;
@@ -436,4 +445,91 @@ Test(proto, copy_order) {
     cr_expect_lt(aq_node_copy_cmp(5, c, V, 5, c, T), 0);
     cr_expect_lt(aq_node_copy_cmp(5, c, V, 5, c, M), 0);
     cr_expect_gt(aq_node_copy_cmp(5, c, T, 5, c, M), 0);
+}
+
+Test(proto, mstat_roundtrip_and_bounds) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_mstat_req_head(&w, AQ_READ_TOMBSTONES, 3);
+    aq_node_mstat_req_key(&w, "a", 1);
+    aq_node_mstat_req_key(&w, "photos/b.jpg", 12);
+    aq_node_mstat_req_key(&w, "c", 1);
+    cr_assert(w.ok);
+    aq_rd r;
+    uint8_t flags;
+    uint32_t count;
+    cr_assert_eq(aq_node_mstat_req_begin(&r, w.p, w.len, &flags, &count), 0);
+    cr_expect_eq(flags, AQ_READ_TOMBSTONES);
+    cr_assert_eq(count, 3);
+    const uint8_t *k;
+    size_t kl;
+    cr_assert_eq(aq_node_mstat_req_next(&r, &k, &kl), 0);
+    cr_expect(kl == 1 && k[0] == 'a');
+    cr_assert_eq(aq_node_mstat_req_next(&r, &k, &kl), 0);
+    cr_expect(kl == 12 && memcmp(k, "photos/b.jpg", 12) == 0);
+    cr_assert_eq(aq_node_mstat_req_next(&r, &k, &kl), 0);
+    cr_expect(aq_rd_done(&r));
+    /* A fourth key is not there; a truncated request fails on some key or its count. */
+    cr_expect_eq(aq_node_mstat_req_next(&r, &k, &kl), AQ_EPROTO);
+    for (size_t n = 0; n < w.len; n++) {
+        bool ok = aq_node_mstat_req_begin(&r, w.p, n, &flags, &count) == 0;
+        for (uint32_t i = 0; ok && i < count; i++)
+            ok = aq_node_mstat_req_next(&r, &k, &kl) == 0;
+        cr_expect(!ok || !aq_rd_done(&r), "length %zu accepted", n);
+    }
+    aq_wr_free(&w);
+    /* Counts of 0, above AQ_MSTAT_MAX, or more than the bytes can hold; unknown flags. */
+    uint8_t zero[] = {0, 0, 0, 1, 'a'};
+    cr_expect_eq(aq_node_mstat_req_begin(&r, zero, sizeof zero, &flags, &count), AQ_EPROTO);
+    uint8_t many[] = {0, 0xff, 0xff, 1, 'a'};
+    cr_expect_eq(aq_node_mstat_req_begin(&r, many, sizeof many, &flags, &count), AQ_EPROTO);
+    uint8_t over[] = {0, 3, 0, 1, 'a'};
+    cr_expect_eq(aq_node_mstat_req_begin(&r, over, sizeof over, &flags, &count), AQ_EPROTO);
+    uint8_t badflag[] = {0x80, 1, 0, 1, 'a'};
+    cr_expect_eq(aq_node_mstat_req_begin(&r, badflag, sizeof badflag, &flags, &count), AQ_EPROTO);
+    uint8_t emptykey[] = {0, 1, 0, 0, 0};
+    cr_assert_eq(aq_node_mstat_req_begin(&r, emptykey, sizeof emptykey, &flags, &count), 0);
+    cr_expect_eq(aq_node_mstat_req_next(&r, &k, &kl), AQ_EPROTO);
+
+    aq_wr_init(&w);
+    aq_node_digest d = {0x1122334455667788ull, 0x99aabbccddeeff00ull};
+    aq_node_mstat_rep_head(&w, 3);
+    aq_node_mstat_rep_entry(&w, 0, AQ_KIND_VALUE, 4096, d, 77);
+    aq_node_mstat_rep_entry(&w, AQ_ENOTFOUND, 0, 0, d, 0);
+    aq_node_mstat_rep_entry(&w, 0, AQ_KIND_TOMBSTONE, 0, d, 78);
+    cr_assert(w.ok);
+    cr_assert_eq(aq_node_mstat_rep_begin(&r, w.p, w.len, &count), 0);
+    cr_assert_eq(count, 3);
+    int err;
+    uint8_t kind;
+    uint64_t size, version;
+    aq_node_digest got;
+    cr_assert_eq(aq_node_mstat_rep_next(&r, &err, &kind, &size, &got, &version), 0);
+    cr_expect(err == 0 && kind == AQ_KIND_VALUE && size == 4096 && version == 77);
+    cr_expect(got.hi == d.hi && got.lo == d.lo);
+    cr_assert_eq(aq_node_mstat_rep_next(&r, &err, &kind, &size, &got, &version), 0);
+    cr_expect_eq(err, AQ_ENOTFOUND);
+    cr_assert_eq(aq_node_mstat_rep_next(&r, &err, &kind, &size, &got, &version), 0);
+    cr_expect(err == 0 && kind == AQ_KIND_TOMBSTONE && version == 78);
+    cr_expect(aq_rd_done(&r));
+    for (size_t n = 0; n < w.len; n++) {
+        bool ok = aq_node_mstat_rep_begin(&r, w.p, n, &count) == 0;
+        for (uint32_t i = 0; ok && i < count; i++)
+            ok = aq_node_mstat_rep_next(&r, &err, &kind, &size, &got, &version) == 0;
+        cr_expect(!ok || !aq_rd_done(&r), "length %zu accepted", n);
+    }
+    aq_wr_free(&w);
+    /* A positive code, and a removal marker with a size, are refused. */
+    aq_wr_init(&w);
+    aq_node_mstat_rep_head(&w, 1);
+    aq_wr_u32(&w, 5);
+    cr_assert_eq(aq_node_mstat_rep_begin(&r, w.p, w.len, &count), 0);
+    cr_expect_eq(aq_node_mstat_rep_next(&r, &err, &kind, &size, &got, &version), AQ_EPROTO);
+    aq_wr_free(&w);
+    aq_wr_init(&w);
+    aq_node_mstat_rep_head(&w, 1);
+    aq_node_mstat_rep_entry(&w, 0, AQ_KIND_TOMBSTONE, 9, d, 1);
+    cr_assert_eq(aq_node_mstat_rep_begin(&r, w.p, w.len, &count), 0);
+    cr_expect_eq(aq_node_mstat_rep_next(&r, &err, &kind, &size, &got, &version), AQ_EPROTO);
+    aq_wr_free(&w);
 }
