@@ -144,6 +144,25 @@ int cli_read_outcome(cli_read *r, const cli_kop *cands) {
             snprintf(r->failure, sizeof r->failure, "%s", cands->msg);
             return AQ_EUNAVAIL;
         }
+        /* Nothing anywhere, but no replica could say so: the key's home did not answer, and
+         * "not found" would be a guess. Its failure (or that none is live) is the answer. */
+        bool replica_answered = false;
+        int replica_err = 0;
+        for (size_t i = 0; i < nn; i++) {
+            const cli_copy *cp = &r->copies[i];
+            if (!cp->replica || !cp->asked)
+                continue;
+            if (cp->err == 0 || cp->err == AQ_ENOTFOUND)
+                replica_answered = true;
+            else if (!replica_err)
+                replica_err = cp->err;
+        }
+        if (!replica_answered && replica_err)
+            return replica_err;
+        if (!replica_answered) {
+            snprintf(r->failure, sizeof r->failure, "%s", cands->msg);
+            return AQ_EUNAVAIL;
+        }
         if (any_notfound)
             return AQ_ENOTFOUND;
         for (size_t i = 0; i < nn; i++)

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The batch engine (put -r, get -r) with a node killed mid-batch (issues 15, 18): every file ends
+# with its own outcome, success or a sentence naming the dead node; none is lost (stored or wrote +
+# failed = files listed); what was stored or written is byte for byte the source. Replicas 1, so
+# the keys placed on the killed node fail and the others must not.
+. "$(dirname "$0")/lib.sh"
+
+it_conf 3 1 "call_timeout = 2s"
+it_up
+for node in n1 n2 n3; do it_wait_state "$node" up; done
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+N=3000
+D=$T/src
+/usr/bin/python3 - "$D" "$N" <<'EOF'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    sub = os.path.join(d, "d%02d" % (i % 20))
+    os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "f%05d" % i), "wb") as f:
+        f.write(os.urandom(4096))
+for i in range(2):  # large files go through the synchronous path while the rest move
+    with open(os.path.join(d, "big%d" % i), "wb") as f:
+        f.write(os.urandom((5 << 20) + i))
+EOF
+want=$((N + 2))
+
+# check_run JSON COUNT_FIELD: results add up to the files, every failure names n2.
+check_run() {
+  local j=$1 field=$2 files ok failed nfail named
+  files=$(json 'd["files"]' <"$j")
+  ok=$(json "d[\"$field\"]" <"$j")
+  failed=$(json 'd["failed"]' <"$j")
+  nfail=$(json 'len(d["failures"])' <"$j")
+  [ "$files" = "$want" ] || it_fail "$j: files $files, not $want"
+  [ $((ok + failed)) = "$files" ] || it_fail "$j: $ok + $failed results for $files files (lost some)"
+  [ "$nfail" = "$failed" ] || it_fail "$j: $failed failed but $nfail failures named"
+  named=$(json 'sum(1 for f in d["failures"] if "n2" in f["error"])' <"$j")
+  [ "$named" = "$failed" ] || it_fail "$j: a failure does not name n2: $(json '[f["error"] for f in d["failures"] if "n2" not in f["error"]][:3]' <"$j")"
+  [ "$failed" -gt 0 ] || it_fail "$j: nothing failed although n2 was killed mid-batch"
+  it_log "$field $ok, failed $failed (each naming n2)"
+}
+
+# kill_when CMD_PID COUNT_CMD: kill -9 n2 once COUNT_CMD prints at least 100, while CMD_PID runs.
+kill_when() {
+  local pid=$1 i
+  for ((i = 0; i < 600; i++)); do
+    [ "$(eval "$2")" -ge 100 ] && break
+    sleep 0.05
+  done
+  kill -0 "$pid" 2>/dev/null || it_fail "the batch ended before n2 was killed; raise N"
+  kill -KILL "$(it_pid n2)"
+}
+
+it_log "put -r of $want files, n2 killed mid-batch"
+"$AQ" put -r "$D" "k/" --json >"$T/put.json" 2>"$T/put.err" &
+pid=$!
+kill_when $pid "'$AQ' ls k/ 2>/dev/null | wc -l"
+rc=0
+wait $pid || rc=$?
+[ $rc = 4 ] || it_fail "put -r exited $rc, not 4: $(head -3 "$T/put.err")"
+check_run "$T/put.json" stored
+# What the live nodes hold reads back byte for byte, and none of it is a file reported failed
+# (the keys stored on n2 before it died are gone with it: replicas 1, memory only).
+"$AQ" get -r "k/" "$T/back" --json >"$T/back.json" 2>"$T/back.err" || it_fail "get -r of the stored keys failed: $(head -3 "$T/back.err")"
+(cd "$T/back" && find . -type f | sed 's|^\./||') | while IFS= read -r f; do
+  cmp -s "$D/$f" "$T/back/$f" || echo "$f"
+done >"$T/differ"
+[ -s "$T/differ" ] && it_fail "read back differs: $(head -3 "$T/differ")"
+/usr/bin/python3 - "$T/put.json" "$T/back" <<'EOF2' || it_fail "a file reported failed was stored"
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+failed = {f["path"] for f in d["failures"]}
+back = {os.path.relpath(os.path.join(r, f), sys.argv[2]) for r, _, fs in os.walk(sys.argv[2]) for f in fs}
+sys.exit(1 if failed & back else 0)
+EOF2
+[ "$(json 'd["wrote"]' <"$T/back.json")" -gt 0 ] || it_fail "nothing read back"
+
+it_log "n2 back, everything stored again, then get -r with n2 killed mid-batch"
+it_start_node n2
+it_wait_state n2 up
+"$AQ" put -r "$D" "g/" --json >"$T/put2.json" 2>"$T/put2.err" || it_fail "put -r with all nodes up failed: $(head -3 "$T/put2.err")"
+"$AQ" get -r "g/" "$T/out" --json >"$T/get.json" 2>"$T/get.err" &
+pid=$!
+kill_when $pid "find '$T/out' -type f 2>/dev/null | wc -l"
+rc=0
+wait $pid || rc=$?
+[ $rc = 4 ] || it_fail "get -r exited $rc, not 4: $(head -3 "$T/get.err")"
+check_run "$T/get.json" wrote
+(cd "$T/out" && find . -type f) | while IFS= read -r f; do
+  cmp -s "$D/$f" "$T/out/$f" || echo "$f"
+done >"$T/differ"
+[ -s "$T/differ" ] && it_fail "get -r wrote different bytes: $(head -3 "$T/differ")"
+[ -z "$(find "$T/out" -name '.aqtmp.*')" ] || it_fail "get -r left temporary files behind"
+it_log "ok"
