@@ -3,7 +3,9 @@
  *
  * put -r stores every regular file under DIR as PREFIX + its path relative to DIR ('/' between
  * the parts). Directories are walked without following symbolic links; links, devices, FIFOs and
- * sockets are skipped. get -r writes every key under PREFIX to DIR + the key without PREFIX,
+ * sockets are skipped; each file is then opened component by component without following a
+ * symbolic link (a folder swapped for a link after the walk is refused, not followed) and must
+ * still be a regular file. get -r writes every key under PREFIX to DIR + the key without PREFIX,
  * creating directories. Nothing outside DIR is ever written: a key whose remainder is empty,
  * absolute, has an empty, "." or ".." part, or holds a NUL byte is refused and named, and every
  * directory on the way is opened without following symbolic links. Each file is written through
@@ -292,6 +294,53 @@ static void put_done(tree_run *t, put_ctx *p) {
     p->key = NULL;
 }
 
+/* Opens rel (parts joined by '/') under root for reading, every part without following a
+ * symbolic link, and only if it is a regular file. The fd, or a negated errno (ELOOP: a link on
+ * the way; EINVAL: not a regular file). */
+static int open_nofollow(int root, const char *rel) {
+    int fd = dup(root);
+    if (fd < 0)
+        return -errno;
+    char part[256];
+    const char *p = rel;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 0 || n >= sizeof part) {
+            close(fd);
+            return -ENOENT;
+        }
+        memcpy(part, p, n);
+        part[n] = 0;
+        int flags = slash ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                          : O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+        int nfd = openat(fd, part, flags);
+        int e = errno;
+        struct stat lb;
+        /* A folder that is now a link fails as "not a directory": say what it is. */
+        if (nfd < 0 && e == ENOTDIR && fstatat(fd, part, &lb, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(lb.st_mode))
+            e = ELOOP;
+        close(fd);
+        if (nfd < 0)
+            return -e;
+        fd = nfd;
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
+    /* Read as any file: the non-blocking open only kept a FIFO swapped in from blocking it. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
 int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
     int rc = check_prefix(c, prefix);
     if (rc)
@@ -357,11 +406,16 @@ int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
             free(key);
             continue;
         }
-        int fd = openat(root, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        int fd = open_nofollow(root, rel);
         if (fd < 0) {
             failed(&t, rel, key, klen,
-                   errno == ENOENT ? "vanished: removed after the folder was listed"
-                                   : strerror(errno));
+                   fd == -ENOENT ? "vanished: removed after the folder was listed"
+                   : fd == -ELOOP
+                       ? "a symbolic link replaced it or a folder on its path after the folder "
+                         "was listed: not followed"
+                   : fd == -EINVAL
+                       ? "no longer a regular file: replaced after the folder was listed"
+                       : strerror(-fd));
             free(key);
             continue;
         }

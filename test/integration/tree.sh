@@ -98,6 +98,48 @@ for try in 1 2 3 4 5; do
 done
 [ $seen = 1 ] || it_fail "no file vanished between the listing and its read in 5 tries"
 
+it_log "a folder swapped for a symbolic link after the walk is refused, not followed"
+seen=0
+for try in 1 2 3 4 5; do
+  S=$T/swap$try
+  mkdir -p "$S/a" "$T/outside$try"
+  /usr/bin/python3 -c '
+import os, sys
+for d in sys.argv[1:]:
+    for i in range(1500):
+        open(os.path.join(d, "f%04d" % i), "wb").write(os.urandom(3000))' "$S/a" "$T/outside$try"
+  "$AQ" put -r "$S" "swap$try/" --json >"$T/swap.json" 2>"$T/swap.err" &
+  pid=$!
+  # Once the walk is over (a first file stored), the files not yet opened lie behind a link to
+  # a folder outside DIR with the same names.
+  for ((i = 0; i < 400; i++)); do
+    [ -n "$("$AQ" ls "swap$try/" 2>/dev/null | head -1)" ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.02
+  done
+  mv "$S/a" "$S/a.real" && ln -s "$T/outside$try" "$S/a"
+  rc=0
+  wait $pid || rc=$?
+  if grep -q "symbolic link" "$T/swap.err"; then
+    [ $rc = 4 ] || it_fail "put -r with a swapped folder exited $rc, want 4"
+    n=$(json 'd["failed"]' <"$T/swap.json")
+    # Between the mv and the ln a file is missing: named as vanished, which is true too.
+    [ "$n" = "$(grep -c "symbolic link\|vanished" "$T/swap.err")" ] || it_fail "swap count $n: $(head "$T/swap.err")"
+    grep -vq "symbolic link\|vanished\|files failed" "$T/swap.err" && it_fail "other failures: $(head "$T/swap.err")"
+    # Nothing stored came from outside DIR.
+    "$AQ" get -r "swap$try/" "$T/swapout$try" >/dev/null || it_fail "get -r swap$try/"
+    /usr/bin/python3 -c '
+import os, sys
+got, src = sys.argv[1], sys.argv[2]
+bad = [f for f in os.listdir(got) if open(os.path.join(got, f), "rb").read() != open(os.path.join(src, f), "rb").read()]
+sys.exit(bad[:3] if bad else 0)' "$T/swapout$try/a" "$S/a.real" || it_fail "a stored file did not come from DIR"
+    seen=1
+    break
+  fi
+  grep -vq "vanished\|files failed" "$T/swap.err" && it_fail "put -r failed otherwise: $(head "$T/swap.err")"
+done
+[ $seen = 1 ] || it_fail "no file was opened through the swapped link in 5 tries (or one was followed)"
+
 it_log "put -r of a missing folder fails and says so"
 if "$AQ" put -r "$T/nope" "x/" 2>"$T/err"; then it_fail "put -r of a missing folder succeeded"; fi
 grep -q "nope" "$T/err" || it_fail "missing folder not named: $(cat "$T/err")"
