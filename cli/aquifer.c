@@ -204,16 +204,17 @@ static const command commands[] = {
      "1) fails with exit 4 (the copies that were stored stay). --json prints {key, stored,\n"
      "copies, wanted, min_copies, missing: [node names]}.\n\n"
      "put -r DIR PREFIX stores every regular file under DIR as PREFIX + its path relative to\n"
-     "DIR (parts joined by '/'), each as put would, 16 files in flight at once. Directories are\n"
-     "walked without following symbolic links; links, devices and FIFOs are skipped. A file\n"
+     "DIR (parts joined by '/'), each as put would, 64 files in flight at once. Directories are\n"
+     "walked without following symbolic links; links, devices and FIFOs are skipped, and a\n"
+     "folder or file replaced by a link after the walk is refused, never followed. A file\n"
      "that fails (unreadable, vanished, a key that is not valid, fewer than --min-copies) is\n"
      "named on stderr and the rest carry on; a progress line shows on a terminal. Prints\n"
      "\"stored S of N files (SIZE), fewest copies C of W\", and with --json {dir, prefix,\n"
      "files, stored, failed, bytes, seconds, copies, wanted, failures: [{path, key, error}]}.\n"
      "Exits 4 if any failed.\n\n"
      "Memory: one value at most 4 chunks of 4 MiB in flight, each perhaps twice (ours and the\n"
-     "rpc's copy): under 40 MiB whatever the size; put -r: 16 files with 1 chunk each in\n"
-     "flight, under 160 MiB.\n",
+     "rpc's copy): under 40 MiB whatever the size; put -r: 64 files in flight holding at most\n"
+     "64 MiB, a file over 4 MiB 1 chunk at a time: under 150 MiB.\n",
      CMD_NEEDS_CLUSTER, run_put},
     {"get", 1, 2, true, true,
      "usage: aquifer [-c FILE] get KEY [-o FILE] [--fsync]\n"
@@ -228,7 +229,7 @@ static const command commands[] = {
      "holding that copy. Exits 2 when KEY does not exist. --fsync makes FILE durable (one\n"
      "fsync) before it is renamed into place.\n\n"
      "get -r PREFIX DIR writes every key starting with PREFIX to DIR + the key without PREFIX,\n"
-     "creating DIR and the directories below it, 16 files in flight at once, each through a\n"
+     "creating DIR and the directories below it, 64 files in flight at once, each through a\n"
      "temporary file renamed at the end. Nothing outside DIR is ever written: a key whose rest\n"
      "is empty, absolute, or has an empty, \".\" or \"..\" part or a NUL byte is refused and\n"
      "named, and no symbolic link on the way is followed. A file that fails is named on stderr\n"
@@ -236,7 +237,8 @@ static const command commands[] = {
      "(SIZE)\", and with --json {dir, prefix, files, wrote, failed, bytes, seconds, failures:\n"
      "[{path, key, error}]}. Exits 4 if any failed.\n\n"
      "Memory: a value at most 4 chunks of 4 MiB in flight, each perhaps twice: under 40 MiB\n"
-     "whatever its size; get -r: 16 files with 1 chunk each in flight, under 160 MiB.\n",
+     "whatever its size; get -r: 64 files in flight holding at most 64 MiB, a value over\n"
+     "4 MiB 1 chunk at a time: under 150 MiB.\n",
      CMD_NEEDS_CLUSTER, run_get},
     {"rm", 1, 1, true, false,
      "usage: aquifer [-c FILE] rm KEY [--min-copies N] [--json]\n\n"

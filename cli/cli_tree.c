@@ -667,6 +667,7 @@ int cli_cmd_get_r(cli *c, const char *prefix, const char *dir, bool durable) {
         g->key[e->klen] = 0;
         free_list = g->next_free;
         g->it.get = true;
+        g->it.size = e->size_known ? e->size : 0;
         g->it.key = g->key;
         g->it.fd = fd;
         g->it.name = rel;

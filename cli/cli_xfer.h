@@ -45,7 +45,8 @@ int cli_xfer_get_buf(cli *c, const char *key, uint8_t **out, size_t *len);
  * small values move at once without a thread each (cli_xfer_batch.c). At most `width` items are
  * in flight: submit drives the loop until there is room. An item of more than one chunk (or whose
  * previous value is, or a pipe) goes through the single-value entry points above, synchronously
- * in the driver, while the others keep moving. Memory: the small values in flight, plus one large
+ * in the driver, while the others keep moving. Memory: the small values in flight (submit also
+ * waits while those of puts, and of gets with a known size, would pass 64 MiB), plus one large
  * value's chunks in flight (see above). The loop runs only inside these functions, on the thread
  * that calls them; items finish in any order. c must stay open until cli_xfer_batch_close
  * returns. */
@@ -58,6 +59,7 @@ typedef struct cli_xfer_item {
     size_t len;
     const char *name; /* fd's name in messages */
     void *ud;         /* the caller's */
+    uint64_t size;    /* get: the value's size when known (ls), else 0; counts in the byte budget */
     /* Out. */
     int rc;          /* exit code: CLI_OK, or why it failed */
     int err;         /* rc != 0: the aq error code (aq_error.h) cli_fail recorded */

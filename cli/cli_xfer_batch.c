@@ -37,7 +37,8 @@
 
 #define CHUNK     AQ_NODE_CHUNK_MAX
 #define HEAD_MAX  AQ_PUT_HEAD_MAX
-#define WIDTH_MAX 4096 /* the most values in flight a batch accepts */
+#define WIDTH_MAX 4096        /* the most values in flight a batch accepts */
+#define BYTES_MAX (64u << 20) /* the most bytes of small values known to be in flight at once */
 
 enum { ST_PREV, ST_PUT, ST_READ, ST_REST, ST_FETCH, ST_REPAIR };
 enum { SLOW_WHOLE = 1, SLOW_RESTORE = 2 };
@@ -61,6 +62,7 @@ typedef struct op {
     aq_node_digest d;
     cli_prev pv;
     struct op *next; /* the ready list or the slow queue */
+    size_t held;     /* bytes of the batch's budget this put holds */
     char what[300];
 } op;
 
@@ -71,6 +73,7 @@ struct cli_xfer_batch {
     size_t width;
     size_t pending; /* submitted, not yet returned by next */
     size_t running; /* ops not yet finished */
+    size_t held;    /* bytes the small items in flight hold, as far as known (BYTES_MAX) */
     cli_xfer_item *d_head, *d_tail;
     op *ready_head, *ready_tail;
     op *slow_head, *slow_tail;
@@ -147,6 +150,7 @@ static void op_finish(op *o, int rc) {
     cli_read_free(&o->r);
     cli_prev_free(&o->pv);
     free(o->mem);
+    b->held -= o->held;
     free(o);
     c->what = NULL; /* o's name is gone; the next op sets its own */
     c->fail_sink = NULL;
@@ -817,8 +821,22 @@ static bool put_take_fd(op *o, int *rc) {
     return true;
 }
 
+/* The bytes it will hold while in flight, as far as known (0 for what goes whole: its own
+ * bound). */
+static size_t put_bytes(const cli_xfer_item *it) {
+    struct stat sb;
+    if (it->get)
+        return it->size <= CHUNK ? (size_t)it->size : 0;
+    if (it->fd < 0)
+        return it->len <= CHUNK ? it->len : 0;
+    return fstat(it->fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size <= CHUNK
+               ? (size_t)sb.st_size
+               : 0;
+}
+
 int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
-    while (b->running >= b->width)
+    size_t need = put_bytes(it);
+    while (b->running > 0 && (b->running >= b->width || b->held + need > BYTES_MAX))
         drive(b, true);
     it->rc = 0;
     it->err = 0;
@@ -832,6 +850,8 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
         return cli_fail(b->parent, CLI_ERROR, "out of memory");
     o->b = b;
     o->it = it;
+    o->held = need;
+    b->held += need;
     o->klen = strlen(it->key);
     o->r.best = -1;
     snprintf(o->what, sizeof o->what, "%s %s", it->get ? "get" : "put", it->key);
