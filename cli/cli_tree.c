@@ -298,20 +298,21 @@ static void put_done(tree_run *t, put_ctx *p) {
  * symbolic link, and only if it is a regular file. The fd, or a negated errno (ELOOP: a link on
  * the way; EINVAL: not a regular file). */
 static int open_nofollow(int root, const char *rel) {
-    int fd = dup(root);
-    if (fd < 0)
-        return -errno;
+    int fd = root; /* ours to close once it is not root */
     char part[256];
     const char *p = rel;
     for (;;) {
         const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         if (n == 0 || n >= sizeof part) {
-            close(fd);
+            if (fd != root)
+                close(fd);
             return -ENOENT;
         }
         memcpy(part, p, n);
         part[n] = 0;
+        /* O_NONBLOCK: a FIFO swapped in does not block the open (reads of a regular file ignore
+         * it). */
         int flags = slash ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
                           : O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
         int nfd = openat(fd, part, flags);
@@ -321,7 +322,8 @@ static int open_nofollow(int root, const char *rel) {
         if (nfd < 0 && e == ENOTDIR && fstatat(fd, part, &lb, AT_SYMLINK_NOFOLLOW) == 0 &&
             S_ISLNK(lb.st_mode))
             e = ELOOP;
-        close(fd);
+        if (fd != root)
+            close(fd);
         if (nfd < 0)
             return -e;
         fd = nfd;
@@ -334,10 +336,6 @@ static int open_nofollow(int root, const char *rel) {
         close(fd);
         return -EINVAL;
     }
-    /* Read as any file: the non-blocking open only kept a FIFO swapped in from blocking it. */
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     return fd;
 }
 

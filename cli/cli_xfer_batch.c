@@ -790,15 +790,15 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
 
 /* Reads a put's input of at most one chunk into o->mem; false when the item goes whole (a large
  * or growing file, a pipe: read by the single-value path from where it was). */
-static bool put_take_fd(op *o, int *rc) {
+static bool put_take_fd(op *o, const struct stat *sb, int *rc) {
     cli_xfer_item *it = o->it;
     const char *name = it->name ? it->name : "the input";
-    struct stat sb;
-    off_t start = lseek(it->fd, 0, SEEK_CUR);
-    if (start < 0 || fstat(it->fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < start ||
-        sb.st_size - start > CHUNK)
+    if (!sb || !S_ISREG(sb->st_mode))
         return false;
-    size_t want = (size_t)(sb.st_size - start) + 1; /* one more: a file that grew shows it */
+    off_t start = lseek(it->fd, 0, SEEK_CUR);
+    if (start < 0 || sb->st_size < start || sb->st_size - start > CHUNK)
+        return false;
+    size_t want = (size_t)(sb->st_size - start) + 1; /* one more: a file that grew shows it */
     o->mem = malloc(HEAD_MAX + want);
     if (!o->mem) {
         *rc = cli_fail(&o->b->c, CLI_ERROR, "out of memory");
@@ -823,19 +823,20 @@ static bool put_take_fd(op *o, int *rc) {
 
 /* The bytes it will hold while in flight, as far as known (0 for what goes whole: its own
  * bound). */
-static size_t put_bytes(const cli_xfer_item *it) {
-    struct stat sb;
+static size_t put_bytes(const cli_xfer_item *it, struct stat *sb, bool *have_sb) {
+    *have_sb = false;
     if (it->get)
         return it->size <= CHUNK ? (size_t)it->size : 0;
     if (it->fd < 0)
         return it->len <= CHUNK ? it->len : 0;
-    return fstat(it->fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size <= CHUNK
-               ? (size_t)sb.st_size
-               : 0;
+    *have_sb = fstat(it->fd, sb) == 0;
+    return *have_sb && S_ISREG(sb->st_mode) && sb->st_size <= CHUNK ? (size_t)sb->st_size : 0;
 }
 
 int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
-    size_t need = put_bytes(it);
+    struct stat sb;
+    bool have_sb;
+    size_t need = put_bytes(it, &sb, &have_sb);
     while (b->running > 0 && (b->running >= b->width || b->held + need > BYTES_MAX))
         drive(b, true);
     it->rc = 0;
@@ -869,7 +870,7 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
     }
     bool small;
     if (it->fd >= 0) {
-        small = put_take_fd(o, &rc);
+        small = put_take_fd(o, have_sb ? &sb : NULL, &rc);
         if (rc) {
             op_finish(o, rc);
             return 0;
