@@ -347,6 +347,13 @@ static int sink_begin(get_sink *s, uint64_t total) {
             return rc;
         s->opened = true;
         s->fd = s->o.fd;
+        /* A large value's file gets its blocks up front: the parts' writes then fill allocated
+         * blocks instead of each reserving its own, and a full disk is said before any part is
+         * fetched. The temporary file goes if the get fails, so its length never misleads. */
+        if (s->o.tmp && total > CHUNK && total <= (uint64_t)INT64_MAX &&
+            fallocate(s->fd, 0, 0, (off_t)total) != 0 && (errno == ENOSPC || errno == EDQUOT))
+            return cli_fail(s->c, CLI_ERROR, "no room for %llu bytes next to %s: %s",
+                            (unsigned long long)total, s->name, strerror(errno));
         if (!s->o.path)
             s->name = "stdout";
     } else if (s->to_buf) {
