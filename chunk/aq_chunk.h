@@ -17,6 +17,11 @@
  * but not refused (they are durable already), so after a restart with a smaller cap the counted
  * bytes may start above it and only shrinking puts and removals succeed until they drop below.
  *
+ * Adopted bytes: a put may hand the store its own buffer (aq_chunk_adopt) instead of a copy; the
+ * bytes then stay in that buffer until the store releases it. Freed chunk memory is kept mapped
+ * for reuse (the kernel may still reclaim it under memory pressure), so a put that replaces
+ * another does not fault in fresh pages.
+ *
  * Persistence (opts.data_dir non-NULL): each chunk is one file named by the hex of a 128-bit hash
  * of its key (the key itself never becomes a path). A put writes a temporary file, fsyncs it,
  * renames it over the final name and fsyncs the directory before it returns 0: success means
@@ -76,8 +81,9 @@ typedef struct aq_chunk_stats {
     uint64_t chunks;       /* live chunks */
     uint64_t bytes;        /* counted bytes: value bytes of live chunks (what memory_max caps) */
     uint64_t allocated;    /* bytes jemalloc has allocated in the store's arena, including chunks
-                              still held by readers and allocator rounding; 0 if this jemalloc was
-                              built without statistics (config.stats false) */
+                              still held by readers and allocator rounding, plus the value bytes
+                              of adopted buffers not yet released; without the arena's part if
+                              this jemalloc was built without statistics (config.stats false) */
     uint64_t quarantined;  /* files moved to data_dir/quarantine/ by this store's open */
     uint64_t stray;        /* unrecognised files reported at open */
     uint64_t by_kind[256]; /* live chunks of each kind */
@@ -100,6 +106,17 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
  * sender) and the bytes are checked against it: a mismatch is AQ_ECORRUPT and stores nothing. */
 int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                           size_t len, uint8_t kind, const aq_chunk_digest *expect);
+
+/* A buffer handed over to a put instead of copied: the store keeps the bytes where they are and
+ * calls release(ctx) exactly once, from any thread, when nothing needs them any more: after the
+ * chunk is overwritten or removed (or the store closed) and its last reference released, or, when
+ * the put stores nothing (an error, a stale or an identical write), before the put returns. The
+ * digest is computed over the bytes in place, so the caller must not change them from the call on
+ * (bytes around them in the same buffer are the caller's). */
+typedef struct aq_chunk_adopt {
+    void (*release)(void *ctx);
+    void *ctx;
+} aq_chunk_adopt;
 
 /* Versioned writes (last writer wins, by a version the caller assigns): like aq_chunk_put_verified,
  * but stores only when no chunk is stored under key or the new write orders after the stored one;
@@ -127,6 +144,15 @@ int aq_chunk_put_versioned_held(aq_chunk_store *s, const void *key, size_t klen,
  * be non-zero). Never AQ_ESTALE. */
 int aq_chunk_put_above(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                        size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version);
+
+/* aq_chunk_put_versioned_held and aq_chunk_put_above that adopt the value's buffer (see
+ * aq_chunk_adopt) instead of copying it. adopt may be NULL: then they copy. */
+int aq_chunk_put_versioned_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                                 size_t len, uint8_t kind, const aq_chunk_digest *expect,
+                                 uint64_t version, uint64_t *held, const aq_chunk_adopt *adopt);
+int aq_chunk_put_above_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                             size_t len, uint8_t kind, const aq_chunk_digest *expect,
+                             uint64_t *version, const aq_chunk_adopt *adopt);
 
 /* AQ_ENOTFOUND if absent. On success the caller owns one reference. */
 int aq_chunk_get(aq_chunk_store *s, const void *key, size_t klen, aq_chunk_ref **out);

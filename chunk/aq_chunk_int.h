@@ -21,6 +21,9 @@ struct aq_chunk_ref {
     uint64_t version; /* the writer's version; 0 for unversioned puts */
     aq_chunk_digest digest;
     uint8_t *data; /* separate allocation so a 4 MiB value keeps its 4 MiB size class */
+    /* Adopted bytes: given back through adopt.release, and counted in *adopted meanwhile. */
+    aq_chunk_adopt adopt;
+    _Atomic uint64_t *adopted;
     uint8_t key[];
 };
 
@@ -35,7 +38,8 @@ struct aq_chunk_store {
     pthread_rwlock_t lock; /* guards index, bytes, reserved */
     aq_chunk_index index;
     uint64_t bytes;
-    uint64_t reserved; /* growth promised to puts in flight */
+    uint64_t reserved;        /* growth promised to puts in flight */
+    _Atomic uint64_t adopted; /* value bytes of adopted buffers not yet released */
     uint64_t memory_max;
     pthread_mutex_t stripes[AQ_CHUNK_STRIPES]; /* serialize writers of one key */
     unsigned arena;
@@ -58,6 +62,11 @@ void aq_chunk_mem_free(void *p);
 uint64_t aq_chunk_mem_allocated(unsigned arena);
 /* A new chunk with refs = 1 holding a copy of key; data has room for len bytes. */
 aq_chunk_ref *aq_chunk_obj_new(unsigned arena, const void *key, size_t klen, size_t len);
+/* A new chunk with refs = 1 holding a copy of key whose len (> 0) bytes are data, adopted: freeing
+ * it calls adopt->release and takes len off *adopted (added here). NULL: nothing was adopted. */
+aq_chunk_ref *aq_chunk_obj_adopt(unsigned arena, const void *key, size_t klen, const uint8_t *data,
+                                 size_t len, const aq_chunk_adopt *adopt,
+                                 _Atomic uint64_t *adopted);
 void aq_chunk_obj_free(aq_chunk_ref *r);
 
 /* Index (aq_chunk_index.c); the caller holds the store's lock as needed. */

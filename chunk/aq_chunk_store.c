@@ -148,9 +148,8 @@ static int commit(aq_chunk_store *s, aq_chunk_ref *r, enum commit_mode mode, uin
     return err;
 }
 
-/* Checks the arguments and makes the chunk object holding a copy of the bytes and its digest. */
-static int prepare(aq_chunk_store *s, const void *key, size_t klen, const void *data, size_t len,
-                   uint8_t kind, aq_chunk_ref **out) {
+static int check_args(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                      size_t len) {
     if (!s || (len && !data))
         return AQ_EINVAL;
     int err = aq_chunk_key_check(key, klen);
@@ -161,18 +160,42 @@ static int prepare(aq_chunk_store *s, const void *key, size_t klen, const void *
     /* An early, unlocked look at the cap spares copying 4 MiB that commit() would refuse. */
     if (s->memory_max && len > s->memory_max)
         return AQ_EFULL;
-    aq_chunk_ref *r = aq_chunk_obj_new(s->arena, key, klen, len);
-    if (!r)
+    return 0;
+}
+
+/* Checks the arguments and makes the chunk object holding the bytes (a copy, or with adopt the
+ * caller's buffer itself) and its digest. With adopt, the buffer is released on failure. */
+static int prepare(aq_chunk_store *s, const void *key, size_t klen, const void *data, size_t len,
+                   uint8_t kind, const aq_chunk_adopt *adopt, aq_chunk_ref **out) {
+    int err = check_args(s, key, klen, data, len);
+    if (adopt && (err || !len)) {
+        adopt->release(adopt->ctx); /* nothing to adopt, or refused: it is the store's to give */
+        adopt = NULL;
+    }
+    if (err)
+        return err;
+    aq_chunk_ref *r = adopt ? aq_chunk_obj_adopt(s->arena, key, klen, data, len, adopt, &s->adopted)
+                            : aq_chunk_obj_new(s->arena, key, klen, len);
+    if (!r) {
+        if (adopt)
+            adopt->release(adopt->ctx);
         return AQ_ENOMEM;
+    }
     r->khash = aq_chunk_key_hash(key, klen);
     r->kind = kind;
-    /* Hash the store's own copy: a caller changing its buffer meanwhile cannot make them differ. */
     XXH3_state_t st;
     XXH3_128bits_reset(&st);
-    for (size_t off = 0; off < len; off += COPY_BLOCK) {
-        size_t n = len - off < COPY_BLOCK ? len - off : COPY_BLOCK;
-        memcpy(r->data + off, (const uint8_t *)data + off, n);
-        XXH3_128bits_update(&st, r->data + off, n);
+    if (adopt) {
+        /* The caller gave the bytes up: hashing them in place is hashing the store's own. */
+        XXH3_128bits_update(&st, r->data, len);
+    } else {
+        /* Hash the store's own copy: a caller changing its buffer meanwhile cannot make them
+         * differ. */
+        for (size_t off = 0; off < len; off += COPY_BLOCK) {
+            size_t n = len - off < COPY_BLOCK ? len - off : COPY_BLOCK;
+            memcpy(r->data + off, (const uint8_t *)data + off, n);
+            XXH3_128bits_update(&st, r->data + off, n);
+        }
     }
     XXH128_hash_t h = XXH3_128bits_digest(&st);
     r->digest = (aq_chunk_digest){h.high64, h.low64};
@@ -183,7 +206,7 @@ static int prepare(aq_chunk_store *s, const void *key, size_t klen, const void *
 int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *data, size_t len,
                  aq_chunk_digest *out_digest) {
     aq_chunk_ref *r;
-    int err = prepare(s, key, klen, data, len, 0, &r);
+    int err = prepare(s, key, klen, data, len, 0, NULL, &r);
     if (err)
         return err;
     aq_chunk_digest d = r->digest;
@@ -199,11 +222,14 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
 
 static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                        size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version,
-                       enum commit_mode mode, uint64_t *held) {
-    if (!expect)
+                       enum commit_mode mode, uint64_t *held, const aq_chunk_adopt *adopt) {
+    if (!expect) {
+        if (adopt)
+            adopt->release(adopt->ctx);
         return AQ_EINVAL;
+    }
     aq_chunk_ref *r;
-    int err = prepare(s, key, klen, data, len, kind, &r);
+    int err = prepare(s, key, klen, data, len, kind, adopt, &r);
     if (err)
         return err;
     if (!aq_chunk_digest_equal(r->digest, *expect)) {
@@ -224,13 +250,21 @@ static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const vo
 
 int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                           size_t len, uint8_t kind, const aq_chunk_digest *expect) {
-    return put_checked(s, key, klen, data, len, kind, expect, NULL, COMMIT_ALWAYS, NULL);
+    return put_checked(s, key, klen, data, len, kind, expect, NULL, COMMIT_ALWAYS, NULL, NULL);
 }
 
 int aq_chunk_put_versioned_held(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                                 size_t len, uint8_t kind, const aq_chunk_digest *expect,
                                 uint64_t version, uint64_t *held) {
-    return put_checked(s, key, klen, data, len, kind, expect, &version, COMMIT_IF_NEWER, held);
+    return put_checked(s, key, klen, data, len, kind, expect, &version, COMMIT_IF_NEWER, held,
+                       NULL);
+}
+
+int aq_chunk_put_versioned_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                                 size_t len, uint8_t kind, const aq_chunk_digest *expect,
+                                 uint64_t version, uint64_t *held, const aq_chunk_adopt *adopt) {
+    return put_checked(s, key, klen, data, len, kind, expect, &version, COMMIT_IF_NEWER, held,
+                       adopt);
 }
 
 int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, const void *data,
@@ -241,9 +275,18 @@ int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, cons
 
 int aq_chunk_put_above(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                        size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version) {
-    if (!version || !*version)
+    return aq_chunk_put_above_adopt(s, key, klen, data, len, kind, expect, version, NULL);
+}
+
+int aq_chunk_put_above_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
+                             size_t len, uint8_t kind, const aq_chunk_digest *expect,
+                             uint64_t *version, const aq_chunk_adopt *adopt) {
+    if (!version || !*version) {
+        if (adopt)
+            adopt->release(adopt->ctx);
         return AQ_EINVAL;
-    return put_checked(s, key, klen, data, len, kind, expect, version, COMMIT_ABOVE, NULL);
+    }
+    return put_checked(s, key, klen, data, len, kind, expect, version, COMMIT_ABOVE, NULL, adopt);
 }
 
 uint64_t aq_chunk_ref_version(const aq_chunk_ref *r) {
@@ -426,7 +469,8 @@ int aq_chunk_store_stats(aq_chunk_store *s, aq_chunk_stats *out) {
     memcpy(out->by_kind, s->index.by_kind, sizeof out->by_kind);
     out->bytes = s->bytes;
     pthread_rwlock_unlock(&s->lock);
-    out->allocated = aq_chunk_mem_allocated(s->arena);
+    out->allocated =
+        aq_chunk_mem_allocated(s->arena) + atomic_load_explicit(&s->adopted, memory_order_relaxed);
     out->quarantined = s->quarantined;
     out->stray = s->stray;
     return 0;

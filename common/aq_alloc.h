@@ -7,8 +7,8 @@
  * any thread starts; it is process policy, which is why only main() may set it.
  *
  * It tunes glibc's malloc only. aquiferd links jemalloc (for the chunk store's arena), and Debian's
- * libjemalloc then serves the whole process's malloc, which keeps freed blocks for reuse on its own
- * (dirty pages decay over 10 s): there the call changes nothing. The command and the rpc tools use
+ * libjemalloc then serves the whole process's malloc: there the call changes nothing, and aquiferd
+ * sets jemalloc's own policy (malloc_conf in aquiferd.c). The command and the rpc tools use
  * glibc's malloc, where it matters.
  */
 #ifndef AQ_ALLOC_H

@@ -5,6 +5,7 @@
  * node, which applies it only over a copy it holds. GET and STAT answer a removal marker as such
  * when asked to (AQ_READ_TOMBSTONES), and every read reply carries the copy's version, so that the
  * command can pick the newest copy. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,11 +67,29 @@ static bool key_ok(const uint8_t *key, size_t klen) {
 
 #define MAX_ROUNDS 4
 
+/* A PUT request's bytes, shared by its write_op and each chunk that adopted its value (the store
+ * keeps the value where the rpc received it, instead of copying 4 MiB): freed by whichever lets go
+ * last, on the loop or in the threadpool. The value bytes never change while shared; the op only
+ * rewrites the head (flags, version, deadline) it forwards. */
+typedef struct msg_share {
+    _Atomic uint32_t refs;
+    uint8_t *msg;
+} msg_share;
+
+static void msg_share_unref(void *ctx) {
+    msg_share *sh = ctx;
+    if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1) {
+        free(sh->msg);
+        free(sh);
+    }
+}
+
 typedef struct write_op {
     aq_node *n;
     aq_rpc_incoming *in;
     uint16_t method;
-    uint8_t *msg; /* the request; forwarded with AQ_PUT_REPLICA set and this write's version */
+    uint8_t *msg;     /* the request; forwarded with AQ_PUT_REPLICA set and this write's version */
+    msg_share *share; /* PUT: owns msg (else the op does) */
     size_t len;
     aq_node_put_req put; /* for PUT */
     const uint8_t *key;  /* for RM */
@@ -111,6 +130,14 @@ static void forward_ctx_unref(forward_ctx *f) {
 
 static void write_op_unref(write_op *op);
 static void write_start_round(write_op *op);
+
+static void write_op_free(write_op *op) {
+    if (op->share)
+        msg_share_unref(op->share);
+    else
+        free(op->msg);
+    free(op);
+}
 
 static void forward_release(void *ctx) {
     forward_ctx *f = ctx;
@@ -188,8 +215,7 @@ static void round_end(write_op *op) {
                 "one",
                 aq_node_method_name(op->method), op->round, op->copies, op->wanted);
     write_finish(op);
-    free(op->msg);
-    free(op);
+    write_op_free(op);
 }
 
 static void write_op_unref(write_op *op) {
@@ -370,15 +396,22 @@ static void write_work(uv_work_t *w) {
             return;
         }
     }
+    /* The store adopts the value where it lies in the request: one more holder of the bytes. */
+    aq_chunk_adopt adopt = {msg_share_unref, op->share};
+    const aq_chunk_adopt *ad = NULL;
+    if (op->share && vlen) {
+        atomic_fetch_add_explicit(&op->share->refs, 1, memory_order_relaxed);
+        ad = &adopt;
+    }
     int err;
     if (op->coordinate) {
-        err = aq_chunk_put_above(s, key, klen, val, vlen, kind, &d, &op->version);
+        err = aq_chunk_put_above_adopt(s, key, klen, val, vlen, kind, &d, &op->version, ad);
         /* Above the stored version may be above the ceiling covered so far. */
         if (!err)
             err = aq_hlc_ceiling_cover(&n->ceiling, op->version);
     } else {
-        err =
-            aq_chunk_put_versioned_held(s, key, klen, val, vlen, kind, &d, op->version, &op->held);
+        err = aq_chunk_put_versioned_adopt(s, key, klen, val, vlen, kind, &d, op->version,
+                                           &op->held, ad);
         op->local_stale = err == AQ_ESTALE;
         if (op->local_stale) {
             err = 0;
@@ -475,9 +508,17 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
             err = AQ_EKEY;
         flags = op->rm_flags;
     }
+    if (!err && op->method == AQ_M_PUT) {
+        op->share = malloc(sizeof *op->share);
+        if (op->share) {
+            atomic_init(&op->share->refs, 1);
+            op->share->msg = op->msg;
+        } else {
+            err = AQ_ENOMEM;
+        }
+    }
     if (err) {
-        free(op->msg);
-        free(op);
+        write_op_free(op);
         respond_err(in, err);
         return;
     }
@@ -489,8 +530,7 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         aq_node_rm_req_encode(&w, flags, op->key, op->klen, op->version, op->deadline);
         if (!w.ok) {
             aq_wr_free(&w);
-            free(op->msg);
-            free(op);
+            write_op_free(op);
             respond_err(in, AQ_ENOMEM);
             return;
         }

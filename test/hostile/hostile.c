@@ -19,6 +19,9 @@
  *   loris SECONDS   a connection sending a HELLO and a frame header one byte a second, for at
  *                   most SECONDS; prints whether and after how long the node closed it
  *   churn N         N connections opened and dropped at once (every other one with a reset)
+ *   puts            over one pipe, a 4 MiB PUT of hostile/good with its true digest, then one of
+ *                   hostile/bad whose value was changed after its digest was computed (every
+ *                   fragment's checksum valid); prints the status each reply carried
  * Exit status 0 when everything could be sent (what the node did is for the caller to check), 1
  * on a local error, 2 on bad usage. */
 #include <arpa/inet.h>
@@ -35,8 +38,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aq_node_proto.h"
 #include "aq_rpc.h"
 #include "aq_rpc_wire.h"
+#include "aq_xxh.h"
 
 #define M_GET 2 /* AQ_M_GET of node/aq_node_proto.h */
 
@@ -413,6 +418,93 @@ static int do_churn(const ctx *c, long n) {
     return 0;
 }
 
+/* A UDP and a TCP socket bound to one port: the node answers a call that came over the pipe at
+ * the port its HELLO names, by datagram when the reply is small. */
+static void pair_on_one_port(const ctx *c, int *udp, int *tcp) {
+    for (int tries = 0; tries < 100; tries++) {
+        *udp = udp_sock(c);
+        aq_rpc_addr any;
+        memset(&any, 0, sizeof any);
+        any.ss.ss_family = c->to.ss.ss_family;
+        if (bind(*udp, (struct sockaddr *)&any.ss, c->tolen) < 0)
+            die("bind");
+        struct sockaddr_storage me;
+        socklen_t ml = sizeof me;
+        if (getsockname(*udp, (struct sockaddr *)&me, &ml) < 0)
+            die("getsockname");
+        *tcp = socket(c->to.ss.ss_family, SOCK_STREAM, 0);
+        if (*tcp < 0)
+            die("socket");
+        if (bind(*tcp, (struct sockaddr *)&me, ml) == 0) {
+            if (connect(*tcp, (const struct sockaddr *)&c->to.ss, c->tolen) < 0)
+                die("connect");
+            return;
+        }
+        close(*udp);
+        close(*tcp);
+    }
+    die("no port free for both UDP and TCP");
+}
+
+/* Sends one PUT over the pipe t as 256 KiB fragments and waits for its REPLY on u (acknowledged).
+ * Returns the reply's status, or 1 when none came within 20 s. */
+static int put_over_pipe(const ctx *c, int t, int u, uint64_t task, const char *key, bool corrupt) {
+    size_t vlen = (size_t)4 << 20, klen = strlen(key);
+    uint8_t head[AQ_PUT_HEAD_MAX];
+    uint8_t *msg = malloc(sizeof head + vlen);
+    uint8_t *out = malloc(AQ_RPC_HDR_LEN + (256u << 10));
+    if (!msg || !out)
+        die("malloc");
+    for (size_t i = 0; i < vlen; i += 8) {
+        uint64_t r = rnd64();
+        memcpy(msg + sizeof head + i, &r, 8);
+    }
+    XXH128_hash_t h = XXH3_128bits(msg + sizeof head, vlen);
+    aq_wr w = {head, 0, sizeof head, true};
+    aq_node_put_req_head(&w, 0, AQ_KIND_VALUE, key, klen, (aq_node_digest){h.high64, h.low64});
+    uint8_t *req = msg + sizeof head - w.len;
+    memcpy(req, head, w.len);
+    if (corrupt)
+        msg[sizeof head + vlen / 2] ^= 0x40; /* after the digest: the checksums still hold */
+    uint32_t len = (uint32_t)(w.len + vlen);
+    for (uint32_t off = 0; off < len;) {
+        uint32_t n = len - off < (256u << 10) ? len - off : (256u << 10);
+        tcp_send(t, out,
+                 frame(c, out, c->cluster, AQ_RPC_K_CALL, AQ_M_PUT, task, len, off, n, req + off));
+        off += n;
+    }
+    free(msg);
+    free(out);
+    int status = 1;
+    struct pollfd p = {u, POLLIN, 0};
+    for (int waited = 0; status == 1 && waited < 200 && poll(&p, 1, 100) >= 0; waited++) {
+        uint8_t r[AQ_RPC_DGRAM_MAX];
+        aq_rpc_hdr rh;
+        ssize_t k;
+        while (status == 1 && (k = recv(u, r, sizeof r, MSG_DONTWAIT)) >= AQ_RPC_HDR_LEN)
+            if (aq_rpc_hdr_decode(r, &rh) == 0 && rh.kind == AQ_RPC_K_REPLY && rh.task == task)
+                status = rh.status;
+    }
+    uint8_t ack[8], b[AQ_RPC_HDR_LEN + 8];
+    for (int i = 0; i < 8; i++)
+        ack[i] = (uint8_t)(task >> (8 * i));
+    udp_send(c, u, b, frame(c, b, c->cluster, AQ_RPC_K_ACKACK, 0, 0, 8, 0, 8, ack));
+    return status;
+}
+
+static int do_puts(const ctx *c) {
+    int u, t;
+    pair_on_one_port(c, &u, &t);
+    uint8_t b[AQ_RPC_HDR_LEN + 64];
+    tcp_send(t, b, hello(c, b, c->cluster, t));
+    int good = put_over_pipe(c, t, u, 1, "hostile/good", false);
+    int bad = put_over_pipe(c, t, u, 2, "hostile/bad", true);
+    close(t);
+    close(u);
+    printf("puts: good status %d, corrupt status %d\n", good, bad);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: hostile ADDR CLUSTER MODE [N] [SECONDS]\n");
@@ -453,6 +545,8 @@ int main(int argc, char **argv) {
         return do_loris(&c, argc > 4 ? n : 10);
     if (!strcmp(m, "churn"))
         return do_churn(&c, n);
+    if (!strcmp(m, "puts"))
+        return do_puts(&c);
     fprintf(stderr, "hostile: unknown mode %s\n", m);
     return 2;
 }

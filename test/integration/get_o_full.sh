@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# get -o of a large value reserves the file's blocks before fetching any part: into a folder
+# without room for it (a 4 MiB tmpfs in a mount namespace of this test's own), it fails at once
+# with a sentence saying so, exit 4, and leaves neither the file nor its temporary file behind; into
+# a folder with room it writes the value byte for byte.
+. "$AQ_SRC/test/integration/lib.sh"
+command -v unshare >/dev/null || it_fail "unshare (util-linux) is needed"
+it_conf 3 1
+it_up
+it_rand_file "$T/v" $((12 << 20))
+"$AQ" put big "$T/v" >/dev/null || it_fail "put failed"
+mkdir -p "$T/small" "$T/room"
+# mount_get SIZE DIR: get big -o DIR/out with a SIZE tmpfs mounted on DIR, privately; prints the
+# exit status, then what was left in DIR (the mount goes with the namespace, so list it inside).
+mount_get() {
+  unshare -m sh -c 'mount -t tmpfs -o size=$1 none "$2" || exit 99
+    "$3" get big -o "$2/out" 2>"$4"; echo "rc=$?"
+    [ -f "$2/out" ] && cmp -s "$2/out" "$5" && echo same
+    ls -A "$2" | sed "s/^/left: /"' sh "$1" "$2" "$AQ" "$T/err" "$T/v"
+}
+out=$(mount_get 4m "$T/small")
+it_log "4 MiB folder: $(echo $out) / $(cat "$T/err")"
+echo "$out" | grep -q '^rc=99' && it_fail "cannot mount a tmpfs"
+echo "$out" | grep -q '^rc=4$' || it_fail "get -o into a full folder did not exit 4: $out"
+grep -q "no room for 12582912 bytes next to $T/small/out" "$T/err" ||
+  it_fail "the error does not say there is no room: $(cat "$T/err")"
+echo "$out" | grep -q '^left:' && it_fail "get -o left files behind: $out"
+out=$(mount_get 64m "$T/room")
+it_log "64 MiB folder: $(echo $out)"
+echo "$out" | grep -q '^rc=0$' || it_fail "get -o into a folder with room failed: $(cat "$T/err")"
+echo "$out" | grep -q '^same$' || it_fail "get -o wrote other bytes"
+[ "$(echo "$out" | grep -c '^left:')" = 1 ] || it_fail "other files than the value were left: $out"
+it_log "get_o_full: refused early and cleanly without room, byte for byte with it"
