@@ -10,9 +10,6 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-/* inlined: a hash per value is on the hot path */
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 /* The field index of a piece: 8 bytes per field. off's top bit says the bytes are in the arena
  * (an unescaped quoted field), len's top bit that the field was quoted; a padded field (fill
@@ -630,7 +627,7 @@ static void sort_levels(slev *a, uint32_t n, slev *tmp) {
 }
 
 /* Builds a text chunk from refs[rows] (p == NULL: NA): CAT when want_cat and the distinct count
- * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. hashes: NULL, or XXH3_64bits
+ * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. hashes: NULL, or aq_csv_hash
  * of each non-NA row's text (computed by the caller already). est: the distinct count expected
  * (0: unknown), which sizes the table of levels. */
 static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, uint32_t rows,
@@ -651,7 +648,7 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
             cap *= 2;
         typedef struct slot {
             uint64_t h;
-            uint32_t id;
+            uint32_t id, len; /* len: the level's, so short levels need no look at their bytes */
         } slot;
         slot *tab = malloc(cap * sizeof *tab);
         uint32_t *id = malloc(((size_t)rows + 1) * sizeof *id);
@@ -671,16 +668,18 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
                 id[r] = UINT32_MAX;
                 continue;
             }
-            uint64_t h = hashes ? hashes[r] : XXH3_64bits(v->p, v->len);
+            uint64_t h = hashes ? hashes[r] : aq_csv_hash(v->p, v->len);
             size_t i = (size_t)h & (cap - 1);
+            /* up to 8 bytes, the hash and the length determine the bytes (aq_csv_hash): a probe
+             * of a short level reads the slot alone, not the level's bytes elsewhere */
             while (tab[i].id != UINT32_MAX) {
-                const sref *u = &uniq[tab[i].id];
-                if (tab[i].h == h && u->len == v->len && same_bytes(u->p, v->p, u->len))
+                if (tab[i].h == h && tab[i].len == v->len &&
+                    (v->len <= 8 || same_bytes(uniq[tab[i].id].p, v->p, v->len)))
                     break;
                 i = (i + 1) & (cap - 1);
             }
             if (tab[i].id == UINT32_MAX) {
-                tab[i] = (slot){h, nu};
+                tab[i] = (slot){h, nu, v->len};
                 uniq[nu++] = *v;
                 id[r] = nu - 1;
                 if ((size_t)nu * 2 > cap) {
@@ -890,9 +889,23 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
     return AQ_EINVAL;
 }
 
+/* Whether the field is NA (aq_csv_is_na), deciding most fields inline: a field of a length no
+ * spelling has, with no blank at either end, is a value. */
+static inline bool is_na_quick(const char *p, size_t len, bool quoted, const aq_csv_na *na) {
+    if (len && !quoted && !(na->lens >> (len < 63 ? len : 63) & 1) && p[0] != ' ' && p[0] != '\t' &&
+        p[len - 1] != ' ' && p[len - 1] != '\t')
+        return false;
+    return aq_csv_is_na(p, len, quoted, na);
+}
+
 /* Looks at every value of column j: fills obs (counts, kinds, min/max, sketch) and answers the
- * chunk's own type. */
-static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndistinct) {
+ * chunk's own type. text_ok: the chunk will be built as text once a value is text (its type is
+ * not forced to a number or a time); then, from the first text value on, the rest are only told
+ * NA or text and hashed: a column with text is categorical or string whatever else it holds
+ * (aq_csv_obs_final), so classifying them would change nothing but the numbers' min and max,
+ * which no one reads for a text column. */
+static aq_csv_type observe_col(pctx *x, uint32_t j, bool text_ok, aq_csv_obs *o,
+                               uint32_t *ndistinct) {
     memset(o, 0, sizeof *o);
     o->rows = x->rows;
     aq_csv_kmv_reset(x->kmv);
@@ -933,10 +946,27 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
             o->na++;
             continue;
         }
-        uint64_t h = XXH3_64bits(p, len);
+        uint64_t h = aq_csv_hash(p, len);
         x->hash[r] = h;
         aq_csv_kmv_add(x->kmv, h);
         seen |= bit;
+        if (k == AQ_CSV_V_TEXT && text_ok) {
+            for (r++; r < x->rows; r++) {
+                fidx g = *fcell(x, r, j);
+                const char *q = f_ptr(x, g);
+                size_t n = f_len(g);
+                if (f_pad(g) || is_na_quick(q, n, f_quoted(g), na)) {
+                    x->kind[r] = AQ_CSV_V_NA;
+                    o->na++;
+                    continue;
+                }
+                x->kind[r] = AQ_CSV_V_TEXT;
+                uint64_t hg = aq_csv_hash(q, n);
+                x->hash[r] = hg;
+                aq_csv_kmv_add(x->kmv, hg);
+            }
+            break;
+        }
         if (k == AQ_CSV_V_TIME) { /* its shape came in dv; fraction digits may vary */
             uint8_t sh = (uint8_t)dv;
             if (sh & AQ_CSV_TS_TIME) {
@@ -1031,7 +1061,9 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
             continue;
         }
         uint32_t nd;
-        aq_csv_type own = observe_col(&x, j, &cols[j].obs, &nd);
+        aq_csv_type ft = force ? force[j] : s->forced[j] ? s->types[j] : AQ_CSV_T_CAT;
+        aq_csv_type own =
+            observe_col(&x, j, ft == AQ_CSV_T_CAT || ft == AQ_CSV_T_STR, &cols[j].obs, &nd);
         aq_csv_type t = force ? force[j] : s->forced[j] ? s->types[j] : own;
         if ((unsigned)t > AQ_CSV_T_STR) {
             rc = AQ_EINVAL;

@@ -16,7 +16,53 @@
 #include "aq_csv_col.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+/* inlined: a hash per value is on the hot path */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* A bijective 64-bit finalizer (MurmurHash3's fmix64): every output bit depends on every input
+ * bit, so structured inputs (consecutive ids, codes differing in one byte) give hashes as uniform
+ * as the sketch's estimate assumes. */
+static inline uint64_t aq_csv_mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The hash of a value's text, which the sketch and the table of levels share (each field is
+ * hashed once). Most values are short codes and numbers: up to 8 bytes they are read in two
+ * overlapping loads into one word that, for a given length, determines the bytes, and the word
+ * goes through a bijective mix, so for len <= 8 equal hashes and equal lengths mean equal bytes
+ * (the table of levels compares no bytes for them). 9 to 16 bytes: two words mixed; longer: XXH3.
+ */
+static inline uint64_t aq_csv_hash(const char *p, size_t len) {
+    uint64_t v;
+    if (len >= 4 && len <= 8) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + len - 4, 4);
+        v = (uint64_t)a | (uint64_t)b << 32;
+    } else if (len > 8) {
+        if (len > 16)
+            return XXH3_64bits(p, len);
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + len - 8, 8);
+        v = a * 0x9e3779b97f4a7c15ull ^ aq_csv_mix64(b);
+    } else if (len) {
+        v = (uint64_t)(uint8_t)p[0] | (uint64_t)(uint8_t)p[len >> 1] << 8 |
+            (uint64_t)(uint8_t)p[len - 1] << 16;
+    } else {
+        v = 0;
+    }
+    return aq_csv_mix64(v ^ (uint64_t)len * 0xd6e8feb86659fd93ull);
+}
 
 #define AQ_CSV_KMV_BUF (2 * AQ_CSV_SKETCH)
 #define AQ_CSV_KMV_SET (4 * AQ_CSV_SKETCH) /* a power of two, at least twice the buffer */
