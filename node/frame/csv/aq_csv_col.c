@@ -550,6 +550,11 @@ typedef struct slev {
 } slev;
 
 static uint64_t prefix_be(const char *p, uint32_t len, uint32_t from) {
+    if (len >= from + 8) {
+        uint64_t w;
+        memcpy(&w, p + from, 8);
+        return __builtin_bswap64(w);
+    }
     uint64_t v = 0;
     for (uint32_t i = from; i < from + 8; i++)
         v = v << 8 | (i < len ? (uint8_t)p[i] : 0);

@@ -2,6 +2,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+/* inlined: long values are hashed at every field of a text column */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+uint64_t aq_csv_hash_long(const char *p, size_t len) {
+    return XXH3_64bits(p, len);
+}
 
 #define SORT_BUCKET_BITS 10
 

@@ -19,9 +19,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-/* inlined: a hash per value is on the hot path */
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 /* A bijective 64-bit finalizer (MurmurHash3's fmix64): every output bit depends on every input
  * bit, so structured inputs (consecutive ids, codes differing in one byte) give hashes as uniform
@@ -35,13 +32,16 @@ static inline uint64_t aq_csv_mix64(uint64_t x) {
     return x;
 }
 
+/* XXH3 of a value of more than 16 bytes (out of line: the short cases stay small to inline). */
+uint64_t aq_csv_hash_long(const char *p, size_t len);
+
 /* The hash of a value's text, which the sketch and the table of levels share (each field is
  * hashed once). Most values are short codes and numbers: up to 8 bytes they are read in two
  * overlapping loads into one word that, for a given length, determines the bytes, and the word
  * goes through a bijective mix, so for len <= 8 equal hashes and equal lengths mean equal bytes
  * (the table of levels compares no bytes for them). 9 to 16 bytes: two words mixed; longer: XXH3.
  */
-static inline uint64_t aq_csv_hash(const char *p, size_t len) {
+static inline __attribute__((always_inline)) uint64_t aq_csv_hash(const char *p, size_t len) {
     uint64_t v;
     if (len >= 4 && len <= 8) {
         uint32_t a, b;
@@ -50,7 +50,7 @@ static inline uint64_t aq_csv_hash(const char *p, size_t len) {
         v = (uint64_t)a | (uint64_t)b << 32;
     } else if (len > 8) {
         if (len > 16)
-            return XXH3_64bits(p, len);
+            return aq_csv_hash_long(p, len);
         uint64_t a, b;
         memcpy(&a, p, 8);
         memcpy(&b, p + len - 8, 8);
