@@ -574,11 +574,17 @@ static int cmp_slev(const void *a, const void *b) {
     return (x->len > y->len) - (x->len < y->len);
 }
 
-/* One stable counting pass of an LSD radix sort over byte b (0: lowest) of key 0 (pre) or 1
- * (pre2); false when every level has the same byte there and the order stands. */
-static bool radix_pass(const slev *src, slev *dst, uint32_t n, int key, int b,
-                       const uint32_t cnt[256]) {
-    if (cnt[((key ? src[0].pre2 : src[0].pre) >> (8 * b)) & 0xFF] == n)
+/* A level in the radix sort: 8 bytes of its prefix (the pass's key) and its first-occurrence id;
+ * half the size of a slev, so each pass moves half the bytes. */
+typedef struct rkey {
+    uint64_t key;
+    uint32_t id, pad;
+} rkey;
+
+/* One stable counting pass of an LSD radix sort over byte b (0: lowest) of the key; false when
+ * every level has the same byte there and the order stands. */
+static bool radix_pass(const rkey *src, rkey *dst, uint32_t n, int b, const uint32_t cnt[256]) {
+    if (cnt[(src[0].key >> (8 * b)) & 0xFF] == n)
         return false;
     uint32_t pos[256], sum = 0;
     for (int v = 0; v < 256; v++) {
@@ -586,49 +592,74 @@ static bool radix_pass(const slev *src, slev *dst, uint32_t n, int key, int b,
         sum += cnt[v];
     }
     for (uint32_t i = 0; i < n; i++)
-        dst[pos[((key ? src[i].pre2 : src[i].pre) >> (8 * b)) & 0xFF]++] = src[i];
+        dst[pos[(src[i].key >> (8 * b)) & 0xFF]++] = src[i];
     return true;
 }
 
-/* Sorts n levels (tmp: room for n): a stable LSD radix sort on the first 16 bytes, which differ
- * between nearly every pair of levels, then cmp_slev only inside runs that share them. glibc's
- * qsort with its indirect comparator took 5% of a cluster parse on 5,000-level columns, and more
- * on free text whose values share their first bytes. */
-static void sort_levels(slev *a, uint32_t n, slev *tmp) {
-    if (n < 64) {
-        qsort(a, n, sizeof *a, cmp_slev);
-        return;
-    }
+/* Sorts the n levels uniq[0..n) into out[0..n) (their ids in bytewise order): a stable LSD radix
+ * sort on the first 16 bytes (bytes 8..15 first, then 0..7), which differ between nearly every
+ * pair of levels, then cmp_slev only inside runs that share them. glibc's qsort with its indirect
+ * comparator took 5% of a cluster parse on 5,000-level columns, and more on free text whose
+ * values share their first bytes. */
+static int sort_levels(const sref *uniq, uint32_t n, uint32_t *out) {
+    uint64_t *pre = malloc(((size_t)n + 1) * 2 * sizeof *pre), *pre2 = pre ? pre + n + 1 : NULL;
+    rkey *a = malloc(((size_t)n + 1) * 2 * sizeof *a);
     uint32_t(*cnt)[256] = malloc(16 * sizeof *cnt);
-    if (!cnt) {
-        qsort(a, n, sizeof *a, cmp_slev);
-        return;
+    if (!pre || !a || !cnt) {
+        free(pre);
+        free(a);
+        free(cnt);
+        return AQ_ENOMEM;
     }
     memset(cnt, 0, 16 * sizeof *cnt);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        pre[i] = prefix_be(uniq[i].p, uniq[i].len, 0);
+        pre2[i] = prefix_be(uniq[i].p, uniq[i].len, 8);
+        a[i] = (rkey){pre2[i], i, 0};
         for (int b = 0; b < 8; b++) {
-            cnt[b][(a[i].pre2 >> (8 * b)) & 0xFF]++;
-            cnt[8 + b][(a[i].pre >> (8 * b)) & 0xFF]++;
+            cnt[b][(pre2[i] >> (8 * b)) & 0xFF]++;
+            cnt[8 + b][(pre[i] >> (8 * b)) & 0xFF]++;
         }
-    slev *src = a, *dst = tmp;
-    for (int k = 0; k < 16; k++) {
-        if (radix_pass(src, dst, n, k < 8, k & 7, cnt[k])) {
-            slev *t = src;
+    }
+    rkey *src = a, *dst = a + n + 1;
+    for (int k = 0; k < 16 && n; k++) {
+        if (k == 8) /* bytes 8..15 are in order: on to bytes 0..7 */
+            for (uint32_t i = 0; i < n; i++)
+                src[i].key = pre[src[i].id];
+        if (radix_pass(src, dst, n, k & 7, cnt[k])) {
+            rkey *t = src;
             src = dst;
             dst = t;
         }
     }
     free(cnt);
-    if (src != a)
-        memcpy(a, src, (size_t)n * sizeof *a);
+    int rc = 0;
     for (uint32_t i = 0; i < n;) {
-        uint32_t j = i + 1;
-        while (j < n && a[j].pre == a[i].pre && a[j].pre2 == a[i].pre2)
+        uint32_t j = i + 1, id0 = src[i].id;
+        while (j < n && pre[src[j].id] == pre[id0] && pre2[src[j].id] == pre2[id0])
             j++;
-        if (j - i > 1)
-            qsort(a + i, j - i, sizeof *a, cmp_slev);
+        if (j - i > 1) { /* the levels share their first 16 bytes: compare them whole */
+            slev *run = malloc((j - i) * sizeof *run);
+            if (!run) {
+                rc = AQ_ENOMEM;
+                break;
+            }
+            for (uint32_t k = i; k < j; k++) {
+                const sref *u = &uniq[src[k].id];
+                run[k - i] = (slev){pre[id0], pre2[id0], u->p, u->len, src[k].id};
+            }
+            qsort(run, j - i, sizeof *run, cmp_slev);
+            for (uint32_t k = i; k < j; k++)
+                src[k].id = run[k - i].id;
+            free(run);
+        }
         i = j;
     }
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        out[i] = src[i].id;
+    free(pre);
+    free(a);
+    return rc;
 }
 
 /* Builds a text chunk from refs[rows] (p == NULL: NA): CAT when want_cat and the distinct count
@@ -720,29 +751,31 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
             free(uniq);
             return build_text(c, refs, NULL, rows, 0, false, false);
         }
-        /* sort the levels and map first-occurrence ids to sorted codes */
-        uint32_t *order = malloc(((size_t)nu + 1) * sizeof *order);
-        slev *sorted = malloc(((size_t)nu + 1) * 2 * sizeof *sorted); /* and the sort's scratch */
+        /* sort the levels and map first-occurrence ids to sorted codes; the domain's bytes are
+         * the levels', not the rows' */
+        size_t lbytes = 0;
+        for (uint32_t i = 0; i < nu; i++)
+            lbytes += uniq[i].len;
+        uint32_t *order = malloc(((size_t)nu + 1) * 2 * sizeof *order), *sorted = order + nu + 1;
         c->vals = malloc(((size_t)rows + 1) * sizeof(uint32_t));
         c->text.off = malloc(((size_t)nu + 1) * sizeof(uint32_t));
-        c->text.bytes = malloc(total + 1);
-        if (!order || !sorted || !c->vals || !c->text.off || !c->text.bytes) {
+        c->text.bytes = malloc(lbytes + 1);
+        int rc = !order || !c->vals || !c->text.off || !c->text.bytes
+                     ? AQ_ENOMEM
+                     : sort_levels(uniq, nu, sorted);
+        if (rc) {
             free(order);
-            free(sorted);
             free(id);
             free(uniq);
-            return AQ_ENOMEM;
+            return rc;
         }
-        for (uint32_t i = 0; i < nu; i++)
-            sorted[i] = (slev){prefix_be(uniq[i].p, uniq[i].len, 0),
-                               prefix_be(uniq[i].p, uniq[i].len, 8), uniq[i].p, uniq[i].len, i};
-        sort_levels(sorted, nu, sorted + nu + 1);
         uint32_t o = 0;
         for (uint32_t i = 0; i < nu; i++) {
-            order[sorted[i].id] = i;
+            const sref *u = &uniq[sorted[i]];
+            order[sorted[i]] = i;
             c->text.off[i] = o;
-            memcpy(c->text.bytes + o, sorted[i].p, sorted[i].len);
-            o += sorted[i].len;
+            memcpy(c->text.bytes + o, u->p, u->len);
+            o += u->len;
         }
         c->text.off[nu] = o;
         c->text.n = nu;
@@ -750,7 +783,6 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         for (uint32_t r = 0; r < rows; r++)
             codes[r] = id[r] == UINT32_MAX ? 0 : order[id[r]];
         free(order);
-        free(sorted);
         free(id);
         free(uniq);
         c->type = AQ_CSV_T_CAT;
