@@ -280,3 +280,36 @@ Test(kmv, levels_that_differ_in_one_byte) {
     free(want);
     free(text);
 }
+
+/* Reset empties the set by clearing the runs of slots its entries sit in: one column's hashes
+ * that crowd one home slot (and the slots after it), then another column holding some of the
+ * same hashes. Any entry left behind would read as a repeat and drop a hash from the second
+ * sketch. Both sizes of the first column: the cleared runs, and the whole set cleared. */
+Test(kmv, reset_forgets_crowded_slots) {
+    static aq_csv_kmv k;
+    static aq_csv_obs want, got;
+    aq_csv_kmv_init(&k);
+    for (uint32_t crowd = 8; crowd <= 1000; crowd = crowd * 5) {
+        uint64_t first[1000];
+        for (uint32_t i = 0; i < crowd; i++) /* every one's home is slot 5 or 6 */
+            first[i] = ((uint64_t)(i + 1) << 20) | (5 + (i & 1));
+        for (uint32_t i = 0; i < crowd; i++)
+            aq_csv_kmv_add(&k, first[i]);
+        aq_csv_kmv_finish(&k, &got);
+        aq_csv_kmv_reset(&k);
+        memset(&want, 0, sizeof want);
+        memset(&got, 0, sizeof got);
+        for (uint32_t i = 0; i < crowd; i += 3) {
+            naive_add(&want, first[i]);
+            aq_csv_kmv_add(&k, first[i]);
+            naive_add(&want, first[i] + 7);
+            aq_csv_kmv_add(&k, first[i] + 7);
+        }
+        aq_csv_kmv_finish(&k, &got);
+        cr_assert_eq(got.nsketch, want.nsketch, "crowd %u: %u entries, want %u", crowd, got.nsketch,
+                     want.nsketch);
+        for (uint32_t i = 0; i < want.nsketch; i++)
+            cr_assert_eq(got.sketch[i], want.sketch[i], "crowd %u: entry %u differs", crowd, i);
+        aq_csv_kmv_reset(&k);
+    }
+}

@@ -1085,6 +1085,8 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
         x.kmv = malloc(sizeof *x.kmv);
         if (!x.kind || !x.val || !x.hash || !x.kmv)
             rc = AQ_ENOMEM;
+        else
+            aq_csv_kmv_init(x.kmv);
     }
     for (uint32_t j = 0; j < s->ncols && rc == 0; j++) {
         if (str_hint && str_hint[j] && !force && !s->forced[j]) {

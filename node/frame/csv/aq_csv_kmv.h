@@ -72,9 +72,15 @@ typedef struct aq_csv_kmv {
     uint32_t n;   /* entries in buf */
     bool zero;    /* hash 0 was seen (0 marks an empty slot of set) */
     uint64_t buf[AQ_CSV_KMV_BUF];
-    uint64_t set[AQ_CSV_KMV_SET];
+    uint64_t set[AQ_CSV_KMV_SET]; /* holds exactly buf[0..n) */
+    uint64_t tmp[AQ_CSV_KMV_BUF]; /* aq_csv_kmv_finish's scratch, so buf and set stay intact */
 } aq_csv_kmv;
 
+/* A fresh builder (its set cleared once). */
+void aq_csv_kmv_init(aq_csv_kmv *k);
+/* Empties an initialized builder (or one of all zero bytes) for the next column. The set is
+ * emptied by clearing the clusters its entries sit in rather than all of it: most columns hold
+ * few distinct values, and clearing 32 KiB per column was a visible share of wide files' parse. */
 void aq_csv_kmv_reset(aq_csv_kmv *k);
 
 void aq_csv_kmv_compact(aq_csv_kmv *k);
@@ -98,7 +104,7 @@ static inline void aq_csv_kmv_add(aq_csv_kmv *k, uint64_t h) {
         aq_csv_kmv_compact(k);
 }
 
-/* Writes the sketch into o->sketch and o->nsketch. */
+/* Writes the sketch into o->sketch and o->nsketch; the builder is left as it was (reset it). */
 void aq_csv_kmv_finish(aq_csv_kmv *k, aq_csv_obs *o);
 
 /* a->sketch becomes the AQ_CSV_SKETCH smallest of the union of a's and b's (both sorted, unique).
