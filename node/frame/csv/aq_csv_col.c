@@ -10,9 +10,6 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-/* inlined: a hash per value is on the hot path */
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 /* The field index of a piece: 8 bytes per field. off's top bit says the bytes are in the arena
  * (an unescaped quoted field), len's top bit that the field was quoted; a padded field (fill
@@ -553,6 +550,11 @@ typedef struct slev {
 } slev;
 
 static uint64_t prefix_be(const char *p, uint32_t len, uint32_t from) {
+    if (len >= from + 8) {
+        uint64_t w;
+        memcpy(&w, p + from, 8);
+        return __builtin_bswap64(w);
+    }
     uint64_t v = 0;
     for (uint32_t i = from; i < from + 8; i++)
         v = v << 8 | (i < len ? (uint8_t)p[i] : 0);
@@ -572,11 +574,17 @@ static int cmp_slev(const void *a, const void *b) {
     return (x->len > y->len) - (x->len < y->len);
 }
 
-/* One stable counting pass of an LSD radix sort over byte b (0: lowest) of key 0 (pre) or 1
- * (pre2); false when every level has the same byte there and the order stands. */
-static bool radix_pass(const slev *src, slev *dst, uint32_t n, int key, int b,
-                       const uint32_t cnt[256]) {
-    if (cnt[((key ? src[0].pre2 : src[0].pre) >> (8 * b)) & 0xFF] == n)
+/* A level in the radix sort: 8 bytes of its prefix (the pass's key) and its first-occurrence id;
+ * half the size of a slev, so each pass moves half the bytes. */
+typedef struct rkey {
+    uint64_t key;
+    uint32_t id, pad;
+} rkey;
+
+/* One stable counting pass of an LSD radix sort over byte b (0: lowest) of the key; false when
+ * every level has the same byte there and the order stands. */
+static bool radix_pass(const rkey *src, rkey *dst, uint32_t n, int b, const uint32_t cnt[256]) {
+    if (cnt[(src[0].key >> (8 * b)) & 0xFF] == n)
         return false;
     uint32_t pos[256], sum = 0;
     for (int v = 0; v < 256; v++) {
@@ -584,53 +592,78 @@ static bool radix_pass(const slev *src, slev *dst, uint32_t n, int key, int b,
         sum += cnt[v];
     }
     for (uint32_t i = 0; i < n; i++)
-        dst[pos[((key ? src[i].pre2 : src[i].pre) >> (8 * b)) & 0xFF]++] = src[i];
+        dst[pos[(src[i].key >> (8 * b)) & 0xFF]++] = src[i];
     return true;
 }
 
-/* Sorts n levels (tmp: room for n): a stable LSD radix sort on the first 16 bytes, which differ
- * between nearly every pair of levels, then cmp_slev only inside runs that share them. glibc's
- * qsort with its indirect comparator took 5% of a cluster parse on 5,000-level columns, and more
- * on free text whose values share their first bytes. */
-static void sort_levels(slev *a, uint32_t n, slev *tmp) {
-    if (n < 64) {
-        qsort(a, n, sizeof *a, cmp_slev);
-        return;
-    }
+/* Sorts the n levels uniq[0..n) into out[0..n) (their ids in bytewise order): a stable LSD radix
+ * sort on the first 16 bytes (bytes 8..15 first, then 0..7), which differ between nearly every
+ * pair of levels, then cmp_slev only inside runs that share them. glibc's qsort with its indirect
+ * comparator took 5% of a cluster parse on 5,000-level columns, and more on free text whose
+ * values share their first bytes. */
+static int sort_levels(const sref *uniq, uint32_t n, uint32_t *out) {
+    uint64_t *pre = malloc(((size_t)n + 1) * 2 * sizeof *pre), *pre2 = pre ? pre + n + 1 : NULL;
+    rkey *a = malloc(((size_t)n + 1) * 2 * sizeof *a);
     uint32_t(*cnt)[256] = malloc(16 * sizeof *cnt);
-    if (!cnt) {
-        qsort(a, n, sizeof *a, cmp_slev);
-        return;
+    if (!pre || !a || !cnt) {
+        free(pre);
+        free(a);
+        free(cnt);
+        return AQ_ENOMEM;
     }
     memset(cnt, 0, 16 * sizeof *cnt);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        pre[i] = prefix_be(uniq[i].p, uniq[i].len, 0);
+        pre2[i] = prefix_be(uniq[i].p, uniq[i].len, 8);
+        a[i] = (rkey){pre2[i], i, 0};
         for (int b = 0; b < 8; b++) {
-            cnt[b][(a[i].pre2 >> (8 * b)) & 0xFF]++;
-            cnt[8 + b][(a[i].pre >> (8 * b)) & 0xFF]++;
+            cnt[b][(pre2[i] >> (8 * b)) & 0xFF]++;
+            cnt[8 + b][(pre[i] >> (8 * b)) & 0xFF]++;
         }
-    slev *src = a, *dst = tmp;
-    for (int k = 0; k < 16; k++) {
-        if (radix_pass(src, dst, n, k < 8, k & 7, cnt[k])) {
-            slev *t = src;
+    }
+    rkey *src = a, *dst = a + n + 1;
+    for (int k = 0; k < 16 && n; k++) {
+        if (k == 8) /* bytes 8..15 are in order: on to bytes 0..7 */
+            for (uint32_t i = 0; i < n; i++)
+                src[i].key = pre[src[i].id];
+        if (radix_pass(src, dst, n, k & 7, cnt[k])) {
+            rkey *t = src;
             src = dst;
             dst = t;
         }
     }
     free(cnt);
-    if (src != a)
-        memcpy(a, src, (size_t)n * sizeof *a);
+    int rc = 0;
     for (uint32_t i = 0; i < n;) {
-        uint32_t j = i + 1;
-        while (j < n && a[j].pre == a[i].pre && a[j].pre2 == a[i].pre2)
+        uint32_t j = i + 1, id0 = src[i].id;
+        while (j < n && pre[src[j].id] == pre[id0] && pre2[src[j].id] == pre2[id0])
             j++;
-        if (j - i > 1)
-            qsort(a + i, j - i, sizeof *a, cmp_slev);
+        if (j - i > 1) { /* the levels share their first 16 bytes: compare them whole */
+            slev *run = malloc((j - i) * sizeof *run);
+            if (!run) {
+                rc = AQ_ENOMEM;
+                break;
+            }
+            for (uint32_t k = i; k < j; k++) {
+                const sref *u = &uniq[src[k].id];
+                run[k - i] = (slev){pre[id0], pre2[id0], u->p, u->len, src[k].id};
+            }
+            qsort(run, j - i, sizeof *run, cmp_slev);
+            for (uint32_t k = i; k < j; k++)
+                src[k].id = run[k - i].id;
+            free(run);
+        }
         i = j;
     }
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        out[i] = src[i].id;
+    free(pre);
+    free(a);
+    return rc;
 }
 
 /* Builds a text chunk from refs[rows] (p == NULL: NA): CAT when want_cat and the distinct count
- * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. hashes: NULL, or XXH3_64bits
+ * is at most AQ_CSV_CAT_MAX (any count with force_cat), else STR. hashes: NULL, or aq_csv_hash
  * of each non-NA row's text (computed by the caller already). est: the distinct count expected
  * (0: unknown), which sizes the table of levels. */
 static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, uint32_t rows,
@@ -651,7 +684,7 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
             cap *= 2;
         typedef struct slot {
             uint64_t h;
-            uint32_t id;
+            uint32_t id, len; /* len: the level's, so short levels need no look at their bytes */
         } slot;
         slot *tab = malloc(cap * sizeof *tab);
         uint32_t *id = malloc(((size_t)rows + 1) * sizeof *id);
@@ -671,16 +704,18 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
                 id[r] = UINT32_MAX;
                 continue;
             }
-            uint64_t h = hashes ? hashes[r] : XXH3_64bits(v->p, v->len);
+            uint64_t h = hashes ? hashes[r] : aq_csv_hash(v->p, v->len);
             size_t i = (size_t)h & (cap - 1);
+            /* up to 8 bytes, the hash and the length determine the bytes (aq_csv_hash): a probe
+             * of a short level reads the slot alone, not the level's bytes elsewhere */
             while (tab[i].id != UINT32_MAX) {
-                const sref *u = &uniq[tab[i].id];
-                if (tab[i].h == h && u->len == v->len && same_bytes(u->p, v->p, u->len))
+                if (tab[i].h == h && tab[i].len == v->len &&
+                    (v->len <= 8 || same_bytes(uniq[tab[i].id].p, v->p, v->len)))
                     break;
                 i = (i + 1) & (cap - 1);
             }
             if (tab[i].id == UINT32_MAX) {
-                tab[i] = (slot){h, nu};
+                tab[i] = (slot){h, nu, v->len};
                 uniq[nu++] = *v;
                 id[r] = nu - 1;
                 if ((size_t)nu * 2 > cap) {
@@ -716,29 +751,31 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
             free(uniq);
             return build_text(c, refs, NULL, rows, 0, false, false);
         }
-        /* sort the levels and map first-occurrence ids to sorted codes */
-        uint32_t *order = malloc(((size_t)nu + 1) * sizeof *order);
-        slev *sorted = malloc(((size_t)nu + 1) * 2 * sizeof *sorted); /* and the sort's scratch */
+        /* sort the levels and map first-occurrence ids to sorted codes; the domain's bytes are
+         * the levels', not the rows' */
+        size_t lbytes = 0;
+        for (uint32_t i = 0; i < nu; i++)
+            lbytes += uniq[i].len;
+        uint32_t *order = malloc(((size_t)nu + 1) * 2 * sizeof *order), *sorted = order + nu + 1;
         c->vals = malloc(((size_t)rows + 1) * sizeof(uint32_t));
         c->text.off = malloc(((size_t)nu + 1) * sizeof(uint32_t));
-        c->text.bytes = malloc(total + 1);
-        if (!order || !sorted || !c->vals || !c->text.off || !c->text.bytes) {
+        c->text.bytes = malloc(lbytes + 1);
+        int rc = !order || !c->vals || !c->text.off || !c->text.bytes
+                     ? AQ_ENOMEM
+                     : sort_levels(uniq, nu, sorted);
+        if (rc) {
             free(order);
-            free(sorted);
             free(id);
             free(uniq);
-            return AQ_ENOMEM;
+            return rc;
         }
-        for (uint32_t i = 0; i < nu; i++)
-            sorted[i] = (slev){prefix_be(uniq[i].p, uniq[i].len, 0),
-                               prefix_be(uniq[i].p, uniq[i].len, 8), uniq[i].p, uniq[i].len, i};
-        sort_levels(sorted, nu, sorted + nu + 1);
         uint32_t o = 0;
         for (uint32_t i = 0; i < nu; i++) {
-            order[sorted[i].id] = i;
+            const sref *u = &uniq[sorted[i]];
+            order[sorted[i]] = i;
             c->text.off[i] = o;
-            memcpy(c->text.bytes + o, sorted[i].p, sorted[i].len);
-            o += sorted[i].len;
+            memcpy(c->text.bytes + o, u->p, u->len);
+            o += u->len;
         }
         c->text.off[nu] = o;
         c->text.n = nu;
@@ -746,7 +783,6 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         for (uint32_t r = 0; r < rows; r++)
             codes[r] = id[r] == UINT32_MAX ? 0 : order[id[r]];
         free(order);
-        free(sorted);
         free(id);
         free(uniq);
         c->type = AQ_CSV_T_CAT;
@@ -890,9 +926,23 @@ static int build_col(const pctx *x, uint32_t j, aq_csv_type type, bool forced, a
     return AQ_EINVAL;
 }
 
+/* Whether the field is NA (aq_csv_is_na), deciding most fields inline: a field of a length no
+ * spelling has, with no blank at either end, is a value. */
+static inline bool is_na_quick(const char *p, size_t len, bool quoted, const aq_csv_na *na) {
+    if (len && !quoted && !(na->lens >> (len < 63 ? len : 63) & 1) && p[0] != ' ' && p[0] != '\t' &&
+        p[len - 1] != ' ' && p[len - 1] != '\t')
+        return false;
+    return aq_csv_is_na(p, len, quoted, na);
+}
+
 /* Looks at every value of column j: fills obs (counts, kinds, min/max, sketch) and answers the
- * chunk's own type. */
-static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndistinct) {
+ * chunk's own type. text_ok: the chunk will be built as text once a value is text (its type is
+ * not forced to a number or a time); then, from the first text value on, the rest are only told
+ * NA or text and hashed: a column with text is categorical or string whatever else it holds
+ * (aq_csv_obs_final), so classifying them would change nothing but the numbers' min and max,
+ * which no one reads for a text column. */
+static aq_csv_type observe_col(pctx *x, uint32_t j, bool text_ok, aq_csv_obs *o,
+                               uint32_t *ndistinct) {
     memset(o, 0, sizeof *o);
     o->rows = x->rows;
     aq_csv_kmv_reset(x->kmv);
@@ -933,10 +983,27 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, aq_csv_obs *o, uint32_t *ndi
             o->na++;
             continue;
         }
-        uint64_t h = XXH3_64bits(p, len);
+        uint64_t h = aq_csv_hash(p, len);
         x->hash[r] = h;
         aq_csv_kmv_add(x->kmv, h);
         seen |= bit;
+        if (k == AQ_CSV_V_TEXT && text_ok) {
+            for (r++; r < x->rows; r++) {
+                fidx g = *fcell(x, r, j);
+                const char *q = f_ptr(x, g);
+                size_t n = f_len(g);
+                if (f_pad(g) || is_na_quick(q, n, f_quoted(g), na)) {
+                    x->kind[r] = AQ_CSV_V_NA;
+                    o->na++;
+                    continue;
+                }
+                x->kind[r] = AQ_CSV_V_TEXT;
+                uint64_t hg = aq_csv_hash(q, n);
+                x->hash[r] = hg;
+                aq_csv_kmv_add(x->kmv, hg);
+            }
+            break;
+        }
         if (k == AQ_CSV_V_TIME) { /* its shape came in dv; fraction digits may vary */
             uint8_t sh = (uint8_t)dv;
             if (sh & AQ_CSV_TS_TIME) {
@@ -1018,6 +1085,8 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
         x.kmv = malloc(sizeof *x.kmv);
         if (!x.kind || !x.val || !x.hash || !x.kmv)
             rc = AQ_ENOMEM;
+        else
+            aq_csv_kmv_init(x.kmv);
     }
     for (uint32_t j = 0; j < s->ncols && rc == 0; j++) {
         if (str_hint && str_hint[j] && !force && !s->forced[j]) {
@@ -1031,7 +1100,9 @@ int aq_csv_parse(const aq_csv_piece *pc, const aq_csv_setup *s, const aq_csv_typ
             continue;
         }
         uint32_t nd;
-        aq_csv_type own = observe_col(&x, j, &cols[j].obs, &nd);
+        aq_csv_type ft = force ? force[j] : s->forced[j] ? s->types[j] : AQ_CSV_T_CAT;
+        aq_csv_type own =
+            observe_col(&x, j, ft == AQ_CSV_T_CAT || ft == AQ_CSV_T_STR, &cols[j].obs, &nd);
         aq_csv_type t = force ? force[j] : s->forced[j] ? s->types[j] : own;
         if ((unsigned)t > AQ_CSV_T_STR) {
             rc = AQ_EINVAL;

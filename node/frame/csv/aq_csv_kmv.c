@@ -2,6 +2,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+/* inlined: long values are hashed at every field of a text column */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+uint64_t aq_csv_hash_long(const char *p, size_t len) {
+    return XXH3_64bits(p, len);
+}
 
 #define SORT_BUCKET_BITS 10
 
@@ -70,11 +77,26 @@ static void select_u64(uint64_t *a, uint32_t n, uint32_t k) {
     }
 }
 
+void aq_csv_kmv_init(aq_csv_kmv *k) {
+    memset(k->set, 0, sizeof k->set);
+    k->n = 0;
+    aq_csv_kmv_reset(k);
+}
+
 void aq_csv_kmv_reset(aq_csv_kmv *k) {
+    if (k->n > AQ_CSV_KMV_SET / 8) {
+        memset(k->set, 0, sizeof k->set);
+    } else {
+        /* every entry sits in the run of full slots that starts at its home slot: clearing each
+         * entry's home onward to the first empty slot clears it, in any order of the entries */
+        for (uint32_t j = 0; j < k->n; j++)
+            for (uint32_t i = (uint32_t)k->buf[j] & (AQ_CSV_KMV_SET - 1); k->set[i];
+                 i = (i + 1) & (AQ_CSV_KMV_SET - 1))
+                k->set[i] = 0;
+    }
     k->thr = UINT64_MAX;
     k->n = 0;
     k->zero = false;
-    memset(k->set, 0, sizeof k->set);
 }
 
 /* Every hash at or above the AQ_CSV_SKETCH-th smallest candidate can never make the sketch: keep
@@ -96,16 +118,18 @@ void aq_csv_kmv_compact(aq_csv_kmv *k) {
 }
 
 void aq_csv_kmv_finish(aq_csv_kmv *k, aq_csv_obs *o) {
-    if (k->n > AQ_CSV_SKETCH) { /* only the smallest can be kept: sort those alone */
-        select_u64(k->buf, k->n, AQ_CSV_SKETCH);
-        k->n = AQ_CSV_SKETCH;
+    uint32_t m = k->n;
+    memcpy(k->tmp, k->buf, m * sizeof k->tmp[0]);
+    if (m > AQ_CSV_SKETCH) { /* only the smallest can be kept: sort those alone */
+        select_u64(k->tmp, m, AQ_CSV_SKETCH);
+        m = AQ_CSV_SKETCH;
     }
-    sort_u64(k->buf, k->n, k->set); /* the set is not needed any more: scratch space */
+    sort_u64(k->tmp, m, k->tmp + AQ_CSV_SKETCH);
     uint32_t n = 0;
     if (k->zero)
         o->sketch[n++] = 0;
-    for (uint32_t j = 0; j < k->n && n < AQ_CSV_SKETCH; j++)
-        o->sketch[n++] = k->buf[j];
+    for (uint32_t j = 0; j < m && n < AQ_CSV_SKETCH; j++)
+        o->sketch[n++] = k->tmp[j];
     o->nsketch = n;
 }
 
