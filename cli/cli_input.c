@@ -140,6 +140,22 @@ static void utf8_check(const uint8_t *p, size_t n, size_t *bad, size_t *tail, ui
 #endif
         uint8_t b = p[i];
         if (b < 0x80) {
+#ifdef __SSE2__
+            /* Text with accents holds a multibyte sequence every few dozen bytes, so the 64-byte
+             * rounds above rarely run: the ASCII between sequences goes 16 bytes at a time, up
+             * to the next byte with the top bit set (LFs are few: counted bit by bit). */
+            if (i + 16 <= n) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+                unsigned top = (unsigned)_mm_movemask_epi8(v);
+                unsigned run = top ? (unsigned)__builtin_ctz(top) : 16;
+                unsigned nl = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))) &
+                              ((1u << run) - 1);
+                for (; nl; nl &= nl - 1)
+                    lf++;
+                i += run;
+                continue;
+            }
+#endif
             lf += b == '\n';
             i++;
             continue;

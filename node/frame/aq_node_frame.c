@@ -6,8 +6,10 @@
  * FINISH brings them to the agreed types in memory, so a piece is parsed once; where that cannot
  * be (the entry is gone, or numbers must become text and keep the file's bytes) FINISH parses the
  * stored piece again with the types forced, so a node that restarted in between loses nothing.
- * Column chunks are stored here and copied to the key's other live replicas as replica PUTs, so
- * every copy has the same bytes; FINISH answers once every copy is stored. */
+ * A string chunk is final as parsed, so PARSE stores it at once (while the file still streams) and
+ * the cache keeps only its digest; FINISH stores the other columns. Column chunks are stored here
+ * and copied to the key's other live replicas as replica PUTs, so every copy has the same bytes;
+ * PARSE and FINISH answer once every copy they made is stored. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +24,8 @@
 typedef struct out_chunk {
     uint8_t key[AQ_NODE_KEY_MAX];
     size_t klen;
-    uint8_t *msg; /* a replica PUT request: head then the encoded chunk */
+    uint8_t *mem;       /* what msg lies in (freed with the job) */
+    const uint8_t *msg; /* a replica PUT request: head then the encoded chunk */
     size_t len;
     aq_node_digest digest;
 } out_chunk;
@@ -43,6 +46,55 @@ typedef struct frame_job {
     int refs; /* forwards in flight + the job itself */
     int forward_err;
 } frame_job;
+
+/* Encodes a column chunk of piece idx straight behind room for its replica PUT's head, stores it
+ * here at the job's version and queues that PUT for the key's other live replicas (frame_after
+ * sends j->out once the work is done; the job answers when every copy is stored). j->out has
+ * room for one more. *digest: the encoding's. why: what failed. */
+static int store_col(frame_job *j, uint32_t idx, uint32_t c, const aq_csv_col *col,
+                     aq_chunk_digest *digest, char *why, size_t cap) {
+    uint8_t *mem = NULL;
+    size_t elen = 0;
+    int err = aq_csv_col_encode_room(col, AQ_PUT_HEAD_MAX, &mem, &elen);
+    if (err)
+        return err;
+    const uint8_t *enc = mem + AQ_PUT_HEAD_MAX;
+    if (elen > AQ_NODE_CHUNK_MAX) {
+        free(mem);
+        snprintf(why, cap, "column %u of piece %u encodes to more than one chunk", c + 1, idx);
+        return AQ_ETOOBIG;
+    }
+    out_chunk *o = &j->out[j->nout];
+    o->klen = aq_frame_key(o->key, j->q.name, j->q.nlen, idx, c);
+    aq_chunk_digest d = aq_chunk_digest_of(enc, elen);
+    err = aq_chunk_put_versioned(j->n->store, o->key, o->klen, enc, elen, AQ_KIND_VALUE, &d,
+                                 j->version);
+    if (err == AQ_ESTALE) {
+        /* A newer write (a removal of the frame) came first: the frame is gone. */
+        free(mem);
+        snprintf(why, cap, "%s: column %u of piece %u was removed meanwhile",
+                 j->n->members[j->n->self].conf->name, c + 1, idx);
+        return err;
+    }
+    if (err) {
+        free(mem);
+        snprintf(why, cap, "%s: storing column %u of piece %u: %s",
+                 j->n->members[j->n->self].conf->name, c + 1, idx, aq_strerror(err));
+        return err;
+    }
+    o->digest = (aq_node_digest){d.hi, d.lo};
+    uint8_t head[AQ_PUT_HEAD_MAX];
+    aq_wr w = {head, 0, sizeof head, true};
+    aq_node_put_req_head_v(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, o->key, o->klen, o->digest,
+                           j->version);
+    memcpy(mem + AQ_PUT_HEAD_MAX - w.len, head, w.len);
+    o->mem = mem;
+    o->msg = mem + AQ_PUT_HEAD_MAX - w.len;
+    o->len = w.len + elen;
+    j->nout++;
+    *digest = d;
+    return 0;
+}
 
 static void job_reply_err(aq_wr *w, int err, const char *msg) {
     aq_wr_u32(w, (uint32_t)(int32_t)err);
@@ -68,22 +120,40 @@ static uint64_t setup_hash(const frame_job *j) {
 }
 
 static int cache_put(frame_job *j, uint32_t idx, aq_chunk_digest digest, aq_csv_col *cols,
-                     uint32_t nc) {
+                     const aq_node_pcache_done *done, uint32_t nc) {
     uint8_t key[AQ_NODE_KEY_MAX];
     size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, AQ_FRAME_PIECE);
-    return aq_node_pcache_put(j->n->pcache, key, klen, digest, setup_hash(j), cols, nc,
-                              aq_node_now_us(j->n));
+    return aq_node_pcache_put_done(j->n->pcache, key, klen, digest, setup_hash(j), cols, done, nc,
+                                   aq_node_now_us(j->n));
 }
 
-/* The columns PARSE kept for this piece, brought to the final types in memory; NULL when there
- * are none or one column needs the file's bytes again. */
+/* Whether this node holds column c of piece idx with exactly the bytes of that digest. */
+static bool holds_chunk(frame_job *j, uint32_t idx, uint32_t c, aq_chunk_digest digest) {
+    uint8_t key[AQ_NODE_KEY_MAX];
+    size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, c);
+    aq_chunk_ref *ref;
+    if (aq_node_get_live(j->n, key, klen, &ref) != 0)
+        return false;
+    bool same = aq_chunk_digest_equal(aq_chunk_ref_digest(ref), digest);
+    aq_chunk_ref_release(ref);
+    return same;
+}
+
+/* The columns PARSE kept for this piece, brought to the final types in memory, and in done those
+ * it stored already; NULL when there are none, or one column needs the file's bytes again, or a
+ * chunk PARSE stored is not here as it was (the frame was removed and parsed again meanwhile:
+ * then every column is made again). */
 static aq_csv_col *cached_cols(frame_job *j, uint32_t idx, aq_chunk_digest digest, uint32_t nc,
-                               const aq_csv_type *types) {
+                               const aq_csv_type *types, aq_node_pcache_done *done) {
     uint8_t key[AQ_NODE_KEY_MAX];
     size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, AQ_FRAME_PIECE);
-    aq_csv_col *cols = aq_node_pcache_take(j->n->pcache, key, klen, digest, setup_hash(j), nc);
+    aq_csv_col *cols =
+        aq_node_pcache_take_done(j->n->pcache, key, klen, digest, setup_hash(j), nc, done);
     for (uint32_t c = 0; cols && c < nc; c++) {
-        if (cols[c].type != types[c] && aq_csv_col_widen(&cols[c], types[c]) != 0) {
+        bool ok = done[c].stored
+                      ? types[c] == AQ_CSV_T_STR && holds_chunk(j, idx, c, done[c].digest)
+                      : cols[c].type == types[c] || aq_csv_col_widen(&cols[c], types[c]) == 0;
+        if (!ok) {
             aq_csv_cols_free(cols, nc);
             cols = NULL;
         }
@@ -123,6 +193,16 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
     if (j->q.blen == 8) {
         aq_rd rd = aq_rd_init(j->q.blobs, j->q.blen);
         parse_id = aq_rd_u64(&rd);
+    }
+    /* A string chunk is final as parsed (string is the widest type, and a forced type is the
+     * type it was parsed as): it is stored and copied now, while the file still streams, rather
+     * than in FINISH after it. Not in the levels round, which caches nothing. */
+    aq_node_pcache_done *done = NULL;
+    if (!err && !force) {
+        j->out = calloc((size_t)j->q.npieces * nc + 1, sizeof *j->out);
+        done = calloc(nc ? nc : 1, sizeof *done);
+        if (!j->out || !done)
+            err = AQ_ENOMEM;
     }
     for (uint32_t i = 0; !err && i < j->q.npieces; i++) {
         uint32_t idx;
@@ -173,7 +253,15 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
             }
             aq_csv_strs_free(&d);
         }
-        if (err || force || cache_put(j, idx, digest, cols, nc) != 0)
+        for (uint32_t c = 0; !err && done && c < nc; c++) {
+            done[c].stored = cols[c].type == AQ_CSV_T_STR;
+            if (done[c].stored &&
+                (err = store_col(j, idx, c, &cols[c], &done[c].digest, why, sizeof why)) == 0) {
+                aq_csv_col_free(&cols[c]);
+                memset(&cols[c], 0, sizeof cols[c]);
+            }
+        }
+        if (err || force || cache_put(j, idx, digest, cols, done, nc) != 0)
             aq_csv_cols_free(cols, nc);
         if (!err && parse_id)
             aq_node_pcache_str_learn(j->n->pcache, parse_id, sh, str, nc, aq_node_now_us(j->n));
@@ -213,6 +301,7 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
     free(have);
     free(str);
     free(force);
+    free(done);
 }
 
 /* ---- FINISH: column chunks at the final types, stored here ---- */
@@ -225,68 +314,37 @@ static int finish_piece(frame_job *j, const aq_csv_setup *su, const aq_csv_type 
     int err = get_piece(j, idx, &ref, why, cap);
     if (err)
         return err;
+    aq_node_pcache_done *done = calloc(nc ? nc : 1, sizeof *done);
+    if (!done) {
+        aq_chunk_ref_release(ref);
+        return AQ_ENOMEM;
+    }
     aq_csv_piece pc = {(const char *)aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), line, idx == 0};
-    aq_csv_col *cols = cached_cols(j, idx, aq_chunk_ref_digest(ref), nc, types);
+    aq_csv_col *cols = cached_cols(j, idx, aq_chunk_ref_digest(ref), nc, types, done);
     aq_csv_err pe = {0, ""};
-    if (!cols)
+    if (!cols) {
+        memset(done, 0, nc * sizeof *done);
         err = aq_csv_parse(&pc, su, types, NULL, &cols, &pe);
+    }
     aq_chunk_ref_release(ref);
     if (err) {
+        free(done);
         snprintf(why, cap, "%s", pe.msg[0] ? pe.msg : aq_strerror(err));
         return err;
     }
     for (uint32_t c = 0; !err && c < nc; c++) {
+        if (done[c].stored) /* PARSE stored it, on every replica */
+            continue;
         if (cols[c].type == AQ_CSV_T_CAT && (err = aq_csv_col_recode(&cols[c], &doms[c])) != 0) {
             snprintf(why, cap, "column %u of piece %u: a level is missing from the merged domain",
                      c + 1, idx);
             break;
         }
-        uint8_t *enc = NULL;
-        size_t elen = 0;
-        if ((err = aq_csv_col_encode(&cols[c], &enc, &elen)) != 0)
-            break;
-        if (elen > AQ_NODE_CHUNK_MAX) {
-            free(enc);
-            err = AQ_ETOOBIG;
-            snprintf(why, cap, "column %u of piece %u encodes to more than one chunk", c + 1, idx);
-            break;
-        }
-        out_chunk *o = &j->out[j->nout];
-        o->klen = aq_frame_key(o->key, j->q.name, j->q.nlen, idx, c);
         aq_chunk_digest d;
-        d = aq_chunk_digest_of(enc, elen);
-        err = aq_chunk_put_versioned(j->n->store, o->key, o->klen, enc, elen, AQ_KIND_VALUE, &d,
-                                     j->version);
-        if (err == AQ_ESTALE) {
-            /* A newer write (a removal of the frame) came first: the frame is gone. */
-            free(enc);
-            snprintf(why, cap, "%s: column %u of piece %u was removed meanwhile",
-                     j->n->members[j->n->self].conf->name, c + 1, idx);
-            break;
-        }
-        if (err) {
-            free(enc);
-            snprintf(why, cap, "%s: storing column %u of piece %u: %s",
-                     j->n->members[j->n->self].conf->name, c + 1, idx, aq_strerror(err));
-            break;
-        }
-        o->digest = (aq_node_digest){d.hi, d.lo};
-        aq_wr w;
-        aq_wr_init(&w);
-        aq_node_put_req_head_v(&w, AQ_PUT_REPLICA, AQ_KIND_VALUE, o->key, o->klen, o->digest,
-                               j->version);
-        aq_wr_bytes(&w, enc, elen);
-        free(enc);
-        if (!w.ok) {
-            aq_wr_free(&w);
-            err = AQ_ENOMEM;
-            break;
-        }
-        o->msg = w.p;
-        o->len = w.len;
-        j->nout++;
+        err = store_col(j, idx, c, &cols[c], &d, why, cap);
     }
     aq_csv_cols_free(cols, nc);
+    free(done);
     if (!err) {
         /* The piece's columns hold every value now: drop the piece here, at once, so the memory
          * it held takes the column chunks still to come instead of fresh pages. A FINISH that
@@ -439,8 +497,9 @@ static void frame_work(uv_work_t *w) {
         job_reply_err(&j->rep, err, "the parse setup does not decode");
         return;
     }
-    /* FINISH stores versioned chunks: their version must be below the durable clock ceiling. */
-    if (j->method != AQ_M_FRAME_PARSE && (err = aq_hlc_ceiling_cover(&j->n->ceiling, j->version))) {
+    /* PARSE and FINISH store versioned chunks: their version must be below the durable clock
+     * ceiling. */
+    if ((err = aq_hlc_ceiling_cover(&j->n->ceiling, j->version)) != 0) {
         job_reply_err(&j->rep, err, "the clock ceiling (data_dir/CLOCK) cannot be written");
         aq_csv_setup_free(&su);
         return;
@@ -454,7 +513,7 @@ static void frame_work(uv_work_t *w) {
 
 static void job_free(frame_job *j) {
     for (size_t i = 0; i < j->nout; i++)
-        free(j->out[i].msg);
+        free(j->out[i].mem);
     free(j->out);
     free(j->msg);
     free(j);

@@ -16,6 +16,7 @@ typedef struct entry {
     aq_chunk_digest piece;
     uint64_t setup_hash;
     aq_csv_col *cols;
+    aq_node_pcache_done *done; /* NULL: no column stored yet */
     uint32_t ncols;
     size_t bytes;
     uint64_t born_us;
@@ -54,6 +55,7 @@ int aq_node_pcache_new(size_t max_bytes, uint64_t max_age_us, aq_node_pcache **o
 
 static void entry_free(entry *e) {
     aq_csv_cols_free(e->cols, e->ncols);
+    free(e->done);
     free(e);
 }
 
@@ -117,12 +119,26 @@ static entry *unlink_at(aq_node_pcache *pc, entry **pp) {
 
 int aq_node_pcache_put(aq_node_pcache *pc, const uint8_t *key, size_t klen, aq_chunk_digest piece,
                        uint64_t setup_hash, aq_csv_col *cols, uint32_t ncols, uint64_t now_us) {
+    return aq_node_pcache_put_done(pc, key, klen, piece, setup_hash, cols, NULL, ncols, now_us);
+}
+
+int aq_node_pcache_put_done(aq_node_pcache *pc, const uint8_t *key, size_t klen,
+                            aq_chunk_digest piece, uint64_t setup_hash, aq_csv_col *cols,
+                            const aq_node_pcache_done *done, uint32_t ncols, uint64_t now_us) {
     size_t bytes = aq_node_pcache_cols_bytes(cols, ncols);
     if (klen > sizeof((entry *)0)->key || bytes > pc->max_bytes)
         return AQ_ETOOBIG;
     entry *e = calloc(1, sizeof *e);
     if (!e)
         return AQ_ENOMEM;
+    if (done) {
+        e->done = malloc((ncols ? ncols : 1) * sizeof *done);
+        if (!e->done) {
+            free(e);
+            return AQ_ENOMEM;
+        }
+        memcpy(e->done, done, ncols * sizeof *done);
+    }
     memcpy(e->key, key, klen);
     e->klen = klen;
     e->piece = piece;
@@ -169,6 +185,22 @@ int aq_node_pcache_put(aq_node_pcache *pc, const uint8_t *key, size_t klen, aq_c
 
 aq_csv_col *aq_node_pcache_take(aq_node_pcache *pc, const uint8_t *key, size_t klen,
                                 aq_chunk_digest piece, uint64_t setup_hash, uint32_t ncols) {
+    aq_node_pcache_done *done = calloc(ncols ? ncols : 1, sizeof *done);
+    if (!done)
+        return NULL;
+    aq_csv_col *cols = aq_node_pcache_take_done(pc, key, klen, piece, setup_hash, ncols, done);
+    for (uint32_t i = 0; cols && i < ncols; i++)
+        if (done[i].stored) { /* the caller cannot know: as if there were no entry */
+            aq_csv_cols_free(cols, ncols);
+            cols = NULL;
+        }
+    free(done);
+    return cols;
+}
+
+aq_csv_col *aq_node_pcache_take_done(aq_node_pcache *pc, const uint8_t *key, size_t klen,
+                                     aq_chunk_digest piece, uint64_t setup_hash, uint32_t ncols,
+                                     aq_node_pcache_done *done) {
     entry *e = NULL;
     pthread_mutex_lock(&pc->mu);
     for (entry **pp = &pc->head; *pp; pp = &(*pp)->next) {
@@ -189,6 +221,9 @@ aq_csv_col *aq_node_pcache_take(aq_node_pcache *pc, const uint8_t *key, size_t k
         return NULL;
     }
     aq_csv_col *cols = e->cols;
+    for (uint32_t i = 0; i < ncols; i++)
+        done[i] = e->done ? e->done[i] : (aq_node_pcache_done){false, {0, 0}};
+    free(e->done);
     free(e);
     return cols;
 }

@@ -38,6 +38,24 @@ int aq_node_pcache_put(aq_node_pcache *pc, const uint8_t *key, size_t klen, aq_c
 aq_csv_col *aq_node_pcache_take(aq_node_pcache *pc, const uint8_t *key, size_t klen,
                                 aq_chunk_digest piece, uint64_t setup_hash, uint32_t ncols);
 
+/* A column whose chunk PARSE stored already (a string chunk is final as parsed): the digest of
+ * the chunk's encoding, which FINISH checks against the store before leaving the column alone.
+ * Its place in the entry's columns holds an empty column. */
+typedef struct aq_node_pcache_done {
+    bool stored;
+    aq_chunk_digest digest;
+} aq_node_pcache_done;
+
+/* aq_node_pcache_put and _take with the columns already stored: done (ncols of them, or NULL
+ * when none is) is copied into the entry; take fills done[0..ncols) (stored false for every
+ * column when the entry had none) when it answers columns. */
+int aq_node_pcache_put_done(aq_node_pcache *pc, const uint8_t *key, size_t klen,
+                            aq_chunk_digest piece, uint64_t setup_hash, aq_csv_col *cols,
+                            const aq_node_pcache_done *done, uint32_t ncols, uint64_t now_us);
+aq_csv_col *aq_node_pcache_take_done(aq_node_pcache *pc, const uint8_t *key, size_t klen,
+                                     aq_chunk_digest piece, uint64_t setup_hash, uint32_t ncols,
+                                     aq_node_pcache_done *done);
+
 /* String columns found by one parse on this node, shared by its PARSE jobs: a column that one
  * piece showed to be string (observations only widen) is built as string at once in the pieces
  * parsed after it, by any job. A note is found by the command's random 64-bit parse id and the

@@ -501,6 +501,63 @@ Test(input, utf8_split_across_reads) {
     free(text);
 }
 
+/* Text with an accent every few bytes (the check's 16-byte steps between sequences) and one
+ * invalid sequence at a random place: named at its line and byte, as a byte-by-byte reference
+ * finds them, for every kind of invalid sequence and at every offset of a 16-byte step. */
+Test(input, utf8_invalid_found_in_accented_text) {
+    static const char *const seq[] = {"\xc3\xa9", "\xe2\x80\x94", "\xf0\x9f\x98\x80", "\n"};
+    static const char *const bad[] = {
+        "\xff", "\xc3(", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80", "\xe2\x82"};
+    srand(16);
+    size_t cap = 1 << 18;
+    char *t = malloc(cap + 64);
+    for (int round = 0; round < 48; round++) {
+        size_t o = 0, at = 0;
+        int which = round % 7;
+        size_t want_at = 1000 + (size_t)(rand() % 200000);
+        uint64_t lines = 1;
+        bool placed = false;
+        while (o < cap - 32) {
+            if (!placed && o >= want_at) {
+                at = o;
+                memcpy(t + o, bad[which], strlen(bad[which]));
+                o += strlen(bad[which]);
+                placed = true;
+                continue;
+            }
+            int k = rand() % 24;
+            const char *s =
+                k < 4 ? seq[k] : "abcdefghijklmnopqrstu, vwxyz ABCDEFGHIJKLMNOPQRS" + (k - 4);
+            size_t l = k < 4 ? strlen(s) : (size_t)(rand() % 19 + 1);
+            if (!placed)
+                for (size_t i = 0; i < l; i++)
+                    lines += s[i] == '\n';
+            memcpy(t + o, s, l);
+            o += l;
+        }
+        write_file("a.csv", t, o);
+        const char *p[] = {path("a.csv")};
+        const size_t caps[] = {1 << 20, 4099, 65};
+        char *got, why[512], wl[64], wb[64];
+        size_t gl;
+        cr_assert_eq(input_all(p, 1, CLI_ENC_UTF8, false, caps + round % 3, 1, &got, &gl, why),
+                     AQ_EPARSE, "round %d", round);
+        snprintf(wl, sizeof wl, "line %llu:", (unsigned long long)lines);
+        snprintf(wb, sizeof wb, "byte %zu ", at);
+        cr_assert(strstr(why, wl) && strstr(why, wb), "round %d: want %s %s: %s", round, wl, wb,
+                  why);
+        free(got);
+        /* and the text before it is valid: read whole, byte for byte */
+        write_file("b.csv", t, at);
+        const char *pb[] = {path("b.csv")};
+        cr_assert_eq(input_all(pb, 1, CLI_ENC_UTF8, false, caps + round % 3, 1, &got, &gl, why), 0,
+                     "round %d: %s", round, why);
+        cr_assert(gl == at && memcmp(got, t, at) == 0, "round %d: %zu of %zu bytes", round, gl, at);
+        free(got);
+    }
+    free(t);
+}
+
 Test(input, peek_is_handed_out_again) {
     size_t n;
     char *text = make_text(5u << 20, 8, &n);

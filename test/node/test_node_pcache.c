@@ -143,3 +143,41 @@ Test(pcache, string_notes_are_per_parse_and_expire) {
     cr_assert(last[1], "the newest note is kept");
     aq_node_pcache_free(pc);
 }
+
+/* Columns PARSE stored already travel with the entry: take_done hands back which, with their
+ * chunks' digests; the plain take, which could not tell, answers nothing for such an entry. */
+Test(pcache, stored_columns_come_back_with_their_digests) {
+    aq_node_pcache *pc;
+    cr_assert_eq(aq_node_pcache_new(1 << 20, 1000000, &pc), 0);
+    aq_node_pcache_done done[3] = {{false, {0, 0}}, {true, {9, 8}}, {false, {0, 0}}};
+    aq_csv_col *in = cols_of(3, 10, 5);
+    aq_csv_col_free(&in[1]);
+    memset(&in[1], 0, sizeof in[1]);
+    cr_assert_eq(aq_node_pcache_put_done(pc, K("f/0"), D1, 7, in, done, 3, 0), 0);
+    aq_node_pcache_done got[3];
+    memset(got, 0xAB, sizeof got);
+    aq_csv_col *c = aq_node_pcache_take_done(pc, K("f/0"), D1, 7, 3, got);
+    cr_assert_not_null(c);
+    cr_assert(!got[0].stored && got[1].stored && !got[2].stored);
+    cr_assert(aq_chunk_digest_equal(got[1].digest, (aq_chunk_digest){9, 8}));
+    cr_assert_eq(((int64_t *)c[2].vals)[9], 5);
+    aq_csv_cols_free(c, 3);
+    /* an entry without stored columns: every stored flag false */
+    cr_assert_eq(aq_node_pcache_put(pc, K("f/1"), D1, 7, cols_of(3, 10, 6), 3, 0), 0);
+    memset(got, 0xAB, sizeof got);
+    c = aq_node_pcache_take_done(pc, K("f/1"), D1, 7, 3, got);
+    cr_assert_not_null(c);
+    cr_assert(!got[0].stored && !got[1].stored && !got[2].stored);
+    aq_csv_cols_free(c, 3);
+    /* the plain take meets a stored column: nothing, and the entry is gone */
+    in = cols_of(3, 10, 7);
+    aq_csv_col_free(&in[1]);
+    memset(&in[1], 0, sizeof in[1]);
+    cr_assert_eq(aq_node_pcache_put_done(pc, K("f/2"), D1, 7, in, done, 3, 0), 0);
+    cr_assert_null(aq_node_pcache_take(pc, K("f/2"), D1, 7, 3));
+    aq_node_pcache_stats st;
+    aq_node_pcache_stats_get(pc, &st);
+    cr_assert_eq(st.entries, 0);
+    cr_assert_eq(st.bytes, 0);
+    aq_node_pcache_free(pc);
+}

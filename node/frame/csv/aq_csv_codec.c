@@ -94,8 +94,8 @@ static void put_codes(aq_wr *w, const aq_csv_col *c, uint8_t cw) {
     w->len += n;
 }
 
-int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
-    if ((unsigned)c->type > AQ_CSV_T_STR)
+int aq_csv_col_encode_room(const aq_csv_col *c, size_t room, uint8_t **buf, size_t *len) {
+    if ((unsigned)c->type > AQ_CSV_T_STR || room > SIZE_MAX / 4)
         return AQ_EINVAL;
     aq_wr w;
     aq_wr_init(&w);
@@ -105,7 +105,11 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
         uint32_t n = c->type == AQ_CSV_T_CAT ? c->text.n : c->rows;
         est += ((size_t)n + 1) * 4 + c->text.off[n];
     }
-    aq_wr_reserve(&w, est);
+    if (!aq_wr_reserve(&w, room + est)) {
+        aq_wr_free(&w);
+        return AQ_ENOMEM;
+    }
+    w.len = room; /* the caller's, written later: not part of the encoding nor its checksum */
     aq_env_begin(&w, COL_MAGIC, CODEC_VERSION);
     aq_wr_u8(&w, (uint8_t)c->type);
     aq_wr_u8(&w, c->type == AQ_CSV_T_INT ? c->width : 0);
@@ -138,7 +142,19 @@ int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
         aq_wr_bytes(&w, c->text.bytes, c->text.off[c->rows]);
         break;
     }
-    return aq_env_finish(&w, out, len);
+    if (w.ok)
+        aq_wr_u64(&w, XXH3_64bits(w.p + room, w.len - room));
+    if (!w.ok) {
+        aq_wr_free(&w);
+        return AQ_ENOMEM;
+    }
+    *buf = w.p;
+    *len = w.len - room;
+    return 0;
+}
+
+int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len) {
+    return aq_csv_col_encode_room(c, 0, out, len);
 }
 
 /* 0, AQ_EPROTO or AQ_ENOMEM. Lengths are checked against the input before anything is allocated. */

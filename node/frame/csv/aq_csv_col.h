@@ -128,6 +128,9 @@ int aq_csv_col_widen(aq_csv_col *c, aq_csv_type to);
  * length, offset, code and the checksum and answers AQ_EPROTO (or AQ_ENOMEM) for anything off,
  * leaving *c untouched. obs is not part of the encoding (see aq_csv_obs_encode). */
 int aq_csv_col_encode(const aq_csv_col *c, uint8_t **out, size_t *len);
+/* The same encoding at *buf + room (*len bytes), the room in front left to the caller (a message
+ * head), so the encoding is sent from where it was written. */
+int aq_csv_col_encode_room(const aq_csv_col *c, size_t room, uint8_t **buf, size_t *len);
 int aq_csv_col_decode(const uint8_t *p, size_t len, aq_csv_col *c);
 
 int aq_csv_obs_encode(const aq_csv_obs *o, uint8_t **out, size_t *len);
