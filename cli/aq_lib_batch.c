@@ -1,5 +1,5 @@
 /* libaquifer's batches (aquifer.h): many puts and gets in flight, over the command's batch engine
- * (cli_xfer_batch: worker threads, each with its own endpoint and loop).
+ * (cli_xfer_batch: one endpoint and loop of its own, each operation a state machine).
  *
  * Each operation is one cli_xfer_item the batch owns from submit until the caller has seen its
  * result: the key and a put's bytes are copied at submit (the caller may reuse its buffers at

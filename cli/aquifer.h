@@ -247,14 +247,14 @@ typedef struct aquifer_result {
     size_t len;
 } aquifer_result;
 
-/* A batch on client c with at most inflight operations in flight (0: 64). Each of them runs on a
- * worker thread of the batch with an endpoint of its own; the calls on the batch are made from the
- * client's thread, and the client stays open until aquifer_batch_free. */
+/* A batch on client c with at most inflight operations in flight (0: 64). They run on an endpoint
+ * of the batch's own, all on one event loop, and move only inside the calls on the batch (put, get
+ * and next), made from the client's thread; the client stays open until aquifer_batch_free. */
 int aquifer_batch_new(aquifer *c, unsigned inflight, aquifer_batch **b);
-/* Queues a put of len bytes (copied, so data may be reused at once) or a get. It starts when one
- * of the inflight workers is free; while 2 x inflight operations are queued or running, the call
- * waits for one to end (finished results do not count: they wait for aquifer_batch_next). Fails
- * only for a bad key or no memory (nothing was queued then). */
+/* Starts a put of len bytes (copied, so data may be reused at once) or a get. While inflight
+ * operations are running (or the values of those in flight would pass 64 MiB), the call first
+ * moves them until one ends (finished results do not count: they wait for aquifer_batch_next).
+ * Fails only for a bad key or no memory (nothing was started then). */
 int aquifer_batch_put(aquifer_batch *b, const char *key, const void *data, size_t len, void *ud);
 int aquifer_batch_get(aquifer_batch *b, const char *key, void *ud);
 /* Waits for the next finished operation: 1 and *r (its strings valid until the next call on b),

@@ -10,7 +10,19 @@ it_up
 for node in n1 n2 n3; do it_wait_state "$node" up; done
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-N=3000
+# same_bytes DIR: every file under DIR has the bytes of the file of that path under $D.
+same_bytes() {
+  /usr/bin/python3 - "$1" "$D" <<'EOF'
+import os, sys
+got, src = sys.argv[1], sys.argv[2]
+for r, _, fs in os.walk(got):
+    for f in fs:
+        p = os.path.join(r, f)
+        if open(p, "rb").read() != open(os.path.join(src, os.path.relpath(p, got)), "rb").read():
+            sys.exit("differs: " + os.path.relpath(p, got))
+EOF
+}
+N=6000
 D=$T/src
 /usr/bin/python3 - "$D" "$N" <<'EOF'
 import os, sys
@@ -42,12 +54,12 @@ check_run() {
   it_log "$field $ok, failed $failed (each naming n2)"
 }
 
-# kill_when CMD_PID COUNT_CMD: kill -9 n2 once COUNT_CMD prints at least 100, while CMD_PID runs.
+# kill_when CMD_PID COUNT_CMD: kill -9 n2 once COUNT_CMD prints at least 50, while CMD_PID runs.
 kill_when() {
   local pid=$1 i
-  for ((i = 0; i < 600; i++)); do
-    [ "$(eval "$2")" -ge 100 ] && break
-    sleep 0.05
+  for ((i = 0; i < 3000; i++)); do
+    [ "$(eval "$2")" -ge 50 ] && break
+    sleep 0.01
   done
   kill -0 "$pid" 2>/dev/null || it_fail "the batch ended before n2 was killed; raise N"
   kill -KILL "$(it_pid n2)"
@@ -64,10 +76,7 @@ check_run "$T/put.json" stored
 # What the live nodes hold reads back byte for byte, and none of it is a file reported failed
 # (the keys stored on n2 before it died are gone with it: replicas 1, memory only).
 "$AQ" get -r "k/" "$T/back" --json >"$T/back.json" 2>"$T/back.err" || it_fail "get -r of the stored keys failed: $(head -3 "$T/back.err")"
-(cd "$T/back" && find . -type f | sed 's|^\./||') | while IFS= read -r f; do
-  cmp -s "$D/$f" "$T/back/$f" || echo "$f"
-done >"$T/differ"
-[ -s "$T/differ" ] && it_fail "read back differs: $(head -3 "$T/differ")"
+same_bytes "$T/back" || it_fail "read back differs from the source"
 /usr/bin/python3 - "$T/put.json" "$T/back" <<'EOF2' || it_fail "a file reported failed was stored"
 import json, os, sys
 d = json.load(open(sys.argv[1]))
@@ -83,14 +92,13 @@ it_wait_state n2 up
 "$AQ" put -r "$D" "g/" --json >"$T/put2.json" 2>"$T/put2.err" || it_fail "put -r with all nodes up failed: $(head -3 "$T/put2.err")"
 "$AQ" get -r "g/" "$T/out" --json >"$T/get.json" 2>"$T/get.err" &
 pid=$!
-kill_when $pid "find '$T/out' -type f 2>/dev/null | wc -l"
+shopt -s nullglob
+written() { local f=("$T"/out/d*/f*); echo ${#f[@]}; } # in-process: no find to wait for
+kill_when $pid written
 rc=0
 wait $pid || rc=$?
 [ $rc = 4 ] || it_fail "get -r exited $rc, not 4: $(head -3 "$T/get.err")"
 check_run "$T/get.json" wrote
-(cd "$T/out" && find . -type f) | while IFS= read -r f; do
-  cmp -s "$D/$f" "$T/out/$f" || echo "$f"
-done >"$T/differ"
-[ -s "$T/differ" ] && it_fail "get -r wrote different bytes: $(head -3 "$T/differ")"
+same_bytes "$T/out" || it_fail "get -r wrote different bytes"
 [ -z "$(find "$T/out" -name '.aqtmp.*')" ] || it_fail "get -r left temporary files behind"
 it_log "ok"
