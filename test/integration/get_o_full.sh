@@ -4,6 +4,7 @@
 # with a sentence saying so, exit 4, and leaves neither the file nor its temporary file behind; into
 # a folder with room it writes the value byte for byte.
 . "$AQ_SRC/test/integration/lib.sh"
+[ "$(id -u)" = 0 ] || it_fail "needs root to mount a tmpfs in its own mount namespace"
 command -v unshare >/dev/null || it_fail "unshare (util-linux) is needed"
 it_conf 3 1
 it_up
