@@ -668,11 +668,6 @@ static int sort_levels(const sref *uniq, uint32_t n, uint32_t *out) {
  * (0: unknown), which sizes the table of levels. */
 static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, uint32_t rows,
                       uint32_t est, bool want_cat, bool force_cat) {
-    size_t total = 0;
-    for (uint32_t r = 0; r < rows; r++)
-        total += refs[r].p ? refs[r].len : 0;
-    if (total > UINT32_MAX)
-        return AQ_ETOOBIG;
     if (want_cat) {
         /* distinct values through an open-addressing table of first occurrences; the table
          * keeps each level's hash beside its id, so a probe compares bytes only on a match.
@@ -756,6 +751,11 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         size_t lbytes = 0;
         for (uint32_t i = 0; i < nu; i++)
             lbytes += uniq[i].len;
+        if (lbytes > UINT32_MAX) {
+            free(id);
+            free(uniq);
+            return AQ_ETOOBIG;
+        }
         uint32_t *order = malloc(((size_t)nu + 1) * 2 * sizeof *order), *sorted = order + nu + 1;
         c->vals = malloc(((size_t)rows + 1) * sizeof(uint32_t));
         c->text.off = malloc(((size_t)nu + 1) * sizeof(uint32_t));
@@ -788,6 +788,11 @@ static int build_text(aq_csv_col *c, const sref *refs, const uint64_t *hashes, u
         c->type = AQ_CSV_T_CAT;
         return 0;
     }
+    size_t total = 0;
+    for (uint32_t r = 0; r < rows; r++)
+        total += refs[r].p ? refs[r].len : 0;
+    if (total > UINT32_MAX)
+        return AQ_ETOOBIG;
     c->text.off = malloc(((size_t)rows + 1) * sizeof(uint32_t));
     c->text.bytes = malloc(total + 1);
     if (!c->text.off || !c->text.bytes)

@@ -569,6 +569,18 @@ aq_csv_vkind aq_csv_classify(const char *p, size_t len, bool quoted, const aq_cs
         *dv = (double)*iv;
         return AQ_CSV_V_INT;
     }
+    if (i < len && p[i] == '.' && nd > 0 && len - start <= 16) {
+        /* a plain decimal of at most 15 digits (prices, measures): its digits as an integer
+         * below 2^53 over a power of ten up to 1e15, which decimal_value divides exactly as
+         * classify_past_digits would, without the calls there; anything longer or followed by
+         * more (an exponent, a blank) is left to it */
+        size_t k = i + 1;
+        uint64_t m = v;
+        while (k < len && digit(p[k]) && k - i + nd <= 15)
+            m = m * 10 + (uint64_t)(p[k++] - '0');
+        if (k == len && k > i + 1 && decimal_value(m, -(int)(k - i - 1), c0 == '-', dv))
+            return AQ_CSV_V_FLOAT;
+    }
     if (i == len) /* all digits but too many for the loop above: parse_int decides */
         return classify_chain(p, len, quoted, na, iv, dv);
     return classify_rest(p, len, na, i, start, v, iv, dv);
