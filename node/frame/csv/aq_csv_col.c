@@ -51,7 +51,11 @@ typedef struct pctx {
     bool hashed;       /* hash holds the current column's hashes */
     stops stops;       /* plain_row's separator mask, kept from one row to the next */
     const char *nextq; /* plain_row: the first quote at or after an earlier row start, or NULL */
-    uint8_t tfrac;     /* observe_col: bit n set when a time of the column had n fraction digits */
+    /* plain_row: the current row's LFs inside quotes and doubled quotes' bytes (rare: kept
+     * here, out of the field loop's registers) */
+    uint64_t row_lfs;
+    uint32_t row_dq;
+    uint8_t tfrac; /* observe_col: bit n set when a time of the column had n fraction digits */
     /* repaired rows: how many, and the first lines (ascending) */
     uint64_t repaired;
     uint32_t nrepair;
@@ -140,11 +144,90 @@ static inline const char *stops_next(stops *k, const char *end, char sep) {
     return r;
 }
 
-/* Indexes the row at t->p straight into x->f when it is a plain one: not blank, no comment, no
- * field that opens with a quote, exactly ncols fields. 1: done (t advanced past it); 0: leave the
- * row to the tokenizer, which knows every case and reports errors; AQ_ENOMEM. Whatever this
- * indexes, aq_csv_tok_next would have split the same way. */
+/* Appends n bytes to the arena; its offset in *off. AQ_ENOMEM, or AQ_ETOOBIG past F_ARENA. */
+static int arena_put(pctx *x, const char *p, size_t n, uint32_t *off) {
+    if (x->arena_len + n >= F_ARENA)
+        return AQ_ETOOBIG;
+    if (x->arena_len + n > x->arena_cap) {
+        size_t cap = x->arena_cap ? x->arena_cap : 4096;
+        while (cap < x->arena_len + n)
+            cap *= 2;
+        char *na = realloc(x->arena, cap);
+        if (!na)
+            return AQ_ENOMEM;
+        x->arena = na;
+        x->arena_cap = cap;
+    }
+    memcpy(x->arena + x->arena_len, p, n);
+    *off = (uint32_t)x->arena_len;
+    x->arena_len += n;
+    return 0;
+}
+
+/* Indexes the row at t->p straight into x->f when it is a plain one: not blank, no comment,
+ * exactly ncols fields, every quoted field closed right before the separator or the line end and
+ * no quote in an unquoted field. A quoted field may hold separators, newlines and doubled
+ * quotes: one with doubled quotes is unescaped straight into the arena (the tokenizer would
+ * build it in its scratch and copy it there). 1: done (t advanced past it); 0: leave the row to
+ * the tokenizer, which knows every case and reports errors (the arena as it was); AQ_ENOMEM.
+ * Whatever this indexes, aq_csv_tok_next would have split the same way. */
+static int plain_row_at(pctx *x, aq_csv_tok *t);
+
+/* plain_row's quoted field from s (after its opening quote) when *pp, its first quote or LF, is
+ * an LF or a doubled quote: on to the closing quote, counting LFs into x->row_lfs and the doubled
+ * quotes' bytes into x->row_dq; a field with doubled quotes goes to the arena unescaped. *f: the
+ * field; *pp: the closing quote. 1, 0 (not plain), or AQ_ENOMEM. Kept out of plain_row so that
+ * the common field (closed at its first quote) keeps its registers. */
+static __attribute__((noinline)) int quoted_rest(pctx *x, const char *s, const char **pp,
+                                                 const char *end, char q, fidx *f) {
+    const char *p = *pp, *seg = s;
+    bool arena = false;
+    uint32_t aoff = 0, alen = 0;
+    for (;;) {
+        if (p == end)
+            return 0;
+        if (*p == '\n') {
+            x->row_lfs++;
+            p = scan_to(p + 1, end, q, '\n');
+            continue;
+        }
+        if (p + 1 < end && p[1] == q) { /* a doubled quote: one quote of the value */
+            uint32_t o;
+            int rc = arena_put(x, seg, (size_t)(p + 1 - seg), &o);
+            if (rc)
+                return rc == AQ_ENOMEM ? rc : 0;
+            if (!arena)
+                aoff = o;
+            arena = true;
+            alen += (uint32_t)(p + 1 - seg);
+            x->row_dq += 2;
+            seg = p + 2;
+            p = scan_to(seg, end, q, '\n');
+            continue;
+        }
+        break; /* the closing quote */
+    }
+    *f = (fidx){(uint32_t)(s - x->piece), (uint32_t)(p - s) | F_QUOTED};
+    if (arena) {
+        uint32_t o;
+        int rc = arena_put(x, seg, (size_t)(p - seg), &o);
+        if (rc)
+            return rc == AQ_ENOMEM ? rc : 0;
+        *f = (fidx){aoff | F_ARENA, (alen + (uint32_t)(p - seg)) | F_QUOTED};
+    }
+    *pp = p;
+    return 1;
+}
+
 static int plain_row(pctx *x, aq_csv_tok *t) {
+    size_t arena0 = x->arena_len;
+    int rc = plain_row_at(x, t);
+    if (rc <= 0)
+        x->arena_len = arena0;
+    return rc;
+}
+
+static int plain_row_at(pctx *x, aq_csv_tok *t) {
     const char *p = t->p, *end = t->end, *row0 = p;
     const char sep = t->d.sep, q = t->d.quote;
     if (p >= end || *p == '\n' || *p == '\r' || (t->d.comment && *p == t->d.comment) ||
@@ -152,6 +235,8 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
         (x->stop_line && t->line >= x->stop_line) || t->line <= x->skip)
         return 0;
     uint32_t nquoted = 0;
+    x->row_lfs = 0;
+    x->row_dq = 0;
     if (x->rows == x->cap_rows && grow_rows(x) != 0)
         return AQ_ENOMEM;
     stops *k = &x->stops;
@@ -166,19 +251,24 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
         if (j == x->ncols)
             return 0;
         if (q && p < end && *p == q) {
-            /* a quoted field without doubled quotes or newlines, closed right before the
-             * separator or the line end; anything else is the tokenizer's */
+            /* a quoted field closed right before the separator or the line end (a quote never
+             * closed, or bytes after the closing one, are the tokenizer's) */
             s = ++p;
             p = scan_to(p, end, q, '\n');
-            if (p == end || *p != q)
+            if (p == end)
                 return 0;
-            size_t len = (size_t)(p - s);
+            fidx f = {(uint32_t)(s - x->piece), (uint32_t)(p - s) | F_QUOTED};
+            if (*p != q || (p + 1 < end && p[1] == q)) {
+                int rc = quoted_rest(x, s, &p, end, q, &f);
+                if (rc <= 0)
+                    return rc;
+            }
             p++;
             if (p < end && *p == '\r' && (p + 1 == end || p[1] == '\n'))
                 p++;
             if (p < end && *p != sep && *p != '\n')
                 return 0;
-            row[j++ * stride] = (fidx){(uint32_t)(s - x->piece), (uint32_t)len | F_QUOTED};
+            row[j++ * stride] = f;
             nquoted++;
             /* the quotes may have held separators: the mask restarts at the closing one's stop */
             stops_at(k, p, end, sep);
@@ -214,13 +304,14 @@ static int plain_row(pctx *x, aq_csv_tok *t) {
         }
         const char *a = x->nextq;
         for (uint32_t nq = 0; a < p;) {
-            if (++nq > 2 * nquoted)
+            if (++nq > 2 * nquoted + x->row_dq)
                 return 0;
             const char *b = memchr(a + 1, q, (size_t)(end - a - 1));
             a = b ? b : end;
         }
         x->nextq = a;
     }
+    t->line += x->row_lfs;
     if (p < end) {
         p++;
         t->line++;
