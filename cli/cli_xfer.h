@@ -80,7 +80,7 @@ typedef struct cli_xfer_batch cli_xfer_batch;
  * chunks (0: 1) chunks at once. 0, or the exit code after cli_fail said why. */
 int cli_xfer_batch_open(cli *c, unsigned width, unsigned chunks, cli_xfer_batch **out);
 /* Starts it (first driving the loop while the batch is full). Its outcome comes back through
- * next or poll, also when it fails at once. 0, or CLI_ERROR when out of memory. */
+ * next or poll, also when it fails at once (a bad key, no memory). Returns 0. */
 int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it);
 /* A finished item (waiting for one), or NULL when none is queued or running. */
 cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b);

@@ -847,8 +847,21 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
     it->bytes = 0;
     it->copies = it->wanted = 0;
     op *o = calloc(1, sizeof *o);
-    if (!o)
-        return cli_fail(b->parent, CLI_ERROR, "out of memory");
+    if (!o) {
+        /* Still an outcome of its own through next: callers count on every item coming back. */
+        snprintf(it->msg, sizeof it->msg, "%s %.300s: out of memory", it->get ? "get" : "put",
+                 it->key);
+        it->rc = CLI_ERROR;
+        it->err = AQ_ENOMEM;
+        it->batch_next = NULL;
+        if (b->d_tail)
+            b->d_tail->batch_next = it;
+        else
+            b->d_head = it;
+        b->d_tail = it;
+        b->pending++;
+        return 0;
+    }
     o->b = b;
     o->it = it;
     o->held = need;

@@ -48,7 +48,9 @@ check_run() {
   [ "$files" = "$want" ] || it_fail "$j: files $files, not $want"
   [ $((ok + failed)) = "$files" ] || it_fail "$j: $ok + $failed results for $files files (lost some)"
   [ "$nfail" = "$failed" ] || it_fail "$j: $failed failed but $nfail failures named"
-  named=$(json 'sum(1 for f in d["failures"] if "n2" in f["error"])' <"$j")
+  # A large file's part on n2 is reported "missing on every live node" by the single-value path
+  # (cli_xfer.c), which does not name the node: accepted for the two large files only.
+  named=$(json 'sum(1 for f in d["failures"] if "n2" in f["error"] or (f["path"].startswith("big") and "missing on every live node" in f["error"]))' <"$j")
   [ "$named" = "$failed" ] || it_fail "$j: a failure does not name n2: $(json '[f["error"] for f in d["failures"] if "n2" not in f["error"]][:3]' <"$j")"
   [ "$failed" -gt 0 ] || it_fail "$j: nothing failed although n2 was killed mid-batch"
   it_log "$field $ok, failed $failed (each naming n2)"
@@ -74,8 +76,13 @@ wait $pid || rc=$?
 [ $rc = 4 ] || it_fail "put -r exited $rc, not 4: $(head -3 "$T/put.err")"
 check_run "$T/put.json" stored
 # What the live nodes hold reads back byte for byte, and none of it is a file reported failed
-# (the keys stored on n2 before it died are gone with it: replicas 1, memory only).
-"$AQ" get -r "k/" "$T/back" --json >"$T/back.json" 2>"$T/back.err" || it_fail "get -r of the stored keys failed: $(head -3 "$T/back.err")"
+# (the keys stored on n2 before it died are gone with it: replicas 1, memory only). A large file
+# stored before the kill may have had a part on n2: its read then fails saying so.
+rc=0
+"$AQ" get -r "k/" "$T/back" --json >"$T/back.json" 2>"$T/back.err" || rc=$?
+[ $rc = 0 ] || [ $rc = 4 ] || it_fail "get -r of the stored keys exited $rc: $(head -3 "$T/back.err")"
+[ "$(json 'sum(1 for f in d["failures"] if not (f["path"].startswith("big") and "missing on every live node" in f["error"]))' <"$T/back.json")" = 0 ] ||
+  it_fail "get -r of the stored keys failed: $(head -3 "$T/back.err")"
 same_bytes "$T/back" || it_fail "read back differs from the source"
 /usr/bin/python3 - "$T/put.json" "$T/back" <<'EOF2' || it_fail "a file reported failed was stored"
 import json, os, sys
