@@ -174,6 +174,24 @@ static aq_csv_col *cached_cols(frame_job *j, uint32_t idx, aq_chunk_digest diges
     return cols;
 }
 
+/* Whether the string chunks of a piece may be stored now. Stored early, they sit in the store
+ * beside the pieces still unparsed or unfinished, where FINISH stores a piece's chunks and then
+ * drops the piece: so they are stored early only while the store stays under half of
+ * memory_max with them (their copies from other nodes land alike), and otherwise wait for
+ * FINISH as before, so that a frame that fits the cluster never fails for storing early. */
+static bool early_room(frame_job *j, const aq_csv_col *cols, uint32_t nc) {
+    uint64_t cap = j->n->members[j->n->self].conf->memory_max, need = 0;
+    for (uint32_t c = 0; c < nc; c++)
+        if (cols[c].type == AQ_CSV_T_STR)
+            need += (uint64_t)cols[c].text.off[cols[c].rows] + 4ull * cols[c].rows;
+    if (need == 0)
+        return false;
+    aq_chunk_stats st;
+    if (aq_chunk_store_stats(j->n->store, &st) != 0)
+        return false;
+    return st.bytes + need <= cap / 2;
+}
+
 static void parse_work(frame_job *j, const aq_csv_setup *su) {
     uint32_t nc = su->ncols;
     aq_csv_obs *obs = calloc(nc ? nc : 1, sizeof *obs);
@@ -266,8 +284,9 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
             }
             aq_csv_strs_free(&d);
         }
+        bool early = done && early_room(j, cols, nc);
         for (uint32_t c = 0; !err && done && c < nc; c++) {
-            done[c].stored = cols[c].type == AQ_CSV_T_STR;
+            done[c].stored = early && cols[c].type == AQ_CSV_T_STR;
             if (done[c].stored &&
                 (err = store_col(j, idx, c, &cols[c], &done[c].digest, why, sizeof why)) == 0) {
                 aq_csv_col_free(&cols[c]);
