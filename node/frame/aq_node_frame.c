@@ -9,7 +9,8 @@
  * A string chunk is final as parsed, so PARSE stores it at once (while the file still streams) and
  * the cache keeps only its digest; FINISH stores the other columns. Column chunks are stored here
  * and copied to the key's other live replicas as replica PUTs, so every copy has the same bytes;
- * PARSE and FINISH answer once every copy they made is stored. */
+ * PARSE and FINISH answer once every copy they made is stored. FINISH runs in parts, one after
+ * another, so a part's copies travel while the next part encodes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +46,19 @@ typedef struct frame_job {
     size_t nout;
     int refs; /* forwards in flight + the job itself */
     int forward_err;
+    /* FINISH runs as parts, each a job of its own over pieces [first, first + count) of the
+     * request: a part's copies go out as soon as it is done, while the next part still encodes.
+     * A part points at its whole (which owns the request and answers it); the whole counts the
+     * parts still out and keeps the first failure's reply. */
+    uint32_t first, count;
+    struct frame_job *whole, *next;
+    int parts_left;
+    bool failed;
 } frame_job;
+
+/* FINISH parts per call: enough that copying overlaps encoding, few enough that each part is
+ * several pieces. */
+#define FINISH_PARTS 4
 
 /* Encodes a column chunk of piece idx straight behind room for its replica PUT's head, stores it
  * here at the job's version and queues that PUT for the key's other live replicas (frame_after
@@ -161,6 +174,24 @@ static aq_csv_col *cached_cols(frame_job *j, uint32_t idx, aq_chunk_digest diges
     return cols;
 }
 
+/* Whether the string chunks of a piece may be stored now. Stored early, they sit in the store
+ * beside the pieces still unparsed or unfinished, where FINISH stores a piece's chunks and then
+ * drops the piece: so they are stored early only while the store stays under half of
+ * memory_max with them (their copies from other nodes land alike), and otherwise wait for
+ * FINISH as before, so that a frame that fits the cluster never fails for storing early. */
+static bool early_room(frame_job *j, const aq_csv_col *cols, uint32_t nc) {
+    uint64_t cap = j->n->members[j->n->self].conf->memory_max, need = 0;
+    for (uint32_t c = 0; c < nc; c++)
+        if (cols[c].type == AQ_CSV_T_STR)
+            need += (uint64_t)cols[c].text.off[cols[c].rows] + 4ull * cols[c].rows;
+    if (need == 0)
+        return false;
+    aq_chunk_stats st;
+    if (aq_chunk_store_stats(j->n->store, &st) != 0)
+        return false;
+    return st.bytes + need <= cap / 2;
+}
+
 static void parse_work(frame_job *j, const aq_csv_setup *su) {
     uint32_t nc = su->ncols;
     aq_csv_obs *obs = calloc(nc ? nc : 1, sizeof *obs);
@@ -253,8 +284,9 @@ static void parse_work(frame_job *j, const aq_csv_setup *su) {
             }
             aq_csv_strs_free(&d);
         }
+        bool early = done && early_room(j, cols, nc);
         for (uint32_t c = 0; !err && done && c < nc; c++) {
-            done[c].stored = cols[c].type == AQ_CSV_T_STR;
+            done[c].stored = early && cols[c].type == AQ_CSV_T_STR;
             if (done[c].stored &&
                 (err = store_col(j, idx, c, &cols[c], &done[c].digest, why, sizeof why)) == 0) {
                 aq_csv_col_free(&cols[c]);
@@ -383,12 +415,12 @@ static void finish_work(frame_job *j, const aq_csv_setup *su) {
         err = AQ_EPROTO;
         goto done;
     }
-    j->out = calloc((size_t)j->q.npieces * nc + 1, sizeof *j->out);
+    j->out = calloc((size_t)j->count * nc + 1, sizeof *j->out);
     if (!j->out) {
         err = AQ_ENOMEM;
         goto done;
     }
-    for (uint32_t i = 0; !err && i < j->q.npieces; i++) {
+    for (uint32_t i = j->first; !err && i < j->first + j->count; i++) {
         uint32_t idx;
         uint64_t line;
         aq_frame_req_piece(&j->q, i, &idx, &line);
@@ -516,10 +548,43 @@ static void job_free(frame_job *j) {
         free(j->out[i].mem);
     free(j->out);
     free(j->msg);
+    aq_wr_free(&j->rep);
     free(j);
 }
 
+static void job_respond(frame_job *j);
+
+/* A part is done (its copies stored or refused): the whole keeps the first failure's reply and
+ * answers when the last part is done. */
+static void part_done(frame_job *p) {
+    frame_job *j = p->whole;
+    aq_rd r = aq_rd_init(p->rep.p, p->rep.len);
+    uint32_t status = p->rep.ok ? aq_rd_u32(&r) : (uint32_t)AQ_ENOMEM;
+    if (!j->failed && (p->forward_err || status != 0 || !r.ok)) {
+        j->failed = true;
+        aq_wr_free(&j->rep);
+        j->rep = p->rep;
+        aq_wr_init(&p->rep);
+        j->forward_err = p->forward_err;
+    }
+    job_free(p);
+    if (--j->parts_left == 0) {
+        if (!j->failed) {
+            aq_wr_init(&j->rep);
+            aq_wr_u32(&j->rep, 0);
+            aq_wr_str16(&j->rep, "", 0);
+            aq_wr_u32(&j->rep, 0);
+            aq_wr_u32(&j->rep, 0);
+        }
+        job_respond(j);
+    }
+}
+
 static void job_respond(frame_job *j) {
+    if (j->whole) {
+        part_done(j);
+        return;
+    }
     aq_wr *w = &j->rep;
     if (j->forward_err) {
         aq_wr_free(w);
@@ -533,6 +598,7 @@ static void job_respond(frame_job *j) {
     } else {
         aq_rpc_buf b = {w->p, w->len, free, w->p};
         aq_rpc_respond(j->in, 0, b);
+        aq_wr_init(w); /* the reply owns the bytes now */
     }
     aq_node_op_end(j->n);
     job_free(j);
@@ -560,9 +626,25 @@ static void copy_done(void *ud, const aq_rpc_result *r) {
     job_unref(j);
 }
 
+static void frame_after(uv_work_t *w, int status);
+
+/* Queues a part's work; one that cannot be queued is done at once, failed. */
+static void queue_part(frame_job *p) {
+    int err = uv_queue_work(p->n->loop, &p->work, frame_work, frame_after);
+    if (err) {
+        aq_wr_init(&p->rep);
+        frame_after(&p->work, err);
+    }
+}
+
 static void frame_after(uv_work_t *w, int status) {
     frame_job *j = w->data;
     aq_node *n = j->n;
+    if (j->next) { /* the next part encodes while this one's copies travel */
+        frame_job *nx = j->next;
+        j->next = NULL;
+        queue_part(nx);
+    }
     if (status) {
         aq_wr_free(&j->rep);
         aq_wr_init(&j->rep);
@@ -624,6 +706,50 @@ static void handle_frame(void *ud, aq_rpc_incoming *in) {
     aq_node_op_begin(n);
     j->work.data = j;
     j->version = aq_node_next_version(n);
+    j->first = 0;
+    j->count = j->q.npieces;
+    uint32_t parts = j->method == AQ_M_FRAME_FINISH
+                         ? (j->q.npieces < FINISH_PARTS ? j->q.npieces : FINISH_PARTS)
+                         : 1;
+    if (parts > 1) {
+        /* The whole answers when its parts are done; it runs no work of its own. The parts run
+         * one after another (each queues the next when its work is done), so a part's copies
+         * travel while the next part encodes. */
+        aq_wr_init(&j->rep);
+        frame_job *head = NULL, **tail = &head;
+        uint32_t made = 0;
+        for (uint32_t k = 0, at = 0; k < parts; k++) {
+            uint32_t cnt = j->q.npieces / parts + (k < j->q.npieces % parts);
+            frame_job *p = calloc(1, sizeof *p);
+            if (!p)
+                break;
+            p->n = n;
+            p->method = j->method;
+            p->version = j->version;
+            p->q = j->q; /* points into the whole's message, which lives until it answers */
+            p->first = at;
+            p->count = cnt;
+            p->whole = j;
+            p->work.data = p;
+            at += cnt;
+            *tail = p;
+            tail = &p->next;
+            made++;
+        }
+        if (made < parts) {
+            while (head) {
+                frame_job *nx = head->next;
+                free(head);
+                head = nx;
+            }
+            job_reply_err(&j->rep, AQ_ENOMEM, "out of memory");
+            job_respond(j);
+            return;
+        }
+        j->parts_left = (int)parts;
+        queue_part(head);
+        return;
+    }
     err = uv_queue_work(n->loop, &j->work, frame_work, frame_after);
     if (err) {
         aq_wr_init(&j->rep);
