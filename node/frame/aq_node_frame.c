@@ -85,14 +85,12 @@ static int store_col(frame_job *j, uint32_t idx, uint32_t c, const aq_csv_col *c
     if (err == AQ_ESTALE) {
         /* A newer write (a removal of the frame) came first: the frame is gone. */
         free(mem);
-        snprintf(why, cap, "%s: column %u of piece %u was removed meanwhile",
-                 j->n->members[j->n->self].conf->name, c + 1, idx);
+        snprintf(why, cap, "column %u of piece %u was removed meanwhile", c + 1, idx);
         return err;
     }
     if (err) {
         free(mem);
-        snprintf(why, cap, "%s: storing column %u of piece %u: %s",
-                 j->n->members[j->n->self].conf->name, c + 1, idx, aq_strerror(err));
+        snprintf(why, cap, "storing column %u of piece %u: %s", c + 1, idx, aq_strerror(err));
         return err;
     }
     o->digest = (aq_node_digest){d.hi, d.lo};
@@ -121,8 +119,7 @@ static int get_piece(frame_job *j, uint32_t idx, aq_chunk_ref **ref, char *why, 
     size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, AQ_FRAME_PIECE);
     int err = aq_node_get_live(j->n, key, klen, ref);
     if (err)
-        snprintf(why, cap, "%s: piece %u: %s", j->n->members[j->n->self].conf->name, idx,
-                 aq_strerror(err));
+        snprintf(why, cap, "piece %u: %s", idx, aq_strerror(err));
     return err;
 }
 
@@ -461,8 +458,8 @@ static void summary_work(frame_job *j) {
             size_t klen = aq_frame_key(key, j->q.name, j->q.nlen, idx, c);
             aq_chunk_ref *ref;
             if ((err = aq_node_get_live(j->n, key, klen, &ref)) != 0) {
-                snprintf(why, sizeof why, "%s: column %u of chunk %u: %s",
-                         j->n->members[j->n->self].conf->name, c + 1, idx, aq_strerror(err));
+                snprintf(why, sizeof why, "column %u of chunk %u: %s", c + 1, idx,
+                         aq_strerror(err));
                 break;
             }
             aq_csv_col col;
