@@ -252,7 +252,7 @@ typedef struct aquifer_result {
  * and next), made from the client's thread; the client stays open until aquifer_batch_free. */
 int aquifer_batch_new(aquifer *c, unsigned inflight, aquifer_batch **b);
 /* Starts a put of len bytes (copied, so data may be reused at once) or a get. While inflight
- * operations are running (or the values of those in flight would pass 64 MiB), the call first
+ * operations are running (or the values of the puts in flight would pass 64 MiB), the call first
  * moves them until one ends (finished results do not count: they wait for aquifer_batch_next).
  * Fails only for a bad key or no memory (nothing was started then). */
 int aquifer_batch_put(aquifer_batch *b, const char *key, const void *data, size_t len, void *ud);

@@ -249,6 +249,7 @@ typedef struct cli_read {
     size_t asked;
     cli_kop *data;     /* the GET reply of the newest copy (want_data) */
     char failure[384]; /* why, naming the node, when no answer came */
+    int failure_err;   /* the error that sentence tells */
 } cli_read;
 /* Asks key's live replicas (then, if none holds anything, the other live nodes; without want_data
  * both in one round) and picks the newest copy, the replicas' before the others'. 0:

@@ -46,8 +46,10 @@ void cli_read_note(cli_read *r, size_t i, cli_kop *k) {
     cp->asked = true;
     cp->err = k->err;
     if (k->err) {
-        if (k->err != AQ_ENOTFOUND && !r->failure[0])
+        if (k->err != AQ_ENOTFOUND && !r->failure[0]) {
             snprintf(r->failure, sizeof r->failure, "%s", k->msg);
+            r->failure_err = k->err;
+        }
         return;
     }
     const uint8_t *v;
@@ -60,8 +62,13 @@ void cli_read_note(cli_read *r, size_t i, cli_kop *k) {
         cp->size = vlen;
     cp->err = e;
     cp->found = e == 0;
-    if (e)
+    if (e) {
         snprintf(k->msg, sizeof k->msg, "%s sent a malformed reply", r->c->conf->nodes[i].name);
+        if (!r->failure[0]) {
+            snprintf(r->failure, sizeof r->failure, "%s", k->msg);
+            r->failure_err = e;
+        }
+    }
 }
 
 /* Asks each node in nodes[0..n) (GET to the first when get_first, STAT to the rest) and waits. */
@@ -157,8 +164,9 @@ int cli_read_outcome(cli_read *r, const cli_kop *cands) {
             else if (!replica_err)
                 replica_err = cp->err;
         }
+        /* The code of the sentence told (the first failure in asking order, replicas first). */
         if (!replica_answered && replica_err)
-            return replica_err;
+            return r->failure_err ? r->failure_err : replica_err;
         if (!replica_answered) {
             snprintf(r->failure, sizeof r->failure, "%s", cands->msg);
             return AQ_EUNAVAIL;

@@ -82,6 +82,7 @@ struct cli_xfer_batch {
     op ***sq;
     size_t *sqn, *sqcap;
     struct stat_group *groups_done;
+    bool *no_mstat; /* per node: answered MSTAT with AQ_ENOMETHOD (an older build) */
 };
 
 /* One MSTAT call: the ops whose key it asks, in order. */
@@ -216,8 +217,10 @@ static void note_stat(op *o, uint32_t node, int err, const char *why, uint8_t ki
     cp->asked = true;
     cp->err = err;
     if (err) {
-        if (err != AQ_ENOTFOUND && !o->r.failure[0])
+        if (err != AQ_ENOTFOUND && !o->r.failure[0]) {
             snprintf(o->r.failure, sizeof o->r.failure, "%s", why);
+            o->r.failure_err = err;
+        }
         return;
     }
     cp->kind = kind;
@@ -226,6 +229,8 @@ static void note_stat(op *o, uint32_t node, int err, const char *why, uint8_t ki
     cp->version = version;
     cp->found = true;
 }
+
+static bool stat_want(op *o, uint32_t node);
 
 /* The end of an MSTAT: each op gets its key's answer (or the call's failure) and one fewer
  * request outstanding. Only state moves here; the group is freed by the driver. */
@@ -236,6 +241,20 @@ static void stat_group_done(cli_kop *k) {
     aq_rd r;
     uint32_t count = 0;
     bool whole = k->err != 0;
+    if (k->err == AQ_ENOMETHOD) {
+        /* A node of an older build: its keys are asked again one STAT each (flush_stats), now
+         * and for the rest of the batch. Each op stays counted out until that answer. */
+        g->b->no_mstat[g->node] = true;
+        for (size_t i = 0; i < g->n; i++) {
+            op *o = g->ops[i];
+            if (!stat_want(o, g->node))
+                note_stat(o, g->node, AQ_ENOMEM, "out of memory", 0, 0, (aq_node_digest){0, 0}, 0);
+            op_release(o);
+        }
+        g->next = g->b->groups_done;
+        g->b->groups_done = g;
+        return;
+    }
     char bad[160];
     snprintf(bad, sizeof bad, "%s (%s) sent a malformed MSTAT reply", cn->name, cn->address);
     if (!whole && (aq_node_mstat_rep_begin(&r, k->rep, k->replen, &count) != 0 || count != g->n))
@@ -259,9 +278,13 @@ static void stat_group_done(cli_kop *k) {
             why = other;
         }
         if (err == AQ_EPROTO && !whole) {
-            /* As a malformed STAT reply: no copy, and not a failure sentence of its own. */
+            /* As a malformed STAT reply: no copy, and the sentence names the node. */
             o->r.copies[g->node].asked = true;
             o->r.copies[g->node].err = AQ_EPROTO;
+            if (!o->r.failure[0]) {
+                snprintf(o->r.failure, sizeof o->r.failure, "%s", bad);
+                o->r.failure_err = AQ_EPROTO;
+            }
         } else {
             note_stat(o, g->node, err, why, kind, size, d, version);
         }
@@ -291,6 +314,23 @@ static bool stat_want(op *o, uint32_t node) {
 static void flush_stats(cli_xfer_batch *b) {
     cli *c = &b->c;
     for (uint32_t node = 0; node < c->conf->nnodes; node++) {
+        if (b->no_mstat[node]) {
+            /* A node without MSTAT: one STAT per key, read like any single read. */
+            for (size_t i = 0; i < b->sqn[node]; i++) {
+                op *o = b->sq[node][i];
+                cli_kop *k = read_kop(o, AQ_M_STAT, node);
+                if (!k) {
+                    note_stat(o, node, AQ_ENOMEM, "out of memory", 0, 0, (aq_node_digest){0, 0}, 0);
+                } else {
+                    o->ks[o->nks] = k;
+                    o->ks_node[o->nks++] = node;
+                    op_send(o, k);
+                }
+                op_release(o); /* the queue's count; the STAT holds its own */
+            }
+            b->sqn[node] = 0;
+            continue;
+        }
         size_t done = 0, total = b->sqn[node];
         while (done < total) {
             size_t n = total - done < AQ_MSTAT_MAX ? total - done : AQ_MSTAT_MAX;
@@ -726,6 +766,10 @@ static void drive(cli_xfer_batch *b, bool wait) {
         return;
     /* Every op that is about to wait for a STAT has queued it by now: one MSTAT per node. */
     flush_stats(b);
+    /* A call that failed at once (no memory, a full queue) ended its ops already: they are
+     * ready, and the loop may have nothing left to wake it. */
+    if (b->ready_head)
+        wait = false;
     if (wait)
         cli_step(&b->c);
     else
@@ -743,6 +787,7 @@ static void batch_free(cli_xfer_batch *b) {
     free(b->sq);
     free(b->sqn);
     free(b->sqcap);
+    free(b->no_mstat);
     free(b);
 }
 
@@ -766,7 +811,8 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
     b->sq = calloc(nn, sizeof *b->sq);
     b->sqn = calloc(nn, sizeof *b->sqn);
     b->sqcap = calloc(nn, sizeof *b->sqcap);
-    if (!b->sq || !b->sqn || !b->sqcap) {
+    b->no_mstat = calloc(nn, sizeof *b->no_mstat);
+    if (!b->sq || !b->sqn || !b->sqcap || !b->no_mstat) {
         batch_free(b);
         return cli_fail(c, CLI_ERROR, "out of memory");
     }

@@ -45,7 +45,11 @@ typedef struct frame_job {
     out_chunk *out;
     size_t nout;
     int refs; /* forwards in flight + the job itself */
+    /* The first copy that failed (refused, or not known to be stored: a timeout or a closed
+     * connection), with its sentence naming the replica: the call then fails with it, since the
+     * caller was promised every copy. */
     int forward_err;
+    char forward_why[300];
     /* FINISH runs as parts, each a job of its own over pieces [first, first + count) of the
      * request: a part's copies go out as soon as it is done, while the next part still encodes.
      * A part points at its whole (which owns the request and answers it); the whole counts the
@@ -563,6 +567,7 @@ static void part_done(frame_job *p) {
         j->rep = p->rep;
         aq_wr_init(&p->rep);
         j->forward_err = p->forward_err;
+        memcpy(j->forward_why, p->forward_why, sizeof j->forward_why);
     }
     job_free(p);
     if (--j->parts_left == 0) {
@@ -586,7 +591,8 @@ static void job_respond(frame_job *j) {
     if (j->forward_err) {
         aq_wr_free(w);
         aq_wr_init(w);
-        job_reply_err(w, j->forward_err, "a replica refused a column chunk");
+        job_reply_err(w, j->forward_err,
+                      j->forward_why[0] ? j->forward_why : "a column chunk was not copied");
     }
     if (!w->ok) {
         aq_wr_free(w);
@@ -610,15 +616,21 @@ static void release_lent(void *ctx) {
     job_unref(ctx);
 }
 
+/* Records a copy's failure: the first one is what the call answers. */
+static void copy_failed(frame_job *j, int err, const char *sentence) {
+    aq_logf(j->n->log, AQ_LOG_WARN, "copying a column chunk: %s", sentence);
+    if (j->forward_err)
+        return;
+    j->forward_err = err;
+    snprintf(j->forward_why, sizeof j->forward_why, "copying a column chunk: %s", sentence);
+}
+
 static void copy_done(void *ud, const aq_rpc_result *r) {
     frame_job *j = ud;
-    if (r->err == 0 && r->status != 0) {
-        j->forward_err = r->status;
-    }
     if (r->err || r->status) {
         char buf[256];
-        aq_logf(j->n->log, AQ_LOG_WARN, "%s",
-                aq_rpc_result_describe(j->n->rpc, r, buf, sizeof buf));
+        copy_failed(j, r->err ? r->err : r->status,
+                    aq_rpc_result_describe(j->n->rpc, r, buf, sizeof buf));
     }
     job_unref(j);
 }
@@ -662,8 +674,10 @@ static void frame_after(uv_work_t *w, int status) {
                                   AQ_NODE_CALL_TIMEOUT_US(n), copy_done, j);
             if (err) {
                 j->refs -= 1;
-                aq_logf(n->log, AQ_LOG_WARN, "cannot copy a column chunk to %s: %s",
-                        n->members[m].conf->name, aq_strerror(err));
+                char why[200];
+                snprintf(why, sizeof why, "cannot call %s: %s", n->members[m].conf->name,
+                         aq_strerror(err));
+                copy_failed(j, err, why);
             }
         }
     }
