@@ -575,3 +575,114 @@ Test(csv_codec, summary_partials_survive_the_wire) {
     }
     csv_frame_free(&f);
 }
+
+static int cmp_lev(const void *a, const void *b) {
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    size_t lx = strlen(x), ly = strlen(y);
+    int c = memcmp(x, y, lx < ly ? lx : ly);
+    return c ? c : (lx > ly) - (lx < ly);
+}
+
+/* n sorted unique levels (each its own allocation) as a domain. */
+static aq_csv_strs strs_of(char **lev, uint32_t n) {
+    aq_csv_strs s = {0};
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++)
+        bytes += strlen(lev[i]);
+    s.off = malloc((n + 1) * sizeof *s.off);
+    s.bytes = malloc(bytes + 1);
+    cr_assert(s.off && s.bytes);
+    s.off[0] = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t l = strlen(lev[i]);
+        memcpy(s.bytes + s.off[i], lev[i], l);
+        s.off[i + 1] = s.off[i] + (uint32_t)l;
+    }
+    s.n = n;
+    return s;
+}
+
+/* Merging compares levels by their first 8 bytes as words: levels of 0 to 20 bytes over a few
+ * byte values, high ones (unsigned order) among them, that differ anywhere, sharing prefixes of
+ * every length. The union must be the sorted set of both, and a chunk's levels must re-code
+ * against it. */
+Test(csv_codec, domains_of_long_and_short_levels_merge_in_byte_order) {
+    const char alpha[] = {'a', 'b', 'z', (char)0x80, (char)0xFE};
+    uint64_t seed = 3;
+    enum { N = 3000 };
+    char **all = malloc(2 * N * sizeof *all);
+    cr_assert(all);
+    for (uint32_t i = 0; i < 2 * N; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t len = (uint32_t)(seed >> 59) % 21;
+        all[i] = malloc(len + 1);
+        uint64_t r = seed;
+        for (uint32_t k = 0; k < len; k++) {
+            if (k % 12 == 11) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                r = seed;
+            }
+            all[i][k] = alpha[(r >> (33 + 2 * (k % 12) % 30)) % 5];
+        }
+        all[i][len] = 0;
+    }
+    /* two sets, each sorted and unique; the want: both together */
+    char **sets[2] = {malloc(N * sizeof(char *)), malloc(N * sizeof(char *))};
+    cr_assert(sets[0] && sets[1]);
+    memcpy(sets[0], all, N * sizeof(char *));
+    memcpy(sets[1], all + N, N * sizeof(char *));
+    uint32_t cnt[2];
+    for (int h = 0; h < 2; h++) {
+        qsort(sets[h], N, sizeof(char *), cmp_lev);
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < N; i++)
+            if (m == 0 || cmp_lev(&sets[h][i], &sets[h][m - 1]) != 0)
+                sets[h][m++] = sets[h][i];
+        cnt[h] = m;
+    }
+    char **want = malloc(2 * N * sizeof *want);
+    uint32_t nw = 0;
+    for (int h = 0; h < 2; h++)
+        for (uint32_t i = 0; i < cnt[h]; i++)
+            want[nw++] = sets[h][i];
+    qsort(want, nw, sizeof *want, cmp_lev);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < nw; i++)
+        if (m == 0 || cmp_lev(&want[i], &want[m - 1]) != 0)
+            want[m++] = want[i];
+    aq_csv_strs a = strs_of(sets[0], cnt[0]), b = strs_of(sets[1], cnt[1]), u;
+    cr_assert_eq(aq_csv_domain_union(&a, &b, &u), 0);
+    cr_assert_eq(u.n, m);
+    for (uint32_t i = 0; i < m; i++) {
+        size_t l = strlen(want[i]);
+        cr_assert(u.off[i + 1] - u.off[i] == l && memcmp(u.bytes + u.off[i], want[i], l) == 0,
+                  "level %u", i);
+    }
+    /* a chunk holding b's levels (one row each) re-codes to their places in the union */
+    aq_csv_col c;
+    memset(&c, 0, sizeof c);
+    c.type = AQ_CSV_T_CAT;
+    c.rows = b.n;
+    c.na = calloc((b.n + 7) / 8 + 1, 1);
+    c.vals = malloc((b.n + 1) * sizeof(uint32_t));
+    cr_assert(c.na && c.vals);
+    for (uint32_t r = 0; r < b.n; r++)
+        ((uint32_t *)c.vals)[r] = r;
+    cr_assert_eq(aq_csv_domain_of(&(aq_csv_col){.type = AQ_CSV_T_CAT, .text = b}, &c.text), 0);
+    cr_assert_eq(aq_csv_col_recode(&c, &u), 0);
+    for (uint32_t r = 0; r < b.n; r++) {
+        size_t len;
+        const char *s = aq_csv_col_str(&c, r, &len);
+        cr_assert(s && len == strlen(sets[1][r]) && memcmp(s, sets[1][r], len) == 0, "row %u", r);
+    }
+    aq_csv_col_free(&c);
+    aq_csv_strs_free(&a);
+    aq_csv_strs_free(&b);
+    aq_csv_strs_free(&u);
+    for (uint32_t i = 0; i < 2 * N; i++)
+        free(all[i]);
+    free(all);
+    free(sets[0]);
+    free(sets[1]);
+    free(want);
+}

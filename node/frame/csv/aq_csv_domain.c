@@ -17,10 +17,29 @@ void aq_csv_strs_free(aq_csv_strs *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Bytewise order of a's level i and b's level j. Levels are mostly short codes: their first 8
+ * bytes, compared as big-endian words, or a few single bytes, settle nearly every pair without a
+ * call to memcmp (which merging and re-coding make once per level). */
 static int cmp_at(const aq_csv_strs *a, uint32_t i, const aq_csv_strs *b, uint32_t j) {
     uint32_t la = a->off[i + 1] - a->off[i], lb = b->off[j + 1] - b->off[j];
-    int c = memcmp(a->bytes + a->off[i], b->bytes + b->off[j], la < lb ? la : lb);
-    return c ? c : (la > lb) - (la < lb);
+    uint32_t n = la < lb ? la : lb;
+    const unsigned char *pa = (const unsigned char *)a->bytes + a->off[i],
+                        *pb = (const unsigned char *)b->bytes + b->off[j];
+    if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, pa, 8);
+        memcpy(&y, pb, 8);
+        if (x != y)
+            return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+        int c = memcmp(pa + 8, pb + 8, n - 8);
+        if (c)
+            return c;
+    } else {
+        for (uint32_t k = 0; k < n; k++)
+            if (pa[k] != pb[k])
+                return pa[k] < pb[k] ? -1 : 1;
+    }
+    return (la > lb) - (la < lb);
 }
 
 static int alloc_strs(aq_csv_strs *s, uint64_t n, uint64_t bytes) {
@@ -35,6 +54,15 @@ static int alloc_strs(aq_csv_strs *s, uint64_t n, uint64_t bytes) {
     s->n = 0;
     s->off[0] = 0;
     return 0;
+}
+
+/* o = a copy of s (allocated by alloc_strs for s's size): the two arrays at once. */
+static void copy_strs(aq_csv_strs *o, const aq_csv_strs *s) {
+    if (s->n) {
+        memcpy(o->off, s->off, ((size_t)s->n + 1) * sizeof *o->off);
+        memcpy(o->bytes, s->bytes, s->off[s->n]);
+    }
+    o->n = s->n;
 }
 
 static void append(aq_csv_strs *o, const aq_csv_strs *s, uint32_t i) {
@@ -71,8 +99,8 @@ int aq_csv_domain_of(const aq_csv_col *c, aq_csv_strs *out) {
     int rc = alloc_strs(&o, n, cat ? c->text.off[n] : 0);
     if (rc)
         return rc;
-    for (uint32_t i = 0; i < n; i++)
-        append(&o, &c->text, i);
+    if (n)
+        copy_strs(&o, &c->text);
     *out = o;
     return 0;
 }
@@ -100,8 +128,7 @@ int aq_csv_col_recode(aq_csv_col *c, const aq_csv_strs *dom) {
         free(map);
         return rc;
     }
-    for (uint32_t i = 0; i < dom->n; i++)
-        append(&copy, dom, i);
+    copy_strs(&copy, dom);
     uint32_t *codes = c->vals;
     for (uint32_t r = 0; r < c->rows; r++)
         codes[r] = aq_csv_col_is_na(c, r) ? 0 : map[codes[r]];
