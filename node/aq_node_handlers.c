@@ -245,11 +245,13 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
     } else if (r->err == 0 && r->status == 0) {
         aq_logf(n->log, AQ_LOG_WARN, "%s sent a malformed %s reply; not counted as a copy", name,
                 aq_node_method_name(op->method));
-    } else if (r->err == 0) {
+    } else if (r->err == 0 && r->status != AQ_ECLOSED) {
         op->forward_err = r->status;
         char buf[256];
         aq_logf(n->log, AQ_LOG_WARN, "%s", aq_rpc_result_describe(n->rpc, r, buf, sizeof buf));
     } else {
+        /* Not a refusal of the value: the replica could not be reached, or it is stopping
+         * (AQ_ECLOSED: it applies nothing new). Not a copy; the caller's write report says so. */
         char buf[256];
         aq_logf(n->log, AQ_LOG_WARN, "%s", aq_rpc_result_describe(n->rpc, r, buf, sizeof buf));
     }
