@@ -1086,8 +1086,9 @@ static aq_csv_type observe_col(pctx *x, uint32_t j, bool text_ok, aq_csv_obs *o,
         if (k == AQ_CSV_V_TEXT && text_ok) {
             for (r++; r < x->rows; r++) {
                 fidx g = *fcell(x, r, j);
-                const char *q = f_ptr(x, g);
-                size_t n = f_len(g);
+                /* A pad field has no bytes: its offset points nowhere, not even for arithmetic. */
+                const char *q = f_pad(g) ? "" : f_ptr(x, g);
+                size_t n = f_pad(g) ? 0 : f_len(g);
                 if (f_pad(g) || is_na_quick(q, n, f_quoted(g), na)) {
                     x->kind[r] = AQ_CSV_V_NA;
                     o->na++;
