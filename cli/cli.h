@@ -257,6 +257,9 @@ typedef struct cli_read {
  * nothing, or the newest is a removal; else why no node answered (r->failure). Free r with
  * cli_read_free whatever the result. */
 int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_read *r);
+/* Sets k up (reset first) as one read of key from node alone, asking for removal markers too: a
+ * GET (its value checked against its digest) or a STAT. 0 or AQ_ENOMEM. */
+int cli_read_kop(cli *c, cli_kop *k, uint16_t method, const void *key, size_t klen, uint32_t node);
 int cli_read_value(const cli_read *r, uint8_t *kind, aq_node_digest *d, uint64_t *version,
                    const uint8_t **v, size_t *vlen);
 /* Sends the newest copy to every replica that answered with an older one or none; waits. */
@@ -300,6 +303,9 @@ bool cli_prev_lost(cli *c, const char *key, const cli_prev *pv);
  * no replica any more (its new parts may be removed); note gets a clause saying what happened. */
 bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_kind,
                       aq_node_digest ours, char *note, size_t cap);
+/* The failed put's one sentence: why its PUT k failed (malformed: its reply could not be read),
+ * then note, what the undo did. Returns the exit code. */
+int cli_prev_fail(cli *c, const cli_kop *k, bool malformed, const char *note);
 
 /* ---- commands ---- */
 int cli_cmd_put(cli *c, const char *key, const char *file);

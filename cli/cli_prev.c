@@ -238,3 +238,13 @@ bool cli_prev_restore(cli *c, const char *key, const cli_prev *pv, uint8_t our_k
         snprintf(note, cap, "not every replica could be asked whether it kept the new value");
     return all;
 }
+
+int cli_prev_fail(cli *c, const cli_kop *k, bool malformed, const char *note) {
+    char bad[128];
+    snprintf(bad, sizeof bad, "%s sent a malformed PUT reply", c->conf->nodes[k->node].name);
+    const char *why = malformed                ? bad
+                      : k->err == AQ_ENOTFOUND ? "not found"
+                      : k->msg[0]              ? k->msg
+                                               : aq_strerror(k->err);
+    return cli_fail(c, malformed ? CLI_ERROR : cli_exit_code(k->err), "%s; %s", why, note);
+}

@@ -21,8 +21,7 @@
 
 #include "cli.h"
 
-static int kop_read(cli *c, cli_kop *k, uint16_t method, const void *key, size_t klen,
-                    uint32_t node) {
+int cli_read_kop(cli *c, cli_kop *k, uint16_t method, const void *key, size_t klen, uint32_t node) {
     cli_kop_reset(k);
     k->c = c;
     k->method = method;
@@ -82,7 +81,7 @@ static int ask(cli_read *r, const void *key, size_t klen, const uint32_t *nodes,
     for (size_t j = 0; j < n && !err; j++) {
         bool get = get_first && j == 0;
         cli_kop *k = get ? r->data : cli_kop_new(c);
-        if (!k || kop_read(c, k, get ? AQ_M_GET : AQ_M_STAT, key, klen, nodes[j]) != 0) {
+        if (!k || cli_read_kop(c, k, get ? AQ_M_GET : AQ_M_STAT, key, klen, nodes[j]) != 0) {
             if (!get)
                 cli_kop_free(k);
             err = AQ_ENOMEM;
@@ -232,7 +231,7 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
         return 0;
     /* Else fetch it from the nodes that hold it, verified against the newest digest. */
     cli_kop *k = r->data;
-    if (kop_read(c, k, AQ_M_GET, key, klen, 0) != 0)
+    if (cli_read_kop(c, k, AQ_M_GET, key, klen, 0) != 0)
         return AQ_ENOMEM;
     k->ncand = 0; /* the candidates are every node holding the newest, below */
     for (size_t i = 0; i < nn; i++)

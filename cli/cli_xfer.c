@@ -111,13 +111,7 @@ static int put_one(cli *c, const char *key, uint8_t *mem, size_t len, uint8_t ki
     } else if (k->err || malformed) {
         char note[400];
         *gone = cli_prev_restore(c, key, pv, kind, d, note, sizeof note);
-        char bad[128];
-        snprintf(bad, sizeof bad, "%s sent a malformed PUT reply", c->conf->nodes[k->node].name);
-        const char *why = malformed                ? bad
-                          : k->err == AQ_ENOTFOUND ? "not found"
-                          : k->msg[0]              ? k->msg
-                                                   : aq_strerror(k->err);
-        rc = cli_fail(c, malformed ? CLI_ERROR : cli_exit_code(k->err), "%s; %s", why, note);
+        rc = cli_prev_fail(c, k, malformed, note);
     }
     cli_kop_free(k);
     return rc;

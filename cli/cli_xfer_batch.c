@@ -182,6 +182,15 @@ static void op_send(op *o, cli_kop *k) {
         o->outstanding--; /* no candidate: k ended at once, without a callback */
 }
 
+/* Moves o to state with the one request k (held while it starts, so o cannot become ready before
+ * it is sent). */
+static void op_step(op *o, int state, cli_kop *k) {
+    o->state = state;
+    o->outstanding++;
+    op_send(o, k);
+    op_release(o);
+}
+
 static void op_slow(op *o, int kind) {
     o->slow = kind;
     q_push(&o->b->slow_head, &o->b->slow_tail, o);
@@ -191,22 +200,10 @@ static void op_slow(op *o, int kind) {
 static cli_kop *read_kop(op *o, uint16_t method, uint32_t node) {
     cli *c = &o->b->c;
     cli_kop *k = cli_kop_new(c);
-    if (!k)
-        return NULL;
-    aq_wr w;
-    aq_wr_init(&w);
-    aq_node_key_req_encode(&w, AQ_READ_TOMBSTONES, o->it->key, o->klen);
-    if (!w.ok) {
-        aq_wr_free(&w);
+    if (k && cli_read_kop(c, k, method, o->it->key, o->klen, node) != 0) {
         cli_kop_free(k);
-        return NULL;
+        k = NULL;
     }
-    k->method = method;
-    k->req = w.p;
-    k->reqlen = w.len;
-    k->cand[0] = node;
-    k->ncand = 1;
-    k->verify = method == AQ_M_GET;
     return k;
 }
 
@@ -485,10 +482,7 @@ static void put_prev_read(op *o) {
     k->method = AQ_M_PUT;
     cli_candidates(c, o->it->key, o->klen, false, k);
     o->put = k;
-    o->state = ST_PUT;
-    o->outstanding++;
-    op_send(o, k);
-    op_release(o);
+    op_step(o, ST_PUT, k);
 }
 
 static void put_done(op *o) {
@@ -513,17 +507,10 @@ static void put_done(op *o) {
 static void put_restore(op *o) {
     cli *c = op_ctx(o);
     cli_kop *k = o->put;
-    bool malformed = !k->err;
     char note[400];
     (void)cli_prev_restore(c, o->it->key, &o->pv, AQ_KIND_VALUE, o->d, note, sizeof note);
     op_ctx(o);
-    char bad[128];
-    snprintf(bad, sizeof bad, "%s sent a malformed PUT reply", c->conf->nodes[k->node].name);
-    const char *why = malformed                ? bad
-                      : k->err == AQ_ENOTFOUND ? "not found"
-                      : k->msg[0]              ? k->msg
-                                               : aq_strerror(k->err);
-    op_finish(o, cli_fail(c, malformed ? CLI_ERROR : cli_exit_code(k->err), "%s; %s", why, note));
+    op_finish(o, cli_prev_fail(c, k, !k->err, note));
 }
 
 /* ---- get ---- */
@@ -584,10 +571,7 @@ static void get_settle(op *o) {
     k->next_on_notfound = true;
     cli_kop_free(o->r.data);
     o->r.data = k;
-    o->state = ST_FETCH;
-    o->outstanding++;
-    op_send(o, k);
-    op_release(o);
+    op_step(o, ST_FETCH, k);
 }
 
 static void get_reads_done(op *o) {
