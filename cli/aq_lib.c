@@ -82,11 +82,8 @@ int aquifer_open(const char *config, aquifer **out) {
     int rc = cli_conf_load(c, config);
     if (rc == 0) {
         rc = cli_open(c);
-        if (rc == 0) {
+        if (rc == 0)
             a->opened = true;
-            for (uint16_t m = AQ_M_FRAME_PARSE; m <= AQ_M_FRAME_SUMMARY; m++)
-                aq_rpc_method_name(c->rpc, m, aq_node_method_name(m));
-        }
     }
     return aq_lib_end(a, rc);
 }

@@ -602,9 +602,8 @@ int main(int argc, char **argv) {
     c.fsync = fsync_out;
     c.fo = fo;
     rc = cli_conf_load(&c, conf_opt);
-    if (rc == 0 && cmd->needs == CMD_NEEDS_CLUSTER && (rc = cli_open(&c)) == 0)
-        for (uint16_t m = AQ_M_FRAME_PARSE; m <= AQ_M_FRAME_SUMMARY; m++)
-            aq_rpc_method_name(c.rpc, m, aq_node_method_name(m));
+    if (rc == 0 && cmd->needs == CMD_NEEDS_CLUSTER)
+        rc = cli_open(&c);
     if (rc == 0)
         rc = cmd->run(&c, args, nargs);
     cli_close(&c);

@@ -81,9 +81,8 @@ int cli_open(cli *c) {
         return cli_fail(c, CLI_ERROR, "cannot open a client endpoint on %s: %s", uo.bind,
                         aq_strerror(err));
     c->rpc = aq_rpc_uv_core(c->uv);
-    for (uint16_t m = AQ_M_PUT; m <= AQ_M_OFFER; m++)
+    for (uint16_t m = AQ_M_PUT; m <= AQ_M_LAST; m++)
         aq_rpc_method_name(c->rpc, m, aq_node_method_name(m));
-    aq_rpc_method_name(c->rpc, AQ_M_MSTAT, aq_node_method_name(AQ_M_MSTAT));
     for (size_t i = 0; i < cf->nnodes; i++) {
         aq_rpc_addr a;
         err = aq_rpc_addr_parse(cf->nodes[i].address, &a);

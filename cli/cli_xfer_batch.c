@@ -137,6 +137,16 @@ static void ops_free_kops(op *o) {
     o->nks = 0;
 }
 
+/* it joins the done list, where next hands it out. */
+static void done_push(cli_xfer_batch *b, cli_xfer_item *it) {
+    it->batch_next = NULL;
+    if (b->d_tail)
+        b->d_tail->batch_next = it;
+    else
+        b->d_head = it;
+    b->d_tail = it;
+}
+
 /* The item's result; o is freed and the item joins the done list. */
 static void op_finish(op *o, int rc) {
     cli_xfer_batch *b = o->b;
@@ -156,12 +166,7 @@ static void op_finish(op *o, int rc) {
     c->what = NULL; /* o's name is gone; the next op sets its own */
     c->fail_sink = NULL;
     b->running--;
-    it->batch_next = NULL;
-    if (b->d_tail)
-        b->d_tail->batch_next = it;
-    else
-        b->d_head = it;
-    b->d_tail = it;
+    done_push(b, it);
 }
 
 static void op_release(op *o) {
@@ -883,12 +888,7 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
                  it->key);
         it->rc = CLI_ERROR;
         it->err = AQ_ENOMEM;
-        it->batch_next = NULL;
-        if (b->d_tail)
-            b->d_tail->batch_next = it;
-        else
-            b->d_head = it;
-        b->d_tail = it;
+        done_push(b, it);
         b->pending++;
         return 0;
     }

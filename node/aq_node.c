@@ -213,9 +213,8 @@ static void open_after(uv_work_t *w, int status) {
             aq_rpc_peer_set_name(m->peer, m->conf->name);
         }
     }
-    for (uint16_t mth = AQ_M_PUT; mth <= AQ_M_OFFER; mth++)
+    for (uint16_t mth = AQ_M_PUT; mth <= AQ_M_LAST; mth++)
         aq_rpc_method_name(n->rpc, mth, aq_node_method_name(mth));
-    aq_rpc_method_name(n->rpc, AQ_M_MSTAT, aq_node_method_name(AQ_M_MSTAT));
     aq_rpc_on_notify(n->rpc, aq_node_on_heartbeat, n);
     aq_rpc_on_restart(n->rpc, aq_node_on_restart, n);
     aq_node_register_handlers(n);

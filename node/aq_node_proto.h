@@ -34,6 +34,7 @@ enum aq_node_method {
         10, /* re-parse them at the final types, store (and replicate) column chunks */
     AQ_M_FRAME_SUMMARY = 11, /* summarize the column chunks held here -> partial summaries */
     AQ_M_MSTAT = 12,         /* STAT of many keys in one call -> one answer per key */
+    AQ_M_LAST = AQ_M_MSTAT,  /* methods are numbered 1..AQ_M_LAST, each with its name */
 };
 
 const char *aq_node_method_name(uint16_t m);
