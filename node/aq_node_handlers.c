@@ -457,6 +457,17 @@ static void write_after(uv_work_t *w, int status) {
     write_op_unref(op);
 }
 
+/* A small write to a memory-only store runs on the loop: hashing a few KiB and an index update
+ * take less time than the hand-off to the threadpool and back, which under many small writes was
+ * most of a put's cost. Anything that may touch the disk (a data_dir, the clock ceiling file) or
+ * hash a large value still goes to the threadpool. */
+static bool write_inline(const write_op *op) {
+    const aq_node *n = op->n;
+    if (n->members[n->self].conf->data_dir)
+        return false;
+    return op->method != AQ_M_PUT || op->put.vlen <= AQ_NODE_INLINE_WRITE_MAX;
+}
+
 static void write_start_round(write_op *op) {
     op->round++;
     op->refs = 1;
@@ -465,6 +476,11 @@ static void write_start_round(write_op *op) {
     op->copies = 0;
     op->stale_max = 0;
     op->work.data = op;
+    if (write_inline(op)) {
+        write_work(&op->work);
+        write_after(&op->work, 0);
+        return;
+    }
     int err = uv_queue_work(op->n->loop, &op->work, write_work, write_after);
     if (err) {
         op->local_err = err;

@@ -122,6 +122,8 @@ void aq_node_scrub_free(aq_node *n);
 void aq_node_op_begin(aq_node *n);
 void aq_node_op_end(aq_node *n);
 
+/* Writes of at most this many value bytes to a memory-only store run on the loop. */
+#define AQ_NODE_INLINE_WRITE_MAX   (64u << 10)
 #define AQ_NODE_CALL_TIMEOUT_US(n) ((n)->cfg->call_timeout_ms * 1000ull)
 
 #endif
