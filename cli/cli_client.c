@@ -184,6 +184,22 @@ static void kop_finish(cli_kop *k) {
         k->on_done(k);
 }
 
+/* The call's failure in a sentence. A coordinator's refusal of a PUT that one of the replicas
+ * refused carries that replica's index: the sentence names it, since the coordinator was fine. */
+static void describe_failure(cli *c, const aq_rpc_result *r, const aq_node_config_node *to,
+                             char *msg, size_t cap) {
+    uint16_t m;
+    if (r->err == 0 && r->status && r->method == AQ_M_PUT && r->len &&
+        aq_node_refusal_decode(r->data, r->len, &m) == 0 && m < c->conf->nnodes &&
+        &c->conf->nodes[m] != to) {
+        snprintf(msg, cap, "call PUT to %s (%s) failed: the replica %s (%s) refused its copy: %s",
+                 to->name, to->address, c->conf->nodes[m].name, c->conf->nodes[m].address,
+                 aq_strerror(r->status));
+        return;
+    }
+    aq_rpc_result_describe(c->rpc, r, msg, cap);
+}
+
 static void kop_cb(void *ud, const aq_rpc_result *r) {
     cli_kop *k = ud;
     cli *c = k->c;
@@ -218,7 +234,7 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
             }
         }
     } else if (e) {
-        aq_rpc_result_describe(c->rpc, r, k->msg, sizeof k->msg);
+        describe_failure(c, r, cn, k->msg, sizeof k->msg);
     }
     if (e == 0) {
         k->err = 0;

@@ -108,10 +108,11 @@ typedef struct write_op {
     int refs;      /* forwards in flight + the local part */
     uint8_t copies, wanted;
     uint16_t holders[AQ_PUT_REP_HOLDERS_MAX];
-    uint64_t stale_max; /* the newest version a replica answered STALE with; 0: none */
-    bool found;         /* RM: some node had a live value */
-    int forward_err;    /* a definite refusal by a live replica */
-    uint64_t late_us;   /* AQ_EDEADLINE: how late it came */
+    uint64_t stale_max;  /* the newest version a replica answered STALE with; 0: none */
+    bool found;          /* RM: some node had a live value */
+    int forward_err;     /* a definite refusal by a live replica */
+    uint16_t refused_by; /* that replica's configured index */
+    uint64_t late_us;    /* AQ_EDEADLINE: how late it came */
 } write_op;
 
 /* One forward: its call's outcome and the release of its request bytes come in either order, so
@@ -176,6 +177,20 @@ static void respond_rep(write_op *op, uint8_t flags, uint64_t version) {
     respond_wr(op->in, &w);
 }
 
+/* The replica's refusal, with its index: the caller names the node that refused, not this one. */
+static void respond_refusal(write_op *op) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_refusal_encode(&w, op->refused_by);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        respond_err(op->in, op->forward_err);
+        return;
+    }
+    aq_rpc_buf b = {w.p, w.len, free, w.p};
+    aq_rpc_respond(op->in, op->forward_err, b);
+}
+
 static void write_finish(write_op *op) {
     aq_node *n = op->n;
     if (!op->coordinate) {
@@ -191,7 +206,7 @@ static void write_finish(write_op *op) {
     } else if (op->forward_err && op->method == AQ_M_PUT) {
         /* A live replica refused (full, corrupt, too late): the put failed, whatever else stored
          * it. */
-        respond_err(op->in, op->forward_err);
+        respond_refusal(op);
     } else if (op->method == AQ_M_RM && !op->found && !op->forward_err) {
         respond_err(op->in, AQ_ENOTFOUND); /* removing an absent key: say so */
     } else {
@@ -247,6 +262,7 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
                 aq_node_method_name(op->method));
     } else if (r->err == 0 && r->status != AQ_ECLOSED) {
         op->forward_err = r->status;
+        op->refused_by = (uint16_t)f->member;
         char buf[256];
         aq_logf(n->log, AQ_LOG_WARN, "%s", aq_rpc_result_describe(n->rpc, r, buf, sizeof buf));
     } else {

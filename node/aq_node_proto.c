@@ -156,6 +156,16 @@ int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_node_put_rep *out) {
                                                                                         : AQ_EPROTO;
 }
 
+void aq_node_refusal_encode(aq_wr *w, uint16_t member) {
+    aq_wr_u16(w, member);
+}
+
+int aq_node_refusal_decode(const uint8_t *p, size_t n, uint16_t *member) {
+    aq_rd r = aq_rd_init(p, n);
+    *member = aq_rd_u16(&r);
+    return aq_rd_done(&r) ? 0 : AQ_EPROTO;
+}
+
 void aq_node_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen) {
     aq_wr_u8(w, flags);
     aq_wr_str8(w, key, klen);

@@ -533,3 +533,18 @@ Test(proto, mstat_roundtrip_and_bounds) {
     cr_expect_eq(aq_node_mstat_rep_next(&r, &err, &kind, &size, &got, &version), AQ_EPROTO);
     aq_wr_free(&w);
 }
+
+Test(proto, refusal_roundtrip_and_bad_lengths_refused) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_refusal_encode(&w, 513);
+    cr_assert(w.ok);
+    uint16_t m = 0;
+    cr_assert_eq(aq_node_refusal_decode(w.p, w.len, &m), 0);
+    cr_expect_eq(m, 513);
+    cr_expect_eq(aq_node_refusal_decode(w.p, 1, &m), AQ_EPROTO);
+    cr_expect_eq(aq_node_refusal_decode(w.p, 0, &m), AQ_EPROTO);
+    uint8_t longer[3] = {1, 2, 3};
+    cr_expect_eq(aq_node_refusal_decode(longer, sizeof longer, &m), AQ_EPROTO);
+    aq_wr_free(&w);
+}
