@@ -30,8 +30,14 @@
 #define AQ_RPC_DONE_RANGES     4096
 #define AQ_RPC_MAX_ACKS        ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN) / 8)
 #define AQ_RPC_PIPE_WRITES_MAX 4 /* fragments written but not completed per connection */
-#define AQ_RPC_BACKOFF_MIN_US  5000
-#define AQ_RPC_BACKOFF_MAX_US  1000000
+/* A pipe read takes up to AQ_RPC_STAGE_LEN bytes of headers and small payloads at once; a
+ * payload of at least AQ_RPC_STAGE_DIRECT bytes still owed is read straight into its reassembly
+ * buffer, and so is the header after such a fragment (large fragments come in runs, and a staged
+ * read behind one would copy much of the next). */
+#define AQ_RPC_STAGE_LEN      (64 * 1024)
+#define AQ_RPC_STAGE_DIRECT   (16 * 1024)
+#define AQ_RPC_BACKOFF_MIN_US 5000
+#define AQ_RPC_BACKOFF_MAX_US 1000000
 /* Conservative bandwidth for the pipe transfer allowance added to a large message's RTO. */
 #define AQ_RPC_ASSUMED_BW_BPS (12500000ull)
 /* Incarnations of expired peers remembered (with their highest task) so a late duplicate cannot
@@ -139,6 +145,7 @@ typedef struct aq_rpc_conn {
     aq_rpc_hdr h;
     aq_rpc_reasm *ra;
     uint32_t remain;
+    bool big;    /* the last fragment was large: read the next header on its own */
     size_t lent; /* length of the buffer last handed to the driver */
     uint8_t *lent_at;
     XXH3_state_t *xs;
@@ -246,7 +253,10 @@ struct aq_rpc {
     aq_rpc_map retired_index; /* inc -> ring slot + 1 */
     aq_rpc_map inc_index;     /* a peer's current incarnation -> that peer: one incarnation, one
                                  address (a replay from elsewhere must not find an empty task memory) */
-    uint8_t scratch[16384];
+    /* Pipe reads of headers and small payloads land here first (aq_rpc_pipe_read_buf). */
+    uint8_t stage[AQ_RPC_STAGE_LEN];
+    uint64_t stage_conn;             /* the connection the last read buffer was lent to */
+    bool input_stopped;              /* aq_rpc_stop_input: deliver nothing more */
     uint8_t plain[AQ_RPC_DGRAM_MAX]; /* a decrypted datagram payload, while it is handled */
 };
 

@@ -1074,6 +1074,8 @@ void aq_rpc_uv_close(aq_rpc_uv *u, void (*cb)(void *ud), void *ud) {
     /* Often called from a call's callback, i.e. from inside the core: free it on the next loop
      * iteration, once the core has returned. From now on no input reaches it. */
     u->closing = true;
+    if (u->core)
+        aq_rpc_stop_input(u->core); /* not even the rest of a pipe read it is working through */
     uv_idle_start(&u->idle, idle_cb);
 }
 
