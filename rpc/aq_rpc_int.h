@@ -26,10 +26,18 @@
 #include "aq_rpc_cc.h"
 #include "aq_rpc_wire.h"
 
-#define AQ_RPC_OLD_INCS        4 /* past incarnations of a peer whose late packets we drop */
-#define AQ_RPC_DONE_RANGES     4096
-#define AQ_RPC_MAX_ACKS        ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN) / 8)
-#define AQ_RPC_PIPE_WRITES_MAX 4 /* fragments written but not completed per connection */
+#define AQ_RPC_OLD_INCS    4 /* past incarnations of a peer whose late packets we drop */
+#define AQ_RPC_DONE_RANGES 4096
+#define AQ_RPC_MAX_ACKS    ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN) / 8)
+/* Fragment writes outstanding per connection (written, completion not yet reported): large ones
+ * (over AQ_RPC_PIPE_SMALL_FRAG) at most AQ_RPC_PIPE_WRITES_MAX, so small messages never queue
+ * behind much of a large one in the socket; small ones up to AQ_RPC_PIPE_SMALL_BYTES and
+ * AQ_RPC_PIPE_SMALL_WRITES, so many of them leave in one write. A driver holds at most the sum
+ * (and a HELLO) per connection. */
+#define AQ_RPC_PIPE_WRITES_MAX   4
+#define AQ_RPC_PIPE_SMALL_WRITES 512
+#define AQ_RPC_PIPE_SMALL_FRAG   (64u * 1024)
+#define AQ_RPC_PIPE_SMALL_BYTES  (1024u * 1024)
 /* A pipe read takes up to AQ_RPC_STAGE_LEN bytes of headers and small payloads at once; a
  * payload of at least AQ_RPC_STAGE_DIRECT bytes still owed is read straight into its reassembly
  * buffer, and so is the header after such a fragment (large fragments come in runs, and a staged
@@ -136,7 +144,9 @@ typedef struct aq_rpc_conn {
     bool refused;          /* its HELLO failed authentication: the next header gets a notice */
     uint16_t refused_port; /* the UDP port that HELLO claimed */
     aq_rpc_addr remote;
-    uint32_t writes;
+    uint32_t large_writes; /* outstanding fragment writes over AQ_RPC_PIPE_SMALL_FRAG */
+    uint32_t small_writes; /* the other outstanding writes */
+    uint64_t small_bytes;  /* and their bytes */
     /* read side */
     uint8_t hdr[AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN];
     uint32_t hgot, hneed; /* hneed: 64, or 80 once the header says a MAC follows */
@@ -200,6 +210,7 @@ typedef struct aq_rpc_wrec {
     uint64_t conn;
     aq_rpc_blob *blob;
     uint8_t *enc; /* the fragment's ciphertext (ours), or NULL when the blob is written as is */
+    uint32_t small_len; /* its bytes in conn->small_bytes; 0 for a large write */
     uint8_t hdr[AQ_RPC_HDR_LEN];
     uint8_t tag[AQ_RPC_MAC_LEN];
     uint8_t extra[2];

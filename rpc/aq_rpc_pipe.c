@@ -1,12 +1,12 @@
 /* The pipe: one outbound TCP connection per peer for messages too big for a datagram, HELLO first,
  * fragments of queued messages interleaved (single-fragment messages first, then round-robin over
- * the large ones), at most AQ_RPC_PIPE_WRITES_MAX fragment writes outstanding per connection so
- * the interleaving happens at the socket, reconnect with exponential backoff, and on reconnect
- * every unanswered message is sent again from its start. The read side parses frames from any
- * connection: headers and small payloads arrive through a staging buffer, many frames per read,
- * and are parsed and acted on in order; large payloads are read straight into per-(kind, task)
- * reassembly buffers. A connection that breaks the framing or a bound is cut off, and nothing it
- * sent after the offending frame is acted on. */
+ * the large ones), a bound on the fragment writes outstanding per connection (a few large ones,
+ * a budget of bytes for small ones) so the interleaving happens at the socket, reconnect with
+ * exponential backoff, and on reconnect every unanswered message is sent again from its start. The
+ * read side parses frames from any connection: headers and small payloads arrive through a staging
+ * buffer, many frames per read, and are parsed and acted on in order; large payloads are read
+ * straight into per-(kind, task) reassembly buffers. A connection that breaks the framing or a
+ * bound is cut off, and nothing it sent after the offending frame is acted on. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,18 +136,29 @@ void aq_rpc__pipe_timer(aq_rpc_peer *p) {
         pipe_open(p);
 }
 
-static aq_rpc_wrec *wrec_new(aq_rpc *rpc, aq_rpc_conn *c) {
+static bool frag_small(uint32_t flen) {
+    return flen <= AQ_RPC_PIPE_SMALL_FRAG;
+}
+
+/* A write of a fragment of flen payload bytes, counted against c's bound until it completes. */
+static aq_rpc_wrec *wrec_new(aq_rpc *rpc, aq_rpc_conn *c, uint32_t flen) {
     aq_rpc_wrec *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->conn = c->id;
     aq_list_add_tail(&rpc->wrecs, &w->link);
-    c->writes++;
+    if (frag_small(flen)) {
+        w->small_len = AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + flen;
+        c->small_bytes += w->small_len;
+        c->small_writes++;
+    } else {
+        c->large_writes++;
+    }
     return w;
 }
 
 static void write_hello(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_conn *c) {
-    aq_rpc_wrec *w = wrec_new(rpc, c);
+    aq_rpc_wrec *w = wrec_new(rpc, c, 2);
     if (!w)
         return;
     uint16_t port = aq_rpc_addr_port(&rpc->cfg.self);
@@ -165,26 +176,39 @@ static void write_hello(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_conn *c) {
     rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, n, w);
 }
 
+/* The message at the head of q, when its next fragment (*flen bytes) may be written now. */
+static aq_rpc_omsg *next_ready(aq_rpc *rpc, aq_rpc_conn *c, aq_list *q, uint32_t *flen) {
+    if (aq_list_empty(q))
+        return NULL;
+    aq_rpc_omsg *om = aq_container_of(q->next, aq_rpc_omsg, qlink);
+    uint32_t f = (uint32_t)om->blob->len - om->off;
+    if (f > rpc->cfg.fragment_size)
+        f = rpc->cfg.fragment_size;
+    if (frag_small(f)
+            ? c->small_writes >= AQ_RPC_PIPE_SMALL_WRITES ||
+                  c->small_bytes + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + f > AQ_RPC_PIPE_SMALL_BYTES
+            : c->large_writes >= AQ_RPC_PIPE_WRITES_MAX)
+        return NULL;
+    *flen = f;
+    return om;
+}
+
 static void pump(aq_rpc_peer *p) {
     aq_rpc *rpc = p->rpc;
     aq_rpc_conn *c = p->out;
-    while (c && p->pstate == AQ_PIPE_UP && c->writes < AQ_RPC_PIPE_WRITES_MAX && !rpc->closing) {
-        aq_list *head = !aq_list_empty(&p->sendq_small)   ? &p->sendq_small
-                        : !aq_list_empty(&p->sendq_large) ? &p->sendq_large
-                                                          : NULL;
-        if (!head)
+    while (c && p->pstate == AQ_PIPE_UP && !rpc->closing) {
+        uint32_t flen = 0;
+        aq_rpc_omsg *om = next_ready(rpc, c, &p->sendq_small, &flen);
+        if (!om)
+            om = next_ready(rpc, c, &p->sendq_large, &flen);
+        if (!om)
             break;
-        aq_rpc_omsg *om = aq_container_of(head->next, aq_rpc_omsg, qlink);
         uint32_t len = (uint32_t)om->blob->len;
-        uint32_t flen = len - om->off;
-        if (flen > rpc->cfg.fragment_size)
-            flen = rpc->cfg.fragment_size;
-        /* Ciphertext lives in its own buffer until the write completes: at most
-         * AQ_RPC_PIPE_WRITES_MAX fragments per connection. */
+        /* Ciphertext lives in its own buffer until the write completes: bounded with the writes. */
         uint8_t *enc = NULL;
         if (aq_rpc__frame_encrypts(rpc, om->kind) && flen && !(enc = malloc(flen)))
             break; /* the message stays queued; the retransmit timer tries again */
-        aq_rpc_wrec *w = wrec_new(rpc, c);
+        aq_rpc_wrec *w = wrec_new(rpc, c, flen);
         if (!w) {
             free(enc);
             break;
@@ -300,6 +324,7 @@ void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
     aq_rpc_wrec *w = token;
     if (!w)
         return;
+    uint32_t small_len = w->small_len;
     aq_list_del(&w->link);
     aq_rpc__blob_unref(w->blob);
     free(w->enc);
@@ -307,8 +332,12 @@ void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
     aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
     if (!c || rpc->closing)
         return;
-    if (c->writes)
-        c->writes--;
+    if (small_len) {
+        c->small_bytes -= small_len <= c->small_bytes ? small_len : c->small_bytes;
+        if (c->small_writes)
+            c->small_writes--;
+    } else if (c->large_writes)
+        c->large_writes--;
     if (c->outbound && c->peer && c->peer->out == c && status == 0)
         pump(c->peer);
     aq_rpc__settle(rpc);
