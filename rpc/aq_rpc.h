@@ -286,12 +286,18 @@ void aq_rpc_pipe_accepted(aq_rpc *rpc, uint64_t conn, const aq_rpc_addr *remote)
 void aq_rpc_pipe_connected(aq_rpc *rpc, uint64_t conn);
 /* The connection failed or broke (not after the core's own pipe_close). */
 void aq_rpc_pipe_closed(aq_rpc *rpc, uint64_t conn, int err);
-/* Where to read the next bytes of conn: the core returns a buffer of at least 1 byte (often
- * straight into a reassembly buffer, so large payloads are not copied again). Then report how many
- * bytes were put there with aq_rpc_pipe_input (0 is allowed and means none; more than lent cuts
- * the pipe off). For an unknown conn the core lends a scratch buffer and ignores the bytes. */
+/* Where to read the next bytes of conn: the core returns a buffer of at least 1 byte (straight
+ * into a reassembly buffer for the rest of a large payload, so it is not copied again; else a
+ * staging buffer of up to 64 KiB that may take many small frames at once). Then report how many
+ * bytes were put there with aq_rpc_pipe_input before asking for another connection's buffer (the
+ * staging buffer is shared); 0 is allowed and means none; more than lent, or bytes in a staging
+ * buffer since lent to another connection, cut the pipe off. Every frame the bytes complete is
+ * acted on in order. For an unknown conn the core lends a scratch buffer and ignores the bytes. */
 void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t conn, uint8_t **buf, size_t *len);
 void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t conn, size_t nread);
+/* The driver feeds the core nothing more (it is closing): frames left in a pipe read the core is
+ * still working through are not acted on, and later inputs are ignored. */
+void aq_rpc_stop_input(aq_rpc *rpc);
 void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t conn, void *token, int status);
 /* true when conn is known to the core and identified: one we opened, or an accepted one that has
  * delivered a valid HELLO. Lets a driver bound how long an unidentified connection may live. */

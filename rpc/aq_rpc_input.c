@@ -92,7 +92,7 @@ static void auth_notice(aq_rpc *rpc, const aq_rpc_addr *from, const aq_rpc_hdr *
 void aq_rpc_input_dgram(aq_rpc *rpc, const aq_rpc_addr *from, const uint8_t *data, size_t len) {
     aq_rpc_hdr h;
     const uint8_t *payload;
-    if (rpc->closing)
+    if (rpc->closing || rpc->input_stopped)
         return;
     if (aq_rpc_dgram_decode(data, len, &h, &payload) != 0 || h.kind == AQ_RPC_K_HELLO) {
         rpc->st.dropped_malformed++;

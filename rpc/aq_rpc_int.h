@@ -26,12 +26,26 @@
 #include "aq_rpc_cc.h"
 #include "aq_rpc_wire.h"
 
-#define AQ_RPC_OLD_INCS        4 /* past incarnations of a peer whose late packets we drop */
-#define AQ_RPC_DONE_RANGES     4096
-#define AQ_RPC_MAX_ACKS        ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN) / 8)
-#define AQ_RPC_PIPE_WRITES_MAX 4 /* fragments written but not completed per connection */
-#define AQ_RPC_BACKOFF_MIN_US  5000
-#define AQ_RPC_BACKOFF_MAX_US  1000000
+#define AQ_RPC_OLD_INCS    4 /* past incarnations of a peer whose late packets we drop */
+#define AQ_RPC_DONE_RANGES 4096
+#define AQ_RPC_MAX_ACKS    ((AQ_RPC_DGRAM_MAX - AQ_RPC_HDR_LEN - AQ_RPC_MAC_LEN) / 8)
+/* Fragment writes outstanding per connection (written, completion not yet reported): large ones
+ * (over AQ_RPC_PIPE_SMALL_FRAG) at most AQ_RPC_PIPE_WRITES_MAX, so small messages never queue
+ * behind much of a large one in the socket; small ones up to AQ_RPC_PIPE_SMALL_BYTES and
+ * AQ_RPC_PIPE_SMALL_WRITES, so many of them leave in one write. A driver holds at most the sum
+ * (and a HELLO) per connection. */
+#define AQ_RPC_PIPE_WRITES_MAX   4
+#define AQ_RPC_PIPE_SMALL_WRITES 512
+#define AQ_RPC_PIPE_SMALL_FRAG   (64u * 1024)
+#define AQ_RPC_PIPE_SMALL_BYTES  (1024u * 1024)
+/* A pipe read takes up to AQ_RPC_STAGE_LEN bytes of headers and small payloads at once; a
+ * payload of at least AQ_RPC_STAGE_DIRECT bytes still owed is read straight into its reassembly
+ * buffer, and so is the header after such a fragment (large fragments come in runs, and a staged
+ * read behind one would copy much of the next). */
+#define AQ_RPC_STAGE_LEN      (64 * 1024)
+#define AQ_RPC_STAGE_DIRECT   (16 * 1024)
+#define AQ_RPC_BACKOFF_MIN_US 5000
+#define AQ_RPC_BACKOFF_MAX_US 1000000
 /* Conservative bandwidth for the pipe transfer allowance added to a large message's RTO. */
 #define AQ_RPC_ASSUMED_BW_BPS (12500000ull)
 /* Incarnations of expired peers remembered (with their highest task) so a late duplicate cannot
@@ -130,7 +144,9 @@ typedef struct aq_rpc_conn {
     bool refused;          /* its HELLO failed authentication: the next header gets a notice */
     uint16_t refused_port; /* the UDP port that HELLO claimed */
     aq_rpc_addr remote;
-    uint32_t writes;
+    uint32_t large_writes; /* outstanding fragment writes over AQ_RPC_PIPE_SMALL_FRAG */
+    uint32_t small_writes; /* the other outstanding writes */
+    uint64_t small_bytes;  /* and their bytes */
     /* read side */
     uint8_t hdr[AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN];
     uint32_t hgot, hneed; /* hneed: 64, or 80 once the header says a MAC follows */
@@ -139,6 +155,7 @@ typedef struct aq_rpc_conn {
     aq_rpc_hdr h;
     aq_rpc_reasm *ra;
     uint32_t remain;
+    bool big;    /* the last fragment was large: read the next header on its own */
     size_t lent; /* length of the buffer last handed to the driver */
     uint8_t *lent_at;
     XXH3_state_t *xs;
@@ -193,6 +210,7 @@ typedef struct aq_rpc_wrec {
     uint64_t conn;
     aq_rpc_blob *blob;
     uint8_t *enc; /* the fragment's ciphertext (ours), or NULL when the blob is written as is */
+    uint32_t small_len; /* its bytes in conn->small_bytes; 0 for a large write */
     uint8_t hdr[AQ_RPC_HDR_LEN];
     uint8_t tag[AQ_RPC_MAC_LEN];
     uint8_t extra[2];
@@ -246,7 +264,10 @@ struct aq_rpc {
     aq_rpc_map retired_index; /* inc -> ring slot + 1 */
     aq_rpc_map inc_index;     /* a peer's current incarnation -> that peer: one incarnation, one
                                  address (a replay from elsewhere must not find an empty task memory) */
-    uint8_t scratch[16384];
+    /* Pipe reads of headers and small payloads land here first (aq_rpc_pipe_read_buf). */
+    uint8_t stage[AQ_RPC_STAGE_LEN];
+    uint64_t stage_conn;             /* the connection the last read buffer was lent to */
+    bool input_stopped;              /* aq_rpc_stop_input: deliver nothing more */
     uint8_t plain[AQ_RPC_DGRAM_MAX]; /* a decrypted datagram payload, while it is handled */
 };
 

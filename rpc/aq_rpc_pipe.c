@@ -1,10 +1,12 @@
 /* The pipe: one outbound TCP connection per peer for messages too big for a datagram, HELLO first,
  * fragments of queued messages interleaved (single-fragment messages first, then round-robin over
- * the large ones), at most AQ_RPC_PIPE_WRITES_MAX fragment writes outstanding per connection so
- * the interleaving happens at the socket, reconnect with exponential backoff, and on reconnect
- * every unanswered message is sent again from its start. The read side parses frames from any
- * connection, reads payloads straight into per-(kind, task) reassembly buffers, and cuts off a
- * connection that breaks the framing or a bound. */
+ * the large ones), a bound on the fragment writes outstanding per connection (a few large ones,
+ * a budget of bytes for small ones) so the interleaving happens at the socket, reconnect with
+ * exponential backoff, and on reconnect every unanswered message is sent again from its start. The
+ * read side parses frames from any connection: headers and small payloads arrive through a staging
+ * buffer, many frames per read, and are parsed and acted on in order; large payloads are read
+ * straight into per-(kind, task) reassembly buffers. A connection that breaks the framing or a
+ * bound is cut off, and nothing it sent after the offending frame is acted on. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,18 +136,29 @@ void aq_rpc__pipe_timer(aq_rpc_peer *p) {
         pipe_open(p);
 }
 
-static aq_rpc_wrec *wrec_new(aq_rpc *rpc, aq_rpc_conn *c) {
+static bool frag_small(uint32_t flen) {
+    return flen <= AQ_RPC_PIPE_SMALL_FRAG;
+}
+
+/* A write of a fragment of flen payload bytes, counted against c's bound until it completes. */
+static aq_rpc_wrec *wrec_new(aq_rpc *rpc, aq_rpc_conn *c, uint32_t flen) {
     aq_rpc_wrec *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->conn = c->id;
     aq_list_add_tail(&rpc->wrecs, &w->link);
-    c->writes++;
+    if (frag_small(flen)) {
+        w->small_len = AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + flen;
+        c->small_bytes += w->small_len;
+        c->small_writes++;
+    } else {
+        c->large_writes++;
+    }
     return w;
 }
 
 static void write_hello(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_conn *c) {
-    aq_rpc_wrec *w = wrec_new(rpc, c);
+    aq_rpc_wrec *w = wrec_new(rpc, c, 2);
     if (!w)
         return;
     uint16_t port = aq_rpc_addr_port(&rpc->cfg.self);
@@ -163,26 +176,39 @@ static void write_hello(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_conn *c) {
     rpc->io.pipe_write(rpc->io_ctx, c->id, w->iov, n, w);
 }
 
+/* The message at the head of q, when its next fragment (*flen bytes) may be written now. */
+static aq_rpc_omsg *next_ready(aq_rpc *rpc, aq_rpc_conn *c, aq_list *q, uint32_t *flen) {
+    if (aq_list_empty(q))
+        return NULL;
+    aq_rpc_omsg *om = aq_container_of(q->next, aq_rpc_omsg, qlink);
+    uint32_t f = (uint32_t)om->blob->len - om->off;
+    if (f > rpc->cfg.fragment_size)
+        f = rpc->cfg.fragment_size;
+    if (frag_small(f)
+            ? c->small_writes >= AQ_RPC_PIPE_SMALL_WRITES ||
+                  c->small_bytes + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + f > AQ_RPC_PIPE_SMALL_BYTES
+            : c->large_writes >= AQ_RPC_PIPE_WRITES_MAX)
+        return NULL;
+    *flen = f;
+    return om;
+}
+
 static void pump(aq_rpc_peer *p) {
     aq_rpc *rpc = p->rpc;
     aq_rpc_conn *c = p->out;
-    while (c && p->pstate == AQ_PIPE_UP && c->writes < AQ_RPC_PIPE_WRITES_MAX && !rpc->closing) {
-        aq_list *head = !aq_list_empty(&p->sendq_small)   ? &p->sendq_small
-                        : !aq_list_empty(&p->sendq_large) ? &p->sendq_large
-                                                          : NULL;
-        if (!head)
+    while (c && p->pstate == AQ_PIPE_UP && !rpc->closing) {
+        uint32_t flen = 0;
+        aq_rpc_omsg *om = next_ready(rpc, c, &p->sendq_small, &flen);
+        if (!om)
+            om = next_ready(rpc, c, &p->sendq_large, &flen);
+        if (!om)
             break;
-        aq_rpc_omsg *om = aq_container_of(head->next, aq_rpc_omsg, qlink);
         uint32_t len = (uint32_t)om->blob->len;
-        uint32_t flen = len - om->off;
-        if (flen > rpc->cfg.fragment_size)
-            flen = rpc->cfg.fragment_size;
-        /* Ciphertext lives in its own buffer until the write completes: at most
-         * AQ_RPC_PIPE_WRITES_MAX fragments per connection. */
+        /* Ciphertext lives in its own buffer until the write completes: bounded with the writes. */
         uint8_t *enc = NULL;
         if (aq_rpc__frame_encrypts(rpc, om->kind) && flen && !(enc = malloc(flen)))
             break; /* the message stays queued; the retransmit timer tries again */
-        aq_rpc_wrec *w = wrec_new(rpc, c);
+        aq_rpc_wrec *w = wrec_new(rpc, c, flen);
         if (!w) {
             free(enc);
             break;
@@ -298,6 +324,7 @@ void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
     aq_rpc_wrec *w = token;
     if (!w)
         return;
+    uint32_t small_len = w->small_len;
     aq_list_del(&w->link);
     aq_rpc__blob_unref(w->blob);
     free(w->enc);
@@ -305,8 +332,12 @@ void aq_rpc_pipe_written(aq_rpc *rpc, uint64_t id, void *token, int status) {
     aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
     if (!c || rpc->closing)
         return;
-    if (c->writes)
-        c->writes--;
+    if (small_len) {
+        c->small_bytes -= small_len <= c->small_bytes ? small_len : c->small_bytes;
+        if (c->small_writes)
+            c->small_writes--;
+    } else if (c->large_writes)
+        c->large_writes--;
     if (c->outbound && c->peer && c->peer->out == c && status == 0)
         pump(c->peer);
     aq_rpc__settle(rpc);
@@ -359,22 +390,29 @@ static void cutoff(aq_rpc *rpc, aq_rpc_conn *c, const char *why) {
         conn_free(rpc, c);
 }
 
+/* Where the next bytes go. A large payload still owed to a reassembly buffer is read straight into
+ * it; everything else (headers, small payloads, bytes being skipped) goes through the endpoint's
+ * staging buffer, so one read takes as many small frames as the socket holds. The staging buffer
+ * carries nothing from one read to the next (a partial header waits in c->hdr, a partial payload
+ * in its reassembly buffer), so one per endpoint serves every connection: the driver reads one
+ * connection at a time, and a read reported for a connection it was not last lent to is refused. */
 void aq_rpc_pipe_read_buf(aq_rpc *rpc, uint64_t id, uint8_t **buf, size_t *len) {
     aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
+    rpc->stage_conn = id;
     if (!c) {
-        *buf = rpc->scratch;
-        *len = sizeof rpc->scratch;
+        *buf = rpc->stage;
+        *len = sizeof rpc->stage;
         return;
     }
-    if (!c->in_payload) {
-        c->lent_at = c->hdr + c->hgot;
-        c->lent = c->hneed - c->hgot;
-    } else if (c->ra && c->ra->buf) {
+    if (c->in_payload && c->ra && c->ra->buf && c->remain >= AQ_RPC_STAGE_DIRECT) {
         c->lent_at = c->ra->buf + c->h.frag_off + (c->h.frag_len - c->remain);
         c->lent = c->remain;
+    } else if (!c->in_payload && c->big) {
+        c->lent_at = c->hdr + c->hgot;
+        c->lent = c->hneed - c->hgot;
     } else {
-        c->lent_at = rpc->scratch;
-        c->lent = c->remain < sizeof rpc->scratch ? c->remain : sizeof rpc->scratch;
+        c->lent_at = rpc->stage;
+        c->lent = sizeof rpc->stage;
     }
     *buf = c->lent_at;
     *len = c->lent;
@@ -601,39 +639,78 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
     aq_rpc__handle_msg(rpc, p, &h, buf, buf, false, false);
 }
 
+/* Runs n bytes of conn id's stream (at `at`: the staging buffer, or already in place in the
+ * reassembly buffer) through the frame parser, acting on every frame they complete. Stops when the
+ * connection is cut off or closed by what a frame caused, or when the driver stops input. */
+static void consume(aq_rpc *rpc, uint64_t id, aq_rpc_conn *c, const uint8_t *at, size_t n) {
+    while (n > 0) {
+        if (!c->in_payload) {
+            size_t k = c->hneed - c->hgot;
+            if (k > n)
+                k = n;
+            if (c->hdr + c->hgot != at)
+                memcpy(c->hdr + c->hgot, at, k);
+            c->hgot += (uint32_t)k;
+            at += k;
+            n -= k;
+            /* The flags say whether a MAC follows the header; the header is checked in full
+             * below. */
+            if (c->hgot == AQ_RPC_HDR_LEN && c->hneed == AQ_RPC_HDR_LEN &&
+                ((c->hdr[4] | c->hdr[5] << 8) & AQ_RPC_FLAG_MAC))
+                c->hneed = AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN;
+            if (c->hgot < c->hneed)
+                continue;
+            if (!header_done(rpc, c))
+                return; /* cut off: c is gone */
+            if (c->remain > 0)
+                continue;
+        } else {
+            size_t k = c->remain < n ? c->remain : n;
+            uint32_t pos = c->h.frag_len - c->remain;
+            if (!c->hello_seen) {
+                memcpy(c->hello_buf + pos, at, k); /* a HELLO's frag_len is 2: checked */
+            } else if (c->ra && c->ra->buf) {
+                uint8_t *to = c->ra->buf + c->h.frag_off + pos;
+                if (to != at)
+                    memcpy(to, at, k);
+            }
+            if (c->h.flags & AQ_RPC_FLAG_MAC)
+                aq_rpc_auth_update(&c->as, at, k);
+            else
+                XXH3_64bits_update(c->xs, at, k);
+            c->remain -= (uint32_t)k;
+            at += k;
+            n -= k;
+            if (c->remain > 0)
+                continue;
+        }
+        c->big = c->h.frag_len >= AQ_RPC_STAGE_DIRECT;
+        fragment_done(rpc, c);
+        /* Acting on the frame may have cut this connection off or closed it. */
+        c = aq_rpc_map_get(&rpc->conns, id);
+        if (!c || rpc->closing || rpc->input_stopped)
+            return;
+    }
+}
+
 void aq_rpc_pipe_input(aq_rpc *rpc, uint64_t id, size_t nread) {
     aq_rpc_conn *c = aq_rpc_map_get(&rpc->conns, id);
-    if (!c || nread == 0 || rpc->closing)
+    if (!c || nread == 0 || rpc->closing || rpc->input_stopped)
         return;
-    if (nread > c->lent) {
-        cutoff(rpc, c, "driver reported more bytes than lent");
+    if (nread > c->lent || (c->lent_at == rpc->stage && rpc->stage_conn != id)) {
+        cutoff(rpc, c, "driver reported bytes it was not lent");
         aq_rpc__settle(rpc);
         return;
     }
-    uint8_t *at = c->lent_at;
+    const uint8_t *at = c->lent_at;
     c->lent = 0;
-    if (!c->in_payload) {
-        c->hgot += (uint32_t)nread;
-        /* The flags say whether a MAC follows the header; the header is checked in full below. */
-        if (c->hgot == AQ_RPC_HDR_LEN && c->hneed == AQ_RPC_HDR_LEN &&
-            ((c->hdr[4] | c->hdr[5] << 8) & AQ_RPC_FLAG_MAC))
-            c->hneed = AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN;
-        if (c->hgot == c->hneed) {
-            if (header_done(rpc, c) && c->remain == 0)
-                fragment_done(rpc, c);
-        }
-    } else {
-        if (!c->hello_seen)
-            memcpy(c->hello_buf + (c->h.frag_len - c->remain), at, nread);
-        if (c->h.flags & AQ_RPC_FLAG_MAC)
-            aq_rpc_auth_update(&c->as, at, nread);
-        else
-            XXH3_64bits_update(c->xs, at, nread);
-        c->remain -= (uint32_t)nread;
-        if (c->remain == 0)
-            fragment_done(rpc, c);
-    }
+    rpc->stage_conn = 0;
+    consume(rpc, id, c, at, nread);
     aq_rpc__settle(rpc);
+}
+
+void aq_rpc_stop_input(aq_rpc *rpc) {
+    rpc->input_stopped = true;
 }
 
 /* ---------- teardown ---------- */

@@ -17,9 +17,13 @@
 #define UDP_QUEUE_MAX   (16u << 20) /* bytes of copied datagrams waiting for the socket */
 #define UDP_BUF_DEFAULT (4 << 20)
 #define IOV_STACK       16
-#define BATCH_MAX       64 /* datagrams gathered for one sendmmsg */
-#define BATCH_SLOT      AQ_RPC_DGRAM_MAX
-#define BIND_ATTEMPTS   64
+/* Pipe writes the core makes in one loop iteration leave together, as one uv_write (one writev)
+ * per connection at the end of it; a batch this large goes at once. */
+#define PEND_BUFS     1024
+#define PEND_TOKS     512
+#define BATCH_MAX     64 /* datagrams gathered for one sendmmsg */
+#define BATCH_SLOT    AQ_RPC_DGRAM_MAX
+#define BIND_ATTEMPTS 64
 
 #define HELLO_TIMEOUT_DEFAULT_MS 5000
 #define UNIDENTIFIED_DEFAULT     256
@@ -30,6 +34,14 @@
 #define REPORT_WINDOW_MS 10000
 
 typedef struct conn conn;
+
+/* Pipe writes of one connection gathered during this loop iteration (allocated at its first). */
+typedef struct pend {
+    int nbufs, ntoks;
+    uv_buf_t bufs[PEND_BUFS];
+    void *toks[PEND_TOKS];
+} pend;
+
 struct conn {
     uv_tcp_t tcp;
     uv_connect_t connect;
@@ -41,15 +53,19 @@ struct conn {
     conn *uprev, *unext;
     uint64_t hello_by_ms; /* loop time by which a valid HELLO must have arrived */
     bool connected;
-    bool closing; /* uv_close called (by the core or after a failure); no more reports */
-    bool inbound; /* accepted, counted in conns_inbound */
-    bool unident; /* on the unidentified list */
+    bool closing;        /* uv_close called (by the core or after a failure); no more reports */
+    bool inbound;        /* accepted, counted in conns_inbound */
+    bool unident;        /* on the unidentified list */
+    pend *pw;            /* writes waiting for the end of the iteration, or NULL */
+    conn *dprev, *dnext; /* on u->dirty while pw holds any */
+    bool dirty;
 };
 
 typedef struct wreq {
     uv_write_t req;
     conn *c;
-    void *token;
+    int ntoks;
+    void *toks[]; /* the core's writes it carries, reported in order */
 } wreq;
 
 /* A write completion that cannot be reported from inside pipe_write (that would re-enter the
@@ -101,6 +117,7 @@ struct aq_rpc_uv {
     void *log_ud;
     aq_rpc_uv_stats st;
     conn *un_head, *un_tail;
+    conn *dirty; /* connections with gathered pipe writes */
     uint64_t hello_timeout_ms;
     uint32_t unident_max, inbound_max;
     bool report_armed, reported_once;
@@ -209,6 +226,7 @@ static void handle_closed(uv_handle_t *h) {
 static void conn_closed(uv_handle_t *h) {
     conn *c = h->data;
     aq_rpc_uv *u = c->u;
+    free(c->pw);
     free(c);
     u->st.conns_open--;
     u->handles_open--;
@@ -231,13 +249,35 @@ static void unident_unlink(aq_rpc_uv *u, conn *c) {
     u->st.conns_unidentified--;
 }
 
+static void defer_written(aq_rpc_uv *u, uint64_t id, void *token, int status);
+
+static void dirty_unlink(aq_rpc_uv *u, conn *c) {
+    if (!c->dirty)
+        return;
+    c->dirty = false;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        u->dirty = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    c->dprev = c->dnext = NULL;
+}
+
 /* Stops all reports for c and closes it; libuv cancels its queued writes (their callbacks still
- * report pipe_written) before conn_closed frees it. */
+ * report pipe_written), and writes still gathered are reported cancelled, before conn_closed
+ * frees it. */
 static void conn_begin_close(conn *c) {
     if (c->closing)
         return;
     aq_rpc_uv *u = c->u;
     c->closing = true;
+    dirty_unlink(u, c);
+    if (c->pw) {
+        for (int i = 0; i < c->pw->ntoks; i++)
+            defer_written(u, c->id, c->pw->toks[i], UV_ECANCELED);
+        c->pw->nbufs = c->pw->ntoks = 0;
+    }
     conn_remove(u, c);
     unident_unlink(u, c);
     if (c->inbound) {
@@ -285,11 +325,14 @@ static void tune_tcp(aq_rpc_uv *u, conn *c) {
 static void finish_close(aq_rpc_uv *u);
 
 static void flush_batch(aq_rpc_uv *u);
+static void flush_pipes(aq_rpc_uv *u);
 
 static void idle_cb(uv_idle_t *h) {
     aq_rpc_uv *u = h->data;
     if (u->nbatch)
         flush_batch(u);
+    if (u->dirty)
+        flush_pipes(u);
     if (u->closing) {
         finish_close(u);
         return;
@@ -448,6 +491,8 @@ static void flush_cb(uv_check_t *h) {
     aq_rpc_uv *u = h->data;
     if (u->nbatch)
         flush_batch(u);
+    if (u->dirty)
+        flush_pipes(u);
 }
 
 /* Datagrams are gathered and sent with one sendmmsg at the end of the loop iteration (or at the
@@ -541,15 +586,51 @@ static void write_cb(uv_write_t *req, int status) {
     wreq *w = req->data;
     conn *c = w->c;
     aq_rpc_uv *u = c->u;
-    void *token = w->token;
+    /* The handle outlives its write callbacks, so c stays valid through the reports. */
+    for (int i = 0; i < w->ntoks && u->core; i++)
+        aq_rpc_pipe_written(u->core, c->id, w->toks[i], status);
     free(w);
-    if (!u->core)
-        return;
-    aq_rpc_pipe_written(u->core, c->id, token, status);
-    if (status < 0 && status != UV_ECANCELED)
+    if (u->core && status < 0 && status != UV_ECANCELED)
         conn_fail(c, status);
 }
 
+/* One uv_write (libuv tries it at once: one writev) for everything gathered on c. */
+static void pend_flush(aq_rpc_uv *u, conn *c) {
+    pend *pw = c->pw;
+    dirty_unlink(u, c);
+    if (!pw || !pw->ntoks)
+        return;
+    int nt = pw->ntoks;
+    pw->ntoks = 0;
+    int nb = pw->nbufs;
+    pw->nbufs = 0;
+    wreq *w = malloc(sizeof *w + (size_t)nt * sizeof w->toks[0]);
+    int r = AQ_ENOMEM;
+    if (w) {
+        w->c = c;
+        w->ntoks = nt;
+        memcpy(w->toks, pw->toks, (size_t)nt * sizeof w->toks[0]);
+        w->req.data = w;
+        /* uv_write copies the buffer descriptors. */
+        r = nb ? uv_write(&w->req, (uv_stream_t *)&c->tcp, pw->bufs, (unsigned)nb, write_cb)
+               : AQ_EINVAL;
+        if (r < 0)
+            free(w);
+        else
+            u->st.pipe_batches++;
+    }
+    if (r < 0)
+        for (int i = 0; i < nt; i++)
+            defer_written(u, c->id, pw->toks[i], r);
+}
+
+static void flush_pipes(aq_rpc_uv *u) {
+    while (u->dirty)
+        pend_flush(u, u->dirty);
+}
+
+/* Gathers the write for the end of this loop iteration (without memory for that, it fails and is
+ * reported so on the next one). */
 static void io_pipe_write(void *ctx, uint64_t id, const struct iovec *iov, int iovcnt,
                           void *token) {
     aq_rpc_uv *u = ctx;
@@ -558,36 +639,30 @@ static void io_pipe_write(void *ctx, uint64_t id, const struct iovec *iov, int i
         defer_written(u, id, token, c ? UV_ENOTCONN : UV_EPIPE);
         return;
     }
-    if (iovcnt <= 0) {
-        defer_written(u, id, token, 0);
+    if (iovcnt <= 0 || iovcnt > PEND_BUFS) {
+        defer_written(u, id, token, iovcnt ? AQ_EINVAL : 0);
         return;
     }
-    uv_buf_t stackbufs[IOV_STACK];
-    uv_buf_t *bufs = stackbufs;
-    if (iovcnt > IOV_STACK) {
-        bufs = malloc(sizeof *bufs * (size_t)iovcnt);
-        if (!bufs) {
-            defer_written(u, id, token, AQ_ENOMEM);
-            return;
-        }
+    if (!c->pw && !(c->pw = calloc(1, sizeof *c->pw))) {
+        defer_written(u, id, token, AQ_ENOMEM);
+        return;
     }
+    pend *pw = c->pw;
+    if (pw->nbufs + iovcnt > PEND_BUFS || pw->ntoks == PEND_TOKS)
+        pend_flush(u, c);
     for (int i = 0; i < iovcnt; i++)
-        bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
-    wreq *w = malloc(sizeof *w);
-    int r = AQ_ENOMEM;
-    if (w) {
-        w->c = c;
-        w->token = token;
-        w->req.data = w;
-        /* uv_write copies the buffer descriptors, and tries the write right away. */
-        r = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)iovcnt, write_cb);
-        if (r < 0)
-            free(w);
+        pw->bufs[pw->nbufs++] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
+    pw->toks[pw->ntoks++] = token;
+    u->st.pipe_writes++;
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dprev = NULL;
+        c->dnext = u->dirty;
+        if (u->dirty)
+            u->dirty->dprev = c;
+        u->dirty = c;
+        uv_idle_start(&u->idle, idle_cb); /* poll must not block with writes waiting */
     }
-    if (bufs != stackbufs)
-        free(bufs);
-    if (r < 0)
-        defer_written(u, id, token, r);
 }
 
 static void io_pipe_close(void *ctx, uint64_t id) {
@@ -1074,6 +1149,8 @@ void aq_rpc_uv_close(aq_rpc_uv *u, void (*cb)(void *ud), void *ud) {
     /* Often called from a call's callback, i.e. from inside the core: free it on the next loop
      * iteration, once the core has returned. From now on no input reaches it. */
     u->closing = true;
+    if (u->core)
+        aq_rpc_stop_input(u->core); /* not even the rest of a pipe read it is working through */
     uv_idle_start(&u->idle, idle_cb);
 }
 

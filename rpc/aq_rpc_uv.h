@@ -16,6 +16,8 @@
  *    (connect failure, EOF as -ECONNRESET, read or write error) gets exactly one.
  *  - Datagrams the core sends during one loop iteration leave together, in one sendmmsg, at the
  *    end of that iteration.
+ *  - Pipe writes the core makes during one loop iteration leave together, one uv_write (one
+ *    writev, up to 1024 buffers) per connection, at the end of that iteration, in the order made.
  *  - Nothing the driver does trusts a write or a close: delivery is the core's business, proven
  * only by the far application's reply.
  */
@@ -85,6 +87,8 @@ typedef struct aq_rpc_uv_stats {
     uint64_t conns_refused;      /* closed at accept: conns_inbound_max reached */
     uint64_t hello_timeouts;     /* closed: no valid HELLO within hello_timeout_ms */
     uint64_t hello_evicted;      /* closed unidentified to make room for a newer one */
+    uint64_t pipe_writes;        /* pipe writes the core made */
+    uint64_t pipe_batches; /* uv_writes they went out in (each gathers one loop iteration's) */
 } aq_rpc_uv_stats;
 
 void aq_rpc_uv_stats_get(const aq_rpc_uv *u, aq_rpc_uv_stats *out);

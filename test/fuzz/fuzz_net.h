@@ -24,7 +24,7 @@
 #define FZ_INC     0x1234abcdu
 #define FZ_HELD    64
 #define FZ_KEYS    4096
-#define FZ_WRITES  64
+#define FZ_WRITES  2560 /* the core bounds its writes per connection (aq_rpc_int.h) */
 #define FZ_PEERS   4
 #define FZ_HIST    8
 

@@ -22,7 +22,7 @@
 #include "aq_rpc_wire.h"
 
 #define RFN_QMAX   512 /* datagrams held at most; more are dropped, as a full socket buffer would */
-#define RFN_WMAX   256 /* pipe writes held at most (the core keeps only a few in flight) */
+#define RFN_WMAX   2048 /* pipe writes held at most (the core bounds its writes in flight) */
 #define RFN_CONNS  64
 #define RFN_CONN_0 1000   /* a pipe opened by a core gets RFN_CONN_0 + 1, + 2, ... */
 #define RFN_IN_OFF 100000 /* ... and the other side sees it as that id + RFN_IN_OFF */
