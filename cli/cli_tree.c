@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aq_io.h"
 #include "cli.h"
 #include "cli_xfer.h"
 
@@ -88,15 +89,21 @@ static int walk(int dfd, const char *rel, paths *files, paths *bad) {
     while (!err && (errno = 0, de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
+        /* The entry's type as readdir gives it (what the link itself is, never its target);
+         * only a file system that does not say is asked. */
+        unsigned type = de->d_type;
         struct stat sb;
-        if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
-            continue; /* gone since readdir: not a file of the folder any more */
+        if (type == DT_UNKNOWN) {
+            if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+                continue; /* gone since readdir: not a file of the folder any more */
+            type = S_ISREG(sb.st_mode) ? DT_REG : S_ISDIR(sb.st_mode) ? DT_DIR : DT_UNKNOWN;
+        }
         char *sub = join(rel, de->d_name);
         if (!sub)
             err = AQ_ENOMEM;
-        else if (S_ISREG(sb.st_mode))
+        else if (type == DT_REG)
             err = paths_add(files, sub);
-        else if (S_ISDIR(sb.st_mode)) {
+        else if (type == DT_DIR) {
             int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             err = cfd < 0 ? bad_add(bad, sub, errno) : walk(cfd, sub, files, bad);
             free(sub);
@@ -259,45 +266,25 @@ static int check_prefix(cli *c, const char *prefix) {
     return 0;
 }
 
-/* ---- put -r ---- */
+/* ---- file work in the threadpool ----
+ *
+ * Both directions keep the batch's loop moving while the file system works: put -r reads files
+ * ahead in libuv's threadpool (cli_xfer_batch_work), get -r hands fetched values to it to be
+ * written. A work takes up to JOB_FILES files, so a thread's wake-up is shared by many small
+ * files; at most JOBS works are queued, one per thread of the pool. Everything else (results,
+ * progress, the directory cache, the budgets) stays on the driver's thread. */
 
-typedef struct put_ctx {
-    cli_xfer_item it;
-    char *key;
-    const char *rel;
-    struct put_ctx *next_free;
-} put_ctx;
-
-static void put_done(tree_run *t, put_ctx *p) {
-    close(p->it.fd);
-    p->it.fd = -1;
-    if (p->it.rc) {
-        /* msg starts with "put KEY: "; the path already names the file. */
-        const char *why = p->it.msg;
-        size_t skip = 4 + strlen(p->key) + 2;
-        if (strlen(why) > skip && strncmp(why + 4, p->key, strlen(p->key)) == 0)
-            why += skip;
-        failed(t, p->rel, p->key, strlen(p->key), why);
-    } else {
-        t->ok++;
-        t->bytes += p->it.bytes;
-        if (!t->any_copies || p->it.copies < t->min_copies_seen)
-            t->min_copies_seen = p->it.copies;
-        if (p->it.wanted > t->wanted)
-            t->wanted = p->it.wanted;
-        if (p->it.copies < p->it.wanted)
-            t->short_copies++;
-        t->any_copies = true;
-        progress(t);
-    }
-    free(p->key);
-    p->key = NULL;
-}
+#define JOB_FILES 32
+#define JOBS      4
+#define READ_MAX  (128u << 10)           /* put -r reads files up to this size ahead */
+#define AHEAD     (2 * CLI_XFER_WORKERS) /* put -r: files read ahead of the batch, at most */
+#define GET_BYTES (64u << 20)            /* get -r: bytes fetched and not yet written, at most */
+#define GET_FILES (3 * CLI_XFER_WORKERS + JOBS * JOB_FILES) /* get -r: files held at once */
 
 /* Opens rel (parts joined by '/') under root for reading, every part without following a
- * symbolic link, and only if it is a regular file. The fd, or a negated errno (ELOOP: a link on
- * the way; EINVAL: not a regular file). */
-static int open_nofollow(int root, const char *rel) {
+ * symbolic link, and only if it is a regular file (its stat in *sb). The fd, or a negated errno
+ * (ELOOP: a link on the way; EINVAL: not a regular file). */
+static int open_nofollow(int root, const char *rel, struct stat *sb) {
     int fd = root; /* ours to close once it is not root */
     char part[256];
     const char *p = rel;
@@ -331,12 +318,220 @@ static int open_nofollow(int root, const char *rel) {
             break;
         p = slash + 1;
     }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, sb) != 0 || !S_ISREG(sb->st_mode)) {
         close(fd);
         return -EINVAL;
     }
     return fd;
+}
+
+/* ---- put -r ---- */
+
+typedef struct pfile {
+    cli_xfer_item it;
+    const char *rel;
+    char *key;
+    uint8_t *buf; /* read ahead: the file's bytes (it.buf) */
+    int fd;       /* else the file, open at its start, for the batch to read */
+    int err;      /* the open's or read's negated errno, or 0 */
+    bool in_read; /* err is the read's */
+    struct pfile *next;
+} pfile;
+
+typedef struct rjob {
+    cli_xfer_work w; /* first: done gets it */
+    struct put_run *pr;
+    pfile *f[JOB_FILES];
+    size_t n;
+    struct rjob *next;
+} rjob;
+
+typedef struct put_run {
+    tree_run t;
+    int root;
+    pfile *free_files;
+    rjob *free_jobs, *jobs_done;
+    size_t jobs_out;                /* queued, their done not yet run */
+    pfile *ready_head, *ready_tail; /* read, waiting for room in the batch */
+} put_run;
+
+/* On a threadpool thread: opens f and reads it whole when it is small. A regular file's read
+ * stops short only at its end, so one read that returns the size fstat gave is all of it; asking
+ * one byte more shows a file that grew since, which the batch then reads from its start. */
+static void read_one(int root, pfile *f) {
+    f->buf = NULL;
+    f->fd = -1;
+    f->err = 0;
+    f->in_read = false;
+    struct stat sb;
+    int fd = open_nofollow(root, f->rel, &sb);
+    if (fd < 0) {
+        f->err = fd;
+        return;
+    }
+    size_t size = (size_t)sb.st_size, want = size + 1, got = 0;
+    uint8_t *buf = sb.st_size <= (off_t)READ_MAX ? malloc(want) : NULL;
+    if (!buf) {
+        f->fd = fd; /* large (or no memory now): the batch reads it, with its own bounds */
+        return;
+    }
+    while (got < want) {
+        ssize_t r = read(fd, buf + got, want - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            f->err = -errno;
+            f->in_read = true;
+            free(buf);
+            close(fd);
+            return;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+        if (got == size)
+            break;
+    }
+    if (got == want) {
+        free(buf); /* it grew: the batch takes it from its start */
+        if (lseek(fd, 0, SEEK_SET) != 0) {
+            f->err = -errno;
+            f->in_read = true;
+            close(fd);
+        } else {
+            f->fd = fd;
+        }
+        return;
+    }
+    close(fd);
+    f->buf = buf;
+    f->it.buf = buf;
+    f->it.len = got;
+}
+
+static void read_work(cli_xfer_work *w) {
+    rjob *j = (rjob *)w;
+    for (size_t i = 0; i < j->n; i++)
+        read_one(j->pr->root, j->f[i]);
+}
+
+static void read_done(cli_xfer_work *w) {
+    rjob *j = (rjob *)w;
+    j->pr->jobs_out--;
+    j->next = j->pr->jobs_done;
+    j->pr->jobs_done = j;
+}
+
+static void pfile_release(put_run *pr, pfile *p) {
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    free(p->buf);
+    p->buf = NULL;
+    free(p->key);
+    p->key = NULL;
+    p->next = pr->free_files;
+    pr->free_files = p;
+}
+
+static void put_done(put_run *pr, pfile *p) {
+    tree_run *t = &pr->t;
+    if (p->it.rc) {
+        /* msg starts with "put KEY: "; the path already names the file. */
+        const char *why = p->it.msg;
+        size_t skip = 4 + strlen(p->key) + 2;
+        if (strlen(why) > skip && strncmp(why + 4, p->key, strlen(p->key)) == 0)
+            why += skip;
+        failed(t, p->rel, p->key, strlen(p->key), why);
+    } else {
+        t->ok++;
+        t->bytes += p->it.bytes;
+        if (!t->any_copies || p->it.copies < t->min_copies_seen)
+            t->min_copies_seen = p->it.copies;
+        if (p->it.wanted > t->wanted)
+            t->wanted = p->it.wanted;
+        if (p->it.copies < p->it.wanted)
+            t->short_copies++;
+        t->any_copies = true;
+        progress(t);
+    }
+    pfile_release(pr, p);
+}
+
+/* A read came back: a failure is named, the rest wait for room in the batch. */
+static void put_read_back(put_run *pr, pfile *p) {
+    if (!p->err) {
+        p->next = NULL;
+        if (pr->ready_tail)
+            pr->ready_tail->next = p;
+        else
+            pr->ready_head = p;
+        pr->ready_tail = p;
+        return;
+    }
+    char why[300];
+    int e = -p->err;
+    if (p->in_read)
+        snprintf(why, sizeof why, "cannot read %s: %s", p->rel, strerror(e));
+    else
+        snprintf(why, sizeof why, "%s",
+                 e == ENOENT ? "vanished: removed after the folder was listed"
+                 : e == ELOOP
+                     ? "a symbolic link replaced it or a folder on its path after the folder "
+                       "was listed: not followed"
+                 : e == EINVAL ? "no longer a regular file: replaced after the folder was listed"
+                               : strerror(e));
+    failed(&pr->t, p->rel, p->key, strlen(p->key), why);
+    pfile_release(pr, p);
+}
+
+/* Files from next on get their keys and go to a read job; returns the index after the last one
+ * taken. */
+static size_t put_dispatch(put_run *pr, cli_xfer_batch *b, const paths *files, size_t next,
+                           const char *prefix) {
+    size_t plen = strlen(prefix);
+    while (next < files->n && pr->free_jobs && pr->free_files) {
+        rjob *j = pr->free_jobs;
+        j->n = 0;
+        while (next < files->n && j->n < JOB_FILES && pr->free_files) {
+            const char *rel = files->v[next++];
+            size_t klen = plen + strlen(rel);
+            char *key = malloc(klen + 1);
+            if (!key) {
+                failed(&pr->t, rel, "", 0, "out of memory");
+                continue;
+            }
+            memcpy(key, prefix, plen);
+            memcpy(key + plen, rel, klen - plen + 1);
+            if (!key_ok(key, klen)) {
+                failed(&pr->t, rel, key, klen,
+                       "its key is not 1 to 255 bytes of UTF-8 without control characters");
+                free(key);
+                continue;
+            }
+            pfile *p = pr->free_files;
+            pr->free_files = p->next;
+            memset(&p->it, 0, sizeof p->it);
+            p->rel = rel;
+            p->key = key;
+            p->fd = -1;
+            p->buf = NULL;
+            j->f[j->n++] = p;
+        }
+        if (!j->n)
+            continue;
+        pr->free_jobs = j->next;
+        j->w.work = read_work;
+        j->w.done = read_done;
+        if (cli_xfer_batch_work(b, &j->w) != 0) {
+            read_work(&j->w); /* the pool refused it: read here */
+            j->next = pr->jobs_done;
+            pr->jobs_done = j;
+        } else {
+            pr->jobs_out++;
+        }
+    }
+    return next;
 }
 
 int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
@@ -357,86 +552,77 @@ int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
         return cli_fail(c, CLI_ERROR, "cannot list %s: %s", dir, aq_strerror(err));
     }
     qsort(files.v, files.n, sizeof *files.v, str_cmp);
-    tree_run t;
-    tree_start(&t, c, "put -r", dir, prefix);
-    t.total = files.n + bad.n / 2;
+    put_run pr = {.root = root};
+    tree_run *t = &pr.t;
+    tree_start(t, c, "put -r", dir, prefix);
+    t->total = files.n + bad.n / 2;
     for (size_t i = 0; i + 1 < bad.n; i += 2)
-        failed(&t, bad.v[i], "", 0, bad.v[i + 1]);
+        failed(t, bad.v[i], "", 0, bad.v[i + 1]);
     cli_xfer_batch *b = NULL;
-    put_ctx *pool = NULL;
-    if ((rc = cli_need_live(c)) != 0 || (rc = cli_xfer_batch_open(c, 0, 0, &b)) != 0)
-        goto out;
-    size_t npool = 2 * CLI_XFER_WORKERS;
-    pool = calloc(npool, sizeof *pool);
-    if (!pool) {
+    size_t nfiles = CLI_XFER_WORKERS + AHEAD;
+    pfile *pool = calloc(nfiles, sizeof *pool);
+    rjob *jobs = calloc(JOBS, sizeof *jobs);
+    if (!pool || !jobs) {
         rc = cli_fail(c, CLI_ERROR, "out of memory");
         goto out;
     }
-    put_ctx *free_list = NULL;
-    for (size_t i = 0; i < npool; i++) {
-        pool[i].next_free = free_list;
-        free_list = &pool[i];
+    if ((rc = cli_need_live(c)) != 0 || (rc = cli_xfer_batch_open(c, 0, 0, &b)) != 0)
+        goto out;
+    for (size_t i = 0; i < nfiles; i++) {
+        pool[i].fd = -1;
+        pool[i].next = pr.free_files;
+        pr.free_files = &pool[i];
     }
-    size_t plen = strlen(prefix);
-    for (size_t i = 0; i < files.n; i++) {
-        const char *rel = files.v[i];
-        /* Take finished ones first: each holds an open file. */
+    for (size_t i = 0; i < JOBS; i++) {
+        jobs[i].pr = &pr;
+        jobs[i].next = pr.free_jobs;
+        pr.free_jobs = &jobs[i];
+    }
+    size_t next = 0;
+    for (;;) {
+        bool moved = false;
         cli_xfer_item *done;
-        while (!free_list || (done = cli_xfer_batch_poll(b)) != NULL) {
-            if (!free_list)
-                done = cli_xfer_batch_next(b);
-            put_ctx *p = done->ud;
-            put_done(&t, p);
-            p->next_free = free_list;
-            free_list = p;
+        while ((done = cli_xfer_batch_poll(b)) != NULL) {
+            put_done(&pr, done->ud);
+            moved = true;
         }
-        size_t klen = plen + strlen(rel);
-        char *key = malloc(klen + 1);
-        if (!key) {
-            failed(&t, rel, "", 0, "out of memory");
-            continue;
+        while (pr.jobs_done) {
+            rjob *j = pr.jobs_done;
+            pr.jobs_done = j->next;
+            for (size_t i = 0; i < j->n; i++)
+                put_read_back(&pr, j->f[i]);
+            j->next = pr.free_jobs;
+            pr.free_jobs = j;
+            moved = true;
         }
-        memcpy(key, prefix, plen);
-        memcpy(key + plen, rel, klen - plen + 1);
-        if (!key_ok(key, klen)) {
-            failed(&t, rel, key, klen,
-                   "its key is not 1 to 255 bytes of UTF-8 without control characters");
-            free(key);
-            continue;
+        while (pr.ready_head && cli_xfer_batch_pending(b) < CLI_XFER_WORKERS) {
+            pfile *p = pr.ready_head;
+            pr.ready_head = p->next;
+            if (!pr.ready_head)
+                pr.ready_tail = NULL;
+            p->it.key = p->key;
+            p->it.fd = p->fd; /* -1: it.buf holds the file */
+            p->it.name = p->rel;
+            p->it.ud = p;
+            cli_xfer_batch_submit(b, &p->it);
+            moved = true;
         }
-        int fd = open_nofollow(root, rel);
-        if (fd < 0) {
-            failed(&t, rel, key, klen,
-                   fd == -ENOENT ? "vanished: removed after the folder was listed"
-                   : fd == -ELOOP
-                       ? "a symbolic link replaced it or a folder on its path after the folder "
-                         "was listed: not followed"
-                   : fd == -EINVAL
-                       ? "no longer a regular file: replaced after the folder was listed"
-                       : strerror(-fd));
-            free(key);
-            continue;
-        }
-        put_ctx *p = free_list;
-        free_list = p->next_free;
-        memset(&p->it, 0, sizeof p->it);
-        p->key = key;
-        p->rel = rel;
-        p->it.key = key;
-        p->it.fd = fd;
-        p->it.name = rel;
-        p->it.ud = p;
-        cli_xfer_batch_submit(b, &p->it);
+        size_t was = next;
+        next = put_dispatch(&pr, b, &files, next, prefix);
+        moved = moved || next != was;
+        if (next == files.n && !pr.jobs_out && !pr.jobs_done && !pr.ready_head &&
+            !cli_xfer_batch_pending(b))
+            break;
+        if (!moved)
+            cli_xfer_batch_wait(b);
     }
-    cli_xfer_item *done;
-    while ((done = cli_xfer_batch_next(b)) != NULL)
-        put_done(&t, done->ud);
-    rc = tree_finish(&t, "stored");
+    rc = tree_finish(t, "stored");
 out:
     cli_xfer_batch_close(b);
     if (rc)
-        tree_drop_fails(&t);
+        tree_drop_fails(t);
     free(pool);
+    free(jobs);
     paths_free(&files);
     paths_free(&bad);
     close(root);
@@ -445,16 +631,58 @@ out:
 
 /* ---- get -r ---- */
 
-typedef struct get_ctx {
+/* Directories of the files being written, opened once and shared by the files in them (keys
+ * come sorted, so a folder's files come together). The least recently used one with no file in
+ * work makes room; when every slot is in use a file gets a directory fd of its own. */
+#define DIRS 16
+
+typedef struct dir_slot {
+    char *path; /* below DIR, without its trailing '/'; "" for DIR */
+    size_t len;
+    int fd;
+    size_t refs;
+    uint64_t used;
+} dir_slot;
+
+typedef struct gfile {
     cli_xfer_item it;
+    struct get_run *gr;
     const cli_lsent *e;
     char *key;        /* e's key as a C string */
     char *rel;        /* the key without PREFIX, for messages */
-    int dfd;          /* the file's directory */
-    const char *base; /* its name there (inside rel) */
-    char tmp[64];
-    struct get_ctx *next_free;
-} get_ctx;
+    const char *base; /* the file's name in its directory (inside rel) */
+    dir_slot *dir;    /* its directory's slot, or NULL: dfd is the file's own */
+    int dfd;
+    size_t need;    /* bytes it holds of GET_BYTES */
+    uint64_t seq;   /* its temporary file's number */
+    char tmp[64];   /* the temporary file's name */
+    int err;        /* the write's negated errno, or 0 */
+    const char *in; /* what the write was doing when err came */
+    struct gfile *next;
+} gfile;
+
+typedef struct wjob {
+    cli_xfer_work w; /* first: done gets it */
+    struct get_run *gr;
+    gfile *f[JOB_FILES];
+    size_t n;
+    struct wjob *next;
+} wjob;
+
+typedef struct get_run {
+    tree_run t;
+    int root;
+    bool durable;
+    uint64_t tmp_id; /* this run's part of the temporary names */
+    uint64_t seq;
+    dir_slot dirs[DIRS];
+    uint64_t clock;
+    size_t held; /* of GET_BYTES */
+    gfile *free_files;
+    wjob *free_jobs, *jobs_done;
+    size_t jobs_out;
+    gfile *write_head, *write_tail; /* fetched, waiting for a write job */
+} get_run;
 
 /* Why rel (the key without PREFIX) may not name a file under DIR, or NULL when it may. */
 static const char *rel_refused(const char *rel, size_t n) {
@@ -511,33 +739,144 @@ static int open_parent(int root, char *rel, const char **base) {
     return fd;
 }
 
-static void get_done(tree_run *t, get_ctx *g, bool durable) {
-    int fd = g->it.fd;
-    g->it.fd = -1;
-    int rc = g->it.rc;
-    const char *why = g->it.msg;
-    char buf[300];
-    if (!rc && durable && fsync(fd) != 0) {
-        snprintf(buf, sizeof buf, "cannot write: %s", strerror(errno));
-        why = buf;
-        rc = CLI_ERROR;
+/* g's directory (created as needed): sets g->dir, g->dfd and g->base; 0 or a negated errno. */
+static int dir_take(get_run *gr, gfile *g) {
+    const char *slash = strrchr(g->rel, '/');
+    size_t len = slash ? (size_t)(slash - g->rel) : 0;
+    g->base = slash ? slash + 1 : g->rel;
+    dir_slot *victim = NULL;
+    for (size_t i = 0; i < DIRS; i++) {
+        dir_slot *d = &gr->dirs[i];
+        if (d->path && d->len == len && memcmp(d->path, g->rel, len) == 0) {
+            d->refs++;
+            d->used = ++gr->clock;
+            g->dir = d;
+            g->dfd = d->fd;
+            return 0;
+        }
+        if (!d->refs && (!victim || !d->path || (victim->path && d->used < victim->used)))
+            victim = d;
     }
-    if (close(fd) != 0 && !rc) {
-        snprintf(buf, sizeof buf, "cannot write: %s", strerror(errno));
-        why = buf;
-        rc = CLI_ERROR;
+    char *work = strdup(g->rel);
+    const char *base = NULL;
+    int fd = work ? open_parent(gr->root, work, &base) : -ENOMEM;
+    free(work);
+    if (fd < 0)
+        return fd;
+    char *path = victim ? strndup(g->rel, len) : NULL;
+    if (!path) {
+        g->dir = NULL; /* no slot free: the file's own */
+        g->dfd = fd;
+        return 0;
     }
-    if (!rc && renameat(g->dfd, g->tmp, g->dfd, g->base) != 0) {
-        snprintf(buf, sizeof buf, "cannot rename the temporary file over it: %s", strerror(errno));
-        why = buf;
-        rc = CLI_ERROR;
+    if (victim->path) {
+        close(victim->fd);
+        free(victim->path);
     }
-    if (rc) {
+    *victim = (dir_slot){path, len, fd, 1, ++gr->clock};
+    g->dir = victim;
+    g->dfd = fd;
+    return 0;
+}
+
+static void dir_drop(gfile *g) {
+    if (g->dir)
+        g->dir->refs--;
+    else if (g->dfd >= 0)
+        close(g->dfd);
+    g->dir = NULL;
+    g->dfd = -1;
+}
+
+/* Creates g's temporary file in its directory: the fd, or a negated errno. */
+static int tmp_create(get_run *gr, gfile *g) {
+    for (int tries = 0; tries < 100; tries++) {
+        snprintf(g->tmp, sizeof g->tmp, ".aqtmp.%016llx.%llx.%d", (unsigned long long)gr->tmp_id,
+                 (unsigned long long)g->seq, tries);
+        int fd = openat(g->dfd, g->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd >= 0 ? fd : -errno;
+    }
+    return -EEXIST;
+}
+
+/* Closes fd (g's temporary file, complete) and renames it over g's name; on any failure the
+ * temporary file goes and g->err, g->in say why. */
+static void tmp_finish(get_run *gr, gfile *g, int fd, int err) {
+    g->in = "cannot write";
+    if (!err && gr->durable && fsync(fd) != 0)
+        err = -errno;
+    if (close(fd) != 0 && !err)
+        err = -errno;
+    if (!err && renameat(g->dfd, g->tmp, g->dfd, g->base) != 0) {
+        err = -errno;
+        g->in = "cannot rename the temporary file over it";
+    }
+    if (err)
         unlinkat(g->dfd, g->tmp, 0);
-        if (why == g->it.msg && strncmp(why, "get ", 4) == 0) {
+    g->err = err;
+}
+
+/* On a threadpool thread: the fetched (and verified) value of g becomes its file. */
+static void write_one(get_run *gr, gfile *g) {
+    int fd = tmp_create(gr, g);
+    if (fd < 0) {
+        g->err = fd;
+        g->in = "cannot create a file in its folder";
+    } else {
+        tmp_finish(gr, g, fd, g->it.outlen ? aq_io_write_all(fd, g->it.out, g->it.outlen) : 0);
+    }
+    free(g->it.out);
+    g->it.out = NULL;
+}
+
+static void write_work(cli_xfer_work *w) {
+    wjob *j = (wjob *)w;
+    for (size_t i = 0; i < j->n; i++)
+        write_one(j->gr, j->f[i]);
+}
+
+static void write_done(cli_xfer_work *w) {
+    wjob *j = (wjob *)w;
+    j->gr->jobs_out--;
+    j->next = j->gr->jobs_done;
+    j->gr->jobs_done = j;
+}
+
+/* A value of more than one chunk: written by the batch, in order, into the temporary file. */
+static int get_big_fd(cli_xfer_item *it) {
+    gfile *g = it->ud;
+    return tmp_create(g->gr, g);
+}
+
+static void gfile_release(get_run *gr, gfile *g) {
+    dir_drop(g);
+    free(g->it.out);
+    g->it.out = NULL;
+    free(g->rel);
+    free(g->key);
+    g->rel = g->key = NULL;
+    gr->held -= g->need;
+    g->need = 0;
+    g->next = gr->free_files;
+    gr->free_files = g;
+}
+
+/* g's outcome: named when it failed, counted when it was written. */
+static void get_report(get_run *gr, gfile *g) {
+    tree_run *t = &gr->t;
+    if (g->it.rc || g->err) {
+        char buf[300];
+        const char *why = g->it.msg;
+        if (g->it.rc) {
+            /* msg starts with "get KEY: "; the path already names the file. */
             size_t kl = g->e->klen;
-            if (strlen(why) > 4 + kl + 2 && memcmp(why + 4, g->e->key, kl) == 0)
+            if (strncmp(why, "get ", 4) == 0 && strlen(why) > 4 + kl + 2 &&
+                memcmp(why + 4, g->e->key, kl) == 0)
                 why += 4 + kl + 2;
+        } else {
+            snprintf(buf, sizeof buf, "%s: %s", g->in, strerror(-g->err));
+            why = buf;
         }
         failed(t, g->rel, (const char *)g->e->key, g->e->klen, why);
     } else {
@@ -545,11 +884,123 @@ static void get_done(tree_run *t, get_ctx *g, bool durable) {
         t->bytes += g->it.bytes;
         progress(t);
     }
-    close(g->dfd);
+    gfile_release(gr, g);
+}
+
+/* A fetched item: a small value goes to a write job; a large one was written into its temporary
+ * file by the batch and is finished here. */
+static void get_fetched(get_run *gr, gfile *g) {
+    int fd = g->it.fd;
+    g->it.fd = -1;
+    if (g->it.rc) {
+        if (fd >= 0) {
+            close(fd);
+            unlinkat(g->dfd, g->tmp, 0);
+        }
+        get_report(gr, g);
+    } else if (fd >= 0) {
+        tmp_finish(gr, g, fd, 0);
+        get_report(gr, g);
+    } else {
+        g->next = NULL;
+        if (gr->write_tail)
+            gr->write_tail->next = g;
+        else
+            gr->write_head = g;
+        gr->write_tail = g;
+    }
+}
+
+static void get_dispatch(get_run *gr, cli_xfer_batch *b) {
+    while (gr->write_head && gr->free_jobs) {
+        wjob *j = gr->free_jobs;
+        gr->free_jobs = j->next;
+        j->n = 0;
+        while (gr->write_head && j->n < JOB_FILES) {
+            gfile *g = gr->write_head;
+            gr->write_head = g->next;
+            j->f[j->n++] = g;
+        }
+        if (!gr->write_head)
+            gr->write_tail = NULL;
+        j->w.work = write_work;
+        j->w.done = write_done;
+        if (cli_xfer_batch_work(b, &j->w) != 0) {
+            write_work(&j->w); /* the pool refused it: written here */
+            j->next = gr->jobs_done;
+            gr->jobs_done = j;
+        } else {
+            gr->jobs_out++;
+        }
+    }
+}
+
+/* Starts the fetch of e, or names why it cannot be; false when it must wait for room. */
+static bool get_start(get_run *gr, cli_xfer_batch *b, const cli_lsent *e, size_t plen) {
+    tree_run *t = &gr->t;
+    size_t need =
+        e->size_known && e->size <= AQ_NODE_CHUNK_MAX ? (size_t)e->size : AQ_NODE_CHUNK_MAX;
+    if (!gr->free_files || cli_xfer_batch_pending(b) >= CLI_XFER_WORKERS ||
+        (gr->held && gr->held + need > GET_BYTES))
+        return false;
+    size_t rl = e->klen - plen;
+    char *rel = malloc(rl + 1);
+    if (!rel) {
+        failed(t, "?", (const char *)e->key, e->klen, "out of memory");
+        return true;
+    }
+    memcpy(rel, e->key + plen, rl);
+    rel[rl] = 0;
+    const char *refused = rel_refused((const char *)e->key + plen, rl);
+    if (!refused && !key_ok((const char *)e->key, e->klen))
+        refused = "the key is not 1 to 255 bytes of UTF-8 without control characters";
+    if (refused) {
+        /* A NUL would cut the name short in the message: show it as '?'. */
+        for (size_t j = 0; j < rl; j++)
+            rel[j] = rel[j] ? rel[j] : '?';
+        failed(t, rel, (const char *)e->key, e->klen, refused);
+        free(rel);
+        return true;
+    }
+    gfile *g = gr->free_files;
+    memset(&g->it, 0, sizeof g->it);
+    g->e = e;
+    g->rel = rel;
+    g->key = NULL;
+    g->dir = NULL;
     g->dfd = -1;
-    free(g->rel);
-    free(g->key);
-    g->rel = g->key = NULL;
+    g->err = 0;
+    g->need = 0;
+    int err = dir_take(gr, g);
+    if (err) {
+        char why[300];
+        snprintf(why, sizeof why, "cannot create its folder: %s", strerror(-err));
+        failed(t, rel, (const char *)e->key, e->klen, why);
+        free(rel);
+        return true;
+    }
+    g->key = malloc(e->klen + 1);
+    if (!g->key) {
+        failed(t, rel, (const char *)e->key, e->klen, "out of memory");
+        dir_drop(g);
+        free(rel);
+        return true;
+    }
+    memcpy(g->key, e->key, e->klen);
+    g->key[e->klen] = 0;
+    gr->free_files = g->next;
+    g->need = need;
+    gr->held += need;
+    g->seq = gr->seq++;
+    g->it.get = true;
+    g->it.size = e->size_known ? e->size : 0;
+    g->it.key = g->key;
+    g->it.fd = -1; /* a buffer, or big_fd's file for a large value */
+    g->it.big_fd = get_big_fd;
+    g->it.name = rel;
+    g->it.ud = g;
+    cli_xfer_batch_submit(b, &g->it);
+    return true;
 }
 
 int cli_cmd_get_r(cli *c, const char *prefix, const char *dir, bool durable) {
@@ -570,117 +1021,71 @@ int cli_cmd_get_r(cli *c, const char *prefix, const char *dir, bool durable) {
         return cli_fail(c, errno == ENOTDIR ? CLI_USAGE : CLI_ERROR, "cannot open folder %s: %s",
                         dir, strerror(errno));
     }
-    tree_run t;
-    tree_start(&t, c, "get -r", dir, prefix);
-    t.total = n;
+    get_run gr = {.root = root, .durable = durable, .tmp_id = cli_random_u64()};
+    tree_run *t = &gr.t;
+    tree_start(t, c, "get -r", dir, prefix);
+    t->total = n;
     size_t plen = strlen(prefix);
     cli_xfer_batch *b = NULL;
-    size_t npool = 2 * CLI_XFER_WORKERS;
-    get_ctx *pool = calloc(npool, sizeof *pool);
-    if (!pool) {
+    gfile *pool = calloc(GET_FILES, sizeof *pool);
+    wjob *jobs = calloc(JOBS, sizeof *jobs);
+    if (!pool || !jobs) {
         rc = cli_fail(c, CLI_ERROR, "out of memory");
         goto out;
     }
     if ((rc = cli_xfer_batch_open(c, 0, 0, &b)) != 0)
         goto out;
-    get_ctx *free_list = NULL;
-    for (size_t i = 0; i < npool; i++) {
-        pool[i].next_free = free_list;
-        free_list = &pool[i];
+    for (size_t i = 0; i < GET_FILES; i++) {
+        pool[i].gr = &gr;
+        pool[i].dfd = -1;
+        pool[i].next = gr.free_files;
+        gr.free_files = &pool[i];
     }
-    for (size_t i = 0; i < n; i++) {
-        const cli_lsent *e = &v[i];
+    for (size_t i = 0; i < JOBS; i++) {
+        jobs[i].gr = &gr;
+        jobs[i].next = gr.free_jobs;
+        gr.free_jobs = &jobs[i];
+    }
+    size_t next = 0;
+    for (;;) {
+        bool moved = false;
         cli_xfer_item *done;
-        while (!free_list || (done = cli_xfer_batch_poll(b)) != NULL) {
-            if (!free_list)
-                done = cli_xfer_batch_next(b);
-            get_ctx *g = done->ud;
-            get_done(&t, g, durable);
-            g->next_free = free_list;
-            free_list = g;
+        while ((done = cli_xfer_batch_poll(b)) != NULL) {
+            get_fetched(&gr, done->ud);
+            moved = true;
         }
-        size_t rl = e->klen - plen;
-        char *rel = malloc(rl + 1);
-        if (!rel) {
-            failed(&t, "?", (const char *)e->key, e->klen, "out of memory");
-            continue;
+        while (gr.jobs_done) {
+            wjob *j = gr.jobs_done;
+            gr.jobs_done = j->next;
+            for (size_t i = 0; i < j->n; i++)
+                get_report(&gr, j->f[i]);
+            j->next = gr.free_jobs;
+            gr.free_jobs = j;
+            moved = true;
         }
-        memcpy(rel, e->key + plen, rl);
-        rel[rl] = 0;
-        const char *refused = rel_refused((const char *)e->key + plen, rl);
-        if (!refused && !key_ok((const char *)e->key, e->klen))
-            refused = "the key is not 1 to 255 bytes of UTF-8 without control characters";
-        if (refused) {
-            /* A NUL would cut the name short in the message: show it as '?'. */
-            for (size_t j = 0; j < rl; j++)
-                rel[j] = rel[j] ? rel[j] : '?';
-            failed(&t, rel, (const char *)e->key, e->klen, refused);
-            free(rel);
-            continue;
+        get_dispatch(&gr, b);
+        while (next < n && get_start(&gr, b, &v[next], plen)) {
+            next++;
+            moved = true;
         }
-        char *work = strdup(rel);
-        const char *base = NULL;
-        int dfd = work ? open_parent(root, work, &base) : AQ_ENOMEM;
-        if (dfd < 0) {
-            char why[300];
-            snprintf(why, sizeof why, "cannot create its folder: %s",
-                     dfd == AQ_ENOMEM ? "out of memory" : strerror(-dfd));
-            failed(&t, rel, (const char *)e->key, e->klen, why);
-            free(work);
-            free(rel);
-            continue;
-        }
-        get_ctx *g = free_list;
-        memset(&g->it, 0, sizeof g->it);
-        g->e = e;
-        g->rel = rel;
-        g->dfd = dfd;
-        g->base = rel + (base - work);
-        free(work);
-        int fd = -1;
-        for (int tries = 0; fd < 0 && tries < 100; tries++) {
-            snprintf(g->tmp, sizeof g->tmp, ".aqtmp.%016llx", (unsigned long long)cli_random_u64());
-            fd = openat(dfd, g->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
-            if (fd < 0 && errno != EEXIST)
-                break;
-        }
-        if (fd < 0) {
-            char why[300];
-            snprintf(why, sizeof why, "cannot create a file in its folder: %s", strerror(errno));
-            failed(&t, rel, (const char *)e->key, e->klen, why);
-            close(dfd);
-            free(rel);
-            continue;
-        }
-        g->key = malloc(e->klen + 1);
-        if (!g->key) {
-            failed(&t, rel, (const char *)e->key, e->klen, "out of memory");
-            close(fd);
-            unlinkat(dfd, g->tmp, 0);
-            close(dfd);
-            free(rel);
-            continue;
-        }
-        memcpy(g->key, e->key, e->klen);
-        g->key[e->klen] = 0;
-        free_list = g->next_free;
-        g->it.get = true;
-        g->it.size = e->size_known ? e->size : 0;
-        g->it.key = g->key;
-        g->it.fd = fd;
-        g->it.name = rel;
-        g->it.ud = g;
-        cli_xfer_batch_submit(b, &g->it);
+        if (next == n && !gr.jobs_out && !gr.jobs_done && !gr.write_head &&
+            !cli_xfer_batch_pending(b))
+            break;
+        if (!moved)
+            cli_xfer_batch_wait(b);
     }
-    cli_xfer_item *done;
-    while ((done = cli_xfer_batch_next(b)) != NULL)
-        get_done(&t, done->ud, durable);
-    rc = tree_finish(&t, "wrote");
+    rc = tree_finish(t, "wrote");
 out:
     cli_xfer_batch_close(b);
     if (rc)
-        tree_drop_fails(&t);
+        tree_drop_fails(t);
+    for (size_t i = 0; i < DIRS; i++)
+        if (gr.dirs[i].path) {
+            close(gr.dirs[i].fd);
+            free(gr.dirs[i].path);
+        }
     free(pool);
+    free(jobs);
     cli_ls_free(v, n);
     close(root);
     return rc;

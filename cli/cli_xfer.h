@@ -60,6 +60,10 @@ typedef struct cli_xfer_item {
     const char *name; /* fd's name in messages */
     void *ud;         /* the caller's */
     uint64_t size;    /* get: the value's size when known (ls), else 0; counts in the byte budget */
+    /* get with fd -1: when set, a value of more than one chunk is written to the fd this returns
+     * (on the driver's thread; it becomes it->fd, the caller's to close) instead of a buffer,
+     * so memory stays bounded; a negated errno fails the item. NULL: always a buffer. */
+    int (*big_fd)(struct cli_xfer_item *it);
     /* Out. */
     int rc;          /* exit code: CLI_OK, or why it failed */
     int err;         /* rc != 0: the aq error code (aq_error.h) cli_fail recorded */
@@ -88,8 +92,25 @@ cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b);
 cli_xfer_item *cli_xfer_batch_poll(cli_xfer_batch *b);
 /* Items queued or running (submitted and not yet returned by next). */
 size_t cli_xfer_batch_pending(const cli_xfer_batch *b);
-/* Waits for every item still running (their results are dropped unless taken with next first),
- * stops the workers and frees b. */
+/* Waits for every item still running (their results are dropped unless taken with next first)
+ * and every work (its done runs), stops the workers and frees b. */
 void cli_xfer_batch_close(cli_xfer_batch *b);
+
+/* File work beside the batch (put -r's reads, get -r's writes), so the loop keeps the items'
+ * calls moving while the file system works: work runs on a thread of libuv's threadpool and
+ * touches nothing of the batch; done then runs on the driver's thread, inside submit, next,
+ * poll, wait or close, and must not call the batch. w stays the caller's until done. */
+typedef struct cli_xfer_work {
+    uv_work_t req; /* the batch's */
+    cli_xfer_batch *b;
+    void (*work)(struct cli_xfer_work *w);
+    void (*done)(struct cli_xfer_work *w);
+} cli_xfer_work;
+
+/* Queues w (work and done set by the caller). 0, or an aq error (nothing queued). */
+int cli_xfer_batch_work(cli_xfer_batch *b, cli_xfer_work *w);
+/* Drives the loop until an item finishes or a work is done (perhaps a little more); returns at
+ * once when an item waits to be taken or nothing is running. */
+void cli_xfer_batch_wait(cli_xfer_batch *b);
 
 #endif

@@ -74,6 +74,7 @@ struct cli_xfer_batch {
     size_t pending; /* submitted, not yet returned by next */
     size_t running; /* ops not yet finished */
     size_t held;    /* bytes the small items in flight hold, as far as known (BYTES_MAX) */
+    size_t works;   /* cli_xfer_work queued whose done has not run */
     cli_xfer_item *d_head, *d_tail;
     op *ready_head, *ready_tail;
     op *slow_head, *slow_tail;
@@ -722,6 +723,15 @@ static void op_whole(op *o) {
         if (!rc)
             rc = cli_wrep_check(c, "stored");
     } else {
+        if (it->fd < 0 && it->big_fd) {
+            int fd = it->big_fd(it);
+            if (fd < 0) {
+                op_finish(o, cli_fail(c, CLI_ERROR, "cannot create %s: %s",
+                                      it->name ? it->name : "the output", strerror(-fd)));
+                return;
+            }
+            it->fd = fd;
+        }
         rc = it->fd >= 0 ? cli_xfer_get_fd(c, it->key, it->fd, it->name ? it->name : "the output")
                          : cli_xfer_get_buf(c, it->key, &it->out, &it->outlen);
     }
@@ -973,5 +983,33 @@ void cli_xfer_batch_close(cli_xfer_batch *b) {
         it->out = NULL;
         it->outlen = 0;
     }
+    while (b->works)
+        cli_step(&b->c);
     batch_free(b);
+}
+
+static void work_run(uv_work_t *req) {
+    cli_xfer_work *w = req->data;
+    w->work(w);
+}
+
+static void work_after(uv_work_t *req, int status) {
+    cli_xfer_work *w = req->data;
+    (void)status; /* never cancelled: every work runs */
+    w->b->works--;
+    w->done(w);
+}
+
+int cli_xfer_batch_work(cli_xfer_batch *b, cli_xfer_work *w) {
+    w->b = b;
+    w->req.data = w;
+    if (uv_queue_work(&b->c.loop, &w->req, work_run, work_after) != 0)
+        return AQ_EINVAL;
+    b->works++;
+    return 0;
+}
+
+void cli_xfer_batch_wait(cli_xfer_batch *b) {
+    if (!b->d_head && (b->running > 0 || b->works > 0))
+        drive(b, true);
 }

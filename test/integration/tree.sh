@@ -2,7 +2,9 @@
 # put -r and get -r (issue 15): a folder stored under a prefix and written back byte for byte
 # (nested folders, empty folders and files, a 0-byte and a multi-chunk file, names with spaces and
 # UTF-8); keys that would escape the folder refused and named while the rest are written; a file
-# that vanishes midway named while the rest are stored; get -o of a 100 MiB value byte for byte.
+# that vanishes or turns into a FIFO midway named while the rest are stored; files get -r cannot
+# create (a folder in the way, a file where a folder should be) named while the rest are written;
+# get -o of a 100 MiB value byte for byte.
 . "$(dirname "$0")/lib.sh"
 
 it_conf 3 2
@@ -139,6 +141,78 @@ sys.exit(bad[:3] if bad else 0)' "$T/swapout$try/a" "$S/a.real" || it_fail "a st
   grep -vq "vanished\|files failed" "$T/swap.err" && it_fail "put -r failed otherwise: $(head "$T/swap.err")"
 done
 [ $seen = 1 ] || it_fail "no file was opened through the swapped link in 5 tries (or one was followed)"
+
+it_log "files removed or replaced by a FIFO midway are named; the rest are stored"
+seen=0
+for try in 1 2 3 4 5; do
+  U=$T/unr$try
+  mkdir -p "$U"
+  /usr/bin/python3 -c '
+import os, sys
+for i in range(1500):
+    open(os.path.join(sys.argv[1], "f%04d" % i), "wb").write(os.urandom(3000))' "$U"
+  "$AQ" put -r "$U" "unr$try/" --json >"$T/unr.json" 2>"$T/unr.err" &
+  pid=$!
+  # From the end of the sorted order: every other file removed, the others made FIFOs (not
+  # readable as a file, and a read of one would block).
+  for ((i = 1499; i >= 1000; i--)); do
+    f=$(printf '%s/f%04d' "$U" $i)
+    rm -f "$f"
+    ((i % 2)) && mkfifo "$f"
+  done
+  rc=0
+  wait $pid || rc=$?
+  if grep -q "no longer a regular file" "$T/unr.err" && grep -q vanished "$T/unr.err"; then
+    [ $rc = 4 ] || it_fail "put -r with unreadable files exited $rc, want 4"
+    n=$(json 'd["failed"]' <"$T/unr.json")
+    [ "$n" = "$(grep -c "vanished\|no longer a regular file" "$T/unr.err")" ] ||
+      it_fail "unreadable count $n: $(head "$T/unr.err")"
+    grep -vq "vanished\|no longer a regular file\|files failed" "$T/unr.err" &&
+      it_fail "other failures: $(head "$T/unr.err")"
+    [ "$(json 'd["stored"] + d["failed"] - d["files"]' <"$T/unr.json")" = 0 ] || it_fail "unr summary: $(cat "$T/unr.json")"
+    # Every regular file still there was stored, byte for byte.
+    "$AQ" get -r "unr$try/" "$T/unrout$try" >/dev/null || it_fail "get -r unr$try/"
+    for f in "$U"/*; do
+      [ -f "$f" ] || continue # a FIFO now
+      cmp -s "$f" "$T/unrout$try/$(basename "$f")" || it_fail "$f not stored"
+    done
+    seen=1
+    break
+  fi
+  if [ $rc != 0 ] && grep -vq "vanished\|no longer a regular file\|files failed" "$T/unr.err"; then
+    it_fail "put -r exited $rc: $(head "$T/unr.err")"
+  fi
+  rm -rf "$U"
+done
+[ $seen = 1 ] || it_fail "no file was removed and none replaced between the listing and its read in 5 tries"
+
+it_log "get -r: a file whose name a folder holds, or whose folder is a file, is named; the rest written"
+G=$T/gw
+mkdir -p "$G/m"
+for i in $(seq 1 300); do it_rand_file "$G/m/f$i" $((i * 13)); done
+it_rand_file "$G/a" 100
+it_rand_file "$G/big" $(((5 << 20) + 11)) # two chunks: written by the batch itself
+it_rand_file "$G/z" 10
+mkdir -p "$G/c"
+it_rand_file "$G/c/d" 50
+"$AQ" put -r "$G" gw/ >/dev/null || it_fail "put -r gw/"
+O=$T/gwout
+mkdir -p "$O/a/keep" "$O/big/keep"
+: >"$O/c"
+rc=0
+"$AQ" get -r gw/ "$O" --json >"$T/gw.json" 2>"$T/gw.err" || rc=$?
+[ $rc = 4 ] || it_fail "get -r with folders in the way exited $rc, want 4: $(cat "$T/gw.err")"
+[ "$(json 'd["failed"]' <"$T/gw.json")" = 3 ] || it_fail "gw summary: $(cat "$T/gw.json")"
+[ "$(json 'd["wrote"]' <"$T/gw.json")" = 301 ] || it_fail "gw summary: $(cat "$T/gw.json")"
+for n in a big c/d; do
+  grep -qF "get -r: $n:" "$T/gw.err" || it_fail "$n not named: $(cat "$T/gw.err")"
+done
+grep -F "get -r: c/d:" "$T/gw.err" | grep -q "cannot create its folder" || it_fail "c/d: $(cat "$T/gw.err")"
+same_files "$G/m" "$O/m" || it_fail "get -r did not write the rest"
+cmp -s "$G/z" "$O/z" || it_fail "get -r did not write z"
+[ -d "$O/a/keep" ] && [ -d "$O/big/keep" ] && [ -f "$O/c" ] && [ ! -s "$O/c" ] ||
+  it_fail "get -r changed what was in the way"
+find "$O" -name '.aqtmp*' | grep -q . && it_fail "temporary files left: $(find "$O" -name '.aqtmp*' | head -3)"
 
 it_log "put -r of a missing folder fails and says so"
 if "$AQ" put -r "$T/nope" "x/" 2>"$T/err"; then it_fail "put -r of a missing folder succeeded"; fi
