@@ -106,7 +106,9 @@ typedef struct aquifer_written {
 /* Stores len bytes under key (any size; above 4 MiB as parts plus a manifest). A failed overwrite
  * leaves the previous value readable. w (may be NULL) gets the copies reached. */
 int aquifer_put(aquifer *c, const char *key, const void *data, size_t len, aquifer_written *w);
-/* Stores what fd gives until its end (a file, pipe or socket; read, never seeked or closed). */
+/* Stores what fd gives until its end (a file, pipe or socket; read, never seeked or closed). A
+ * regular file whose size or modification time moves while it is read fails the put (AQ_EIO,
+ * the sentence saying it changed) and leaves the key as it was. */
 int aquifer_put_fd(aquifer *c, const char *key, int fd, aquifer_written *w);
 /* The newest value under key in a malloc'd buffer (*data, *len; *data is never NULL on success,
  * even for 0 bytes): release it with aquifer_free. Every chunk is checked against its digest. */

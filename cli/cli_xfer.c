@@ -125,7 +125,30 @@ typedef struct put_src {
     size_t prelen[2];
     int npre, used;
     uint64_t total; /* bytes taken */
+    bool watched;   /* a regular file: st is how it was before its first byte was read */
+    struct stat st;
 } put_src;
+
+/* A file that changes while it is read (truncated, rewritten in place) would give a value that
+ * was never the file's at any one moment, stored with digests that match it: a truncation mid-way
+ * would even store a silently shorter value. So a regular file's size and modification time are
+ * noted before the first byte is read and compared once every byte is in, before the put is made
+ * visible. Not the change time: a rename, chmod or unlink moves it without touching the bytes. */
+static void src_watch(put_src *s) {
+    s->watched = s->fd >= 0 && fstat(s->fd, &s->st) == 0 && S_ISREG(s->st.st_mode);
+}
+
+static bool src_changed(const put_src *s) {
+    struct stat now;
+    if (!s->watched)
+        return false;
+    return fstat(s->fd, &now) != 0 || now.st_size != s->st.st_size ||
+           now.st_mtim.tv_sec != s->st.st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec;
+}
+
+#define CHANGED_FMT                                                                                \
+    "%s changed while it was read (its size or modification time moved); the key was not changed"
 
 /* Fills dst with up to cap bytes of input; fewer only at its end. 0 or a negated errno. */
 static int src_fill(put_src *s, uint8_t *dst, size_t cap, size_t *got) {
@@ -165,7 +188,7 @@ static int src_next(put_src *s, uint8_t **mem, size_t *len) {
     return 0;
 }
 
-static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) {
+static int put_large(cli *c, const char *key, put_src *src, const char *name, uint64_t size_hint) {
     size_t klen = strlen(key);
     cli_manifest m = {0};
     m.put_id = cli_random_u64();
@@ -265,6 +288,12 @@ static int put_large(cli *c, const char *key, put_src *src, uint64_t size_hint) 
             cli_step(c);
     }
     cli_progress_end(&pg);
+    /* Every part is acknowledged (or the put failed already): the manifest, which makes the value
+     * visible, goes only if the file held still. Its change explains a failure best, too. */
+    if (src_changed(src)) {
+        rc = CLI_ERROR;
+        snprintf(why, sizeof why, CHANGED_FMT, name);
+    }
     m.digest = digest_final(st);
     XXH3_freeState(st);
     XXH3_freeState(ps_state);
@@ -561,6 +590,7 @@ static int put_run(cli *c, const char *key, put_src *src, const char *name, uint
         return rc;
     cli_wrep_reset(c);
     c->xfer_bytes = 0;
+    src_watch(src);
     for (int i = 0; i < 2; i++) {
         uint8_t *mem = malloc(HEAD_MAX + CHUNK);
         if (!mem) {
@@ -579,7 +609,11 @@ static int put_run(cli *c, const char *key, put_src *src, const char *name, uint
             break;
     }
     if (src->npre == 1 || src->prelen[1] == 0) {
-        /* One chunk: the value itself under its key. */
+        /* One chunk: the value itself under its key, once it is known to be the file's. */
+        if (src_changed(src)) {
+            rc = cli_fail(c, CLI_ERROR, CHANGED_FMT, name);
+            goto out;
+        }
         cli_prev pv;
         (void)cli_prev_read(c, key, &pv);
         uint8_t *mem = src->pre[0];
@@ -590,7 +624,7 @@ static int put_run(cli *c, const char *key, put_src *src, const char *name, uint
             cli_rm_parts(c, key, &pv.m, pv.m.nparts, "the old value");
         cli_prev_free(&pv);
     } else {
-        rc = put_large(c, key, src, hint);
+        rc = put_large(c, key, src, name, hint);
     }
     if (!rc)
         c->xfer_bytes = src->total;
