@@ -28,7 +28,13 @@ def pos():
     except (FileNotFoundError, ProcessLookupError):
         pass
     return None
-while time.monotonic() < end:
+def gone():
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+while time.monotonic() < end and not gone():
     p = pos()
     if p:
         os.kill(pid, signal.SIGSTOP)
