@@ -146,13 +146,18 @@ int aq_chunk_put_above(aq_chunk_store *s, const void *key, size_t klen, const vo
                        size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version);
 
 /* aq_chunk_put_versioned_held and aq_chunk_put_above that adopt the value's buffer (see
- * aq_chunk_adopt) instead of copying it. adopt may be NULL: then they copy. */
+ * aq_chunk_adopt) instead of copying it. adopt may be NULL: then they copy. flags:
+ * AQ_CHUNK_NOWAIT returns AQ_EBUSY, having stored nothing (and released adopt), where the put
+ * would wait for a lock another thread holds (another writer of the key's stripe, a scan of the
+ * index): for a caller that must not block, which then retries where it may. */
+#define AQ_CHUNK_NOWAIT 1u
 int aq_chunk_put_versioned_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                                  size_t len, uint8_t kind, const aq_chunk_digest *expect,
-                                 uint64_t version, uint64_t *held, const aq_chunk_adopt *adopt);
+                                 uint64_t version, uint64_t *held, const aq_chunk_adopt *adopt,
+                                 unsigned flags);
 int aq_chunk_put_above_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                              size_t len, uint8_t kind, const aq_chunk_digest *expect,
-                             uint64_t *version, const aq_chunk_adopt *adopt);
+                             uint64_t *version, const aq_chunk_adopt *adopt, unsigned flags);
 
 /* AQ_ENOTFOUND if absent. On success the caller owns one reference. */
 int aq_chunk_get(aq_chunk_store *s, const void *key, size_t klen, aq_chunk_ref **out);

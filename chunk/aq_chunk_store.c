@@ -98,13 +98,19 @@ enum commit_mode { COMMIT_ALWAYS, COMMIT_IF_NEWER, COMMIT_ABOVE };
  * r's version is raised to one above the stored one when it is not already above it. *assigned
  * (when not NULL) gets the version r is stored with. */
 static int commit(aq_chunk_store *s, aq_chunk_ref *r, enum commit_mode mode, uint64_t *held,
-                  uint64_t *assigned) {
+                  uint64_t *assigned, bool nowait) {
     pthread_mutex_t *m = stripe(s, r->khash);
-    pthread_mutex_lock(m);
-
+    if (!nowait) {
+        pthread_mutex_lock(m);
+        pthread_rwlock_wrlock(&s->lock);
+    } else if (pthread_mutex_trylock(m) != 0) {
+        return AQ_EBUSY;
+    } else if (pthread_rwlock_trywrlock(&s->lock) != 0) {
+        pthread_mutex_unlock(m);
+        return AQ_EBUSY;
+    }
     /* Reserve the growth first so a put that cannot fit never touches the disk. Holding the
      * stripe, no one else changes this key, so the old length read here stays true. */
-    pthread_rwlock_wrlock(&s->lock);
     aq_chunk_ref *old = aq_chunk_index_find(&s->index, r->key, r->klen, r->khash);
     if (mode == COMMIT_ABOVE && old && old->version >= r->version)
         r->version = old->version + 1;
@@ -129,10 +135,19 @@ static int commit(aq_chunk_store *s, aq_chunk_ref *r, enum commit_mode mode, uin
         pthread_mutex_unlock(m);
         return AQ_EFULL;
     }
+    if (s->dirfd < 0) {
+        /* Nothing to write: store it in the same hold of the lock. */
+        old = aq_chunk_index_put(&s->index, r);
+        s->bytes = s->bytes - (old ? old->len : 0) + r->len;
+        pthread_rwlock_unlock(&s->lock);
+        pthread_mutex_unlock(m);
+        ref_put(old);
+        return 0;
+    }
     s->reserved += growth;
     pthread_rwlock_unlock(&s->lock);
 
-    int err = s->dirfd >= 0 ? aq_chunk_persist_write(s, r) : 0;
+    int err = aq_chunk_persist_write(s, r);
 
     pthread_rwlock_wrlock(&s->lock);
     s->reserved -= growth;
@@ -210,7 +225,7 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
     if (err)
         return err;
     aq_chunk_digest d = r->digest;
-    err = commit(s, r, COMMIT_ALWAYS, NULL, NULL);
+    err = commit(s, r, COMMIT_ALWAYS, NULL, NULL, false);
     if (err) {
         ref_put(r);
         return err;
@@ -222,7 +237,8 @@ int aq_chunk_put(aq_chunk_store *s, const void *key, size_t klen, const void *da
 
 static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                        size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version,
-                       enum commit_mode mode, uint64_t *held, const aq_chunk_adopt *adopt) {
+                       enum commit_mode mode, uint64_t *held, const aq_chunk_adopt *adopt,
+                       unsigned flags) {
     if (!expect) {
         if (adopt)
             adopt->release(adopt->ctx);
@@ -237,7 +253,7 @@ static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const vo
         return AQ_ECORRUPT;
     }
     r->version = version ? *version : 0;
-    err = commit(s, r, mode, held, version);
+    err = commit(s, r, mode, held, version, flags & AQ_CHUNK_NOWAIT);
     if (err == 1) {
         /* An identical write is stored already: success, and r was not taken. */
         ref_put(r);
@@ -250,21 +266,22 @@ static int put_checked(aq_chunk_store *s, const void *key, size_t klen, const vo
 
 int aq_chunk_put_verified(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                           size_t len, uint8_t kind, const aq_chunk_digest *expect) {
-    return put_checked(s, key, klen, data, len, kind, expect, NULL, COMMIT_ALWAYS, NULL, NULL);
+    return put_checked(s, key, klen, data, len, kind, expect, NULL, COMMIT_ALWAYS, NULL, NULL, 0);
 }
 
 int aq_chunk_put_versioned_held(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                                 size_t len, uint8_t kind, const aq_chunk_digest *expect,
                                 uint64_t version, uint64_t *held) {
-    return put_checked(s, key, klen, data, len, kind, expect, &version, COMMIT_IF_NEWER, held,
-                       NULL);
+    return put_checked(s, key, klen, data, len, kind, expect, &version, COMMIT_IF_NEWER, held, NULL,
+                       0);
 }
 
 int aq_chunk_put_versioned_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                                  size_t len, uint8_t kind, const aq_chunk_digest *expect,
-                                 uint64_t version, uint64_t *held, const aq_chunk_adopt *adopt) {
+                                 uint64_t version, uint64_t *held, const aq_chunk_adopt *adopt,
+                                 unsigned flags) {
     return put_checked(s, key, klen, data, len, kind, expect, &version, COMMIT_IF_NEWER, held,
-                       adopt);
+                       adopt, flags);
 }
 
 int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, const void *data,
@@ -275,18 +292,19 @@ int aq_chunk_put_versioned(aq_chunk_store *s, const void *key, size_t klen, cons
 
 int aq_chunk_put_above(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                        size_t len, uint8_t kind, const aq_chunk_digest *expect, uint64_t *version) {
-    return aq_chunk_put_above_adopt(s, key, klen, data, len, kind, expect, version, NULL);
+    return aq_chunk_put_above_adopt(s, key, klen, data, len, kind, expect, version, NULL, 0);
 }
 
 int aq_chunk_put_above_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                              size_t len, uint8_t kind, const aq_chunk_digest *expect,
-                             uint64_t *version, const aq_chunk_adopt *adopt) {
+                             uint64_t *version, const aq_chunk_adopt *adopt, unsigned flags) {
     if (!version || !*version) {
         if (adopt)
             adopt->release(adopt->ctx);
         return AQ_EINVAL;
     }
-    return put_checked(s, key, klen, data, len, kind, expect, version, COMMIT_ABOVE, NULL, adopt);
+    return put_checked(s, key, klen, data, len, kind, expect, version, COMMIT_ABOVE, NULL, adopt,
+                       flags);
 }
 
 uint64_t aq_chunk_ref_version(const aq_chunk_ref *r) {

@@ -112,6 +112,7 @@ typedef struct write_op {
     bool found;          /* RM: some node had a live value */
     int forward_err;     /* a definite refusal by a live replica */
     uint16_t refused_by; /* that replica's configured index */
+    bool nowait;         /* applied on the loop: AQ_CHUNK_NOWAIT */
     uint64_t late_us;    /* AQ_EDEADLINE: how late it came */
 } write_op;
 
@@ -423,13 +424,14 @@ static void write_work(uv_work_t *w) {
     }
     int err;
     if (op->coordinate) {
-        err = aq_chunk_put_above_adopt(s, key, klen, val, vlen, kind, &d, &op->version, ad);
+        err = aq_chunk_put_above_adopt(s, key, klen, val, vlen, kind, &d, &op->version, ad,
+                                       op->nowait ? AQ_CHUNK_NOWAIT : 0);
         /* Above the stored version may be above the ceiling covered so far. */
         if (!err)
             err = aq_hlc_ceiling_cover(&n->ceiling, op->version);
     } else {
         err = aq_chunk_put_versioned_adopt(s, key, klen, val, vlen, kind, &d, op->version,
-                                           &op->held, ad);
+                                           &op->held, ad, op->nowait ? AQ_CHUNK_NOWAIT : 0);
         op->local_stale = err == AQ_ESTALE;
         if (op->local_stale) {
             err = 0;
@@ -476,7 +478,8 @@ static void write_after(uv_work_t *w, int status) {
 /* A small write to a memory-only store runs on the loop: hashing a few KiB and an index update
  * take less time than the hand-off to the threadpool and back, which under many small writes was
  * most of a put's cost. Anything that may touch the disk (a data_dir, the clock ceiling file) or
- * hash a large value still goes to the threadpool. */
+ * hash a large value still goes to the threadpool, and so does a write whose locks another thread
+ * holds (write_start_round). */
 static bool write_inline(const write_op *op) {
     const aq_node *n = op->n;
     if (n->members[n->self].conf->data_dir)
@@ -493,9 +496,17 @@ static void write_start_round(write_op *op) {
     op->stale_max = 0;
     op->work.data = op;
     if (write_inline(op)) {
+        /* Never wait on the loop for a lock another thread holds (a scan, another writer of the
+         * stripe): the store answers AQ_EBUSY, having stored nothing, and the threadpool waits. */
+        op->nowait = true;
         write_work(&op->work);
-        write_after(&op->work, 0);
-        return;
+        op->nowait = false;
+        if (op->local_err != AQ_EBUSY) {
+            write_after(&op->work, 0);
+            return;
+        }
+        op->local_err = 0;
+        op->local_found = false;
     }
     int err = uv_queue_work(op->n->loop, &op->work, write_work, write_after);
     if (err) {
