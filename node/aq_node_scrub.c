@@ -1,7 +1,9 @@
 /* Scrub: finds bit rot in the chunks this node holds and heals it from another replica.
  *
  * At each heartbeat tick the node earns scrub_rate bytes per second of credit (at most one
- * second's worth, so an idle spell never becomes a burst); while it has credit a threadpool job
+ * second's worth, so an idle spell never becomes a burst), a quarter of it when clients were
+ * served since the last tick: the scrub yields to them and still checks every chunk, only more
+ * slowly, however busy the node stays. While it has credit a threadpool job
  * re-verifies the next chunks of a snapshot of the store's keys (aq_chunk_scrub: the bytes in
  * memory against their digest and, with a data_dir, the file), at least one chunk per job. The
  * loop thread only schedules and sends. When the snapshot is done a new one is taken, so every
@@ -17,7 +19,8 @@
 #include "aq_node_internal.h"
 #include "aq_node_place.h"
 
-#define SCRUB_FOUND_MAX 64 /* damaged chunks handled per job; the rest wait for the next */
+#define SCRUB_BUSY_SHARE 4  /* while clients are served, scrub at 1/4 of scrub_rate */
+#define SCRUB_FOUND_MAX  64 /* damaged chunks handled per job; the rest wait for the next */
 
 typedef struct skey {
     uint8_t key[AQ_NODE_KEY_MAX];
@@ -41,6 +44,7 @@ struct aq_scrub {
     found hits[SCRUB_FOUND_MAX];
     size_t nfound;
     uint64_t rounds, damaged;
+    uint64_t seen_client; /* n->handled_client at the last tick */
 };
 
 static void printable(const uint8_t *k, size_t n, char *out, size_t cap) {
@@ -229,6 +233,9 @@ void aq_node_scrub_tick(aq_node *n) {
     sc->last_us = now;
     int64_t cap = rate > INT64_MAX ? INT64_MAX : (int64_t)rate;
     int64_t earned = (int64_t)((double)rate * (double)dt / 1e6);
+    if (n->handled_client != sc->seen_client)
+        earned /= SCRUB_BUSY_SHARE;
+    sc->seen_client = n->handled_client;
     sc->credit = sc->credit + earned > cap ? cap : sc->credit + earned;
     if (sc->running || n->stopping || sc->credit <= 0)
         return;
