@@ -13,6 +13,10 @@
  * renamed over the name once its value is complete and verified, so a failed file leaves what was
  * there.
  *
+ * The file system's work (put -r's opens and reads, get -r's creates, writes and renames) runs in
+ * libuv's threadpool beside the batch, so the loop keeps calls in flight meanwhile; results,
+ * progress, budgets and the directory cache stay on the driver's thread.
+ *
  * A file that fails is named on stderr and the rest carry on; the summary (or --json) counts
  * them, and any failure makes the command exit 4.
  */
