@@ -215,7 +215,8 @@ static const command commands[] = {
      "Exits 4 if any failed.\n\n"
      "Memory: one value at most 4 chunks of 4 MiB in flight, each perhaps twice (ours and the\n"
      "rpc's copy): under 40 MiB whatever the size; put -r: 64 files in flight holding at most\n"
-     "64 MiB, a file over 4 MiB 1 chunk at a time: under 150 MiB.\n",
+     "64 MiB, up to 128 more of at most 128 KiB read ahead, a file over 4 MiB 1 chunk at a\n"
+     "time: under 150 MiB.\n",
      CMD_NEEDS_CLUSTER, run_put},
     {"get", 1, 2, true, true,
      "usage: aquifer [-c FILE] get KEY [-o FILE] [--fsync]\n"
@@ -240,8 +241,9 @@ static const command commands[] = {
      "(SIZE)\", and with --json {dir, prefix, files, wrote, failed, bytes, seconds, failures:\n"
      "[{path, key, error}]}. Exits 4 if any failed.\n\n"
      "Memory: a value at most 4 chunks of 4 MiB in flight, each perhaps twice: under 40 MiB\n"
-     "whatever its size; get -r: 64 files in flight holding at most 64 MiB, a value over\n"
-     "4 MiB 1 chunk at a time: under 150 MiB.\n",
+     "whatever its size; get -r: 64 files in flight and the fetched ones not yet written\n"
+     "holding at most 64 MiB together (as the listing gives their sizes), a value over 4 MiB\n"
+     "1 chunk at a time: under 150 MiB.\n",
      CMD_NEEDS_CLUSTER, run_get},
     {"rm", 1, 1, true, false,
      "usage: aquifer [-c FILE] rm KEY [--min-copies N] [--json]\n\n"

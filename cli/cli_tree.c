@@ -4,13 +4,18 @@
  * put -r stores every regular file under DIR as PREFIX + its path relative to DIR ('/' between
  * the parts). Directories are walked without following symbolic links; links, devices, FIFOs and
  * sockets are skipped; each file is then opened component by component without following a
- * symbolic link (a folder swapped for a link after the walk is refused, not followed) and must
- * still be a regular file. get -r writes every key under PREFIX to DIR + the key without PREFIX,
- * creating directories. Nothing outside DIR is ever written: a key whose remainder is empty,
- * absolute, has an empty, "." or ".." part, or holds a NUL byte is refused and named, and every
- * directory on the way is opened without following symbolic links. Each file is written through
- * a temporary file in its directory, renamed over the name once its value is complete and
- * verified, so a failed file leaves what was there.
+ * symbolic link (a folder swapped for a link after the walk is refused, not followed; the files
+ * of one folder read by one job share the walk of its path) and must still be a regular file.
+ * get -r writes every key under PREFIX to DIR + the key without PREFIX, creating directories.
+ * Nothing outside DIR is ever written: a key whose remainder is empty, absolute, has an empty, "."
+ * or ".." part, or holds a NUL byte is refused and named, and every directory on the way is opened
+ * without following symbolic links. Each file is written through a temporary file in its directory,
+ * renamed over the name once its value is complete and verified, so a failed file leaves what was
+ * there.
+ *
+ * The file system's work (put -r's opens and reads, get -r's creates, writes and renames) runs in
+ * libuv's threadpool beside the batch, so the loop keeps calls in flight meanwhile; results,
+ * progress, budgets and the directory cache stay on the driver's thread.
  *
  * A file that fails is named on stderr and the rest carry on; the summary (or --json) counts
  * them, and any failure makes the command exit 4.
@@ -281,16 +286,16 @@ static int check_prefix(cli *c, const char *prefix) {
 #define GET_BYTES (64u << 20)            /* get -r: bytes fetched and not yet written, at most */
 #define GET_FILES (3 * CLI_XFER_WORKERS + JOBS * JOB_FILES) /* get -r: files held at once */
 
-/* Opens rel (parts joined by '/') under root for reading, every part without following a
- * symbolic link, and only if it is a regular file (its stat in *sb). The fd, or a negated errno
- * (ELOOP: a link on the way; EINVAL: not a regular file). */
-static int open_nofollow(int root, const char *rel, struct stat *sb) {
+/* Opens the folder rel[0..len) (parts joined by '/') under root, every part without following a
+ * symbolic link: its fd (root itself when len is 0), or a negated errno (ELOOP: a link on the
+ * way; ENOENT: gone, or an empty or overlong part). */
+static int open_dir_nofollow(int root, const char *rel, size_t len) {
     int fd = root; /* ours to close once it is not root */
     char part[256];
-    const char *p = rel;
-    for (;;) {
-        const char *slash = strchr(p, '/');
-        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    const char *p = rel, *end = rel + len;
+    while (p < end) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
         if (n == 0 || n >= sizeof part) {
             if (fd != root)
                 close(fd);
@@ -298,11 +303,7 @@ static int open_nofollow(int root, const char *rel, struct stat *sb) {
         }
         memcpy(part, p, n);
         part[n] = 0;
-        /* O_NONBLOCK: a FIFO swapped in does not block the open (reads of a regular file ignore
-         * it). */
-        int flags = slash ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
-                          : O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-        int nfd = openat(fd, part, flags);
+        int nfd = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         int e = errno;
         struct stat lb;
         /* A folder that is now a link fails as "not a directory": say what it is. */
@@ -314,10 +315,21 @@ static int open_nofollow(int root, const char *rel, struct stat *sb) {
         if (nfd < 0)
             return -e;
         fd = nfd;
-        if (!slash)
-            break;
-        p = slash + 1;
+        p += n + 1;
     }
+    return fd;
+}
+
+/* Opens name in dfd for reading without following a symbolic link, and only if it is a regular
+ * file (its stat in *sb). The fd, or a negated errno (EINVAL: not a regular file). */
+static int open_file_nofollow(int dfd, const char *name, struct stat *sb) {
+    if (!name[0] || strlen(name) > 255)
+        return -ENOENT;
+    /* O_NONBLOCK: a FIFO swapped in does not block the open (reads of a regular file ignore
+     * it). */
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
     if (fstat(fd, sb) != 0 || !S_ISREG(sb->st_mode)) {
         close(fd);
         return -EINVAL;
@@ -358,13 +370,9 @@ typedef struct put_run {
 /* On a threadpool thread: opens f and reads it whole when it is small. A regular file's read
  * stops short only at its end, so one read that returns the size fstat gave is all of it; asking
  * one byte more shows a file that grew since, which the batch then reads from its start. */
-static void read_one(int root, pfile *f) {
-    f->buf = NULL;
-    f->fd = -1;
-    f->err = 0;
-    f->in_read = false;
+static void read_one(int dfd, const char *name, pfile *f) {
     struct stat sb;
-    int fd = open_nofollow(root, f->rel, &sb);
+    int fd = open_file_nofollow(dfd, name, &sb);
     if (fd < 0) {
         f->err = fd;
         return;
@@ -409,10 +417,37 @@ static void read_one(int root, pfile *f) {
     f->it.len = got;
 }
 
+/* The job's files come sorted, so a folder's files come together: its path is walked (without
+ * following links) once for those of them in this job, and again by the next job, so a folder
+ * swapped for a link after the walk is still refused for the files opened after the swap. */
 static void read_work(cli_xfer_work *w) {
     rjob *j = (rjob *)w;
-    for (size_t i = 0; i < j->n; i++)
-        read_one(j->pr->root, j->f[i]);
+    int root = j->pr->root, dfd = -1;
+    const char *dir = NULL; /* dfd's path: the first len bytes of dir */
+    size_t len = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        pfile *f = j->f[i];
+        f->buf = NULL;
+        f->fd = -1;
+        f->err = 0;
+        f->in_read = false;
+        const char *slash = strrchr(f->rel, '/');
+        size_t flen = slash ? (size_t)(slash - f->rel) : 0;
+        if (dfd < 0 || flen != len || memcmp(dir, f->rel, len) != 0) {
+            if (dfd >= 0 && dfd != root)
+                close(dfd);
+            dfd = open_dir_nofollow(root, f->rel, flen);
+            if (dfd < 0) {
+                f->err = dfd;
+                continue;
+            }
+            dir = f->rel;
+            len = flen;
+        }
+        read_one(dfd, slash ? slash + 1 : f->rel, f);
+    }
+    if (dfd >= 0 && dfd != root)
+        close(dfd);
 }
 
 static void read_done(cli_xfer_work *w) {

@@ -20,6 +20,10 @@
  * that is a manifest), which goes through the single-value entry point whole. Their waits run
  * the same loop, so the other ops keep progressing meanwhile (their callbacks only mark them
  * ready).
+ * Beside the items, the caller's file work (cli_xfer_batch_work: put -r's reads, get -r's writes)
+ * runs in the loop's threadpool; its done callbacks run in the loop like the calls' callbacks, on
+ * the driver's thread. A get whose item has big_fd writes a value larger than a chunk to the fd it
+ * gives instead of a buffer.
  * Invariants: ops in flight never exceed the batch's width (submit drives the loop until there
  * is room); every op ends with exactly one result (every kop ends: the rpc contract); every
  * submitted item is returned by next exactly once, or dropped by close after it finished.

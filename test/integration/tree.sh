@@ -27,6 +27,14 @@ it_rand_file "$D/with space.txt" 77
 it_rand_file "$D/dé/ünï 文件/日本.dat" 4096
 it_rand_file "$D/a/big" $(((9 << 20) + 3)) # three chunks
 for i in $(seq 1 200); do it_rand_file "$D/many/f$i" $((i * 37)); done
+# More folders in flight at once than get -r keeps open: some files get a folder fd of their own.
+/usr/bin/python3 -c '
+import os, sys
+for i in range(100):
+    p = os.path.join(sys.argv[1], "dirs", "d%03d" % i, "x" if i % 2 else "")
+    os.makedirs(p, exist_ok=True)
+    for j in range(2):
+        open(os.path.join(p, "f%d" % j), "wb").write(os.urandom(50 + 7 * i + j))' "$D"
 ln -s "$D/with space.txt" "$D/a/link" # skipped: not a regular file
 want=$(find "$D" -type f | wc -l)
 
@@ -78,7 +86,10 @@ seen=0
 for try in 1 2 3 4 5; do
   V=$T/van$try
   mkdir -p "$V"
-  for i in $(seq -w 1 1500); do it_rand_file "$V/f$i" 3000; done
+  /usr/bin/python3 -c '
+import os, sys
+for i in range(1, 1501):
+    open(os.path.join(sys.argv[1], "f%04d" % i), "wb").write(os.urandom(3000))' "$V"
   "$AQ" put -r "$V" "van$try/" --json >"$T/van.json" 2>"$T/van.err" &
   pid=$!
   # Remove files from the end of the sorted order while the put runs.
