@@ -622,19 +622,29 @@ static aq_chunk_ref *lookup(aq_node *n, aq_rpc_incoming *in) {
     return ref;
 }
 
+static void release_ref(void *ref) {
+    aq_chunk_ref_release(ref);
+}
+
 static void handle_get(void *ud, aq_rpc_incoming *in) {
     aq_chunk_ref *ref = lookup(ud, in);
     if (!ref)
         return;
-    /* The reply is one buffer (head + value), so the value is copied once, into a buffer of its
-     * exact size (aq_wr_init_cap says why). */
+    /* The reply is the head, then the value lent straight from the store: the reference is held
+     * until the rpc releases the reply (replies are resent until acknowledged), so the value is
+     * not copied on the loop. */
     aq_wr w;
-    aq_wr_init_cap(&w, AQ_PUT_HEAD_MAX + aq_chunk_ref_len(ref));
+    aq_wr_init_cap(&w, AQ_PUT_HEAD_MAX);
     aq_node_get_rep_head(&w, aq_chunk_ref_kind(ref), to_node_digest(aq_chunk_ref_digest(ref)),
                          aq_chunk_ref_version(ref));
-    aq_wr_bytes(&w, aq_chunk_ref_data(ref), aq_chunk_ref_len(ref));
-    aq_chunk_ref_release(ref);
-    respond_wr(in, &w);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        aq_chunk_ref_release(ref);
+        respond_err(in, AQ_ENOMEM);
+        return;
+    }
+    aq_rpc_respond2(in, 0, (aq_rpc_buf){w.p, w.len, free, w.p},
+                    (aq_rpc_buf){aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), release_ref, ref});
 }
 
 static void handle_stat(void *ud, aq_rpc_incoming *in) {

@@ -25,24 +25,50 @@ void aq_rpc__logf(aq_rpc *rpc, int level, const char *fmt, ...) {
     rpc->cfg.log(rpc->cfg.log_ud, level, msg);
 }
 
+/* One piece: lent bytes referenced (*keep = buf), others copied into *owned. false without
+ * memory. */
+static bool piece_take(aq_rpc_buf buf, const uint8_t **data, aq_rpc_buf *keep, void **owned) {
+    if (buf.release) {
+        *keep = buf;
+        *data = buf.data;
+    } else if (buf.len) {
+        if (!(*owned = malloc(buf.len)))
+            return false;
+        memcpy(*owned, buf.data, buf.len);
+        *data = *owned;
+    }
+    return true;
+}
+
 aq_rpc_blob *aq_rpc__blob_new(aq_rpc_buf buf) {
     aq_rpc_blob *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
     b->refs = 1;
-    b->len = buf.len;
-    if (buf.release) {
-        b->buf = buf;
-        b->data = buf.data;
-    } else if (buf.len) {
-        b->owned = malloc(buf.len);
-        if (!b->owned) {
-            free(b);
-            return NULL;
-        }
-        memcpy(b->owned, buf.data, buf.len);
-        b->data = b->owned;
+    b->len = b->len1 = buf.len;
+    if (!piece_take(buf, &b->data, &b->buf, &b->owned)) {
+        free(b);
+        return NULL;
     }
+    return b;
+}
+
+aq_rpc_blob *aq_rpc__blob_new2(aq_rpc_buf head, aq_rpc_buf body) {
+    aq_rpc_blob *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len1 = head.len;
+    b->len = head.len + body.len;
+    const uint8_t *d2 = NULL;
+    if (!piece_take(head, &b->data, &b->buf, &b->owned) ||
+        !piece_take(body, &d2, &b->buf2, &b->owned2)) {
+        free(b->owned);
+        free(b);
+        return NULL;
+    }
+    /* A body with no bytes still has a (never read) address, so data2 marks two pieces. */
+    b->data2 = d2 ? d2 : b->data + b->len1;
     return b;
 }
 
@@ -53,6 +79,10 @@ void aq_rpc__blob_unref(aq_rpc_blob *b) {
         free(b->owned);
     else if (b->buf.release)
         b->buf.release(b->buf.ctx);
+    if (b->owned2)
+        free(b->owned2);
+    else if (b->buf2.release)
+        b->buf2.release(b->buf2.ctx);
     free(b);
 }
 

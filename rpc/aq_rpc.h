@@ -113,6 +113,13 @@ void *aq_rpc_incoming_take(aq_rpc_incoming *in, size_t *len);
  * AQ_RPC_MAX_PAYLOAD is released and the caller gets status AQ_ETOOBIG instead. If the caller
  * restarted meanwhile, the reply is released and dropped. */
 void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply);
+/* aq_rpc_respond with the reply given in two pieces, sent as head followed by body: say a header
+ * built for this reply and bytes the application already holds, which then are not copied when
+ * the reply is large (a small one is joined into one buffer at once). Each piece follows
+ * aq_rpc_buf's rules: lent bytes are read in place, also by resends, until their release runs
+ * exactly once (when the caller has acknowledged the reply, it expired, the caller restarted, or
+ * the endpoint is freed). */
+void aq_rpc_respond2(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body);
 /* Finish the call with BUSY: the caller backs off for about retry_after_ms and resends. The handler
  * may be run again for the resent call (BUSY means it did nothing). */
 void aq_rpc_respond_busy(aq_rpc_incoming *in, uint32_t retry_after_ms);

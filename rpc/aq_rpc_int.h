@@ -54,12 +54,18 @@
 
 enum { AQ_T_CALL = 1, AQ_T_WORK, AQ_T_PEER, AQ_T_ACK, AQ_T_SWEEP };
 
+/* A message's bytes: one piece, or two (a reply's head and a body lent by the application) that
+ * travel as one message without being joined. len is the whole; the first piece is data[0..len1),
+ * the second data2[0..len - len1). Only messages too big for a datagram have two pieces, and a pipe
+ * fragment never spans the two. */
 typedef struct aq_rpc_blob {
     uint32_t refs;
     const uint8_t *data;
     size_t len;
-    aq_rpc_buf buf; /* released when refs drop to 0, unless owned */
-    void *owned;    /* our own copy, freed when refs drop to 0 */
+    size_t len1;
+    const uint8_t *data2;
+    aq_rpc_buf buf, buf2; /* released when refs drop to 0, unless owned */
+    void *owned, *owned2; /* our own copies, freed when refs drop to 0 */
 } aq_rpc_blob;
 
 /* A CALL or REPLY that travels over the pipe. */
@@ -280,6 +286,18 @@ void aq_rpc__logf(aq_rpc *rpc, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A blob holding buf: lent bytes are referenced, others copied. NULL without memory. */
 aq_rpc_blob *aq_rpc__blob_new(aq_rpc_buf buf);
+/* A two-piece blob: head then body, each referenced or copied as aq_rpc__blob_new does. NULL
+ * without memory (then nothing is released). */
+aq_rpc_blob *aq_rpc__blob_new2(aq_rpc_buf head, aq_rpc_buf body);
+/* Where the message's bytes from off on lie, and how many of them are contiguous there. */
+static inline const uint8_t *aq_rpc__blob_at(const aq_rpc_blob *b, size_t off, size_t *room) {
+    if (off < b->len1 || !b->data2) {
+        *room = b->len1 - off;
+        return b->data + off;
+    }
+    *room = b->len - off;
+    return b->data2 + (off - b->len1);
+}
 void aq_rpc__blob_unref(aq_rpc_blob *b);
 /* Gives lent bytes back to their owner (aq_rpc_buf.release), if any. */
 void aq_rpc__buf_release(aq_rpc_buf buf);

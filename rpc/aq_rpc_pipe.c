@@ -181,7 +181,9 @@ static aq_rpc_omsg *next_ready(aq_rpc *rpc, aq_rpc_conn *c, aq_list *q, uint32_t
     if (aq_list_empty(q))
         return NULL;
     aq_rpc_omsg *om = aq_container_of(q->next, aq_rpc_omsg, qlink);
-    uint32_t f = (uint32_t)om->blob->len - om->off;
+    size_t room;
+    aq_rpc__blob_at(om->blob, om->off, &room); /* a fragment stays within one piece */
+    uint32_t f = (uint32_t)room;
     if (f > rpc->cfg.fragment_size)
         f = rpc->cfg.fragment_size;
     if (frag_small(f)
@@ -224,7 +226,8 @@ static void pump(aq_rpc_peer *p) {
                         .frag_off = om->off,
                         .frag_len = flen,
                         .status = om->status};
-        const uint8_t *frag = om->blob->data + om->off;
+        size_t room;
+        const uint8_t *frag = aq_rpc__blob_at(om->blob, om->off, &room);
         int n = aq_rpc__frame(rpc, &h, frag, w->hdr, w->tag, enc, w->iov);
         w->enc = enc;
         if (!enc) { /* written in place: the bytes must outlive the message */

@@ -2,6 +2,7 @@
 #include "aq_rpc_uv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <netinet/tcp.h>
@@ -11,9 +12,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* recvmmsg in libuv 1.44 cuts the receive buffer into 64 KiB slots, one datagram each. */
-#define UDP_SLOT        (64 * 1024)
-#define UDP_SLOTS       16
+/* Datagrams are received with recvmmsg into slots a little larger than any datagram of ours (a
+ * larger one is cut, flagged and dropped). */
+#define UDP_SLOT        2048
+#define UDP_SLOTS       64
+#define UDP_ROUNDS      8 /* recvmmsg calls per readiness at most, so input cannot starve the loop */
 #define UDP_QUEUE_MAX   (16u << 20) /* bytes of copied datagrams waiting for the socket */
 #define UDP_BUF_DEFAULT (4 << 20)
 #define IOV_STACK       16
@@ -88,7 +91,12 @@ struct aq_rpc_uv {
     uv_loop_t *loop;
     aq_rpc *core;
     aq_rpc_addr self;
-    uv_udp_t udp;
+    uv_udp_t udp;       /* sending */
+    uv_poll_t udp_poll; /* receiving, on udp_rfd */
+    int udp_rfd;        /* a duplicate of the UDP socket's descriptor, for udp_poll */
+    struct mmsghdr rx_msg[UDP_SLOTS];
+    struct iovec rx_iov[UDP_SLOTS];
+    struct sockaddr_storage rx_from[UDP_SLOTS];
     uv_tcp_t listener;
     uv_timer_t timer;
     uv_timer_t hello_timer;  /* the deadline of the oldest unidentified connection */
@@ -209,6 +217,8 @@ static void maybe_finish(aq_rpc_uv *u) {
     }
     void (*cb)(void *) = u->close_cb;
     void *ud = u->close_ud;
+    if (u->udp_rfd >= 0)
+        close(u->udp_rfd);
     free(u->buckets);
     free(u->udp_buf);
     free(u->batch_buf);
@@ -723,29 +733,51 @@ static const aq_rpc_io uv_io = {
 
 /* ---- UDP receiving ---- */
 
-static void udp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    aq_rpc_uv *u = h->data;
-    *buf = uv_buf_init((char *)u->udp_buf, UDP_SLOT * UDP_SLOTS);
-}
-
-static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
-                        const struct sockaddr *addr, unsigned flags) {
-    aq_rpc_uv *u = h->data;
-    /* The buffer is ours for good, so UV_UDP_MMSG_FREE (end of a recvmmsg batch) needs nothing;
-     * nread == 0 with no address means "nothing more to read". */
-    if (nread < 0 || !addr || !live(u))
+/* One datagram of the last recvmmsg to the core (or dropped, once the driver is closing). */
+static void udp_rx_one(aq_rpc_uv *u, int i) {
+    const struct msghdr *m = &u->rx_msg[i].msg_hdr;
+    if (!live(u))
         return;
-    if (flags & UV_UDP_PARTIAL) {
+    if (m->msg_flags & MSG_TRUNC) {
         u->st.dgrams_truncated++;
         return;
     }
+    const struct sockaddr *addr = m->msg_name;
+    if (m->msg_namelen < sizeof(struct sockaddr_in) ||
+        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+        return;
     aq_rpc_addr from;
     memset(&from, 0, sizeof from);
     size_t alen =
         addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (alen > m->msg_namelen)
+        return;
     memcpy(&from.ss, addr, alen);
     u->st.dgrams_in++;
-    aq_rpc_input_dgram(u->core, &from, (const uint8_t *)buf->base, (size_t)nread);
+    aq_rpc_input_dgram(u->core, &from, u->rx_iov[i].iov_base, u->rx_msg[i].msg_len);
+}
+
+/* Readable: one recvmmsg, and another only when that one filled every slot. (libuv's own receive
+ * loop reads until EAGAIN, a system call wasted on every wakeup.) What arrives while the driver
+ * closes is read and dropped, so the descriptor does not stay readable. */
+static void udp_poll_cb(uv_poll_t *h, int status, int events) {
+    aq_rpc_uv *u = h->data;
+    (void)events;
+    if (status < 0)
+        return;
+    for (int round = 0; round < UDP_ROUNDS; round++) {
+        for (int i = 0; i < UDP_SLOTS; i++)
+            u->rx_msg[i].msg_hdr.msg_namelen = sizeof u->rx_from[i];
+        int r = recvmmsg(u->udp_rfd, u->rx_msg, UDP_SLOTS, MSG_DONTWAIT, NULL);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return;
+        for (int i = 0; i < r; i++)
+            udp_rx_one(u, i);
+        if (r < UDP_SLOTS)
+            return;
+    }
 }
 
 /* ---- bounds on inbound connections ---- */
@@ -983,10 +1015,10 @@ static void close_all(aq_rpc_uv *u) {
                 conn_begin_close(u->buckets[i]);
         }
     }
-    uv_handle_t *hs[] = {(uv_handle_t *)&u->udp,          (uv_handle_t *)&u->listener,
-                         (uv_handle_t *)&u->timer,        (uv_handle_t *)&u->hello_timer,
-                         (uv_handle_t *)&u->report_timer, (uv_handle_t *)&u->idle,
-                         (uv_handle_t *)&u->flush};
+    uv_handle_t *hs[] = {(uv_handle_t *)&u->udp,         (uv_handle_t *)&u->udp_poll,
+                         (uv_handle_t *)&u->listener,    (uv_handle_t *)&u->timer,
+                         (uv_handle_t *)&u->hello_timer, (uv_handle_t *)&u->report_timer,
+                         (uv_handle_t *)&u->idle,        (uv_handle_t *)&u->flush};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         if (hs[i]->data == u && !uv_is_closing(hs[i]))
             uv_close(hs[i], handle_closed);
@@ -1014,6 +1046,7 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     u->udp_buf = malloc(UDP_SLOT * UDP_SLOTS);
     u->batch_buf = malloc(BATCH_MAX * BATCH_SLOT);
     u->udp_fd = -1;
+    u->udp_rfd = -1;
     if (!u->udp_buf || !u->batch_buf) {
         free(u->udp_buf);
         free(u->batch_buf);
@@ -1066,7 +1099,7 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     u->handles_open++;
     uv_check_start(&u->flush, flush_cb);
     uv_unref((uv_handle_t *)&u->flush); /* it alone must not keep the loop running */
-    r = uv_udp_init_ex(loop, &u->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
+    r = uv_udp_init(loop, &u->udp);
     if (r < 0) {
         close(ufd);
         close(tfd);
@@ -1083,6 +1116,20 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
         return r;
     }
     u->udp_fd = ufd;
+    u->udp_rfd = fcntl(ufd, F_DUPFD_CLOEXEC, 0);
+    r = u->udp_rfd < 0 ? -errno : uv_poll_init_socket(loop, &u->udp_poll, u->udp_rfd);
+    if (r < 0) {
+        close(tfd);
+        close_all(u);
+        return r;
+    }
+    u->udp_poll.data = u;
+    u->handles_open++;
+    for (int i = 0; i < UDP_SLOTS; i++) {
+        u->rx_iov[i] = (struct iovec){u->udp_buf + (size_t)i * UDP_SLOT, UDP_SLOT};
+        u->rx_msg[i].msg_hdr =
+            (struct msghdr){.msg_name = &u->rx_from[i], .msg_iov = &u->rx_iov[i], .msg_iovlen = 1};
+    }
     uv_tcp_init(loop, &u->listener);
     u->listener.data = u;
     u->handles_open++;
@@ -1099,7 +1146,7 @@ int aq_rpc_uv_open(uv_loop_t *loop, aq_rpc_config *cfg, const aq_rpc_uv_opts *op
     if (r == 0)
         r = uv_listen((uv_stream_t *)&u->listener, backlog, on_connection);
     if (r == 0)
-        r = uv_udp_recv_start(&u->udp, udp_alloc_cb, udp_recv_cb);
+        r = uv_poll_start(&u->udp_poll, UV_READABLE, udp_poll_cb);
     if (r < 0) {
         if (u->core) {
             aq_rpc *core = u->core;

@@ -16,6 +16,8 @@
  *    (connect failure, EOF as -ECONNRESET, read or write error) gets exactly one.
  *  - Datagrams the core sends during one loop iteration leave together, in one sendmmsg, at the
  *    end of that iteration.
+ *  - Datagrams are received with one recvmmsg per readiness of the socket (another only when one
+ *    filled all 64 slots); one over 2 KiB is counted (dgrams_truncated) and dropped.
  *  - Pipe writes the core makes during one loop iteration leave together, one uv_write (one
  *    writev, up to 1024 buffers) per connection, at the end of that iteration, in the order made.
  *  - Nothing the driver does trusts a write or a close: delivery is the core's business, proven

@@ -67,19 +67,21 @@ static void reply_send(aq_rpc *rpc, aq_rpc_work *w) {
     aq_rpc_heap_set(&rpc->heap, &w->tn, next < w->expire_us ? next : w->expire_us);
 }
 
-void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply) {
+/* Both forms of respond: the reply is head followed by body (body.len 0 for one piece). */
+static void respond(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body) {
     aq_rpc *rpc = in->rpc;
     aq_rpc_work *w = in->w;
-    if (!w || reply.len > AQ_RPC_MAX_PAYLOAD) {
+    size_t len = head.len + body.len;
+    if (!w || len > AQ_RPC_MAX_PAYLOAD || len < head.len) {
+        aq_rpc__buf_release(head);
+        aq_rpc__buf_release(body);
         if (w) {
             /* A reply that cannot be sent becomes an error status the caller can read. */
-            aq_rpc__logf(rpc, 1, "reply of %zu bytes to %s is too big", reply.len,
+            aq_rpc__logf(rpc, 1, "reply of %zu bytes to %s is too big", len,
                          aq_rpc_peer_name(w->peer));
-            aq_rpc__buf_release(reply);
             aq_rpc_respond(in, AQ_ETOOBIG, (aq_rpc_buf){0});
             return;
         }
-        aq_rpc__buf_release(reply);
         aq_rpc__incoming_free(rpc, in);
         return;
     }
@@ -87,9 +89,10 @@ void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply) {
     if (rpc->observe_fn)
         rpc->observe_fn(rpc->observe_ud, AQ_RPC_OBS_HANDLED, w->method, status,
                         aq_rpc__now(rpc) - in->start_us);
-    w->reply = aq_rpc__blob_new(reply);
+    w->reply = body.len ? aq_rpc__blob_new2(head, body) : aq_rpc__blob_new(head);
     if (!w->reply) {
-        aq_rpc__buf_release(reply);
+        aq_rpc__buf_release(head);
+        aq_rpc__buf_release(body);
         w->reply = aq_rpc__blob_new((aq_rpc_buf){0});
         status = AQ_ENOMEM;
         if (!w->reply) {
@@ -116,6 +119,42 @@ void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply) {
     aq_rpc__incoming_free(rpc, in);
     reply_send(rpc, w);
     aq_rpc__settle(rpc);
+}
+
+void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply) {
+    respond(in, status, reply, (aq_rpc_buf){0});
+}
+
+void aq_rpc_respond2(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body) {
+    size_t len = head.len + body.len;
+    if (len < head.len || len > AQ_RPC_MAX_PAYLOAD) {
+        respond(in, status, head, body); /* refused as aq_rpc_respond refuses it */
+        return;
+    }
+    if (body.len == 0 || head.len == 0) {
+        aq_rpc_buf one = head.len ? head : body;
+        aq_rpc__buf_release(head.len ? body : head);
+        respond(in, status, one, (aq_rpc_buf){0});
+        return;
+    }
+    if (len <= AQ_RPC_PIPE_SMALL_FRAG) {
+        /* Small: a datagram or one small pipe frame carries it, so join the pieces (a copy this
+         * size costs less than a second fragment). */
+        uint8_t *p = malloc(len);
+        if (!p) {
+            aq_rpc__buf_release(head);
+            aq_rpc__buf_release(body);
+            respond(in, AQ_ENOMEM, (aq_rpc_buf){0}, (aq_rpc_buf){0});
+            return;
+        }
+        memcpy(p, head.data, head.len);
+        memcpy(p + head.len, body.data, body.len);
+        aq_rpc__buf_release(head);
+        aq_rpc__buf_release(body);
+        respond(in, status, (aq_rpc_buf){p, len, free, p}, (aq_rpc_buf){0});
+        return;
+    }
+    respond(in, status, head, body);
 }
 
 /* Retry-after for BUSY: about one round trip (half the RTO floor before any sample), so the

@@ -135,14 +135,19 @@ bool rfn_pipes_step(rfn_net *n) {
     bool moved = false;
     for (int k = 0; k < n->npc; k++) {
         rfn_conn *c = &n->pc[k];
-        if (!c->up && !c->dead) {
+        if (!c->up && !c->dead && !n->rpc[1 - c->from]) {
+            c->dead = moved = true; /* nobody listens there: refused */
+        } else if (!c->up && !c->dead) {
             c->up = moved = true;
             aq_rpc_pipe_accepted(n->rpc[1 - c->from], c->in_id, &n->addr[c->from]);
-            aq_rpc_pipe_connected(n->rpc[c->from], c->id);
+            if (n->rpc[c->from])
+                aq_rpc_pipe_connected(n->rpc[c->from], c->id);
         } else if (c->dead && !c->reported) {
             c->reported = moved = true;
-            aq_rpc_pipe_closed(n->rpc[c->from], c->id, AQ_ECLOSED);
-            aq_rpc_pipe_closed(n->rpc[1 - c->from], c->in_id, AQ_ECLOSED);
+            if (n->rpc[c->from])
+                aq_rpc_pipe_closed(n->rpc[c->from], c->id, AQ_ECLOSED);
+            if (n->rpc[1 - c->from])
+                aq_rpc_pipe_closed(n->rpc[1 - c->from], c->in_id, AQ_ECLOSED);
         }
     }
     if (n->nw) {
@@ -152,7 +157,8 @@ bool rfn_pipes_step(rfn_net *n) {
         rfn_conn *c = conn_of(n, w.conn);
         if (c && !c->dead)
             rfn_pipe_feed(n, 1 - w.from, c->in_id, w.d, w.len);
-        aq_rpc_pipe_written(n->rpc[w.from], w.conn, w.tok, c && !c->dead ? 0 : AQ_ECLOSED);
+        if (n->rpc[w.from])
+            aq_rpc_pipe_written(n->rpc[w.from], w.conn, w.tok, c && !c->dead ? 0 : AQ_ECLOSED);
         free(w.d);
         moved = true;
     }

@@ -87,8 +87,9 @@ void rfn_free(rfn_net *n);
 void rfn_deliver(rfn_net *n, const rfn_pkt *p);
 /* Feeds raw bytes into core `to`'s pipe connection conn, in the read buffers it offers. */
 void rfn_pipe_feed(rfn_net *n, int to, uint64_t conn, const uint8_t *d, size_t len);
-/* One step of the pipes (if `pipes`): connect what was opened, report closed ends, carry the
- * oldest write to the other side and complete it. Returns true if anything moved. */
+/* One step of the pipes (if `pipes`): connect what was opened (a pipe to a core the test freed
+ * and set to NULL is refused), report closed ends, carry the oldest write to the other side and
+ * complete it. Returns true if anything moved. */
 bool rfn_pipes_step(rfn_net *n);
 /* Delivers queued datagrams (and what they cause), and pipe bytes when `pipes`, until quiet. */
 void rfn_flush(rfn_net *n);

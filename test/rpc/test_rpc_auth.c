@@ -402,6 +402,37 @@ Test(rpc_auth, every_bit_flip_of_a_pipe_frame_is_dropped) {
     aq_rpc_auth_wipe(&key);
 }
 
+/* Frames whose MACs check and one that fails, all in one read: the ones before it are acted on,
+ * the pipe is cut off at it, and nothing after it is acted on. */
+Test(rpc_auth, a_forged_frame_in_one_read_cuts_off_there) {
+    pair(SECRET, SECRET);
+    aq_rpc_auth key;
+    cr_assert_eq(aq_rpc_auth_init(&key, SECRET, strlen(SECRET), CID), 0);
+    static uint8_t s[16384], msg[1500];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 11);
+    uint8_t port[2] = {0x8c, 0x23}; /* A's port 9100 */
+    size_t n = mframe(&key, s, AQ_RPC_K_HELLO, 0, port, 2);
+    for (uint64_t task = 1; task <= 7; task++) {
+        size_t at = n;
+        n += mframe(&key, s + n, AQ_RPC_K_CALL, task, msg, sizeof msg);
+        if (task == 4)
+            s[at + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + 100] ^= 1; /* the payload: the MAC fails */
+    }
+    aq_rpc_pipe_accepted(N.rpc[1], 77, &N.addr[0]);
+    uint8_t *buf;
+    size_t lent;
+    aq_rpc_pipe_read_buf(N.rpc[1], 77, &buf, &lent);
+    cr_assert_geq(lent, n, "lent %zu bytes: the test needs all %zu in one read", lent, n);
+    memcpy(buf, s, n);
+    aq_rpc_pipe_input(N.rpc[1], 77, n);
+    cr_assert_eq(handled, 3, "%d calls acted on, want the 3 before the forged frame", handled);
+    aq_rpc_stats st = stats(1);
+    cr_assert_eq(st.cutoffs, 1);
+    cr_assert_geq(st.dropped_auth, 1);
+    aq_rpc_auth_wipe(&key);
+}
+
 /* A pipe without MACs: its HELLO is refused (no peer), the next header is answered with an AUTH
  * notice naming that frame's task, over UDP to the port the HELLO claimed, and the pipe is cut. */
 Test(rpc_auth, pipe_without_mac_is_answered_and_cut_off) {

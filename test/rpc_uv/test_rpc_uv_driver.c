@@ -292,6 +292,31 @@ Test(rpc_uv_driver, a_burst_of_datagrams_larger_than_one_batch_all_arrive) {
     close_all(&loop, a, b);
 }
 
+/* A datagram larger than any of ours is cut by the receive slot: counted and dropped, and the ones
+ * around it in the same receive still arrive whole. */
+Test(rpc_uv_driver, an_oversized_datagram_is_counted_and_dropped) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc *cb;
+    aq_rpc_uv *b = open_one(&loop, &cb);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    cr_assert_geq(s, 0);
+    const aq_rpc_addr *to = aq_rpc_uv_self(b);
+    static uint8_t d[9000];
+    memset(d, 7, sizeof d);
+    size_t sizes[3] = {100, sizeof d, 1400};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(
+            sendto(s, d, sizes[i], 0, (const struct sockaddr *)&to->ss, sizeof(struct sockaddr_in)),
+            (ssize_t)sizes[i]);
+    RUN_UNTIL(&loop, count(cb, 'd') == 2 && stats(b).dgrams_truncated == 1);
+    cr_assert_eq(cb->evs[cb->nev - 2].status, 100);
+    cr_assert_eq(cb->evs[cb->nev - 1].status, 1400);
+    cr_assert_eq(stats(b).dgrams_in, 2);
+    close(s);
+    close_all(&loop, b, NULL);
+}
+
 Test(rpc_uv_driver, pipe_carries_bytes_in_order_and_reports_each_write_once) {
     uv_loop_t loop;
     uv_loop_init(&loop);
