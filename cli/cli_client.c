@@ -185,15 +185,15 @@ static void kop_finish(cli_kop *k) {
 }
 
 /* The call's failure in a sentence. A coordinator's refusal of a PUT that one of the replicas
- * refused carries that replica's index: the sentence names it, since the coordinator was fine. */
+ * refused carries that replica's name: the sentence names it, since the coordinator was fine. */
 static void describe_failure(cli *c, const aq_rpc_result *r, const aq_node_config_node *to,
                              char *msg, size_t cap) {
-    uint16_t m;
+    char name[AQ_NODE_NAME_MAX + 1];
     if (r->err == 0 && r->status && r->method == AQ_M_PUT && r->len &&
-        aq_node_refusal_decode(r->data, r->len, &m) == 0 && m < c->conf->nnodes &&
-        &c->conf->nodes[m] != to) {
-        snprintf(msg, cap, "call PUT to %s (%s) failed: the replica %s (%s) refused its copy: %s",
-                 to->name, to->address, c->conf->nodes[m].name, c->conf->nodes[m].address,
+        aq_node_refusal_decode(r->data, r->len, name) == 0 && strcmp(name, to->name) != 0) {
+        const aq_node_config_node *by = aq_node_config_find(c->conf, name);
+        snprintf(msg, cap, "call PUT to %s (%s) failed: the replica %s%s%s%s refused its copy: %s",
+                 to->name, to->address, name, by ? " (" : "", by ? by->address : "", by ? ")" : "",
                  aq_strerror(r->status));
         return;
     }

@@ -111,7 +111,7 @@ typedef struct write_op {
     uint64_t stale_max;  /* the newest version a replica answered STALE with; 0: none */
     bool found;          /* RM: some node had a live value */
     int forward_err;     /* a definite refusal by a live replica */
-    uint16_t refused_by; /* that replica's configured index */
+    uint16_t refused_by; /* that replica's member index */
     bool nowait;         /* applied on the loop: AQ_CHUNK_NOWAIT */
     uint64_t late_us;    /* AQ_EDEADLINE: how late it came */
 } write_op;
@@ -178,11 +178,11 @@ static void respond_rep(write_op *op, uint8_t flags, uint64_t version) {
     respond_wr(op->in, &w);
 }
 
-/* The replica's refusal, with its index: the caller names the node that refused, not this one. */
+/* The replica's refusal, with its name: the caller names the node that refused, not this one. */
 static void respond_refusal(write_op *op) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_node_refusal_encode(&w, op->refused_by);
+    aq_node_refusal_encode(&w, op->n->members[op->refused_by].conf->name);
     if (!w.ok) {
         aq_wr_free(&w);
         respond_err(op->in, op->forward_err);

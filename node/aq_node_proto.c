@@ -1,8 +1,10 @@
 #include "aq_node_proto.h"
 
+#include <ctype.h>
 #include <string.h>
 
 #include "aq_error.h"
+#include "aq_node_config.h"
 #include "aq_order.h"
 
 const char *aq_node_method_name(uint16_t m) {
@@ -156,14 +158,23 @@ int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_node_put_rep *out) {
                                                                                         : AQ_EPROTO;
 }
 
-void aq_node_refusal_encode(aq_wr *w, uint16_t member) {
-    aq_wr_u16(w, member);
+void aq_node_refusal_encode(aq_wr *w, const char *name) {
+    aq_wr_str8(w, name, strlen(name));
 }
 
-int aq_node_refusal_decode(const uint8_t *p, size_t n, uint16_t *member) {
+int aq_node_refusal_decode(const uint8_t *p, size_t n, char *name) {
     aq_rd r = aq_rd_init(p, n);
-    *member = aq_rd_u16(&r);
-    return aq_rd_done(&r) ? 0 : AQ_EPROTO;
+    size_t len;
+    const uint8_t *s = aq_rd_str8(&r, &len);
+    name[0] = 0;
+    if (!aq_rd_done(&r) || !s || len == 0 || len > AQ_NODE_NAME_MAX)
+        return AQ_EPROTO;
+    for (size_t i = 0; i < len; i++) /* names are [A-Za-z0-9_.-]: print nothing else */
+        if (!(isalnum(s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+            return AQ_EPROTO;
+    memcpy(name, s, len);
+    name[len] = 0;
+    return 0;
 }
 
 void aq_node_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen) {

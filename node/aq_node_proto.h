@@ -127,11 +127,12 @@ typedef struct aq_node_put_rep {
 void aq_node_put_rep_encode(aq_wr *w, const aq_node_put_rep *rep);
 int aq_node_put_rep_decode(const uint8_t *p, size_t n, aq_node_put_rep *out);
 
-/* The body of a coordinator's error reply to a PUT that a replica refused: the configured index of
- * the refusing node, so the caller names it rather than the coordinator. Any other error reply
- * has an empty body. */
-void aq_node_refusal_encode(aq_wr *w, uint16_t member);
-int aq_node_refusal_decode(const uint8_t *p, size_t n, uint16_t *member);
+/* The body of a coordinator's error reply to a PUT that a replica refused: the refusing node's
+ * name (1 to AQ_NODE_NAME_MAX bytes), so the caller names it rather than the coordinator, whatever
+ * order its own config lists the nodes in. Any other error reply has an empty body. */
+void aq_node_refusal_encode(aq_wr *w, const char *name);
+/* name: at least AQ_NODE_NAME_MAX + 1 bytes; gets the name, NUL-terminated. */
+int aq_node_refusal_decode(const uint8_t *p, size_t n, char *name);
 
 /* GET, STAT and RM requests: a key (RM and GET have flags). */
 void aq_node_key_req_encode(aq_wr *w, uint8_t flags, const void *key, size_t klen);

@@ -30,6 +30,20 @@ for i in $(seq 1 24); do
   cmp -s "$T/got" "$T/small" || it_fail "$k does not hold its previous value after a refused put"
   failed=$((failed + 1))
 done
+# A client whose config lists the nodes in the other order names the same replica.
+awk '/^\[node /{sec = $0; next} sec == "[node n1]" {n1 = n1 $0 "\n"; next} sec == "[node n2]" {n2 = n2 $0 "\n"; next} {print}
+  END {printf "[node n2]\n%s[node n1]\n%s", n2, n1}' "$CONF" >"$T/swapped.conf"
+grep -q '^\[node n2\]' "$T/swapped.conf" || it_fail "no swapped config"
+for i in $(seq 1 24); do
+  rc=0
+  AQUIFER_CONF=$T/swapped.conf "$AQ" put "k$i" "$T/big" >/dev/null 2>"$T/err" || rc=$?
+  [ $rc -eq 0 ] && continue
+  grep -q "failed: the replica n2 (127.0.0.1:[0-9]*) refused its copy" "$T/err" ||
+    it_fail "k$i through a config in another order: $(cat "$T/err")"
+  swapped=1
+  break
+done
+[ "${swapped:-0}" = 1 ] || it_fail "no put failed through the swapped config"
 it_log "refused and named: $failed; stored once with a warning: $warned"
 [ $failed -gt 0 ] || it_fail "no key had n1 as its coordinator"
 [ $warned -gt 0 ] || it_fail "no key had n2 as its coordinator"

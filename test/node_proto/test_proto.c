@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "aq_error.h"
+#include "aq_node_config.h"
 #include "aq_node_proto.h"
 
 Test(proto, put_roundtrip_and_every_truncation_refused) {
@@ -534,17 +535,25 @@ Test(proto, mstat_roundtrip_and_bounds) {
     aq_wr_free(&w);
 }
 
-Test(proto, refusal_roundtrip_and_bad_lengths_refused) {
+Test(proto, refusal_roundtrip_and_bad_names_refused) {
     aq_wr w;
     aq_wr_init(&w);
-    aq_node_refusal_encode(&w, 513);
+    aq_node_refusal_encode(&w, "node-2.b_x");
     cr_assert(w.ok);
-    uint16_t m = 0;
-    cr_assert_eq(aq_node_refusal_decode(w.p, w.len, &m), 0);
-    cr_expect_eq(m, 513);
-    cr_expect_eq(aq_node_refusal_decode(w.p, 1, &m), AQ_EPROTO);
-    cr_expect_eq(aq_node_refusal_decode(w.p, 0, &m), AQ_EPROTO);
-    uint8_t longer[3] = {1, 2, 3};
-    cr_expect_eq(aq_node_refusal_decode(longer, sizeof longer, &m), AQ_EPROTO);
+    char name[AQ_NODE_NAME_MAX + 1];
+    cr_assert_eq(aq_node_refusal_decode(w.p, w.len, name), 0);
+    cr_expect_str_eq(name, "node-2.b_x");
+    for (size_t n = 0; n < w.len; n++)
+        cr_expect_eq(aq_node_refusal_decode(w.p, n, name), AQ_EPROTO, "length %zu accepted", n);
+    uint8_t longer[16] = {3, 'a', 'b', 'c', 'd'};
+    cr_expect_eq(aq_node_refusal_decode(longer, 5, name), AQ_EPROTO, "a trailing byte accepted");
+    uint8_t empty[1] = {0};
+    cr_expect_eq(aq_node_refusal_decode(empty, 1, name), AQ_EPROTO, "an empty name accepted");
+    uint8_t bad[4] = {3, 'a', '\n', 'c'};
+    cr_expect_eq(aq_node_refusal_decode(bad, 4, name), AQ_EPROTO, "a control byte accepted");
+    uint8_t huge[1 + 64];
+    huge[0] = 64;
+    memset(huge + 1, 'a', 64);
+    cr_expect_eq(aq_node_refusal_decode(huge, sizeof huge, name), AQ_EPROTO, "64 bytes accepted");
     aq_wr_free(&w);
 }
