@@ -347,6 +347,7 @@ typedef struct pfile {
     int fd;       /* else the file, open at its start, for the batch to read */
     int err;      /* the open's or read's negated errno, or 0 */
     bool in_read; /* err is the read's */
+    bool changed; /* its size or modification time moved while it was read */
     struct pfile *next;
 } pfile;
 
@@ -411,6 +412,14 @@ static void read_one(int dfd, const char *name, pfile *f) {
         }
         return;
     }
+    /* Shorter than fstat said, or rewritten meanwhile: what was read is no version of the file. */
+    if (got != size || cli_file_changed(fd, &sb)) {
+        f->changed = true;
+        f->err = AQ_EIO;
+        free(buf);
+        close(fd);
+        return;
+    }
     close(fd);
     f->buf = buf;
     f->it.buf = buf;
@@ -431,6 +440,7 @@ static void read_work(cli_xfer_work *w) {
         f->fd = -1;
         f->err = 0;
         f->in_read = false;
+        f->changed = false;
         const char *slash = strrchr(f->rel, '/');
         size_t flen = slash ? (size_t)(slash - f->rel) : 0;
         if (dfd < 0 || flen != len || memcmp(dir, f->rel, len) != 0) {
@@ -506,7 +516,9 @@ static void put_read_back(put_run *pr, pfile *p) {
     }
     char why[300];
     int e = -p->err;
-    if (p->in_read)
+    if (p->changed)
+        snprintf(why, sizeof why, CLI_CHANGED_FMT, p->rel);
+    else if (p->in_read)
         snprintf(why, sizeof why, "cannot read %s: %s", p->rel, strerror(e));
     else
         snprintf(why, sizeof why, "%s",

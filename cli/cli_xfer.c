@@ -138,17 +138,16 @@ static void src_watch(put_src *s) {
     s->watched = s->fd >= 0 && fstat(s->fd, &s->st) == 0 && S_ISREG(s->st.st_mode);
 }
 
-static bool src_changed(const put_src *s) {
+bool cli_file_changed(int fd, const struct stat *before) {
     struct stat now;
-    if (!s->watched)
-        return false;
-    return fstat(s->fd, &now) != 0 || now.st_size != s->st.st_size ||
-           now.st_mtim.tv_sec != s->st.st_mtim.tv_sec ||
-           now.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec;
+    return fstat(fd, &now) != 0 || now.st_size != before->st_size ||
+           now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != before->st_mtim.tv_nsec;
 }
 
-#define CHANGED_FMT                                                                                \
-    "%s changed while it was read (its size or modification time moved); the key was not changed"
+static bool src_changed(const put_src *s) {
+    return s->watched && cli_file_changed(s->fd, &s->st);
+}
 
 /* Fills dst with up to cap bytes of input; fewer only at its end. 0 or a negated errno. */
 static int src_fill(put_src *s, uint8_t *dst, size_t cap, size_t *got) {
@@ -292,7 +291,7 @@ static int put_large(cli *c, const char *key, put_src *src, const char *name, ui
      * visible, goes only if the file held still. Its change explains a failure best, too. */
     if (src_changed(src)) {
         rc = CLI_ERROR;
-        snprintf(why, sizeof why, CHANGED_FMT, name);
+        snprintf(why, sizeof why, CLI_CHANGED_FMT, name);
     }
     m.digest = digest_final(st);
     XXH3_freeState(st);
@@ -611,7 +610,7 @@ static int put_run(cli *c, const char *key, put_src *src, const char *name, uint
     if (src->npre == 1 || src->prelen[1] == 0) {
         /* One chunk: the value itself under its key, once it is known to be the file's. */
         if (src_changed(src)) {
-            rc = cli_fail(c, CLI_ERROR, CHANGED_FMT, name);
+            rc = cli_fail(c, CLI_ERROR, CLI_CHANGED_FMT, name);
             goto out;
         }
         cli_prev pv;

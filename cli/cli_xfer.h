@@ -21,6 +21,8 @@
 #ifndef AQ_CLI_XFER_H
 #define AQ_CLI_XFER_H
 
+#include <sys/stat.h>
+
 #include "cli.h"
 
 /* Stores what fd yields until its end under key. name names the input in messages ("stdin", a
@@ -77,6 +79,13 @@ typedef struct cli_xfer_item {
 } cli_xfer_item;
 
 typedef struct cli_xfer_batch cli_xfer_batch;
+
+/* A put's input that changed while it was read (size or modification time, against what fstat gave
+ * before the first read) is never stored: this sentence, with the input's name, says so. */
+#define CLI_CHANGED_FMT                                                                            \
+    "%s changed while it was read (its size or modification time moved); the key was not changed"
+/* true when fd's size or modification time differ from before's. */
+bool cli_file_changed(int fd, const struct stat *before);
 
 #define CLI_XFER_WORKERS 64 /* the default number of values in flight */
 

@@ -866,6 +866,10 @@ static bool put_take_fd(op *o, const struct stat *sb, int *rc) {
             *rc = cli_fail(&o->b->c, CLI_ERROR, "cannot read %s: %s", name, strerror(errno));
         return *rc != 0;
     }
+    if (got != want - 1 || cli_file_changed(it->fd, sb)) {
+        *rc = cli_fail(&o->b->c, CLI_ERROR, CLI_CHANGED_FMT, name);
+        return true;
+    }
     o->len = got;
     return true;
 }
