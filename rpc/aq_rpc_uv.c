@@ -62,6 +62,7 @@ struct conn {
     pend *pw;            /* writes waiting for the end of the iteration, or NULL */
     conn *dprev, *dnext; /* on u->dirty while pw holds any */
     bool dirty;
+    int write_err; /* a gathered write could not be queued: the connection fails */
 };
 
 typedef struct wreq {
@@ -604,10 +605,29 @@ static void write_cb(uv_write_t *req, int status) {
         conn_fail(c, status);
 }
 
-/* One uv_write (libuv tries it at once: one writev) for everything gathered on c. */
-static void pend_flush(aq_rpc_uv *u, conn *c) {
+static void dirty_link(aq_rpc_uv *u, conn *c) {
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dprev = NULL;
+    c->dnext = u->dirty;
+    if (u->dirty)
+        u->dirty->dprev = c;
+    u->dirty = c;
+    uv_idle_start(&u->idle, idle_cb); /* poll must not block with writes waiting */
+}
+
+/* One uv_write (libuv tries it at once: one writev) for everything gathered on c. A write that
+ * cannot even be queued fails the connection, as a failed write does (write_cb): the core must not
+ * go on sending fragments after lost ones. Inside a call from the core (in_core) that is left to
+ * the end of the loop iteration, so the core never hears of a close from within its own call. */
+static void pend_flush(aq_rpc_uv *u, conn *c, bool in_core) {
     pend *pw = c->pw;
     dirty_unlink(u, c);
+    if (c->write_err && !in_core) {
+        conn_fail(c, c->write_err);
+        return;
+    }
     if (!pw || !pw->ntoks)
         return;
     int nt = pw->ntoks;
@@ -629,14 +649,20 @@ static void pend_flush(aq_rpc_uv *u, conn *c) {
         else
             u->st.pipe_batches++;
     }
-    if (r < 0)
+    if (r < 0) {
         for (int i = 0; i < nt; i++)
             defer_written(u, c->id, pw->toks[i], r);
+        c->write_err = r;
+        if (in_core)
+            dirty_link(u, c);
+        else
+            conn_fail(c, r);
+    }
 }
 
 static void flush_pipes(aq_rpc_uv *u) {
     while (u->dirty)
-        pend_flush(u, u->dirty);
+        pend_flush(u, u->dirty, false);
 }
 
 /* Gathers the write for the end of this loop iteration (without memory for that, it fails and is
@@ -645,7 +671,7 @@ static void io_pipe_write(void *ctx, uint64_t id, const struct iovec *iov, int i
                           void *token) {
     aq_rpc_uv *u = ctx;
     conn *c = conn_find(u, id);
-    if (!c || c->closing || !c->connected) {
+    if (!c || c->closing || !c->connected || c->write_err) {
         defer_written(u, id, token, c ? UV_ENOTCONN : UV_EPIPE);
         return;
     }
@@ -659,20 +685,12 @@ static void io_pipe_write(void *ctx, uint64_t id, const struct iovec *iov, int i
     }
     pend *pw = c->pw;
     if (pw->nbufs + iovcnt > PEND_BUFS || pw->ntoks == PEND_TOKS)
-        pend_flush(u, c);
+        pend_flush(u, c, true);
     for (int i = 0; i < iovcnt; i++)
         pw->bufs[pw->nbufs++] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
     pw->toks[pw->ntoks++] = token;
     u->st.pipe_writes++;
-    if (!c->dirty) {
-        c->dirty = true;
-        c->dprev = NULL;
-        c->dnext = u->dirty;
-        if (u->dirty)
-            u->dirty->dprev = c;
-        u->dirty = c;
-        uv_idle_start(&u->idle, idle_cb); /* poll must not block with writes waiting */
-    }
+    dirty_link(u, c);
 }
 
 static void io_pipe_close(void *ctx, uint64_t id) {
@@ -763,8 +781,20 @@ static void udp_rx_one(aq_rpc_uv *u, int i) {
 static void udp_poll_cb(uv_poll_t *h, int status, int events) {
     aq_rpc_uv *u = h->data;
     (void)events;
-    if (status < 0)
+    if (status < 0) {
+        /* libuv stopped the handle on a socket error: clear it and listen again, or the node
+         * would stop hearing heartbeats and small calls for good. */
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        (void)getsockopt(u->udp_rfd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        logf_(u, 1, "rpc: UDP socket error (%s), receiving again", uv_strerror(status));
+        if (!u->closing) {
+            int r = uv_poll_start(&u->udp_poll, UV_READABLE, udp_poll_cb);
+            if (r < 0)
+                logf_(u, 0, "rpc: cannot receive UDP again: %s", uv_strerror(r));
+        }
         return;
+    }
     for (int round = 0; round < UDP_ROUNDS; round++) {
         for (int i = 0; i < UDP_SLOTS; i++)
             u->rx_msg[i].msg_hdr.msg_namelen = sizeof u->rx_from[i];
