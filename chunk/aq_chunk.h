@@ -149,7 +149,8 @@ int aq_chunk_put_above(aq_chunk_store *s, const void *key, size_t klen, const vo
  * aq_chunk_adopt) instead of copying it. adopt may be NULL: then they copy. flags:
  * AQ_CHUNK_NOWAIT returns AQ_EBUSY, having stored nothing (and released adopt), where the put
  * would wait for a lock another thread holds (another writer of the key's stripe, a scan of the
- * index): for a caller that must not block, which then retries where it may. */
+ * index) or for the disk (always, with a data_dir): for a caller that must not block, which then
+ * retries where it may. */
 #define AQ_CHUNK_NOWAIT 1u
 int aq_chunk_put_versioned_adopt(aq_chunk_store *s, const void *key, size_t klen, const void *data,
                                  size_t len, uint8_t kind, const aq_chunk_digest *expect,

@@ -100,6 +100,8 @@ enum commit_mode { COMMIT_ALWAYS, COMMIT_IF_NEWER, COMMIT_ABOVE };
 static int commit(aq_chunk_store *s, aq_chunk_ref *r, enum commit_mode mode, uint64_t *held,
                   uint64_t *assigned, bool nowait) {
     pthread_mutex_t *m = stripe(s, r->khash);
+    if (nowait && s->dirfd >= 0)
+        return AQ_EBUSY; /* it would wait for the disk */
     if (!nowait) {
         pthread_mutex_lock(m);
         pthread_rwlock_wrlock(&s->lock);

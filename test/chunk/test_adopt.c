@@ -234,3 +234,22 @@ Test(adopt, nowait_refuses_a_held_lock_and_stores_nothing) {
     free(b);
     free(c);
 }
+
+Test(adopt, nowait_never_writes_a_file) {
+    char *dir = tu_mkdtemp();
+    aq_chunk_opts o = {.data_dir = dir};
+    aq_chunk_store *s = NULL;
+    cr_assert_eq(aq_chunk_store_open(&o, &s), 0);
+    lent *a = lend(100, 4);
+    aq_chunk_digest d = aq_chunk_digest_of(a->buf + 16, 100);
+    aq_chunk_adopt ad = adopt_of(a);
+    cr_expect_eq(aq_chunk_put_versioned_adopt(s, "k", 1, a->buf + 16, 100, 0, &d, 3, NULL, &ad,
+                                              AQ_CHUNK_NOWAIT),
+                 AQ_EBUSY);
+    cr_expect_eq(a->released, 1);
+    aq_chunk_ref *r = NULL;
+    cr_expect_eq(aq_chunk_get(s, "k", 1, &r), AQ_ENOTFOUND);
+    aq_chunk_store_close(s);
+    tu_rmrf(dir);
+    free(a);
+}
