@@ -130,7 +130,7 @@ int cli_read_init(cli *c, const void *key, size_t klen, cli_read *r, cli_kop *ca
     r->data = cli_kop_new(c);
     if (!r->copies || !r->data)
         return AQ_ENOMEM;
-    memset(cands, 0, sizeof *cands);
+    cli_kop_clear(cands);
     cli_candidates(c, key, klen, false, cands);
     for (size_t i = 0; i < cands->ncand; i++)
         r->copies[cands->cand[i]].replica = true;
@@ -188,7 +188,8 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
     size_t nn = c->conf->nnodes;
     if (!want_data) {
         /* One round: the replicas and the other live nodes at once. */
-        cli_kop all = {0};
+        cli_kop all;
+        cli_kop_clear(&all);
         cli_candidates(c, key, klen, true, &all);
         uint32_t order[AQ_NODE_CONFIG_MAX_NODES];
         size_t n = 0;
@@ -209,7 +210,8 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
     }
     if (r->best < 0) {
         /* No replica holds anything: a copy may live where repair placed it. */
-        cli_kop all = {0};
+        cli_kop all;
+        cli_kop_clear(&all);
         cli_candidates(c, key, klen, true, &all);
         uint32_t rest[AQ_NODE_CONFIG_MAX_NODES];
         size_t nrest = 0;
