@@ -952,7 +952,11 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
         }
     } else {
         small = it->len <= CHUNK;
-        if (small) {
+        if (small && it->put_mem && it->buf == it->put_mem + HEAD_MAX) {
+            o->mem = it->put_mem; /* the value is already where the request wants it */
+            it->put_mem = NULL;
+            o->len = it->len;
+        } else if (small) {
             o->mem = malloc(HEAD_MAX + it->len);
             if (!o->mem) {
                 op_finish(o, cli_fail(c, CLI_ERROR, "out of memory"));
