@@ -278,10 +278,10 @@ cli_kop *cli_read_write_copy(cli *c, uint32_t node, const void *key, size_t klen
 void cli_read_free(cli_read *r);
 /* The steps of cli_read_newest, for callers that send the requests themselves (the batch engine,
  * cli_xfer_batch.c): init sets r up and gives key's live replicas in cands (their order, and the
- * sentence to use when none is live); note records node i's finished STAT or GET (asked with
- * AQ_READ_TOMBSTONES); pick chooses the newest answer (the replicas' only, or every one); outcome,
- * after the last round, is cli_read_newest's result without the value fetch: 0 when
- * r->copies[r->best] is a live value. */
+ * sentence to use when none is live), with r->data NULL (the caller's GET becomes it); note records
+ * node i's finished STAT or GET (asked with AQ_READ_TOMBSTONES); pick chooses the newest answer
+ * (the replicas' only, or every one); outcome, after the last round, is cli_read_newest's result
+ * without the value fetch: 0 when r->copies[r->best] is a live value. */
 int cli_read_init(cli *c, const void *key, size_t klen, cli_read *r, cli_kop *cands);
 void cli_read_note(cli_read *r, size_t i, cli_kop *k);
 void cli_read_pick(cli_read *r, bool replicas_only);

@@ -127,8 +127,7 @@ int cli_read_init(cli *c, const void *key, size_t klen, cli_read *r, cli_kop *ca
     r->c = c;
     r->best = -1;
     r->copies = calloc(c->conf->nnodes, sizeof *r->copies);
-    r->data = cli_kop_new(c);
-    if (!r->copies || !r->data)
+    if (!r->copies)
         return AQ_ENOMEM;
     cli_kop_clear(cands);
     cli_candidates(c, key, klen, false, cands);
@@ -185,6 +184,8 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
     int err = cli_read_init(c, key, klen, r, &cands);
     if (err)
         return err;
+    if (want_data && !(r->data = cli_kop_new(c)))
+        return AQ_ENOMEM;
     size_t nn = c->conf->nnodes;
     if (!want_data) {
         /* One round: the replicas and the other live nodes at once. */
