@@ -94,6 +94,9 @@ typedef struct cli {
 } cli;
 
 /* ---- cli_out.c ---- */
+/* "VERB ARG" (or VERB alone when arg is NULL) into dst, cut at cap - 1 bytes like snprintf: the
+ * name of an operation, set once per key, so without printf's parsing. cap > 0. */
+void cli_what_set(char *dst, size_t cap, const char *verb, const char *arg);
 /* Records the failure's sentence (c->what first) in c and, unless c->quiet, prints it. code is an
  * exit code (CLI_*) or an aq error (negative); returns the exit code. c may be NULL (printed). */
 int cli_fail(cli *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

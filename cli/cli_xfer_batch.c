@@ -930,7 +930,7 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
     b->held += need;
     o->klen = strlen(it->key);
     o->r.best = -1;
-    snprintf(o->what, sizeof o->what, "%s %s", it->get ? "get" : "put", it->key);
+    cli_what_set(o->what, sizeof o->what, it->get ? "get" : "put", it->key);
     b->pending++;
     b->running++;
     cli *c = op_ctx(o);
