@@ -164,8 +164,9 @@ struct cli_kop {
     void (*on_done)(cli_kop *k);
     void *ud;
     cli_kop *next_retry;
-    /* Last, so that cli_kop_clear leaves it out: entries past ncand are never read, and zeroing
-     * the whole array for every key costs more than the rest of the operation's setup. */
+    /* Last, so that cli_kop_clear leaves it out (entries past ncand are never read, and zeroing
+     * the whole array for every key costs more than the rest of the operation's setup) and so
+     * that cli_kop_new can allocate only the configured nodes' entries (never more are written). */
     uint32_t cand[AQ_NODE_CONFIG_MAX_NODES];
 };
 
@@ -225,7 +226,8 @@ void cli_wrep_reset(cli *c); /* before a put or rm: nothing reached yet */
 void cli_rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto, const char *whose);
 int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why */
 int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
-/* A zeroed key operation of c (cli_kop_clear), or NULL when out of memory. */
+/* A zeroed key operation of c (cli_kop_clear), or NULL when out of memory. Its cand array has
+ * room for c's configured nodes only: never copy or clear a kop from here as a whole struct. */
 cli_kop *cli_kop_new(cli *c);
 void cli_kop_free(cli_kop *k);
 /* Zeroes every field of k but the candidate array (cand's entries are written before they are
