@@ -688,12 +688,11 @@ static void get_deliver(op *o) {
             return;
         }
     } else if (vlen) {
-        it->out = malloc(vlen);
-        if (!it->out) {
-            op_finish(o, cli_fail(c, CLI_ERROR, "out of memory for a value of %zu bytes", vlen));
-            return;
-        }
-        memcpy(it->out, v, vlen);
+        /* The reply's own block becomes the value: moved to its start, not copied to a new one. */
+        it->out = o->r.data->rep;
+        o->r.data->rep = NULL;
+        o->r.data->replen = 0;
+        memmove(it->out, v, vlen);
         it->outlen = vlen;
     }
     it->bytes = vlen;
