@@ -27,10 +27,7 @@ const char *aquifer_errname(int code) {
 
 void aq_lib_begin(aquifer *a, const char *verb, const char *arg) {
     cli *c = &a->c;
-    if (arg)
-        snprintf(a->what, sizeof a->what, "%s %s", verb, arg);
-    else
-        snprintf(a->what, sizeof a->what, "%s", verb);
+    cli_what_set(a->what, sizeof a->what, verb, arg);
     /* The key goes into the sentence: no control bytes in it. */
     for (char *p = a->what; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)

@@ -6,6 +6,7 @@
  * once), and the item of the last result handed out is freed on the next call, which is how long
  * its strings stay valid. A get's value is handed over to the caller with the result.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,9 +16,8 @@
 #define BATCH_DEFAULT 64
 
 typedef struct lib_item {
-    cli_xfer_item it;
+    cli_xfer_item it; /* a put's bytes are in it.put_mem, for the batch to send without a copy */
     char *key;
-    void *data;
 } lib_item;
 
 struct aquifer_batch {
@@ -30,9 +30,20 @@ static void item_free(lib_item *li) {
     if (!li)
         return;
     free(li->it.out);
+    free(li->it.put_mem);
     free(li->key);
-    free(li->data);
     free(li);
+}
+
+/* A zeroed item but for its message (1 KiB, written before it is read: submit empties it). */
+static lib_item *item_new(void) {
+    lib_item *li = malloc(sizeof *li);
+    if (li) {
+        memset(li, 0, offsetof(lib_item, it.msg));
+        memset(&li->it.out, 0, sizeof *li - offsetof(lib_item, it.out));
+        li->it.msg[0] = 0;
+    }
+    return li;
 }
 
 int aquifer_batch_new(aquifer *a, unsigned inflight, aquifer_batch **out) {
@@ -66,17 +77,18 @@ static int submit(aquifer_batch *b, bool get, const char *key, const void *data,
         return err;
     if (!get && !data && len)
         return aq_lib_fail(a, AQ_EINVAL, "no data for %zu bytes", len);
-    lib_item *li = calloc(1, sizeof *li);
-    if (!li || !(li->key = strdup(key)) || (!get && !(li->data = malloc(len ? len : 1)))) {
+    lib_item *li = item_new();
+    if (!li || !(li->key = strdup(key)) ||
+        (!get && !(li->it.put_mem = malloc(AQ_PUT_HEAD_MAX + len)))) {
         item_free(li);
         return aq_lib_fail(a, AQ_ENOMEM, "out of memory");
     }
     if (!get && len)
-        memcpy(li->data, data, len);
+        memcpy(li->it.put_mem + AQ_PUT_HEAD_MAX, data, len);
     li->it.get = get;
     li->it.key = li->key;
     li->it.fd = -1;
-    li->it.buf = li->data;
+    li->it.buf = get ? NULL : li->it.put_mem + AQ_PUT_HEAD_MAX;
     li->it.len = len;
     li->it.ud = ud;
     int rc = cli_xfer_batch_submit(b->xb, &li->it);

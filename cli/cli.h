@@ -94,6 +94,9 @@ typedef struct cli {
 } cli;
 
 /* ---- cli_out.c ---- */
+/* "VERB ARG" (or VERB alone when arg is NULL) into dst, cut at cap - 1 bytes like snprintf: the
+ * name of an operation, set once per key, so without printf's parsing. cap > 0. */
+void cli_what_set(char *dst, size_t cap, const char *verb, const char *arg);
 /* Records the failure's sentence (c->what first) in c and, unless c->quiet, prints it. code is an
  * exit code (CLI_*) or an aq error (negative); returns the exit code. c may be NULL (printed). */
 int cli_fail(cli *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -143,8 +146,7 @@ struct cli_kop {
      * cli_kop_reset only); lend: the holder once lent, freed when rpc and k let go of it. */
     bool lend_ok;
     struct cli_lend *lend;
-    uint32_t cand[AQ_NODE_CONFIG_MAX_NODES];
-    size_t ncand, pos;
+    size_t ncand, pos;     /* the candidates are cand[0..ncand); pos: the one asked last */
     bool next_on_notfound; /* GET/STAT: ask the next candidate when one does not have it */
     bool verify;           /* GET: check the reply's value against its digest (and `want`) */
     bool have_want;
@@ -162,6 +164,10 @@ struct cli_kop {
     void (*on_done)(cli_kop *k);
     void *ud;
     cli_kop *next_retry;
+    /* Last, so that cli_kop_clear leaves it out (entries past ncand are never read, and zeroing
+     * the whole array for every key costs more than the rest of the operation's setup) and so
+     * that cli_kop_new can allocate only the configured nodes' entries (never more are written). */
+    uint32_t cand[AQ_NODE_CONFIG_MAX_NODES];
 };
 
 /* Candidates for key: its replicas (rendezvous order) that the probe found live; with all_nodes,
@@ -220,8 +226,13 @@ void cli_wrep_reset(cli *c); /* before a put or rm: nothing reached yet */
 void cli_rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto, const char *whose);
 int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why */
 int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
+/* A zeroed key operation of c (cli_kop_clear), or NULL when out of memory. Its cand array has
+ * room for c's configured nodes only: never copy or clear a kop from here as a whole struct. */
 cli_kop *cli_kop_new(cli *c);
 void cli_kop_free(cli_kop *k);
+/* Zeroes every field of k but the candidate array (cand's entries are written before they are
+ * read): what `= {0}` would give, without touching 4 KiB per key. */
+void cli_kop_clear(cli_kop *k);
 /* The newest copy of key (cli_read.c), verified against its digest; on success k->rep holds the
  * reply and kind, d, v, vlen point into it. Returns 0 or the error (k->msg says more); a removal
  * is AQ_ENOTFOUND. cli_fetch_v also gives the version. */
@@ -272,10 +283,10 @@ cli_kop *cli_read_write_copy(cli *c, uint32_t node, const void *key, size_t klen
 void cli_read_free(cli_read *r);
 /* The steps of cli_read_newest, for callers that send the requests themselves (the batch engine,
  * cli_xfer_batch.c): init sets r up and gives key's live replicas in cands (their order, and the
- * sentence to use when none is live); note records node i's finished STAT or GET (asked with
- * AQ_READ_TOMBSTONES); pick chooses the newest answer (the replicas' only, or every one); outcome,
- * after the last round, is cli_read_newest's result without the value fetch: 0 when
- * r->copies[r->best] is a live value. */
+ * sentence to use when none is live), with r->data NULL (the caller's GET becomes it); note records
+ * node i's finished STAT or GET (asked with AQ_READ_TOMBSTONES); pick chooses the newest answer
+ * (the replicas' only, or every one); outcome, after the last round, is cli_read_newest's result
+ * without the value fetch: 0 when r->copies[r->best] is a live value. */
 int cli_read_init(cli *c, const void *key, size_t klen, cli_read *r, cli_kop *cands);
 void cli_read_note(cli_read *r, size_t i, cli_kop *k);
 void cli_read_pick(cli_read *r, bool replicas_only);

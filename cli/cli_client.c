@@ -272,7 +272,9 @@ struct cli_lend {
     void *mem;
 };
 
-#define LEND_MIN (64u << 10) /* smaller requests are cheaper to copy than to track */
+/* Smaller requests are cheaper to copy than to track; a small value's PUT is not: the copy is an
+ * allocation of its size and a pass over it, the holder one small allocation. */
+#define LEND_MIN (1u << 10)
 
 static void lend_drop(void *ctx) {
     struct cli_lend *l = ctx;

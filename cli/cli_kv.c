@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -31,10 +32,21 @@ int cli_need_live(cli *c) {
     return 0;
 }
 
+void cli_kop_clear(cli_kop *k) {
+    memset(k, 0, offsetof(cli_kop, cand));
+}
+
 cli_kop *cli_kop_new(cli *c) {
-    cli_kop *k = calloc(1, sizeof *k);
-    if (k)
+    /* Room for a candidate per configured node only: every writer of cand stays below nnodes, and
+     * a kop this small is served from the allocator's per-thread cache. */
+    size_t n = c && c->conf && c->conf->nnodes < AQ_NODE_CONFIG_MAX_NODES
+                   ? c->conf->nnodes
+                   : AQ_NODE_CONFIG_MAX_NODES;
+    cli_kop *k = malloc(offsetof(cli_kop, cand) + (n ? n : 1) * sizeof k->cand[0]);
+    if (k) {
+        cli_kop_clear(k);
         k->c = c;
+    }
     return k;
 }
 

@@ -22,6 +22,23 @@ int cli_exit_err(int exit_code) {
     }
 }
 
+static size_t put_cut(char *dst, size_t off, size_t cap, const char *s) {
+    size_t n = strlen(s);
+    if (n > cap - 1 - off)
+        n = cap - 1 - off;
+    memcpy(dst + off, s, n);
+    return off + n;
+}
+
+void cli_what_set(char *dst, size_t cap, const char *verb, const char *arg) {
+    size_t off = put_cut(dst, 0, cap, verb);
+    if (arg) {
+        off = put_cut(dst, off, cap, " ");
+        off = put_cut(dst, off, cap, arg);
+    }
+    dst[off] = 0;
+}
+
 int cli_fail(cli *c, int code, const char *fmt, ...) {
     char msg[1024];
     va_list ap;

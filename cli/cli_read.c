@@ -127,10 +127,9 @@ int cli_read_init(cli *c, const void *key, size_t klen, cli_read *r, cli_kop *ca
     r->c = c;
     r->best = -1;
     r->copies = calloc(c->conf->nnodes, sizeof *r->copies);
-    r->data = cli_kop_new(c);
-    if (!r->copies || !r->data)
+    if (!r->copies)
         return AQ_ENOMEM;
-    memset(cands, 0, sizeof *cands);
+    cli_kop_clear(cands);
     cli_candidates(c, key, klen, false, cands);
     for (size_t i = 0; i < cands->ncand; i++)
         r->copies[cands->cand[i]].replica = true;
@@ -185,10 +184,13 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
     int err = cli_read_init(c, key, klen, r, &cands);
     if (err)
         return err;
+    if (want_data && !(r->data = cli_kop_new(c)))
+        return AQ_ENOMEM;
     size_t nn = c->conf->nnodes;
     if (!want_data) {
         /* One round: the replicas and the other live nodes at once. */
-        cli_kop all = {0};
+        cli_kop all;
+        cli_kop_clear(&all);
         cli_candidates(c, key, klen, true, &all);
         uint32_t order[AQ_NODE_CONFIG_MAX_NODES];
         size_t n = 0;
@@ -209,7 +211,8 @@ int cli_read_newest(cli *c, const void *key, size_t klen, bool want_data, cli_re
     }
     if (r->best < 0) {
         /* No replica holds anything: a copy may live where repair placed it. */
-        cli_kop all = {0};
+        cli_kop all;
+        cli_kop_clear(&all);
         cli_candidates(c, key, klen, true, &all);
         uint32_t rest[AQ_NODE_CONFIG_MAX_NODES];
         size_t nrest = 0;

@@ -59,6 +59,11 @@ typedef struct cli_xfer_item {
     int fd;          /* put: read from it to its end; get: write the value to it; -1: a buffer */
     const void *buf; /* put with fd -1: the value */
     size_t len;
+    /* put with fd -1, optional: the malloc'd block buf lies in, AQ_PUT_HEAD_MAX bytes from its
+     * start (room for the request's head). Submit takes a value of at most a chunk from it
+     * without a copy: it then sets put_mem to NULL (the one In field it changes) and frees the
+     * block itself. Otherwise the block stays the caller's. */
+    uint8_t *put_mem;
     const char *name; /* fd's name in messages */
     void *ud;         /* the caller's */
     uint64_t size;    /* get: the value's size when known (ls), else 0; counts in the byte budget */

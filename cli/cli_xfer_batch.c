@@ -29,6 +29,7 @@
  * submitted item is returned by next exactly once, or dropped by close after it finished.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,9 +56,10 @@ typedef struct op {
     int slow;             /* queued for the driver's synchronous path: SLOW_* */
     unsigned outstanding; /* requests started and not yet ended (+1 while starting a step) */
     cli_read r;           /* the key's copies as the nodes answered */
-    cli_kop cands;        /* the key's live replicas (cli_read_init) */
-    cli_kop *ks[AQ_NODE_CONFIG_MAX_NODES]; /* this step's requests */
-    uint32_t ks_node[AQ_NODE_CONFIG_MAX_NODES];
+    /* This step's requests and the node each asks: room for one per configured node, in the same
+     * allocation as the op (op_new). */
+    cli_kop **ks;
+    uint32_t *ks_node;
     size_t nks;
     /* put */
     uint8_t *mem; /* HEAD_MAX + len: the value at mem + HEAD_MAX, until the PUT owns it */
@@ -68,6 +70,7 @@ typedef struct op {
     struct op *next; /* the ready list or the slow queue */
     size_t held;     /* bytes of the batch's budget this put holds */
     char what[300];
+    cli_kop cands; /* the key's live replicas (cli_read_init); last: see op_new */
 } op;
 
 struct cli_xfer_batch {
@@ -99,6 +102,21 @@ typedef struct stat_group {
     struct stat_group *next;
     op *ops[];
 } stat_group;
+
+/* A zeroed op for b, with room for a request per node after it. Only the fields are zeroed: the
+ * candidate array of cands and the request arrays are written before they are read, and zeroing
+ * them (kilobytes per value) was most of a small value's client cost. */
+static op *op_new(cli_xfer_batch *b) {
+    size_t nn = b->c.conf->nnodes;
+    op *o = malloc(sizeof *o + nn * (sizeof *o->ks + sizeof *o->ks_node));
+    if (!o)
+        return NULL;
+    memset(o, 0, offsetof(op, cands));
+    cli_kop_clear(&o->cands);
+    o->ks = (cli_kop **)(o + 1);
+    o->ks_node = (uint32_t *)(o->ks + nn);
+    return o;
+}
 
 static void q_push(op **head, op **tail, op *o) {
     o->next = NULL;
@@ -342,7 +360,7 @@ static void flush_stats(cli_xfer_batch *b) {
         while (done < total) {
             size_t n = total - done < AQ_MSTAT_MAX ? total - done : AQ_MSTAT_MAX;
             op **ops = b->sq[node] + done;
-            stat_group *g = calloc(1, sizeof *g + n * sizeof *g->ops);
+            stat_group *g = malloc(sizeof *g + n * sizeof *g->ops);
             aq_wr w;
             aq_wr_init_cap(&w, 3 + n * (1 + AQ_NODE_KEY_MAX));
             aq_node_mstat_req_head(&w, AQ_READ_TOMBSTONES, (uint16_t)n);
@@ -359,6 +377,8 @@ static void flush_stats(cli_xfer_batch *b) {
                 done += n;
                 continue;
             }
+            cli_kop_clear(&g->k);
+            g->next = NULL;
             g->b = b;
             g->node = node;
             g->n = n;
@@ -433,7 +453,8 @@ static void put_start(op *o) {
         return;
     }
     /* One round: the replicas, then the other live nodes (a new key would need both). */
-    cli_kop all = {0};
+    cli_kop all;
+    cli_kop_clear(&all);
     cli_candidates(c, o->it->key, o->klen, true, &all);
     uint32_t order[AQ_NODE_CONFIG_MAX_NODES];
     size_t n = 0;
@@ -591,7 +612,8 @@ static void get_reads_done(op *o) {
     cli_read_pick(&o->r, false);
     if (o->r.best < 0 && rest) {
         /* No replica holds anything: a copy may live where repair placed it. */
-        cli_kop all = {0};
+        cli_kop all;
+        cli_kop_clear(&all);
         cli_candidates(c, o->it->key, o->klen, true, &all);
         uint32_t nodes[AQ_NODE_CONFIG_MAX_NODES];
         size_t n = 0;
@@ -670,12 +692,11 @@ static void get_deliver(op *o) {
             return;
         }
     } else if (vlen) {
-        it->out = malloc(vlen);
-        if (!it->out) {
-            op_finish(o, cli_fail(c, CLI_ERROR, "out of memory for a value of %zu bytes", vlen));
-            return;
-        }
-        memcpy(it->out, v, vlen);
+        /* The reply's own block becomes the value: moved to its start, not copied to a new one. */
+        it->out = o->r.data->rep;
+        o->r.data->rep = NULL;
+        o->r.data->replen = 0;
+        memmove(it->out, v, vlen);
         it->outlen = vlen;
     }
     it->bytes = vlen;
@@ -899,7 +920,7 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
     it->outlen = 0;
     it->bytes = 0;
     it->copies = it->wanted = 0;
-    op *o = calloc(1, sizeof *o);
+    op *o = op_new(b);
     if (!o) {
         /* Still an outcome of its own through next: callers count on every item coming back. */
         snprintf(it->msg, sizeof it->msg, "%s %.300s: out of memory", it->get ? "get" : "put",
@@ -916,7 +937,7 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
     b->held += need;
     o->klen = strlen(it->key);
     o->r.best = -1;
-    snprintf(o->what, sizeof o->what, "%s %s", it->get ? "get" : "put", it->key);
+    cli_what_set(o->what, sizeof o->what, it->get ? "get" : "put", it->key);
     b->pending++;
     b->running++;
     cli *c = op_ctx(o);
@@ -938,7 +959,11 @@ int cli_xfer_batch_submit(cli_xfer_batch *b, cli_xfer_item *it) {
         }
     } else {
         small = it->len <= CHUNK;
-        if (small) {
+        if (small && it->put_mem && it->buf == it->put_mem + HEAD_MAX) {
+            o->mem = it->put_mem; /* the value is already where the request wants it */
+            it->put_mem = NULL;
+            o->len = it->len;
+        } else if (small) {
             o->mem = malloc(HEAD_MAX + it->len);
             if (!o->mem) {
                 op_finish(o, cli_fail(c, CLI_ERROR, "out of memory"));

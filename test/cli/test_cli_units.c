@@ -150,3 +150,19 @@ Test(exit_codes, follow_the_documented_classes) {
     cr_assert_eq(cli_exit_code(AQ_EFULL), CLI_ERROR);
     cr_assert_eq(cli_exit_code(AQ_ECORRUPT), CLI_ERROR);
 }
+
+/* An operation's name is what snprintf("%s %s") gave, cut at every capacity the same way. */
+Test(what, names_the_operation_and_cuts_like_snprintf) {
+    const char *key = "dir/some-key-of-a-fair-length";
+    for (size_t cap = 1; cap < 48; cap++) {
+        char got[64], want[64];
+        memset(got, 'x', sizeof got);
+        cli_what_set(got, cap, "put", key);
+        snprintf(want, cap, "%s %s", "put", key);
+        cr_assert_str_eq(got, want, "cap %zu", cap);
+        cr_assert_eq(got[cap], 'x', "cap %zu: wrote past the end", cap);
+        cli_what_set(got, cap, "batch", NULL);
+        snprintf(want, cap, "%s", "batch");
+        cr_assert_str_eq(got, want, "cap %zu", cap);
+    }
+}

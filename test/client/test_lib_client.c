@@ -304,6 +304,49 @@ Test(batch, many_in_flight, .timeout = 180) {
     aquifer_close(a);
 }
 
+/* Values at the edges of the batch's small path (empty, one byte, exactly one chunk) and past it
+ * (one chunk and a byte, which goes whole), put and read back through one batch. */
+Test(batch, sizes_around_a_chunk, .timeout = 180) {
+    aquifer *a = open_client();
+    aquifer_batch *b;
+    cr_assert_eq(aquifer_batch_new(a, 8, &b), 0, "%s", aquifer_errmsg(a));
+    const size_t sizes[] = {0, 1, 4096, 4u << 20, (4u << 20) + 1};
+    enum { NS = sizeof sizes / sizeof sizes[0] };
+    char key[64];
+    for (int i = 0; i < NS; i++) {
+        uint8_t *v = pattern(sizes[i] ? sizes[i] : 1, (unsigned)i + 7);
+        snprintf(key, sizeof key, "lib/%d/s%d", (int)getpid(), i);
+        cr_assert_eq(aquifer_batch_put(b, key, v, sizes[i], (void *)(intptr_t)i), 0, "%s",
+                     aquifer_errmsg(a));
+        free(v);
+    }
+    aquifer_result r;
+    int got = 0;
+    while (aquifer_batch_next(b, &r) == 1) {
+        cr_assert_eq(r.err, 0, "%s: %s", r.key, r.errmsg);
+        got++;
+    }
+    cr_assert_eq(got, NS);
+    for (int i = 0; i < NS; i++) {
+        snprintf(key, sizeof key, "lib/%d/s%d", (int)getpid(), i);
+        cr_assert_eq(aquifer_batch_get(b, key, (void *)(intptr_t)i), 0);
+    }
+    got = 0;
+    while (aquifer_batch_next(b, &r) == 1) {
+        int i = (int)(intptr_t)r.ud;
+        cr_assert_eq(r.err, 0, "%s: %s", r.key, r.errmsg);
+        cr_assert_eq(r.len, sizes[i], "%s: %zu bytes", r.key, r.len);
+        uint8_t *v = pattern(sizes[i] ? sizes[i] : 1, (unsigned)i + 7);
+        cr_assert(memcmp(r.data, v, sizes[i]) == 0, "%s: bytes differ", r.key);
+        free(v);
+        aquifer_free(r.data);
+        got++;
+    }
+    cr_assert_eq(got, NS);
+    aquifer_batch_free(b);
+    aquifer_close(a);
+}
+
 /* ---- frames ---- */
 
 static bool cell_na(const aquifer_column *c, uint64_t r) {
