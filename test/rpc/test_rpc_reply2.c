@@ -94,6 +94,17 @@ static void run_until_done(outcome *o) {
 }
 
 /* Fires timers until B has no work left (its replies acknowledged or expired); bounded. */
+/* Delivers the datagrams queued so far, in order, and those they cause; the pipes stay as they are.
+ */
+static void deliver_datagrams(void) {
+    while (N.nq) {
+        rfn_pkt p = N.q[0];
+        memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
+        N.nq--;
+        rfn_deliver(&N, &p);
+    }
+}
+
 static void run_quiet(void) {
     for (int i = 0; i < 100000 && (head_released == 0 || body_released == 0); i++) {
         rfn_flush(&N);
@@ -139,12 +150,7 @@ Test(rpc_reply2, resent_after_the_pipe_broke_mid_reply) {
     outcome o = {0};
     start_call(&o);
     /* The call is a datagram; B responds and opens its pipe to A. */
-    while (N.nq) {
-        rfn_pkt p = N.q[0];
-        memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
-        N.nq--;
-        rfn_deliver(&N, &p);
-    }
+    deliver_datagrams();
     cr_assert_eq(responded, 1);
     cr_assert_eq(N.npc, 1);
     /* Connect, HELLO, the head's fragment: then the connection dies. */
@@ -169,12 +175,7 @@ Test(rpc_reply2, released_once_when_it_expires_with_the_caller_gone) {
     make(false, 2000000);
     outcome o = {0};
     start_call(&o);
-    while (N.nq) {
-        rfn_pkt p = N.q[0];
-        memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
-        N.nq--;
-        rfn_deliver(&N, &p);
-    }
+    deliver_datagrams();
     cr_assert_eq(responded, 1);
     aq_rpc_free(N.rpc[0]);
     N.rpc[0] = NULL;
@@ -192,12 +193,7 @@ Test(rpc_reply2, released_once_when_the_endpoint_is_freed) {
     make(true, 0);
     outcome o = {0};
     start_call(&o);
-    while (N.nq) {
-        rfn_pkt p = N.q[0];
-        memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
-        N.nq--;
-        rfn_deliver(&N, &p);
-    }
+    deliver_datagrams();
     for (int i = 0; i < 3; i++)
         rfn_pipes_step(&N);
     cr_assert_eq(head_released + body_released, 0);
