@@ -188,3 +188,18 @@ bool rfn_tick(rfn_net *n) {
     aq_rpc_timer_fired(n->rpc[i]);
     return true;
 }
+
+size_t rfn_frame(uint8_t *out, uint64_t cid, uint8_t kind, uint64_t task, uint32_t msg_len,
+                 uint32_t off, const void *frag, uint32_t flen) {
+    aq_rpc_hdr h = {.kind = kind,
+                    .method = 1,
+                    .cluster_id = cid,
+                    .src_inc = 5,
+                    .task = task,
+                    .msg_len = msg_len,
+                    .frag_off = off,
+                    .frag_len = flen};
+    aq_rpc_hdr_encode(&h, frag, out);
+    memcpy(out + AQ_RPC_HDR_LEN, frag, flen);
+    return AQ_RPC_HDR_LEN + flen;
+}

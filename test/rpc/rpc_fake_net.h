@@ -93,6 +93,10 @@ void rfn_pipe_feed(rfn_net *n, int to, uint64_t conn, const uint8_t *d, size_t l
 bool rfn_pipes_step(rfn_net *n);
 /* Delivers queued datagrams (and what they cause), and pipe bytes when `pipes`, until quiet. */
 void rfn_flush(rfn_net *n);
+/* Writes one plain frame (header, then flen bytes of frag at offset off of a msg_len-byte message)
+ * of cluster cid from incarnation 5, method 1, to out; returns its length. */
+size_t rfn_frame(uint8_t *out, uint64_t cid, uint8_t kind, uint64_t task, uint32_t msg_len,
+                 uint32_t off, const void *frag, uint32_t flen);
 /* Jumps time to the earlier armed timer and fires it. Returns false when no timer is armed. */
 bool rfn_tick(rfn_net *n);
 

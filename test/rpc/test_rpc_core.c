@@ -396,17 +396,7 @@ Test(rpc_core, pipe_frame_before_hello_is_cut_off) {
 
 static size_t frame(uint8_t *out, uint8_t kind, uint64_t task, uint32_t msg_len, uint32_t off,
                     const void *frag, uint32_t flen) {
-    aq_rpc_hdr h = {.kind = kind,
-                    .method = 1,
-                    .cluster_id = CID,
-                    .src_inc = 5,
-                    .task = task,
-                    .msg_len = msg_len,
-                    .frag_off = off,
-                    .frag_len = flen};
-    aq_rpc_hdr_encode(&h, frag, out);
-    memcpy(out + AQ_RPC_HDR_LEN, frag, flen);
-    return AQ_RPC_HDR_LEN + flen;
+    return rfn_frame(out, CID, kind, task, msg_len, off, frag, flen);
 }
 
 Test(rpc_core, pipe_reassembles_fragments_and_bounds_claims) {

@@ -66,16 +66,7 @@ TestSuite(rpc_pipe_batch, .init = setup, .fini = teardown);
 
 /* Appends one frame (a whole message of `len` bytes) to out; returns its length. */
 static size_t frame(uint8_t *out, uint8_t kind, uint64_t task, const void *data, uint32_t len) {
-    aq_rpc_hdr h = {.kind = kind,
-                    .method = 1,
-                    .cluster_id = CID,
-                    .src_inc = 5,
-                    .task = task,
-                    .msg_len = len,
-                    .frag_len = len};
-    aq_rpc_hdr_encode(&h, data, out);
-    memcpy(out + AQ_RPC_HDR_LEN, data, len);
-    return AQ_RPC_HDR_LEN + len;
+    return rfn_frame(out, CID, kind, task, len, 0, data, len);
 }
 
 static size_t hello(uint8_t *out) {
