@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "aq_csv_col.h"
 #include "aq_csv_domain.h"
@@ -28,6 +29,54 @@
 /* Replies received and waiting for the decoder: the loop keeps fetching while it decodes, and a
  * decoder slower than the wire holds back the loop instead of letting replies pile up. */
 #define DECODE_QUEUE 16
+
+/* A column's arrays: 64-byte aligned, at least one byte (so a 0-row column still has an
+ * address), freed with arr_free. An array of ARR_HUGE or more is a mapping of its own asking for
+ * transparent huge pages: the decoder writes a column front to back right after making it, and
+ * where each page fault is costly (a virtual machine's) faulting in 4 KiB pages one by one was
+ * a large part of a fetch. A 64-byte header before the array says how it was made. */
+#define ARR_HEAD 64
+#define ARR_HUGE ((size_t)2 << 20)
+
+static void *arr_alloc(size_t n) {
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    size_t sz = (n + 63) / 64 * 64 + ARR_HEAD;
+    uint8_t *b;
+    size_t maplen = 0;
+    if (sz >= ARR_HUGE) {
+        maplen = (sz + ARR_HUGE - 1) / ARR_HUGE * ARR_HUGE;
+        /* One huge page more than needed, trimmed to a huge-page boundary on both ends. */
+        uint8_t *m = mmap(NULL, maplen + ARR_HUGE, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        size_t lead = (ARR_HUGE - (uintptr_t)m % ARR_HUGE) % ARR_HUGE;
+        if (lead)
+            munmap(m, lead);
+        munmap(m + lead + maplen, ARR_HUGE - lead);
+        b = m + lead;
+        (void)madvise(b, maplen, MADV_HUGEPAGE); /* advice: without THP, small pages serve */
+    } else {
+        b = aligned_alloc(64, sz);
+        if (!b)
+            return NULL;
+    }
+    memcpy(b, &maplen, sizeof maplen);
+    return b + ARR_HEAD;
+}
+
+static void arr_free(void *p) {
+    if (!p)
+        return;
+    uint8_t *b = (uint8_t *)p - ARR_HEAD;
+    size_t maplen;
+    memcpy(&maplen, b, sizeof maplen);
+    if (maplen)
+        munmap(b, maplen);
+    else
+        free(b);
+}
 
 const char *aquifer_type_name(aquifer_type t) {
     return t <= AQUIFER_STR ? aq_csv_type_name((aq_csv_type)t) : "unknown";
@@ -233,7 +282,7 @@ void aquifer_frame_close(aquifer_frame *f) {
         if (f->level_mem)
             free(f->level_mem[j]);
         for (int k = 0; f->mem && k < 4; k++)
-            free(f->mem[(size_t)j * 4 + k]);
+            arr_free(f->mem[(size_t)j * 4 + k]);
     }
     free(f->row0);
     free(f->cols);
@@ -262,18 +311,12 @@ aquifer_type aquifer_frame_col_type(const aquifer_frame *f, uint32_t j) {
     return j < f->m.ncols ? (aquifer_type)f->m.types[j] : AQUIFER_NONE;
 }
 
-/* 64-byte aligned, at least one byte (so a 0-row column still has an address). */
-static void *alloc64(size_t n) {
-    size_t sz = (n + 63) / 64 * 64;
-    return aligned_alloc(64, sz ? sz : 64);
-}
-
 /* The arrays of column j, before its first chunk lands: na all clear, values by type. */
 static int col_alloc(aquifer_frame *f, uint32_t j) {
     aquifer_column *col = &f->cols[j];
     uint64_t rows = col->rows;
     size_t nab = (size_t)((rows + 7) / 8);
-    uint8_t *na = alloc64(nab);
+    uint8_t *na = arr_alloc(nab);
     if (!na)
         return AQ_ENOMEM;
     memset(na, col->type == AQUIFER_NONE ? 0xff : 0, nab);
@@ -283,7 +326,7 @@ static int col_alloc(aquifer_frame *f, uint32_t j) {
     if (col->type == AQUIFER_INT || col->type == AQUIFER_FLOAT || col->type == AQUIFER_TIME ||
         col->type == AQUIFER_CAT) {
         size_t w = col->type == AQUIFER_CAT ? 4 : 8;
-        void *v = alloc64((size_t)rows * w);
+        void *v = arr_alloc((size_t)rows * w);
         if (!v)
             goto nomem;
         f->mem[(size_t)j * 4 + 1] = v;
@@ -296,7 +339,7 @@ static int col_alloc(aquifer_frame *f, uint32_t j) {
     return 0;
 nomem:
     /* a column is allocated whole or not at all: the next fetch sees na NULL and starts again */
-    free(na);
+    arr_free(na);
     f->mem[(size_t)j * 4] = NULL;
     col->na = NULL;
     col->na_count = 0;
@@ -335,11 +378,11 @@ static bool strs_equal(const aq_csv_strs *a, const aq_csv_strs *b) {
 
 /* The levels of column j become d (taken over). */
 static int set_levels(aquifer_frame *f, uint32_t j, aq_csv_strs *d) {
-    const char **ptrs = malloc((d->n ? d->n : 1) * sizeof *ptrs);
+    const char **ptrs = arr_alloc((size_t)d->n * sizeof *ptrs); /* a mem slot: arr_free */
     /* NUL-terminated copies: the domain's bytes are one run without terminators. */
     char *mem = malloc((size_t)d->off[d->n] + d->n + 1);
     if (!ptrs || !mem) {
-        free(ptrs);
+        arr_free(ptrs);
         free(mem);
         return AQ_ENOMEM;
     }
@@ -496,19 +539,19 @@ static int str_assemble(aquifer_frame *f, uint32_t j) {
         const aq_csv_strs *s = &f->str_parts[j][i];
         total += s->off ? s->off[s->n] : 0;
     }
-    uint64_t *off = alloc64(((size_t)col->rows + 1) * sizeof *off);
-    char *bytes = alloc64((size_t)total);
+    uint64_t *off = arr_alloc(((size_t)col->rows + 1) * sizeof *off);
+    char *bytes = arr_alloc((size_t)total);
     if (!off || !bytes) {
-        free(off);
-        free(bytes);
+        arr_free(off);
+        arr_free(bytes);
         return AQ_ENOMEM;
     }
     uint64_t at = 0, row = 0;
     for (uint32_t i = 0; i < f->m.nchunks; i++) {
         const aq_csv_strs *s = &f->str_parts[j][i];
         if (s->n != f->m.rows[i]) {
-            free(off);
-            free(bytes);
+            arr_free(off);
+            arr_free(bytes);
             return AQ_EPROTO;
         }
         for (uint32_t r = 0; r < s->n; r++)
@@ -809,7 +852,7 @@ int aquifer_frame_fetch(aquifer_frame *f, const uint32_t *cols, size_t ncols) {
                 continue;
             free_strs_parts(f, j);
             for (int k = 0; k < 4; k++) {
-                free(f->mem[(size_t)j * 4 + k]);
+                arr_free(f->mem[(size_t)j * 4 + k]);
                 f->mem[(size_t)j * 4 + k] = NULL;
             }
             aq_csv_strs_free(&f->levels[j]);
