@@ -531,6 +531,25 @@ static int col_take(aquifer_frame *f, uint32_t i, uint32_t j, aq_csv_col *c) {
     return 0;
 }
 
+int aquifer_column_join(const aquifer_column *c, char sep, void *out, size_t cap) {
+    if (!c || c->type != AQUIFER_STR || !c->offsets)
+        return AQ_EINVAL;
+    if (c->rows == 0)
+        return 0;
+    uint64_t need = c->offsets[c->rows] - c->offsets[0] + c->rows - 1;
+    if (need > cap || !out)
+        return AQ_EINVAL;
+    uint8_t *w = out;
+    for (uint64_t r = 0; r < c->rows; r++) {
+        size_t len = (size_t)(c->offsets[r + 1] - c->offsets[r]);
+        memcpy(w, c->bytes + c->offsets[r], len);
+        w += len;
+        if (r + 1 < c->rows)
+            *w++ = (uint8_t)sep;
+    }
+    return 0;
+}
+
 /* Once every chunk of string column j is in: one offsets array and one byte run. */
 static int str_assemble(aquifer_frame *f, uint32_t j) {
     aquifer_column *col = &f->cols[j];

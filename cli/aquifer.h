@@ -232,6 +232,12 @@ int aquifer_frame_fetch(aquifer_frame *f, const uint32_t *cols, size_t ncols);
 /* Column j, fetched first if it is not yet (NULL after a failure: aquifer_errmsg of the client
  * says why). The column and its arrays belong to f and stay valid until aquifer_frame_close. */
 const aquifer_column *aquifer_frame_column(aquifer_frame *f, uint32_t j);
+/* The rows of STR column c one after another into out, a sep byte between each two: out must
+ * hold offsets[rows] - offsets[0] + rows - 1 bytes (none when rows is 0), all written. For a
+ * reader that splits the text at a byte no row holds (a parsed text never holds NUL) rather than
+ * slicing it row by row. 0, or AQUIFER_EINVAL when c is not a fetched STR column or cap is
+ * short (nothing written). Reads c only: callable on any thread while f stays open. */
+int aquifer_column_join(const aquifer_column *c, char sep, void *out, size_t cap);
 
 /* ---- batches: many puts and gets in flight ---- */
 

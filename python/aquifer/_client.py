@@ -572,4 +572,11 @@ def _column(s, owner):
     if kind == "string":
         col.offsets = _array(_addr(s.offsets), rows + 1, np.uint64, owner)
         col.data = _array(s.bytes, int(col.offsets[-1]), np.uint8, owner)
+        if rows > 1:
+            joined = np.empty(int(col.offsets[-1] - col.offsets[0]) + rows - 1, dtype=np.uint8)
+            err = _lib.lib().aquifer_column_join(ctypes.byref(s), b"\0", joined.ctypes.data,
+                                                 joined.size)
+            if err:
+                raise _errors.error_for(err, f"column {col.name}: joining its rows failed")
+            col.joined = joined
     return col

@@ -31,16 +31,19 @@ class Column:
     for string and none. Missing rows hold the library's markers there: 0, NaN, INT64_MIN (NaT)
     and -1. na: bool array (True = missing), or None when no row is missing. levels:
     categorical levels (list of str, bytewise order). offsets/data: for string, rows + 1 uint64
-    offsets into the bytes of data (a uint8 array)."""
+    offsets into the bytes of data (a uint8 array); joined, when given, the same rows as one
+    uint8 array with a NUL between each two (libaquifer's aquifer_column_join), which saves
+    decode_strings that step."""
 
-    __slots__ = ("name", "type", "rows", "values", "na", "levels", "offsets", "data")
+    __slots__ = ("name", "type", "rows", "values", "na", "levels", "offsets", "data", "joined")
 
     def __init__(self, name, type, rows, values=None, na=None, levels=None, offsets=None,
-                 data=None):
+                 data=None, joined=None):
         if type not in TYPES:
             raise ValueError(f"column {name!r}: unknown type {type!r}")
         self.name, self.type, self.rows = name, type, int(rows)
         self.values, self.levels, self.offsets, self.data = values, levels, offsets, data
+        self.joined = joined
         self.na = na if na is not None and na.any() else None
 
     def __repr__(self):
@@ -54,20 +57,22 @@ def na_from_bitmap(bitmap, rows):
     return bits.view(np.bool_) if bits.any() else None
 
 
-def decode_strings(offsets, data):
+def decode_strings(offsets, data, joined=None):
     """The strings data[offsets[i]:offsets[i+1]] as a list of str.
 
     Building millions of str objects one slice at a time is the slow part, so the rows are
     joined with NUL bytes (a parsed text never holds one: parse refuses files with NUL) and the
     whole buffer is decoded and split in C. Bytes that are not UTF-8 decode with
-    surrogateescape; a NUL ends any broken sequence, so each row decodes as it would alone."""
+    surrogateescape; a NUL ends any broken sequence, so each row decodes as it would alone.
+    joined: those rows already joined (Column.joined), else they are joined here."""
     n = len(offsets) - 1
     if n <= 0:
         return []
-    offs = np.asarray(offsets, dtype=np.int64)
-    lo, hi = int(offs[0]), int(offs[-1])
-    buf = np.asarray(data[lo:hi], dtype=np.uint8)
-    joined = np.insert(buf, offs[1:-1] - lo, 0) if n > 1 else buf
+    if joined is None:
+        offs = np.asarray(offsets, dtype=np.int64)
+        lo, hi = int(offs[0]), int(offs[-1])
+        buf = np.asarray(data[lo:hi], dtype=np.uint8)
+        joined = np.insert(buf, offs[1:-1] - lo, 0) if n > 1 else buf
     # utf_8_decode reads the array's buffer in place (bytes.decode would need a copy first).
     return codecs.utf_8_decode(joined, "surrogateescape", True)[0].split("\0")
 
@@ -96,7 +101,7 @@ def column_numpy(c):
         levels = np.empty(len(c.levels) + 1, dtype=object)
         levels[:-1] = c.levels
         return _masked(levels[c.values], c.na)  # code -1 (missing) takes the None at the end
-    return _masked(_object_array(decode_strings(c.offsets, c.data), None), c.na)
+    return _masked(_object_array(decode_strings(c.offsets, c.data, c.joined), None), c.na)
 
 
 def _pandas_time_unit(pd):
@@ -120,7 +125,7 @@ def column_pandas(c, pd):
         # -1, the missing marker, is pandas' missing code too.
         cats = pd.Index(c.levels, dtype=object)
         return pd.Categorical.from_codes(c.values, categories=cats)
-    return _object_array(decode_strings(c.offsets, c.data), c.na)
+    return _object_array(decode_strings(c.offsets, c.data, c.joined), c.na)
 
 
 def to_numpy(columns):

@@ -100,6 +100,7 @@ _PROTOS = {
     "aquifer_frame_col_type": (c_int, [c_void_p, c_uint32]),
     "aquifer_frame_fetch": (c_int, [c_void_p, POINTER(c_uint32), c_size_t]),
     "aquifer_frame_column": (POINTER(ColumnStruct), [c_void_p, c_uint32]),
+    "aquifer_column_join": (c_int, [POINTER(ColumnStruct), ctypes.c_char, c_void_p, c_size_t]),
     "aquifer_batch_new": (c_int, [c_void_p, c_uint, POINTER(c_void_p)]),
     "aquifer_batch_put": (c_int, [c_void_p, c_char_p, c_void_p, c_size_t, c_void_p]),
     "aquifer_batch_get": (c_int, [c_void_p, c_char_p, c_void_p]),

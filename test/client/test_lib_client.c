@@ -408,6 +408,37 @@ static void check_column(const char *file, const aquifer_column *c, const aq_csv
     cr_assert_eq(na, c->na_count, "%s %s: na_count", file, c->name);
 }
 
+/* aquifer_column_join of a STR column: its rows in order with a NUL between each two, and
+ * EINVAL with nothing written when the buffer is one byte short; EINVAL for any other type. */
+static void check_join(const char *file, const aquifer_column *c) {
+    char probe = 'x';
+    if (c->type != AQUIFER_STR) {
+        cr_assert_eq(aquifer_column_join(c, 0, &probe, 1), AQUIFER_EINVAL);
+        return;
+    }
+    size_t need = c->rows ? c->offsets[c->rows] - c->offsets[0] + c->rows - 1 : 0;
+    char *buf = malloc(need + 1);
+    memset(buf, 'x', need + 1);
+    if (need > 0) {
+        cr_assert_eq(aquifer_column_join(c, 0, buf, need - 1), AQUIFER_EINVAL);
+        cr_assert_eq(buf[0], 'x', "%s %s: written though too short", file, c->name);
+    }
+    cr_assert_eq(aquifer_column_join(c, 0, buf, need), 0, "%s %s", file, c->name);
+    size_t at = 0;
+    for (uint64_t r = 0; r < c->rows; r++) {
+        size_t len = c->offsets[r + 1] - c->offsets[r];
+        cr_assert(memcmp(buf + at, c->bytes + c->offsets[r], len) == 0, "%s %s row %llu", file,
+                  c->name, (unsigned long long)r);
+        at += len;
+        if (r + 1 < c->rows)
+            cr_assert_eq(buf[at++], 0, "%s %s: no NUL after row %llu", file, c->name,
+                         (unsigned long long)r);
+    }
+    cr_assert_eq(at, need);
+    cr_assert_eq(buf[need], 'x', "%s %s: written past the end", file, c->name);
+    free(buf);
+}
+
 /* file: under AQ_DATA_DIR, or an absolute path (its last component names the frame). */
 static void frame_vs_export(aquifer *a, const char *file) {
     char path[1024], name[128];
@@ -474,6 +505,7 @@ static void frame_vs_export(aquifer *a, const char *file) {
         cr_assert_str_eq(c->name, su.names[j]);
         cr_assert_eq((uintptr_t)c->na % 64, 0);
         check_column(file, c, &ec[j]);
+        check_join(file, c);
     }
     aq_csv_cols_free(ec, nc);
     aq_csv_setup_free(&su);
