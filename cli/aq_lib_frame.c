@@ -41,7 +41,7 @@
 static void *arr_alloc(size_t n) {
     if (n > SIZE_MAX / 2)
         return NULL;
-    size_t sz = (n + 63) / 64 * 64 + ARR_HEAD;
+    size_t sz = ((n ? n : 1) + 63) / 64 * 64 + ARR_HEAD;
     uint8_t *b;
     size_t maplen = 0;
     if (sz >= ARR_HUGE) {
@@ -542,7 +542,8 @@ int aquifer_column_join(const aquifer_column *c, char sep, void *out, size_t cap
     uint8_t *w = out;
     for (uint64_t r = 0; r < c->rows; r++) {
         size_t len = (size_t)(c->offsets[r + 1] - c->offsets[r]);
-        memcpy(w, c->bytes + c->offsets[r], len);
+        if (len)
+            memcpy(w, c->bytes + c->offsets[r], len);
         w += len;
         if (r + 1 < c->rows)
             *w++ = (uint8_t)sep;

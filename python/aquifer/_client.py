@@ -480,8 +480,9 @@ class Frame:
             columns = [columns]
         return [self._index(c) for c in columns]
 
-    def _fetch(self, fh, idx):
-        """Fetches columns idx of fh in parallel and returns them; the client's lock is held."""
+    def _fetch(self, fh, idx, join=False):
+        """Fetches columns idx of fh in parallel and returns them; the client's lock is held.
+        join: string columns also get their rows joined (for conversion to str)."""
         c = self._client
         arr = (ctypes.c_uint32 * len(idx))(*idx)
         c._check(c._lib.aquifer_frame_fetch(fh.ptr, arr, len(idx)))
@@ -490,7 +491,7 @@ class Frame:
             p = c._lib.aquifer_frame_column(fh.ptr, j)
             if not p:
                 c._check(c._lib.aquifer_errcode(c._h) or _errors.AQ_EIO)
-            out.append(_column(p.contents, fh))
+            out.append(_column(p.contents, fh, join))
         return out
 
     def _columns(self, columns):
@@ -510,7 +511,7 @@ class Frame:
         c = self._client
         with c._lock:
             fh = self._data_handle()
-            first = self._fetch(fh, text if text and rest else idx)
+            first = self._fetch(fh, text if text and rest else idx, join=True)
         if not (text and rest):
             return dict(zip(idx, map(convert, first)))
         got = {}
@@ -557,7 +558,7 @@ class Frame:
 _VALUE_DTYPES = {"int": np.int64, "float": np.float64, "time": np.int64, "categorical": np.int32}
 
 
-def _column(s, owner):
+def _column(s, owner, join=False):
     rows = s.rows
     kind = _str(_lib.lib().aquifer_type_name(s.type))
     na = None
@@ -572,7 +573,7 @@ def _column(s, owner):
     if kind == "string":
         col.offsets = _array(_addr(s.offsets), rows + 1, np.uint64, owner)
         col.data = _array(s.bytes, int(col.offsets[-1]), np.uint8, owner)
-        if rows > 1:
+        if join and rows > 1:
             joined = np.empty(int(col.offsets[-1] - col.offsets[0]) + rows - 1, dtype=np.uint8)
             err = _lib.lib().aquifer_column_join(ctypes.byref(s), b"\0", joined.ctypes.data,
                                                  joined.size)
