@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "aq_csv_col.h"
 #include "aq_csv_domain.h"
@@ -45,8 +46,10 @@ static void *arr_alloc(size_t n) {
     uint8_t *b;
     size_t maplen = 0;
     if (sz >= ARR_HUGE) {
-        maplen = (sz + ARR_HUGE - 1) / ARR_HUGE * ARR_HUGE;
-        /* One huge page more than needed, trimmed to a huge-page boundary on both ends. */
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        maplen = (sz + page - 1) / page * page;
+        /* A huge page more than needed, so the start can be moved to a huge-page boundary; the
+         * rest is unmapped again. */
         uint8_t *m = mmap(NULL, maplen + ARR_HUGE, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED)
@@ -56,7 +59,9 @@ static void *arr_alloc(size_t n) {
             munmap(m, lead);
         munmap(m + lead + maplen, ARR_HUGE - lead);
         b = m + lead;
-        (void)madvise(b, maplen, MADV_HUGEPAGE); /* advice: without THP, small pages serve */
+        /* Only whole huge pages: a partly used one at the end would hold up to 2 MiB for a few
+         * bytes. Advice: without THP, small pages serve. */
+        (void)madvise(b, sz / ARR_HUGE * ARR_HUGE, MADV_HUGEPAGE);
     } else {
         b = aligned_alloc(64, sz);
         if (!b)
