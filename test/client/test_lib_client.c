@@ -6,6 +6,7 @@
  * back with the frame's types forced, by the project's own CSV parser).
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -558,6 +559,34 @@ Test(frames, columns_of_many_mib, .timeout = 240) {
     frame_vs_export(a, path);
     aquifer_close(a);
     unlink(path);
+}
+
+/* Every file of the messy corpus (test/data/messy, beside the smalldata) that parses without
+ * options: the library's arrays equal the export, whatever shape the file gave its columns. */
+Test(frames, messy_corpus_equal_export, .timeout = 240) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/../messy", getenv("AQ_DATA_DIR"));
+    DIR *d = opendir(dir);
+    cr_assert(d, "no %s", dir);
+    aquifer *a = open_client();
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *dot = strrchr(e->d_name, '.');
+        if (!dot || strstr(e->d_name, ".expected.") || strcmp(dot, ".md") == 0 ||
+            strcmp(dot, ".args") == 0)
+            continue;
+        char args[1400], path[1400];
+        snprintf(args, sizeof args, "%s/%.*s.args", dir, (int)(dot - e->d_name), e->d_name);
+        if (access(args, F_OK) == 0)
+            continue; /* read with options of its own (messy.sh) */
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        frame_vs_export(a, path);
+        n++;
+    }
+    closedir(d);
+    aquifer_close(a);
+    cr_assert_geq(n, 30, "only %zu files of the corpus read", n);
 }
 
 Test(frames, parse_existing_name_is_eexist) {
