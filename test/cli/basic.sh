@@ -128,8 +128,8 @@ set +e
 rc=$?
 set -e
 [ $rc = 1 ] || fail "a key with a control character exited $rc, not 1"
-"$AQ" --help | grep -q 'cluster up' || fail "--help does not list cluster up"
-"$AQ" get --help | grep -q -- '-o FILE' || fail "get --help does not mention -o"
+"$AQ" --help | it_has 'cluster up' || fail "--help does not list cluster up"
+"$AQ" get --help | it_has -- '-o FILE' || fail "get --help does not mention -o"
 
 step "an unreachable cluster exits 3 quickly with a clear message"
 read -r -a DEAD <<<"$(it_free_ports 2)"

@@ -21,7 +21,7 @@ for d in "$(dirname "$pc")" "$(dirname "$pc2")"; do
 done
 # Only aquifer_* leaves the library.
 libdir=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --variable=libdir aquifer)
-if nm -D --defined-only "$libdir/libaquifer.so" | awk '{print $3}' | grep -v '^aquifer_' | grep -q .; then
+if nm -D --defined-only "$libdir/libaquifer.so" | awk '{print $3}' | grep -v '^aquifer_' | it_has .; then
   nm -D --defined-only "$libdir/libaquifer.so" | awk '{print $3}' | grep -v '^aquifer_' | head
   it_fail "libaquifer.so exports names outside aquifer_*"
 fi
@@ -63,7 +63,7 @@ C
 flags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs aquifer)
 san=""
 # A sanitizer build's library needs the program built with the same runtime.
-if ldd "$libdir/libaquifer.so" | grep -q libasan; then san="-fsanitize=address,undefined"; fi
+if ldd "$libdir/libaquifer.so" | it_has libasan; then san="-fsanitize=address,undefined"; fi
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Wextra -Werror $san "$T/prog.c" $flags -o "$T/prog" || it_fail "the program does not compile with pkg-config's flags"
 

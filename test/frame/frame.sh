@@ -152,7 +152,7 @@ mid=$(chunks)
 if aq parse "$T/ragged.csv" --strict 2>"$T/err.txt"; then fail "ragged parse succeeded"; fi
 grep -q "line 102" "$T/err.txt" || fail "error does not name line 102: $(cat "$T/err.txt")"
 [ "$(chunks)" -eq "$mid" ] || fail "ragged parse left keys: $mid -> $(chunks)"
-aq frames | grep -q "^ragged" && fail "ragged frame exists"
+aq frames | it_has "^ragged" && fail "ragged frame exists"
 aq parse "$T/ragged.csv" >"$T/out.txt" || fail "tolerant parse of the ragged file"
 grep -q "repaired 1 row .*line 102" "$T/out.txt" || fail "parse does not report the repair: $(cat "$T/out.txt")"
 aq frames --json | python3 -c '
@@ -160,7 +160,7 @@ import json, sys
 f = [x for x in json.load(sys.stdin) if x["name"] == "ragged"][0]
 assert f["rows"] == 102 and f["repaired_rows"] == 1 and f["repaired_lines"] == [102], f' ||
   fail "frames --json does not keep the repair"
-aq summary ragged | grep -q "repaired 1 row" || fail "summary does not show the repair"
+aq summary ragged | it_has "repaired 1 row" || fail "summary does not show the repair"
 aq frame rm ragged || fail "frame rm ragged"
 
 step "bad input refused early"
@@ -233,7 +233,7 @@ if [ $prc -eq 0 ]; then
   aq frame rm nodekill || fail "frame rm nodekill"
 else
   grep -q "n2" "$T/err.txt" || fail "the failure does not name n2: $(cat "$T/err.txt")"
-  aq frames | grep -q nodekill && fail "a failed parse is listed"
+  aq frames | it_has nodekill && fail "a failed parse is listed"
 fi
 [ "$(chunks)" -eq 0 ] || fail "keys left on the live nodes after the failed parse: $(chunks)"
 aq cluster up >/dev/null || fail "n2 back up"

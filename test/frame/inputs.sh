@@ -99,7 +99,7 @@ aq parse "$T/parts" --name dir >/dev/null || fail "parse of a directory"
 same_frame base dir
 aq parse "$T/parts/part0*" --name glob >/dev/null || fail "parse of a glob"
 same_frame base glob
-aq frames | grep -q "^files	.*part00.csv and 3 more" || fail "frames source: $(aq frames | grep ^files)"
+aq frames | it_has "^files	.*part00.csv and 3 more" || fail "frames source: $(aq frames | grep ^files)"
 
 step "--fill unites differing headers: the frame of the united table"
 python3 - "$AQ_DATA_DIR/prostate.csv" "$T/fill" <<'PY'
@@ -170,7 +170,7 @@ aq export latin1-raw -o "$T/latin1-raw.csv" || fail "export latin1-raw"
 cmp -s "$T/latin1.csv" "$T/latin1-raw.csv" || fail "the Latin-1 bytes did not come back"
 if aq parse "$T/latin1.csv" --encoding utf-8 --name strict 2>"$T/err.txt"; then fail "--encoding utf-8 took Latin-1"; fi
 grep -q "latin1.csv line 2: invalid UTF-8" "$T/err.txt" || fail "--encoding utf-8: $(cat "$T/err.txt")"
-aq export latin1 | grep -q "^Zürich,Schweiz," || fail "export of the Latin-1 frame lacks Zürich"
+aq export latin1 | it_has "^Zürich,Schweiz," || fail "export of the Latin-1 frame lacks Zürich"
 
 step "failures name the file and leave no key behind"
 mid=$(state)
@@ -179,7 +179,7 @@ if aq parse "$T/trunc.csv.gz" 2>"$T/err.txt"; then fail "a truncated .gz parsed"
 grep -q "trunc.csv.gz: truncated gzip data: the file ends at byte 200000" "$T/err.txt" ||
   fail "truncated: $(cat "$T/err.txt")"
 [ "$(state)" = "$mid" ] || fail "the truncated parse left keys: $mid -> $(state)"
-aq frames | grep -q "^trunc" && fail "a frame of the truncated file is listed"
+aq frames | it_has "^trunc" && fail "a frame of the truncated file is listed"
 python3 - "$T/z/allyears2k_headers.csv.zst" "$T/bad.zst" <<'PY'
 import sys
 b = bytearray(open(sys.argv[1], "rb").read())

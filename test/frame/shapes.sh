@@ -81,7 +81,7 @@ print(f"frames: {f['bytes_one_copy']} B one copy ({f['bytes_one_copy'] / size:.2
       f"{f['bytes_per_value']:.2f} B/value, {by_type}")
 PY
     it_fail "$shape: frames --json sizes wrong: $(cat "$T/frames.json")"
-  "$AQ" frames | grep -q "^$shape	" || it_fail "$shape: not in frames"
+  "$AQ" frames | it_has "^$shape	" || it_fail "$shape: not in frames"
   "$AQ" frame rm "$shape" >/dev/null || it_fail "$shape: frame rm"
   rm -f "$T/$shape.csv" "$T/exp.csv"
 done

@@ -16,8 +16,8 @@ N1=$(awk '/^\[node n1\]/{f=1} f && /^address = /{print $3; exit}' "$CONF")
 
 out=$("$H" "$N1" "$NAME" puts)
 it_log "$out"
-echo "$out" | grep -q '^puts: good status 0,' || it_fail "the good PUT was not stored: $out"
-echo "$out" | grep -q ', corrupt status -10007$' || it_fail "the corrupt PUT was not refused as corrupt: $out"
+echo "$out" | it_has '^puts: good status 0,' || it_fail "the good PUT was not stored: $out"
+echo "$out" | it_has ', corrupt status -10007$' || it_fail "the corrupt PUT was not refused as corrupt: $out"
 "$AQ" get hostile/good -o "$T/good" || it_fail "cannot read the good value back"
 [ "$(stat -c %s "$T/good")" = 4194304 ] || it_fail "the good value is not 4 MiB"
 copies=$("$AQ" stat hostile/good --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["chunks"][0]["nodes"]))')

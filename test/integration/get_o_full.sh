@@ -21,14 +21,14 @@ mount_get() {
 }
 out=$(mount_get 4m "$T/small")
 it_log "4 MiB folder: $(echo $out) / $(cat "$T/err")"
-echo "$out" | grep -q '^rc=99' && it_fail "cannot mount a tmpfs"
-echo "$out" | grep -q '^rc=4$' || it_fail "get -o into a full folder did not exit 4: $out"
+echo "$out" | it_has '^rc=99' && it_fail "cannot mount a tmpfs"
+echo "$out" | it_has '^rc=4$' || it_fail "get -o into a full folder did not exit 4: $out"
 grep -q "no room for 12582912 bytes next to $T/small/out" "$T/err" ||
   it_fail "the error does not say there is no room: $(cat "$T/err")"
-echo "$out" | grep -q '^left:' && it_fail "get -o left files behind: $out"
+echo "$out" | it_has '^left:' && it_fail "get -o left files behind: $out"
 out=$(mount_get 64m "$T/room")
 it_log "64 MiB folder: $(echo $out)"
-echo "$out" | grep -q '^rc=0$' || it_fail "get -o into a folder with room failed: $(cat "$T/err")"
-echo "$out" | grep -q '^same$' || it_fail "get -o wrote other bytes"
+echo "$out" | it_has '^rc=0$' || it_fail "get -o into a folder with room failed: $(cat "$T/err")"
+echo "$out" | it_has '^same$' || it_fail "get -o wrote other bytes"
 [ "$(echo "$out" | grep -c '^left:')" = 1 ] || it_fail "other files than the value were left: $out"
 it_log "get_o_full: refused early and cleanly without room, byte for byte with it"

@@ -95,7 +95,7 @@ h = json.load(sys.stdin)
 assert h["interval_ms"] == 5000 and h["length"] == 180, h
 assert len(h["t_ms"]) >= 1 and len(h["t_ms"]) == len(h["calls"]) == len(h["bytes_in"]) == len(h["retransmits"]), h
 ' || it_fail "$n /history"
-  curl -s --max-time 20 "$u/" | grep -q '<script src="/app.js"' || it_fail "$n: page"
+  curl -s --max-time 20 "$u/" | it_has '<script src="/app.js"' || it_fail "$n: page"
   expect_code 200 "$u/app.js"
   expect_code 200 "$u/style.css"
   expect_code 200 "$u/cluster"
@@ -125,7 +125,7 @@ for m in POST PUT DELETE OPTIONS PATCH; do expect_code 405 -X "$m" "$u/status"; 
 expect_code 404 "$u/nothing"
 expect_code 404 --path-as-is "$u/../../../etc/passwd"
 expect_code 404 --path-as-is "$u/%2e%2e/%2e%2e/etc/passwd"
-curl -s --path-as-is "$u/../../../etc/passwd" | grep -q root: && it_fail "path traversal served a file"
+curl -s --path-as-is "$u/../../../etc/passwd" | it_has root: && it_fail "path traversal served a file"
 expect_code 404 "$u/livez/"
 [ "$(code "$u/metrics" -H "X-Pad: $(head -c 40000 /dev/zero | tr '\0' a)")" -ge 400 ] ||
   it_fail "an oversized header was accepted"

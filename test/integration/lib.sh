@@ -11,6 +11,10 @@ export AQUIFER_CONF=$CONF
 declare -a IT_CLEANUPS=()
 
 it_log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+# it_has GREP_ARGS...: whether stdin has a match, printing nothing. Use it after a pipe, not
+# grep -q: grep -q stops reading at the first match, so a writer still writing dies of SIGPIPE
+# and, under pipefail, the pipeline fails although it matched.
+it_has() { grep "$@" >/dev/null; }
 it_fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
 it_cleanup() {

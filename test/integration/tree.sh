@@ -41,20 +41,20 @@ want=$(find "$D" -type f | wc -l)
 "$AQ" put -r "$D" "tr/" --json >"$T/put.json" 2>"$T/put.err" || it_fail "put -r failed: $(cat "$T/put.err")"
 [ "$(json 'd["stored"]' <"$T/put.json")" = "$want" ] || it_fail "put -r stored: $(cat "$T/put.json")"
 [ "$(json 'd["failed"]' <"$T/put.json")" = 0 ] || it_fail "put -r failed some: $(cat "$T/put.json")"
-"$AQ" ls tr/ | grep -q "tr/a/link" && it_fail "put -r followed a symbolic link"
+"$AQ" ls tr/ | it_has "tr/a/link" && it_fail "put -r followed a symbolic link"
 "$AQ" get "tr/dé/ünï 文件/日本.dat" | cmp -s - "$D/dé/ünï 文件/日本.dat" || it_fail "UTF-8 key wrong"
 
 "$AQ" get -r "tr/" "$T/out" --json >"$T/get.json" 2>"$T/get.err" || it_fail "get -r failed: $(cat "$T/get.err")"
 [ "$(json 'd["wrote"]' <"$T/get.json")" = "$want" ] || it_fail "get -r wrote: $(cat "$T/get.json")"
 same_files "$D" "$T/out" || it_fail "get -r gave other files than were put"
 [ -f "$T/out/zero" ] && [ ! -s "$T/out/zero" ] || it_fail "the 0-byte file did not come back empty"
-ls -A "$T/out/a" | grep -q aqtmp && it_fail "a temporary file was left behind"
+ls -A "$T/out/a" | it_has aqtmp && it_fail "a temporary file was left behind"
 it_log "put -r / get -r: $want files identical"
 
 it_log "a progress line on a terminal, none without one"
 grep -q "of $want files" "$T/put.err" && it_fail "put -r drew progress without a terminal"
 script -qec "'$AQ' put -r '$D' tp/" /dev/null >"$T/tty.out" 2>&1 || it_fail "put -r on a terminal failed"
-tr '\r' '\n' <"$T/tty.out" | grep -q "^put -r: $want of $want files" ||
+tr '\r' '\n' <"$T/tty.out" | it_has "^put -r: $want of $want files" ||
   it_fail "no progress line on a terminal: $(tr '\r' '\n' <"$T/tty.out" | tail -3)"
 
 it_log "a second get -r over the first replaces the files"
@@ -218,12 +218,12 @@ rc=0
 for n in a big c/d; do
   grep -qF "get -r: $n:" "$T/gw.err" || it_fail "$n not named: $(cat "$T/gw.err")"
 done
-grep -F "get -r: c/d:" "$T/gw.err" | grep -q "cannot create its folder" || it_fail "c/d: $(cat "$T/gw.err")"
+grep -F "get -r: c/d:" "$T/gw.err" | it_has "cannot create its folder" || it_fail "c/d: $(cat "$T/gw.err")"
 same_files "$G/m" "$O/m" || it_fail "get -r did not write the rest"
 cmp -s "$G/z" "$O/z" || it_fail "get -r did not write z"
 [ -d "$O/a/keep" ] && [ -d "$O/big/keep" ] && [ -f "$O/c" ] && [ ! -s "$O/c" ] ||
   it_fail "get -r changed what was in the way"
-find "$O" -name '.aqtmp*' | grep -q . && it_fail "temporary files left: $(find "$O" -name '.aqtmp*' | head -3)"
+find "$O" -name '.aqtmp*' | it_has . && it_fail "temporary files left: $(find "$O" -name '.aqtmp*' | head -3)"
 
 it_log "put -r of a missing folder fails and says so"
 if "$AQ" put -r "$T/nope" "x/" 2>"$T/err"; then it_fail "put -r of a missing folder succeeded"; fi

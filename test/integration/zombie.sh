@@ -43,5 +43,5 @@ done
 [ $ok = 1 ] || it_fail "after SIGCONT n1 serves '$a' and $other serves '$b', not the later put's v2"
 grep -q "deadline passed" "$T/run/n1.log" ||
   it_fail "n1 never refused a late write: the stop did not catch the request in flight"
-grep -h "deadline passed" "$T/run/n1.log" | head -3
+grep -h -m 3 "deadline passed" "$T/run/n1.log"
 echo "zombie: ok"
