@@ -40,7 +40,8 @@ static const char default_text[] =
     "; Syntax: INI. A comment starts with ; or # at the start of a line, or with \" ;\"\n"
     "; (blank, semicolon) after a value. Section and key names are lowercase;\n"
     "; indentation is ignored; each key may appear once per section; a line holds\n"
-    "; at most 198 bytes. Relative paths are taken relative to this file's directory.\n"
+    "; at most 198 bytes. Relative paths are taken relative to this file's directory;\n"
+    "; a path, so made absolute, must fit a \"key = PATH\" line.\n"
     "; Any mistake (unknown key, bad value, duplicate node name or address, replicas\n"
     "; above the node count) stops everything with FILE:LINE and the key.\n"
     ";\n"
@@ -396,6 +397,7 @@ typedef struct loader {
     size_t len, pos;
     unsigned lineno;
     const char *base_dir; /* NULL: keep relative paths as written */
+    size_t line_max;      /* the longest line inih takes (from its buffer), set by read_line */
     char *err;
     size_t errlen;
     int rc; /* first failure; 0 while all is well */
@@ -484,6 +486,18 @@ static char *make_path(loader *l, const char *key, const char *value) {
     if (n < 0 || (size_t)n >= sizeof buf) {
         fail(l, l->lineno, "%s %s: the path is longer than %d bytes", section_label(l, sec), key,
              PATH_MAX - 1);
+        return NULL;
+    }
+    /* The effective config is written back as "key = PATH" lines (aq_node_config_to_text), which
+     * must load again: a path (made absolute) that no such line can hold is refused here. */
+    size_t fit = l->line_max > strlen(key) + 3 ? l->line_max - strlen(key) - 3 : 0;
+    if ((size_t)n > fit) {
+        bool rel = value[0] != '/' && l->base_dir;
+        fail(l, l->lineno,
+             "%s %s: the path is %d bytes%s, more than the %zu a config line holds as \"%s = "
+             "PATH\"",
+             section_label(l, sec), key, n, rel ? " with the config's folder in front" : "", fit,
+             key);
         return NULL;
     }
     char *p = strdup(buf);
@@ -912,6 +926,7 @@ static char *read_line(char *str, int num, void *stream) {
     if (n > 0 && start[n - 1] == '\r')
         n--;
     /* The line, its '\n' and the NUL must fit. */
+    l->line_max = num < 3 ? 0 : (size_t)num - 2;
     if (num < 3 || n > (size_t)num - 2) {
         fail(l, l->lineno, "the line is longer than %d bytes", num < 3 ? 0 : num - 2);
         return NULL;

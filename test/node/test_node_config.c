@@ -559,6 +559,26 @@ Test(config, long_lines_and_names) {
     aq_node_config_free(cfg);
     snprintf(text, sizeof text, HEAD NODE1 "data_dir = %.*s\n", 199 - 11, path);
     expect_error(text, "t.conf:5: the line is longer than 198 bytes");
+
+    /* Without the blanks a longer path fits the line, but not the "key = PATH" line the config is
+     * written back as (aq_node_config_to_text): refused, so what is written always loads again. */
+    snprintf(text, sizeof text, HEAD NODE1 "data_dir=%.*s\n", 188, path);
+    expect_error(text, "t.conf:5: [node n1] data_dir: the path is 188 bytes, more than the 187 a "
+                       "config line holds as \"data_dir = PATH\"");
+    snprintf(text, sizeof text, HEAD "run_dir=%.*s\n" NODE1, 189, path);
+    expect_error(text, "t.conf:3: [cluster] run_dir: the path is 189 bytes, more than the 188 a "
+                       "config line holds as \"run_dir = PATH\"");
+    snprintf(text, sizeof text, HEAD "run_dir=%.*s\n" NODE1 "data_dir=%.*s\n", 188, path, 187,
+             path);
+    cfg = load_ok(text);
+    char *back = aq_node_config_to_text(cfg);
+    cr_assert_not_null(back);
+    aq_node_config *again = load_ok(back);
+    cr_expect_str_eq(again->run_dir, cfg->run_dir);
+    cr_expect_str_eq(again->nodes[0].data_dir, cfg->nodes[0].data_dir);
+    aq_node_config_free(again);
+    free(back);
+    aq_node_config_free(cfg);
 }
 
 Test(config, too_many_nodes) {
@@ -660,6 +680,21 @@ Test(config, relative_paths_follow_the_file) {
     cr_expect_str_eq(cfg->secret_file, want);
     cr_expect_str_eq(cfg->nodes[1].data_dir, "/abs");
     aq_node_config_free(cfg);
+
+    /* A relative path that fits its line but not once the file's folder is put in front. */
+    char rel[200], text[400];
+    memset(rel, 'r', sizeof rel);
+    snprintf(text, sizeof text,
+             "[cluster]\nname = t\n[node n1]\naddress = 1.2.3.4:5\n"
+             "data_dir = %.*s\n",
+             187 - (int)strlen(dir), rel);
+    write_file(path, text);
+    cr_expect_eq(aq_node_config_load_file(path, &cfg, err, sizeof err), AQ_ECONFIG);
+    snprintf(want, sizeof want,
+             "%s:5: [node n1] data_dir: the path is 188 bytes with the config's folder in front, "
+             "more than the 187 a config line holds as \"data_dir = PATH\"",
+             path);
+    cr_expect_str_eq(err, want);
 
     write_file(path, "[cluster]\nname = t\n[node n1]\naddress = 1.2.3.4:5\nmemory_max = 7Q\n");
     cr_expect_eq(aq_node_config_load_file(path, &cfg, err, sizeof err), AQ_ECONFIG);
