@@ -490,7 +490,8 @@ static char *make_path(loader *l, const char *key, const char *value) {
     }
     /* The effective config is written back as "key = PATH" lines (aq_node_config_to_text), which
      * must load again: a path (made absolute) that no such line can hold is refused here. */
-    size_t fit = l->line_max > strlen(key) + 3 ? l->line_max - strlen(key) - 3 : 0;
+    size_t head = strlen(key) + 3; /* "key = " */
+    size_t fit = l->line_max > head ? l->line_max - head : 0;
     if ((size_t)n > fit) {
         bool rel = value[0] != '/' && l->base_dir;
         fail(l, l->lineno,

@@ -480,9 +480,9 @@ class Frame:
             columns = [columns]
         return [self._index(c) for c in columns]
 
-    def _fetch(self, fh, idx, join=False):
+    def _fetch(self, fh, idx, structs=None):
         """Fetches columns idx of fh in parallel and returns them; the client's lock is held.
-        join: string columns also get their rows joined (for conversion to str)."""
+        structs: a list that gets each column's library struct (for _join_rows)."""
         c = self._client
         arr = (ctypes.c_uint32 * len(idx))(*idx)
         c._check(c._lib.aquifer_frame_fetch(fh.ptr, arr, len(idx)))
@@ -491,7 +491,9 @@ class Frame:
             p = c._lib.aquifer_frame_column(fh.ptr, j)
             if not p:
                 c._check(c._lib.aquifer_errcode(c._h) or _errors.AQ_EIO)
-            out.append(_column(p.contents, fh, join))
+            out.append(_column(p.contents, fh))
+            if structs is not None:
+                structs.append(p.contents)
         return out
 
     def _columns(self, columns):
@@ -511,9 +513,16 @@ class Frame:
         c = self._client
         with c._lock:
             fh = self._data_handle()
-            first = self._fetch(fh, text if text and rest else idx, join=True)
+            structs = []
+            first = self._fetch(fh, text if text and rest else idx, structs)
+
+        def joined_convert(col, s):
+            # Outside the lock, beside the other columns' fetch: the join reads this column only.
+            _join_rows(col, s)
+            return convert(col)
+
         if not (text and rest):
-            return dict(zip(idx, map(convert, first)))
+            return dict(zip(idx, map(joined_convert, first, structs)))
         got = {}
 
         def fetch_rest():
@@ -526,7 +535,7 @@ class Frame:
         t = threading.Thread(target=fetch_rest, name="aquifer-fetch", daemon=True)
         t.start()
         try:
-            out = dict(zip(text, map(convert, first)))
+            out = dict(zip(text, map(joined_convert, first, structs)))
         finally:
             t.join()
         if "error" in got:
@@ -558,7 +567,7 @@ class Frame:
 _VALUE_DTYPES = {"int": np.int64, "float": np.float64, "time": np.int64, "categorical": np.int32}
 
 
-def _column(s, owner, join=False):
+def _column(s, owner):
     rows = s.rows
     kind = _str(_lib.lib().aquifer_type_name(s.type))
     na = None
@@ -573,11 +582,16 @@ def _column(s, owner, join=False):
     if kind == "string":
         col.offsets = _array(_addr(s.offsets), rows + 1, np.uint64, owner)
         col.data = _array(s.bytes, int(col.offsets[-1]), np.uint8, owner)
-        if join and rows > 1:
-            joined = np.empty(int(col.offsets[-1] - col.offsets[0]) + rows - 1, dtype=np.uint8)
-            err = _lib.lib().aquifer_column_join(ctypes.byref(s), b"\0", joined.ctypes.data,
-                                                 joined.size)
-            if err:
-                raise _errors.error_for(err, f"column {col.name}: joining its rows failed")
-            col.joined = joined
     return col
+
+
+def _join_rows(col, s):
+    """A string column's rows joined with NUL by the library (col.joined), for decode_strings;
+    s is its library struct. Other columns, and one row or none, are left as they are."""
+    if col.type != "string" or col.rows < 2:
+        return
+    joined = np.empty(int(col.offsets[-1] - col.offsets[0]) + col.rows - 1, dtype=np.uint8)
+    err = _lib.lib().aquifer_column_join(ctypes.byref(s), b"\0", joined.ctypes.data, joined.size)
+    if err:
+        raise _errors.error_for(err, f"column {col.name}: joining its rows failed")
+    col.joined = joined
