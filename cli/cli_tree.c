@@ -3,15 +3,15 @@
  *
  * put -r stores every regular file under DIR as PREFIX + its path relative to DIR ('/' between
  * the parts). Directories are walked without following symbolic links; links, devices, FIFOs and
- * sockets are skipped; each file is then opened component by component without following a
- * symbolic link (a folder swapped for a link after the walk is refused, not followed; the files
- * of one folder read by one job share the walk of its path) and must still be a regular file.
- * get -r writes every key under PREFIX to DIR + the key without PREFIX, creating directories.
- * Nothing outside DIR is ever written: a key whose remainder is empty, absolute, has an empty, "."
- * or ".." part, or holds a NUL byte is refused and named, and every directory on the way is opened
- * without following symbolic links. Each file is written through a temporary file in its directory,
- * renamed over the name once its value is complete and verified, so a failed file leaves what was
- * there.
+ * sockets are skipped (and counted in the summary); each file is then opened component by component
+ * without following a symbolic link (a folder swapped for a link after the walk is refused, not
+ * followed; the files of one folder read by one job share the walk of its path) and must still be a
+ * regular file. get -r writes every key under PREFIX to DIR + the key without PREFIX, creating
+ * directories. Nothing outside DIR is ever written: a key whose remainder is empty, absolute, has
+ * an empty, "." or ".." part, or holds a NUL byte is refused and named, and every directory on the
+ * way is opened without following symbolic links. Each file is written through a temporary file in
+ * its directory, renamed over the name once its value is complete and verified, so a failed file
+ * leaves what was there.
  *
  * The file system's work (put -r's opens and reads, get -r's creates, writes and renames) runs in
  * libuv's threadpool beside the batch, so the loop keeps calls in flight meanwhile; results,
@@ -81,8 +81,9 @@ static int bad_add(paths *bad, const char *path, int e) {
 }
 
 /* Adds the regular files under dfd (whose path below the root is rel) to files; a directory
- * that cannot be read goes to bad as two entries, its path and why. Takes dfd. */
-static int walk(int dfd, const char *rel, paths *files, paths *bad) {
+ * that cannot be read goes to bad as two entries, its path and why; any other entry (a link, a
+ * device, a FIFO, a socket) is counted in *skipped. Takes dfd. */
+static int walk(int dfd, const char *rel, paths *files, paths *bad, size_t *skipped) {
     DIR *d = fdopendir(dfd);
     if (!d) {
         int e = errno;
@@ -110,9 +111,10 @@ static int walk(int dfd, const char *rel, paths *files, paths *bad) {
             err = paths_add(files, sub);
         else if (type == DT_DIR) {
             int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            err = cfd < 0 ? bad_add(bad, sub, errno) : walk(cfd, sub, files, bad);
+            err = cfd < 0 ? bad_add(bad, sub, errno) : walk(cfd, sub, files, bad, skipped);
             free(sub);
         } else {
+            (*skipped)++;
             free(sub);
         }
     }
@@ -133,6 +135,8 @@ typedef struct tree_run {
     const char *verb; /* "put -r", "get -r" */
     const char *dir, *prefix;
     size_t total, ok, failed;
+    size_t skipped; /* put: entries under DIR that are no regular file or folder */
+    bool walked;    /* put: skipped is known (shown even when 0) */
     uint64_t bytes;
     unsigned min_copies_seen, wanted; /* put: fewest copies of any file, and wanted */
     bool any_copies;
@@ -236,6 +240,8 @@ static int tree_finish(tree_run *t, const char *done_verb) {
                t->total, done_verb, t->ok, t->failed, (unsigned long long)t->bytes, secs);
         if (t->any_copies)
             printf(", \"copies\": %u, \"wanted\": %u", t->min_copies_seen, t->wanted);
+        if (t->walked)
+            printf(", \"skipped\": %zu", t->skipped);
         printf(", \"failures\": [%s%s]}\n", t->fails_buf ? t->fails_buf : "",
                t->failed ? "\n" : "");
         free(t->fails_buf);
@@ -248,6 +254,8 @@ static int tree_finish(tree_run *t, const char *done_verb) {
             printf(", fewest copies %u of %u", t->min_copies_seen, t->wanted);
         if (t->failed)
             printf("; %zu failed", t->failed);
+        if (t->skipped)
+            printf("; %zu skipped (links, devices, FIFOs, sockets)", t->skipped);
         putchar('\n');
     }
     if (fflush(stdout) != 0)
@@ -590,8 +598,9 @@ int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
         return cli_fail(c, errno == ENOTDIR ? CLI_USAGE : CLI_ERROR, "cannot open folder %s: %s",
                         dir, strerror(errno));
     paths files = {0}, bad = {0};
+    size_t skipped = 0;
     int wfd = dup(root);
-    int err = wfd < 0 ? -errno : walk(wfd, "", &files, &bad);
+    int err = wfd < 0 ? -errno : walk(wfd, "", &files, &bad, &skipped);
     if (err) {
         close(root);
         paths_free(&files);
@@ -603,6 +612,8 @@ int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
     tree_run *t = &pr.t;
     tree_start(t, c, "put -r", dir, prefix);
     t->total = files.n + bad.n / 2;
+    t->skipped = skipped;
+    t->walked = true;
     for (size_t i = 0; i + 1 < bad.n; i += 2)
         failed(t, bad.v[i], "", 0, bad.v[i + 1]);
     cli_xfer_batch *b = NULL;

@@ -36,12 +36,19 @@ for i in range(100):
     for j in range(2):
         open(os.path.join(p, "f%d" % j), "wb").write(os.urandom(50 + 7 * i + j))' "$D"
 ln -s "$D/with space.txt" "$D/a/link" # skipped: not a regular file
+mkfifo "$D/a/fifo"                    # skipped, counted too
 want=$(find "$D" -type f | wc -l)
 
 "$AQ" put -r "$D" "tr/" --json >"$T/put.json" 2>"$T/put.err" || it_fail "put -r failed: $(cat "$T/put.err")"
 [ "$(json 'd["stored"]' <"$T/put.json")" = "$want" ] || it_fail "put -r stored: $(cat "$T/put.json")"
 [ "$(json 'd["failed"]' <"$T/put.json")" = 0 ] || it_fail "put -r failed some: $(cat "$T/put.json")"
 "$AQ" ls tr/ | it_has "tr/a/link" && it_fail "put -r followed a symbolic link"
+"$AQ" ls tr/ | it_has "tr/a/fifo" && it_fail "put -r stored a FIFO"
+[ "$(json 'd["skipped"]' <"$T/put.json")" = 2 ] || it_fail "put -r skipped: $(cat "$T/put.json")"
+# The same folder again, as a person reads it: the skipped entries are said, not hidden.
+"$AQ" put -r "$D" "tr/" >"$T/put.txt" 2>"$T/put.err" || it_fail "put -r again: $(cat "$T/put.err")"
+it_has "^stored $want of $want files (.*), fewest copies 2 of 2; 2 skipped (links, devices, FIFOs, sockets)$" \
+  <"$T/put.txt" || it_fail "put -r summary: $(cat "$T/put.txt")"
 "$AQ" get "tr/dé/ünï 文件/日本.dat" | cmp -s - "$D/dé/ünï 文件/日本.dat" || it_fail "UTF-8 key wrong"
 
 "$AQ" get -r "tr/" "$T/out" --json >"$T/get.json" 2>"$T/get.err" || it_fail "get -r failed: $(cat "$T/get.err")"
