@@ -132,10 +132,9 @@ int aq_lib_ready(aquifer *a) {
 int aq_lib_key(aquifer *a, const char *key) {
     if (!key)
         return aq_lib_fail(a, AQ_EKEY, "no key given");
-    size_t n = strlen(key);
-    if (!aq_node_user_key_ok(key, n) || !cli_utf8_ok(key, n))
-        return aq_lib_fail(a, AQ_EKEY,
-                           "a key is 1 to 255 bytes of UTF-8 without control characters");
+    char why[128];
+    if (cli_key_why(key, strlen(key), why, sizeof why))
+        return aq_lib_fail(a, AQ_EKEY, "%s", why);
     return 0;
 }
 

@@ -107,6 +107,10 @@ void cli_warn(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 int cli_exit_err(int exit_code);
 int cli_exit_code(int err); /* an aq error -> exit code */
 bool cli_utf8_ok(const void *p, size_t n);
+/* The rule a user key breaks, with where: NULL when key[0..n) is a valid key (1 to 255 bytes of
+ * UTF-8 without control characters), else buf holding "a key is ...; this one is 300 bytes" (or
+ * "is empty", "has a control character, 0x0a, at byte 4", "is not valid UTF-8 from byte 2"). */
+const char *cli_key_why(const void *key, size_t n, char *buf, size_t cap);
 void cli_json_str(FILE *f, const void *p, size_t n); /* a JSON string literal, quotes included */
 void cli_digest_hex(aq_node_digest d, char out[33]); /* as `xxhsum -H2` prints it */
 void cli_human_size(uint64_t n, char *buf, size_t cap);

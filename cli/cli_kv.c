@@ -19,10 +19,9 @@
 #include "cli_xfer.h"
 
 int cli_check_key(cli *c, const char *key) {
-    size_t n = strlen(key);
-    if (!aq_node_user_key_ok(key, n) || !cli_utf8_ok(key, n))
-        return cli_fail(c, CLI_USAGE,
-                        "a key is 1 to 255 bytes of UTF-8 without control characters");
+    char why[128];
+    if (cli_key_why(key, strlen(key), why, sizeof why))
+        return cli_fail(c, CLI_USAGE, "%s", why);
     return 0;
 }
 

@@ -106,6 +106,34 @@ bool cli_utf8_ok(const void *p, size_t n) {
     return aq_json_utf8_ok(p, n);
 }
 
+const char *cli_key_why(const void *key, size_t n, char *buf, size_t cap) {
+    static const char rule[] = "a key is 1 to 255 bytes of UTF-8 without control characters";
+    const uint8_t *k = key;
+    if (n == 0) {
+        snprintf(buf, cap, "%s; this one is empty", rule);
+        return buf;
+    }
+    if (n > AQ_NODE_KEY_MAX) {
+        snprintf(buf, cap, "%s; this one is %zu bytes", rule, n);
+        return buf;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x20 || k[i] == 0x7f) {
+            snprintf(buf, cap, "%s; this one has a control character, 0x%02x, at byte %zu", rule,
+                     k[i], i + 1);
+            return buf;
+        }
+    if (aq_node_user_key_ok(key, n) && cli_utf8_ok(key, n))
+        return NULL;
+    /* The longest valid prefix ends where the bad sequence starts (a key is at most 255 bytes). */
+    size_t good = 0;
+    for (size_t i = 1; i <= n; i++)
+        if (cli_utf8_ok(key, i))
+            good = i;
+    snprintf(buf, cap, "%s; this one is not valid UTF-8 from byte %zu", rule, good + 1);
+    return buf;
+}
+
 void cli_json_str(FILE *f, const void *p, size_t n) {
     aq_json_str(f, p, n);
 }

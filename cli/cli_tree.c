@@ -268,10 +268,6 @@ static int tree_finish(tree_run *t, const char *done_verb) {
     return CLI_OK;
 }
 
-static bool key_ok(const char *key, size_t n) {
-    return aq_node_user_key_ok(key, n) && cli_utf8_ok(key, n);
-}
-
 static int check_prefix(cli *c, const char *prefix) {
     size_t n = strlen(prefix);
     if (n > AQ_NODE_KEY_MAX || !cli_utf8_ok(prefix, n))
@@ -558,9 +554,9 @@ static size_t put_dispatch(put_run *pr, cli_xfer_batch *b, const paths *files, s
             }
             memcpy(key, prefix, plen);
             memcpy(key + plen, rel, klen - plen + 1);
-            if (!key_ok(key, klen)) {
-                failed(&pr->t, rel, key, klen,
-                       "its key is not 1 to 255 bytes of UTF-8 without control characters");
+            char why[128];
+            if (cli_key_why(key, klen, why, sizeof why)) {
+                failed(&pr->t, rel, key, klen, why);
                 free(key);
                 continue;
             }
@@ -1009,9 +1005,10 @@ static bool get_start(get_run *gr, cli_xfer_batch *b, const cli_lsent *e, size_t
     }
     memcpy(rel, e->key + plen, rl);
     rel[rl] = 0;
+    char kwhy[128];
     const char *refused = rel_refused((const char *)e->key + plen, rl);
-    if (!refused && !key_ok((const char *)e->key, e->klen))
-        refused = "the key is not 1 to 255 bytes of UTF-8 without control characters";
+    if (!refused)
+        refused = cli_key_why(e->key, e->klen, kwhy, sizeof kwhy);
     if (refused) {
         /* A NUL would cut the name short in the message: show it as '?'. */
         for (size_t j = 0; j < rl; j++)

@@ -124,10 +124,18 @@ for args in "" "frobnicate" "put onlykey" "get" "get a b" "ls --bogus" "get k --
   [ $rc = 1 ] || fail "'aquifer $args' exited $rc, not 1"
 done
 set +e
-"$AQ" -c "$CONF" get "$(printf 'bad\001key')" >/dev/null 2>&1
+"$AQ" -c "$CONF" get "$(printf 'bad\001key')" >/dev/null 2>"$T/badkey.err"
 rc=$?
 set -e
 [ $rc = 1 ] || fail "a key with a control character exited $rc, not 1"
+it_has "control character, 0x01, at byte 4" "$T/badkey.err" || fail "bad key: $(cat "$T/badkey.err")"
+# Each broken rule is said, with where: a key one byte too long, and one cut inside a character.
+rc=0
+"$AQ" -c "$CONF" put "$(printf 'k%.0s' $(seq 256))" "$T/v/1" 2>"$T/longkey.err" || rc=$?
+[ $rc = 1 ] && it_has "this one is 256 bytes" "$T/longkey.err" || fail "long key: $rc $(cat "$T/longkey.err")"
+rc=0
+"$AQ" -c "$CONF" rm "$(printf 'ok\303')" 2>"$T/utf8key.err" || rc=$?
+[ $rc = 1 ] && it_has "not valid UTF-8 from byte 3" "$T/utf8key.err" || fail "bad UTF-8 key: $rc $(cat "$T/utf8key.err")"
 "$AQ" --help | it_has 'cluster up' || fail "--help does not list cluster up"
 "$AQ" get --help | it_has -- '-o FILE' || fail "get --help does not mention -o"
 

@@ -130,6 +130,23 @@ Test(utf8, accepts_valid_refuses_overlong_surrogates_and_truncated) {
     cr_assert(!cli_utf8_ok("\xe2\x82", 2));         /* truncated */
 }
 
+Test(key_why, says_which_rule_and_where) {
+    char b[128], k[300];
+    cr_assert_null(cli_key_why("a/b c", 5, b, sizeof b));
+    cr_assert_null(cli_key_why("\xc3\xa9", 2, b, sizeof b));
+    memset(k, 'k', sizeof k);
+    cr_assert_null(cli_key_why(k, 255, b, sizeof b));
+    cr_assert(strstr(cli_key_why(k, 256, b, sizeof b), "; this one is 256 bytes"));
+    cr_assert(strstr(cli_key_why("", 0, b, sizeof b), "; this one is empty"));
+    cr_assert(strstr(cli_key_why("ab\ncd", 5, b, sizeof b), "control character, 0x0a, at byte 3"));
+    cr_assert(strstr(cli_key_why("x\x7f", 2, b, sizeof b), "control character, 0x7f, at byte 2"));
+    cr_assert(strstr(cli_key_why("ab\xff", 3, b, sizeof b), "not valid UTF-8 from byte 3"));
+    /* A sequence cut short at the end, and an overlong one in the middle. */
+    cr_assert(strstr(cli_key_why("a\xc3", 2, b, sizeof b), "not valid UTF-8 from byte 2"));
+    cr_assert(strstr(cli_key_why("ab\xc0\xafz", 5, b, sizeof b), "not valid UTF-8 from byte 3"));
+    cr_assert(strncmp(b, "a key is 1 to 255 bytes of UTF-8 without control characters", 59) == 0);
+}
+
 Test(digest, hex_is_what_xxhsum_H2_prints) {
     /* xxhsum -H2 of an empty file and of "abc". */
     XXH128_hash_t h = XXH3_128bits("", 0);
