@@ -28,10 +28,8 @@ const char *aquifer_errname(int code) {
 void aq_lib_begin(aquifer *a, const char *verb, const char *arg) {
     cli *c = &a->c;
     cli_what_set(a->what, sizeof a->what, verb, arg);
-    /* The key goes into the sentence: no control bytes in it. */
-    for (char *p = a->what; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    /* The key goes into the sentence: no control bytes or broken UTF-8 in it. */
+    cli_text_safe(a->what);
     c->what = a->what;
     c->fail_msg[0] = 0;
     c->fail_err = 0;

@@ -595,10 +595,8 @@ int main(int argc, char **argv) {
         snprintf(what, sizeof what, "%s%s %s", cmd->name, recursive ? " -r" : "", args[0]);
     else
         snprintf(what, sizeof what, "%s", cmd->name);
-    /* The key goes into every message: keep control bytes off the user's terminal. */
-    for (char *p = what; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    /* The key goes into every message: keep control bytes and broken UTF-8 off the terminal. */
+    cli_text_safe(what);
     c.what = what;
     c.json = json;
     c.min_copies = min_copies;

@@ -106,6 +106,25 @@ bool cli_utf8_ok(const void *p, size_t n) {
     return aq_json_utf8_ok(p, n);
 }
 
+void cli_text_safe(char *s) {
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        unsigned char b = (unsigned char)s[i];
+        if (b < 0x20 || b == 0x7f) {
+            s[i++] = '?';
+            continue;
+        }
+        size_t len = 0; /* the one length at which a valid character starts here, if any */
+        for (size_t l = 1; l <= 4 && i + l <= n && !len; l++)
+            if (cli_utf8_ok(s + i, l))
+                len = l;
+        if (len)
+            i += len;
+        else
+            s[i++] = '?';
+    }
+}
+
 const char *cli_key_why(const void *key, size_t n, char *buf, size_t cap) {
     static const char rule[] = "a key is 1 to 255 bytes of UTF-8 without control characters";
     const uint8_t *k = key;

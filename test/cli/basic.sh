@@ -136,6 +136,8 @@ rc=0
 rc=0
 "$AQ" -c "$CONF" rm "$(printf 'ok\303')" 2>"$T/utf8key.err" || rc=$?
 [ $rc = 1 ] && it_has "not valid UTF-8 from byte 3" "$T/utf8key.err" || fail "bad UTF-8 key: $rc $(cat "$T/utf8key.err")"
+# The key in front of the sentence is shown with its broken byte as '?', not sent raw to a terminal.
+it_has "^aquifer: rm ok?: " "$T/utf8key.err" || fail "bad UTF-8 key shown raw: $(cat -v "$T/utf8key.err")"
 "$AQ" --help | it_has 'cluster up' || fail "--help does not list cluster up"
 "$AQ" get --help | it_has -- '-o FILE' || fail "get --help does not mention -o"
 

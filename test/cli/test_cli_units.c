@@ -130,6 +130,16 @@ Test(utf8, accepts_valid_refuses_overlong_surrogates_and_truncated) {
     cr_assert(!cli_utf8_ok("\xe2\x82", 2));         /* truncated */
 }
 
+Test(text_safe, keeps_utf8_and_marks_controls_and_broken_bytes) {
+    char a[] = "put d\xc3\xa9j\xc3\xa0/\xf0\x9f\x98\x80 ok";
+    cli_text_safe(a);
+    cr_assert_str_eq(a, "put d\xc3\xa9j\xc3\xa0/\xf0\x9f\x98\x80 ok");
+    char b[] = "put a\x01"
+               "b\x7f\xff\xfe\xc0\xaf\xed\xa0\x80z\xe2\x82";
+    cli_text_safe(b);
+    cr_assert_str_eq(b, "put a?b????????z??");
+}
+
 Test(key_why, says_which_rule_and_where) {
     char b[128], k[300];
     cr_assert_null(cli_key_why("a/b c", 5, b, sizeof b));
