@@ -142,7 +142,7 @@ const char *cli_key_why(const void *key, size_t n, char *buf, size_t cap) {
                      k[i], i + 1);
             return buf;
         }
-    if (aq_node_user_key_ok(key, n) && cli_utf8_ok(key, n))
+    if (cli_utf8_ok(key, n)) /* length and control bytes were checked above */
         return NULL;
     /* The longest valid prefix ends where the bad sequence starts (a key is at most 255 bytes). */
     size_t good = 0;
