@@ -110,6 +110,8 @@ bool cli_utf8_ok(const void *p, size_t n);
 /* Makes s fit for a terminal and for a message a program decodes as UTF-8: each control byte, and
  * each byte of a sequence that is not UTF-8, becomes '?'. */
 void cli_text_safe(char *s);
+/* Writes the n bytes of s to f as cli_text_safe would show them. */
+void cli_put_text(FILE *f, const char *s, size_t n);
 /* The rule a user key breaks, with where: NULL when key[0..n) is a valid key (1 to 255 bytes of
  * UTF-8 without control characters), else buf holding "a key is ...; this one is 300 bytes" (or
  * "is empty", "has a control character, 0x0a, at byte 4", "is not valid UTF-8 from byte 2"). */

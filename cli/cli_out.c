@@ -106,22 +106,38 @@ bool cli_utf8_ok(const void *p, size_t n) {
     return aq_json_utf8_ok(p, n);
 }
 
+/* The length of the character at s[i] (of n bytes) when it may be shown as it is, else 0. */
+static size_t shown_len(const char *s, size_t n, size_t i) {
+    unsigned char b = (unsigned char)s[i];
+    if (b < 0x20 || b == 0x7f)
+        return 0;
+    for (size_t l = 1; l <= 4 && i + l <= n; l++)
+        if (cli_utf8_ok(s + i, l))
+            return l; /* the one length at which a valid character starts here */
+    return 0;
+}
+
 void cli_text_safe(char *s) {
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
-        unsigned char b = (unsigned char)s[i];
-        if (b < 0x20 || b == 0x7f) {
-            s[i++] = '?';
-            continue;
-        }
-        size_t len = 0; /* the one length at which a valid character starts here, if any */
-        for (size_t l = 1; l <= 4 && i + l <= n && !len; l++)
-            if (cli_utf8_ok(s + i, l))
-                len = l;
-        if (len)
-            i += len;
+        size_t l = shown_len(s, n, i);
+        if (l)
+            i += l;
         else
             s[i++] = '?';
+    }
+}
+
+void cli_put_text(FILE *f, const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t l = shown_len(s, n, i);
+        if (l) {
+            fwrite(s + i, 1, l, f);
+            i += l;
+        } else {
+            fputc('?', f);
+            i++;
+        }
     }
 }
 

@@ -149,12 +149,6 @@ typedef struct tree_run {
     struct timespec t0;
 } tree_run;
 
-/* Control bytes never reach the terminal: a key or name comes from outside. */
-static void put_safe(FILE *f, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        fputc((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i], f);
-}
-
 static void progress(tree_run *t) {
     if (!t->tty)
         return;
@@ -179,11 +173,11 @@ static void failed(tree_run *t, const char *path, const char *key, size_t klen, 
         fputs("\r\033[K", stderr);
     fprintf(stderr, "aquifer: %s: ", t->verb);
     if (path[0])
-        put_safe(stderr, path, strlen(path));
+        cli_put_text(stderr, path, strlen(path));
     else
-        put_safe(stderr, key, klen); /* the key names no file: the key then */
+        cli_put_text(stderr, key, klen); /* the key names no file: the key then */
     fputs(": ", stderr);
-    put_safe(stderr, why, strlen(why));
+    cli_put_text(stderr, why, strlen(why));
     fputc('\n', stderr);
     if (t->fails) {
         fputs(t->failed > 1 ? ",\n  {\"path\": " : "\n  {\"path\": ", t->fails);
@@ -1010,10 +1004,11 @@ static bool get_start(get_run *gr, cli_xfer_batch *b, const cli_lsent *e, size_t
     if (!refused)
         refused = cli_key_why(e->key, e->klen, kwhy, sizeof kwhy);
     if (refused) {
-        /* A NUL would cut the name short in the message: show it as '?'. */
-        for (size_t j = 0; j < rl; j++)
-            rel[j] = rel[j] ? rel[j] : '?';
-        failed(t, rel, (const char *)e->key, e->klen, refused);
+        /* Named by its key, which names no file; a prefix without its '/' is the likely cause of
+         * a key's rest that starts with one. */
+        if (rel[0] == '/' && plen && e->key[plen - 1] != '/')
+            refused = "the key would be an absolute path (a PREFIX ending in \"/\" drops it)";
+        failed(t, "", (const char *)e->key, e->klen, refused);
         free(rel);
         return true;
     }

@@ -140,6 +140,19 @@ Test(text_safe, keeps_utf8_and_marks_controls_and_broken_bytes) {
     cr_assert_str_eq(b, "put a?b????????z??");
 }
 
+Test(text_safe, put_text_writes_what_text_safe_shows_nul_included) {
+    static const char in[] = "f\xc3\xa9\n\xff\0x\xe2\x82";
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    cr_assert_not_null(f);
+    cli_put_text(f, in, sizeof in - 1);
+    fclose(f);
+    cr_assert_eq(len, 9);
+    cr_assert_arr_eq(out, "f\xc3\xa9???x??", 9);
+    free(out);
+}
+
 Test(key_why, says_which_rule_and_where) {
     char b[128], k[300];
     cr_assert_null(cli_key_why("a/b c", 5, b, sizeof b));
