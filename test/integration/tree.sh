@@ -81,128 +81,104 @@ rc=0
 "$AQ" get -r "es/" "$T/esc" --json >"$T/esc.json" 2>"$T/esc.err" || rc=$?
 [ $rc = 4 ] || it_fail "get -r with escaping keys exited $rc, want 4"
 cmp -s "$T/new" "$T/esc/ok" || it_fail "get -r did not carry on to es/ok"
-for n in "../evil" "/abs" "a//b" "./dot" "link/x"; do
+# A refused key is named by the key (it names no file); one whose folder is a link, by its path.
+for n in "es/../evil" "es//abs" "es/a//b" "es/./dot" "es/" "link/x"; do
   grep -qF "get -r: $n:" "$T/esc.err" || it_fail "refusal of $n not named: $(cat "$T/esc.err")"
 done
+rc=0
+"$AQ" get -r "es" "$T/esc2" 2>"$T/esc2.err" >/dev/null || rc=$?
+[ $rc = 4 ] || it_fail "get -r es exited $rc, want 4"
+grep -qF 'get -r: es/ok: the key would be an absolute path (a PREFIX ending in "/" drops it)' "$T/esc2.err" ||
+  it_fail "no hint for a prefix without its /: $(cat "$T/esc2.err")"
 [ "$(json 'd["failed"]' <"$T/esc.json")" = 6 ] || it_fail "esc summary: $(cat "$T/esc.json")"
 [ -e "$T/evil" ] || [ -e "/abs" ] || [ -e "$T/outside/x" ] && it_fail "get -r wrote outside the folder"
 [ -e "$T/esc/a" ] && it_fail "get -r created a folder for a refused key"
 
-it_log "a file that vanishes midway is named; the rest are stored"
-seen=0
-for try in 1 2 3 4 5; do
-  V=$T/van$try
-  mkdir -p "$V"
-  /usr/bin/python3 -c '
-import os, sys
-for i in range(1, 1501):
-    open(os.path.join(sys.argv[1], "f%04d" % i), "wb").write(os.urandom(3000))' "$V"
-  "$AQ" put -r "$V" "van$try/" --json >"$T/van.json" 2>"$T/van.err" &
-  pid=$!
-  # Remove files from the end of the sorted order while the put runs.
-  for i in $(seq -w 1500 -1 1000); do rm -f "$V/f$i"; done
-  rc=0
-  wait $pid || rc=$?
-  if grep -q "vanished" "$T/van.err"; then
-    [ $rc = 4 ] || it_fail "put -r with a vanished file exited $rc, want 4"
-    n=$(json 'd["failed"]' <"$T/van.json")
-    [ "$n" = "$(grep -c vanished "$T/van.err")" ] || it_fail "vanished count $n: $(head "$T/van.err")"
-    grep -vq "vanished\|files failed" "$T/van.err" && it_fail "other failures: $(cat "$T/van.err")"
-    # Every file still there was stored, byte for byte.
-    "$AQ" get -r "van$try/" "$T/vanout$try" >/dev/null
-    for f in "$V"/*; do cmp -s "$f" "$T/vanout$try/$(basename "$f")" || it_fail "$f not stored"; done
-    seen=1
-    break
-  fi
-  [ $rc = 0 ] || it_fail "put -r exited $rc without a vanished file: $(cat "$T/van.err")"
-done
-[ $seen = 1 ] || it_fail "no file vanished between the listing and its read in 5 tries"
-
-it_log "a folder swapped for a symbolic link after the walk is refused, not followed"
-seen=0
-for try in 1 2 3 4 5; do
-  S=$T/swap$try
-  mkdir -p "$S/a" "$T/outside$try"
+# The next three change a folder while put -r reads it, at a fixed point: stop_at.py stops the put
+# (SIGSTOP) once it has opened 20 of the folder's 3000 files (so its walk is over), changes the
+# folder, then lets it go on. Files f1500 on are changed; the put reads at most a few hundred files
+# ahead of its opens, so a stop after more than 1000 opens is tried again.
+mk3000() { # DIR...: 3000 files f0000..f2999 of 3000 random bytes in each
   /usr/bin/python3 -c '
 import os, sys
 for d in sys.argv[1:]:
-    for i in range(1500):
-        open(os.path.join(d, "f%04d" % i), "wb").write(os.urandom(3000))' "$S/a" "$T/outside$try"
-  "$AQ" put -r "$S" "swap$try/" --json >"$T/swap.json" 2>"$T/swap.err" &
-  pid=$!
-  # Once the walk is over (a first file stored), the files not yet opened lie behind a link to
-  # a folder outside DIR with the same names.
-  for ((i = 0; i < 400; i++)); do
-    [ -n "$("$AQ" ls "swap$try/" 2>/dev/null | head -1)" ] && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.02
+    os.makedirs(d, exist_ok=True)
+    for i in range(3000):
+        open(os.path.join(d, "f%04d" % i), "wb").write(os.urandom(3000))' "$@"
+}
+at_point() { # SNIPPET OUT DIR NAME [WATCH]: put -r DIR NAME$try/ stopped at the point (20 files
+  # of WATCH, else DIR, opened), SNIPPET run; sets rc, and P to the prefix of the try that counted
+  local then=$1 out=$2 dir=$3 watch=${5:-$3} try
+  for try in 1 2 3 4 5; do
+    rc=0
+    P=$4$try/
+    /usr/bin/python3 "$(dirname "$0")/stop_at.py" --watch "$watch" --opens 20 --limit 1000 \
+      --then "$then" -- "$AQ" put -r "$dir" "$P" --json >"$out" 2>"$T/at.err" || rc=$?
+    [ $rc = 100 ] || break
+    it_log "the put opened over 1000 files before it stopped; again"
   done
-  mv "$S/a" "$S/a.real" && ln -s "$T/outside$try" "$S/a"
-  rc=0
-  wait $pid || rc=$?
-  if grep -q "symbolic link" "$T/swap.err"; then
-    [ $rc = 4 ] || it_fail "put -r with a swapped folder exited $rc, want 4"
-    n=$(json 'd["failed"]' <"$T/swap.json")
-    # Between the mv and the ln a file is missing: named as vanished, which is true too.
-    [ "$n" = "$(grep -c "symbolic link\|vanished" "$T/swap.err")" ] || it_fail "swap count $n: $(head "$T/swap.err")"
-    grep -vq "symbolic link\|vanished\|files failed" "$T/swap.err" && it_fail "other failures: $(head "$T/swap.err")"
-    # Nothing stored came from outside DIR.
-    "$AQ" get -r "swap$try/" "$T/swapout$try" >/dev/null || it_fail "get -r swap$try/"
-    /usr/bin/python3 -c '
+  [ $rc != 100 ] || it_fail "put -r never stopped before its 1000th open in 5 tries"
+  [ $rc -lt 100 ] || it_fail "stop_at.py failed ($rc): $(head -3 "$T/at.err")"
+}
+same_as() { # GOT-DIR SRC-DIR: every file under GOT has the bytes of its name under SRC
+  /usr/bin/python3 -c '
 import os, sys
 got, src = sys.argv[1], sys.argv[2]
 bad = [f for f in os.listdir(got) if open(os.path.join(got, f), "rb").read() != open(os.path.join(src, f), "rb").read()]
-sys.exit(bad[:3] if bad else 0)' "$T/swapout$try/a" "$S/a.real" || it_fail "a stored file did not come from DIR"
-    seen=1
-    break
-  fi
-  grep -vq "vanished\|files failed" "$T/swap.err" && it_fail "put -r failed otherwise: $(head "$T/swap.err")"
-done
-[ $seen = 1 ] || it_fail "no file was opened through the swapped link in 5 tries (or one was followed)"
+sys.exit(bad[:3] if bad else 0)' "$1" "$2"
+}
+
+it_log "files that vanish midway are named; the rest are stored"
+export V=$T/van
+mk3000 "$V"
+at_point 'rm -f "$V"/f1[5-9]?? "$V"/f2???' "$T/van.json" "$V" van
+[ $rc = 4 ] || it_fail "put -r with vanished files exited $rc, want 4: $(head -3 "$T/at.err")"
+[ "$(json 'd["failed"], d["stored"], d["files"]' <"$T/van.json")" = "1500 1500 3000" ] ||
+  it_fail "vanished summary: $(head -c 300 "$T/van.json")"
+[ "$(grep -c "^aquifer: put -r: f[12][0-9]*: .*vanished" "$T/at.err")" = 1500 ] ||
+  it_fail "vanished files not named: $(head -3 "$T/at.err")"
+grep -v "vanished\|files failed" "$T/at.err" | it_has . && it_fail "other failures: $(head -3 "$T/at.err")"
+"$AQ" get -r "$P" "$T/vanout" >/dev/null || it_fail "get -r $P"
+[ "$(ls "$T/vanout" | wc -l)" = 1500 ] || it_fail "get -r $P wrote $(ls "$T/vanout" | wc -l) files"
+same_as "$T/vanout" "$V" || it_fail "a file still there was not stored as it is"
+
+it_log "a folder swapped for a symbolic link after the walk is refused, not followed"
+export S=$T/swap O=$T/outside
+mk3000 "$S/a" "$O"
+at_point 'mv "$S/a" "$S/a.real" && ln -s "$O" "$S/a"' "$T/swap.json" "$S" swap "$S/a"
+[ $rc = 4 ] || it_fail "put -r with a swapped folder exited $rc, want 4: $(head -3 "$T/at.err")"
+n=$(json 'd["failed"]' <"$T/swap.json")
+# Every file from f1500 on is opened after the swap; some before it may be too.
+[ "$n" -ge 1500 ] && [ "$(json 'd["stored"] + d["failed"]' <"$T/swap.json")" = 3000 ] ||
+  it_fail "swap summary: $(head -c 300 "$T/swap.json")"
+[ "$(grep -c "^aquifer: put -r: a/f[0-9]*: .*symbolic link" "$T/at.err")" = "$n" ] ||
+  it_fail "swap failures not named: $(head -3 "$T/at.err")"
+grep -v "symbolic link\|files failed" "$T/at.err" | it_has . && it_fail "other failures: $(head -3 "$T/at.err")"
+"$AQ" get -r "$P" "$T/swapout" >/dev/null || it_fail "get -r $P"
+[ "$(ls "$T/swapout/a" | wc -l)" = $((3000 - n)) ] || it_fail "get -r $P wrote other files"
+same_as "$T/swapout/a" "$S/a.real" || it_fail "a stored file did not come from DIR"
 
 it_log "files removed or replaced by a FIFO midway are named; the rest are stored"
-seen=0
-for try in 1 2 3 4 5; do
-  U=$T/unr$try
-  mkdir -p "$U"
-  /usr/bin/python3 -c '
-import os, sys
-for i in range(1500):
-    open(os.path.join(sys.argv[1], "f%04d" % i), "wb").write(os.urandom(3000))' "$U"
-  "$AQ" put -r "$U" "unr$try/" --json >"$T/unr.json" 2>"$T/unr.err" &
-  pid=$!
-  # From the end of the sorted order: every other file removed, the others made FIFOs (not
-  # readable as a file, and a read of one would block).
-  for ((i = 1499; i >= 1000; i--)); do
-    f=$(printf '%s/f%04d' "$U" $i)
-    rm -f "$f"
-    ((i % 2)) && mkfifo "$f"
-  done
-  rc=0
-  wait $pid || rc=$?
-  if grep -q "no longer a regular file" "$T/unr.err" && grep -q vanished "$T/unr.err"; then
-    [ $rc = 4 ] || it_fail "put -r with unreadable files exited $rc, want 4"
-    n=$(json 'd["failed"]' <"$T/unr.json")
-    [ "$n" = "$(grep -c "vanished\|no longer a regular file" "$T/unr.err")" ] ||
-      it_fail "unreadable count $n: $(head "$T/unr.err")"
-    grep -vq "vanished\|no longer a regular file\|files failed" "$T/unr.err" &&
-      it_fail "other failures: $(head "$T/unr.err")"
-    [ "$(json 'd["stored"] + d["failed"] - d["files"]' <"$T/unr.json")" = 0 ] || it_fail "unr summary: $(cat "$T/unr.json")"
-    # Every regular file still there was stored, byte for byte.
-    "$AQ" get -r "unr$try/" "$T/unrout$try" >/dev/null || it_fail "get -r unr$try/"
-    for f in "$U"/*; do
-      [ -f "$f" ] || continue # a FIFO now
-      cmp -s "$f" "$T/unrout$try/$(basename "$f")" || it_fail "$f not stored"
-    done
-    seen=1
-    break
-  fi
-  if [ $rc != 0 ] && grep -vq "vanished\|no longer a regular file\|files failed" "$T/unr.err"; then
-    it_fail "put -r exited $rc: $(head "$T/unr.err")"
-  fi
-  rm -rf "$U"
-done
-[ $seen = 1 ] || it_fail "no file was removed and none replaced between the listing and its read in 5 tries"
+export U=$T/unr
+mk3000 "$U"
+# From f1500 on, every other file removed, the others made FIFOs (not a file, and a read of one
+# would block).
+at_point '/usr/bin/python3 -c "
+import os
+for i in range(1500, 3000):
+    f = os.path.join(os.environ[\"U\"], \"f%04d\" % i)
+    os.remove(f)
+    if i % 2:
+        os.mkfifo(f)"' \
+  "$T/unr.json" "$U" unr
+[ $rc = 4 ] || it_fail "put -r with unreadable files exited $rc, want 4: $(head -3 "$T/at.err")"
+[ "$(json 'd["failed"], d["stored"], d["files"]' <"$T/unr.json")" = "1500 1500 3000" ] ||
+  it_fail "unreadable summary: $(head -c 300 "$T/unr.json")"
+[ "$(grep -c "vanished" "$T/at.err")" = 750 ] || it_fail "removed files: $(head -3 "$T/at.err")"
+[ "$(grep -c "no longer a regular file" "$T/at.err")" = 750 ] || it_fail "FIFOs: $(head -3 "$T/at.err")"
+"$AQ" get -r "$P" "$T/unrout" >/dev/null || it_fail "get -r $P"
+[ "$(ls "$T/unrout" | wc -l)" = 1500 ] || it_fail "get -r $P wrote $(ls "$T/unrout" | wc -l) files"
+same_as "$T/unrout" "$U" || it_fail "a regular file still there was not stored as it is"
 
 it_log "get -r: a file whose name a folder holds, or whose folder is a file, is named; the rest written"
 G=$T/gw
@@ -235,6 +211,18 @@ find "$O" -name '.aqtmp*' | it_has . && it_fail "temporary files left: $(find "$
 it_log "put -r of a missing folder fails and says so"
 if "$AQ" put -r "$T/nope" "x/" 2>"$T/err"; then it_fail "put -r of a missing folder succeeded"; fi
 grep -q "nope" "$T/err" || it_fail "missing folder not named: $(cat "$T/err")"
+
+it_log "put -r: a name that is not UTF-8 is refused and named with '?' for its broken bytes"
+B=$T/badname
+mkdir -p "$B"
+echo x >"$B/ok"
+echo y >"$B/a"$'\xff\n'"b"
+rc=0
+"$AQ" put -r "$B" bn/ --json >"$T/bn.json" 2>"$T/bn.err" || rc=$?
+[ $rc = 4 ] || it_fail "put -r of a name that is not UTF-8 exited $rc, want 4"
+grep -qF "put -r: a??b: a key is 1 to 255 bytes of UTF-8" "$T/bn.err" || it_fail "bad name: $(cat -A "$T/bn.err")"
+LC_ALL=C grep -q $'\xff' "$T/bn.err" && it_fail "a byte that is not UTF-8 reached stderr"
+[ "$(json 'd["stored"], d["failed"]' <"$T/bn.json")" = "1 1" ] || it_fail "bad name summary: $(cat "$T/bn.json")"
 
 it_log "get -o of a 100 MiB value, byte for byte"
 it_rand_file "$T/big" $((100 << 20))
