@@ -557,7 +557,12 @@ int main(int argc, char **argv) {
     int nargs = npos - skip;
     int rc = CLI_OK;
     if (nargs < cmd->nargs_min || nargs > cmd->nargs_max) {
-        fprintf(stderr, "aquifer: %s: wrong number of arguments\n%s", cmd->name, cmd->help);
+        /* The usage lines (up to the help's first blank line), not the whole help. */
+        const char *end = strstr(cmd->help, "\n\n");
+        int ulen = end ? (int)(end - cmd->help) : (int)strlen(cmd->help);
+        fprintf(stderr,
+                "aquifer: %s: wrong number of arguments\n%.*s\nRun 'aquifer %s --help' for more.\n",
+                cmd->name, ulen, cmd->help, cmd->name);
         rc = CLI_USAGE;
     } else if (json && !cmd->json) {
         rc = usage_error("--json does not apply to %s", cmd->name);

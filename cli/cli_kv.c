@@ -276,8 +276,14 @@ int cli_cmd_put(cli *c, const char *key, const char *file) {
         if (fd < 0)
             return cli_fail(c, CLI_ERROR, "cannot open %s: %s", file, strerror(errno));
         struct stat sb;
-        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+        bool known = fstat(fd, &sb) == 0;
+        if (known && S_ISREG(sb.st_mode))
             hint = (uint64_t)sb.st_size;
+        if (known && S_ISDIR(sb.st_mode)) {
+            close(fd);
+            return cli_fail(c, CLI_USAGE, "%s is a folder (put -r %s PREFIX stores a folder)", file,
+                            file);
+        }
     }
     if ((rc = cli_need_live(c)) == 0)
         rc = cli_xfer_put_fd(c, key, fd, std_in ? "stdin" : file, hint);

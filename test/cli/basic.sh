@@ -78,6 +78,19 @@ cmp "$T/v/1401" "$T/out/fifo" || fail "the value read through a FIFO differs"
 mkdir "$T/adir"
 if "$AQ" -c "$CONF" get size/4194305 -o "$T/adir" 2>"$T/err"; then fail "get -o a directory succeeded"; fi
 grep -q "is a directory" "$T/err" || fail "get -o a directory: $(cat "$T/err")"
+rc=0
+"$AQ" -c "$CONF" put k "$T/adir" 2>"$T/err" || rc=$?
+[ $rc = 1 ] || fail "put of a folder exited $rc, want 1"
+grep -qF "is a folder (put -r $T/adir PREFIX stores a folder)" "$T/err" || fail "put of a folder: $(cat "$T/err")"
+
+step "wrong arguments: the usage lines and where the help is, not the whole help"
+rc=0
+"$AQ" -c "$CONF" get 2>"$T/err" || rc=$?
+[ $rc = 1 ] || fail "get without a key exited $rc, want 1"
+[ "$(head -2 "$T/err" | tail -1)" = "usage: aquifer [-c FILE] get KEY [-o FILE] [--fsync]" ] ||
+  fail "no usage line: $(cat "$T/err")"
+[ "$(tail -1 "$T/err")" = "Run 'aquifer get --help' for more." ] || fail "no pointer to the help: $(cat "$T/err")"
+[ "$(wc -l <"$T/err")" -le 5 ] || fail "the whole help on a usage error: $(wc -l <"$T/err") lines"
 
 step "keys with quotes, backslashes and UTF-8 survive ls --json"
 KEY='odd/"quoted"\back slash ünï'
