@@ -75,6 +75,12 @@ typedef struct cli {
      * deadline is sent in the node's own clock (aq_node_proto.h). */
     int64_t *mono_off;
     bool *mono_have;
+    /* Node i's config order as ours (from its STATUS reply): theirs[i][j] is our index of the
+     * node it lists at j, CLI_NO_NODE for one we do not know; NULL (an older build, or no reply)
+     * when unknown. ntheirs[i] entries. A PUT reply names its holders by the coordinator's
+     * indexes. */
+    uint16_t **theirs;
+    uint16_t *ntheirs;
     unsigned min_copies; /* --min-copies; 0: the config's min_copies */
     /* What the writes of a put or rm reached (cli_wrep_*): fewest copies of any chunk, wanted,
      * and the replicas that missed some chunk. */
@@ -235,6 +241,11 @@ void cli_wrep_reset(cli *c); /* before a put or rm: nothing reached yet */
 void cli_rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto, const char *whose);
 int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why */
 int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
+/* Our index of the node that node i's config lists at j (cli.theirs), or CLI_NO_NODE. */
+#define CLI_NO_NODE UINT16_MAX
+uint16_t cli_our_index(const cli *c, size_t i, uint32_t j);
+/* Copies from's node orders into c (a batch's endpoint, which shares its caller's probe). */
+int cli_theirs_copy(cli *c, const cli *from);
 /* A zeroed key operation of c (cli_kop_clear), or NULL when out of memory. Its cand array has
  * room for c's configured nodes only: never copy or clear a kop from here as a whole struct. */
 cli_kop *cli_kop_new(cli *c);

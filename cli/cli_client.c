@@ -53,7 +53,10 @@ int cli_open(cli *c) {
     c->mono_off = calloc(cf->nnodes, sizeof *c->mono_off);
     c->mono_have = calloc(cf->nnodes, sizeof *c->mono_have);
     c->wrep_missing = calloc(cf->nnodes, sizeof *c->wrep_missing);
-    if (!c->peers || !c->seeds || !c->live || !c->mono_off || !c->mono_have || !c->wrep_missing)
+    c->theirs = calloc(cf->nnodes, sizeof *c->theirs);
+    c->ntheirs = calloc(cf->nnodes, sizeof *c->ntheirs);
+    if (!c->peers || !c->seeds || !c->live || !c->mono_off || !c->mono_have || !c->wrep_missing ||
+        !c->theirs || !c->ntheirs)
         return cli_fail(c, AQ_ENOMEM, "out of memory");
     aq_rpc_config rc;
     aq_rpc_config_init(&rc);
@@ -124,6 +127,12 @@ void cli_close(cli *c) {
     free(c->mono_off);
     free(c->mono_have);
     free(c->wrep_missing);
+    for (size_t i = 0; c->theirs && i < c->conf->nnodes; i++)
+        free(c->theirs[i]);
+    free(c->theirs);
+    free(c->ntheirs);
+    c->theirs = NULL;
+    c->ntheirs = NULL;
     c->peers = NULL;
     c->seeds = NULL;
     c->live = NULL;
@@ -401,6 +410,60 @@ void cli_kop_reset(cli_kop *k) {
 
 /* ---- liveness probe ---- */
 
+/* Node i's config order from its STATUS reply (its peers in order, then its own index), as our
+ * indexes; left unknown when the reply does not say (an older build) or does not add up. */
+static void theirs_learn(cli *c, size_t i, const uint8_t *rep, size_t len) {
+    aq_rd r;
+    aq_node_status_node sn;
+    if (aq_node_status_rep_begin(&r, rep, len, &sn) != 0 || sn.npeers >= CLI_NO_NODE)
+        return;
+    size_t n = (size_t)sn.npeers + 1;
+    uint16_t *map = malloc(n * sizeof *map);
+    if (!map)
+        return;
+    const aq_node_config_node *me = aq_node_config_find(c->conf, sn.name);
+    uint16_t self_ours = me ? (uint16_t)(me - c->conf->nodes) : CLI_NO_NODE;
+    uint32_t self;
+    size_t j = 0;
+    for (uint32_t p = 0; p < sn.npeers; p++) {
+        aq_node_status_peer sp;
+        if (aq_node_status_rep_next(&r, &sp) != 0)
+            goto unknown;
+        const aq_node_config_node *cn = aq_node_config_find(c->conf, sp.name);
+        map[j++] = cn ? (uint16_t)(cn - c->conf->nodes) : CLI_NO_NODE;
+    }
+    if (aq_node_status_rep_self_read(&r, &self) != 0 || self > sn.npeers)
+        goto unknown;
+    memmove(map + self + 1, map + self, (n - 1 - self) * sizeof *map);
+    map[self] = self_ours;
+    free(c->theirs[i]);
+    c->theirs[i] = map;
+    c->ntheirs[i] = (uint16_t)n;
+    return;
+unknown:
+    free(map);
+}
+
+uint16_t cli_our_index(const cli *c, size_t i, uint32_t j) {
+    if (c->theirs && c->theirs[i])
+        return j < c->ntheirs[i] ? c->theirs[i][j] : CLI_NO_NODE;
+    /* Unknown (an older build): its order is taken to be ours, as the nodes' config is. */
+    return j < c->conf->nnodes ? (uint16_t)j : CLI_NO_NODE;
+}
+
+int cli_theirs_copy(cli *c, const cli *from) {
+    for (size_t i = 0; i < c->conf->nnodes; i++) {
+        if (!from->theirs[i])
+            continue;
+        c->theirs[i] = malloc(from->ntheirs[i] * sizeof *c->theirs[i]);
+        if (!c->theirs[i])
+            return AQ_ENOMEM;
+        memcpy(c->theirs[i], from->theirs[i], from->ntheirs[i] * sizeof *c->theirs[i]);
+        c->ntheirs[i] = from->ntheirs[i];
+    }
+    return 0;
+}
+
 static void probe_cb(void *ud, const aq_rpc_result *r) {
     probe_call *pc = ud;
     pc->c->inflight--;
@@ -413,6 +476,8 @@ static void probe_cb(void *ud, const aq_rpc_result *r) {
     }
     aq_rd rd;
     aq_node_status_node sn;
+    if (pc->err == 0)
+        theirs_learn(pc->c, pc->i, pc->rep, pc->len);
     if (pc->err == 0 && aq_node_status_rep_begin(&rd, pc->rep, pc->len, &sn) == 0 && sn.mono_us) {
         /* It answered before now: its clock now is at least what it said. */
         int64_t off = (int64_t)sn.mono_us - (int64_t)(uv_hrtime() / 1000);

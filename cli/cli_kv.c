@@ -174,7 +174,7 @@ int cli_wrep_add(cli *c, const cli_kop *k, const void *key, size_t klen) {
     for (size_t i = 0; i < r; i++) {
         bool held = false;
         for (uint8_t j = 0; j < rep.nholders; j++)
-            held |= rep.holders[j] == order[i];
+            held |= cli_our_index(c, k->node, rep.holders[j]) == order[i];
         if (!held)
             c->wrep_missing[order[i]] = true;
     }

@@ -870,6 +870,7 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     aq_node_status_rep_node(&w, &s);
     for (uint32_t j = 0; j < s.npeers; j++)
         aq_node_status_rep_peer(&w, &peers[j]);
+    aq_node_status_rep_self(&w, (uint32_t)n->self);
     free(peers);
     respond_wr(in, &w);
 }

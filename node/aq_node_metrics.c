@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aq_error.h"
 #include "aq_json.h"
 #include "aq_node_status_json.h"
 
@@ -114,7 +115,8 @@ static void prom_label(FILE *f, const char *s) {
 
 /* ---- JSON: one node as `status --json` shows it ---- */
 
-/* True when p holds a whole STATUS reply: the node, exactly npeers peers and nothing more. */
+/* True when p holds a whole STATUS reply: the node, exactly npeers peers, then its own index or
+ * (an older build) nothing. */
 static bool reply_whole(const uint8_t *p, size_t len) {
     aq_rd rd;
     aq_node_status_node n;
@@ -124,7 +126,9 @@ static bool reply_whole(const uint8_t *p, size_t len) {
     for (uint32_t j = 0; j < n.npeers; j++)
         if (aq_node_status_rep_next(&rd, &peer) != 0)
             return false;
-    return aq_rd_done(&rd);
+    uint32_t self;
+    int err = aq_node_status_rep_self_read(&rd, &self); /* absent from an older build's */
+    return err == AQ_ENOTFOUND || (err == 0 && self <= n.npeers);
 }
 
 static void view_json(FILE *f, const aq_node_view *v) {

@@ -555,3 +555,14 @@ int aq_node_status_rep_next(aq_rd *r, aq_node_status_peer *p) {
     p->bytes_in = aq_rd_u64(r);
     return r->ok && p->state <= AQ_MEMBER_DOWN ? 0 : AQ_EPROTO;
 }
+
+void aq_node_status_rep_self(aq_wr *w, uint32_t self) {
+    aq_wr_u32(w, self);
+}
+
+int aq_node_status_rep_self_read(aq_rd *r, uint32_t *self) {
+    if (r->ok && r->n == 0)
+        return AQ_ENOTFOUND;
+    *self = aq_rd_u32(r);
+    return aq_rd_done(r) ? 0 : AQ_EPROTO;
+}

@@ -281,5 +281,11 @@ void aq_node_status_rep_node(aq_wr *w, const aq_node_status_node *s);
 void aq_node_status_rep_peer(aq_wr *w, const aq_node_status_peer *p);
 int aq_node_status_rep_begin(aq_rd *r, const uint8_t *p, size_t n, aq_node_status_node *out);
 int aq_node_status_rep_next(aq_rd *r, aq_node_status_peer *out);
+/* After the last peer: the node's own index in its config. The peers are listed in config order
+ * without the node itself, so with it a caller rebuilds the node's order of the nodes and can read
+ * indexes the node sends (a PUT reply's holders) whatever order its own config lists them in.
+ * A node of an older build ends the reply before it: the read says AQ_ENOTFOUND then. */
+void aq_node_status_rep_self(aq_wr *w, uint32_t self);
+int aq_node_status_rep_self_read(aq_rd *r, uint32_t *self);
 
 #endif

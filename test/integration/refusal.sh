@@ -3,7 +3,8 @@
 # refused by n2 wherever it stands. Where n1 coordinates (stores, then forwards to n2), the put
 # fails and its sentence names n2 as the replica that refused, not n1 which relayed it, and the key
 # keeps its previous value. Where n2 coordinates, n1 still takes the copy: the put succeeds with a
-# warning naming n2 as the missing copy.
+# warning naming n2 as the missing copy, also through a config that lists the nodes in the other
+# order (the reply names holders by the coordinator's indexes).
 . "$AQ_SRC/test/integration/lib.sh"
 it_conf 2 2
 awk '/^\[node n2\]/ {n2 = 1} n2 && /^memory_max/ {print "memory_max = 1MiB"; n2 = 0; next} {print}' \
@@ -37,13 +38,25 @@ grep -q '^\[node n2\]' "$T/swapped.conf" || it_fail "no swapped config"
 for i in $(seq 1 24); do
   rc=0
   AQUIFER_CONF=$T/swapped.conf "$AQ" put "k$i" "$T/big" >/dev/null 2>"$T/err" || rc=$?
-  [ $rc -eq 0 ] && continue
+  if [ $rc -eq 0 ]; then
+    # n2 coordinated: its reply lists the holders by its own config's indexes, where n1 is 0.
+    grep -q "missing: n2 " "$T/err" || it_fail "k$i through the swapped config: $(cat "$T/err")"
+    swapped_warned=1
+    continue
+  fi
   grep -q "failed: the replica n2 (127.0.0.1:[0-9]*) refused its copy" "$T/err" ||
     it_fail "k$i through a config in another order: $(cat "$T/err")"
   swapped=1
   break
 done
 [ "${swapped:-0}" = 1 ] || it_fail "no put failed through the swapped config"
+for i in $(seq 25 60); do
+  [ "${swapped_warned:-0}" = 1 ] && break
+  AQUIFER_CONF=$T/swapped.conf "$AQ" put "k$i" "$T/big" >/dev/null 2>"$T/err" || continue
+  grep -q "missing: n2 " "$T/err" || it_fail "k$i through the swapped config: $(cat "$T/err")"
+  swapped_warned=1
+done
+[ "${swapped_warned:-0}" = 1 ] || it_fail "no put through the swapped config had n2 as its coordinator"
 it_log "refused and named: $failed; stored once with a warning: $warned"
 [ $failed -gt 0 ] || it_fail "no key had n1 as its coordinator"
 [ $warned -gt 0 ] || it_fail "no key had n2 as its coordinator"

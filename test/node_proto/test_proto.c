@@ -132,6 +132,19 @@ Test(proto, status_roundtrip) {
     cr_expect_eq(p2.state, AQ_MEMBER_SUSPECT);
     cr_expect_eq(p2.rtt_us, 250);
     cr_expect(aq_rd_done(&r));
+    uint32_t self = 9;
+    /* An older build's reply ends with its peers. */
+    cr_expect_eq(aq_node_status_rep_self_read(&r, &self), AQ_ENOTFOUND);
+    aq_node_status_rep_self(&w, 1);
+    cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    cr_assert_eq(aq_node_status_rep_next(&r, &p2), 0);
+    cr_expect_eq(aq_node_status_rep_self_read(&r, &self), 0);
+    cr_expect_eq(self, 1);
+    /* Anything else after the peers is damage. */
+    aq_wr_u8(&w, 0);
+    cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    cr_assert_eq(aq_node_status_rep_next(&r, &p2), 0);
+    cr_expect_eq(aq_node_status_rep_self_read(&r, &self), AQ_EPROTO);
     aq_wr_free(&w);
 }
 
@@ -206,9 +219,13 @@ Test(proto, random_bytes_never_crash_decoders) {
         aq_node_heartbeat_decode(p, n, &h);
         aq_node_status_node sn;
         aq_node_status_peer sp;
-        if (aq_node_status_rep_begin(&r, p, n, &sn) == 0)
-            for (uint32_t i = 0; i < sn.npeers && aq_node_status_rep_next(&r, &sp) == 0; i++)
-                ;
+        if (aq_node_status_rep_begin(&r, p, n, &sn) == 0) {
+            uint32_t i = 0, self;
+            while (i < sn.npeers && aq_node_status_rep_next(&r, &sp) == 0)
+                i++;
+            if (i == sn.npeers)
+                aq_node_status_rep_self_read(&r, &self);
+        }
         free(p);
     }
 }
