@@ -141,6 +141,7 @@ typedef struct tree_run {
     unsigned min_copies_seen, wanted; /* put: fewest copies of any file, and wanted */
     bool any_copies;
     size_t short_copies; /* put: files with fewer copies than wanted */
+    const bool *missing; /* put: per node, a replica that missed some file's copy */
     bool tty;
     int shown;
     FILE *fails; /* the --json failures array, built as they come */
@@ -236,6 +237,15 @@ static int tree_finish(tree_run *t, const char *done_verb) {
             printf(", \"copies\": %u, \"wanted\": %u", t->min_copies_seen, t->wanted);
         if (t->walked)
             printf(", \"skipped\": %zu", t->skipped);
+        if (t->missing) {
+            printf(", \"missing\": [");
+            for (size_t i = 0, k = 0; i < c->conf->nnodes; i++)
+                if (t->missing[i]) {
+                    printf(k++ ? ", " : "");
+                    cli_json_str(stdout, c->conf->nodes[i].name, strlen(c->conf->nodes[i].name));
+                }
+            printf("]");
+        }
         printf(", \"failures\": [%s%s]}\n", t->fails_buf ? t->fails_buf : "",
                t->failed ? "\n" : "");
         free(t->fails_buf);
@@ -254,9 +264,15 @@ static int tree_finish(tree_run *t, const char *done_verb) {
     }
     if (fflush(stdout) != 0)
         return cli_fail(c, CLI_ERROR, "cannot write to stdout");
-    if (t->short_copies)
-        fprintf(stderr, "aquifer: %s: warning: %zu files have fewer than %u copies\n", c->what,
+    if (t->short_copies) {
+        fprintf(stderr, "aquifer: %s: warning: %zu files have fewer than %u copies", c->what,
                 t->short_copies, t->wanted);
+        for (size_t i = 0, k = 0; t->missing && i < c->conf->nnodes; i++)
+            if (t->missing[i])
+                fprintf(stderr, "%s%s (%s)", k++ ? ", " : "; missing on: ", c->conf->nodes[i].name,
+                        c->conf->nodes[i].address);
+        fputc('\n', stderr);
+    }
     if (t->failed)
         return cli_fail(c, CLI_ERROR, "%zu of %zu files failed (named above)", t->failed, t->total);
     return CLI_OK;
@@ -664,6 +680,7 @@ int cli_cmd_put_r(cli *c, const char *dir, const char *prefix) {
         if (!moved)
             cli_xfer_batch_wait(b);
     }
+    t->missing = cli_xfer_batch_missing(b);
     rc = tree_finish(t, "stored");
 out:
     cli_xfer_batch_close(b);

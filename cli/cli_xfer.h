@@ -106,6 +106,8 @@ cli_xfer_item *cli_xfer_batch_next(cli_xfer_batch *b);
 cli_xfer_item *cli_xfer_batch_poll(cli_xfer_batch *b);
 /* Items queued or running (submitted and not yet returned by next). */
 size_t cli_xfer_batch_pending(const cli_xfer_batch *b);
+/* Per configured node: a replica that missed a copy of some put stored so far. */
+const bool *cli_xfer_batch_missing(const cli_xfer_batch *b);
 /* Waits for every item still running (their results are dropped unless taken with next first)
  * and every work (its done runs), stops the workers and frees b. */
 void cli_xfer_batch_close(cli_xfer_batch *b);

@@ -91,7 +91,14 @@ struct cli_xfer_batch {
     size_t *sqn, *sqcap;
     struct stat_group *groups_done;
     bool *no_mstat; /* per node: answered MSTAT with AQ_ENOMETHOD (an older build) */
+    bool *missing;  /* per node: missed a copy of some put that was stored */
 };
+
+/* After a put that was stored: the replicas that missed it join b->missing. */
+static void missing_add(cli_xfer_batch *b, const cli *c) {
+    for (size_t i = 0; i < c->conf->nnodes; i++)
+        b->missing[i] |= c->wrep_missing[i];
+}
 
 /* One MSTAT call: the ops whose key it asks, in order. */
 typedef struct stat_group {
@@ -530,6 +537,7 @@ static void put_done(op *o) {
         o->it->copies = c->wrep_copies;
         o->it->wanted = c->wrep_wanted;
         o->it->bytes = o->len;
+        missing_add(o->b, c);
         op_finish(o, cli_wrep_check(c, "stored"));
     }
 }
@@ -746,6 +754,8 @@ static void op_whole(op *o) {
         it->copies = c->wrep_copies;
         it->wanted = c->wrep_wanted;
         if (!rc)
+            missing_add(o->b, c);
+        if (!rc)
             rc = cli_wrep_check(c, "stored");
     } else {
         if (it->fd < 0 && it->big_fd) {
@@ -812,6 +822,7 @@ static void batch_free(cli_xfer_batch *b) {
     free(b->sqn);
     free(b->sqcap);
     free(b->no_mstat);
+    free(b->missing);
     free(b);
 }
 
@@ -836,7 +847,8 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
     b->sqn = calloc(nn, sizeof *b->sqn);
     b->sqcap = calloc(nn, sizeof *b->sqcap);
     b->no_mstat = calloc(nn, sizeof *b->no_mstat);
-    if (!b->sq || !b->sqn || !b->sqcap || !b->no_mstat) {
+    b->missing = calloc(nn, sizeof *b->missing);
+    if (!b->sq || !b->sqn || !b->sqcap || !b->no_mstat || !b->missing) {
         batch_free(b);
         return cli_fail(c, CLI_ERROR, "out of memory");
     }
@@ -1005,6 +1017,10 @@ cli_xfer_item *cli_xfer_batch_poll(cli_xfer_batch *b) {
     if (!b->d_head)
         return NULL;
     return cli_xfer_batch_next(b);
+}
+
+const bool *cli_xfer_batch_missing(const cli_xfer_batch *b) {
+    return b->missing;
 }
 
 size_t cli_xfer_batch_pending(const cli_xfer_batch *b) {

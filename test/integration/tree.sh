@@ -243,4 +243,11 @@ nf=$(json 'd["failed"]' <"$T/mc.json")
 ns=$(json 'd["stored"]' <"$T/mc.json")
 [ "$nf" -gt 0 ] && [ "$ns" -gt 0 ] && [ $((nf + ns)) = 200 ] || it_fail "min-copies summary: $(cat "$T/mc.json")"
 [ "$(grep -c "fewer than min_copies 2" "$T/mc.err")" = "$nf" ] || it_fail "min-copies failures: $(head -3 "$T/mc.err")"
+it_log "with a node down, put -r stores every file and names the replica that missed copies"
+"$AQ" put -r "$D/many" mw/ --json >"$T/mw.json" 2>"$T/mw.err" || it_fail "put -r with n3 down: $(cat "$T/mw.err")"
+[ "$(json 'd["stored"], d["copies"], d["missing"]' <"$T/mw.json")" = "200 1 ['n3']" ] ||
+  it_fail "put -r with n3 down: $(cat "$T/mw.json")"
+"$AQ" put -r "$D/many" mw/ 2>"$T/mw.err" >/dev/null || it_fail "put -r with n3 down, again"
+it_has "warning: [0-9]* files have fewer than 2 copies; missing on: n3 (127.0.0.1:[0-9]*)$" <"$T/mw.err" ||
+  it_fail "the missing replica is not named: $(cat "$T/mw.err")"
 echo "tree: put -r/get -r, escapes refused, vanished file named, 100 MiB get -o identical"
