@@ -241,7 +241,7 @@ static int tree_finish(tree_run *t, const char *done_verb) {
             printf(", \"missing\": [");
             for (size_t i = 0, k = 0; i < c->conf->nnodes; i++)
                 if (t->missing[i]) {
-                    printf(k++ ? ", " : "");
+                    fputs(k++ ? ", " : "", stdout);
                     cli_json_str(stdout, c->conf->nodes[i].name, strlen(c->conf->nodes[i].name));
                 }
             printf("]");

@@ -94,7 +94,8 @@ struct cli_xfer_batch {
     bool *missing;  /* per node: missed a copy of some put that was stored */
 };
 
-/* After a put that was stored: the replicas that missed it join b->missing. */
+/* After a put that was stored (with at least --min-copies): the replicas that missed it join
+ * b->missing. */
 static void missing_add(cli_xfer_batch *b, const cli *c) {
     for (size_t i = 0; i < c->conf->nnodes; i++)
         b->missing[i] |= c->wrep_missing[i];
@@ -537,8 +538,10 @@ static void put_done(op *o) {
         o->it->copies = c->wrep_copies;
         o->it->wanted = c->wrep_wanted;
         o->it->bytes = o->len;
-        missing_add(o->b, c);
-        op_finish(o, cli_wrep_check(c, "stored"));
+        int rc = cli_wrep_check(c, "stored");
+        if (!rc)
+            missing_add(o->b, c);
+        op_finish(o, rc);
     }
 }
 
@@ -754,9 +757,9 @@ static void op_whole(op *o) {
         it->copies = c->wrep_copies;
         it->wanted = c->wrep_wanted;
         if (!rc)
-            missing_add(o->b, c);
-        if (!rc)
             rc = cli_wrep_check(c, "stored");
+        if (!rc)
+            missing_add(o->b, c);
     } else {
         if (it->fd < 0 && it->big_fd) {
             int fd = it->big_fd(it);
