@@ -931,7 +931,7 @@ static void gfile_release(get_run *gr, gfile *g) {
 static void get_report(get_run *gr, gfile *g) {
     tree_run *t = &gr->t;
     if (g->it.rc || g->err) {
-        char buf[300];
+        char buf[sizeof g->it.msg + 32];
         const char *why = g->it.msg;
         if (g->it.rc) {
             /* msg starts with "get KEY: "; the path already names the file. */
@@ -939,6 +939,11 @@ static void get_report(get_run *gr, gfile *g) {
             if (strncmp(why, "get ", 4) == 0 && strlen(why) > 4 + kl + 2 &&
                 memcmp(why + 4, g->e->key, kl) == 0)
                 why += 4 + kl + 2;
+            /* Listed a moment ago: gone since, most likely removed meanwhile. */
+            if (g->it.err == AQ_ENOTFOUND) {
+                snprintf(buf, sizeof buf, "removed since the listing: %s", why);
+                why = buf;
+            }
         } else {
             snprintf(buf, sizeof buf, "%s: %s", g->in, strerror(-g->err));
             why = buf;

@@ -2,7 +2,8 @@
 # put -r and get -r (issue 15): a folder stored under a prefix and written back byte for byte
 # (nested folders, empty folders and files, a 0-byte and a multi-chunk file, names with spaces and
 # UTF-8); keys that would escape the folder refused and named while the rest are written; a file
-# that vanishes or turns into a FIFO midway named while the rest are stored; files get -r cannot
+# that vanishes or turns into a FIFO midway named while the rest are stored (the folder changed at a
+# fixed point of the put, stop_at.py); keys removed during get -r named as such; files get -r cannot
 # create (a folder in the way, a file where a folder should be) named while the rest are written;
 # get -o of a 100 MiB value byte for byte.
 . "$(dirname "$0")/lib.sh"
@@ -179,6 +180,26 @@ for i in range(1500, 3000):
 "$AQ" get -r "$P" "$T/unrout" >/dev/null || it_fail "get -r $P"
 [ "$(ls "$T/unrout" | wc -l)" = 1500 ] || it_fail "get -r $P wrote $(ls "$T/unrout" | wc -l) files"
 same_as "$T/unrout" "$U" || it_fail "a regular file still there was not stored as it is"
+
+it_log "keys removed while get -r runs are named as removed; the rest are written"
+mk3000 "$T/gone"
+"$AQ" put -r "$T/gone" gone/ >/dev/null || it_fail "put -r gone/"
+mkdir -p "$T/goneout"
+rc=0
+for try in 1 2 3 4 5; do
+  rc=0
+  rm -rf "$T/goneout"/*
+  # Stopped once it has created 20 files, get -r meets ten keys removed after its listing.
+  /usr/bin/python3 "$(dirname "$0")/stop_at.py" --watch "$T/goneout" --opens 20 --limit 1000 \
+    --then "for i in 0 1 2 3 4 5 6 7 8 9; do '$AQ' rm gone/f299\$i >/dev/null || exit 1; done" \
+    -- "$AQ" get -r gone/ "$T/goneout" --json >"$T/gone.json" 2>"$T/gone.err" || rc=$?
+  [ $rc = 100 ] || break
+done
+[ $rc = 4 ] || it_fail "get -r with removed keys exited $rc, want 4: $(head -3 "$T/gone.err")"
+[ "$(grep -c "^aquifer: get -r: f299[0-9]: removed since the listing: not found" "$T/gone.err")" = 10 ] ||
+  it_fail "removed keys not named so: $(head -3 "$T/gone.err")"
+[ "$(json 'd["wrote"], d["failed"]' <"$T/gone.json")" = "2990 10" ] || it_fail "gone summary: $(head -c 300 "$T/gone.json")"
+[ "$(ls "$T/goneout" | wc -l)" = 2990 ] || it_fail "get -r wrote $(ls "$T/goneout" | wc -l) files"
 
 it_log "get -r: a file whose name a folder holds, or whose folder is a file, is named; the rest written"
 G=$T/gw
