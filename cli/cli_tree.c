@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -720,7 +721,7 @@ typedef struct gfile {
     int dfd;
     size_t need;    /* bytes it holds of GET_BYTES */
     uint64_t seq;   /* its temporary file's number */
-    char tmp[64];   /* the temporary file's name */
+    char tmp[64];   /* the temporary file's name; "" while it has none (O_TMPFILE) */
     int err;        /* the write's negated errno, or 0 */
     const char *in; /* what the write was doing when err came */
     struct gfile *next;
@@ -738,6 +739,11 @@ typedef struct get_run {
     tree_run t;
     int root;
     bool durable;
+    /* Temporary files are made with O_TMPFILE (tmp_probe) until a file's name turns out taken:
+     * replacing a file needs a rename anyway, and an unnamed file linked under a temporary name
+     * first costs more than a named one (a run over an earlier one's files). Set on the threadpool
+     * too. */
+    atomic_bool anon;
     uint64_t tmp_id; /* this run's part of the temporary names */
     uint64_t seq;
     dir_slot dirs[DIRS];
@@ -853,8 +859,48 @@ static void dir_drop(gfile *g) {
     g->dfd = -1;
 }
 
+/* Gives fd (an O_TMPFILE file) the name g->tmp in dfd (a fresh name): 0 or a negated errno. */
+static int tmp_link(get_run *gr, gfile *g, int dfd, int fd) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    for (int tries = 0; tries < 100; tries++) {
+        snprintf(g->tmp, sizeof g->tmp, ".aqtmp.%016llx.%llx.%d", (unsigned long long)gr->tmp_id,
+                 (unsigned long long)g->seq, tries);
+        if (linkat(AT_FDCWD, proc, dfd, g->tmp, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != EEXIST)
+            break;
+    }
+    int e = errno;
+    g->tmp[0] = 0;
+    return -e;
+}
+
+/* Whether get -r may make its temporary files with O_TMPFILE under root: a file without a name
+ * that a crash cannot leave behind, named only once complete (linkat), with one directory entry
+ * fewer to make and remove than a named temporary file renamed into place. Not every file system
+ * has it (then EOPNOTSUPP), and linkat of one needs /proc. */
+static bool tmp_probe(get_run *gr) {
+    int fd = openat(gr->root, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    gfile g = {.seq = UINT64_MAX};
+    bool ok = tmp_link(gr, &g, gr->root, fd) == 0;
+    if (ok)
+        unlinkat(gr->root, g.tmp, 0);
+    close(fd);
+    return ok;
+}
+
 /* Creates g's temporary file in its directory: the fd, or a negated errno. */
 static int tmp_create(get_run *gr, gfile *g) {
+    g->tmp[0] = 0;
+    if (atomic_load_explicit(&gr->anon, memory_order_relaxed)) {
+        int fd = openat(g->dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+        /* A folder below DIR on another file system may not have it: a named one then. */
+        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+            return fd >= 0 ? fd : -errno;
+    }
     for (int tries = 0; tries < 100; tries++) {
         snprintf(g->tmp, sizeof g->tmp, ".aqtmp.%016llx.%llx.%d", (unsigned long long)gr->tmp_id,
                  (unsigned long long)g->seq, tries);
@@ -862,22 +908,39 @@ static int tmp_create(get_run *gr, gfile *g) {
         if (fd >= 0 || errno != EEXIST)
             return fd >= 0 ? fd : -errno;
     }
+    g->tmp[0] = 0;
     return -EEXIST;
 }
 
-/* Closes fd (g's temporary file, complete) and renames it over g's name; on any failure the
- * temporary file goes and g->err, g->in say why. */
+/* Closes fd (g's temporary file, complete) and puts it in place under g's name: an O_TMPFILE
+ * file is linked there, or when a file already has the name, linked under a temporary name and
+ * renamed over it; a named one is renamed over it. On any failure the temporary file goes and
+ * g->err, g->in say why. */
 static void tmp_finish(get_run *gr, gfile *g, int fd, int err) {
     g->in = "cannot write";
     if (!err && gr->durable && fsync(fd) != 0)
         err = -errno;
+    bool placed = false; /* linked under its name: nothing to rename */
+    if (!err && !g->tmp[0]) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        placed = linkat(AT_FDCWD, proc, g->dfd, g->base, AT_SYMLINK_FOLLOW) == 0;
+        if (!placed && errno != EEXIST)
+            err = -errno;
+        else if (!placed) {
+            atomic_store_explicit(&gr->anon, false, memory_order_relaxed);
+            err = tmp_link(gr, g, g->dfd, fd);
+        }
+        if (err)
+            g->in = "cannot create a file in its folder";
+    }
     if (close(fd) != 0 && !err)
         err = -errno;
-    if (!err && renameat(g->dfd, g->tmp, g->dfd, g->base) != 0) {
+    if (!err && !placed && renameat(g->dfd, g->tmp, g->dfd, g->base) != 0) {
         err = -errno;
         g->in = "cannot rename the temporary file over it";
     }
-    if (err)
+    if (err && g->tmp[0])
         unlinkat(g->dfd, g->tmp, 0);
     g->err = err;
 }
@@ -965,7 +1028,8 @@ static void get_fetched(get_run *gr, gfile *g) {
     if (g->it.rc) {
         if (fd >= 0) {
             close(fd);
-            unlinkat(g->dfd, g->tmp, 0);
+            if (g->tmp[0])
+                unlinkat(g->dfd, g->tmp, 0);
         }
         get_report(gr, g);
     } else if (fd >= 0) {
@@ -1094,6 +1158,7 @@ int cli_cmd_get_r(cli *c, const char *prefix, const char *dir, bool durable) {
                         dir, strerror(errno));
     }
     get_run gr = {.root = root, .durable = durable, .tmp_id = cli_random_u64()};
+    atomic_init(&gr.anon, tmp_probe(&gr));
     tree_run *t = &gr.t;
     tree_start(t, c, "get -r", dir, prefix);
     t->total = n;

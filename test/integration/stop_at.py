@@ -6,7 +6,7 @@ put -r instead of racing it.
 usage: stop_at.py --watch DIR --opens N --limit M --then 'SHELL' [--timeout S] -- CMD [ARG...]
 
 Opens are seen through inotify (IN_OPEN of a file directly in DIR, not DIR itself). The command
-inherits stdin, stdout and stderr. If more than M files of DIR were opened by the time it
+inherits stdin, stdout and stderr; the snippet finds its pid in $STOPPED_PID. If more than M files of DIR were opened by the time it
 stopped, the point was missed and the snippet is not run. Exits with the command's own status
 (a signal as 128 + its number), or 100 when the point was missed, 101 when the command ended
 before its N-th open, 102 when the snippet failed, 103 when the command outlived the timeout
@@ -92,7 +92,8 @@ def main():
                 return 103
             time.sleep(0.001)
         late = opens.drain(0.05) > a.limit
-        snippet_rc = 0 if late else subprocess.call(["bash", "-c", a.then])
+        env = dict(os.environ, STOPPED_PID=str(p.pid))
+        snippet_rc = 0 if late else subprocess.call(["bash", "-c", a.then], env=env)
         os.kill(p.pid, signal.SIGCONT)
         try:
             rc = p.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -201,6 +201,21 @@ done
 [ "$(json 'd["wrote"], d["failed"]' <"$T/gone.json")" = "2990 10" ] || it_fail "gone summary: $(head -c 300 "$T/gone.json")"
 [ "$(ls "$T/goneout" | wc -l)" = 2990 ] || it_fail "get -r wrote $(ls "$T/goneout" | wc -l) files"
 
+it_log "get -r killed midway leaves no temporary file behind"
+# A value of ten chunks (first in key order) is still being written when the kill comes: its
+# file has no name until it is whole (O_TMPFILE), where a named temporary file would stay.
+it_rand_file "$T/gone/big" $((40 << 20))
+"$AQ" put gone/big "$T/gone/big" >/dev/null || it_fail "put gone/big"
+mkdir -p "$T/killout"
+rc=0
+/usr/bin/python3 "$(dirname "$0")/stop_at.py" --watch "$T/killout" --opens 20 --limit 2999 \
+  --then 'kill -KILL $STOPPED_PID' -- "$AQ" get -r gone/ "$T/killout" >/dev/null 2>&1 || rc=$?
+[ $rc = 137 ] || it_fail "get -r was not killed midway ($rc)"
+n=$(ls "$T/killout" | wc -l)
+[ "$n" -lt 2990 ] || it_fail "get -r had written every file before the kill"
+find "$T/killout" -name '.aqtmp*' | it_has . && it_fail "temporary files left: $(find "$T/killout" -name '.aqtmp*' | head -3)"
+for f in "$T/killout"/*; do cmp -s "$f" "$T/gone/$(basename "$f")" || it_fail "$f is not whole"; done
+
 it_log "get -r: a file whose name a folder holds, or whose folder is a file, is named; the rest written"
 G=$T/gw
 mkdir -p "$G/m"
