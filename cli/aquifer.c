@@ -225,17 +225,17 @@ static const command commands[] = {
     {"get", 1, 2, true, true,
      "usage: aquifer [-c FILE] get KEY [-o FILE] [--fsync]\n"
      "       aquifer [-c FILE] get -r PREFIX DIR [--fsync] [--json]\n\n"
-     "Writes KEY's value to stdout, or to FILE with -o (through a temporary file next to FILE,\n"
-     "renamed at the end: a failed get leaves FILE as it was). Every live replica of KEY is\n"
-     "asked at once and the newest copy is returned, never an older one; if the newest is a\n"
-     "removal, KEY does not exist. Only when no replica holds anything are the other live\n"
-     "nodes asked. A replica found holding an older copy, or none, is sent the newest before\n"
-     "get returns (read repair). Every chunk's xxh3-128 digest and the whole value's are\n"
-     "verified; a node that sends bytes that fail their digest is skipped for the next one\n"
-     "holding that copy. Exits 2 when KEY does not exist. --fsync makes FILE durable (one\n"
-     "fsync) before it is renamed into place. A value over one chunk has its room reserved\n"
-     "before any chunk is fetched (where the file system can reserve room): a disk without room\n"
-     "for it then fails the get at once.\n\n"
+     "Writes KEY's value to stdout, or to FILE with -o (written as a file without a name beside\n"
+     "FILE and named FILE once whole, or through a temporary file renamed over it: a failed or\n"
+     "killed get leaves FILE as it was). Every live replica of KEY is asked at once and the\n"
+     "newest copy is returned, never an older one; if the newest is a removal, KEY does not\n"
+     "exist. Only when no replica holds anything are the other live nodes asked. A replica\n"
+     "found holding an older copy, or none, is sent the newest before get returns (read\n"
+     "repair). Every chunk's xxh3-128 digest and the whole value's are verified; a node that\n"
+     "sends bytes that fail their digest is skipped for the next one holding that copy. Exits 2\n"
+     "when KEY does not exist. --fsync makes FILE durable (one fsync) before it gets its\n"
+     "name. A value over one chunk has its room reserved before any chunk is fetched (where\n"
+     "the file system can reserve room): a disk without room for it then fails the get at once.\n\n"
      "get -r PREFIX DIR writes every key starting with PREFIX to DIR + the key without PREFIX,\n"
      "creating DIR and the directories below it, 64 files in flight at once. A file gets its\n"
      "name only once whole: it is written unnamed (O_TMPFILE) and linked in place, so a killed\n"
@@ -359,8 +359,8 @@ static const command commands[] = {
     {"export", 1, 1, false, true,
      "usage: aquifer [-c FILE] export NAME [-o FILE]\n\n"
      "Writes frame NAME as CSV (header, rows in the file's order, numbers that read back to the\n"
-     "same values, missing values as empty fields) to stdout or FILE (through a temporary file\n"
-     "renamed at the end).\n",
+     "same values, missing values as empty fields) to stdout or FILE (named FILE only once\n"
+     "whole, as get -o does).\n",
      CMD_NEEDS_CLUSTER, run_export},
     {"secret new", 1, 1, false, false,
      "usage: aquifer secret new PATH\n\n"

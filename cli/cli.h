@@ -422,14 +422,18 @@ int cli_cmd_frame_rm(cli *c, const char *name);
 size_t cli_print_status(cli *c, FILE *f);
 
 /* An output file written whole or not at all (get -o, export -o). A regular file, or a new one, is
- * written through a temporary file next to it, renamed over it by cli_outfile_close(ok = true): a
- * failed command leaves it as it was. Anything else that exists (a device such as /dev/null, a
- * FIFO, a terminal) is written in place, since renaming over it would replace it; a directory is
- * refused. path NULL or "-" is stdout (close then does nothing). Both report their failure with
- * cli_fail and return its exit code. durable: fsync before the rename. */
+ * written as a file without a name in its folder (O_TMPFILE; where the file system lacks it, a
+ * temporary file next to it), put in place by cli_outfile_close(ok = true): linked under path, or
+ * over a file already there, linked under a temporary name and renamed over it. A failed or killed
+ * command leaves path as it was and, with O_TMPFILE, nothing else. Anything else that exists (a
+ * device such as /dev/null, a FIFO, a terminal) is written in place, since renaming over it would
+ * replace it; a directory is refused. path NULL or "-" is stdout (close then does nothing). Both
+ * report their failure with cli_fail and return its exit code. durable: fsync before the file gets
+ * its name. */
 typedef struct cli_outfile {
     int fd;
-    char *tmp;        /* the temporary file, or NULL when writing in place or to stdout */
+    char *tmp;        /* the temporary name, or NULL when writing in place or to stdout */
+    bool anon;        /* the file has no name yet (O_TMPFILE): tmp is not on disk */
     const char *path; /* NULL for stdout */
 } cli_outfile;
 int cli_outfile_open(cli *c, const char *path, cli_outfile *o);

@@ -13,6 +13,7 @@
 int cli_outfile_open(cli *c, const char *path, cli_outfile *o) {
     o->fd = STDOUT_FILENO;
     o->tmp = NULL;
+    o->anon = false;
     o->path = path;
     if (!path || strcmp(path, "-") == 0) {
         o->path = NULL;
@@ -30,12 +31,20 @@ int cli_outfile_open(cli *c, const char *path, cli_outfile *o) {
         return 0;
     }
     char *d = strdup(path), *b = strdup(path);
-    if (!d || !b || asprintf(&o->tmp, "%s/.%s.aqtmp.XXXXXX", dirname(d), basename(b)) < 0)
+    const char *dir = d ? dirname(d) : NULL;
+    if (!d || !b || asprintf(&o->tmp, "%s/.%s.aqtmp.XXXXXX", dir, basename(b)) < 0)
         o->tmp = NULL;
+    /* Linking an unnamed file goes through /proc/self/fd. */
+    if (o->tmp && access("/proc/self/fd", X_OK) == 0) {
+        o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        o->anon = o->fd >= 0;
+    }
     free(d);
     free(b);
     if (!o->tmp)
         return cli_fail(c, AQ_ENOMEM, "out of memory");
+    if (o->anon)
+        return 0;
     o->fd = mkostemp(o->tmp, O_CLOEXEC);
     if (o->fd < 0) {
         int e = errno;
@@ -44,6 +53,32 @@ int cli_outfile_open(cli *c, const char *path, cli_outfile *o) {
         return cli_fail(c, CLI_ERROR, "cannot create a file next to %s: %s", path, strerror(e));
     }
     return 0;
+}
+
+/* Gives the unnamed file fd the name path: 0, or -1 with errno. */
+static int link_fd(int fd, const char *path) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* Links o's unnamed file under a fresh temporary name (o->tmp's XXXXXX filled in), so it can be
+ * renamed over the file already at o->path: 0 (o->anon then false), or -1 with errno. */
+static int link_temp(cli_outfile *o) {
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    char *x = o->tmp + strlen(o->tmp) - 6;
+    for (int tries = 0; tries < 100; tries++) {
+        uint64_t r = cli_random_u64();
+        for (int i = 0; i < 6; i++, r /= 36)
+            x[i] = digits[r % 36];
+        if (link_fd(o->fd, o->tmp) == 0) {
+            o->anon = false;
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
 }
 
 int cli_outfile_close(cli *c, cli_outfile *o, bool ok, bool durable) {
@@ -67,16 +102,27 @@ int cli_outfile_close(cli *c, cli_outfile *o, bool ok, bool durable) {
             umask(um);
             mode &= ~um;
         }
-        if (fchmod(o->fd, mode) != 0 || (durable && fsync(o->fd) != 0) || close(o->fd) != 0)
+        bool placed = false; /* linked under path: nothing to rename */
+        if (fchmod(o->fd, mode) != 0 || (durable && fsync(o->fd) != 0)) {
             rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->path, strerror(errno));
-        else if (rename(o->tmp, o->path) != 0)
+        } else if (o->anon) {
+            placed = link_fd(o->fd, o->path) == 0;
+            if (!placed && errno != EEXIST)
+                rc = cli_fail(c, CLI_ERROR, "cannot create %s: %s", o->path, strerror(errno));
+            else if (!placed && link_temp(o) != 0)
+                rc = cli_fail(c, CLI_ERROR, "cannot create a file next to %s: %s", o->path,
+                              strerror(errno));
+        }
+        if (close(o->fd) != 0 && !rc)
+            rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->path, strerror(errno));
+        else if (!rc && !placed && rename(o->tmp, o->path) != 0)
             rc = cli_fail(c, CLI_ERROR, "cannot rename %s to %s: %s", o->tmp, o->path,
                           strerror(errno));
     } else {
         close(o->fd);
     }
     o->fd = -1;
-    if (!ok || rc)
+    if ((!ok || rc) && !o->anon)
         unlink(o->tmp);
     free(o->tmp);
     o->tmp = NULL;

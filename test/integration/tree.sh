@@ -266,6 +266,29 @@ it_rand_file "$T/big" $((100 << 20))
 "$AQ" get big -o "$T/big.out" --fsync || it_fail "get -o big"
 cmp "$T/big" "$T/big.out" || it_fail "get -o of 100 MiB differs"
 "$AQ" get big | cmp -s - "$T/big" || it_fail "get of 100 MiB to stdout differs"
+it_log "get -o killed while it writes leaves the file as it was and nothing beside it"
+mkdir -p "$T/ko"
+echo before >"$T/ko/out"
+/usr/bin/python3 - "$AQ" "$T/ko" <<'PY' || it_fail "get -o was never caught writing in 5 tries"
+import os, signal, subprocess, sys, time
+aq, d = sys.argv[1], sys.argv[2]
+for _ in range(5):
+    p = subprocess.Popen([aq, "get", "big", "-o", os.path.join(d, "out")])
+    # Killed once it holds its output file open (the file it writes, not yet named "out").
+    while p.poll() is None:
+        try:
+            fds = [os.readlink("/proc/%d/fd/%s" % (p.pid, f)) for f in os.listdir("/proc/%d/fd" % p.pid)]
+        except OSError:
+            continue
+        if any(f.startswith(d + "/") for f in fds):
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            sys.exit(0)
+    open(os.path.join(d, "out"), "w").write("before\n")
+sys.exit(1)
+PY
+[ "$(cat "$T/ko/out")" = before ] || it_fail "a killed get -o changed its file"
+[ "$(ls -A "$T/ko")" = out ] || it_fail "a killed get -o left files: $(ls -A "$T/ko")"
 # Parts land at their offsets in a regular file, but a file opened for appending takes them in order.
 echo head >"$T/app"
 "$AQ" get big >>"$T/app" || it_fail "get >> a file"
