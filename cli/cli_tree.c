@@ -9,9 +9,9 @@
  * regular file. get -r writes every key under PREFIX to DIR + the key without PREFIX, creating
  * directories. Nothing outside DIR is ever written: a key whose remainder is empty, absolute, has
  * an empty, "." or ".." part, or holds a NUL byte is refused and named, and every directory on the
- * way is opened without following symbolic links. Each file is written through a temporary file in
- * its directory, renamed over the name once its value is complete and verified, so a failed file
- * leaves what was there.
+ * way is opened without following symbolic links. Each file gets its name only once its value is
+ * complete and verified: written without a name (O_TMPFILE) and linked, or through a temporary
+ * file in its directory renamed over the name, so a failed or killed get -r leaves what was there.
  *
  * The file system's work (put -r's opens and reads, get -r's creates, writes and renames) runs in
  * libuv's threadpool beside the batch, so the loop keeps calls in flight meanwhile; results,
