@@ -241,6 +241,10 @@ void cli_wrep_reset(cli *c); /* before a put or rm: nothing reached yet */
 void cli_rm_parts(cli *c, const char *key, const cli_manifest *m, uint32_t upto, const char *whose);
 int cli_check_key(cli *c, const char *key); /* 0, or CLI_USAGE after saying why */
 int cli_need_live(cli *c);                  /* probe; CLI_UNREACH after saying so when none live */
+/* The configured nodes with which[i] set, for messages: "n1 (ADDR), n3 (ADDR)" into buf (cut at
+ * cap), returning how many; and as a JSON array of names. */
+size_t cli_nodes_list(const cli *c, const bool *which, char *buf, size_t cap);
+void cli_nodes_json(const cli *c, const bool *which, FILE *f);
 /* Our index of the node that node i's config lists at j (cli.theirs), or CLI_NO_NODE. */
 #define CLI_NO_NODE UINT16_MAX
 uint16_t cli_our_index(const cli *c, size_t i, uint32_t j);
@@ -437,6 +441,9 @@ typedef struct cli_outfile {
     const char *path; /* NULL for stdout */
 } cli_outfile;
 int cli_outfile_open(cli *c, const char *path, cli_outfile *o);
+/* Gives fd, a file opened with O_TMPFILE, the name name in directory dfd (AT_FDCWD: the working
+ * one): linkat through /proc/self/fd. 0, or -1 with errno (EEXIST: the name is taken). */
+int cli_link_fd(int fd, int dfd, const char *name);
 int cli_outfile_close(cli *c, cli_outfile *o, bool ok, bool durable);
 
 /* 64 bits from the kernel's random source (getrandom, retried until it answers). */

@@ -193,24 +193,36 @@ void cli_wrep_reset(cli *c) {
         memset(c->wrep_missing, 0, c->conf->nnodes * sizeof *c->wrep_missing);
 }
 
-/* The replicas that missed some chunk, for messages. */
-static size_t wrep_missing_list(const cli *c, char *buf, size_t cap) {
-    size_t off = 0, nmissing = 0;
+size_t cli_nodes_list(const cli *c, const bool *which, char *buf, size_t cap) {
+    size_t off = 0, count = 0;
     buf[0] = 0;
     for (size_t i = 0; i < c->conf->nnodes; i++) {
-        if (!c->wrep_missing[i])
+        if (!which[i])
             continue;
-        nmissing++;
+        count++;
         if (off < cap)
             off += (size_t)snprintf(buf + off, cap - off, "%s%s (%s)", off ? ", " : "",
                                     c->conf->nodes[i].name, c->conf->nodes[i].address);
     }
-    return nmissing;
+    return count;
+}
+
+void cli_nodes_json(const cli *c, const bool *which, FILE *f) {
+    const char *sep = "";
+    fputc('[', f);
+    for (size_t i = 0; i < c->conf->nnodes; i++) {
+        if (!which[i])
+            continue;
+        fputs(sep, f);
+        cli_json_str(f, c->conf->nodes[i].name, strlen(c->conf->nodes[i].name));
+        sep = ", ";
+    }
+    fputc(']', f);
 }
 
 int cli_wrep_check(cli *c, const char *verb) {
     char missing[1024];
-    size_t nmissing = wrep_missing_list(c, missing, sizeof missing);
+    size_t nmissing = cli_nodes_list(c, c->wrep_missing, missing, sizeof missing);
     unsigned need = c->min_copies ? c->min_copies : c->conf->min_copies;
     if (c->wrep_copies < need)
         return cli_fail(c, AQ_ELIMIT,
@@ -222,25 +234,17 @@ int cli_wrep_check(cli *c, const char *verb) {
 }
 
 int cli_wrep_finish(cli *c, const char *verb, const char *key) {
-    size_t n = c->conf->nnodes;
     char missing[1024];
-    size_t nmissing = wrep_missing_list(c, missing, sizeof missing);
+    size_t nmissing = cli_nodes_list(c, c->wrep_missing, missing, sizeof missing);
     unsigned need = c->min_copies ? c->min_copies : c->conf->min_copies;
     if (c->json) {
         printf("{\"key\": ");
         cli_json_str(stdout, key, strlen(key));
         printf(", \"%s\": true, \"copies\": %u, \"wanted\": %u, \"min_copies\": %u, "
-               "\"missing\": [",
+               "\"missing\": ",
                verb, c->wrep_copies, c->wrep_wanted, need);
-        bool first = true;
-        for (size_t i = 0; i < n; i++) {
-            if (!c->wrep_missing[i])
-                continue;
-            printf("%s", first ? "" : ", ");
-            cli_json_str(stdout, c->conf->nodes[i].name, strlen(c->conf->nodes[i].name));
-            first = false;
-        }
-        printf("]}\n");
+        cli_nodes_json(c, c->wrep_missing, stdout);
+        printf("}\n");
     } else {
         printf("%s %u of %u copies\n", verb, c->wrep_copies, c->wrep_wanted);
     }

@@ -55,11 +55,11 @@ int cli_outfile_open(cli *c, const char *path, cli_outfile *o) {
     return 0;
 }
 
-/* Gives the unnamed file fd the name path: 0, or -1 with errno. */
-static int link_fd(int fd, const char *path) {
+int cli_link_fd(int fd, int dfd, const char *name) {
+    /* linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH; the /proc link needs nothing. */
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+    return linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW);
 }
 
 /* Links o's unnamed file under a fresh temporary name (o->tmp's XXXXXX filled in), so it can be
@@ -71,7 +71,7 @@ static int link_temp(cli_outfile *o) {
         uint64_t r = cli_random_u64();
         for (int i = 0; i < 6; i++, r /= 36)
             x[i] = digits[r % 36];
-        if (link_fd(o->fd, o->tmp) == 0) {
+        if (cli_link_fd(o->fd, AT_FDCWD, o->tmp) == 0) {
             o->anon = false;
             return 0;
         }
@@ -106,7 +106,7 @@ int cli_outfile_close(cli *c, cli_outfile *o, bool ok, bool durable) {
         if (fchmod(o->fd, mode) != 0 || (durable && fsync(o->fd) != 0)) {
             rc = cli_fail(c, CLI_ERROR, "cannot write %s: %s", o->path, strerror(errno));
         } else if (o->anon) {
-            placed = link_fd(o->fd, o->path) == 0;
+            placed = cli_link_fd(o->fd, AT_FDCWD, o->path) == 0;
             if (!placed && errno != EEXIST)
                 rc = cli_fail(c, CLI_ERROR, "cannot create %s: %s", o->path, strerror(errno));
             else if (!placed && link_temp(o) != 0)

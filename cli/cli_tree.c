@@ -239,13 +239,8 @@ static int tree_finish(tree_run *t, const char *done_verb) {
         if (t->walked)
             printf(", \"skipped\": %zu", t->skipped);
         if (t->missing) {
-            printf(", \"missing\": [");
-            for (size_t i = 0, k = 0; i < c->conf->nnodes; i++)
-                if (t->missing[i]) {
-                    fputs(k++ ? ", " : "", stdout);
-                    cli_json_str(stdout, c->conf->nodes[i].name, strlen(c->conf->nodes[i].name));
-                }
-            printf("]");
+            printf(", \"missing\": ");
+            cli_nodes_json(c, t->missing, stdout);
         }
         printf(", \"failures\": [%s%s]}\n", t->fails_buf ? t->fails_buf : "",
                t->failed ? "\n" : "");
@@ -266,13 +261,10 @@ static int tree_finish(tree_run *t, const char *done_verb) {
     if (fflush(stdout) != 0)
         return cli_fail(c, CLI_ERROR, "cannot write to stdout");
     if (t->short_copies) {
-        fprintf(stderr, "aquifer: %s: warning: %zu files have fewer than %u copies", c->what,
-                t->short_copies, t->wanted);
-        for (size_t i = 0, k = 0; t->missing && i < c->conf->nnodes; i++)
-            if (t->missing[i])
-                fprintf(stderr, "%s%s (%s)", k++ ? ", " : "; missing on: ", c->conf->nodes[i].name,
-                        c->conf->nodes[i].address);
-        fputc('\n', stderr);
+        char missing[1024];
+        bool named = t->missing && cli_nodes_list(c, t->missing, missing, sizeof missing);
+        fprintf(stderr, "aquifer: %s: warning: %zu files have fewer than %u copies%s%s\n", c->what,
+                t->short_copies, t->wanted, named ? "; missing on: " : "", named ? missing : "");
     }
     if (t->failed)
         return cli_fail(c, CLI_ERROR, "%zu of %zu files failed (named above)", t->failed, t->total);
@@ -861,12 +853,10 @@ static void dir_drop(gfile *g) {
 
 /* Gives fd (an O_TMPFILE file) the name g->tmp in dfd (a fresh name): 0 or a negated errno. */
 static int tmp_link(get_run *gr, gfile *g, int dfd, int fd) {
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     for (int tries = 0; tries < 100; tries++) {
         snprintf(g->tmp, sizeof g->tmp, ".aqtmp.%016llx.%llx.%d", (unsigned long long)gr->tmp_id,
                  (unsigned long long)g->seq, tries);
-        if (linkat(AT_FDCWD, proc, dfd, g->tmp, AT_SYMLINK_FOLLOW) == 0)
+        if (cli_link_fd(fd, dfd, g->tmp) == 0)
             return 0;
         if (errno != EEXIST)
             break;
@@ -922,9 +912,7 @@ static void tmp_finish(get_run *gr, gfile *g, int fd, int err) {
         err = -errno;
     bool placed = false; /* linked under its name: nothing to rename */
     if (!err && !g->tmp[0]) {
-        char proc[64];
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        placed = linkat(AT_FDCWD, proc, g->dfd, g->base, AT_SYMLINK_FOLLOW) == 0;
+        placed = cli_link_fd(fd, g->dfd, g->base) == 0;
         if (!placed && errno != EEXIST)
             err = -errno;
         else if (!placed) {
