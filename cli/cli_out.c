@@ -109,12 +109,7 @@ bool cli_utf8_ok(const void *p, size_t n) {
 /* The length of the character at s[i] (of n bytes) when it may be shown as it is, else 0. */
 static size_t shown_len(const char *s, size_t n, size_t i) {
     unsigned char b = (unsigned char)s[i];
-    if (b < 0x20 || b == 0x7f)
-        return 0;
-    for (size_t l = 1; l <= 4 && i + l <= n; l++)
-        if (cli_utf8_ok(s + i, l))
-            return l; /* the one length at which a valid character starts here */
-    return 0;
+    return b < 0x20 || b == 0x7f ? 0 : aq_json_utf8_seq(s + i, n - i);
 }
 
 void cli_text_safe(char *s) {

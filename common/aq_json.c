@@ -1,8 +1,7 @@
 #include "aq_json.h"
 
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, surrogates or > U+10FFFF), or 0.
- */
-static size_t utf8_seq(const uint8_t *p, size_t n) {
+size_t aq_json_utf8_seq(const void *s, size_t n) {
+    const uint8_t *p = s;
     if (p[0] < 0x80)
         return 1;
     size_t len;
@@ -35,7 +34,7 @@ static size_t utf8_seq(const uint8_t *p, size_t n) {
 bool aq_json_utf8_ok(const void *p, size_t n) {
     const uint8_t *s = p;
     for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq(s + i, n - i);
+        size_t l = aq_json_utf8_seq(s + i, n - i);
         if (!l)
             return false;
         i += l;
@@ -56,7 +55,7 @@ void aq_json_str(FILE *f, const void *p, size_t n) {
             fprintf(f, "\\u%04x", ch);
             i++;
         } else {
-            size_t l = utf8_seq(s + i, n - i);
+            size_t l = aq_json_utf8_seq(s + i, n - i);
             if (l) {
                 fwrite(s + i, 1, l, f);
                 i += l;

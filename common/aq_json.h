@@ -15,6 +15,8 @@
 
 /* True when p holds n bytes of valid UTF-8. */
 bool aq_json_utf8_ok(const void *p, size_t n);
+/* The length of the valid UTF-8 character at p (of n > 0 bytes), or 0 when none starts there. */
+size_t aq_json_utf8_seq(const void *p, size_t n);
 /* A string literal, quotes included. */
 void aq_json_str(FILE *f, const void *p, size_t n);
 /* An object member after others: `, "name": v`. */
