@@ -76,8 +76,9 @@ typedef struct aq_rpc_result {
                    or the peer ran the call but its reply expired unacknowledged after
                    reply_cache_us), AQ_ERESTARTED (the peer restarted; the call may or may not have
                    run there), AQ_EBUSY (gave up while the peer kept answering BUSY), AQ_ECLOSED
-                   (this endpoint was freed), AQ_ENOMETHOD (no handler there), AQ_EPROTO (the peer
-                   refused it with a code we do not know), AQ_EAUTH (the peer refused our
+                   (this endpoint was freed), AQ_ECANCELED (aq_rpc_peer_cancel_calls ended it; it
+                   may or may not have run there), AQ_ENOMETHOD (no handler there), AQ_EPROTO (the
+                   peer refused it with a code we do not know), AQ_EAUTH (the peer refused our
                    packets: we have no secret or another one) */
     int status; /* when err == 0: the handler's own status, 0 or a negative aq code */
     const uint8_t *data; /* reply bytes, valid only during the callback unless taken */
@@ -271,6 +272,13 @@ uint64_t aq_rpc_peer_incarnation(const aq_rpc_peer *p); /* 0 while unknown */
 uint64_t aq_rpc_peer_last_heard_us(const aq_rpc_peer *p);
 void aq_rpc_peer_stats_get(const aq_rpc_peer *p, aq_rpc_peer_stats *out);
 void aq_rpc_foreach_peer(aq_rpc *rpc, void (*fn)(void *ud, aq_rpc_peer *p), void *ud);
+/* Ends every call pending to p now, with AQ_ECANCELED: in flight, waiting out BUSY, or queued
+ * behind the window. For an application that has judged p gone (it stopped answering its
+ * heartbeats) and would rather learn so now than at each call's deadline. A call that reached p
+ * may still have run there, as after a timeout. Their callbacks run before this returns; calls
+ * they start go on normally. Their payloads are released once no pipe write reads them. Returns
+ * how many calls it ended. */
+size_t aq_rpc_peer_cancel_calls(aq_rpc_peer *p);
 
 /* Start a call. Returns 0 and later runs cb exactly once; or returns a negative error at once and
  * never runs cb (AQ_ETOOBIG, AQ_EQUEUEFULL, AQ_ECLOSED, AQ_EINVAL, AQ_ENOMEM); the payload is

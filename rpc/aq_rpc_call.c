@@ -54,6 +54,9 @@ char *aq_rpc_result_describe(const aq_rpc *rpc, const aq_rpc_result *r, char *bu
     if (r->err == AQ_ETIMEDOUT)
         snprintf(buf, n, "call %s to %s (%s) timed out after %u attempts in %.2f s", m, pn, pa,
                  r->attempts, secs);
+    else if (r->err == AQ_ECANCELED)
+        snprintf(buf, n, "call %s to %s (%s) canceled after %u attempts in %.2f s", m, pn, pa,
+                 r->attempts, secs);
     else if (r->err)
         snprintf(buf, n, "call %s to %s (%s) failed after %u attempts in %.2f s: %s", m, pn, pa,
                  r->attempts, secs, aq_strerror(r->err));

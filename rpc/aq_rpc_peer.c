@@ -277,6 +277,46 @@ void aq_rpc_foreach_peer(aq_rpc *rpc, void (*fn)(void *ud, aq_rpc_peer *p), void
         fn(ud, rpc->peers[i]);
 }
 
+/* Ends p's calls with err: those sent (in flight, or waiting out BUSY in the queue) and, with
+ * unsent, also those queued that were never sent. They are moved aside first: callbacks may start
+ * new calls on this peer, which go on normally. */
+static size_t fail_calls(aq_rpc *rpc, aq_rpc_peer *p, int err, bool unsent) {
+    size_t n = 0;
+    aq_list doomed;
+    aq_list_init(&doomed);
+    while (!aq_list_empty(&p->inflight)) {
+        aq_list *l = p->inflight.next;
+        aq_list_del(l);
+        aq_list_add_tail(&doomed, l);
+    }
+    for (aq_list *l = p->queue.next, *next; l != &p->queue; l = next) {
+        next = l->next;
+        aq_rpc_call_s *c = aq_container_of(l, aq_rpc_call_s, link);
+        if (unsent || c->attempts) {
+            aq_list_del(l);
+            p->nqueued--;
+            /* Not QUEUED any more: call_finish must not count it out of the queue again. */
+            c->state = AQ_CALL_BUSYWAIT;
+            aq_list_add_tail(&doomed, l);
+        }
+    }
+    while (!aq_list_empty(&doomed)) {
+        aq_rpc_call_s *c = aq_container_of(doomed.next, aq_rpc_call_s, link);
+        aq_rpc__call_finish(rpc, c, err, 0, NULL, 0, NULL);
+        n++;
+    }
+    return n;
+}
+
+size_t aq_rpc_peer_cancel_calls(aq_rpc_peer *p) {
+    aq_rpc *rpc = p->rpc;
+    if (rpc->closing)
+        return 0;
+    size_t n = fail_calls(rpc, p, AQ_ECANCELED, true);
+    aq_rpc__settle(rpc);
+    return n;
+}
+
 /* Everything we hold for an old incarnation of p ends here. */
 static void peer_restarted(aq_rpc *rpc, aq_rpc_peer *p, uint64_t new_inc) {
     uint64_t old = p->inc;
@@ -300,29 +340,8 @@ static void peer_restarted(aq_rpc *rpc, aq_rpc_peer *p, uint64_t new_inc) {
     }
     aq_rpc_iset_free(&p->done);
     aq_rpc_iset_init(&p->done, AQ_RPC_DONE_RANGES);
-    /* Caller side: calls the old incarnation may have received end with a clear error. Move them
-     * aside first: callbacks may start new calls on this peer. */
-    aq_list doomed;
-    aq_list_init(&doomed);
-    while (!aq_list_empty(&p->inflight)) {
-        aq_list *l = p->inflight.next;
-        aq_list_del(l);
-        aq_list_add_tail(&doomed, l);
-    }
-    for (aq_list *l = p->queue.next, *next; l != &p->queue; l = next) {
-        next = l->next;
-        aq_rpc_call_s *c = aq_container_of(l, aq_rpc_call_s, link);
-        if (c->attempts) { /* sent before, back in the queue after BUSY */
-            aq_list_del(l);
-            p->nqueued--;
-            c->state = AQ_CALL_BUSYWAIT;
-            aq_list_add_tail(&doomed, l);
-        }
-    }
-    while (!aq_list_empty(&doomed)) {
-        aq_rpc_call_s *c = aq_container_of(doomed.next, aq_rpc_call_s, link);
-        aq_rpc__call_finish(rpc, c, AQ_ERESTARTED, 0, NULL, 0, NULL);
-    }
+    /* Caller side: calls the old incarnation may have received end with a clear error. */
+    (void)fail_calls(rpc, p, AQ_ERESTARTED, false);
     if (rpc->restart_fn)
         rpc->restart_fn(rpc->restart_ud, p, old, new_inc);
 }

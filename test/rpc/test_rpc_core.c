@@ -291,6 +291,48 @@ Test(rpc_core, free_fails_pending_with_closed) {
     cr_assert_eq(o.err, AQ_ECLOSED);
 }
 
+Test(rpc_core, cancel_ends_every_pending_call_now) {
+    outcome o[5] = {{0}};
+    lent_released = 0;
+    aq_rpc_buf b = {"a", 1, count_release, NULL};
+    /* One waiting out BUSY, one in flight to a peer that hears nothing, two queued behind it. */
+    busy_mode = 1;
+    cr_assert_eq(aq_rpc_call(N.rpc[0], peer_b(), 1, b, 5000000, done, &o[0]), 0);
+    flush();
+    busy_mode = 0;
+    N.drop_to[1] = true;
+    for (int i = 1; i < 4; i++)
+        cr_assert_eq(aq_rpc_call(N.rpc[0], peer_b(), 1, b, 5000000, done, &o[i]), 0);
+    flush();
+    aq_rpc_peer_stats st;
+    aq_rpc_peer_stats_get(peer_b(), &st);
+    cr_assert_eq(st.queued, 2);
+    cr_assert_eq(lent_released, 0);
+    cr_assert_eq(aq_rpc_peer_cancel_calls(peer_b()), 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(o[i].n, 1, "call %d", i);
+        cr_assert_eq(o[i].err, AQ_ECANCELED, "call %d", i);
+        cr_assert(strstr(o[i].text, "canceled after"), "%s", o[i].text);
+    }
+    cr_assert_eq(lent_released, 4);
+    aq_rpc_peer_stats_get(peer_b(), &st);
+    cr_assert_eq(st.queued, 0);
+    cr_assert_eq(st.inflight, 0);
+    cr_assert_eq(aq_rpc_peer_cancel_calls(peer_b()), 0);
+    /* The peer is usable again, and nothing more comes of the ended calls. */
+    N.drop_to[1] = false;
+    cr_assert_eq(
+        aq_rpc_call(N.rpc[0], peer_b(), 1, (aq_rpc_buf){"ok", 2, NULL, NULL}, 5000000, done, &o[4]),
+        0);
+    flush();
+    cr_assert_eq(o[4].n, 1);
+    cr_assert_eq(o[4].err, 0);
+    for (int i = 0; i < 20 && rfn_tick(&N); i++)
+        flush();
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(o[i].n, 1, "call %d", i);
+}
+
 static int restarts;
 static void on_restart(void *ud, aq_rpc_peer *p, uint64_t old_inc, uint64_t new_inc) {
     restarts++;
