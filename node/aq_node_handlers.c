@@ -105,7 +105,13 @@ typedef struct write_op {
     int local_err;
     bool local_stale, local_found;
     uint64_t held; /* local_stale: the newer version stored here */
-    int refs;      /* forwards in flight + the local part */
+    /* The answer waits for every outcome (pending); the op's request bytes, lent to forwards
+     * (lends), outlive it while a pipe write still reads them: a replica that stopped reading
+     * holds them until its pipe drains or breaks, which must not delay the answer. A new round
+     * rewrites the request's head, so it waits for the lends (round_waiting). */
+    int pending; /* outcomes awaited: the local part, forwards, removal notices */
+    int lends;   /* forwards whose request bytes rpc has not released */
+    bool round_waiting, answered;
     uint8_t copies, wanted;
     uint16_t holders[AQ_PUT_REP_HOLDERS_MAX];
     uint64_t stale_max;  /* the newest version a replica answered STALE with; 0: none */
@@ -130,7 +136,8 @@ static void forward_ctx_unref(forward_ctx *f) {
         free(f);
 }
 
-static void write_op_unref(write_op *op);
+static void outcome_done(write_op *op);
+static void lend_done(write_op *op);
 static void write_start_round(write_op *op);
 
 static void write_op_free(write_op *op) {
@@ -147,7 +154,7 @@ static void forward_release(void *ctx) {
     free(f->copy);
     f->copy = NULL;
     forward_ctx_unref(f);
-    write_op_unref(op);
+    lend_done(op);
 }
 
 static void add_holder(write_op *op, size_t member) {
@@ -220,6 +227,10 @@ static void write_finish(write_op *op) {
 static void round_end(write_op *op) {
     if (op->coordinate && op->stale_max && op->round < MAX_ROUNDS && !op->forward_err &&
         !op->local_err && (!op->deadline || aq_node_now_us(op->n) < op->deadline)) {
+        if (op->lends) {
+            op->round_waiting = true;
+            return;
+        }
         uint64_t v = aq_node_next_version(op->n);
         op->version = v > op->stale_max ? v : op->stale_max + 1;
         write_start_round(op);
@@ -231,13 +242,26 @@ static void round_end(write_op *op) {
                 "one",
                 aq_node_method_name(op->method), op->round, op->copies, op->wanted);
     write_finish(op);
-    write_op_free(op);
+    if (op->lends)
+        op->answered = true;
+    else
+        write_op_free(op);
 }
 
-static void write_op_unref(write_op *op) {
-    if (--op->refs > 0)
+static void outcome_done(write_op *op) {
+    if (--op->pending == 0)
+        round_end(op);
+}
+
+static void lend_done(write_op *op) {
+    if (--op->lends > 0)
         return;
-    round_end(op);
+    if (op->round_waiting) {
+        op->round_waiting = false;
+        round_end(op);
+    } else if (op->answered) {
+        write_op_free(op);
+    }
 }
 
 static void forward_done(void *ud, const aq_rpc_result *r) {
@@ -273,7 +297,7 @@ static void forward_done(void *ud, const aq_rpc_result *r) {
         aq_logf(n->log, AQ_LOG_WARN, "%s", aq_rpc_result_describe(n->rpc, r, buf, sizeof buf));
     }
     forward_ctx_unref(f);
-    write_op_unref(op);
+    outcome_done(op);
 }
 
 static void inform_done(void *ud, const aq_rpc_result *r) {
@@ -288,7 +312,7 @@ static void inform_done(void *ud, const aq_rpc_result *r) {
         aq_logf(op->n->log, AQ_LOG_WARN, "%s",
                 aq_rpc_result_describe(op->n->rpc, r, buf, sizeof buf));
     }
-    write_op_unref(op);
+    outcome_done(op);
 }
 
 /* A removal also goes to every other live node, flagged AQ_RM_IF_HELD: a node that repair gave a
@@ -310,12 +334,12 @@ static void inform_others(write_op *op, const uint32_t *reps, size_t r) {
             aq_wr_free(&w);
             continue;
         }
-        op->refs++;
+        op->pending++;
         aq_rpc_buf b = {w.p, w.len, free, w.p};
         int err = aq_rpc_call(n->rpc, n->members[m].peer, AQ_M_RM, b, AQ_NODE_CALL_TIMEOUT_US(n),
                               inform_done, op);
         if (err) {
-            op->refs--;
+            op->pending--;
             aq_logf(n->log, AQ_LOG_WARN, "cannot tell %s of a removal: %s",
                     n->members[m].conf->name, aq_strerror(err));
         }
@@ -359,12 +383,14 @@ static void forward_all(write_op *op) {
         f->member = m;
         f->refs = 2;
         aq_node_u64_at(buf, op->deadline_off, aq_node_deadline_for(n, m, op->deadline));
-        op->refs += 2; /* one for the call's outcome, one for the lent request bytes */
+        op->pending++; /* the call's outcome */
+        op->lends++;   /* the lent request bytes */
         aq_rpc_buf b = {buf, op->len, forward_release, f};
         uint64_t timeout = AQ_NODE_CALL_TIMEOUT_US(n);
         int err = aq_rpc_call(n->rpc, n->members[m].peer, op->method, b, timeout, forward_done, f);
         if (err) {
-            op->refs -= 1; /* the lent request was released already (rpc contract) */
+            op->pending--; /* no outcome comes; rpc released the lent bytes already (its contract)
+                            */
             forward_ctx_unref(f);
             aq_logf(n->log, AQ_LOG_WARN, "cannot forward %s to %s: %s",
                     aq_node_method_name(op->method), n->members[m].conf->name, aq_strerror(err));
@@ -472,7 +498,7 @@ static void write_after(uv_work_t *w, int status) {
         if (op->local_err == 0 && !op->local_stale)
             add_holder(op, n->self);
     }
-    write_op_unref(op);
+    outcome_done(op);
 }
 
 /* A small write to a memory-only store runs on the loop: hashing a few KiB and an index update
@@ -489,7 +515,7 @@ static bool write_inline(const write_op *op) {
 
 static void write_start_round(write_op *op) {
     op->round++;
-    op->refs = 1;
+    op->pending = 1;
     op->local_err = 0;
     op->local_stale = false;
     op->copies = 0;

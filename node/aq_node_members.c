@@ -35,6 +35,12 @@ static void set_state(aq_node *n, aq_member *m, int state, uint64_t now) {
         aq_logf(n->log, AQ_LOG_WARN, "%s (%s) is down: not heard for %llu ms", m->conf->name,
                 m->conf->address,
                 (unsigned long long)(m->last_heard_us ? (now - m->last_heard_us) / 1000 : 0));
+        /* Each call pending to it would wait out its deadline (call_timeout), and a write that
+         * forwarded it a copy would answer its client that late. They end now instead, as copies
+         * not known to have arrived. */
+        size_t ended = aq_rpc_peer_cancel_calls(m->peer);
+        if (ended)
+            aq_logf(n->log, AQ_LOG_WARN, "calls pending to %s canceled: %zu", m->conf->name, ended);
     } else if (state == AQ_MEMBER_UP) {
         if (old == AQ_MEMBER_DOWN) {
             aq_logf(n->log, AQ_LOG_INFO, "%s (%s) is up", m->conf->name, m->conf->address);

@@ -3,7 +3,8 @@
  * (so a test can freeze the node in between; it prints "probed" when that starts), then sends the
  * PUT with the deadline of an attempt of TIMEOUT_MS in the node's clock and waits that long.
  *
- * Usage: aq_putvia CONF NODE KEY FILE TIMEOUT_MS DELAY_MS
+ * Usage: aq_putvia CONF NODE KEY FILE TIMEOUT_MS DELAY_MS   (FILE: at most one chunk, 4 MiB)
+ * Prints "stored C of W" once stored (the copies the node reported, of those wanted).
  * Exit: 0 stored, 3 no answer within TIMEOUT_MS, 4 refused (the error on stderr), 1 usage. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,12 +57,13 @@ int main(int argc, char **argv) {
     }
     const aq_node_config_node *node = aq_node_config_find(cf, argv[2]);
     FILE *f = fopen(argv[4], "rb");
-    static uint8_t val[1 << 20];
-    size_t vlen = f ? fread(val, 1, sizeof val, f) : 0;
+    uint8_t *val = malloc(AQ_NODE_CHUNK_MAX + 1);
+    size_t vlen = f && val ? fread(val, 1, AQ_NODE_CHUNK_MAX + 1, f) : 0;
     if (f)
         fclose(f);
-    if (!node || !f) {
-        fprintf(stderr, "aq_putvia: no node %s, or cannot read %s\n", argv[2], argv[4]);
+    if (!node || !f || !val || vlen > AQ_NODE_CHUNK_MAX) {
+        fprintf(stderr, "aq_putvia: no node %s, or cannot read %s (at most 4 MiB)\n", argv[2],
+                argv[4]);
         return 1;
     }
     uint64_t timeout_ms = strtoull(argv[5], NULL, 10), delay_ms = strtoull(argv[6], NULL, 10);
@@ -109,8 +111,13 @@ int main(int argc, char **argv) {
     } else if (st.err || st.status) {
         fprintf(stderr, "aq_putvia: PUT to %s: %s\n", argv[2], st.msg);
         rcode = 4;
+    } else {
+        aq_node_put_rep rep;
+        if (aq_node_put_rep_decode(st.rep, st.len, &rep) == 0)
+            printf("stored %u of %u\n", rep.copies, rep.wanted);
     }
     free(st.rep);
+    free(val);
     aq_tool_rpc_close(&loop, uv);
     aq_node_config_free(cf);
     return rcode;

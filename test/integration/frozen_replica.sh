@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# A replica frozen (SIGSTOP: no crash, no reset; its kernel still takes bytes until its buffers fill)
+# while a coordinator forwards it copies: each write is answered once the coordinator calls the
+# replica down, with the copies it has, and not at call_timeout, also when 32 MiB of forwards sit in
+# the stalled pipe. After the replica thaws every value reads back whole.
+. "$(dirname "$0")/lib.sh"
+
+# The replica is called down after 6 s of silence (heartbeat 1s), so the writes below reach the
+# coordinator while it still counts the replica live and forward to it. call_timeout is far past
+# the writers' own 60 s: a write that waited it out fails the test.
+it_conf 3 2 "call_timeout = 600s"
+sed -i 's/^heartbeat = 200ms$/heartbeat = 1s/' "$CONF"
+grep -q '^heartbeat = 1s$' "$CONF" || it_fail "could not set the heartbeat"
+it_up
+# Keys whose two replicas are n1 and n2: written through n1, each is forwarded to n2.
+mapfile -t keys < <("$AQ_TEST_BIN/aq_place" "$CONF" $(seq -f 'fz/k%g' 1 200) |
+  awk '($2 == "n1" && $3 == "n2") || ($2 == "n2" && $3 == "n1") { print $1 }' | head -9)
+[ ${#keys[@]} = 9 ] || it_fail "only ${#keys[@]} keys placed on n1 and n2"
+# Eight 4 MiB values (over the pipe: more than the frozen node's socket takes) and a small one
+# (one datagram).
+for i in 0 1 2 3 4 5 6 7; do it_rand_file "$T/v$i" $((4 << 20)); done
+it_rand_file "$T/v8" 1000
+
+it_log "9 writes through n1, each forwarded to n2, which freezes before they are sent"
+pids=()
+for i in "${!keys[@]}"; do
+  "$AQ_TEST_BIN/aq_putvia" "$CONF" n1 "${keys[i]}" "$T/v$i" 60000 1500 >"$T/p$i.out" 2>"$T/p$i.err" &
+  pids+=($!)
+done
+for i in "${!keys[@]}"; do
+  for ((w = 0; w < 300; w++)); do grep -q probed "$T/p$i.out" && break; sleep 0.1; done
+  grep -q probed "$T/p$i.out" || it_fail "n1 did not answer STATUS: $(cat "$T/p$i.err")"
+done
+kill -STOP "$(it_pid n2)"
+IT_CLEANUPS+=("kill -CONT $(it_pid n2) 2>/dev/null")
+for i in "${!keys[@]}"; do
+  set +e
+  wait "${pids[i]}"
+  rc=$?
+  set -e
+  [ $rc = 0 ] || it_fail "the write of ${keys[i]} exited $rc: $(cat "$T/p$i.err")"
+  grep -qx 'stored 1 of 2' "$T/p$i.out" || it_fail "${keys[i]}: $(cat "$T/p$i.out")"
+done
+# The forwards were sent and then ended when n2 was called down, not skipped because it was down
+# already (which would prove nothing here).
+canceled=$(grep -c 'call PUT to n2 .* canceled after' "$T/run/n1.log" || true)
+[ "$canceled" -ge 1 ] || it_fail "n1 canceled no forward to n2; its log: $(tail -5 "$T/run/n1.log")"
+grep -q 'calls pending to n2 canceled' "$T/run/n1.log" || it_fail "n1 did not log the cancel"
+it_log "all 9 answered while n2 is frozen ($canceled forwards canceled)"
+
+# While n2 is still frozen, and after it thaws, each value reads back whole.
+check_all() {
+  for i in "${!keys[@]}"; do
+    rm -f "$T/got"
+    "$AQ" get "${keys[i]}" -o "$T/got" 2>"$T/get.err" || it_fail "get ${keys[i]} ($1): $(cat "$T/get.err")"
+    cmp -s "$T/v$i" "$T/got" || it_fail "get ${keys[i]} ($1) gave other bytes"
+  done
+}
+check_all "n2 frozen"
+kill -CONT "$(it_pid n2)"
+it_wait_state n2 up 60
+check_all "n2 thawed"
+it_log "frozen_replica: 9 writes answered while their replica was frozen, all read back"
