@@ -247,7 +247,7 @@ static const command commands[] = {
      "on; a progress line shows on a terminal. Prints \"wrote W of N files (SIZE)\", and with\n"
      "--json {dir, prefix, files, wrote, failed, bytes, seconds, failures: [{path, key,\n"
      "error}]}. Exits 4 if any failed.\n\n"
-     "Memory: a value at most 4 chunks of 4 MiB in flight, each perhaps twice: under 40 MiB\n"
+     "Memory: a value at most 2 chunks of 4 MiB in flight, each perhaps twice: under 24 MiB\n"
      "whatever its size; get -r: 64 files in flight and the fetched ones not yet written\n"
      "holding at most 64 MiB together (as the listing gives their sizes), a value over 4 MiB\n"
      "1 chunk at a time: under 150 MiB.\n",

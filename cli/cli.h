@@ -36,6 +36,10 @@
 enum { CLI_OK = 0, CLI_USAGE = 1, CLI_NOTFOUND = 2, CLI_UNREACH = 3, CLI_ERROR = 4 };
 
 #define CLI_INFLIGHT 4 /* chunk transfers in flight at once: memory stays a few chunks */
+/* A large get's chunks in flight at once. Fewer than a put's: the chunks arrive interleaved on
+ * the nodes' pipes, and each more in flight is 4 MiB more of buffers the receive copy and the
+ * digests pass through; two keep a fetch going while the previous chunk is checked and written. */
+#define CLI_GET_INFLIGHT 2
 
 typedef struct cli_kop cli_kop;
 

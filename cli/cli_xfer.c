@@ -54,8 +54,9 @@ static aq_node_digest digest_both(XXH3_state_t *whole, XXH3_state_t *part, const
     return digest_final(part);
 }
 
-static size_t inflight_of(const cli *c) {
-    size_t n = c->chunks_inflight ? c->chunks_inflight : CLI_INFLIGHT;
+/* The chunks of one value in flight: the caller's chunks_inflight, else dflt. */
+static size_t inflight_of(const cli *c, size_t dflt) {
+    size_t n = c->chunks_inflight ? c->chunks_inflight : dflt;
     return n > MAX_INFLIGHT ? MAX_INFLIGHT : n;
 }
 
@@ -195,7 +196,7 @@ static int put_large(cli *c, const char *key, put_src *src, const char *name, ui
     uint32_t cap = 0;
     XXH3_state_t *st = XXH3_createState();
     XXH3_state_t *ps_state = XXH3_createState();
-    size_t nslot = inflight_of(c);
+    size_t nslot = inflight_of(c, CLI_INFLIGHT);
     put_slot slots[MAX_INFLIGHT];
     memset(slots, 0, sizeof slots);
     if (!st || !ps_state) {
@@ -457,7 +458,7 @@ static void slot_write(get_slot *gs, int fd) {
 
 static int get_large(cli *c, const char *key, const cli_manifest *m, get_sink *o) {
     size_t klen = strlen(key);
-    size_t nslot = inflight_of(c);
+    size_t nslot = inflight_of(c, CLI_GET_INFLIGHT);
     get_slot slot[MAX_INFLIGHT];
     memset(slot, 0, sizeof slot);
     /* started: fetches begun; hashed: parts checked and handed to their write, in order; freed:

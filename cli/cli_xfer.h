@@ -15,8 +15,9 @@
  *   (cli_prev.c).
  * - A put leaves what it reached in c->wrep_* (reset at its start): the command prints it with
  *   cli_wrep_finish; cli_wrep_check applies --min-copies alone (no printing).
- * - Memory: at most c->chunks_inflight chunks of 4 MiB (CLI_INFLIGHT when 0) per value, each
- *   perhaps twice (ours and the rpc's copy), plus the whole value for the buffer entry points.
+ * - Memory: at most c->chunks_inflight chunks of 4 MiB (when 0: CLI_INFLIGHT for a put,
+ *   CLI_GET_INFLIGHT for a get) per value, each perhaps twice (ours and the rpc's copy), plus
+ *   the whole value for the buffer entry points.
  */
 #ifndef AQ_CLI_XFER_H
 #define AQ_CLI_XFER_H

@@ -266,6 +266,20 @@ it_rand_file "$T/big" $((100 << 20))
 "$AQ" get big -o "$T/big.out" --fsync || it_fail "get -o big"
 cmp "$T/big" "$T/big.out" || it_fail "get -o of 100 MiB differs"
 "$AQ" get big | cmp -s - "$T/big" || it_fail "get of 100 MiB to stdout differs"
+# The memory --help states, a value's size whatever: put under 40 MiB, get under 24 MiB (peak
+# RSS; a sanitizer build's runtime holds far more of its own).
+if ! ldd "$AQ" | grep -q libasan; then
+  peak() {
+    python3 -c 'import resource, subprocess, sys
+sys.exit(subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode or
+         print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024))' "$@"
+  }
+  rss=$(peak "$AQ" put big "$T/big") || it_fail "put big (peak memory)"
+  [ "$rss" -lt 40 ] || it_fail "put of 100 MiB peaked at $rss MiB, over the 40 MiB --help states"
+  rss=$(peak "$AQ" get big -o "$T/big.out") || it_fail "get -o big (peak memory)"
+  [ "$rss" -lt 24 ] || it_fail "get -o of 100 MiB peaked at $rss MiB, over the 24 MiB --help states"
+  it_log "peak memory of a 100 MiB put and get -o within what --help states"
+fi
 it_log "get -o killed while it writes leaves the file as it was and nothing beside it"
 mkdir -p "$T/ko"
 echo before >"$T/ko/out"
