@@ -92,7 +92,8 @@ typedef struct cli {
     unsigned wrep_copies, wrep_wanted;
     bool *wrep_missing;
     struct cli_probe *probe;
-    uint64_t probe_ms; /* the last probe's timeout, for messages */
+    uint64_t probe_ms;       /* the last probe's timeout, for messages */
+    struct cli_watch *watch; /* cli_watch.c */
     /* The last failure (cli_fail): its sentence without the "aquifer: " prefix, its aq error
      * code, and, with quiet (the library), nothing printed. */
     bool quiet;
@@ -102,6 +103,15 @@ typedef struct cli {
     void (*on_warn)(void *ud, const char *sentence);
     void *warn_ud;
 } cli;
+
+/* ---- cli_watch.c ---- */
+/* How long the watch waits for the other nodes' view of a node that went silent. */
+#define CLI_WATCH_ASK_MS 1500
+/* Started by cli_open: calls pending to a node the other nodes call down are canceled, so they
+ * move on to their next candidates, and the node is left out of the rest of the command. */
+int cli_watch_start(cli *c);
+void cli_watch_stop(cli *c); /* before the endpoint closes */
+void cli_watch_free(cli *c); /* after the loop closed */
 
 /* ---- cli_out.c ---- */
 /* "VERB ARG" (or VERB alone when arg is NULL) into dst, cut at cap - 1 bytes like snprintf: the

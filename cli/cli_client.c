@@ -98,6 +98,8 @@ int cli_open(cli *c) {
         aq_rpc_peer_set_name(c->peers[i], cf->nodes[i].name);
         c->seeds[i] = aq_place_seed(cf->nodes[i].name);
     }
+    if (cli_watch_start(c) != 0)
+        return cli_fail(c, AQ_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -106,6 +108,7 @@ static void uv_closed(void *ud) {
 }
 
 void cli_close(cli *c) {
+    cli_watch_stop(c);
     if (c->uv) {
         bool closed = false;
         aq_rpc_uv_close(c->uv, uv_closed, &closed);
@@ -119,6 +122,7 @@ void cli_close(cli *c) {
         uv_loop_close(&c->loop);
         c->loop_open = false;
     }
+    cli_watch_free(c);
     probe_free_all(c->probe);
     c->probe = NULL;
     free(c->peers);
@@ -257,13 +261,23 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
     if (e == AQ_ENOTFOUND)
         k->any_notfound = true;
     /* A node silent for a whole call is left out of the candidates of every later call of this
-     * command, so a node that died mid-run costs one timeout, not one per key placed on it. */
+     * command, so a node that died mid-run costs one timeout, not one per key placed on it. One
+     * the other nodes called down (the watch canceled its calls) is left out already. */
     if (r->err == AQ_ETIMEDOUT)
         c->live[node] = false;
+    if (r->err == AQ_ECANCELED) {
+        size_t l = strlen(k->msg);
+        snprintf(k->msg + l, sizeof k->msg - l, ": the other nodes call %s down", cn->name);
+        e = AQ_EUNAVAIL;
+    }
     bool retry = r->err != 0 || e == AQ_ECLOSED || e == AQ_EBUSY || e == AQ_ECORRUPT ||
                  e == AQ_EPROTO || (e == AQ_ENOTFOUND && k->next_on_notfound);
-    if (retry && k->pos + 1 < k->ncand) {
-        k->pos++;
+    /* The next candidate not left out since the call started. */
+    size_t next = k->pos + 1;
+    while (next < k->ncand && !c->live[k->cand[next]])
+        next++;
+    if (retry && next < k->ncand) {
+        k->pos = next;
         k->next_retry = c->retry;
         c->retry = k;
         return;

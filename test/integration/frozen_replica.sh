@@ -2,7 +2,9 @@
 # A replica frozen (SIGSTOP: no crash, no reset; its kernel still takes bytes until its buffers fill)
 # while a coordinator forwards it copies: each write is answered once the coordinator calls the
 # replica down, with the copies it has, and not at call_timeout, also when 32 MiB of forwards sit in
-# the stalled pipe. After the replica thaws every value reads back whole.
+# the stalled pipe. After the replica thaws every value reads back whole. Then the command's own
+# calls: a put and a get that the node freezes under go on to other replicas once the other nodes
+# call it down.
 . "$(dirname "$0")/lib.sh"
 
 # The replica is called down after 6 s of silence (heartbeat 1s), so the writes below reach the
@@ -60,4 +62,67 @@ check_all "n2 frozen"
 kill -CONT "$(it_pid n2)"
 it_wait_state n2 up 60
 check_all "n2 thawed"
-it_log "frozen_replica: 9 writes answered while their replica was frozen, all read back"
+it_log "9 writes answered while their replica was frozen, all read back"
+
+# The command's own calls: a put and a get that n2 freezes under, each past its first chunks. Each
+# call pending to n2 waits until the other nodes call n2 down, then goes to the next replica
+# (without that, it would wait call_timeout + 5 s: past the bound here).
+it_rand_file "$T/big" $((64 << 20))
+# frozen_mid PHASE: freeze n2 once $T/half exists, then let the command go on ($T/go).
+frozen_mid() {
+  for ((w = 0; w < 600; w++)); do [ -e "$T/half" ] && break; sleep 0.1; done
+  [ -e "$T/half" ] || it_fail "$1: the command never got half way"
+  sleep 0.5
+  kill -STOP "$(it_pid n2)"
+  touch "$T/go"
+}
+it_log "put of 64 MiB from a pipe; n2 freezes after its first 8 MiB"
+rm -f "$T/half" "$T/go"
+python3 -c '
+import os, sys, time
+data = open(sys.argv[1], "rb").read()
+out = sys.stdout.buffer
+out.write(data[:8 << 20]); out.flush()
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]): time.sleep(0.05)
+out.write(data[8 << 20:]); out.flush()' "$T/big" "$T/half" "$T/go" |
+  timeout 120 "$AQ" put fz/big - >"$T/put.out" 2>"$T/put.err" &
+putp=$!
+frozen_mid put
+rc=0
+wait $putp || rc=$?
+[ $rc = 0 ] || it_fail "the put n2 froze under exited $rc: $(cat "$T/put.err")"
+grep -q "n2 (.*) stopped answering and the other nodes call it down" "$T/put.err" ||
+  it_fail "the put did not say n2 was called down: $(cat "$T/put.err")"
+grep -q "missing: n2" "$T/put.err" || it_fail "the put did not name n2 as missing: $(cat "$T/put.err")"
+"$AQ" get fz/big -o "$T/got" || it_fail "get fz/big with n2 frozen"
+cmp -s "$T/big" "$T/got" || it_fail "fz/big read back other bytes"
+kill -CONT "$(it_pid n2)"
+it_wait_state n2 up 60
+
+it_log "get of 64 MiB to a reader that pauses after 8 MiB; n2 freezes meanwhile"
+# Both copies of every part, n2's among them, so that parts are asked of n2 after the freeze.
+"$AQ" put fz/big "$T/big" >"$T/put2.out" || it_fail "put fz/big again"
+grep -q "stored 2 of 2" "$T/put2.out" || it_fail "fz/big: $(cat "$T/put2.out")"
+rm -f "$T/half" "$T/go" "$T/got"
+timeout 120 "$AQ" get fz/big 2>"$T/get.err" | python3 -c '
+import os, sys, time
+inp = sys.stdin.buffer
+with open(sys.argv[1], "wb") as f:
+    f.write(inp.read(8 << 20))
+    open(sys.argv[2], "w").close()
+    while not os.path.exists(sys.argv[3]): time.sleep(0.05)
+    while True:
+        b = inp.read(1 << 20)
+        if not b: break
+        f.write(b)' "$T/got" "$T/half" "$T/go" &
+getp=$!
+frozen_mid get
+rc=0
+wait $getp || rc=$?
+[ $rc = 0 ] || it_fail "the get n2 froze under failed: $(cat "$T/get.err")"
+cmp -s "$T/big" "$T/got" || it_fail "the get n2 froze under gave other bytes: $(cat "$T/get.err")"
+grep -q "n2 (.*) stopped answering and the other nodes call it down" "$T/get.err" ||
+  it_fail "the get did not say n2 was called down: $(cat "$T/get.err")"
+kill -CONT "$(it_pid n2)"
+it_log "frozen_replica: writes forwarded to a frozen replica, and a put and a get of the command, all went on once it was called down"

@@ -1,0 +1,162 @@
+/* cli_watch: a node that stops answering in the middle of a command (a stopped process, a
+ * partition) is called down by the other nodes after six heartbeats, but each of the command's
+ * calls to it would wait out its own timeout (call_timeout + 5 s) before moving on to the next
+ * candidate. So while calls are pending to a node the command has not heard for three heartbeats,
+ * it asks the other live nodes how they see it, and once every one that answers reports it down,
+ * its calls are canceled (each moves on to its next candidate, cli_client.c) and it is left out of
+ * the rest of the command, as a node whose call timed out is.
+ *
+ * The verdict is the cluster's, not the command's own: a node busy taking in a long transfer may
+ * have nothing to say to the command for a while, but its peers hear its heartbeats. One question
+ * is out at a time; a timer every heartbeat (at most 1 s) looks for the next. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct ask {
+    struct cli_watch *w;
+} ask;
+
+struct cli_watch {
+    cli *c;
+    uv_timer_t timer;
+    bool closing;
+    /* The question out: about node target, last heard at heard_us; replies awaited, and how the
+     * ones in so far see it. */
+    size_t target;
+    uint64_t heard_us;
+    size_t waiting, down, other;
+    ask *asks; /* one per node, for the calls' user data */
+    bool *warned;
+};
+
+static void decide(struct cli_watch *w) {
+    cli *c = w->c;
+    size_t t = w->target;
+    /* Every node that answered calls it down, and it has said nothing to us meanwhile. */
+    if (w->down == 0 || w->other || !c->live[t] ||
+        aq_rpc_peer_last_heard_us(c->peers[t]) != w->heard_us)
+        return;
+    c->live[t] = false;
+    if (!w->warned[t]) {
+        w->warned[t] = true;
+        cli_warn(c,
+                 "warning: %s (%s) stopped answering and the other nodes call it down; it is left "
+                 "out of the rest of this command",
+                 c->conf->nodes[t].name, c->conf->nodes[t].address);
+    }
+    aq_rpc_peer_cancel_calls(c->peers[t]);
+}
+
+static void status_cb(void *ud, const aq_rpc_result *r) {
+    struct cli_watch *w = ((ask *)ud)->w;
+    cli *c = w->c;
+    w->waiting--;
+    if (w->closing)
+        return;
+    const char *name = c->conf->nodes[w->target].name;
+    aq_rd rd;
+    aq_node_status_node sn;
+    if (r->err == 0 && r->status == 0 && aq_node_status_rep_begin(&rd, r->data, r->len, &sn) == 0) {
+        bool down = false;
+        for (uint32_t j = 0; j < sn.npeers; j++) {
+            aq_node_status_peer sp;
+            if (aq_node_status_rep_next(&rd, &sp) != 0)
+                break;
+            if (strcmp(sp.name, name) == 0) {
+                down = sp.state == AQ_MEMBER_DOWN;
+                break;
+            }
+        }
+        if (down)
+            w->down++;
+        else
+            w->other++;
+    }
+    /* A node that did not answer has no say. */
+    if (w->waiting == 0)
+        decide(w);
+}
+
+/* Asks every other live node how it sees node t. */
+static void ask_about(struct cli_watch *w, size_t t) {
+    cli *c = w->c;
+    w->target = t;
+    w->heard_us = aq_rpc_peer_last_heard_us(c->peers[t]);
+    w->down = w->other = 0;
+    for (size_t j = 0; j < c->conf->nnodes; j++) {
+        if (j == t || !c->live[j])
+            continue;
+        aq_rpc_buf none = {0};
+        if (aq_rpc_call(c->rpc, c->peers[j], AQ_M_STATUS, none, CLI_WATCH_ASK_MS * 1000, status_cb,
+                        &w->asks[j]) == 0)
+            w->waiting++;
+    }
+}
+
+static void tick(uv_timer_t *t) {
+    struct cli_watch *w = t->data;
+    cli *c = w->c;
+    if (w->waiting || !c->rpc)
+        return;
+    uint64_t now = uv_hrtime() / 1000;
+    uint64_t quiet_us = 3 * c->conf->heartbeat_ms * 1000;
+    for (size_t i = 0; i < c->conf->nnodes; i++) {
+        if (!c->live[i])
+            continue;
+        aq_rpc_peer_stats st;
+        aq_rpc_peer_stats_get(c->peers[i], &st);
+        uint64_t heard = aq_rpc_peer_last_heard_us(c->peers[i]);
+        if (st.inflight + st.queued == 0 || heard == 0 || now - heard < quiet_us)
+            continue;
+        ask_about(w, i);
+        if (w->waiting)
+            return;
+    }
+}
+
+int cli_watch_start(cli *c) {
+    struct cli_watch *w = calloc(1, sizeof *w);
+    size_t n = c->conf->nnodes;
+    if (w) {
+        w->asks = calloc(n, sizeof *w->asks);
+        w->warned = calloc(n, sizeof *w->warned);
+    }
+    if (!w || !w->asks || !w->warned) {
+        if (w) {
+            free(w->asks);
+            free(w->warned);
+        }
+        free(w);
+        return AQ_ENOMEM;
+    }
+    w->c = c;
+    for (size_t j = 0; j < n; j++)
+        w->asks[j].w = w;
+    uint64_t every = c->conf->heartbeat_ms < 1000 ? c->conf->heartbeat_ms : 1000;
+    uv_timer_init(&c->loop, &w->timer);
+    w->timer.data = w;
+    uv_timer_start(&w->timer, tick, every, every);
+    /* It watches calls; it never keeps a loop running by itself. */
+    uv_unref((uv_handle_t *)&w->timer);
+    c->watch = w;
+    return 0;
+}
+
+void cli_watch_stop(cli *c) {
+    if (!c->watch)
+        return;
+    c->watch->closing = true;
+    uv_close((uv_handle_t *)&c->watch->timer, NULL);
+}
+
+void cli_watch_free(cli *c) {
+    struct cli_watch *w = c->watch;
+    if (!w)
+        return;
+    free(w->asks);
+    free(w->warned);
+    free(w);
+    c->watch = NULL;
+}
