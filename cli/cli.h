@@ -52,6 +52,9 @@ typedef struct cli_frame_opts {
 
 typedef struct cli {
     const char *what; /* "get KEY": starts every error sentence */
+    /* The whole command's what where what names one item of it (a batch's cli): for notes about
+     * the command, not the item (cli_watch.c). NULL: what. */
+    const char *cmd_what;
     aq_node_config *conf;
     char *conf_path; /* the file it came from; NULL for the built-in default */
     bool json;

@@ -22,6 +22,7 @@ struct cli_watch {
     cli *c;
     uv_timer_t timer;
     bool closing;
+    uint64_t start_us; /* a node this endpoint never heard counts as silent since then */
     /* The question out: about node target, last heard at heard_us; replies awaited, and how the
      * ones in so far see it. */
     size_t target;
@@ -41,10 +42,14 @@ static void decide(struct cli_watch *w) {
     c->live[t] = false;
     if (!w->warned[t]) {
         w->warned[t] = true;
+        const char *what = c->what;
+        if (c->cmd_what)
+            c->what = c->cmd_what;
         cli_warn(c,
                  "warning: %s (%s) stopped answering and the other nodes call it down; it is left "
                  "out of the rest of this command",
                  c->conf->nodes[t].name, c->conf->nodes[t].address);
+        c->what = what;
     }
     aq_rpc_peer_cancel_calls(c->peers[t]);
 }
@@ -108,7 +113,9 @@ static void tick(uv_timer_t *t) {
         aq_rpc_peer_stats st;
         aq_rpc_peer_stats_get(c->peers[i], &st);
         uint64_t heard = aq_rpc_peer_last_heard_us(c->peers[i]);
-        if (st.inflight + st.queued == 0 || heard == 0 || now - heard < quiet_us)
+        if (heard < w->start_us)
+            heard = w->start_us;
+        if (st.inflight + st.queued == 0 || now - heard < quiet_us)
             continue;
         ask_about(w, i);
         if (w->waiting)
@@ -132,6 +139,7 @@ int cli_watch_start(cli *c) {
         return AQ_ENOMEM;
     }
     w->c = c;
+    w->start_us = uv_hrtime() / 1000;
     for (size_t j = 0; j < n; j++)
         w->asks[j].w = w;
     uint64_t every = c->conf->heartbeat_ms < 1000 ? c->conf->heartbeat_ms : 1000;

@@ -840,6 +840,7 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
         b->width = WIDTH_MAX;
     b->c.conf = c->conf;
     b->c.what = c->what;
+    b->c.cmd_what = c->what;
     b->c.min_copies = c->min_copies;
     b->c.quiet = c->quiet;
     b->c.on_warn = c->on_warn;

@@ -3,8 +3,8 @@
 # while a coordinator forwards it copies: each write is answered once the coordinator calls the
 # replica down, with the copies it has, and not at call_timeout, also when 32 MiB of forwards sit in
 # the stalled pipe. After the replica thaws every value reads back whole. Then the command's own
-# calls: a put and a get that the node freezes under go on to other replicas once the other nodes
-# call it down.
+# calls: a put, a get and a put -r that the node freezes under go on to other replicas once the
+# other nodes call it down.
 . "$(dirname "$0")/lib.sh"
 
 # The replica is called down after 6 s of silence (heartbeat 1s), so the writes below reach the
@@ -125,4 +125,25 @@ cmp -s "$T/big" "$T/got" || it_fail "the get n2 froze under gave other bytes: $(
 grep -q "n2 (.*) stopped answering and the other nodes call it down" "$T/get.err" ||
   it_fail "the get did not say n2 was called down: $(cat "$T/get.err")"
 kill -CONT "$(it_pid n2)"
-it_log "frozen_replica: writes forwarded to a frozen replica, and a put and a get of the command, all went on once it was called down"
+it_wait_state n2 up 60
+
+it_log "put -r of 3000 files; n2 freezes once 20 are open"
+python3 -c '
+import os, sys
+os.makedirs(sys.argv[1])
+for i in range(3000):
+    open(os.path.join(sys.argv[1], "f%04d" % i), "wb").write(os.urandom(3000))' "$T/tree"
+rc=0
+timeout 120 /usr/bin/python3 "$(dirname "$0")/stop_at.py" --watch "$T/tree" --opens 20 \
+  --limit 3000 --then "kill -STOP $(it_pid n2)" -- "$AQ" put -r "$T/tree" tr/ --json \
+  >"$T/tree.json" 2>"$T/tree.err" || rc=$?
+[ $rc = 0 ] || it_fail "the put -r n2 froze under exited $rc: $(head -5 "$T/tree.err")"
+grep -q "put -r $T/tree: warning: n2 (.*) stopped answering and the other nodes call it down" \
+  "$T/tree.err" || it_fail "the put -r did not say n2 was called down: $(head -5 "$T/tree.err")"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+sys.exit(0 if d["stored"] == 3000 and d["failed"] == 0 and d["missing"] == ["n2"] else 1)' \
+  "$T/tree.json" || it_fail "put -r summary: $(cat "$T/tree.json")"
+"$AQ" get -r tr/ "$T/tree.got" >/dev/null 2>"$T/treeget.err" || it_fail "get -r: $(head -3 "$T/treeget.err")"
+diff -r "$T/tree" "$T/tree.got" >/dev/null || it_fail "get -r gave back another folder"
+kill -CONT "$(it_pid n2)"
+it_log "frozen_replica: writes forwarded to a frozen replica, and a put, a get and a put -r of the command, all went on once it was called down"
