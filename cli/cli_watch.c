@@ -14,10 +14,6 @@
 
 #include "cli.h"
 
-typedef struct ask {
-    struct cli_watch *w;
-} ask;
-
 struct cli_watch {
     cli *c;
     uv_timer_t timer;
@@ -28,8 +24,6 @@ struct cli_watch {
     size_t target;
     uint64_t heard_us;
     size_t waiting, down, other;
-    ask *asks; /* one per node, for the calls' user data */
-    bool *warned;
 };
 
 static void decide(struct cli_watch *w) {
@@ -39,23 +33,21 @@ static void decide(struct cli_watch *w) {
     if (w->down == 0 || w->other || !c->live[t] ||
         aq_rpc_peer_last_heard_us(c->peers[t]) != w->heard_us)
         return;
+    /* Once: a node left out is never asked about again. */
     c->live[t] = false;
-    if (!w->warned[t]) {
-        w->warned[t] = true;
-        const char *what = c->what;
-        if (c->cmd_what)
-            c->what = c->cmd_what;
-        cli_warn(c,
-                 "warning: %s (%s) stopped answering and the other nodes call it down; it is left "
-                 "out of the rest of this command",
-                 c->conf->nodes[t].name, c->conf->nodes[t].address);
-        c->what = what;
-    }
+    const char *what = c->what;
+    if (c->cmd_what)
+        c->what = c->cmd_what;
+    cli_warn(c,
+             "warning: %s (%s) stopped answering and the other nodes call it down; it is left out "
+             "of the rest of this command",
+             c->conf->nodes[t].name, c->conf->nodes[t].address);
+    c->what = what;
     aq_rpc_peer_cancel_calls(c->peers[t]);
 }
 
 static void status_cb(void *ud, const aq_rpc_result *r) {
-    struct cli_watch *w = ((ask *)ud)->w;
+    struct cli_watch *w = ud;
     cli *c = w->c;
     w->waiting--;
     if (w->closing)
@@ -95,7 +87,7 @@ static void ask_about(struct cli_watch *w, size_t t) {
             continue;
         aq_rpc_buf none = {0};
         if (aq_rpc_call(c->rpc, c->peers[j], AQ_M_STATUS, none, CLI_WATCH_ASK_MS * 1000, status_cb,
-                        &w->asks[j]) == 0)
+                        w) == 0)
             w->waiting++;
     }
 }
@@ -125,23 +117,10 @@ static void tick(uv_timer_t *t) {
 
 int cli_watch_start(cli *c) {
     struct cli_watch *w = calloc(1, sizeof *w);
-    size_t n = c->conf->nnodes;
-    if (w) {
-        w->asks = calloc(n, sizeof *w->asks);
-        w->warned = calloc(n, sizeof *w->warned);
-    }
-    if (!w || !w->asks || !w->warned) {
-        if (w) {
-            free(w->asks);
-            free(w->warned);
-        }
-        free(w);
+    if (!w)
         return AQ_ENOMEM;
-    }
     w->c = c;
     w->start_us = uv_hrtime() / 1000;
-    for (size_t j = 0; j < n; j++)
-        w->asks[j].w = w;
     uint64_t every = c->conf->heartbeat_ms < 1000 ? c->conf->heartbeat_ms : 1000;
     uv_timer_init(&c->loop, &w->timer);
     w->timer.data = w;
@@ -163,8 +142,6 @@ void cli_watch_free(cli *c) {
     struct cli_watch *w = c->watch;
     if (!w)
         return;
-    free(w->asks);
-    free(w->warned);
     free(w);
     c->watch = NULL;
 }
