@@ -1121,7 +1121,8 @@ static bool get_start(get_run *gr, cli_xfer_batch *b, const cli_lsent *e, size_t
     g->it.key = g->key;
     g->it.fd = -1; /* a buffer, or big_fd's file for a large value */
     g->it.big_fd = get_big_fd;
-    g->it.name = rel;
+    /* The failure line names the file already ("get -r: REL: ..."); the sentence says the rest. */
+    g->it.name = "the file";
     g->it.ud = g;
     cli_xfer_batch_submit(b, &g->it);
     return true;
