@@ -9,7 +9,6 @@ so teardown finds and kills exactly the processes this session started, even aft
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,30 +20,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
 
+sys.path.insert(0, os.path.join(SRC, "test", "lib"))
+import free_ports as _free_ports  # noqa: E402  (the one port finder of every test)
+
 BUILD = os.environ.get("AQ_BUILD", os.path.join(SRC, "build"))
 DATA = os.environ.get("AQ_DATA_DIR", os.path.join(SRC, "test", "data", "h2o-smalldata"))
 os.environ.setdefault("AQUIFER_LIB_DIR", BUILD)
 
 
 def free_ports(n):
-    """n distinct ports free for both UDP and TCP on 127.0.0.1 (test/lib/free_ports.py)."""
-    out, keep = [], []
-    while len(out) < n:
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        p = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", p))
-        except OSError:
-            u.close()
-            t.close()
-            continue
-        keep += [u, t]
-        out.append(p)
-    for s in keep:
-        s.close()
-    return out
+    """n distinct ports free for both UDP and TCP on 127.0.0.1: test/lib/free_ports.py's."""
+    return _free_ports.free_ports(n)
 
 
 def _our_pids(tag):
