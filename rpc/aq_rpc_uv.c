@@ -35,6 +35,15 @@
 /* Closures of misbehaving connections are logged as one summary per window: a flood of them must
  * not become a flood of log lines. */
 #define REPORT_WINDOW_MS 10000
+/* A pipe's TCP retransmissions back off to at most this (the kernel's floor for the option).
+ * By default they double up to two minutes: on a lossy link a few losses in a row leave the pipe
+ * silent for seconds, and still silent for as long after the loss has passed, while every call
+ * and reply riding it waits out its deadline. Kernels before 6.15 refuse the option and keep
+ * their default. */
+#ifndef TCP_RTO_MAX_MS
+#define TCP_RTO_MAX_MS 44
+#endif
+#define PIPE_RTO_MAX_MS 1000
 
 typedef struct conn conn;
 
@@ -329,6 +338,8 @@ static void tune_tcp(aq_rpc_uv *u, conn *c) {
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &u->tcp_rcvbuf, sizeof u->tcp_rcvbuf);
     if (u->tcp_sndbuf > 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &u->tcp_sndbuf, sizeof u->tcp_sndbuf);
+    int rto_max = PIPE_RTO_MAX_MS;
+    setsockopt(fd, IPPROTO_TCP, TCP_RTO_MAX_MS, &rto_max, sizeof rto_max);
 }
 
 /* ---- deferred write completions ---- */

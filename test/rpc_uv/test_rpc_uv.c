@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -495,4 +496,72 @@ Test(rpc_uv, ipv6_endpoints_exchange_small_and_pipe_calls) {
     cr_assert_eq(big_c.err, 0, "pipe call: %s", aq_strerror(big_c.err));
     cr_assert(small_c.len == 100 && small_c.same);
     cr_assert(big_c.len == sizeof big && big_c.same);
+}
+
+/* ---- every pipe socket, both ends, has its retransmission backoff capped ---- */
+
+#ifndef TCP_RTO_MAX_MS
+#define TCP_RTO_MAX_MS 44
+#endif
+
+/* The connected TCP sockets of this process whose TCP_RTO_MAX_MS is want; -1 when the kernel
+ * does not know the option. */
+static int count_capped_pipes(int want, int *connected) {
+    int capped = 0;
+    *connected = 0;
+    for (int fd = 0; fd < 4096; fd++) {
+        int type = 0, listening = 0;
+        struct sockaddr_storage ss;
+        socklen_t l = sizeof ss;
+        if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0 ||
+            (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+            continue;
+        l = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) != 0 || type != SOCK_STREAM)
+            continue;
+        l = sizeof listening;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) != 0 || listening)
+            continue;
+        (*connected)++;
+        int ms = 0;
+        l = sizeof ms;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_RTO_MAX_MS, &ms, &l) != 0)
+            return errno == ENOPROTOOPT ? -1 : 0;
+        capped += ms == want;
+    }
+    return capped;
+}
+
+Test(rpc_uv, pipe_sockets_cap_their_retransmission_backoff) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_rpc_config cfg;
+    aq_rpc_config_init(&cfg);
+    cfg.cluster_id = aq_rpc_cluster_id("rpc_uv_test");
+    aq_rpc_uv_opts o = {.bind = "127.0.0.1:0"};
+    aq_rpc_uv *a = NULL, *b = NULL;
+    cr_assert_eq(aq_rpc_uv_open(&loop, &cfg, &o, &a), 0);
+    cr_assert_eq(aq_rpc_uv_open(&loop, &cfg, &o, &b), 0);
+    aq_rpc_handle(aq_rpc_uv_core(b), M_ECHO, echo_handler, NULL);
+    aq_rpc_peer *peer = aq_rpc_peer_get(aq_rpc_uv_core(a), aq_rpc_uv_self(b));
+    static uint8_t big[100000];
+    v6call c = {.sent = big};
+    cr_assert_eq(aq_rpc_call(aq_rpc_uv_core(a), peer, M_ECHO,
+                             (aq_rpc_buf){.data = big, .len = sizeof big}, 5000000, v6_done, &c),
+                 0);
+    while (!c.done && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    int connected = 0;
+    int capped = count_capped_pipes(1000, &connected);
+    bool da = false, db = false;
+    aq_rpc_uv_close(a, closed_cb, &da);
+    aq_rpc_uv_close(b, closed_cb, &db);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    cr_assert_eq(c.err, 0, "pipe call: %s", aq_strerror(c.err));
+    if (capped < 0)
+        cr_skip_test("this kernel has no TCP_RTO_MAX_MS (before 6.15)");
+    /* The connecting end and the accepted end: the backoff of each direction is its sender's. */
+    cr_assert_geq(connected, 2, "%d connected, %d capped", connected, capped);
+    cr_assert_eq(capped, connected, "%d of %d pipe sockets capped", capped, connected);
 }
