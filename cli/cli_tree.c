@@ -755,13 +755,15 @@ static const char *rel_refused(const char *rel, size_t n) {
         return "the key holds a NUL byte";
     if (rel[0] == '/')
         return "the key would be an absolute path";
+    if (rel[n - 1] == '/')
+        return "the key ends with \"/\": it names a folder, not a file";
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && rel[j] != '/')
             j++;
         size_t len = j - i;
         if (len == 0)
-            return "the key has an empty path part (\"//\" or a trailing \"/\")";
+            return "the key has an empty path part (\"//\")";
         if (len == 2 && rel[i] == '.' && rel[i + 1] == '.')
             return "the key has a \"..\" part: it would be written outside the folder";
         if (len == 1 && rel[i] == '.')

@@ -75,7 +75,7 @@ cmp -s "$T/new" "$T/out/with space.txt" || it_fail "get -r did not replace a fil
 it_log "keys that would escape the folder are refused and named; the rest are written"
 mkdir -p "$T/esc" "$T/outside"
 ln -s "$T/outside" "$T/esc/link"
-for k in "es/../evil" "es//abs" "es/a//b" "es/./dot" "es/" "es/link/x" "es/ok"; do
+for k in "es/../evil" "es//abs" "es/a//b" "es/./dot" "es/" "es/dir/" "es/link/x" "es/ok"; do
   "$AQ" put "$k" "$T/new" >/dev/null || it_fail "put $k"
 done
 rc=0
@@ -83,17 +83,19 @@ rc=0
 [ $rc = 4 ] || it_fail "get -r with escaping keys exited $rc, want 4"
 cmp -s "$T/new" "$T/esc/ok" || it_fail "get -r did not carry on to es/ok"
 # A refused key is named by the key (it names no file); one whose folder is a link, by its path.
-for n in "es/../evil" "es//abs" "es/a//b" "es/./dot" "es/" "link/x"; do
+for n in "es/../evil" "es//abs" "es/a//b" "es/./dot" "es/" "es/dir/" "link/x"; do
   grep -qF "get -r: $n:" "$T/esc.err" || it_fail "refusal of $n not named: $(cat "$T/esc.err")"
 done
+grep -qF 'get -r: es/dir/: the key ends with "/": it names a folder, not a file' "$T/esc.err" ||
+  it_fail "a key ending in / not refused as such: $(cat "$T/esc.err")"
 rc=0
 "$AQ" get -r "es" "$T/esc2" 2>"$T/esc2.err" >/dev/null || rc=$?
 [ $rc = 4 ] || it_fail "get -r es exited $rc, want 4"
 grep -qF 'get -r: es/ok: the key would be an absolute path (a PREFIX ending in "/" drops it)' "$T/esc2.err" ||
   it_fail "no hint for a prefix without its /: $(cat "$T/esc2.err")"
-[ "$(json 'd["failed"]' <"$T/esc.json")" = 6 ] || it_fail "esc summary: $(cat "$T/esc.json")"
+[ "$(json 'd["failed"]' <"$T/esc.json")" = 7 ] || it_fail "esc summary: $(cat "$T/esc.json")"
 [ -e "$T/evil" ] || [ -e "/abs" ] || [ -e "$T/outside/x" ] && it_fail "get -r wrote outside the folder"
-[ -e "$T/esc/a" ] && it_fail "get -r created a folder for a refused key"
+[ -e "$T/esc/a" ] || [ -e "$T/esc/dir" ] && it_fail "get -r created a folder for a refused key"
 
 # The next three change a folder while put -r reads it, at a fixed point: stop_at.py stops the put
 # (SIGSTOP) once it has opened 20 of the folder's 3000 files (so its walk is over), changes the
