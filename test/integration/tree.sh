@@ -270,7 +270,7 @@ cmp "$T/big" "$T/big.out" || it_fail "get -o of 100 MiB differs"
 "$AQ" get big | cmp -s - "$T/big" || it_fail "get of 100 MiB to stdout differs"
 # The memory --help states, a value's size whatever: put under 40 MiB, get under 24 MiB (peak
 # RSS; a sanitizer build's runtime holds far more of its own).
-if ! ldd "$AQ" | grep -q libasan; then
+if ! ldd "$AQ" | it_has libasan; then
   peak() {
     python3 -c 'import resource, subprocess, sys
 sys.exit(subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode or
