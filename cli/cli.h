@@ -207,6 +207,11 @@ struct cli_kop {
 void cli_candidates(cli *c, const void *key, size_t klen, bool all_nodes, cli_kop *k);
 /* Starts k (k->req, method, cand set); returns 0 or an error (no candidate: AQ_EUNAVAIL). */
 int cli_kop_start(cli_kop *k);
+/* Ends k, a GET to node not sent on its own, with rep (malloc'd, taken) as its reply, as if node
+ * had answered it: verified like any GET (k->verify), then on_done. A reply that fails the check
+ * is freed and its error returned (the sentence in k->msg), and k is left not done, so that the
+ * caller can send it on its own. */
+int cli_kop_take_reply(cli_kop *k, uint32_t node, uint8_t *rep, size_t replen);
 void cli_kop_wait(cli_kop *k);
 void cli_kop_reset(cli_kop *k); /* frees req and rep */
 /* Sets up k for a method with a key request (flags 0) and its candidates. */

@@ -213,6 +213,48 @@ static void describe_failure(cli *c, const aq_rpc_result *r, const aq_node_confi
     aq_rpc_result_describe(c->rpc, r, msg, cap);
 }
 
+/* A GET reply in k->rep checked against its digest (and k's wanted one): 0, or the error with
+ * its sentence in k->msg. */
+static int kop_verify(cli_kop *k, const aq_node_config_node *cn) {
+    uint8_t kind;
+    aq_node_digest d;
+    const uint8_t *v;
+    size_t vlen;
+    if (aq_node_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0) {
+        snprintf(k->msg, sizeof k->msg, "%s (%s) sent a malformed GET reply", cn->name,
+                 cn->address);
+        return AQ_EPROTO;
+    }
+    XXH128_hash_t h = XXH3_128bits(v, vlen);
+    aq_node_digest got = {h.high64, h.low64};
+    if (!digest_eq(got, d) || (k->have_want && !digest_eq(got, k->want))) {
+        snprintf(k->msg, sizeof k->msg, "%s (%s) sent data whose digest does not match", cn->name,
+                 cn->address);
+        return AQ_ECORRUPT;
+    }
+    return 0;
+}
+
+int cli_kop_take_reply(cli_kop *k, uint32_t node, uint8_t *rep, size_t replen) {
+    free(k->rep);
+    k->rep = rep;
+    k->replen = replen;
+    k->done = false;
+    k->any_notfound = false;
+    k->msg[0] = 0;
+    int e = k->verify ? kop_verify(k, &k->c->conf->nodes[node]) : 0;
+    if (e) {
+        free(k->rep);
+        k->rep = NULL;
+        k->replen = 0;
+        return e;
+    }
+    k->err = 0;
+    k->node = node;
+    kop_finish(k);
+    return 0;
+}
+
 static void kop_cb(void *ud, const aq_rpc_result *r) {
     cli_kop *k = ud;
     cli *c = k->c;
@@ -229,23 +271,7 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
         }
     }
     if (e == 0 && k->verify) {
-        uint8_t kind;
-        aq_node_digest d;
-        const uint8_t *v;
-        size_t vlen;
-        if (aq_node_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0) {
-            e = AQ_EPROTO;
-            snprintf(k->msg, sizeof k->msg, "%s (%s) sent a malformed GET reply", cn->name,
-                     cn->address);
-        } else {
-            XXH128_hash_t h = XXH3_128bits(v, vlen);
-            aq_node_digest got = {h.high64, h.low64};
-            if (!digest_eq(got, d) || (k->have_want && !digest_eq(got, k->want))) {
-                e = AQ_ECORRUPT;
-                snprintf(k->msg, sizeof k->msg, "%s (%s) sent data whose digest does not match",
-                         cn->name, cn->address);
-            }
-        }
+        e = kop_verify(k, cn);
     } else if (e) {
         describe_failure(c, r, cn, k->msg, sizeof k->msg);
     }

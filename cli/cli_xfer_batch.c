@@ -45,6 +45,11 @@
 #define WIDTH_MAX 4096        /* the most values in flight a batch accepts */
 #define BYTES_MAX (64u << 20) /* the most bytes of small values known to be in flight at once */
 
+/* A value known (from the listing) to be at most this goes in an MGET; and an MGET asks for at
+ * most AQ_MGET_REPLY_MAX / 2 bytes of known sizes, so the node's bound seldom leaves one out. */
+#define MGET_VALUE_MAX (64u << 10)
+#define MGET_BYTES     (AQ_MGET_REPLY_MAX / 2)
+
 enum { ST_PREV, ST_PUT, ST_READ, ST_REST, ST_FETCH, ST_REPAIR };
 enum { SLOW_WHOLE = 1, SLOW_RESTORE = 2 };
 
@@ -73,6 +78,13 @@ typedef struct op {
     cli_kop cands; /* the key's live replicas (cli_read_init); last: see op_new */
 } op;
 
+/* Ops waiting to ask a node about their keys in one call for many (MSTAT or MGET), per node. */
+typedef struct keyq {
+    struct op ***q;
+    size_t *n, *cap;
+    bool *unsupported; /* answered with AQ_ENOMETHOD (an older build) */
+} keyq;
+
 struct cli_xfer_batch {
     cli *parent;
     cli c; /* the batch's own endpoint and loop */
@@ -85,13 +97,11 @@ struct cli_xfer_batch {
     cli_xfer_item *d_head, *d_tail;
     op *ready_head, *ready_tail;
     op *slow_head, *slow_tail;
-    /* STATs waiting to go, one list of ops per node, sent as MSTATs when the driver is about to
-     * wait; groups whose call ended, freed by the driver. */
-    op ***sq;
-    size_t *sqn, *sqcap;
-    struct stat_group *groups_done;
-    bool *no_mstat; /* per node: answered MSTAT with AQ_ENOMETHOD (an older build) */
-    bool *missing;  /* per node: missed a copy of some put that was stored */
+    /* STATs and small values' GETs waiting to go, sent as MSTATs and MGETs when the driver is
+     * about to wait; groups whose call ended, freed by the driver. */
+    keyq stats, gets;
+    struct key_group *groups_done;
+    bool *missing; /* per node: missed a copy of some put that was stored */
 };
 
 /* After a put that was stored (with at least --min-copies): the replicas that missed it join
@@ -101,15 +111,15 @@ static void missing_add(cli_xfer_batch *b, const cli *c) {
         b->missing[i] |= c->wrep_missing[i];
 }
 
-/* One MSTAT call: the ops whose key it asks, in order. */
-typedef struct stat_group {
+/* One MSTAT or MGET call: the ops whose key it asks, in order. */
+typedef struct key_group {
     cli_kop k; /* first: the callback gets k */
     struct cli_xfer_batch *b;
     uint32_t node;
     size_t n;
-    struct stat_group *next;
+    struct key_group *next;
     op *ops[];
-} stat_group;
+} key_group;
 
 /* A zeroed op for b, with room for a request per node after it. Only the fields are zeroed: the
  * candidate array of cands and the request arrays are written before they are read, and zeroing
@@ -268,7 +278,7 @@ static bool stat_want(op *o, uint32_t node);
 /* The end of an MSTAT: each op gets its key's answer (or the call's failure) and one fewer
  * request outstanding. Only state moves here; the group is freed by the driver. */
 static void stat_group_done(cli_kop *k) {
-    stat_group *g = (stat_group *)k;
+    key_group *g = (key_group *)k;
     cli *c = k->c;
     const aq_node_config_node *cn = &c->conf->nodes[g->node];
     aq_rd r;
@@ -277,7 +287,7 @@ static void stat_group_done(cli_kop *k) {
     if (k->err == AQ_ENOMETHOD) {
         /* A node of an older build: its keys are asked again one STAT each (flush_stats), now
          * and for the rest of the batch. Each op stays counted out until that answer. */
-        g->b->no_mstat[g->node] = true;
+        g->b->stats.unsupported[g->node] = true;
         for (size_t i = 0; i < g->n; i++) {
             op *o = g->ops[i];
             if (!stat_want(o, g->node))
@@ -327,30 +337,84 @@ static void stat_group_done(cli_kop *k) {
     g->b->groups_done = g;
 }
 
-/* Queues a STAT of o's key to node, sent with others in one MSTAT (flush_stats). */
-static bool stat_want(op *o, uint32_t node) {
-    cli_xfer_batch *b = o->b;
-    if (b->sqn[node] == b->sqcap[node]) {
-        size_t cap = b->sqcap[node] ? 2 * b->sqcap[node] : 64;
-        op **nq = realloc(b->sq[node], cap * sizeof *nq);
+/* Adds o to node's queue in q, holding one of o's requests until its group answers. */
+static bool keyq_push(keyq *q, uint32_t node, op *o) {
+    if (q->n[node] == q->cap[node]) {
+        size_t cap = q->cap[node] ? 2 * q->cap[node] : 64;
+        op **nq = realloc(q->q[node], cap * sizeof *nq);
         if (!nq)
             return false;
-        b->sq[node] = nq;
-        b->sqcap[node] = cap;
+        q->q[node] = nq;
+        q->cap[node] = cap;
     }
-    b->sq[node][b->sqn[node]++] = o;
+    q->q[node][q->n[node]++] = o;
     o->outstanding++;
     return true;
 }
 
+static int keyq_init(keyq *q, size_t nn) {
+    q->q = calloc(nn, sizeof *q->q);
+    q->n = calloc(nn, sizeof *q->n);
+    q->cap = calloc(nn, sizeof *q->cap);
+    q->unsupported = calloc(nn, sizeof *q->unsupported);
+    return q->q && q->n && q->cap && q->unsupported ? 0 : AQ_ENOMEM;
+}
+
+static void keyq_free(keyq *q, size_t nn) {
+    for (size_t i = 0; q->q && i < nn; i++)
+        free(q->q[i]);
+    free(q->q);
+    free(q->n);
+    free(q->cap);
+    free(q->unsupported);
+}
+
+/* Sends method (MSTAT or MGET) for the keys of ops[0..n) to node, ending through on_done; NULL
+ * when out of memory (nothing sent). */
+static key_group *group_send(cli_xfer_batch *b, uint32_t node, op **ops, size_t n, uint16_t method,
+                             void (*on_done)(cli_kop *k)) {
+    key_group *g = malloc(sizeof *g + n * sizeof *g->ops);
+    aq_wr w;
+    aq_wr_init_cap(&w, 3 + n * (1 + AQ_NODE_KEY_MAX));
+    aq_node_mstat_req_head(&w, AQ_READ_TOMBSTONES, (uint16_t)n);
+    for (size_t i = 0; i < n; i++)
+        aq_node_mstat_req_key(&w, ops[i]->it->key, ops[i]->klen);
+    if (!g || !w.ok) {
+        free(g);
+        aq_wr_free(&w);
+        return NULL;
+    }
+    cli_kop_clear(&g->k);
+    g->next = NULL;
+    g->b = b;
+    g->node = node;
+    g->n = n;
+    memcpy(g->ops, ops, n * sizeof *ops);
+    g->k.c = &b->c;
+    g->k.method = method;
+    g->k.req = w.p;
+    g->k.reqlen = w.len;
+    g->k.cand[0] = node;
+    g->k.ncand = 1;
+    g->k.on_done = on_done;
+    g->k.ud = g;
+    cli_kop_start(&g->k); /* one candidate: it ends through on_done */
+    return g;
+}
+
+/* Queues a STAT of o's key to node, sent with others in one MSTAT (flush_stats). */
+static bool stat_want(op *o, uint32_t node) {
+    return keyq_push(&o->b->stats, node, o);
+}
+
 /* Sends the queued STATs: one MSTAT per node and AQ_MSTAT_MAX keys. */
 static void flush_stats(cli_xfer_batch *b) {
-    cli *c = &b->c;
-    for (uint32_t node = 0; node < c->conf->nnodes; node++) {
-        if (b->no_mstat[node]) {
+    keyq *q = &b->stats;
+    for (uint32_t node = 0; node < b->c.conf->nnodes; node++) {
+        if (q->unsupported[node]) {
             /* A node without MSTAT: one STAT per key, read like any single read. */
-            for (size_t i = 0; i < b->sqn[node]; i++) {
-                op *o = b->sq[node][i];
+            for (size_t i = 0; i < q->n[node]; i++) {
+                op *o = q->q[node][i];
                 cli_kop *k = read_kop(o, AQ_M_STAT, node);
                 if (!k) {
                     note_stat(o, node, AQ_ENOMEM, "out of memory", 0, 0, (aq_node_digest){0, 0}, 0);
@@ -361,54 +425,123 @@ static void flush_stats(cli_xfer_batch *b) {
                 }
                 op_release(o); /* the queue's count; the STAT holds its own */
             }
-            b->sqn[node] = 0;
+            q->n[node] = 0;
             continue;
         }
-        size_t done = 0, total = b->sqn[node];
+        size_t done = 0, total = q->n[node];
         while (done < total) {
             size_t n = total - done < AQ_MSTAT_MAX ? total - done : AQ_MSTAT_MAX;
-            op **ops = b->sq[node] + done;
-            stat_group *g = malloc(sizeof *g + n * sizeof *g->ops);
-            aq_wr w;
-            aq_wr_init_cap(&w, 3 + n * (1 + AQ_NODE_KEY_MAX));
-            aq_node_mstat_req_head(&w, AQ_READ_TOMBSTONES, (uint16_t)n);
-            for (size_t i = 0; i < n; i++)
-                aq_node_mstat_req_key(&w, ops[i]->it->key, ops[i]->klen);
-            if (!g || !w.ok) {
-                free(g);
-                aq_wr_free(&w);
+            op **ops = q->q[node] + done;
+            if (!group_send(b, node, ops, n, AQ_M_MSTAT, stat_group_done)) {
                 for (size_t i = 0; i < n; i++) {
                     note_stat(ops[i], node, AQ_ENOMEM, "out of memory", 0, 0,
                               (aq_node_digest){0, 0}, 0);
                     op_release(ops[i]);
                 }
-                done += n;
-                continue;
             }
-            cli_kop_clear(&g->k);
-            g->next = NULL;
-            g->b = b;
-            g->node = node;
-            g->n = n;
-            memcpy(g->ops, ops, n * sizeof *ops);
-            g->k.c = c;
-            g->k.method = AQ_M_MSTAT;
-            g->k.req = w.p;
-            g->k.reqlen = w.len;
-            g->k.cand[0] = node;
-            g->k.ncand = 1;
-            g->k.on_done = stat_group_done;
-            g->k.ud = g;
-            cli_kop_start(&g->k); /* one candidate: it ends through stat_group_done */
             done += n;
         }
-        b->sqn[node] = 0;
+        q->n[node] = 0;
+    }
+}
+
+/* The end of an MGET: each op's GET (r.data) ends with its key's answer as if sent alone, or is
+ * sent alone when the answer is not a value that checks out (left out, not read, malformed); when
+ * the call failed, each ends with that failure, as its own GET would have. Then one fewer request
+ * outstanding. */
+static void get_group_done(cli_kop *gk) {
+    key_group *g = (key_group *)gk;
+    cli_xfer_batch *b = g->b;
+    const aq_node_config_node *cn = &b->c.conf->nodes[g->node];
+    if (gk->err == AQ_ENOMETHOD)
+        b->gets.unsupported[g->node] = true; /* an older build: GETs of their own from now on */
+    bool whole = gk->err && gk->err != AQ_ENOMETHOD;
+    aq_rd r;
+    uint32_t count = 0;
+    bool readable =
+        !gk->err && aq_node_mget_rep_begin(&r, gk->rep, gk->replen, &count) == 0 && count == g->n;
+    for (size_t i = 0; i < g->n; i++) {
+        op *o = g->ops[i];
+        cli_kop *k = o->r.data;
+        if (whole) {
+            k->err = gk->err;
+            k->node = g->node;
+            snprintf(k->msg, sizeof k->msg, "%s", gk->msg);
+            k->done = true;
+            op_release(o);
+            continue;
+        }
+        int err = AQ_EPROTO;
+        const uint8_t *rep = NULL;
+        size_t replen = 0;
+        if (readable && aq_node_mget_rep_next(&r, &err, &rep, &replen) != 0)
+            readable = false; /* nor can the answers after it be found */
+        bool ended = false;
+        if (readable && err == AQ_ENOTFOUND) {
+            k->err = err;
+            k->node = g->node;
+            k->any_notfound = true;
+            snprintf(k->msg, sizeof k->msg, "call GET to %s (%s) failed: %s", cn->name, cn->address,
+                     aq_strerror(err));
+            k->done = true;
+            ended = true;
+        } else if (readable && err == 0) {
+            uint8_t *copy = malloc(replen);
+            if (copy) {
+                memcpy(copy, rep, replen);
+                k->on_done = op_kop_done;
+                k->ud = o;
+                o->outstanding++;
+                ended = cli_kop_take_reply(k, g->node, copy, replen) == 0;
+                if (!ended)
+                    o->outstanding--;
+            }
+        }
+        if (!ended)
+            op_send(o, k);
+        op_release(o); /* the queue's count */
+    }
+    g->next = b->groups_done;
+    b->groups_done = g;
+}
+
+/* Queues o's GET (its r.data) to node for an MGET (flush_gets) when the listing said its value
+ * is small. */
+static bool get_want(op *o, uint32_t node) {
+    cli_xfer_batch *b = o->b;
+    if (b->gets.unsupported[node] || o->it->size == 0 || o->it->size > MGET_VALUE_MAX)
+        return false;
+    return keyq_push(&b->gets, node, o);
+}
+
+/* Sends the queued GETs: one MGET per node, AQ_MSTAT_MAX keys and MGET_BYTES of values. */
+static void flush_gets(cli_xfer_batch *b) {
+    keyq *q = &b->gets;
+    for (uint32_t node = 0; node < b->c.conf->nnodes; node++) {
+        size_t done = 0, total = q->n[node];
+        while (done < total) {
+            op **ops = q->q[node] + done;
+            size_t n = 0;
+            uint64_t bytes = 0;
+            while (done + n < total && n < AQ_MSTAT_MAX &&
+                   (n == 0 || bytes + ops[n]->it->size <= MGET_BYTES))
+                bytes += ops[n++]->it->size;
+            if (q->unsupported[node] || !group_send(b, node, ops, n, AQ_M_MGET, get_group_done)) {
+                /* An older build, or no memory for the group: a GET of its own each. */
+                for (size_t i = 0; i < n; i++) {
+                    op_send(ops[i], ops[i]->r.data);
+                    op_release(ops[i]);
+                }
+            }
+            done += n;
+        }
+        q->n[node] = 0;
     }
 }
 
 static void groups_free(cli_xfer_batch *b) {
     while (b->groups_done) {
-        stat_group *g = b->groups_done;
+        key_group *g = b->groups_done;
         b->groups_done = g->next;
         cli_kop_reset(&g->k);
         free(g);
@@ -438,7 +571,8 @@ static bool send_reads(op *o, const uint32_t *nodes, size_t n, bool data) {
         }
         o->ks[o->nks] = get ? NULL : k;
         o->ks_node[o->nks++] = nodes[j];
-        op_send(o, k);
+        if (!get || !get_want(o, nodes[j]))
+            op_send(o, k);
     }
     op_release(o);
     return true;
@@ -787,7 +921,9 @@ static bool progress(cli_xfer_batch *b) {
         moved = true;
     }
     if ((o = q_pop(&b->slow_head, &b->slow_tail)) != NULL) {
-        flush_stats(b); /* the slow item's waits run the loop: let these go meanwhile */
+        /* the slow item's waits run the loop: let these go meanwhile */
+        flush_stats(b);
+        flush_gets(b);
         if (o->slow == SLOW_RESTORE)
             put_restore(o);
         else
@@ -801,8 +937,10 @@ static bool progress(cli_xfer_batch *b) {
 static void drive(cli_xfer_batch *b, bool wait) {
     if (progress(b))
         return;
-    /* Every op that is about to wait for a STAT has queued it by now: one MSTAT per node. */
+    /* Every op that is about to wait for a STAT or a small GET has queued it by now: one MSTAT
+     * and one MGET per node. */
     flush_stats(b);
+    flush_gets(b);
     /* A call that failed at once (no memory, a full queue) ended its ops already: they are
      * ready, and the loop may have nothing left to wake it. */
     if (b->ready_head)
@@ -819,12 +957,8 @@ static void batch_free(cli_xfer_batch *b) {
     if (b->opened)
         cli_close(&b->c);
     groups_free(b);
-    for (size_t i = 0; b->sq && i < b->c.conf->nnodes; i++)
-        free(b->sq[i]);
-    free(b->sq);
-    free(b->sqn);
-    free(b->sqcap);
-    free(b->no_mstat);
+    keyq_free(&b->stats, b->c.conf->nnodes);
+    keyq_free(&b->gets, b->c.conf->nnodes);
     free(b->missing);
     free(b);
 }
@@ -847,12 +981,9 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
     b->c.warn_ud = c->warn_ud;
     b->c.chunks_inflight = chunks ? chunks : 1;
     size_t nn = c->conf->nnodes;
-    b->sq = calloc(nn, sizeof *b->sq);
-    b->sqn = calloc(nn, sizeof *b->sqn);
-    b->sqcap = calloc(nn, sizeof *b->sqcap);
-    b->no_mstat = calloc(nn, sizeof *b->no_mstat);
     b->missing = calloc(nn, sizeof *b->missing);
-    if (!b->sq || !b->sqn || !b->sqcap || !b->no_mstat || !b->missing) {
+    int e1 = keyq_init(&b->stats, nn), e2 = keyq_init(&b->gets, nn);
+    if (e1 || e2 || !b->missing) {
         batch_free(b);
         return cli_fail(c, CLI_ERROR, "out of memory");
     }

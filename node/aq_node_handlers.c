@@ -686,6 +686,58 @@ static void handle_stat(void *ud, aq_rpc_incoming *in) {
 }
 
 /* MSTAT: STAT's answer for each key, in order; a malformed request is refused whole. */
+/* MGET: GET's answer for each key, in order, the values copied into one reply up to
+ * AQ_MGET_REPLY_MAX bytes (a copy of at most that on the loop, like a pipe read); a key whose value
+ * would go past it is answered AQ_ETOOBIG. A malformed request is refused whole. */
+static void handle_mget(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    count_run(n, true);
+    size_t len;
+    const uint8_t *p = aq_rpc_incoming_data(in, &len);
+    aq_rd r;
+    uint8_t flags;
+    uint32_t count;
+    if (aq_node_mstat_req_begin(&r, p, len, &flags, &count) != 0) {
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    aq_wr w;
+    aq_wr_init_cap(&w, 2 + (size_t)count * 4);
+    aq_node_mstat_rep_head(&w, (uint16_t)count);
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *key;
+        size_t klen;
+        if (aq_node_mstat_req_next(&r, &key, &klen) != 0) {
+            aq_wr_free(&w);
+            respond_err(in, AQ_EPROTO);
+            return;
+        }
+        aq_chunk_ref *ref;
+        int err = flags & AQ_READ_TOMBSTONES ? aq_chunk_get(n->store, key, klen, &ref)
+                                             : aq_node_get_live(n, key, klen, &ref);
+        if (err) {
+            aq_node_mget_rep_entry(&w, err, 0, (aq_node_digest){0, 0}, 0, NULL, 0);
+            continue;
+        }
+        size_t vlen = aq_chunk_ref_len(ref);
+        /* Room for this entry and the 4-byte answers of the keys after it. */
+        if (w.len + aq_node_mget_rep_entry_len(vlen) + 4 * (size_t)(count - 1 - i) >
+            AQ_MGET_REPLY_MAX)
+            aq_node_mget_rep_entry(&w, AQ_ETOOBIG, 0, (aq_node_digest){0, 0}, 0, NULL, 0);
+        else
+            aq_node_mget_rep_entry(&w, 0, aq_chunk_ref_kind(ref),
+                                   to_node_digest(aq_chunk_ref_digest(ref)),
+                                   aq_chunk_ref_version(ref), aq_chunk_ref_data(ref), vlen);
+        aq_chunk_ref_release(ref);
+    }
+    if (!aq_rd_done(&r)) {
+        aq_wr_free(&w);
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    respond_wr(in, &w);
+}
+
 static void handle_mstat(void *ud, aq_rpc_incoming *in) {
     aq_node *n = ud;
     count_run(n, true);
@@ -907,6 +959,7 @@ void aq_node_register_handlers(aq_node *n) {
     aq_rpc_handle(n->rpc, AQ_M_GET, handle_get, n);
     aq_rpc_handle(n->rpc, AQ_M_STAT, handle_stat, n);
     aq_rpc_handle(n->rpc, AQ_M_MSTAT, handle_mstat, n);
+    aq_rpc_handle(n->rpc, AQ_M_MGET, handle_mget, n);
     aq_rpc_handle(n->rpc, AQ_M_LIST, handle_list, n);
     aq_rpc_handle(n->rpc, AQ_M_STATUS, handle_status, n);
     aq_node_register_repair(n);

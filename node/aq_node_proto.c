@@ -31,6 +31,8 @@ const char *aq_node_method_name(uint16_t m) {
         return "FRAME_FINISH";
     case AQ_M_MSTAT:
         return "MSTAT";
+    case AQ_M_MGET:
+        return "MGET";
     case AQ_M_FRAME_SUMMARY:
         return "FRAME_SUMMARY";
     default:
@@ -327,6 +329,38 @@ int aq_node_mstat_rep_next(aq_rd *r, int *err, uint8_t *kind, uint64_t *size, aq
     return r->ok && *kind <= AQ_KIND_TOMBSTONE && (*kind != AQ_KIND_TOMBSTONE || *size == 0)
                ? 0
                : AQ_EPROTO;
+}
+
+#define GET_REP_HEAD (1 + 16 + 8) /* kind, digest, version */
+
+size_t aq_node_mget_rep_entry_len(size_t vlen) {
+    return 4 + 4 + GET_REP_HEAD + vlen;
+}
+
+void aq_node_mget_rep_entry(aq_wr *w, int err, uint8_t kind, aq_node_digest d, uint64_t version,
+                            const void *v, size_t vlen) {
+    aq_wr_u32(w, (uint32_t)(int32_t)err);
+    if (err)
+        return;
+    aq_wr_u32(w, (uint32_t)(GET_REP_HEAD + vlen));
+    aq_node_get_rep_head(w, kind, d, version);
+    aq_wr_bytes(w, v, vlen);
+}
+
+int aq_node_mget_rep_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
+    return aq_node_mstat_rep_begin(r, p, n, count);
+}
+
+int aq_node_mget_rep_next(aq_rd *r, int *err, const uint8_t **rep, size_t *replen) {
+    *err = (int)(int32_t)aq_rd_u32(r);
+    if (!r->ok || *err > 0 || *err < -32767)
+        return AQ_EPROTO;
+    if (*err)
+        return 0;
+    uint32_t len = aq_rd_u32(r);
+    *rep = r->ok && len >= GET_REP_HEAD ? aq_rd_bytes(r, len) : NULL;
+    *replen = len;
+    return *rep ? 0 : AQ_EPROTO;
 }
 
 void aq_node_list_req_encode(aq_wr *w, const aq_node_list_req *q) {

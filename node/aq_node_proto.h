@@ -34,7 +34,8 @@ enum aq_node_method {
         10, /* re-parse them at the final types, store (and replicate) column chunks */
     AQ_M_FRAME_SUMMARY = 11, /* summarize the column chunks held here -> partial summaries */
     AQ_M_MSTAT = 12,         /* STAT of many keys in one call -> one answer per key */
-    AQ_M_LAST = AQ_M_MSTAT,  /* methods are numbered 1..AQ_M_LAST, each with its name */
+    AQ_M_MGET = 13,          /* GET of many small values in one call -> one answer per key */
+    AQ_M_LAST = AQ_M_MGET,   /* methods are numbered 1..AQ_M_LAST, each with its name */
 };
 
 const char *aq_node_method_name(uint16_t m);
@@ -178,6 +179,22 @@ int aq_node_mstat_rep_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *coun
 /* 0 with *err the key's answer (and its fields when *err is 0), or AQ_EPROTO. */
 int aq_node_mstat_rep_next(aq_rd *r, int *err, uint8_t *kind, uint64_t *size, aq_node_digest *d,
                            uint64_t *version);
+
+/* MGET: what GET answers, for up to AQ_MSTAT_MAX keys in one call (a client fetching many small
+ * values asks each node once per batch, not once per key). Request: as MSTAT's. Reply: u16 count
+ * (the request's), then per key in order an i32: 0 followed by a u32 length and that many bytes of
+ * GET's reply (aq_node_get_rep_decode reads them), or the error GET would have answered alone.
+ * The node copies values into the reply until it holds AQ_MGET_REPLY_MAX bytes; a key whose value
+ * would go past that is answered AQ_ETOOBIG, which asks the caller to GET it on its own. */
+#define AQ_MGET_REPLY_MAX (1u << 20)
+void aq_node_mget_rep_entry(aq_wr *w, int err, uint8_t kind, aq_node_digest d, uint64_t version,
+                            const void *v, size_t vlen);
+/* Bytes an entry with a value of vlen bytes adds to the reply. */
+size_t aq_node_mget_rep_entry_len(size_t vlen);
+int aq_node_mget_rep_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
+/* 0 with *err the key's answer and, when *err is 0, its GET reply in rep[0..replen); or
+ * AQ_EPROTO. */
+int aq_node_mget_rep_next(aq_rd *r, int *err, const uint8_t **rep, size_t *replen);
 
 /* LIST: keys starting with prefix, strictly after `after` in byte order, at most max entries. */
 #define AQ_LIST_INTERNAL 0x01 /* include the cluster's internal keys */

@@ -204,6 +204,14 @@ Test(proto, random_bytes_never_crash_decoders) {
                  i < cnt && aq_node_mstat_rep_next(&r, &me, &kind, &sz, &d, &ver) == 0; i++)
                 ;
         }
+        if (aq_node_mget_rep_begin(&r, p, n, &cnt) == 0) {
+            int me;
+            const uint8_t *rp;
+            size_t rl;
+            for (uint32_t i = 0; i < cnt && aq_node_mget_rep_next(&r, &me, &rp, &rl) == 0; i++)
+                if (me == 0)
+                    aq_node_get_rep_decode_v(rp, rl, &kind, &d, &ver, &v, &vl);
+        }
         if (aq_node_offer_req_begin(&r, p, n, &cnt) == 0)
             for (uint32_t i = 0;
                  i < cnt && aq_node_offer_req_next(&r, &k, &kl, &d, &ver, &okind, &oflags) == 0;
@@ -550,6 +558,64 @@ Test(proto, mstat_roundtrip_and_bounds) {
     cr_assert_eq(aq_node_mstat_rep_begin(&r, w.p, w.len, &count), 0);
     cr_expect_eq(aq_node_mstat_rep_next(&r, &err, &kind, &size, &got, &version), AQ_EPROTO);
     aq_wr_free(&w);
+}
+
+Test(proto, mget_roundtrip_and_bounds) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_digest d = {0x1122334455667788ull, 0x99aabbccddeeff00ull};
+    aq_node_mstat_rep_head(&w, 4);
+    aq_node_mget_rep_entry(&w, 0, AQ_KIND_VALUE, d, 77, "hello", 5);
+    aq_node_mget_rep_entry(&w, AQ_ENOTFOUND, 0, d, 0, NULL, 0);
+    aq_node_mget_rep_entry(&w, 0, AQ_KIND_TOMBSTONE, d, 78, NULL, 0);
+    aq_node_mget_rep_entry(&w, AQ_ETOOBIG, 0, d, 0, NULL, 0);
+    cr_assert(w.ok);
+    cr_expect_eq(w.len, 2 + aq_node_mget_rep_entry_len(5) + 4 + aq_node_mget_rep_entry_len(0) + 4);
+    aq_rd r;
+    uint32_t count;
+    cr_assert_eq(aq_node_mget_rep_begin(&r, w.p, w.len, &count), 0);
+    cr_assert_eq(count, 4);
+    int err;
+    const uint8_t *rep;
+    size_t replen;
+    uint8_t kind;
+    aq_node_digest got;
+    uint64_t version;
+    const uint8_t *v;
+    size_t vlen;
+    /* Each value's bytes are GET's reply, read by GET's decoder. */
+    cr_assert_eq(aq_node_mget_rep_next(&r, &err, &rep, &replen), 0);
+    cr_assert_eq(err, 0);
+    cr_assert_eq(aq_node_get_rep_decode_v(rep, replen, &kind, &got, &version, &v, &vlen), 0);
+    cr_expect(kind == AQ_KIND_VALUE && version == 77 && got.hi == d.hi && got.lo == d.lo);
+    cr_expect(vlen == 5 && memcmp(v, "hello", 5) == 0);
+    cr_assert_eq(aq_node_mget_rep_next(&r, &err, &rep, &replen), 0);
+    cr_expect_eq(err, AQ_ENOTFOUND);
+    cr_assert_eq(aq_node_mget_rep_next(&r, &err, &rep, &replen), 0);
+    cr_assert_eq(aq_node_get_rep_decode_v(rep, replen, &kind, &got, &version, &v, &vlen), 0);
+    cr_expect(kind == AQ_KIND_TOMBSTONE && version == 78 && vlen == 0);
+    cr_assert_eq(aq_node_mget_rep_next(&r, &err, &rep, &replen), 0);
+    cr_expect_eq(err, AQ_ETOOBIG);
+    cr_expect(aq_rd_done(&r));
+    /* Cut anywhere, the reply is refused or leaves bytes unread. */
+    for (size_t n = 0; n < w.len; n++) {
+        bool ok = aq_node_mget_rep_begin(&r, w.p, n, &count) == 0;
+        for (uint32_t i = 0; ok && i < count; i++)
+            ok = aq_node_mget_rep_next(&r, &err, &rep, &replen) == 0;
+        cr_expect(!ok || !aq_rd_done(&r), "length %zu accepted", n);
+    }
+    aq_wr_free(&w);
+    /* A positive code, a length past the end, and one shorter than GET's head are refused. */
+    uint8_t pos[] = {1, 0, 5, 0, 0, 0};
+    uint8_t past[] = {1, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 1, 2, 3};
+    uint8_t shorter[] = {1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 2};
+    uint8_t *bad[] = {pos, past, shorter};
+    size_t badlen[] = {sizeof pos, sizeof past, sizeof shorter};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(aq_node_mget_rep_begin(&r, bad[i], badlen[i], &count), 0);
+        cr_expect_eq(aq_node_mget_rep_next(&r, &err, &rep, &replen), AQ_EPROTO, "case %zu", i);
+    }
+    cr_expect_str_eq(aq_node_method_name(AQ_M_MGET), "MGET");
 }
 
 Test(proto, refusal_roundtrip_and_bad_names_refused) {
