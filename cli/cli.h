@@ -207,11 +207,17 @@ struct cli_kop {
 void cli_candidates(cli *c, const void *key, size_t klen, bool all_nodes, cli_kop *k);
 /* Starts k (k->req, method, cand set); returns 0 or an error (no candidate: AQ_EUNAVAIL). */
 int cli_kop_start(cli_kop *k);
-/* Ends k, a GET to node not sent on its own, with rep (malloc'd, taken) as its reply, as if node
- * had answered it: verified like any GET (k->verify), then on_done. A reply that fails the check
- * is freed and its error returned (the sentence in k->msg), and k is left not done, so that the
- * caller can send it on its own. */
-int cli_kop_take_reply(cli_kop *k, uint32_t node, uint8_t *rep, size_t replen);
+/* k, set up as for cli_kop_start (on_done included), started by a call for many keys (MGET,
+ * MPUT) to its first candidate instead of a call of its own: r is that candidate's answer for k as
+ * rpc would give it for k's own call (peer and method k's), rep its reply bytes (malloc'd, taken;
+ * NULL when there are none). It is read as k's own call's answer (checks, sentence, the next
+ * candidate on a failure that allows one, then on_done); why, when not NULL, is the sentence of a
+ * failure instead (the many-key call's own). */
+void cli_kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t replen,
+                     const char *why);
+/* Writes k's deadline for a send to node into its request, as its own send does: 0 or
+ * AQ_ENOMEM (the sentence in k->msg). */
+int cli_kop_stamp(cli_kop *k, size_t node);
 void cli_kop_wait(cli_kop *k);
 void cli_kop_reset(cli_kop *k); /* frees req and rep */
 /* Sets up k for a method with a key request (flags 0) and its candidates. */

@@ -235,43 +235,28 @@ static int kop_verify(cli_kop *k, const aq_node_config_node *cn) {
     return 0;
 }
 
-int cli_kop_take_reply(cli_kop *k, uint32_t node, uint8_t *rep, size_t replen) {
-    free(k->rep);
-    k->rep = rep;
-    k->replen = replen;
-    k->done = false;
-    k->any_notfound = false;
-    k->msg[0] = 0;
-    int e = k->verify ? kop_verify(k, &k->c->conf->nodes[node]) : 0;
-    if (e) {
-        free(k->rep);
-        k->rep = NULL;
-        k->replen = 0;
-        return e;
-    }
-    k->err = 0;
-    k->node = node;
-    kop_finish(k);
-    return 0;
-}
-
-static void kop_cb(void *ud, const aq_rpc_result *r) {
-    cli_kop *k = ud;
+/* The outcome of k's call to k->cand[k->pos] (cli_kop_outcome). */
+static void kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t replen,
+                        const char *why) {
     cli *c = k->c;
-    c->inflight--;
     int e = r->err ? r->err : r->status;
     size_t node = k->cand[k->pos];
     const aq_node_config_node *cn = &c->conf->nodes[node];
     if (e == 0) {
         free(k->rep);
-        k->rep = aq_rpc_result_take(r, &k->replen);
-        if (!k->rep && r->len) {
+        k->rep = rep;
+        k->replen = rep ? replen : 0;
+        if (!rep && replen) {
             e = AQ_ENOMEM;
             snprintf(k->msg, sizeof k->msg, "out of memory for the reply of %s", cn->name);
         }
+    } else {
+        free(rep);
     }
     if (e == 0 && k->verify) {
         e = kop_verify(k, cn);
+    } else if (e && why) {
+        snprintf(k->msg, sizeof k->msg, "%s", why);
     } else if (e) {
         describe_failure(c, r, cn, k->msg, sizeof k->msg);
     }
@@ -292,8 +277,10 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
     if (r->err == AQ_ETIMEDOUT)
         c->live[node] = false;
     if (r->err == AQ_ECANCELED) {
-        size_t l = strlen(k->msg);
-        snprintf(k->msg + l, sizeof k->msg - l, ": the other nodes call %s down", cn->name);
+        if (!why) {
+            size_t l = strlen(k->msg);
+            snprintf(k->msg + l, sizeof k->msg - l, ": the other nodes call %s down", cn->name);
+        }
         e = AQ_EUNAVAIL;
     }
     bool retry = r->err != 0 || e == AQ_ECLOSED || e == AQ_EBUSY || e == AQ_ECORRUPT ||
@@ -312,6 +299,27 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
     k->err = e;
     k->node = node;
     kop_finish(k);
+}
+
+static void kop_cb(void *ud, const aq_rpc_result *r) {
+    cli_kop *k = ud;
+    k->c->inflight--;
+    size_t len = 0;
+    uint8_t *rep = (r->err ? r->err : r->status) == 0 ? aq_rpc_result_take(r, &len) : NULL;
+    kop_outcome(k, r, rep, rep ? len : r->len, NULL);
+}
+
+void cli_kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t replen,
+                     const char *why) {
+    /* As cli_kop_start starts it: its first candidate answered. */
+    k->done = false;
+    k->err = 0;
+    k->pos = 0;
+    k->any_notfound = false;
+    k->msg[0] = 0;
+    if (!k->timeout_ms)
+        k->timeout_ms = cli_data_timeout_ms(k->c);
+    kop_outcome(k, r, rep, replen, why);
 }
 
 /* A request lent to rpc instead of copied: rpc may hold it (in a pipe's send queue) after the
@@ -367,27 +375,36 @@ static int kop_unshare(cli_kop *k) {
     return 0;
 }
 
+int cli_kop_stamp(cli_kop *k, size_t node) {
+    cli *c = k->c;
+    if (!k->deadline_off)
+        return 0;
+    if (kop_unshare(k) != 0) {
+        snprintf(k->msg, sizeof k->msg, "out of memory to resend %s to %s",
+                 aq_node_method_name(k->method), c->conf->nodes[node].name);
+        return AQ_ENOMEM;
+    }
+    if (!k->timeout_ms)
+        k->timeout_ms = cli_data_timeout_ms(c);
+    /* This attempt's deadline in the node's clock: never later than when we give up. */
+    uint64_t dl = 0;
+    if (c->mono_have[node]) {
+        int64_t d = (int64_t)(uv_hrtime() / 1000 + k->timeout_ms * 1000) + c->mono_off[node];
+        dl = d > 0 ? (uint64_t)d : 1;
+    }
+    aq_node_u64_at(k->req, k->deadline_off, dl);
+    return 0;
+}
+
 static void kop_send(cli_kop *k) {
     cli *c = k->c;
     for (;;) {
         size_t node = k->cand[k->pos];
-        if (k->deadline_off && kop_unshare(k) != 0) {
-            snprintf(k->msg, sizeof k->msg, "out of memory to resend %s to %s",
-                     aq_node_method_name(k->method), c->conf->nodes[node].name);
+        if (cli_kop_stamp(k, node) != 0) {
             k->err = AQ_ENOMEM;
             k->node = node;
             kop_finish(k);
             return;
-        }
-        if (k->deadline_off) {
-            /* This attempt's deadline in the node's clock: never later than when we give up. */
-            uint64_t dl = 0;
-            if (c->mono_have[node]) {
-                int64_t d =
-                    (int64_t)(uv_hrtime() / 1000 + k->timeout_ms * 1000) + c->mono_off[node];
-                dl = d > 0 ? (uint64_t)d : 1;
-            }
-            aq_node_u64_at(k->req, k->deadline_off, dl);
         }
         aq_rpc_buf b = {k->req, k->reqlen, NULL, NULL};
         kop_lend(k, &b);

@@ -46,9 +46,11 @@
 #define BYTES_MAX (64u << 20) /* the most bytes of small values known to be in flight at once */
 
 /* A value known (from the listing) to be at most this goes in an MGET; and an MGET asks for at
- * most AQ_MGET_REPLY_MAX / 2 bytes of known sizes, so the node's bound seldom leaves one out. */
+ * most AQ_MGET_REPLY_MAX / 2 bytes of known sizes, so the node's bound seldom leaves one out. A
+ * put of at most this goes in an MPUT of at most MPUT_BYTES of requests. */
 #define MGET_VALUE_MAX (64u << 10)
 #define MGET_BYTES     (AQ_MGET_REPLY_MAX / 2)
+#define MPUT_BYTES     (1u << 20)
 
 enum { ST_PREV, ST_PUT, ST_READ, ST_REST, ST_FETCH, ST_REPAIR };
 enum { SLOW_WHOLE = 1, SLOW_RESTORE = 2 };
@@ -97,9 +99,9 @@ struct cli_xfer_batch {
     cli_xfer_item *d_head, *d_tail;
     op *ready_head, *ready_tail;
     op *slow_head, *slow_tail;
-    /* STATs and small values' GETs waiting to go, sent as MSTATs and MGETs when the driver is
-     * about to wait; groups whose call ended, freed by the driver. */
-    keyq stats, gets;
+    /* STATs, and small values' GETs and PUTs, waiting to go, sent as MSTATs, MGETs and MPUTs when
+     * the driver is about to wait; groups whose call ended, freed by the driver. */
+    keyq stats, gets, puts;
     struct key_group *groups_done;
     bool *missing; /* per node: missed a copy of some put that was stored */
 };
@@ -369,19 +371,14 @@ static void keyq_free(keyq *q, size_t nn) {
     free(q->unsupported);
 }
 
-/* Sends method (MSTAT or MGET) for the keys of ops[0..n) to node, ending through on_done; NULL
- * when out of memory (nothing sent). */
-static key_group *group_send(cli_xfer_batch *b, uint32_t node, op **ops, size_t n, uint16_t method,
-                             void (*on_done)(cli_kop *k)) {
+/* Sends the request in w (taken) as method, a call for the many ops[0..n) to node, ending
+ * through on_done; NULL when out of memory (nothing sent). */
+static key_group *group_start(cli_xfer_batch *b, uint32_t node, op **ops, size_t n, uint16_t method,
+                              void (*on_done)(cli_kop *k), aq_wr *w) {
     key_group *g = malloc(sizeof *g + n * sizeof *g->ops);
-    aq_wr w;
-    aq_wr_init_cap(&w, 3 + n * (1 + AQ_NODE_KEY_MAX));
-    aq_node_mstat_req_head(&w, AQ_READ_TOMBSTONES, (uint16_t)n);
-    for (size_t i = 0; i < n; i++)
-        aq_node_mstat_req_key(&w, ops[i]->it->key, ops[i]->klen);
-    if (!g || !w.ok) {
+    if (!g || !w->ok) {
         free(g);
-        aq_wr_free(&w);
+        aq_wr_free(w);
         return NULL;
     }
     cli_kop_clear(&g->k);
@@ -392,14 +389,57 @@ static key_group *group_send(cli_xfer_batch *b, uint32_t node, op **ops, size_t 
     memcpy(g->ops, ops, n * sizeof *ops);
     g->k.c = &b->c;
     g->k.method = method;
-    g->k.req = w.p;
-    g->k.reqlen = w.len;
+    g->k.req = w->p;
+    g->k.reqlen = w->len;
+    g->k.lend_ok = true; /* an MPUT's values are not copied again by rpc */
     g->k.cand[0] = node;
     g->k.ncand = 1;
     g->k.on_done = on_done;
     g->k.ud = g;
     cli_kop_start(&g->k); /* one candidate: it ends through on_done */
     return g;
+}
+
+/* method (MSTAT or MGET) for the keys of ops[0..n) to node (group_start). */
+static key_group *group_send(cli_xfer_batch *b, uint32_t node, op **ops, size_t n, uint16_t method,
+                             void (*on_done)(cli_kop *k)) {
+    aq_wr w;
+    aq_wr_init_cap(&w, 3 + n * (1 + AQ_NODE_KEY_MAX));
+    aq_node_mstat_req_head(&w, AQ_READ_TOMBSTONES, (uint16_t)n);
+    for (size_t i = 0; i < n; i++)
+        aq_node_mstat_req_key(&w, ops[i]->it->key, ops[i]->klen);
+    return group_start(b, node, ops, n, method, on_done, &w);
+}
+
+/* What node answered for k inside a call for many, as rpc gives it for a call of k's own. */
+static aq_rpc_result carried(cli_xfer_batch *b, const cli_kop *k, uint32_t node, int err,
+                             int status, const uint8_t *data, size_t len) {
+    aq_rpc_result r = {.err = err,
+                       .status = status,
+                       .data = data,
+                       .len = len,
+                       .peer = b->c.peers[node],
+                       .method = k->method,
+                       .attempts = 1};
+    return r;
+}
+
+/* k of o, carried by a call for many, ends with r (cli_kop_outcome); its end counts down o's
+ * requests like a call of its own. */
+static void op_carry(op *o, cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t replen,
+                     const char *why) {
+    k->on_done = op_kop_done;
+    k->ud = o;
+    o->outstanding++;
+    cli_kop_outcome(k, r, rep, replen, why);
+}
+
+/* A malloc'd copy of n bytes (at least one allocated), or NULL. */
+static uint8_t *dup_bytes(const uint8_t *p, size_t n) {
+    uint8_t *d = malloc(n ? n : 1);
+    if (d && n)
+        memcpy(d, p, n);
+    return d;
 }
 
 /* Queues a STAT of o's key to node, sent with others in one MSTAT (flush_stats). */
@@ -445,17 +485,14 @@ static void flush_stats(cli_xfer_batch *b) {
     }
 }
 
-/* The end of an MGET: each op's GET (r.data) ends with its key's answer as if sent alone, or is
- * sent alone when the answer is not a value that checks out (left out, not read, malformed); when
- * the call failed, each ends with that failure, as its own GET would have. Then one fewer request
- * outstanding. */
+/* The end of an MGET: each op's GET (r.data) ends with its key's answer, read as the answer to
+ * a GET of its own; a key the node left out (AQ_ETOOBIG), an answer that cannot be read, or a node
+ * of an older build gets a GET of its own. A failed call is each GET's failure. */
 static void get_group_done(cli_kop *gk) {
     key_group *g = (key_group *)gk;
     cli_xfer_batch *b = g->b;
-    const aq_node_config_node *cn = &b->c.conf->nodes[g->node];
     if (gk->err == AQ_ENOMETHOD)
         b->gets.unsupported[g->node] = true; /* an older build: GETs of their own from now on */
-    bool whole = gk->err && gk->err != AQ_ENOMETHOD;
     aq_rd r;
     uint32_t count = 0;
     bool readable =
@@ -463,42 +500,20 @@ static void get_group_done(cli_kop *gk) {
     for (size_t i = 0; i < g->n; i++) {
         op *o = g->ops[i];
         cli_kop *k = o->r.data;
-        if (whole) {
-            k->err = gk->err;
-            k->node = g->node;
-            snprintf(k->msg, sizeof k->msg, "%s", gk->msg);
-            k->done = true;
-            op_release(o);
-            continue;
-        }
         int err = AQ_EPROTO;
         const uint8_t *rep = NULL;
         size_t replen = 0;
         if (readable && aq_node_mget_rep_next(&r, &err, &rep, &replen) != 0)
             readable = false; /* nor can the answers after it be found */
-        bool ended = false;
-        if (readable && err == AQ_ENOTFOUND) {
-            k->err = err;
-            k->node = g->node;
-            k->any_notfound = true;
-            snprintf(k->msg, sizeof k->msg, "call GET to %s (%s) failed: %s", cn->name, cn->address,
-                     aq_strerror(err));
-            k->done = true;
-            ended = true;
-        } else if (readable && err == 0) {
-            uint8_t *copy = malloc(replen);
-            if (copy) {
-                memcpy(copy, rep, replen);
-                k->on_done = op_kop_done;
-                k->ud = o;
-                o->outstanding++;
-                ended = cli_kop_take_reply(k, g->node, copy, replen) == 0;
-                if (!ended)
-                    o->outstanding--;
-            }
-        }
-        if (!ended)
+        if (gk->err && gk->err != AQ_ENOMETHOD) {
+            aq_rpc_result res = carried(b, k, g->node, gk->err, 0, NULL, 0);
+            op_carry(o, k, &res, NULL, 0, gk->msg);
+        } else if (readable && err != AQ_ETOOBIG) {
+            aq_rpc_result res = carried(b, k, g->node, 0, err, rep, replen);
+            op_carry(o, k, &res, err ? NULL : dup_bytes(rep, replen), replen, NULL);
+        } else {
             op_send(o, k);
+        }
         op_release(o); /* the queue's count */
     }
     g->next = b->groups_done;
@@ -530,6 +545,94 @@ static void flush_gets(cli_xfer_batch *b) {
                 /* An older build, or no memory for the group: a GET of its own each. */
                 for (size_t i = 0; i < n; i++) {
                     op_send(ops[i], ops[i]->r.data);
+                    op_release(ops[i]);
+                }
+            }
+            done += n;
+        }
+        q->n[node] = 0;
+    }
+}
+
+/* The end of an MPUT: each op's PUT ends with its item's answer, read as the answer to a PUT of
+ * its own (the write report, or the failure, and the next candidate when that allows one); a
+ * failed call is each PUT's failure, an unreadable reply each PUT's AQ_EPROTO (its outcome unknown,
+ * as a call of its own whose reply was lost). A node of an older build gets a PUT of its own. */
+static void put_group_done(cli_kop *gk) {
+    key_group *g = (key_group *)gk;
+    cli_xfer_batch *b = g->b;
+    const aq_node_config_node *cn = &b->c.conf->nodes[g->node];
+    if (gk->err == AQ_ENOMETHOD)
+        b->puts.unsupported[g->node] = true; /* an older build: PUTs of their own from now on */
+    aq_rd r;
+    uint32_t count = 0;
+    bool readable =
+        !gk->err && aq_node_mput_rep_begin(&r, gk->rep, gk->replen, &count) == 0 && count == g->n;
+    char bad[200];
+    snprintf(bad, sizeof bad, "%s (%s) sent a malformed MPUT reply", cn->name, cn->address);
+    for (size_t i = 0; i < g->n; i++) {
+        op *o = g->ops[i];
+        cli_kop *k = o->put;
+        int status = AQ_EPROTO;
+        const uint8_t *body = NULL;
+        size_t blen = 0;
+        if (readable && aq_node_mput_rep_next(&r, &status, &body, &blen) != 0)
+            readable = false;
+        if (gk->err == AQ_ENOMETHOD) {
+            op_send(o, k); /* it never ran there */
+        } else if (gk->err) {
+            aq_rpc_result res = carried(b, k, g->node, gk->err, 0, NULL, 0);
+            op_carry(o, k, &res, NULL, 0, gk->msg);
+        } else if (!readable) {
+            aq_rpc_result res = carried(b, k, g->node, 0, AQ_EPROTO, NULL, 0);
+            op_carry(o, k, &res, NULL, 0, bad);
+        } else {
+            aq_rpc_result res = carried(b, k, g->node, 0, status, body, blen);
+            op_carry(o, k, &res, status ? NULL : dup_bytes(body, blen), blen, NULL);
+        }
+        op_release(o); /* the queue's count */
+    }
+    g->next = b->groups_done;
+    b->groups_done = g;
+}
+
+/* Queues o's PUT to its first candidate for an MPUT (flush_puts) when its value is small. */
+static bool put_want(op *o) {
+    cli_xfer_batch *b = o->b;
+    cli_kop *k = o->put;
+    if (!k->ncand || o->len > MGET_VALUE_MAX || b->puts.unsupported[k->cand[0]])
+        return false;
+    return keyq_push(&b->puts, k->cand[0], o);
+}
+
+/* Sends the queued PUTs: one MPUT per node, AQ_MSTAT_MAX values and MPUT_BYTES of requests, each
+ * request stamped with its deadline as its own send would be. */
+static void flush_puts(cli_xfer_batch *b) {
+    keyq *q = &b->puts;
+    for (uint32_t node = 0; node < b->c.conf->nnodes; node++) {
+        size_t done = 0, total = q->n[node];
+        while (done < total) {
+            op **ops = q->q[node] + done;
+            size_t n = 0, bytes = 0;
+            while (done + n < total && n < AQ_MSTAT_MAX &&
+                   (n == 0 || bytes + ops[n]->put->reqlen <= MPUT_BYTES))
+                bytes += ops[n++]->put->reqlen;
+            aq_wr w;
+            aq_wr_init_cap(&w, 2 + n * 4 + bytes);
+            aq_node_mput_req_head(&w, (uint16_t)n);
+            for (size_t i = 0; i < n; i++) {
+                cli_kop *k = ops[i]->put;
+                if (cli_kop_stamp(k, node) != 0)
+                    w.ok = false;
+                aq_node_mput_req_item(&w, k->req, k->reqlen);
+            }
+            if (q->unsupported[node])
+                aq_wr_free(&w);
+            if (q->unsupported[node] ||
+                !group_start(b, node, ops, n, AQ_M_MPUT, put_group_done, &w)) {
+                /* An older build, or no memory for the group: a PUT of its own each. */
+                for (size_t i = 0; i < n; i++) {
+                    op_send(ops[i], ops[i]->put);
                     op_release(ops[i]);
                 }
             }
@@ -655,7 +758,9 @@ static void put_prev_read(op *o) {
     k->method = AQ_M_PUT;
     cli_candidates(c, o->it->key, o->klen, false, k);
     o->put = k;
-    op_step(o, ST_PUT, k);
+    o->state = ST_PUT;
+    if (!put_want(o))
+        op_step(o, ST_PUT, k);
 }
 
 static void put_done(op *o) {
@@ -924,6 +1029,7 @@ static bool progress(cli_xfer_batch *b) {
         /* the slow item's waits run the loop: let these go meanwhile */
         flush_stats(b);
         flush_gets(b);
+        flush_puts(b);
         if (o->slow == SLOW_RESTORE)
             put_restore(o);
         else
@@ -937,10 +1043,11 @@ static bool progress(cli_xfer_batch *b) {
 static void drive(cli_xfer_batch *b, bool wait) {
     if (progress(b))
         return;
-    /* Every op that is about to wait for a STAT or a small GET has queued it by now: one MSTAT
-     * and one MGET per node. */
+    /* Every op that is about to wait for a STAT, or a small GET or PUT, has queued it by now: one
+     * MSTAT, one MGET and one MPUT per node. */
     flush_stats(b);
     flush_gets(b);
+    flush_puts(b);
     /* A call that failed at once (no memory, a full queue) ended its ops already: they are
      * ready, and the loop may have nothing left to wake it. */
     if (b->ready_head)
@@ -959,6 +1066,7 @@ static void batch_free(cli_xfer_batch *b) {
     groups_free(b);
     keyq_free(&b->stats, b->c.conf->nnodes);
     keyq_free(&b->gets, b->c.conf->nnodes);
+    keyq_free(&b->puts, b->c.conf->nnodes);
     free(b->missing);
     free(b);
 }
@@ -982,8 +1090,8 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
     b->c.chunks_inflight = chunks ? chunks : 1;
     size_t nn = c->conf->nnodes;
     b->missing = calloc(nn, sizeof *b->missing);
-    int e1 = keyq_init(&b->stats, nn), e2 = keyq_init(&b->gets, nn);
-    if (e1 || e2 || !b->missing) {
+    int e1 = keyq_init(&b->stats, nn), e2 = keyq_init(&b->gets, nn), e3 = keyq_init(&b->puts, nn);
+    if (e1 || e2 || e3 || !b->missing) {
         batch_free(b);
         return cli_fail(c, CLI_ERROR, "out of memory");
     }

@@ -84,9 +84,44 @@ static void msg_share_unref(void *ctx) {
     }
 }
 
+/* An MPUT call: its items are writes of their own, each answering into its slot; the call is
+ * answered once every slot is filled (left counts the slots still open, plus one while the handler
+ * is starting them). */
+typedef struct mput_call {
+    aq_rpc_incoming *in;
+    uint32_t count, left;
+    struct mput_slot {
+        int status;
+        uint8_t *body; /* malloc'd, or NULL */
+        size_t len;
+    } slots[];
+} mput_call;
+
+/* Where a write's answer goes: its own call, or slot item of an MPUT. */
+typedef struct write_to {
+    aq_rpc_incoming *in;
+    mput_call *batch;
+    uint32_t item;
+} write_to;
+
+static void mput_release(mput_call *m);
+
+/* The answer to a write: status and body (malloc'd and taken, or NULL). */
+static void answer(write_to to, int status, uint8_t *body, size_t len) {
+    if (to.in) {
+        aq_rpc_respond(to.in, status, (aq_rpc_buf){body, body ? len : 0, body ? free : NULL, body});
+        return;
+    }
+    struct mput_slot *sl = &to.batch->slots[to.item];
+    sl->status = status;
+    sl->body = body;
+    sl->len = body ? len : 0;
+    mput_release(to.batch);
+}
+
 typedef struct write_op {
     aq_node *n;
-    aq_rpc_incoming *in;
+    write_to to;
     uint16_t method;
     uint8_t *msg;     /* the request; forwarded with AQ_PUT_REPLICA set and this write's version */
     msg_share *share; /* PUT: owns msg (else the op does) */
@@ -182,7 +217,12 @@ static void respond_rep(write_op *op, uint8_t flags, uint64_t version) {
     aq_wr w;
     aq_wr_init(&w);
     aq_node_put_rep_encode(&w, &rep);
-    respond_wr(op->in, &w);
+    if (!w.ok) {
+        aq_wr_free(&w);
+        answer(op->to, AQ_ENOMEM, NULL, 0);
+        return;
+    }
+    answer(op->to, 0, w.p, w.len);
 }
 
 /* The replica's refusal, with its name: the caller names the node that refused, not this one. */
@@ -192,31 +232,30 @@ static void respond_refusal(write_op *op) {
     aq_node_refusal_encode(&w, op->n->members[op->refused_by].conf->name);
     if (!w.ok) {
         aq_wr_free(&w);
-        respond_err(op->in, op->forward_err);
+        answer(op->to, op->forward_err, NULL, 0);
         return;
     }
-    aq_rpc_buf b = {w.p, w.len, free, w.p};
-    aq_rpc_respond(op->in, op->forward_err, b);
+    answer(op->to, op->forward_err, w.p, w.len);
 }
 
 static void write_finish(write_op *op) {
     aq_node *n = op->n;
     if (!op->coordinate) {
         if (op->local_err)
-            respond_err(op->in, op->local_err);
+            answer(op->to, op->local_err, NULL, 0);
         else
             respond_rep(op,
                         (uint8_t)((op->local_stale ? AQ_REP_STALE : 0) |
                                   (op->local_found ? AQ_REP_FOUND : 0)),
                         op->local_stale ? op->held : op->version);
     } else if (op->local_err && op->copies == 0) {
-        respond_err(op->in, op->local_err);
+        answer(op->to, op->local_err, NULL, 0);
     } else if (op->forward_err && op->method == AQ_M_PUT) {
         /* A live replica refused (full, corrupt, too late): the put failed, whatever else stored
          * it. */
         respond_refusal(op);
     } else if (op->method == AQ_M_RM && !op->found && !op->forward_err) {
-        respond_err(op->in, AQ_ENOTFOUND); /* removing an absent key: say so */
+        answer(op->to, AQ_ENOTFOUND, NULL, 0); /* removing an absent key: say so */
     } else {
         respond_rep(op, op->found ? AQ_REP_FOUND : 0, op->version);
     }
@@ -541,22 +580,20 @@ static void write_start_round(write_op *op) {
     }
 }
 
-static void handle_write(void *ud, aq_rpc_incoming *in) {
-    aq_node *n = ud;
-    size_t first_len;
-    const uint8_t *first = aq_rpc_incoming_data(in, &first_len);
-    count_run(n, !(first_len && (first[0] & AQ_PUT_REPLICA)));
-    if (refuse_if_stopping(n, in))
-        return;
+/* Starts the write method (PUT or RM) of msg (malloc'd, taken; NULL when it could not be had),
+ * answered to `to`. */
+static void write_begin(aq_node *n, write_to to, uint16_t method, uint8_t *msg, size_t len) {
     write_op *op = calloc(1, sizeof *op);
     if (!op) {
-        respond_err(in, AQ_ENOMEM);
+        free(msg);
+        answer(to, AQ_ENOMEM, NULL, 0);
         return;
     }
     op->n = n;
-    op->in = in;
-    op->method = aq_rpc_incoming_method(in);
-    op->msg = aq_rpc_incoming_take(in, &op->len);
+    op->to = to;
+    op->method = method;
+    op->msg = msg;
+    op->len = len;
     int err = AQ_EPROTO;
     uint8_t flags = 0;
     if (op->method == AQ_M_PUT) {
@@ -579,6 +616,9 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
             err = AQ_EKEY;
         flags = op->rm_flags;
     }
+    /* An MPUT carries a client's puts only: forwards between nodes go one by one. */
+    if (!err && to.batch && (flags & AQ_PUT_REPLICA))
+        err = AQ_EPROTO;
     if (!err && op->method == AQ_M_PUT) {
         op->share = malloc(sizeof *op->share);
         if (op->share) {
@@ -590,7 +630,7 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
     }
     if (err) {
         write_op_free(op);
-        respond_err(in, err);
+        answer(to, err, NULL, 0);
         return;
     }
     op->coordinate = !(flags & AQ_PUT_REPLICA);
@@ -602,7 +642,7 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
         if (!w.ok) {
             aq_wr_free(&w);
             write_op_free(op);
-            respond_err(in, AQ_ENOMEM);
+            answer(to, AQ_ENOMEM, NULL, 0);
             return;
         }
         free(op->msg);
@@ -622,6 +662,92 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
     }
     aq_node_op_begin(n);
     write_start_round(op);
+}
+
+static void handle_write(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    size_t first_len;
+    const uint8_t *first = aq_rpc_incoming_data(in, &first_len);
+    count_run(n, !(first_len && (first[0] & AQ_PUT_REPLICA)));
+    if (refuse_if_stopping(n, in))
+        return;
+    size_t len;
+    uint8_t *msg = aq_rpc_incoming_take(in, &len);
+    write_begin(n, (write_to){.in = in}, aq_rpc_incoming_method(in), msg, len);
+}
+
+/* One slot of an MPUT filled (or the handler done starting them): the call is answered once all
+ * are. */
+static void mput_release(mput_call *m) {
+    if (--m->left)
+        return;
+    size_t total = 2;
+    for (uint32_t i = 0; i < m->count; i++)
+        total += aq_node_mput_rep_entry_len(m->slots[i].len);
+    aq_wr w;
+    aq_wr_init_cap(&w, total);
+    aq_node_mstat_rep_head(&w, (uint16_t)m->count);
+    for (uint32_t i = 0; i < m->count; i++) {
+        aq_node_mput_rep_entry(&w, m->slots[i].status, m->slots[i].body, m->slots[i].len);
+        free(m->slots[i].body);
+    }
+    aq_rpc_incoming *in = m->in;
+    free(m);
+    respond_wr(in, &w);
+}
+
+/* MPUT: each item is a client's PUT of its own (versions, forwards, deadline and answer as a PUT
+ * call's), started in order; one reply holds every answer, in order, once all are in. A request
+ * that cannot be read is refused whole, before any item starts. */
+static void handle_mput(void *ud, aq_rpc_incoming *in) {
+    aq_node *n = ud;
+    count_run(n, true);
+    if (refuse_if_stopping(n, in))
+        return;
+    size_t len;
+    const uint8_t *p = aq_rpc_incoming_data(in, &len);
+    aq_rd r;
+    uint32_t count;
+    if (aq_node_mput_req_begin(&r, p, len, &count) != 0) {
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    /* Every item's bounds first: nothing starts from a request that is cut short. */
+    aq_rd check = r;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *item;
+        size_t ilen;
+        if (aq_node_mput_req_next(&check, &item, &ilen) != 0) {
+            respond_err(in, AQ_EPROTO);
+            return;
+        }
+    }
+    if (!aq_rd_done(&check)) {
+        respond_err(in, AQ_EPROTO);
+        return;
+    }
+    mput_call *m = calloc(1, sizeof *m + count * sizeof m->slots[0]);
+    if (!m) {
+        respond_err(in, AQ_ENOMEM);
+        return;
+    }
+    m->in = in;
+    m->count = count;
+    m->left = count + 1;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *item;
+        size_t ilen;
+        (void)aq_node_mput_req_next(&r, &item, &ilen);
+        write_to to = {.batch = m, .item = i};
+        uint8_t *msg = malloc(ilen ? ilen : 1);
+        if (!msg) {
+            answer(to, AQ_ENOMEM, NULL, 0);
+            continue;
+        }
+        memcpy(msg, item, ilen);
+        write_begin(n, to, AQ_M_PUT, msg, ilen);
+    }
+    mput_release(m);
 }
 
 /* ---- GET, STAT, LIST: reads on the loop ---- */
@@ -960,6 +1086,7 @@ void aq_node_register_handlers(aq_node *n) {
     aq_rpc_handle(n->rpc, AQ_M_STAT, handle_stat, n);
     aq_rpc_handle(n->rpc, AQ_M_MSTAT, handle_mstat, n);
     aq_rpc_handle(n->rpc, AQ_M_MGET, handle_mget, n);
+    aq_rpc_handle(n->rpc, AQ_M_MPUT, handle_mput, n);
     aq_rpc_handle(n->rpc, AQ_M_LIST, handle_list, n);
     aq_rpc_handle(n->rpc, AQ_M_STATUS, handle_status, n);
     aq_node_register_repair(n);

@@ -33,6 +33,8 @@ const char *aq_node_method_name(uint16_t m) {
         return "MSTAT";
     case AQ_M_MGET:
         return "MGET";
+    case AQ_M_MPUT:
+        return "MPUT";
     case AQ_M_FRAME_SUMMARY:
         return "FRAME_SUMMARY";
     default:
@@ -361,6 +363,60 @@ int aq_node_mget_rep_next(aq_rd *r, int *err, const uint8_t **rep, size_t *reple
     *rep = r->ok && len >= GET_REP_HEAD ? aq_rd_bytes(r, len) : NULL;
     *replen = len;
     return *rep ? 0 : AQ_EPROTO;
+}
+
+void aq_node_mput_req_head(aq_wr *w, uint16_t count) {
+    aq_wr_u16(w, count);
+}
+
+void aq_node_mput_req_item(aq_wr *w, const void *put_req, size_t len) {
+    aq_wr_u32(w, (uint32_t)len);
+    aq_wr_bytes(w, put_req, len);
+}
+
+int aq_node_mput_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
+    *r = aq_rd_init(p, n);
+    *count = aq_rd_u16(r);
+    /* Each item takes at least its 4-byte length. */
+    if (!r->ok || *count == 0 || *count > AQ_MSTAT_MAX || *count > r->n / 4)
+        return AQ_EPROTO;
+    return 0;
+}
+
+int aq_node_mput_req_next(aq_rd *r, const uint8_t **item, size_t *len) {
+    uint32_t l = aq_rd_u32(r);
+    *item = r->ok ? aq_rd_bytes(r, l) : NULL;
+    *len = l;
+    return *item ? 0 : AQ_EPROTO;
+}
+
+void aq_node_mput_rep_entry(aq_wr *w, int status, const void *body, size_t len) {
+    aq_wr_u32(w, (uint32_t)(int32_t)status);
+    aq_wr_u32(w, (uint32_t)len);
+    aq_wr_bytes(w, body, len);
+}
+
+size_t aq_node_mput_rep_entry_len(size_t len) {
+    return 4 + 4 + len;
+}
+
+int aq_node_mput_rep_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count) {
+    *r = aq_rd_init(p, n);
+    *count = aq_rd_u16(r);
+    /* Each answer takes at least its code and length. */
+    if (!r->ok || *count == 0 || *count > AQ_MSTAT_MAX || *count > r->n / 8)
+        return AQ_EPROTO;
+    return 0;
+}
+
+int aq_node_mput_rep_next(aq_rd *r, int *status, const uint8_t **body, size_t *len) {
+    *status = (int)(int32_t)aq_rd_u32(r);
+    uint32_t l = aq_rd_u32(r);
+    if (!r->ok || *status > 0 || *status < -32767)
+        return AQ_EPROTO;
+    *body = aq_rd_bytes(r, l);
+    *len = l;
+    return *body ? 0 : AQ_EPROTO;
 }
 
 void aq_node_list_req_encode(aq_wr *w, const aq_node_list_req *q) {

@@ -35,7 +35,8 @@ enum aq_node_method {
     AQ_M_FRAME_SUMMARY = 11, /* summarize the column chunks held here -> partial summaries */
     AQ_M_MSTAT = 12,         /* STAT of many keys in one call -> one answer per key */
     AQ_M_MGET = 13,          /* GET of many small values in one call -> one answer per key */
-    AQ_M_LAST = AQ_M_MGET,   /* methods are numbered 1..AQ_M_LAST, each with its name */
+    AQ_M_MPUT = 14,          /* PUT of many small values in one call -> one answer per value */
+    AQ_M_LAST = AQ_M_MPUT,   /* methods are numbered 1..AQ_M_LAST, each with its name */
 };
 
 const char *aq_node_method_name(uint16_t m);
@@ -195,6 +196,24 @@ int aq_node_mget_rep_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count
 /* 0 with *err the key's answer and, when *err is 0, its GET reply in rep[0..replen); or
  * AQ_EPROTO. */
 int aq_node_mget_rep_next(aq_rd *r, int *err, const uint8_t **rep, size_t *replen);
+
+/* MPUT: a client's PUTs of up to AQ_MSTAT_MAX values in one call (a client storing many small
+ * values sends each node one call per batch, not one per value). Each item is run as that PUT
+ * call would be, coordinated by this node. Request: u16 count (1..AQ_MSTAT_MAX), then per item a
+ * u32 length and that many bytes of a PUT request without AQ_PUT_REPLICA (aq_node_put_req_head
+ * and the value, the deadline set as for a PUT to this node). Reply: u16 count (the request's),
+ * then per item in order an i32 status, a u32 length and that many bytes: what that PUT call would
+ * have answered (its status and its reply or refusal bytes). */
+void aq_node_mput_req_head(aq_wr *w, uint16_t count);
+void aq_node_mput_req_item(aq_wr *w, const void *put_req, size_t len);
+/* Checks the head and that count items can fit in what follows; then _next gives each item. */
+int aq_node_mput_req_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
+int aq_node_mput_req_next(aq_rd *r, const uint8_t **item, size_t *len);
+/* One item's answer: the status and the bytes that PUT would have answered. */
+void aq_node_mput_rep_entry(aq_wr *w, int status, const void *body, size_t len);
+size_t aq_node_mput_rep_entry_len(size_t len);
+int aq_node_mput_rep_begin(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count);
+int aq_node_mput_rep_next(aq_rd *r, int *status, const uint8_t **body, size_t *len);
 
 /* LIST: keys starting with prefix, strictly after `after` in byte order, at most max entries. */
 #define AQ_LIST_INTERNAL 0x01 /* include the cluster's internal keys */

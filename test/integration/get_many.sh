@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# get -r fetches small values (as the listing sizes them) with one MGET per node for many keys,
-# and put -r reads previous values with one MSTAT per node; each value still checked against its
-# digest on arrival. 3 nodes:
-# - replicas 1, a node of an older build (aquiferd_older: no MSTAT, no MGET) answers them
+# get -r fetches small values (as the listing sizes them) with one MGET per node for many keys;
+# put -r reads previous values with one MSTAT per node and stores small values with one MPUT per
+# node; each value still checked against its digest on arrival, each put still answered with its
+# own write report. 3 nodes:
+# - replicas 1, a node of an older build (aquiferd_older: no MSTAT, MGET or MPUT) answers them
 #   AQ_ENOMETHOD, and put -r and get -r fall back to a call per key: every file back byte for
 #   byte, nothing failed;
 # - replicas 2, this build: the same folder back byte for byte;
@@ -56,7 +57,7 @@ it_wait_state n2 up
 same_files "$D" "$T/old" || it_fail "get -r with an older node gave other files"
 [ -s "$T/get.err" ] && it_fail "get -r with an older node warned: $(cat "$T/get.err")"
 
-it_log "this build again, replicas 2: the same folder through MSTAT and MGET"
+it_log "this build again, replicas 2: the same folder through MSTAT, MPUT and MGET"
 "$AQ" cluster down >/dev/null
 # No scrub: it would heal the rotten copy below before the test could show it was there.
 it_conf 3 2 'scrub_rate = 0'

@@ -212,6 +212,14 @@ Test(proto, random_bytes_never_crash_decoders) {
                 if (me == 0)
                     aq_node_get_rep_decode_v(rp, rl, &kind, &d, &ver, &v, &vl);
         }
+        if (aq_node_mput_req_begin(&r, p, n, &cnt) == 0)
+            for (uint32_t i = 0; i < cnt && aq_node_mput_req_next(&r, &k, &kl) == 0; i++)
+                ;
+        if (aq_node_mput_rep_begin(&r, p, n, &cnt) == 0) {
+            int me;
+            for (uint32_t i = 0; i < cnt && aq_node_mput_rep_next(&r, &me, &k, &kl) == 0; i++)
+                ;
+        }
         if (aq_node_offer_req_begin(&r, p, n, &cnt) == 0)
             for (uint32_t i = 0;
                  i < cnt && aq_node_offer_req_next(&r, &k, &kl, &d, &ver, &okind, &oflags) == 0;
@@ -616,6 +624,64 @@ Test(proto, mget_roundtrip_and_bounds) {
         cr_expect_eq(aq_node_mget_rep_next(&r, &err, &rep, &replen), AQ_EPROTO, "case %zu", i);
     }
     cr_expect_str_eq(aq_node_method_name(AQ_M_MGET), "MGET");
+}
+
+Test(proto, mput_roundtrip_and_bounds) {
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_mput_req_head(&w, 2);
+    aq_node_mput_req_item(&w, "abc", 3);
+    aq_node_mput_req_item(&w, "", 0);
+    cr_assert(w.ok);
+    aq_rd r;
+    uint32_t count;
+    const uint8_t *item;
+    size_t len;
+    cr_assert_eq(aq_node_mput_req_begin(&r, w.p, w.len, &count), 0);
+    cr_assert_eq(count, 2);
+    cr_assert_eq(aq_node_mput_req_next(&r, &item, &len), 0);
+    cr_expect(len == 3 && memcmp(item, "abc", 3) == 0);
+    cr_assert_eq(aq_node_mput_req_next(&r, &item, &len), 0);
+    cr_expect_eq(len, 0);
+    cr_expect(aq_rd_done(&r));
+    for (size_t n = 0; n < w.len; n++) {
+        bool ok = aq_node_mput_req_begin(&r, w.p, n, &count) == 0;
+        for (uint32_t i = 0; ok && i < count; i++)
+            ok = aq_node_mput_req_next(&r, &item, &len) == 0;
+        cr_expect(!ok || !aq_rd_done(&r), "request length %zu accepted", n);
+    }
+    aq_wr_free(&w);
+    /* No items, more than AQ_MSTAT_MAX, or more than the bytes can hold. */
+    uint8_t zero[] = {0, 0}, many[] = {0x01, 0x01, 0, 0, 0, 0}, over[] = {3, 0, 0, 0, 0, 0};
+    cr_expect_eq(aq_node_mput_req_begin(&r, zero, sizeof zero, &count), AQ_EPROTO);
+    cr_expect_eq(aq_node_mput_req_begin(&r, many, sizeof many, &count), AQ_EPROTO);
+    cr_expect_eq(aq_node_mput_req_begin(&r, over, sizeof over, &count), AQ_EPROTO);
+
+    aq_wr_init(&w);
+    aq_node_mstat_rep_head(&w, 2);
+    aq_node_mput_rep_entry(&w, 0, "report", 6);
+    aq_node_mput_rep_entry(&w, AQ_EFULL, "n3", 2);
+    cr_assert(w.ok);
+    cr_expect_eq(w.len, 2 + aq_node_mput_rep_entry_len(6) + aq_node_mput_rep_entry_len(2));
+    int status;
+    cr_assert_eq(aq_node_mput_rep_begin(&r, w.p, w.len, &count), 0);
+    cr_assert_eq(count, 2);
+    cr_assert_eq(aq_node_mput_rep_next(&r, &status, &item, &len), 0);
+    cr_expect(status == 0 && len == 6 && memcmp(item, "report", 6) == 0);
+    cr_assert_eq(aq_node_mput_rep_next(&r, &status, &item, &len), 0);
+    cr_expect(status == AQ_EFULL && len == 2 && memcmp(item, "n3", 2) == 0);
+    cr_expect(aq_rd_done(&r));
+    for (size_t n = 0; n < w.len; n++) {
+        bool ok = aq_node_mput_rep_begin(&r, w.p, n, &count) == 0;
+        for (uint32_t i = 0; ok && i < count; i++)
+            ok = aq_node_mput_rep_next(&r, &status, &item, &len) == 0;
+        cr_expect(!ok || !aq_rd_done(&r), "reply length %zu accepted", n);
+    }
+    aq_wr_free(&w);
+    uint8_t pos[] = {1, 0, 5, 0, 0, 0, 0, 0, 0, 0};
+    cr_assert_eq(aq_node_mput_rep_begin(&r, pos, sizeof pos, &count), 0);
+    cr_expect_eq(aq_node_mput_rep_next(&r, &status, &item, &len), AQ_EPROTO);
+    cr_expect_str_eq(aq_node_method_name(AQ_M_MPUT), "MPUT");
 }
 
 Test(proto, refusal_roundtrip_and_bad_names_refused) {
