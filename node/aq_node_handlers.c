@@ -811,12 +811,11 @@ static void handle_stat(void *ud, aq_rpc_incoming *in) {
     respond_wr(in, &w);
 }
 
-/* MSTAT: STAT's answer for each key, in order; a malformed request is refused whole. */
-/* MGET: GET's answer for each key, in order, the values copied into one reply up to
- * AQ_MGET_REPLY_MAX bytes (a copy of at most that on the loop, like a pipe read); a key whose value
- * would go past it is answered AQ_ETOOBIG. A malformed request is refused whole. */
-static void handle_mget(void *ud, aq_rpc_incoming *in) {
-    aq_node *n = ud;
+/* MSTAT and MGET: STAT's or GET's answer for each key, in order; a malformed request is refused
+ * whole. MGET copies the values into one reply of at most AQ_MGET_REPLY_MAX bytes (a copy of at
+ * most that on the loop, like a pipe read); a key whose value would go past it is answered
+ * AQ_ETOOBIG. */
+static void answer_many(aq_node *n, aq_rpc_incoming *in, bool values) {
     count_run(n, true);
     size_t len;
     const uint8_t *p = aq_rpc_incoming_data(in, &len);
@@ -828,7 +827,7 @@ static void handle_mget(void *ud, aq_rpc_incoming *in) {
         return;
     }
     aq_wr w;
-    aq_wr_init_cap(&w, 2 + (size_t)count * 4);
+    aq_wr_init_cap(&w, 2 + (size_t)count * (values ? 4 : 4 + 1 + 8 + 16 + 8));
     aq_node_mstat_rep_head(&w, (uint16_t)count);
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *key;
@@ -841,19 +840,26 @@ static void handle_mget(void *ud, aq_rpc_incoming *in) {
         aq_chunk_ref *ref;
         int err = flags & AQ_READ_TOMBSTONES ? aq_chunk_get(n->store, key, klen, &ref)
                                              : aq_node_get_live(n, key, klen, &ref);
+        aq_node_digest none = {0, 0};
         if (err) {
-            aq_node_mget_rep_entry(&w, err, 0, (aq_node_digest){0, 0}, 0, NULL, 0);
+            if (values)
+                aq_node_mget_rep_entry(&w, err, 0, none, 0, NULL, 0);
+            else
+                aq_node_mstat_rep_entry(&w, err, 0, 0, none, 0);
             continue;
         }
+        uint8_t kind = aq_chunk_ref_kind(ref);
         size_t vlen = aq_chunk_ref_len(ref);
+        aq_node_digest d = to_node_digest(aq_chunk_ref_digest(ref));
+        uint64_t version = aq_chunk_ref_version(ref);
+        if (!values)
+            aq_node_mstat_rep_entry(&w, 0, kind, vlen, d, version);
         /* Room for this entry and the 4-byte answers of the keys after it. */
-        if (w.len + aq_node_mget_rep_entry_len(vlen) + 4 * (size_t)(count - 1 - i) >
-            AQ_MGET_REPLY_MAX)
-            aq_node_mget_rep_entry(&w, AQ_ETOOBIG, 0, (aq_node_digest){0, 0}, 0, NULL, 0);
+        else if (w.len + aq_node_mget_rep_entry_len(vlen) + 4 * (size_t)(count - 1 - i) >
+                 AQ_MGET_REPLY_MAX)
+            aq_node_mget_rep_entry(&w, AQ_ETOOBIG, 0, none, 0, NULL, 0);
         else
-            aq_node_mget_rep_entry(&w, 0, aq_chunk_ref_kind(ref),
-                                   to_node_digest(aq_chunk_ref_digest(ref)),
-                                   aq_chunk_ref_version(ref), aq_chunk_ref_data(ref), vlen);
+            aq_node_mget_rep_entry(&w, 0, kind, d, version, aq_chunk_ref_data(ref), vlen);
         aq_chunk_ref_release(ref);
     }
     if (!aq_rd_done(&r)) {
@@ -864,47 +870,12 @@ static void handle_mget(void *ud, aq_rpc_incoming *in) {
     respond_wr(in, &w);
 }
 
+static void handle_mget(void *ud, aq_rpc_incoming *in) {
+    answer_many(ud, in, true);
+}
+
 static void handle_mstat(void *ud, aq_rpc_incoming *in) {
-    aq_node *n = ud;
-    count_run(n, true);
-    size_t len;
-    const uint8_t *p = aq_rpc_incoming_data(in, &len);
-    aq_rd r;
-    uint8_t flags;
-    uint32_t count;
-    if (aq_node_mstat_req_begin(&r, p, len, &flags, &count) != 0) {
-        respond_err(in, AQ_EPROTO);
-        return;
-    }
-    aq_wr w;
-    aq_wr_init_cap(&w, 2 + (size_t)count * (4 + 1 + 8 + 16 + 8));
-    aq_node_mstat_rep_head(&w, (uint16_t)count);
-    for (uint32_t i = 0; i < count; i++) {
-        const uint8_t *key;
-        size_t klen;
-        if (aq_node_mstat_req_next(&r, &key, &klen) != 0) {
-            aq_wr_free(&w);
-            respond_err(in, AQ_EPROTO);
-            return;
-        }
-        aq_chunk_ref *ref;
-        int err = flags & AQ_READ_TOMBSTONES ? aq_chunk_get(n->store, key, klen, &ref)
-                                             : aq_node_get_live(n, key, klen, &ref);
-        if (err) {
-            aq_node_mstat_rep_entry(&w, err, 0, 0, (aq_node_digest){0, 0}, 0);
-            continue;
-        }
-        aq_node_mstat_rep_entry(&w, 0, aq_chunk_ref_kind(ref), aq_chunk_ref_len(ref),
-                                to_node_digest(aq_chunk_ref_digest(ref)),
-                                aq_chunk_ref_version(ref));
-        aq_chunk_ref_release(ref);
-    }
-    if (!aq_rd_done(&r)) {
-        aq_wr_free(&w);
-        respond_err(in, AQ_EPROTO);
-        return;
-    }
-    respond_wr(in, &w);
+    answer_many(ud, in, false);
 }
 
 typedef struct list_acc {
