@@ -520,38 +520,13 @@ static void get_group_done(cli_kop *gk) {
     b->groups_done = g;
 }
 
-/* Queues o's GET (its r.data) to node for an MGET (flush_gets) when the listing said its value
+/* Queues o's GET (its r.data) to node for an MGET (flush_values) when the listing said its value
  * is small. */
 static bool get_want(op *o, uint32_t node) {
     cli_xfer_batch *b = o->b;
     if (b->gets.unsupported[node] || o->it->size == 0 || o->it->size > MGET_VALUE_MAX)
         return false;
     return keyq_push(&b->gets, node, o);
-}
-
-/* Sends the queued GETs: one MGET per node, AQ_MSTAT_MAX keys and MGET_BYTES of values. */
-static void flush_gets(cli_xfer_batch *b) {
-    keyq *q = &b->gets;
-    for (uint32_t node = 0; node < b->c.conf->nnodes; node++) {
-        size_t done = 0, total = q->n[node];
-        while (done < total) {
-            op **ops = q->q[node] + done;
-            size_t n = 0;
-            uint64_t bytes = 0;
-            while (done + n < total && n < AQ_MSTAT_MAX &&
-                   (n == 0 || bytes + ops[n]->it->size <= MGET_BYTES))
-                bytes += ops[n++]->it->size;
-            if (q->unsupported[node] || !group_send(b, node, ops, n, AQ_M_MGET, get_group_done)) {
-                /* An older build, or no memory for the group: a GET of its own each. */
-                for (size_t i = 0; i < n; i++) {
-                    op_send(ops[i], ops[i]->r.data);
-                    op_release(ops[i]);
-                }
-            }
-            done += n;
-        }
-        q->n[node] = 0;
-    }
 }
 
 /* The end of an MPUT: each op's PUT ends with its item's answer, read as the answer to a PUT of
@@ -596,7 +571,7 @@ static void put_group_done(cli_kop *gk) {
     b->groups_done = g;
 }
 
-/* Queues o's PUT to its first candidate for an MPUT (flush_puts) when its value is small. */
+/* Queues o's PUT to its first candidate for an MPUT (flush_values) when its value is small. */
 static bool put_want(op *o) {
     cli_xfer_batch *b = o->b;
     cli_kop *k = o->put;
@@ -605,36 +580,46 @@ static bool put_want(op *o) {
     return keyq_push(&b->puts, k->cand[0], o);
 }
 
-/* Sends the queued PUTs: one MPUT per node, AQ_MSTAT_MAX values and MPUT_BYTES of requests, each
- * request stamped with its deadline as its own send would be. */
-static void flush_puts(cli_xfer_batch *b) {
-    keyq *q = &b->puts;
+/* An MPUT of the PUTs of ops[0..n) (bytes of requests) to node, each request stamped with its
+ * deadline as its own send would be (group_start). */
+static key_group *mput_send(cli_xfer_batch *b, uint32_t node, op **ops, size_t n, size_t bytes) {
+    aq_wr w;
+    aq_wr_init_cap(&w, 2 + n * 4 + bytes);
+    aq_node_mput_req_head(&w, (uint16_t)n);
+    for (size_t i = 0; i < n; i++) {
+        cli_kop *k = ops[i]->put;
+        if (cli_kop_stamp(k, node) != 0)
+            w.ok = false;
+        aq_node_mput_req_item(&w, k->req, k->reqlen);
+    }
+    return group_start(b, node, ops, n, AQ_M_MPUT, put_group_done, &w);
+}
+
+/* Sends the queued small GETs (put false) or PUTs as one MGET or MPUT per node, each of at most
+ * AQ_MSTAT_MAX values and MGET_BYTES of values (MPUT_BYTES of requests). A node of an older build,
+ * or no memory for the call, gets a call of its own per value. */
+static void flush_values(cli_xfer_batch *b, bool put) {
+    keyq *q = put ? &b->puts : &b->gets;
+    size_t budget = put ? MPUT_BYTES : MGET_BYTES;
     for (uint32_t node = 0; node < b->c.conf->nnodes; node++) {
         size_t done = 0, total = q->n[node];
         while (done < total) {
             op **ops = q->q[node] + done;
             size_t n = 0, bytes = 0;
-            while (done + n < total && n < AQ_MSTAT_MAX &&
-                   (n == 0 || bytes + ops[n]->put->reqlen <= MPUT_BYTES))
-                bytes += ops[n++]->put->reqlen;
-            aq_wr w;
-            aq_wr_init_cap(&w, 2 + n * 4 + bytes);
-            aq_node_mput_req_head(&w, (uint16_t)n);
-            for (size_t i = 0; i < n; i++) {
-                cli_kop *k = ops[i]->put;
-                if (cli_kop_stamp(k, node) != 0)
-                    w.ok = false;
-                aq_node_mput_req_item(&w, k->req, k->reqlen);
+            while (done + n < total && n < AQ_MSTAT_MAX) {
+                size_t size = put ? ops[n]->put->reqlen : ops[n]->it->size;
+                if (n && bytes + size > budget)
+                    break;
+                bytes += size;
+                n++;
             }
-            if (q->unsupported[node])
-                aq_wr_free(&w);
-            if (q->unsupported[node] ||
-                !group_start(b, node, ops, n, AQ_M_MPUT, put_group_done, &w)) {
-                /* An older build, or no memory for the group: a PUT of its own each. */
-                for (size_t i = 0; i < n; i++) {
-                    op_send(ops[i], ops[i]->put);
-                    op_release(ops[i]);
-                }
+            key_group *g = NULL;
+            if (!q->unsupported[node])
+                g = put ? mput_send(b, node, ops, n, bytes)
+                        : group_send(b, node, ops, n, AQ_M_MGET, get_group_done);
+            for (size_t i = 0; !g && i < n; i++) {
+                op_send(ops[i], put ? ops[i]->put : ops[i]->r.data);
+                op_release(ops[i]);
             }
             done += n;
         }
@@ -1028,8 +1013,8 @@ static bool progress(cli_xfer_batch *b) {
     if ((o = q_pop(&b->slow_head, &b->slow_tail)) != NULL) {
         /* the slow item's waits run the loop: let these go meanwhile */
         flush_stats(b);
-        flush_gets(b);
-        flush_puts(b);
+        flush_values(b, false);
+        flush_values(b, true);
         if (o->slow == SLOW_RESTORE)
             put_restore(o);
         else
@@ -1046,8 +1031,8 @@ static void drive(cli_xfer_batch *b, bool wait) {
     /* Every op that is about to wait for a STAT, or a small GET or PUT, has queued it by now: one
      * MSTAT, one MGET and one MPUT per node. */
     flush_stats(b);
-    flush_gets(b);
-    flush_puts(b);
+    flush_values(b, false);
+    flush_values(b, true);
     /* A call that failed at once (no memory, a full queue) ended its ops already: they are
      * ready, and the loop may have nothing left to wake it. */
     if (b->ready_head)
