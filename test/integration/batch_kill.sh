@@ -9,7 +9,6 @@ it_conf 3 1 "call_timeout = 2s"
 it_up
 for node in n1 n2 n3; do it_wait_state "$node" up; done
 
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # same_bytes DIR: every file under DIR has the bytes of the file of that path under $D.
 same_bytes() {
   /usr/bin/python3 - "$1" "$D" <<'EOF'
@@ -41,17 +40,17 @@ want=$((N + 2))
 # check_run JSON COUNT_FIELD: results add up to the files, every failure names n2.
 check_run() {
   local j=$1 field=$2 files ok failed nfail named
-  files=$(json 'd["files"]' <"$j")
-  ok=$(json "d[\"$field\"]" <"$j")
-  failed=$(json 'd["failed"]' <"$j")
-  nfail=$(json 'len(d["failures"])' <"$j")
+  files=$(it_json 'd["files"]' <"$j")
+  ok=$(it_json "d[\"$field\"]" <"$j")
+  failed=$(it_json 'd["failed"]' <"$j")
+  nfail=$(it_json 'len(d["failures"])' <"$j")
   [ "$files" = "$want" ] || it_fail "$j: files $files, not $want"
   [ $((ok + failed)) = "$files" ] || it_fail "$j: $ok + $failed results for $files files (lost some)"
   [ "$nfail" = "$failed" ] || it_fail "$j: $failed failed but $nfail failures named"
   # A large file's part on n2 is reported "missing on every live node" by the single-value path
   # (cli_xfer.c), which does not name the node: accepted for the two large files only.
-  named=$(json 'sum(1 for f in d["failures"] if "n2" in f["error"] or (f["path"].startswith("big") and "missing on every live node" in f["error"]))' <"$j")
-  [ "$named" = "$failed" ] || it_fail "$j: a failure does not name n2: $(json '[f["error"] for f in d["failures"] if "n2" not in f["error"]][:3]' <"$j")"
+  named=$(it_json 'sum(1 for f in d["failures"] if "n2" in f["error"] or (f["path"].startswith("big") and "missing on every live node" in f["error"]))' <"$j")
+  [ "$named" = "$failed" ] || it_fail "$j: a failure does not name n2: $(it_json '[f["error"] for f in d["failures"] if "n2" not in f["error"]][:3]' <"$j")"
   [ "$failed" -gt 0 ] || it_fail "$j: nothing failed although n2 was killed mid-batch"
   it_log "$field $ok, failed $failed (each naming n2)"
 }
@@ -81,7 +80,7 @@ check_run "$T/put.json" stored
 rc=0
 "$AQ" get -r "k/" "$T/back" --json >"$T/back.json" 2>"$T/back.err" || rc=$?
 [ $rc = 0 ] || [ $rc = 4 ] || it_fail "get -r of the stored keys exited $rc: $(head -3 "$T/back.err")"
-[ "$(json 'sum(1 for f in d["failures"] if not (f["path"].startswith("big") and "missing on every live node" in f["error"]))' <"$T/back.json")" = 0 ] ||
+[ "$(it_json 'sum(1 for f in d["failures"] if not (f["path"].startswith("big") and "missing on every live node" in f["error"]))' <"$T/back.json")" = 0 ] ||
   it_fail "get -r of the stored keys failed: $(head -3 "$T/back.err")"
 same_bytes "$T/back" || it_fail "read back differs from the source"
 /usr/bin/python3 - "$T/put.json" "$T/back" <<'EOF2' || it_fail "a file reported failed was stored"
@@ -91,7 +90,7 @@ failed = {f["path"] for f in d["failures"]}
 back = {os.path.relpath(os.path.join(r, f), sys.argv[2]) for r, _, fs in os.walk(sys.argv[2]) for f in fs}
 sys.exit(1 if failed & back else 0)
 EOF2
-[ "$(json 'd["wrote"]' <"$T/back.json")" -gt 0 ] || it_fail "nothing read back"
+[ "$(it_json 'd["wrote"]' <"$T/back.json")" -gt 0 ] || it_fail "nothing read back"
 
 it_log "n2 back, everything stored again, then get -r with n2 killed mid-batch"
 it_start_node n2

@@ -18,14 +18,6 @@ OLDER=${AQ_TEST_BIN:-$AQ_BUILD/tests}/aquiferd_older
 it_conf 3 1
 it_up
 
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-same_files() { # DIR1 DIR2: the same regular files with the same bytes
-  (cd "$1" && find . -type f | sort) >"$T/l1"
-  (cd "$2" && find . -type f | sort) >"$T/l2"
-  cmp -s "$T/l1" "$T/l2" || { diff "$T/l1" "$T/l2" | head; return 1; }
-  while IFS= read -r f; do cmp -s "$1/$f" "$2/$f" || { echo "differs: $f"; return 1; }; done <"$T/l1"
-}
-
 # A folder of small values of many sizes (some past what an MGET takes), an empty one, a large one.
 D=$T/src
 mkdir -p "$D/s/t"
@@ -50,11 +42,11 @@ it_wait_state n2 up
 [ "$(readlink "/proc/$(it_pid n2)/exe")" = "$(readlink -f "$OLDER")" ] || it_fail "n2 is not the older build"
 "$AQ" put -r "$D" old/ --json >"$T/put.json" 2>"$T/put.err" ||
   it_fail "put -r with an older node failed: $(cat "$T/put.err")"
-[ "$(json 'd["stored"], d["failed"]' <"$T/put.json")" = "602 0" ] || it_fail "put -r: $(cat "$T/put.json")"
+[ "$(it_json 'd["stored"], d["failed"]' <"$T/put.json")" = "602 0" ] || it_fail "put -r: $(cat "$T/put.json")"
 "$AQ" get -r old/ "$T/old" --json >"$T/get.json" 2>"$T/get.err" ||
   it_fail "get -r with an older node failed: $(cat "$T/get.err")"
-[ "$(json 'd["wrote"], d["failed"]' <"$T/get.json")" = "602 0" ] || it_fail "get -r: $(cat "$T/get.json")"
-same_files "$D" "$T/old" || it_fail "get -r with an older node gave other files"
+[ "$(it_json 'd["wrote"], d["failed"]' <"$T/get.json")" = "602 0" ] || it_fail "get -r: $(cat "$T/get.json")"
+it_same_files "$D" "$T/old" || it_fail "get -r with an older node gave other files"
 [ -s "$T/get.err" ] && it_fail "get -r with an older node warned: $(cat "$T/get.err")"
 
 it_log "this build again, replicas 2: the same folder through MSTAT, MPUT and MGET"
@@ -64,7 +56,7 @@ it_conf 3 2 'scrub_rate = 0'
 it_up
 "$AQ" put -r "$D" new/ >/dev/null 2>"$T/put.err" || it_fail "put -r failed: $(cat "$T/put.err")"
 "$AQ" get -r new/ "$T/new" >/dev/null 2>"$T/get.err" || it_fail "get -r failed: $(cat "$T/get.err")"
-same_files "$D" "$T/new" || it_fail "get -r gave other files"
+it_same_files "$D" "$T/new" || it_fail "get -r gave other files"
 
 it_log "a value rotten in its first replica's memory: fetched on its own from the other"
 mkdir -p "$T/rot"
@@ -75,7 +67,7 @@ python3 "$HERE/flip_mem.py" "$(it_pid "$first")" "$T/rot/r7" >/dev/null ||
   it_fail "rot/r7 not found in $first's memory"
 "$AQ" get -r rot/ "$T/rot.out" >/dev/null 2>"$T/rot.err" ||
   it_fail "get -r with a rotten replica failed: $(cat "$T/rot.err")"
-same_files "$T/rot" "$T/rot.out" || it_fail "get -r with a rotten replica gave other files"
+it_same_files "$T/rot" "$T/rot.out" || it_fail "get -r with a rotten replica gave other files"
 # The rotten copy is still there: a GET of that replica's own copy alone fails its check.
 "$AQ_TEST_BIN/aq_poke" "$CONF" "$first" rot/r7 >"$T/r7.raw" || it_fail "aq_poke $first rot/r7"
 cmp -s "$T/r7.raw" "$T/rot/r7" && it_fail "the flip did not take: $first serves intact bytes"

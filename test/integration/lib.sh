@@ -125,6 +125,17 @@ sys.exit(0 if views and all(v == state for v in views) else 1)' "$name" "$state"
   it_fail "$name did not become $state within ${limit}s"
 }
 
+# it_json EXPR: EXPR (Python, over d) of the JSON document on stdin.
+it_json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# it_same_files DIR1 DIR2: the same regular files, with the same bytes, under both.
+it_same_files() {
+  (cd "$1" && find . -type f | sort) >"$T/same.l1"
+  (cd "$2" && find . -type f | sort) >"$T/same.l2"
+  cmp -s "$T/same.l1" "$T/same.l2" || { diff "$T/same.l1" "$T/same.l2" | head; return 1; }
+  while IFS= read -r f; do cmp -s "$1/$f" "$2/$f" || { echo "differs: $f"; return 1; }; done <"$T/same.l1"
+}
+
 # it_rand_file PATH SIZE: SIZE random bytes.
 it_rand_file() { head -c "$2" /dev/urandom >"$1"; }
 

@@ -11,14 +11,6 @@
 it_conf 3 2
 it_up
 
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-same_files() { # DIR1 DIR2: the same regular files with the same bytes
-  (cd "$1" && find . -type f | sort) >"$T/l1"
-  (cd "$2" && find . -type f | sort) >"$T/l2"
-  cmp -s "$T/l1" "$T/l2" || { diff "$T/l1" "$T/l2" | head; return 1; }
-  while IFS= read -r f; do cmp -s "$1/$f" "$2/$f" || { echo "differs: $f"; return 1; }; done <"$T/l1"
-}
-
 it_log "a folder of nested, empty, spaced and UTF-8 names"
 D=$T/src
 mkdir -p "$D/a/b/c" "$D/empty dir/inner" "$D/dé/ünï 文件" "$D/many"
@@ -41,11 +33,11 @@ mkfifo "$D/a/fifo"                    # skipped, counted too
 want=$(find "$D" -type f | wc -l)
 
 "$AQ" put -r "$D" "tr/" --json >"$T/put.json" 2>"$T/put.err" || it_fail "put -r failed: $(cat "$T/put.err")"
-[ "$(json 'd["stored"]' <"$T/put.json")" = "$want" ] || it_fail "put -r stored: $(cat "$T/put.json")"
-[ "$(json 'd["failed"]' <"$T/put.json")" = 0 ] || it_fail "put -r failed some: $(cat "$T/put.json")"
+[ "$(it_json 'd["stored"]' <"$T/put.json")" = "$want" ] || it_fail "put -r stored: $(cat "$T/put.json")"
+[ "$(it_json 'd["failed"]' <"$T/put.json")" = 0 ] || it_fail "put -r failed some: $(cat "$T/put.json")"
 "$AQ" ls tr/ | it_has "tr/a/link" && it_fail "put -r followed a symbolic link"
 "$AQ" ls tr/ | it_has "tr/a/fifo" && it_fail "put -r stored a FIFO"
-[ "$(json 'd["skipped"]' <"$T/put.json")" = 2 ] || it_fail "put -r skipped: $(cat "$T/put.json")"
+[ "$(it_json 'd["skipped"]' <"$T/put.json")" = 2 ] || it_fail "put -r skipped: $(cat "$T/put.json")"
 # The same folder again, as a person reads it: the skipped entries are said, not hidden.
 "$AQ" put -r "$D" "tr/" >"$T/put.txt" 2>"$T/put.err" || it_fail "put -r again: $(cat "$T/put.err")"
 it_has "^stored $want of $want files (.*), fewest copies 2 of 2; 2 skipped (links, devices, FIFOs, sockets)$" \
@@ -53,8 +45,8 @@ it_has "^stored $want of $want files (.*), fewest copies 2 of 2; 2 skipped (link
 "$AQ" get "tr/dé/ünï 文件/日本.dat" | cmp -s - "$D/dé/ünï 文件/日本.dat" || it_fail "UTF-8 key wrong"
 
 "$AQ" get -r "tr/" "$T/out" --json >"$T/get.json" 2>"$T/get.err" || it_fail "get -r failed: $(cat "$T/get.err")"
-[ "$(json 'd["wrote"]' <"$T/get.json")" = "$want" ] || it_fail "get -r wrote: $(cat "$T/get.json")"
-same_files "$D" "$T/out" || it_fail "get -r gave other files than were put"
+[ "$(it_json 'd["wrote"]' <"$T/get.json")" = "$want" ] || it_fail "get -r wrote: $(cat "$T/get.json")"
+it_same_files "$D" "$T/out" || it_fail "get -r gave other files than were put"
 [ -f "$T/out/zero" ] && [ ! -s "$T/out/zero" ] || it_fail "the 0-byte file did not come back empty"
 ls -A "$T/out/a" | it_has aqtmp && it_fail "a temporary file was left behind"
 it_log "put -r / get -r: $want files identical"
@@ -69,7 +61,7 @@ it_log "a second get -r over the first replaces the files"
 it_rand_file "$T/new" 500
 "$AQ" put "tr/with space.txt" "$T/new" >/dev/null
 "$AQ" get -r "tr/" "$T/out" --fsync >/dev/null || it_fail "get -r --fsync over an existing folder failed"
-same_files "$D/many" "$T/out/many" || it_fail "get -r --fsync gave other files"
+it_same_files "$D/many" "$T/out/many" || it_fail "get -r --fsync gave other files"
 cmp -s "$T/new" "$T/out/with space.txt" || it_fail "get -r did not replace a file"
 
 it_log "keys that would escape the folder are refused and named; the rest are written"
@@ -93,7 +85,7 @@ rc=0
 [ $rc = 4 ] || it_fail "get -r es exited $rc, want 4"
 grep -qF 'get -r: es/ok: the key would be an absolute path (a PREFIX ending in "/" drops it)' "$T/esc2.err" ||
   it_fail "no hint for a prefix without its /: $(cat "$T/esc2.err")"
-[ "$(json 'd["failed"]' <"$T/esc.json")" = 7 ] || it_fail "esc summary: $(cat "$T/esc.json")"
+[ "$(it_json 'd["failed"]' <"$T/esc.json")" = 7 ] || it_fail "esc summary: $(cat "$T/esc.json")"
 [ -e "$T/evil" ] || [ -e "/abs" ] || [ -e "$T/outside/x" ] && it_fail "get -r wrote outside the folder"
 [ -e "$T/esc/a" ] || [ -e "$T/esc/dir" ] && it_fail "get -r created a folder for a refused key"
 
@@ -136,7 +128,7 @@ export V=$T/van
 mk3000 "$V"
 at_point 'rm -f "$V"/f1[5-9]?? "$V"/f2???' "$T/van.json" "$V" van
 [ $rc = 4 ] || it_fail "put -r with vanished files exited $rc, want 4: $(head -3 "$T/at.err")"
-[ "$(json 'd["failed"], d["stored"], d["files"]' <"$T/van.json")" = "1500 1500 3000" ] ||
+[ "$(it_json 'd["failed"], d["stored"], d["files"]' <"$T/van.json")" = "1500 1500 3000" ] ||
   it_fail "vanished summary: $(head -c 300 "$T/van.json")"
 [ "$(grep -c "^aquifer: put -r: f[12][0-9]*: .*vanished" "$T/at.err")" = 1500 ] ||
   it_fail "vanished files not named: $(head -3 "$T/at.err")"
@@ -150,9 +142,9 @@ export S=$T/swap O=$T/outside
 mk3000 "$S/a" "$O"
 at_point 'mv "$S/a" "$S/a.real" && ln -s "$O" "$S/a"' "$T/swap.json" "$S" swap "$S/a"
 [ $rc = 4 ] || it_fail "put -r with a swapped folder exited $rc, want 4: $(head -3 "$T/at.err")"
-n=$(json 'd["failed"]' <"$T/swap.json")
+n=$(it_json 'd["failed"]' <"$T/swap.json")
 # Every file from f1500 on is opened after the swap; some before it may be too.
-[ "$n" -ge 1500 ] && [ "$(json 'd["stored"] + d["failed"]' <"$T/swap.json")" = 3000 ] ||
+[ "$n" -ge 1500 ] && [ "$(it_json 'd["stored"] + d["failed"]' <"$T/swap.json")" = 3000 ] ||
   it_fail "swap summary: $(head -c 300 "$T/swap.json")"
 [ "$(grep -c "^aquifer: put -r: a/f[0-9]*: .*symbolic link" "$T/at.err")" = "$n" ] ||
   it_fail "swap failures not named: $(head -3 "$T/at.err")"
@@ -175,7 +167,7 @@ for i in range(1500, 3000):
         os.mkfifo(f)"' \
   "$T/unr.json" "$U" unr
 [ $rc = 4 ] || it_fail "put -r with unreadable files exited $rc, want 4: $(head -3 "$T/at.err")"
-[ "$(json 'd["failed"], d["stored"], d["files"]' <"$T/unr.json")" = "1500 1500 3000" ] ||
+[ "$(it_json 'd["failed"], d["stored"], d["files"]' <"$T/unr.json")" = "1500 1500 3000" ] ||
   it_fail "unreadable summary: $(head -c 300 "$T/unr.json")"
 [ "$(grep -c "vanished" "$T/at.err")" = 750 ] || it_fail "removed files: $(head -3 "$T/at.err")"
 [ "$(grep -c "no longer a regular file" "$T/at.err")" = 750 ] || it_fail "FIFOs: $(head -3 "$T/at.err")"
@@ -200,7 +192,7 @@ done
 [ $rc = 4 ] || it_fail "get -r with removed keys exited $rc, want 4: $(head -3 "$T/gone.err")"
 [ "$(grep -c "^aquifer: get -r: f299[0-9]: removed since the listing: not found" "$T/gone.err")" = 10 ] ||
   it_fail "removed keys not named so: $(head -3 "$T/gone.err")"
-[ "$(json 'd["wrote"], d["failed"]' <"$T/gone.json")" = "2990 10" ] || it_fail "gone summary: $(head -c 300 "$T/gone.json")"
+[ "$(it_json 'd["wrote"], d["failed"]' <"$T/gone.json")" = "2990 10" ] || it_fail "gone summary: $(head -c 300 "$T/gone.json")"
 [ "$(ls "$T/goneout" | wc -l)" = 2990 ] || it_fail "get -r wrote $(ls "$T/goneout" | wc -l) files"
 
 it_log "get -r killed midway leaves no temporary file behind"
@@ -234,13 +226,13 @@ mkdir -p "$O/a/keep" "$O/big/keep"
 rc=0
 "$AQ" get -r gw/ "$O" --json >"$T/gw.json" 2>"$T/gw.err" || rc=$?
 [ $rc = 4 ] || it_fail "get -r with folders in the way exited $rc, want 4: $(cat "$T/gw.err")"
-[ "$(json 'd["failed"]' <"$T/gw.json")" = 3 ] || it_fail "gw summary: $(cat "$T/gw.json")"
-[ "$(json 'd["wrote"]' <"$T/gw.json")" = 301 ] || it_fail "gw summary: $(cat "$T/gw.json")"
+[ "$(it_json 'd["failed"]' <"$T/gw.json")" = 3 ] || it_fail "gw summary: $(cat "$T/gw.json")"
+[ "$(it_json 'd["wrote"]' <"$T/gw.json")" = 301 ] || it_fail "gw summary: $(cat "$T/gw.json")"
 for n in a big c/d; do
   grep -qF "get -r: $n:" "$T/gw.err" || it_fail "$n not named: $(cat "$T/gw.err")"
 done
 grep -F "get -r: c/d:" "$T/gw.err" | it_has "cannot create its folder" || it_fail "c/d: $(cat "$T/gw.err")"
-same_files "$G/m" "$O/m" || it_fail "get -r did not write the rest"
+it_same_files "$G/m" "$O/m" || it_fail "get -r did not write the rest"
 cmp -s "$G/z" "$O/z" || it_fail "get -r did not write z"
 [ -d "$O/a/keep" ] && [ -d "$O/big/keep" ] && [ -f "$O/c" ] && [ ! -s "$O/c" ] ||
   it_fail "get -r changed what was in the way"
@@ -260,7 +252,7 @@ rc=0
 [ $rc = 4 ] || it_fail "put -r of a name that is not UTF-8 exited $rc, want 4"
 grep -qF "put -r: a??b: a key is 1 to 255 bytes of UTF-8" "$T/bn.err" || it_fail "bad name: $(cat -A "$T/bn.err")"
 LC_ALL=C grep -q $'\xff' "$T/bn.err" && it_fail "a byte that is not UTF-8 reached stderr"
-[ "$(json 'd["stored"], d["failed"]' <"$T/bn.json")" = "1 1" ] || it_fail "bad name summary: $(cat "$T/bn.json")"
+[ "$(it_json 'd["stored"], d["failed"]' <"$T/bn.json")" = "1 1" ] || it_fail "bad name summary: $(cat "$T/bn.json")"
 
 it_log "get -o of a 100 MiB value, byte for byte"
 it_rand_file "$T/big" $((100 << 20))
@@ -314,13 +306,13 @@ it_stop_node n3
 rc=0
 "$AQ" put -r "$D/many" mc/ --min-copies 2 --json >"$T/mc.json" 2>"$T/mc.err" || rc=$?
 [ $rc = 4 ] || it_fail "put -r --min-copies 2 with n3 down exited $rc, want 4"
-nf=$(json 'd["failed"]' <"$T/mc.json")
-ns=$(json 'd["stored"]' <"$T/mc.json")
+nf=$(it_json 'd["failed"]' <"$T/mc.json")
+ns=$(it_json 'd["stored"]' <"$T/mc.json")
 [ "$nf" -gt 0 ] && [ "$ns" -gt 0 ] && [ $((nf + ns)) = 200 ] || it_fail "min-copies summary: $(cat "$T/mc.json")"
 [ "$(grep -c "fewer than min_copies 2" "$T/mc.err")" = "$nf" ] || it_fail "min-copies failures: $(head -3 "$T/mc.err")"
 it_log "with a node down, put -r stores every file and names the replica that missed copies"
 "$AQ" put -r "$D/many" mw/ --json >"$T/mw.json" 2>"$T/mw.err" || it_fail "put -r with n3 down: $(cat "$T/mw.err")"
-[ "$(json 'd["stored"], d["copies"], d["missing"]' <"$T/mw.json")" = "200 1 ['n3']" ] ||
+[ "$(it_json 'd["stored"], d["copies"], d["missing"]' <"$T/mw.json")" = "200 1 ['n3']" ] ||
   it_fail "put -r with n3 down: $(cat "$T/mw.json")"
 "$AQ" put -r "$D/many" mw/ 2>"$T/mw.err" >/dev/null || it_fail "put -r with n3 down, again"
 it_has "warning: [0-9]* files have fewer than 2 copies; missing on: n3 (127.0.0.1:[0-9]*)$" <"$T/mw.err" ||

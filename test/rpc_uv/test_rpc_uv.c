@@ -458,20 +458,34 @@ static void v6_done(void *ud, const aq_rpc_result *r) {
     c->same = r->data && memcmp(r->data, c->sent, r->len) == 0;
 }
 
-Test(rpc_uv, ipv6_endpoints_exchange_small_and_pipe_calls) {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+/* Two endpoints on bind in this process, b echoing; the peer of b as a sees it. */
+static aq_rpc_peer *open_pair(uv_loop_t *loop, const char *bind, aq_rpc_uv **a, aq_rpc_uv **b) {
+    uv_loop_init(loop);
     aq_rpc_config cfg;
     aq_rpc_config_init(&cfg);
     cfg.cluster_id = aq_rpc_cluster_id("rpc_uv_test");
-    aq_rpc_uv_opts o = {.bind = "[::1]:0"};
+    aq_rpc_uv_opts o = {.bind = bind};
+    int r = aq_rpc_uv_open(loop, &cfg, &o, a);
+    cr_assert_eq(r, 0, "open %s: %s", bind, aq_strerror(r));
+    cr_assert_eq(aq_rpc_uv_open(loop, &cfg, &o, b), 0);
+    aq_rpc_handle(aq_rpc_uv_core(*b), M_ECHO, echo_handler, NULL);
+    return aq_rpc_peer_get(aq_rpc_uv_core(*a), aq_rpc_uv_self(*b));
+}
+
+static void close_pair(uv_loop_t *loop, aq_rpc_uv *a, aq_rpc_uv *b) {
+    bool da = false, db = false;
+    aq_rpc_uv_close(a, closed_cb, &da);
+    aq_rpc_uv_close(b, closed_cb, &db);
+    uv_run(loop, UV_RUN_DEFAULT);
+    cr_assert(da && db);
+    cr_assert_eq(uv_loop_close(loop), 0);
+}
+
+Test(rpc_uv, ipv6_endpoints_exchange_small_and_pipe_calls) {
+    uv_loop_t loop;
     aq_rpc_uv *a = NULL, *b = NULL;
-    int r = aq_rpc_uv_open(&loop, &cfg, &o, &a);
-    cr_assert_eq(r, 0, "open [::1]: %s", aq_strerror(r));
-    cr_assert_eq(cfg.self.ss.ss_family, AF_INET6);
-    cr_assert_eq(aq_rpc_uv_open(&loop, &cfg, &o, &b), 0);
-    aq_rpc_handle(aq_rpc_uv_core(b), M_ECHO, echo_handler, NULL);
-    aq_rpc_peer *peer = aq_rpc_peer_get(aq_rpc_uv_core(a), aq_rpc_uv_self(b));
+    aq_rpc_peer *peer = open_pair(&loop, "[::1]:0", &a, &b);
+    cr_assert_eq(aq_rpc_uv_self(a)->ss.ss_family, AF_INET6);
 
     static uint8_t big[100000];
     for (size_t i = 0; i < sizeof big; i++)
@@ -486,12 +500,7 @@ Test(rpc_uv, ipv6_endpoints_exchange_small_and_pipe_calls) {
                  0);
     while (!(small_c.done && big_c.done) && uv_run(&loop, UV_RUN_ONCE))
         ;
-    bool da = false, db = false;
-    aq_rpc_uv_close(a, closed_cb, &da);
-    aq_rpc_uv_close(b, closed_cb, &db);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    cr_assert(da && db);
-    cr_assert_eq(uv_loop_close(&loop), 0);
+    close_pair(&loop, a, b);
     cr_assert_eq(small_c.err, 0, "small call: %s", aq_strerror(small_c.err));
     cr_assert_eq(big_c.err, 0, "pipe call: %s", aq_strerror(big_c.err));
     cr_assert(small_c.len == 100 && small_c.same);
@@ -534,16 +543,8 @@ static int count_capped_pipes(int want, int *connected) {
 
 Test(rpc_uv, pipe_sockets_cap_their_retransmission_backoff) {
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    aq_rpc_config cfg;
-    aq_rpc_config_init(&cfg);
-    cfg.cluster_id = aq_rpc_cluster_id("rpc_uv_test");
-    aq_rpc_uv_opts o = {.bind = "127.0.0.1:0"};
     aq_rpc_uv *a = NULL, *b = NULL;
-    cr_assert_eq(aq_rpc_uv_open(&loop, &cfg, &o, &a), 0);
-    cr_assert_eq(aq_rpc_uv_open(&loop, &cfg, &o, &b), 0);
-    aq_rpc_handle(aq_rpc_uv_core(b), M_ECHO, echo_handler, NULL);
-    aq_rpc_peer *peer = aq_rpc_peer_get(aq_rpc_uv_core(a), aq_rpc_uv_self(b));
+    aq_rpc_peer *peer = open_pair(&loop, "127.0.0.1:0", &a, &b);
     static uint8_t big[100000];
     v6call c = {.sent = big};
     cr_assert_eq(aq_rpc_call(aq_rpc_uv_core(a), peer, M_ECHO,
@@ -553,11 +554,7 @@ Test(rpc_uv, pipe_sockets_cap_their_retransmission_backoff) {
         ;
     int connected = 0;
     int capped = count_capped_pipes(1000, &connected);
-    bool da = false, db = false;
-    aq_rpc_uv_close(a, closed_cb, &da);
-    aq_rpc_uv_close(b, closed_cb, &db);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    cr_assert_eq(uv_loop_close(&loop), 0);
+    close_pair(&loop, a, b);
     cr_assert_eq(c.err, 0, "pipe call: %s", aq_strerror(c.err));
     if (capped < 0)
         cr_skip_test("this kernel has no TCP_RTO_MAX_MS (before 6.15)");
