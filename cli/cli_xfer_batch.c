@@ -45,12 +45,12 @@
 #define WIDTH_MAX 4096        /* the most values in flight a batch accepts */
 #define BYTES_MAX (64u << 20) /* the most bytes of small values known to be in flight at once */
 
-/* A value known (from the listing) to be at most this goes in an MGET; and an MGET asks for at
- * most AQ_MGET_REPLY_MAX / 2 bytes of known sizes, so the node's bound seldom leaves one out. A
- * put of at most this goes in an MPUT of at most MPUT_BYTES of requests. */
-#define MGET_VALUE_MAX (64u << 10)
-#define MGET_BYTES     (AQ_MGET_REPLY_MAX / 2)
-#define MPUT_BYTES     (1u << 20)
+/* A value of at most SMALL_MAX (a get's as the listing sized it) goes with others in one MGET or
+ * MPUT. An MGET asks for at most AQ_MGET_REPLY_MAX / 2 bytes of known sizes, so the node's bound
+ * seldom leaves one out; an MPUT carries at most MPUT_BYTES of requests. */
+#define SMALL_MAX  (64u << 10)
+#define MGET_BYTES (AQ_MGET_REPLY_MAX / 2)
+#define MPUT_BYTES (1u << 20)
 
 enum { ST_PREV, ST_PUT, ST_READ, ST_REST, ST_FETCH, ST_REPAIR };
 enum { SLOW_WHOLE = 1, SLOW_RESTORE = 2 };
@@ -524,7 +524,7 @@ static void get_group_done(cli_kop *gk) {
  * is small. */
 static bool get_want(op *o, uint32_t node) {
     cli_xfer_batch *b = o->b;
-    if (b->gets.unsupported[node] || o->it->size == 0 || o->it->size > MGET_VALUE_MAX)
+    if (b->gets.unsupported[node] || o->it->size == 0 || o->it->size > SMALL_MAX)
         return false;
     return keyq_push(&b->gets, node, o);
 }
@@ -575,7 +575,7 @@ static void put_group_done(cli_kop *gk) {
 static bool put_want(op *o) {
     cli_xfer_batch *b = o->b;
     cli_kop *k = o->put;
-    if (!k->ncand || o->len > MGET_VALUE_MAX || b->puts.unsupported[k->cand[0]])
+    if (!k->ncand || o->len > SMALL_MAX || b->puts.unsupported[k->cand[0]])
         return false;
     return keyq_push(&b->puts, k->cand[0], o);
 }
