@@ -309,16 +309,21 @@ static void kop_cb(void *ud, const aq_rpc_result *r) {
     kop_outcome(k, r, rep, rep ? len : r->len, NULL);
 }
 
-void cli_kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t replen,
-                     const char *why) {
-    /* As cli_kop_start starts it: its first candidate answered. */
+/* k's state as a start leaves it, at its first candidate. */
+static void kop_begin(cli_kop *k) {
     k->done = false;
     k->err = 0;
     k->pos = 0;
     k->any_notfound = false;
-    k->msg[0] = 0;
+    if (k->ncand)
+        k->msg[0] = 0;
     if (!k->timeout_ms)
         k->timeout_ms = cli_data_timeout_ms(k->c);
+}
+
+void cli_kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t replen,
+                     const char *why) {
+    kop_begin(k); /* as cli_kop_start starts it: its first candidate answered */
     kop_outcome(k, r, rep, replen, why);
 }
 
@@ -428,14 +433,7 @@ static void kop_send(cli_kop *k) {
 }
 
 int cli_kop_start(cli_kop *k) {
-    k->done = false;
-    k->err = 0;
-    k->pos = 0;
-    k->any_notfound = false;
-    if (k->ncand)
-        k->msg[0] = 0;
-    if (!k->timeout_ms)
-        k->timeout_ms = cli_data_timeout_ms(k->c);
+    kop_begin(k);
     if (k->ncand == 0) {
         if (!k->msg[0])
             snprintf(k->msg, sizeof k->msg, "no live node to ask");
