@@ -485,18 +485,26 @@ static void flush_stats(cli_xfer_batch *b) {
     }
 }
 
+/* The start of an MGET's or MPUT's end: a node that answered AQ_ENOMETHOD (an older build) is
+ * sent calls of their own for the rest of the batch (q); true when the reply can be read, one
+ * answer per op, from r on. */
+static bool group_reply(key_group *g, keyq *q,
+                        int (*begin)(aq_rd *r, const uint8_t *p, size_t n, uint32_t *count),
+                        aq_rd *r) {
+    if (g->k.err == AQ_ENOMETHOD)
+        q->unsupported[g->node] = true;
+    uint32_t count = 0;
+    return !g->k.err && begin(r, g->k.rep, g->k.replen, &count) == 0 && count == g->n;
+}
+
 /* The end of an MGET: each op's GET (r.data) ends with its key's answer, read as the answer to
  * a GET of its own; a key the node left out (AQ_ETOOBIG), an answer that cannot be read, or a node
  * of an older build gets a GET of its own. A failed call is each GET's failure. */
 static void get_group_done(cli_kop *gk) {
     key_group *g = (key_group *)gk;
     cli_xfer_batch *b = g->b;
-    if (gk->err == AQ_ENOMETHOD)
-        b->gets.unsupported[g->node] = true; /* an older build: GETs of their own from now on */
     aq_rd r;
-    uint32_t count = 0;
-    bool readable =
-        !gk->err && aq_node_mget_rep_begin(&r, gk->rep, gk->replen, &count) == 0 && count == g->n;
+    bool readable = group_reply(g, &b->gets, aq_node_mget_rep_begin, &r);
     for (size_t i = 0; i < g->n; i++) {
         op *o = g->ops[i];
         cli_kop *k = o->r.data;
@@ -537,12 +545,8 @@ static void put_group_done(cli_kop *gk) {
     key_group *g = (key_group *)gk;
     cli_xfer_batch *b = g->b;
     const aq_node_config_node *cn = &b->c.conf->nodes[g->node];
-    if (gk->err == AQ_ENOMETHOD)
-        b->puts.unsupported[g->node] = true; /* an older build: PUTs of their own from now on */
     aq_rd r;
-    uint32_t count = 0;
-    bool readable =
-        !gk->err && aq_node_mput_rep_begin(&r, gk->rep, gk->replen, &count) == 0 && count == g->n;
+    bool readable = group_reply(g, &b->puts, aq_node_mput_rep_begin, &r);
     char bad[200];
     snprintf(bad, sizeof bad, "%s (%s) sent a malformed MPUT reply", cn->name, cn->address);
     for (size_t i = 0; i < g->n; i++) {
