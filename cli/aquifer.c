@@ -390,6 +390,7 @@ static int usage_error(const char *fmt, const char *arg) {
 
 int main(int argc, char **argv) {
     aq_alloc_tune_for_chunks();
+    aq_alloc_huge_heap(48u << 20);
     /* A reader closing our stdout must give an error we report, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
     const char *conf_opt = NULL;

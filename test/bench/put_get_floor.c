@@ -15,8 +15,8 @@
  * it (part and whole) and writes it to its receiver's socket. get: three sender processes hold
  * their parts of FILE in memory before the clock starts and stream them; this process receives
  * each part, hashes it and writes it at its offset in OUT, which it creates. One thread each
- * side, as in the command. Prints the seconds from the first byte to the last answer (put) or to
- * OUT's close (get). Figures only; nothing here is a test. */
+ * side, and the command's heap policy (aq_alloc.h). Prints the seconds from the first byte to the
+ * last answer (put) or to OUT's close (get). Figures only; nothing here is a test. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
+
+#include "aq_alloc.h"
 
 #define PART  (4u << 20)
 #define PEERS 3
@@ -118,6 +120,8 @@ static void peer(int l, int k, uint64_t size, size_t parts, bool put, bool diges
 }
 
 int main(int argc, char **argv) {
+    aq_alloc_tune_for_chunks();
+    aq_alloc_huge_heap(48u << 20);
     bool put = argc >= 3 && strcmp(argv[1], "put") == 0;
     bool get = argc >= 4 && strcmp(argv[1], "get") == 0;
     int nargs = put ? 3 : 4;
@@ -147,7 +151,7 @@ int main(int argc, char **argv) {
         if (sock[k] < 0 || connect(sock[k], (struct sockaddr *)&a, sizeof a) != 0)
             die("connect");
     }
-    uint8_t *b = aligned_alloc(4096, PART);
+    uint8_t *b = malloc(PART);
     XXH3_state_t *whole = XXH3_createState();
     if (!b || !whole)
         die("malloc");
