@@ -327,6 +327,16 @@ static int tree_floor(const char *src, const char *dst) {
     printf("%.4f\n", t1 - t0);
     while (wait(NULL) > 0) {
     }
+    for (size_t i = 0; i < t->n; i++)
+        free(t->f[i].rel);
+    for (int d = 0; d < t->ndirs; d++) {
+        free(t->dirs[d]);
+        close(t->dirfd[d]);
+    }
+    for (int k = 0; k < PEERS; k++)
+        close(sock[k]);
+    free(t->f);
+    free(t);
     return 0;
 }
 
@@ -414,5 +424,10 @@ int main(int argc, char **argv) {
     printf("%.4f\n", t1 - t0);
     while (wait(NULL) > 0) {
     }
+    for (int k = 0; k < PEERS; k++)
+        close(sock[k]);
+    XXH3_freeState(whole);
+    free(b);
+    close(fd);
     return 0;
 }
