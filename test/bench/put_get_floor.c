@@ -93,9 +93,39 @@ static int listener(struct sockaddr_in *a) {
     return l;
 }
 
+/* Forks the PEERS processes, each running run(listening socket, k, ctx) and never returning, and
+ * connects sock[k] to process k. */
+static void spawn(int sock[PEERS], void (*run)(int l, int k, const void *ctx), const void *ctx) {
+    for (int k = 0; k < PEERS; k++) {
+        struct sockaddr_in a;
+        int l = listener(&a);
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork");
+        if (pid == 0)
+            run(l, k, ctx);
+        close(l);
+        sock[k] = socket(AF_INET, SOCK_STREAM, 0);
+        if (sock[k] < 0 || connect(sock[k], (struct sockaddr *)&a, sizeof a) != 0)
+            die("connect");
+    }
+}
+
+/* What a put's or get's peer needs to know of the file. */
+typedef struct file_job {
+    uint64_t size;
+    size_t parts;
+    bool put, digest;
+    int fd;
+} file_job;
+
 /* Peer k's process: parts k, k + PEERS, ... of a file of size bytes. put: receives, hashes and
  * answers each. get: reads its parts from fd first, says so, then streams them. */
-static void peer(int l, int k, uint64_t size, size_t parts, bool put, bool digest, int fd) {
+static void peer(int l, int k, const void *ctx) {
+    const file_job *j = ctx;
+    uint64_t size = j->size;
+    size_t parts = j->parts;
+    bool put = j->put;
     int s = accept(l, NULL, NULL);
     if (s < 0)
         die("accept");
@@ -109,14 +139,14 @@ static void peer(int l, int k, uint64_t size, size_t parts, bool put, bool diges
         for (size_t i = (size_t)k; i < parts; i += PEERS) {
             size_t n = part_len(size, i);
             read_all(s, b, n);
-            uint8_t ack = digest ? (uint8_t)XXH3_128bits(b, n).low64 : 0;
+            uint8_t ack = j->digest ? (uint8_t)XXH3_128bits(b, n).low64 : 0;
             write_all(s, &ack, 1);
         }
     } else {
         size_t at = 0;
         for (size_t i = (size_t)k; i < parts; i += PEERS) {
             size_t n = part_len(size, i);
-            if (pread(fd, b + at, n, (off_t)i * PART) != (ssize_t)n)
+            if (pread(j->fd, b + at, n, (off_t)i * PART) != (ssize_t)n)
                 die("pread");
             at += n;
         }
@@ -188,7 +218,8 @@ static void tree_walk(tree *t, const char *rel) {
 
 /* Sender k: reads files k, k + PEERS, ... into memory, says so, waits for the word, streams them.
  */
-static void tree_peer(int l, int k, const tree *t) {
+static void tree_peer(int l, int k, const void *ctx) {
+    const tree *t = ctx;
     int s = accept(l, NULL, NULL);
     if (s < 0)
         die("accept");
@@ -267,19 +298,7 @@ static int tree_floor(const char *src, const char *dst) {
         t->f[i].dir = d;
     }
     int sock[PEERS];
-    for (int k = 0; k < PEERS; k++) {
-        struct sockaddr_in a;
-        int l = listener(&a);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork");
-        if (pid == 0)
-            tree_peer(l, k, t);
-        close(l);
-        sock[k] = socket(AF_INET, SOCK_STREAM, 0);
-        if (sock[k] < 0 || connect(sock[k], (struct sockaddr *)&a, sizeof a) != 0)
-            die("connect");
-    }
+    spawn(sock, tree_peer, t);
     uint8_t one;
     for (int k = 0; k < PEERS; k++)
         read_all(sock[k], &one, 1); /* each sender holds its files */
@@ -362,19 +381,8 @@ int main(int argc, char **argv) {
     uint64_t size = (uint64_t)st.st_size;
     size_t parts = (size_t)((size + PART - 1) / PART);
     int sock[PEERS];
-    for (int k = 0; k < PEERS; k++) {
-        struct sockaddr_in a;
-        int l = listener(&a);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork");
-        if (pid == 0)
-            peer(l, k, size, parts, put, digest, fd);
-        close(l);
-        sock[k] = socket(AF_INET, SOCK_STREAM, 0);
-        if (sock[k] < 0 || connect(sock[k], (struct sockaddr *)&a, sizeof a) != 0)
-            die("connect");
-    }
+    file_job job = {size, parts, put, digest, fd};
+    spawn(sock, peer, &job);
     uint8_t *b = malloc(PART);
     XXH3_state_t *whole = XXH3_createState();
     if (!b || !whole)
