@@ -24,9 +24,9 @@ void aq_alloc_tune_for_chunks(void);
  * policies) and leaves it free at the heap's top, where the next blocks are carved: a fresh 4 MiB
  * block then faults in 2 MiB at a time instead of 4 KiB. On a virtual machine, where each fault
  * traps to the hypervisor, faulting a large put's or get's first blocks page by page was a tenth of
- * its time (docs/BENCHMARKS.md). Memory is only reserved, not touched: a small program's footprint
- * moves by at most a page's rounding. Only after aq_alloc_tune_for_chunks (so the space comes from
- * the heap and stays there), for glibc's malloc, from main(). */
+ * its time (docs/BENCHMARKS.md). Memory is only reserved, not touched: what a program then uses
+ * there is at most rounded up to whole 2 MiB pages. Only after aq_alloc_tune_for_chunks (so the
+ * space comes from the heap and stays there), for glibc's malloc, from main(). */
 void aq_alloc_huge_heap(size_t n);
 
 #endif
