@@ -348,11 +348,14 @@ static const command commands[] = {
      "travel. Numeric and time columns: NA count, min, max, mean and sample standard\n"
      "deviation; categorical columns: cardinality and the most frequent levels; string\n"
      "columns: NA count only (their values are too many to count where they live). A NaN the\n"
-     "file wrote is a value, not NA, and is left out of min, max, mean and sd. The rows the\n"
-     "parse repaired and the lines it did not read are shown first. --json prints {name, rows,\n"
-     "repaired_rows, repaired_lines, unread_lines, columns: [{name, type, na, min, max, mean,\n"
-     "sd} or {name, type, na, cardinality, top: [{level, count}]} or {name, type, na}]}.\n"
-     "Exits 2 when there is no such frame.\n",
+     "file wrote is a value, not NA, and is left out of min, max, mean and sd. An infinity is\n"
+     "a value: min or max takes it, the mean is an infinity or (both signs) NaN, and the sd is\n"
+     "NaN, as pandas computes them. The rows the parse repaired and the lines it did not read\n"
+     "are shown first. --json prints {name, rows, repaired_rows, repaired_lines, unread_lines,\n"
+     "columns: [{name, type, na, min, max, mean, sd} or {name, type, na, cardinality, top:\n"
+     "[{level, count}]} or {name, type, na}]}; a figure there is null when there is none (no\n"
+     "values; sd below two) and the string \"Infinity\", \"-Infinity\" or \"NaN\" when it is\n"
+     "not a finite number (JSON has no such numbers). Exits 2 when there is no such frame.\n",
      CMD_NEEDS_CLUSTER, run_summary},
     {"head", 1, 1, false, false,
      "usage: aquifer [-c FILE] head NAME [-n N]\n\n"

@@ -553,17 +553,27 @@ int cli_cmd_frame_rm(cli *c, const char *name) {
 
 /* ---- summary ---- */
 
-static void json_num(double v) {
-    if (isfinite(v))
-        printf("%.17g", v);
-    else
+/* A figure of a numeric column: null when there is none (no values; sd below two); JSON has no
+ * infinities or NaN, so those are the strings "Infinity", "-Infinity" and "NaN". */
+static void json_num(bool have, double v) {
+    if (!have)
         fputs("null", stdout);
+    else if (isnan(v))
+        fputs("\"NaN\"", stdout);
+    else if (isinf(v))
+        fputs(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", stdout);
+    else
+        printf("%.17g", v);
 }
 
-static void print_value(aq_csv_type t, double v) {
+static void print_value(aq_csv_type t, bool have, double v) {
     char buf[48];
-    if (!isfinite(v))
+    if (!have)
         snprintf(buf, sizeof buf, "-");
+    else if (isnan(v))
+        snprintf(buf, sizeof buf, "NaN");
+    else if (isinf(v))
+        snprintf(buf, sizeof buf, "%s", v > 0 ? "inf" : "-inf");
     else if (t == AQ_CSV_T_TIME)
         aq_csv_format_time((int64_t)v, buf);
     else
@@ -604,13 +614,13 @@ static void print_summary(cli *c, const aq_frame_meta *m, const aq_csv_sum *s) {
                    (unsigned long long)x->na);
             if (t == AQ_CSV_T_INT || t == AQ_CSV_T_FLOAT || t == AQ_CSV_T_TIME) {
                 fputs(", \"min\": ", stdout);
-                json_num(x->n ? x->min : NAN);
+                json_num(x->n, x->min);
                 fputs(", \"max\": ", stdout);
-                json_num(x->n ? x->max : NAN);
+                json_num(x->n, x->max);
                 fputs(", \"mean\": ", stdout);
-                json_num(x->n ? x->mean : NAN);
+                json_num(x->n, x->mean);
                 fputs(", \"sd\": ", stdout);
-                json_num(aq_csv_sum_sd(x));
+                json_num(x->n >= 2, aq_csv_sum_sd(x));
             } else if (t == AQ_CSV_T_CAT) {
                 printf(", \"cardinality\": %u, \"top\": [", x->nlev);
                 uint32_t pick[TOP_LEVELS];
@@ -636,10 +646,10 @@ static void print_summary(cli *c, const aq_frame_meta *m, const aq_csv_sum *s) {
         aq_csv_type t = (aq_csv_type)m->types[j];
         printf("%-20.40s %-12s %10llu", m->cols[j], aq_csv_type_name(t), (unsigned long long)x->na);
         if (t == AQ_CSV_T_INT || t == AQ_CSV_T_FLOAT || t == AQ_CSV_T_TIME) {
-            print_value(t, x->n ? x->min : NAN);
-            print_value(t, x->n ? x->max : NAN);
-            print_value(t == AQ_CSV_T_TIME ? AQ_CSV_T_FLOAT : t, x->n ? x->mean : NAN);
-            print_value(AQ_CSV_T_FLOAT, aq_csv_sum_sd(x));
+            print_value(t, x->n, x->min);
+            print_value(t, x->n, x->max);
+            print_value(t == AQ_CSV_T_TIME ? AQ_CSV_T_FLOAT : t, x->n, x->mean);
+            print_value(AQ_CSV_T_FLOAT, x->n >= 2, aq_csv_sum_sd(x));
         } else if (t == AQ_CSV_T_CAT) {
             printf("  %u levels:", x->nlev);
             uint32_t pick[3];

@@ -345,6 +345,65 @@ Test(csv_summary, merge_is_exact_for_offset_data_in_many_chunks) {
     free(s);
 }
 
+/* The summary of column 0 of csv, its pieces cut at about piece bytes, merged in order. */
+static aq_csv_sum summary_of(const char *csv, size_t piece, size_t *npieces) {
+    csv_frame f;
+    aq_csv_err err = {0};
+    cr_assert_eq(csv_frame_load(csv, strlen(csv), NULL, piece, &f, &err), 0, "%s", err.msg);
+    aq_csv_sum total;
+    for (size_t i = 0; i < f.npieces; i++) {
+        aq_csv_sum p;
+        cr_assert_eq(aq_csv_sum_col(&f.chunks[i][0], &p), 0);
+        if (i == 0) {
+            total = p;
+        } else {
+            cr_assert_eq(aq_csv_sum_merge(&total, &p), 0);
+            aq_csv_sum_free(&p);
+        }
+    }
+    *npieces = f.npieces;
+    csv_frame_free(&f);
+    return total;
+}
+
+/* An infinity is a value: min and max take it; the mean is what the values' sum gives (an
+ * infinity, or NaN for both signs) and the sd is NaN, never 0 (no spread), in one chunk and
+ * merged across chunks alike, as pandas computes them. A NaN the file wrote is left out. */
+Test(csv_summary, infinities_are_values_with_no_spread_to_measure) {
+    const struct {
+        const char *csv;
+        double min, max, mean;
+    } cases[] = {
+        {"v\ninf\n5\n-inf\n1\n", -INFINITY, INFINITY, NAN},
+        {"v\n7\n5\ninf\n1\n", 1, INFINITY, INFINITY},
+        {"v\n-Infinity\n5\n2\n1\n", -INFINITY, 5, -INFINITY},
+        {"v\n2\nNaN\nNaN\n4\n", 2, 4, 3},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int cut = 0; cut < 2; cut++) {
+            size_t np = 0;
+            aq_csv_sum s = summary_of(cases[c].csv, cut ? 10 : 1 << 20, &np);
+            if (cut)
+                cr_assert_gt(np, 1, "case %zu is cut into pieces", c);
+            cr_assert_eq(s.min, cases[c].min, "case %zu cut %d: min %g", c, cut, s.min);
+            cr_assert_eq(s.max, cases[c].max, "case %zu cut %d: max %g", c, cut, s.max);
+            if (isnan(cases[c].mean)) {
+                cr_assert(isnan(s.mean), "case %zu cut %d: mean %g", c, cut, s.mean);
+                cr_assert(isnan(aq_csv_sum_sd(&s)), "case %zu cut %d: sd", c, cut);
+            } else if (isinf(cases[c].mean)) {
+                cr_assert_eq(s.mean, cases[c].mean, "case %zu cut %d: mean %g", c, cut, s.mean);
+                cr_assert(isnan(aq_csv_sum_sd(&s)), "case %zu cut %d: sd %g, not NaN", c, cut,
+                          aq_csv_sum_sd(&s));
+            } else {
+                cr_assert_eq(s.n, 2, "the NaN is left out");
+                cr_assert_float_eq(s.mean, cases[c].mean, 1e-15);
+                cr_assert_float_eq(aq_csv_sum_sd(&s), sqrt(2.0), 1e-15);
+            }
+            aq_csv_sum_free(&s);
+        }
+    }
+}
+
 Test(csv_summary, level_counts_merge_by_string_across_local_domains) {
     const char *s = "k\nb\na\nb\nNA\nc\nb\na\nd\nb\n";
     csv_frame f;

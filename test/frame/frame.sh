@@ -146,6 +146,35 @@ PY
 [ "$(aq export mixed2 | grep -c '^99999,"1999"$')" -eq 1 ] || fail "export of mixed2 lost a level only the numbers piece held"
 aq frame rm mixed2 || fail "frame rm mixed2"
 
+step "infinities are values, across pieces: summary as pandas computes it"
+# Three 4 MiB pieces. x: inf in the first piece, -inf in the last (mean NaN); y: inf only in the
+# middle one (mean inf); z: a NaN the file wrote in each piece (left out). Where the mean is not a
+# number the sd is not one either, never 0; JSON carries them as "Infinity", "-Infinity", "NaN".
+python3 -c '
+import sys
+w = sys.stdout.write
+w("x,y,z\n")
+n = 600000
+for i in range(n):
+    x = "inf" if i == 10 else "-inf" if i == n - 10 else "%d.5" % (i % 1000)
+    y = "inf" if i == n // 2 else "%d.25" % (i % 777)
+    z = "NaN" if i % 200000 == 7 else "%d" % (i % 91)
+    w("%s,%s,%s\n" % (x, y, z))' >"$T/inf.csv"
+aq parse "$T/inf.csv" --name inf >/dev/null || fail "parse of the infinities"
+aq summary inf --json >"$T/inf.json" || fail "summary of the infinities"
+/usr/bin/python3 "$AQ_SRC/test/frame/pandas_check.py" summary "$T/inf.json" "$T/inf.csv" ||
+  fail "summary of the infinities differs from pandas: $(cat "$T/inf.json")"
+python3 - "$T/inf.json" <<'PY' || fail "summary of the infinities is wrong: $(cat "$T/inf.json")"
+import json, sys
+x, y, z = json.load(open(sys.argv[1]))["columns"]
+assert (x["min"], x["max"], x["mean"], x["sd"]) == ("-Infinity", "Infinity", "NaN", "NaN"), x
+assert (y["max"], y["mean"], y["sd"]) == ("Infinity", "Infinity", "NaN"), y
+assert z["type"] in ("int", "float") and isinstance(z["sd"], float) and z["sd"] > 0, z
+PY
+aq summary inf | grep -E '^x +float +0 +-inf +inf +NaN +NaN$' >/dev/null ||
+  fail "summary's table does not show x's infinities: $(aq summary inf)"
+aq frame rm inf || fail "frame rm inf"
+
 step "a ragged file: --strict fails naming its line and leaves no key; else repaired and counted"
 mid=$(chunks)
 { echo "a,b,c"; for i in $(seq 1 100); do echo "$i,$i,$i"; done; echo "1,2"; echo "4,5,6"; } >"$T/ragged.csv"

@@ -20,11 +20,16 @@ same_summary() {
 import json, math, sys
 a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 assert a["rows"] == b["rows"] and len(a["columns"]) == len(b["columns"]), (a["rows"], b["rows"])
+def close(u, v):  # null (no value), a number, or "Infinity", "-Infinity", "NaN"
+    if u is None or v is None:
+        return u is v
+    u, v = float(u), float(v)
+    return (math.isnan(u) and math.isnan(v)) or math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12)
 for x, y in zip(a["columns"], b["columns"]):
     assert set(x) == set(y), (x, y)
     for k in x:
         if k in ("mean", "sd"):
-            assert math.isclose(x[k], y[k], rel_tol=1e-9, abs_tol=1e-12), (x["name"], k, x[k], y[k])
+            assert close(x[k], y[k]), (x["name"], k, x[k], y[k])
         else:
             assert x[k] == y[k], (x["name"], k, x[k], y[k])
 PY

@@ -113,6 +113,11 @@ int aq_csv_sum_col(const aq_csv_col *c, aq_csv_sum *s) {
         if (s->n == 0)
             return 0;
         double mean = sum / (double)s->n, corr = 0, m2 = 0;
+        if (!isfinite(mean)) { /* an infinity among the values: no spread to measure */
+            s->mean = mean;
+            s->m2 = NAN;
+            return 0;
+        }
         /* second pass, with the compensation term that absorbs the rounding of mean */
         for (uint32_t r = 0; r < c->rows; r++) {
             if (aq_csv_col_is_na(c, r) || isnan(aq_csv_col_num(c, r)))
@@ -184,9 +189,16 @@ int aq_csv_sum_merge(aq_csv_sum *a, const aq_csv_sum *b) {
             a->m2 = b->m2;
         } else {
             double na = (double)a->n, nb = (double)b->n, n = na + nb;
-            double delta = b->mean - a->mean;
-            a->mean += delta * (nb / n);
-            a->m2 += b->m2 + delta * delta * (na * nb / n);
+            if (!isfinite(a->mean) || !isfinite(b->mean)) {
+                /* The weighted sum gives what the values' own sum would: an infinity stays,
+                 * opposite infinities make NaN (the difference below would make NaN of both). */
+                a->mean = a->mean * (na / n) + b->mean * (nb / n);
+                a->m2 = NAN;
+            } else {
+                double delta = b->mean - a->mean;
+                a->mean += delta * (nb / n);
+                a->m2 += b->m2 + delta * delta * (na * nb / n);
+            }
             a->min = b->min < a->min ? b->min : a->min;
             a->max = b->max > a->max ? b->max : a->max;
         }
@@ -203,5 +215,7 @@ double aq_csv_sum_sd(const aq_csv_sum *s) {
     if (s->n < 2)
         return NAN;
     double v = s->m2 / (double)(s->n - 1);
+    if (isnan(v))
+        return NAN; /* an infinity among the values: not "no spread" */
     return sqrt(v > 0 ? v : 0);
 }

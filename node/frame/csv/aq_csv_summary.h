@@ -30,7 +30,8 @@ typedef struct aq_csv_sum {
 int aq_csv_sum_col(const aq_csv_col *c, aq_csv_sum *s);
 /* a += b; the types must agree (NONE merges with anything). */
 int aq_csv_sum_merge(aq_csv_sum *a, const aq_csv_sum *b);
-/* Sample standard deviation (n - 1 in the denominator, as pandas); NaN below two values. */
+/* Sample standard deviation (n - 1 in the denominator, as pandas); NaN below two values and when
+ * an infinity is among them (the mean is then an infinity or NaN, as pandas gives too). */
 double aq_csv_sum_sd(const aq_csv_sum *s);
 void aq_csv_sum_free(aq_csv_sum *s);
 
