@@ -113,6 +113,13 @@ int aq_csv_sum_col(const aq_csv_col *c, aq_csv_sum *s) {
         if (s->n == 0)
             return 0;
         double mean = sum / (double)s->n, corr = 0, m2 = 0;
+        if (isinf(mean) && isfinite(s->min) && isfinite(s->max)) {
+            /* Finite values whose sum overflowed: their mean is finite, summed scaled. */
+            mean = 0;
+            for (uint32_t r = 0; r < c->rows; r++)
+                if (!aq_csv_col_is_na(c, r) && !isnan(aq_csv_col_num(c, r)))
+                    mean += aq_csv_col_num(c, r) / (double)s->n;
+        }
         if (!isfinite(mean)) { /* an infinity among the values: no spread to measure */
             s->mean = mean;
             s->m2 = NAN;
@@ -127,7 +134,7 @@ int aq_csv_sum_col(const aq_csv_col *c, aq_csv_sum *s) {
             m2 += d * d;
         }
         s->mean = mean + corr / (double)s->n;
-        s->m2 = m2 - corr * corr / (double)s->n;
+        s->m2 = isinf(m2) ? m2 : m2 - corr * corr / (double)s->n; /* inf: the squares overflowed */
         return 0;
     }
     case AQ_CSV_T_CAT: {
@@ -189,13 +196,16 @@ int aq_csv_sum_merge(aq_csv_sum *a, const aq_csv_sum *b) {
             a->m2 = b->m2;
         } else {
             double na = (double)a->n, nb = (double)b->n, n = na + nb;
-            if (!isfinite(a->mean) || !isfinite(b->mean)) {
+            double delta = b->mean - a->mean;
+            if (!isfinite(delta)) {
                 /* The weighted sum gives what the values' own sum would: an infinity stays,
-                 * opposite infinities make NaN (the difference below would make NaN of both). */
+                 * opposite infinities make NaN. Two finite means too far apart to subtract
+                 * (values near the largest double) keep a finite mean, and a spread whose
+                 * squares overflow. */
+                bool finite = isfinite(a->mean) && isfinite(b->mean);
                 a->mean = a->mean * (na / n) + b->mean * (nb / n);
-                a->m2 = NAN;
+                a->m2 = finite ? INFINITY : NAN;
             } else {
-                double delta = b->mean - a->mean;
                 a->mean += delta * (nb / n);
                 a->m2 += b->m2 + delta * delta * (na * nb / n);
             }
