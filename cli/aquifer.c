@@ -204,8 +204,9 @@ static const command commands[] = {
      "put (for a large value, the fewest of any of its chunks). A replica that already holds a\n"
      "newer write of the key is never counted. Fewer than W prints a warning on stderr naming the\n"
      "replicas that missed it; fewer than N (--min-copies N, else [cluster] min_copies, default\n"
-     "1) fails with exit 4 (the copies that were stored stay). --json prints {key, stored,\n"
-     "copies, wanted, min_copies, missing: [node names]}.\n\n"
+     "1) fails with exit 4 (the copies that were stored stay); an N above W is refused before\n"
+     "anything is sent (exit 1). --json prints {key, stored, copies, wanted, min_copies,\n"
+     "missing: [node names]}.\n\n"
      "put -r DIR PREFIX stores every regular file under DIR as PREFIX + its path relative to\n"
      "DIR (parts joined by '/'), each as put would, 64 files in flight at once. Directories are\n"
      "walked without following symbolic links; links, devices, FIFOs and sockets are skipped\n"
@@ -263,8 +264,8 @@ static const command commands[] = {
      "configured node was seen to hold nothing older. Exits 2 when KEY does not exist.\n"
      "Prints \"removed C of W copies\": the replicas that now hold the removal, of the replicas\n"
      "setting; fewer than W warns naming the others, fewer than N (--min-copies N, else\n"
-     "[cluster] min_copies) fails with exit 4. --json prints {key, removed, copies, wanted,\n"
-     "min_copies, missing}.\n",
+     "[cluster] min_copies) fails with exit 4; an N above W is refused before anything is sent\n"
+     "(exit 1). --json prints {key, removed, copies, wanted, min_copies, missing}.\n",
      CMD_NEEDS_CLUSTER, run_rm},
     {"ls", 0, 1, true, false,
      "usage: aquifer [-c FILE] ls [PREFIX] [--json]\n\n"
@@ -621,6 +622,13 @@ int main(int argc, char **argv) {
     c.fsync = fsync_out;
     c.fo = fo;
     rc = cli_conf_load(&c, conf_opt);
+    /* A put or rm asked for more copies than the cluster keeps would fail after changing the
+     * key: refused before anything is sent. */
+    if (rc == 0 && min_copies > c.conf->replicas)
+        rc = cli_fail(&c, CLI_USAGE,
+                      "--min-copies %u is more than cluster %s's replicas (%u, in %s): no %s could "
+                      "reach it; nothing was done",
+                      min_copies, c.conf->name, c.conf->replicas, c.conf_path, cmd->name);
     if (rc == 0 && cmd->needs == CMD_NEEDS_CLUSTER)
         rc = cli_open(&c);
     if (rc == 0)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # put and rm report the copies stored against the copies wanted; with a replica down they warn and
-# name it, and --min-copies (or [cluster] min_copies) above what was reached fails with exit 4.
+# name it, and --min-copies (or [cluster] min_copies) above what was reached fails with exit 4;
+# --min-copies above the replicas is refused before anything changes.
 . "$(dirname "$0")/lib.sh"
 
 it_conf 3 2 "call_timeout = 3s"
@@ -15,6 +16,21 @@ d = json.loads(sys.argv[1])
 assert d["key"] == "cp/first" and d["stored"] is True, d
 assert d["copies"] == 2 and d["wanted"] == 2 and d["min_copies"] == 1 and d["missing"] == [], d
 PY
+
+# More copies than replicas can never be reached: refused up front (exit 1), the value as it was.
+echo "other" >"$T/v2"
+for cmd in "put cp/first $T/v2" "rm cp/first" "put -r $T cp/tree/"; do
+  set +e
+  # shellcheck disable=SC2086 # each command's words
+  "$AQ" $cmd --min-copies 3 >"$T/out" 2>"$T/err"
+  rc=$?
+  set -e
+  [ $rc = 1 ] || it_fail "$cmd --min-copies 3 (replicas 2) exited $rc, not 1: $(cat "$T/err")"
+  grep -q -- "--min-copies 3 is more than cluster .*'s replicas (2, in $CONF): .*nothing was done" "$T/err" ||
+    it_fail "$cmd --min-copies 3 did not say why: $(cat "$T/err")"
+done
+[ "$("$AQ" get cp/first)" = "hello" ] || it_fail "a refused put or rm changed cp/first"
+"$AQ" ls cp/tree/ | grep -q . && it_fail "a refused put -r stored files"
 
 # A key one of whose replicas is n2, then n2 killed.
 key=$("$AQ_TEST_BIN/aq_place" "$CONF" $(seq -f 'cp/k%g' 1 40) | awk '$2 == "n2" || $3 == "n2" { print $1; exit }')
