@@ -305,6 +305,7 @@ static int tree_floor(const char *src, const char *dst) {
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     double t0 = now();
+    (void)mkdir(dst, 0755); /* DST itself, when no file lies directly under SRC */
     for (int d = 0; d < t->ndirs; d++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dst, t->dirs[d]);
