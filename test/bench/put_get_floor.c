@@ -44,6 +44,7 @@
 #include <xxhash.h>
 
 #include "aq_alloc.h"
+#include "aq_io.h"
 
 #define PART  (4u << 20)
 #define PEERS 3
@@ -53,22 +54,16 @@ static void die(const char *what) {
     exit(1);
 }
 
+/* aq_io's whole reads and writes; a short read (the peer gone) or a failure ends the program. */
 static void read_all(int fd, void *b, size_t n) {
-    for (size_t d = 0; d < n;) {
-        ssize_t r = read(fd, (char *)b + d, n - d);
-        if (r <= 0)
-            die("read");
-        d += (size_t)r;
-    }
+    size_t got = 0;
+    if (aq_io_read_full(fd, b, n, &got) != 0 || got != n)
+        die("read");
 }
 
 static void write_all(int fd, const void *b, size_t n) {
-    for (size_t d = 0; d < n;) {
-        ssize_t r = write(fd, (const char *)b + d, n - d);
-        if (r <= 0)
-            die("write");
-        d += (size_t)r;
-    }
+    if (aq_io_write_all(fd, b, n) != 0)
+        die("write");
 }
 
 static double now(void) {
