@@ -46,6 +46,7 @@ aq_rpc_blob *aq_rpc__blob_new(aq_rpc_buf buf) {
         return NULL;
     b->refs = 1;
     b->len = b->len1 = buf.len;
+    b->e2e_from = buf.len;
     if (!piece_take(buf, &b->data, &b->buf, &b->owned)) {
         free(b);
         return NULL;
@@ -60,6 +61,7 @@ aq_rpc_blob *aq_rpc__blob_new2(aq_rpc_buf head, aq_rpc_buf body) {
     b->refs = 1;
     b->len1 = head.len;
     b->len = head.len + body.len;
+    b->e2e_from = b->len;
     const uint8_t *d2 = NULL;
     if (!piece_take(head, &b->data, &b->buf, &b->owned) ||
         !piece_take(body, &d2, &b->buf2, &b->owned2)) {
@@ -140,6 +142,7 @@ int aq_rpc__frame(aq_rpc *rpc, aq_rpc_hdr *h, const void *frag, uint8_t hb[AQ_RP
         /* A fresh counter per packet, retransmits included: the header, hence the one-time key
          * or nonce, never repeats within this incarnation. */
         h->flags |= AQ_RPC_FLAG_MAC;
+        h->flags &= (uint16_t) ~(AQ_RPC_FLAG_E2E | AQ_RPC_FLAG_E2E_OK); /* the tag covers all */
         h->checksum = ++rpc->pkt_ctr;
         if (aq_rpc__frame_encrypts(rpc, h->kind))
             h->flags |= AQ_RPC_FLAG_ENC;
@@ -159,15 +162,21 @@ int aq_rpc__frame(aq_rpc *rpc, aq_rpc_hdr *h, const void *frag, uint8_t hb[AQ_RP
     return n;
 }
 
-void aq_rpc__send_dgram(aq_rpc *rpc, aq_rpc_peer *p, uint8_t kind, uint64_t task, uint16_t method,
-                        int32_t status, const void *data, size_t len) {
+static void send_dgram(aq_rpc *rpc, aq_rpc_peer *p, uint8_t kind, uint16_t flags, uint64_t task,
+                       uint16_t method, int32_t status, const void *data, size_t len) {
     aq_rpc_hdr h;
     uint8_t hb[AQ_RPC_HDR_LEN], tag[AQ_RPC_MAC_LEN], ct[AQ_RPC_DGRAM_MAX];
     struct iovec iov[3];
     fill_hdr(rpc, p, &h, kind, task, method, status, (uint32_t)len);
+    h.flags = flags;
     int n = aq_rpc__frame(rpc, &h, data, hb, tag, ct, iov);
     p->st.bytes_out += AQ_RPC_HDR_LEN + (rpc->auth.on ? AQ_RPC_MAC_LEN : 0) + len;
     rpc->io.send_dgram(rpc->io_ctx, &p->addr, iov, n);
+}
+
+void aq_rpc__send_dgram(aq_rpc *rpc, aq_rpc_peer *p, uint8_t kind, uint64_t task, uint16_t method,
+                        int32_t status, const void *data, size_t len) {
+    send_dgram(rpc, p, kind, 0, task, method, status, data, len);
 }
 
 /* Notices never carry a MAC (the point is to reach a sender that cannot check one) and carry
@@ -206,8 +215,8 @@ void aq_rpc__auth_failed(aq_rpc *rpc, const aq_rpc_addr *to, const aq_rpc_hdr *h
 /* A message that owns an omsg goes by datagram when it fits, else over the pipe. */
 void aq_rpc__send_msg(aq_rpc *rpc, aq_rpc_peer *p, aq_rpc_omsg *om) {
     if (aq_rpc__fits_dgram(om->blob->len)) {
-        aq_rpc__send_dgram(rpc, p, om->kind, om->task, om->method, om->status, om->blob->data,
-                           om->blob->len);
+        send_dgram(rpc, p, om->kind, om->e2e_ok ? AQ_RPC_FLAG_E2E_OK : 0, om->task, om->method,
+                   om->status, om->blob->data, om->blob->len);
         return;
     }
     aq_rpc__pipe_enqueue(p, om);
@@ -373,6 +382,12 @@ void aq_rpc_handle(aq_rpc *rpc, uint16_t method, aq_rpc_handler_fn fn, void *ud)
         e->fn = fn;
         e->ud = ud;
     }
+}
+
+void aq_rpc_method_e2e(aq_rpc *rpc, uint16_t method) {
+    aq_rpc_method_ent *e = aq_rpc__method_ent(rpc, method, true);
+    if (e)
+        e->e2e = true;
 }
 
 void aq_rpc_on_notify(aq_rpc *rpc, aq_rpc_notify_fn fn, void *ud) {

@@ -86,6 +86,9 @@ typedef struct aq_rpc_result {
     aq_rpc_peer *peer;
     uint16_t method;
     uint32_t attempts;   /* how many times the call was sent */
+    size_t e2e_from;     /* the reply's bytes from here on were not checksummed on the way (its
+                            end-to-end tail, to an aq_rpc_call_e2e call): the caller checks them
+                            itself. len when every byte was */
     uint64_t elapsed_us; /* from aq_rpc_call to this outcome */
     void *priv;          /* rpc's; do not touch */
 } aq_rpc_result;
@@ -109,6 +112,10 @@ const uint8_t *aq_rpc_incoming_data(const aq_rpc_incoming *in, size_t *len);
 /* Take the payload (malloc'd, free() it) instead of copying; afterwards incoming_data returns NULL.
  */
 void *aq_rpc_incoming_take(aq_rpc_incoming *in, size_t *len);
+/* Where the call's bytes that were not checksummed on the way (its end-to-end tail, see
+ * aq_rpc_call_e2e) start: the handler checks them itself. The payload's length when every byte was
+ * checksummed. Only a method marked with aq_rpc_method_e2e ever receives such bytes. */
+size_t aq_rpc_incoming_e2e_from(const aq_rpc_incoming *in);
 /* Finish the call: status 0 or a negative aq code, and reply bytes (may be empty). The reply is
  * sent and resent until the caller acknowledges it (or reply_cache_us passes). A reply over
  * AQ_RPC_MAX_PAYLOAD is released and the caller gets status AQ_ETOOBIG instead. If the caller
@@ -121,6 +128,10 @@ void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply);
  * exactly once (when the caller has acknowledged the reply, it expired, the caller restarted, or
  * the endpoint is freed). */
 void aq_rpc_respond2(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body);
+/* aq_rpc_respond2 where body is the reply's end-to-end tail (see aq_rpc_call_e2e): when the call
+ * came from aq_rpc_call_e2e and the reply is over 64 KiB, body's bytes cross the pipe with only
+ * their frame headers checksummed, and the caller checks them. Otherwise as aq_rpc_respond2. */
+void aq_rpc_respond2_e2e(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body);
 /* Finish the call with BUSY: the caller backs off for about retry_after_ms and resends. The handler
  * may be run again for the resent call (BUSY means it did nothing). */
 void aq_rpc_respond_busy(aq_rpc_incoming *in, uint32_t retry_after_ms);
@@ -236,6 +247,10 @@ void aq_rpc_stats_get(const aq_rpc *rpc, aq_rpc_stats *out);
 /* Handlers for calls of a method, and one function for all notifies. An unhandled method answers
  * AQ_ENOMETHOD. */
 void aq_rpc_handle(aq_rpc *rpc, uint16_t method, aq_rpc_handler_fn fn, void *ud);
+/* The handler of method here checks its calls' end-to-end tails (aq_rpc_call_e2e) itself, against
+ * the application's own digest, so they may arrive unchecksummed. A message carrying such bytes for
+ * any other method is dropped as malformed. */
+void aq_rpc_method_e2e(aq_rpc *rpc, uint16_t method);
 void aq_rpc_on_notify(aq_rpc *rpc, aq_rpc_notify_fn fn, void *ud);
 /* Called when a packet shows a peer has a new incarnation (it restarted). */
 void aq_rpc_on_restart(aq_rpc *rpc, aq_rpc_restart_fn fn, void *ud);
@@ -291,6 +306,20 @@ size_t aq_rpc_peer_cancel_calls(aq_rpc_peer *p);
  * resends ahead of the queue. */
 int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payload,
                 uint64_t timeout_us, aq_rpc_done_fn cb, void *ud);
+/* aq_rpc_call between applications that check bulk bytes end to end themselves. A message's
+ * end-to-end tail is bytes at its end that the receiving application checks against a digest of
+ * its own, carried in the bytes before them (say a chunk's value after a header holding its
+ * xxh3-128). Over the pipe (without a MAC: an authenticated endpoint tags every byte) the fragments
+ * of a tail carry AQ_RPC_FLAG_E2E and their checksums cover the frame header only, so each byte is
+ * hashed by the applications alone instead of twice more on its way; no fragment straddles the
+ * tail's start, so every byte before it is checksummed as always.
+ *  - The payload's last `tail` bytes (0: none; at most its length) are its tail. The callee's core
+ *    takes them only for a method whose handler checks them (aq_rpc_method_e2e); the handler
+ *    learns where they start (aq_rpc_incoming_e2e_from).
+ *  - The caller checks its reply's tail (aq_rpc_respond2_e2e's body) itself:
+ *    aq_rpc_result.e2e_from says where it starts. */
+int aq_rpc_call_e2e(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payload,
+                    size_t tail, uint64_t timeout_us, aq_rpc_done_fn cb, void *ud);
 /* Send a one-way datagram; AQ_ETOOBIG when it does not fit. */
 int aq_rpc_notify(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, const void *data, size_t len);
 

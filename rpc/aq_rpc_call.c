@@ -148,6 +148,7 @@ void aq_rpc__call_finish(aq_rpc *rpc, aq_rpc_call_s *c, int err, int status, con
                        .peer = p,
                        .method = c->method,
                        .attempts = c->attempts,
+                       .e2e_from = err ? 0 : (c->reply_e2e_from < len ? c->reply_e2e_from : len),
                        .elapsed_us = now - c->start_us,
                        .priv = &rp};
     if (err) {
@@ -168,8 +169,9 @@ void aq_rpc__call_finish(aq_rpc *rpc, aq_rpc_call_s *c, int err, int status, con
         pump_queue(rpc, p);
 }
 
-int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payload,
-                uint64_t timeout_us, aq_rpc_done_fn cb, void *ud) {
+/* e2e: from aq_rpc_call_e2e, whose payload's last `tail` bytes are its end-to-end tail. */
+static int call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payload,
+                uint64_t timeout_us, aq_rpc_done_fn cb, void *ud, bool e2e, size_t tail) {
     int err = 0;
     if (!rpc || !peer || !cb || peer->rpc != rpc || (payload.len && !payload.data))
         err = AQ_EINVAL;
@@ -212,6 +214,10 @@ int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payl
     c->om.kind = AQ_RPC_K_CALL;
     c->om.method = method;
     c->om.blob = c->blob;
+    c->blob->e2e_from = payload.len - (tail < payload.len ? tail : payload.len);
+    c->om.e2e = e2e;
+    c->om.e2e_ok = e2e;
+    c->reply_e2e_from = UINT32_MAX;
     aq_list_init(&c->om.plink);
     aq_list_init(&c->om.qlink);
     c->pipe = !aq_rpc__fits_dgram(payload.len);
@@ -226,6 +232,16 @@ int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payl
     }
     aq_rpc__settle(rpc);
     return 0;
+}
+
+int aq_rpc_call(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payload,
+                uint64_t timeout_us, aq_rpc_done_fn cb, void *ud) {
+    return call(rpc, peer, method, payload, timeout_us, cb, ud, false, 0);
+}
+
+int aq_rpc_call_e2e(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, aq_rpc_buf payload,
+                    size_t tail, uint64_t timeout_us, aq_rpc_done_fn cb, void *ud) {
+    return call(rpc, peer, method, payload, timeout_us, cb, ud, true, tail);
 }
 
 int aq_rpc_notify(aq_rpc *rpc, aq_rpc_peer *peer, uint16_t method, const void *data, size_t len) {
@@ -273,13 +289,21 @@ void aq_rpc__call_timer(aq_rpc *rpc, aq_rpc_call_s *c, uint64_t now) {
 }
 
 void aq_rpc__reply_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data,
-                            uint8_t *owned) {
+                            uint8_t *owned, uint32_t e2e_from) {
     aq_rpc_call_s *c = aq_rpc_map_get(&p->calls, h->task);
+    if (c && e2e_from < h->msg_len && !c->om.e2e_ok) {
+        /* Bytes without a checksum that this caller never said it checks: not acted on (nor
+         * acknowledged), as a frame failing its checksum is not. */
+        rpc->st.dropped_malformed++;
+        free(owned);
+        return;
+    }
     aq_rpc__queue_ack(rpc, p, h->task);
     if (!c) {
         free(owned);
         return;
     }
+    c->reply_e2e_from = e2e_from;
     uint64_t now = aq_rpc__now(rpc);
     p->st.replies++;
     if (c->attempts == 1 && !c->pipe && aq_rpc__fits_dgram(h->msg_len))

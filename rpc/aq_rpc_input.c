@@ -7,7 +7,7 @@
 #include "aq_rpc_int.h"
 
 void aq_rpc__handle_msg(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data,
-                        uint8_t *owned, bool skipped, bool busy) {
+                        uint8_t *owned, bool skipped, bool busy, uint32_t e2e_from) {
     bool tasked = h->kind != AQ_RPC_K_ACKACK && h->kind != AQ_RPC_K_NOTIFY;
     if (tasked && h->task == 0) {
         rpc->st.dropped_malformed++;
@@ -31,7 +31,7 @@ void aq_rpc__handle_msg(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const 
             if (aq_rpc__task_known(p, h->task))
                 aq_rpc__call_duplicate(rpc, p, h);
         } else {
-            aq_rpc__call_incoming(rpc, p, h, data, owned);
+            aq_rpc__call_incoming(rpc, p, h, data, owned, e2e_from);
             owned = NULL;
         }
         break;
@@ -40,7 +40,7 @@ void aq_rpc__handle_msg(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const 
             if (!aq_rpc_map_get(&p->calls, h->task))
                 aq_rpc__queue_ack(rpc, p, h->task);
         } else {
-            aq_rpc__reply_incoming(rpc, p, h, data, owned);
+            aq_rpc__reply_incoming(rpc, p, h, data, owned, e2e_from);
             owned = NULL;
         }
         break;
@@ -125,6 +125,6 @@ void aq_rpc_input_dgram(aq_rpc *rpc, const aq_rpc_addr *from, const uint8_t *dat
     if (!p)
         return;
     p->st.bytes_in += len;
-    aq_rpc__handle_msg(rpc, p, &h, payload, NULL, false, false);
+    aq_rpc__handle_msg(rpc, p, &h, payload, NULL, false, false, h.msg_len);
     aq_rpc__settle(rpc);
 }

@@ -66,6 +66,7 @@ typedef struct aq_rpc_blob {
     const uint8_t *data2;
     aq_rpc_buf buf, buf2; /* released when refs drop to 0, unless owned */
     void *owned, *owned2; /* our own copies, freed when refs drop to 0 */
+    size_t e2e_from;      /* where its end-to-end tail starts (aq_rpc_buf.e2e); len: none */
 } aq_rpc_blob;
 
 /* A CALL or REPLY that travels over the pipe. */
@@ -81,6 +82,9 @@ typedef struct aq_rpc_omsg {
     uint64_t task;
     int32_t status;
     aq_rpc_blob *blob;
+    bool e2e;    /* its end-to-end tail may go with AQ_RPC_FLAG_E2E (a call's always, a reply's
+                    when its call carried AQ_RPC_FLAG_E2E_OK) */
+    bool e2e_ok; /* a call from aq_rpc_call_e2e: every frame carries AQ_RPC_FLAG_E2E_OK */
 } aq_rpc_omsg;
 
 enum { AQ_CALL_QUEUED = 1, AQ_CALL_SENT, AQ_CALL_BUSYWAIT };
@@ -100,6 +104,7 @@ typedef struct aq_rpc_call_s {
     bool auth_refused; /* an AUTH notice with another key's fingerprint came: at the deadline, say
                           so (a notice alone never ends a call: it could be forged) */
     bool slot;         /* holds a place in the window (SENT only: BUSYWAIT gives it back) */
+    uint32_t reply_e2e_from; /* the reply's aq_rpc_result.e2e_from, set as it arrives */
     aq_rpc_omsg om;
     aq_rpc_tnode tn;
     aq_list link; /* peer->queue while QUEUED (a BUSY call may come back), else inflight */
@@ -129,6 +134,7 @@ struct aq_rpc_incoming {
     uint16_t method;
     uint8_t *data;
     size_t len;
+    size_t e2e_from;   /* aq_rpc_incoming_e2e_from */
     uint64_t start_us; /* when the handler was started, for aq_rpc_on_observe */
     aq_list link;      /* rpc->incomings */
 };
@@ -139,7 +145,9 @@ typedef struct aq_rpc_reasm {
     uint8_t kind;
     uint16_t method;
     uint32_t len, got;
-    uint8_t *buf; /* NULL when skipping (a duplicate, or no room: busy) */
+    uint32_t e2e_from; /* the lowest offset of a fragment that came with AQ_RPC_FLAG_E2E; len:
+                          none */
+    uint8_t *buf;      /* NULL when skipping (a duplicate, or no room: busy) */
     bool busy;
 } aq_rpc_reasm;
 
@@ -228,6 +236,7 @@ typedef struct aq_rpc_method_ent {
     aq_rpc_handler_fn fn;
     void *ud;
     const char *name;
+    bool e2e; /* aq_rpc_method_e2e */
 } aq_rpc_method_ent;
 
 struct aq_rpc {
@@ -350,7 +359,7 @@ void aq_rpc__call_timer(aq_rpc *rpc, aq_rpc_call_s *c, uint64_t now);
 uint64_t aq_rpc__transfer_allowance(aq_rpc_peer *p, size_t len);
 /* A REPLY, PENDING, BUSY or NACK for one of our calls (unknown tasks are ignored). */
 void aq_rpc__reply_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data,
-                            uint8_t *owned);
+                            uint8_t *owned, uint32_t e2e_from);
 void aq_rpc__pending_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, uint64_t now);
 void aq_rpc__busy_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, uint64_t now);
 void aq_rpc__nack_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h);
@@ -366,13 +375,15 @@ uint32_t aq_rpc__busy_hint_ms(aq_rpc_peer *p);
 void aq_rpc__call_duplicate(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h);
 /* A CALL for a new task: run its handler, or answer NACK (no method) or BUSY (no room). */
 void aq_rpc__call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data,
-                           uint8_t *owned);
+                           uint8_t *owned, uint32_t e2e_from);
 /* ACKACK: the caller has our replies to these tasks; forget them. */
 void aq_rpc__acks_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data);
 
 /* aq_rpc_input.c: demultiplexing. */
+/* e2e_from: where the bytes that came without a checksum (AQ_RPC_FLAG_E2E) start; h->msg_len when
+ * none did. */
 void aq_rpc__handle_msg(aq_rpc *rpc, aq_rpc_peer *peer, const aq_rpc_hdr *h, const uint8_t *data,
-                        uint8_t *owned, bool skipped, bool busy);
+                        uint8_t *owned, bool skipped, bool busy, uint32_t e2e_from);
 
 /* aq_rpc_pipe.c: the TCP pipe. */
 void aq_rpc__pipe_enqueue(aq_rpc_peer *p, aq_rpc_omsg *om);

@@ -186,6 +186,10 @@ static aq_rpc_omsg *next_ready(aq_rpc *rpc, aq_rpc_conn *c, aq_list *q, uint32_t
     uint32_t f = (uint32_t)room;
     if (f > rpc->cfg.fragment_size)
         f = rpc->cfg.fragment_size;
+    /* No fragment straddles the end-to-end tail's start: every byte before it is checksummed. */
+    size_t from = om->blob->e2e_from;
+    if (om->e2e && om->off < from && om->off + f > from)
+        f = (uint32_t)(from - om->off);
     if (frag_small(f)
             ? c->small_writes >= AQ_RPC_PIPE_SMALL_WRITES ||
                   c->small_bytes + AQ_RPC_HDR_LEN + AQ_RPC_MAC_LEN + f > AQ_RPC_PIPE_SMALL_BYTES
@@ -226,6 +230,10 @@ static void pump(aq_rpc_peer *p) {
                         .frag_off = om->off,
                         .frag_len = flen,
                         .status = om->status};
+        if (om->e2e_ok)
+            h.flags |= AQ_RPC_FLAG_E2E_OK;
+        if (om->e2e && om->off >= om->blob->e2e_from)
+            h.flags |= AQ_RPC_FLAG_E2E;
         size_t room;
         const uint8_t *frag = aq_rpc__blob_at(om->blob, om->off, &room);
         int n = aq_rpc__frame(rpc, &h, frag, w->hdr, w->tag, enc, w->iov);
@@ -511,6 +519,7 @@ static bool header_done(aq_rpc *rpc, aq_rpc_conn *c) {
         ra->kind = h->kind;
         ra->method = h->method;
         ra->len = h->msg_len;
+        ra->e2e_from = h->msg_len;
         bool current = h->src_inc == p->inc;
         bool skip = current && (h->kind == AQ_RPC_K_CALL ? aq_rpc__task_known(p, h->task)
                                                          : !aq_rpc_map_get(&p->calls, h->task));
@@ -620,15 +629,18 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
     aq_rpc_peer *p = c->peer;
     p->st.bytes_in += AQ_RPC_HDR_LEN + h.frag_len;
     ra->got += h.frag_len;
+    if ((h.flags & AQ_RPC_FLAG_E2E) && h.frag_off < ra->e2e_from)
+        ra->e2e_from = h.frag_off;
     bool skipping = !ra->buf && ra->len;
     if (h.frag_off == 0 && skipping) {
         /* Answer a duplicate or an over-limit call once its first fragment checks out. */
-        aq_rpc__handle_msg(rpc, p, &h, NULL, NULL, true, ra->busy && h.kind == AQ_RPC_K_CALL);
+        aq_rpc__handle_msg(rpc, p, &h, NULL, NULL, true, ra->busy && h.kind == AQ_RPC_K_CALL,
+                           h.msg_len);
     }
     if (ra->got < ra->len)
         return;
     uint8_t *buf = ra->buf;
-    uint32_t len = ra->len;
+    uint32_t len = ra->len, e2e_from = ra->e2e_from;
     ra->buf = NULL;
     if (buf) {
         p->reasm_bytes -= len;
@@ -639,7 +651,7 @@ static void fragment_done(aq_rpc *rpc, aq_rpc_conn *c) {
         return;
     h.frag_off = 0;
     h.frag_len = len;
-    aq_rpc__handle_msg(rpc, p, &h, buf, buf, false, false);
+    aq_rpc__handle_msg(rpc, p, &h, buf, buf, false, false, e2e_from);
 }
 
 /* Runs n bytes of conn id's stream (at `at`: the staging buffer, or already in place in the
@@ -679,7 +691,7 @@ static void consume(aq_rpc *rpc, uint64_t id, aq_rpc_conn *c, const uint8_t *at,
             }
             if (c->h.flags & AQ_RPC_FLAG_MAC)
                 aq_rpc_auth_update(&c->as, at, k);
-            else
+            else if (!(c->h.flags & AQ_RPC_FLAG_E2E))
                 XXH3_64bits_update(c->xs, at, k);
             c->remain -= (uint32_t)k;
             at += k;

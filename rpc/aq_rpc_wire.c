@@ -62,7 +62,8 @@ void aq_rpc_hdr_encode(aq_rpc_hdr *h, const void *frag, uint8_t out[AQ_RPC_HDR_L
     put32(out + 52, (uint32_t)h->status);
     if (!(h->flags & AQ_RPC_FLAG_MAC)) {
         put64(out + 56, 0);
-        h->checksum = aq_rpc_hdr_checksum(out, frag, h->frag_len);
+        h->checksum =
+            aq_rpc_hdr_checksum(out, frag, (h->flags & AQ_RPC_FLAG_E2E) ? 0 : h->frag_len);
     }
     put64(out + 56, h->checksum);
 }
@@ -76,6 +77,11 @@ int aq_rpc_hdr_decode(const uint8_t in[AQ_RPC_HDR_LEN], aq_rpc_hdr *h) {
         return AQ_EPROTO;
     if ((flags & AQ_RPC_FLAG_ENC) &&
         (!(flags & AQ_RPC_FLAG_MAC) || (kind != AQ_RPC_K_CALL && kind != AQ_RPC_K_REPLY)))
+        return AQ_EPROTO;
+    if ((flags & AQ_RPC_FLAG_E2E) &&
+        ((flags & AQ_RPC_FLAG_MAC) || (kind != AQ_RPC_K_CALL && kind != AQ_RPC_K_REPLY)))
+        return AQ_EPROTO;
+    if ((flags & AQ_RPC_FLAG_E2E_OK) && kind != AQ_RPC_K_CALL)
         return AQ_EPROTO;
     uint32_t msg_len = get32(in + 40), off = get32(in + 44), flen = get32(in + 48);
     if (msg_len > AQ_RPC_MAX_PAYLOAD || off > msg_len || flen > msg_len - off)
@@ -102,6 +108,9 @@ int aq_rpc_dgram_decode(const uint8_t *data, size_t len, aq_rpc_hdr *h, const ui
     if (aq_rpc_hdr_decode(data, h) != 0)
         return AQ_EPROTO;
     size_t mac = (h->flags & AQ_RPC_FLAG_MAC) ? AQ_RPC_MAC_LEN : 0;
+    /* A datagram's payload is always checksummed (or MACed) with its header. */
+    if (h->flags & AQ_RPC_FLAG_E2E)
+        return AQ_EPROTO;
     if (h->frag_off != 0 || h->frag_len != h->msg_len || len != AQ_RPC_HDR_LEN + mac + h->frag_len)
         return AQ_EPROTO;
     /* With a MAC the field is a counter and the tag (checked by the caller) protects the bytes. */

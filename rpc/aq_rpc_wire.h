@@ -3,7 +3,8 @@
  * Layout (little-endian): magic u16 0x5141, version u8, kind u8, flags u16, method u16, cluster_id
  * u64, src_inc u64, dst_inc u64, task u64, msg_len u32, frag_off u32, frag_len u32, status i32,
  * then a u64 whose meaning depends on AQ_RPC_FLAG_MAC:
- *  - without it, the checksum: XXH3_64bits over the header (that field zero) and the fragment;
+ *  - without it, the checksum: XXH3_64bits over the header (that field zero) and the fragment,
+ *    or over the header alone with AQ_RPC_FLAG_E2E;
  *  - with it, the sender's packet counter: 1 for the first datagram or pipe fragment an
  *    incarnation sends, one more for each after, never reused by that incarnation (a retransmit of
  *    the same bytes gets a new number). No xxh3 is computed or checked then: the 16-byte tag that
@@ -11,7 +12,8 @@
  *    header, hence its one-time key and nonce, unique.
  * Then frag_len payload bytes (ciphertext with AQ_RPC_FLAG_ENC). Decoding checks every field
  * before anything trusts it: magic, version, kind, flags (only known bits; ENC only with MAC and
- * only on CALL and REPLY), msg_len <= AQ_RPC_MAX_PAYLOAD, frag_off + frag_len <= msg_len without
+ * only on CALL and REPLY; E2E only without MAC, only on CALL and REPLY and never in a datagram;
+ * E2E_OK only on CALL), msg_len <= AQ_RPC_MAX_PAYLOAD, frag_off + frag_len <= msg_len without
  * overflow; the datagram decoder also checks the total length, that the datagram carries the whole
  * message and, without a MAC, the checksum. With a MAC the caller verifies the tag, in constant
  * time, before it trusts any field beyond these structural checks. Pipe frames check checksum or
@@ -30,8 +32,17 @@
 #define AQ_RPC_FLAG_MAC 0x0001u
 /* Flag bit 1 (only with bit 0, only on CALL and REPLY): the fragment is XChaCha20 ciphertext and
  * the MAC is the AEAD tag (see aq_rpc_auth.h). */
-#define AQ_RPC_FLAG_ENC    0x0002u
-#define AQ_RPC_FLAGS_KNOWN 0x0003u
+#define AQ_RPC_FLAG_ENC 0x0002u
+/* Flag bit 2 (only without bit 0, only on CALL and REPLY pipe frames): the checksum covers the
+ * header alone. The fragment's bytes lie in its message's end-to-end tail (aq_rpc_buf.e2e), which
+ * the receiving application checks against a digest of its own; the receiver's core takes them
+ * only for a call whose handler said it does (aq_rpc_method_e2e) or a reply to a call that asked
+ * (bit 3). Fragments never straddle the tail's start, so every byte before it is checksummed. */
+#define AQ_RPC_FLAG_E2E 0x0004u
+/* Flag bit 3 (only on CALL): the caller checks its reply's end-to-end tail itself
+ * (aq_rpc_call_e2e), so the reply's tail may travel with bit 2. */
+#define AQ_RPC_FLAG_E2E_OK 0x0008u
+#define AQ_RPC_FLAGS_KNOWN 0x000fu
 #define AQ_RPC_MAC_LEN     16u
 
 enum aq_rpc_kind {
@@ -65,8 +76,8 @@ typedef struct aq_rpc_hdr {
 } aq_rpc_hdr;
 
 /* Writes the 64 header bytes. Without AQ_RPC_FLAG_MAC, h->checksum is set to the xxh3 checksum
- * over them and the fragment `frag` (frag_len bytes); with it, h->checksum (the packet counter) is
- * written as given and frag is not read. */
+ * over them and the fragment `frag` (frag_len bytes; none with AQ_RPC_FLAG_E2E); with it,
+ * h->checksum (the packet counter) is written as given and frag is not read. */
 void aq_rpc_hdr_encode(aq_rpc_hdr *h, const void *frag, uint8_t out[AQ_RPC_HDR_LEN]);
 
 /* Parses and checks the header fields (not the checksum). 0 or AQ_EPROTO. */

@@ -48,6 +48,10 @@ const uint8_t *aq_rpc_incoming_data(const aq_rpc_incoming *in, size_t *len) {
     return in->data;
 }
 
+size_t aq_rpc_incoming_e2e_from(const aq_rpc_incoming *in) {
+    return in->e2e_from;
+}
+
 void *aq_rpc_incoming_take(aq_rpc_incoming *in, size_t *len) {
     void *d = in->data;
     if (len)
@@ -67,8 +71,9 @@ static void reply_send(aq_rpc *rpc, aq_rpc_work *w) {
     aq_rpc_heap_set(&rpc->heap, &w->tn, next < w->expire_us ? next : w->expire_us);
 }
 
-/* Both forms of respond: the reply is head followed by body (body.len 0 for one piece). */
-static void respond(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body) {
+/* Both forms of respond: the reply is head followed by body (body.len 0 for one piece); tail: body
+ * is the reply's end-to-end tail. */
+static void respond(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body, bool tail) {
     aq_rpc *rpc = in->rpc;
     aq_rpc_work *w = in->w;
     size_t len = head.len + body.len;
@@ -105,6 +110,8 @@ static void respond(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf
             return;
         }
     }
+    if (tail && body.len && w->reply->len > head.len)
+        w->reply->e2e_from = head.len;
     w->state = AQ_WORK_DONE;
     w->in = NULL;
     w->status = status;
@@ -122,19 +129,19 @@ static void respond(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf
 }
 
 void aq_rpc_respond(aq_rpc_incoming *in, int status, aq_rpc_buf reply) {
-    respond(in, status, reply, (aq_rpc_buf){0});
+    respond(in, status, reply, (aq_rpc_buf){0}, false);
 }
 
-void aq_rpc_respond2(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body) {
+static void respond2(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body, bool tail) {
     size_t len = head.len + body.len;
     if (len < head.len || len > AQ_RPC_MAX_PAYLOAD) {
-        respond(in, status, head, body); /* refused as aq_rpc_respond refuses it */
+        respond(in, status, head, body, false); /* refused as aq_rpc_respond refuses it */
         return;
     }
     if (body.len == 0 || head.len == 0) {
         aq_rpc_buf one = head.len ? head : body;
         aq_rpc__buf_release(head.len ? body : head);
-        respond(in, status, one, (aq_rpc_buf){0});
+        respond(in, status, one, (aq_rpc_buf){0}, false);
         return;
     }
     if (len <= AQ_RPC_PIPE_SMALL_FRAG) {
@@ -144,17 +151,25 @@ void aq_rpc_respond2(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_bu
         if (!p) {
             aq_rpc__buf_release(head);
             aq_rpc__buf_release(body);
-            respond(in, AQ_ENOMEM, (aq_rpc_buf){0}, (aq_rpc_buf){0});
+            respond(in, AQ_ENOMEM, (aq_rpc_buf){0}, (aq_rpc_buf){0}, false);
             return;
         }
         memcpy(p, head.data, head.len);
         memcpy(p + head.len, body.data, body.len);
         aq_rpc__buf_release(head);
         aq_rpc__buf_release(body);
-        respond(in, status, (aq_rpc_buf){p, len, free, p}, (aq_rpc_buf){0});
+        respond(in, status, (aq_rpc_buf){p, len, free, p}, (aq_rpc_buf){0}, false);
         return;
     }
-    respond(in, status, head, body);
+    respond(in, status, head, body, tail);
+}
+
+void aq_rpc_respond2(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body) {
+    respond2(in, status, head, body, false);
+}
+
+void aq_rpc_respond2_e2e(aq_rpc_incoming *in, int status, aq_rpc_buf head, aq_rpc_buf body) {
+    respond2(in, status, head, body, true);
 }
 
 /* Retry-after for BUSY: about one round trip (half the RTO floor before any sample), so the
@@ -203,13 +218,20 @@ void aq_rpc__call_duplicate(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h) {
 }
 
 void aq_rpc__call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, const uint8_t *data,
-                           uint8_t *owned) {
+                           uint8_t *owned, uint32_t e2e_from) {
     if (aq_rpc__task_known(p, h->task)) {
         aq_rpc__call_duplicate(rpc, p, h);
         free(owned);
         return;
     }
     aq_rpc_method_ent *e = aq_rpc__method_ent(rpc, h->method, false);
+    if (e2e_from < h->msg_len && (!e || !e->e2e)) {
+        /* Bytes without a checksum for a handler that does not check them: not acted on, as a
+         * frame failing its checksum is not (the caller's core should never send them). */
+        rpc->st.dropped_malformed++;
+        free(owned);
+        return;
+    }
     if (!e || !e->fn) {
         aq_rpc__send_dgram(rpc, p, AQ_RPC_K_NACK, h->task, h->method, AQ_ENOMETHOD, NULL, 0);
         free(owned);
@@ -246,6 +268,7 @@ void aq_rpc__call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, con
     w->task = h->task;
     w->state = AQ_WORK_RUNNING;
     w->method = h->method;
+    w->om.e2e = h->flags & AQ_RPC_FLAG_E2E_OK;
     w->in = in;
     w->tn.idx = AQ_RPC_HEAP_NONE;
     w->tn.kind = AQ_T_WORK;
@@ -258,6 +281,7 @@ void aq_rpc__call_incoming(aq_rpc *rpc, aq_rpc_peer *p, const aq_rpc_hdr *h, con
     in->method = h->method;
     in->data = copy;
     in->len = h->msg_len;
+    in->e2e_from = e2e_from < h->msg_len ? e2e_from : h->msg_len;
     in->start_us = aq_rpc__now(rpc);
     aq_list_add_tail(&rpc->incomings, &in->link);
     p->running++;

@@ -140,3 +140,54 @@ Test(rpc_addr, cluster_id) {
     cr_assert_eq(aq_rpc_cluster_id("prod"), aq_rpc_cluster_id("prod"));
     cr_assert_neq(aq_rpc_cluster_id("prod"), aq_rpc_cluster_id("test"));
 }
+
+/* Header bytes of the given kind and flags (checksum left stale: hdr_decode does not check it). */
+static int decode_flags(uint8_t kind, uint16_t flags) {
+    uint8_t b[AQ_RPC_HDR_LEN];
+    aq_rpc_hdr h = {.kind = kind, .msg_len = 10, .frag_len = 10};
+    aq_rpc_hdr_encode(&h, "0123456789", b);
+    set_field(b, 4, flags, 2);
+    aq_rpc_hdr out;
+    return aq_rpc_hdr_decode(b, &out);
+}
+
+/* An end-to-end tail (E2E: checksum over the header alone) only on a CALL or REPLY frame without
+ * a MAC; E2E_OK (the caller checks its reply's tail) only on a CALL. */
+Test(rpc_wire, end_to_end_flags_only_where_they_mean_something) {
+    cr_assert_eq(decode_flags(AQ_RPC_K_CALL, AQ_RPC_FLAG_E2E), 0);
+    cr_assert_eq(decode_flags(AQ_RPC_K_REPLY, AQ_RPC_FLAG_E2E), 0);
+    cr_assert_eq(decode_flags(AQ_RPC_K_CALL, AQ_RPC_FLAG_E2E | AQ_RPC_FLAG_E2E_OK), 0);
+    cr_assert_eq(decode_flags(AQ_RPC_K_CALL, AQ_RPC_FLAG_E2E | AQ_RPC_FLAG_MAC), AQ_EPROTO);
+    for (uint8_t k = AQ_RPC_K_ACKACK; k <= AQ_RPC_K_MAX; k++)
+        cr_assert_eq(decode_flags(k, AQ_RPC_FLAG_E2E), AQ_EPROTO, "kind %u", k);
+    cr_assert_eq(decode_flags(AQ_RPC_K_REPLY, AQ_RPC_FLAG_E2E_OK), AQ_EPROTO);
+    cr_assert_eq(decode_flags(AQ_RPC_K_CALL, AQ_RPC_FLAG_E2E_OK | AQ_RPC_FLAG_MAC), 0);
+}
+
+/* With E2E the checksum covers the header alone: the fragment's bytes may change, the header's
+ * may not; and a datagram never carries E2E (its payload is always checksummed). */
+Test(rpc_wire, end_to_end_checksum_covers_the_header_alone) {
+    uint8_t frag[100];
+    memset(frag, 7, sizeof frag);
+    aq_rpc_hdr h = {.kind = AQ_RPC_K_REPLY,
+                    .flags = AQ_RPC_FLAG_E2E,
+                    .task = 3,
+                    .msg_len = sizeof frag,
+                    .frag_len = sizeof frag};
+    uint8_t b[AQ_RPC_HDR_LEN];
+    aq_rpc_hdr_encode(&h, frag, b);
+    cr_assert_eq(h.checksum, aq_rpc_hdr_checksum(b, NULL, 0));
+    frag[50] ^= 1;
+    aq_rpc_hdr_encode(&h, frag, b);
+    cr_assert_eq(h.checksum, aq_rpc_hdr_checksum(b, NULL, 0), "the fragment's bytes counted");
+    h.flags = 0;
+    aq_rpc_hdr_encode(&h, frag, b);
+    cr_assert_eq(h.checksum, aq_rpc_hdr_checksum(b, frag, sizeof frag));
+    uint8_t d[AQ_RPC_DGRAM_MAX];
+    size_t n = make_dgram(d, AQ_RPC_K_CALL, "abcdefgh", 8);
+    set_field(d, 4, AQ_RPC_FLAG_E2E, 2);
+    set_field(d, 56, aq_rpc_hdr_checksum(d, NULL, 0), 8);
+    aq_rpc_hdr out;
+    const uint8_t *p;
+    cr_assert_eq(aq_rpc_dgram_decode(d, n, &out, &p), AQ_EPROTO);
+}
