@@ -185,6 +185,12 @@ struct cli_kop {
     aq_node_digest want;
     uint64_t timeout_ms;
     size_t deadline_off; /* PUT, RM: where each attempt's deadline goes in req; 0: none */
+    /* PUT: the value's bytes, at the end of req, which the node checks against the digest the
+     * request carries: rpc sends them as the call's end-to-end tail (aq_rpc_call_e2e), with only
+     * their frame headers checksummed. 0: none (every byte checksummed). */
+    size_t e2e_tail;
+    bool again;            /* a failed digest check was retried on the same node (cli_client.c) */
+    uint32_t corrupt_from; /* 1 + the node whose GET reply failed its digest check; 0: none */
     /* Outcome. */
     bool done;
     int err;      /* 0, or the error of the last candidate tried */

@@ -214,8 +214,9 @@ static void describe_failure(cli *c, const aq_rpc_result *r, const aq_node_confi
 }
 
 /* A GET reply in k->rep checked against its digest (and k's wanted one): 0, or the error with
- * its sentence in k->msg. */
-static int kop_verify(cli_kop *k, const aq_node_config_node *cn) {
+ * its sentence in k->msg. e2e_from: where the bytes rpc did not checksum start (the value, sent
+ * as the reply's end-to-end tail); the reply's header before the value must not be among them. */
+static int kop_verify(cli_kop *k, const aq_node_config_node *cn, size_t e2e_from) {
     uint8_t kind;
     aq_node_digest d;
     const uint8_t *v;
@@ -223,6 +224,11 @@ static int kop_verify(cli_kop *k, const aq_node_config_node *cn) {
     if (aq_node_get_rep_decode(k->rep, k->replen, &kind, &d, &v, &vlen) != 0) {
         snprintf(k->msg, sizeof k->msg, "%s (%s) sent a malformed GET reply", cn->name,
                  cn->address);
+        return AQ_EPROTO;
+    }
+    if ((size_t)(v - k->rep) > e2e_from) {
+        snprintf(k->msg, sizeof k->msg, "%s (%s) sent a GET reply whose header had no checksum",
+                 cn->name, cn->address);
         return AQ_EPROTO;
     }
     XXH128_hash_t h = XXH3_128bits(v, vlen);
@@ -254,7 +260,7 @@ static void kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t
         free(rep);
     }
     if (e == 0 && k->verify) {
-        e = kop_verify(k, cn);
+        e = kop_verify(k, cn, r->e2e_from);
     } else if (e && why) {
         snprintf(k->msg, sizeof k->msg, "%s", why);
     } else if (e) {
@@ -283,6 +289,17 @@ static void kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t
         }
         e = AQ_EUNAVAIL;
     }
+    /* A value that failed its digest check after crossing the pipe as an end-to-end tail (which
+     * only that check covers) may have been damaged on the way rather than where it is stored:
+     * the same node is asked once more, as a frame failing its checksum would have been resent. */
+    if (e == AQ_ECORRUPT && !k->again && (k->e2e_tail || r->e2e_from < replen) && c->live[node]) {
+        k->again = true;
+        k->next_retry = c->retry;
+        c->retry = k;
+        return;
+    }
+    if (e == AQ_ECORRUPT && k->verify && !k->corrupt_from)
+        k->corrupt_from = (uint32_t)node + 1;
     bool retry = r->err != 0 || e == AQ_ECLOSED || e == AQ_EBUSY || e == AQ_ECORRUPT ||
                  e == AQ_EPROTO || (e == AQ_ENOTFOUND && k->next_on_notfound);
     /* The next candidate not left out since the call started. */
@@ -295,9 +312,18 @@ static void kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t
         c->retry = k;
         return;
     }
-    /* Every candidate said not found, except maybe ones that failed differently before. */
+    /* Every candidate said not found, except maybe ones that failed differently before. A node
+     * that sent the value damaged had it, though: that is the truth to tell. */
     k->err = e;
     k->node = node;
+    if (e == AQ_ENOTFOUND && k->corrupt_from) {
+        const aq_node_config_node *bad = &c->conf->nodes[k->corrupt_from - 1];
+        k->err = AQ_ECORRUPT;
+        k->node = k->corrupt_from - 1;
+        snprintf(k->msg, sizeof k->msg,
+                 "%s (%s) sent data whose digest does not match, and no other live node has it",
+                 bad->name, bad->address);
+    }
     kop_finish(k);
 }
 
@@ -315,6 +341,8 @@ static void kop_begin(cli_kop *k) {
     k->err = 0;
     k->pos = 0;
     k->any_notfound = false;
+    k->again = false;
+    k->corrupt_from = 0;
     if (k->ncand)
         k->msg[0] = 0;
     if (!k->timeout_ms)
@@ -413,8 +441,12 @@ static void kop_send(cli_kop *k) {
         }
         aq_rpc_buf b = {k->req, k->reqlen, NULL, NULL};
         kop_lend(k, &b);
-        int err =
-            aq_rpc_call(c->rpc, c->peers[node], k->method, b, k->timeout_ms * 1000, kop_cb, k);
+        /* A PUT's value and a verified GET's reply value are checked end to end by digest. */
+        int err = k->e2e_tail || k->verify
+                      ? aq_rpc_call_e2e(c->rpc, c->peers[node], k->method, b, k->e2e_tail,
+                                        k->timeout_ms * 1000, kop_cb, k)
+                      : aq_rpc_call(c->rpc, c->peers[node], k->method, b, k->timeout_ms * 1000,
+                                    kop_cb, k);
         if (err == 0) {
             c->inflight++;
             return;

@@ -81,6 +81,7 @@ static void put_req_in_place(cli_kop *k, uint8_t *mem, uint8_t kind, const void 
     k->req_mem = mem;
     k->lend_ok = true;
     k->deadline_off = aq_node_put_req_deadline_off(klen);
+    k->e2e_tail = vlen;
 }
 
 /* Puts one chunk under key, with pv the value it replaces. A failed put (or one whose outcome is

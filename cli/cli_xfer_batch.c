@@ -420,7 +420,8 @@ static aq_rpc_result carried(cli_xfer_batch *b, const cli_kop *k, uint32_t node,
                        .len = len,
                        .peer = b->c.peers[node],
                        .method = k->method,
-                       .attempts = 1};
+                       .attempts = 1,
+                       .e2e_from = len}; /* the call for many checksummed every byte */
     return r;
 }
 

@@ -581,8 +581,10 @@ static void write_start_round(write_op *op) {
 }
 
 /* Starts the write method (PUT or RM) of msg (malloc'd, taken; NULL when it could not be had),
- * answered to `to`. */
-static void write_begin(aq_node *n, write_to to, uint16_t method, uint8_t *msg, size_t len) {
+ * answered to `to`. e2e_from: where the request's bytes that rpc did not checksum start (len:
+ * none); only a PUT's value may be among them, which the store checks against the digest. */
+static void write_begin(aq_node *n, write_to to, uint16_t method, uint8_t *msg, size_t len,
+                        size_t e2e_from) {
     write_op *op = calloc(1, sizeof *op);
     if (!op) {
         free(msg);
@@ -616,6 +618,9 @@ static void write_begin(aq_node *n, write_to to, uint16_t method, uint8_t *msg, 
             err = AQ_EKEY;
         flags = op->rm_flags;
     }
+    if (!err && e2e_from < len &&
+        (op->method != AQ_M_PUT || (size_t)(op->put.value - op->msg) > e2e_from))
+        err = AQ_EPROTO;
     /* An MPUT carries a client's puts only: forwards between nodes go one by one. */
     if (!err && to.batch && (flags & AQ_PUT_REPLICA))
         err = AQ_EPROTO;
@@ -671,9 +676,10 @@ static void handle_write(void *ud, aq_rpc_incoming *in) {
     count_run(n, !(first_len && (first[0] & AQ_PUT_REPLICA)));
     if (refuse_if_stopping(n, in))
         return;
+    size_t e2e_from = aq_rpc_incoming_e2e_from(in);
     size_t len;
     uint8_t *msg = aq_rpc_incoming_take(in, &len);
-    write_begin(n, (write_to){.in = in}, aq_rpc_incoming_method(in), msg, len);
+    write_begin(n, (write_to){.in = in}, aq_rpc_incoming_method(in), msg, len, e2e_from);
 }
 
 /* One slot of an MPUT filled (or the handler done starting them): the call is answered once all
@@ -745,7 +751,7 @@ static void handle_mput(void *ud, aq_rpc_incoming *in) {
             continue;
         }
         memcpy(msg, item, ilen);
-        write_begin(n, to, AQ_M_PUT, msg, ilen);
+        write_begin(n, to, AQ_M_PUT, msg, ilen, ilen);
     }
     mput_release(m);
 }
@@ -795,8 +801,11 @@ static void handle_get(void *ud, aq_rpc_incoming *in) {
         respond_err(in, AQ_ENOMEM);
         return;
     }
-    aq_rpc_respond2(in, 0, (aq_rpc_buf){w.p, w.len, free, w.p},
-                    (aq_rpc_buf){aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), release_ref, ref});
+    /* The value is the reply's end-to-end tail: a caller that checks it against the digest in
+     * the head (aq_rpc_call_e2e) gets it without the pipe's own checksum over it. */
+    aq_rpc_respond2_e2e(
+        in, 0, (aq_rpc_buf){w.p, w.len, free, w.p},
+        (aq_rpc_buf){aq_chunk_ref_data(ref), aq_chunk_ref_len(ref), release_ref, ref});
 }
 
 static void handle_stat(void *ud, aq_rpc_incoming *in) {
@@ -1052,6 +1061,7 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
 
 void aq_node_register_handlers(aq_node *n) {
     aq_rpc_handle(n->rpc, AQ_M_PUT, handle_write, n);
+    aq_rpc_method_e2e(n->rpc, AQ_M_PUT); /* the store checks the value against its digest */
     aq_rpc_handle(n->rpc, AQ_M_RM, handle_write, n);
     aq_rpc_handle(n->rpc, AQ_M_GET, handle_get, n);
     aq_rpc_handle(n->rpc, AQ_M_STAT, handle_stat, n);

@@ -139,19 +139,30 @@ it_same_files() {
 # it_rand_file PATH SIZE: SIZE random bytes.
 it_rand_file() { head -c "$2" /dev/urandom >"$1"; }
 
-# it_start_skewed NAME SHIFT_S: start one node with its wall clock shifted by SHIFT_S seconds
-# (LD_PRELOAD shim built by the test tree; the monotonic clock is not shifted).
-it_start_skewed() {
+# it_preload SHIM PROGRAM: the LD_PRELOAD value that loads SHIM (an LD_PRELOAD module the test
+# tree builds, say aq_clockshift.so) into PROGRAM.
+it_preload() {
   local pre asan
-  mkdir -p "$T/run"
-  pre="${AQ_TEST_BIN:-$AQ_BUILD/tests}/aq_clockshift.so"
+  pre="${AQ_TEST_BIN:-$AQ_BUILD/tests}/$1"
   # A sanitizer build wants its runtime first among preloaded libraries.
-  asan=$(ldd "$AQD" 2>/dev/null | awk '/libasan/ { print $3 }')
+  asan=$(ldd "$2" 2>/dev/null | awk '/libasan/ { print $3 }')
   [ -n "$asan" ] && pre="$asan $pre"
-  LD_PRELOAD="$pre" AQ_CLOCK_SHIFT_S="$2" \
-    setsid "$AQD" -c "$CONF" -n "$1" >>"$T/run/$1.log" 2>&1 </dev/null &
-  echo $! >"$T/run/$1.pid"
+  echo "$pre"
 }
+
+# it_start_with NAME SHIM [VAR=VALUE ...]: start one node with SHIM preloaded and the variables set.
+it_start_with() {
+  local name=$1 shim=$2
+  shift 2
+  mkdir -p "$T/run"
+  env LD_PRELOAD="$(it_preload "$shim" "$AQD")" "$@" \
+    setsid "$AQD" -c "$CONF" -n "$name" >>"$T/run/$name.log" 2>&1 </dev/null &
+  echo $! >"$T/run/$name.pid"
+}
+
+# it_start_skewed NAME SHIFT_S: start one node with its wall clock shifted by SHIFT_S seconds
+# (the monotonic clock is not shifted).
+it_start_skewed() { it_start_with "$1" aq_clockshift.so AQ_CLOCK_SHIFT_S="$2"; }
 
 # it_stop_node NAME: SIGTERM one node and wait (bounded) until it has exited.
 it_stop_node() {
