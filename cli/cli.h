@@ -82,6 +82,9 @@ typedef struct cli {
      * deadline is sent in the node's own clock (aq_node_proto.h). */
     int64_t *mono_off;
     bool *mono_have;
+    /* Node i takes and sends values as end-to-end tails (AQ_NODE_FEATURE_TAILS, from its STATUS
+     * reply): only then do its PUTs and GETs go by aq_rpc_call_e2e. */
+    bool *tails;
     /* Node i's config order as ours (from its STATUS reply): theirs[i][j] is our index of the
      * node it lists at j, CLI_NO_NODE for one we do not know; NULL (an older build, or no reply)
      * when unknown. ntheirs[i] entries. A PUT reply names its holders by the coordinator's

@@ -52,11 +52,12 @@ int cli_open(cli *c) {
     c->live = calloc(cf->nnodes, sizeof *c->live);
     c->mono_off = calloc(cf->nnodes, sizeof *c->mono_off);
     c->mono_have = calloc(cf->nnodes, sizeof *c->mono_have);
+    c->tails = calloc(cf->nnodes, sizeof *c->tails);
     c->wrep_missing = calloc(cf->nnodes, sizeof *c->wrep_missing);
     c->theirs = calloc(cf->nnodes, sizeof *c->theirs);
     c->ntheirs = calloc(cf->nnodes, sizeof *c->ntheirs);
-    if (!c->peers || !c->seeds || !c->live || !c->mono_off || !c->mono_have || !c->wrep_missing ||
-        !c->theirs || !c->ntheirs)
+    if (!c->peers || !c->seeds || !c->live || !c->mono_off || !c->mono_have || !c->tails ||
+        !c->wrep_missing || !c->theirs || !c->ntheirs)
         return cli_fail(c, AQ_ENOMEM, "out of memory");
     aq_rpc_config rc;
     aq_rpc_config_init(&rc);
@@ -130,6 +131,7 @@ void cli_close(cli *c) {
     free(c->live);
     free(c->mono_off);
     free(c->mono_have);
+    free(c->tails);
     free(c->wrep_missing);
     for (size_t i = 0; c->theirs && i < c->conf->nnodes; i++)
         free(c->theirs[i]);
@@ -142,6 +144,7 @@ void cli_close(cli *c) {
     c->live = NULL;
     c->mono_off = NULL;
     c->mono_have = NULL;
+    c->tails = NULL;
     c->wrep_missing = NULL;
 }
 
@@ -441,8 +444,9 @@ static void kop_send(cli_kop *k) {
         }
         aq_rpc_buf b = {k->req, k->reqlen, NULL, NULL};
         kop_lend(k, &b);
-        /* A PUT's value and a verified GET's reply value are checked end to end by digest. */
-        int err = k->e2e_tail || k->verify
+        /* A PUT's value and a verified GET's reply value are checked end to end by digest, by a
+         * node that said it takes them so. */
+        int err = c->tails[node] && (k->e2e_tail || k->verify)
                       ? aq_rpc_call_e2e(c->rpc, c->peers[node], k->method, b, k->e2e_tail,
                                         k->timeout_ms * 1000, kop_cb, k)
                       : aq_rpc_call(c->rpc, c->peers[node], k->method, b, k->timeout_ms * 1000,
@@ -498,8 +502,10 @@ void cli_kop_reset(cli_kop *k) {
 /* ---- liveness probe ---- */
 
 /* Node i's config order from its STATUS reply (its peers in order, then its own index), as our
- * indexes; left unknown when the reply does not say (an older build) or does not add up. */
+ * indexes; left unknown when the reply does not say (an older build) or does not add up. And
+ * whether it takes end-to-end tails (its features, last). */
 static void theirs_learn(cli *c, size_t i, const uint8_t *rep, size_t len) {
+    c->tails[i] = false; /* until this reply says otherwise */
     aq_rd r;
     aq_node_status_node sn;
     if (aq_node_status_rep_begin(&r, rep, len, &sn) != 0 || sn.npeers >= CLI_NO_NODE)
@@ -510,7 +516,7 @@ static void theirs_learn(cli *c, size_t i, const uint8_t *rep, size_t len) {
         return;
     const aq_node_config_node *me = aq_node_config_find(c->conf, sn.name);
     uint16_t self_ours = me ? (uint16_t)(me - c->conf->nodes) : CLI_NO_NODE;
-    uint32_t self;
+    uint32_t self, features;
     size_t j = 0;
     for (uint32_t p = 0; p < sn.npeers; p++) {
         aq_node_status_peer sp;
@@ -519,8 +525,9 @@ static void theirs_learn(cli *c, size_t i, const uint8_t *rep, size_t len) {
         const aq_node_config_node *cn = aq_node_config_find(c->conf, sp.name);
         map[j++] = cn ? (uint16_t)(cn - c->conf->nodes) : CLI_NO_NODE;
     }
-    if (aq_node_status_rep_self_read(&r, &self) != 0 || self > sn.npeers)
+    if (aq_node_status_rep_self_features_read(&r, &self, &features) != 0 || self > sn.npeers)
         goto unknown;
+    c->tails[i] = features & AQ_NODE_FEATURE_TAILS;
     memmove(map + self + 1, map + self, (n - 1 - self) * sizeof *map);
     map[self] = self_ours;
     free(c->theirs[i]);
@@ -641,9 +648,9 @@ size_t cli_probe(cli *c, uint64_t timeout_ms) {
         probe_call *pc = &calls[i];
         pc->c = c;
         pc->i = i;
-        aq_rpc_buf none = {0};
-        int err =
-            aq_rpc_call(c->rpc, c->peers[i], AQ_M_STATUS, none, timeout_ms * 1000, probe_cb, pc);
+        static const uint8_t ask = AQ_NODE_STATUS_ASK_FEATURES;
+        int err = aq_rpc_call(c->rpc, c->peers[i], AQ_M_STATUS, (aq_rpc_buf){&ask, 1, NULL, NULL},
+                              timeout_ms * 1000, probe_cb, pc);
         if (err) {
             pc->done = true;
             pc->err = err;

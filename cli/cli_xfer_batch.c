@@ -1098,6 +1098,7 @@ int cli_xfer_batch_open(cli *c, unsigned workers, unsigned chunks, cli_xfer_batc
     memcpy(b->c.live, c->live, nn * sizeof *c->live);
     memcpy(b->c.mono_off, c->mono_off, nn * sizeof *c->mono_off);
     memcpy(b->c.mono_have, c->mono_have, nn * sizeof *c->mono_have);
+    memcpy(b->c.tails, c->tails, nn * sizeof *c->tails);
     b->c.probe_ms = c->probe_ms;
     if (cli_theirs_copy(&b->c, c) != 0) {
         batch_free(b);

@@ -1055,6 +1055,10 @@ static void handle_status(void *ud, aq_rpc_incoming *in) {
     for (uint32_t j = 0; j < s.npeers; j++)
         aq_node_status_rep_peer(&w, &peers[j]);
     aq_node_status_rep_self(&w, (uint32_t)n->self);
+    size_t qlen;
+    const uint8_t *q = aq_rpc_incoming_data(in, &qlen);
+    if (qlen >= 1 && (q[0] & AQ_NODE_STATUS_ASK_FEATURES))
+        aq_node_status_rep_features(&w, AQ_NODE_FEATURE_TAILS);
     free(peers);
     respond_wr(in, &w);
 }

@@ -656,3 +656,17 @@ int aq_node_status_rep_self_read(aq_rd *r, uint32_t *self) {
     *self = aq_rd_u32(r);
     return aq_rd_done(r) ? 0 : AQ_EPROTO;
 }
+
+void aq_node_status_rep_features(aq_wr *w, uint32_t features) {
+    aq_wr_u32(w, features);
+}
+
+int aq_node_status_rep_self_features_read(aq_rd *r, uint32_t *self, uint32_t *features) {
+    *features = 0;
+    if (r->ok && r->n == 0)
+        return AQ_ENOTFOUND;
+    *self = aq_rd_u32(r);
+    if (r->ok && r->n > 0)
+        *features = aq_rd_u32(r);
+    return aq_rd_done(r) ? 0 : AQ_EPROTO;
+}

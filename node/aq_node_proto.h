@@ -323,5 +323,17 @@ int aq_node_status_rep_next(aq_rd *r, aq_node_status_peer *out);
  * A node of an older build ends the reply before it: the read says AQ_ENOTFOUND then. */
 void aq_node_status_rep_self(aq_wr *w, uint32_t self);
 int aq_node_status_rep_self_read(aq_rd *r, uint32_t *self);
+/* A STATUS request is empty, or one byte of AQ_NODE_STATUS_ASK_* bits; a node of an older build
+ * ignores its bytes. With AQ_NODE_STATUS_ASK_FEATURES the reply ends in the node's features (a u32
+ * of AQ_NODE_FEATURE_* bits) after self, so a caller uses what a node has only once it said so,
+ * and a reply nobody asked for keeps the layout older readers know. */
+#define AQ_NODE_STATUS_ASK_FEATURES 0x01u
+/* It takes a PUT's value as the call's end-to-end tail and answers a GET asking for one with the
+ * value as its tail (aq_rpc_call_e2e): both checked by their digests, not the pipe's checksum. */
+#define AQ_NODE_FEATURE_TAILS 0x01u
+void aq_node_status_rep_features(aq_wr *w, uint32_t features);
+/* self, then the features when present (else *features = 0), then the end: as
+ * aq_node_status_rep_self_read (AQ_ENOTFOUND: a reply without self), else 0 or AQ_EPROTO. */
+int aq_node_status_rep_self_features_read(aq_rd *r, uint32_t *self, uint32_t *features);
 
 #endif

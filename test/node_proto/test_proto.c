@@ -148,6 +148,37 @@ Test(proto, status_roundtrip) {
     aq_wr_free(&w);
 }
 
+/* The features come after self only when asked; a reply without them reads as none. */
+Test(proto, status_features_after_self) {
+    aq_node_status_node s = {.name = "n1", .address = "127.0.0.1:1", .npeers = 0};
+    aq_wr w;
+    aq_wr_init(&w);
+    aq_node_status_rep_node(&w, &s);
+    aq_rd r;
+    aq_node_status_node s2;
+    uint32_t self = 9, feat = 7;
+    cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    cr_expect_eq(aq_node_status_rep_self_features_read(&r, &self, &feat), AQ_ENOTFOUND);
+    cr_expect_eq(feat, 0);
+    aq_node_status_rep_self(&w, 0);
+    cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    feat = 7;
+    cr_expect_eq(aq_node_status_rep_self_features_read(&r, &self, &feat), 0);
+    cr_expect_eq(self, 0);
+    cr_expect_eq(feat, 0, "no features field read as some");
+    aq_node_status_rep_features(&w, AQ_NODE_FEATURE_TAILS);
+    cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    cr_expect_eq(aq_node_status_rep_self_features_read(&r, &self, &feat), 0);
+    cr_expect_eq(feat, AQ_NODE_FEATURE_TAILS);
+    /* A reader of the older layout (self, then the end) refuses it: only an asker gets it. */
+    cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    cr_expect_eq(aq_node_status_rep_self_read(&r, &self), AQ_EPROTO);
+    aq_wr_u8(&w, 0);
+    cr_assert_eq(aq_node_status_rep_begin(&r, w.p, w.len, &s2), 0);
+    cr_expect_eq(aq_node_status_rep_self_features_read(&r, &self, &feat), AQ_EPROTO);
+    aq_wr_free(&w);
+}
+
 Test(proto, user_keys) {
     cr_expect(aq_node_user_key_ok("a", 1));
     cr_expect(aq_node_user_key_ok("../with space/ünï", strlen("../with space/ünï")));
