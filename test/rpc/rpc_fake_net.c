@@ -77,6 +77,26 @@ static void t_timer(void *ctx, uint64_t at) {
 
 const aq_rpc_io rfn_io = {t_now, t_send, t_open, t_write, t_close, t_timer};
 
+void rfn_make_cores(rfn_net *n, uint64_t cid, const char *secret, bool encrypt,
+                    uint64_t reply_cache_us) {
+    for (int i = 0; i < 2; i++) {
+        aq_rpc_config c;
+        aq_rpc_config_init(&c);
+        c.cluster_id = cid;
+        c.incarnation = i ? 200 : 100;
+        c.self = n->addr[i];
+        if (reply_cache_us)
+            c.reply_cache_us = reply_cache_us;
+        if (secret) {
+            c.secret = secret;
+            c.secret_len = strlen(secret);
+            c.encrypt = encrypt;
+        }
+        if (aq_rpc_new(&c, &rfn_io, &n->ep[i], &n->rpc[i]) != 0)
+            abort();
+    }
+}
+
 void rfn_init(rfn_net *n, int port0) {
     memset(n, 0, sizeof *n);
     n->qmax = RFN_QMAX;

@@ -81,6 +81,10 @@ extern const aq_rpc_io rfn_io;
 
 /* Zeroes n and sets addresses 127.0.0.1:port0 and :port0+1; no core is made. */
 void rfn_init(rfn_net *n, int port0);
+/* Makes both cores (A incarnation 100, B 200) of cluster cid at n's addresses, with the secret
+ * (NULL: none), encrypting if asked, and reply_cache_us unless 0 (then the default). */
+void rfn_make_cores(rfn_net *n, uint64_t cid, const char *secret, bool encrypt,
+                    uint64_t reply_cache_us);
 /* Frees both cores, the held writes and the captures, and zeroes n. */
 void rfn_free(rfn_net *n);
 /* Delivers one datagram to its core (none if that core is gone). */

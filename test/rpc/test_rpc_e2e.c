@@ -72,18 +72,7 @@ static void make(bool auth) {
         head[i] = (uint8_t)(0xa0 + i);
     for (size_t i = 0; i < sizeof body; i++)
         body[i] = (uint8_t)(i * 31 + (i >> 11));
-    for (int i = 0; i < 2; i++) {
-        aq_rpc_config c;
-        aq_rpc_config_init(&c);
-        c.cluster_id = CID;
-        c.incarnation = i ? 200 : 100;
-        c.self = N.addr[i];
-        if (auth) {
-            c.secret = SECRET;
-            c.secret_len = strlen(SECRET);
-        }
-        cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[i], &N.rpc[i]), 0);
-    }
+    rfn_make_cores(&N, CID, auth ? SECRET : NULL, false, 0);
     aq_rpc_handle(N.rpc[1], 1, h_get, NULL);
     aq_rpc_handle(N.rpc[1], 2, h_put, NULL);
     aq_rpc_method_e2e(N.rpc[1], 2);

@@ -47,14 +47,7 @@ static void setup(void) {
     stop_after = 0;
     want = NULL;
     want_seen = 0;
-    for (int i = 0; i < 2; i++) {
-        aq_rpc_config c;
-        aq_rpc_config_init(&c);
-        c.cluster_id = CID;
-        c.incarnation = i ? 200 : 100;
-        c.self = N.addr[i];
-        cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[i], &N.rpc[i]), 0);
-    }
+    rfn_make_cores(&N, CID, NULL, false, 0);
     aq_rpc_handle(N.rpc[1], 1, h_rec, NULL);
 }
 

@@ -56,20 +56,7 @@ static void make(bool encrypt, uint64_t reply_cache_us) {
         head[i] = (uint8_t)(0xa0 + i);
     for (size_t i = 0; i < sizeof body; i++)
         body[i] = (uint8_t)(i * 29 + (i >> 9));
-    for (int i = 0; i < 2; i++) {
-        aq_rpc_config c;
-        aq_rpc_config_init(&c);
-        c.cluster_id = CID;
-        c.incarnation = i ? 200 : 100;
-        c.self = N.addr[i];
-        c.reply_cache_us = reply_cache_us;
-        if (encrypt) {
-            c.secret = SECRET;
-            c.secret_len = strlen(SECRET);
-            c.encrypt = true;
-        }
-        cr_assert_eq(aq_rpc_new(&c, &rfn_io, &N.ep[i], &N.rpc[i]), 0);
-    }
+    rfn_make_cores(&N, CID, encrypt ? SECRET : NULL, encrypt, reply_cache_us);
     aq_rpc_handle(N.rpc[1], 1, h_two, NULL);
 }
 
