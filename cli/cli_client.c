@@ -295,7 +295,8 @@ static void kop_outcome(cli_kop *k, const aq_rpc_result *r, uint8_t *rep, size_t
     /* A value that failed its digest check after crossing the pipe as an end-to-end tail (which
      * only that check covers) may have been damaged on the way rather than where it is stored:
      * the same node is asked once more, as a frame failing its checksum would have been resent. */
-    if (e == AQ_ECORRUPT && !k->again && (k->e2e_tail || r->e2e_from < replen) && c->live[node]) {
+    bool tail = (k->e2e_tail && c->tails[node]) || r->e2e_from < replen;
+    if (e == AQ_ECORRUPT && !k->again && tail && c->live[node]) {
         k->again = true;
         k->next_retry = c->retry;
         c->retry = k;
