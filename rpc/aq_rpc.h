@@ -16,6 +16,9 @@
  *    took.
  *  - Every datagram and frame is bounds-checked before any field is trusted; a bad one is
  *    dropped and counted and changes nothing.
+ *  - Every byte delivered was checksummed (or tagged, with a secret) on its way, except a
+ *    message's end-to-end tail (aq_rpc_call_e2e), which is delivered only to an application that
+ *    said it checks it against a digest of its own, and is marked as such.
  *
  * The core does no I/O and never blocks: the driver (libuv in aq_rpc_uv.h, a fault-injecting
  * simulator in the tests) feeds it datagrams, pipe bytes, write completions and timer expiries, and

@@ -66,7 +66,7 @@ typedef struct aq_rpc_blob {
     const uint8_t *data2;
     aq_rpc_buf buf, buf2; /* released when refs drop to 0, unless owned */
     void *owned, *owned2; /* our own copies, freed when refs drop to 0 */
-    size_t e2e_from;      /* where its end-to-end tail starts (aq_rpc_buf.e2e); len: none */
+    size_t e2e_from;      /* where its end-to-end tail starts (aq_rpc_call_e2e); len: none */
 } aq_rpc_blob;
 
 /* A CALL or REPLY that travels over the pipe. */

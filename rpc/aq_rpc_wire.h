@@ -34,7 +34,7 @@
  * the MAC is the AEAD tag (see aq_rpc_auth.h). */
 #define AQ_RPC_FLAG_ENC 0x0002u
 /* Flag bit 2 (only without bit 0, only on CALL and REPLY pipe frames): the checksum covers the
- * header alone. The fragment's bytes lie in its message's end-to-end tail (aq_rpc_buf.e2e), which
+ * header alone. The fragment's bytes lie in its message's end-to-end tail (aq_rpc_call_e2e), which
  * the receiving application checks against a digest of its own; the receiver's core takes them
  * only for a call whose handler said it does (aq_rpc_method_e2e) or a reply to a call that asked
  * (bit 3). Fragments never straddle the tail's start, so every byte before it is checksummed. */
