@@ -175,6 +175,8 @@ bool rfn_pipes_step(rfn_net *n) {
         memmove(n->w, n->w + 1, (size_t)(n->nw - 1) * sizeof n->w[0]);
         n->nw--;
         rfn_conn *c = conn_of(n, w.conn);
+        if (n->on_write)
+            n->on_write(&w);
         if (c && !c->dead)
             rfn_pipe_feed(n, 1 - w.from, c->in_id, w.d, w.len);
         if (n->rpc[w.from])

@@ -73,6 +73,7 @@ struct rfn_net {
     rfn_conn pc[RFN_CONNS];
     int npc;
     uint8_t *cap[2]; /* if set (capmax bytes each): every pipe byte each core wrote, in order */
+    void (*on_write)(rfn_write *w); /* if set: sees (and may change) each write as it crosses */
     size_t ncap[2], capmax;
 };
 

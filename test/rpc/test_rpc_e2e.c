@@ -59,6 +59,8 @@ static void done(void *ud, const aq_rpc_result *r) {
     }
 }
 
+static void inspect(rfn_write *w);
+
 static void make(bool auth) {
     rfn_init(&N, 9300);
     N.pipes = true;
@@ -73,6 +75,7 @@ static void make(bool auth) {
     for (size_t i = 0; i < sizeof body; i++)
         body[i] = (uint8_t)(i * 31 + (i >> 11));
     rfn_make_cores(&N, CID, auth ? SECRET : NULL, false, 0);
+    N.on_write = inspect;
     aq_rpc_handle(N.rpc[1], 1, h_get, NULL);
     aq_rpc_handle(N.rpc[1], 2, h_put, NULL);
     aq_rpc_method_e2e(N.rpc[1], 2);
@@ -106,18 +109,7 @@ static void inspect(rfn_write *w) {
 
 static void run_until_done(outcome *o) {
     for (int i = 0; i < 100000 && !o->n; i++) {
-        for (;;) {
-            while (N.nq) {
-                rfn_pkt p = N.q[0];
-                memmove(N.q, N.q + 1, (size_t)(N.nq - 1) * sizeof N.q[0]);
-                N.nq--;
-                rfn_deliver(&N, &p);
-            }
-            if (N.nw)
-                inspect(&N.w[0]);
-            if (!rfn_pipes_step(&N))
-                break;
-        }
+        rfn_flush(&N);
         if (!o->n)
             cr_assert(rfn_tick(&N), "nothing left to do and no outcome");
     }
